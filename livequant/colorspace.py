@@ -1,0 +1,84 @@
+"""Conversions between sRGB and OKLab (Ottosson 2020), vectorized.
+
+OKLab is a perceptual space: Euclidean distance in it follows perceived colour
+difference far better than in sRGB, which is why palettes are fitted and
+matched in it by default. Coefficients from https://bottosson.github.io/posts/oklab/.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+__all__ = ["COLOR_SPACES", "from_space", "oklab_to_srgb", "srgb_to_oklab", "to_space"]
+
+COLOR_SPACES = ("oklab", "rgb")
+
+_LINEAR_TO_LMS = np.array(
+    [
+        [0.4122214708, 0.5363325363, 0.0514459929],
+        [0.2119034982, 0.6806995451, 0.1073969566],
+        [0.0883024619, 0.2817188376, 0.6299787005],
+    ],
+    dtype=np.float64,
+)
+_LMS_TO_OKLAB = np.array(
+    [
+        [0.2104542553, 0.7936177850, -0.0040720468],
+        [1.9779984951, -2.4285922050, 0.4505937099],
+        [0.0259040371, 0.7827717662, -0.8086757660],
+    ],
+    dtype=np.float64,
+)
+_OKLAB_TO_LMS = np.linalg.inv(_LMS_TO_OKLAB)
+_LMS_TO_LINEAR = np.linalg.inv(_LINEAR_TO_LMS)
+
+
+def _srgb_to_linear(c: np.ndarray) -> np.ndarray:
+    c = c / 255.0
+    return np.where(c <= 0.04045, c / 12.92, ((c + 0.055) / 1.055) ** 2.4)
+
+
+def _linear_to_srgb(c: np.ndarray) -> np.ndarray:
+    c = np.clip(c, 0.0, 1.0)
+    return 255.0 * np.where(c <= 0.0031308, 12.92 * c, 1.055 * c ** (1 / 2.4) - 0.055)
+
+
+_SRGB8_TO_LINEAR = _srgb_to_linear(np.arange(256, dtype=np.float64))
+
+
+def srgb_to_oklab(rgb: np.ndarray) -> np.ndarray:
+    """Convert sRGB colours to OKLab.
+
+    Parameters
+    ----------
+    rgb : (..., 3) uint8 or float ndarray
+        sRGB values on the 0-255 scale.
+
+    Returns
+    -------
+    (..., 3) float32 ndarray
+        OKLab ``L, a, b`` with L in [0, 1].
+    """
+    rgb = np.asarray(rgb)
+    linear = _SRGB8_TO_LINEAR[rgb] if rgb.dtype == np.uint8 else _srgb_to_linear(rgb.astype(np.float64))
+    lms = np.cbrt(linear @ _LINEAR_TO_LMS.T)
+    return (lms @ _LMS_TO_OKLAB.T).astype(np.float32)
+
+
+def oklab_to_srgb(lab: np.ndarray) -> np.ndarray:
+    """Convert OKLab colours to sRGB on the 0-255 scale (float64, clipped to the gamut)."""
+    lms = np.asarray(lab, dtype=np.float64) @ _OKLAB_TO_LMS.T
+    return _linear_to_srgb((lms**3) @ _LMS_TO_LINEAR.T)
+
+
+def to_space(rgb: np.ndarray, color_space: str) -> np.ndarray:
+    """sRGB (0-255) to the working space ``color_space`` as float32."""
+    if color_space == "oklab":
+        return srgb_to_oklab(rgb)
+    return np.asarray(rgb, dtype=np.float32)
+
+
+def from_space(values: np.ndarray, color_space: str) -> np.ndarray:
+    """Working-space values back to ``(..., 3) uint8`` sRGB, rounded and clipped."""
+    rgb = oklab_to_srgb(values) if color_space == "oklab" else np.asarray(values, dtype=np.float64)
+    return np.clip(np.rint(rgb), 0, 255).astype(np.uint8)

@@ -1,0 +1,251 @@
+"""Palette fitting: spread samples, warm MiniBatchKMeans, slot matching, refit policy.
+
+A palette for moving pictures must be good on each frame and stable across
+frames. The fitter samples the same spatially spread pixel positions each time,
+starts every refit from the current centres (no random re-seeding while the
+picture is steady), matches the new centres to the old slots so slot ``i``
+keeps its colour, and leaves slots that moved less than a deadband alone. The
+`RefitPolicy` decides when to refit: on a clock, when the error drifts, and
+afresh on a scene cut.
+"""
+
+from __future__ import annotations
+
+import functools
+import warnings
+from dataclasses import dataclass
+
+import numpy as np
+from scipy.optimize import linear_sum_assignment
+from sklearn.cluster import MiniBatchKMeans
+from sklearn.exceptions import ConvergenceWarning
+
+from livequant.colorspace import from_space, to_space
+from livequant.lookup import _nearest
+
+__all__ = ["Fit", "PaletteFitter", "RefitPolicy", "sample_positions"]
+
+
+@functools.lru_cache(maxsize=8)
+def sample_positions(height: int, width: int, size: int, seed: int) -> np.ndarray:
+    """Flat pixel indices of a jittered grid: spread over the frame, the same every call.
+
+    Returns
+    -------
+    (N,) int64 ndarray
+        ``N = min(size, height * width)`` distinct indices.
+    """
+    n = height * width
+    if size >= n:
+        return np.arange(n)
+    rng = np.random.default_rng(seed)
+    step = np.sqrt(n / size)
+    ys = np.arange(0, height, step)
+    xs = np.arange(0, width, step)
+    yy = (ys[:, None] + rng.uniform(0, step, (len(ys), len(xs)))).astype(np.int64).clip(0, height - 1)
+    xx = (xs[None, :] + rng.uniform(0, step, (len(ys), len(xs)))).astype(np.int64).clip(0, width - 1)
+    flat = np.unique((yy * width + xx).ravel())
+    return np.sort(rng.choice(flat, size, replace=False)) if len(flat) > size else flat
+
+
+@dataclass(frozen=True, eq=False)
+class Fit:
+    """A fitted palette.
+
+    Attributes
+    ----------
+    colors : (K, 3) uint8 ndarray
+        Palette colours; locked colours first.
+    centres : (K, 3) float32 ndarray
+        The same colours in the working colour space.
+    error : float
+        Mean squared distance of the samples to their nearest centre.
+    """
+
+    colors: np.ndarray
+    centres: np.ndarray
+    error: float
+
+
+class PaletteFitter:
+    """Fits palettes of ``n_colors`` entries to frames.
+
+    Parameters
+    ----------
+    n_colors : int
+        Palette size K, 1..256, locked colours included.
+    color_space : {"oklab", "rgb"}
+        Space the clustering runs in.
+    sample_size : int
+        Pixels sampled per fit.
+    seed : int
+        Seed for sample positions and k-means++.
+    locked : (L, 3) uint8 ndarray, optional
+        Colours always in the palette.
+    refine_steps : int
+        Full Lloyd iterations on the sample after MiniBatchKMeans.
+    deadband : int
+        A slot whose colour moved by at most this many levels (per channel)
+        in a warm refit keeps its old colour.
+    """
+
+    def __init__(
+        self,
+        n_colors: int,
+        *,
+        color_space: str,
+        sample_size: int,
+        seed: int,
+        locked: np.ndarray | None = None,
+        refine_steps: int = 2,
+        deadband: int = 2,
+    ):
+        self.color_space = color_space
+        self.sample_size = sample_size
+        self.seed = seed
+        self.locked = np.zeros((0, 3), np.uint8) if locked is None else np.asarray(locked, np.uint8)
+        self.n_adaptive = n_colors - len(self.locked)
+        self.refine_steps = refine_steps
+        self.deadband = deadband
+
+    def sample(self, frame: np.ndarray) -> np.ndarray:
+        """Pixels of ``frame`` at the fixed sample positions, ``(N, 3) uint8``."""
+        h, w = frame.shape[:2]
+        return frame.reshape(-1, 3)[sample_positions(h, w, self.sample_size, self.seed)]
+
+    def error(self, samples: np.ndarray, fit: Fit) -> float:
+        """Mean squared working-space distance of ``samples`` to ``fit``'s nearest centres."""
+        points = to_space(samples, self.color_space)
+        nearest = _nearest(points, fit.centres, self.color_space)
+        return float(((points - fit.centres[nearest]) ** 2).sum(axis=1).mean())
+
+    def fit(self, samples: np.ndarray, previous: Fit | None = None) -> Fit:
+        """Fit a palette to ``samples``; warm from ``previous`` when given.
+
+        Parameters
+        ----------
+        samples : (N, 3) uint8 ndarray
+        previous : Fit, optional
+            The palette in force. Its centres seed the fit and the new colours
+            are matched to its slots.
+
+        Returns
+        -------
+        Fit
+        """
+        unique, counts = _unique_colors(samples)
+        points = to_space(unique, self.color_space)
+        weights = counts.astype(np.float64)
+        locked = to_space(self.locked, self.color_space)
+        if len(locked):  # leave what the locked colours already cover to them
+            near = ((points[:, None, :] - locked[None, :, :]) ** 2).sum(axis=2).min(axis=1)
+            keep = near > np.quantile(near, 0.05) if len(near) > 1 else near >= 0
+            points, weights = points[keep], weights[keep]
+        adaptive = self._cluster(points, weights, previous)
+        centres = np.concatenate([locked, adaptive]).astype(np.float32)
+        colors = from_space(centres, self.color_space)
+        if previous is not None and len(previous.colors) == len(colors):
+            colors = self._match(previous, colors, centres)
+        centres = to_space(colors, self.color_space)  # exactly the colours shown
+        fit = Fit(colors=colors, centres=centres, error=0.0)
+        return Fit(colors=colors, centres=centres, error=self.error(samples, fit))
+
+    def _cluster(self, points: np.ndarray, weights: np.ndarray, previous: Fit | None) -> np.ndarray:
+        """Adaptive centres, ``(min(n_adaptive, n_points), 3)``."""
+        k = self.n_adaptive
+        if k <= 0 or len(points) == 0:
+            return np.zeros((0, 3), np.float32)
+        if len(points) <= k:
+            return points
+        n_locked = len(self.locked)
+        warm = previous is not None and len(previous.centres) - n_locked == k
+        kmeans = MiniBatchKMeans(
+            n_clusters=k,
+            init=previous.centres[n_locked:] if warm else "k-means++",
+            n_init=1,
+            batch_size=min(len(points), max(1024, 8 * k)),
+            max_iter=20 if warm else 50,
+            reassignment_ratio=0.0 if warm else 0.01,
+            random_state=self.seed,
+        )
+        with warnings.catch_warnings():  # duplicate points can leave empty clusters
+            warnings.simplefilter("ignore", ConvergenceWarning)
+            kmeans.fit(points, sample_weight=weights)
+        return _lloyd(points, weights, kmeans.cluster_centers_.astype(np.float32), self.refine_steps, self.color_space)
+
+    def _match(self, previous: Fit, colors: np.ndarray, centres: np.ndarray) -> np.ndarray:
+        """New colours reordered to the previous slots; slots inside the deadband keep their colour."""
+        n_locked = len(self.locked)
+        cost = ((previous.centres[n_locked:, None, :] - centres[None, n_locked:, :]) ** 2).sum(axis=2)
+        _, order = linear_sum_assignment(cost)
+        colors = np.concatenate([colors[:n_locked], colors[n_locked:][order]])
+        still = np.abs(colors.astype(np.int16) - previous.colors).max(axis=1) <= self.deadband
+        colors[still] = previous.colors[still]
+        return colors
+
+
+def _unique_colors(samples: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Distinct colours of ``samples`` and how often each occurs."""
+    packed = (samples[:, 0].astype(np.uint32) << 16) | (samples[:, 1].astype(np.uint32) << 8) | samples[:, 2]
+    unique, counts = np.unique(packed, return_counts=True)
+    rgb = np.stack([unique >> 16, (unique >> 8) & 255, unique & 255], axis=1).astype(np.uint8)
+    return rgb, counts
+
+
+def _lloyd(points: np.ndarray, weights: np.ndarray, centres: np.ndarray, steps: int, color_space: str) -> np.ndarray:
+    """Weighted Lloyd iterations; an emptied centre stays where it was."""
+    for _ in range(steps):
+        nearest = _nearest(points, centres, color_space).astype(np.intp)
+        total = np.bincount(nearest, weights=weights, minlength=len(centres))
+        sums = np.stack(
+            [np.bincount(nearest, weights=weights * points[:, c], minlength=len(centres)) for c in range(3)], axis=1
+        )
+        filled = total > 0
+        centres[filled] = (sums[filled] / total[filled, None]).astype(np.float32)
+    return centres
+
+
+class RefitPolicy:
+    """When to refit: on a clock, on error drift, and afresh on a scene cut.
+
+    Parameters
+    ----------
+    refit_every : int
+        Try a warm refit at least every this many frames (0: never on a clock).
+    drift : float
+        Refit warm when the palette's error exceeds its error at the last
+        fit by this fraction.
+    scene_cut : float
+        Refit from scratch when the error exceeds this multiple of the error
+        at the last fit.
+    min_gain : float
+        A warm refit replaces the palette only if it lowers the error by this
+        fraction; otherwise the palette (and the picture) stay as they are.
+    """
+
+    def __init__(self, refit_every: int, drift: float = 0.25, scene_cut: float = 3.0, min_gain: float = 0.03):
+        self.refit_every = refit_every
+        self.drift = drift
+        self.scene_cut = scene_cut
+        self.min_gain = min_gain
+        self.frames_since = 0
+        self.baseline = 0.0
+
+    def decide(self, error: float) -> str:
+        """Return ``"fresh"``, ``"warm"`` or ``"keep"`` for the palette's ``error`` on a new frame."""
+        self.frames_since += 1
+        floor = self.baseline + 1e-9
+        if error > self.scene_cut * floor:
+            return "fresh"
+        if error > (1 + self.drift) * floor or (self.refit_every and self.frames_since >= self.refit_every):
+            return "warm"
+        return "keep"
+
+    def accept(self, current_error: float, candidate: Fit) -> bool:
+        """Whether a warm ``candidate`` is worth a visible palette change."""
+        return candidate.error < (1 - self.min_gain) * current_error
+
+    def fitted(self, error: float) -> None:
+        """Record a refit attempt whose resulting palette has ``error``."""
+        self.frames_since = 0
+        self.baseline = error

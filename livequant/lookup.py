@@ -1,0 +1,287 @@
+"""Nearest-colour lookup: a 3-D table over the RGB cube and the compiled kernels that apply it.
+
+The cube is cut into 64 x 64 x 64 cells (4 levels a side). Each cell holds the
+palette entry nearest to the cell's centre in the working colour space. A cell
+that contains a palette colour points instead to a fine 4 x 4 x 4 block with the
+exact nearest entry of each of its 64 colours, so every palette colour maps to
+itself. A lookup is two loads and one well-predicted branch.
+`nearest_reference` is the plain numpy brute force the tests compare against.
+"""
+
+from __future__ import annotations
+
+import functools
+from dataclasses import dataclass
+
+import numba as nb
+import numpy as np
+
+from livequant.colorspace import to_space
+
+__all__ = ["LookupTable", "build_table", "nearest_exact", "nearest_reference"]
+
+BITS = 6
+LEVELS = 1 << BITS
+SHIFT = 8 - BITS
+FINE_FLAG = 256  # table values >= FINE_FLAG point to a fine block
+
+
+@dataclass(frozen=True, eq=False)
+class LookupTable:
+    """A nearest-colour table for one palette in one colour space.
+
+    Attributes
+    ----------
+    colors : (K, 3) uint8 ndarray
+        The palette the table maps into.
+    table : (64 ** 3,) uint16 ndarray
+        Palette index of each cell, or ``FINE_FLAG + block`` for a refined cell.
+    fine : (64 * n_blocks,) uint8 ndarray
+        Exact palette index of each colour of the refined cells.
+    spread : float
+        Typical RGB distance between neighbouring palette colours (dither amplitude).
+    """
+
+    colors: np.ndarray
+    table: np.ndarray
+    fine: np.ndarray
+    spread: float
+
+
+@functools.cache
+def _cell_centres(color_space: str) -> np.ndarray:
+    """Working-space coordinates of every cell centre, ``(64 ** 3, 3) float32``."""
+    axis = np.arange(LEVELS, dtype=np.float64) * (1 << SHIFT) + ((1 << SHIFT) - 1) / 2
+    r, g, b = np.meshgrid(axis, axis, axis, indexing="ij")
+    rgb = np.stack([r.ravel(), g.ravel(), b.ravel()], axis=1)
+    return np.ascontiguousarray(to_space(rgb, color_space))
+
+
+def _projection_axis(color_space: str) -> np.ndarray:
+    """A unit vector along which palette entries are sorted to prune the search."""
+    if color_space == "oklab":
+        return np.array([1.0, 0.0, 0.0], dtype=np.float32)  # lightness
+    return np.full(3, 1 / np.sqrt(3), dtype=np.float32)  # gray axis
+
+
+@nb.njit(parallel=True, nogil=True, cache=True)
+def _nearest_sorted(points, centres, axis, out):  # pragma: no cover - compiled
+    """Index of the nearest centre for each point (ties: lowest index).
+
+    Centres are sorted by their projection on ``axis``; the search walks out
+    from the point's own projection and stops once the projected gap alone
+    exceeds the best distance found, which is exact and prunes most entries.
+    """
+    k = centres.shape[0]
+    proj = centres @ axis
+    order = np.argsort(proj, kind="mergesort")
+    sorted_proj = proj[order]
+    for i in nb.prange(points.shape[0]):
+        p0, p1, p2 = points[i, 0], points[i, 1], points[i, 2]
+        pp = p0 * axis[0] + p1 * axis[1] + p2 * axis[2]
+        start = np.searchsorted(sorted_proj, pp)
+        best = np.inf
+        best_i = k
+        lo, hi = start - 1, start
+        while lo >= 0 or hi < k:
+            gap_lo = pp - sorted_proj[lo] if lo >= 0 else np.inf
+            gap_hi = sorted_proj[hi] - pp if hi < k else np.inf
+            if gap_lo <= gap_hi:
+                j, gap = order[lo], gap_lo
+                lo -= 1
+            else:
+                j, gap = order[hi], gap_hi
+                hi += 1
+            if gap * gap > best:
+                break
+            d0 = p0 - centres[j, 0]
+            d1 = p1 - centres[j, 1]
+            d2 = p2 - centres[j, 2]
+            d = d0 * d0 + d1 * d1 + d2 * d2
+            if d < best or (d == best and j < best_i):
+                best = d
+                best_i = j
+        out[i] = best_i
+
+
+def _nearest(points: np.ndarray, centres: np.ndarray, color_space: str) -> np.ndarray:
+    out = np.empty(points.shape[0], dtype=np.uint16)
+    _nearest_sorted(points, centres, _projection_axis(color_space), out)
+    return out
+
+
+def _spread(colors: np.ndarray) -> float:
+    """Median RGB distance from each palette colour to its nearest neighbour."""
+    if len(colors) < 2:
+        return 0.0
+    c = colors.astype(np.float32)
+    d = np.sqrt(((c[:, None, :] - c[None, :, :]) ** 2).sum(axis=2))
+    np.fill_diagonal(d, np.inf)
+    return float(np.median(d.min(axis=1)))
+
+
+def build_table(colors: np.ndarray, color_space: str) -> LookupTable:
+    """Build the lookup table mapping every RGB cell to its nearest palette entry.
+
+    Parameters
+    ----------
+    colors : (K, 3) uint8 ndarray
+        Palette colours, K in 1..256.
+    color_space : {"oklab", "rgb"}
+        Space in which "nearest" is measured.
+
+    Returns
+    -------
+    LookupTable
+    """
+    colors = np.ascontiguousarray(colors, dtype=np.uint8)
+    centres = to_space(colors, color_space)
+    table = _nearest(_cell_centres(color_space), centres, color_space)
+    refined = np.unique(_cell_index(colors))
+    table[refined] = FINE_FLAG + np.arange(len(refined), dtype=np.uint16)
+    offsets = np.arange(1 << (3 * SHIFT))
+    step = 1 << SHIFT
+    within = np.stack([offsets >> (2 * SHIFT), (offsets >> SHIFT) % step, offsets % step], axis=1)
+    corners = np.stack([refined >> (2 * BITS), (refined >> BITS) % LEVELS, refined % LEVELS], axis=1) << SHIFT
+    fine_rgb = (corners[:, None, :] + within[None, :, :]).reshape(-1, 3)
+    fine = _nearest(to_space(fine_rgb, color_space), centres, color_space).astype(np.uint8)
+    return LookupTable(colors=colors, table=table, fine=fine, spread=_spread(colors))
+
+
+def _cell_index(rgb: np.ndarray) -> np.ndarray:
+    c = rgb.astype(np.int64) >> SHIFT
+    return (c[:, 0] << (2 * BITS)) | (c[:, 1] << BITS) | c[:, 2]
+
+
+@nb.njit(inline="always")
+def _lookup(r, g, b, table, fine):  # pragma: no cover - compiled
+    r, g, b = np.intp(r), np.intp(g), np.intp(b)
+    i = np.intp(table[((r >> 2) << 12) | ((g >> 2) << 6) | (b >> 2)])
+    if i >= 256:
+        i = np.intp(fine[((i - 256) << 6) | ((r & 3) << 4) | ((g & 3) << 2) | (b & 3)])
+    return i
+
+
+@nb.njit(inline="always")
+def _distance2(r, g, b, colors, j):  # pragma: no cover - compiled
+    d0 = np.int32(r) - colors[j, 0]
+    d1 = np.int32(g) - colors[j, 1]
+    d2 = np.int32(b) - colors[j, 2]
+    return d0 * d0 + d1 * d1 + d2 * d2
+
+
+@nb.njit(inline="always")
+def _put(i, colors, out_idx, out_rgb, y, x):  # pragma: no cover - compiled
+    out_idx[y, x] = i
+    out_rgb[y, x, 0] = colors[i, 0]
+    out_rgb[y, x, 1] = colors[i, 1]
+    out_rgb[y, x, 2] = colors[i, 2]
+
+
+@nb.njit(inline="always")
+def _offset(v, o):  # pragma: no cover - compiled
+    return min(max(np.intp(v) + o, 0), 255)
+
+
+@nb.njit(parallel=True, nogil=True, cache=True)
+def map_frame(frame, table, fine, colors, offsets, out_idx, out_rgb):  # pragma: no cover - compiled
+    """Map every pixel through the table, writing indices and colours.
+
+    Parameters
+    ----------
+    frame : (H, W, 3) uint8
+    table, fine, colors : arrays of a `LookupTable`
+    offsets : (M, M) int16, M a power of two
+        Ordered-dither offsets added to all three channels, tiled over the
+        frame; ``(1, 1)`` for none.
+    out_idx : (H, W) uint8
+    out_rgb : (H, W, 3) uint8
+    """
+    h, w = frame.shape[0], frame.shape[1]
+    wrap = offsets.shape[0] - 1
+    for y in nb.prange(h):
+        if wrap == 0:
+            for x in range(w):
+                i = _lookup(frame[y, x, 0], frame[y, x, 1], frame[y, x, 2], table, fine)
+                _put(i, colors, out_idx, out_rgb, y, x)
+        else:
+            row = offsets[y & wrap]
+            for x in range(w):
+                o = row[x & wrap]
+                r, g, b = _offset(frame[y, x, 0], o), _offset(frame[y, x, 1], o), _offset(frame[y, x, 2], o)
+                _put(_lookup(r, g, b, table, fine), colors, out_idx, out_rgb, y, x)
+
+
+@nb.njit(parallel=True, nogil=True, cache=True)
+def map_frame_held(frame, table, fine, colors, offsets, threshold, margin, ref, out_idx, out_rgb):  # pragma: no cover
+    """`map_frame` with temporal hold: still pixels keep their previous index.
+
+    A pixel whose channels all differ from ``ref`` by at most ``threshold``
+    keeps its index in ``out_idx``; any other pixel is mapped afresh and
+    ``ref`` takes its value. With ``margin >= 0`` (the frame after a palette
+    change) a kept index must also stay within ``margin`` of the best entry's
+    squared RGB error, or the pixel moves to the best entry.
+
+    Parameters
+    ----------
+    threshold : int
+        Largest per-channel change, in levels, that counts as still.
+    margin : int
+        Squared RGB error allowance, or ``-1`` for no check.
+    ref : (H, W, 3) uint8
+        Input values at which each kept index was chosen (updated in place).
+    """
+    h, w = frame.shape[0], frame.shape[1]
+    wrap = offsets.shape[0] - 1
+    for y in nb.prange(h):
+        row = offsets[y & wrap]
+        for x in range(w):
+            r, g, b = np.intp(frame[y, x, 0]), np.intp(frame[y, x, 1]), np.intp(frame[y, x, 2])
+            still = max(abs(r - ref[y, x, 0]), abs(g - ref[y, x, 1]), abs(b - ref[y, x, 2])) <= threshold
+            o = row[x & wrap]
+            if still:
+                i = np.intp(out_idx[y, x])
+                if margin >= 0:
+                    best = _lookup(_offset(r, o), _offset(g, o), _offset(b, o), table, fine)
+                    if _distance2(r, g, b, colors, i) > _distance2(r, g, b, colors, best) + margin:
+                        i = best
+            else:
+                ref[y, x, 0], ref[y, x, 1], ref[y, x, 2] = r, g, b
+                i = _lookup(_offset(r, o), _offset(g, o), _offset(b, o), table, fine)
+            _put(i, colors, out_idx, out_rgb, y, x)
+
+
+def nearest_exact(frame: np.ndarray, colors: np.ndarray, color_space: str) -> np.ndarray:
+    """Exact nearest palette index of every pixel (no table), for stills.
+
+    Returns
+    -------
+    (H, W) uint8 ndarray
+    """
+    h, w = frame.shape[:2]
+    flat = frame.reshape(-1, 3)
+    packed = (flat[:, 0].astype(np.uint32) << 16) | (flat[:, 1].astype(np.uint32) << 8) | flat[:, 2]
+    unique, inverse = np.unique(packed, return_inverse=True)
+    unique_rgb = np.stack([(unique >> 16) & 255, (unique >> 8) & 255, unique & 255], axis=1).astype(np.uint8)
+    nearest = _nearest(to_space(unique_rgb, color_space), to_space(colors, color_space), color_space)
+    return nearest[inverse.ravel()].astype(np.uint8).reshape(h, w)
+
+
+def nearest_reference(pixels: np.ndarray, colors: np.ndarray, color_space: str) -> np.ndarray:
+    """Brute-force nearest palette index in plain numpy (the tests' reference).
+
+    Parameters
+    ----------
+    pixels : (N, 3) uint8 or float ndarray
+        sRGB values on the 0-255 scale.
+    colors : (K, 3) uint8 ndarray
+    color_space : {"oklab", "rgb"}
+
+    Returns
+    -------
+    (N,) int64 ndarray
+    """
+    p = to_space(pixels, color_space)
+    c = to_space(colors, color_space)
+    d = ((p[:, None, :] - c[None, :, :]) ** 2).sum(axis=2)
+    return d.argmin(axis=1)
