@@ -1,0 +1,367 @@
+"""Palettes: K fixed RGB colours, and the palette file formats.
+
+A `Palette` is immutable: its ``colors`` are a read-only ``(K, 3) uint8``
+array with ``1 <= K <= 256``. Palettes are read and written as GIMP ``.gpl``,
+Adobe ``.act``, ``.json`` (a list of ``"#rrggbb"``), ``.hex`` / ``.txt`` (one
+colour per line, as Lospec exports) and ``.png`` swatches (indexed PNG).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import struct
+import tempfile
+import zlib
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable, NamedTuple
+
+import numpy as np
+
+from livequant.errors import SinkError, SourceError
+
+__all__ = ["MAX_COLORS", "Palette", "resolve"]
+
+MAX_COLORS = 256
+_HEX = re.compile(r"#?([0-9a-f]{6})", re.IGNORECASE)
+_ARGB = re.compile(r"[0-9a-f]{8}", re.IGNORECASE)  # Paint.NET .txt: AARRGGBB
+_GPL_ROW = re.compile(r"\s*(\d{1,3})\s+(\d{1,3})\s+(\d{1,3})(?:\s.*)?", re.ASCII)
+_PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
+_SWATCH = 16  # side of one swatch square in pixels, and squares per row
+
+
+@dataclass(frozen=True, eq=False, repr=False)
+class Palette:
+    """An immutable, ordered list of K RGB colours.
+
+    Parameters
+    ----------
+    colors : array_like of int, shape (K, 3)
+        One row of 0..255 integers per colour, ``1 <= K <= 256``.
+    name : str
+        A label such as the preset or file name; not part of equality.
+
+    Attributes
+    ----------
+    colors : (K, 3) uint8 ndarray
+        A read-only copy of the colours.
+    name : str
+    """
+
+    colors: np.ndarray
+    name: str = ""
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.name, str):
+            raise TypeError(f"palette name must be a str, got {type(self.name).__name__}")
+        if isinstance(self.colors, (str, bytes)):
+            raise TypeError("palette colors must be a (K, 3) array of 0..255 integers, got a string; "
+                            "use Palette.from_hex for hex codes")
+        try:
+            a = np.array(self.colors)
+            shape = a.shape
+        except ValueError:  # a ragged nested sequence
+            a, shape = None, "a ragged sequence"
+        if a is None or a.ndim != 2 or a.shape[1] != 3 or not 1 <= len(a) <= MAX_COLORS:
+            raise ValueError(f"palette colors must be (K, 3) with K in 1..{MAX_COLORS}, got {shape}")
+        if a.dtype.kind not in "iu":
+            raise TypeError(f"palette colors must be integers 0..255, got dtype {a.dtype}; "
+                            "round floats and cast with .astype(np.uint8)")
+        if a.min() < 0 or a.max() > 255:
+            raise ValueError(f"palette colors must be in 0..255, got values {a.min()}..{a.max()}")
+        a = a.astype(np.uint8)
+        a.flags.writeable = False
+        object.__setattr__(self, "colors", a)
+
+    @classmethod
+    def from_hex(cls, codes, name: str = "") -> Palette:
+        """Make a palette from ``"#rrggbb"`` codes (``#`` optional; one str is split on commas/spaces)."""
+        if isinstance(codes, str):
+            codes = codes.replace(",", " ").split()
+        return cls([_parse_hex(code, f"hex colour {i}") for i, code in enumerate(codes)], name)
+
+    @classmethod
+    def from_file(cls, path: str | os.PathLike) -> Palette:
+        """Read a palette file; the format follows the suffix.
+
+        Raises
+        ------
+        SourceError
+            If the file is missing or cannot be read.
+        ValueError
+            If the suffix is unknown or the contents are not a valid palette.
+        """
+        path = Path(path)
+        fmt = _format(path)
+        try:
+            data = path.read_bytes()
+        except FileNotFoundError:
+            raise SourceError(f"palette file {path} does not exist; check the path, "
+                              "or name a preset (see `livequant --help`)") from None
+        except OSError as e:
+            raise SourceError(f"cannot read palette file {path}: {e.strerror or e}; "
+                              "check that it is a readable file") from None
+        try:
+            colors, name = fmt.read(data)
+            if not 1 <= len(colors) <= MAX_COLORS:
+                raise ValueError(f"it holds {len(colors)} colours, not 1..{MAX_COLORS}")
+        except ValueError as e:
+            raise ValueError(f"{path} is not a valid {fmt.title}: {e}; {fmt.hint}") from None
+        return cls(colors, name or path.stem)
+
+    def save(self, path: str | os.PathLike, *, overwrite: bool = True) -> None:
+        """Write the palette; the format follows the suffix.
+
+        The file is written beside the target and renamed into place, so a
+        failed write never leaves half a file.
+
+        Raises
+        ------
+        ValueError
+            If the suffix is not a palette format.
+        SinkError
+            If the file exists and ``overwrite`` is false, or cannot be written.
+        """
+        path = Path(path)
+        data = _format(path).write(self, self.name or path.stem)
+        if not overwrite and path.exists():
+            raise SinkError(f"{path} exists; use -y to overwrite")
+        try:
+            fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+            try:
+                with os.fdopen(fd, "wb") as f:
+                    f.write(data)
+                os.chmod(tmp, 0o644)
+                os.replace(tmp, path)
+            except BaseException:
+                os.unlink(tmp)
+                raise
+        except OSError as e:
+            raise SinkError(f"cannot write palette file {path}: {e.strerror or e}; "
+                            "check that the folder exists and is writable") from None
+
+    def to_hex(self) -> list[str]:
+        """Return the colours as ``"#rrggbb"`` strings, in order."""
+        return [f"#{r:02x}{g:02x}{b:02x}" for r, g, b in self.colors.tolist()]
+
+    def __len__(self) -> int:
+        return len(self.colors)
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, Palette):
+            return NotImplemented
+        return np.array_equal(self.colors, other.colors)
+
+    def __hash__(self) -> int:
+        return hash(self.colors.tobytes())
+
+    def __repr__(self) -> str:
+        codes = self.to_hex()
+        shown = " ".join(codes[:8]) + (" ..." if len(codes) > 8 else "")
+        return f"<Palette {self.name!r}: {len(codes)} colours {shown}>"
+
+
+def resolve(spec: Palette | str | os.PathLike) -> Palette:
+    """Return ``spec`` if a Palette, else the preset or palette file it names.
+
+    Raises
+    ------
+    ValueError
+        If ``spec`` is neither a preset nor a palette file, or the file is invalid.
+    SourceError
+        If a palette file cannot be read.
+    """
+    from livequant import presets  # presets imports this module
+
+    if isinstance(spec, Palette):
+        return spec
+    if not isinstance(spec, (str, os.PathLike)):
+        raise TypeError(f"palette must be a Palette, preset name or file path, got {type(spec).__name__}")
+    if isinstance(spec, str):
+        try:
+            return presets.get(spec)
+        except ValueError:
+            pass
+    path = Path(spec)
+    if path.exists() or path.suffix.lower() in _FORMATS:
+        return Palette.from_file(path)
+    raise ValueError(f"unknown palette {os.fspath(spec)!r}: not a preset "
+                     f"(known: {', '.join(presets.names())}) nor a palette file")
+
+
+# --- file formats: read(bytes) -> (colours, name or None); write(palette, name) -> bytes ---
+
+def _quote(value: object) -> str:
+    """``repr(value)``, shortened to keep error messages on one short line."""
+    text = repr(value)
+    return text if len(text) <= 40 else text[:37] + "..."
+
+
+def _parse_hex(code: object, where: str) -> tuple[int, int, int]:
+    match = _HEX.fullmatch(code.strip()) if isinstance(code, str) else None
+    if match is None:
+        raise ValueError(f"{where} {_quote(code)} is not a '#rrggbb' colour")
+    return tuple(bytes.fromhex(match.group(1)))
+
+
+def _text(data: bytes) -> str:
+    return data.decode("utf-8-sig", errors="replace")
+
+
+def _read_gpl(data: bytes):
+    lines = _text(data).splitlines()
+    if not lines or lines[0].strip() != "GIMP Palette":
+        raise ValueError("the first line is not 'GIMP Palette'")
+    name, colors = None, []
+    for number, line in enumerate(lines[1:], start=2):
+        if line.startswith("Name:"):
+            name = line[5:].strip()
+        elif line.strip() and not line.lstrip().startswith("#") and not line.startswith("Columns:"):
+            match = _GPL_ROW.fullmatch(line)
+            rgb = tuple(int(v) for v in match.groups()) if match else ()
+            if not rgb or max(rgb) > 255:
+                raise ValueError(f"line {number} {_quote(line)} is not 'R G B name' with R, G, B in 0..255")
+            colors.append(rgb)
+    return colors, name
+
+
+def _write_gpl(palette: Palette, name: str) -> bytes:
+    codes = zip(palette.colors.tolist(), palette.to_hex())
+    rows = [f"{r:3d} {g:3d} {b:3d}\t{code}" for (r, g, b), code in codes]
+    header = ["GIMP Palette", f"Name: {' '.join(name.splitlines())}", f"Columns: {min(len(palette), 16)}", "#"]
+    return "\n".join([*header, *rows, ""]).encode()
+
+
+def _read_act(data: bytes):
+    if len(data) not in (768, 772):
+        raise ValueError(f"it is {len(data)} bytes long")
+    count = int.from_bytes(data[768:770], "big") if len(data) == 772 else 256
+    if not 1 <= count <= 256:
+        raise ValueError(f"its colour count is {count}")
+    return np.frombuffer(data, np.uint8, count * 3).reshape(count, 3), None
+
+
+def _write_act(palette: Palette, name: str) -> bytes:
+    return palette.colors.tobytes().ljust(768, b"\0") + struct.pack(">HH", len(palette), 0xFFFF)
+
+
+def _read_json(data: bytes):
+    try:
+        doc = json.loads(_text(data))
+    except RecursionError:
+        raise ValueError("it is nested too deeply") from None
+    name = None
+    if isinstance(doc, dict):
+        name, doc = doc.get("name"), doc.get("colors")
+    if not isinstance(doc, list) or not (name is None or isinstance(name, str)):
+        raise ValueError('it is not a list of "#rrggbb" strings nor {"name": str, "colors": [...]}')
+    return [_parse_hex(code, f"entry {i}") for i, code in enumerate(doc)], name
+
+
+def _write_json(palette: Palette, name: str) -> bytes:
+    return (json.dumps(palette.to_hex()) + "\n").encode()
+
+
+def _read_hex(data: bytes):
+    colors = []
+    for number, line in enumerate(_text(data).splitlines(), start=1):
+        line = line.strip()
+        if line and not line.startswith(";"):  # ';' starts a Paint.NET comment
+            colors.append(_parse_hex(line[2:] if _ARGB.fullmatch(line) else line, f"line {number}"))
+    return colors, None
+
+
+def _write_hex(palette: Palette, name: str) -> bytes:
+    return "".join(code[1:] + "\n" for code in palette.to_hex()).encode()
+
+
+def _png_chunk(kind: bytes, body: bytes) -> bytes:
+    return struct.pack(">I", len(body)) + kind + body + struct.pack(">I", zlib.crc32(kind + body))
+
+
+def _write_png(palette: Palette, name: str) -> bytes:
+    k = len(palette)
+    columns = min(k, _SWATCH)
+    cells = np.full(-(-k // columns) * columns, k - 1, np.uint8)  # spare cells repeat the last colour
+    cells[:k] = np.arange(k)
+    image = np.kron(cells.reshape(-1, columns), np.ones((_SWATCH, _SWATCH), np.uint8))
+    rows = np.hstack([np.zeros((len(image), 1), np.uint8), image])  # filter byte 0 before each row
+    header = struct.pack(">IIBBBBB", image.shape[1], image.shape[0], 8, 3, 0, 0, 0)  # 8-bit indexed
+    chunks = [(b"IHDR", header), (b"PLTE", palette.colors.tobytes()),
+              (b"IDAT", zlib.compress(rows.tobytes(), 9)), (b"IEND", b"")]
+    return _PNG_SIGNATURE + b"".join(_png_chunk(kind, body) for kind, body in chunks)
+
+
+def _read_png(data: bytes):
+    if not data.startswith(_PNG_SIGNATURE):
+        raise ValueError("it does not start with the PNG signature")
+    chunks, pos = {}, len(_PNG_SIGNATURE)
+    while pos < len(data) and b"IEND" not in chunks:
+        length, kind = int.from_bytes(data[pos:pos + 4], "big"), data[pos + 4:pos + 8]
+        body, crc = data[pos + 8:pos + 8 + length], data[pos + 8 + length:pos + 12 + length]
+        if len(crc) < 4 or crc != zlib.crc32(kind + body).to_bytes(4, "big"):
+            raise ValueError(f"its {kind.decode('latin-1')!r} chunk is truncated or corrupt")
+        chunks.setdefault(kind, body)
+        pos += 12 + length
+    header = chunks.get(b"IHDR", b"")
+    if len(header) != 13:
+        raise ValueError("it has no valid IHDR chunk")
+    if header[9] != 3:  # not an indexed PNG: take the colours of the picture
+        return _image_colors(data), None
+    table = chunks.get(b"PLTE", b"")
+    if not table or len(table) % 3:
+        raise ValueError("its PLTE chunk is missing or not whole RGB triples")
+    return np.frombuffer(table, np.uint8).reshape(-1, 3), None
+
+
+def _image_colors(data: bytes) -> np.ndarray:
+    """Distinct colours of an encoded image, in order of first appearance."""
+    import cv2  # lazily: only non-indexed PNGs need a decoder
+
+    from livequant.frames import to_rgb8
+
+    try:
+        image = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_UNCHANGED)
+    except cv2.error:
+        image = None
+    if image is None:
+        raise ValueError("it cannot be decoded as an image")
+    if image.ndim == 3:
+        image = cv2.cvtColor(image, cv2.COLOR_BGR2RGB if image.shape[2] == 3 else cv2.COLOR_BGRA2RGBA)
+    pixels = to_rgb8(image).reshape(-1, 3)
+    unique, first = np.unique(pixels, axis=0, return_index=True)
+    if len(unique) > MAX_COLORS:
+        raise ValueError(f"it has {len(unique)} distinct colours, more than {MAX_COLORS}")
+    return pixels[np.sort(first)]
+
+
+class _Format(NamedTuple):
+    title: str
+    hint: str
+    read: Callable[[bytes], tuple]
+    write: Callable[[Palette, str], bytes]
+
+
+_HEX_FORMAT = _Format("hex palette", "expected one rrggbb colour per line", _read_hex, _write_hex)
+_FORMATS = {
+    ".gpl": _Format("GIMP palette", "expected a 'GIMP Palette' line, then one 'R G B name' line per colour",
+                    _read_gpl, _write_gpl),
+    ".act": _Format("Adobe colour table", "expected 768 bytes (256 RGB triples), optionally followed by "
+                    "a 2-byte colour count and a 2-byte transparent index", _read_act, _write_act),
+    ".json": _Format("JSON palette", 'expected a list of "#rrggbb" strings or {"colors": [...]}',
+                     _read_json, _write_json),
+    ".hex": _HEX_FORMAT,
+    ".txt": _HEX_FORMAT,
+    ".png": _Format("PNG swatch", "use an indexed PNG or an image of at most 256 colours, or extract "
+                    "a palette with `livequant palette IMAGE -o FILE`", _read_png, _write_png),
+}
+
+
+def _format(path: Path) -> _Format:
+    try:
+        return _FORMATS[path.suffix.lower()]
+    except KeyError:
+        raise ValueError(f"{path}: unknown palette file type {path.suffix!r}; "
+                         f"use one of {', '.join(_FORMATS)}") from None
