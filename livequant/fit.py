@@ -3,8 +3,9 @@
 A palette for moving pictures must be good on each frame and stable across
 frames. The fitter samples the same spatially spread pixel positions each time,
 starts every refit from the current centres (no random re-seeding while the
-picture is steady), matches the new centres to the old slots so slot ``i``
-keeps its colour, and leaves slots that moved less than a deadband alone. The
+picture is steady) and matches the new centres to the old slots so slot ``i``
+keeps its colour. Each slot then adopts its new colour only if the error that
+saves outweighs the flicker it causes on still pixels (`settle`). The
 `RefitPolicy` decides when to refit: on a clock, when the error drifts, and
 afresh on a scene cut.
 """
@@ -19,6 +20,7 @@ import numpy as np
 from scipy.optimize import linear_sum_assignment
 from sklearn.cluster import MiniBatchKMeans
 from sklearn.exceptions import ConvergenceWarning
+from threadpoolctl import threadpool_limits
 
 from livequant.colorspace import from_space, to_space
 from livequant.lookup import _nearest
@@ -84,9 +86,8 @@ class PaletteFitter:
         Colours always in the palette.
     refine_steps : int
         Full Lloyd iterations on the sample after MiniBatchKMeans.
-    deadband : int
-        A slot whose colour moved by at most this many levels (per channel)
-        in a warm refit keeps its old colour.
+    stability : float
+        Weight of flicker against error in `settle`; 0 adopts every change.
     """
 
     def __init__(
@@ -98,7 +99,7 @@ class PaletteFitter:
         seed: int,
         locked: np.ndarray | None = None,
         refine_steps: int = 2,
-        deadband: int = 2,
+        stability: float = 6.0,
     ):
         self.color_space = color_space
         self.sample_size = sample_size
@@ -106,7 +107,7 @@ class PaletteFitter:
         self.locked = np.zeros((0, 3), np.uint8) if locked is None else np.asarray(locked, np.uint8)
         self.n_adaptive = n_colors - len(self.locked)
         self.refine_steps = refine_steps
-        self.deadband = deadband
+        self.stability = stability
 
     def sample(self, frame: np.ndarray) -> np.ndarray:
         """Pixels of ``frame`` at the fixed sample positions, ``(N, 3) uint8``."""
@@ -119,15 +120,17 @@ class PaletteFitter:
         nearest = _nearest(points, fit.centres, self.color_space)
         return float(((points - fit.centres[nearest]) ** 2).sum(axis=1).mean())
 
-    def fit(self, samples: np.ndarray, previous: Fit | None = None) -> Fit:
+    def fit(self, samples: np.ndarray, previous: Fit | None = None, still: np.ndarray | None = None) -> Fit:
         """Fit a palette to ``samples``; warm from ``previous`` when given.
 
         Parameters
         ----------
         samples : (N, 3) uint8 ndarray
         previous : Fit, optional
-            The palette in force. Its centres seed the fit and the new colours
-            are matched to its slots.
+            The palette in force. Its centres seed the fit, the new colours
+            are matched to its slots, and each slot settles (see `settle`).
+        still : (N,) bool ndarray, optional
+            Which samples did not change since the previous frame.
 
         Returns
         -------
@@ -146,6 +149,12 @@ class PaletteFitter:
         colors = from_space(centres, self.color_space)
         if previous is not None and len(previous.colors) == len(colors):
             colors = self._match(previous, colors, centres)
+            if still is not None:
+                adopt = self.settle(previous.colors, colors, samples, still)
+                adopt[: len(self.locked)] = False
+                centres = to_space(np.where(adopt[:, None], colors, previous.colors), self.color_space)
+                centres = _lloyd(points, weights, centres, self.refine_steps, self.color_space, fixed=~adopt)
+                colors = np.where(adopt[:, None], from_space(centres, self.color_space), previous.colors)
         centres = to_space(colors, self.color_space)  # exactly the colours shown
         fit = Fit(colors=colors, centres=centres, error=0.0)
         return Fit(colors=colors, centres=centres, error=self.error(samples, fit))
@@ -168,20 +177,42 @@ class PaletteFitter:
             reassignment_ratio=0.0 if warm else 0.01,
             random_state=self.seed,
         )
-        with warnings.catch_warnings():  # duplicate points can leave empty clusters
-            warnings.simplefilter("ignore", ConvergenceWarning)
+        # One thread: the batches are small, and OpenMP workers spinning beside
+        # numba's threads made a 25 ms fit take 2 s on a busy 2-core machine.
+        with warnings.catch_warnings(), threadpool_limits(limits=1):
+            warnings.simplefilter("ignore", ConvergenceWarning)  # duplicate points can empty a cluster
             kmeans.fit(points, sample_weight=weights)
         return _lloyd(points, weights, kmeans.cluster_centers_.astype(np.float32), self.refine_steps, self.color_space)
 
     def _match(self, previous: Fit, colors: np.ndarray, centres: np.ndarray) -> np.ndarray:
-        """New colours reordered to the previous slots; slots inside the deadband keep their colour."""
+        """New colours reordered so each lands in the previous slot nearest to it."""
         n_locked = len(self.locked)
         cost = ((previous.centres[n_locked:, None, :] - centres[None, n_locked:, :]) ** 2).sum(axis=2)
         _, order = linear_sum_assignment(cost)
-        colors = np.concatenate([colors[:n_locked], colors[n_locked:][order]])
-        still = np.abs(colors.astype(np.int16) - previous.colors).max(axis=1) <= self.deadband
-        colors[still] = previous.colors[still]
-        return colors
+        return np.concatenate([colors[:n_locked], colors[n_locked:][order]])
+
+    def settle(self, old: np.ndarray, new: np.ndarray, samples: np.ndarray, still: np.ndarray) -> np.ndarray:
+        """Which slots should take their new colour: those worth the flicker.
+
+        Slot ``i`` adopts ``new[i]`` when the squared RGB error it saves over
+        the samples nearest to it exceeds ``stability`` times the flicker it
+        causes: the still samples now shown in slot ``i`` times the mean
+        per-channel change. Slots that serve moving content follow the
+        picture; slots under a still background move only when it clearly pays.
+
+        Returns
+        -------
+        (K,) bool ndarray
+        """
+        points = samples.astype(np.int32)
+        space = self.color_space
+        now = _nearest(to_space(samples, space), to_space(old, space), space)
+        then = _nearest(to_space(samples, space), to_space(new, space), space)
+        saved = ((points - old[then]) ** 2).sum(axis=1) - ((points - new[then]) ** 2).sum(axis=1)
+        gain = np.bincount(then, weights=saved, minlength=len(new))
+        change = np.abs(new.astype(np.int32) - old).mean(axis=1)
+        flicker = np.bincount(now, weights=still.astype(np.float64), minlength=len(new)) * change
+        return (gain > self.stability * flicker) & (change > 0)
 
 
 def _unique_colors(samples: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -192,15 +223,23 @@ def _unique_colors(samples: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return rgb, counts
 
 
-def _lloyd(points: np.ndarray, weights: np.ndarray, centres: np.ndarray, steps: int, color_space: str) -> np.ndarray:
-    """Weighted Lloyd iterations; an emptied centre stays where it was."""
+def _lloyd(
+    points: np.ndarray,
+    weights: np.ndarray,
+    centres: np.ndarray,
+    steps: int,
+    color_space: str,
+    fixed: np.ndarray | None = None,
+) -> np.ndarray:
+    """Weighted Lloyd iterations; emptied and ``fixed`` centres stay where they are."""
+    centres = centres.copy()
     for _ in range(steps):
         nearest = _nearest(points, centres, color_space).astype(np.intp)
         total = np.bincount(nearest, weights=weights, minlength=len(centres))
         sums = np.stack(
             [np.bincount(nearest, weights=weights * points[:, c], minlength=len(centres)) for c in range(3)], axis=1
         )
-        filled = total > 0
+        filled = total > 0 if fixed is None else (total > 0) & ~fixed
         centres[filled] = (sums[filled] / total[filled, None]).astype(np.float32)
     return centres
 
@@ -218,16 +257,12 @@ class RefitPolicy:
     scene_cut : float
         Refit from scratch when the error exceeds this multiple of the error
         at the last fit.
-    min_gain : float
-        A warm refit replaces the palette only if it lowers the error by this
-        fraction; otherwise the palette (and the picture) stay as they are.
     """
 
-    def __init__(self, refit_every: int, drift: float = 0.25, scene_cut: float = 3.0, min_gain: float = 0.03):
+    def __init__(self, refit_every: int, drift: float = 0.25, scene_cut: float = 3.0):
         self.refit_every = refit_every
         self.drift = drift
         self.scene_cut = scene_cut
-        self.min_gain = min_gain
         self.frames_since = 0
         self.baseline = 0.0
 
@@ -240,10 +275,6 @@ class RefitPolicy:
         if error > (1 + self.drift) * floor or (self.refit_every and self.frames_since >= self.refit_every):
             return "warm"
         return "keep"
-
-    def accept(self, current_error: float, candidate: Fit) -> bool:
-        """Whether a warm ``candidate`` is worth a visible palette change."""
-        return candidate.error < (1 - self.min_gain) * current_error
 
     def fitted(self, error: float) -> None:
         """Record a refit attempt whose resulting palette has ``error``."""

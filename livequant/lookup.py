@@ -1,10 +1,11 @@
 """Nearest-colour lookup: a 3-D table over the RGB cube and the compiled kernels that apply it.
 
-The cube is cut into 64 x 64 x 64 cells (4 levels a side). Each cell holds the
-palette entry nearest to the cell's centre in the working colour space. A cell
-that contains a palette colour points instead to a fine 4 x 4 x 4 block with the
-exact nearest entry of each of its 64 colours, so every palette colour maps to
-itself. A lookup is two loads and one well-predicted branch.
+The cube is cut into 128 x 128 x 128 cells (2 levels a side), each holding
+the palette entry nearest to its centre in the working colour space. The table
+is refined from an exact 64-cell-a-side grid: only cells on a boundary between
+entries are evaluated again, among their neighbours' entries. A cell that
+contains a palette colour points instead to an exact 2 x 2 x 2 block, so every
+palette colour maps to itself. A lookup is one load and a rarely taken branch.
 `nearest_reference` is the plain numpy brute force the tests compare against.
 """
 
@@ -20,9 +21,10 @@ from livequant.colorspace import to_space
 
 __all__ = ["LookupTable", "build_table", "nearest_exact", "nearest_reference"]
 
-BITS = 6
+BITS = 7  # the table: 128 cells a side, 2 levels wide
 LEVELS = 1 << BITS
 SHIFT = 8 - BITS
+COARSE_BITS = 5  # the grid of exact nearest entries the table is refined from
 FINE_FLAG = 256  # table values >= FINE_FLAG point to a fine block
 
 
@@ -34,9 +36,9 @@ class LookupTable:
     ----------
     colors : (K, 3) uint8 ndarray
         The palette the table maps into.
-    table : (64 ** 3,) uint16 ndarray
-        Palette index of each cell, or ``FINE_FLAG + block`` for a refined cell.
-    fine : (64 * n_blocks,) uint8 ndarray
+    table : (128 ** 3,) uint16 ndarray
+        Palette index of each cell, or ``FINE_FLAG + block`` for a cell holding palette colours.
+    fine : (8 * n_blocks,) uint8 ndarray
         Exact palette index of each colour of the refined cells.
     spread : float
         Typical RGB distance between neighbouring palette colours (dither amplitude).
@@ -49,9 +51,10 @@ class LookupTable:
 
 
 @functools.cache
-def _cell_centres(color_space: str) -> np.ndarray:
-    """Working-space coordinates of every cell centre, ``(64 ** 3, 3) float32``."""
-    axis = np.arange(LEVELS, dtype=np.float64) * (1 << SHIFT) + ((1 << SHIFT) - 1) / 2
+def _cell_centres(color_space: str, bits: int) -> np.ndarray:
+    """Working-space coordinates of the cell centres of a ``2**bits`` a side grid, ``(n ** 3, 3) float32``."""
+    width = 1 << (8 - bits)
+    axis = np.arange(1 << bits, dtype=np.float64) * width + (width - 1) / 2
     r, g, b = np.meshgrid(axis, axis, axis, indexing="ij")
     rgb = np.stack([r.ravel(), g.ravel(), b.ravel()], axis=1)
     return np.ascontiguousarray(to_space(rgb, color_space))
@@ -120,6 +123,78 @@ def _spread(colors: np.ndarray) -> float:
     return float(np.median(d.min(axis=1)))
 
 
+@functools.cache
+def _children(color_space: str) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The table's cell centres grouped by coarse cell.
+
+    Returns
+    -------
+    coords : (C, 3, R) float32 ndarray
+        Working-space coordinates of the ``R = (2 ** (BITS - COARSE_BITS)) ** 3``
+        fine centres of each of the ``C = 8 ** COARSE_BITS`` coarse cells, channel-planar.
+    slots : (C, R) int64 ndarray
+        Their positions in the table.
+    reach : (C,) float32 ndarray
+        Distance from each coarse cell's centre to its farthest fine centre,
+        with 1% to spare for the curvature of OKLab.
+    """
+    ratio = 1 << (BITS - COARSE_BITS)
+    n = 1 << COARSE_BITS
+    cell = np.arange(n**3)
+    child = np.arange(ratio**3)
+    r = (cell // (n * n))[:, None] * ratio + child // (ratio * ratio)
+    g = ((cell // n) % n)[:, None] * ratio + (child // ratio) % ratio
+    b = (cell % n)[:, None] * ratio + child % ratio
+    slots = (r * LEVELS + g) * LEVELS + b
+    coords = _cell_centres(color_space, BITS)[slots]  # (C, R, 3)
+    reach = np.sqrt(((coords - _cell_centres(color_space, COARSE_BITS)[:, None, :]) ** 2).sum(axis=2)).max(axis=1)
+    return np.ascontiguousarray(coords.transpose(0, 2, 1)), slots, (reach * 1.01).astype(np.float32)
+
+
+@nb.njit(parallel=True, nogil=True, cache=True)
+def _fill_table(coarse_grid, children, slots, reach, centres, axis, table):  # pragma: no cover - compiled
+    """Exact nearest entry for every table cell centre, coarse cell by coarse cell.
+
+    For a coarse cell with centre ``m`` whose nearest entry lies at distance
+    ``d``, and whose fine centres lie within ``h`` of ``m``, any entry nearest
+    to one of them lies within ``d + 2h`` of ``m`` (triangle inequality). That
+    short candidate list is found by a walk along the sorted projections, and
+    each fine centre takes the nearest candidate (ties: the lowest index).
+    """
+    k = centres.shape[0]
+    n_children = children.shape[2]
+    proj = centres @ axis
+    order = np.argsort(proj, kind="mergesort")
+    sorted_proj = proj[order]
+    for cell in nb.prange(coarse_grid.shape[0]):
+        m0, m1, m2 = coarse_grid[cell, 0], coarse_grid[cell, 1], coarse_grid[cell, 2]
+        d = np.inf
+        for j in range(k):
+            e0, e1, e2 = m0 - centres[j, 0], m1 - centres[j, 1], m2 - centres[j, 2]
+            d = min(d, e0 * e0 + e1 * e1 + e2 * e2)
+        radius = np.sqrt(d) + 2 * reach[cell]
+        pp = m0 * axis[0] + m1 * axis[1] + m2 * axis[2]
+        lo = np.searchsorted(sorted_proj, pp - radius)
+        hi = np.searchsorted(sorted_proj, pp + radius, side="right")
+        candidates = np.sort(order[lo:hi])
+        best = np.full(n_children, np.inf, np.float32)
+        best_i = np.zeros(n_children, np.uint16)
+        x0, x1, x2 = children[cell, 0], children[cell, 1], children[cell, 2]
+        for j in candidates:
+            e0, e1, e2 = m0 - centres[j, 0], m1 - centres[j, 1], m2 - centres[j, 2]
+            if e0 * e0 + e1 * e1 + e2 * e2 > radius * radius:
+                continue
+            c0, c1, c2 = centres[j, 0], centres[j, 1], centres[j, 2]
+            for ch in range(n_children):
+                e0, e1, e2 = x0[ch] - c0, x1[ch] - c1, x2[ch] - c2
+                dist = e0 * e0 + e1 * e1 + e2 * e2
+                if dist < best[ch]:
+                    best[ch] = dist
+                    best_i[ch] = j
+        for ch in range(n_children):
+            table[slots[cell, ch]] = best_i[ch]
+
+
 def build_table(colors: np.ndarray, color_space: str) -> LookupTable:
     """Build the lookup table mapping every RGB cell to its nearest palette entry.
 
@@ -136,15 +211,19 @@ def build_table(colors: np.ndarray, color_space: str) -> LookupTable:
     """
     colors = np.ascontiguousarray(colors, dtype=np.uint8)
     centres = to_space(colors, color_space)
-    table = _nearest(_cell_centres(color_space), centres, color_space)
-    refined = np.unique(_cell_index(colors))
-    table[refined] = FINE_FLAG + np.arange(len(refined), dtype=np.uint16)
-    offsets = np.arange(1 << (3 * SHIFT))
+    table = np.empty(LEVELS**3, dtype=np.uint16)
+    children, slots, reach = _children(color_space)
+    coarse_grid = _cell_centres(color_space, COARSE_BITS)
+    _fill_table(coarse_grid, children, slots, reach, centres, _projection_axis(color_space), table)
+    # Cells holding palette colours get an exact block, so each palette colour maps to itself.
+    own = np.unique(_cell_index(colors))
     step = 1 << SHIFT
+    offsets = np.arange(step**3)
     within = np.stack([offsets >> (2 * SHIFT), (offsets >> SHIFT) % step, offsets % step], axis=1)
-    corners = np.stack([refined >> (2 * BITS), (refined >> BITS) % LEVELS, refined % LEVELS], axis=1) << SHIFT
-    fine_rgb = (corners[:, None, :] + within[None, :, :]).reshape(-1, 3)
-    fine = _nearest(to_space(fine_rgb, color_space), centres, color_space).astype(np.uint8)
+    corners = np.stack([own >> (2 * BITS), (own >> BITS) % LEVELS, own % LEVELS], axis=1) << SHIFT
+    own_rgb = (corners[:, None, :] + within[None, :, :]).reshape(-1, 3)
+    fine = _nearest(to_space(own_rgb, color_space), centres, color_space).astype(np.uint8)
+    table[own] = FINE_FLAG + np.arange(len(own), dtype=np.uint16)
     return LookupTable(colors=colors, table=table, fine=fine, spread=_spread(colors))
 
 
@@ -156,9 +235,9 @@ def _cell_index(rgb: np.ndarray) -> np.ndarray:
 @nb.njit(inline="always")
 def _lookup(r, g, b, table, fine):  # pragma: no cover - compiled
     r, g, b = np.intp(r), np.intp(g), np.intp(b)
-    i = np.intp(table[((r >> 2) << 12) | ((g >> 2) << 6) | (b >> 2)])
+    i = np.intp(table[((r >> 1) << 14) | ((g >> 1) << 7) | (b >> 1)])
     if i >= 256:
-        i = np.intp(fine[((i - 256) << 6) | ((r & 3) << 4) | ((g & 3) << 2) | (b & 3)])
+        i = np.intp(fine[((i - 256) << 3) | ((r & 1) << 2) | ((g & 1) << 1) | (b & 1)])
     return i
 
 
@@ -213,21 +292,22 @@ def map_frame(frame, table, fine, colors, offsets, out_idx, out_rgb):  # pragma:
 
 
 @nb.njit(parallel=True, nogil=True, cache=True)
-def map_frame_held(frame, table, fine, colors, offsets, threshold, margin, ref, out_idx, out_rgb):  # pragma: no cover
+def map_frame_held(frame, table, fine, colors, offsets, threshold, weight, ref, out_idx, out_rgb):  # pragma: no cover
     """`map_frame` with temporal hold: still pixels keep their previous index.
 
     A pixel whose channels all differ from ``ref`` by at most ``threshold``
     keeps its index in ``out_idx``; any other pixel is mapped afresh and
-    ``ref`` takes its value. With ``margin >= 0`` (the frame after a palette
-    change) a kept index must also stay within ``margin`` of the best entry's
-    squared RGB error, or the pixel moves to the best entry.
+    ``ref`` takes its value. With ``weight >= 0`` (the frame after a palette
+    change) a still pixel moves to the best entry when the squared RGB error
+    that saves exceeds ``weight`` times the summed channel change it shows.
 
     Parameters
     ----------
     threshold : int
         Largest per-channel change, in levels, that counts as still.
-    margin : int
-        Squared RGB error allowance, or ``-1`` for no check.
+    weight : float
+        Error saved per level of visible change needed to move, or ``-1``
+        for no check.
     ref : (H, W, 3) uint8
         Input values at which each kept index was chosen (updated in place).
     """
@@ -241,9 +321,15 @@ def map_frame_held(frame, table, fine, colors, offsets, threshold, margin, ref, 
             o = row[x & wrap]
             if still:
                 i = np.intp(out_idx[y, x])
-                if margin >= 0:
+                if weight >= 0:
                     best = _lookup(_offset(r, o), _offset(g, o), _offset(b, o), table, fine)
-                    if _distance2(r, g, b, colors, i) > _distance2(r, g, b, colors, best) + margin:
+                    saved = _distance2(r, g, b, colors, i) - _distance2(r, g, b, colors, best)
+                    shown = (
+                        abs(np.intp(colors[i, 0]) - colors[best, 0])
+                        + abs(np.intp(colors[i, 1]) - colors[best, 1])
+                        + abs(np.intp(colors[i, 2]) - colors[best, 2])
+                    )
+                    if saved > weight * shown:
                         i = best
             else:
                 ref[y, x, 0], ref[y, x, 1], ref[y, x, 2] = r, g, b

@@ -29,8 +29,8 @@ __all__ = ["COLOR_SPACES", "DITHERS", "Quantizer", "quantize"]
 
 log = logging.getLogger("livequant")
 
-#: Squared RGB error a held pixel may exceed the best entry's by, after a palette change.
-RECHECK_MARGIN = 48
+#: A sample whose channels all changed by less than this since the last frame is still.
+STILL_LEVELS = 2
 ERROR_DIFFUSION = ("floyd-steinberg", "sierra-lite")
 
 
@@ -46,7 +46,7 @@ class _State:
     fresh: bool  # True when slots do not follow from the previous palette
 
 
-def _check_options(n_colors, dither, color_space, dither_strength, hold, refit_every, sample_size) -> None:
+def _check_options(n_colors, dither, color_space, dither_strength, hold, refit_every, sample_size, stability=0.0):
     if isinstance(n_colors, bool) or not isinstance(n_colors, (int, np.integer)) or not 1 <= n_colors <= 256:
         raise ValueError(f"n_colors must be an integer in 1..256, got {n_colors!r}")
     if dither not in DITHERS:
@@ -57,6 +57,8 @@ def _check_options(n_colors, dither, color_space, dither_strength, hold, refit_e
         raise ValueError(f"dither_strength must be in 0..2, got {dither_strength!r}")
     if not isinstance(hold, (int, np.integer)) or not 0 <= hold <= 64:
         raise ValueError(f"hold must be an integer in 0..64 (levels; 0 turns it off), got {hold!r}")
+    if not stability >= 0:
+        raise ValueError(f"stability must be >= 0, got {stability!r}")
     if not isinstance(refit_every, (int, np.integer)) or refit_every < 0:
         raise ValueError(f"refit_every must be an integer >= 0 (0: refit on drift only), got {refit_every!r}")
     if sample_size is not None and (not isinstance(sample_size, (int, np.integer)) or sample_size < 1):
@@ -93,6 +95,9 @@ class Quantizer:
     hold : int
         Temporal hold threshold in levels: a pixel that changed by at most
         this much keeps its palette index. 0 turns it off.
+    stability : float
+        How much flicker on still regions weighs against error when a refit
+        moves a palette colour; 0 takes every refit as it is.
     background : bool
         Refit in a worker thread; frames keep the current palette meanwhile.
 
@@ -116,9 +121,10 @@ class Quantizer:
         locked=None,
         dither_strength: float = 1.0,
         hold: int = 3,
+        stability: float = 6.0,
         background: bool = False,
     ):
-        _check_options(n_colors, dither, color_space, dither_strength, hold, refit_every, sample_size)
+        _check_options(n_colors, dither, color_space, dither_strength, hold, refit_every, sample_size, stability)
         self._locked = None if locked is None else Palette(locked).colors
         if self._locked is not None and len(self._locked) >= n_colors and palette is None:
             raise ValueError(f"locked has {len(self._locked)} colours, which leaves none of n_colors={n_colors} to adapt")
@@ -130,6 +136,7 @@ class Quantizer:
         self.seed = seed
         self.dither_strength = float(dither_strength)
         self.hold = int(hold)
+        self.stability = float(stability)
         self.frozen = False
         self.stats = {"frames": 0, "refits": 0, "fit_ms": 0.0}
         self._fixed = None if palette is None else resolve(palette)
@@ -137,6 +144,7 @@ class Quantizer:
         self._new_fitter()
         self._executor = ThreadPoolExecutor(1, thread_name_prefix="livequant-refit") if background else None
         self._pending: tuple[Future, str] | None = None
+        self._last_samples: np.ndarray | None = None
         self._refit_failed = False
         self._held: tuple[np.ndarray, np.ndarray, int] | None = None  # indices, reference input, generation
         self._lock = threading.Lock()
@@ -256,7 +264,12 @@ class Quantizer:
     def _new_fitter(self) -> None:
         size = self.sample_size or max(8192, 64 * self.n_colors)
         self._fitter = PaletteFitter(
-            self.n_colors, color_space=self.color_space, sample_size=size, seed=self.seed, locked=self._locked
+            self.n_colors,
+            color_space=self.color_space,
+            sample_size=size,
+            seed=self.seed,
+            locked=self._locked,
+            stability=self.stability,
         )
         self._policy = RefitPolicy(self.refit_every)
         self._force_fresh = True
@@ -269,6 +282,7 @@ class Quantizer:
         if self.frozen and self._state is not None:
             return
         samples = self._fitter.sample(frame)
+        previous, self._last_samples = self._last_samples, samples
         if self._force_fresh or self._state is None or self._state.fit is None:
             kind = "fresh"
         else:
@@ -277,19 +291,20 @@ class Quantizer:
             return
         self._force_fresh = False
         current = None if self._state is None else self._state.fit
+        still = None
+        if previous is not None and previous.shape == samples.shape:
+            still = np.abs(samples.astype(np.int16) - previous).max(axis=1) < STILL_LEVELS
         if self._executor is None or self._state is None:
-            self._apply(kind, self._refit(kind, samples, current))
+            self._apply(kind, self._refit(kind, samples, current, still))
         else:
-            self._pending = (self._executor.submit(self._refit, kind, samples.copy(), current), kind)
+            self._pending = (self._executor.submit(self._refit, kind, samples, current, still), kind)
 
-    def _refit(self, kind: str, samples: np.ndarray, current: Fit | None):
-        """Fit (fresh or warm) and build the table; None when a warm fit is not worth showing."""
+    def _refit(self, kind: str, samples: np.ndarray, current: Fit | None, still: np.ndarray | None):
+        """Fit (fresh or warm) and build the table; None in place of both when no slot changed."""
         start = time.perf_counter()
-        fit = self._fitter.fit(samples, previous=None if kind == "fresh" else current)
-        if kind == "warm":
-            current_error = self._fitter.error(samples, current)
-            if not self._policy.accept(current_error, fit):
-                return None, current_error, time.perf_counter() - start
+        fit = self._fitter.fit(samples, previous=None if kind == "fresh" else current, still=still)
+        if kind == "warm" and np.array_equal(fit.colors, current.colors):
+            return None, fit.error, time.perf_counter() - start
         table = build_table(fit.colors, self.color_space)
         return (fit, table), fit.error, time.perf_counter() - start
 
@@ -341,8 +356,9 @@ class Quantizer:
             self._held = (indices, frame.copy(), state.generation)
             return indices.copy()
         indices, reference, generation = held
-        margin = RECHECK_MARGIN if generation != state.generation else -1
-        map_frame_held(frame, t.table, t.fine, t.colors, state.offsets, self.hold, margin, reference, indices, out_rgb)
+        # After a palette change, the same trade as the fitter's: error saved against change shown.
+        weight = self.stability / 3 if generation != state.generation else -1.0
+        map_frame_held(frame, t.table, t.fine, t.colors, state.offsets, self.hold, weight, reference, indices, out_rgb)
         self._held = (indices, reference, state.generation)
         return indices.copy()
 
