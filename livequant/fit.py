@@ -20,12 +20,18 @@ import numpy as np
 from scipy.optimize import linear_sum_assignment
 from sklearn.cluster import MiniBatchKMeans
 from sklearn.exceptions import ConvergenceWarning
-from threadpoolctl import threadpool_limits
+from threadpoolctl import ThreadpoolController
 
 from livequant.colorspace import from_space, to_space
 from livequant.lookup import _nearest
 
 __all__ = ["Fit", "PaletteFitter", "RefitPolicy", "sample_positions"]
+
+
+@functools.cache
+def _threadpools() -> ThreadpoolController:
+    """The process's OpenMP/BLAS pools (found once: the scan reads /proc and takes ms)."""
+    return ThreadpoolController()
 
 
 @functools.lru_cache(maxsize=8)
@@ -99,7 +105,7 @@ class PaletteFitter:
         seed: int,
         locked: np.ndarray | None = None,
         refine_steps: int = 2,
-        stability: float = 6.0,
+        stability: float = 30.0,
     ):
         self.color_space = color_space
         self.sample_size = sample_size
@@ -179,7 +185,7 @@ class PaletteFitter:
         )
         # One thread: the batches are small, and OpenMP workers spinning beside
         # numba's threads made a 25 ms fit take 2 s on a busy 2-core machine.
-        with warnings.catch_warnings(), threadpool_limits(limits=1):
+        with warnings.catch_warnings(), _threadpools().limit(limits=1):
             warnings.simplefilter("ignore", ConvergenceWarning)  # duplicate points can empty a cluster
             kmeans.fit(points, sample_weight=weights)
         return _lloyd(points, weights, kmeans.cluster_centers_.astype(np.float32), self.refine_steps, self.color_space)

@@ -115,13 +115,13 @@ class Quantizer:
         palette: Palette | str | None = None,
         dither: str = "none",
         color_space: str = "oklab",
-        refit_every: int = 30,
+        refit_every: int = 3,
         sample_size: int | None = None,
         seed: int = 0,
         locked=None,
         dither_strength: float = 1.0,
         hold: int = 3,
-        stability: float = 6.0,
+        stability: float = 30.0,
         background: bool = False,
     ):
         _check_options(n_colors, dither, color_space, dither_strength, hold, refit_every, sample_size, stability)
