@@ -1,0 +1,143 @@
+"""Shared fixtures: a seeded rng, tiny clips written with PyAV, quantized frames, an X display."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+from dataclasses import dataclass
+from fractions import Fraction
+from pathlib import Path
+
+import cv2  # noqa: F401  # before av, or OpenCV windows hang (PyAV#978; see livequant/sinks.py)
+import av  # isort: skip
+import numpy as np
+import pytest
+
+from livequant.frames import QuantizedFrame
+from livequant.palette import Palette
+
+SHARED_DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
+FOUR_COLORS = np.array([[0, 0, 0], [255, 255, 255], [220, 40, 40], [30, 90, 200]], np.uint8)
+
+
+def clip_frame(i: int, width: int, height: int) -> np.ndarray:
+    """Frame ``i`` of the test clips: gradients, a red top-left marker, a moving white bar."""
+    y, x = np.mgrid[:height, :width]
+    frame = np.stack([x * 255 // max(width - 1, 1), y * 255 // max(height - 1, 1), np.full_like(x, i * 10 % 256)], -1)
+    frame = frame.astype(np.uint8)
+    frame[: height // 4, : width // 4] = (255, 0, 0)
+    frame[:, i * 3 % width] = 255
+    return frame
+
+
+@dataclass(frozen=True)
+class Clip:
+    """A clip written by `write_clip` and what it holds."""
+
+    path: Path
+    fps: float
+    frames: int
+    size: tuple[int, int]  # (W, H)
+
+    @property
+    def duration(self) -> float:
+        return self.frames / self.fps
+
+    def expected(self, i: int) -> np.ndarray:
+        """The picture encoded as frame ``i``."""
+        return clip_frame(i, *self.size)
+
+
+def write_clip(path: Path, *, size=(64, 48), fps=12, frames=24, times=None, audio_seconds=None, rotation=0,
+               codec="libx264", pix_fmt="yuv420p") -> Clip:
+    """Write a clip with PyAV: ``clip_frame`` pictures at ``times`` (default ``i / fps``), and a stereo
+    440 Hz AAC tone of ``audio_seconds`` when given; ``rotation`` sets the display matrix."""
+    times = [i / fps for i in range(frames)] if times is None else times
+    with av.open(str(path), "w") as out:
+        video = out.add_stream(codec, rate=fps)
+        video.width, video.height, video.pix_fmt = size[0], size[1], pix_fmt
+        video.codec_context.time_base = Fraction(1, 90000)
+        if rotation:
+            video.set_display_rotation(rotation)
+        audio = out.add_stream("aac", rate=44100) if audio_seconds else None
+        for i, t in enumerate(times):
+            frame = av.VideoFrame.from_ndarray(clip_frame(i, *size), format="rgb24")
+            frame.pts, frame.time_base = round(t * 90000), Fraction(1, 90000)
+            out.mux(video.encode(frame))
+        out.mux(video.encode(None))
+        if audio is not None:
+            n = int(audio_seconds * 44100)
+            tone = (0.2 * np.sin(2 * np.pi * 440 * np.arange(n) / 44100)).astype(np.float32)
+            for start in range(0, n, 1024):
+                chunk = np.ascontiguousarray(np.stack([tone[start : start + 1024]] * 2))
+                frame = av.AudioFrame.from_ndarray(chunk, format="fltp", layout="stereo")
+                frame.sample_rate, frame.pts = 44100, start
+                out.mux(audio.encode(frame))
+            out.mux(audio.encode(None))
+    return Clip(path=path, fps=fps, frames=len(times), size=size)
+
+
+@pytest.fixture
+def shared_data():
+    """``shared_data(name)``: the path of a file in ../shared/data, or skip the test where it is absent."""
+
+    def path(name: str) -> Path:
+        if not (SHARED_DATA / name).is_file():
+            pytest.skip(f"{SHARED_DATA / name} is not here")
+        return SHARED_DATA / name
+
+    return path
+
+
+@pytest.fixture
+def rng() -> np.random.Generator:
+    return np.random.default_rng(12345)
+
+
+@pytest.fixture(scope="session")
+def clip(tmp_path_factory) -> Clip:
+    """A 2 s 64x48 12 fps H.264 clip with 2 s of AAC stereo audio, in MP4."""
+    return write_clip(tmp_path_factory.mktemp("clip") / "clip.mp4", audio_seconds=2.0)
+
+
+@pytest.fixture
+def make_clip(tmp_path):
+    """``make_clip(name, **options)``: `write_clip` into the test's tmp_path."""
+    return lambda name, **options: write_clip(tmp_path / name, **options)
+
+
+def _make_qframe(indices, colors=FOUR_COLORS, time: float = 0.0, name: str = "") -> QuantizedFrame:
+    indices = np.ascontiguousarray(indices, dtype=np.uint8)
+    palette = Palette(colors, name=name)
+    return QuantizedFrame(rgb=palette.colors[indices], indices=indices, palette=palette, time=time)
+
+
+@pytest.fixture
+def make_qframe():
+    """``make_qframe(indices, colors=FOUR_COLORS, time=0.0, name="")``: a `QuantizedFrame` from an index map."""
+    return _make_qframe
+
+
+@pytest.fixture(scope="session")
+def xdisplay():
+    """An Xvfb display for the session; sets ``$DISPLAY``. Skips if Xvfb is not installed."""
+    if shutil.which("Xvfb") is None:
+        pytest.skip("Xvfb is not installed")
+    read_fd, write_fd = os.pipe()
+    server = subprocess.Popen(
+        ["Xvfb", "-displayfd", str(write_fd), "-screen", "0", "1024x768x24", "-nolisten", "tcp"],
+        pass_fds=(write_fd,), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )
+    os.close(write_fd)
+    with os.fdopen(read_fd) as r:
+        number = r.readline().strip()
+    if not number:
+        server.kill()
+        server.wait()
+        pytest.skip("Xvfb did not start")
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("DISPLAY", f":{number}")
+        yield f":{number}"
+    server.terminate()
+    server.wait()

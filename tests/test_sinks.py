@@ -1,0 +1,323 @@
+"""Sinks write real files that the tests decode again with PyAV and OpenCV."""
+
+import ctypes
+import ctypes.util
+import subprocess
+
+import av
+import cv2
+import numpy as np
+import pytest
+
+from livequant.errors import SinkError
+from livequant.sinks import GifWriter, ImageWriter, Preview, VideoWriter
+
+
+def _indices(i, height=48, width=64, k=4):
+    """A moving diagonal pattern of palette indices."""
+    y, x = np.mgrid[:height, :width]
+    return ((x // 8 + y // 8 + i) % k).astype(np.uint8)
+
+
+def _decode(path, kind="video"):
+    """``(frames as RGB arrays, times)`` of the first stream of ``kind``."""
+    with av.open(str(path)) as container:
+        frames = list(container.decode(**{kind: 0}))
+    arrays = [f.to_ndarray(format="rgb24") for f in frames] if kind == "video" else frames
+    return arrays, [f.time for f in frames]
+
+
+def _audio_seconds(path):
+    with av.open(str(path)) as container:
+        stream = container.streams.audio[0]
+        return stream.codec_context.name, sum(f.samples for f in container.decode(stream)) / stream.rate
+
+
+def _write(sink, make_qframe, n, fps=12.0, start=0.0, size=(48, 64)):
+    for i in range(n):
+        sink.write(make_qframe(_indices(i, *size), time=start + i / fps))
+
+
+# VideoWriter
+
+
+@pytest.mark.parametrize("suffix", [".mp4", ".mov", ".mkv", ".webm"])
+def test_video_round_trip(tmp_path, make_qframe, suffix):
+    path = tmp_path / f"out{suffix}"
+    with VideoWriter(path, 12) as sink:
+        _write(sink, make_qframe, 12)
+    frames, times = _decode(path)
+    assert len(frames) == 12 and frames[0].shape == (48, 64, 3)
+    np.testing.assert_allclose(times, np.arange(12) / 12, atol=2e-3)
+    assert np.abs(frames[3].astype(int) - make_qframe(_indices(3)).rgb).mean() < 6
+    assert not list(tmp_path.glob(".*"))  # no partial file left behind
+
+
+def test_yuv_output_is_tagged_bt709_and_decodes_to_the_palette_colours(tmp_path, make_qframe):
+    path = tmp_path / "tagged.mp4"
+    qframe = make_qframe(np.repeat(np.repeat(np.arange(4).reshape(2, 2), 32, 0), 32, 1))  # four flat squares
+    with VideoWriter(path, 10, crf=10) as sink:
+        sink.write(qframe)
+    with av.open(str(path)) as container:
+        frame = next(container.decode(video=0))
+        assert (frame.colorspace, frame.color_range) == (1, 1)  # BT.709, limited range
+        rgb = frame.to_ndarray(format="rgb24").astype(int)
+    assert np.abs(rgb[8:24, 8:24] - qframe.rgb[8:24, 8:24]).max() <= 3
+
+
+@pytest.mark.parametrize("suffix", [".mkv", ".mp4", ".webm"])
+def test_lossless_keeps_every_pixel_at_odd_sizes(tmp_path, make_qframe, suffix):
+    path = tmp_path / f"out{suffix}"
+    with VideoWriter(path, 10, lossless=True) as sink:
+        _write(sink, make_qframe, 3, size=(47, 65))
+    frames, _ = _decode(path)
+    assert len(frames) == 3
+    np.testing.assert_array_equal(frames[2], make_qframe(_indices(2, 47, 65)).rgb)
+
+
+def test_odd_sizes_are_padded_to_even_for_yuv420p(tmp_path, make_qframe):
+    path = tmp_path / "odd.mp4"
+    with VideoWriter(path, 10) as sink:
+        _write(sink, make_qframe, 2, size=(47, 65))
+    frames, _ = _decode(path)
+    assert frames[0].shape == (48, 66, 3)
+    np.testing.assert_allclose(frames[0][-1].astype(int), frames[0][-2], atol=12)  # repeated last row
+
+
+def test_variable_frame_rate_is_kept(tmp_path, make_qframe):
+    times = [0.0, 0.05, 0.3, 0.35, 0.9]
+    path = tmp_path / "vfr.mp4"
+    with VideoWriter(path, 10) as sink:
+        for i, t in enumerate(times):
+            sink.write(make_qframe(_indices(i), time=t))
+    np.testing.assert_allclose(_decode(path)[1], times, atol=2e-3)
+
+
+def test_first_frame_time_becomes_zero(tmp_path, make_qframe):
+    path = tmp_path / "late.mkv"
+    with VideoWriter(path, 12) as sink:
+        _write(sink, make_qframe, 3, start=5.0)
+    np.testing.assert_allclose(_decode(path)[1], [0, 1 / 12, 2 / 12], atol=2e-3)
+
+
+def test_audio_is_copied_and_cut_to_the_video(tmp_path, make_qframe, clip):
+    path = tmp_path / "with_audio.mp4"
+    with VideoWriter(path, 12, audio_from=clip.path) as sink:
+        _write(sink, make_qframe, 12)  # 1 s of video from a clip with 2 s of sound
+    codec, seconds = _audio_seconds(path)
+    assert codec == "aac" and 0.9 < seconds < 1.1
+    assert len(_decode(path)[0]) == 12
+
+
+def test_audio_follows_a_late_start(tmp_path, make_qframe, clip):
+    path = tmp_path / "late_audio.mkv"
+    with VideoWriter(path, 12, audio_from=clip.path) as sink:
+        _write(sink, make_qframe, 6, start=1.5)  # frames at 1.5 .. 1.92 s of the source
+    _, seconds = _audio_seconds(path)
+    assert 0.4 < seconds < 0.6
+
+
+def test_audio_is_reencoded_when_the_container_refuses_the_codec(tmp_path, make_qframe, clip):
+    path = tmp_path / "with_audio.webm"
+    with VideoWriter(path, 12, audio_from=clip.path) as sink:
+        _write(sink, make_qframe, 24)
+    codec, seconds = _audio_seconds(path)
+    assert codec == "opus" and 1.8 < seconds < 2.2
+
+
+def test_audio_from_a_file_without_sound_writes_video_only(tmp_path, make_qframe, make_clip):
+    silent = make_clip("silent.mp4", frames=2).path
+    path = tmp_path / "out.mp4"
+    with VideoWriter(path, 12, audio_from=silent) as sink:
+        _write(sink, make_qframe, 2)
+    with av.open(str(path)) as container:
+        assert [s.type for s in container.streams] == ["video"]
+
+
+def test_keyboard_interrupt_leaves_a_playable_file(tmp_path, make_qframe, clip):
+    path = tmp_path / "interrupted.mp4"
+    with pytest.raises(KeyboardInterrupt), VideoWriter(path, 12, audio_from=clip.path) as sink:
+        _write(sink, make_qframe, 5)
+        raise KeyboardInterrupt
+    assert len(_decode(path)[0]) == 5
+    assert _audio_seconds(path)[1] < 0.6
+    assert not list(tmp_path.glob(".*"))
+
+
+def test_other_exceptions_leave_no_file(tmp_path, make_qframe):
+    path = tmp_path / "failed.mp4"
+    with pytest.raises(RuntimeError), VideoWriter(path, 12) as sink:
+        _write(sink, make_qframe, 5)
+        raise RuntimeError("boom")
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_existing_output_needs_overwrite(tmp_path, make_qframe):
+    path = tmp_path / "taken.mp4"
+    path.write_bytes(b"keep me")
+    for make in (lambda: VideoWriter(path, 12), lambda: GifWriter(path), lambda: ImageWriter(path.with_suffix(".png"))):
+        path.with_suffix(".png").write_bytes(b"keep me")
+        with pytest.raises(SinkError, match=r"output '.*taken\.(mp4|png)' exists; use -y to overwrite"):
+            make()
+    assert path.read_bytes() == b"keep me"
+    with VideoWriter(path, 12, overwrite=True) as sink:
+        _write(sink, make_qframe, 1)
+    assert len(_decode(path)[0]) == 1
+
+
+def test_missing_directory_is_named(tmp_path):
+    with pytest.raises(SinkError, match=r"directory '.*nowhere' does not exist"):
+        VideoWriter(tmp_path / "nowhere" / "out.mp4", 12)
+
+
+def test_no_frames_is_an_error_and_leaves_no_file(tmp_path):
+    with pytest.raises(SinkError, match="no frames arrived"), VideoWriter(tmp_path / "empty.mp4", 12):
+        pass
+    assert list(tmp_path.iterdir()) == []
+
+
+@pytest.mark.parametrize(
+    ("path", "options", "error"),
+    [
+        ("out.avi", {}, "suffix"),
+        ("out.mp4", {"codec": "nope"}, "codec 'nope'"),
+        ("out.mp4", {"fps": 0}, "fps"),
+        ("out.mp4", {"pix_fmt": "nope"}, "pixel format: 'nope'"),
+    ],
+)
+def test_bad_video_arguments(tmp_path, path, options, error):
+    with pytest.raises(ValueError, match=error):
+        VideoWriter(tmp_path / path, **{"fps": 12, **options})
+
+
+# GifWriter
+
+
+def test_gif_keeps_palette_colours_and_frame_times(tmp_path, make_qframe):
+    path = tmp_path / "out.gif"
+    times = [0.0, 0.1, 0.25, 0.3]
+    with GifWriter(path) as sink:
+        for i, t in enumerate(times):
+            sink.write(make_qframe(_indices(i), time=t))
+    frames, decoded_times = _decode(path)
+    assert len(frames) == 4
+    np.testing.assert_allclose(decoded_times, times, atol=0.011)
+    for i, frame in enumerate(frames):
+        np.testing.assert_array_equal(frame, make_qframe(_indices(i)).rgb)
+    assert b"NETSCAPE2.0" in path.read_bytes()  # loops forever
+
+
+def test_gif_follows_a_changing_palette_with_256_colours(tmp_path, make_qframe, rng):
+    path = tmp_path / "big.gif"
+    palettes = [rng.integers(0, 256, (256, 3), dtype=np.uint8), rng.integers(0, 256, (7, 3), dtype=np.uint8)]
+    qframes = [make_qframe(rng.integers(0, len(c), (30, 41)), colors=c, time=i / 10) for i, c in enumerate(palettes)]
+    with GifWriter(path, loop=-1) as sink:
+        for q in qframes:
+            sink.write(q)
+    frames, _ = _decode(path)
+    for q, frame in zip(qframes, frames):
+        np.testing.assert_array_equal(frame, q.rgb)
+    assert b"NETSCAPE2.0" not in path.read_bytes()  # plays once
+
+
+# ImageWriter
+
+
+def test_png_is_written_with_a_palette_and_exact_colours(tmp_path, make_qframe):
+    path = tmp_path / "still.png"
+    qframe = make_qframe(_indices(0, 7, 9))
+    with ImageWriter(path) as sink:
+        sink.write(make_qframe(_indices(1, 7, 9)))
+        sink.write(qframe)  # a plain path keeps the last frame
+    data = path.read_bytes()
+    assert data[24:26] == b"\x08\x03"  # IHDR: bit depth 8, colour type 3 (palette)
+    np.testing.assert_array_equal(cv2.cvtColor(cv2.imread(str(path)), cv2.COLOR_BGR2RGB), qframe.rgb)
+
+
+@pytest.mark.parametrize("pattern", ["seq_{:03d}.png", "seq_%03d.jpg"])
+def test_image_sequence_from_a_pattern(tmp_path, make_qframe, pattern):
+    with ImageWriter(tmp_path / pattern) as sink:
+        _write(sink, make_qframe, 3)
+    suffix = pattern[-4:]
+    assert sorted(p.name for p in tmp_path.iterdir()) == [f"seq_00{i}{suffix}" for i in (1, 2, 3)]
+    assert cv2.imread(str(tmp_path / f"seq_003{suffix}")).shape == (48, 64, 3)
+
+
+def test_image_writer_rejects_unknown_formats(tmp_path):
+    with pytest.raises(ValueError, match="'.xyz'"):
+        ImageWriter(tmp_path / "out.xyz")
+
+
+# Preview
+
+
+def test_preview_without_display_says_what_to_do(monkeypatch):
+    monkeypatch.delenv("DISPLAY", raising=False)
+    with pytest.raises(SinkError, match=r"no display \(\$DISPLAY is not set\); use `livequant transcode`"):
+        Preview()
+
+
+@pytest.mark.gui
+def test_preview_window_appears_and_keys_act(xdisplay, make_qframe, tmp_path, monkeypatch, capsys):
+    from livequant.quantizer import Quantizer
+
+    monkeypatch.chdir(tmp_path)
+    quantizer = Quantizer(4)
+    with Preview(title="lq-test-preview", quantizer=quantizer) as preview:
+        _write(preview, make_qframe, 3)
+        found = subprocess.run(["xdotool", "search", "--name", "lq-test-preview"], capture_output=True, text=True)
+        assert found.stdout.split(), "the preview window is not on the display"
+        for key, check in [
+            ("+", lambda: quantizer.n_colors == 8),
+            ("-", lambda: quantizer.n_colors == 4),
+            ("d", lambda: quantizer.dither != "none"),
+            ("p", lambda: quantizer.palette.name not in ("", "adaptive")),
+            ("s", lambda: (tmp_path / "livequant-snapshot-1.png").is_file()),
+        ]:
+            preview.handle_key(ord(key))
+            assert check(), key
+        assert "livequant-snapshot-1.png" in capsys.readouterr().out
+        assert not preview.quit_requested
+        subprocess.run(["xdotool", "key", "--window", found.stdout.split()[0], "q"], check=True)
+        for _ in range(20):
+            _write(preview, make_qframe, 1)
+            if preview.quit_requested:
+                break
+        assert preview.quit_requested
+    quantizer.close()
+
+
+def _send_wm_delete(window: int) -> None:
+    """Ask the window to close as a window manager's close button does (WM_DELETE_WINDOW)."""
+    name = ctypes.util.find_library("X11")
+    if name is None:
+        pytest.skip("libX11 is not installed")
+    x11 = ctypes.CDLL(name)
+    x11.XOpenDisplay.restype = x11.XInternAtom.restype = ctypes.c_void_p
+    x11.XOpenDisplay.argtypes = [ctypes.c_char_p]
+    x11.XInternAtom.argtypes = [ctypes.c_void_p, ctypes.c_char_p, ctypes.c_int]
+    x11.XSendEvent.argtypes = [ctypes.c_void_p, ctypes.c_ulong, ctypes.c_int, ctypes.c_long, ctypes.c_void_p]
+    x11.XCloseDisplay.argtypes = [ctypes.c_void_p]
+    display = x11.XOpenDisplay(None)
+    event = (ctypes.c_long * 24)()  # an XClientMessageEvent in an XEvent-sized buffer
+    event[0] = 33  # ClientMessage
+    event[4] = window
+    event[5] = x11.XInternAtom(display, b"WM_PROTOCOLS", 0)
+    event[6] = 32  # format
+    event[7] = x11.XInternAtom(display, b"WM_DELETE_WINDOW", 0)
+    x11.XSendEvent(display, window, 0, 0, event)
+    x11.XCloseDisplay(display)
+
+
+@pytest.mark.gui
+def test_closing_the_window_requests_quit(xdisplay, make_qframe):
+    with Preview(title="lq-test-close") as preview:
+        _write(preview, make_qframe, 2)
+        found = subprocess.run(["xdotool", "search", "--name", "lq-test-close"], capture_output=True, text=True)
+        for window in found.stdout.split():
+            _send_wm_delete(int(window))
+        for _ in range(20):
+            _write(preview, make_qframe, 1)
+            if preview.quit_requested:
+                break
+        assert preview.quit_requested

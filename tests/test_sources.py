@@ -1,0 +1,221 @@
+"""Sources read real media written in the tests: clips from PyAV, images from OpenCV."""
+
+import time
+
+import cv2
+import numpy as np
+import pytest
+
+from livequant.errors import SourceError
+from livequant.sources import Images, TestPattern, VideoFile, Webcam, list_cameras, open_source
+
+
+def _check_frames(frames, size):
+    for frame in frames:
+        assert frame.shape == (size[1], size[0], 3) and frame.dtype == np.uint8 and frame.flags.c_contiguous
+
+
+# VideoFile
+
+
+def test_video_file_reads_every_frame_with_its_time(clip):
+    with VideoFile(clip.path) as src:
+        assert (src.fps, src.frame_count, src.size, src.has_audio, src.live) == (12.0, 24, (64, 48), True, False)
+        frames, times = zip(*src)
+    assert len(frames) == clip.frames and src.undecodable == 0
+    _check_frames(frames, clip.size)
+    np.testing.assert_allclose(times, np.arange(clip.frames) / clip.fps, atol=1e-3)
+    assert np.abs(frames[5].astype(int) - clip.expected(5)).mean() < 8  # H.264 is lossy
+
+
+@pytest.mark.parametrize(
+    ("start", "duration", "expected"), [(1.0, 0.5, np.arange(12, 18) / 12), (None, 0.25, [0, 1 / 12, 2 / 12])]
+)
+def test_start_and_duration_select_a_window(clip, start, duration, expected):
+    with VideoFile(clip.path, start=start, duration=duration) as src:
+        times = [t for _, t in src]
+    np.testing.assert_allclose(times, expected, atol=1e-3)
+
+
+def test_variable_frame_rate_timestamps_are_kept(make_clip):
+    times = [0.0, 0.1, 0.15, 0.4, 0.45, 1.0]
+    clip = make_clip("vfr.mkv", times=times)
+    with VideoFile(clip.path) as src:
+        np.testing.assert_allclose([t for _, t in src], times, atol=1e-3)
+
+
+@pytest.mark.parametrize("rotation", [90, -90, 180])
+def test_rotation_metadata_is_applied(make_clip, rotation):
+    clip = make_clip("rot.mp4", rotation=rotation, frames=2)
+    expected = np.rot90(clip.expected(0), rotation // 90)  # the display matrix turns counterclockwise
+    with VideoFile(clip.path) as src:
+        frame, _ = next(iter(src))
+        assert src.size == (expected.shape[1], expected.shape[0])
+    assert frame.flags.c_contiguous
+    assert np.abs(frame.astype(int) - expected).mean() < 8
+
+
+def test_broken_packets_are_counted_and_skipped(make_clip):
+    path = make_clip("png.mov", codec="png", pix_fmt="rgb24", frames=10).path
+    data = bytearray(path.read_bytes())
+    signature = b"\x89PNG\r\n\x1a\n"
+    fifth = [i for i in range(len(data)) if data.startswith(signature, i)][4]
+    data[fifth : fifth + 16] = b"\x00" * 16
+    path.write_bytes(data)
+    with VideoFile(path) as src:
+        frames = list(src)
+    assert (len(frames), src.undecodable) == (9, 1)
+
+
+def test_a_file_that_is_not_a_video_names_file_and_cause(tmp_path):
+    bad = tmp_path / "notes.mp4"
+    bad.write_text("not a video\n" * 10)
+    with pytest.raises(SourceError, match=r"cannot open video '.*notes\.mp4': Invalid data .*; is it a video file\?"):
+        VideoFile(bad)
+    with pytest.raises(SourceError, match=r"cannot open video '.*missing\.mp4': No such file .*; check the path"):
+        VideoFile(tmp_path / "missing.mp4")
+
+
+def test_start_beyond_the_end_says_so(clip):
+    with pytest.raises(SourceError, match="no frames from 5 s on"):
+        VideoFile(clip.path, start=5.0)
+
+
+@pytest.mark.parametrize(("option", "value"), [("start", -1.0), ("duration", 0.0)])
+def test_bad_window_arguments(clip, option, value):
+    with pytest.raises(ValueError, match=option):
+        VideoFile(clip.path, **{option: value})
+
+
+@pytest.mark.parametrize(
+    ("name", "frames", "size"), [("realshort.mp4", 36, (320, 240)), ("newtonscradle.gif", 36, (200, 150))]
+)
+def test_real_footage_decodes_completely(shared_data, name, frames, size):
+    with VideoFile(shared_data(name)) as src:
+        decoded = list(src)
+    assert (len(decoded), src.size, src.undecodable) == (frames, size, 0)
+    _check_frames([f for f, _ in decoded], size)
+
+
+# Webcam, driven by a video file since there is no camera here
+
+
+def test_webcam_thread_delivers_newest_frames_then_reports_the_stall(clip):
+    cam = Webcam(str(clip.path), timeout=0.3)
+    assert cam.live and cam.size == clip.size
+    received = []
+    with cam, pytest.raises(SourceError, match=r"camera '.*clip\.mp4' stopped delivering frames"):
+        for frame, t in cam:
+            received.append((frame, t))
+            time.sleep(0.02)  # a slow consumer: the reader keeps only the newest frame
+    assert 1 <= len(received) <= clip.frames
+    assert len(received) + cam.dropped == clip.frames
+    _check_frames([f for f, _ in received], clip.size)
+    assert np.all(np.diff([t for _, t in received]) > 0)
+    assert not cam._thread.is_alive()
+
+
+def test_close_stops_the_reader_thread(clip):
+    with Webcam(str(clip.path)) as cam:
+        next(iter(cam))
+    assert not cam._thread.is_alive()
+
+
+def test_missing_camera_points_to_the_list():
+    hint = r"cannot open camera 7: no such device; list cameras with `livequant preview --list-cameras`"
+    with pytest.raises(SourceError, match=hint):
+        Webcam(7)
+
+
+def test_list_cameras_returns_openable_indices():
+    cameras = list_cameras(max_index=2)
+    assert all(i in (0, 1) for i in cameras)
+
+
+# Images
+
+
+def test_image_sequence_from_a_glob_in_name_order(tmp_path):
+    for i in (2, 0, 1):
+        cv2.imwrite(str(tmp_path / f"f{i}.png"), np.full((6, 8, 3), (10 * i, 0, 0), np.uint8))  # BGR on disk
+    with Images(str(tmp_path / "f*.png"), fps=5) as src:
+        assert (src.frame_count, src.size, src.fps) == (3, (8, 6), 5.0)
+        frames, times = zip(*src)
+    assert [f[0, 0].tolist() for f in frames] == [[0, 0, 0], [0, 0, 10], [0, 0, 20]]  # RGB in memory
+    assert times == (0.0, 0.2, 0.4)
+
+
+def test_alpha_is_flattened_on_white_and_16_bit_is_scaled(tmp_path):
+    bgra = np.zeros((4, 4, 4), np.uint8)
+    bgra[:2] = (0, 0, 255, 255)  # opaque red
+    cv2.imwrite(str(tmp_path / "a.png"), bgra)
+    cv2.imwrite(str(tmp_path / "b.png"), np.full((4, 4, 3), 65535, np.uint16))
+    (a, _), (b, _) = Images([tmp_path / "a.png", tmp_path / "b.png"])
+    assert a[0, 0].tolist() == [255, 0, 0] and a[3, 3].tolist() == [255, 255, 255]
+    assert b.dtype == np.uint8 and b[0, 0].tolist() == [255, 255, 255]
+
+
+def test_real_photograph(shared_data):
+    (frame, t), = Images(shared_data("bricks.jpg"))
+    assert frame.shape == (512, 512, 3) and t == 0.0
+
+
+def test_unreadable_images_raise_source_error(tmp_path):
+    (tmp_path / "junk.png").write_bytes(b"junk")
+    with pytest.raises(SourceError, match=r"cannot read image '.*junk\.png': not an image"):
+        Images(tmp_path / "junk.png")
+    with pytest.raises(SourceError, match=r"cannot read image '.*nope\.png': no such file"):
+        Images(tmp_path / "nope.png")
+    with pytest.raises(SourceError, match=r"no images match"):
+        Images(str(tmp_path / "*.jpg"))
+
+
+# TestPattern
+
+
+def test_pattern_moves_and_is_deterministic():
+    frames = [f for f, _ in TestPattern((160, 120), fps=10, frames=5)]
+    again = [f for f, _ in TestPattern((160, 120), fps=10, frames=5)]
+    assert len(frames) == 5
+    _check_frames(frames, (160, 120))
+    assert all(np.array_equal(a, b) for a, b in zip(frames, again))
+    assert not np.array_equal(frames[0], frames[4])
+    assert len(np.unique(frames[0].reshape(-1, 3), axis=0)) > 500  # gradients, not flat fills
+
+
+def test_pattern_is_cheap_at_1080p():
+    pattern = TestPattern((1920, 1080), frames=12)
+    start = time.perf_counter()
+    frames = [f for f, _ in pattern]
+    per_frame = (time.perf_counter() - start) / len(frames)
+    assert frames[0].shape == (1080, 1920, 3)
+    assert per_frame < 0.015  # typically ~1 ms; loose for a busy shared machine
+
+
+def test_live_pattern_paces_to_its_frame_rate():
+    pattern = TestPattern((32, 24), fps=50, frames=6, live=True)
+    start = time.monotonic()
+    times = [t for _, t in pattern]
+    assert pattern.live and time.monotonic() - start >= 0.09
+    np.testing.assert_allclose(times, np.arange(6) / 50)
+
+
+def test_pattern_rejects_bad_arguments():
+    with pytest.raises(ValueError, match="size"):
+        TestPattern((8, 8))
+    with pytest.raises(ValueError, match="fps"):
+        TestPattern(fps=0)
+
+
+# open_source
+
+
+def test_open_source_dispatches_on_the_spec(clip, tmp_path):
+    cv2.imwrite(str(tmp_path / "still.png"), np.zeros((4, 4, 3), np.uint8))
+    assert isinstance(open_source("test", frames=1), TestPattern)
+    assert isinstance(open_source(tmp_path / "still.png"), Images)
+    with open_source(clip.path) as src:
+        assert isinstance(src, VideoFile)
+    for spec in (7, "7"):
+        with pytest.raises(SourceError, match="camera 7"):
+            open_source(spec)
