@@ -113,7 +113,9 @@ def ordered_offsets(dither: str, table: LookupTable, strength: float) -> np.ndar
     return np.rint((mask - 0.5) * table.spread * strength).astype(np.int16)
 
 
-@nb.njit(parallel=True, nogil=True, cache=True)
+# Not cached: numba's cache key is this file alone, so a cached copy would keep
+# an old inlined `_lookup` after lookup.py changes.
+@nb.njit(parallel=True, nogil=True)
 def _diffuse(frame, table, fine, colors, taps, strength, out_idx, out_rgb):  # pragma: no cover
     h, w = frame.shape[0], frame.shape[1]
     n_stripes = (h + STRIPE_ROWS - 1) // STRIPE_ROWS

@@ -16,6 +16,7 @@ import functools
 import warnings
 from dataclasses import dataclass
 
+import numba as nb
 import numpy as np
 from scipy.optimize import linear_sum_assignment
 from sklearn.cluster import MiniBatchKMeans
@@ -91,7 +92,8 @@ class PaletteFitter:
     locked : (L, 3) uint8 ndarray, optional
         Colours always in the palette.
     refine_steps : int
-        Full Lloyd iterations on the sample after MiniBatchKMeans.
+        Most full Lloyd iterations on the sample after MiniBatchKMeans
+        (they stop early once converged).
     stability : float
         Weight of flicker against error in `settle`; 0 adopts every change.
     """
@@ -104,8 +106,8 @@ class PaletteFitter:
         sample_size: int,
         seed: int,
         locked: np.ndarray | None = None,
-        refine_steps: int = 2,
-        stability: float = 30.0,
+        refine_steps: int = 8,
+        stability: float = 10.0,
     ):
         self.color_space = color_space
         self.sample_size = sample_size
@@ -116,8 +118,16 @@ class PaletteFitter:
         self.stability = stability
 
     def sample(self, frame: np.ndarray) -> np.ndarray:
-        """Pixels of ``frame`` at the fixed sample positions, ``(N, 3) uint8``."""
+        """Pixels to fit ``frame`` on, ``(N, 3) uint8``.
+
+        The pixels at the fixed sample positions; or, when the whole frame has
+        no more distinct colours than the palette has adaptive slots, exactly
+        those colours, so such a frame is reproduced exactly.
+        """
         h, w = frame.shape[:2]
+        few = _distinct_colors(frame.reshape(-1, 3), max(self.n_adaptive, 0))
+        if few is not None:
+            return few
         return frame.reshape(-1, 3)[sample_positions(h, w, self.sample_size, self.seed)]
 
     def error(self, samples: np.ndarray, fit: Fit) -> float:
@@ -201,7 +211,8 @@ class PaletteFitter:
         """Which slots should take their new colour: those worth the flicker.
 
         Slot ``i`` adopts ``new[i]`` when the squared RGB error it saves over
-        the samples nearest to it exceeds ``stability`` times the flicker it
+        the samples that would take it (against their error now) exceeds
+        ``stability`` times the flicker it
         causes: the still samples now shown in slot ``i`` times the mean
         per-channel change. Slots that serve moving content follow the
         picture; slots under a still background move only when it clearly pays.
@@ -214,11 +225,36 @@ class PaletteFitter:
         space = self.color_space
         now = _nearest(to_space(samples, space), to_space(old, space), space)
         then = _nearest(to_space(samples, space), to_space(new, space), space)
-        saved = ((points - old[then]) ** 2).sum(axis=1) - ((points - new[then]) ** 2).sum(axis=1)
+        saved = ((points - old[now]) ** 2).sum(axis=1) - ((points - new[then]) ** 2).sum(axis=1)
         gain = np.bincount(then, weights=saved, minlength=len(new))
         change = np.abs(new.astype(np.int32) - old).mean(axis=1)
         flicker = np.bincount(now, weights=still.astype(np.float64), minlength=len(new)) * change
         return (gain > self.stability * flicker) & (change > 0)
+
+
+@nb.njit(nogil=True, cache=True)
+def _distinct_colors(pixels, limit):  # pragma: no cover - compiled
+    """The distinct colours of ``pixels`` if there are at most ``limit``, else None.
+
+    An open-addressing hash set of packed colours; stops at the first colour
+    past the limit, so a natural image costs a few hundred pixels.
+    """
+    size = 1024
+    slots = np.full(size, -1, np.int64)
+    found = np.empty((limit + 1, 3), np.uint8)
+    count = 0
+    for p in range(pixels.shape[0]):
+        key = (np.int64(pixels[p, 0]) << 16) | (np.int64(pixels[p, 1]) << 8) | pixels[p, 2]
+        h = (key * 2654435761) & (size - 1)
+        while slots[h] != -1 and slots[h] != key:
+            h = (h + 1) & (size - 1)
+        if slots[h] == -1:
+            if count == limit:
+                return None
+            slots[h] = key
+            found[count] = pixels[p]
+            count += 1
+    return found[:count].copy()
 
 
 def _unique_colors(samples: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -237,10 +273,17 @@ def _lloyd(
     color_space: str,
     fixed: np.ndarray | None = None,
 ) -> np.ndarray:
-    """Weighted Lloyd iterations; emptied and ``fixed`` centres stay where they are."""
+    """Weighted Lloyd iterations, at most ``steps``, until no point changes centre.
+
+    Emptied and ``fixed`` centres stay where they are.
+    """
     centres = centres.copy()
+    previous = None
     for _ in range(steps):
         nearest = _nearest(points, centres, color_space).astype(np.intp)
+        if previous is not None and np.array_equal(nearest, previous):
+            break
+        previous = nearest
         total = np.bincount(nearest, weights=weights, minlength=len(centres))
         sums = np.stack(
             [np.bincount(nearest, weights=weights * points[:, c], minlength=len(centres)) for c in range(3)], axis=1

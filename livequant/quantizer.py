@@ -29,8 +29,6 @@ __all__ = ["COLOR_SPACES", "DITHERS", "Quantizer", "quantize"]
 
 log = logging.getLogger("livequant")
 
-#: A sample whose channels all changed by less than this since the last frame is still.
-STILL_LEVELS = 2
 ERROR_DIFFUSION = ("floyd-steinberg", "sierra-lite")
 
 
@@ -121,7 +119,7 @@ class Quantizer:
         locked=None,
         dither_strength: float = 1.0,
         hold: int = 3,
-        stability: float = 30.0,
+        stability: float = 10.0,
         background: bool = False,
     ):
         _check_options(n_colors, dither, color_space, dither_strength, hold, refit_every, sample_size, stability)
@@ -144,7 +142,8 @@ class Quantizer:
         self._new_fitter()
         self._executor = ThreadPoolExecutor(1, thread_name_prefix="livequant-refit") if background else None
         self._pending: tuple[Future, str] | None = None
-        self._last_samples: np.ndarray | None = None
+        self._last_samples: np.ndarray | None = None  # the previous frame's
+        self._fitted_on: np.ndarray | None = None  # those of the last refit
         self._refit_failed = False
         self._held: tuple[np.ndarray, np.ndarray, int] | None = None  # indices, reference input, generation
         self._lock = threading.Lock()
@@ -261,6 +260,11 @@ class Quantizer:
 
     # ---------------------------------------------------------------- palette
 
+    @property
+    def _still_levels(self) -> int:
+        """Largest per-channel change of a pixel that still counts as still (noise)."""
+        return max(self.hold, 1)
+
     def _new_fitter(self) -> None:
         size = self.sample_size or max(8192, 64 * self.n_colors)
         self._fitter = PaletteFitter(
@@ -289,11 +293,16 @@ class Quantizer:
             kind = self._policy.decide(self._fitter.error(samples[::4], self._state.fit))
         if kind == "keep" or self._pending is not None:
             return
+        fitted_on = self._fitted_on
+        if kind == "warm" and fitted_on is not None and fitted_on.shape == samples.shape:
+            if np.abs(samples.astype(np.int16) - fitted_on).max() <= self._still_levels:
+                return  # nothing moved since the last fit: nothing new to learn
+        self._fitted_on = samples
         self._force_fresh = False
         current = None if self._state is None else self._state.fit
         still = None
         if previous is not None and previous.shape == samples.shape:
-            still = np.abs(samples.astype(np.int16) - previous).max(axis=1) < STILL_LEVELS
+            still = np.abs(samples.astype(np.int16) - previous).max(axis=1) <= self._still_levels
         if self._executor is None or self._state is None:
             self._apply(kind, self._refit(kind, samples, current, still))
         else:
@@ -333,6 +342,8 @@ class Quantizer:
         if table is None:
             table = build_table(palette.colors, self.color_space)
         generation = 0 if self._state is None else self._state.generation + 1
+        # Held indices only carry over to a palette of the same slots.
+        fresh = fresh or self._state is None or len(self._state.palette) != len(palette)
         offsets = ordered_offsets(self.dither, table, self.dither_strength)
         self._state = _State(palette, table, offsets, fit, generation, fresh)
 
@@ -403,7 +414,7 @@ def quantize(
             sample_size=sample_size,
             seed=seed,
             locked=None if locked is None else Palette(locked).colors,
-            refine_steps=10,
+            refine_steps=30,
         )
         palette = Palette(fitter.fit(fitter.sample(image)).colors, name="adaptive")
     palette = resolve(palette)

@@ -1,0 +1,46 @@
+"""OKLab conversions and dither masks."""
+
+import numpy as np
+import pytest
+
+from livequant.colorspace import from_space, oklab_to_srgb, srgb_to_oklab, to_space
+from livequant.dither import bayer_matrix, blue_noise
+
+
+def test_oklab_reference_values():
+    # Values from Ottosson's reference implementation.
+    np.testing.assert_allclose(srgb_to_oklab(np.array([255, 255, 255], np.uint8)), [1.0, 0.0, 0.0], atol=1e-4)
+    np.testing.assert_allclose(srgb_to_oklab(np.array([255, 0, 0], np.uint8)), [0.62796, 0.22486, 0.12585], atol=1e-4)
+    np.testing.assert_allclose(srgb_to_oklab(np.array([0, 0, 255], np.uint8)), [0.45201, -0.03246, -0.31153], atol=1e-4)
+
+
+@pytest.mark.parametrize("space", ["oklab", "rgb"])
+def test_every_srgb_colour_round_trips(space, rng):
+    rgb = rng.integers(0, 256, (20000, 3), dtype=np.uint8)
+    np.testing.assert_array_equal(from_space(to_space(rgb, space), space), rgb)
+
+
+def test_float_and_uint8_inputs_agree(rng):
+    rgb = rng.integers(0, 256, (100, 3), dtype=np.uint8)
+    np.testing.assert_allclose(srgb_to_oklab(rgb), srgb_to_oklab(rgb.astype(np.float64)), atol=1e-6)
+    np.testing.assert_allclose(oklab_to_srgb(srgb_to_oklab(rgb)), rgb, atol=1e-3)
+
+
+@pytest.mark.parametrize("n", [2, 4, 8, 16])
+def test_bayer_matrix_is_a_permutation_of_ranks(n):
+    m = bayer_matrix(n)
+    assert m.shape == (n, n)
+    np.testing.assert_array_equal(np.sort((m * n * n - 0.5).round().ravel()), np.arange(n * n))
+
+
+def test_blue_noise_is_a_permutation_with_little_low_frequency_energy():
+    mask = blue_noise()
+    n = mask.size
+    np.testing.assert_array_equal(np.sort((mask * n - 0.5).round().ravel()), np.arange(n))
+    spectrum = np.abs(np.fft.fft2(mask - mask.mean())) ** 2
+    f = np.hypot(*np.meshgrid(np.fft.fftfreq(64), np.fft.fftfreq(64), indexing="ij"))
+    low, high = spectrum[(f > 0) & (f < 0.1)].mean(), spectrum[f > 0.3].mean()
+    assert low < 0.2 * high  # white noise would give about 1
+    white = np.random.default_rng(0).permutation(n).reshape(64, 64) / n
+    w = np.abs(np.fft.fft2(white - white.mean())) ** 2
+    assert w[(f > 0) & (f < 0.1)].mean() > 0.5 * w[f > 0.3].mean()

@@ -1,0 +1,240 @@
+"""Quantizer and quantize(): properties, stability, bad arguments."""
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from hypothesis.extra.numpy import arrays
+
+import livequant
+from livequant import Palette, Quantizer, presets, quantize
+
+DITHERS = livequant.DITHERS
+frames = arrays(np.uint8, st.tuples(st.integers(1, 40), st.integers(1, 40), st.just(3)))
+
+
+def colour_set(image):
+    return {tuple(c) for c in image.reshape(-1, 3)}
+
+
+@pytest.mark.parametrize("dither", DITHERS)
+@settings(max_examples=15, deadline=None)
+@given(frame=frames, k=st.sampled_from([1, 2, 16, 256]))
+def test_every_output_pixel_is_a_palette_colour(dither, frame, k):
+    q = Quantizer(k, dither=dither)
+    out = q.quantize(frame)
+    assert out.shape == frame.shape and out.dtype == np.uint8 and out.flags.c_contiguous
+    assert colour_set(out) <= colour_set(q.palette.colors)
+    assert len(q.palette) <= k
+
+
+@settings(max_examples=30, deadline=None)
+@given(
+    colors=arrays(np.uint8, st.tuples(st.integers(1, 16), st.just(3))),
+    picks=arrays(np.uint8, (24, 33)),
+    space=st.sampled_from(["oklab", "rgb"]),
+)
+def test_an_image_with_at_most_k_colours_comes_back_unchanged(colors, picks, space):
+    image = colors[picks % len(colors)]
+    np.testing.assert_array_equal(Quantizer(16, color_space=space).quantize(image), image)
+    np.testing.assert_array_equal(quantize(image, 16, color_space=space), image)
+
+
+def test_a_rare_colour_is_kept_even_when_the_sample_misses_it(rng):
+    image = np.zeros((1080, 1920, 3), np.uint8)
+    image[::2] = (200, 10, 10)
+    image[777, 1234] = (1, 2, 3)
+    np.testing.assert_array_equal(Quantizer(4).quantize(image), image)
+
+
+@pytest.mark.parametrize("dither", DITHERS)
+def test_same_seed_same_output(dither, rng):
+    clip = [rng.integers(0, 256, (48, 64, 3), dtype=np.uint8) for _ in range(5)]
+    runs = [[Quantizer(16, dither=dither, seed=3).quantize(f) for f in clip] for _ in range(2)]
+    for a, b in zip(*runs):
+        np.testing.assert_array_equal(a, b)
+
+
+def test_indices_match_quantize(rng):
+    clip = [rng.integers(0, 256, (30, 40, 3), dtype=np.uint8) for _ in range(4)]
+    a, b = Quantizer(16, seed=1), Quantizer(16, seed=1)
+    for frame in clip:
+        out, idx = a.quantize(frame), b.indices(frame)
+        assert idx.shape == frame.shape[:2] and idx.dtype == np.uint8
+        np.testing.assert_array_equal(b.palette.colors[idx], out)
+
+
+def test_process_returns_consistent_parts(rng):
+    q = Quantizer(16)
+    frame = rng.integers(0, 256, (30, 40, 3), dtype=np.uint8)
+    result = q.process(frame, time=1.5)
+    np.testing.assert_array_equal(result.palette.colors[result.indices], result.rgb)
+    assert result.time == 1.5 and result.source is frame
+
+
+def smooth_frame(seed=0, shape=(120, 160)):
+    rng = np.random.default_rng(seed)
+    y, x = np.mgrid[0 : shape[0], 0 : shape[1]]
+    base = np.stack([x * 255 // shape[1], y * 255 // shape[0], (x + y) * 127 // sum(shape)], axis=2)
+    return np.clip(base + rng.integers(-8, 9, base.shape), 0, 255).astype(np.uint8)
+
+
+@pytest.mark.parametrize("space", ["oklab", "rgb"])
+def test_warm_refit_on_an_unchanged_frame_keeps_slots_and_indices(space):
+    frame = smooth_frame()
+    q = Quantizer(32, color_space=space, refit_every=1)
+    first_idx = q.indices(frame)
+    first = q.palette.colors.copy()
+    for _ in range(4):
+        idx = q.indices(frame)
+        assert np.abs(q.palette.colors.astype(int) - first).max() <= 1
+        np.testing.assert_array_equal(idx, first_idx)
+    assert q.stats["refits"] >= 1
+
+
+@pytest.mark.parametrize("dither", ["none", "bayer", "bayer2", "bayer4", "bluenoise"])
+def test_static_input_gives_identical_frames(dither):
+    frame = smooth_frame(seed=2)
+    q = Quantizer(8, dither=dither, refit_every=1)
+    outputs = [q.quantize(frame) for _ in range(6)]
+    for out in outputs[1:]:
+        np.testing.assert_array_equal(out, outputs[0])
+
+
+def test_noise_on_a_still_scene_does_not_flicker():
+    """Sensor noise of +-1 level must not switch indices on a still picture."""
+    base = smooth_frame(seed=4)
+    rng = np.random.default_rng(5)
+    q = Quantizer(16)
+    outs = [q.quantize(np.clip(base.astype(int) + rng.integers(-1, 2, base.shape), 0, 255).astype(np.uint8)) for _ in range(8)]
+    changed = np.mean([np.any(a != b, axis=2).mean() for a, b in zip(outs[2:], outs[3:])])
+    assert changed < 0.001
+    plain = Quantizer(16, hold=0)
+    outs = [plain.quantize(np.clip(base.astype(int) + rng.integers(-1, 2, base.shape), 0, 255).astype(np.uint8)) for _ in range(8)]
+    assert np.mean([np.any(a != b, axis=2).mean() for a, b in zip(outs[2:], outs[3:])]) > changed
+
+
+def test_scene_cut_refits_from_scratch():
+    q = Quantizer(8, refit_every=0)
+    q.quantize(np.full((40, 40, 3), (250, 10, 10), np.uint8))
+    blue = np.zeros((40, 40, 3), np.uint8)
+    blue[:, :20] = (10, 10, 250)
+    blue[:, 20:] = (10, 240, 10)
+    np.testing.assert_array_equal(q.quantize(blue), blue)
+
+
+def test_background_refits_never_block_and_land(rng):
+    frame = smooth_frame(seed=6)
+    with Quantizer(16, background=True, refit_every=1) as q:
+        for _ in range(30):
+            assert colour_set(q.quantize(frame)) <= colour_set(q.palette.colors)
+        assert q.stats["refits"] >= 1
+
+
+@pytest.mark.parametrize("name", ["gameboy", "pico8", "cga1", "websafe", "gray16"])
+def test_fixed_presets_are_used_as_given(name, rng):
+    frame = rng.integers(0, 256, (20, 30, 3), dtype=np.uint8)
+    q = Quantizer(palette=name)
+    assert q.palette == presets.get(name)
+    assert colour_set(q.quantize(frame)) <= colour_set(presets.get(name).colors)
+
+
+def test_locked_colours_stay_in_the_palette(rng):
+    locked = [(0, 0, 0), (255, 255, 255)]
+    q = Quantizer(8, locked=locked)
+    q.quantize(smooth_frame(seed=7))
+    assert {(0, 0, 0), (255, 255, 255)} <= colour_set(q.palette.colors)
+
+
+def test_configure_changes_settings_live():
+    frame = smooth_frame(seed=8)
+    q = Quantizer(16)
+    q.quantize(frame)
+    q.configure(n_colors=4)
+    q.quantize(frame)
+    assert len(q.palette) == 4
+    q.configure(palette="gameboy", dither="bayer")
+    assert colour_set(q.quantize(frame)) <= colour_set(presets.get("gameboy").colors)
+    q.configure(palette="adaptive", frozen=True)
+    q.quantize(frame)
+    frozen = q.palette
+    q.quantize(255 - frame)
+    assert q.palette == frozen
+
+
+@pytest.mark.parametrize(
+    "kwargs, error, words",
+    [
+        ({"n_colors": 0}, ValueError, "n_colors"),
+        ({"n_colors": 257}, ValueError, "257"),
+        ({"n_colors": 2.5}, ValueError, "n_colors"),
+        ({"dither": "atkinson"}, ValueError, "atkinson"),
+        ({"color_space": "hsv"}, ValueError, "color_space"),
+        ({"palette": "no-such-preset"}, ValueError, "no-such-preset"),
+        ({"hold": -1}, ValueError, "hold"),
+        ({"refit_every": -2}, ValueError, "refit_every"),
+        ({"dither_strength": 5}, ValueError, "dither_strength"),
+        ({"stability": -1}, ValueError, "stability"),
+    ],
+)
+def test_invalid_arguments_name_the_argument(kwargs, error, words):
+    with pytest.raises(error, match=words):
+        Quantizer(**kwargs)
+
+
+@pytest.mark.parametrize(
+    "frame, error, words",
+    [
+        (np.zeros((4, 4, 3), np.float32), TypeError, "float32"),
+        (np.zeros((4, 4), np.uint8), ValueError, r"\(4, 4\)"),
+        (np.zeros((4, 4, 4), np.uint8), ValueError, r"\(4, 4, 4\)"),
+        (np.zeros((0, 4, 3), np.uint8), ValueError, "shape"),
+        ([[1, 2, 3]], TypeError, "list"),
+    ],
+)
+def test_bad_frames_are_refused_with_what_arrived(frame, error, words):
+    with pytest.raises(error, match=words):
+        Quantizer(4).quantize(frame)
+    with pytest.raises(error, match=words):
+        quantize(frame, 4)
+
+
+SIZES = [(k, shape) for k in (1, 2, 16, 256) for shape in [(1, 1), (1, 7), (9, 1)]] + [(16, (2160, 3840)), (256, (2160, 3840))]
+
+
+@pytest.mark.parametrize("k, shape", SIZES)
+def test_sizes_and_palette_sizes(k, shape, rng):
+    frame = rng.integers(0, 256, shape + (3,), dtype=np.uint8)
+    out = Quantizer(k).quantize(frame)
+    assert out.shape == frame.shape
+    assert len(colour_set(out)) <= k
+
+
+def test_single_colour_frame(rng):
+    frame = np.full((50, 60, 3), (12, 200, 99), np.uint8)
+    for k in (1, 16, 256):
+        np.testing.assert_array_equal(Quantizer(k).quantize(frame), frame)
+        np.testing.assert_array_equal(quantize(frame, k), frame)
+
+
+def psnr(a, b):
+    return 10 * np.log10(255**2 / np.mean((a.astype(float) - b) ** 2))
+
+
+@pytest.mark.parametrize("k", [4, 16])
+def test_quantize_still_matches_full_kmeans(k):
+    from sklearn.cluster import KMeans
+
+    image = smooth_frame(seed=9, shape=(96, 128))
+    pixels = image.reshape(-1, 3).astype(np.float64)
+    kmeans = KMeans(k, n_init=4, random_state=0).fit(pixels)
+    reference = np.clip(np.rint(kmeans.cluster_centers_), 0, 255).astype(np.uint8)[kmeans.labels_].reshape(image.shape)
+    out = quantize(image, k, color_space="rgb")
+    assert len(colour_set(out)) <= k
+    assert psnr(image, out) > psnr(image, reference) - 0.2
+
+
+def test_palette_argument_accepts_palette_objects(rng):
+    pal = Palette([(0, 0, 0), (255, 0, 0), (0, 0, 255)])
+    frame = rng.integers(0, 256, (10, 10, 3), dtype=np.uint8)
+    assert colour_set(quantize(frame, palette=pal)) <= colour_set(pal.colors)
