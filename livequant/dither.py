@@ -20,10 +20,10 @@ __all__ = ["DITHERS", "bayer_matrix", "blue_noise", "diffuse", "ordered_offsets"
 
 DITHERS = ("none", "bayer", "bayer2", "bayer4", "bayer8", "bluenoise", "floyd-steinberg", "sierra-lite")
 
-#: Error-diffusion kernels as (dx, dy, weight) for left-to-right rows.
+#: Error-diffusion kernels: weights to the right, down-left, down, down-right (left-to-right rows).
 _KERNELS = {
-    "floyd-steinberg": ((1, 0, 7 / 16), (-1, 1, 3 / 16), (0, 1, 5 / 16), (1, 1, 1 / 16)),
-    "sierra-lite": ((1, 0, 2 / 4), (-1, 1, 1 / 4), (0, 1, 1 / 4)),
+    "floyd-steinberg": (7 / 16, 3 / 16, 5 / 16, 1 / 16),
+    "sierra-lite": (2 / 4, 1 / 4, 1 / 4, 0.0),
 }
 STRIPE_ROWS = 64
 WARMUP_ROWS = 8
@@ -116,22 +116,26 @@ def ordered_offsets(dither: str, table: LookupTable, strength: float) -> np.ndar
 # Not cached: numba's cache key is this file alone, so a cached copy would keep
 # an old inlined `_lookup` after lookup.py changes.
 @nb.njit(parallel=True, nogil=True)
-def _diffuse(frame, table, fine, colors, taps, strength, out_idx, out_rgb):  # pragma: no cover
+def _diffuse(frame, table, fine, colors, weights, strength, out_idx, out_rgb):  # pragma: no cover - compiled
     h, w = frame.shape[0], frame.shape[1]
+    right, down_left, down, down_right = weights[0], weights[1], weights[2], weights[3]
     n_stripes = (h + STRIPE_ROWS - 1) // STRIPE_ROWS
     for s in nb.prange(n_stripes):
         y0 = s * STRIPE_ROWS
         y1 = min(y0 + STRIPE_ROWS, h)
         err = np.zeros((2, w + 2, 3), dtype=np.float32)  # this row and the next, 1 px border
         for y in range(max(0, y0 - WARMUP_ROWS), y1):
-            cur, nxt = y % 2, (y + 1) % 2
-            err[nxt, :, :] = 0.0
-            forward = y % 2 == 0
-            for step in range(w):
-                x = step if forward else w - 1 - step
-                r = min(max(np.int32(frame[y, x, 0] + err[cur, x + 1, 0] + np.float32(0.5)), 0), 255)
-                g = min(max(np.int32(frame[y, x, 1] + err[cur, x + 1, 1] + np.float32(0.5)), 0), 255)
-                b = min(max(np.int32(frame[y, x, 2] + err[cur, x + 1, 2] + np.float32(0.5)), 0), 255)
+            cur, nxt = err[y % 2], err[(y + 1) % 2]
+            step = 1 if y % 2 == 0 else -1  # serpentine
+            x = 0 if step == 1 else w - 1
+            # Error carried right, and the next row's three open cells, per channel.
+            cr = cg = cb = np.float32(0.0)
+            pr0 = pg0 = pb0 = np.float32(0.0)  # next row at x - step: complete after this pixel
+            pr1 = pg1 = pb1 = np.float32(0.0)  # next row at x
+            for _ in range(w):
+                r = min(max(np.int32(frame[y, x, 0] + cur[x + 1, 0] + cr + np.float32(0.5)), 0), 255)
+                g = min(max(np.int32(frame[y, x, 1] + cur[x + 1, 1] + cg + np.float32(0.5)), 0), 255)
+                b = min(max(np.int32(frame[y, x, 2] + cur[x + 1, 2] + cb + np.float32(0.5)), 0), 255)
                 i = _lookup(r, g, b, table, fine)
                 if y >= y0:
                     out_idx[y, x] = i
@@ -139,12 +143,15 @@ def _diffuse(frame, table, fine, colors, taps, strength, out_idx, out_rgb):  # p
                 er = (r - np.float32(colors[i, 0])) * strength
                 eg = (g - np.float32(colors[i, 1])) * strength
                 eb = (b - np.float32(colors[i, 2])) * strength
-                for t in range(taps.shape[0]):
-                    at = x + 1 + (np.int64(taps[t, 0]) if forward else -np.int64(taps[t, 0]))
-                    row = cur if taps[t, 1] == 0 else nxt
-                    err[row, at, 0] += er * taps[t, 2]
-                    err[row, at, 1] += eg * taps[t, 2]
-                    err[row, at, 2] += eb * taps[t, 2]
+                cr, cg, cb = er * right, eg * right, eb * right
+                nxt[x + 1 - step, 0] = pr0 + er * down_left
+                nxt[x + 1 - step, 1] = pg0 + eg * down_left
+                nxt[x + 1 - step, 2] = pb0 + eb * down_left
+                pr0, pg0, pb0 = pr1 + er * down, pg1 + eg * down, pb1 + eb * down
+                pr1, pg1, pb1 = er * down_right, eg * down_right, eb * down_right
+                x += step
+            nxt[x + 1 - step, 0], nxt[x + 1 - step, 1], nxt[x + 1 - step, 2] = pr0, pg0, pb0
+            cur[:, :] = 0.0
 
 
 def diffuse(
@@ -162,5 +169,5 @@ def diffuse(
     out_idx : (H, W) uint8 ndarray
     out_rgb : (H, W, 3) uint8 ndarray
     """
-    taps = np.array(_KERNELS[dither], dtype=np.float32)
-    _diffuse(frame, table.table, table.fine, table.colors, taps, np.float32(strength), out_idx, out_rgb)
+    weights = np.array(_KERNELS[dither], dtype=np.float32)
+    _diffuse(frame, table.table, table.fine, table.colors, weights, np.float32(strength), out_idx, out_rgb)

@@ -41,7 +41,7 @@ class LookupTable:
     fine : (8 * n_blocks,) uint8 ndarray
         Exact palette index of each colour of the refined cells.
     spread : float
-        Typical RGB distance between neighbouring palette colours (dither amplitude).
+        Typical per-channel step between neighbouring palette colours (dither amplitude).
     """
 
     colors: np.ndarray
@@ -114,11 +114,15 @@ def _nearest(points: np.ndarray, centres: np.ndarray, color_space: str) -> np.nd
 
 
 def _spread(colors: np.ndarray) -> float:
-    """Median RGB distance from each palette colour to its nearest neighbour."""
+    """Median per-channel (Chebyshev) distance from each palette colour to its nearest neighbour.
+
+    Ordered dither adds one offset to all three channels, so the step it must
+    bridge is measured per channel: 255 between black and white.
+    """
     if len(colors) < 2:
         return 0.0
     c = colors.astype(np.float32)
-    d = np.sqrt(((c[:, None, :] - c[None, :, :]) ** 2).sum(axis=2))
+    d = np.abs(c[:, None, :] - c[None, :, :]).max(axis=2)
     np.fill_diagonal(d, np.inf)
     return float(np.median(d.min(axis=1)))
 

@@ -44,3 +44,27 @@ def test_blue_noise_is_a_permutation_with_little_low_frequency_energy():
     white = np.random.default_rng(0).permutation(n).reshape(64, 64) / n
     w = np.abs(np.fft.fft2(white - white.mean())) ** 2
     assert w[(f > 0) & (f < 0.1)].mean() > 0.5 * w[f > 0.3].mean()
+
+
+@pytest.mark.parametrize("dither", ["floyd-steinberg", "sierra-lite", "bayer", "bluenoise"])
+@pytest.mark.parametrize("level", [32, 128, 200])
+def test_dither_keeps_the_average_level(dither, level):
+    """Black and white dithered over flat gray: the share of white tracks the gray level."""
+    from livequant import Palette, Quantizer
+
+    q = Quantizer(palette=Palette([(0, 0, 0), (255, 255, 255)]), dither=dither, color_space="rgb")
+    out = q.quantize(np.full((256, 300, 3), level, np.uint8))
+    assert abs(out.mean() - level) < 0.06 * 255
+    # Mixed, not flat: both colours appear in every 16-pixel-wide band.
+    assert all(0 < (out[:, x : x + 16] == 255).mean() < 1 for x in range(0, 300, 16))
+
+
+@pytest.mark.parametrize("dither", ["floyd-steinberg", "sierra-lite"])
+def test_error_diffusion_has_no_stripe_seams(dither):
+    from livequant import Palette, Quantizer
+
+    q = Quantizer(palette=Palette([(0, 0, 0), (255, 255, 255)]), dither=dither, color_space="rgb")
+    out = q.quantize(np.full((512, 256, 3), 100, np.uint8))[..., 0] == 255
+    rows = out.mean(axis=1)
+    # Rows at stripe starts (every 64) look like any other row.
+    assert abs(rows[::64].mean() - rows.mean()) < 0.08
