@@ -1,0 +1,466 @@
+"""The ``livequant`` command: preview, transcode, image, palette and demo.
+
+Each command parses its options, opens the source and sinks (which check the
+output before any work), and hands them to `livequant.pipeline.run`. Errors a
+user can fix print one line, ``livequant: error: ...``, and exit 2 (bad usage)
+or 1; Ctrl-C and SIGTERM finish the output written so far and exit 130 / 143.
+"""
+
+from __future__ import annotations
+
+import argparse
+import inspect
+import signal
+import sys
+import threading
+import time
+from pathlib import Path
+
+import numpy as np
+
+from livequant import __version__, presets
+from livequant.colorspace import COLOR_SPACES
+from livequant.demo import SETTINGS, run_demo
+from livequant.dither import DITHERS
+from livequant.errors import LivequantError, SinkError, SourceError
+from livequant.fit import PaletteFitter
+from livequant.frames import QuantizedFrame
+from livequant.palette import Palette, _format, resolve
+from livequant.pipeline import adapt, enlarge, run
+from livequant.quantizer import Quantizer, quantize
+from livequant.sinks import GifWriter, ImageWriter, Preview, VideoWriter
+from livequant.sources import IMAGE_SUFFIXES, Images, TestPattern, VideoFile, Webcam, list_cameras, open_source
+
+__all__ = ["main"]
+
+_DEFAULTS = {name: p.default for name, p in inspect.signature(Quantizer).parameters.items()}
+_EXACT_COLOURS = ("Exact colours: 4:2:0 video (the default for .mp4 .mov .webm) blurs a palette's colours at\n"
+                  "edges; use --lossless (FFV1 in .mkv, libx264rgb in .mp4) or write .gif or .png for exact ones.\n"
+                  "In 4:2:0 video an odd width or height is padded to even by repeating the last column or row.")
+_EXAMPLES = """examples:
+  livequant demo                             see what it does (no camera or download needed)
+  livequant preview                          camera 0, live; `livequant preview test` without a camera
+  livequant transcode in.mp4 out.gif -k 16 --dither bayer
+  livequant transcode in.mp4 out.mp4 --palette gameboy --pixelate 4
+  livequant image photo.jpg small.png --palette pico8 --dither floyd-steinberg
+  livequant palette photo.jpg -o photo.gpl -k 8
+
+`livequant COMMAND --help` describes each command."""
+
+
+class _UsageError(LivequantError):
+    """A bad command line: exit status 2."""
+
+
+class _Terminated(KeyboardInterrupt):
+    """SIGTERM, handled as Ctrl-C is (the sinks finish their files), then exit status 143."""
+
+
+class _Parser(argparse.ArgumentParser):
+    """An ArgumentParser whose errors are one line, raised as `_UsageError` so `main` returns 2."""
+
+    def error(self, message: str):
+        raise _UsageError(f"{message}; see `{self.prog} --help`")
+
+
+# ----------------------------------------------------------------- option types
+
+def _number(kind, low=None, high=None, *, above=None):
+    """An argparse type: ``kind(text)`` checked against ``low <= value <= high`` and ``value > above``."""
+    allowed = (f"in {low}..{high}" if high is not None else f">= {low}" if low is not None else f"> {above}")
+
+    def parse(text: str):
+        try:
+            value = kind(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected {'an integer' if kind is int else 'a number'}, "
+                                             f"got {text!r}") from None
+        if (low is not None and value < low) or (high is not None and value > high) or \
+                (above is not None and not value > above):
+            raise argparse.ArgumentTypeError(f"must be {allowed}, got {text}")
+        return value
+
+    return parse
+
+
+def _size(text: str) -> tuple[int, int]:
+    width, _, height = text.lower().partition("x")
+    if not (width.isdigit() and height.isdigit() and int(width) >= 16 and int(height) >= 16):
+        raise argparse.ArgumentTypeError(f"expected WxH such as 640x360 (each >= 16), got {text!r}")
+    return int(width), int(height)
+
+
+def _palette(text: str) -> Palette:
+    try:
+        return resolve(text)
+    except (ValueError, SourceError) as e:
+        raise argparse.ArgumentTypeError(str(e)) from None
+
+
+# ---------------------------------------------------------------- the parser
+
+def _add_colour_options(parser: argparse.ArgumentParser, *, video: bool) -> None:
+    group = parser.add_argument_group("palette and colours")
+    group.add_argument("-k", "--colors", type=_number(int, 1, 256), default=16, metavar="K",
+                       help="palette size when the palette is fitted to the picture, 1..256 (default: 16)")
+    group.add_argument("--palette", type=_palette, metavar="NAME|FILE",
+                       help="a fixed palette: a preset (listed below) or a palette file (.gpl .act .json .hex "
+                            ".png); default: adaptive, fitted to the picture")
+    group.add_argument("--dither", choices=DITHERS, default="none", metavar="NAME",
+                       help=f"{', '.join(DITHERS)} (default: none)")
+    group.add_argument("--dither-strength", type=_number(float, 0, 2), default=1.0, metavar="S",
+                       help="0..2, scales the dither (default: 1)")
+    group.add_argument("--color-space", choices=COLOR_SPACES, default="oklab",
+                       help="where colours are fitted and compared: oklab (perceptual) or rgb (default: oklab)")
+    if video:
+        group.add_argument("--refit-every", type=_number(int, 0), default=_DEFAULTS["refit_every"], metavar="N",
+                           help="consider refitting an adaptive palette every N frames; 0: only on a drift "
+                                f"or scene cut (default: {_DEFAULTS['refit_every']})")
+        group.add_argument("--stability", type=_number(float, 0), default=_DEFAULTS["stability"], metavar="S",
+                           help="how much refits avoid flicker on still parts; 0 takes every refit "
+                                f"(default: {_DEFAULTS['stability']:g})")
+
+
+def _add_size_options(parser: argparse.ArgumentParser) -> None:
+    group = parser.add_argument_group("size")
+    scale = group.add_mutually_exclusive_group()
+    scale.add_argument("--scale", type=_number(float, above=0), metavar="F", help="resize by F, keeping the aspect")
+    scale.add_argument("--width", type=_number(int, 2), metavar="W", help="resize to W pixels wide, keeping the aspect")
+    group.add_argument("--pixelate", type=_number(int, 2), metavar="N",
+                       help="the pixel-art look: shrink N times, quantize, enlarge N times with hard pixel edges")
+
+
+def _presets_epilog() -> str:
+    lines = [f"  {name:<16}{text}" for name, text in presets.descriptions().items()]
+    lines.append(f"  {'grayN':<16}N evenly spaced grays, N in 2..256")
+    return "palette presets (--palette NAME):\n" + "\n".join(lines)
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = _Parser(prog="livequant", description="Turn webcam and video into limited-palette video, live.",
+                     epilog=_EXAMPLES, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--version", action="version", version=f"livequant {__version__}")
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    def command(name: str, summary: str, description: str, epilog: str | None = None):
+        return commands.add_parser(name, help=summary, description=f"{summary}.\n\n{description}", epilog=epilog,
+                                   formatter_class=argparse.RawDescriptionHelpFormatter)
+
+    p = command("preview", "Show a camera, video or test pattern quantized, live, in a window",
+                "Keys: + / - double or halve the colours, d cycles the dither, p cycles the presets, space\n"
+                "freezes the palette, s saves a PNG snapshot in the current folder, q or Esc quits.",
+                _presets_epilog())
+    p.add_argument("source", nargs="?", default="0",
+                   help="camera index (default: 0), `test` for the built-in test pattern, or a video file or URL")
+    p.add_argument("--list-cameras", action="store_true", help="list the cameras that can be opened, and exit")
+    p.add_argument("--size", type=_size, metavar="WxH", help="frame size to ask the camera or test pattern for")
+    p.add_argument("--fps", type=_number(float, above=0), help="frame rate to ask the camera or test pattern for")
+    _add_colour_options(p, video=True)
+    p.set_defaults(func=_preview)
+
+    p = command("transcode", "Quantize a video into a video, a GIF or images",
+                f"The output type follows its suffix: .gif (an animated GIF with the exact palette), .png/.jpg\n"
+                f"(the last frame, or one file per frame with a pattern such as frame-%04d.png), anything\n"
+                f"else a video (.mp4 .mov .mkv .webm) with the input's audio.\n\n{_EXACT_COLOURS}",
+                _presets_epilog())
+    p.add_argument("input", help="video file or URL")
+    p.add_argument("output", help="output file: .mp4 .mov .mkv .webm .gif .png .jpg, or an image pattern")
+    _add_colour_options(p, video=True)
+    _add_size_options(p)
+    group = p.add_argument_group("time")
+    group.add_argument("--fps", type=_number(float, above=0), help="output frame rate: frames are dropped or "
+                       "repeated by their timestamps (default: the input's timing)")
+    group.add_argument("--start", type=_number(float, 0), metavar="SECONDS", help="start this far into the input")
+    group.add_argument("--duration", type=_number(float, above=0), metavar="SECONDS", help="transcode this long")
+    group = p.add_argument_group("video encoding")
+    group.add_argument("--crf", type=_number(float, 0), help="quality: lower is better and larger "
+                       "(default: 20 for H.264, 32 for VP9)")
+    group.add_argument("--codec", help="FFmpeg encoder, such as libx264, libvpx-vp9, ffv1 (default: by suffix)")
+    group.add_argument("--lossless", action="store_true", help="keep every pixel exact: FFV1 in .mkv, VP9 in "
+                       ".webm, libx264rgb otherwise (larger files)")
+    group.add_argument("--no-audio", action="store_true", help="leave the input's audio out")
+    p.add_argument("-y", "--overwrite", action="store_true", help="replace the output if it exists")
+    p.add_argument("-q", "--quiet", action="store_true", help="no progress or summary on stderr")
+    p.set_defaults(func=_transcode)
+
+    p = command("image", "Quantize a still image",
+                "PNG output is an 8-bit palette PNG with the exact colours.\n"
+                "Transparent pixels are flattened on white.", _presets_epilog())
+    p.add_argument("input", help="image file (.png .jpg .bmp .tif .webp ...)")
+    p.add_argument("output", help="output image (.png keeps the exact palette)")
+    _add_colour_options(p, video=False)
+    _add_size_options(p)
+    p.add_argument("-y", "--overwrite", action="store_true", help="replace the output if it exists")
+    p.set_defaults(func=_image)
+
+    p = command("palette", "Extract a palette from an image or a video",
+                "A video is sampled at frames spread over its length. The colours are printed as hex codes.")
+    p.add_argument("input", help="image or video file")
+    p.add_argument("-o", "--output", required=True, metavar="FILE",
+                   help="palette file; the suffix picks the format: .gpl .act .json .hex .txt .png")
+    p.add_argument("-k", "--colors", type=_number(int, 1, 256), default=16, metavar="K",
+                   help="number of colours, 1..256 (default: 16)")
+    p.add_argument("--color-space", choices=COLOR_SPACES, default="oklab", help="oklab (perceptual) or rgb")
+    p.add_argument("-y", "--overwrite", action="store_true", help="replace the output if it exists")
+    p.set_defaults(func=_extract_palette)
+
+    p = command("demo", "Quantize a built-in scene a few ways: MP4, GIF and a contact sheet",
+                "Needs no camera and no download. Writes into DIR (created if missing) NAME.mp4 and NAME.gif\n"
+                f"for each NAME of {', '.join(stem for stem, _, _ in SETTINGS)},\n"
+                "and contact-sheet.png (the original beside each version). Running it again replaces these\n"
+                "files and touches nothing else in DIR.")
+    p.add_argument("-o", "--output", type=Path, default=Path("livequant-demo"), metavar="DIR",
+                   help="folder for the files (default: ./livequant-demo)")
+    p.add_argument("--frames", type=_number(int, 1), default=45, metavar="N",
+                   help="length of the scene in frames at 15 fps (default: 45)")
+    p.set_defaults(func=_demo)
+    return parser
+
+
+# ------------------------------------------------------------------ helpers
+
+def _even(value: float) -> int:
+    return max(2, 2 * round(value / 2))
+
+
+def _sizes(size, args) -> tuple[tuple[int, int] | None, int]:
+    """``(size to quantize at or None to keep it, enlargement)`` from --scale, --width and --pixelate."""
+    width, height = size
+    target = None
+    if args.scale:
+        target = (_even(width * args.scale), _even(height * args.scale))
+    elif args.width:
+        target = (_even(args.width), _even(height * args.width / width))
+    n = args.pixelate or 1
+    if n > 1:
+        width, height = target or size
+        target = (max(1, width // n), max(1, height // n))
+    return target, n
+
+
+class _Progress:
+    """``on_frame`` for `run`: frames, fps and ETA on stderr; redrawn in place on a terminal, else a line
+    every 5 s."""
+
+    def __init__(self, total: int | None, enabled: bool = True):
+        self._total = total
+        self._enabled = enabled
+        self._tty = sys.stderr.isatty()
+        self._shown = time.monotonic()
+        self._drawn = False
+
+    def __call__(self, qframe, stats) -> None:
+        now = time.monotonic()
+        if not self._enabled or now - self._shown < (0.25 if self._tty else 5.0):
+            return
+        self._shown = now
+        line = f"frame {stats.frames}"
+        if self._total:
+            line += f"/{self._total}  {min(100, 100 * stats.frames // self._total):3d}%"
+        line += f"  {stats.recent_fps:5.1f} fps"
+        if self._total and stats.recent_fps > 0:
+            left = max(0, self._total - stats.frames) / stats.recent_fps
+            line += f"  ETA {int(left // 60)}:{int(left % 60):02d}"
+        print(f"\r{line}  " if self._tty else line, end="" if self._tty else "\n", file=sys.stderr, flush=True)
+        self._drawn = True
+
+    def close(self) -> None:
+        """End the redrawn line."""
+        if self._tty and self._drawn:
+            print(file=sys.stderr)
+
+
+# ------------------------------------------------------------------ commands
+
+def _quantizer(args, **extra) -> Quantizer:
+    options = {"n_colors": args.colors, "palette": args.palette, "dither": args.dither,
+               "color_space": args.color_space, "dither_strength": args.dither_strength}
+    if hasattr(args, "refit_every"):
+        options.update(refit_every=args.refit_every, stability=args.stability)
+    return Quantizer(**options, **extra)
+
+
+def _check_not_input(input_path, output_path) -> None:
+    given, target = Path(input_path), Path(output_path)
+    if given.resolve() == target.resolve() or (given.exists() and target.exists() and given.samefile(target)):
+        raise _UsageError(f"output '{output_path}' is the input file; give another output name")
+
+
+def _open_output(args, source):
+    """The sink for the output's suffix; it checks the output (exists, folder) before any work."""
+    suffix = Path(args.output).suffix.lower()
+    try:
+        if suffix == ".gif":
+            return GifWriter(args.output, overwrite=args.overwrite)
+        if suffix in IMAGE_SUFFIXES:
+            return ImageWriter(args.output, overwrite=args.overwrite)
+        audio = None if args.no_audio or not getattr(source, "has_audio", False) else args.input
+        return VideoWriter(args.output, args.fps or source.fps or 30.0, codec=args.codec, crf=args.crf,
+                           lossless=args.lossless, audio_from=audio, overwrite=args.overwrite)
+    except ValueError as e:  # an unknown suffix or codec
+        raise _UsageError(str(e)) from None
+
+
+def _expected_frames(source, args) -> int | None:
+    """How many frames the output will have, if it can be told (for the ETA)."""
+    if source.frame_count and not args.fps:
+        return source.frame_count
+    rate = args.fps or source.fps
+    seconds = args.duration or (source.frame_count / source.fps if source.frame_count and source.fps else None)
+    return round(seconds * rate) if seconds and rate else None
+
+
+def _transcode(args) -> int:
+    _check_not_input(args.input, args.output)
+    timing = {k: v for k, v in (("start", args.start), ("duration", args.duration)) if v is not None}
+    sink = None
+    try:
+        with VideoFile(args.input, **timing) as source:
+            size, n = _sizes(source.size, args)
+            with _quantizer(args, background=True) as quantizer, _open_output(args, source) as sink:
+                progress = _Progress(_expected_frames(source, args), enabled=not args.quiet)
+                try:
+                    stats = run(adapt(source, size=size, fps=args.fps), quantizer, [enlarge(sink, n)],
+                                on_frame=progress)
+                finally:
+                    progress.close()
+    except KeyboardInterrupt as stop:
+        if sink is None:
+            raise
+        done = f"wrote {sink.frames} frames to {sink.path}" if sink.frames else f"nothing written to {sink.path}"
+        print(f"{'terminated' if isinstance(stop, _Terminated) else 'interrupted'}: {done}", file=sys.stderr)
+        return 143 if isinstance(stop, _Terminated) else 130
+    _warn_undecodable(stats.undecodable)
+    if not args.quiet:
+        print(f"wrote {stats.frames} frames to {sink.path} in {stats.seconds:.1f} s ({stats.fps:.1f} fps)",
+              file=sys.stderr)
+    return 0
+
+
+def _warn_undecodable(count: int) -> None:
+    if count:
+        print(f"livequant: warning: {count} frame{'s' if count != 1 else ''} could not be decoded and "
+              "were skipped; the input may be damaged", file=sys.stderr)
+
+
+def _preview(args) -> int:
+    if args.list_cameras:
+        found = list_cameras()
+        print("\n".join(f"camera {i}" for i in found) if found else "no cameras found")
+        return 0
+    if args.source.isdigit():
+        source = Webcam(int(args.source), size=args.size, fps=args.fps)
+    elif args.source == "test":
+        source = TestPattern(size=args.size or (640, 360), fps=args.fps or 30.0, live=True)
+    else:  # a video: shown at its own pace, dropping frames when quantizing falls behind
+        source = adapt(open_source(args.source), size=args.size, paced=True)
+    with source, _quantizer(args, background=True) as quantizer, \
+            Preview("livequant", quantizer=quantizer) as window:
+        stats = run(source, quantizer, [window])
+    print(f"{stats.frames} frames at {stats.fps:.1f} fps, {stats.dropped} dropped, "
+          f"{stats.latency_ms:.0f} ms from frame to quantized", file=sys.stderr)
+    return 0
+
+
+def _indexed(rgb: np.ndarray) -> QuantizedFrame:
+    """A `QuantizedFrame` of an image of at most 256 colours: its colours become the palette."""
+    packed = (rgb[..., 0].astype(np.uint32) << 16) | (rgb[..., 1].astype(np.uint32) << 8) | rgb[..., 2]
+    values, inverse = np.unique(packed, return_inverse=True)
+    colors = np.stack([values >> 16, (values >> 8) & 255, values & 255], axis=1).astype(np.uint8)
+    return QuantizedFrame(rgb, inverse.reshape(rgb.shape[:2]).astype(np.uint8), Palette(colors))
+
+
+def _image(args) -> int:
+    _check_not_input(args.input, args.output)
+    with ImageWriter(args.output, overwrite=args.overwrite) as sink, Images(args.input) as image:
+        size, n = _sizes(image.size, args)
+        frame = next(iter(adapt(image, size=size)))[0]
+        rgb = quantize(frame, args.colors, palette=args.palette, dither=args.dither,
+                       color_space=args.color_space, dither_strength=args.dither_strength)
+        qframe = _indexed(rgb)
+        enlarge(sink, n).write(qframe)
+    print(f"wrote {sink.path}: {len(qframe.palette)} colours", file=sys.stderr)
+    return 0
+
+
+def _sampled_frames(path: str, most: int = 32) -> np.ndarray:
+    """Frames spread over a video (every ``stride``-th, the stride doubling to keep at most ``most``)."""
+    kept, stride = [], 1
+    with VideoFile(path) as video:
+        for index, (frame, _) in enumerate(video):
+            if index % stride == 0:
+                step = max(1, frame.shape[0] // 270)  # about 270 rows are plenty to sample colours from
+                kept.append(frame[::step, ::step])
+                if len(kept) > most:
+                    kept, stride = kept[::2], stride * 2
+    return np.vstack(kept)
+
+
+def _extract_palette(args) -> int:
+    output = Path(args.output)
+    try:
+        _format(output)  # is the suffix a palette format? Checked before any work
+    except ValueError as e:
+        raise _UsageError(str(e)) from None
+    _check_not_input(args.input, output)
+    if output.exists() and not args.overwrite:
+        raise SinkError(f"output '{output}' exists; use -y to overwrite")
+    if Path(args.input).suffix.lower() in IMAGE_SUFFIXES:
+        with Images(args.input) as source:
+            pixels = next(iter(source))[0]
+    else:
+        pixels = _sampled_frames(args.input)
+    fitter = PaletteFitter(args.colors, color_space=args.color_space, sample_size=65536, seed=0, refine_steps=30)
+    palette = Palette(fitter.fit(fitter.sample(pixels)).colors, name=output.stem)
+    palette.save(output)
+    print(" ".join(palette.to_hex()))
+    print(f"wrote {output}: {len(palette)} colours", file=sys.stderr)
+    return 0
+
+
+def _demo(args) -> int:
+    start = time.perf_counter()
+    run_demo(args.output, args.frames)
+    print(f"done in {time.perf_counter() - start:.1f} s; open {args.output / 'contact-sheet.png'} first")
+    return 0
+
+
+# ---------------------------------------------------------------------- main
+
+def _terminate(signum, frame):
+    raise _Terminated()
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run the ``livequant`` command line.
+
+    Parameters
+    ----------
+    argv : list of str, optional
+        Arguments without the program name; default ``sys.argv[1:]``.
+
+    Returns
+    -------
+    int
+        Exit status: 0 success, 1 error, 2 bad usage, 130 interrupted (Ctrl-C), 143 terminated (SIGTERM).
+    """
+    in_main_thread = threading.current_thread() is threading.main_thread()
+    previous = signal.signal(signal.SIGTERM, _terminate) if in_main_thread else None
+    try:
+        try:
+            args = _parser().parse_args(argv)
+        except SystemExit as done:  # --help and --version
+            return done.code or 0
+        return args.func(args)
+    except _UsageError as e:
+        print(f"livequant: error: {e}", file=sys.stderr)
+        return 2
+    except (LivequantError, FileNotFoundError) as e:
+        print(f"livequant: error: {e}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt as stop:
+        print("terminated" if isinstance(stop, _Terminated) else "interrupted", file=sys.stderr)
+        return 143 if isinstance(stop, _Terminated) else 130
+    finally:
+        if in_main_thread:
+            signal.signal(signal.SIGTERM, previous)

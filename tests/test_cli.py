@@ -1,0 +1,343 @@
+"""The command line on generated media: ``main([...])`` in process, and real signals and a real window
+in subprocesses."""
+
+import os
+import re
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import cv2
+import av  # isort: skip
+import numpy as np
+import pytest
+
+from conftest import write_clip
+from livequant import __version__, presets
+from livequant.cli import main
+from livequant.demo import SETTINGS
+from livequant.palette import Palette
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def _decode(path):
+    """``(RGB frames, times, stream types)`` of a media file."""
+    with av.open(str(path)) as container:
+        frames = list(container.decode(video=0))
+        types = [s.type for s in container.streams]
+    return [f.to_ndarray(format="rgb24") for f in frames], [f.time for f in frames], types
+
+
+def _colors(image):
+    return {tuple(c) for c in image.reshape(-1, 3).tolist()}
+
+
+def _error(capsys) -> str:
+    """The one line the CLI printed on stderr."""
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and err.startswith("livequant: error: "), err
+    return err
+
+
+@pytest.fixture
+def photo(tmp_path):
+    """A 96x64 PNG with smooth colour gradients and a few flat patches."""
+    y, x = np.mgrid[:64, :96]
+    image = np.stack([x * 255 // 95, y * 255 // 63, (x + y) * 255 // 158], -1).astype(np.uint8)
+    image[8:24, 8:40] = (250, 20, 20)
+    path = tmp_path / "photo.png"
+    cv2.imwrite(str(path), cv2.cvtColor(image, cv2.COLOR_RGB2BGR))
+    return path
+
+
+# transcode
+
+
+def test_transcode_to_mp4_keeps_frames_duration_and_audio(tmp_path, clip):
+    out = tmp_path / "out.mp4"
+    assert main(["transcode", str(clip.path), str(out), "-k", "8", "--dither", "bayer"]) == 0
+    frames, times, types = _decode(out)
+    assert len(frames) == clip.frames and frames[0].shape == (48, 64, 3)
+    assert times[-1] == pytest.approx(clip.duration - 1 / clip.fps, abs=2e-3)
+    assert types == ["video", "audio"]
+
+
+def test_transcode_to_gif_keeps_within_the_colours(tmp_path, clip):
+    out = tmp_path / "out.gif"
+    assert main(["transcode", str(clip.path), str(out), "--colors", "6", "-q"]) == 0
+    frames, _, _ = _decode(out)
+    assert len(frames) == clip.frames
+    assert max(len(_colors(f)) for f in frames) <= 6
+
+
+def test_transcode_with_a_preset_uses_only_its_colours(tmp_path, clip):
+    out = tmp_path / "out.gif"
+    assert main(["transcode", str(clip.path), str(out), "--palette", "gameboy", "--dither", "floyd-steinberg"]) == 0
+    gameboy = _colors(presets.get("gameboy").colors)
+    assert all(_colors(f) <= gameboy for f in _decode(out)[0])
+
+
+def test_lossless_video_keeps_the_exact_palette(tmp_path, clip):
+    out = tmp_path / "out.mkv"
+    assert main(["transcode", str(clip.path), str(out), "--palette", "pico8", "--lossless", "--no-audio"]) == 0
+    frames, _, types = _decode(out)
+    assert types == ["video"] and all(_colors(f) <= _colors(presets.get("pico8").colors) for f in frames)
+
+
+def test_pixelate_makes_blocks_of_one_colour(tmp_path, clip):
+    out = tmp_path / "pixels.gif"
+    assert main(["transcode", str(clip.path), str(out), "--pixelate", "4", "-k", "8"]) == 0
+    frame = _decode(out)[0][3]
+    assert frame.shape == (48, 64, 3)
+    blocks = frame.reshape(12, 4, 16, 4, 3)
+    assert (blocks == blocks[:, :1, :, :1]).all()
+
+
+def test_width_fps_start_and_duration(tmp_path, clip):
+    out = tmp_path / "cut.mp4"
+    args = ["--width", "32", "--fps", "6", "--start", "0.5", "--duration", "1"]
+    assert main(["transcode", str(clip.path), str(out), *args]) == 0
+    frames, times, types = _decode(out)
+    assert frames[0].shape == (24, 32, 3) and types == ["video", "audio"]
+    np.testing.assert_allclose(times, np.arange(6) / 6, atol=2e-3)
+
+
+def test_image_sequence_output(tmp_path, clip):
+    assert main(["transcode", str(clip.path), str(tmp_path / "frame-%03d.png"), "--palette", "cga1"]) == 0
+    files = sorted(tmp_path.glob("frame-*.png"))
+    assert len(files) == clip.frames and files[0].name == "frame-001.png"
+
+
+# image and palette
+
+
+def test_image_writes_a_palette_png(tmp_path, photo):
+    out = tmp_path / "small.png"
+    assert main(["image", str(photo), str(out), "-k", "5", "--dither", "bluenoise"]) == 0
+    with av.open(str(out)) as container:
+        frame = next(container.decode(video=0))
+        assert frame.format.name == "pal8"
+        assert len(_colors(frame.to_ndarray(format="rgb24"))) <= 5
+
+
+def test_image_with_a_preset_and_pixelate(tmp_path, photo):
+    out = tmp_path / "pico.png"
+    assert main(["image", str(photo), str(out), "--palette", "pico8", "--pixelate", "4"]) == 0
+    image = cv2.cvtColor(cv2.imread(str(out)), cv2.COLOR_BGR2RGB)
+    assert image.shape == (64, 96, 3) and _colors(image) <= _colors(presets.get("pico8").colors)
+    assert (image[::4, ::4].repeat(4, 0).repeat(4, 1) == image).all()
+
+
+@pytest.mark.parametrize("suffix", [".gpl", ".json", ".png"])
+def test_palette_extraction_round_trips(tmp_path, photo, capsys, suffix):
+    out = tmp_path / f"palette{suffix}"
+    assert main(["palette", str(photo), "-o", str(out), "-k", "6"]) == 0
+    palette = Palette.from_file(out)
+    assert len(palette) == 6 and capsys.readouterr().out.split() == palette.to_hex()
+    assert np.abs(palette.colors.astype(int) - (250, 20, 20)).sum(1).min() < 40  # the red patch has a colour
+
+
+def test_palette_from_a_video(tmp_path, clip, capsys):
+    out = tmp_path / "clip.hex"
+    assert main(["palette", str(clip.path), "-o", str(out), "--colors", "4"]) == 0
+    assert len(Palette.from_file(out)) == 4
+
+
+# demo
+
+
+def test_demo_writes_its_files(tmp_path, capsys):
+    assert main(["demo", "-o", str(tmp_path / "demo"), "--frames", "3"]) == 0
+    names = {p.name for p in (tmp_path / "demo").iterdir()}
+    assert names == {f"{stem}{suffix}" for stem, _, _ in SETTINGS for suffix in (".mp4", ".gif")} | {
+        "contact-sheet.png"}
+    sheet = cv2.imread(str(tmp_path / "demo" / "contact-sheet.png"))
+    assert sheet.shape[1] > 5 * 480 and sheet.shape[0] > 3 * 270  # 5 columns, 3 frames
+    assert len(_decode(tmp_path / "demo" / "gameboy-bayer.gif")[0]) == 3
+    assert "contact-sheet.png" in capsys.readouterr().out
+
+
+# errors
+
+
+def test_existing_output_is_left_alone_without_y(tmp_path, clip, capsys):
+    out = tmp_path / "taken.mp4"
+    out.write_bytes(b"keep me")
+    assert main(["transcode", str(clip.path), str(out)]) == 1
+    assert out.read_bytes() == b"keep me"
+    assert "taken.mp4' exists; use -y to overwrite" in _error(capsys)
+    assert main(["transcode", str(clip.path), str(out), "-y", "-q"]) == 0
+    assert len(_decode(out)[0]) == clip.frames
+
+
+@pytest.mark.parametrize(("args", "status", "message"), [
+    (["transcode", "{clip}", "{clip}"], 2, "is the input file; give another output name"),
+    (["transcode", "{tmp}/missing.mp4", "{tmp}/out.mp4"], 1, "missing.mp4': No such file"),
+    (["transcode", "{clip}", "{tmp}/no/dir/out.mp4"], 1, "directory '.*dir' does not exist"),
+    (["transcode", "{clip}", "{tmp}/out.avi"], 2, "cannot tell the video format of '.*out.avi'"),
+    (["transcode", "{clip}", "{tmp}/out.mp4", "--colors", "0"], 2, "--colors: must be in 1..256, got 0"),
+    (["transcode", "{clip}", "{tmp}/out.mp4", "--palette", "nope"], 2, "unknown palette 'nope'.*gameboy"),
+    (["transcode", "{clip}", "{tmp}/out.mp4", "--dither", "nope"], 2, "--dither: invalid choice: 'nope'"),
+    (["transcode", "{clip}", "{tmp}/out.mp4", "--scale", "2", "--width", "9"], 2, "not allowed with"),
+    (["image", "{tmp}/missing.png", "{tmp}/out.png"], 1, "missing.png': no such file"),
+    (["palette", "{clip}", "-o", "{tmp}/p.xyz"], 2, "unknown palette file type '.xyz'"),
+    (["preview", "{tmp}/missing.mp4"], 1, "missing.mp4'"),
+    (["frobnicate"], 2, "invalid choice: 'frobnicate'"),
+])
+def test_errors_are_one_line_with_a_status(tmp_path, clip, capsys, args, status, message):
+    args = [a.format(clip=clip.path, tmp=tmp_path) for a in args]
+    assert main(args) == status
+    assert re.search(message, _error(capsys))
+    assert not [p for p in tmp_path.iterdir() if p.name != "clip.mp4"]  # nothing was written
+
+
+def test_preview_without_a_display_says_what_to_do(monkeypatch, capsys):
+    monkeypatch.delenv("DISPLAY", raising=False)
+    assert main(["preview", "test"]) == 1
+    assert "no display" in _error(capsys)
+
+
+@pytest.mark.parametrize("command", [[], ["preview"], ["transcode"], ["image"], ["palette"], ["demo"]])
+def test_help_for_every_command(command, capsys):
+    assert main([*command, "--help"]) == 0
+    out = capsys.readouterr().out
+    assert out.startswith(f"usage: livequant {' '.join(command)}".rstrip())
+    if command in (["transcode"], ["image"]):
+        assert "gameboy" in out and "Game Boy" in out  # the presets, described
+
+
+def test_version(capsys):
+    assert main(["--version"]) == 0
+    assert capsys.readouterr().out.strip() == f"livequant {__version__}"
+
+
+# a real Ctrl-C / SIGTERM to a real process
+
+
+def _livequant(*args, **options) -> subprocess.Popen:
+    """Start ``python -m livequant ARGS`` from the checkout, with SIGINT handled even if we inherited it ignored."""
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [str(REPO), os.environ.get("PYTHONPATH")]))}
+    return subprocess.Popen([sys.executable, "-m", "livequant", *map(str, args)], env=env, text=True,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL), **options)
+
+
+@pytest.fixture(scope="module")
+def long_clip(tmp_path_factory):
+    """10 s of 320x240 at 30 fps, with sound."""
+    return write_clip(tmp_path_factory.mktemp("long") / "long.mp4", size=(320, 240), fps=30, frames=300,
+                      audio_seconds=10.0)
+
+
+@pytest.mark.parametrize(("sig", "status", "word"), [(signal.SIGINT, 130, "interrupted"),
+                                                    (signal.SIGTERM, 143, "terminated")])
+def test_a_signal_finishes_the_output_written_so_far(tmp_path, long_clip, sig, status, word):
+    out = tmp_path / "out.mp4"
+    process = _livequant("transcode", long_clip.path, out, "--fps", "60")  # 600 frames to write
+    deadline = time.monotonic() + 10
+    while not (tmp_path / ".out.partial.mp4").exists() and process.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.02)
+    time.sleep(0.3)  # a few frames into the file
+    process.send_signal(sig)
+    _, err = process.communicate(timeout=10)
+    assert process.returncode == status, err
+    frames, times, types = _decode(out)
+    assert f"{word}: wrote {len(frames)} frames to {out}" in err
+    assert 1 <= len(frames) < 600 and types == ["video", "audio"]
+    assert not list(tmp_path.glob(".*"))  # the partial file became the output
+
+
+# the preview window, as a person uses it
+
+
+# x11grab runs in a child process: with OpenCV's libxcb loaded first (as in this process), it crashes.
+_GRAB = """
+import sys, av
+w, h, x, y = sys.argv[1:5]
+options = {"video_size": f"{w}x{h}", "grab_x": x, "grab_y": y, "draw_mouse": "0"}
+with av.open(sys.argv[5], format="x11grab", options=options) as grab:
+    sys.stdout.buffer.write(next(grab.decode(video=0)).to_ndarray(format="rgb24").tobytes())
+"""
+
+
+def _screenshot(display: str, window: str) -> np.ndarray:
+    """The window's pixels, RGB, grabbed from the X server with FFmpeg's x11grab (in PyAV's FFmpeg)."""
+    geometry = subprocess.run(["xdotool", "getwindowgeometry", "--shell", window], capture_output=True, text=True,
+                              check=True).stdout
+    g = dict(line.split("=") for line in geometry.split())
+    grab = subprocess.run([sys.executable, "-c", _GRAB, g["WIDTH"], g["HEIGHT"], g["X"], g["Y"], f"{display}.0"],
+                          capture_output=True, check=True, timeout=10)
+    return np.frombuffer(grab.stdout, np.uint8).reshape(int(g["HEIGHT"]), int(g["WIDTH"]), 3)
+
+
+def _shown(shot: np.ndarray, frame_height: int = 480, strip: int = 16):
+    """``(picture, palette strip)`` in a screenshot of the preview window, found below its toolbar by the
+    HUD's black bar; ``frame_height`` is the picture's height on screen. None if the picture is not there."""
+    black = np.flatnonzero((shot == 0).all(axis=(1, 2)))
+    if not len(black) or black[0] + frame_height + strip > len(shot):
+        return None
+    top = black[0] + 23  # below the HUD (rows 0..22 of the image)
+    return shot[top : black[0] + frame_height], shot[black[0] + frame_height : black[0] + frame_height + strip]
+
+
+def _wait_for(condition, seconds: float = 5.0):
+    """Poll ``condition()`` until it returns something other than None, or ``seconds`` pass (None)."""
+    deadline = time.monotonic() + seconds
+    while (value := condition()) is None and time.monotonic() < deadline:
+        time.sleep(0.1)
+    return value
+
+
+def _busy(image: np.ndarray) -> float:
+    """Fraction of horizontally adjacent pixels that differ: dithering raises it."""
+    return float((image[:, 1:] != image[:, :-1]).any(axis=2).mean())
+
+
+@pytest.mark.gui
+@pytest.mark.skipif(shutil.which("xdotool") is None, reason="xdotool is not installed")
+@pytest.mark.skipif("x11grab" not in av.formats_available, reason="PyAV's FFmpeg has no x11grab")
+def test_preview_window_shows_the_quantized_picture_and_takes_keys(xdisplay, tmp_path):
+    process = _livequant("preview", "test", "--size", "320x240", "-k", "8", cwd=tmp_path)
+
+    def key(name: str) -> None:  # one at a time: keys pressed within one frame may be lost by OpenCV
+        subprocess.run(["xdotool", "key", "--window", window, name], check=True, capture_output=True)
+
+    def palette_shown():
+        """The colours of the palette strip, if the picture uses only those; else None."""
+        shown = _shown(_screenshot(xdisplay, window))
+        if shown is None or not _colors(shown[0]) <= _colors(shown[1]) or shown[0].mean() < 20:
+            return None  # not there yet, or black
+        return _colors(shown[1])
+
+    def snapshot(number: int) -> np.ndarray:
+        key("s")
+        path = _wait_for(lambda: next(tmp_path.glob(f"livequant-snapshot-{number}.png"), None))
+        assert path is not None, "s saved no snapshot"
+        return _wait_for(lambda: cv2.imread(str(path)))
+
+    try:
+        found = subprocess.run(["xdotool", "search", "--sync", "--name", "^livequant$"], capture_output=True,
+                               text=True, timeout=10)
+        window = found.stdout.split()[0]
+        # the first frame waits for the imports and the first palette fit: seconds on a busy machine
+        assert len(_wait_for(palette_shown, 12) or ()) == 8, "the window does not show an 8-colour picture"
+        for colours in (4, 2):
+            key("minus")
+            assert _wait_for(lambda: palette_shown() if len(palette_shown() or ()) == colours else None), \
+                f"- did not go to {colours} colours"
+        plain = snapshot(1)
+        key("d")  # none -> bayer
+        time.sleep(0.3)
+        dithered = snapshot(2)
+        assert len(_colors(plain)) <= 2 and len(_colors(dithered)) <= 2
+        assert _busy(dithered) > 2 * _busy(plain)
+        key("q")
+        assert process.wait(timeout=5) == 0
+    finally:
+        if process.poll() is None:
+            process.kill()
+        print(process.communicate()[1])  # shown if the test fails

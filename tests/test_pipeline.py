@@ -1,0 +1,192 @@
+"""The pipeline runs real sources into real sinks: clips written with PyAV, the live test pattern."""
+
+import threading
+import time
+
+import av
+import numpy as np
+import pytest
+
+from livequant.errors import SinkError, SourceError
+from livequant.pipeline import Stats, adapt, enlarge, run
+from livequant.quantizer import Quantizer
+from livequant.sinks import VideoWriter
+from livequant.sources import TestPattern, VideoFile
+
+
+class Collect:
+    """A sink that keeps what it is given, optionally slowly, and where it was called from."""
+
+    def __init__(self, delay: float = 0.0):
+        self.delay = delay
+        self.qframes = []
+        self.threads = set()
+
+    def write(self, qframe) -> None:
+        time.sleep(self.delay)
+        self.threads.add(threading.current_thread().name)
+        self.qframes.append(qframe)
+
+
+class Window(Collect):
+    """An interactive sink: asks to quit after ``quit_after`` frames, like a Preview's q key."""
+
+    def __init__(self, quit_after: int):
+        super().__init__()
+        self.quit_after = quit_after
+        self.quit_requested = False
+
+    def write(self, qframe) -> None:
+        super().write(qframe)
+        self.quit_requested = len(self.qframes) >= self.quit_after
+
+
+class Broken:
+    """A source that fails after three frames, as a camera that is unplugged."""
+
+    live = False
+
+    def __iter__(self):
+        for i in range(3):
+            yield np.full((16, 16, 3), 40 * i, np.uint8), i / 10
+        raise SourceError("camera 0 stopped delivering frames; check that it is connected")
+
+
+class Failing(Collect):
+    def write(self, qframe) -> None:
+        if len(self.qframes) == 2:
+            raise SinkError("cannot write 'out.mp4': disk full")
+        super().write(qframe)
+
+
+@pytest.fixture
+def no_new_threads():
+    """Fails the test if it leaves a thread behind (the quantizers are closed by then)."""
+    before = set(threading.enumerate())
+    yield
+    assert set(threading.enumerate()) - before == set()
+
+
+@pytest.mark.usefixtures("no_new_threads")
+def test_a_file_source_never_drops_and_keeps_times(clip):
+    sink = Collect(delay=0.01)  # slower than decoding: the reader waits, it does not drop
+    with VideoFile(clip.path) as source, Quantizer(8, background=True) as quantizer:
+        stats = run(source, quantizer, [sink])
+    assert stats.frames == len(sink.qframes) == clip.frames and stats.dropped == 0
+    np.testing.assert_allclose([q.time for q in sink.qframes], np.arange(clip.frames) / clip.fps, atol=1e-3)
+    assert sink.threads == {"livequant-writer"}
+    assert all(len(np.unique(q.rgb.reshape(-1, 3), axis=0)) <= 8 for q in sink.qframes)
+
+
+@pytest.mark.usefixtures("no_new_threads")
+def test_a_live_source_drops_stale_frames_for_a_slow_sink():
+    sink = Collect(delay=0.04)
+    with Quantizer(4, background=True) as quantizer:
+        stats = run(TestPattern((64, 48), fps=100, frames=40, live=True), quantizer, [sink])
+    assert stats.dropped > 5
+    assert stats.frames + stats.dropped == 40  # each frame was either shown or replaced by a newer one
+    times = [q.time for q in sink.qframes]
+    assert times == sorted(times) and times[-1] == pytest.approx(0.39)  # the newest frame is never lost
+
+
+@pytest.mark.usefixtures("no_new_threads")
+def test_stats_are_filled(clip):
+    seen = []
+    with VideoFile(clip.path) as source, Quantizer(8, background=True) as quantizer:
+        stats = run(source, quantizer, [Collect()], on_frame=lambda qframe, stats: seen.append(stats.frames))
+    assert isinstance(stats, Stats) and seen == list(range(1, clip.frames + 1))
+    assert stats.seconds > 0 and stats.fps == pytest.approx(stats.frames / stats.seconds)
+    assert min(stats.read_ms, stats.quantize_ms, stats.write_ms, stats.latency_ms, stats.recent_fps) > 0
+    assert stats.refits >= 1 and stats.undecodable == 0
+
+
+@pytest.mark.usefixtures("no_new_threads")
+def test_an_interactive_sink_runs_in_the_calling_thread_and_can_quit():
+    window = Window(quit_after=5)
+    with Quantizer(4) as quantizer:  # run() works without a background worker too
+        stats = run(TestPattern((64, 48), frames=50), quantizer, [window])
+    assert stats.frames == 5 and window.threads == {threading.current_thread().name}
+
+
+def test_max_frames_stops_early():
+    with Quantizer(palette="gameboy") as quantizer:
+        stats = run(TestPattern((32, 32)), quantizer, [Collect()], max_frames=7)  # an endless source
+    assert stats.frames == 7
+
+
+@pytest.mark.usefixtures("no_new_threads")
+@pytest.mark.parametrize(("source", "sink", "error"), [
+    (Broken(), Collect(), "stopped delivering frames"),
+    (TestPattern((32, 32), frames=10), Failing(), "disk full"),
+])
+def test_errors_of_the_source_or_a_sink_reach_the_caller(source, sink, error):
+    with Quantizer(palette="cga1") as quantizer, pytest.raises((SourceError, SinkError), match=error):
+        run(source, quantizer, [sink])
+
+
+@pytest.mark.usefixtures("no_new_threads")
+def test_keyboard_interrupt_leaves_a_decodable_file(tmp_path, clip):
+    path = tmp_path / "interrupted.mp4"
+
+    def interrupt(qframe, stats):
+        if stats.frames == 5:
+            raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt), VideoFile(clip.path) as source, \
+            Quantizer(8, background=True) as quantizer, VideoWriter(path, clip.fps, audio_from=clip.path) as sink:
+        run(source, quantizer, [sink], on_frame=interrupt)
+    with av.open(str(path)) as container:
+        assert len(list(container.decode(video=0))) == sink.frames == 5
+    assert not list(tmp_path.glob(".*"))  # no partial file left
+
+
+# adapters
+
+
+class Frames:
+    """A file-like source of given times (frame i is filled with i)."""
+
+    live = False
+
+    def __init__(self, times, size=(8, 6)):
+        self.times = times
+        self.size = size
+        self.closed = False
+
+    def __iter__(self):
+        for i, t in enumerate(self.times):
+            yield np.full((self.size[1], self.size[0], 3), i, np.uint8), t
+
+    def close(self):
+        self.closed = True
+
+
+@pytest.mark.parametrize(("times", "fps", "shown"), [
+    ([0.0, 0.1, 0.2, 0.3], 20, [0, 0, 1, 1, 2, 2, 3, 3]),  # doubled
+    ([0.0, 0.05, 0.1, 0.15, 0.2, 0.25], 10, [0, 2, 4]),  # halved
+    ([1.0, 1.1, 1.5, 1.6], 10, [0, 1, 1, 1, 1, 2, 3]),  # variable rate: the gap is filled, times stay on the clock
+])
+def test_adapt_retimes_to_a_constant_rate(times, fps, shown):
+    with adapt(Frames(times), fps=fps) as source:
+        out = list(source)
+    assert [int(frame[0, 0, 0]) for frame, _ in out] == shown
+    np.testing.assert_allclose([t for _, t in out], times[0] + np.arange(len(shown)) / fps)
+
+
+def test_adapt_resizes_paces_and_keeps_the_source_attributes():
+    frames = Frames([0.0, 0.05, 0.1], size=(64, 48))
+    with adapt(frames, size=(16, 12), paced=True) as source:
+        assert source.live and source.size == (64, 48)  # attributes are the source's, live is new
+        start = time.monotonic()
+        shapes = [frame.shape for frame, _ in source]
+        assert time.monotonic() - start >= 0.09  # the last frame came no earlier than its time
+    assert shapes == [(12, 16, 3)] * 3 and frames.closed
+
+
+def test_enlarge_repeats_pixels(make_qframe):
+    sink = Collect()
+    enlarge(sink, 3).write(make_qframe(np.array([[0, 1], [2, 3]]), time=0.5))
+    qframe = sink.qframes[0]
+    assert qframe.indices.tolist() == np.repeat(np.repeat([[0, 1], [2, 3]], 3, 0), 3, 1).tolist()
+    np.testing.assert_array_equal(qframe.rgb, qframe.palette.colors[qframe.indices])
+    assert qframe.time == 0.5 and enlarge(sink, 1) is sink
