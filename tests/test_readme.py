@@ -1,0 +1,22 @@
+"""The README's Python example runs as written."""
+
+import re
+from pathlib import Path
+
+import numpy as np
+
+README = Path(__file__).resolve().parents[1] / "README.md"
+
+
+def test_python_example_runs(tmp_path, monkeypatch, rng):
+    blocks = re.findall(r"```python\n(.*?)```", README.read_text(), flags=re.S)
+    assert blocks, "README has no python example"
+    monkeypatch.chdir(tmp_path)
+    namespace = {
+        "frames": [rng.integers(0, 256, (36, 48, 3), dtype=np.uint8) for _ in range(3)],
+        "image": rng.integers(0, 256, (40, 30, 3), dtype=np.uint8),
+    }
+    for block in blocks:
+        exec(compile(block, str(README), "exec"), namespace)
+    assert (tmp_path / "out.mp4").stat().st_size > 0
+    assert namespace["small"].shape == (40, 30, 3)
