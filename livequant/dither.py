@@ -4,17 +4,18 @@ Ordered and blue-noise dither add a fixed, tiled threshold to each pixel
 before the lookup, so a static input gives the same output frame after frame.
 Error diffusion (Floyd-Steinberg, Sierra Lite) runs serpentine in horizontal
 stripes processed in parallel; each stripe first runs over a few rows above it
-so its error field starts warm and no seam shows.
+so its error field starts warm and no seam shows. Its kernel lives in
+`livequant.lookup` beside the lookup it inlines: numba's cache is keyed on a
+kernel's own file, so a kernel elsewhere would keep a stale inlined lookup.
 """
 
 from __future__ import annotations
 
 import functools
 
-import numba as nb
 import numpy as np
 
-from livequant.lookup import LookupTable, _lookup
+from livequant.lookup import LookupTable, diffuse_frame
 
 __all__ = ["DITHERS", "bayer_matrix", "blue_noise", "diffuse", "ordered_offsets"]
 
@@ -25,8 +26,6 @@ _KERNELS = {
     "floyd-steinberg": (7 / 16, 3 / 16, 5 / 16, 1 / 16),
     "sierra-lite": (2 / 4, 1 / 4, 1 / 4, 0.0),
 }
-STRIPE_ROWS = 64
-WARMUP_ROWS = 8
 
 
 @functools.cache
@@ -113,47 +112,6 @@ def ordered_offsets(dither: str, table: LookupTable, strength: float) -> np.ndar
     return np.rint((mask - 0.5) * table.spread * strength).astype(np.int16)
 
 
-# Not cached: numba's cache key is this file alone, so a cached copy would keep
-# an old inlined `_lookup` after lookup.py changes.
-@nb.njit(parallel=True, nogil=True)
-def _diffuse(frame, table, fine, colors, weights, strength, out_idx, out_rgb):  # pragma: no cover - compiled
-    h, w = frame.shape[0], frame.shape[1]
-    right, down_left, down, down_right = weights[0], weights[1], weights[2], weights[3]
-    n_stripes = (h + STRIPE_ROWS - 1) // STRIPE_ROWS
-    for s in nb.prange(n_stripes):
-        y0 = s * STRIPE_ROWS
-        y1 = min(y0 + STRIPE_ROWS, h)
-        err = np.zeros((2, w + 2, 3), dtype=np.float32)  # this row and the next, 1 px border
-        for y in range(max(0, y0 - WARMUP_ROWS), y1):
-            cur, nxt = err[y % 2], err[(y + 1) % 2]
-            step = 1 if y % 2 == 0 else -1  # serpentine
-            x = 0 if step == 1 else w - 1
-            # Error carried right, and the next row's three open cells, per channel.
-            cr = cg = cb = np.float32(0.0)
-            pr0 = pg0 = pb0 = np.float32(0.0)  # next row at x - step: complete after this pixel
-            pr1 = pg1 = pb1 = np.float32(0.0)  # next row at x
-            for _ in range(w):
-                r = min(max(np.int32(frame[y, x, 0] + cur[x + 1, 0] + cr + np.float32(0.5)), 0), 255)
-                g = min(max(np.int32(frame[y, x, 1] + cur[x + 1, 1] + cg + np.float32(0.5)), 0), 255)
-                b = min(max(np.int32(frame[y, x, 2] + cur[x + 1, 2] + cb + np.float32(0.5)), 0), 255)
-                i = _lookup(r, g, b, table, fine)
-                if y >= y0:
-                    out_idx[y, x] = i
-                    out_rgb[y, x, 0], out_rgb[y, x, 1], out_rgb[y, x, 2] = colors[i, 0], colors[i, 1], colors[i, 2]
-                er = (r - np.float32(colors[i, 0])) * strength
-                eg = (g - np.float32(colors[i, 1])) * strength
-                eb = (b - np.float32(colors[i, 2])) * strength
-                cr, cg, cb = er * right, eg * right, eb * right
-                nxt[x + 1 - step, 0] = pr0 + er * down_left
-                nxt[x + 1 - step, 1] = pg0 + eg * down_left
-                nxt[x + 1 - step, 2] = pb0 + eb * down_left
-                pr0, pg0, pb0 = pr1 + er * down, pg1 + eg * down, pb1 + eb * down
-                pr1, pg1, pb1 = er * down_right, eg * down_right, eb * down_right
-                x += step
-            nxt[x + 1 - step, 0], nxt[x + 1 - step, 1], nxt[x + 1 - step, 2] = pr0, pg0, pb0
-            cur[:, :] = 0.0
-
-
 def diffuse(
     frame: np.ndarray, table: LookupTable, dither: str, strength: float, out_idx: np.ndarray, out_rgb: np.ndarray
 ) -> None:
@@ -170,4 +128,4 @@ def diffuse(
     out_rgb : (H, W, 3) uint8 ndarray
     """
     weights = np.array(_KERNELS[dither], dtype=np.float32)
-    _diffuse(frame, table.table, table.fine, table.colors, weights, np.float32(strength), out_idx, out_rgb)
+    diffuse_frame(frame, table.table, table.fine, table.colors, weights, np.float32(strength), out_idx, out_rgb)

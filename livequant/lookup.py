@@ -19,13 +19,15 @@ import numpy as np
 
 from livequant.colorspace import to_space
 
-__all__ = ["LookupTable", "build_table", "nearest_exact", "nearest_reference"]
+__all__ = ["LookupTable", "build_table", "diffuse_frame", "map_frame", "map_frame_held", "nearest_exact", "nearest_reference"]
 
 BITS = 7  # the table: 128 cells a side, 2 levels wide
 LEVELS = 1 << BITS
 SHIFT = 8 - BITS
 COARSE_BITS = 5  # the grid of exact nearest entries the table is refined from
 FINE_FLAG = 256  # table values >= FINE_FLAG point to a fine block
+STRIPE_ROWS = 64  # error diffusion: rows per parallel stripe
+WARMUP_ROWS = 8  # error diffusion: rows run above a stripe to warm its error field
 
 
 @dataclass(frozen=True, eq=False)
@@ -339,6 +341,52 @@ def map_frame_held(frame, table, fine, colors, offsets, threshold, weight, ref, 
                 ref[y, x, 0], ref[y, x, 1], ref[y, x, 2] = r, g, b
                 i = _lookup(_offset(r, o), _offset(g, o), _offset(b, o), table, fine)
             _put(i, colors, out_idx, out_rgb, y, x)
+
+
+@nb.njit(parallel=True, nogil=True, cache=True)
+def diffuse_frame(frame, table, fine, colors, weights, strength, out_idx, out_rgb):  # pragma: no cover - compiled
+    """Serpentine error diffusion through the table, in parallel stripes (see `livequant.dither`).
+
+    ``weights`` are the shares of the error passed right, down-left, down and
+    down-right; ``strength`` scales the error passed on. Each stripe of
+    `STRIPE_ROWS` first runs `WARMUP_ROWS` rows above it so its error field
+    starts warm and no seam shows.
+    """
+    h, w = frame.shape[0], frame.shape[1]
+    right, down_left, down, down_right = weights[0], weights[1], weights[2], weights[3]
+    n_stripes = (h + STRIPE_ROWS - 1) // STRIPE_ROWS
+    for s in nb.prange(n_stripes):
+        y0 = s * STRIPE_ROWS
+        y1 = min(y0 + STRIPE_ROWS, h)
+        err = np.zeros((2, w + 2, 3), dtype=np.float32)  # this row and the next, 1 px border
+        for y in range(max(0, y0 - WARMUP_ROWS), y1):
+            cur, nxt = err[y % 2], err[(y + 1) % 2]
+            step = 1 if y % 2 == 0 else -1  # serpentine
+            x = 0 if step == 1 else w - 1
+            # Error carried right, and the next row's three open cells, per channel.
+            cr = cg = cb = np.float32(0.0)
+            pr0 = pg0 = pb0 = np.float32(0.0)  # next row at x - step: complete after this pixel
+            pr1 = pg1 = pb1 = np.float32(0.0)  # next row at x
+            for _ in range(w):
+                r = min(max(np.int32(frame[y, x, 0] + cur[x + 1, 0] + cr + np.float32(0.5)), 0), 255)
+                g = min(max(np.int32(frame[y, x, 1] + cur[x + 1, 1] + cg + np.float32(0.5)), 0), 255)
+                b = min(max(np.int32(frame[y, x, 2] + cur[x + 1, 2] + cb + np.float32(0.5)), 0), 255)
+                i = _lookup(r, g, b, table, fine)
+                if y >= y0:
+                    out_idx[y, x] = i
+                    out_rgb[y, x, 0], out_rgb[y, x, 1], out_rgb[y, x, 2] = colors[i, 0], colors[i, 1], colors[i, 2]
+                er = (r - np.float32(colors[i, 0])) * strength
+                eg = (g - np.float32(colors[i, 1])) * strength
+                eb = (b - np.float32(colors[i, 2])) * strength
+                cr, cg, cb = er * right, eg * right, eb * right
+                nxt[x + 1 - step, 0] = pr0 + er * down_left
+                nxt[x + 1 - step, 1] = pg0 + eg * down_left
+                nxt[x + 1 - step, 2] = pb0 + eb * down_left
+                pr0, pg0, pb0 = pr1 + er * down, pg1 + eg * down, pb1 + eb * down
+                pr1, pg1, pb1 = er * down_right, eg * down_right, eb * down_right
+                x += step
+            nxt[x + 1 - step, 0], nxt[x + 1 - step, 1], nxt[x + 1 - step, 2] = pr0, pg0, pb0
+            cur[:, :] = 0.0
 
 
 def nearest_exact(frame: np.ndarray, colors: np.ndarray, color_space: str) -> np.ndarray:
