@@ -11,7 +11,6 @@ for k-means. A still pixel keeps its palette index from the last frame
 from __future__ import annotations
 
 import logging
-import threading
 import time
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
@@ -136,7 +135,7 @@ class Quantizer:
         self.hold = int(hold)
         self.stability = float(stability)
         self.frozen = False
-        self.stats = {"frames": 0, "refits": 0, "fit_ms": 0.0}
+        self.stats = {"frames": 0, "refits": 0, "fit_ms": 0.0, "refit_errors": 0}
         self._fixed = None if palette is None else resolve(palette)
         self._state: _State | None = None
         self._new_fitter()
@@ -144,9 +143,7 @@ class Quantizer:
         self._pending: tuple[Future, str] | None = None
         self._last_samples: np.ndarray | None = None  # the previous frame's
         self._fitted_on: np.ndarray | None = None  # those of the last refit
-        self._refit_failed = False
         self._held: tuple[np.ndarray, np.ndarray, int] | None = None  # indices, reference input, generation
-        self._lock = threading.Lock()
         if self._fixed is not None:
             self._publish(None, self._fixed, fresh=True)
 
@@ -207,7 +204,9 @@ class Quantizer:
         return QuantizedFrame(rgb=out_rgb, indices=indices, palette=state.palette, time=time, source=frame)
 
     def configure(self, *, n_colors=None, dither=None, palette=None, frozen=None) -> None:
-        """Change settings between frames (the preview's keys use this).
+        """Change settings between frames, from the thread that calls `process`.
+
+        The preview's keys use this.
 
         Parameters
         ----------
@@ -225,26 +224,25 @@ class Quantizer:
             self.dither if dither is None else dither,
             self.color_space, self.dither_strength, self.hold, self.refit_every, self.sample_size,
         )
-        with self._lock:
-            if frozen is not None:
-                self.frozen = bool(frozen)
-            if dither is not None:
-                self.dither = dither
-                if self._state is not None:
-                    self._publish(self._state.fit, self._state.palette, fresh=False)
-            if palette is not None:
-                self._fixed = None if palette == "adaptive" else resolve(palette)
-            if n_colors is not None and n_colors != self.n_colors:
-                self.n_colors = int(n_colors)
-                if self._locked is not None and len(self._locked) >= self.n_colors:
-                    self._locked = None
-                self._new_fitter()
-            if palette is not None or n_colors is not None:
-                self._pending = None
-                if self._fixed is not None:
-                    self._publish(None, self._fixed, fresh=True)
-                else:
-                    self._force_fresh = True
+        if frozen is not None:
+            self.frozen = bool(frozen)
+        if dither is not None:
+            self.dither = dither
+            if self._state is not None:
+                self._publish(self._state.fit, self._state.palette, fresh=False, table=self._state.table)
+        if palette is not None:
+            self._fixed = None if palette == "adaptive" else resolve(palette)
+        if n_colors is not None and n_colors != self.n_colors:
+            self.n_colors = int(n_colors)
+            if self._locked is not None and len(self._locked) >= self.n_colors:
+                self._locked = None
+            self._new_fitter()
+        if palette is not None or n_colors is not None:
+            self._pending = None
+            if self._fixed is not None:
+                self._publish(None, self._fixed, fresh=True)
+            else:
+                self._force_fresh = True
 
     def close(self) -> None:
         """Stop the background worker, if any."""
@@ -303,10 +301,17 @@ class Quantizer:
         still = None
         if previous is not None and previous.shape == samples.shape:
             still = np.abs(samples.astype(np.int16) - previous).max(axis=1) <= self._still_levels
-        if self._executor is None or self._state is None:
-            self._apply(kind, self._refit(kind, samples, current, still))
-        else:
+        if self._executor is not None and self._state is not None:
             self._pending = (self._executor.submit(self._refit, kind, samples, current, still), kind)
+            return
+        try:
+            result = self._refit(kind, samples, current, still)
+        except Exception as error:
+            if self._state is None:
+                raise  # no palette to fall back on
+            self._refit_failed(error)
+            return
+        self._apply(kind, result)
 
     def _refit(self, kind: str, samples: np.ndarray, current: Fit | None, still: np.ndarray | None):
         """Fit (fresh or warm) and build the table; None in place of both when no slot changed."""
@@ -320,13 +325,17 @@ class Quantizer:
     def _land(self, future: Future, kind: str) -> None:
         try:
             result = future.result()
-        except Exception as error:  # a failed refit keeps the last good palette
-            if not self._refit_failed:
-                log.error("palette refit failed, keeping the current palette: %s", error)
-                self._refit_failed = True
-            self._policy.fitted(self._policy.baseline)
+        except Exception as error:
+            self._refit_failed(error)
             return
         self._apply(kind, result)
+
+    def _refit_failed(self, error: Exception) -> None:
+        """Keep the last good palette; report the first failure only."""
+        if not self.stats["refit_errors"]:
+            log.error("palette refit failed, keeping the current palette: %s", error)
+        self.stats["refit_errors"] += 1
+        self._policy.fitted(self._policy.baseline)
 
     def _apply(self, kind: str, result) -> None:
         fitted, error, seconds = result
@@ -335,8 +344,7 @@ class Quantizer:
         if fitted is not None:
             fit, table = fitted
             self.stats["refits"] += 1
-            with self._lock:
-                self._publish(fit, Palette(fit.colors, name="adaptive"), fresh=kind == "fresh", table=table)
+            self._publish(fit, Palette(fit.colors, name="adaptive"), fresh=kind == "fresh", table=table)
 
     def _publish(self, fit: Fit | None, palette: Palette, *, fresh: bool, table: LookupTable | None = None) -> None:
         if table is None:

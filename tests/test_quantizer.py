@@ -238,3 +238,32 @@ def test_palette_argument_accepts_palette_objects(rng):
     pal = Palette([(0, 0, 0), (255, 0, 0), (0, 0, 255)])
     frame = rng.integers(0, 256, (10, 10, 3), dtype=np.uint8)
     assert colour_set(quantize(frame, palette=pal)) <= colour_set(pal.colors)
+
+
+class BrokenFitter:
+    """A real PaletteFitter whose fits fail from now on."""
+
+    def __init__(self, fitter):
+        self.inner = fitter
+
+    def __getattr__(self, name):
+        return getattr(self.inner, name)
+
+    def fit(self, *args, **kwargs):
+        raise RuntimeError("fitter broke")
+
+
+@pytest.mark.parametrize("background", [False, True])
+def test_a_failing_refit_keeps_the_last_palette_and_reports_once(background, caplog, rng):
+    q = Quantizer(8, refit_every=1, background=background)
+    q.quantize(smooth_frame(seed=10))
+    good = q.palette
+    q._fitter = BrokenFitter(q._fitter)
+    with caplog.at_level("ERROR", logger="livequant"):
+        for seed in range(11, 19):
+            out = q.quantize(smooth_frame(seed=seed))
+            assert colour_set(out) <= colour_set(good.colors)
+    q.close()
+    assert q.palette == good
+    assert q.stats["refit_errors"] >= 1
+    assert sum("refit failed" in r.message for r in caplog.records) == 1
