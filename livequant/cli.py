@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import inspect
+import logging
 import signal
 import sys
 import threading
@@ -22,14 +23,15 @@ from livequant import __version__, presets
 from livequant.colorspace import COLOR_SPACES
 from livequant.demo import SETTINGS, run_demo
 from livequant.dither import DITHERS
-from livequant.errors import LivequantError, SinkError, SourceError
+from livequant.errors import LivequantError, SourceError
 from livequant.fit import PaletteFitter
 from livequant.frames import QuantizedFrame
 from livequant.palette import Palette, _format, resolve
 from livequant.pipeline import adapt, enlarge, run
 from livequant.quantizer import Quantizer, quantize
-from livequant.sinks import GifWriter, ImageWriter, Preview, VideoWriter
-from livequant.sources import IMAGE_SUFFIXES, Images, TestPattern, VideoFile, Webcam, list_cameras, open_source
+from livequant.sinks import GifWriter, ImageWriter, Preview, VideoWriter, _check_target
+from livequant.sources import (IMAGE_SUFFIXES, MAX_PIXELS, Images, Reconnecting, TestPattern, VideoFile, Webcam,
+                               list_cameras, open_source)
 
 __all__ = ["main"]
 
@@ -130,6 +132,12 @@ def _add_size_options(parser: argparse.ArgumentParser) -> None:
                        help="the pixel-art look: shrink N times, quantize, enlarge N times with hard pixel edges")
 
 
+def _add_max_pixels(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--max-pixels", type=_number(int, 1), default=MAX_PIXELS, metavar="N",
+                        help="refuse input pictures of more than N pixels, which guards against decompression "
+                             f"bombs (default: {MAX_PIXELS}, 100 megapixels)")
+
+
 def _presets_epilog() -> str:
     lines = [f"  {name:<16}{text}" for name, text in presets.descriptions().items()]
     lines.append(f"  {'grayN':<16}N evenly spaced grays, N in 2..256")
@@ -155,13 +163,18 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--list-cameras", action="store_true", help="list the cameras that can be opened, and exit")
     p.add_argument("--size", type=_size, metavar="WxH", help="frame size to ask the camera or test pattern for")
     p.add_argument("--fps", type=_number(float, above=0), help="frame rate to ask the camera or test pattern for")
+    p.add_argument("--reconnect", action="store_true",
+                   help="if the camera stops delivering frames, try to reopen it once a second for up to 30 s, "
+                        "showing the last frame meanwhile, instead of ending")
+    _add_max_pixels(p)
     _add_colour_options(p, video=True)
     p.set_defaults(func=_preview)
 
     p = command("transcode", "Quantize a video into a video, a GIF or images",
                 f"The output type follows its suffix: .gif (an animated GIF with the exact palette), .png/.jpg\n"
                 f"(the last frame, or one file per frame with a pattern such as frame-%04d.png), anything\n"
-                f"else a video (.mp4 .mov .mkv .webm) with the input's audio.\n\n{_EXACT_COLOURS}",
+                f"else a video (.mp4 .mov .mkv .webm) with the input's audio. Transparent pixels are flattened\n"
+                f"on white; frames that cannot be decoded are skipped and counted.\n\n{_EXACT_COLOURS}",
                 _presets_epilog())
     p.add_argument("input", help="video file or URL")
     p.add_argument("output", help="output file: .mp4 .mov .mkv .webm .gif .png .jpg, or an image pattern")
@@ -181,6 +194,7 @@ def _parser() -> argparse.ArgumentParser:
     group.add_argument("--no-audio", action="store_true", help="leave the input's audio out")
     p.add_argument("-y", "--overwrite", action="store_true", help="replace the output if it exists")
     p.add_argument("-q", "--quiet", action="store_true", help="no progress or summary on stderr")
+    _add_max_pixels(p)
     p.set_defaults(func=_transcode)
 
     p = command("image", "Quantize a still image",
@@ -191,6 +205,7 @@ def _parser() -> argparse.ArgumentParser:
     _add_colour_options(p, video=False)
     _add_size_options(p)
     p.add_argument("-y", "--overwrite", action="store_true", help="replace the output if it exists")
+    _add_max_pixels(p)
     p.set_defaults(func=_image)
 
     p = command("palette", "Extract a palette from an image or a video",
@@ -202,6 +217,7 @@ def _parser() -> argparse.ArgumentParser:
                    help="number of colours, 1..256 (default: 16)")
     p.add_argument("--color-space", choices=COLOR_SPACES, default="oklab", help="oklab (perceptual) or rgb")
     p.add_argument("-y", "--overwrite", action="store_true", help="replace the output if it exists")
+    _add_max_pixels(p)
     p.set_defaults(func=_extract_palette)
 
     p = command("demo", "Quantize a built-in scene a few ways: MP4, GIF and a contact sheet",
@@ -315,7 +331,7 @@ def _transcode(args) -> int:
     timing = {k: v for k, v in (("start", args.start), ("duration", args.duration)) if v is not None}
     sink = None
     try:
-        with VideoFile(args.input, **timing) as source:
+        with VideoFile(args.input, **timing, max_pixels=args.max_pixels) as source:
             size, n = _sizes(source.size, args)
             with _quantizer(args, background=True) as quantizer, _open_output(args, source) as sink:
                 progress = _Progress(_expected_frames(source, args), enabled=not args.quiet)
@@ -327,7 +343,7 @@ def _transcode(args) -> int:
     except KeyboardInterrupt as stop:
         if sink is None:
             raise
-        done = f"wrote {sink.frames} frames to {sink.path}" if sink.frames else f"nothing written to {sink.path}"
+        done = f"wrote {sink.frames} frames to {sink.path}" if sink.finished else f"nothing written to {sink.path}"
         print(f"{'terminated' if isinstance(stop, _Terminated) else 'interrupted'}: {done}", file=sys.stderr)
         return 143 if isinstance(stop, _Terminated) else 130
     _warn_undecodable(stats.undecodable)
@@ -349,11 +365,14 @@ def _preview(args) -> int:
         print("\n".join(f"camera {i}" for i in found) if found else "no cameras found")
         return 0
     if args.source.isdigit():
-        source = Webcam(int(args.source), size=args.size, fps=args.fps)
+        def camera():
+            return Webcam(int(args.source), size=args.size, fps=args.fps)
+
+        source = Reconnecting(camera) if args.reconnect else camera()
     elif args.source == "test":
         source = TestPattern(size=args.size or (640, 360), fps=args.fps or 30.0, live=True)
     else:  # a video: shown at its own pace, dropping frames when quantizing falls behind
-        source = adapt(open_source(args.source), size=args.size, paced=True)
+        source = adapt(open_source(args.source, max_pixels=args.max_pixels), size=args.size, paced=True)
     with source, _quantizer(args, background=True) as quantizer, \
             Preview("livequant", quantizer=quantizer) as window:
         stats = run(source, quantizer, [window])
@@ -372,7 +391,8 @@ def _indexed(rgb: np.ndarray) -> QuantizedFrame:
 
 def _image(args) -> int:
     _check_not_input(args.input, args.output)
-    with ImageWriter(args.output, overwrite=args.overwrite) as sink, Images(args.input) as image:
+    with ImageWriter(args.output, overwrite=args.overwrite) as sink, \
+            Images(args.input, max_pixels=args.max_pixels) as image:
         size, n = _sizes(image.size, args)
         frame = next(iter(adapt(image, size=size)))[0]
         rgb = quantize(frame, args.colors, palette=args.palette, dither=args.dither,
@@ -383,16 +403,17 @@ def _image(args) -> int:
     return 0
 
 
-def _sampled_frames(path: str, most: int = 32) -> np.ndarray:
+def _sampled_frames(path: str, max_pixels: int, most: int = 32) -> np.ndarray:
     """Frames spread over a video (every ``stride``-th, the stride doubling to keep at most ``most``)."""
     kept, stride = [], 1
-    with VideoFile(path) as video:
+    with VideoFile(path, max_pixels=max_pixels) as video:
         for index, (frame, _) in enumerate(video):
             if index % stride == 0:
                 step = max(1, frame.shape[0] // 270)  # about 270 rows are plenty to sample colours from
                 kept.append(frame[::step, ::step])
                 if len(kept) > most:
                     kept, stride = kept[::2], stride * 2
+    _warn_undecodable(video.undecodable)
     return np.vstack(kept)
 
 
@@ -403,13 +424,12 @@ def _extract_palette(args) -> int:
     except ValueError as e:
         raise _UsageError(str(e)) from None
     _check_not_input(args.input, output)
-    if output.exists() and not args.overwrite:
-        raise SinkError(f"output '{output}' exists; use -y to overwrite")
+    _check_target(output, args.overwrite)  # a folder there, or a file for a folder, or -y missing
     if Path(args.input).suffix.lower() in IMAGE_SUFFIXES:
-        with Images(args.input) as source:
+        with Images(args.input, max_pixels=args.max_pixels) as source:
             pixels = next(iter(source))[0]
     else:
-        pixels = _sampled_frames(args.input)
+        pixels = _sampled_frames(args.input, args.max_pixels)
     fitter = PaletteFitter(args.colors, color_space=args.color_space, sample_size=65536, seed=0, refine_steps=30)
     palette = Palette(fitter.fit(fitter.sample(pixels)).colors, name=output.stem)
     palette.save(output)
@@ -431,6 +451,14 @@ def _terminate(signum, frame):
     raise _Terminated()
 
 
+class _Warnings(logging.Handler):
+    """Shows the ``livequant`` logger's records (a reconnecting camera, a failed refit: the run goes on) as
+    ``livequant: warning: ...`` lines on the current stderr."""
+
+    def emit(self, record: logging.LogRecord) -> None:
+        print(f"livequant: warning: {record.getMessage()}", file=sys.stderr)
+
+
 def main(argv: list[str] | None = None) -> int:
     """Run the ``livequant`` command line.
 
@@ -446,6 +474,8 @@ def main(argv: list[str] | None = None) -> int:
     """
     in_main_thread = threading.current_thread() is threading.main_thread()
     previous = signal.signal(signal.SIGTERM, _terminate) if in_main_thread else None
+    warnings = _Warnings(logging.WARNING)
+    logging.getLogger("livequant").addHandler(warnings)
     try:
         try:
             args = _parser().parse_args(argv)
@@ -462,5 +492,6 @@ def main(argv: list[str] | None = None) -> int:
         print("terminated" if isinstance(stop, _Terminated) else "interrupted", file=sys.stderr)
         return 143 if isinstance(stop, _Terminated) else 130
     finally:
+        logging.getLogger("livequant").removeHandler(warnings)
         if in_main_thread:
             signal.signal(signal.SIGTERM, previous)

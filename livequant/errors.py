@@ -4,6 +4,8 @@ Every error a user can cause is a `LivequantError`; its message names the
 value or file, the cause, and what to do next. The CLI prints it on one line.
 """
 
+import errno
+
 __all__ = ["LivequantError", "SinkError", "SourceError"]
 
 
@@ -17,3 +19,13 @@ class SourceError(LivequantError, OSError):
 
 class SinkError(LivequantError, OSError):
     """A window, encoder or output file cannot be opened or written."""
+
+
+def _write_hint(error: BaseException) -> str:
+    """What to do about an OS (or FFmpeg) error writing a file, going by its errno."""
+    code = getattr(error, "errno", None)
+    if code in (errno.ENOSPC, errno.EFBIG, errno.EDQUOT):
+        return "free some space (or lift the file size limit), or write to another disk"
+    if code in (errno.EACCES, errno.EPERM, errno.EROFS):
+        return "write to a folder you have permission to write to"
+    return "check the disk and the folder"

@@ -20,7 +20,7 @@ from typing import Callable, NamedTuple
 
 import numpy as np
 
-from livequant.errors import SinkError, SourceError
+from livequant.errors import SinkError, SourceError, _write_hint
 
 __all__ = ["MAX_COLORS", "Palette", "resolve"]
 
@@ -139,8 +139,8 @@ class Palette:
                 os.unlink(tmp)
                 raise
         except OSError as e:
-            raise SinkError(f"cannot write palette file {path}: {e.strerror or e}; "
-                            "check that the folder exists and is writable") from None
+            hint = "check that the folder exists" if isinstance(e, FileNotFoundError) else _write_hint(e)
+            raise SinkError(f"cannot write palette file {path}: {e.strerror or e}; {hint}") from None
 
     def to_hex(self) -> list[str]:
         """Return the colours as ``"#rrggbb"`` strings, in order."""

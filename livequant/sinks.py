@@ -22,7 +22,7 @@ import av  # isort: skip
 import numpy as np
 
 from livequant import presets
-from livequant.errors import SinkError
+from livequant.errors import SinkError, _write_hint
 from livequant.frames import QuantizedFrame, check_frame
 from livequant.quantizer import DITHERS
 
@@ -38,12 +38,21 @@ def _partial(path: Path) -> Path:
 
 def _check_target(path: Path, overwrite: bool) -> None:
     parent = path.parent
+    if parent.exists() and not parent.is_dir():
+        raise SinkError(f"cannot write '{path}': '{parent}' is a file, not a directory; write elsewhere")
     if not parent.is_dir():
-        raise SinkError(f"cannot write '{path}': directory '{parent}' does not exist")
+        raise SinkError(f"cannot write '{path}': directory '{parent}' does not exist; create it or write elsewhere")
     if not os.access(parent, os.W_OK):
-        raise SinkError(f"cannot write '{path}': directory '{parent}' is not writable")
+        raise SinkError(f"cannot write '{path}': directory '{parent}' is not writable; write elsewhere")
+    if path.is_dir():
+        raise SinkError(f"output '{path}' is a directory; give a file name, such as '{path / 'out'}{path.suffix}'")
     if path.exists() and not overwrite:
         raise SinkError(f"output '{path}' exists; use -y to overwrite")
+
+
+def _failed(action: str, path: Path, error: Exception) -> SinkError:
+    """A `SinkError` for an OS or FFmpeg error writing ``path``, with what to do about it."""
+    return SinkError(f"cannot {action} '{path}': {getattr(error, 'strerror', None) or error}; {_write_hint(error)}")
 
 
 def _pal8(qframe: QuantizedFrame, unused_alpha: int) -> av.VideoFrame:
@@ -64,7 +73,7 @@ def _write_still(path: Path, qframe: QuantizedFrame) -> None:
         packets = png.encode(_pal8(qframe, unused_alpha=255)) + png.encode(None)
         path.write_bytes(b"".join(bytes(p) for p in packets))
     elif not cv2.imwrite(str(path), cv2.cvtColor(qframe.rgb, cv2.COLOR_RGB2BGR)):
-        raise SinkError(f"cannot write image '{path}': OpenCV failed to write it")
+        raise SinkError(f"cannot write image '{path}': OpenCV failed to write it; check the free space and the folder")
 
 
 class _FileSink:
@@ -75,6 +84,7 @@ class _FileSink:
         _check_target(self.path, overwrite)
         self._tmp: Path | None = _partial(self.path)
         self.frames = 0
+        self.finished = False  # the output is complete and in place
         self._done = False
 
     def __enter__(self):
@@ -91,12 +101,17 @@ class _FileSink:
         check_frame(qframe.rgb, "qframe.rgb")
         try:
             self._write(qframe)
-        except av.error.FFmpegError as e:
-            raise SinkError(f"cannot write '{self.path}': {e.strerror}") from e
+        except SinkError:
+            raise
+        except (av.error.FFmpegError, OSError) as e:
+            raise _failed("write", self.path, e) from e
         self.frames += 1
 
     def close(self) -> None:
-        """Finish the output and move it into place; raises `SinkError` if no frame was written."""
+        """Finish the output and move it into place; raises `SinkError` if no frame was written.
+
+        If finishing fails or is interrupted (a second Ctrl-C), the partial file is removed.
+        """
         if self._done:
             return
         if not self.frames:
@@ -104,12 +119,14 @@ class _FileSink:
             raise SinkError(f"nothing was written to '{self.path}': no frames arrived")
         try:
             self._finish()
-        except av.error.FFmpegError as e:
+            if self._tmp is not None:
+                os.replace(self._tmp, self.path)
+        except BaseException as e:
             self.abort()
-            raise SinkError(f"cannot finish '{self.path}': {e.strerror}") from e
-        self._done = True
-        if self._tmp is not None:
-            os.replace(self._tmp, self.path)
+            if isinstance(e, (av.error.FFmpegError, OSError)) and not isinstance(e, SinkError):
+                raise _failed("finish", self.path, e) from e
+            raise
+        self._done = self.finished = True
 
     def abort(self) -> None:
         """Stop writing and remove the partial output."""
@@ -438,8 +455,12 @@ class ImageWriter(_FileSink):
         target = self._name(self.frames + 1)
         if self.frames and target.exists() and not self._overwrite:
             raise SinkError(f"output '{target}' exists; use -y to overwrite")
-        _write_still(_partial(target), qframe)
-        os.replace(_partial(target), target)
+        try:
+            _write_still(_partial(target), qframe)
+            os.replace(_partial(target), target)
+        except BaseException:
+            _partial(target).unlink(missing_ok=True)
+            raise
 
     def _finish(self) -> None:
         if self._pattern is None:

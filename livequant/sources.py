@@ -9,8 +9,14 @@ presentation time in seconds. Sources share the attributes ``fps``, ``size``
 from __future__ import annotations
 
 import contextlib
+import errno
 import glob
+import logging
 import os
+import re
+import struct
+import sys
+import tempfile
 import threading
 import time
 from pathlib import Path
@@ -20,11 +26,42 @@ import av  # isort: skip
 import numpy as np
 
 from livequant.errors import SourceError
-from livequant.frames import to_rgb8
+from livequant.frames import flatten_alpha, to_rgb8
 
-__all__ = ["Images", "TestPattern", "VideoFile", "Webcam", "list_cameras", "open_source"]
+__all__ = ["MAX_PIXELS", "Images", "Reconnecting", "TestPattern", "VideoFile", "Webcam", "list_cameras",
+           "open_source"]
+
+log = logging.getLogger("livequant")
 
 IMAGE_SUFFIXES = frozenset({".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp", ".ppm", ".pgm"})
+MAX_PIXELS = 100_000_000
+"""Default limit on the pixels of one picture (100 megapixels, 10000 x 10000): a file claiming more is
+refused before it is decoded, so a small malicious file (a decompression bomb) cannot exhaust memory."""
+
+
+def _check_limit(kind: str, path, width: int, height: int, max_pixels: int) -> None:
+    if width * height > max_pixels:
+        raise SourceError(
+            f"cannot read {kind} '{path}': it is {width}x{height} pixels ({width * height / 1e6:,.0f} megapixels), "
+            f"over the limit of {max_pixels / 1e6:g} megapixels; if you trust the file, raise the limit with "
+            "--max-pixels"
+        )
+
+
+def _check_max_pixels(max_pixels: int) -> None:
+    if isinstance(max_pixels, bool) or not isinstance(max_pixels, (int, np.integer)) or max_pixels < 1:
+        raise ValueError(f"max_pixels must be a positive integer, got {max_pixels!r}")
+
+
+def _not_a_file(kind: str, path: str) -> str | None:
+    """The cause when ``path`` names no readable regular file (None for a URL or a file that has bytes)."""
+    if "://" in path:
+        return None
+    if os.path.isdir(path):
+        return f"cannot read {kind} '{path}': it is a directory; give a file"
+    if os.path.isfile(path) and os.path.getsize(path) == 0:
+        return f"cannot read {kind} '{path}': the file is empty (0 bytes)"
+    return None
 
 
 class _Source:
@@ -56,6 +93,31 @@ def _quiet_opencv():
         yield
     finally:
         cv2.utils.logging.setLogLevel(level)
+
+
+@contextlib.contextmanager
+def _c_stderr():
+    """Collect what C libraries (libpng, libjpeg) print on file descriptor 2 meanwhile.
+
+    Yields a list that receives the text once the block ends; nothing is collected where fd 2 is closed.
+    """
+    said: list[str] = []
+    try:
+        saved = os.dup(2)
+    except OSError:
+        yield said
+        return
+    if sys.stderr is not None:
+        sys.stderr.flush()
+    with tempfile.TemporaryFile() as caught:
+        os.dup2(caught.fileno(), 2)
+        try:
+            yield said
+        finally:
+            os.dup2(saved, 2)
+            os.close(saved)
+            caught.seek(0)
+            said.append(caught.read().decode(errors="replace"))
 
 
 def list_cameras(max_index: int = 10) -> list[int]:
@@ -170,8 +232,12 @@ class VideoFile(_Source):
     """Frames of a video file or URL, decoded with PyAV.
 
     Every frame is kept (none dropped) with its true timestamp, so variable
-    frame rate survives; rotation metadata is applied. Packets that fail to
-    decode are skipped and counted in ``undecodable``.
+    frame rate survives; rotation metadata is applied; transparent pixels are
+    flattened on white. Frames that fail to
+    decode are skipped and counted in ``undecodable``: packets the decoder
+    refuses as they come, and, once the whole file is read, packets that gave
+    no picture and frames the file's index lists but its data lacks (a
+    truncated file).
 
     Parameters
     ----------
@@ -181,6 +247,9 @@ class VideoFile(_Source):
         Seconds on the file's timeline to start at.
     duration : float, optional
         Seconds to read from ``start`` (or from the first frame).
+    max_pixels : int
+        Refuse a stream whose frames have more pixels than this (`SourceError`
+        before anything is decoded); frames above it later are not decoded.
 
     Attributes
     ----------
@@ -188,46 +257,91 @@ class VideoFile(_Source):
         Whether the file has an audio stream.
     """
 
-    def __init__(self, path_or_url, start: float | None = None, duration: float | None = None):
+    def __init__(self, path_or_url, start: float | None = None, duration: float | None = None, *,
+                 max_pixels: int = MAX_PIXELS):
         if start is not None and start < 0:
             raise ValueError(f"start must be >= 0 seconds, got {start}")
         if duration is not None and duration <= 0:
             raise ValueError(f"duration must be > 0 seconds, got {duration}")
+        _check_max_pixels(max_pixels)
         self.path = os.fspath(path_or_url)
+        if cause := _not_a_file("video", self.path):
+            raise SourceError(cause)
+        # FFmpeg decodes a first frame to probe the stream; the limit stops it allocating a bomb's frame.
+        limit = {"max_pixels": str(max_pixels)}
         try:
-            self._container = av.open(self.path)
+            self._container = av.open(self.path, options=limit, metadata_errors="replace")
         except av.error.FFmpegError as e:
-            hint = "check the path" if isinstance(e, FileNotFoundError) else "is it a video file?"
-            raise SourceError(f"cannot open video '{self.path}': {e.strerror}; {hint}") from e
+            raise SourceError(f"cannot open video '{self.path}': {e.strerror}; {_open_hint(self.path, e)}") from e
         if not self._container.streams.video:
             self._container.close()
             raise SourceError(f"'{self.path}' has no video stream; give a video file")
         self._stream = stream = self._container.streams.video[0]
+        context = stream.codec_context
+        try:
+            if context is None:  # PyAV's answer for a codec FFmpeg cannot decode
+                raise SourceError(f"cannot read video '{self.path}': FFmpeg has no decoder for its video codec; "
+                                  "is the file complete, and a common format (H.264, VP9, ...)?")
+            _check_limit("video", self.path, context.width, context.height, max_pixels)
+        except SourceError:
+            self._container.close()
+            raise
+        context.options = limit
         stream.thread_type = "AUTO"
+        self._refused = False  # a frame was over max_pixels
         rate = stream.average_rate or stream.guessed_rate
         self.fps = float(rate) if rate else None
         if start is None and duration is None:
             self.frame_count = stream.frames or None
         self.has_audio = bool(self._container.streams.audio)
         if start:
-            self._container.seek(int(start / stream.time_base), stream=stream)
+            try:
+                self._container.seek(int(start / stream.time_base), stream=stream)
+            except av.error.FFmpegError as e:
+                self._container.close()
+                raise SourceError(f"cannot seek to {start:g} s in video '{self.path}': {e.strerror}; "
+                                  "try without --start") from e
         self._frames = self._decode(start, duration)
         self._first = next(self._frames, None)
         if self._first is None:
             self.close()
+            if self._refused:
+                raise SourceError(f"cannot read video '{self.path}': no frame could be decoded within the limit of "
+                                  f"{max_pixels / 1e6:g} megapixels; if you trust the file, raise the limit with "
+                                  "--max-pixels")
             cause = "no frame could be decoded" if self.undecodable else "no frames"
             where = f" from {start:g} s on" if start else ""
             raise SourceError(f"cannot read video '{self.path}': {cause}{where}; is the file complete?")
         self.size = (self._first[0].shape[1], self._first[0].shape[0])
 
     def _decoded(self):
-        for packet in self._container.demux(self._stream):
+        packets = frames = 0
+        for packet in self._demuxed():
+            packets += bool(packet.size) and not packet.is_discard
             try:
-                frames = packet.decode()
-            except av.error.FFmpegError:
+                decoded = packet.decode()
+            except av.error.FFmpegError as e:
+                self._refused |= e.errno == errno.EINVAL  # what the decoder says to a frame over max_pixels
                 self.undecodable += 1
                 continue
-            yield from frames
+            frames += len(decoded)
+            yield from decoded
+        # The end: count packets that gave no picture and frames the index promises but the file lacks.
+        self.undecodable = max(self.undecodable, max(packets, self.frame_count or 0) - frames)
+
+    def _demuxed(self):
+        """The stream's packets; a read error (a damaged file, a dropped connection) ends them, counted as
+        one undecodable frame at least."""
+        packets = self._container.demux(self._stream)
+        while True:
+            try:
+                packet = next(packets)
+            except StopIteration:
+                return
+            except av.error.FFmpegError:
+                self.undecodable += 1
+                return
+            yield packet
 
     def _decode(self, start, duration):
         end = None if duration is None or start is None else start + duration
@@ -239,7 +353,10 @@ class VideoFile(_Source):
                 end = t + duration
             if end is not None and t >= end - 1e-6:
                 return
-            rgb = frame.to_ndarray(format="rgb24")  # may be a padded, strided view
+            if frame.format.has_palette or any(c.is_alpha for c in frame.format.components):
+                rgb = flatten_alpha(frame.to_ndarray(format="rgba"))
+            else:
+                rgb = frame.to_ndarray(format="rgb24")  # may be a padded, strided view
             if frame.rotation:
                 rgb = np.rot90(rgb, round(frame.rotation / 90))
             yield np.ascontiguousarray(rgb), t
@@ -256,12 +373,85 @@ class VideoFile(_Source):
         self._container.close()
 
 
-def _read_image(path: str) -> np.ndarray:
+def _open_hint(path: str, error: Exception) -> str:
+    """What to do about an FFmpeg error opening ``path``."""
+    if "://" in path:
+        return "check the URL, and that the server is up and reachable"
+    if isinstance(error, FileNotFoundError):
+        return "check the path"
+    return "is it a complete video file?"
+
+
+def _image_size(path: str) -> tuple[int, int] | None:
+    """``(W, H)`` from the header of a PNG, JPEG, BMP, WebP, TIFF or PNM file; None for other formats."""
+    with open(path, "rb") as f:
+        head = f.read(32)
+        if head.startswith(b"\x89PNG\r\n\x1a\n") and head[12:16] == b"IHDR":
+            return struct.unpack(">II", head[16:24])
+        if head.startswith(b"BM") and len(head) >= 26:
+            width, height = struct.unpack("<ii", head[18:26])
+            return abs(width), abs(height)
+        if head.startswith(b"RIFF") and head[8:12] == b"WEBP":
+            kind, body = head[12:16], head[20:30]
+            if kind == b"VP8X":
+                return 1 + int.from_bytes(body[4:7], "little"), 1 + int.from_bytes(body[7:10], "little")
+            if kind == b"VP8L":
+                bits = int.from_bytes(body[1:5], "little")
+                return 1 + (bits & 0x3FFF), 1 + (bits >> 14 & 0x3FFF)
+            if kind == b"VP8 ":
+                width, height = struct.unpack("<HH", body[6:10])
+                return width & 0x3FFF, height & 0x3FFF
+        if head[:1] == b"P" and head[1:2] in b"123456" and len(head) > 2:
+            numbers = re.findall(rb"\d+", re.sub(rb"#[^\n]*", b"", head[2:] + f.read(480)))
+            return (int(numbers[0]), int(numbers[1])) if len(numbers) >= 2 else None
+        if head[:4] in (b"II*\0", b"MM\0*"):
+            order = "<" if head[0] == ord("I") else ">"
+            f.seek(struct.unpack(order + "I", head[4:8])[0])
+            count = struct.unpack(order + "H", f.read(2) or b"\0\0")[0]
+            found = {}
+            for entry in struct.iter_unpack(order + "HHI4s", f.read(12 * count)):
+                tag, kind, _, value = entry
+                if tag in (256, 257):
+                    found[tag] = struct.unpack(order + ("H" if kind == 3 else "I"), value[: 2 if kind == 3 else 4])[0]
+            return (found[256], found[257]) if len(found) == 2 else None
+        if head.startswith(b"\xff\xd8"):
+            f.seek(2)
+            while (marker := f.read(4)) and len(marker) == 4 and marker[0] == 0xFF:
+                length = int.from_bytes(marker[2:4], "big")
+                if length < 2:  # a broken segment; OpenCV will say so
+                    return None
+                if 0xC0 <= marker[1] <= 0xCF and marker[1] not in (0xC4, 0xC8, 0xCC):  # a start-of-frame segment
+                    height, width = struct.unpack(">xHH", f.read(5))
+                    return width, height
+                f.seek(length - 2, os.SEEK_CUR)
+    return None
+
+
+def _read_image(path: str, max_pixels: int = MAX_PIXELS) -> np.ndarray:
+    if cause := _not_a_file("image", path):
+        raise SourceError(cause)
     if not os.path.isfile(path):
-        raise SourceError(f"cannot read image '{path}': no such file")
-    image = cv2.imread(path, cv2.IMREAD_UNCHANGED)
+        raise SourceError(f"cannot read image '{path}': no such file; check the path")
+    try:
+        size = _image_size(path)
+    except struct.error:
+        raise SourceError(f"cannot read image '{path}': its header is cut short; is the file complete?") from None
+    except OSError as e:
+        raise SourceError(f"cannot read image '{path}': {e.strerror or e}; check that it is a readable file") from e
+    if size is not None:
+        _check_limit("image", path, *size, max_pixels)
+    try:  # the decoders' own messages become the cause in the one-line error, or a warning
+        with _quiet_opencv(), _c_stderr() as said:
+            image = cv2.imread(path, cv2.IMREAD_UNCHANGED)
+    except cv2.error as e:  # OpenCV's own size limit, a broken header
+        raise SourceError(f"cannot read image '{path}': OpenCV refused it ({e.err}); is it a valid image?") from e
+    last = said[0].strip().splitlines()[-1] if said and said[0].strip() else None
     if image is None:
-        raise SourceError(f"cannot read image '{path}': not an image, or a format OpenCV cannot read")
+        cause = f"it is damaged ({last})" if last else "not an image, or a format OpenCV cannot read"
+        raise SourceError(f"cannot read image '{path}': {cause}; give a complete PNG, JPEG, BMP, TIFF or WebP file")
+    if last:
+        log.warning("image '%s' may be damaged: %s", path, last)
+    _check_limit("image", path, image.shape[1], image.shape[0], max_pixels)
     if image.ndim == 3 and image.shape[2] in (3, 4):
         image = cv2.cvtColor(image, cv2.COLOR_BGR2RGB if image.shape[2] == 3 else cv2.COLOR_BGRA2RGBA)
     return to_rgb8(image)
@@ -277,11 +467,16 @@ class Images(_Source):
         Alpha is flattened over white and 16-bit images are scaled to 8 bits.
     fps : float
         Rate at which the sequence plays: frame ``i`` has time ``i / fps``.
+    max_pixels : int
+        Refuse an image with more pixels than this (`SourceError`); the header
+        of PNG, JPEG, BMP, WebP, TIFF and PNM files is checked before decoding.
     """
 
-    def __init__(self, paths_or_glob, fps: float = 10.0):
+    def __init__(self, paths_or_glob, fps: float = 10.0, *, max_pixels: int = MAX_PIXELS):
         if fps <= 0:
             raise ValueError(f"fps must be > 0, got {fps}")
+        _check_max_pixels(max_pixels)
+        self._max_pixels = max_pixels
         if isinstance(paths_or_glob, (str, os.PathLike)):
             self.path = os.fspath(paths_or_glob)
             paths = sorted(glob.glob(self.path)) if any(c in self.path for c in "*?[") else [self.path]
@@ -295,12 +490,12 @@ class Images(_Source):
         self._paths = paths
         self.fps = float(fps)
         self.frame_count = len(paths)
-        self._first = _read_image(paths[0])
+        self._first = _read_image(paths[0], max_pixels)
         self.size = (self._first.shape[1], self._first.shape[0])
 
     def __iter__(self):
         for i, path in enumerate(self._paths):
-            yield (self._first if i == 0 else _read_image(path)), i / self.fps
+            yield (self._first if i == 0 else _read_image(path, self._max_pixels)), i / self.fps
 
 
 class TestPattern(_Source):
@@ -361,6 +556,83 @@ class TestPattern(_Source):
                 time.sleep(max(0.0, t0 + t - time.monotonic()))
             yield self._frame(t, index), t
             index += 1
+
+
+class Reconnecting(_Source):
+    """A live source reopened when it fails, rather than ending the stream.
+
+    When the source raises `SourceError` (a camera unplugged, a stream cut),
+    it is closed and ``opener()`` is tried again every ``interval`` seconds, up
+    to ``attempts`` times; each try is logged (logger ``"livequant"``, shown on
+    stderr). Meanwhile the last frame is repeated, so a preview window stays
+    responsive. Times continue from the wall clock. A source that ends without
+    an error ends the stream.
+
+    Parameters
+    ----------
+    opener : callable
+        Returns an open source, such as ``lambda: Webcam(0)``; called once here.
+    attempts : int
+        Tries after each failure before giving up (then `SourceError`).
+    interval : float
+        Seconds between tries.
+    """
+
+    live = True
+
+    def __init__(self, opener, *, attempts: int = 30, interval: float = 1.0):
+        if isinstance(attempts, bool) or not isinstance(attempts, int) or attempts < 1:
+            raise ValueError(f"attempts must be a positive integer, got {attempts!r}")
+        if not interval > 0:
+            raise ValueError(f"interval must be > 0 seconds, got {interval!r}")
+        self._opener, self._attempts, self._interval = opener, attempts, interval
+        self._source = opener()
+        self.path, self.size, self.fps = self._source.path, self._source.size, self._source.fps
+        self.reconnects = 0
+        self._dropped = 0
+
+    @property
+    def dropped(self) -> int:
+        """Frames the cameras replaced before they were read, over all connections."""
+        return self._dropped + getattr(self._source, "dropped", 0)
+
+    def __iter__(self):
+        start = time.monotonic()
+        offset, last = 0.0, None
+        while self._source is not None:
+            try:
+                for frame, t in self._source:
+                    last = frame
+                    yield frame, offset + t
+                return
+            except SourceError as error:
+                lost = error
+            self._dropped += getattr(self._source, "dropped", 0)
+            self._source.close()
+            self._source = None
+            for attempt in range(1, self._attempts + 1):
+                log.warning("%s; reconnecting (try %d of %d)", lost, attempt, self._attempts)
+                wake = time.monotonic() + self._interval
+                while (now := time.monotonic()) < wake:
+                    if last is not None:
+                        yield last, now - start
+                    time.sleep(min(0.1, max(0.0, wake - now)))
+                try:
+                    self._source = self._opener()
+                except SourceError as error:
+                    lost = error
+                    continue
+                self.reconnects += 1
+                log.warning("reconnected to %s", self._source.path)
+                offset = time.monotonic() - start
+                break
+            else:
+                raise SourceError(f"{lost}; gave up after {self._attempts} tries to reconnect")
+
+    def close(self) -> None:
+        """Close the source in use."""
+        if self._source is not None:
+            self._source.close()
 
 
 def _background(w: int, h: int) -> np.ndarray:

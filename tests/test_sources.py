@@ -70,7 +70,7 @@ def test_broken_packets_are_counted_and_skipped(make_clip):
 def test_a_file_that_is_not_a_video_names_file_and_cause(tmp_path):
     bad = tmp_path / "notes.mp4"
     bad.write_text("not a video\n" * 10)
-    with pytest.raises(SourceError, match=r"cannot open video '.*notes\.mp4': Invalid data .*; is it a video file\?"):
+    with pytest.raises(SourceError, match=r"cannot open video '.*notes\.mp4': Invalid data .*; is it a complete video"):
         VideoFile(bad)
     with pytest.raises(SourceError, match=r"cannot open video '.*missing\.mp4': No such file .*; check the path"):
         VideoFile(tmp_path / "missing.mp4")
