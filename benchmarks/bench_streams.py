@@ -1,0 +1,701 @@
+"""Streams: transcoding to MP4 and GIF, the live preview pipeline and peak memory, each next to a reference
+measured in the same run.
+
+1. MP4: ``livequant transcode cockatoo.mp4 out.mp4 -k 64 --no-audio`` through ``livequant.cli.main`` (the
+   real path: VideoFile -> run() -> VideoWriter, refits in the background) against a plain PyAV
+   decode -> rgb24 -> encode of the same clip with the encoder settings read from
+   `livequant.sinks.VideoWriter` (and checked equal afterwards in the settings libx264 writes into both
+   files). Also ``--refit-every`` 10 and 30 and a fixed 64-colour palette (no refits), so the extra
+   CPU time splits into mapping and refits. Runs alternate, after a warm-up run of each; medians.
+2. GIF: livequant (K=64, no dither) against FFmpeg palettegen + paletteuse (``dither=none``) through PyAV
+   filter graphs, encoded with the same PyAV gif encoder: two-pass (palettegen over every frame, then
+   paletteuse; the input decoded twice, as the two ffmpeg commands do) with FFmpeg's default
+   ``reserve_transparent=1`` (63 colours + a transparent slot, which GIF frame differencing uses) and with
+   ``reserve_transparent=0`` (64 colours), and one-pass per frame (``stats_mode=single``). Quality of the
+   decoded GIFs against the source frames with ../shared/quality/metrics.py.
+3. Preview: ``run(TestPattern 1080p, live at 60 fps, Quantizer(64, background=True), [a null sink])``:
+   fps processed, frames dropped, latency from frame arrival to quantized frame; the same with
+   ``refit_every=30`` and with a fixed palette (no refits); then unpaced (``live=False``): the pipeline's
+   top speed. References: the test pattern alone, a frame copy.
+4. Memory: peak RSS of ``python -m livequant transcode IN OUT -k 64`` (a subprocess each, its own figures
+   from ``os.wait4`` in a small launcher) on 1080p clips of 10 s and 60 s made here (TestPattern, 30 fps,
+   x264 ultrafast); references: importing livequant, importing it and quantizing one small frame (the
+   start-up cost), and a plain PyAV transcode of the short clip.
+
+Wall and CPU times are of this process (all its threads); the machine is shared, so the load average is
+printed before and after each part. ``--quick`` uses the first 3 s of the clip, one round, shorter clips.
+
+Run: python benchmarks/bench_streams.py [--quick]
+"""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import itertools
+import os
+import re
+import resource
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from fractions import Fraction
+from pathlib import Path
+from typing import NamedTuple
+
+import numba
+import numpy as np
+from _common import (
+    REPO,
+    PaletteGenUse,
+    Targets,
+    av,
+    bgra_frame,
+    data_file,
+    load_metrics,
+    parse_args,
+    print_load,
+    print_machine,
+    print_table,
+)
+
+import livequant.cli
+from livequant import Quantizer
+from livequant.pipeline import run
+from livequant.sinks import VideoWriter
+from livequant.sources import TestPattern
+
+K = 64
+#: Wall time of livequant's MP4 transcode over the plain one, at most (the target).
+MP4_RATIO = 1.25
+#: The MP4 runs compared.
+PLAIN, DEFAULTS = "plain PyAV decode -> rgb24 -> encode", "livequant (defaults: --refit-every 3)"
+FIXED = "livequant, fixed 64-colour palette (no refits)"
+DEFAULTS_1T, FIXED_1T = f"{DEFAULTS}, 1 numba thread", f"{FIXED}, 1 numba thread"
+#: Frames held in memory to split the CPU time (full, quick).
+PROFILE_FRAMES = {False: 60, True: 30}
+#: Seconds of the clip a quick run uses.
+QUICK_SECONDS = 3.0
+HD, PREVIEW_FPS = (1920, 1080), 60.0
+#: Live frames, unpaced frames (full, quick).
+PREVIEW_FRAMES = {False: (600, 300), True: (180, 90)}
+#: Lengths in seconds of the 1080p clips whose transcodes' peak memory is compared (full, quick).
+MEMORY_SECONDS = {False: (10, 60), True: (2, 6)}
+MEMORY_FPS = 30
+#: Peak RSS of the long clip may exceed the short one's by this share or this many MB (the target: flat).
+MEMORY_SLACK = (0.10, 30.0)
+#: Pixels per frame used for CIEDE2000 (a fixed subsample, as metrics.lab_sample takes it).
+DE_PIXELS = 20_000
+
+
+# ------------------------------------------------------------------ timing
+
+
+class Run(NamedTuple):
+    """One timed run: wall and CPU seconds (all threads of this process) and per-stage figures."""
+
+    wall: float
+    cpu: float
+    stages: dict
+
+
+#: Seconds since the start and the 1-minute load average at each `load` call.
+LOADS: list[tuple[float, float]] = []
+_START = time.perf_counter()
+
+
+def load(when: str) -> None:
+    """Print the load average (the machine is shared) and the time since the start; keep both."""
+    elapsed = time.perf_counter() - _START
+    LOADS.append((elapsed, os.getloadavg()[0]))
+    print_load(f"{when} (at {elapsed:.0f} s)")
+
+
+@contextlib.contextmanager
+def numba_threads(n: int | None):
+    """Run the block with ``n`` numba threads for the parallel kernels this thread calls (the frame loop's
+    mapping; the refit worker keeps its own setting); None leaves it as it is."""
+    before = numba.get_num_threads()
+    if n is not None:
+        numba.set_num_threads(n)
+    try:
+        yield
+    finally:
+        numba.set_num_threads(before)
+
+
+def cpu_seconds() -> float:
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    return usage.ru_utime + usage.ru_stime
+
+
+#: The `Stats` of each `run` the CLI makes in this process: ``livequant.cli.run`` is wrapped to keep them.
+STATS: list = []
+
+
+def _recording_run(*args, **kwargs):
+    stats = run(*args, **kwargs)
+    STATS.append(stats)
+    return stats
+
+
+livequant.cli.run = _recording_run
+
+
+def livequant_cli(*argv: str) -> Run:
+    """Run ``livequant ARGV`` in this process (its printing swallowed); stages from the pipeline's `Stats`
+    (medians, ms per frame), when it ran one."""
+    runs = len(STATS)
+    start_cpu, start = cpu_seconds(), time.perf_counter()
+    with contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(io.StringIO()) as errors:
+        status = livequant.cli.main(list(argv))
+    wall, cpu = time.perf_counter() - start, cpu_seconds() - start_cpu
+    if status:
+        raise SystemExit(f"`livequant {' '.join(argv)}` failed with exit status {status}: {errors.getvalue()}")
+    stages = {}
+    if len(STATS) > runs:
+        s = STATS[-1]
+        stages = {"read": s.read_ms, "quantize": s.quantize_ms, "write": s.write_ms, "refits": s.refits,
+                  "frames": s.frames}
+    return Run(wall, cpu, stages)
+
+
+def rounds(functions: dict, repeat: int) -> dict[str, list[Run]]:
+    """``repeat`` rounds of one call of each function, the order rotated each round, after one warm-up
+    call each (a burst of load from elsewhere lands on all of them alike)."""
+    for fn in functions.values():
+        fn(warmup=True)
+    names = list(functions)
+    runs: dict[str, list[Run]] = {name: [] for name in names}
+    for r in range(repeat):
+        for name in names[r % len(names):] + names[: r % len(names)]:
+            runs[name].append(functions[name]())
+    return runs
+
+
+def median_run(runs: list[Run]) -> Run:
+    """Median wall and CPU; stages of the run with the median wall time."""
+    middle = sorted(runs, key=lambda r: r.wall)[(len(runs) - 1) // 2]
+    return Run(statistics.median(r.wall for r in runs), statistics.median(r.cpu for r in runs), middle.stages)
+
+
+#: A small launcher that runs ``argv`` and prints its peak RSS (KB), CPU s, wall s and exit status. A child
+#: forked straight from this (large) process would report at least this process's RSS as its own peak:
+#: Linux keeps the pre-exec high-water mark.
+_PEAK = """import os, sys, time
+start = time.perf_counter()
+pid = os.fork()
+if pid == 0:
+    os.execv(sys.argv[1], sys.argv[1:])
+_, status, usage = os.wait4(pid, 0)
+print(usage.ru_maxrss, usage.ru_utime + usage.ru_stime, time.perf_counter() - start, os.waitstatus_to_exitcode(status))
+"""
+
+
+def child_peak(argv: list[str]) -> tuple[float, float, float]:
+    """``(peak RSS MB, wall s, CPU s)`` of ``argv`` run in a subprocess."""
+    done = subprocess.run([sys.executable, "-c", _PEAK, *argv], cwd=REPO, capture_output=True, text=True, check=True)
+    rss, cpu, wall, status = done.stdout.split()[-4:]
+    if int(status):
+        raise SystemExit(f"{' '.join(map(str, argv))} failed with exit status {status}: {done.stderr}")
+    return int(rss) / 1024, float(wall), float(cpu)
+
+
+# ------------------------------------------------------------------ media
+
+
+def decoded(path: Path, seconds: float | None = None):
+    """Yield ``(rgb, time)`` of a video or GIF as livequant reads one (PyAV, threaded, rgb24), up to ``seconds``."""
+    with av.open(str(path)) as container:
+        stream = container.streams.video[0]
+        stream.thread_type = "AUTO"
+        for frame in container.decode(stream):
+            if seconds is not None and frame.time >= seconds - 1e-6:
+                return
+            yield frame.to_ndarray(format="rgb24"), frame.time
+
+
+def encoder_settings() -> tuple[str, str, dict]:
+    """``(codec, pix_fmt, options)`` that `VideoWriter` uses for ``.mp4``, read off an unopened writer."""
+    with tempfile.TemporaryDirectory() as tmp:
+        writer = VideoWriter(Path(tmp) / "settings.mp4", 30.0)
+        writer.abort()
+    return writer.codec, writer.pix_fmt, dict(writer._options)
+
+
+def x264_settings(path: Path) -> str:
+    """The settings libx264 records in the first frame of ``path`` (threads included)."""
+    found = re.search(rb"options: ([ -~]+)", path.read_bytes()[:1_000_000])
+    return found[1].decode() if found else "none found"
+
+
+class H264Out:
+    """A video file encoded as `VideoWriter` encodes ``.mp4``: its codec, pixel format and options, frames
+    converted to BT.709 limited range and tagged so, timestamps in 1/90000 s."""
+
+    def __init__(self, path: Path, size: tuple[int, int], rate):
+        codec, self.pix_fmt, options = encoder_settings()
+        self.out = av.open(str(path), "w")
+        self.stream = self.out.add_stream(codec, rate=Fraction(rate).limit_denominator(1001), options=options)
+        self.stream.width, self.stream.height, self.stream.pix_fmt = *size, self.pix_fmt
+        context = self.stream.codec_context
+        context.time_base = Fraction(1, 90000)
+        context.colorspace = context.color_primaries = context.color_trc = 1  # BT.709
+        context.color_range = 1  # limited
+
+    def convert(self, rgb: np.ndarray, t: float) -> av.VideoFrame:
+        frame = av.VideoFrame.from_ndarray(rgb, format="rgb24")
+        frame = frame.reformat(format=self.pix_fmt, dst_colorspace="ITU709", dst_color_range="MPEG")
+        frame.time_base = self.stream.codec_context.time_base
+        frame.pts = round(t / frame.time_base)
+        return frame
+
+    def encode(self, frame: av.VideoFrame | None) -> None:
+        """Encode and mux ``frame``; None flushes the encoder."""
+        for packet in self.stream.encode(frame):
+            self.out.mux(packet)
+
+    def close(self) -> None:
+        self.encode(None)
+        self.out.close()
+
+
+def plain_transcode(src: Path, dst: Path, seconds: float | None = None) -> Run:
+    """Decode -> rgb24 -> ``from_ndarray`` -> encode as `H264Out`, timestamps kept; stages are mean ms per frame."""
+    spent = {"read": 0.0, "convert": 0.0, "encode": 0.0}
+    frames = 0
+    start_cpu, start = cpu_seconds(), time.perf_counter()
+    with av.open(str(src)) as probe:
+        stream = probe.streams.video[0]
+        out = H264Out(dst, (stream.width, stream.height), stream.average_rate)
+    clock = time.perf_counter()
+    for rgb, t in decoded(src, seconds):
+        t1 = time.perf_counter()
+        frame = out.convert(rgb, t)
+        t2 = time.perf_counter()
+        out.encode(frame)
+        spent["read"] += t1 - clock
+        spent["convert"] += t2 - t1
+        clock = time.perf_counter()
+        spent["encode"] += clock - t2
+        frames += 1
+    out.close()
+    spent["encode"] += time.perf_counter() - clock
+    stages = {name: 1000 * s / max(frames, 1) for name, s in spent.items()}
+    return Run(time.perf_counter() - start, cpu_seconds() - start_cpu, {**stages, "frames": frames})
+
+
+def cpu_ms_per_frame(fn, frames: list, repeat: int) -> float:
+    """Median over ``repeat`` calls (after one warm-up) of the CPU ms per frame of ``fn(frames)``."""
+    fn(frames)
+    spent = []
+    for _ in range(repeat):
+        start = cpu_seconds()
+        fn(frames)
+        spent.append(1000 * (cpu_seconds() - start) / len(frames))
+    return statistics.median(spent)
+
+
+class GifOut:
+    """An animated GIF from ``pal8`` frames through PyAV's gif encoder, as `GifWriter` writes one
+    (loop forever, frame times in 1/100 s)."""
+
+    def __init__(self, path: Path, size: tuple[int, int]):
+        self.out = av.open(str(path), "w", format="gif", options={"loop": "0"})
+        self.stream = self.out.add_stream("gif")
+        self.stream.width, self.stream.height, self.stream.pix_fmt = *size, "pal8"
+        self.stream.codec_context.time_base = self.stream.time_base = Fraction(1, 100)
+        self.frames = 0
+
+    def write(self, frame: av.VideoFrame, t: float) -> None:
+        frame.time_base, frame.pts = Fraction(1, 100), round(t * 100)
+        for packet in self.stream.encode(frame):
+            self.out.mux(packet)
+        self.frames += 1
+
+    def close(self) -> None:
+        for packet in self.stream.encode(None):
+            self.out.mux(packet)
+        self.out.close()
+
+
+def ffmpeg_two_pass(src: Path, dst: Path, seconds: float | None, reserve_transparent: int) -> Run:
+    """``palettegen`` over every frame, then ``paletteuse`` (dither none) on every frame, into a GIF."""
+    start_cpu, start = cpu_seconds(), time.perf_counter()
+    frames = decoded(src, seconds)
+    first, t = next(frames)
+    h, w = first.shape[:2]
+    gen = av.filter.Graph()
+    gen_in = gen.add_buffer(width=w, height=h, format="rgb24", time_base=Fraction(1, 30))
+    palettegen = gen.add("palettegen", max_colors=str(K), reserve_transparent=str(reserve_transparent))
+    gen_out = gen.add("buffersink")
+    gen_in.link_to(palettegen)
+    palettegen.link_to(gen_out)
+    gen.configure()
+    for pts, rgb in enumerate(itertools.chain([first], (rgb for rgb, _ in frames))):
+        frame = av.VideoFrame.from_ndarray(rgb, format="rgb24")
+        frame.pts = pts
+        gen.vpush(frame)
+    gen.vpush(None)
+    palette = gen.vpull()  # 16 x 16 bgra, the transparent slot (if reserved) with alpha 0
+    use = av.filter.Graph()
+    use_in = use.add_buffer(width=w, height=h, format="bgra", time_base=Fraction(1, 30))
+    use_palette = use.add_buffer(width=16, height=16, format="bgra", time_base=Fraction(1, 30))
+    paletteuse = use.add("paletteuse", dither="none")
+    use_out = use.add("buffersink")
+    use_in.link_to(paletteuse, 0, 0)
+    use_palette.link_to(paletteuse, 0, 1)
+    paletteuse.link_to(use_out)
+    use.configure()
+    palette.pts = 0
+    use.vpush(palette, at=1)
+    use.vpush(None, at=1)
+    gif = GifOut(dst, (w, h))
+    for pts, (rgb, t) in enumerate(decoded(src, seconds)):
+        frame = bgra_frame(rgb)
+        frame.pts = pts
+        use.vpush(frame, at=0)
+        gif.write(use.vpull(), t)
+    gif.close()
+    return Run(time.perf_counter() - start, cpu_seconds() - start_cpu, {"frames": gif.frames})
+
+
+def ffmpeg_one_pass(src: Path, dst: Path, seconds: float | None) -> Run:
+    """``palettegen`` + ``paletteuse`` on each frame alone (``stats_mode=single``, ``new=1``), into a GIF."""
+    start_cpu, start = cpu_seconds(), time.perf_counter()
+    gif = quantize = None
+    for rgb, t in decoded(src, seconds):
+        if quantize is None:
+            size = (rgb.shape[1], rgb.shape[0])
+            quantize, gif = PaletteGenUse(size, K), GifOut(dst, size)
+        frame = av.VideoFrame.from_ndarray(rgb, format="rgb24")
+        frame.pts, quantize.pts = quantize.pts, quantize.pts + 1
+        quantize.graph.vpush(frame)
+        gif.write(quantize.graph.vpull(), t)  # pal8 with this frame's palette
+    gif.close()
+    return Run(time.perf_counter() - start, cpu_seconds() - start_cpu, {"frames": gif.frames})
+
+
+def gif_quality(metrics, src: Path, gif: Path, seconds: float | None) -> dict:
+    """metrics.VideoMetrics of the decoded GIF against the source frames (CIEDE2000 on a subsample)."""
+    video = metrics.VideoMetrics(de_max_pixels=DE_PIXELS)
+    for (ref, _), (out, _) in zip(decoded(src, seconds), decoded(gif)):
+        video.update(ref, out)
+    return video.summary()
+
+
+def make_clip(path: Path, seconds: int, fps: int = MEMORY_FPS) -> float:
+    """Write a 1080p TestPattern clip (H.264, x264 ultrafast); returns the seconds it took."""
+    start = time.perf_counter()
+    with av.open(str(path), "w") as out:
+        video = out.add_stream("libx264", rate=fps, options={"preset": "ultrafast"})
+        video.width, video.height, video.pix_fmt = *HD, "yuv420p"
+        for i, (rgb, _) in enumerate(TestPattern(HD, fps=fps, frames=seconds * fps)):
+            frame = av.VideoFrame.from_ndarray(rgb, format="rgb24")
+            frame.pts = i
+            for packet in video.encode(frame):
+                out.mux(packet)
+        for packet in video.encode(None):
+            out.mux(packet)
+    return time.perf_counter() - start
+
+
+class NullSink:
+    """A sink that only counts frames: the pipeline without a window or an encoder."""
+
+    def __init__(self):
+        self.frames = 0
+
+    def write(self, qframe) -> None:
+        self.frames += 1
+
+
+# ------------------------------------------------------------------ the parts
+
+
+def bench_mp4(clip: Path, tmp: Path, quick: bool, targets: Targets) -> None:
+    seconds = QUICK_SECONDS if quick else None
+    limit = ["--duration", f"{QUICK_SECONDS:g}"] if quick else []
+    codec, pix_fmt, encoder_options = encoder_settings()
+    print(f"## 1. MP4: {clip.name}{f' (first {QUICK_SECONDS:g} s)' if quick else ''} -> H.264, K={K}")
+    print(f"encoder settings from VideoWriter: {codec}, {pix_fmt}, {encoder_options}, threads: FFmpeg's default")
+    load("before MP4")
+    palette = tmp / "k64.gpl"
+    livequant_cli("palette", str(clip), "-o", str(palette), "-k", str(K), "-y")
+    assert livequant.cli._DEFAULTS["refit_every"] == 3, "the defaults changed: rename the rows"
+    options = {  # name: CLI options, numba threads of the frame loop (None: as it is)
+        DEFAULTS: ((), None),
+        "livequant --refit-every 10": (("--refit-every", "10"), None),
+        "livequant --refit-every 30": (("--refit-every", "30"), None),
+        FIXED: (("--palette", str(palette)), None),
+        DEFAULTS_1T: ((), 1),
+        FIXED_1T: (("--palette", str(palette)), 1),
+    }
+    outputs = {name: tmp / f"mp4-{i}.mp4" for i, name in enumerate([PLAIN, *options])}
+
+    def lq(name):
+        cli_options, threads = options[name]
+
+        def call(warmup=False):
+            with numba_threads(threads):
+                return livequant_cli("transcode", str(clip), str(outputs[name]), "-k", str(K), "-y", "-q",
+                                     "--no-audio", *cli_options, *(["--duration", "1"] if warmup else limit))
+        return call
+
+    def plain(warmup=False):
+        return plain_transcode(clip, outputs[PLAIN], 1.0 if warmup else seconds)
+
+    repeat = 1 if quick else 3
+    runs = {name: median_run(r) for name, r in rounds({PLAIN: plain, **{n: lq(n) for n in options}}, repeat).items()}
+    same = x264_settings(outputs[DEFAULTS]) == x264_settings(outputs[PLAIN])
+    threads = re.search(r"\bthreads=(\d+)", x264_settings(outputs[PLAIN]))
+    print(f"x264 settings recorded in both files identical: {same} (threads={threads[1] if threads else '?'})")
+    load("after MP4")
+    base = runs[PLAIN]
+    frames = base.stages["frames"]
+    rows = []
+    for name, r in runs.items():
+        s = r.stages
+        write = s["write"] if "write" in s else s["convert"] + s["encode"]
+        rows.append([name, r.wall, 1000 * r.wall / frames, r.wall / base.wall, r.cpu, r.cpu / base.cpu,
+                     r.cpu / r.wall, s["read"], s.get("quantize"), write, s.get("refits"),
+                     outputs[name].stat().st_size / 1e6])
+    print(f"{frames} frames, median of {repeat} alternating run{'s' if repeat > 1 else ''}; cores = CPU / wall; "
+          "stage ms: livequant's are medians per frame in its reader / frame-loop / writer threads, "
+          "the plain path's means of its one loop (read = decode + rgb24, write = convert to "
+          f"{pix_fmt} + encode + mux)")
+    print_table(["method", "wall s", "ms/frame", "x plain", "CPU s", "CPU x plain", "cores", "read ms",
+                 "quantize ms", "write ms", "refits", "MB"], rows)
+    mp4_profile(clip, tmp, palette, runs, repeat, PROFILE_FRAMES[quick])
+    ratio = runs[DEFAULTS].wall / base.wall
+    targets.check(f"MP4 transcode wall <= {MP4_RATIO}x plain PyAV", ratio <= MP4_RATIO,
+                  f"{runs[DEFAULTS].wall:.2f} s vs {base.wall:.2f} s = {ratio:.2f}x "
+                  f"(CPU {runs[DEFAULTS].cpu:.1f} s vs {base.cpu:.1f} s = {runs[DEFAULTS].cpu / base.cpu:.2f}x; "
+                  f"--refit-every 10: {runs['livequant --refit-every 10'].wall / base.wall:.2f}x, "
+                  f"30: {runs['livequant --refit-every 30'].wall / base.wall:.2f}x; "
+                  f"fixed palette: {runs[FIXED].wall / base.wall:.2f}x; frame loop on 1 numba thread: "
+                  f"{runs[DEFAULTS_1T].wall / base.wall:.2f}x, fixed palette {runs[FIXED_1T].wall / base.wall:.2f}x)")
+
+
+def mp4_profile(clip: Path, tmp: Path, palette: Path, runs: dict[str, Run], repeat: int, n: int) -> None:
+    """Split livequant's extra CPU time over the plain path: x264 on quantized frames (costlier than on the
+    source), mapping, the rest of the pipeline, refits. The first ``n`` frames in memory, one stage at a time."""
+    sample = [rgb for rgb, _ in itertools.islice(decoded(clip), n)]
+    quantizer = Quantizer(palette=str(palette))
+    quantized = [quantizer.process(rgb).rgb for rgb in sample]
+    with av.open(str(clip)) as container:
+        rate = container.streams.video[0].average_rate
+
+    def encode(frames):
+        out = H264Out(tmp / "profile.mp4", (frames[0].shape[1], frames[0].shape[0]), rate)
+        for i, rgb in enumerate(frames):
+            out.encode(out.convert(rgb, float(i / rate)))
+        out.close()
+
+    def mapping(frames):
+        q = Quantizer(palette=str(palette))
+        for rgb in frames:
+            q.process(rgb)
+
+    encode_source = cpu_ms_per_frame(encode, sample, repeat)
+    encode_quantized = cpu_ms_per_frame(encode, quantized, repeat)
+    map_ms = cpu_ms_per_frame(mapping, sample, repeat)
+    with numba_threads(1):
+        map_1t = cpu_ms_per_frame(mapping, sample, repeat)
+    load("after MP4 profile")
+    frames = runs[PLAIN].stages["frames"]
+    cpu = {name: 1000 * r.cpu / frames for name, r in runs.items()}
+    rest = cpu[FIXED_1T] - cpu[PLAIN] - (encode_quantized - encode_source) - map_1t
+    refits = runs[DEFAULTS].stages["refits"]
+    print(f"where the CPU time goes (ms per frame, all threads; 'in memory': the first {n} frames, one stage at a time)")
+    print_table(["part", "CPU ms/frame"], [
+        ["plain decode -> rgb24 -> encode (runs above)", cpu[PLAIN]],
+        [f"+ x264 on quantized frames instead of the source (in memory: {encode_quantized:.1f} vs "
+         f"{encode_source:.1f})", encode_quantized - encode_source],
+        [f"+ mapping to the fixed palette on 1 numba thread (in memory, Quantizer.process; on 2: {map_ms:.1f})",
+         map_1t],
+        ["+ the rest of the pipeline: threads, queues, copies", rest],
+        ["+ 2 numba threads in the frame loop instead of 1 (fixed-palette runs)", cpu[FIXED] - cpu[FIXED_1T]],
+        ["= livequant, fixed palette (runs above)", cpu[FIXED]],
+        [f"+ refits: {refits} at --refit-every 3, "
+         f"{(cpu[DEFAULTS] - cpu[FIXED]) * frames / max(refits, 1):.0f} ms CPU each", cpu[DEFAULTS] - cpu[FIXED]],
+        ["= livequant defaults (runs above)", cpu[DEFAULTS]],
+        [f"budget: plain x {MP4_RATIO}", MP4_RATIO * cpu[PLAIN]],
+    ])
+
+
+def bench_gif(clip: Path, tmp: Path, quick: bool, targets: Targets, metrics) -> None:
+    seconds = QUICK_SECONDS if quick else None
+    limit = ["--duration", f"{QUICK_SECONDS:g}"] if quick else []
+    print(f"## 2. GIF: {clip.name}{f' (first {QUICK_SECONDS:g} s)' if quick else ''} -> GIF, K={K}, no dither")
+    load("before GIF")
+    lq_name, default_name, equal_name, single_name = (
+        "livequant", "FFmpeg two-pass (63 colours + transparent: default)", "FFmpeg two-pass (64 colours)",
+        "FFmpeg one-pass per frame (stats_mode=single)")
+    outputs = {lq_name: tmp / "lq.gif", default_name: tmp / "ffmpeg2.gif", equal_name: tmp / "ffmpeg2-64.gif",
+               single_name: tmp / "ffmpeg1.gif"}
+
+    def lq(warmup=False):
+        extra = ["--duration", "1"] if warmup else limit
+        return livequant_cli("transcode", str(clip), str(outputs[lq_name]), "-k", str(K), "-y", "-q", *extra)
+
+    def two_pass(reserve, name):
+        return lambda warmup=False: ffmpeg_two_pass(clip, outputs[name], 1.0 if warmup else seconds, reserve)
+
+    def one_pass(warmup=False):
+        return ffmpeg_one_pass(clip, outputs[single_name], 1.0 if warmup else seconds)
+
+    variants = {lq_name: lq, default_name: two_pass(1, default_name), equal_name: two_pass(0, equal_name),
+                single_name: one_pass}
+    repeat = 1 if quick else 2
+    runs = {name: median_run(r) for name, r in rounds(variants, repeat).items()}
+    load("after GIF timing")
+    quality = {name: gif_quality(metrics, clip, path, seconds) for name, path in outputs.items()}
+    load("after GIF quality")
+    frames = runs[lq_name].stages["frames"]
+    size = {name: path.stat().st_size for name, path in outputs.items()}
+    base = runs[default_name]
+    rows = [[name, r.wall, 1000 * r.wall / frames, r.wall / base.wall, r.cpu, size[name] / 1e6,
+             size[name] / size[default_name], quality[name]["colors"], quality[name]["psnr"],
+             quality[name]["de2000"], quality[name]["flicker"], int(quality[name]["frames"])]
+            for name, r in runs.items()]
+    print(f"{frames} frames, median of {repeat} alternating run{'s' if repeat > 1 else ''}; quality of the decoded "
+          f"GIF against the source frames: mean PSNR, mean CIEDE2000 ({DE_PIXELS} pixels a frame), "
+          "static-region flicker (0-255, lower is steadier)")
+    print_table(["method", "wall s", "ms/frame", "x FFmpeg 2-pass", "CPU s", "MB", "size x FFmpeg 2-pass",
+                 "colours/frame", "PSNR dB", "dE2000", "flicker", "frames"], rows)
+    s = runs[lq_name].stages
+    print(f"livequant stages (median ms per frame): read {s['read']:.1f}, quantize {s['quantize']:.1f}, "
+          f"write (pal8 + gif encode) {s['write']:.1f}; {s['refits']} refits")
+    print()
+    lq_run = runs[lq_name]
+    two_pass_names = (default_name, equal_name)
+    faster = all(lq_run.wall < runs[n].wall for n in two_pass_names)
+    smaller = all(size[lq_name] <= size[n] for n in two_pass_names)
+    targets.check("GIF faster than FFmpeg palettegen+paletteuse (two-pass, both)", faster,
+                  f"{lq_run.wall:.2f} s vs " + ", ".join(f"{runs[n].wall:.2f} s" for n in two_pass_names)
+                  + f" (one-pass per frame {runs[single_name].wall:.2f} s)")
+    targets.check("GIF no larger than FFmpeg two-pass at K=64", smaller,
+                  f"{size[lq_name] / 1e6:.2f} MB vs " + ", ".join(f"{size[n] / 1e6:.2f} MB" for n in two_pass_names)
+                  + f"; PSNR {quality[lq_name]['psnr']:.2f} vs "
+                  + ", ".join(f"{quality[n]['psnr']:.2f}" for n in two_pass_names) + " dB; flicker "
+                  + f"{quality[lq_name]['flicker']:.2f} vs "
+                  + ", ".join(f"{quality[n]['flicker']:.2f}" for n in two_pass_names))
+
+
+def bench_preview(quick: bool, targets: Targets) -> None:
+    live_frames, unpaced_frames = PREVIEW_FRAMES[quick]
+    w, h = HD
+    interval_ms = 1000 / PREVIEW_FPS
+    print(f"## 3. Preview pipeline: TestPattern {w}x{h}, K={K}, Quantizer(background=True), a null sink")
+    load("before preview")
+    first = next(iter(TestPattern(HD, fps=PREVIEW_FPS, frames=1)))[0]
+    fixed = Quantizer(K).process(first).palette  # fitted to the first frame
+    with Quantizer(K, background=True) as quantizer:  # warm-up: compiled kernels loaded
+        run(TestPattern(HD, fps=PREVIEW_FPS, frames=30), quantizer, [NullSink()])
+    paced = f"live, paced at {PREVIEW_FPS:g} fps"
+    configurations = {  # name: live, frames, Quantizer options
+        paced: (True, live_frames, {}),
+        f"{paced}, refit_every=30": (True, live_frames, {"refit_every": 30}),
+        f"{paced}, fixed palette (no refits)": (True, live_frames, {"palette": fixed}),
+        "unpaced (live=False)": (False, unpaced_frames, {}),
+    }
+    results, rows = {}, []
+    for name, (live, frames, options) in configurations.items():
+        with TestPattern(HD, fps=PREVIEW_FPS, live=live, frames=frames) as source, \
+                Quantizer(K, **options, background=True) as quantizer:
+            stats = results[name] = run(source, quantizer, [NullSink()])
+        rows.append([name, frames, stats.frames, stats.dropped, stats.fps, stats.quantize_ms,
+                     stats.latency_ms if live else None, stats.refits])
+    start = time.perf_counter()
+    for frame, _ in TestPattern(HD, fps=PREVIEW_FPS, frames=unpaced_frames):
+        pass
+    rows.append(["reference: the test pattern alone, unpaced", unpaced_frames, unpaced_frames, 0,
+                 unpaced_frames / (time.perf_counter() - start), None, None, None])
+    copy_ms = statistics.median(_timed_copy(frame) for _ in range(50))
+    load("after preview")
+    print("quantize, latency: medians, ms per frame; latency from a frame's arrival from the source to its "
+          "quantized result (live runs only: unpaced, frames wait in the reader's queue by design)")
+    print_table(["run", "frames offered", "processed", "dropped", "fps", "quantize ms", "latency ms", "refits"],
+                rows)
+    print(f"reference: copying one {w}x{h} frame takes {copy_ms:.2f} ms; a frame interval at {PREVIEW_FPS:g} fps is "
+          f"{interval_ms:.1f} ms")
+    print()
+    live, unpaced = results[paced], results["unpaced (live=False)"]
+    targets.check(f"preview {h}p processes >= {PREVIEW_FPS:g} fps", live.fps >= 0.99 * PREVIEW_FPS,
+                  f"paced at {PREVIEW_FPS:g} fps: {live.fps:.1f} fps, {live.dropped} of {live_frames} dropped; "
+                  f"unpaced top speed {unpaced.fps:.1f} fps")
+    targets.check(f"preview latency <= 2 frame intervals ({2 * interval_ms:.1f} ms)",
+                  live.latency_ms <= 2 * interval_ms, f"median {live.latency_ms:.1f} ms "
+                  f"(quantize {live.quantize_ms:.1f} ms a frame)")
+
+
+def _timed_copy(frame: np.ndarray) -> float:
+    start = time.perf_counter()
+    frame.copy()
+    return (time.perf_counter() - start) * 1000
+
+
+def bench_memory(tmp: Path, quick: bool, targets: Targets) -> None:
+    short, long = MEMORY_SECONDS[quick]
+    w, h = HD
+    print(f"## 4. Peak memory of `python -m livequant transcode IN OUT -k {K}` on {w}x{h} clips, {MEMORY_FPS} fps")
+    clips = {}
+    for seconds in (short, long):
+        clips[seconds] = tmp / f"in-{seconds}s.mp4"
+        took = make_clip(clips[seconds], seconds)
+        print(f"made {clips[seconds].name}: {seconds * MEMORY_FPS} frames, "
+              f"{clips[seconds].stat().st_size / 1e6:.1f} MB, in {took:.1f} s")
+    load("before memory")
+    python = sys.executable
+    rows = []
+    peak = {}
+    rss, wall, cpu = child_peak([python, "-c", "import livequant.cli"])
+    rows.append(["reference: import livequant.cli", None, rss, wall, cpu, None])
+    first = ("import numpy, livequant.cli; frame = numpy.random.default_rng(0).integers(0, 256, (64, 64, 3), "
+             "dtype=numpy.uint8); livequant.Quantizer(64).process(frame)")
+    rss, wall, cpu = child_peak([python, "-c", first])
+    rows.append(["reference: import + one Quantizer(64) on a 64x64 frame", None, rss, wall, cpu, None])
+    plain = (f"import sys; sys.path.insert(0, 'benchmarks'); from pathlib import Path; import bench_streams; "
+             f"bench_streams.plain_transcode(Path('{clips[short]}'), Path('{tmp / 'plain-1080p.mp4'}'))")
+    rss, wall, cpu = child_peak([python, "-c", plain])
+    rows.append([f"reference: plain PyAV transcode (this script's), {short} s", short * MEMORY_FPS, rss, wall, cpu,
+                 1000 * cpu / (short * MEMORY_FPS)])
+    for seconds in (short, long):
+        argv = [python, "-m", "livequant", "transcode", str(clips[seconds]), str(tmp / "out-1080p.mp4"),
+                "-k", str(K), "-y", "-q"]
+        peak[seconds], wall, cpu = child_peak(argv)
+        rows.append([f"livequant transcode, {seconds} s", seconds * MEMORY_FPS, peak[seconds], wall, cpu,
+                     1000 * cpu / (seconds * MEMORY_FPS)])
+    load("after memory")
+    print_table(["process", "frames", "peak RSS MB", "wall s", "CPU s", "CPU ms/frame"], rows)
+    growth = peak[long] - peak[short]
+    share, mb = MEMORY_SLACK
+    targets.check("peak memory flat as the input grows", growth <= max(share * peak[short], mb),
+                  f"{peak[short]:.0f} MB for {short} s, {peak[long]:.0f} MB for {long} s ({growth:+.0f} MB)")
+
+
+def main() -> None:
+    args = parse_args(__doc__.splitlines()[0])
+    clip = data_file("cockatoo.mp4")
+    metrics = load_metrics()
+    print_machine()
+    targets = Targets()
+    with tempfile.TemporaryDirectory(prefix="livequant-bench-") as folder:
+        tmp = Path(folder)
+        bench_mp4(clip, tmp, args.quick, targets)
+        bench_gif(clip, tmp, args.quick, targets, metrics)
+        bench_preview(args.quick, targets)
+        bench_memory(tmp, args.quick, targets)
+    values = [x for _, x in LOADS]
+    print(f"1-min load average over the run: {min(values):.2f} to {max(values):.2f} (median "
+          f"{statistics.median(values):.2f}) on {len(os.sched_getaffinity(0))} cores; "
+          f"took {time.perf_counter() - _START:.0f} s")
+    print()
+    targets.print()
+
+
+if __name__ == "__main__":
+    main()
