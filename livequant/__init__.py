@@ -9,17 +9,48 @@
 ...     stats = livequant.run(src, q, [gif])
 """
 
-# The sources first: they import cv2 before av (PyAV#978: the other order hangs OpenCV windows).
-from livequant.sources import Images, TestPattern, VideoFile, Webcam, list_cameras, open_source  # isort: skip
-from livequant import presets
-from livequant.colorspace import COLOR_SPACES
-from livequant.dither import DITHERS
-from livequant.errors import LivequantError, SinkError, SourceError
-from livequant.frames import QuantizedFrame
-from livequant.palette import Palette
-from livequant.pipeline import Stats, run
-from livequant.quantizer import Quantizer, quantize
-from livequant.sinks import GifWriter, ImageWriter, Preview, VideoWriter
+import importlib
+
+# Names are loaded on first use (PEP 562): `python -m livequant` then starts
+# with a light import, so a Ctrl-C during start-up ends quietly (see __main__).
+_HOMES = {
+    "COLOR_SPACES": "livequant.colorspace",
+    "DITHERS": "livequant.dither",
+    "GifWriter": "livequant.sinks",
+    "ImageWriter": "livequant.sinks",
+    "Images": "livequant.sources",
+    "LivequantError": "livequant.errors",
+    "Palette": "livequant.palette",
+    "Preview": "livequant.sinks",
+    "QuantizedFrame": "livequant.frames",
+    "Quantizer": "livequant.quantizer",
+    "SinkError": "livequant.errors",
+    "SourceError": "livequant.errors",
+    "Stats": "livequant.pipeline",
+    "TestPattern": "livequant.sources",
+    "VideoFile": "livequant.sources",
+    "VideoWriter": "livequant.sinks",
+    "Webcam": "livequant.sources",
+    "list_cameras": "livequant.sources",
+    "open_source": "livequant.sources",
+    "quantize": "livequant.quantizer",
+    "run": "livequant.pipeline",
+}
+
+
+def __getattr__(name: str):
+    if name == "presets":
+        return importlib.import_module("livequant.presets")
+    if name not in _HOMES:
+        raise AttributeError(f"module 'livequant' has no attribute {name!r}")
+    # cv2 before av (PyAV#978: the other order hangs OpenCV windows).
+    importlib.import_module("livequant.sources")
+    return getattr(importlib.import_module(_HOMES[name]), name)
+
+
+def __dir__() -> list[str]:
+    return sorted(__all__)
+
 
 __version__ = "0.1.0"
 
