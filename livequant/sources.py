@@ -39,11 +39,15 @@ MAX_PIXELS = 100_000_000
 refused before it is decoded, so a small malicious file (a decompression bomb) cannot exhaust memory."""
 
 
+def _megapixels(pixels: int) -> str:
+    return f"{pixels / 1e6:,.0f}" if pixels >= 10_000_000 else f"{pixels / 1e6:.3g}"
+
+
 def _check_limit(kind: str, path, width: int, height: int, max_pixels: int) -> None:
     if width * height > max_pixels:
         raise SourceError(
-            f"cannot read {kind} '{path}': it is {width}x{height} pixels ({width * height / 1e6:,.0f} megapixels), "
-            f"over the limit of {max_pixels / 1e6:g} megapixels; if you trust the file, raise the limit with "
+            f"cannot read {kind} '{path}': it is {width}x{height} pixels ({_megapixels(width * height)} megapixels), "
+            f"over the limit of {_megapixels(max_pixels)} megapixels; if you trust the file, raise the limit with "
             "--max-pixels"
         )
 
@@ -274,8 +278,9 @@ class VideoFile(_Source):
         except av.error.FFmpegError as e:
             raise SourceError(f"cannot open video '{self.path}': {e.strerror}; {_open_hint(self.path, e)}") from e
         if not self._container.streams.video:
+            sound = " (only sound)" if self._container.streams.audio else ""
             self._container.close()
-            raise SourceError(f"'{self.path}' has no video stream; give a video file")
+            raise SourceError(f"cannot read video '{self.path}': it has no video stream{sound}; give a video file")
         self._stream = stream = self._container.streams.video[0]
         context = stream.codec_context
         try:
@@ -307,7 +312,7 @@ class VideoFile(_Source):
             self.close()
             if self._refused:
                 raise SourceError(f"cannot read video '{self.path}': no frame could be decoded within the limit of "
-                                  f"{max_pixels / 1e6:g} megapixels; if you trust the file, raise the limit with "
+                                  f"{_megapixels(max_pixels)} megapixels; if you trust the file, raise the limit with "
                                   "--max-pixels")
             cause = "no frame could be decoded" if self.undecodable else "no frames"
             where = f" from {start:g} s on" if start else ""
@@ -623,7 +628,7 @@ class Reconnecting(_Source):
                     lost = error
                     continue
                 self.reconnects += 1
-                log.warning("reconnected to %s", self._source.path)
+                log.warning("reconnected (try %d of %d)", attempt, self._attempts)
                 offset = time.monotonic() - start
                 break
             else:

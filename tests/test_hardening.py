@@ -365,7 +365,7 @@ def test_reconnect_picks_the_stream_up_again(caplog):
     assert messages == [
         "camera 9 stopped delivering frames (nothing for 2 s); check that it is connected; reconnecting (try 1 of 3)",
         "cannot open camera 9: no such device; reconnecting (try 2 of 3)",
-        "reconnected to camera 9",
+        "reconnected (try 2 of 3)",
     ]
     assert source.reconnects == 1 and len(opened) == 3
     assert stats.frames == len(sink.frames) >= 2
