@@ -19,7 +19,7 @@ from dataclasses import dataclass
 import numba as nb
 import numpy as np
 from scipy.optimize import linear_sum_assignment
-from sklearn.cluster import MiniBatchKMeans
+from sklearn.cluster import KMeans, MiniBatchKMeans
 from sklearn.exceptions import ConvergenceWarning
 from threadpoolctl import ThreadpoolController
 
@@ -27,6 +27,9 @@ from livequant.colorspace import from_space, to_space
 from livequant.lookup import _nearest
 
 __all__ = ["Fit", "PaletteFitter", "RefitPolicy", "sample_positions"]
+
+#: At most this many distinct sampled colours get a full k-means with restarts.
+FEW_COLORS = 1024
 
 
 @functools.cache
@@ -184,15 +187,21 @@ class PaletteFitter:
             return points
         n_locked = len(self.locked)
         warm = previous is not None and len(previous.centres) - n_locked == k
-        kmeans = MiniBatchKMeans(
-            n_clusters=k,
-            init=previous.centres[n_locked:] if warm else "k-means++",
-            n_init=1,
-            batch_size=min(len(points), max(1024, 8 * k)),
-            max_iter=20 if warm else 50,
-            reassignment_ratio=0.0 if warm else 0.01,
-            random_state=self.seed,
-        )
+        if not warm and len(points) <= FEW_COLORS:
+            # A handful of distinct colours: one k-means++ start can seed the
+            # same cluster several times (three near-identical greens, red and
+            # black merged); full k-means with restarts is cheap here and safe.
+            kmeans = KMeans(n_clusters=k, n_init=8, random_state=self.seed)
+        else:
+            kmeans = MiniBatchKMeans(
+                n_clusters=k,
+                init=previous.centres[n_locked:] if warm else "k-means++",
+                n_init=1,
+                batch_size=min(len(points), max(1024, 8 * k)),
+                max_iter=20 if warm else 50,
+                reassignment_ratio=0.0 if warm else 0.01,
+                random_state=self.seed,
+            )
         # One thread: the batches are small, and OpenMP workers spinning beside
         # numba's threads made a 25 ms fit take 2 s on a busy 2-core machine.
         with warnings.catch_warnings(), _threadpools().limit(limits=1):

@@ -267,3 +267,19 @@ def test_a_failing_refit_keeps_the_last_palette_and_reports_once(background, cap
     assert q.palette == good
     assert q.stats["refit_errors"] >= 1
     assert sum("refit failed" in r.message for r in caplog.records) == 1
+
+
+@pytest.mark.parametrize("space", ["oklab", "rgb"])
+@pytest.mark.parametrize("k", [3, 4])
+def test_few_distinct_colours_are_not_merged_badly(space, k):
+    """Red, black and three near-identical greens (a decoded CMYK JPEG): k=3 must
+    keep red and black apart rather than spend slots on the greens."""
+    image = np.zeros((21, 33, 3), np.uint8)
+    image[:, :11] = (255, 1, 1)
+    image[:, 22:] = (0, 0, 0)
+    image[:, 11:22] = (1, 255, 1)
+    image[:3, 11:22] = (2, 254, 2)
+    image[3:6, 11:22] = (2, 255, 1)
+    for out in (quantize(image, k, color_space=space), Quantizer(k, color_space=space).quantize(image)):
+        assert {(255, 1, 1), (0, 0, 0)} <= colour_set(out)
+        assert np.abs(out.astype(int) - image).max() <= 2
