@@ -135,9 +135,12 @@ class PaletteFitter:
 
     def error(self, samples: np.ndarray, fit: Fit) -> float:
         """Mean squared working-space distance of ``samples`` to ``fit``'s nearest centres."""
+        return self._error(samples, fit.centres)
+
+    def _error(self, samples: np.ndarray, centres: np.ndarray) -> float:
         points = to_space(samples, self.color_space)
-        nearest = _nearest(points, fit.centres, self.color_space)
-        return float(((points - fit.centres[nearest]) ** 2).sum(axis=1).mean())
+        nearest = _nearest(points, centres, self.color_space)
+        return float(((points - centres[nearest]) ** 2).sum(axis=1).mean())
 
     def fit(self, samples: np.ndarray, previous: Fit | None = None, still: np.ndarray | None = None) -> Fit:
         """Fit a palette to ``samples``; warm from ``previous`` when given.
@@ -175,8 +178,7 @@ class PaletteFitter:
                 centres = _lloyd(points, weights, centres, self.refine_steps, self.color_space, fixed=~adopt)
                 colors = np.where(adopt[:, None], from_space(centres, self.color_space), previous.colors)
         centres = to_space(colors, self.color_space)  # exactly the colours shown
-        fit = Fit(colors=colors, centres=centres, error=0.0)
-        return Fit(colors=colors, centres=centres, error=self.error(samples, fit))
+        return Fit(colors=colors, centres=centres, error=self._error(samples, centres))
 
     def _cluster(self, points: np.ndarray, weights: np.ndarray, previous: Fit | None) -> np.ndarray:
         """Adaptive centres, ``(min(n_adaptive, n_points), 3)``."""

@@ -26,7 +26,6 @@ from livequant import presets
 from livequant.cli import main
 from livequant.errors import SourceError
 from livequant.fit import PaletteFitter
-from livequant.palette import Palette
 from livequant.pipeline import run as run_pipeline
 from livequant.quantizer import Quantizer, quantize
 from livequant.sinks import VideoWriter
