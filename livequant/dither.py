@@ -17,7 +17,7 @@ import numpy as np
 
 from livequant.lookup import LookupTable, diffuse_frame
 
-__all__ = ["DITHERS", "bayer_matrix", "blue_noise", "diffuse", "ordered_offsets"]
+__all__ = ["DITHERS", "bayer_matrix", "blue_noise", "diffuse", "is_diffusion", "ordered_offsets"]
 
 DITHERS = ("none", "bayer", "bayer2", "bayer4", "bayer8", "bluenoise", "floyd-steinberg", "sierra-lite")
 
@@ -26,6 +26,11 @@ _KERNELS = {
     "floyd-steinberg": (7 / 16, 3 / 16, 5 / 16, 1 / 16),
     "sierra-lite": (2 / 4, 1 / 4, 1 / 4, 0.0),
 }
+
+
+def is_diffusion(dither: str) -> bool:
+    """Whether ``dither`` is an error diffusion (which carries no temporal hold)."""
+    return dither in _KERNELS
 
 
 @functools.cache

@@ -19,7 +19,18 @@ import numpy as np
 
 from livequant.colorspace import to_space
 
-__all__ = ["LookupTable", "build_table", "diffuse_frame", "map_frame", "map_frame_held", "nearest_exact", "nearest_reference"]
+__all__ = [
+    "LookupTable",
+    "build_table",
+    "diffuse_frame",
+    "lookup_pixels",
+    "map_frame",
+    "map_frame_held",
+    "map_pixels",
+    "map_pixels_held",
+    "nearest_exact",
+    "nearest_reference",
+]
 
 BITS = 7  # the table: 128 cells a side, 2 levels wide
 LEVELS = 1 << BITS
@@ -394,6 +405,54 @@ def diffuse_frame(frame, table, fine, colors, weights, strength, out_idx, out_rg
                 x += step
             nxt[x + 1 - step, 0], nxt[x + 1 - step, 1], nxt[x + 1 - step, 2] = pr0, pg0, pb0
             cur[:, :] = 0.0
+
+
+def map_pixels(frame: np.ndarray, table: LookupTable, offsets: np.ndarray, out_idx: np.ndarray,
+               out_rgb: np.ndarray) -> None:
+    """Map every pixel of ``frame`` through ``table``, writing ``out_idx`` and ``out_rgb``.
+
+    Parameters
+    ----------
+    frame : (H, W, 3) uint8 ndarray
+    table : LookupTable
+    offsets : (M, M) int16 ndarray
+        Ordered-dither offsets (see `livequant.dither.ordered_offsets`); ``(1, 1)`` zeros for none.
+    out_idx : (H, W) uint8 ndarray
+    out_rgb : (H, W, 3) uint8 ndarray
+    """
+    map_frame(frame, table.table, table.fine, table.colors, offsets, out_idx, out_rgb)
+
+
+def map_pixels_held(frame: np.ndarray, table: LookupTable, offsets: np.ndarray, threshold: int, weight: float,
+                    reference: np.ndarray, previous: np.ndarray, out_idx: np.ndarray, out_rgb: np.ndarray) -> None:
+    """`map_pixels` with temporal hold: a still pixel keeps its index from ``previous``.
+
+    Parameters
+    ----------
+    threshold : int
+        Largest per-channel change from ``reference``, in levels, that counts as still.
+    weight : float
+        After a palette change, a still pixel moves to its best entry when the squared
+        error that saves exceeds ``weight`` times the change it shows; ``-1``: never.
+    reference : (H, W, 3) uint8 ndarray
+        Input values at which each held index was chosen; updated in place.
+    previous : (H, W) uint8 ndarray
+        The previous frame's indices (read only).
+    out_idx : (H, W) uint8 ndarray
+        This frame's indices; may be ``previous`` itself.
+    """
+    if out_idx is not previous:
+        out_idx[...] = previous
+    map_frame_held(frame, table.table, table.fine, table.colors, offsets, threshold, weight, reference, out_idx,
+                   out_rgb)
+
+
+def lookup_pixels(pixels: np.ndarray, table: LookupTable) -> np.ndarray:
+    """Table index of each of ``(N, 3) uint8`` pixels, ``(N,) uint8``."""
+    frame = np.ascontiguousarray(pixels.reshape(1, -1, 3))
+    out_idx = np.empty(frame.shape[:2], np.uint8)
+    map_pixels(frame, table, np.zeros((1, 1), np.int16), out_idx, np.empty_like(frame))
+    return out_idx[0]
 
 
 def nearest_exact(frame: np.ndarray, colors: np.ndarray, color_space: str) -> np.ndarray:
