@@ -26,7 +26,7 @@ from threadpoolctl import ThreadpoolController
 from livequant.colorspace import from_space, to_space
 from livequant.lookup import _nearest
 
-__all__ = ["Fit", "PaletteFitter", "RefitPolicy", "sample_positions"]
+__all__ = ["Fit", "PaletteFitter", "sample_positions"]
 
 #: At most this many distinct sampled colours get a full k-means with restarts.
 FEW_COLORS = 1024
@@ -302,41 +302,3 @@ def _lloyd(
         filled = total > 0 if fixed is None else (total > 0) & ~fixed
         centres[filled] = (sums[filled] / total[filled, None]).astype(np.float32)
     return centres
-
-
-class RefitPolicy:
-    """When to refit: on a clock, on error drift, and afresh on a scene cut.
-
-    Parameters
-    ----------
-    refit_every : int
-        Try a warm refit at least every this many frames (0: never on a clock).
-    drift : float
-        Refit warm when the palette's error exceeds its error at the last
-        fit by this fraction.
-    scene_cut : float
-        Refit from scratch when the error exceeds this multiple of the error
-        at the last fit.
-    """
-
-    def __init__(self, refit_every: int, drift: float = 0.25, scene_cut: float = 3.0):
-        self.refit_every = refit_every
-        self.drift = drift
-        self.scene_cut = scene_cut
-        self.frames_since = 0
-        self.baseline = 0.0
-
-    def decide(self, error: float) -> str:
-        """Return ``"fresh"``, ``"warm"`` or ``"keep"`` for the palette's ``error`` on a new frame."""
-        self.frames_since += 1
-        floor = self.baseline + 1e-9
-        if error > self.scene_cut * floor:
-            return "fresh"
-        if error > (1 + self.drift) * floor or (self.refit_every and self.frames_since >= self.refit_every):
-            return "warm"
-        return "keep"
-
-    def fitted(self, error: float) -> None:
-        """Record a refit attempt whose resulting palette has ``error``."""
-        self.frames_since = 0
-        self.baseline = error
