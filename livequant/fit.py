@@ -1,13 +1,12 @@
-"""Palette fitting: spread samples, warm MiniBatchKMeans, slot matching, refit policy.
+"""Palette fitting: spread samples, warm MiniBatchKMeans, slot matching, settling.
 
 A palette for moving pictures must be good on each frame and stable across
 frames. The fitter samples the same spatially spread pixel positions each time,
 starts every refit from the current centres (no random re-seeding while the
 picture is steady) and matches the new centres to the old slots so slot ``i``
 keeps its colour. Each slot then adopts its new colour only if the error that
-saves outweighs the flicker it causes on still pixels (`settle`). The
-`RefitPolicy` decides when to refit: on a clock, when the error drifts, and
-afresh on a scene cut.
+saves outweighs the flicker it causes on still pixels (`settle`). When to
+refit is the palette track's decision (`livequant.track`).
 """
 
 from __future__ import annotations
