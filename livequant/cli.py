@@ -333,7 +333,7 @@ def _transcode(args) -> int:
     try:
         with VideoFile(args.input, **timing, max_pixels=args.max_pixels) as source:
             size, n = _sizes(source.size, args)
-            with _quantizer(args, background=True) as quantizer, _open_output(args, source) as sink:
+            with _quantizer(args) as quantizer, _open_output(args, source) as sink:
                 progress = _Progress(_expected_frames(source, args), enabled=not args.quiet)
                 try:
                     stats = run(adapt(source, size=size, fps=args.fps), quantizer, [enlarge(sink, n)],

@@ -1,13 +1,12 @@
-"""Palette fitting: spread samples, warm MiniBatchKMeans, slot matching, refit policy.
+"""Palette fitting: spread samples, warm MiniBatchKMeans, slot matching, settling.
 
 A palette for moving pictures must be good on each frame and stable across
 frames. The fitter samples the same spatially spread pixel positions each time,
 starts every refit from the current centres (no random re-seeding while the
 picture is steady) and matches the new centres to the old slots so slot ``i``
 keeps its colour. Each slot then adopts its new colour only if the error that
-saves outweighs the flicker it causes on still pixels (`settle`). The
-`RefitPolicy` decides when to refit: on a clock, when the error drifts, and
-afresh on a scene cut.
+saves outweighs the flicker it causes on still pixels (`settle`). When to
+refit is the palette track's decision (`livequant.track`).
 """
 
 from __future__ import annotations
@@ -26,7 +25,7 @@ from livequant.colorspace import from_space, to_space
 from livequant.kernels import distinct_colors as _distinct_colors
 from livequant.lookup import nearest as _nearest
 
-__all__ = ["Fit", "PaletteFitter", "RefitPolicy", "sample_positions"]
+__all__ = ["Fit", "PaletteFitter", "sample_positions"]
 
 #: At most this many distinct sampled colours get a full k-means with restarts.
 FEW_COLORS = 1024
@@ -277,41 +276,3 @@ def _lloyd(
         filled = total > 0 if fixed is None else (total > 0) & ~fixed
         centres[filled] = (sums[filled] / total[filled, None]).astype(np.float32)
     return centres
-
-
-class RefitPolicy:
-    """When to refit: on a clock, on error drift, and afresh on a scene cut.
-
-    Parameters
-    ----------
-    refit_every : int
-        Try a warm refit at least every this many frames (0: never on a clock).
-    drift : float
-        Refit warm when the palette's error exceeds its error at the last
-        fit by this fraction.
-    scene_cut : float
-        Refit from scratch when the error exceeds this multiple of the error
-        at the last fit.
-    """
-
-    def __init__(self, refit_every: int, drift: float = 0.25, scene_cut: float = 3.0):
-        self.refit_every = refit_every
-        self.drift = drift
-        self.scene_cut = scene_cut
-        self.frames_since = 0
-        self.baseline = 0.0
-
-    def decide(self, error: float) -> str:
-        """Return ``"fresh"``, ``"warm"`` or ``"keep"`` for the palette's ``error`` on a new frame."""
-        self.frames_since += 1
-        floor = self.baseline + 1e-9
-        if error > self.scene_cut * floor:
-            return "fresh"
-        if error > (1 + self.drift) * floor or (self.refit_every and self.frames_since >= self.refit_every):
-            return "warm"
-        return "keep"
-
-    def fitted(self, error: float) -> None:
-        """Record a refit attempt whose resulting palette has ``error``."""
-        self.frames_since = 0
-        self.baseline = error

@@ -107,6 +107,13 @@ class QuantizedFrame:
         Presentation time in seconds from the start of the source.
     source : (H, W, 3) uint8 ndarray or None
         The input frame, for before/after views.
+    event : str
+        ``""`` when the palette is the previous frame's; ``"refit"`` when a
+        refit landed (slots kept); ``"fresh"`` when the palette starts afresh
+        (first frame, scene cut, new size; the temporal hold starts again).
+    palette_lag : int
+        Frames from the one the palette was fitted on to this one: 0 when
+        fitted on this very frame (files), more for live sources.
     """
 
     rgb: np.ndarray
@@ -114,3 +121,5 @@ class QuantizedFrame:
     palette: object
     time: float = 0.0
     source: np.ndarray | None = None
+    event: str = ""
+    palette_lag: int = 0

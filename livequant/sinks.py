@@ -562,7 +562,8 @@ class Preview:
         dither = self.quantizer.dither if self.quantizer is not None else "-"
         name = getattr(qframe.palette, "name", "") or "adaptive"
         frozen = "  frozen" if self._frozen else ""
-        return f"{fps:5.1f} fps  K={len(qframe.palette.colors)}  dither={dither}  palette={name}{frozen}"
+        lag = f"  lag {qframe.palette_lag}" if name == "adaptive" else ""
+        return f"{fps:5.1f} fps  K={len(qframe.palette.colors)}  dither={dither}  palette={name}{lag}{frozen}"
 
     def handle_key(self, key: int) -> None:
         """Act on a key code as returned by ``cv2.waitKey`` (-1 for none)."""

@@ -25,7 +25,6 @@ from corpus import Outcome, cases, env, problems, run, write_inputs
 from livequant import presets
 from livequant.cli import main
 from livequant.errors import SourceError
-from livequant.fit import PaletteFitter
 from livequant.pipeline import run as run_pipeline
 from livequant.quantizer import Quantizer, quantize
 from livequant.sinks import VideoWriter
@@ -393,22 +392,3 @@ def test_a_missing_camera_is_one_line_with_or_without_reconnect(capsys):
     assert "--reconnect" in capsys.readouterr().out
 
 
-class _FailingFitter(PaletteFitter):
-    """Fits the first palette, then fails every refit (as a library bug or an out-of-memory would)."""
-
-    def fit(self, *args, **kwargs):
-        if getattr(self, "_fitted_once", False):
-            raise RuntimeError("k-means blew up")
-        self._fitted_once = True
-        return super().fit(*args, **kwargs)
-
-
-def test_a_failing_refit_keeps_the_last_palette_and_is_reported_once(caplog):
-    sink = _Collect()
-    with caplog.at_level(logging.ERROR, logger="livequant"), Quantizer(8, background=True, refit_every=1) as q:
-        q._fitter.__class__ = _FailingFitter  # the quantizer's own fitter, failing from its second fit on
-        stats = run_pipeline(TestPattern((96, 64), frames=40), q, [sink])
-    assert stats.frames == 40 and stats.refits == 1  # the first fit only
-    assert len({qframe.palette for qframe in sink.frames}) == 1
-    failures = [r.getMessage() for r in caplog.records if "refit" in r.getMessage()]
-    assert failures == ["palette refit failed, keeping the current palette: k-means blew up"]
