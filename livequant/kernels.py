@@ -89,6 +89,10 @@ def _offset(p, o):  # pragma: no cover - compiled
 @nb.njit(inline="always")
 def _offsets4(offsets, wrap, x, y, width):  # pragma: no cover - compiled
     """The ordered-dither offsets of four pixels from ``(x, y)`` on, and the position after them."""
+    if x + 4 < width:  # all in this row, and the next group too
+        row = offsets[y & wrap]
+        return (np.intp(row[x & wrap]), np.intp(row[(x + 1) & wrap]), np.intp(row[(x + 2) & wrap]),
+                np.intp(row[(x + 3) & wrap]), x + 4, y)
     o0 = np.intp(offsets[y & wrap, x & wrap])
     x, y = (x + 1, y) if x + 1 < width else (0, y + 1)
     o1 = np.intp(offsets[y & wrap, x & wrap])
