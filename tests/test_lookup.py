@@ -124,7 +124,8 @@ def test_map_pixels_is_the_table_with_offsets(shape, m, rng):
     shifted = np.clip(frame + tiled(offsets, *shape)[..., None], 0, 255).reshape(-1, 3)
     np.testing.assert_array_equal(idx.ravel(), table_reference(table, shifted))
     np.testing.assert_array_equal(rgb, colors[idx])
-    np.testing.assert_array_equal(lookup_pixels(frame.reshape(-1, 3), table), table_reference(table, frame.reshape(-1, 3)))
+    pixels = frame.reshape(-1, 3)
+    np.testing.assert_array_equal(lookup_pixels(pixels, table), table_reference(table, pixels))
 
 
 def held_reference(frame, table, offsets, threshold, weight, reference, previous):
