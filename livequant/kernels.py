@@ -17,8 +17,8 @@ import numba as nb
 import numpy as np
 
 __all__ = [
-    "BITS", "BLOCK", "FINE_FLAG", "LEVELS", "SHIFT", "diffuse_frame", "distinct_colors", "fill_table", "map_words",
-    "map_words_held", "nearest_sorted",
+    "BITS", "BLOCK", "FINE_FLAG", "LEVELS", "SHIFT", "diffuse_frame", "distinct_colors", "fill_table", "map_frame_held",
+    "map_words", "nearest_sorted",
 ]
 
 BITS = 7  # the table: 2**BITS cells a side ...
@@ -165,81 +165,60 @@ def _distance2(p, q):  # pragma: no cover - compiled
     return d0 * d0 + d1 * d1 + d2 * d2
 
 
-@nb.njit(inline="always")
-def _change(p, q):  # pragma: no cover - compiled
-    """Largest per-channel difference between packed colours."""
-    return max(abs((p & 0xFF) - (q & 0xFF)), abs(((p >> 8) & 0xFF) - ((q >> 8) & 0xFF)), abs((p >> 16) - (q >> 16)))
-
-
-@nb.njit(inline="always")
-def _held(p, q, o, i, threshold, weight, table, fine, packed):  # pragma: no cover - compiled
-    """Index of pixel ``p`` under temporal hold, and its new reference: see `map_words_held`."""
-    if _change(p, q) > threshold:
-        return _index(_offset(p, o), table, fine), p
-    if weight >= 0:
-        best = _index(_offset(p, o), table, fine)
-        was, now = np.intp(packed[i]), np.intp(packed[best])
-        shown = abs((was & 0xFF) - (now & 0xFF)) + abs(((was >> 8) & 0xFF) - ((now >> 8) & 0xFF)) + abs(
-            (was >> 16) - (now >> 16))
-        if _distance2(p, was) - _distance2(p, now) > weight * shown:
-            return best, q
-    return i, q
-
-
-@nb.njit(inline="always")
-def _held_group(g, o0, o1, o2, o3, pixels, table, fine, packed, threshold, weight, reference, previous, out_idx,
-                out_rgb):  # pragma: no cover - compiled
-    p0, p1, p2, p3 = _pixels(pixels, g)
-    q0, q1, q2, q3 = _pixels(reference, g)
-    before = np.intp(previous[g])
-    i0, q0 = _held(p0, q0, o0, before & 0xFF, threshold, weight, table, fine, packed)
-    i1, q1 = _held(p1, q1, o1, (before >> 8) & 0xFF, threshold, weight, table, fine, packed)
-    i2, q2 = _held(p2, q2, o2, (before >> 16) & 0xFF, threshold, weight, table, fine, packed)
-    i3, q3 = _held(p3, q3, o3, before >> 24, threshold, weight, table, fine, packed)
-    _store(reference, g, q0, q1, q2, q3)
-    _store_indices(out_idx, g, i0, i1, i2, i3)
-    _store(out_rgb, g, np.intp(packed[i0]), np.intp(packed[i1]), np.intp(packed[i2]), np.intp(packed[i3]))
-
-
 @nb.njit(parallel=True, nogil=True, cache=True)
-def map_words_held(pixels, table, fine, packed, offsets, width, start, threshold, weight, reference, previous, out_idx,
+def map_frame_held(frame, table, fine, packed, offsets, threshold, weight, reference, previous, out_idx,
                    out_rgb):  # pragma: no cover - compiled
-    """`map_words` with temporal hold: still pixels keep their previous index.
+    """Map a frame through the table with temporal hold: still pixels keep their previous index.
 
     A pixel whose channels all differ from ``reference`` by at most
     ``threshold`` keeps its index from ``previous``; any other pixel is
     mapped afresh and ``reference`` takes its value. With ``weight >= 0``
     (the frame after a palette change) a still pixel moves to the best entry
     when the squared RGB error that saves exceeds ``weight`` times the summed
-    channel change it shows.
+    channel change it shows. Pixels are read a byte at a time here: the hold
+    reads each channel anyway, and a byte load extracts it for free.
 
     Parameters
     ----------
+    frame : (H, W, 3) uint8
+    table, fine, packed : arrays of a `livequant.lookup.LookupTable`
+    offsets : (M, M) int16, M a power of two
+        Ordered-dither offsets, tiled over the frame; ``(1, 1)`` for none.
     threshold : int
         Largest per-channel change, in levels, that counts as still.
     weight : float
         Error saved per level of visible change needed to move, or ``-1``
         for no check.
-    reference : (3 * G,) uint32
-        Input values at which each kept index was chosen, as ``pixels`` (updated in place).
-    previous : (G,) uint32
-        The previous indices, as ``out_idx``; may be ``out_idx`` itself.
+    reference : (H, W, 3) uint8
+        Input values at which each kept index was chosen (updated in place).
+    previous : (H, W) uint8
+        The previous indices; may be ``out_idx`` itself.
+    out_idx : (H, W) uint8
+    out_rgb : (H, W, 3) uint8
     """
-    n = out_idx.shape[0]
+    h, w = frame.shape[0], frame.shape[1]
     wrap = offsets.shape[0] - 1
-    chunks = min(CHUNKS, n)
-    for c in nb.prange(chunks):
-        g0, g1 = _chunk(n, c, chunks)
-        if wrap == 0:
-            for g in range(g0, g1):
-                _held_group(g, 0, 0, 0, 0, pixels, table, fine, packed, threshold, weight, reference, previous,
-                            out_idx, out_rgb)
-        else:
-            y, x = divmod(start + 4 * g0, width)
-            for g in range(g0, g1):
-                o0, o1, o2, o3, x, y = _offsets4(offsets, wrap, x, y, width)
-                _held_group(g, o0, o1, o2, o3, pixels, table, fine, packed, threshold, weight, reference, previous,
-                            out_idx, out_rgb)
+    for y in nb.prange(h):
+        row = offsets[y & wrap]
+        for x in range(w):
+            r, g, b = np.intp(frame[y, x, 0]), np.intp(frame[y, x, 1]), np.intp(frame[y, x, 2])
+            p = r | (g << 8) | (b << 16)
+            still = max(abs(r - reference[y, x, 0]), abs(g - reference[y, x, 1]), abs(b - reference[y, x, 2]))
+            if still <= threshold:
+                i = np.intp(previous[y, x])
+                if weight >= 0:
+                    best = _index(_offset(p, np.intp(row[x & wrap])), table, fine)
+                    was, now = np.intp(packed[i]), np.intp(packed[best])
+                    shown = abs((was & 0xFF) - (now & 0xFF)) + abs(((was >> 8) & 0xFF) - ((now >> 8) & 0xFF)) + abs(
+                        (was >> 16) - (now >> 16))
+                    if _distance2(p, was) - _distance2(p, now) > weight * shown:
+                        i = best
+            else:
+                reference[y, x, 0], reference[y, x, 1], reference[y, x, 2] = r, g, b
+                i = _index(_offset(p, np.intp(row[x & wrap])), table, fine)
+            out_idx[y, x] = i
+            c = np.intp(packed[i])
+            out_rgb[y, x, 0], out_rgb[y, x, 1], out_rgb[y, x, 2] = c & 0xFF, (c >> 8) & 0xFF, c >> 16
 
 
 @nb.njit(parallel=True, nogil=True, cache=True)

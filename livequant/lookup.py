@@ -27,8 +27,8 @@ from livequant.kernels import (
     LEVELS,
     SHIFT,
     fill_table,
+    map_frame_held,
     map_words,
-    map_words_held,
     nearest_sorted,
 )
 
@@ -276,13 +276,8 @@ def map_pixels_held(frame: np.ndarray, table: LookupTable, offsets: np.ndarray, 
     out_idx : (H, W) uint8 ndarray
         This frame's indices; may be ``previous`` itself.
     """
-    width = frame.shape[1]
-
-    def call(start, pixels, before, refs, indices, colours):
-        map_words_held(pixels, table.table, table.fine, table.packed, offsets, width, start, threshold, weight, refs,
-                       before, indices, colours)
-
-    _by_words(call, (frame, previous), (reference, out_idx, out_rgb))
+    map_frame_held(frame, table.table, table.fine, table.packed, offsets, threshold, weight, reference, previous,
+                   out_idx, out_rgb)
 
 
 def lookup_pixels(pixels: np.ndarray, table: LookupTable) -> np.ndarray:
