@@ -15,7 +15,6 @@ import functools
 import warnings
 from dataclasses import dataclass
 
-import numba as nb
 import numpy as np
 from scipy.optimize import linear_sum_assignment
 from sklearn.cluster import KMeans, MiniBatchKMeans
@@ -23,7 +22,8 @@ from sklearn.exceptions import ConvergenceWarning
 from threadpoolctl import ThreadpoolController
 
 from livequant.colorspace import from_space, to_space
-from livequant.lookup import _nearest
+from livequant.kernels import distinct_colors as _distinct_colors
+from livequant.lookup import nearest as _nearest
 
 __all__ = ["Fit", "PaletteFitter", "sample_positions"]
 
@@ -240,31 +240,6 @@ class PaletteFitter:
         change = np.abs(new.astype(np.int32) - old).mean(axis=1)
         flicker = np.bincount(now, weights=still.astype(np.float64), minlength=len(new)) * change
         return (gain > self.stability * flicker) & (change > 0)
-
-
-@nb.njit(nogil=True, cache=True)
-def _distinct_colors(pixels, limit):  # pragma: no cover - compiled
-    """The distinct colours of ``pixels`` if there are at most ``limit``, else None.
-
-    An open-addressing hash set of packed colours; stops at the first colour
-    past the limit, so a natural image costs a few hundred pixels.
-    """
-    size = 1024
-    slots = np.full(size, -1, np.int64)
-    found = np.empty((limit + 1, 3), np.uint8)
-    count = 0
-    for p in range(pixels.shape[0]):
-        key = (np.int64(pixels[p, 0]) << 16) | (np.int64(pixels[p, 1]) << 8) | pixels[p, 2]
-        h = (key * 2654435761) & (size - 1)
-        while slots[h] != -1 and slots[h] != key:
-            h = (h + 1) & (size - 1)
-        if slots[h] == -1:
-            if count == limit:
-                return None
-            slots[h] = key
-            found[count] = pixels[p]
-            count += 1
-    return found[:count].copy()
 
 
 def _unique_colors(samples: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
