@@ -97,6 +97,8 @@ def _centres_image(model, labels: np.ndarray, shape) -> np.ndarray:
 def minibatch_kmeans(image: np.ndarray, k: int) -> np.ndarray:
     """Per-image MiniBatchKMeans, default settings, on every pixel (as weighted distinct colours)."""
     colors, counts, inverse = _distinct(image)
+    if len(colors) <= k:  # fewer colours than clusters: each is its own (k-means would refuse)
+        return image.copy()
     with threadpool_limits(1):
         model = MiniBatchKMeans(n_clusters=k, random_state=0).fit(colors, sample_weight=counts)
     return _centres_image(model, model.labels_[inverse], image.shape)
