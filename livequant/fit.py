@@ -141,7 +141,8 @@ class PaletteFitter:
         nearest = _nearest(points, centres, self.color_space)
         return float(((points - centres[nearest]) ** 2).sum(axis=1).mean())
 
-    def fit(self, samples: np.ndarray, previous: Fit | None = None, still: np.ndarray | None = None) -> Fit:
+    def fit(self, samples: np.ndarray, previous: Fit | None = None, still: np.ndarray | None = None,
+            since: np.ndarray | None = None) -> Fit:
         """Fit a palette to ``samples``; warm from ``previous`` when given.
 
         Parameters
@@ -152,6 +153,8 @@ class PaletteFitter:
             are matched to its slots, and each slot settles (see `settle`).
         still : (N,) bool ndarray, optional
             Which samples did not change since the previous frame.
+        since : (N, 3) uint8 ndarray, optional
+            The same positions' pixels when ``previous`` was fitted (see `settle`).
 
         Returns
         -------
@@ -171,7 +174,7 @@ class PaletteFitter:
         if previous is not None and len(previous.colors) == len(colors):
             colors = self._match(previous, colors, centres)
             if still is not None:
-                adopt = self.settle(previous.colors, colors, samples, still)
+                adopt = self.settle(previous.colors, colors, samples, still, since)
                 adopt[: len(self.locked)] = False
                 centres = to_space(np.where(adopt[:, None], colors, previous.colors), self.color_space)
                 centres = _lloyd(points, weights, centres, self.refine_steps, self.color_space, fixed=~adopt)
@@ -217,14 +220,17 @@ class PaletteFitter:
         _, order = linear_sum_assignment(cost)
         return np.concatenate([colors[:n_locked], colors[n_locked:][order]])
 
-    def settle(self, old: np.ndarray, new: np.ndarray, samples: np.ndarray, still: np.ndarray) -> np.ndarray:
+    def settle(self, old: np.ndarray, new: np.ndarray, samples: np.ndarray, still: np.ndarray,
+               since: np.ndarray | None = None) -> np.ndarray:
         """Which slots should take their new colour: those worth the flicker.
 
         Slot ``i`` adopts ``new[i]`` when the squared RGB error it saves over
         the samples that would take it (against their error now) exceeds
         ``stability`` times the flicker it
         causes: the still samples now shown in slot ``i`` times the mean
-        per-channel change. Slots that serve moving content follow the
+        per-channel change beyond their own drift since the last fit
+        (``since``: a slot that follows a fade or a lighting change with its
+        pixels shows no flicker). Slots that serve moving content follow the
         picture; slots under a still background move only when it clearly pays.
 
         Returns
@@ -237,9 +243,15 @@ class PaletteFitter:
         then = _nearest(to_space(samples, space), to_space(new, space), space)
         saved = ((points - old[now]) ** 2).sum(axis=1) - ((points - new[then]) ** 2).sum(axis=1)
         gain = np.bincount(then, weights=saved, minlength=len(new))
-        change = np.abs(new.astype(np.int32) - old).mean(axis=1)
-        flicker = np.bincount(now, weights=still.astype(np.float64), minlength=len(new)) * change
-        return (gain > self.stability * flicker) & (change > 0)
+        shift = new.astype(np.float64) - old
+        held = np.bincount(now, weights=still.astype(np.float64), minlength=len(new))
+        drift = np.zeros_like(shift)
+        if since is not None:
+            moved = (points - since) * still[:, None]
+            drift = np.stack([np.bincount(now, weights=moved[:, c], minlength=len(new)) for c in range(3)], axis=1)
+            drift /= np.maximum(held, 1)[:, None]
+        flicker = held * np.abs(shift - drift).mean(axis=1)
+        return (gain > self.stability * flicker) & (np.abs(shift).sum(axis=1) > 0)
 
 
 def _unique_colors(samples: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
