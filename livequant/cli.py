@@ -26,10 +26,10 @@ from livequant.dither import DITHERS
 from livequant.errors import LivequantError, SourceError
 from livequant.fit import PaletteFitter
 from livequant.frames import QuantizedFrame
-from livequant.palette import Palette, _format, resolve
+from livequant.palette import Palette, file_format
 from livequant.pipeline import adapt, enlarge, run
 from livequant.quantizer import Quantizer, quantize
-from livequant.sinks import GifWriter, ImageWriter, Preview, VideoWriter, _check_target
+from livequant.sinks import GifWriter, ImageWriter, Preview, VideoWriter, check_target
 from livequant.sources import (IMAGE_SUFFIXES, MAX_PIXELS, Images, Reconnecting, TestPattern, VideoFile, Webcam,
                                list_cameras, open_source)
 
@@ -94,7 +94,7 @@ def _size(text: str) -> tuple[int, int]:
 
 def _palette(text: str) -> Palette:
     try:
-        return resolve(text)
+        return presets.resolve(text)
     except (ValueError, SourceError) as e:
         raise argparse.ArgumentTypeError(str(e)) from None
 
@@ -420,11 +420,11 @@ def _sampled_frames(path: str, max_pixels: int, most: int = 32) -> np.ndarray:
 def _extract_palette(args) -> int:
     output = Path(args.output)
     try:
-        _format(output)  # is the suffix a palette format? Checked before any work
+        file_format(output)  # is the suffix a palette format? Checked before any work
     except ValueError as e:
         raise _UsageError(str(e)) from None
     _check_not_input(args.input, output)
-    _check_target(output, args.overwrite)  # a folder there, or a file for a folder, or -y missing
+    check_target(output, args.overwrite)  # a folder there, or a file for a folder, or -y missing
     if Path(args.input).suffix.lower() in IMAGE_SUFFIXES:
         with Images(args.input, max_pixels=args.max_pixels) as source:
             pixels = next(iter(source))[0]

@@ -22,7 +22,8 @@ from livequant.dither import DITHERS, diffuse, ordered_offsets
 from livequant.fit import Fit, PaletteFitter, RefitPolicy
 from livequant.frames import QuantizedFrame, check_frame
 from livequant.lookup import LookupTable, build_table, map_frame, map_frame_held, nearest_exact
-from livequant.palette import Palette, resolve
+from livequant.palette import Palette
+from livequant.presets import resolve
 
 __all__ = ["COLOR_SPACES", "DITHERS", "Quantizer", "quantize"]
 

@@ -22,11 +22,11 @@ import av  # isort: skip
 import numpy as np
 
 from livequant import presets
-from livequant.errors import SinkError, _write_hint
+from livequant.errors import SinkError, write_hint
 from livequant.frames import QuantizedFrame, check_frame
 from livequant.quantizer import DITHERS
 
-__all__ = ["GifWriter", "ImageWriter", "Preview", "VideoWriter"]
+__all__ = ["GifWriter", "ImageWriter", "Preview", "VideoWriter", "check_target"]
 
 _VIDEO_TIME_BASE = Fraction(1, 90000)
 
@@ -36,7 +36,9 @@ def _partial(path: Path) -> Path:
     return path.with_name(f".{path.stem}.partial{path.suffix}")
 
 
-def _check_target(path: Path, overwrite: bool) -> None:
+def check_target(path: Path, overwrite: bool) -> None:
+    """Raise `SinkError` unless ``path`` can be written: its folder exists and is writable, it is not a
+    folder, and it does not exist or ``overwrite`` is true."""
     parent = path.parent
     if parent.exists() and not parent.is_dir():
         raise SinkError(f"cannot write '{path}': '{parent}' is a file, not a directory; write elsewhere")
@@ -52,7 +54,7 @@ def _check_target(path: Path, overwrite: bool) -> None:
 
 def _failed(action: str, path: Path, error: Exception) -> SinkError:
     """A `SinkError` for an OS or FFmpeg error writing ``path``, with what to do about it."""
-    return SinkError(f"cannot {action} '{path}': {getattr(error, 'strerror', None) or error}; {_write_hint(error)}")
+    return SinkError(f"cannot {action} '{path}': {getattr(error, 'strerror', None) or error}; {write_hint(error)}")
 
 
 def _pal8(qframe: QuantizedFrame, unused_alpha: int) -> av.VideoFrame:
@@ -81,7 +83,7 @@ class _FileSink:
 
     def __init__(self, path, overwrite: bool):
         self.path = Path(path)
-        _check_target(self.path, overwrite)
+        check_target(self.path, overwrite)
         self._tmp: Path | None = _partial(self.path)
         self.frames = 0
         self.finished = False  # the output is complete and in place

@@ -29,7 +29,7 @@ from livequant.errors import SourceError
 from livequant.frames import flatten_alpha, to_rgb8
 
 __all__ = ["MAX_PIXELS", "Images", "Reconnecting", "TestPattern", "VideoFile", "Webcam", "list_cameras",
-           "open_source"]
+           "open_source", "read_image"]
 
 log = logging.getLogger("livequant")
 
@@ -432,7 +432,15 @@ def _image_size(path: str) -> tuple[int, int] | None:
     return None
 
 
-def _read_image(path: str, max_pixels: int = MAX_PIXELS) -> np.ndarray:
+def read_image(path: str, max_pixels: int = MAX_PIXELS) -> np.ndarray:
+    """Decode the picture in ``path`` as an ``(H, W, 3) uint8`` RGB frame, refusing one over ``max_pixels``
+    (checked in the header before decoding where the format allows).
+
+    Raises
+    ------
+    SourceError
+        If the file is missing, damaged, not a picture OpenCV reads, or over the limit.
+    """
     if cause := _not_a_file("image", path):
         raise SourceError(cause)
     if not os.path.isfile(path):
@@ -495,12 +503,12 @@ class Images(_Source):
         self._paths = paths
         self.fps = float(fps)
         self.frame_count = len(paths)
-        self._first = _read_image(paths[0], max_pixels)
+        self._first = read_image(paths[0], max_pixels)
         self.size = (self._first.shape[1], self._first.shape[0])
 
     def __iter__(self):
         for i, path in enumerate(self._paths):
-            yield (self._first if i == 0 else _read_image(path, self._max_pixels)), i / self.fps
+            yield (self._first if i == 0 else read_image(path, self._max_pixels)), i / self.fps
 
 
 class TestPattern(_Source):
