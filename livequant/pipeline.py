@@ -25,12 +25,11 @@ from dataclasses import dataclass, field
 import cv2
 import numpy as np
 
-from livequant.frames import QuantizedFrame
+from livequant.frames import FpsCounter, QuantizedFrame
 
 __all__ = ["Stats", "adapt", "enlarge", "run"]
 
 _WINDOW = 2048  # frames over which the per-stage medians are taken
-_FPS_WINDOW = 30  # frames over which `Stats.recent_fps` is averaged
 
 
 @dataclass
@@ -71,8 +70,7 @@ class Stats:
     refits: int = 0
     recent_fps: float = 0.0
     _samples: dict = field(default_factory=dict, repr=False, compare=False)
-    _ticks: collections.deque = field(default_factory=lambda: collections.deque(maxlen=_FPS_WINDOW), repr=False,
-                                      compare=False)
+    _fps: FpsCounter = field(default_factory=FpsCounter, repr=False, compare=False)
 
     @property
     def fps(self) -> float:
@@ -84,9 +82,7 @@ class Stats:
         self._samples.setdefault(stage, collections.deque(maxlen=_WINDOW)).append(seconds * 1000)
 
     def _tick(self, now: float) -> None:
-        self._ticks.append(now)
-        span = now - self._ticks[0]
-        self.recent_fps = (len(self._ticks) - 1) / span if span > 0 else 0.0
+        self.recent_fps = self._fps.tick(now)
 
     def _summarize(self) -> None:
         for stage, samples in list(self._samples.items()):
