@@ -20,6 +20,7 @@ from pathlib import Path
 import numpy as np
 
 from livequant import __version__, presets
+from livequant.adapters import adapt, enlarge
 from livequant.colorspace import COLOR_SPACES
 from livequant.demo import SETTINGS, run_demo
 from livequant.dither import DITHERS
@@ -27,7 +28,7 @@ from livequant.errors import LivequantError, SourceError
 from livequant.fit import PaletteFitter
 from livequant.frames import QuantizedFrame
 from livequant.palette import Palette, file_format
-from livequant.pipeline import adapt, enlarge, run
+from livequant.pipeline import run
 from livequant.quantizer import Quantizer, quantize
 from livequant.sinks import GifWriter, ImageWriter, Preview, VideoWriter, check_target
 from livequant.sources import (IMAGE_SUFFIXES, MAX_PIXELS, Images, Reconnecting, TestPattern, VideoFile, Webcam,

@@ -11,6 +11,7 @@ from __future__ import annotations
 import contextlib
 import errno
 import glob
+import itertools
 import logging
 import os
 import re
@@ -29,7 +30,7 @@ from livequant.errors import SourceError
 from livequant.frames import flatten_alpha, to_rgb8
 
 __all__ = ["MAX_PIXELS", "Images", "Reconnecting", "TestPattern", "VideoFile", "Webcam", "list_cameras",
-           "open_source", "read_image"]
+           "open_source", "read_image", "resize"]
 
 log = logging.getLogger("livequant")
 
@@ -317,7 +318,28 @@ class VideoFile(_Source):
             cause = "no frame could be decoded" if self.undecodable else "no frames"
             where = f" from {start:g} s on" if start else ""
             raise SourceError(f"cannot read video '{self.path}': {cause}{where}; is the file complete?")
-        self.size = (self._first[0].shape[1], self._first[0].shape[0])
+        first = self._first[0]
+        self.size = (first.width, first.height) if _quarter_turns(first) % 2 == 0 else (first.height, first.width)
+        self._scaled = False
+
+    def scale(self, size) -> None:
+        """Scale the frames still to come to ``size`` ``(W, H)`` (upright) in the decoder, with swscale."""
+        self.size = (int(size[0]), int(size[1]))
+        self._scaled = True
+
+    def _rgb(self, frame: av.VideoFrame) -> np.ndarray:
+        """A decoded frame as an RGB array: scaled, alpha flattened on white, turned upright."""
+        turns = _quarter_turns(frame)
+        options = {}
+        if self._scaled:
+            options = _scale_options((frame.width, frame.height), self.size if turns % 2 == 0 else self.size[::-1])
+        if frame.format.has_palette or any(c.is_alpha for c in frame.format.components):
+            rgb = flatten_alpha(frame.to_ndarray(format="rgba", **options))
+        else:
+            rgb = frame.to_ndarray(format="rgb24", **options)  # may be a padded, strided view
+        if turns:
+            rgb = np.rot90(rgb, turns)
+        return np.ascontiguousarray(rgb)
 
     def _decoded(self):
         packets = frames = 0
@@ -358,24 +380,46 @@ class VideoFile(_Source):
                 end = t + duration
             if end is not None and t >= end - 1e-6:
                 return
-            if frame.format.has_palette or any(c.is_alpha for c in frame.format.components):
-                rgb = flatten_alpha(frame.to_ndarray(format="rgba"))
-            else:
-                rgb = frame.to_ndarray(format="rgb24")  # may be a padded, strided view
-            if frame.rotation:
-                rgb = np.rot90(rgb, round(frame.rotation / 90))
-            yield np.ascontiguousarray(rgb), t
+            yield frame, t
 
     def __iter__(self):
         if self._first is not None:
             first, self._first = self._first, None
-            yield first
-            yield from self._frames
+            for frame, t in itertools.chain([first], self._frames):
+                yield self._rgb(frame), t
 
     def close(self) -> None:
         """Close the file."""
         self._frames.close()
         self._container.close()
+
+
+def _quarter_turns(frame: av.VideoFrame) -> int:
+    """Quarter turns (counterclockwise) that make ``frame`` upright, from its rotation metadata."""
+    return round(frame.rotation / 90) if frame.rotation else 0
+
+
+def _scale_options(frm: tuple[int, int], to: tuple[int, int]) -> dict:
+    """swscale options for `av.VideoFrame.reformat` from ``(W, H)`` to ``(W, H)``: area averaging when
+    shrinking, bilinear when enlarging, nothing when the size stays."""
+    if tuple(frm) == tuple(to):
+        return {}
+    shrink = to[0] * to[1] < frm[0] * frm[1]
+    return {"width": to[0], "height": to[1], "interpolation": "AREA" if shrink else "BILINEAR"}
+
+
+def resize(frame: np.ndarray, size) -> np.ndarray:
+    """``frame`` resized to ``size`` ``(W, H)`` with swscale (area averaging when shrinking, else bilinear).
+
+    Returns
+    -------
+    (H, W, 3) uint8 ndarray
+        ``frame`` itself when it already has that size.
+    """
+    options = _scale_options((frame.shape[1], frame.shape[0]), size)
+    if not options:
+        return frame
+    return np.ascontiguousarray(av.VideoFrame.from_ndarray(frame, format="rgb24").to_ndarray(**options))
 
 
 def _open_hint(path: str, error: Exception) -> str:
