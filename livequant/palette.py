@@ -22,7 +22,7 @@ import numpy as np
 
 from livequant.errors import SinkError, SourceError, write_hint
 
-__all__ = ["MAX_COLORS", "SUFFIXES", "Palette", "file_format"]
+__all__ = ["MAX_COLORS", "Palette", "SUFFIXES", "file_format"]
 
 MAX_COLORS = 256
 _HEX = re.compile(r"#?([0-9a-f]{6})", re.IGNORECASE)

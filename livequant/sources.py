@@ -29,8 +29,8 @@ import numpy as np
 from livequant.errors import SourceError
 from livequant.frames import flatten_alpha, to_rgb8
 
-__all__ = ["MAX_PIXELS", "Images", "Reconnecting", "TestPattern", "VideoFile", "Webcam", "list_cameras",
-           "open_source", "read_image", "resize"]
+__all__ = ["IMAGE_SUFFIXES", "Images", "MAX_PIXELS", "Reconnecting", "TestPattern", "VideoFile", "Webcam",
+           "list_cameras", "open_source", "read_image", "resize"]
 
 log = logging.getLogger("livequant")
 
