@@ -399,13 +399,13 @@ def _quarter_turns(frame: av.VideoFrame) -> int:
     return round(frame.rotation / 90) if frame.rotation else 0
 
 
-def _scale_options(frm: tuple[int, int], to: tuple[int, int]) -> dict:
-    """swscale options for `av.VideoFrame.reformat` from ``(W, H)`` to ``(W, H)``: area averaging when
-    shrinking, bilinear when enlarging, nothing when the size stays."""
-    if tuple(frm) == tuple(to):
+def _scale_options(old: tuple[int, int], new: tuple[int, int]) -> dict:
+    """swscale options for `av.VideoFrame.reformat` from size ``old`` to ``new`` (each ``(W, H)``): area
+    averaging when shrinking, bilinear when enlarging, nothing when the size stays."""
+    if tuple(old) == tuple(new):
         return {}
-    shrink = to[0] * to[1] < frm[0] * frm[1]
-    return {"width": to[0], "height": to[1], "interpolation": "AREA" if shrink else "BILINEAR"}
+    shrink = new[0] * new[1] < old[0] * old[1]
+    return {"width": new[0], "height": new[1], "interpolation": "AREA" if shrink else "BILINEAR"}
 
 
 def resize(frame: np.ndarray, size) -> np.ndarray:
