@@ -20,20 +20,21 @@ from pathlib import Path
 import numpy as np
 
 from livequant import __version__, presets
+from livequant.adapters import adapt, enlarge
 from livequant.colorspace import COLOR_SPACES
 from livequant.demo import SETTINGS, run_demo
 from livequant.dither import DITHERS
 from livequant.errors import LivequantError, SourceError
 from livequant.fit import PaletteFitter
 from livequant.frames import QuantizedFrame
-from livequant.palette import Palette, _format, resolve
-from livequant.pipeline import adapt, enlarge, run
+from livequant.palette import Palette, file_format
+from livequant.pipeline import run
 from livequant.quantizer import Quantizer, quantize
-from livequant.sinks import GifWriter, ImageWriter, Preview, VideoWriter, _check_target
+from livequant.sinks import GifWriter, ImageWriter, Preview, VideoWriter, check_target
 from livequant.sources import (IMAGE_SUFFIXES, MAX_PIXELS, Images, Reconnecting, TestPattern, VideoFile, Webcam,
                                list_cameras, open_source)
 
-__all__ = ["main"]
+__all__ = ["PreviewKeys", "main"]
 
 _DEFAULTS = {name: p.default for name, p in inspect.signature(Quantizer).parameters.items()}
 _EXACT_COLOURS = ("Exact colours: 4:2:0 video (the default for .mp4 .mov .webm) blurs a palette's colours at\n"
@@ -94,7 +95,7 @@ def _size(text: str) -> tuple[int, int]:
 
 def _palette(text: str) -> Palette:
     try:
-        return resolve(text)
+        return presets.resolve(text)
     except (ValueError, SourceError) as e:
         raise argparse.ArgumentTypeError(str(e)) from None
 
@@ -373,12 +374,45 @@ def _preview(args) -> int:
         source = TestPattern(size=args.size or (640, 360), fps=args.fps or 30.0, live=True)
     else:  # a video: shown at its own pace, dropping frames when quantizing falls behind
         source = adapt(open_source(args.source, max_pixels=args.max_pixels), size=args.size, paced=True)
-    with source, _quantizer(args, background=True) as quantizer, \
-            Preview("livequant", quantizer=quantizer) as window:
-        stats = run(source, quantizer, [window])
+    with source, _quantizer(args, background=True) as quantizer:
+        keys = PreviewKeys(quantizer)
+        with Preview("livequant", on_key=keys, status=keys.status) as window:
+            stats = run(source, quantizer, [window])
     print(f"{stats.frames} frames at {stats.fps:.1f} fps, {stats.dropped} dropped, "
           f"{stats.latency_ms:.0f} ms from frame to quantized", file=sys.stderr)
     return 0
+
+
+class PreviewKeys:
+    """The preview's keys, wired to ``quantizer.configure``: ``+``/``=`` and ``-`` double or halve the colours
+    (2..256), ``d`` cycles the dither, ``p`` cycles the presets (``adaptive`` included), space freezes the
+    palette. Pass it as `Preview`'s ``on_key`` and its `status` as ``status``."""
+
+    def __init__(self, quantizer: Quantizer):
+        self.quantizer = quantizer
+        self._preset = 0
+        self._frozen = False
+
+    def __call__(self, key: int) -> None:
+        q = self.quantizer
+        if key in (ord("+"), ord("=")):
+            q.configure(n_colors=min(256, q.n_colors * 2))
+        elif key == ord("-"):
+            q.configure(n_colors=max(2, q.n_colors // 2))
+        elif key == ord("d"):
+            current = DITHERS.index(q.dither) if q.dither in DITHERS else -1
+            q.configure(dither=DITHERS[(current + 1) % len(DITHERS)])
+        elif key == ord("p"):
+            cycle = ["adaptive", *presets.names()]
+            self._preset = (self._preset + 1) % len(cycle)
+            q.configure(palette=cycle[self._preset])
+        elif key == ord(" "):
+            self._frozen = not self._frozen
+            q.configure(frozen=self._frozen)
+
+    def status(self) -> str:
+        """The dither, and whether the palette is frozen, for the HUD."""
+        return f"dither={self.quantizer.dither}{'  frozen' if self._frozen else ''}"
 
 
 def _indexed(rgb: np.ndarray) -> QuantizedFrame:
@@ -420,11 +454,11 @@ def _sampled_frames(path: str, max_pixels: int, most: int = 32) -> np.ndarray:
 def _extract_palette(args) -> int:
     output = Path(args.output)
     try:
-        _format(output)  # is the suffix a palette format? Checked before any work
+        file_format(output)  # is the suffix a palette format? Checked before any work
     except ValueError as e:
         raise _UsageError(str(e)) from None
     _check_not_input(args.input, output)
-    _check_target(output, args.overwrite)  # a folder there, or a file for a folder, or -y missing
+    check_target(output, args.overwrite)  # a folder there, or a file for a folder, or -y missing
     if Path(args.input).suffix.lower() in IMAGE_SUFFIXES:
         with Images(args.input, max_pixels=args.max_pixels) as source:
             pixels = next(iter(source))[0]

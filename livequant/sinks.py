@@ -9,11 +9,9 @@ plays up to the last frame written); any other exception removes it.
 
 from __future__ import annotations
 
-import collections
 import os
 import re
 import sys
-import time
 from fractions import Fraction
 from pathlib import Path
 
@@ -21,12 +19,10 @@ import cv2  # before av: PyAV's bundled libxcb loaded first makes OpenCV windows
 import av  # isort: skip
 import numpy as np
 
-from livequant import presets
-from livequant.errors import SinkError, _write_hint
-from livequant.frames import QuantizedFrame, check_frame
-from livequant.quantizer import DITHERS
+from livequant.errors import SinkError, write_hint
+from livequant.frames import FpsCounter, QuantizedFrame, check_frame
 
-__all__ = ["GifWriter", "ImageWriter", "Preview", "VideoWriter"]
+__all__ = ["GifWriter", "ImageWriter", "Preview", "VideoWriter", "check_target"]
 
 _VIDEO_TIME_BASE = Fraction(1, 90000)
 
@@ -36,7 +32,9 @@ def _partial(path: Path) -> Path:
     return path.with_name(f".{path.stem}.partial{path.suffix}")
 
 
-def _check_target(path: Path, overwrite: bool) -> None:
+def check_target(path: Path, overwrite: bool) -> None:
+    """Raise `SinkError` unless ``path`` can be written: its folder exists and is writable, it is not a
+    folder, and it does not exist or ``overwrite`` is true."""
     parent = path.parent
     if parent.exists() and not parent.is_dir():
         raise SinkError(f"cannot write '{path}': '{parent}' is a file, not a directory; write elsewhere")
@@ -52,7 +50,7 @@ def _check_target(path: Path, overwrite: bool) -> None:
 
 def _failed(action: str, path: Path, error: Exception) -> SinkError:
     """A `SinkError` for an OS or FFmpeg error writing ``path``, with what to do about it."""
-    return SinkError(f"cannot {action} '{path}': {getattr(error, 'strerror', None) or error}; {_write_hint(error)}")
+    return SinkError(f"cannot {action} '{path}': {getattr(error, 'strerror', None) or error}; {write_hint(error)}")
 
 
 def _pal8(qframe: QuantizedFrame, unused_alpha: int) -> av.VideoFrame:
@@ -79,9 +77,11 @@ def _write_still(path: Path, qframe: QuantizedFrame) -> None:
 class _FileSink:
     """Partial file, rename on success, cleanup on failure; subclasses fill in `_write`, `_finish`, `_release`."""
 
+    interactive = False
+
     def __init__(self, path, overwrite: bool):
         self.path = Path(path)
-        _check_target(self.path, overwrite)
+        check_target(self.path, overwrite)
         self._tmp: Path | None = _partial(self.path)
         self.frames = 0
         self.finished = False  # the output is complete and in place
@@ -482,35 +482,48 @@ def _check_display() -> None:
     raise SinkError(f"cannot open a preview window: {cause}; use `livequant transcode` to write a file instead")
 
 
+def _quiet_qt() -> None:
+    """Point OpenCV's Qt at an existing font folder: for the missing one OpenCV names, Qt prints five
+    "QFontDatabase: Cannot find font directory" warnings when the first window opens."""
+    fonts = os.environ.get("QT_QPA_FONTDIR")
+    if fonts is not None and not os.path.isdir(fonts):
+        system = "/usr/share/fonts"
+        os.environ["QT_QPA_FONTDIR"] = system if os.path.isdir(system) else os.path.dirname(cv2.__file__)
+
+
 class Preview:
     """Show frames in a window with a HUD and a palette strip, and take keys.
 
-    Keys: ``+``/``=`` and ``-`` double or halve the colours (2..256), ``d``
-    cycles the dither, ``p`` cycles the presets (``adaptive`` included), space
-    freezes the palette, ``s`` saves ``livequant-snapshot-N.png`` in the
-    current directory, ``q`` or Esc (or closing the window) sets
-    ``quit_requested``. Without ``quantizer`` only ``s`` and quitting work.
+    ``s`` saves ``livequant-snapshot-N.png`` in the current directory, ``q`` or
+    Esc (or closing the window) sets ``quit_requested``; every other key goes
+    to ``on_key``.
 
     Parameters
     ----------
     title : str
         Window title.
-    quantizer : livequant.quantizer.Quantizer, optional
-        The quantizer the keys reconfigure.
+    on_key : callable, optional
+        ``on_key(key)`` with the key's code (``ord("d")``), such as a handler
+        that reconfigures the quantizer.
+    status : callable, optional
+        ``status()`` returns text for the end of the HUD line, such as the dither.
     show_source : bool
         Show the input frame beside the quantized one.
     """
 
-    def __init__(self, title: str = "livequant", quantizer=None, show_source: bool = False):
+    interactive = True
+
+    def __init__(self, title: str = "livequant", on_key=None, status=None, show_source: bool = False):
         _check_display()
+        _quiet_qt()
         self.title = title
-        self.quantizer = quantizer
+        self.on_key = on_key
+        self.status = status
         self.show_source = show_source
         self.quit_requested = False
-        self._times = collections.deque(maxlen=30)
+        self._fps = FpsCounter()
+        self._rate = 0.0
         self._last = None
-        self._frozen = False
-        self._preset = 0
         self._closed = False
         try:
             cv2.namedWindow(title, cv2.WINDOW_AUTOSIZE)
@@ -528,7 +541,7 @@ class Preview:
         if self._closed:
             return  # imshow would open the window again
         self._last = qframe
-        self._times.append(time.monotonic())
+        self._rate = self._fps.tick()
         cv2.imshow(self.title, self._compose(qframe))
         self.handle_key(cv2.waitKey(1))
         if not self._visible():
@@ -557,13 +570,10 @@ class Preview:
         return image
 
     def _hud(self, qframe: QuantizedFrame) -> str:
-        span = self._times[-1] - self._times[0]
-        fps = (len(self._times) - 1) / span if span > 0 else 0.0
-        dither = self.quantizer.dither if self.quantizer is not None else "-"
-        name = getattr(qframe.palette, "name", "") or "adaptive"
-        frozen = "  frozen" if self._frozen else ""
+        name = qframe.palette.name or "adaptive"
         lag = f"  lag {qframe.palette_lag}" if name == "adaptive" else ""
-        return f"{fps:5.1f} fps  K={len(qframe.palette.colors)}  dither={dither}  palette={name}{lag}{frozen}"
+        status = f"  {self.status()}" if self.status is not None else ""
+        return f"{self._rate:5.1f} fps  K={len(qframe.palette.colors)}  palette={name}{lag}{status}"
 
     def handle_key(self, key: int) -> None:
         """Act on a key code as returned by ``cv2.waitKey`` (-1 for none)."""
@@ -572,22 +582,8 @@ class Preview:
             self.quit_requested = True
         elif key == ord("s") and self._last is not None:
             self.snapshot()
-        elif self.quantizer is None:
-            return
-        elif key in (ord("+"), ord("=")):
-            self.quantizer.configure(n_colors=min(256, self.quantizer.n_colors * 2))
-        elif key == ord("-"):
-            self.quantizer.configure(n_colors=max(2, self.quantizer.n_colors // 2))
-        elif key == ord("d"):
-            current = DITHERS.index(self.quantizer.dither) if self.quantizer.dither in DITHERS else -1
-            self.quantizer.configure(dither=DITHERS[(current + 1) % len(DITHERS)])
-        elif key == ord("p"):
-            cycle = ["adaptive", *presets.names()]
-            self._preset = (self._preset + 1) % len(cycle)
-            self.quantizer.configure(palette=cycle[self._preset])
-        elif key == ord(" "):
-            self._frozen = not self._frozen
-            self.quantizer.configure(frozen=self._frozen)
+        elif key != 0xFF and self.on_key is not None:
+            self.on_key(key)
 
     def snapshot(self) -> Path:
         """Save the last frame as ``livequant-snapshot-N.png`` (first free N) in the cwd; print and return it."""

@@ -11,6 +11,7 @@ from __future__ import annotations
 import contextlib
 import errno
 import glob
+import itertools
 import logging
 import os
 import re
@@ -28,8 +29,8 @@ import numpy as np
 from livequant.errors import SourceError
 from livequant.frames import flatten_alpha, to_rgb8
 
-__all__ = ["MAX_PIXELS", "Images", "Reconnecting", "TestPattern", "VideoFile", "Webcam", "list_cameras",
-           "open_source"]
+__all__ = ["IMAGE_SUFFIXES", "Images", "MAX_PIXELS", "Reconnecting", "TestPattern", "VideoFile", "Webcam",
+           "list_cameras", "open_source", "read_image", "resize"]
 
 log = logging.getLogger("livequant")
 
@@ -317,7 +318,28 @@ class VideoFile(_Source):
             cause = "no frame could be decoded" if self.undecodable else "no frames"
             where = f" from {start:g} s on" if start else ""
             raise SourceError(f"cannot read video '{self.path}': {cause}{where}; is the file complete?")
-        self.size = (self._first[0].shape[1], self._first[0].shape[0])
+        first = self._first[0]
+        self.size = (first.width, first.height) if _quarter_turns(first) % 2 == 0 else (first.height, first.width)
+        self._scaled = False
+
+    def scale(self, size) -> None:
+        """Scale the frames still to come to ``size`` ``(W, H)`` (upright) in the decoder, with swscale."""
+        self.size = (int(size[0]), int(size[1]))
+        self._scaled = True
+
+    def _rgb(self, frame: av.VideoFrame) -> np.ndarray:
+        """A decoded frame as an RGB array: scaled, alpha flattened on white, turned upright."""
+        turns = _quarter_turns(frame)
+        options = {}
+        if self._scaled:
+            options = _scale_options((frame.width, frame.height), self.size if turns % 2 == 0 else self.size[::-1])
+        if frame.format.has_palette or any(c.is_alpha for c in frame.format.components):
+            rgb = flatten_alpha(frame.to_ndarray(format="rgba", **options))
+        else:
+            rgb = frame.to_ndarray(format="rgb24", **options)  # may be a padded, strided view
+        if turns:
+            rgb = np.rot90(rgb, turns)
+        return np.ascontiguousarray(rgb)
 
     def _decoded(self):
         packets = frames = 0
@@ -358,24 +380,46 @@ class VideoFile(_Source):
                 end = t + duration
             if end is not None and t >= end - 1e-6:
                 return
-            if frame.format.has_palette or any(c.is_alpha for c in frame.format.components):
-                rgb = flatten_alpha(frame.to_ndarray(format="rgba"))
-            else:
-                rgb = frame.to_ndarray(format="rgb24")  # may be a padded, strided view
-            if frame.rotation:
-                rgb = np.rot90(rgb, round(frame.rotation / 90))
-            yield np.ascontiguousarray(rgb), t
+            yield frame, t
 
     def __iter__(self):
         if self._first is not None:
             first, self._first = self._first, None
-            yield first
-            yield from self._frames
+            for frame, t in itertools.chain([first], self._frames):
+                yield self._rgb(frame), t
 
     def close(self) -> None:
         """Close the file."""
         self._frames.close()
         self._container.close()
+
+
+def _quarter_turns(frame: av.VideoFrame) -> int:
+    """Quarter turns (counterclockwise) that make ``frame`` upright, from its rotation metadata."""
+    return round(frame.rotation / 90) if frame.rotation else 0
+
+
+def _scale_options(old: tuple[int, int], new: tuple[int, int]) -> dict:
+    """swscale options for `av.VideoFrame.reformat` from size ``old`` to ``new`` (each ``(W, H)``): area
+    averaging when shrinking, bilinear when enlarging, nothing when the size stays."""
+    if tuple(old) == tuple(new):
+        return {}
+    shrink = new[0] * new[1] < old[0] * old[1]
+    return {"width": new[0], "height": new[1], "interpolation": "AREA" if shrink else "BILINEAR"}
+
+
+def resize(frame: np.ndarray, size) -> np.ndarray:
+    """``frame`` resized to ``size`` ``(W, H)`` with swscale (area averaging when shrinking, else bilinear).
+
+    Returns
+    -------
+    (H, W, 3) uint8 ndarray
+        ``frame`` itself when it already has that size.
+    """
+    options = _scale_options((frame.shape[1], frame.shape[0]), size)
+    if not options:
+        return frame
+    return np.ascontiguousarray(av.VideoFrame.from_ndarray(frame, format="rgb24").to_ndarray(**options))
 
 
 def _open_hint(path: str, error: Exception) -> str:
@@ -432,7 +476,15 @@ def _image_size(path: str) -> tuple[int, int] | None:
     return None
 
 
-def _read_image(path: str, max_pixels: int = MAX_PIXELS) -> np.ndarray:
+def read_image(path: str, max_pixels: int = MAX_PIXELS) -> np.ndarray:
+    """Decode the picture in ``path`` as an ``(H, W, 3) uint8`` RGB frame, refusing one over ``max_pixels``
+    (checked in the header before decoding where the format allows).
+
+    Raises
+    ------
+    SourceError
+        If the file is missing, damaged, not a picture OpenCV reads, or over the limit.
+    """
     if cause := _not_a_file("image", path):
         raise SourceError(cause)
     if not os.path.isfile(path):
@@ -495,12 +547,12 @@ class Images(_Source):
         self._paths = paths
         self.fps = float(fps)
         self.frame_count = len(paths)
-        self._first = _read_image(paths[0], max_pixels)
+        self._first = read_image(paths[0], max_pixels)
         self.size = (self._first.shape[1], self._first.shape[0])
 
     def __iter__(self):
         for i, path in enumerate(self._paths):
-            yield (self._first if i == 0 else _read_image(path, self._max_pixels)), i / self.fps
+            yield (self._first if i == 0 else read_image(path, self._max_pixels)), i / self.fps
 
 
 class TestPattern(_Source):

@@ -20,7 +20,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from conftest import clip_frame, write_clip
+from conftest import Collect, clip_frame, write_clip
 from corpus import Outcome, cases, env, problems, run, write_inputs
 from livequant import presets
 from livequant.cli import main
@@ -305,16 +305,6 @@ def test_an_interrupt_while_finishing_leaves_no_partial_file(tmp_path, make_qfra
 
 # ------------------------------------------------------------------ live faults
 
-class _Collect:
-    """A sink that keeps the quantized frames it is given."""
-
-    def __init__(self):
-        self.frames = []
-
-    def write(self, qframe) -> None:
-        self.frames.append(qframe)
-
-
 class _Unplugged:
     """A live camera stand-in: ``frames`` test-pattern frames, then it is unplugged (raises `SourceError`)
     or, with ``unplug=False``, the stream ends."""
@@ -338,11 +328,11 @@ class _Unplugged:
 
 
 def test_a_camera_that_stops_ends_the_stream_with_its_message(clip):
-    sink = _Collect()
+    sink = Collect()
     with Webcam(str(clip.path), timeout=0.3) as camera, Quantizer(4, background=True) as quantizer:
         with pytest.raises(SourceError, match=r"camera '.*clip\.mp4' stopped delivering frames .*check that"):
             run_pipeline(camera, quantizer, [sink])
-    assert sink.frames
+    assert sink.qframes
     assert _livequant_threads() == []
 
 
@@ -355,7 +345,7 @@ def test_reconnect_picks_the_stream_up_again(caplog):
             raise SourceError("cannot open camera 9: no such device")
         return _Unplugged(5, unplug=len(opened) == 1)
 
-    sink = _Collect()
+    sink = Collect()
     with caplog.at_level(logging.WARNING, logger="livequant"), \
             Reconnecting(opener, attempts=3, interval=0.2) as source, Quantizer(4, background=True) as quantizer:
         stats = run_pipeline(source, quantizer, [sink])
@@ -366,8 +356,8 @@ def test_reconnect_picks_the_stream_up_again(caplog):
         "reconnected (try 2 of 3)",
     ]
     assert source.reconnects == 1 and len(opened) == 3
-    assert stats.frames == len(sink.frames) >= 2
-    assert np.all(np.diff([q.time for q in sink.frames]) > 0)
+    assert stats.frames == len(sink.qframes) >= 2
+    assert np.all(np.diff([q.time for q in sink.qframes]) > 0)
     assert _livequant_threads() == []
 
 
@@ -379,7 +369,7 @@ def test_reconnect_gives_up_after_its_tries(tmp_path, clip):
     with source, Quantizer(4, background=True) as quantizer, \
             pytest.raises(SourceError, match=r"cannot open camera '.*camera\.mp4': no such device; .*"
                                              r"gave up after 2 tries to reconnect"):
-        run_pipeline(source, quantizer, [_Collect()])
+        run_pipeline(source, quantizer, [Collect()])
     assert _livequant_threads() == []
 
 
@@ -390,5 +380,3 @@ def test_a_missing_camera_is_one_line_with_or_without_reconnect(capsys):
                   "`livequant preview --list-cameras`\n"
     assert main(["preview", "--help"]) == 0
     assert "--reconnect" in capsys.readouterr().out
-
-
