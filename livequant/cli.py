@@ -471,7 +471,8 @@ def _extract_palette(args) -> int:
             pixels = _sampled_pixels(video, most=32)
         _warn_undecodable(video.undecodable)
     fitter = PaletteFitter(args.colors, color_space=args.color_space, sample_size=65536, seed=0, refine_steps=30)
-    palette = Palette(fitter.fit(fitter.sample(pixels)).colors, name=output.stem)
+    name = os.fsencode(output.stem).decode(errors="replace")  # a palette file's name is text: UTF-8
+    palette = Palette(fitter.fit(fitter.sample(pixels)).colors, name=name)
     palette.save(output)
     print(" ".join(palette.to_hex()))
     print(f"wrote {output}: {len(palette)} colours", file=sys.stderr)

@@ -50,7 +50,7 @@ def _partial(path: Path) -> Path:
     `tempfile.mkstemp` makes it with a unique name and ``O_EXCL``, so it is never an existing file (an input).
     """
     try:
-        fd, name = tempfile.mkstemp(dir=path.parent, prefix=f".{path.stem}.", suffix=f".partial{path.suffix}")
+        fd, name = tempfile.mkstemp(dir=path.parent, prefix=f".{path.stem[:64]}.", suffix=f".partial{path.suffix[:16]}")
     except OSError as e:
         raise _failed("write", path, e) from e
     os.close(fd)
@@ -71,6 +71,12 @@ def _check_target(path: Path, overwrite: bool, inputs=()) -> None:
     for given in inputs:
         if _same_file(path, given):
             raise SinkError(f"output '{path}' is the input '{os.fspath(given)}'; give another output name")
+    try:
+        os.stat(path)
+    except FileNotFoundError:
+        pass
+    except OSError as e:  # a name too long, a loop of links
+        raise SinkError(f"cannot write '{path}': {e.strerror}; give another output name") from None
     parent = path.parent
     if parent.exists() and not parent.is_dir():
         raise SinkError(f"cannot write '{path}': '{parent}' is a file, not a directory; write elsewhere")
@@ -564,7 +570,7 @@ class GifWriter(_EncoderSink):
         self.loop = loop
         self.dropped = 0
         self._times = (None, None)  # the last two frame times given, written or not
-        self._pending = None  # the last packet: its delay is known only at the next one, or at the end
+        self._pending = []  # the last two packets: a delay is known only at the next one, or at the end
         super().__init__(path, overwrite, inputs)
 
     def write(self, qframe: QuantizedFrame) -> None:
@@ -585,17 +591,23 @@ class GifWriter(_EncoderSink):
         return _pal8(qframe, unused_alpha=0)
 
     def _mux(self, packet: av.Packet) -> None:
-        if self._pending is not None:
-            self._out.mux(self._pending)  # the muxer takes its delay from this packet's pts
-        self._pending = packet
+        self._pending.append(packet)
+        if len(self._pending) > 2:
+            self._out.mux(self._pending.pop(0))  # the muxer sets its delay from the next packet's pts
 
     def _finish(self) -> None:
         for packet in self._stream.encode(None):
             self._mux(packet)
         before, last = self._times
         end = round((last + (last - before if before is not None else 0.1) - self._t0) * 100)
-        self._pending.duration = max(self._min_step, end - self._pending.pts)
-        self._out.mux(self._pending)
+        if len(self._pending) == 2 and end - self._pending[1].pts < self._min_step:
+            self._pending.pop()  # too close to the end: the frame before lasts until then
+            self.dropped += 1
+            self.frames -= 1
+        for packet in self._pending[:-1]:
+            self._out.mux(packet)
+        self._pending[-1].duration = max(self._min_step, end - self._pending[-1].pts)
+        self._out.mux(self._pending[-1])
         self._out.close()
 
 

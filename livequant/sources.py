@@ -491,7 +491,8 @@ class Images(_Source):
         self._max_pixels = max_pixels
         if isinstance(paths_or_glob, (str, os.PathLike)):
             self.path = os.fspath(paths_or_glob)
-            paths = sorted(glob.glob(self.path)) if any(c in self.path for c in "*?[") else [self.path]
+            pattern = any(c in self.path for c in "*?[") and not os.path.isfile(self.path)  # a file is itself
+            paths = sorted(glob.glob(self.path)) if pattern else [self.path]
             if not paths:
                 raise SourceError(f"no images match '{self.path}'; check the pattern")
         else:
