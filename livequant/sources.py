@@ -40,15 +40,15 @@ MAX_PIXELS = 100_000_000
 refused before it is decoded, so a small malicious file (a decompression bomb) cannot exhaust memory."""
 
 
-def _megapixels(pixels: int) -> str:
+def megapixels(pixels: int) -> str:
     return f"{pixels / 1e6:,.0f}" if pixels >= 10_000_000 else f"{pixels / 1e6:.3g}"
 
 
 def _check_limit(kind: str, path, width: int, height: int, max_pixels: int) -> None:
     if width * height > max_pixels:
         raise SourceError(
-            f"cannot read {kind} '{path}': it is {width}x{height} pixels ({_megapixels(width * height)} megapixels), "
-            f"over the limit of {_megapixels(max_pixels)} megapixels; if you trust the file, raise the limit with "
+            f"cannot read {kind} '{path}': it is {width}x{height} pixels ({megapixels(width * height)} megapixels), "
+            f"over the limit of {megapixels(max_pixels)} megapixels; if you trust the file, raise the limit with "
             "--max-pixels"
         )
 
@@ -90,8 +90,8 @@ class _Source:
 
 
 @contextlib.contextmanager
-def _quiet_opencv():
-    """Silence OpenCV's log lines while probing devices that may not exist."""
+def quiet_opencv():
+    """Silence OpenCV's log lines while probing devices that may not exist, or formats it may not encode."""
     level = cv2.utils.logging.getLogLevel()
     cv2.utils.logging.setLogLevel(cv2.utils.logging.LOG_LEVEL_SILENT)
     try:
@@ -129,7 +129,7 @@ def list_cameras(max_index: int = 10) -> list[int]:
     """Return the camera indices in ``0 .. max_index - 1`` that can be opened."""
     found = []
     for index in range(max_index):
-        with _quiet_opencv():
+        with quiet_opencv():
             cap = cv2.VideoCapture(index)
             if cap.isOpened():
                 found.append(index)
@@ -161,7 +161,7 @@ class Webcam(_Source):
     def __init__(self, index_or_path=0, size=None, fps=None, *, timeout: float = 2.0):
         self.path = index_or_path
         self._name = f"camera {index_or_path}" if isinstance(index_or_path, int) else f"camera '{index_or_path}'"
-        with _quiet_opencv():
+        with quiet_opencv():
             cap = cv2.VideoCapture(index_or_path)
         if not cap.isOpened():
             raise SourceError(
@@ -303,17 +303,17 @@ class VideoFile(_Source):
         if start:
             try:
                 self._container.seek(int(start / stream.time_base), stream=stream)
-            except av.error.FFmpegError as e:
+            except (av.error.FFmpegError, OverflowError) as e:
                 self._container.close()
-                raise SourceError(f"cannot seek to {start:g} s in video '{self.path}': {e.strerror}; "
-                                  "try without --start") from e
+                raise SourceError(f"cannot seek to {start:g} s in video '{self.path}': "
+                                  f"{getattr(e, 'strerror', None) or 'too far'}; try without --start") from e
         self._frames = self._decode(start, duration)
         self._first = next(self._frames, None)
         if self._first is None:
             self.close()
             if self._refused:
                 raise SourceError(f"cannot read video '{self.path}': no frame could be decoded within the limit of "
-                                  f"{_megapixels(max_pixels)} megapixels; if you trust the file, raise the limit with "
+                                  f"{megapixels(max_pixels)} megapixels; if you trust the file, raise the limit with "
                                   "--max-pixels")
             cause = "no frame could be decoded" if self.undecodable else "no frames"
             where = f" from {start:g} s on" if start else ""
@@ -497,9 +497,16 @@ def read_image(path: str, max_pixels: int = MAX_PIXELS) -> np.ndarray:
         raise SourceError(f"cannot read image '{path}': {e.strerror or e}; check that it is a readable file") from e
     if size is not None:
         _check_limit("image", path, *size, max_pixels)
+    try:
+        with open(path, "rb") as f:  # OpenCV gets bytes, never the name (which it mishandles unless UTF-8)
+            data = np.frombuffer(f.read(), np.uint8)
+    except OSError as e:
+        raise SourceError(f"cannot read image '{path}': {e.strerror or e}; check that it is a readable file") from e
+    # A JPEG (no alpha) is decoded with its EXIF orientation applied, as FFmpeg does for `transcode`.
+    flags = cv2.IMREAD_ANYDEPTH | cv2.IMREAD_ANYCOLOR if data[:2].tobytes() == b"\xff\xd8" else cv2.IMREAD_UNCHANGED
     try:  # the decoders' own messages become the cause in the one-line error, or a warning
-        with _quiet_opencv(), _c_stderr() as said:
-            image = cv2.imread(path, cv2.IMREAD_UNCHANGED)
+        with quiet_opencv(), _c_stderr() as said:
+            image = cv2.imdecode(data, flags)
     except cv2.error as e:  # OpenCV's own size limit, a broken header
         raise SourceError(f"cannot read image '{path}': OpenCV refused it ({e.err}); is it a valid image?") from e
     last = said[0].strip().splitlines()[-1] if said and said[0].strip() else None
@@ -536,7 +543,8 @@ class Images(_Source):
         self._max_pixels = max_pixels
         if isinstance(paths_or_glob, (str, os.PathLike)):
             self.path = os.fspath(paths_or_glob)
-            paths = sorted(glob.glob(self.path)) if any(c in self.path for c in "*?[") else [self.path]
+            pattern = any(c in self.path for c in "*?[") and not os.path.isfile(self.path)  # a file is itself
+            paths = sorted(glob.glob(self.path)) if pattern else [self.path]
             if not paths:
                 raise SourceError(f"no images match '{self.path}'; check the pattern")
         else:
