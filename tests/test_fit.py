@@ -4,7 +4,8 @@ import numpy as np
 import pytest
 
 from livequant.colorspace import to_space
-from livequant.fit import Fit, PaletteFitter, RefitPolicy
+from livequant.fit import Fit, PaletteFitter
+from livequant.track import RefitPolicy
 
 GRAYS = np.array([[0, 0, 0], [60, 60, 60], [120, 120, 120], [250, 250, 250]], np.uint8)
 
