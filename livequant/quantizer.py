@@ -298,6 +298,7 @@ class Quantizer:
             self.frozen = bool(frozen)
         if dither is not None:
             self.dither = dither
+            self.hold.reset()  # held indices were chosen under the old dither
         if n_colors is not None and n_colors != self.n_colors:
             self.n_colors = int(n_colors)
             if self._locked is not None and len(self._locked) >= self.n_colors:
