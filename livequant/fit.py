@@ -132,6 +132,10 @@ class PaletteFitter:
             return few
         return frame.reshape(-1, 3)[sample_positions(h, w, self.sample_size, self.seed)]
 
+    def exact(self, samples: np.ndarray) -> bool:
+        """Whether ``samples`` (from `sample`) can all be in the palette: the frame is reproduced exactly."""
+        return len(samples) <= self.n_adaptive and not len(self.locked)
+
     def error(self, samples: np.ndarray, fit: Fit) -> float:
         """Mean squared working-space distance of ``samples`` to ``fit``'s nearest centres."""
         return self._error(samples, fit.centres)
@@ -142,7 +146,7 @@ class PaletteFitter:
         return float(((points - centres[nearest]) ** 2).sum(axis=1).mean())
 
     def fit(self, samples: np.ndarray, previous: Fit | None = None, still: np.ndarray | None = None,
-            since: np.ndarray | None = None) -> Fit:
+            since: np.ndarray | None = None, before: np.ndarray | None = None) -> Fit:
         """Fit a palette to ``samples``; warm from ``previous`` when given.
 
         Parameters
@@ -155,12 +159,17 @@ class PaletteFitter:
             Which samples did not change since the previous frame.
         since : (N, 3) uint8 ndarray, optional
             The same positions' pixels when ``previous`` was fitted (see `settle`).
+        before : (N, 3) uint8 ndarray, optional
+            The same positions' pixels on the previous frame (see `settle`).
 
         Returns
         -------
         Fit
         """
         unique, counts = _unique_colors(samples)
+        if previous is not None and self.exact(unique):
+            colors = _keep_slots(previous.colors, unique, self.color_space)
+            return Fit(colors=colors, centres=to_space(colors, self.color_space), error=0.0)
         points = to_space(unique, self.color_space)
         weights = counts.astype(np.float64)
         locked = to_space(self.locked, self.color_space)
@@ -174,7 +183,7 @@ class PaletteFitter:
         if previous is not None and len(previous.colors) == len(colors):
             colors = self._match(previous, colors, centres)
             if still is not None:
-                adopt = self.settle(previous.colors, colors, samples, still, since)
+                adopt = self.settle(previous.colors, colors, samples, still, since, before)
                 adopt[: len(self.locked)] = False
                 centres = to_space(np.where(adopt[:, None], colors, previous.colors), self.color_space)
                 centres = _lloyd(points, weights, centres, self.refine_steps, self.color_space, fixed=~adopt)
@@ -221,17 +230,20 @@ class PaletteFitter:
         return np.concatenate([colors[:n_locked], colors[n_locked:][order]])
 
     def settle(self, old: np.ndarray, new: np.ndarray, samples: np.ndarray, still: np.ndarray,
-               since: np.ndarray | None = None) -> np.ndarray:
+               since: np.ndarray | None = None, before: np.ndarray | None = None) -> np.ndarray:
         """Which slots should take their new colour: those worth the flicker.
 
         Slot ``i`` adopts ``new[i]`` when the squared RGB error it saves over
         the samples that would take it (against their error now) exceeds
-        ``stability`` times the flicker it
-        causes: the still samples now shown in slot ``i`` times the mean
-        per-channel change beyond their own drift since the last fit
-        (``since``: a slot that follows a fade or a lighting change with its
-        pixels shows no flicker). Slots that serve moving content follow the
-        picture; slots under a still background move only when it clearly pays.
+        ``stability`` times the flicker it causes: the still samples now
+        shown in slot ``i`` times the mean per-channel change beyond their own
+        drift since the last fit (``since``: a slot that follows a fade or a
+        lighting change with its pixels shows no flicker). A sample counts as
+        still when it is in ``still`` or, given the previous frame's samples
+        ``before``, when it stayed in its slot: under sensor noise few pixels
+        keep their exact values, yet a whole region keeps its colour and would
+        show the change. Slots that serve moving content follow the picture;
+        slots under a still background move only when it clearly pays.
 
         Returns
         -------
@@ -239,10 +251,13 @@ class PaletteFitter:
         """
         points = samples.astype(np.int32)
         space = self.color_space
-        now = _nearest(to_space(samples, space), to_space(old, space), space)
+        old_centres = to_space(old, space)
+        now = _nearest(to_space(samples, space), old_centres, space)
         then = _nearest(to_space(samples, space), to_space(new, space), space)
         saved = ((points - old[now]) ** 2).sum(axis=1) - ((points - new[then]) ** 2).sum(axis=1)
         gain = np.bincount(then, weights=saved, minlength=len(new))
+        if before is not None:
+            still = still | (_nearest(to_space(before, space), old_centres, space) == now)
         shift = new.astype(np.float64) - old
         held = np.bincount(now, weights=still.astype(np.float64), minlength=len(new))
         drift = np.zeros_like(shift)
@@ -254,12 +269,35 @@ class PaletteFitter:
         return (gain > self.stability * flicker) & (np.abs(shift).sum(axis=1) > 0)
 
 
+def _packed(rgb: np.ndarray) -> np.ndarray:
+    """``(N, 3) uint8`` colours as one ``uint32`` each, red highest."""
+    return (rgb[:, 0].astype(np.uint32) << 16) | (rgb[:, 1].astype(np.uint32) << 8) | rgb[:, 2]
+
+
 def _unique_colors(samples: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Distinct colours of ``samples`` and how often each occurs."""
-    packed = (samples[:, 0].astype(np.uint32) << 16) | (samples[:, 1].astype(np.uint32) << 8) | samples[:, 2]
-    unique, counts = np.unique(packed, return_counts=True)
+    unique, counts = np.unique(_packed(samples), return_counts=True)
     rgb = np.stack([unique >> 16, (unique >> 8) & 255, unique & 255], axis=1).astype(np.uint8)
     return rgb, counts
+
+
+def _keep_slots(old: np.ndarray, colors: np.ndarray, color_space: str) -> np.ndarray:
+    """A palette holding every one of ``colors`` that changes as few of ``old``'s slots as it can.
+
+    A colour already in ``old`` keeps its slot; each other colour takes the
+    slot of the nearest colour no longer needed, and new slots at the end
+    when those run out.
+    """
+    old_codes, new_codes = _packed(old), _packed(colors)
+    missing = colors[~np.isin(new_codes, old_codes)]
+    free = np.flatnonzero(~np.isin(old_codes, new_codes))
+    slots = old.copy()
+    if len(missing) and len(free):
+        cost = ((to_space(old[free], color_space)[:, None] - to_space(missing, color_space)[None]) ** 2).sum(axis=2)
+        rows, cols = linear_sum_assignment(cost)
+        slots[free[rows]] = missing[cols]
+        missing = np.delete(missing, cols, axis=0)
+    return np.concatenate([slots, missing])
 
 
 def _lloyd(

@@ -52,7 +52,9 @@ class TemporalHold:
     at which its index was chosen keeps that index. On the first frame of a
     new palette, a still pixel moves only if the error that saves outweighs
     the change it shows (weight ``stability / 3``, the fitter's trade). A
-    fresh palette (scene cut, first frame) starts the hold again.
+    fresh palette (scene cut, first frame) starts the hold again, and an exact
+    one (a frame of few colours, all in the palette) holds nothing: such a
+    frame is shown as it is.
 
     Parameters
     ----------
@@ -80,7 +82,7 @@ class TemporalHold:
             map_pixels(frame, step.table, offsets, out_idx, out_rgb)
             return
         held, new_palette = self._indices, step is not self._step
-        if held is None or held.shape != out_idx.shape or (step.fresh and new_palette):
+        if held is None or held.shape != out_idx.shape or (step.fresh and new_palette) or step.exact:
             map_pixels(frame, step.table, offsets, out_idx, out_rgb)
             self._reference = frame.copy()
         else:

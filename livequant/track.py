@@ -160,6 +160,9 @@ class PaletteStep:
         cut, new palette size): the temporal hold starts again.
     fitted_on : int
         Index of the frame the palette was fitted on; -1 for a fixed palette.
+    exact : bool
+        The palette holds every colour of the frame it was fitted on (a frame
+        of few colours): such frames are shown exactly, never held.
     """
 
     palette: Palette
@@ -167,6 +170,7 @@ class PaletteStep:
     fit: Fit | None
     fresh: bool
     fitted_on: int = -1
+    exact: bool = False
 
     @property
     def event(self) -> str:
@@ -183,6 +187,7 @@ class _Job:
     previous: Fit | None
     still: np.ndarray | None  # samples that did not move since the previous frame
     since: np.ndarray | None  # the samples the previous palette was fitted on
+    before: np.ndarray | None  # the previous frame's samples
     frame: int
 
 
@@ -276,6 +281,8 @@ class PaletteTrack:
             kind = "fresh"
         elif is_scene_cut(previous, samples):
             kind = "fresh"
+        elif self.fitter.exact(samples):  # few colours: refit exactly when one is missing
+            kind = "warm" if self._error(samples) > 0 else "keep"
         else:
             kind = self.policy.decide(self._error(samples[::4]))
         if kind == "keep" or self._pending is not None:
@@ -290,8 +297,8 @@ class PaletteTrack:
         if kind == "warm" and previous is not None and previous.shape == samples.shape:
             still = np.abs(samples.astype(np.int16) - previous).max(axis=1) <= self.still_levels
         if kind == "fresh":
-            return _Job(kind, samples, None, None, None, index)
-        return _Job(kind, samples, self.current.fit, still, since, index)
+            return _Job(kind, samples, None, None, None, None, index)
+        return _Job(kind, samples, self.current.fit, still, since, previous if still is not None else None, index)
 
     def _error(self, samples: np.ndarray) -> float:
         """Mean squared working-space distance of ``samples`` to the palette they map to."""
@@ -305,7 +312,8 @@ class PaletteTrack:
     def _refit(self, job: _Job) -> _Outcome:
         """Fit (fresh or warm) and build the table; pure compute, safe in a worker."""
         start = time.perf_counter()
-        fit = self.fitter.fit(job.samples, previous=job.previous, still=job.still, since=job.since)
+        fit = self.fitter.fit(job.samples, previous=job.previous, still=job.still, since=job.since,
+                              before=job.before)
         if job.kind == "warm" and np.array_equal(fit.colors, job.previous.colors):
             return _Outcome(None, None, fit.error, time.perf_counter() - start)
         table = build_table(fit.colors, self.fitter.color_space)
@@ -327,11 +335,14 @@ class PaletteTrack:
         if outcome.fit is None:
             return
         self.stats["refits"] += 1
-        fresh = job.kind == "fresh" or self.current is None or len(self.current.palette) != len(outcome.fit.colors)
+        fresh = job.kind == "fresh" or self.current is None
+        if not fresh and len(self.current.palette) != len(outcome.fit.colors):  # unmatched, unless it grew exactly
+            fresh = not (job.kind == "warm" and self.fitter.exact(job.samples))
         if job.kind == "fresh" and self.current is not None:
             self.stats["cuts"] += 1
         palette = Palette(outcome.fit.colors, name="adaptive")
-        self.current = PaletteStep(palette, outcome.table, outcome.fit, fresh, job.frame)
+        exact = self.fitter.exact(job.samples)
+        self.current = PaletteStep(palette, outcome.table, outcome.fit, fresh, job.frame, exact)
 
     def _failed(self, error: Exception) -> None:
         """Keep the last good palette; report the first failure only."""
