@@ -22,8 +22,8 @@ from sklearn.exceptions import ConvergenceWarning
 from threadpoolctl import ThreadpoolController
 
 from livequant.colorspace import from_space, to_space
-from livequant.kernels import distinct_colors as _distinct_colors
-from livequant.lookup import nearest as _nearest
+from livequant.kernels import distinct_colors
+from livequant.lookup import nearest
 
 __all__ = ["Fit", "PaletteFitter", "sample_positions"]
 
@@ -127,7 +127,7 @@ class PaletteFitter:
         those colours, so such a frame is reproduced exactly.
         """
         h, w = frame.shape[:2]
-        few = _distinct_colors(frame.reshape(-1, 3), max(self.n_adaptive, 0))
+        few = distinct_colors(frame.reshape(-1, 3), max(self.n_adaptive, 0))
         if few is not None:
             return few
         return frame.reshape(-1, 3)[sample_positions(h, w, self.sample_size, self.seed)]
@@ -142,8 +142,8 @@ class PaletteFitter:
 
     def _error(self, samples: np.ndarray, centres: np.ndarray) -> float:
         points = to_space(samples, self.color_space)
-        nearest = _nearest(points, centres, self.color_space)
-        return float(((points - centres[nearest]) ** 2).sum(axis=1).mean())
+        labels = nearest(points, centres, self.color_space)
+        return float(((points - centres[labels]) ** 2).sum(axis=1).mean())
 
     def fit(self, samples: np.ndarray, previous: Fit | None = None, still: np.ndarray | None = None,
             since: np.ndarray | None = None, before: np.ndarray | None = None) -> Fit:
@@ -252,12 +252,12 @@ class PaletteFitter:
         points = samples.astype(np.int32)
         space = self.color_space
         old_centres = to_space(old, space)
-        now = _nearest(to_space(samples, space), old_centres, space)
-        then = _nearest(to_space(samples, space), to_space(new, space), space)
+        now = nearest(to_space(samples, space), old_centres, space)
+        then = nearest(to_space(samples, space), to_space(new, space), space)
         saved = ((points - old[now]) ** 2).sum(axis=1) - ((points - new[then]) ** 2).sum(axis=1)
         gain = np.bincount(then, weights=saved, minlength=len(new))
         if before is not None:
-            still = still | (_nearest(to_space(before, space), old_centres, space) == now)
+            still = still | (nearest(to_space(before, space), old_centres, space) == now)
         shift = new.astype(np.float64) - old
         held = np.bincount(now, weights=still.astype(np.float64), minlength=len(new))
         drift = np.zeros_like(shift)
@@ -315,13 +315,13 @@ def _lloyd(
     centres = centres.copy()
     previous = None
     for _ in range(steps):
-        nearest = _nearest(points, centres, color_space).astype(np.intp)
-        if previous is not None and np.array_equal(nearest, previous):
+        labels = nearest(points, centres, color_space).astype(np.intp)
+        if previous is not None and np.array_equal(labels, previous):
             break
-        previous = nearest
-        total = np.bincount(nearest, weights=weights, minlength=len(centres))
+        previous = labels
+        total = np.bincount(labels, weights=weights, minlength=len(centres))
         sums = np.stack(
-            [np.bincount(nearest, weights=weights * points[:, c], minlength=len(centres)) for c in range(3)], axis=1
+            [np.bincount(labels, weights=weights * points[:, c], minlength=len(centres)) for c in range(3)], axis=1
         )
         filled = total > 0 if fixed is None else (total > 0) & ~fixed
         centres[filled] = (sums[filled] / total[filled, None]).astype(np.float32)

@@ -270,6 +270,14 @@ def diffuse_frame(frame, table, fine, colors, weights, strength, out_idx, out_rg
 # ---------------------------------------------------------------- nearest search and table fill
 
 
+@nb.njit(inline="always")
+def _sorted_projections(centres, axis):  # pragma: no cover - compiled
+    """The order of ``centres`` along ``axis`` (stable: ties keep the lower index) and their projections in it."""
+    proj = centres @ axis
+    order = np.argsort(proj, kind="mergesort")
+    return order, proj[order]
+
+
 @nb.njit(parallel=True, nogil=True, cache=True)
 def nearest_sorted(points, centres, axis, out):  # pragma: no cover - compiled
     """Index of the nearest centre for each point (ties: lowest index).
@@ -279,9 +287,7 @@ def nearest_sorted(points, centres, axis, out):  # pragma: no cover - compiled
     exceeds the best distance found, which is exact and prunes most entries.
     """
     k = centres.shape[0]
-    proj = centres @ axis
-    order = np.argsort(proj, kind="mergesort")
-    sorted_proj = proj[order]
+    order, sorted_proj = _sorted_projections(centres, axis)
     for i in nb.prange(points.shape[0]):
         p0, p1, p2 = points[i, 0], points[i, 1], points[i, 2]
         pp = p0 * axis[0] + p1 * axis[1] + p2 * axis[2]
@@ -322,9 +328,7 @@ def fill_table(coarse_grid, children, slots, reach, centres, axis, table):  # pr
     """
     k = centres.shape[0]
     n_children = children.shape[2]
-    proj = centres @ axis
-    order = np.argsort(proj, kind="mergesort")
-    sorted_proj = proj[order]
+    order, sorted_proj = _sorted_projections(centres, axis)
     for cell in nb.prange(coarse_grid.shape[0]):
         m0, m1, m2 = coarse_grid[cell, 0], coarse_grid[cell, 1], coarse_grid[cell, 2]
         d = np.inf

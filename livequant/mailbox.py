@@ -1,10 +1,11 @@
 """A bounded hand-over of items between two threads: the one queue class of the package.
 
 The producer `Mailbox.put`s items and finally `Mailbox.close`s it, with the
-error it failed with, if any. The consumer iterates it (or calls
-`Mailbox.get`) until it ends, and raises the producer's error there; a
-consumer that stops early, or fails, `Mailbox.cancel`s it, which releases a
-producer waiting for room (and hands it the consumer's error).
+error it failed with, if any (`Mailbox.fill` does both, as a thread's
+target). The consumer iterates it (or calls `Mailbox.get`) until it ends,
+and raises the producer's error there; a consumer that stops early, or
+fails, `Mailbox.cancel`s it, which releases a producer waiting for room (and
+hands it the consumer's error).
 
 A full mailbox makes the producer wait: a file is read no faster than it is
 quantized and nothing is lost. With ``keep_newest`` it drops its oldest item
@@ -72,16 +73,19 @@ class Mailbox:
             self._cond.notify_all()
             return True
 
-    def get(self):
-        """The next item, waiting for one; `END` once closed and empty.
+    def get(self, timeout: float | None = None):
+        """The next item, waiting for one (at most ``timeout`` seconds); `END` once closed and empty.
 
         Raises
         ------
+        TimeoutError
+            If nothing came within ``timeout`` seconds.
         BaseException
             The error the producer closed the mailbox with, once its items are taken.
         """
         with self._cond:
-            self._cond.wait_for(lambda: self._items or self._closed or self._cancelled)
+            if not self._cond.wait_for(lambda: self._items or self._closed or self._cancelled, timeout):
+                raise TimeoutError(f"nothing arrived in {timeout:g} s")
             if self._items and not self._cancelled:
                 item = self._items.popleft()
                 self._cond.notify_all()
@@ -93,6 +97,31 @@ class Mailbox:
     def __iter__(self):
         while (item := self.get()) is not END:
             yield item
+
+    def fill(self, items) -> None:
+        """Put each of ``items``, then close, with the error ``items`` raised, if any: a producer thread's target.
+
+        Stops early once the consumer cancels. ``items.close()``, where it has one (a generator), is called
+        here, so a source is released in the thread that read it.
+        """
+        try:
+            for item in items:
+                if not self.put(item):
+                    break
+        except BaseException as error:  # handed to the consumer, which raises it
+            self.close(error)
+            return
+        finally:
+            close = getattr(items, "close", None)
+            if close is not None:
+                close()
+        self.close()
+
+    @property
+    def cancelled(self) -> bool:
+        """Whether the consumer has stopped: a producer that is not putting (a device that gives nothing
+        for now) checks this to stop."""
+        return self._cancelled
 
     def close(self, error: BaseException | None = None) -> None:
         """The producer is done (or failed with ``error``); the consumer takes what is left."""

@@ -110,22 +110,6 @@ def _start(name: str, target, *args) -> threading.Thread:
     return thread
 
 
-def _produce(items, outbox: Mailbox) -> None:
-    """Put each of ``items`` into ``outbox``, then close it, with the error ``items`` raised if any."""
-    try:
-        for item in items:
-            if not outbox.put(item):
-                break
-    except BaseException as error:  # handed to the consumer, which raises it
-        outbox.close(error)
-        return
-    finally:
-        close = getattr(items, "close", None)
-        if close is not None:
-            close()  # the source is released in the thread that read it
-    outbox.close()
-
-
 def _timed(source, stats: Stats):
     """``(frame, time, arrival)`` from ``source``, timing each read."""
     frames = iter(source)
@@ -219,11 +203,11 @@ def run(source, quantizer, sinks, *, max_frames: int | None = None, on_frame=Non
     stats = Stats()
     refits_before = quantizer.stats["refits"]
     frames = Mailbox(1 if live else 4, keep_newest=live)
-    threads = [_start("reader", _produce, _timed(source, stats), frames)]
+    threads = [_start("reader", frames.fill, _timed(source, stats))]
     planned = None
     if not live:
         planned = Mailbox(_AHEAD)
-        threads.append(_start("planner", _produce, _planned(frames, quantizer), planned))
+        threads.append(_start("planner", planned.fill, _planned(frames, quantizer)))
     interactive = any(getattr(sink, "interactive", False) for sink in sinks)
     written = None
     if not interactive:

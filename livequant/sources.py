@@ -28,6 +28,7 @@ import numpy as np
 
 from livequant.errors import SourceError
 from livequant.frames import flatten_alpha, to_rgb8
+from livequant.mailbox import END, Mailbox
 
 __all__ = ["IMAGE_SUFFIXES", "Images", "MAX_PIXELS", "Reconnecting", "TestPattern", "VideoFile", "Webcam",
            "list_cameras", "open_source", "read_image", "resize"]
@@ -140,9 +141,10 @@ def list_cameras(max_index: int = 10) -> list[int]:
 class Webcam(_Source):
     """Frames from a camera (or anything ``cv2.VideoCapture`` opens), newest first.
 
-    A reader thread grabs frames as fast as the device delivers them and keeps
-    only the newest, so a slow consumer never sees stale frames; ``dropped``
-    counts the frames replaced before anyone read them.
+    A reader thread grabs frames as fast as the device delivers them into a
+    keep-newest `~livequant.mailbox.Mailbox` of one, so a slow consumer never
+    sees stale frames; ``dropped`` counts the frames replaced before anyone
+    read them.
 
     Parameters
     ----------
@@ -174,59 +176,54 @@ class Webcam(_Source):
             cap.set(cv2.CAP_PROP_FPS, fps)
         self.size = (int(cap.get(cv2.CAP_PROP_FRAME_WIDTH)), int(cap.get(cv2.CAP_PROP_FRAME_HEIGHT)))
         self.fps = cap.get(cv2.CAP_PROP_FPS) or None
-        self.dropped = 0
         self._cap = cap
         self._timeout = timeout
-        self._cond = threading.Condition()
-        self._latest = None
-        self._ended = False
-        self._stop = threading.Event()
+        self._frames = Mailbox(1, keep_newest=True)
         self._thread = None
 
-    def _read_loop(self, t0: float) -> None:
+    @property
+    def dropped(self) -> int:
+        """Frames replaced by a newer one before they were read."""
+        return self._frames.dropped
+
+    def _stalled(self) -> SourceError:
+        return SourceError(
+            f"{self._name} stopped delivering frames (nothing for {self._timeout:g} s); "
+            "check that it is connected and not used by another program"
+        )
+
+    def _read(self, t0: float):
+        """``(frame, time)`` as the device delivers them, until `close` or a stall of ``timeout`` seconds."""
         last_ok = time.monotonic()
-        while not self._stop.is_set():
+        while not self._frames.cancelled:
             ok, bgr = self._cap.read()
             now = time.monotonic()
             if ok:
                 last_ok = now
-                item = (cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB), now - t0)
+                yield cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB), now - t0
             elif now - last_ok > self._timeout:
-                break
+                raise self._stalled()
             else:
                 time.sleep(0.01)
-                continue
-            with self._cond:
-                self.dropped += self._latest is not None
-                self._latest = item
-                self._cond.notify_all()
-        with self._cond:
-            self._ended = True
-            self._cond.notify_all()
 
     def __iter__(self):
         if self._thread is None:
             self._thread = threading.Thread(
-                target=self._read_loop, args=(time.monotonic(),), name="livequant-webcam", daemon=True
+                target=self._frames.fill, args=(self._read(time.monotonic()),), name="livequant-webcam", daemon=True
             )
             self._thread.start()
         while True:
-            with self._cond:
-                self._cond.wait_for(lambda: self._latest is not None or self._ended, self._timeout)
-                item, self._latest = self._latest, None
-            if item is not None:
-                yield item
-            elif self._stop.is_set():
+            try:
+                item = self._frames.get(self._timeout)
+            except TimeoutError:  # the device blocks in read()
+                raise self._stalled() from None
+            if item is END:  # closed
                 return
-            else:
-                raise SourceError(
-                    f"{self._name} stopped delivering frames (nothing for {self._timeout:g} s); "
-                    "check that it is connected and not used by another program"
-                )
+            yield item
 
     def close(self) -> None:
         """Stop the reader thread (joining it) and release the device."""
-        self._stop.set()
+        self._frames.cancel()
         if self._thread is not None:
             self._thread.join(self._timeout + 1.0)
         if self._thread is None or not self._thread.is_alive():

@@ -110,16 +110,23 @@ def png_bytes(width: int, height: int, color_type: int, rows: bytes, *, depth: i
     return b"\x89PNG\r\n\x1a\n" + b"".join(chunks) + _chunk(b"IDAT", zlib.compress(rows)) + _chunk(b"IEND", b"")
 
 
-def _h264(path: Path, frames: int = 48, **container) -> None:
-    """A 64x48 H.264 clip, a keyframe every 12 frames; ``container`` goes to ``av.open`` (a format, options)."""
+def _mux_pictures(out, stream, pictures, first: int = 0, format: str = "rgb24") -> None:
+    """Encode ``pictures`` (arrays in ``format``) into ``stream`` of ``out``, pts from ``first`` on, and flush it."""
+    for i, picture in enumerate(pictures):
+        frame = av.VideoFrame.from_ndarray(picture, format=format)
+        frame.pts = first + i
+        out.mux(stream.encode(frame))
+    out.mux(stream.encode(None))
+
+
+def _h264(path: Path, frames: int = 48, size=(64, 48), first: int = 0, keyframes: int | None = 12, **container) -> None:
+    """A ``size`` H.264 clip of ``frames`` `clip_frame` pictures, numbered from ``first`` (which sets their times),
+    a keyframe every ``keyframes`` frames (None: x264's choice); ``container`` goes to ``av.open`` (a format,
+    options)."""
     with av.open(str(path), "w", **container) as out:
-        stream = out.add_stream("libx264", rate=12, options={"g": "12"})
-        stream.width, stream.height, stream.pix_fmt = 64, 48, "yuv420p"
-        for i in range(frames):
-            frame = av.VideoFrame.from_ndarray(clip_frame(i, 64, 48), format="rgb24")
-            frame.pts = i
-            out.mux(stream.encode(frame))
-        out.mux(stream.encode(None))
+        stream = out.add_stream("libx264", rate=12, options={} if keyframes is None else {"g": str(keyframes)})
+        stream.width, stream.height, stream.pix_fmt = size[0], size[1], "yuv420p"
+        _mux_pictures(out, stream, (clip_frame(i, *size) for i in range(frames)), first)
 
 
 def half_transparent(width: int = 33, height: int = 21) -> np.ndarray:
@@ -134,11 +141,7 @@ def _alpha_video(path: Path, frames: int = 4) -> None:
     with av.open(str(path), "w") as out:
         stream = out.add_stream("png", rate=12)
         stream.width, stream.height, stream.pix_fmt = 33, 21, "rgba"
-        for i in range(frames):
-            frame = av.VideoFrame.from_ndarray(half_transparent(), format="rgba")
-            frame.pts = i
-            out.mux(stream.encode(frame))
-        out.mux(stream.encode(None))
+        _mux_pictures(out, stream, [half_transparent()] * frames, format="rgba")
 
 
 def _audio_only(path: Path) -> None:
@@ -207,22 +210,10 @@ def _size_change_ts(path: Path) -> None:
     parts = []
     for first, size in ((0, (64, 48)), (12, (48, 64))):
         buffer = path.with_suffix(f".{size[0]}.ts")
-        _h264_sized(buffer, size, 12, first=first, format="mpegts")
+        _h264(buffer, 12, size, first, keyframes=None, format="mpegts")
         parts.append(buffer.read_bytes())
         buffer.unlink()
     path.write_bytes(b"".join(parts))
-
-
-def _h264_sized(path: Path, size, frames: int, rate=12, first: int = 0, **container) -> None:
-    """A ``size`` H.264 clip of ``frames`` frames numbered from ``first`` (which sets their times)."""
-    with av.open(str(path), "w", **container) as out:
-        stream = out.add_stream("libx264", rate=rate)
-        stream.width, stream.height, stream.pix_fmt = size[0], size[1], "yuv420p"
-        for i in range(frames):
-            frame = av.VideoFrame.from_ndarray(clip_frame(i, *size), format="rgb24")
-            frame.pts = first + i
-            out.mux(stream.encode(frame))
-        out.mux(stream.encode(None))
 
 
 def _surround(path: Path) -> None:
@@ -231,11 +222,7 @@ def _surround(path: Path) -> None:
         video = out.add_stream("libx264", rate=12)
         video.width, video.height, video.pix_fmt = 64, 48, "yuv420p"
         audio = out.add_stream("pcm_s16le", rate=48000, layout="5.1")
-        for i in range(12):
-            frame = av.VideoFrame.from_ndarray(clip_frame(i, 64, 48), format="rgb24")
-            frame.pts = i
-            out.mux(video.encode(frame))
-        out.mux(video.encode(None))
+        _mux_pictures(out, video, (clip_frame(i, 64, 48) for i in range(12)))
         for start in range(0, 48000, 1024):
             frame = av.AudioFrame.from_ndarray(np.zeros((1, 1024 * 6), np.int16), format="s16", layout="5.1")
             frame.sample_rate, frame.pts = 48000, start

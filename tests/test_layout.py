@@ -13,6 +13,9 @@ import livequant
 PACKAGE = Path(livequant.__file__).parent
 MODULES = sorted(path.stem for path in PACKAGE.glob("*.py") if path.stem not in ("__init__", "__main__"))
 COMPUTE = {"colorspace", "palette", "presets", "fit", "track", "kernels", "lookup", "dither", "quantizer", "frames"}
+# The one place compute reaches into I/O, imported only when used: a palette file that is a truecolour PNG (a picture,
+# not an indexed swatch) is decoded by `sources.read_image`, which owns the decoder and the pixel limit.
+ON_DEMAND = {("palette", "sources")}
 
 
 def _imports(module: str) -> list[tuple[str, int]]:
@@ -62,6 +65,12 @@ def test_compute_modules_import_neither_opencv_nor_pyav():
     assert found == []
 
 
+def test_compute_modules_import_only_compute_modules():
+    found = [f"livequant/{module}.py imports livequant.{dep}" for module in sorted(COMPUTE & set(MODULES))
+             for dep in sorted(_package_deps(module) - COMPUTE - {"errors"}) if (module, dep) not in ON_DEMAND]
+    assert found == []
+
+
 def test_no_module_imports_itself_through_others():
     graph = {module: _package_deps(module) for module in MODULES}
     cycles = []
@@ -81,8 +90,9 @@ def test_no_module_imports_itself_through_others():
     assert cycles == []
 
 
-def test_the_palette_and_quantizer_load_neither_opencv_nor_ffmpeg():
-    code = ("import sys, livequant, numpy as np; q = livequant.Quantizer(4, palette='gameboy');"
+def test_the_compute_modules_and_palette_load_neither_opencv_nor_ffmpeg():
+    code = (f"import sys, livequant, {', '.join(f'livequant.{m}' for m in sorted(COMPUTE & set(MODULES)))};"
+            "q = livequant.Quantizer(4, palette='gameboy');"
             "livequant.Palette([[0, 0, 0]]); livequant.presets.get('pico8'); livequant.QuantizedFrame;"
             "print(sorted({'cv2', 'av'} & set(sys.modules)))")
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)

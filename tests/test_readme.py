@@ -1,4 +1,4 @@
-"""The README's Python example runs as written."""
+"""The README's Python example runs as written, and its "How it works" names every module."""
 
 import re
 from pathlib import Path
@@ -20,3 +20,9 @@ def test_python_example_runs(tmp_path, monkeypatch, rng):
         exec(compile(block, str(README), "exec"), namespace)
     assert (tmp_path / "out.mp4").stat().st_size > 0
     assert namespace["small"].shape == (40, 30, 3)
+
+
+def test_how_it_works_names_every_module():
+    section = README.read_text().split("## How it works", 1)[1].split("\n## ", 1)[0]
+    modules = sorted(path.name for path in (README.parent / "livequant").glob("*.py"))
+    assert [name for name in modules if f"`{name}`" not in section] == []

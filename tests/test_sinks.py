@@ -39,6 +39,15 @@ def _write(sink, make_qframe, n, fps=12.0, start=0.0, size=(48, 64)):
         sink.write(make_qframe(_indices(i, *size), time=start + i / fps))
 
 
+def _quits_within(preview, make_qframe, frames: int) -> bool:
+    """Whether ``preview`` requests quit within ``frames`` more frames (it sees keys and window events as it draws)."""
+    for _ in range(frames):
+        _write(preview, make_qframe, 1)
+        if preview.quit_requested:
+            return True
+    return False
+
+
 # VideoWriter
 
 
@@ -282,11 +291,7 @@ def test_preview_window_appears_and_keys_act(xdisplay, make_qframe, tmp_path, mo
         assert "livequant-snapshot-1.png" in capsys.readouterr().out
         assert not preview.quit_requested
         subprocess.run(["xdotool", "key", "--window", found.stdout.split()[0], "q"], check=True)
-        for _ in range(20):
-            _write(preview, make_qframe, 1)
-            if preview.quit_requested:
-                break
-        assert preview.quit_requested
+        assert _quits_within(preview, make_qframe, 20)
     quantizer.close()
 
 
@@ -319,11 +324,7 @@ def test_closing_the_window_requests_quit(xdisplay, make_qframe):
         found = subprocess.run(["xdotool", "search", "--name", "lq-test-close"], capture_output=True, text=True)
         for window in found.stdout.split():
             _send_wm_delete(int(window))
-        for _ in range(20):
-            _write(preview, make_qframe, 1)
-            if preview.quit_requested:
-                break
-        assert preview.quit_requested
+        assert _quits_within(preview, make_qframe, 20)
 
 
 @pytest.mark.gui

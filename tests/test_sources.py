@@ -115,6 +115,29 @@ def test_webcam_thread_delivers_newest_frames_then_reports_the_stall(clip):
     assert not cam._thread.is_alive()
 
 
+class HungCapture:
+    """Stands in for a capture whose ``read`` blocks (a camera that hangs), for a second at a time."""
+
+    def read(self):
+        time.sleep(1.0)
+        return False, None
+
+    def release(self):
+        pass
+
+
+def test_a_camera_that_hangs_in_read_is_reported_after_the_timeout(clip):
+    cam = Webcam(str(clip.path), timeout=0.3)
+    cam._cap.release()
+    cam._cap = HungCapture()
+    with cam:
+        start = time.monotonic()
+        with pytest.raises(SourceError, match=r"stopped delivering frames \(nothing for 0.3 s\)"):
+            next(iter(cam))
+        assert 0.3 <= time.monotonic() - start < 1.0  # before the read returns
+    assert not cam._thread.is_alive()  # close waited for the read to return
+
+
 def test_close_stops_the_reader_thread(clip):
     with Webcam(str(clip.path)) as cam:
         next(iter(cam))
