@@ -9,6 +9,7 @@ or 1; Ctrl-C and SIGTERM finish the output written so far and exit 130 / 143.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import inspect
 import logging
 import signal
@@ -29,7 +30,8 @@ from livequant.frames import QuantizedFrame
 from livequant.palette import Palette, _format, resolve
 from livequant.pipeline import adapt, enlarge, run
 from livequant.quantizer import Quantizer, quantize
-from livequant.sinks import GifWriter, ImageWriter, Preview, VideoWriter, _check_target
+from livequant.report import QualityReport, check_path
+from livequant.sinks import AnimationWriter, GifWriter, ImageWriter, Preview, VideoWriter, _check_target
 from livequant.sources import (IMAGE_SUFFIXES, MAX_PIXELS, Images, Reconnecting, TestPattern, VideoFile, Webcam,
                                list_cameras, open_source)
 
@@ -43,6 +45,7 @@ _EXAMPLES = """examples:
   livequant demo                             see what it does (no camera or download needed)
   livequant preview                          camera 0, live; `livequant preview test` without a camera
   livequant transcode in.mp4 out.gif -k 16 --dither bayer
+  livequant transcode in.mp4 out.webp -k 64 --report quality.png
   livequant transcode in.mp4 out.mp4 --palette gameboy --pixelate 4
   livequant image photo.jpg small.png --palette pico8 --dither floyd-steinberg
   livequant palette photo.jpg -o photo.gpl -k 8
@@ -138,6 +141,24 @@ def _add_max_pixels(parser: argparse.ArgumentParser) -> None:
                              f"bombs (default: {MAX_PIXELS}, 100 megapixels)")
 
 
+def _add_report_option(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--report", metavar="FILE",
+                        help="write a quality report: .json (PSNR, CIEDE2000 and flicker per frame, refits, scene "
+                             "cuts, each palette) or .png (a palette timeline with PSNR and flicker; needs "
+                             "matplotlib: pip install 'livequant[report]')")
+
+
+def _add_animation_options(parser: argparse.ArgumentParser) -> None:
+    group = parser.add_argument_group("animated outputs (.gif .webp .apng) and the report")
+    group.add_argument("--quality", type=_number(float, 0, 100), metavar="Q",
+                       help="lossy animated WebP at quality Q, 0..100 (default: lossless)")
+    group.add_argument("--gif-palette", choices=("track", "global"), default="track",
+                       help="track: the palette follows the video as it goes (default); global: one palette "
+                            "fitted to frames sampled from the whole input, then used for every frame (offline: "
+                            "reads the input twice)")
+    _add_report_option(group)
+
+
 def _presets_epilog() -> str:
     lines = [f"  {name:<16}{text}" for name, text in presets.descriptions().items()]
     lines.append(f"  {'grayN':<16}N evenly spaced grays, N in 2..256")
@@ -171,13 +192,14 @@ def _parser() -> argparse.ArgumentParser:
     p.set_defaults(func=_preview)
 
     p = command("transcode", "Quantize a video into a video, a GIF or images",
-                f"The output type follows its suffix: .gif (an animated GIF with the exact palette), .png/.jpg\n"
-                f"(the last frame, or one file per frame with a pattern such as frame-%04d.png), anything\n"
-                f"else a video (.mp4 .mov .mkv .webm) with the input's audio. Transparent pixels are flattened\n"
-                f"on white; frames that cannot be decoded are skipped and counted.\n\n{_EXACT_COLOURS}",
+                f"The output type follows its suffix: .gif (an animated GIF with the exact palette), .webp\n"
+                f"(animated WebP, lossless unless --quality), .apng (animated PNG, lossless), .png/.jpg (one\n"
+                f"picture: an input of one frame, or one file per frame with a pattern such as frame-%04d.png),\n"
+                f"anything else a video (.mp4 .mov .mkv .webm) with the input's audio. Transparent pixels are\n"
+                f"flattened on white; frames that cannot be decoded are skipped and counted.\n\n{_EXACT_COLOURS}",
                 _presets_epilog())
     p.add_argument("input", help="video file or URL")
-    p.add_argument("output", help="output file: .mp4 .mov .mkv .webm .gif .png .jpg, or an image pattern")
+    p.add_argument("output", help="output file: .mp4 .mov .mkv .webm .gif .webp .apng .png .jpg, or an image pattern")
     _add_colour_options(p, video=True)
     _add_size_options(p)
     group = p.add_argument_group("time")
@@ -192,6 +214,7 @@ def _parser() -> argparse.ArgumentParser:
     group.add_argument("--lossless", action="store_true", help="keep every pixel exact: FFV1 in .mkv, VP9 in "
                        ".webm, libx264rgb otherwise (larger files)")
     group.add_argument("--no-audio", action="store_true", help="leave the input's audio out")
+    _add_animation_options(p)
     p.add_argument("-y", "--overwrite", action="store_true", help="replace the output if it exists")
     p.add_argument("-q", "--quiet", action="store_true", help="no progress or summary on stderr")
     _add_max_pixels(p)
@@ -204,6 +227,7 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("output", help="output image (.png keeps the exact palette)")
     _add_colour_options(p, video=False)
     _add_size_options(p)
+    _add_report_option(p)
     p.add_argument("-y", "--overwrite", action="store_true", help="replace the output if it exists")
     _add_max_pixels(p)
     p.set_defaults(func=_image)
@@ -306,10 +330,14 @@ def _open_output(args, source):
     """The sink for the output's suffix; it checks the output (exists, folder) before any work."""
     suffix = Path(args.output).suffix.lower()
     try:
+        if args.quality is not None and suffix != ".webp":
+            raise ValueError(f"--quality applies to animated WebP (.webp) only, not '{args.output}'")
         if suffix == ".gif":
             return GifWriter(args.output, overwrite=args.overwrite)
+        if suffix in (".webp", ".apng"):
+            return AnimationWriter(args.output, quality=args.quality, overwrite=args.overwrite)
         if suffix in IMAGE_SUFFIXES:
-            return ImageWriter(args.output, overwrite=args.overwrite)
+            return ImageWriter(args.output, overwrite=args.overwrite, one_frame=True)
         audio = None if args.no_audio or not getattr(source, "has_audio", False) else args.input
         return VideoWriter(args.output, args.fps or source.fps or 30.0, codec=args.codec, crf=args.crf,
                            lossless=args.lossless, audio_from=audio, overwrite=args.overwrite)
@@ -326,20 +354,49 @@ def _expected_frames(source, args) -> int | None:
     return round(seconds * rate) if seconds and rate else None
 
 
+def _report(args) -> QualityReport | None:
+    """A `QualityReport` when ``--report`` asks for one; its file is checked before any work."""
+    if not args.report:
+        return None
+    try:
+        _check_target(check_path(args.report), args.overwrite)
+    except ValueError as e:
+        raise _UsageError(str(e)) from None
+    return QualityReport()
+
+
+def _save_report(report: QualityReport | None, args) -> None:
+    if report is not None:
+        report.save(args.report)
+        if not getattr(args, "quiet", False):
+            print(f"wrote {args.report}: {report.summary()}", file=sys.stderr)
+
+
+def _global_palette(args, timing: dict) -> Palette:
+    """``--gif-palette global``: one palette fitted to frames sampled over the input (a first reading)."""
+    return _fit_palette(_sampled_frames(args.input, args.max_pixels, **timing), args.colors, args.color_space)
+
+
 def _transcode(args) -> int:
     _check_not_input(args.input, args.output)
     timing = {k: v for k, v in (("start", args.start), ("duration", args.duration)) if v is not None}
+    if args.gif_palette == "global" and args.palette is not None:
+        raise _UsageError("--gif-palette global fits its own palette; leave out --palette")
+    report = _report(args)
     sink = None
     try:
         with VideoFile(args.input, **timing, max_pixels=args.max_pixels) as source:
             size, n = _sizes(source.size, args)
-            with _quantizer(args, background=True) as quantizer, _open_output(args, source) as sink:
-                progress = _Progress(_expected_frames(source, args), enabled=not args.quiet)
-                try:
-                    stats = run(adapt(source, size=size, fps=args.fps), quantizer, [enlarge(sink, n)],
-                                on_frame=progress)
-                finally:
-                    progress.close()
+            with _open_output(args, source) as sink:
+                if args.gif_palette == "global":
+                    args.palette = _global_palette(args, timing)
+                with _quantizer(args, background=True) as quantizer:
+                    progress = _Progress(_expected_frames(source, args), enabled=not args.quiet)
+                    try:
+                        stats = run(adapt(source, size=size, fps=args.fps), quantizer,
+                                    [enlarge(sink, n)] + ([report] if report else []), on_frame=progress)
+                    finally:
+                        progress.close()
     except KeyboardInterrupt as stop:
         if sink is None:
             raise
@@ -350,6 +407,7 @@ def _transcode(args) -> int:
     if not args.quiet:
         print(f"wrote {stats.frames} frames to {sink.path} in {stats.seconds:.1f} s ({stats.fps:.1f} fps)",
               file=sys.stderr)
+    _save_report(report, args)
     return 0
 
 
@@ -391,6 +449,7 @@ def _indexed(rgb: np.ndarray) -> QuantizedFrame:
 
 def _image(args) -> int:
     _check_not_input(args.input, args.output)
+    report = _report(args)
     with ImageWriter(args.output, overwrite=args.overwrite) as sink, \
             Images(args.input, max_pixels=args.max_pixels) as image:
         size, n = _sizes(image.size, args)
@@ -400,13 +459,17 @@ def _image(args) -> int:
         qframe = _indexed(rgb)
         enlarge(sink, n).write(qframe)
     print(f"wrote {sink.path}: {len(qframe.palette)} colours", file=sys.stderr)
+    if report is not None:
+        report.write(dataclasses.replace(qframe, source=frame))
+        _save_report(report, args)
     return 0
 
 
-def _sampled_frames(path: str, max_pixels: int, most: int = 32) -> np.ndarray:
-    """Frames spread over a video (every ``stride``-th, the stride doubling to keep at most ``most``)."""
+def _sampled_frames(path: str, max_pixels: int, most: int = 32, **timing) -> np.ndarray:
+    """Frames spread over a video (every ``stride``-th, the stride doubling to keep at most ``most``);
+    ``timing``: ``start`` and ``duration`` as `VideoFile` takes them."""
     kept, stride = [], 1
-    with VideoFile(path, max_pixels=max_pixels) as video:
+    with VideoFile(path, max_pixels=max_pixels, **timing) as video:
         for index, (frame, _) in enumerate(video):
             if index % stride == 0:
                 step = max(1, frame.shape[0] // 270)  # about 270 rows are plenty to sample colours from
@@ -415,6 +478,12 @@ def _sampled_frames(path: str, max_pixels: int, most: int = 32) -> np.ndarray:
                     kept, stride = kept[::2], stride * 2
     _warn_undecodable(video.undecodable)
     return np.vstack(kept)
+
+
+def _fit_palette(pixels: np.ndarray, n_colors: int, color_space: str) -> Palette:
+    """A palette of ``n_colors`` fitted carefully (64K samples, 30 refinement steps, seed 0) to ``pixels``."""
+    fitter = PaletteFitter(n_colors, color_space=color_space, sample_size=65536, seed=0, refine_steps=30)
+    return Palette(fitter.fit(fitter.sample(pixels)).colors)
 
 
 def _extract_palette(args) -> int:
@@ -430,8 +499,7 @@ def _extract_palette(args) -> int:
             pixels = next(iter(source))[0]
     else:
         pixels = _sampled_frames(args.input, args.max_pixels)
-    fitter = PaletteFitter(args.colors, color_space=args.color_space, sample_size=65536, seed=0, refine_steps=30)
-    palette = Palette(fitter.fit(fitter.sample(pixels)).colors, name=output.stem)
+    palette = Palette(_fit_palette(pixels, args.colors, args.color_space).colors, name=output.stem)
     palette.save(output)
     print(" ".join(palette.to_hex()))
     print(f"wrote {output}: {len(palette)} colours", file=sys.stderr)

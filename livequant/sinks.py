@@ -24,9 +24,10 @@ import numpy as np
 from livequant import presets
 from livequant.errors import SinkError, _write_hint
 from livequant.frames import QuantizedFrame, check_frame
+from livequant.gif import GifEncoder
 from livequant.quantizer import DITHERS
 
-__all__ = ["GifWriter", "ImageWriter", "Preview", "VideoWriter"]
+__all__ = ["AnimationWriter", "GifWriter", "ImageWriter", "Preview", "VideoWriter"]
 
 _VIDEO_TIME_BASE = Fraction(1, 90000)
 
@@ -55,12 +56,11 @@ def _failed(action: str, path: Path, error: Exception) -> SinkError:
     return SinkError(f"cannot {action} '{path}': {getattr(error, 'strerror', None) or error}; {_write_hint(error)}")
 
 
-def _pal8(qframe: QuantizedFrame, unused_alpha: int) -> av.VideoFrame:
+def _pal8(qframe: QuantizedFrame) -> av.VideoFrame:
     """A ``pal8`` frame: the index map plus the palette as the ``(256, 4)`` ARGB array PyAV wants."""
     colors = np.asarray(qframe.palette.colors, np.uint8)
     argb = np.zeros((256, 4), np.uint8)
-    argb[:, 0] = unused_alpha
-    argb[: len(colors), 0] = 255
+    argb[:, 0] = 255
     argb[: len(colors), 1:] = colors
     return av.VideoFrame.from_ndarray((np.ascontiguousarray(qframe.indices, np.uint8), argb), format="pal8")
 
@@ -70,7 +70,7 @@ def _write_still(path: Path, qframe: QuantizedFrame) -> None:
     if path.suffix.lower() == ".png":
         png = av.CodecContext.create("png", "w")
         png.width, png.height, png.pix_fmt = qframe.indices.shape[1], qframe.indices.shape[0], "pal8"
-        packets = png.encode(_pal8(qframe, unused_alpha=255)) + png.encode(None)
+        packets = png.encode(_pal8(qframe)) + png.encode(None)
         path.write_bytes(b"".join(bytes(p) for p in packets))
     elif not cv2.imwrite(str(path), cv2.cvtColor(qframe.rgb, cv2.COLOR_RGB2BGR)):
         raise SinkError(f"cannot write image '{path}': OpenCV failed to write it; check the free space and the folder")
@@ -383,11 +383,14 @@ class VideoWriter(_EncoderSink):
             self._audio_in.close()
 
 
-class GifWriter(_EncoderSink):
+class GifWriter(_FileSink):
     """Write an animated GIF straight from the palette indices (no second quantization).
 
-    Frame delays come from the frame times (GIF counts in 1/100 s); the last
-    frame lasts as long as the one before it.
+    Each frame is cropped to the rectangle that changed, its unchanged pixels
+    are transparent, and it carries a local colour table only when it needs
+    colours the global table (the first frame's palette) lacks;
+    see `livequant.gif`. Frame delays come from the frame times (GIF counts in
+    1/100 s); the last frame lasts as long as the one before it.
 
     Parameters
     ----------
@@ -400,23 +403,96 @@ class GifWriter(_EncoderSink):
     """
 
     def __init__(self, path, *, loop: int = 0, overwrite: bool = False):
-        if not isinstance(loop, int) or loop < -1:
-            raise ValueError(f"loop must be an int >= -1 (0 loops forever, -1 plays once), got {loop!r}")
+        _check_loop(loop)
         self.loop = loop
+        super().__init__(path, overwrite)
+        self._file = None
+        self._gif = None
+        self._pending = None  # (pts, image bytes, transparent index) of the frame waiting for its delay
+        self._interval = None
+
+    def _write(self, qframe: QuantizedFrame) -> None:
+        if self._gif is None:
+            height, width = qframe.indices.shape
+            try:
+                self._gif = GifEncoder(width, height, qframe.palette.colors, self.loop)
+            except ValueError as e:
+                raise SinkError(f"cannot write '{self.path}': {e}; resize with --width or --scale") from None
+            self._t0 = qframe.time
+            self._file = open(self._tmp, "wb")
+            self._file.write(self._gif.header())
+        pts = round((qframe.time - self._t0) * 100)
+        if self._pending is not None:
+            pts = max(pts, self._pending[0] + 1)
+            self._interval = pts - self._pending[0]
+            self._flush_pending(self._interval)
+        self._pending = (pts, *self._gif.image(qframe.indices, qframe.palette.colors))
+
+    def _flush_pending(self, delay: int) -> None:
+        _, data, transparent = self._pending
+        self._file.write(self._gif.control(delay, transparent) + data)
+
+    def _finish(self) -> None:
+        self._flush_pending(self._interval or 10)
+        self._file.write(b";")
+        self._file.close()
+
+    def _release(self) -> None:
+        if self._file is not None:
+            self._file.close()
+
+
+def _check_loop(loop) -> None:
+    if not isinstance(loop, int) or loop < -1:
+        raise ValueError(f"loop must be an int >= -1 (0 loops forever, -1 plays once), got {loop!r}")
+
+
+class AnimationWriter(_EncoderSink):
+    """Write an animated WebP (``.webp``) or APNG (``.apng``) with PyAV's libwebp_anim and apng encoders.
+
+    WebP is lossless unless ``quality`` is given (then lossy, 0..100, larger
+    is better); APNG is always lossless. Frame times set the frame durations
+    (in 1/1000 s); the last frame lasts as long as the one before it.
+
+    Parameters
+    ----------
+    path : str or os.PathLike
+        Output file, ``.webp`` or ``.apng``.
+    loop : int
+        0 loops forever, -1 plays once, n > 0 repeats n times.
+    quality : float, optional
+        Lossy WebP quality, 0..100.
+    overwrite : bool
+        Replace an existing ``path``.
+    """
+
+    _FORMATS = {".webp": ("webp", "libwebp_anim", "bgra", "loop"), ".apng": ("apng", "apng", "rgb24", "plays")}
+
+    def __init__(self, path, *, loop: int = 0, quality: float | None = None, overwrite: bool = False):
+        _check_loop(loop)
+        suffix = Path(path).suffix.lower()
+        if suffix not in self._FORMATS:
+            raise ValueError(f"'{path}' is not an animation format here; use .webp or .apng (or .gif)")
+        if quality is not None and (suffix != ".webp" or not 0 <= quality <= 100):
+            raise ValueError(f"quality applies to .webp only, 0..100, got {quality} for '{path}'; "
+                             "APNG and GIF are lossless")
+        self._format, self.codec, self.pix_fmt, loop_option = self._FORMATS[suffix]
+        plays = 0 if loop == 0 else 1 if loop == -1 else loop + 1  # 0: forever
+        self._container_options = {loop_option: str(plays)}
+        self._options = {} if suffix == ".apng" else \
+            {"lossless": "1"} if quality is None else {"lossless": "0", "quality": f"{quality:g}"}
+        self.loop, self.quality = loop, quality
         super().__init__(path, overwrite)
 
     def _open(self, height: int, width: int) -> None:
-        self._out = av.open(str(self._tmp), "w", format="gif", options={"loop": str(self.loop)})
-        self._stream = self._out.add_stream("gif")
-        self._stream.width, self._stream.height, self._stream.pix_fmt = width, height, "pal8"
-        self._stream.codec_context.time_base = self._stream.time_base = Fraction(1, 100)
+        self._out = av.open(str(self._tmp), "w", format=self._format, options=self._container_options)
+        self._stream = self._out.add_stream(self.codec, options=self._options)
+        self._stream.width, self._stream.height, self._stream.pix_fmt = width, height, self.pix_fmt
+        self._stream.codec_context.time_base = Fraction(1, 1000)
 
     def _frame(self, qframe: QuantizedFrame) -> av.VideoFrame:
-        return _pal8(qframe, unused_alpha=0)
-
-    def _mux(self, packet: av.Packet) -> None:
-        packet.duration = self._interval or 10
-        self._out.mux(packet)
+        frame = av.VideoFrame.from_ndarray(qframe.rgb, format="rgb24")
+        return frame if self.pix_fmt == "rgb24" else frame.reformat(format=self.pix_fmt)
 
 
 class ImageWriter(_FileSink):
@@ -424,7 +500,7 @@ class ImageWriter(_FileSink):
 
     A path with a ``{}``/``{:04d}`` or ``%d``/``%04d`` pattern receives a
     sequence numbered from 1, one file per frame; a plain path receives the
-    last frame written.
+    last frame written, or with ``one_frame`` refuses a second frame.
 
     Parameters
     ----------
@@ -432,14 +508,17 @@ class ImageWriter(_FileSink):
         Output file or pattern; the suffix picks the format.
     overwrite : bool
         Replace existing files.
+    one_frame : bool
+        Raise `SinkError` when a second frame arrives for a plain path, rather than keep the last.
     """
 
-    def __init__(self, path, overwrite: bool = False):
+    def __init__(self, path, overwrite: bool = False, *, one_frame: bool = False):
         text = os.fspath(path)
         if not cv2.haveImageWriter(text):
             raise ValueError(f"cannot write images of type '{Path(text).suffix}' ('{text}'); use .png, .jpg, .bmp...")
         self._pattern = text if re.search(r"\{[^{}]*\}|%0?\d*d", text) else None
         self._overwrite = overwrite
+        self._one_frame = one_frame
         self._last = None
         super().__init__(self._name(1) if self._pattern else text, overwrite)
         if self._pattern:
@@ -450,6 +529,11 @@ class ImageWriter(_FileSink):
 
     def _write(self, qframe: QuantizedFrame) -> None:
         if self._pattern is None:
+            if self._one_frame and self._last is not None:
+                stem, suffix = self.path.with_suffix(""), self.path.suffix
+                raise SinkError(f"'{self.path}' holds one picture but the input has more frames; write "
+                                f"{stem}.apng, .webp or .gif for an animation, or {stem}-%04d{suffix} for one "
+                                "file per frame")
             self._last = qframe
             return
         target = self._name(self.frames + 1)

@@ -71,9 +71,9 @@ def test_corpus_through_the_command_line(corpus, index, tmp_path):
 
 @pytest.mark.parametrize(("command", "name"), [("image", "alpha.png"), ("transcode", "alpha.mov")])
 def test_transparent_pixels_are_flattened_on_white(corpus, tmp_path, capsys, command, name):
-    out = tmp_path / "out.png"  # transcode writes the last frame
+    out = tmp_path / ("out.png" if command == "image" else "out-%d.png")  # transcode: one file per frame
     assert main([command, str(corpus / name), str(out), "-k", "4"]) == 0
-    transparent = cv2.imread(str(out))[:, 16:]  # red at alpha 0 right of x = 16 (see corpus.half_transparent)
+    transparent = cv2.imread(str(sorted(tmp_path.glob("out*.png"))[-1]))[:, 16:]  # red at alpha 0 right of x = 16 (see corpus.half_transparent)
     assert (transparent >= 240).all() and len(np.unique(transparent.reshape(-1, 3), axis=0)) == 1
     assert main([command, "--help"]) == 0
     assert "flattened on white" in " ".join(capsys.readouterr().out.split())
