@@ -193,7 +193,7 @@ def run_demo(out_dir, frames: int = 45, *, size=(480, 270), fps: float = 15.0, r
     written = []
     for stem, label, options in SETTINGS:
         paths = [out / f"{stem}.mp4", out / f"{stem}.gif"]
-        with (Quantizer(**options, background=True) as quantizer,
+        with (Quantizer(**options) as quantizer,
               VideoWriter(paths[0], fps, overwrite=True) as video, GifWriter(paths[1], overwrite=True) as gif):
             run(scene, quantizer, [video, gif], on_frame=functools.partial(_keep, shown, label))
         written += paths

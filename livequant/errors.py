@@ -6,7 +6,7 @@ value or file, the cause, and what to do next. The CLI prints it on one line.
 
 import errno
 
-__all__ = ["LivequantError", "SinkError", "SourceError"]
+__all__ = ["LivequantError", "SinkError", "SourceError", "write_hint"]
 
 
 class LivequantError(Exception):
@@ -21,7 +21,7 @@ class SinkError(LivequantError, OSError):
     """A window, encoder or output file cannot be opened or written."""
 
 
-def _write_hint(error: BaseException) -> str:
+def write_hint(error: BaseException) -> str:
     """What to do about an OS (or FFmpeg) error writing a file, going by its errno."""
     code = getattr(error, "errno", None)
     if code in (errno.ENOSPC, errno.EFBIG, errno.EDQUOT):

@@ -12,78 +12,24 @@
   the frame needs is in it, else with a local table of just those colours.
 
 Every frame is drawn over the previous one (disposal "do not dispose").
+
+Frame delays come from the frame times, rounded to GIF's 1/100 s. Players show
+a delay under 2/100 s (`MIN_DELAY`) as 10/100 s, so a frame that would follow
+the last one kept by less than that is left out and the one before stays up in
+its place: a fast source plays at up to 50 fps, for its true duration. The last
+frame lasts as long as the last interval between frame times; if that leaves it
+under 2/100 s, it is left out and the frame before lasts until the end.
 """
 
 from __future__ import annotations
 
-import numba as nb
 import numpy as np
 
-__all__ = ["GifEncoder", "lzw_encode"]
+from livequant.kernels import lzw_encode
 
-_MAX_CODES = 4096
+__all__ = ["GifEncoder", "MIN_DELAY"]
 
-
-@nb.njit(nogil=True, cache=True)
-def lzw_encode(pixels, min_code_size):  # pragma: no cover - compiled
-    """GIF's variable-width LZW of ``pixels`` (1-D uint8, each < 2**min_code_size), as packed bytes.
-
-    Starts with a clear code, clears again when the 4096 codes are used up, ends with end-of-information.
-    The dictionary is a (prefix code, byte) -> code table; a clear resets only the entries made.
-    """
-    clear = 1 << min_code_size
-    end = clear + 1
-    table = np.full(_MAX_CODES * 256, -1, np.int16)
-    made = np.empty(_MAX_CODES, np.int32)
-    out = np.empty(2 * pixels.size + 16, np.uint8)
-    n_out = 0
-    bits = np.int64(0)
-    n_bits = 0
-    size = min_code_size + 1
-    next_code = end + 1
-    bits |= np.int64(clear) << n_bits
-    n_bits += size
-    prefix = np.int64(pixels[0])
-    for i in range(1, pixels.size):
-        pixel = pixels[i]
-        key = prefix * 256 + pixel
-        code = table[key]
-        if code >= 0:
-            prefix = np.int64(code)
-            continue
-        bits |= prefix << n_bits
-        n_bits += size
-        while n_bits >= 8:
-            out[n_out] = bits & 255
-            n_out += 1
-            bits >>= 8
-            n_bits -= 8
-        if next_code < _MAX_CODES:
-            if next_code == 1 << size:
-                size += 1
-            table[key] = next_code
-            made[next_code] = key
-            next_code += 1
-        else:
-            bits |= np.int64(clear) << n_bits
-            n_bits += size
-            for c in range(end + 1, _MAX_CODES):
-                table[made[c]] = -1
-            size = min_code_size + 1
-            next_code = end + 1
-        prefix = np.int64(pixel)
-    for code in (prefix, np.int64(end)):
-        bits |= code << n_bits
-        n_bits += size
-        while n_bits >= 8:
-            out[n_out] = bits & 255
-            n_out += 1
-            bits >>= 8
-            n_bits -= 8
-    if n_bits:
-        out[n_out] = bits & 255
-        n_out += 1
-    return out[:n_out]
+MIN_DELAY = 2  # 1/100 s: players show a shorter delay as 10/100 s
 
 
 def _pack(colors: np.ndarray) -> np.ndarray:
@@ -122,7 +68,9 @@ def _sub_blocks(data: np.ndarray) -> bytes:
 
 
 class GifEncoder:
-    """The bytes of an animated GIF, frame by frame.
+    """The bytes of an animated GIF, frame by frame: `header`, then `add` for each frame, then `end`.
+
+    `image` and `control` are the two blocks `add` writes a frame with, for a GIF assembled by hand.
 
     Parameters
     ----------
@@ -145,6 +93,13 @@ class GifEncoder:
         self._mapping: np.ndarray | None = None
         self.local_tables = 0  # frames written with a local colour table
         self.transparent_frames = 0  # frames using a transparent index
+        self.frames = 0  # frames kept
+        self.dropped = 0  # frames left out: under MIN_DELAY after the one before, or before the end
+        self._t0: float | None = None
+        self._times: tuple[float | None, float | None] = (None, None)  # the last two frame times given, kept or not
+        # (start in 1/100 s, image, transparent index) of the last two frames kept: a frame's delay is known at
+        # the next one, and at `end` the last may be left out, the one before then lasting until the end
+        self._held: list[tuple[int, bytes, int | None]] = []
 
     def header(self) -> bytes:
         """Signature, screen descriptor, global colour table and (unless ``loop`` is -1) the loop extension."""
@@ -226,3 +181,52 @@ class GifEncoder:
             data += bytes([0x80 | (bits - 1)]) + _table_bytes(table, bits)
         data += bytes([min_code_size]) + _sub_blocks(lzw_encode(np.ascontiguousarray(codes).ravel(), min_code_size))
         return data, transparent
+
+    def add(self, indices: np.ndarray, colors: np.ndarray, time: float) -> bytes:
+        """Take the frame shown from ``time`` (seconds); return the bytes now complete, maybe none.
+
+        A frame is held back until two more have come (or `end`): its delay is known at the next one, and
+        the last but one may yet have to last until the end. A frame under `MIN_DELAY` after the last one kept
+        is left out (counted in ``dropped``).
+
+        Parameters
+        ----------
+        indices, colors : ndarray
+            The frame, as `image` takes it.
+        time : float
+            When the frame is shown, in seconds; the first frame's time is the start.
+        """
+        self._times = (self._times[1], time)
+        if self._t0 is None:
+            self._t0 = time
+        start = self._ticks(time)
+        if self._held and start < self._held[-1][0] + MIN_DELAY:
+            self.dropped += 1
+            return b""
+        self._held.append((start, *self.image(indices, colors)))
+        self.frames += 1
+        if len(self._held) < 3:
+            return b""
+        return self._shown(self._held.pop(0), until=self._held[0][0])
+
+    def end(self) -> bytes:
+        """The frames still held and the trailer: the end of the GIF, after at least one `add`."""
+        before, last = self._times
+        end = self._ticks(last + (last - before if before is not None else 0.1))
+        if len(self._held) == 2 and end - self._held[1][0] < MIN_DELAY:
+            self._held.pop()  # too close to the end: the frame before lasts until then
+            self.frames -= 1
+            self.dropped += 1
+        ends = [start for start, _, _ in self._held[1:]] + [max(end, self._held[-1][0] + MIN_DELAY)]
+        data = b"".join(self._shown(held, until) for held, until in zip(self._held, ends))
+        self._held = []
+        return data + b";"
+
+    def _ticks(self, time: float) -> int:
+        """``time`` in 1/100 s since the first frame."""
+        return round((time - self._t0) * 100)
+
+    def _shown(self, held: tuple[int, bytes, int | None], until: int) -> bytes:
+        """A held frame's control extension and image, shown from its start ``until`` (1/100 s)."""
+        start, image, transparent = held
+        return self.control(until - start, transparent) + image

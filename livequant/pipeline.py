@@ -1,17 +1,21 @@
 """Run frames from a source through a quantizer into sinks: threads, drop policy, stats.
 
-A reader thread pulls frames from the source. A live source (a camera, a live
-test pattern) hands over only its newest frame: frames that arrive while the
-previous one is being quantized are dropped and counted, so the output never
-lags. A file source is read into a small bounded queue instead, so decoding
-overlaps quantizing and no frame is dropped.
+A reader thread pulls frames from the source into a `Mailbox`. A live source
+(a camera, a live test pattern) hands over only its newest frame: frames that
+arrive while the previous one is being quantized are dropped and counted, so
+the output never lags; its palette refits land when they are ready
+(`Quantizer` with ``background=True``). A file source is never dropped from,
+and its palette track is computed ahead: a planner thread runs
+`Quantizer.plan` on the frames in order while the frame loop maps earlier
+ones with `Quantizer.apply`, so the output is exactly the synchronous
+`Quantizer`'s, whatever the timing, and fits overlap mapping.
 
-File sinks are written by a writer thread through another bounded queue, so
-encoding overlaps quantizing too, and a Ctrl-C (which Python delivers to the
-main thread) never lands halfway through a write. Interactive sinks (those with
-a ``quit_requested`` attribute, such as `~livequant.sinks.Preview`) are written
-from the calling thread instead, because window toolkits and
-`~livequant.quantizer.Quantizer.configure` want the frame loop's thread.
+File sinks are written by a writer thread, so encoding overlaps quantizing
+too, and a Ctrl-C (which Python delivers to the main thread) never lands
+halfway through a write. Interactive sinks (``interactive = True``, such as
+`~livequant.sinks.Preview`) are written from the calling thread instead,
+because window toolkits and `~livequant.quantizer.Quantizer.configure` want
+the frame loop's thread.
 """
 
 from __future__ import annotations
@@ -22,15 +26,14 @@ import threading
 import time
 from dataclasses import dataclass, field
 
-import cv2
-import numpy as np
+from livequant.frames import FpsCounter
 
-from livequant.frames import QuantizedFrame
+from livequant.mailbox import END, Mailbox
 
-__all__ = ["Stats", "adapt", "enlarge", "run"]
+__all__ = ["Stats", "run"]
 
 _WINDOW = 2048  # frames over which the per-stage medians are taken
-_FPS_WINDOW = 30  # frames over which `Stats.recent_fps` is averaged
+_AHEAD = 8  # frames the palette track may run ahead of the frame loop
 
 
 @dataclass
@@ -55,7 +58,12 @@ class Stats:
         Median milliseconds from a frame's arrival from the source to its
         quantized result.
     refits : int
-        Palette refits that landed during the run.
+        Palettes that landed during the run (fresh starts included).
+    palette_lag, palette_lag_max : float
+        Median and largest number of frames from the frame a palette was
+        fitted on to the first frame it was used for, over the palettes that
+        landed. Always 0 for files (their palettes are computed ahead); for
+        a live source, how far the palette trails the picture.
     recent_fps : float
         Frames per second over the last 30 frames (for a HUD or progress bar).
     """
@@ -69,146 +77,86 @@ class Stats:
     write_ms: float = 0.0
     latency_ms: float = 0.0
     refits: int = 0
+    palette_lag: float = 0.0
+    palette_lag_max: float = 0.0
     recent_fps: float = 0.0
     _samples: dict = field(default_factory=dict, repr=False, compare=False)
-    _ticks: collections.deque = field(default_factory=lambda: collections.deque(maxlen=_FPS_WINDOW), repr=False,
-                                      compare=False)
+    _fps: FpsCounter = field(default_factory=FpsCounter, repr=False, compare=False)
 
     @property
     def fps(self) -> float:
         """Frames per second over the whole run."""
         return self.frames / self.seconds if self.seconds > 0 else 0.0
 
-    def _add(self, stage: str, seconds: float) -> None:
-        """Record one frame's time in ``stage`` (``read``, ``quantize``, ``write`` or ``latency``)."""
-        self._samples.setdefault(stage, collections.deque(maxlen=_WINDOW)).append(seconds * 1000)
+    def _add(self, stage: str, value: float) -> None:
+        """Record one frame's ``value`` for ``stage``: seconds for ``read``, ``quantize``, ``write`` and
+        ``latency``; frames for ``palette_lag``."""
+        scale = 1 if stage == "palette_lag" else 1000
+        self._samples.setdefault(stage, collections.deque(maxlen=_WINDOW)).append(value * scale)
 
     def _tick(self, now: float) -> None:
-        self._ticks.append(now)
-        span = now - self._ticks[0]
-        self.recent_fps = (len(self._ticks) - 1) / span if span > 0 else 0.0
+        self.recent_fps = self._fps.tick(now)
 
     def _summarize(self) -> None:
         for stage, samples in list(self._samples.items()):
-            setattr(self, f"{stage}_ms", statistics.median(samples) if samples else 0.0)
+            name = stage if stage == "palette_lag" else f"{stage}_ms"
+            setattr(self, name, statistics.median(samples) if samples else 0.0)
+        self.palette_lag_max = max(self._samples.get("palette_lag", [0.0]))
 
 
-class _Reader(threading.Thread):
-    """Iterates a source in a thread. ``keep_newest``: a one-frame mailbox that counts replaced frames;
-    otherwise a queue of ``capacity`` frames that makes the reader wait."""
-
-    def __init__(self, source, stats: Stats, *, keep_newest: bool, capacity: int = 4):
-        super().__init__(name="livequant-reader", daemon=True)
-        self._source = source
-        self._stats = stats
-        self._keep_newest = keep_newest
-        self._capacity = capacity
-        self._items: collections.deque = collections.deque()
-        self._cond = threading.Condition()
-        self._stopping = False
-        self._ended = False
-        self._error: BaseException | None = None
-        self.dropped = 0
-
-    def run(self) -> None:
-        frames = iter(self._source)
-        try:
-            while True:
-                start = time.perf_counter()
-                item = next(frames, None)
-                arrival = time.perf_counter()
-                if item is None:
-                    return
-                self._stats._add("read", arrival - start)
-                with self._cond:
-                    if self._keep_newest and self._items:
-                        self._items.popleft()
-                        self.dropped += 1
-                    self._cond.wait_for(lambda: len(self._items) < self._capacity or self._stopping)
-                    if self._stopping:
-                        return
-                    self._items.append((*item, arrival))
-                    self._cond.notify_all()
-        except BaseException as error:  # handed to the frame loop, which raises it
-            self._error = error
-        finally:
-            close = getattr(frames, "close", None)
-            if close is not None:
-                close()
-            with self._cond:
-                self._ended = True
-                self._cond.notify_all()
-
-    def get(self):
-        """The next ``(frame, time, arrival)``, or None at the end; raises what the source raised."""
-        with self._cond:
-            self._cond.wait_for(lambda: self._items or self._ended)
-            if self._items:
-                item = self._items.popleft()
-                self._cond.notify_all()
-                return item
-        if self._error is not None:
-            raise self._error
-        return None
-
-    def stop(self) -> None:
-        """Ask the reader to stop after the frame it is reading; `_join` waits for it."""
-        with self._cond:
-            self._stopping = True
-            self._cond.notify_all()
+def _start(name: str, target, *args) -> threading.Thread:
+    thread = threading.Thread(target=target, args=args, name=f"livequant-{name}", daemon=True)
+    thread.start()
+    return thread
 
 
-class _Writer(threading.Thread):
-    """Writes quantized frames to sinks in a thread, through a queue of ``capacity`` frames."""
+def _produce(items, outbox: Mailbox) -> None:
+    """Put each of ``items`` into ``outbox``, then close it, with the error ``items`` raised if any."""
+    try:
+        for item in items:
+            if not outbox.put(item):
+                break
+    except BaseException as error:  # handed to the consumer, which raises it
+        outbox.close(error)
+        return
+    finally:
+        close = getattr(items, "close", None)
+        if close is not None:
+            close()  # the source is released in the thread that read it
+    outbox.close()
 
-    def __init__(self, sinks, stats: Stats, capacity: int):
-        super().__init__(name="livequant-writer", daemon=True)
-        self._sinks = sinks
-        self._stats = stats
-        self._capacity = capacity
-        self._items: collections.deque = collections.deque()
-        self._cond = threading.Condition()
-        self._closing = False
-        self._error: BaseException | None = None
 
-    def run(self) -> None:
+def _timed(source, stats: Stats):
+    """``(frame, time, arrival)`` from ``source``, timing each read."""
+    frames = iter(source)
+    try:
         while True:
-            with self._cond:
-                self._cond.wait_for(lambda: self._items or self._closing)
-                if not self._items:
-                    return
-                qframe = self._items[0]
-            try:
-                _write(self._sinks, qframe, self._stats)
-            except BaseException as error:  # handed to the frame loop, which raises it
-                with self._cond:
-                    self._error = error
-                    self._items.clear()
-                    self._cond.notify_all()
+            start = time.perf_counter()
+            item = next(frames, None)
+            arrival = time.perf_counter()
+            if item is None:
                 return
-            with self._cond:
-                self._items.popleft()
-                self._cond.notify_all()
+            stats._add("read", arrival - start)
+            yield (*item, arrival)
+    finally:
+        close = getattr(frames, "close", None)
+        if close is not None:
+            close()
 
-    def put(self, qframe) -> None:
-        """Queue a frame, waiting while the queue is full; raises what a sink raised."""
-        with self._cond:
-            self._cond.wait_for(lambda: len(self._items) < self._capacity or self._error is not None)
-            if self._error is None:
-                self._items.append(qframe)
-                self._cond.notify_all()
-        self._raise()
 
-    def close(self) -> None:
-        """Ask the writer to stop once the queue is written; `_join` waits for it."""
-        with self._cond:
-            self._closing = True
-            self._cond.notify_all()
+def _planned(inbox: Mailbox, quantizer):
+    """``(frame, time, arrival, step)``: each frame with the palette the track gives it, in order."""
+    for frame, t, arrival in inbox:
+        yield frame, t, arrival, quantizer.plan(frame)
 
-    def _raise(self) -> None:
-        if self._error is not None:
-            error, self._error = self._error, None
-            raise error
+
+def _write_all(inbox: Mailbox, sinks, stats: Stats) -> None:
+    """Write every frame of ``inbox`` to the sinks; on a sink's error, cancel with it."""
+    try:
+        for qframe in inbox:
+            _write(sinks, qframe, stats)
+    except BaseException as error:  # raised in the frame loop by its next put, or after the run
+        inbox.cancel(error)
 
 
 def _join(*threads) -> None:
@@ -245,12 +193,14 @@ def run(source, quantizer, sinks, *, max_frames: int | None = None, on_frame=Non
     ----------
     source : iterable of ((H, W, 3) uint8 ndarray, float)
         An open source from `livequant.sources`, or anything yielding
-        ``(frame, time)`` pairs; a true ``source.live`` drops stale frames.
+        ``(frame, time)`` pairs. A true ``source.live`` drops stale frames and
+        calls `Quantizer.process` (create the quantizer with
+        ``background=True`` so a frame never waits for a fit); otherwise the
+        palette track runs ahead and the output equals the synchronous one.
     quantizer : livequant.quantizer.Quantizer
-        Create it with ``background=True`` so palette refits never hold up a frame.
     sinks : sequence of sinks
         Objects with ``write(qframe)``; see `livequant.sinks`. A writer thread
-        writes them, unless one has ``quit_requested`` (a window): then all are
+        writes them, unless one is ``interactive`` (a window): then all are
         written from the calling thread.
     max_frames : int, optional
         Stop after this many frames.
@@ -268,146 +218,59 @@ def run(source, quantizer, sinks, *, max_frames: int | None = None, on_frame=Non
     live = bool(getattr(source, "live", False))
     stats = Stats()
     refits_before = quantizer.stats["refits"]
-    reader = _Reader(source, stats, keep_newest=live, capacity=1 if live else 4)
-    interactive = any(hasattr(sink, "quit_requested") for sink in sinks)
-    writer = None if interactive else _Writer(sinks, stats, capacity=1 if live else 4)
+    frames = Mailbox(1 if live else 4, keep_newest=live)
+    threads = [_start("reader", _produce, _timed(source, stats), frames)]
+    planned = None
+    if not live:
+        planned = Mailbox(_AHEAD)
+        threads.append(_start("planner", _produce, _planned(frames, quantizer), planned))
+    interactive = any(getattr(sink, "interactive", False) for sink in sinks)
+    written = None
+    if not interactive:
+        written = Mailbox(1 if live else 4)
+        threads.append(_start("writer", _write_all, written, sinks, stats))
+    inbox = frames if planned is None else planned
     start = time.perf_counter()
-    reader.start()
-    if writer is not None:
-        writer.start()
     try:
         while max_frames is None or stats.frames < max_frames:
-            item = reader.get()
-            if item is None:
+            item = inbox.get()
+            if item is END:
                 break
-            frame, t, arrival = item
             begin = time.perf_counter()
-            qframe = quantizer.process(frame, t)
+            if live:
+                frame, t, arrival = item
+                qframe = quantizer.process(frame, t)
+            else:
+                frame, t, arrival, step = item
+                qframe = quantizer.apply(frame, step, t)
             done = time.perf_counter()
             stats._add("quantize", done - begin)
             stats._add("latency", done - arrival)
-            if writer is None:
+            if qframe.event:
+                stats._add("palette_lag", qframe.palette_lag)
+            if written is None:
                 _write(sinks, qframe, stats)
             else:
-                writer.put(qframe)
+                written.put(qframe)
             stats.frames += 1
             stats._tick(time.perf_counter())
-            stats.dropped = reader.dropped + getattr(source, "dropped", 0)
+            stats.dropped = frames.dropped + getattr(source, "dropped", 0)
             if on_frame is not None:
                 on_frame(qframe, stats)
             if any(getattr(sink, "quit_requested", False) for sink in sinks):
                 break
     finally:
-        reader.stop()
-        if writer is not None:
-            writer.close()
-        _join(reader, writer)
+        frames.cancel()
+        if planned is not None:
+            planned.cancel()
+        if written is not None:
+            written.close()
+        _join(*threads)
         stats.seconds = time.perf_counter() - start
-        stats.dropped = reader.dropped + getattr(source, "dropped", 0)
+        stats.dropped = frames.dropped + getattr(source, "dropped", 0)
         stats.undecodable = getattr(source, "undecodable", 0)
         stats.refits = quantizer.stats["refits"] - refits_before
         stats._summarize()
-    if writer is not None:
-        writer._raise()  # a sink's error on the last frames
+    if written is not None and written.error is not None:
+        raise written.error  # a sink's error on the last frames
     return stats
-
-
-# ------------------------------------------------------ adapters between stages
-
-def adapt(source, *, size=None, fps=None, paced: bool = False):
-    """``source`` with its frames resized, re-timed to a constant rate, or paced to real time.
-
-    Parameters
-    ----------
-    source : source
-        An open source (see `livequant.sources`); the result has its attributes
-        and closes it on ``__exit__``.
-    size : (int, int), optional
-        ``(W, H)`` to resize to (area averaging when shrinking).
-    fps : float, optional
-        Constant output rate: tick ``n`` at ``t0 + n / fps`` shows the newest
-        frame at or before it, so frames are dropped or repeated.
-    paced : bool
-        Deliver frames no faster than their timestamps, like a camera; the
-        result is then ``live`` (a slow consumer makes `run` drop frames).
-
-    Returns
-    -------
-    source
-    """
-    if fps is not None and not fps > 0:
-        raise ValueError(f"fps must be > 0, got {fps}")
-    return _Adapted(source, size, fps, paced)
-
-
-class _Adapted:
-    def __init__(self, source, size, fps, paced):
-        self._source, self._size, self._fps, self._paced = source, size, fps, paced
-        self.live = paced or bool(getattr(source, "live", False))
-
-    def __getattr__(self, name):
-        return getattr(self._source, name)
-
-    def __enter__(self):
-        return self
-
-    def __exit__(self, *exc_info) -> None:
-        self._source.close()
-
-    def __iter__(self):
-        frames = iter(self._source)
-        if self._size is not None:
-            frames = ((_resize(frame, self._size), t) for frame, t in frames)
-        if self._fps:
-            frames = _retime(frames, self._fps)
-        clock = None
-        for frame, t in frames:
-            if self._paced:
-                clock = time.monotonic() - t if clock is None else clock
-                time.sleep(max(0.0, clock + t - time.monotonic()))
-            yield frame, t
-
-
-def _resize(frame: np.ndarray, size) -> np.ndarray:
-    if (frame.shape[1], frame.shape[0]) == tuple(size):
-        return frame
-    shrink = size[0] * size[1] < frame.shape[0] * frame.shape[1]
-    return cv2.resize(frame, tuple(size), interpolation=cv2.INTER_AREA if shrink else cv2.INTER_LINEAR)
-
-
-def _retime(frames, fps: float):
-    """Yield ``(frame, t0 + n / fps)`` for n = 0, 1, ...: each tick shows the newest frame at or before it;
-    the last frame lasts as long as the interval before it."""
-    n, previous, t0, last, interval = 0, None, None, None, 1 / fps
-    for frame, t in frames:
-        t0 = t if t0 is None else t0
-        while previous is not None and t0 + n / fps < t - 1e-6:
-            yield previous, t0 + n / fps
-            n += 1
-        interval = t - last if last is not None else interval
-        previous, last = frame, t
-    while previous is not None and t0 + n / fps < last + interval - 1e-6:
-        yield previous, t0 + n / fps
-        n += 1
-
-
-def enlarge(sink, factor: int):
-    """``sink`` receiving each quantized frame enlarged ``factor`` times with hard pixel edges.
-
-    With frames quantized at a reduced size, this gives the pixel-art look.
-    ``factor`` 1 returns ``sink`` itself.
-    """
-    if not isinstance(factor, int) or factor < 1:
-        raise ValueError(f"factor must be an integer >= 1, got {factor!r}")
-    return sink if factor == 1 else _Enlarged(sink, factor)
-
-
-class _Enlarged:
-    def __init__(self, sink, factor: int):
-        self._sink, self._factor = sink, factor
-
-    def write(self, qframe: QuantizedFrame) -> None:
-        h, w = qframe.indices.shape
-        size = (w * self._factor, h * self._factor)
-        indices = cv2.resize(qframe.indices, size, interpolation=cv2.INTER_NEAREST_EXACT)
-        self._sink.write(QuantizedFrame(qframe.palette.colors[indices], indices, qframe.palette, qframe.time))

@@ -1,46 +1,29 @@
-"""The Quantizer: palette fitting + lookup + dither + temporal hold, frame after frame.
+"""The Quantizer: palette track + lookup + dither + temporal hold, frame after frame.
 
-Each frame is mapped through the current palette's lookup table. Adaptive
-palettes are refitted by `livequant.fit` when the `RefitPolicy` says so:
-synchronously (deterministic, the default) or in a background worker
-(``background=True``, what the live pipeline uses) so a frame never waits
-for k-means. A still pixel keeps its palette index from the last frame
-(temporal hold), which removes the flicker of noise at colour boundaries.
+A frame goes through two steps. `Quantizer.plan` asks the palette track
+(`livequant.track`) which palette the frame gets: it refits when the policy
+says so, afresh at a scene cut. `Quantizer.apply` maps the frame through that
+palette's lookup table, dithered or held: a still pixel keeps its palette
+index from the previous frame (`TemporalHold`), which removes the flicker of
+noise at colour boundaries. `Quantizer.process` does both; the pipeline runs
+``plan`` ahead of ``apply`` for files (same output, fits overlap mapping) and
+lets fits land when they are ready for live sources (``background=True``).
 """
 
 from __future__ import annotations
 
-import logging
-import time
-from concurrent.futures import Future, ThreadPoolExecutor
-from dataclasses import dataclass
-
 import numpy as np
 
 from livequant.colorspace import COLOR_SPACES
-from livequant.dither import DITHERS, diffuse, ordered_offsets
-from livequant.fit import Fit, PaletteFitter, RefitPolicy
+from livequant.dither import DITHERS, diffuse, is_diffusion, ordered_offsets
+from livequant.fit import PaletteFitter
 from livequant.frames import QuantizedFrame, check_frame
-from livequant.lookup import LookupTable, build_table, map_frame, map_frame_held, nearest_exact
-from livequant.palette import Palette, resolve
+from livequant.lookup import build_table, map_pixels, map_pixels_held, nearest_exact
+from livequant.palette import Palette
+from livequant.presets import resolve
+from livequant.track import PaletteStep, PaletteTrack, default_sample_size
 
-__all__ = ["COLOR_SPACES", "DITHERS", "Quantizer", "quantize"]
-
-log = logging.getLogger("livequant")
-
-ERROR_DIFFUSION = ("floyd-steinberg", "sierra-lite")
-
-
-@dataclass(frozen=True, eq=False)
-class _State:
-    """What the frame loop reads: swapped as one reference when a refit lands."""
-
-    palette: Palette
-    table: LookupTable
-    offsets: np.ndarray
-    fit: Fit | None
-    generation: int
-    fresh: bool  # True when slots do not follow from the previous palette
+__all__ = ["COLOR_SPACES", "DITHERS", "Quantizer", "TemporalHold", "quantize"]
 
 
 def _check_options(n_colors, dither, color_space, dither_strength, hold, refit_every, sample_size, stability=0.0):
@@ -60,6 +43,51 @@ def _check_options(n_colors, dither, color_space, dither_strength, hold, refit_e
         raise ValueError(f"refit_every must be an integer >= 0 (0: refit on drift only), got {refit_every!r}")
     if sample_size is not None and (not isinstance(sample_size, (int, np.integer)) or sample_size < 1):
         raise ValueError(f"sample_size must be a positive integer, got {sample_size!r}")
+
+
+class TemporalHold:
+    """Still pixels keep their palette index from the previous frame.
+
+    A pixel whose channels all stay within ``threshold`` levels of the value
+    at which its index was chosen keeps that index. On the first frame of a
+    new palette, a still pixel moves only if the error that saves outweighs
+    the change it shows (weight ``stability / 3``, the fitter's trade). A
+    fresh palette (scene cut, first frame) starts the hold again.
+
+    Parameters
+    ----------
+    threshold : int
+        Levels a channel may change and still count as still; 0: no hold.
+    stability : float
+        As for `Quantizer`.
+    """
+
+    def __init__(self, threshold: int, stability: float):
+        self.threshold = threshold
+        self.stability = stability
+        self.reset()
+
+    def reset(self) -> None:
+        """Forget the previous frame."""
+        self._indices: np.ndarray | None = None  # the previous frame's, handed out: only read
+        self._reference: np.ndarray | None = None  # input values the held indices were chosen at
+        self._step: PaletteStep | None = None  # the palette they index
+
+    def map(self, frame: np.ndarray, step: PaletteStep, offsets: np.ndarray, out_idx: np.ndarray,
+            out_rgb: np.ndarray) -> None:
+        """Map ``frame`` with ``step``'s table into ``out_idx`` and ``out_rgb``, holding still pixels."""
+        if not self.threshold:
+            map_pixels(frame, step.table, offsets, out_idx, out_rgb)
+            return
+        held, new_palette = self._indices, step is not self._step
+        if held is None or held.shape != out_idx.shape or (step.fresh and new_palette):
+            map_pixels(frame, step.table, offsets, out_idx, out_rgb)
+            self._reference = frame.copy()
+        else:
+            weight = self.stability / 3 if new_palette else -1.0
+            map_pixels_held(frame, step.table, offsets, self.threshold, weight, self._reference, held, out_idx,
+                            out_rgb)
+        self._indices, self._step = out_idx, step
 
 
 class Quantizer:
@@ -96,7 +124,9 @@ class Quantizer:
         How much flicker on still regions weighs against error when a refit
         moves a palette colour; 0 takes every refit as it is.
     background : bool
-        Refit in a worker thread; frames keep the current palette meanwhile.
+        For live sources: `process` fits in a worker thread and keeps the
+        current palette meanwhile, so a frame never waits. Output then
+        depends on timing; leave it off for files (the pipeline fits ahead).
 
     Examples
     --------
@@ -132,29 +162,35 @@ class Quantizer:
         self.sample_size = sample_size
         self.seed = seed
         self.dither_strength = float(dither_strength)
-        self.hold = int(hold)
         self.stability = float(stability)
+        self.background = background
         self.frozen = False
-        self.stats = {"frames": 0, "refits": 0, "fit_ms": 0.0, "refit_errors": 0}
-        self._fixed = None if palette is None else resolve(palette)
-        self._state: _State | None = None
-        self._new_fitter()
-        self._executor = ThreadPoolExecutor(1, thread_name_prefix="livequant-refit") if background else None
-        self._pending: tuple[Future, str] | None = None
-        self._last_samples: np.ndarray | None = None  # the previous frame's
-        self._fitted_on: np.ndarray | None = None  # those of the last refit
-        self._held: tuple[np.ndarray, np.ndarray, int] | None = None  # indices, reference input, generation
-        if self._fixed is not None:
-            self._publish(None, self._fixed, fresh=True)
+        self.frames = 0
+        self.hold = TemporalHold(int(hold), self.stability)
+        self.track = self._new_track()
+        self._fixed: PaletteStep | None = None
+        if palette is not None:
+            self._use_fixed(resolve(palette))
+        self._offsets: tuple[object, np.ndarray] | None = None  # (table, dither) they were made for, offsets
+        self._last_step: PaletteStep | None = None
+        self._lag = 0  # of the palette in force: frames from the one it was fitted on to its first
+        self._planned = 0  # frames planned; `frames` counts those applied
 
     # ----------------------------------------------------------------- public
 
     @property
     def palette(self) -> Palette:
         """The palette in force (fitted on the first frame for adaptive quantizers)."""
-        if self._state is None:
+        step = self._fixed or self.track.current
+        if step is None:
             raise RuntimeError("no palette yet: an adaptive Quantizer fits its palette on the first frame")
-        return self._state.palette
+        return step.palette
+
+    @property
+    def stats(self) -> dict:
+        """Counters: ``frames``, ``refits`` (palettes that landed), ``cuts`` (fresh starts after the first),
+        ``fit_ms`` (the last refit), ``refit_errors``."""
+        return {"frames": self.frames, **self.track.stats}
 
     def quantize(self, frame: np.ndarray) -> np.ndarray:
         """Quantize one frame.
@@ -195,13 +231,47 @@ class Quantizer:
         QuantizedFrame
         """
         frame = check_frame(frame)
-        self.stats["frames"] += 1
-        if self._fixed is None:
-            self._update_palette(frame)
-        state = self._state
+        if self.background and self._fixed is None:
+            step = self.track.step_live(frame, self._next_index(), self.frozen)
+        else:
+            step = self.plan(frame)
+        return self.apply(frame, step, time)
+
+    def plan(self, frame: np.ndarray) -> PaletteStep:
+        """The palette the next frame is mapped with, refitting first if the track says so.
+
+        Call it on every frame, in order; `apply` may then run behind it (in
+        another thread), in the same order, with the steps it returned.
+        """
+        index = self._next_index()
+        if self._fixed is not None:
+            return self._fixed
+        if self.frozen and self.track.current is not None:
+            return self.track.current
+        return self.track.step(check_frame(frame), index)
+
+    def apply(self, frame: np.ndarray, step: PaletteStep, time: float = 0.0) -> QuantizedFrame:
+        """Map ``frame`` with the palette of ``step`` (from `plan`): dither, temporal hold.
+
+        Returns
+        -------
+        QuantizedFrame
+        """
+        frame = check_frame(frame)
+        self.frames += 1
+        indices = np.empty(frame.shape[:2], np.uint8)
         out_rgb = np.empty_like(frame)
-        indices = self._map(frame, state, out_rgb)
-        return QuantizedFrame(rgb=out_rgb, indices=indices, palette=state.palette, time=time, source=frame)
+        if is_diffusion(self.dither):
+            diffuse(frame, step.table, self.dither, self.dither_strength, indices, out_rgb)
+            self.hold.reset()
+        else:
+            self.hold.map(frame, step, self._ordered_offsets(step), indices, out_rgb)
+        event = "" if step is self._last_step else step.event
+        if event:
+            self._lag = self.frames - 1 - step.fitted_on if step.fitted_on >= 0 else 0
+        self._last_step = step
+        return QuantizedFrame(rgb=out_rgb, indices=indices, palette=step.palette, time=time, source=frame,
+                              event=event, palette_lag=self._lag)
 
     def configure(self, *, n_colors=None, dither=None, palette=None, frozen=None) -> None:
         """Change settings between frames, from the thread that calls `process`.
@@ -222,33 +292,29 @@ class Quantizer:
         _check_options(
             self.n_colors if n_colors is None else n_colors,
             self.dither if dither is None else dither,
-            self.color_space, self.dither_strength, self.hold, self.refit_every, self.sample_size,
+            self.color_space, self.dither_strength, self.hold.threshold, self.refit_every, self.sample_size,
         )
         if frozen is not None:
             self.frozen = bool(frozen)
         if dither is not None:
             self.dither = dither
-            if self._state is not None:
-                self._publish(self._state.fit, self._state.palette, fresh=False, table=self._state.table)
-        if palette is not None:
-            self._fixed = None if palette == "adaptive" else resolve(palette)
+            self.hold.reset()  # held indices were chosen under the old dither
         if n_colors is not None and n_colors != self.n_colors:
             self.n_colors = int(n_colors)
             if self._locked is not None and len(self._locked) >= self.n_colors:
                 self._locked = None
-            self._new_fitter()
-        if palette is not None or n_colors is not None:
-            self._pending = None
-            if self._fixed is not None:
-                self._publish(None, self._fixed, fresh=True)
+            self.track.close()
+            self.track = self._new_track()
+        if palette is not None:
+            if palette == "adaptive":
+                self._fixed = None
+                self.track.restart()
             else:
-                self._force_fresh = True
+                self._use_fixed(resolve(palette))
 
     def close(self) -> None:
         """Stop the background worker, if any."""
-        if self._executor is not None:
-            self._executor.shutdown(wait=True, cancel_futures=True)
-            self._executor = None
+        self.track.close()
 
     def __enter__(self) -> Quantizer:
         return self
@@ -256,130 +322,32 @@ class Quantizer:
     def __exit__(self, *exc) -> None:
         self.close()
 
-    # ---------------------------------------------------------------- palette
+    # ---------------------------------------------------------------- helpers
 
-    @property
-    def _still_levels(self) -> int:
-        """Largest per-channel change of a pixel that still counts as still (noise)."""
-        return max(self.hold, 1)
-
-    def _new_fitter(self) -> None:
-        size = self.sample_size or max(8192, 64 * self.n_colors)
-        self._fitter = PaletteFitter(
+    def _new_track(self) -> PaletteTrack:
+        fitter = PaletteFitter(
             self.n_colors,
             color_space=self.color_space,
-            sample_size=size,
+            sample_size=self.sample_size or default_sample_size(self.n_colors),
             seed=self.seed,
             locked=self._locked,
             stability=self.stability,
         )
-        self._policy = RefitPolicy(self.refit_every)
-        self._force_fresh = True
+        return PaletteTrack(fitter, self.refit_every, max(self.hold.threshold, 1), background=self.background)
 
-    def _update_palette(self, frame: np.ndarray) -> None:
-        """Land a finished background refit, then start one if the policy says so."""
-        if self._pending is not None and self._pending[0].done():
-            self._land(*self._pending)
-            self._pending = None
-        if self.frozen and self._state is not None:
-            return
-        samples = self._fitter.sample(frame)
-        previous, self._last_samples = self._last_samples, samples
-        if self._force_fresh or self._state is None or self._state.fit is None:
-            kind = "fresh"
-        else:
-            kind = self._policy.decide(self._fitter.error(samples[::4], self._state.fit))
-        if kind == "keep" or self._pending is not None:
-            return
-        fitted_on = self._fitted_on
-        if kind == "warm" and fitted_on is not None and fitted_on.shape == samples.shape:
-            if np.abs(samples.astype(np.int16) - fitted_on).max() <= self._still_levels:
-                return  # nothing moved since the last fit: nothing new to learn
-        self._fitted_on = samples
-        self._force_fresh = False
-        current = None if self._state is None else self._state.fit
-        still = None
-        if previous is not None and previous.shape == samples.shape:
-            still = np.abs(samples.astype(np.int16) - previous).max(axis=1) <= self._still_levels
-        if self._executor is not None and self._state is not None:
-            self._pending = (self._executor.submit(self._refit, kind, samples, current, still), kind)
-            return
-        try:
-            result = self._refit(kind, samples, current, still)
-        except Exception as error:
-            if self._state is None:
-                raise  # no palette to fall back on
-            self._refit_failed(error)
-            return
-        self._apply(kind, result)
+    def _next_index(self) -> int:
+        self._planned += 1
+        return self._planned - 1
 
-    def _refit(self, kind: str, samples: np.ndarray, current: Fit | None, still: np.ndarray | None):
-        """Fit (fresh or warm) and build the table; None in place of both when no slot changed."""
-        start = time.perf_counter()
-        fit = self._fitter.fit(samples, previous=None if kind == "fresh" else current, still=still)
-        if kind == "warm" and np.array_equal(fit.colors, current.colors):
-            return None, fit.error, time.perf_counter() - start
-        table = build_table(fit.colors, self.color_space)
-        return (fit, table), fit.error, time.perf_counter() - start
+    def _use_fixed(self, palette: Palette) -> None:
+        self._fixed = PaletteStep(palette, build_table(palette.colors, self.color_space), None, fresh=True)
 
-    def _land(self, future: Future, kind: str) -> None:
-        try:
-            result = future.result()
-        except Exception as error:
-            self._refit_failed(error)
-            return
-        self._apply(kind, result)
-
-    def _refit_failed(self, error: Exception) -> None:
-        """Keep the last good palette; report the first failure only."""
-        if not self.stats["refit_errors"]:
-            log.error("palette refit failed, keeping the current palette: %s", error)
-        self.stats["refit_errors"] += 1
-        self._policy.fitted(self._policy.baseline)
-
-    def _apply(self, kind: str, result) -> None:
-        fitted, error, seconds = result
-        self._policy.fitted(error)
-        self.stats["fit_ms"] = seconds * 1000
-        if fitted is not None:
-            fit, table = fitted
-            self.stats["refits"] += 1
-            self._publish(fit, Palette(fit.colors, name="adaptive"), fresh=kind == "fresh", table=table)
-
-    def _publish(self, fit: Fit | None, palette: Palette, *, fresh: bool, table: LookupTable | None = None) -> None:
-        if table is None:
-            table = build_table(palette.colors, self.color_space)
-        generation = 0 if self._state is None else self._state.generation + 1
-        # Held indices only carry over to a palette of the same slots.
-        fresh = fresh or self._state is None or len(self._state.palette) != len(palette)
-        offsets = ordered_offsets(self.dither, table, self.dither_strength)
-        self._state = _State(palette, table, offsets, fit, generation, fresh)
-
-    # ---------------------------------------------------------------- mapping
-
-    def _map(self, frame: np.ndarray, state: _State, out_rgb: np.ndarray) -> np.ndarray:
-        t = state.table
-        if self.dither in ERROR_DIFFUSION:
-            indices = np.empty(frame.shape[:2], np.uint8)
-            diffuse(frame, t, self.dither, self.dither_strength, indices, out_rgb)
-            self._held = None
-            return indices
-        if not self.hold:
-            indices = np.empty(frame.shape[:2], np.uint8)
-            map_frame(frame, t.table, t.fine, t.colors, state.offsets, indices, out_rgb)
-            return indices
-        held = self._held
-        if held is None or held[0].shape != frame.shape[:2] or (state.fresh and held[2] != state.generation):
-            indices = np.empty(frame.shape[:2], np.uint8)
-            map_frame(frame, t.table, t.fine, t.colors, state.offsets, indices, out_rgb)
-            self._held = (indices, frame.copy(), state.generation)
-            return indices.copy()
-        indices, reference, generation = held
-        # After a palette change, the same trade as the fitter's: error saved against change shown.
-        weight = self.stability / 3 if generation != state.generation else -1.0
-        map_frame_held(frame, t.table, t.fine, t.colors, state.offsets, self.hold, weight, reference, indices, out_rgb)
-        self._held = (indices, reference, state.generation)
-        return indices.copy()
+    def _ordered_offsets(self, step: PaletteStep) -> np.ndarray:
+        """The ordered-dither offsets for ``step``'s table, made once per table and dither."""
+        key = (step.table, self.dither)
+        if self._offsets is None or self._offsets[0] != key:
+            self._offsets = (key, ordered_offsets(self.dither, step.table, self.dither_strength))
+        return self._offsets[1]
 
 
 def quantize(

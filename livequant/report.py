@@ -21,13 +21,13 @@ from __future__ import annotations
 
 import json
 import math
-import os
 import time
 from pathlib import Path
 
 import numpy as np
 
 from livequant.errors import LivequantError
+from livequant.files import move_into_place, partial_file
 from livequant.frames import QuantizedFrame
 
 __all__ = ["QualityReport", "ciede2000", "srgb_to_lab"]
@@ -168,7 +168,7 @@ class QualityReport:
             (src[self._de_sample], indices[self._de_sample])
         de = float(np.mean(ciede2000(srgb_to_lab(src_de), self._palette_lab[indices_de])))
         flicker, static = None, 0
-        event = getattr(qframe, "event", "")
+        event = qframe.event
         if self._previous is None:
             event = "fresh"
         else:
@@ -182,7 +182,7 @@ class QualityReport:
                 self._static += static
             self._pair_pixels += len(src)
             if not event and not np.array_equal(colors, colors0):
-                event = "refit"  # a quantizer without `event`: a palette change is taken as a refit
+                event = "refit"  # a frame made without `event`: a palette change is taken as a refit
         if event:
             self.palettes.append({"frame": len(self.frames), "time": qframe.time, "event": event,
                                   "colors": [f"#{r:02x}{g:02x}{b:02x}" for r, g, b in colors.tolist()]})
@@ -236,20 +236,21 @@ class QualityReport:
     def save(self, path) -> Path:
         """Write the report: ``.json`` the figures, ``.png`` the palette timeline with PSNR and flicker below.
 
-        The file is written beside ``path`` first and moved into place when complete.
+        The file is written to a new partial file beside ``path`` first and moved into place when complete.
         """
         path = check_path(path)
         if not self.frames:
             raise ValueError("the report has no frames")
-        partial = path.with_name(f".{path.stem}.partial{path.suffix}")
+        partial = partial_file(path)
         try:
             if path.suffix.lower() == ".json":
                 partial.write_text(json.dumps(self.as_dict(), indent=1) + "\n")
             else:
                 self.figure().savefig(partial, dpi=100)
-            os.replace(partial, path)
-        finally:
+            move_into_place(partial, path)
+        except BaseException:
             partial.unlink(missing_ok=True)
+            raise
         return path
 
     def timeline(self) -> np.ndarray:

@@ -1,8 +1,11 @@
-"""Where quantized frames go: video files, GIFs, images and a preview window.
+"""Where quantized frames go: video files, GIFs, animated WebP and APNG, images and a preview window.
 
 Every sink is a context manager with ``write(qframe)`` taking a
-`~livequant.frames.QuantizedFrame`. File sinks write to a hidden partial file
-beside the target (``.name.partial.mp4``) and rename it when complete. Leaving
+`~livequant.frames.QuantizedFrame`. File sinks write to a new, uniquely named
+hidden file beside the target (``.name.XXXXXXXX.partial.mp4``, see
+`livequant.files`) and rename it when complete; an output that is one of the
+inputs (the same file by device and inode, however it is spelled) is refused
+before anything is written. Leaving
 the ``with`` block normally or by ``KeyboardInterrupt`` finishes the file (it
 plays up to the last frame written); any other exception removes it.
 """
@@ -10,6 +13,7 @@ plays up to the last frame written); any other exception removes it.
 from __future__ import annotations
 
 import collections
+import io
 import os
 import re
 import sys
@@ -21,23 +25,52 @@ import cv2  # before av: PyAV's bundled libxcb loaded first makes OpenCV windows
 import av  # isort: skip
 import numpy as np
 
-from livequant import presets
-from livequant.errors import SinkError, _write_hint
-from livequant.frames import QuantizedFrame, check_frame
+from livequant.errors import SinkError, write_hint
+from livequant.files import move_into_place, partial_file
+from livequant.frames import FpsCounter, QuantizedFrame, check_frame
 from livequant.gif import GifEncoder
-from livequant.quantizer import DITHERS
+from livequant.palette import Palette
+from livequant.sources import quiet_opencv
 
-__all__ = ["AnimationWriter", "GifWriter", "ImageWriter", "Preview", "VideoWriter"]
+__all__ = ["AnimationWriter", "GifWriter", "ImageWriter", "Preview", "VideoWriter", "check_target"]
 
 _VIDEO_TIME_BASE = Fraction(1, 90000)
+_BLACK = (np.zeros((64, 64, 3), np.uint8), np.zeros((64, 64), np.uint8), Palette(np.zeros((1, 3), np.uint8)))
+
+
+VIDEO_SUFFIXES = (".mp4", ".mov", ".mkv", ".webm")
+_CONTAINERS = {suffix: av.open(io.BytesIO(), "w", format=name)  # what each can hold
+               for suffix, name in zip(VIDEO_SUFFIXES, ("mp4", "mov", "matroska", "webm"))}
 
 
 def _partial(path: Path) -> Path:
-    """The hidden file beside ``path`` that is written first; keeps the suffix for FFmpeg and OpenCV."""
-    return path.with_name(f".{path.stem}.partial{path.suffix}")
+    """`partial_file` beside ``path``, its failure a `SinkError` naming ``path``."""
+    try:
+        return partial_file(path)
+    except OSError as e:
+        raise _failed("write", path, e) from e
 
 
-def _check_target(path: Path, overwrite: bool) -> None:
+def _same_file(a, b) -> bool:
+    """Whether ``a`` and ``b`` are one file (device and inode: links and other spellings included)."""
+    try:
+        return os.path.samefile(a, b)
+    except (OSError, ValueError):
+        return False
+
+
+def check_target(path: Path, overwrite: bool, inputs=()) -> None:
+    """Raise `SinkError` unless ``path`` can be written: not one of ``inputs``, in a writable folder, not a
+    folder itself, and absent unless ``overwrite``."""
+    for given in inputs:
+        if _same_file(path, given):
+            raise SinkError(f"output '{path}' is the input '{os.fspath(given)}'; give another output name")
+    try:
+        os.stat(path)
+    except FileNotFoundError:
+        pass
+    except OSError as e:  # a name too long, a loop of links
+        raise SinkError(f"cannot write '{path}': {e.strerror}; give another output name") from None
     parent = path.parent
     if parent.exists() and not parent.is_dir():
         raise SinkError(f"cannot write '{path}': '{parent}' is a file, not a directory; write elsewhere")
@@ -53,7 +86,7 @@ def _check_target(path: Path, overwrite: bool) -> None:
 
 def _failed(action: str, path: Path, error: Exception) -> SinkError:
     """A `SinkError` for an OS or FFmpeg error writing ``path``, with what to do about it."""
-    return SinkError(f"cannot {action} '{path}': {getattr(error, 'strerror', None) or error}; {_write_hint(error)}")
+    return SinkError(f"cannot {action} '{path}': {getattr(error, 'strerror', None) or error}; {write_hint(error)}")
 
 
 def _pal8(qframe: QuantizedFrame) -> av.VideoFrame:
@@ -65,24 +98,48 @@ def _pal8(qframe: QuantizedFrame) -> av.VideoFrame:
     return av.VideoFrame.from_ndarray((np.ascontiguousarray(qframe.indices, np.uint8), argb), format="pal8")
 
 
-def _write_still(path: Path, qframe: QuantizedFrame) -> None:
-    """Write one frame: an 8-bit palette PNG for ``.png``, else whatever OpenCV writes for the suffix."""
-    if path.suffix.lower() == ".png":
+def _encoded(suffix: str, bgr: np.ndarray) -> bytes | None:
+    """``bgr`` encoded by OpenCV as a ``suffix`` image, or None where OpenCV cannot (in memory: OpenCV never
+    sees a file name, which it mishandles when the name is not UTF-8)."""
+    if not suffix.isascii():
+        return None
+    try:
+        with quiet_opencv():
+            ok, data = cv2.imencode(suffix, bgr)
+    except cv2.error:
+        return None
+    return data.tobytes() if ok else None
+
+
+def _write_still(path: Path, qframe: QuantizedFrame, name: Path | None = None) -> None:
+    """Write one frame to ``path`` (errors name ``name``, the output the user asked for): an 8-bit palette PNG
+    for ``.png``, else whatever OpenCV encodes for the suffix."""
+    suffix = path.suffix.lower()
+    if suffix == ".png":
         png = av.CodecContext.create("png", "w")
         png.width, png.height, png.pix_fmt = qframe.indices.shape[1], qframe.indices.shape[0], "pal8"
         packets = png.encode(_pal8(qframe)) + png.encode(None)
         path.write_bytes(b"".join(bytes(p) for p in packets))
-    elif not cv2.imwrite(str(path), cv2.cvtColor(qframe.rgb, cv2.COLOR_RGB2BGR)):
-        raise SinkError(f"cannot write image '{path}': OpenCV failed to write it; check the free space and the folder")
+        return
+    data = _encoded(suffix, cv2.cvtColor(qframe.rgb, cv2.COLOR_RGB2BGR))
+    if data is None:
+        raise SinkError(f"cannot write image '{name or path}': OpenCV cannot encode this picture as {suffix}; "
+                        "write .png instead")
+    path.write_bytes(data)
 
 
 class _FileSink:
     """Partial file, rename on success, cleanup on failure; subclasses fill in `_write`, `_finish`, `_release`."""
 
-    def __init__(self, path, overwrite: bool):
+    interactive = False
+    _tmp: Path | None = None
+
+    def __init__(self, path, overwrite: bool, inputs=()):
         self.path = Path(path)
-        _check_target(self.path, overwrite)
-        self._tmp: Path | None = _partial(self.path)
+        self._inputs = tuple(inputs)
+        check_target(self.path, overwrite, self._inputs)
+        if not getattr(self, "_pattern", None):
+            self._tmp = _partial(self.path)
         self.frames = 0
         self.finished = False  # the output is complete and in place
         self._done = False
@@ -120,7 +177,7 @@ class _FileSink:
         try:
             self._finish()
             if self._tmp is not None:
-                os.replace(self._tmp, self.path)
+                move_into_place(self._tmp, self.path)
         except BaseException as e:
             self.abort()
             if isinstance(e, (av.error.FFmpegError, OSError)) and not isinstance(e, SinkError):
@@ -147,8 +204,8 @@ class _EncoderSink(_FileSink):
 
     _min_step = 1  # smallest pts increment between frames, in the stream's time base
 
-    def __init__(self, path, overwrite: bool):
-        super().__init__(path, overwrite)
+    def __init__(self, path, overwrite: bool, inputs=()):
+        super().__init__(path, overwrite, inputs)
         self._out = None
         self._stream = None
         self._t0 = None
@@ -184,11 +241,15 @@ class _EncoderSink(_FileSink):
         self._out.close()
 
     def _release(self) -> None:
+        self._release_output()
+
+    def _release_output(self) -> None:
         if self._out is not None:
             try:
                 self._out.close()
             except av.error.FFmpegError:
                 pass  # the partial file is deleted next
+            self._out = None
 
 
 def _encoder(suffix: str, codec: str | None, crf: float | None, lossless: bool) -> tuple[str, str, dict]:
@@ -197,9 +258,12 @@ def _encoder(suffix: str, codec: str | None, crf: float | None, lossless: bool) 
         lossless_codec = {".mkv": "ffv1", ".webm": "libvpx-vp9"}.get(suffix, "libx264rgb")
         codec = lossless_codec if lossless else "libvpx-vp9" if suffix == ".webm" else "libx264"
     try:
-        formats = [f.name for f in av.Codec(codec, "w").video_formats or ()]
+        found = av.Codec(codec, "w")
     except av.codec.codec.UnknownCodecError:
         raise ValueError(f"codec '{codec}' is not an FFmpeg video encoder here; try libx264, libvpx-vp9, ffv1") from None
+    if found.type != "video":
+        raise ValueError(f"codec '{codec}' is an {found.type} encoder, not a video one; try libx264, libvpx-vp9, ffv1")
+    formats = [f.name for f in found.video_formats or ()]
     if codec in ("libx264", "libx264rgb"):
         quality = {"qp": "0"} if lossless else {"crf": f"{20 if crf is None else crf:g}"}
         return codec, "rgb24" if codec == "libx264rgb" else "yuv420p", {"preset": "veryfast", **quality}
@@ -221,16 +285,18 @@ class _AudioTrack:
     ``offset`` (the first video frame's time) becomes zero in the output.
     """
 
-    def __init__(self, input_container, output, suffix: str):
+    def __init__(self, input_container, output, suffix: str, copy: bool = True):
         self._in = input_container
         self._src = input_container.streams.audio[0]
-        self._copy = self._src.codec_context.name in output.supported_codecs
+        self._copy = copy and self._src.codec_context.name in output.supported_codecs
+        self._resampler = None
         if self._copy:
             self._dst = output.add_stream_from_template(self._src)
         else:
             webm = suffix == ".webm"
             self._dst = output.add_stream("libopus" if webm else "aac", rate=48000 if webm else self._src.rate)
             self._dst.layout = self._src.layout if self._src.channels <= 2 else "stereo"
+            self._resampler = av.AudioResampler(format=self._dst.format, layout=self._dst.layout, rate=self._dst.rate)
         self._output = output
         self._items = self._timed_items()
         self._pending = None
@@ -271,15 +337,16 @@ class _AudioTrack:
                 obj.stream = self._dst
                 self._output.mux(obj)
             else:
-                for packet in self._dst.encode(obj):
-                    self._output.mux(packet)
+                for frame in self._resampler.resample(obj):
+                    self._output.mux(self._dst.encode(frame))
 
     def finish(self, end: float, offset: float) -> None:
         """Mux the rest up to ``end`` (the video's end), flush the encoder, close the input."""
         self.mux_until(end, offset)
         if not self._copy:
-            for packet in self._dst.encode(None):
-                self._output.mux(packet)
+            for frame in self._resampler.resample(None):
+                self._output.mux(self._dst.encode(frame))
+            self._output.mux(self._dst.encode(None))
         self._in.close()
 
 
@@ -313,37 +380,68 @@ class VideoWriter(_EncoderSink):
         Replace an existing ``path``.
     pix_fmt : str, optional
         Pixel format, overriding the codec's default.
+    inputs : sequence of str or os.PathLike
+        Files the output must not be (compared by device and inode).
+
+    Raises
+    ------
+    ValueError
+        If the suffix names no video format, or the codec is unknown, not a video
+        encoder, or one the container cannot hold: checked here, before any frame.
+    SinkError
+        If the output cannot be written, or the audio cannot go into it.
     """
 
     _min_step = 90  # 1 ms at 1/90000 s
 
     def __init__(self, path, fps: float, *, codec=None, crf=None, lossless=False, audio_from=None,
-                 overwrite=False, pix_fmt=None):
+                 overwrite=False, pix_fmt=None, inputs=()):
         if not fps > 0:
             raise ValueError(f"fps must be > 0, got {fps}")
         suffix = Path(path).suffix.lower()
-        if codec is None and suffix not in (".mp4", ".mov", ".mkv", ".webm"):
+        if (codec is None and suffix not in VIDEO_SUFFIXES) or not suffix:
             raise ValueError(f"cannot tell the video format of '{path}' from its suffix; use .mp4, .mov, .mkv or .webm")
         self.codec, default_pix_fmt, self._options = _encoder(suffix, codec, crf, lossless)
+        self._default_codec = _encoder(suffix, None, None, lossless)[0]
         self.pix_fmt = pix_fmt or default_pix_fmt
         self._format = av.VideoFormat(self.pix_fmt)  # ValueError "not a pixel format: ..." if unknown
         self.fps = fps
-        super().__init__(path, overwrite)
+        super().__init__(path, overwrite, inputs)
+        self._audio_from = audio_from
         self._audio_in = None
-        if audio_from is not None:
-            try:
-                self._audio_in = av.open(os.fspath(audio_from))
-            except av.error.FFmpegError as e:
-                raise SinkError(f"cannot read audio from '{audio_from}': {e.strerror}") from e
-            if not self._audio_in.streams.audio:
-                self._audio_in.close()
-                self._audio_in = None
         self._audio = None
+        self._copy_audio = True
+        try:
+            if audio_from is not None:
+                self._open_audio()
+                if not self._audio_in.streams.audio:
+                    self._audio_from = None
+                self._release_output()
+            self._check()
+        except BaseException:
+            self.abort()
+            raise
 
-    def _open(self, height: int, width: int) -> None:
+    def _open_audio(self) -> None:
+        try:
+            self._audio_in = av.open(os.fspath(self._audio_from))
+        except av.error.FFmpegError as e:
+            raise SinkError(f"cannot read audio from '{self._audio_from}': {e.strerror}") from e
+
+    def _start(self, height: int, width: int, audio: bool) -> None:
+        """Open the container on the temporary file with the video stream (and the audio track)."""
         fmt = self._format
         self._pad = ((-height) % (4 // fmt.chroma_height(4)), (-width) % (4 // fmt.chroma_width(4)))
-        self._out = av.open(str(self._tmp), "w")
+        try:
+            self._out = av.open(str(self._tmp), "w")
+        except (av.error.FFmpegError, ValueError):
+            raise ValueError(f"FFmpeg knows no video format for '{self.path.suffix}' files ('{self.path}'); "
+                             "use .mp4, .mov, .mkv or .webm") from None
+        if self.codec not in self._out.supported_codecs:
+            holders = [s for s in VIDEO_SUFFIXES if self.codec in _CONTAINERS[s].supported_codecs]
+            other = f", or write {' or '.join(holders)}" if holders else ""
+            raise ValueError(f"a {self.path.suffix} file cannot hold {self.codec} video ('{self.path}'); leave "
+                             f"--codec out (the default is {self._default_codec}){other}")
         rate = Fraction(self.fps).limit_denominator(1001)
         self._stream = self._out.add_stream(self.codec, rate=rate, options=self._options)
         self._stream.width, self._stream.height = width + self._pad[1], height + self._pad[0]
@@ -354,8 +452,54 @@ class VideoWriter(_EncoderSink):
         if self._yuv:  # convert with BT.709 and tag it so, as players assume for HD; untagged is ambiguous
             context.colorspace = context.color_primaries = context.color_trc = 1  # BT.709
             context.color_range = 1  # limited ("MPEG") range
-        if self._audio_in is not None:
-            self._audio = _AudioTrack(self._audio_in, self._out, self.path.suffix.lower())
+        if audio and self._audio_from is not None:
+            self._open_audio()
+            self._audio = _AudioTrack(self._audio_in, self._out, self.path.suffix.lower(), copy=self._copy_audio)
+
+    def _trial(self, audio: bool) -> bool:
+        """Write the output with one black 64x64 frame and 0.1 s of the audio; whether FFmpeg took it."""
+        try:
+            self._start(64, 64, audio)
+            frame = self._frame(QuantizedFrame(*_BLACK))
+            frame.pts, frame.time_base = 0, _VIDEO_TIME_BASE
+            for packet in [*self._stream.encode(frame), *self._stream.encode(None)]:
+                self._out.mux(packet)
+            if self._audio is not None:
+                start = self._audio_in.streams.audio[0].start_time or 0
+                start = float(start * self._audio_in.streams.audio[0].time_base)
+                self._audio.finish(start + 0.1, start)
+            self._out.close()
+            return True
+        except av.error.FFmpegError:
+            return False
+        finally:
+            self._release_output()
+            self._audio = None
+
+    def _check(self) -> None:
+        """Open the output once before any frame, so what FFmpeg refuses (a codec the container cannot hold,
+        an encoder option, audio the container cannot take) fails now, naming its cause, not after the job.
+
+        Audio the container cannot hold as it is (such as 5.1 PCM in MP4) is re-encoded instead.
+        """
+        if self._trial(audio=True):
+            return
+        if self._audio_from is not None:
+            self._copy_audio = False
+            if self._trial(audio=True):
+                return
+            if self._trial(audio=False):
+                with av.open(os.fspath(self._audio_from)) as given:
+                    src = given.streams.audio[0]
+                    what = f"{src.codec_context.name}, {src.layout.name}"
+                raise SinkError(f"cannot carry the audio of '{self._audio_from}' ({what}) into '{self.path}': "
+                                "FFmpeg refused it; use --no-audio")
+        options = " ".join(f"{k}={v}" for k, v in self._options.items())
+        raise ValueError(f"cannot encode '{self.path}' with {self.codec} ({self.pix_fmt}{', ' if options else ''}"
+                         f"{options}): FFmpeg refused it; leave --codec and --crf out for the defaults")
+
+    def _open(self, height: int, width: int) -> None:
+        self._start(height, width, audio=True)
 
     def _frame(self, qframe: QuantizedFrame) -> av.VideoFrame:
         rgb = qframe.rgb
@@ -377,10 +521,11 @@ class VideoWriter(_EncoderSink):
             self._audio.finish(self._t0 + float((self._last_pts + last) * _VIDEO_TIME_BASE), self._t0)
         super()._finish()
 
-    def _release(self) -> None:
-        super()._release()
+    def _release_output(self) -> None:
+        super()._release_output()
         if self._audio_in is not None:
             self._audio_in.close()
+            self._audio_in = None
 
 
 class GifWriter(_FileSink):
@@ -388,9 +533,10 @@ class GifWriter(_FileSink):
 
     Each frame is cropped to the rectangle that changed, its unchanged pixels
     are transparent, and it carries a local colour table only when it needs
-    colours the global table (the first frame's palette) lacks;
-    see `livequant.gif`. Frame delays come from the frame times (GIF counts in
-    1/100 s); the last frame lasts as long as the one before it.
+    colours the global table (the first frame's palette) lacks. Frame delays
+    come from the frame times, rounded to GIF's 1/100 s; a frame under 2/100 s
+    after the last one kept is left out (counted in ``dropped``), as players
+    show shorter delays as 10/100 s. See `livequant.gif.GifEncoder`.
 
     Parameters
     ----------
@@ -400,16 +546,22 @@ class GifWriter(_FileSink):
         0 loops forever, -1 plays once, n > 0 repeats n times.
     overwrite : bool
         Replace an existing ``path``.
+    inputs : sequence of str or os.PathLike
+        Files the output must not be (compared by device and inode).
     """
 
-    def __init__(self, path, *, loop: int = 0, overwrite: bool = False):
+    def __init__(self, path, *, loop: int = 0, overwrite: bool = False, inputs=()):
         _check_loop(loop)
         self.loop = loop
-        super().__init__(path, overwrite)
+        self.dropped = 0
+        super().__init__(path, overwrite, inputs)
         self._file = None
         self._gif = None
-        self._pending = None  # (pts, image bytes, transparent index) of the frame waiting for its delay
-        self._interval = None
+
+    def write(self, qframe: QuantizedFrame) -> None:
+        """Append one quantized frame, or leave it out if it would follow the last one kept within 2/100 s."""
+        super().write(qframe)
+        self.frames, self.dropped = self._gif.frames, self._gif.dropped
 
     def _write(self, qframe: QuantizedFrame) -> None:
         if self._gif is None:
@@ -418,28 +570,21 @@ class GifWriter(_FileSink):
                 self._gif = GifEncoder(width, height, qframe.palette.colors, self.loop)
             except ValueError as e:
                 raise SinkError(f"cannot write '{self.path}': {e}; resize with --width or --scale") from None
-            self._t0 = qframe.time
             self._file = open(self._tmp, "wb")
             self._file.write(self._gif.header())
-        pts = round((qframe.time - self._t0) * 100)
-        if self._pending is not None:
-            pts = max(pts, self._pending[0] + 1)
-            self._interval = pts - self._pending[0]
-            self._flush_pending(self._interval)
-        self._pending = (pts, *self._gif.image(qframe.indices, qframe.palette.colors))
-
-    def _flush_pending(self, delay: int) -> None:
-        _, data, transparent = self._pending
-        self._file.write(self._gif.control(delay, transparent) + data)
+        self._file.write(self._gif.add(qframe.indices, qframe.palette.colors, qframe.time))
 
     def _finish(self) -> None:
-        self._flush_pending(self._interval or 10)
-        self._file.write(b";")
+        self._file.write(self._gif.end())
         self._file.close()
+        self.frames, self.dropped = self._gif.frames, self._gif.dropped
 
     def _release(self) -> None:
         if self._file is not None:
-            self._file.close()
+            try:
+                self._file.close()
+            except OSError:
+                pass  # flushing failed (a full disk): the partial file is deleted next
 
 
 def _check_loop(loop) -> None:
@@ -464,11 +609,18 @@ class AnimationWriter(_EncoderSink):
         Lossy WebP quality, 0..100.
     overwrite : bool
         Replace an existing ``path``.
+    inputs : sequence of str or os.PathLike
+        Files the output must not be (compared by device and inode).
+
+    Raises
+    ------
+    ValueError
+        If the suffix is neither, ``quality`` is out of range or given for APNG, or FFmpeg here lacks the encoder.
     """
 
     _FORMATS = {".webp": ("webp", "libwebp_anim", "bgra", "loop"), ".apng": ("apng", "apng", "rgb24", "plays")}
 
-    def __init__(self, path, *, loop: int = 0, quality: float | None = None, overwrite: bool = False):
+    def __init__(self, path, *, loop: int = 0, quality: float | None = None, overwrite: bool = False, inputs=()):
         _check_loop(loop)
         suffix = Path(path).suffix.lower()
         if suffix not in self._FORMATS:
@@ -477,12 +629,16 @@ class AnimationWriter(_EncoderSink):
             raise ValueError(f"quality applies to .webp only, 0..100, got {quality} for '{path}'; "
                              "APNG and GIF are lossless")
         self._format, self.codec, self.pix_fmt, loop_option = self._FORMATS[suffix]
+        try:
+            av.Codec(self.codec, "w")
+        except av.codec.codec.UnknownCodecError:
+            raise ValueError(f"FFmpeg here has no {self.codec} encoder for '{path}'; write .gif instead") from None
         plays = 0 if loop == 0 else 1 if loop == -1 else loop + 1  # 0: forever
         self._container_options = {loop_option: str(plays)}
         self._options = {} if suffix == ".apng" else \
             {"lossless": "1"} if quality is None else {"lossless": "0", "quality": f"{quality:g}"}
         self.loop, self.quality = loop, quality
-        super().__init__(path, overwrite)
+        super().__init__(path, overwrite, inputs)
 
     def _open(self, height: int, width: int) -> None:
         self._out = av.open(str(self._tmp), "w", format=self._format, options=self._container_options)
@@ -508,21 +664,34 @@ class ImageWriter(_FileSink):
         Output file or pattern; the suffix picks the format.
     overwrite : bool
         Replace existing files.
+    inputs : sequence of str or os.PathLike
+        Files no output may be (compared by device and inode).
     one_frame : bool
         Raise `SinkError` when a second frame arrives for a plain path, rather than keep the last.
+
+    Raises
+    ------
+    ValueError
+        If OpenCV cannot encode a colour picture as the suffix's type, or the pattern cannot number files.
     """
 
-    def __init__(self, path, overwrite: bool = False, *, one_frame: bool = False):
+    def __init__(self, path, overwrite: bool = False, inputs=(), *, one_frame: bool = False):
         text = os.fspath(path)
-        if not cv2.haveImageWriter(text):
-            raise ValueError(f"cannot write images of type '{Path(text).suffix}' ('{text}'); use .png, .jpg, .bmp...")
+        suffix = Path(text).suffix.lower()
+        if suffix != ".png" and _encoded(suffix, np.zeros((16, 16, 3), np.uint8)) is None:
+            raise ValueError(f"cannot write '{text}': OpenCV here cannot write colour pictures as "
+                             f"'{suffix or 'no suffix'}'; use .png, .jpg, .bmp, .tif, .webp or .ppm")
         self._pattern = text if re.search(r"\{[^{}]*\}|%0?\d*d", text) else None
         self._overwrite = overwrite
         self._one_frame = one_frame
         self._last = None
-        super().__init__(self._name(1) if self._pattern else text, overwrite)
         if self._pattern:
-            self._tmp = None
+            try:
+                first = self._name(1)
+            except (KeyError, IndexError, ValueError, TypeError):
+                raise ValueError(f"cannot number files with the pattern '{text}'; use one {{}} or %04d, such as "
+                                 "frame-%04d.png") from None
+        super().__init__(first if self._pattern else text, overwrite, inputs)
 
     def _name(self, number: int) -> Path:
         return Path(self._pattern.format(number) if "%" not in self._pattern else self._pattern % number)
@@ -537,18 +706,19 @@ class ImageWriter(_FileSink):
             self._last = qframe
             return
         target = self._name(self.frames + 1)
-        if self.frames and target.exists() and not self._overwrite:
-            raise SinkError(f"output '{target}' exists; use -y to overwrite")
+        if self.frames:
+            check_target(target, self._overwrite, self._inputs)
+        tmp = _partial(target)
         try:
-            _write_still(_partial(target), qframe)
-            os.replace(_partial(target), target)
+            _write_still(tmp, qframe, target)
+            move_into_place(tmp, target)
         except BaseException:
-            _partial(target).unlink(missing_ok=True)
+            tmp.unlink(missing_ok=True)
             raise
 
     def _finish(self) -> None:
         if self._pattern is None:
-            _write_still(self._tmp, self._last)
+            _write_still(self._tmp, self._last, self.path)
 
 
 def _check_display() -> None:
@@ -566,35 +736,48 @@ def _check_display() -> None:
     raise SinkError(f"cannot open a preview window: {cause}; use `livequant transcode` to write a file instead")
 
 
+def _quiet_qt() -> None:
+    """Point OpenCV's Qt at an existing font folder: for the missing one OpenCV names, Qt prints five
+    "QFontDatabase: Cannot find font directory" warnings when the first window opens."""
+    fonts = os.environ.get("QT_QPA_FONTDIR")
+    if fonts is not None and not os.path.isdir(fonts):
+        system = "/usr/share/fonts"
+        os.environ["QT_QPA_FONTDIR"] = system if os.path.isdir(system) else os.path.dirname(cv2.__file__)
+
+
 class Preview:
     """Show frames in a window with a HUD and a palette strip, and take keys.
 
-    Keys: ``+``/``=`` and ``-`` double or halve the colours (2..256), ``d``
-    cycles the dither, ``p`` cycles the presets (``adaptive`` included), space
-    freezes the palette, ``s`` saves ``livequant-snapshot-N.png`` in the
-    current directory, ``q`` or Esc (or closing the window) sets
-    ``quit_requested``. Without ``quantizer`` only ``s`` and quitting work.
+    ``s`` saves ``livequant-snapshot-N.png`` in the current directory, ``q`` or
+    Esc (or closing the window) sets ``quit_requested``; every other key goes
+    to ``on_key``.
 
     Parameters
     ----------
     title : str
         Window title.
-    quantizer : livequant.quantizer.Quantizer, optional
-        The quantizer the keys reconfigure.
+    on_key : callable, optional
+        ``on_key(key)`` with the key's code (``ord("d")``), such as a handler
+        that reconfigures the quantizer.
+    status : callable, optional
+        ``status()`` returns text for the end of the HUD line, such as the dither.
     show_source : bool
         Show the input frame beside the quantized one.
     """
 
-    def __init__(self, title: str = "livequant", quantizer=None, show_source: bool = False):
+    interactive = True
+
+    def __init__(self, title: str = "livequant", on_key=None, status=None, show_source: bool = False):
         _check_display()
+        _quiet_qt()
         self.title = title
-        self.quantizer = quantizer
+        self.on_key = on_key
+        self.status = status
         self.show_source = show_source
         self.quit_requested = False
-        self._times = collections.deque(maxlen=30)
+        self._fps = FpsCounter()
+        self._rate = 0.0
         self._last = None
-        self._frozen = False
-        self._preset = 0
         self._closed = False
         try:
             cv2.namedWindow(title, cv2.WINDOW_AUTOSIZE)
@@ -612,7 +795,7 @@ class Preview:
         if self._closed:
             return  # imshow would open the window again
         self._last = qframe
-        self._times.append(time.monotonic())
+        self._rate = self._fps.tick()
         cv2.imshow(self.title, self._compose(qframe))
         self.handle_key(cv2.waitKey(1))
         if not self._visible():
@@ -641,12 +824,10 @@ class Preview:
         return image
 
     def _hud(self, qframe: QuantizedFrame) -> str:
-        span = self._times[-1] - self._times[0]
-        fps = (len(self._times) - 1) / span if span > 0 else 0.0
-        dither = self.quantizer.dither if self.quantizer is not None else "-"
-        name = getattr(qframe.palette, "name", "") or "adaptive"
-        frozen = "  frozen" if self._frozen else ""
-        return f"{fps:5.1f} fps  K={len(qframe.palette.colors)}  dither={dither}  palette={name}{frozen}"
+        name = qframe.palette.name or "adaptive"
+        lag = f"  lag {qframe.palette_lag}" if name == "adaptive" else ""
+        status = f"  {self.status()}" if self.status is not None else ""
+        return f"{self._rate:5.1f} fps  K={len(qframe.palette.colors)}  palette={name}{lag}{status}"
 
     def handle_key(self, key: int) -> None:
         """Act on a key code as returned by ``cv2.waitKey`` (-1 for none)."""
@@ -655,22 +836,8 @@ class Preview:
             self.quit_requested = True
         elif key == ord("s") and self._last is not None:
             self.snapshot()
-        elif self.quantizer is None:
-            return
-        elif key in (ord("+"), ord("=")):
-            self.quantizer.configure(n_colors=min(256, self.quantizer.n_colors * 2))
-        elif key == ord("-"):
-            self.quantizer.configure(n_colors=max(2, self.quantizer.n_colors // 2))
-        elif key == ord("d"):
-            current = DITHERS.index(self.quantizer.dither) if self.quantizer.dither in DITHERS else -1
-            self.quantizer.configure(dither=DITHERS[(current + 1) % len(DITHERS)])
-        elif key == ord("p"):
-            cycle = ["adaptive", *presets.names()]
-            self._preset = (self._preset + 1) % len(cycle)
-            self.quantizer.configure(palette=cycle[self._preset])
-        elif key == ord(" "):
-            self._frozen = not self._frozen
-            self.quantizer.configure(frozen=self._frozen)
+        elif key != 0xFF and self.on_key is not None:
+            self.on_key(key)
 
     def snapshot(self) -> Path:
         """Save the last frame as ``livequant-snapshot-N.png`` (first free N) in the cwd; print and return it."""

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import struct
 
 import av
@@ -12,7 +13,8 @@ from livequant import presets
 from livequant.cli import main
 from livequant.errors import SinkError
 from livequant.frames import QuantizedFrame
-from livequant.gif import GifEncoder, lzw_encode
+from livequant.gif import GifEncoder
+from livequant.kernels import lzw_encode
 from livequant.palette import Palette
 from livequant.sinks import AnimationWriter, GifWriter
 
@@ -96,7 +98,7 @@ def test_gif_frames_decode_exactly_and_are_cropped_to_the_change(tmp_path, rng, 
     colors = rng.integers(0, 256, (k, 3), dtype=np.uint8)
     colors = np.unique(colors, axis=0) if k > 1 else colors  # distinct colours: a changed index is a change
     qframes = _qframes([colors] * 8)
-    qframes.append(qframes[-1])  # nothing changed
+    qframes.append(dataclasses.replace(qframes[-1], time=0.8))  # nothing changed, 1/10 s later
     path = tmp_path / "out.gif"
     _write_all(GifWriter(path), qframes)
     for decode in (_pyav_frames, _pillow_frames):
@@ -160,6 +162,21 @@ def test_gif_delays_and_loop(tmp_path, rng):
     _write_all(GifWriter(path, loop=3), _qframes([colors] * 2))
     data = path.read_bytes()
     assert data[data.index(b"NETSCAPE2.0") + 13 : data.index(b"NETSCAPE2.0") + 15] == b"\x03\x00"
+
+
+@pytest.mark.parametrize(("times", "delays"), [
+    ([0.0, 0.01, 0.03, 0.1, 0.11], [3, 7, 2]),  # 0.01 and 0.11 follow a kept frame within 2/100 s: left out
+    ([0.0, 0.1, 0.111, 0.12], [10, 3]),  # 0.12 would end 1/100 s later: left out, the one before lasts instead
+])
+def test_gif_delays_are_at_least_2_100_s_and_add_up_to_the_duration(times, delays):
+    colors = np.array([[0, 0, 0], [255, 255, 255]], np.uint8)
+    encoder = GifEncoder(4, 4, colors)
+    data = encoder.header()
+    for i, t in enumerate(times):
+        data += encoder.add(np.full((4, 4), i % 2, np.uint8), colors, t)
+    data += encoder.end()
+    assert [delay for *_, delay in _gif_blocks(data)[1]] == delays
+    assert (encoder.frames, encoder.dropped) == (len(delays), len(times) - len(delays))
 
 
 def test_lzw_round_trips_through_two_decoders_past_4096_codes(tmp_path, rng):

@@ -102,16 +102,9 @@ def _frames(palettes, events=None):
         source = np.clip(palette.colors[indices].astype(int) + 3, 0, 255).astype(np.uint8)
         q = QuantizedFrame(palette.colors[indices], indices, palette, i / 10, source)
         if events is not None:
-            q = _WithEvent(**{f.name: getattr(q, f.name) for f in dataclasses.fields(q)}, event=events[i])
+            q = dataclasses.replace(q, event=events[i])
         out.append(q)
     return out
-
-
-@dataclasses.dataclass(frozen=True)
-class _WithEvent(QuantizedFrame):
-    """A frame as the quantizer will hand them out, telling refits and fresh fits apart."""
-
-    event: str = ""
 
 
 def test_palette_changes_refits_and_scene_cuts():

@@ -1,0 +1,341 @@
+"""The palette track: which palette each frame is mapped with, and why.
+
+For every frame, in order, the track decides whether the palette in force
+still serves (``keep``), should follow the picture (a ``warm`` refit from the
+current centres, slots matched, each slot settling only when it pays), or
+must start again (a ``fresh`` fit). A palette starts afresh on the first
+frame, at a scene cut, and when its error jumps past `RefitPolicy.scene_cut`
+times its error at the last fit.
+
+A scene cut is found from two consecutive frames alone (`is_scene_cut`), and
+a fresh start forgets everything before it: the fit, the policy's clock and
+baseline, and the temporal hold. So the frames from a cut onwards do not
+depend on what came before it, and a chunk of a film that starts at a cut
+(`scene_cuts`) reproduces the sequential output exactly.
+
+Three ways to run the same decisions:
+
+- `PaletteTrack.step`: synchronous, the palette for each frame as it comes.
+- Ahead of the frames (files): a worker calls `step` on frames in order,
+  while another thread maps earlier frames with the steps already made; the
+  output is identical to the synchronous one whatever the timing.
+- `PaletteTrack.step_live` (cameras): fits run in a worker thread and the
+  newest finished palette wins, so a frame never waits for k-means; the
+  ``lag`` of each palette (frames from the one it was fitted on to the first
+  one it is used for) is recorded.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass
+
+import numpy as np
+
+from livequant.colorspace import to_space
+from livequant.fit import Fit, PaletteFitter
+from livequant.lookup import LookupTable, build_table, lookup_pixels
+from livequant.palette import Palette
+
+__all__ = ["PaletteStep", "PaletteTrack", "RefitPolicy", "is_scene_cut", "scene_cuts"]
+
+log = logging.getLogger("livequant")
+
+#: Histogram bins per channel for the scene-cut test.
+CUT_BINS = 8
+#: Share of the samples that must change histogram bin for a scene cut.
+CUT_DISTANCE = 0.5
+
+
+def is_scene_cut(previous: np.ndarray, samples: np.ndarray) -> bool:
+    """Whether two consecutive frames' samples lie across a scene cut.
+
+    Compares the colour histograms (8 bins a channel) of the two sample sets:
+    a cut when more than `CUT_DISTANCE` of the samples would have to move to
+    another bin (total variation distance). Motion, noise, pans and slow fades
+    move few samples between bins; a new shot moves most of them.
+
+    Parameters
+    ----------
+    previous, samples : (N, 3) uint8 ndarray
+        Pixels sampled from the previous and the current frame.
+    """
+    shift = 8 - int(np.log2(CUT_BINS))
+    bins = CUT_BINS**3
+
+    def histogram(pixels: np.ndarray) -> np.ndarray:
+        p = pixels.astype(np.int32) >> shift
+        codes = (p[:, 0] * CUT_BINS + p[:, 1]) * CUT_BINS + p[:, 2]
+        return np.bincount(codes, minlength=bins) / max(len(pixels), 1)
+
+    return 0.5 * np.abs(histogram(previous) - histogram(samples)).sum() > CUT_DISTANCE
+
+
+def scene_cuts(frames, *, n_colors: int = 16, sample_size: int | None = None, seed: int = 0) -> list[int]:
+    """Indices of the frames at which the palette track starts afresh at a scene cut.
+
+    A `Quantizer` with the same ``n_colors``, ``sample_size`` and ``seed``,
+    started new at such a frame, gives exactly the frames the sequential one
+    gives from there on.
+
+    Parameters
+    ----------
+    frames : iterable of (H, W, 3) uint8 ndarray
+    n_colors, sample_size, seed
+        As for `Quantizer` (they decide which pixels are sampled).
+
+    Returns
+    -------
+    list of int
+        Frame indices, each > 0, ascending.
+    """
+    fitter = PaletteFitter(n_colors, color_space="rgb", sample_size=sample_size or default_sample_size(n_colors),
+                           seed=seed)
+    cuts, previous = [], None
+    for index, frame in enumerate(frames):
+        samples = fitter.sample(frame)
+        if previous is not None and is_scene_cut(previous, samples):
+            cuts.append(index)
+        previous = samples
+    return cuts
+
+
+def default_sample_size(n_colors: int) -> int:
+    """Pixels sampled per fit unless told otherwise: ``max(8192, 64 * n_colors)``."""
+    return max(8192, 64 * n_colors)
+
+
+class RefitPolicy:
+    """When to refit: on a clock, on error drift, and afresh when the error jumps.
+
+    Parameters
+    ----------
+    refit_every : int
+        Try a warm refit at least every this many frames (0: never on a clock).
+    drift : float
+        Refit warm when the palette's error exceeds its error at the last
+        fit by this fraction.
+    scene_cut : float
+        Refit from scratch when the error exceeds this multiple of the error
+        at the last fit.
+    """
+
+    def __init__(self, refit_every: int, drift: float = 0.25, scene_cut: float = 3.0):
+        self.refit_every = refit_every
+        self.drift = drift
+        self.scene_cut = scene_cut
+        self.frames_since = 0
+        self.baseline = 0.0
+
+    def decide(self, error: float) -> str:
+        """Return ``"fresh"``, ``"warm"`` or ``"keep"`` for the palette's ``error`` on a new frame."""
+        self.frames_since += 1
+        floor = self.baseline + 1e-9
+        if error > self.scene_cut * floor:
+            return "fresh"
+        if error > (1 + self.drift) * floor or (self.refit_every and self.frames_since >= self.refit_every):
+            return "warm"
+        return "keep"
+
+    def fitted(self, error: float) -> None:
+        """Record a refit attempt whose resulting palette has ``error``."""
+        self.frames_since = 0
+        self.baseline = error
+
+
+@dataclass(frozen=True, eq=False)
+class PaletteStep:
+    """A palette in force from some frame on, with its lookup table.
+
+    Attributes
+    ----------
+    palette : Palette
+    table : LookupTable
+    fit : Fit or None
+        The fit behind an adaptive palette; None for a fixed one.
+    fresh : bool
+        The slots do not follow from the previous palette (first frame, scene
+        cut, new palette size): the temporal hold starts again.
+    fitted_on : int
+        Index of the frame the palette was fitted on; -1 for a fixed palette.
+    """
+
+    palette: Palette
+    table: LookupTable
+    fit: Fit | None
+    fresh: bool
+    fitted_on: int = -1
+
+    @property
+    def event(self) -> str:
+        """``"fresh"`` or ``"refit"``: how this palette came to be."""
+        return "fresh" if self.fresh else "refit"
+
+
+@dataclass(frozen=True, eq=False)
+class _Job:
+    """One refit to run: what kind, on which samples, from which palette."""
+
+    kind: str  # "fresh" or "warm"
+    samples: np.ndarray
+    previous: Fit | None
+    still: np.ndarray | None  # samples that did not move since the previous frame
+    since: np.ndarray | None  # the samples the previous palette was fitted on
+    frame: int
+
+
+@dataclass(frozen=True, eq=False)
+class _Outcome:
+    """What a refit produced: a new fit and table, or None when no slot changed."""
+
+    fit: Fit | None
+    table: LookupTable | None
+    error: float
+    seconds: float
+
+
+class PaletteTrack:
+    """The adaptive palette of a stream: refit policy, fitter, scene cuts and pending work.
+
+    Parameters
+    ----------
+    fitter : PaletteFitter
+    refit_every : int
+        See `RefitPolicy`.
+    still_levels : int
+        Largest per-channel change of a pixel that still counts as still.
+    background : bool
+        Create the worker thread that `step_live` fits in.
+    """
+
+    def __init__(self, fitter: PaletteFitter, refit_every: int, still_levels: int, background: bool = False):
+        self.fitter = fitter
+        self.policy = RefitPolicy(refit_every)
+        self.still_levels = still_levels
+        self.current: PaletteStep | None = None
+        self.stats = {"refits": 0, "cuts": 0, "fit_ms": 0.0, "refit_errors": 0}
+        self._last_samples: np.ndarray | None = None  # the previous frame's
+        self._fitted_on: np.ndarray | None = None  # those of the last refit
+        self._restart = True
+        self._executor = ThreadPoolExecutor(1, thread_name_prefix="livequant-refit") if background else None
+        self._pending: tuple[Future, _Job] | None = None
+
+    def restart(self) -> None:
+        """Start afresh on the next frame (a new palette size, back from a fixed palette)."""
+        self._restart = True
+        self._pending = None
+
+    def step(self, frame: np.ndarray, index: int) -> PaletteStep:
+        """The palette for frame ``index`` of the stream, the next one; fits first if the policy says so."""
+        job = self._plan(frame, index)
+        if job is not None:
+            self._run(job)
+        return self.current
+
+    def step_live(self, frame: np.ndarray, index: int, frozen: bool = False) -> PaletteStep:
+        """The newest finished palette for frame ``index``, the next one; fits run in the worker.
+
+        The first frame is fitted at once (there is nothing to show before).
+        ``frozen`` keeps the palette in force and starts no fit.
+        """
+        if self._executor is None:
+            raise RuntimeError("step_live needs a track created with background=True")
+        if self._pending is not None and self._pending[0].done():
+            future, job = self._pending
+            self._pending = None
+            try:
+                self._land(job, future.result())
+            except Exception as error:
+                self._failed(error)
+        if frozen and self.current is not None:
+            return self.current
+        job = self._plan(frame, index)
+        if job is None or self._pending is not None:
+            return self.current
+        if self.current is None:
+            self._run(job)
+        else:
+            self._pending = (self._executor.submit(self._refit, job), job)
+        return self.current
+
+    def close(self) -> None:
+        """Stop the worker thread, if any."""
+        if self._executor is not None:
+            self._executor.shutdown(wait=True, cancel_futures=True)
+            self._executor = None
+
+    # ------------------------------------------------------------- decisions
+
+    def _plan(self, frame: np.ndarray, index: int) -> _Job | None:
+        """Decide, for frame ``index``, whether to refit and how."""
+        samples = self.fitter.sample(frame)
+        previous, self._last_samples = self._last_samples, samples
+        if self._restart or self.current is None or self.current.fit is None:
+            kind = "fresh"
+        elif is_scene_cut(previous, samples):
+            kind = "fresh"
+        else:
+            kind = self.policy.decide(self._error(samples[::4]))
+        if kind == "keep" or self._pending is not None:
+            return None
+        since = self._fitted_on if self._fitted_on is not None and self._fitted_on.shape == samples.shape else None
+        if kind == "warm" and since is not None:
+            if np.abs(samples.astype(np.int16) - since).max() <= self.still_levels:
+                return None  # nothing moved since the last fit: nothing new to learn
+        self._fitted_on = samples
+        self._restart = False
+        still = None
+        if kind == "warm" and previous is not None and previous.shape == samples.shape:
+            still = np.abs(samples.astype(np.int16) - previous).max(axis=1) <= self.still_levels
+        if kind == "fresh":
+            return _Job(kind, samples, None, None, None, index)
+        return _Job(kind, samples, self.current.fit, still, since, index)
+
+    def _error(self, samples: np.ndarray) -> float:
+        """Mean squared working-space distance of ``samples`` to the palette they map to."""
+        fit = self.current.fit
+        nearest = lookup_pixels(samples, self.current.table)
+        points = to_space(samples, self.fitter.color_space)
+        return float(((points - fit.centres[nearest]) ** 2).sum(axis=1).mean())
+
+    # ------------------------------------------------------------------ work
+
+    def _refit(self, job: _Job) -> _Outcome:
+        """Fit (fresh or warm) and build the table; pure compute, safe in a worker."""
+        start = time.perf_counter()
+        fit = self.fitter.fit(job.samples, previous=job.previous, still=job.still, since=job.since)
+        if job.kind == "warm" and np.array_equal(fit.colors, job.previous.colors):
+            return _Outcome(None, None, fit.error, time.perf_counter() - start)
+        table = build_table(fit.colors, self.fitter.color_space)
+        return _Outcome(fit, table, fit.error, time.perf_counter() - start)
+
+    def _run(self, job: _Job) -> None:
+        try:
+            outcome = self._refit(job)
+        except Exception as error:
+            if self.current is None:
+                raise  # no palette to fall back on
+            self._failed(error)
+            return
+        self._land(job, outcome)
+
+    def _land(self, job: _Job, outcome: _Outcome) -> None:
+        self.policy.fitted(outcome.error)
+        self.stats["fit_ms"] = outcome.seconds * 1000
+        if outcome.fit is None:
+            return
+        self.stats["refits"] += 1
+        fresh = job.kind == "fresh" or self.current is None or len(self.current.palette) != len(outcome.fit.colors)
+        if job.kind == "fresh" and self.current is not None:
+            self.stats["cuts"] += 1
+        palette = Palette(outcome.fit.colors, name="adaptive")
+        self.current = PaletteStep(palette, outcome.table, outcome.fit, fresh, job.frame)
+
+    def _failed(self, error: Exception) -> None:
+        """Keep the last good palette; report the first failure only."""
+        if not self.stats["refit_errors"]:
+            log.error("palette refit failed, keeping the current palette: %s", error)
+        self.stats["refit_errors"] += 1
+        self.policy.fitted(self.policy.baseline)

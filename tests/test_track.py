@@ -1,0 +1,151 @@
+"""The palette track: file outputs equal the synchronous Quantizer whatever the timing; cuts start afresh;
+live runs record how far the palette trails."""
+
+from __future__ import annotations
+
+import time
+
+import av
+import numpy as np
+import pytest
+
+from livequant.cli import main
+from livequant.pipeline import run
+from livequant.quantizer import Quantizer
+from livequant.sinks import GifWriter, VideoWriter
+from livequant.sources import TestPattern, VideoFile
+from livequant.track import PaletteTrack, is_scene_cut, scene_cuts
+
+CUT = 14  # the first frame of the second shot
+
+
+def shot_frame(i: int, width: int = 96, height: int = 64) -> np.ndarray:
+    """Frame ``i`` of a two-shot clip: a drifting warm gradient with a moving disc, then a cold, noisy scene."""
+    y, x = np.mgrid[:height, :width].astype(np.float32)
+    if i < CUT:
+        frame = np.stack([180 + 60 * np.sin(x / 17 + i / 5), 90 + 50 * np.cos(y / 13), 40 + 2 * x / width * 30], -1)
+        frame[(x - 10 - 4 * i) ** 2 + (y - 32) ** 2 < 80] = (250, 240, 60)
+    else:
+        noise = np.random.default_rng(i).normal(0, 3, (height, width, 1))
+        frame = np.stack([30 + 40 * np.sin(y / 9 - i / 4), 80 + 60 * np.sin(x / 11), 200 - y], -1) + noise
+        frame[20:40, 3 * (i - CUT) : 3 * (i - CUT) + 12] = (255, 255, 255)
+    return np.clip(frame, 0, 255).astype(np.uint8)
+
+
+@pytest.fixture(scope="module")
+def two_shots(tmp_path_factory):
+    """A lossless FFV1 clip of `shot_frame` pictures (28 frames, 12 fps): what is decoded is what was drawn."""
+    path = tmp_path_factory.mktemp("track") / "two-shots.mkv"
+    with av.open(str(path), "w") as out:
+        stream = out.add_stream("ffv1", rate=12)
+        stream.width, stream.height, stream.pix_fmt = 96, 64, "bgr0"
+        for i in range(28):
+            frame = av.VideoFrame.from_ndarray(shot_frame(i), format="rgb24").reformat(format="bgr0")
+            out.mux(stream.encode(frame))
+        out.mux(stream.encode(None))
+    return path
+
+
+def decode(path) -> list[np.ndarray]:
+    with av.open(str(path)) as container:
+        return [f.to_ndarray(format="rgb24") for f in container.decode(video=0)]
+
+
+class Slow:
+    """A source or sink that takes ``delay`` seconds per frame, to shift the threads' timing."""
+
+    def __init__(self, inner, delay: float):
+        self.inner, self.delay = inner, delay
+
+    def __iter__(self):
+        for item in self.inner:
+            time.sleep(self.delay)
+            yield item
+
+    def write(self, qframe) -> None:
+        time.sleep(self.delay)
+        self.inner.write(qframe)
+
+
+@pytest.mark.parametrize("suffix", [".gif", ".mkv"])
+def test_file_output_is_the_synchronous_quantizers_whatever_the_timing(two_shots, tmp_path, suffix):
+    source = decode(two_shots)
+    synchronous = Quantizer(16)
+    expected = [synchronous.quantize(frame) for frame in source]
+    assert len({tuple(map(tuple, np.unique(e.reshape(-1, 3), axis=0))) for e in expected}) > 2  # palettes change
+
+    cli_out = tmp_path / f"cli{suffix}"
+    assert main(["transcode", str(two_shots), str(cli_out), "-q", *(["--lossless"] if suffix == ".mkv" else [])]) == 0
+
+    slow_out = tmp_path / f"slow{suffix}"
+    for delay_reader, delay_writer in [(0.03, 0.0), (0.0, 0.03)]:
+        slow_out.unlink(missing_ok=True)
+        sink = GifWriter(slow_out) if suffix == ".gif" else VideoWriter(slow_out, 12, lossless=True)
+        with VideoFile(two_shots) as video, Quantizer(16, background=True) as quantizer, sink:
+            run(Slow(video, delay_reader), quantizer, [Slow(sink, delay_writer)])
+        for got in (decode(cli_out), decode(slow_out)):
+            assert len(got) == len(expected)
+            for i, (g, e) in enumerate(zip(got, expected)):
+                assert np.array_equal(g, e), f"frame {i} differs"
+
+
+def test_a_chunk_starting_at_a_cut_reproduces_the_sequential_frames():
+    frames = [shot_frame(i) for i in range(28)]
+    assert scene_cuts(frames) == [CUT]
+    sequential = Quantizer(16)
+    whole = [sequential.process(f) for f in frames]
+    assert whole[CUT].event == "fresh" and sequential.stats["cuts"] >= 1
+    chunk = Quantizer(16)
+    for i in range(CUT, 28):
+        part = chunk.process(frames[i])
+        assert np.array_equal(part.indices, whole[i].indices) and part.palette == whole[i].palette
+
+
+def test_scene_cut_test_ignores_motion_noise_and_fades(rng):
+    base = shot_frame(0).reshape(-1, 3)
+    assert not is_scene_cut(base, np.clip(base + rng.normal(0, 4, base.shape), 0, 255).astype(np.uint8))
+    assert not is_scene_cut(base, shot_frame(5).reshape(-1, 3))  # the disc moved
+    assert not is_scene_cut(base, (base * 0.97).astype(np.uint8))  # a step of a fade
+    assert is_scene_cut(base, shot_frame(CUT).reshape(-1, 3))
+
+
+def test_events_mark_new_palettes():
+    q = Quantizer(8, refit_every=1)
+    events = [q.process(shot_frame(i)).event for i in range(20)]
+    assert events[0] == "fresh" and events[CUT] == "fresh"
+    assert set(events[1:CUT]) == {"refit"}  # the picture moves on every frame
+    assert q.process(shot_frame(19)).event == ""  # the same picture again: nothing new to fit
+
+
+class SlowFits:
+    """A real fitter whose fits take at least ``delay`` seconds."""
+
+    def __init__(self, fitter, delay: float):
+        self.inner, self.delay = fitter, delay
+
+    def __getattr__(self, name):
+        return getattr(self.inner, name)
+
+    def fit(self, *args, **kwargs):
+        time.sleep(self.delay)
+        return self.inner.fit(*args, **kwargs)
+
+
+def test_live_runs_record_the_palette_lag_and_files_have_none(two_shots):
+    Quantizer(8).quantize(shot_frame(0))  # the compiled kernels loaded: the first frame does not stall the run
+    with Quantizer(8, refit_every=1, background=True) as quantizer:
+        quantizer.track.fitter = SlowFits(quantizer.track.fitter, 0.05)
+        stats = run(TestPattern((64, 48), fps=100, frames=200, live=True), quantizer, [])
+    assert stats.refits >= 2 and stats.palette_lag_max >= 2 and stats.palette_lag >= 1  # 50 ms is 5 frames
+
+    with VideoFile(two_shots) as video, Quantizer(8, refit_every=1) as quantizer:
+        stats = run(video, quantizer, [])
+    assert stats.refits >= 2 and stats.palette_lag == stats.palette_lag_max == 0
+
+
+def test_a_live_track_needs_its_worker():
+    track = Quantizer(4).track
+    assert isinstance(track, PaletteTrack)
+    with pytest.raises(RuntimeError, match="background=True"):
+        track.step_live(shot_frame(0), 0)
+
