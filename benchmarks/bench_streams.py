@@ -22,8 +22,18 @@ measured in the same run.
    x264 ultrafast); references: importing livequant, importing it and quantizing one small frame (the
    start-up cost), and a plain PyAV transcode of the short clip.
 
+5. Animated outputs: GIF without dither at K=256 and K=64 on cockatoo (its first 5 s: the machine is
+   shared), realshort.mp4 and a clip made here with two scene cuts: livequant (``--gif-palette track``, the
+   default, and ``global``) against FFmpeg two-pass (palettegen + paletteuse, as in part 2) and gifski
+   ``-Q 90`` (its own 256-colour palettes; fed the source frames as PNG files, its wall time alone; the
+   binary from ``npm install gifski`` in /tmp, or $GIFSKI; a benchmark peer only, never a dependency).
+   Quality of each decoded GIF against the source frame shown at the same time (gifski merges identical
+   frames): mean PSNR, CIEDE2000, static-region flicker; file size, wall time. Animated WebP (lossless) and
+   APNG of the same quantized frames next to the GIF; the cost of ``--report``.
+
 Wall and CPU times are of this process (all its threads); the machine is shared, so the load average is
 printed before and after each part. ``--quick`` uses the first 3 s of the clip, one round, shorter clips.
+$BENCH_PARTS picks parts by name (default: all): ``BENCH_PARTS=outputs`` runs part 5 alone.
 
 Run: python benchmarks/bench_streams.py [--quick]
 """
@@ -33,6 +43,7 @@ from __future__ import annotations
 import contextlib
 import io
 import itertools
+import json
 import os
 import re
 import resource
@@ -45,8 +56,10 @@ from fractions import Fraction
 from pathlib import Path
 from typing import NamedTuple
 
+import cv2
 import numba
 import numpy as np
+from PIL import Image
 from _common import (
     REPO,
     PaletteGenUse,
@@ -321,7 +334,7 @@ class GifOut:
         self.out.close()
 
 
-def ffmpeg_two_pass(src: Path, dst: Path, seconds: float | None, reserve_transparent: int) -> Run:
+def ffmpeg_two_pass(src: Path, dst: Path, seconds: float | None, reserve_transparent: int, colors: int = K) -> Run:
     """``palettegen`` over every frame, then ``paletteuse`` (dither none) on every frame, into a GIF."""
     start_cpu, start = cpu_seconds(), time.perf_counter()
     frames = decoded(src, seconds)
@@ -329,7 +342,7 @@ def ffmpeg_two_pass(src: Path, dst: Path, seconds: float | None, reserve_transpa
     h, w = first.shape[:2]
     gen = av.filter.Graph()
     gen_in = gen.add_buffer(width=w, height=h, format="rgb24", time_base=Fraction(1, 30))
-    palettegen = gen.add("palettegen", max_colors=str(K), reserve_transparent=str(reserve_transparent))
+    palettegen = gen.add("palettegen", max_colors=str(colors), reserve_transparent=str(reserve_transparent))
     gen_out = gen.add("buffersink")
     gen_in.link_to(palettegen)
     palettegen.link_to(gen_out)
@@ -585,6 +598,204 @@ def bench_gif(clip: Path, tmp: Path, quick: bool, targets: Targets, metrics) -> 
                   + ", ".join(f"{quality[n]['flicker']:.2f}" for n in two_pass_names))
 
 
+#: Colour counts of the animated-output comparison.
+OUTPUT_KS = (256, 64)
+#: Seconds of cockatoo used by part 5 (full, quick): the machine is shared by several agents.
+OUTPUT_SECONDS = {False: 5.0, True: 2.0}
+#: The scene-cut clip of part 5: size, frame rate, seconds per scene.
+CUTS_SIZE, CUTS_FPS, CUTS_SCENE_SECONDS = (480, 270), 15, 2
+
+
+def gifski_binary() -> Path | None:
+    for candidate in (os.environ.get("GIFSKI"), "/tmp/node_modules/gifski/bin/debian/gifski"):
+        if candidate and Path(candidate).is_file():
+            return Path(candidate)
+    return None
+
+
+def cuts_frame(i: int) -> np.ndarray:
+    """Frame ``i`` of the scene-cut clip: three scenes (a warm gradient with a moving disc, cool stripes with
+    a sliding bar, a dark field with bright squares), each ``CUTS_SCENE_SECONDS`` long."""
+    w, h = CUTS_SIZE
+    y, x = np.mgrid[:h, :w].astype(np.float32)
+    scene, t = divmod(i, CUTS_SCENE_SECONDS * CUTS_FPS)
+    if scene == 0:
+        frame = np.stack([200 + 55 * x / w, 80 + 120 * y / h, 40 + 0 * x], -1)
+        disc = (x - 40 - 12 * t) ** 2 + (y - h / 2) ** 2 < 40**2
+        frame[disc] = (30, 60, 160)
+    elif scene == 1:
+        frame = np.stack([20 + 0 * x, 90 + 60 * np.sin(x / 9), 150 + 90 * y / h], -1)
+        frame[:, 10 * t % w : 10 * t % w + 30] = (240, 240, 250)
+    else:
+        frame = np.stack([15 + 20 * y / h, 10 + 0 * x, 25 + 30 * x / w], -1)
+        for k in range(4):
+            cx, cy = (60 + 100 * k + 5 * t) % w, 60 + 40 * k
+            frame[cy : cy + 24, cx : cx + 24] = (255, 200 - 40 * k, 60 * k)
+    return np.clip(frame, 0, 255).astype(np.uint8)
+
+
+def make_cuts_clip(path: Path) -> None:
+    """The scene-cut clip, H.264 crf 16 (near-lossless)."""
+    with av.open(str(path), "w") as out:
+        video = out.add_stream("libx264", rate=CUTS_FPS, options={"crf": "16", "preset": "veryfast"})
+        video.width, video.height, video.pix_fmt = *CUTS_SIZE, "yuv420p"
+        for i in range(3 * CUTS_SCENE_SECONDS * CUTS_FPS):
+            frame = av.VideoFrame.from_ndarray(cuts_frame(i), format="rgb24")
+            frame.pts = i
+            for packet in video.encode(frame):
+                out.mux(packet)
+        for packet in video.encode(None):
+            out.mux(packet)
+
+
+def gifski_run(binary: Path, src: Path, dst: Path, seconds: float | None, tmp: Path) -> tuple[Run, float]:
+    """gifski ``-Q 90`` on the source frames written as PNG files: its run, and the seconds writing the PNGs took."""
+    folder = tmp / "gifski-frames"
+    folder.mkdir(exist_ok=True)
+    for old in folder.iterdir():
+        old.unlink()
+    start = time.perf_counter()
+    times = []
+    for i, (rgb, t) in enumerate(decoded(src, seconds)):
+        cv2.imwrite(str(folder / f"{i:05d}.png"), cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR))
+        times.append(t)
+    png_seconds = time.perf_counter() - start
+    fps = (len(times) - 1) / (times[-1] - times[0]) if len(times) > 1 else 10.0
+    h, w = rgb.shape[:2]
+    argv = [str(binary), "-Q", "90", "-r", f"{fps:.4f}", "-W", str(w), "-H", str(h), "-q", "-o", str(dst),
+            *sorted(str(p) for p in folder.iterdir())]
+    usage_before = resource.getrusage(resource.RUSAGE_CHILDREN)
+    start = time.perf_counter()
+    subprocess.run(argv, check=True, capture_output=True)
+    wall = time.perf_counter() - start
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    cpu = usage.ru_utime + usage.ru_stime - usage_before.ru_utime - usage_before.ru_stime
+    return Run(wall, cpu, {"frames": len(times)}), png_seconds
+
+
+def shown_quality(metrics, src: Path, animation: Path, seconds: float | None) -> dict:
+    """metrics.VideoMetrics of each source frame against the animation's frame shown at its time (GIF
+    delays are in 1/100 s; gifski merges identical frames). Decoded with PyAV, or Pillow for WebP."""
+    shown = animated_frames(animation)
+    video = metrics.VideoMetrics(de_max_pixels=DE_PIXELS)
+    k, first = 0, None
+    for ref, t in decoded(src, seconds):
+        first = t if first is None else first
+        while k + 1 < len(shown) and shown[k + 1][1] - shown[0][1] <= t - first + 0.006:
+            k += 1
+        video.update(ref, shown[k][0])
+    summary = video.summary()
+    summary["decoded"] = len(shown)
+    return summary
+
+
+def animated_frames(path: Path) -> list[tuple[np.ndarray, float]]:
+    """``(rgb, time)`` of every frame of a GIF, APNG or animated WebP (FFmpeg cannot decode the last)."""
+    if path.suffix != ".webp":
+        return list(decoded(path))
+    frames, t = [], 0.0
+    with Image.open(path) as image:
+        for i in range(image.n_frames):
+            image.seek(i)
+            frames.append((np.asarray(image.convert("RGB")), t))
+            t += image.info["duration"] / 1000
+    return frames
+
+
+def bench_outputs(tmp: Path, quick: bool, targets: Targets, metrics) -> None:
+    seconds = OUTPUT_SECONDS[quick]
+    print(f"## 5. Animated outputs: GIF without dither, K={' and '.join(map(str, OUTPUT_KS))}; WebP, APNG; "
+          "the report")
+    cuts = tmp / "cuts.mp4"
+    make_cuts_clip(cuts)
+    clips = {f"cockatoo.mp4 (first {seconds:g} s)": (data_file("cockatoo.mp4"), seconds),
+             "realshort.mp4": (data_file("realshort.mp4"), None),
+             f"scene cuts (made here, {CUTS_SIZE[0]}x{CUTS_SIZE[1]}, 2 cuts)": (cuts, None)}
+    gifski = gifski_binary()
+    print(f"gifski: {gifski or 'not found (npm install gifski in /tmp, or set $GIFSKI): left out'}")
+    livequant_cli("transcode", str(cuts), str(tmp / "warm.gif"), "-k", "16", "-y", "-q")  # compiled kernels
+    for clip_name, (clip, limit) in clips.items():
+        timing = ["--duration", f"{limit:g}"] if limit else []
+        peer = {}
+        if gifski is not None:
+            load(f"before gifski, {clip_name}")
+            run_, png_seconds = gifski_run(gifski, clip, tmp / "gifski.gif", limit, tmp)
+            peer = {"gifski -Q 90 (own 256-colour palettes)": (run_, tmp / "gifski.gif")}
+            print(f"gifski read {run_.stages['frames']} PNG frames, written in {png_seconds:.1f} s (not counted)")
+        for k in OUTPUT_KS:
+            load(f"before {clip_name}, K={k}")
+            runs = {}
+            for mode in ("track", "global"):
+                out = tmp / f"lq-{mode}-{k}.gif"
+                runs[f"livequant --gif-palette {mode}"] = (livequant_cli(
+                    "transcode", str(clip), str(out), "-k", str(k), "-y", "-q", "--gif-palette", mode, *timing), out)
+            out = tmp / f"ffmpeg-{k}.gif"
+            name = f"FFmpeg two-pass ({k - 1} colours + transparent)"
+            runs[name] = (ffmpeg_two_pass(clip, out, limit, 1, colors=k), out)
+            runs.update(peer)
+            for suffix in (".webp", ".apng"):
+                out = tmp / f"lq-{k}{suffix}"
+                runs[f"livequant {suffix} lossless (track)"] = (livequant_cli(
+                    "transcode", str(clip), str(out), "-k", str(k), "-y", "-q", *timing), out)
+            load(f"after {clip_name}, K={k} encoding")
+            quality = {name: shown_quality(metrics, clip, path, limit) for name, (_, path) in runs.items()}
+            load(f"after {clip_name}, K={k} quality")
+            size = {name: path.stat().st_size for name, (_, path) in runs.items()}
+            ffmpeg_size = size[name]
+            rows = [[n, r.wall, r.cpu, size[n] / 1e6, size[n] / ffmpeg_size, quality[n]["psnr"], quality[n]["de2000"],
+                     quality[n]["flicker"], int(quality[n]["decoded"])] for n, (r, _) in runs.items()]
+            print(f"{clip_name}, K={k}: quality against the source frames (mean PSNR, CIEDE2000 on {DE_PIXELS} "
+                  "pixels a frame, static-region flicker 0-255); one run each")
+            print_table(["output", "wall s", "CPU s", "MB", "size x FFmpeg", "PSNR dB", "dE2000", "flicker",
+                         "frames"], rows)
+            ff = quality[name]
+            for mode in ("track", "global"):
+                ours = quality[f"livequant --gif-palette {mode}"]
+                ours_size = size[f"livequant --gif-palette {mode}"]
+                targets.check(f"GIF {mode}, {clip_name}, K={k}: PSNR and dE >= FFmpeg two-pass, file no larger",
+                              ours["psnr"] >= ff["psnr"] and ours["de2000"] <= ff["de2000"] and ours_size <= ffmpeg_size,
+                              f"PSNR {ours['psnr']:.2f} vs {ff['psnr']:.2f} dB, dE {ours['de2000']:.2f} vs "
+                              f"{ff['de2000']:.2f}, {ours_size / 1e6:.2f} vs {ffmpeg_size / 1e6:.2f} MB")
+                if peer:
+                    (gname, _), = peer.items()
+                    g = quality[gname]
+                    targets.check(f"GIF {mode}, {clip_name}, K={k} vs gifski -Q 90 (goal): better dE or PSNR, "
+                                  "lower flicker, <= 0.7x its size",
+                                  (ours["de2000"] < g["de2000"] or ours["psnr"] > g["psnr"])
+                                  and ours["flicker"] < g["flicker"] and ours_size <= 0.7 * size[gname],
+                                  f"PSNR {ours['psnr']:.2f} vs {g['psnr']:.2f}, dE {ours['de2000']:.2f} vs "
+                                  f"{g['de2000']:.2f}, flicker {ours['flicker']:.3f} vs {g['flicker']:.3f}, "
+                                  f"{ours_size / size[gname]:.2f}x its size")
+    bench_report_cost(clips, tmp, targets)
+
+
+def bench_report_cost(clips: dict, tmp: Path, targets: Targets) -> None:
+    """``--report`` (JSON) against the same transcode without: wall and CPU times, alternating, and the
+    report's own CPU time (its thread's) over the run's wall time (steadier on a shared machine)."""
+    clip_name, (clip, limit) = next(iter(clips.items()))
+    timing = ["--duration", f"{limit:g}"] if limit else []
+    load("before report cost")
+    report = tmp / "report.json"
+    variants = {
+        "without --report": lambda warmup=False: livequant_cli(
+            "transcode", str(clip), str(tmp / "r.gif"), "-k", "64", "-y", "-q", *timing),
+        "with --report report.json": lambda warmup=False: livequant_cli(
+            "transcode", str(clip), str(tmp / "r.gif"), "-k", "64", "-y", "-q", "--report", str(report), *timing),
+    }
+    runs = {name: median_run(r) for name, r in rounds(variants, 2).items()}
+    own = json.loads(report.read_text())["totals"]["report_cpu_seconds"]
+    load("after report cost")
+    without, with_ = runs["without --report"], runs["with --report report.json"]
+    print(f"--report cost on {clip_name}, GIF K=64 (median of 2 alternating runs; the report measures every "
+          "frame at 8192 fixed pixel positions, CIEDE2000 at 1024 of them)")
+    print_table(["run", "wall s", "CPU s"], [[n, r.wall, r.cpu] for n, r in runs.items()])
+    share = own / without.wall
+    targets.check("--report costs <= 15% of the transcode's wall time", share <= 0.15,
+                  f"the report's own CPU time {own:.2f} s = {100 * share:.1f}% of {without.wall:.2f} s; wall with it "
+                  f"{with_.wall:.2f} s ({100 * (with_.wall / without.wall - 1):+.1f}%, CPU "
+                  f"{100 * (with_.cpu / without.cpu - 1):+.1f}%)")
+
+
 def bench_preview(quick: bool, targets: Targets) -> None:
     live_frames, unpaced_frames = PREVIEW_FRAMES[quick]
     w, h = HD
@@ -683,12 +894,19 @@ def main() -> None:
     metrics = load_metrics()
     print_machine()
     targets = Targets()
+    parts = os.environ.get("BENCH_PARTS", "mp4,gif,preview,memory,outputs").split(",")
     with tempfile.TemporaryDirectory(prefix="livequant-bench-") as folder:
         tmp = Path(folder)
-        bench_mp4(clip, tmp, args.quick, targets)
-        bench_gif(clip, tmp, args.quick, targets, metrics)
-        bench_preview(args.quick, targets)
-        bench_memory(tmp, args.quick, targets)
+        if "mp4" in parts:
+            bench_mp4(clip, tmp, args.quick, targets)
+        if "gif" in parts:
+            bench_gif(clip, tmp, args.quick, targets, metrics)
+        if "preview" in parts:
+            bench_preview(args.quick, targets)
+        if "memory" in parts:
+            bench_memory(tmp, args.quick, targets)
+        if "outputs" in parts:
+            bench_outputs(tmp, args.quick, targets, metrics)
     values = [x for _, x in LOADS]
     print(f"1-min load average over the run: {min(values):.2f} to {max(values):.2f} (median "
           f"{statistics.median(values):.2f}) on {len(os.sched_getaffinity(0))} cores; "

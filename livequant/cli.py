@@ -9,6 +9,7 @@ or 1; Ctrl-C and SIGTERM finish the output written so far and exit 130 / 143.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import glob
 import inspect
 import logging
@@ -33,7 +34,9 @@ from livequant.frames import QuantizedFrame
 from livequant.palette import Palette, file_format
 from livequant.pipeline import run
 from livequant.quantizer import Quantizer, quantize
-from livequant.sinks import VIDEO_SUFFIXES, GifWriter, ImageWriter, Preview, VideoWriter, check_target
+from livequant.report import QualityReport, check_path
+from livequant.sinks import (VIDEO_SUFFIXES, AnimationWriter, GifWriter, ImageWriter, Preview, VideoWriter,
+                             check_target)
 from livequant.sources import (IMAGE_SUFFIXES, MAX_PIXELS, Images, Reconnecting, TestPattern, VideoFile, Webcam,
                                list_cameras, megapixels, open_source)
 
@@ -47,6 +50,7 @@ _EXAMPLES = """examples:
   livequant demo                             see what it does (no camera or download needed)
   livequant preview                          camera 0, live; `livequant preview test` without a camera
   livequant transcode in.mp4 out.gif -k 16 --dither bayer
+  livequant transcode in.mp4 out.webp -k 64 --report quality.png
   livequant transcode in.mp4 out.mp4 --palette gameboy --pixelate 4
   livequant image photo.jpg small.png --palette pico8 --dither floyd-steinberg
   livequant palette photo.jpg -o photo.gpl -k 8
@@ -145,6 +149,24 @@ def _add_max_pixels(parser: argparse.ArgumentParser) -> None:
                              f"(default: {MAX_PIXELS}, 100 megapixels)")
 
 
+def _add_report_option(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--report", metavar="FILE",
+                        help="write a quality report: .json (PSNR, CIEDE2000 and flicker per frame, refits, scene "
+                             "cuts, each palette) or .png (a palette timeline with PSNR and flicker; needs "
+                             "matplotlib: pip install 'livequant[report]')")
+
+
+def _add_animation_options(parser: argparse.ArgumentParser) -> None:
+    group = parser.add_argument_group("animated outputs (.gif .webp .apng) and the report")
+    group.add_argument("--quality", type=_number(float, 0, 100), metavar="Q",
+                       help="lossy animated WebP at quality Q, 0..100 (default: lossless)")
+    group.add_argument("--gif-palette", choices=("track", "global"), default="track",
+                       help="track: the palette follows the video as it goes (default); global: one palette "
+                            "fitted to frames sampled from the whole input, then used for every frame (offline: "
+                            "reads the input twice)")
+    _add_report_option(group)
+
+
 def _presets_epilog() -> str:
     lines = [f"  {name:<16}{text}" for name, text in presets.descriptions().items()]
     lines.append(f"  {'grayN':<16}N evenly spaced grays, N in 2..256")
@@ -179,13 +201,15 @@ def _parser() -> argparse.ArgumentParser:
     p.set_defaults(func=_preview)
 
     p = command("transcode", "Quantize a video into a video, a GIF or images",
-                f"The output type follows its suffix: .gif (an animated GIF with the exact palette), .png/.jpg\n"
-                f"(the last frame, or one file per frame with a pattern such as frame-%04d.png), anything\n"
-                f"else a video (.mp4 .mov .mkv .webm) with the input's audio. Transparent pixels are flattened\n"
-                f"on white; frames that cannot be decoded are skipped and counted.\n\n{_EXACT_COLOURS}",
+                f"The output type follows its suffix: .gif (an animated GIF with the exact palette), .webp\n"
+                f"(animated WebP, lossless unless --quality), .apng (animated PNG, lossless), .png/.jpg (one\n"
+                f"picture: an input of one frame, or one file per frame with a pattern such as frame-%04d.png),\n"
+                f"anything else a video (.mp4 .mov .mkv .webm) with the input's audio. Transparent pixels are\n"
+                f"flattened on white; frames that cannot be decoded are skipped and counted.\n\n{_EXACT_COLOURS}",
                 _presets_epilog())
     p.add_argument("input", help="video file or URL")
-    p.add_argument("output", help="output file: .mp4 .mov .mkv .webm .gif .png .jpg, or an image pattern")
+    p.add_argument("output", help="output file: .mp4 .mov .mkv .webm .gif .webp .apng .png .jpg, or an image "
+                   "pattern")
     _add_colour_options(p, video=True)
     _add_size_options(p)
     group = p.add_argument_group("time")
@@ -201,6 +225,7 @@ def _parser() -> argparse.ArgumentParser:
     group.add_argument("--lossless", action="store_true", help="keep every pixel exact: FFV1 in .mkv, VP9 in "
                        ".webm, libx264rgb otherwise (larger files)")
     group.add_argument("--no-audio", action="store_true", help="leave the input's audio out")
+    _add_animation_options(p)
     p.add_argument("-y", "--overwrite", action="store_true", help="replace the output if it exists")
     p.add_argument("-q", "--quiet", action="store_true", help="no progress or summary on stderr")
     _add_max_pixels(p)
@@ -213,6 +238,7 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("output", help="output image (.png keeps the exact palette)")
     _add_colour_options(p, video=False)
     _add_size_options(p)
+    _add_report_option(p)
     p.add_argument("-y", "--overwrite", action="store_true", help="replace the output if it exists")
     _add_max_pixels(p)
     p.set_defaults(func=_image)
@@ -328,18 +354,24 @@ def _open_output(args, source, inputs):
     """The sink for the output's suffix; it checks the output (exists, folder, not an input, codec and
     container) before any work."""
     suffix = Path(args.output).suffix.lower()
-    picture = suffix == ".gif" or suffix in IMAGE_SUFFIXES
+    animation = suffix in (".webp", ".apng")  # .webp is a picture to `livequant image`, an animation here
+    picture = suffix == ".gif" or animation or suffix in IMAGE_SUFFIXES
     if picture and (args.codec or args.crf is not None):
         raise _UsageError(f"--codec and --crf apply to video outputs ({' '.join(VIDEO_SUFFIXES)}), not to "
                           f"'{args.output}'; leave them out")
     if not picture and args.codec is None and suffix not in VIDEO_SUFFIXES:
         raise _UsageError(f"cannot tell what to write from the suffix of '{args.output}'; use "
-                          f"{' '.join(VIDEO_SUFFIXES)} for video, .gif, or .png .jpg for pictures")
+                          f"{' '.join(VIDEO_SUFFIXES)} for video, .gif .webp .apng for animations, or .png .jpg for "
+                          "pictures")
     try:
+        if args.quality is not None and suffix != ".webp":
+            raise ValueError(f"--quality applies to animated WebP (.webp) only, not '{args.output}'")
         if suffix == ".gif":
             return GifWriter(args.output, overwrite=args.overwrite, inputs=inputs)
+        if animation:
+            return AnimationWriter(args.output, quality=args.quality, overwrite=args.overwrite, inputs=inputs)
         if picture:
-            return ImageWriter(args.output, overwrite=args.overwrite, inputs=inputs)
+            return ImageWriter(args.output, overwrite=args.overwrite, inputs=inputs, one_frame=True)
         audio = None if args.no_audio or not getattr(source, "has_audio", False) else args.input
         return VideoWriter(args.output, args.fps or source.fps or 30.0, codec=args.codec, crf=args.crf,
                            lossless=args.lossless, audio_from=audio, overwrite=args.overwrite, inputs=inputs)
@@ -356,20 +388,54 @@ def _expected_frames(source, args) -> int | None:
     return round(seconds * rate) if seconds and rate else None
 
 
+def _report(args, inputs) -> QualityReport | None:
+    """A `QualityReport` when ``--report`` asks for one; its file is checked before any work (as an output:
+    not one of ``inputs``, nor the output itself)."""
+    if not args.report:
+        return None
+    try:
+        path = check_path(args.report)
+    except ValueError as e:
+        raise _UsageError(str(e)) from None
+    if os.path.abspath(path) == os.path.abspath(args.output):
+        raise _UsageError(f"--report '{args.report}' is the output; give the report another name")
+    check_target(path, args.overwrite, inputs)
+    return QualityReport()
+
+
+def _save_report(report: QualityReport | None, args) -> None:
+    if report is not None:
+        report.save(args.report)
+        if not getattr(args, "quiet", False):
+            print(f"wrote {args.report}: {report.summary()}", file=sys.stderr)
+
+
+def _global_palette(args, timing: dict) -> Palette:
+    """``--gif-palette global``: one palette fitted to frames sampled over the input (a first reading)."""
+    with VideoFile(args.input, **timing, max_pixels=args.max_pixels) as video:
+        return _fit_palette(_sampled_pixels(video, most=32), args)
+
+
 def _transcode(args) -> int:
     inputs = _input_files(args.input)
     timing = {k: v for k, v in (("start", args.start), ("duration", args.duration)) if v is not None}
+    if args.gif_palette == "global" and args.palette is not None:
+        raise _UsageError("--gif-palette global fits its own palette; leave out --palette")
+    report = _report(args, inputs)
     sink = None
     try:
         with VideoFile(args.input, **timing, max_pixels=args.max_pixels) as source:
             size, n = _sizes(source.size, args)
-            with _quantizer(args) as quantizer, _open_output(args, source, inputs) as sink:
-                progress = _Progress(_expected_frames(source, args), enabled=not args.quiet)
-                try:
-                    stats = run(adapt(source, size=size, fps=args.fps), quantizer, [enlarge(sink, n)],
-                                on_frame=progress)
-                finally:
-                    progress.close()
+            with _open_output(args, source, inputs) as sink:
+                if args.gif_palette == "global":
+                    args.palette = _global_palette(args, timing)
+                with _quantizer(args) as quantizer:
+                    progress = _Progress(_expected_frames(source, args), enabled=not args.quiet)
+                    try:
+                        stats = run(adapt(source, size=size, fps=args.fps), quantizer,
+                                    [enlarge(sink, n)] + ([report] if report else []), on_frame=progress)
+                    finally:
+                        progress.close()
     except KeyboardInterrupt as stop:
         if sink is None:
             raise
@@ -382,6 +448,7 @@ def _transcode(args) -> int:
         shown = f" ({dropped} under 2/100 s apart left out: GIF players show at most 50 fps)" if dropped else ""
         print(f"wrote {sink.frames} frames to {sink.path}{shown} in {stats.seconds:.1f} s ({stats.fps:.1f} fps)",
               file=sys.stderr)
+    _save_report(report, args)
     return 0
 
 
@@ -461,8 +528,10 @@ def _image(args) -> int:
     if suffix in VIDEO_SUFFIXES or suffix == ".gif":
         raise _UsageError(f"`livequant image` writes one picture, not '{args.output}'; write .png or .jpg, or use "
                           "`livequant transcode` for video and GIF")
+    inputs = _input_files(args.input)
+    report = _report(args, inputs)
     try:
-        sink = ImageWriter(args.output, overwrite=args.overwrite, inputs=_input_files(args.input))
+        sink = ImageWriter(args.output, overwrite=args.overwrite, inputs=inputs)
     except ValueError as e:
         raise _UsageError(str(e)) from None
     with sink, Images(args.input, max_pixels=args.max_pixels) as image:
@@ -473,6 +542,9 @@ def _image(args) -> int:
         qframe = _indexed(rgb)
         enlarge(sink, n).write(qframe)
     print(f"wrote {sink.path}: {len(qframe.palette)} colours", file=sys.stderr)
+    if report is not None:
+        report.write(dataclasses.replace(qframe, source=frame))
+        _save_report(report, args)
     return 0
 
 
@@ -487,6 +559,13 @@ def _sampled_pixels(source, most: int) -> np.ndarray:
             if len(kept) > most:
                 kept, stride = kept[::2], stride * 2
     return np.concatenate(kept)[:, None]
+
+
+def _fit_palette(pixels: np.ndarray, args, name: str = "") -> Palette:
+    """A palette of ``args.colors`` in ``args.color_space`` fitted carefully (64K samples, 30 refinement steps,
+    seed 0) to ``pixels``."""
+    fitter = PaletteFitter(args.colors, color_space=args.color_space, sample_size=65536, seed=0, refine_steps=30)
+    return Palette(fitter.fit(fitter.sample(pixels)).colors, name=name)
 
 
 def _extract_palette(args) -> int:
@@ -504,9 +583,8 @@ def _extract_palette(args) -> int:
         with VideoFile(args.input, max_pixels=args.max_pixels) as video:
             pixels = _sampled_pixels(video, most=32)
         _warn_undecodable(video.undecodable)
-    fitter = PaletteFitter(args.colors, color_space=args.color_space, sample_size=65536, seed=0, refine_steps=30)
     name = os.fsencode(output.stem).decode(errors="replace")  # a palette file's name is text: UTF-8
-    palette = Palette(fitter.fit(fitter.sample(pixels)).colors, name=name)
+    palette = _fit_palette(pixels, args, name)
     palette.save(output)
     print(" ".join(palette.to_hex()))
     print(f"wrote {output}: {len(palette)} colours", file=sys.stderr)

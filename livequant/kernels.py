@@ -17,8 +17,8 @@ import numba as nb
 import numpy as np
 
 __all__ = [
-    "BITS", "BLOCK", "FINE_FLAG", "LEVELS", "SHIFT", "diffuse_frame", "distinct_colors", "fill_table", "map_frame_held",
-    "map_words", "nearest_sorted",
+    "BITS", "BLOCK", "FINE_FLAG", "LEVELS", "SHIFT", "diffuse_frame", "distinct_colors", "fill_table", "lzw_encode",
+    "map_frame_held", "map_words", "nearest_sorted",
 ]
 
 BITS = 7  # the table: 2**BITS cells a side ...
@@ -29,6 +29,7 @@ BLOCK = 1 << (3 * SHIFT)  # colours in a cell: the entries of a fine block
 CHUNKS = 64  # parallel work units per frame
 STRIPE_ROWS = 64  # error diffusion: rows per parallel stripe
 WARMUP_ROWS = 8  # error diffusion: rows run above a stripe to warm its error field
+LZW_CODES = 4096  # GIF's LZW dictionary holds at most this many codes
 
 _CELL = LEVELS - 1  # one channel's cell bits, in place
 _SUB = (1 << SHIFT) - 1  # one channel's bits within a cell
@@ -381,3 +382,65 @@ def distinct_colors(pixels, limit):  # pragma: no cover - compiled
             found[count] = pixels[p]
             count += 1
     return found[:count].copy()
+
+
+# ---------------------------------------------------------------- GIF
+
+
+@nb.njit(inline="always")
+def _put_code(out, n_out, bits, n_bits, code, size):  # pragma: no cover - compiled
+    """Append ``code`` (``size`` bits, lowest first) to the bit buffer ``bits`` holding ``n_bits``, and move its
+    whole bytes to ``out`` from ``n_out`` on; returns ``(n_out, bits, n_bits)``."""
+    bits |= np.int64(code) << n_bits
+    n_bits += size
+    while n_bits >= 8:
+        out[n_out] = bits & 255
+        n_out += 1
+        bits >>= 8
+        n_bits -= 8
+    return n_out, bits, n_bits
+
+
+@nb.njit(nogil=True, cache=True)
+def lzw_encode(pixels, min_code_size):  # pragma: no cover - compiled
+    """GIF's variable-width LZW of ``pixels`` (1-D uint8, each < 2**min_code_size), as packed bytes.
+
+    Starts with a clear code, clears again when the 4096 codes are used up, ends with end-of-information.
+    The dictionary is a (prefix code, byte) -> code table; a clear resets only the entries made.
+    """
+    clear = 1 << min_code_size
+    end = clear + 1
+    table = np.full(LZW_CODES * 256, -1, np.int16)
+    made = np.empty(LZW_CODES, np.int32)
+    out = np.empty(2 * pixels.size + 16, np.uint8)
+    size = min_code_size + 1
+    next_code = end + 1
+    n_out, bits, n_bits = _put_code(out, 0, np.int64(0), 0, clear, size)
+    prefix = np.int64(pixels[0])
+    for i in range(1, pixels.size):
+        pixel = pixels[i]
+        key = prefix * 256 + pixel
+        code = table[key]
+        if code >= 0:
+            prefix = np.int64(code)
+            continue
+        n_out, bits, n_bits = _put_code(out, n_out, bits, n_bits, prefix, size)
+        if next_code < LZW_CODES:
+            if next_code == 1 << size:
+                size += 1
+            table[key] = next_code
+            made[next_code] = key
+            next_code += 1
+        else:
+            n_out, bits, n_bits = _put_code(out, n_out, bits, n_bits, clear, size)
+            for c in range(end + 1, LZW_CODES):
+                table[made[c]] = -1
+            size = min_code_size + 1
+            next_code = end + 1
+        prefix = np.int64(pixel)
+    n_out, bits, n_bits = _put_code(out, n_out, bits, n_bits, prefix, size)
+    n_out, bits, n_bits = _put_code(out, n_out, bits, n_bits, end, size)
+    if n_bits:
+        out[n_out] = bits & 255
+        n_out += 1
+    return out[:n_out]

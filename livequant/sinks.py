@@ -1,9 +1,9 @@
-"""Where quantized frames go: video files, GIFs, images and a preview window.
+"""Where quantized frames go: video files, GIFs, animated WebP and APNG, images and a preview window.
 
 Every sink is a context manager with ``write(qframe)`` taking a
 `~livequant.frames.QuantizedFrame`. File sinks write to a new, uniquely named
-hidden file beside the target (``.name.XXXXXXXX.partial.mp4``, made with
-`tempfile.mkstemp`) and rename it when complete; an output that is one of the
+hidden file beside the target (``.name.XXXXXXXX.partial.mp4``, see
+`livequant.files`) and rename it when complete; an output that is one of the
 inputs (the same file by device and inode, however it is spelled) is refused
 before anything is written. Leaving
 the ``with`` block normally or by ``KeyboardInterrupt`` finishes the file (it
@@ -17,7 +17,6 @@ import io
 import os
 import re
 import sys
-import tempfile
 import time
 from fractions import Fraction
 from pathlib import Path
@@ -27,11 +26,13 @@ import av  # isort: skip
 import numpy as np
 
 from livequant.errors import SinkError, write_hint
+from livequant.files import move_into_place, partial_file
 from livequant.frames import FpsCounter, QuantizedFrame, check_frame
+from livequant.gif import GifEncoder
 from livequant.palette import Palette
 from livequant.sources import quiet_opencv
 
-__all__ = ["GifWriter", "ImageWriter", "Preview", "VideoWriter", "check_target"]
+__all__ = ["AnimationWriter", "GifWriter", "ImageWriter", "Preview", "VideoWriter", "check_target"]
 
 _VIDEO_TIME_BASE = Fraction(1, 90000)
 _BLACK = (np.zeros((64, 64, 3), np.uint8), np.zeros((64, 64), np.uint8), Palette(np.zeros((1, 3), np.uint8)))
@@ -43,16 +44,11 @@ _CONTAINERS = {suffix: av.open(io.BytesIO(), "w", format=name)  # what each can 
 
 
 def _partial(path: Path) -> Path:
-    """A new empty hidden file beside ``path``, to write first; keeps the suffix for FFmpeg.
-
-    `tempfile.mkstemp` makes it with a unique name and ``O_EXCL``, so it is never an existing file (an input).
-    """
+    """`partial_file` beside ``path``, its failure a `SinkError` naming ``path``."""
     try:
-        fd, name = tempfile.mkstemp(dir=path.parent, prefix=f".{path.stem[:64]}.", suffix=f".partial{path.suffix[:16]}")
+        return partial_file(path)
     except OSError as e:
         raise _failed("write", path, e) from e
-    os.close(fd)
-    return Path(name)
 
 
 def _same_file(a, b) -> bool:
@@ -93,12 +89,11 @@ def _failed(action: str, path: Path, error: Exception) -> SinkError:
     return SinkError(f"cannot {action} '{path}': {getattr(error, 'strerror', None) or error}; {write_hint(error)}")
 
 
-def _pal8(qframe: QuantizedFrame, unused_alpha: int) -> av.VideoFrame:
+def _pal8(qframe: QuantizedFrame) -> av.VideoFrame:
     """A ``pal8`` frame: the index map plus the palette as the ``(256, 4)`` ARGB array PyAV wants."""
     colors = np.asarray(qframe.palette.colors, np.uint8)
     argb = np.zeros((256, 4), np.uint8)
-    argb[:, 0] = unused_alpha
-    argb[: len(colors), 0] = 255
+    argb[:, 0] = 255
     argb[: len(colors), 1:] = colors
     return av.VideoFrame.from_ndarray((np.ascontiguousarray(qframe.indices, np.uint8), argb), format="pal8")
 
@@ -123,7 +118,7 @@ def _write_still(path: Path, qframe: QuantizedFrame, name: Path | None = None) -
     if suffix == ".png":
         png = av.CodecContext.create("png", "w")
         png.width, png.height, png.pix_fmt = qframe.indices.shape[1], qframe.indices.shape[0], "pal8"
-        packets = png.encode(_pal8(qframe, unused_alpha=255)) + png.encode(None)
+        packets = png.encode(_pal8(qframe)) + png.encode(None)
         path.write_bytes(b"".join(bytes(p) for p in packets))
         return
     data = _encoded(suffix, cv2.cvtColor(qframe.rgb, cv2.COLOR_RGB2BGR))
@@ -131,12 +126,6 @@ def _write_still(path: Path, qframe: QuantizedFrame, name: Path | None = None) -
         raise SinkError(f"cannot write image '{name or path}': OpenCV cannot encode this picture as {suffix}; "
                         "write .png instead")
     path.write_bytes(data)
-
-
-def _move_into_place(tmp: Path, path: Path) -> None:
-    """Rename the finished ``tmp`` to ``path``, readable by others as a plainly created file would be."""
-    os.chmod(tmp, 0o644)
-    os.replace(tmp, path)
 
 
 class _FileSink:
@@ -188,7 +177,7 @@ class _FileSink:
         try:
             self._finish()
             if self._tmp is not None:
-                _move_into_place(self._tmp, self.path)
+                move_into_place(self._tmp, self.path)
         except BaseException as e:
             self.abort()
             if isinstance(e, (av.error.FFmpegError, OSError)) and not isinstance(e, SinkError):
@@ -539,15 +528,15 @@ class VideoWriter(_EncoderSink):
             self._audio_in = None
 
 
-class GifWriter(_EncoderSink):
+class GifWriter(_FileSink):
     """Write an animated GIF straight from the palette indices (no second quantization).
 
-    Frame delays come from the frame times, rounded to GIF's 1/100 s. Players
-    show a delay under 2/100 s as 10/100 s, so a frame that would follow the
-    last one written by less than 2/100 s is dropped (counted in ``dropped``)
-    and the one before stays up in its place: a fast source plays at up to
-    50 fps, for its true duration. The last frame lasts as long as the source's
-    last frame interval.
+    Each frame is cropped to the rectangle that changed, its unchanged pixels
+    are transparent, and it carries a local colour table only when it needs
+    colours the global table (the first frame's palette) lacks. Frame delays
+    come from the frame times, rounded to GIF's 1/100 s; a frame under 2/100 s
+    after the last one kept is left out (counted in ``dropped``), as players
+    show shorter delays as 10/100 s. See `livequant.gif.GifEncoder`.
 
     Parameters
     ----------
@@ -561,53 +550,105 @@ class GifWriter(_EncoderSink):
         Files the output must not be (compared by device and inode).
     """
 
-    _min_step = 2  # 1/100 s: the shortest delay players show as it is
-
     def __init__(self, path, *, loop: int = 0, overwrite: bool = False, inputs=()):
-        if not isinstance(loop, int) or loop < -1:
-            raise ValueError(f"loop must be an int >= -1 (0 loops forever, -1 plays once), got {loop!r}")
+        _check_loop(loop)
         self.loop = loop
         self.dropped = 0
-        self._times = (None, None)  # the last two frame times given, written or not
-        self._pending = []  # the last two packets: a delay is known only at the next one, or at the end
         super().__init__(path, overwrite, inputs)
+        self._file = None
+        self._gif = None
 
     def write(self, qframe: QuantizedFrame) -> None:
-        """Append one quantized frame, or drop it if it would follow the last one written within 2/100 s."""
-        self._times = (self._times[1], qframe.time)
-        if self._t0 is not None and round((qframe.time - self._t0) * 100) < self._last_pts + self._min_step:
-            self.dropped += 1
-            return
+        """Append one quantized frame, or leave it out if it would follow the last one kept within 2/100 s."""
         super().write(qframe)
+        self.frames, self.dropped = self._gif.frames, self._gif.dropped
 
-    def _open(self, height: int, width: int) -> None:
-        self._out = av.open(str(self._tmp), "w", format="gif", options={"loop": str(self.loop)})
-        self._stream = self._out.add_stream("gif")
-        self._stream.width, self._stream.height, self._stream.pix_fmt = width, height, "pal8"
-        self._stream.codec_context.time_base = self._stream.time_base = Fraction(1, 100)
-
-    def _frame(self, qframe: QuantizedFrame) -> av.VideoFrame:
-        return _pal8(qframe, unused_alpha=0)
-
-    def _mux(self, packet: av.Packet) -> None:
-        self._pending.append(packet)
-        if len(self._pending) > 2:
-            self._out.mux(self._pending.pop(0))  # the muxer sets its delay from the next packet's pts
+    def _write(self, qframe: QuantizedFrame) -> None:
+        if self._gif is None:
+            height, width = qframe.indices.shape
+            try:
+                self._gif = GifEncoder(width, height, qframe.palette.colors, self.loop)
+            except ValueError as e:
+                raise SinkError(f"cannot write '{self.path}': {e}; resize with --width or --scale") from None
+            self._file = open(self._tmp, "wb")
+            self._file.write(self._gif.header())
+        self._file.write(self._gif.add(qframe.indices, qframe.palette.colors, qframe.time))
 
     def _finish(self) -> None:
-        for packet in self._stream.encode(None):
-            self._mux(packet)
-        before, last = self._times
-        end = round((last + (last - before if before is not None else 0.1) - self._t0) * 100)
-        if len(self._pending) == 2 and end - self._pending[1].pts < self._min_step:
-            self._pending.pop()  # too close to the end: the frame before lasts until then
-            self.dropped += 1
-            self.frames -= 1
-        for packet in self._pending[:-1]:
-            self._out.mux(packet)
-        self._pending[-1].duration = max(self._min_step, end - self._pending[-1].pts)
-        self._out.mux(self._pending[-1])
-        self._out.close()
+        self._file.write(self._gif.end())
+        self._file.close()
+        self.frames, self.dropped = self._gif.frames, self._gif.dropped
+
+    def _release(self) -> None:
+        if self._file is not None:
+            try:
+                self._file.close()
+            except OSError:
+                pass  # flushing failed (a full disk): the partial file is deleted next
+
+
+def _check_loop(loop) -> None:
+    if not isinstance(loop, int) or loop < -1:
+        raise ValueError(f"loop must be an int >= -1 (0 loops forever, -1 plays once), got {loop!r}")
+
+
+class AnimationWriter(_EncoderSink):
+    """Write an animated WebP (``.webp``) or APNG (``.apng``) with PyAV's libwebp_anim and apng encoders.
+
+    WebP is lossless unless ``quality`` is given (then lossy, 0..100, larger
+    is better); APNG is always lossless. Frame times set the frame durations
+    (in 1/1000 s); the last frame lasts as long as the one before it.
+
+    Parameters
+    ----------
+    path : str or os.PathLike
+        Output file, ``.webp`` or ``.apng``.
+    loop : int
+        0 loops forever, -1 plays once, n > 0 repeats n times.
+    quality : float, optional
+        Lossy WebP quality, 0..100.
+    overwrite : bool
+        Replace an existing ``path``.
+    inputs : sequence of str or os.PathLike
+        Files the output must not be (compared by device and inode).
+
+    Raises
+    ------
+    ValueError
+        If the suffix is neither, ``quality`` is out of range or given for APNG, or FFmpeg here lacks the encoder.
+    """
+
+    _FORMATS = {".webp": ("webp", "libwebp_anim", "bgra", "loop"), ".apng": ("apng", "apng", "rgb24", "plays")}
+
+    def __init__(self, path, *, loop: int = 0, quality: float | None = None, overwrite: bool = False, inputs=()):
+        _check_loop(loop)
+        suffix = Path(path).suffix.lower()
+        if suffix not in self._FORMATS:
+            raise ValueError(f"'{path}' is not an animation format here; use .webp or .apng (or .gif)")
+        if quality is not None and (suffix != ".webp" or not 0 <= quality <= 100):
+            raise ValueError(f"quality applies to .webp only, 0..100, got {quality} for '{path}'; "
+                             "APNG and GIF are lossless")
+        self._format, self.codec, self.pix_fmt, loop_option = self._FORMATS[suffix]
+        try:
+            av.Codec(self.codec, "w")
+        except av.codec.codec.UnknownCodecError:
+            raise ValueError(f"FFmpeg here has no {self.codec} encoder for '{path}'; write .gif instead") from None
+        plays = 0 if loop == 0 else 1 if loop == -1 else loop + 1  # 0: forever
+        self._container_options = {loop_option: str(plays)}
+        self._options = {} if suffix == ".apng" else \
+            {"lossless": "1"} if quality is None else {"lossless": "0", "quality": f"{quality:g}"}
+        self.loop, self.quality = loop, quality
+        super().__init__(path, overwrite, inputs)
+
+    def _open(self, height: int, width: int) -> None:
+        self._out = av.open(str(self._tmp), "w", format=self._format, options=self._container_options)
+        self._stream = self._out.add_stream(self.codec, options=self._options)
+        self._stream.width, self._stream.height, self._stream.pix_fmt = width, height, self.pix_fmt
+        self._stream.codec_context.time_base = Fraction(1, 1000)
+
+    def _frame(self, qframe: QuantizedFrame) -> av.VideoFrame:
+        frame = av.VideoFrame.from_ndarray(qframe.rgb, format="rgb24")
+        return frame if self.pix_fmt == "rgb24" else frame.reformat(format=self.pix_fmt)
 
 
 class ImageWriter(_FileSink):
@@ -615,7 +656,7 @@ class ImageWriter(_FileSink):
 
     A path with a ``{}``/``{:04d}`` or ``%d``/``%04d`` pattern receives a
     sequence numbered from 1, one file per frame; a plain path receives the
-    last frame written.
+    last frame written, or with ``one_frame`` refuses a second frame.
 
     Parameters
     ----------
@@ -625,6 +666,8 @@ class ImageWriter(_FileSink):
         Replace existing files.
     inputs : sequence of str or os.PathLike
         Files no output may be (compared by device and inode).
+    one_frame : bool
+        Raise `SinkError` when a second frame arrives for a plain path, rather than keep the last.
 
     Raises
     ------
@@ -632,7 +675,7 @@ class ImageWriter(_FileSink):
         If OpenCV cannot encode a colour picture as the suffix's type, or the pattern cannot number files.
     """
 
-    def __init__(self, path, overwrite: bool = False, inputs=()):
+    def __init__(self, path, overwrite: bool = False, inputs=(), *, one_frame: bool = False):
         text = os.fspath(path)
         suffix = Path(text).suffix.lower()
         if suffix != ".png" and _encoded(suffix, np.zeros((16, 16, 3), np.uint8)) is None:
@@ -640,6 +683,7 @@ class ImageWriter(_FileSink):
                              f"'{suffix or 'no suffix'}'; use .png, .jpg, .bmp, .tif, .webp or .ppm")
         self._pattern = text if re.search(r"\{[^{}]*\}|%0?\d*d", text) else None
         self._overwrite = overwrite
+        self._one_frame = one_frame
         self._last = None
         if self._pattern:
             try:
@@ -654,6 +698,11 @@ class ImageWriter(_FileSink):
 
     def _write(self, qframe: QuantizedFrame) -> None:
         if self._pattern is None:
+            if self._one_frame and self._last is not None:
+                stem, suffix = self.path.with_suffix(""), self.path.suffix
+                raise SinkError(f"'{self.path}' holds one picture but the input has more frames; write "
+                                f"{stem}.apng, .webp or .gif for an animation, or {stem}-%04d{suffix} for one "
+                                "file per frame")
             self._last = qframe
             return
         target = self._name(self.frames + 1)
@@ -662,7 +711,7 @@ class ImageWriter(_FileSink):
         tmp = _partial(target)
         try:
             _write_still(tmp, qframe, target)
-            _move_into_place(tmp, target)
+            move_into_place(tmp, target)
         except BaseException:
             tmp.unlink(missing_ok=True)
             raise

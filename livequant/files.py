@@ -1,0 +1,32 @@
+"""Output files written whole or not at all: a new, uniquely named partial file beside the target, renamed
+into place when complete. Used by every file sink and by the quality report."""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from pathlib import Path
+
+__all__ = ["move_into_place", "partial_file"]
+
+
+def partial_file(path: Path) -> Path:
+    """A new empty hidden file beside ``path``, to write first; keeps the suffix (FFmpeg and matplotlib pick the
+    format by it).
+
+    `tempfile.mkstemp` makes it with a unique name and ``O_EXCL``, so it is never an existing file (an input).
+
+    Raises
+    ------
+    OSError
+        If the folder cannot take a new file.
+    """
+    fd, name = tempfile.mkstemp(dir=path.parent, prefix=f".{path.stem[:64]}.", suffix=f".partial{path.suffix[:16]}")
+    os.close(fd)
+    return Path(name)
+
+
+def move_into_place(tmp: Path, path: Path) -> None:
+    """Rename the finished ``tmp`` to ``path``, readable by others as a plainly created file would be."""
+    os.chmod(tmp, 0o644)
+    os.replace(tmp, path)

@@ -1,0 +1,232 @@
+"""GIF bytes from index maps: frame differencing, colour tables, LZW. No I/O.
+
+`GifEncoder` turns each quantized frame into the bytes of one GIF image:
+
+- cropped to the rectangle whose colours changed since the previous frame
+  (what a viewer shows, so it also holds across palette changes);
+- inside it, pixels whose colour did not change become the transparent index,
+  which LZW packs into long runs. The transparent index costs no colour: it is
+  a padding entry of the table (tables have a power-of-two size) or an entry no
+  changed pixel uses; a frame with neither keeps its pixels as they are;
+- with the global colour table (the first frame's palette) when every colour
+  the frame needs is in it, else with a local table of just those colours.
+
+Every frame is drawn over the previous one (disposal "do not dispose").
+
+Frame delays come from the frame times, rounded to GIF's 1/100 s. Players show
+a delay under 2/100 s (`MIN_DELAY`) as 10/100 s, so a frame that would follow
+the last one kept by less than that is left out and the one before stays up in
+its place: a fast source plays at up to 50 fps, for its true duration. The last
+frame lasts as long as the last interval between frame times; if that leaves it
+under 2/100 s, it is left out and the frame before lasts until the end.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from livequant.kernels import lzw_encode
+
+__all__ = ["GifEncoder", "MIN_DELAY"]
+
+MIN_DELAY = 2  # 1/100 s: players show a shorter delay as 10/100 s
+
+
+def _pack(colors: np.ndarray) -> np.ndarray:
+    """``(K, 3) uint8`` colours as ``uint32`` 0xRRGGBB."""
+    c = colors.astype(np.uint32)
+    return (c[:, 0] << 16) | (c[:, 1] << 8) | c[:, 2]
+
+
+def _bits(n: int) -> int:
+    """Bits for a colour table of ``n`` entries (tables hold 2..256)."""
+    return max(1, int(n - 1).bit_length())
+
+
+def _table_bytes(packed: np.ndarray, bits: int) -> bytes:
+    """A colour table of ``2**bits`` RGB entries, padded with black."""
+    table = np.zeros((1 << bits, 3), np.uint8)
+    table[: len(packed), 0] = packed >> 16
+    table[: len(packed), 1] = (packed >> 8) & 255
+    table[: len(packed), 2] = packed & 255
+    return table.tobytes()
+
+
+def _sub_blocks(data: np.ndarray) -> bytes:
+    """``data`` in GIF data sub-blocks (a length byte, up to 255 bytes), then the block terminator."""
+    n = len(data)
+    full, rest = divmod(n, 255)
+    blocks = np.empty(full * 256 + (rest + 1 if rest else 0) + 1, np.uint8)
+    body = blocks[: full * 256].reshape(full, 256)
+    body[:, 0] = 255
+    body[:, 1:] = data[: full * 255].reshape(full, 255)
+    if rest:
+        blocks[full * 256] = rest
+        blocks[full * 256 + 1 : -1] = data[full * 255 :]
+    blocks[-1] = 0
+    return blocks.tobytes()
+
+
+class GifEncoder:
+    """The bytes of an animated GIF, frame by frame: `header`, then `add` for each frame, then `end`.
+
+    `image` and `control` are the two blocks `add` writes a frame with, for a GIF assembled by hand.
+
+    Parameters
+    ----------
+    width, height : int
+        Picture size, 1..65535.
+    colors : (K, 3) uint8 ndarray
+        The global colour table: the first frame's palette, or the one palette of the whole animation.
+    loop : int
+        0 loops forever, -1 plays once (no NETSCAPE2.0 extension), n > 0 repeats n times.
+    """
+
+    def __init__(self, width: int, height: int, colors: np.ndarray, loop: int = 0):
+        if not (1 <= width <= 65535 and 1 <= height <= 65535):
+            raise ValueError(f"GIF pictures are at most 65535 x 65535 pixels, got {width} x {height}")
+        self.width, self.height, self.loop = width, height, loop
+        self._global = _pack(np.asarray(colors, np.uint8))
+        self._global_bits = _bits(len(self._global))
+        self._canvas: np.ndarray | None = None  # (H, W) uint32 colours the viewer shows now
+        self._mapping_key: bytes | None = None
+        self._mapping: np.ndarray | None = None
+        self.local_tables = 0  # frames written with a local colour table
+        self.transparent_frames = 0  # frames using a transparent index
+        self.frames = 0  # frames kept
+        self.dropped = 0  # frames left out: under MIN_DELAY after the one before, or before the end
+        self._t0: float | None = None
+        self._times: tuple[float | None, float | None] = (None, None)  # the last two frame times given, kept or not
+        # (start in 1/100 s, image, transparent index) of the last two frames kept: a frame's delay is known at
+        # the next one, and at `end` the last may be left out, the one before then lasting until the end
+        self._held: list[tuple[int, bytes, int | None]] = []
+
+    def header(self) -> bytes:
+        """Signature, screen descriptor, global colour table and (unless ``loop`` is -1) the loop extension."""
+        flags = 0x80 | 0x70 | (self._global_bits - 1)  # global table, 8-bit colour resolution, table size
+        data = b"GIF89a" + self.width.to_bytes(2, "little") + self.height.to_bytes(2, "little")
+        data += bytes([flags, 0, 0]) + _table_bytes(self._global, self._global_bits)
+        if self.loop >= 0:
+            data += b"\x21\xff\x0bNETSCAPE2.0\x03\x01" + self.loop.to_bytes(2, "little") + b"\x00"
+        return data
+
+    @staticmethod
+    def control(delay: int, transparent: int | None) -> bytes:
+        """The graphic control extension: ``delay`` in 1/100 s, the transparent index (None: none)."""
+        flags = (1 << 2) | (transparent is not None)  # disposal 1: keep the frame, draw the next over it
+        return bytes([0x21, 0xF9, 4, flags]) + min(delay, 65535).to_bytes(2, "little") + \
+            bytes([transparent or 0, 0])
+
+    def _to_global(self, packed: np.ndarray) -> np.ndarray:
+        """Position of each palette colour in the global table, -1 where absent (cached per palette)."""
+        key = packed.tobytes()
+        if key != self._mapping_key:
+            where = {int(c): i for i, c in reversed(list(enumerate(self._global)))}
+            self._mapping = np.array([where.get(int(c), -1) for c in packed], np.int32)
+            self._mapping_key = key
+        return self._mapping
+
+    def image(self, indices: np.ndarray, colors: np.ndarray) -> tuple[bytes, int | None]:
+        """Encode one frame; returns ``(image bytes, transparent index or None)`` for `control`.
+
+        Parameters
+        ----------
+        indices : (H, W) uint8 ndarray
+            Palette index of each pixel.
+        colors : (K, 3) uint8 ndarray
+            The frame's palette.
+        """
+        packed = _pack(np.asarray(colors, np.uint8))
+        shown = packed[indices]
+        if self._canvas is None:
+            changed = None
+            top, bottom, left, right = 0, self.height, 0, self.width
+        else:
+            changed = shown != self._canvas
+            rows, cols = np.flatnonzero(changed.any(axis=1)), np.flatnonzero(changed.any(axis=0))
+            if rows.size:
+                top, bottom, left, right = rows[0], rows[-1] + 1, cols[0], cols[-1] + 1
+            else:  # nothing changed: one unchanged pixel
+                top, bottom, left, right = 0, 1, 0, 1
+                changed[0, 0] = True
+            changed = changed[top:bottom, left:right]
+        self._canvas = shown
+        region = indices[top:bottom, left:right]
+        needed = np.bincount(region.ravel() if changed is None else region[changed], minlength=len(packed)) > 0
+        to_global = self._to_global(packed)
+        if (to_global[needed] >= 0).all():
+            lut, bits, table = to_global.copy(), self._global_bits, None
+            free = np.ones(1 << bits, bool)
+            free[to_global[needed]] = False
+        else:  # a local table of the colours this frame needs
+            used = np.flatnonzero(needed)
+            lut = np.zeros(len(packed), np.int32)
+            lut[used] = np.arange(len(used))
+            bits = _bits(len(used) + (changed is not None and len(used) < 256))
+            free = np.arange(1 << bits) >= len(used)
+            table = packed[used]
+            self.local_tables += 1
+        transparent = None
+        if changed is not None and free.any() and not changed.all():
+            transparent = int(np.flatnonzero(free)[-1])
+            codes = np.where(changed, lut[region], transparent).astype(np.uint8)
+            self.transparent_frames += 1
+        else:
+            codes = lut[region].astype(np.uint8)
+        min_code_size = max(2, bits)
+        data = bytes([0x2C]) + b"".join(int(v).to_bytes(2, "little") for v in (left, top, right - left, bottom - top))
+        if table is None:
+            data += b"\x00"
+        else:
+            data += bytes([0x80 | (bits - 1)]) + _table_bytes(table, bits)
+        data += bytes([min_code_size]) + _sub_blocks(lzw_encode(np.ascontiguousarray(codes).ravel(), min_code_size))
+        return data, transparent
+
+    def add(self, indices: np.ndarray, colors: np.ndarray, time: float) -> bytes:
+        """Take the frame shown from ``time`` (seconds); return the bytes now complete, maybe none.
+
+        A frame is held back until two more have come (or `end`): its delay is known at the next one, and
+        the last but one may yet have to last until the end. A frame under `MIN_DELAY` after the last one kept
+        is left out (counted in ``dropped``).
+
+        Parameters
+        ----------
+        indices, colors : ndarray
+            The frame, as `image` takes it.
+        time : float
+            When the frame is shown, in seconds; the first frame's time is the start.
+        """
+        self._times = (self._times[1], time)
+        if self._t0 is None:
+            self._t0 = time
+        start = self._ticks(time)
+        if self._held and start < self._held[-1][0] + MIN_DELAY:
+            self.dropped += 1
+            return b""
+        self._held.append((start, *self.image(indices, colors)))
+        self.frames += 1
+        if len(self._held) < 3:
+            return b""
+        return self._shown(self._held.pop(0), until=self._held[0][0])
+
+    def end(self) -> bytes:
+        """The frames still held and the trailer: the end of the GIF, after at least one `add`."""
+        before, last = self._times
+        end = self._ticks(last + (last - before if before is not None else 0.1))
+        if len(self._held) == 2 and end - self._held[1][0] < MIN_DELAY:
+            self._held.pop()  # too close to the end: the frame before lasts until then
+            self.frames -= 1
+            self.dropped += 1
+        ends = [start for start, _, _ in self._held[1:]] + [max(end, self._held[-1][0] + MIN_DELAY)]
+        data = b"".join(self._shown(held, until) for held, until in zip(self._held, ends))
+        self._held = []
+        return data + b";"
+
+    def _ticks(self, time: float) -> int:
+        """``time`` in 1/100 s since the first frame."""
+        return round((time - self._t0) * 100)
+
+    def _shown(self, held: tuple[int, bytes, int | None], until: int) -> bytes:
+        """A held frame's control extension and image, shown from its start ``until`` (1/100 s)."""
+        start, image, transparent = held
+        return self.control(until - start, transparent) + image

@@ -1,0 +1,318 @@
+"""Animated outputs: GIF (frame differencing, colour tables), WebP and APNG, decoded frame by frame."""
+
+from __future__ import annotations
+
+import dataclasses
+import struct
+
+import av
+import numpy as np
+import pytest
+
+from livequant import presets
+from livequant.cli import main
+from livequant.errors import SinkError
+from livequant.frames import QuantizedFrame
+from livequant.gif import GifEncoder
+from livequant.kernels import lzw_encode
+from livequant.palette import Palette
+from livequant.sinks import AnimationWriter, GifWriter
+
+Image = pytest.importorskip("PIL.Image", reason="Pillow decodes animated WebP (FFmpeg's decoder does not)")
+
+
+def _scene(i: int, k: int, height: int = 40, width: int = 56) -> np.ndarray:
+    """Index map ``i`` of a still background (horizontal bands) with a 6 x 9 box moving right."""
+    indices = (np.arange(height)[:, None] // 5 % k).repeat(width, axis=1).astype(np.uint8)
+    indices[10:16, 3 * i : 3 * i + 9] = k - 1 - (i % max(k - 1, 1)) if k > 1 else 0
+    return indices
+
+
+def _qframes(colors_per_frame, times=None):
+    palettes = [Palette(np.asarray(c, np.uint8)) for c in colors_per_frame]
+    out = []
+    for i, palette in enumerate(palettes):
+        indices = _scene(i, len(palette))
+        t = i / 10 if times is None else times[i]
+        out.append(QuantizedFrame(palette.colors[indices], indices, palette, t))
+    return out
+
+
+def _pillow_frames(path):
+    """Every frame of an animation as RGB arrays and its duration in ms, decoded by Pillow."""
+    frames, durations = [], []
+    with Image.open(path) as image:
+        for i in range(image.n_frames):
+            image.seek(i)
+            frames.append(np.asarray(image.convert("RGB")))
+            durations.append(image.info.get("duration"))
+    return frames, durations
+
+
+def _pyav_frames(path):
+    with av.open(str(path)) as container:
+        frames = list(container.decode(video=0))
+    return [f.to_ndarray(format="rgb24") for f in frames], [f.time for f in frames]
+
+
+def _gif_blocks(data: bytes):
+    """``(global table size, [(x, y, w, h, local table size or 0, transparent index or None, delay)])``."""
+    assert data[:6] == b"GIF89a" and data[-1:] == b";"
+    flags = data[10]
+    pos = 13 + (3 << ((flags & 7) + 1) if flags & 0x80 else 0)
+    global_size = 1 << ((flags & 7) + 1) if flags & 0x80 else 0
+    images, control = [], (None, 0)
+    while data[pos] != 0x3B:
+        if data[pos] == 0x21:
+            label = data[pos + 1]
+            if label == 0xF9:
+                packed, delay, index = data[pos + 3], *struct.unpack("<HB", data[pos + 4 : pos + 7])
+                control = (index if packed & 1 else None, delay)
+            pos += 2
+            while data[pos]:
+                pos += data[pos] + 1
+            pos += 1
+        else:
+            assert data[pos] == 0x2C
+            x, y, w, h, packed = struct.unpack("<HHHHB", data[pos + 1 : pos + 10])
+            local = 1 << ((packed & 7) + 1) if packed & 0x80 else 0
+            images.append((x, y, w, h, local, *control))
+            pos += 10 + 3 * local + 1
+            while data[pos]:
+                pos += data[pos] + 1
+            pos += 1
+    return global_size, images
+
+
+def _write_all(sink, qframes):
+    with sink:
+        for q in qframes:
+            sink.write(q)
+
+
+# GIF
+
+
+@pytest.mark.parametrize("k", [1, 2, 16, 256])
+def test_gif_frames_decode_exactly_and_are_cropped_to_the_change(tmp_path, rng, k):
+    colors = rng.integers(0, 256, (k, 3), dtype=np.uint8)
+    colors = np.unique(colors, axis=0) if k > 1 else colors  # distinct colours: a changed index is a change
+    qframes = _qframes([colors] * 8)
+    qframes.append(dataclasses.replace(qframes[-1], time=0.8))  # nothing changed, 1/10 s later
+    path = tmp_path / "out.gif"
+    _write_all(GifWriter(path), qframes)
+    for decode in (_pyav_frames, _pillow_frames):
+        frames = decode(path)[0]
+        assert len(frames) == len(qframes)
+        for q, frame in zip(qframes, frames):
+            np.testing.assert_array_equal(frame, q.rgb)
+    global_size, images = _gif_blocks(path.read_bytes())
+    assert global_size >= len(colors) and all(local == 0 for *_, local, _, _ in images)  # one palette: no local
+    assert images[0][:4] == (0, 0, 56, 40)
+    if k > 1:  # the box moved 3 pixels: the change is within rows 10..15 and columns 3i-3..3i+8
+        for i, (x, y, w, h, *_) in enumerate(images[1:-1], start=1):
+            assert 10 <= y and y + h <= 16 and 3 * i - 3 <= x and x + w <= 3 * i + 9
+    assert images[-1][2:4] == (1, 1)  # an unchanged frame is one pixel
+
+
+def test_gif_writes_a_local_table_only_for_frames_needing_new_colours(tmp_path, rng):
+    first = np.unique(rng.integers(0, 256, (16, 3), dtype=np.uint8), axis=0)
+    refit = first.copy()
+    refit[0] = (1, 2, 3)  # a refit changed slot 0, which the top band uses
+    qframes = _qframes([first, first, refit, refit, first])
+    path = tmp_path / "out.gif"
+    _write_all(GifWriter(path), qframes)
+    frames, _ = _pyav_frames(path)
+    for q, frame in zip(qframes, frames):
+        np.testing.assert_array_equal(frame, q.rgb)
+    _, images = _gif_blocks(path.read_bytes())
+    # frame 2 shows the new colour; frame 3 only moves the box (old colours); frame 4 goes back to the first
+    assert [local > 0 for *_, local, _, _ in images] == [False, False, True, False, False]
+    x, y, w, h, local, transparent, _ = images[2]
+    assert (y, y + h) == (0, 16) and transparent is not None  # top band to the box; the rest unchanged
+    assert local == 8  # the 4 colours the changed pixels use, and a free entry for transparency
+
+
+def test_gif_transparency_never_takes_a_used_colour(tmp_path, rng):
+    colors = np.unique(rng.integers(0, 256, (300, 3), dtype=np.uint8), axis=0)[:256]
+    first = rng.integers(0, 256, (16, 16)).astype(np.uint8)
+    second = first.copy()
+    second[4:8, 4:8] = rng.integers(0, 256, (4, 4))
+    palette = Palette(colors)
+    qframes = [QuantizedFrame(colors[i], i, palette, t) for t, i in enumerate([first, second])]
+    path = tmp_path / "full.gif"
+    _write_all(GifWriter(path), qframes)
+    frames, _ = _pyav_frames(path)
+    np.testing.assert_array_equal(frames[1], qframes[1].rgb)
+    _, images = _gif_blocks(path.read_bytes())
+    transparent = images[1][5]
+    if transparent is not None:  # an index the 16 changed pixels do not use
+        assert transparent not in set(second[4:8, 4:8].ravel().tolist())
+
+
+def test_gif_delays_and_loop(tmp_path, rng):
+    colors = np.unique(rng.integers(0, 256, (8, 3), dtype=np.uint8), axis=0)
+    times = [0.0, 0.1, 0.25, 0.3]
+    path = tmp_path / "once.gif"
+    _write_all(GifWriter(path, loop=-1), _qframes([colors] * 4, times))
+    data = path.read_bytes()
+    assert [delay for *_, delay in _gif_blocks(data)[1]] == [10, 15, 5, 5]
+    assert b"NETSCAPE2.0" not in data
+    path = tmp_path / "thrice.gif"
+    _write_all(GifWriter(path, loop=3), _qframes([colors] * 2))
+    data = path.read_bytes()
+    assert data[data.index(b"NETSCAPE2.0") + 13 : data.index(b"NETSCAPE2.0") + 15] == b"\x03\x00"
+
+
+@pytest.mark.parametrize(("times", "delays"), [
+    ([0.0, 0.01, 0.03, 0.1, 0.11], [3, 7, 2]),  # 0.01 and 0.11 follow a kept frame within 2/100 s: left out
+    ([0.0, 0.1, 0.111, 0.12], [10, 3]),  # 0.12 would end 1/100 s later: left out, the one before lasts instead
+])
+def test_gif_delays_are_at_least_2_100_s_and_add_up_to_the_duration(times, delays):
+    colors = np.array([[0, 0, 0], [255, 255, 255]], np.uint8)
+    encoder = GifEncoder(4, 4, colors)
+    data = encoder.header()
+    for i, t in enumerate(times):
+        data += encoder.add(np.full((4, 4), i % 2, np.uint8), colors, t)
+    data += encoder.end()
+    assert [delay for *_, delay in _gif_blocks(data)[1]] == delays
+    assert (encoder.frames, encoder.dropped) == (len(delays), len(times) - len(delays))
+
+
+def test_lzw_round_trips_through_two_decoders_past_4096_codes(tmp_path, rng):
+    noise = rng.integers(0, 256, (300, 200)).astype(np.uint8)  # random: the code table fills and clears often
+    encoder = GifEncoder(200, 300, np.arange(768).reshape(256, 3) % 256)
+    path = tmp_path / "noise.gif"
+    image, transparent = encoder.image(noise, np.arange(768).reshape(256, 3) % 256)
+    path.write_bytes(encoder.header() + encoder.control(10, transparent) + image + b";")
+    expected = (np.arange(768).reshape(256, 3) % 256).astype(np.uint8)[noise]
+    np.testing.assert_array_equal(_pyav_frames(path)[0][0], expected)
+    np.testing.assert_array_equal(_pillow_frames(path)[0][0], expected)
+    assert len(lzw_encode(np.zeros(1, np.uint8), 2)) > 0
+
+
+def test_gif_refuses_pictures_over_65535_pixels_wide(tmp_path):
+    indices = np.zeros((1, 65536), np.uint8)
+    palette = Palette(np.array([[0, 0, 0]], np.uint8))
+    with pytest.raises(SinkError, match="65535"):
+        with GifWriter(tmp_path / "wide.gif") as sink:
+            sink.write(QuantizedFrame(palette.colors[indices], indices, palette))
+    assert not list(tmp_path.iterdir())
+
+
+# WebP and APNG
+
+
+def _riff_chunks(path):
+    """``(loop count, [frame durations in ms])`` of an animated WebP."""
+    data, pos, loop, durations = path.read_bytes(), 12, None, []
+    while pos < len(data):
+        tag, size = data[pos : pos + 4], struct.unpack("<I", data[pos + 4 : pos + 8])[0]
+        body = data[pos + 8 : pos + 8 + size]
+        if tag == b"ANIM":
+            loop = struct.unpack("<H", body[4:6])[0]
+        elif tag == b"ANMF":
+            durations.append(int.from_bytes(body[12:15], "little"))
+        pos += 8 + size + (size & 1)
+    return loop, durations
+
+
+@pytest.mark.parametrize("suffix", [".webp", ".apng"])
+@pytest.mark.parametrize("k", [2, 16, 256])
+def test_lossless_animations_keep_every_frame_exactly(tmp_path, rng, suffix, k):
+    colors = rng.integers(0, 256, (k, 3), dtype=np.uint8)
+    refit = colors.copy()
+    refit[0] = 255 - refit[0]
+    times = [0.0, 0.1, 0.25, 0.3, 0.4]
+    qframes = _qframes([colors, colors, refit, refit, refit], times)
+    path = tmp_path / f"out{suffix}"
+    _write_all(AnimationWriter(path), qframes)
+    frames, durations = _pillow_frames(path)
+    assert len(frames) == len(qframes)
+    for q, frame in zip(qframes, frames):
+        np.testing.assert_array_equal(frame, q.rgb)
+    assert [round(d) for d in durations] == [100, 150, 50, 100, 100]  # the last as long as the one before
+    if suffix == ".apng":
+        frames, decoded_times = _pyav_frames(path)  # FFmpeg reads APNG too
+        assert len(frames) == len(qframes) and decoded_times == pytest.approx(times, abs=1e-3)
+    else:
+        assert _riff_chunks(path) == (0, [100, 150, 50, 100, 100])  # 0: loops forever
+
+
+def test_webp_lossy_and_loop_counts(tmp_path, rng):
+    colors = rng.integers(0, 256, (16, 3), dtype=np.uint8)
+    qframes = _qframes([colors] * 4)
+    path = tmp_path / "lossy.webp"
+    _write_all(AnimationWriter(path, quality=90, loop=2), qframes)
+    frames, _ = _pillow_frames(path)
+    assert len(frames) == 4
+    for q, frame in zip(qframes, frames):
+        error = np.abs(frame.astype(int) - q.rgb).mean()
+        assert 0 < error < 12  # lossy, and close
+    assert _riff_chunks(path)[0] == 3  # plays 3 times: repeats twice
+    path = tmp_path / "once.apng"
+    _write_all(AnimationWriter(path, loop=-1), qframes)
+    with Image.open(path) as image:
+        assert image.info["loop"] == 1
+
+
+@pytest.mark.parametrize(("path", "options", "error"), [
+    ("out.apng", {"quality": 50}, "quality applies to .webp only"),
+    ("out.webp", {"quality": 101}, "0..100"),
+    ("out.mkv", {}, "use .webp or .apng"),
+    ("out.webp", {"loop": -2}, "loop must be"),
+])
+def test_bad_animation_arguments(tmp_path, path, options, error):
+    with pytest.raises(ValueError, match=error):
+        AnimationWriter(tmp_path / path, **options)
+
+
+# through the command line
+
+
+@pytest.mark.parametrize("suffix", [".gif", ".webp", ".apng"])
+def test_transcode_to_animations_keeps_every_frame_in_the_palette(tmp_path, clip, suffix):
+    out = tmp_path / f"out{suffix}"
+    assert main(["transcode", str(clip.path), str(out), "--palette", "pico8", "-q"]) == 0
+    frames, durations = _pillow_frames(out)
+    assert len(frames) == clip.frames and frames[0].shape == (48, 64, 3)
+    pico8 = {tuple(c) for c in presets.get("pico8").colors.tolist()}
+    for frame in frames:
+        assert {tuple(c) for c in frame.reshape(-1, 3).tolist()} <= pico8
+    assert sum(durations) == pytest.approx(1000 * clip.duration, abs=10 * clip.frames)
+
+
+def test_transcode_gif_with_a_global_palette_has_one_colour_table(tmp_path, clip, capsys):
+    out = tmp_path / "global.gif"
+    assert main(["transcode", str(clip.path), str(out), "-k", "8", "--gif-palette", "global", "-q"]) == 0
+    global_size, images = _gif_blocks(out.read_bytes())
+    assert len(images) == clip.frames and global_size == 8 and all(local == 0 for *_, local, _, _ in images)
+    frames, _ = _pyav_frames(out)
+    colours = set()
+    for frame in frames:
+        colours |= {tuple(c) for c in frame.reshape(-1, 3).tolist()}
+    assert len(colours) <= 8
+    assert main(["transcode", "--help"]) == 0
+    assert "reads the input twice" in " ".join(capsys.readouterr().out.split())
+
+
+@pytest.mark.parametrize(("argv", "status", "message"), [
+    (["{clip}", "{tmp}/still.png"], 1, "'{tmp}/still.png' holds one picture but the input has more frames; write"),
+    (["{clip}", "{tmp}/still.jpg"], 1, "{tmp}/still.apng, .webp or .gif for an animation"),
+    (["{clip}", "{tmp}/out.gif", "--quality", "80"], 2, "--quality applies to animated WebP (.webp) only"),
+    (["{clip}", "{tmp}/out.apng", "--quality", "80"], 2, "--quality applies to animated WebP"),
+    (["{clip}", "{tmp}/out.gif", "--gif-palette", "global", "--palette", "pico8"], 2, "leave out --palette"),
+])
+def test_outputs_that_cannot_hold_the_animation_are_refused(tmp_path, clip, capsys, argv, status, message):
+    argv = [a.format(clip=clip.path, tmp=tmp_path) for a in argv]
+    assert main(["transcode", *argv, "-q"]) == status
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and message.format(tmp=tmp_path) in err, err
+    assert not list(tmp_path.iterdir())  # nothing written, no partial file left
+
+
+def test_a_one_frame_input_still_makes_a_png(tmp_path, make_clip):
+    one = make_clip("one.mp4", frames=1)
+    out = tmp_path / "still.png"
+    assert main(["transcode", str(one.path), str(out), "-k", "4", "-q"]) == 0
+    assert out.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
