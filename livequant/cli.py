@@ -46,6 +46,7 @@ _EXAMPLES = """examples:
   livequant transcode in.mp4 out.mp4 --palette gameboy --pixelate 4
   livequant image photo.jpg small.png --palette pico8 --dither floyd-steinberg
   livequant palette photo.jpg -o photo.gpl -k 8
+  livequant batch clips/ -o out/ --to gif -k 32   every video of clips/, on all cores
 
 `livequant COMMAND --help` describes each command."""
 
@@ -132,6 +133,16 @@ def _add_size_options(parser: argparse.ArgumentParser) -> None:
                        help="the pixel-art look: shrink N times, quantize, enlarge N times with hard pixel edges")
 
 
+def _add_encoding_options(parser: argparse.ArgumentParser) -> None:
+    group = parser.add_argument_group("video encoding")
+    group.add_argument("--crf", type=_number(float, 0), help="quality: lower is better and larger "
+                       "(default: 20 for H.264, 32 for VP9)")
+    group.add_argument("--codec", help="FFmpeg encoder, such as libx264, libvpx-vp9, ffv1 (default: by suffix)")
+    group.add_argument("--lossless", action="store_true", help="keep every pixel exact: FFV1 in .mkv, VP9 in "
+                       ".webm, libx264rgb otherwise (larger files)")
+    group.add_argument("--no-audio", action="store_true", help="leave the input's audio out")
+
+
 def _add_max_pixels(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--max-pixels", type=_number(int, 1), default=MAX_PIXELS, metavar="N",
                         help="refuse input pictures of more than N pixels, which guards against decompression "
@@ -185,17 +196,39 @@ def _parser() -> argparse.ArgumentParser:
                        "repeated by their timestamps (default: the input's timing)")
     group.add_argument("--start", type=_number(float, 0), metavar="SECONDS", help="start this far into the input")
     group.add_argument("--duration", type=_number(float, above=0), metavar="SECONDS", help="transcode this long")
-    group = p.add_argument_group("video encoding")
-    group.add_argument("--crf", type=_number(float, 0), help="quality: lower is better and larger "
-                       "(default: 20 for H.264, 32 for VP9)")
-    group.add_argument("--codec", help="FFmpeg encoder, such as libx264, libvpx-vp9, ffv1 (default: by suffix)")
-    group.add_argument("--lossless", action="store_true", help="keep every pixel exact: FFV1 in .mkv, VP9 in "
-                       ".webm, libx264rgb otherwise (larger files)")
-    group.add_argument("--no-audio", action="store_true", help="leave the input's audio out")
+    _add_encoding_options(p)
     p.add_argument("-y", "--overwrite", action="store_true", help="replace the output if it exists")
     p.add_argument("-q", "--quiet", action="store_true", help="no progress or summary on stderr")
     _add_max_pixels(p)
     p.set_defaults(func=_transcode)
+
+    p = command("batch", "Quantize many videos, or long ones in chunks, on a Dask cluster",
+                "Inputs are files, folders (their videos at any depth) or globs; each output keeps its name\n"
+                "relative to the folder or to the glob's fixed part, under OUTDIR. By default a local cluster\n"
+                "of --workers processes runs here; --scheduler uses a running Dask cluster (`dask scheduler`,\n"
+                "`dask worker` on each machine, the paths on a shared filesystem). Files longer than 1.5 x\n"
+                "--chunk-seconds are cut at scene cuts (and long shots at keyframes) into chunks encoded in\n"
+                "parallel and joined without re-encoding. OUTDIR/livequant-manifest.jsonl records each file\n"
+                f"done or failed; --resume skips what is done with the same settings.\n\n{_EXACT_COLOURS}",
+                _presets_epilog())
+    p.add_argument("inputs", nargs="+", metavar="INPUT", help="video files, folders or globs (quoted)")
+    p.add_argument("-o", "--output", required=True, type=Path, metavar="OUTDIR", help="folder for the outputs")
+    p.add_argument("--to", metavar="SUFFIX", help="output format: mp4, webm, mkv, gif, ... (default: each "
+                   "input's own)")
+    p.add_argument("--workers", type=_number(int, 1), metavar="N",
+                   help="worker processes of the local cluster (default: the number of cores)")
+    p.add_argument("--scheduler", metavar="ADDRESS", help="a running Dask scheduler, such as tcp://host:8786")
+    p.add_argument("--resume", action="store_true", help="skip the files the manifest records as done with the "
+                   "same settings and an unchanged input; redo the rest")
+    p.add_argument("--chunk-seconds", type=_number(float, 0), default=20.0, metavar="S",
+                   help="length of the chunks long files are cut into; 0: never cut (default: 20)")
+    _add_colour_options(p, video=True)
+    _add_size_options(p)
+    _add_encoding_options(p)
+    p.add_argument("-y", "--overwrite", action="store_true", help="replace outputs that exist")
+    p.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
+    _add_max_pixels(p)
+    p.set_defaults(func=_batch)
 
     p = command("image", "Quantize a still image",
                 "PNG output is an 8-bit palette PNG with the exact colours.\n"
@@ -239,7 +272,7 @@ def _even(value: float) -> int:
     return max(2, 2 * round(value / 2))
 
 
-def _sizes(size, args) -> tuple[tuple[int, int] | None, int]:
+def frame_size(size, args) -> tuple[tuple[int, int] | None, int]:
     """``(size to quantize at or None to keep it, enlargement)`` from --scale, --width and --pixelate."""
     width, height = size
     target = None
@@ -288,7 +321,7 @@ class _Progress:
 
 # ------------------------------------------------------------------ commands
 
-def _quantizer(args, **extra) -> Quantizer:
+def make_quantizer(args, **extra) -> Quantizer:
     options = {"n_colors": args.colors, "palette": args.palette, "dither": args.dither,
                "color_space": args.color_space, "dither_strength": args.dither_strength}
     if hasattr(args, "refit_every"):
@@ -302,7 +335,7 @@ def _check_not_input(input_path, output_path) -> None:
         raise _UsageError(f"output '{output_path}' is the input file; give another output name")
 
 
-def _open_output(args, source):
+def open_output(args, source):
     """The sink for the output's suffix; it checks the output (exists, folder) before any work."""
     suffix = Path(args.output).suffix.lower()
     try:
@@ -332,8 +365,8 @@ def _transcode(args) -> int:
     sink = None
     try:
         with VideoFile(args.input, **timing, max_pixels=args.max_pixels) as source:
-            size, n = _sizes(source.size, args)
-            with _quantizer(args) as quantizer, _open_output(args, source) as sink:
+            size, n = frame_size(source.size, args)
+            with make_quantizer(args) as quantizer, open_output(args, source) as sink:
                 progress = _Progress(_expected_frames(source, args), enabled=not args.quiet)
                 try:
                     stats = run(adapt(source, size=size, fps=args.fps), quantizer, [enlarge(sink, n)],
@@ -351,6 +384,27 @@ def _transcode(args) -> int:
         print(f"wrote {stats.frames} frames to {sink.path} in {stats.seconds:.1f} s ({stats.fps:.1f} fps)",
               file=sys.stderr)
     return 0
+
+
+def _batch(args) -> int:
+    from livequant import batch  # Dask loads only for this command
+
+    if args.to and (not args.to.lstrip(".").isalnum() or f".{args.to.lstrip('.').lower()}" in IMAGE_SUFFIXES):
+        raise _UsageError(f"--to takes a video or GIF suffix such as mp4, mkv, webm or gif, got {args.to!r}")
+    items = batch.find_inputs(args.inputs, to=args.to)
+    options = argparse.Namespace(**{k: v for k, v in vars(args).items() if k != "func"})
+    settings = {k: getattr(args, k) for k in ("colors", "dither", "dither_strength", "color_space", "refit_every",
+                                              "stability", "scale", "width", "pixelate", "crf", "codec",
+                                              "lossless", "no_audio")}
+    settings["palette"] = None if args.palette is None else args.palette.to_hex()
+    failures = batch.run_batch(items, args.output, options, settings, workers=args.workers,
+                               scheduler=args.scheduler, resume=args.resume, overwrite=args.overwrite,
+                               chunk_seconds=args.chunk_seconds, quiet=args.quiet)
+    for line in failures:
+        print(f"livequant: error: {line}", file=sys.stderr)
+    if not args.quiet:
+        print(f"{len(items) - len(failures)} of {len(items)} files done in {args.output}", file=sys.stderr)
+    return 1 if failures else 0
 
 
 def _warn_undecodable(count: int) -> None:
@@ -373,7 +427,7 @@ def _preview(args) -> int:
         source = TestPattern(size=args.size or (640, 360), fps=args.fps or 30.0, live=True)
     else:  # a video: shown at its own pace, dropping frames when quantizing falls behind
         source = adapt(open_source(args.source, max_pixels=args.max_pixels), size=args.size, paced=True)
-    with source, _quantizer(args, background=True) as quantizer, \
+    with source, make_quantizer(args, background=True) as quantizer, \
             Preview("livequant", quantizer=quantizer) as window:
         stats = run(source, quantizer, [window])
     print(f"{stats.frames} frames at {stats.fps:.1f} fps, {stats.dropped} dropped, "
@@ -393,7 +447,7 @@ def _image(args) -> int:
     _check_not_input(args.input, args.output)
     with ImageWriter(args.output, overwrite=args.overwrite) as sink, \
             Images(args.input, max_pixels=args.max_pixels) as image:
-        size, n = _sizes(image.size, args)
+        size, n = frame_size(image.size, args)
         frame = next(iter(adapt(image, size=size)))[0]
         rgb = quantize(frame, args.colors, palette=args.palette, dither=args.dither,
                        color_space=args.color_space, dither_strength=args.dither_strength)

@@ -213,7 +213,7 @@ def _encoder(suffix: str, codec: str | None, crf: float | None, lossless: bool) 
     return codec, pix_fmt, {} if crf is None else {"crf": f"{crf:g}"}
 
 
-class _AudioTrack:
+class AudioTrack:
     """The first audio stream of a file, carried into an output alongside the video.
 
     Stream copy when the output container accepts the codec, else decoded and
@@ -355,7 +355,7 @@ class VideoWriter(_EncoderSink):
             context.colorspace = context.color_primaries = context.color_trc = 1  # BT.709
             context.color_range = 1  # limited ("MPEG") range
         if self._audio_in is not None:
-            self._audio = _AudioTrack(self._audio_in, self._out, self.path.suffix.lower())
+            self._audio = AudioTrack(self._audio_in, self._out, self.path.suffix.lower())
 
     def _frame(self, qframe: QuantizedFrame) -> av.VideoFrame:
         rgb = qframe.rgb
@@ -397,17 +397,22 @@ class GifWriter(_EncoderSink):
         0 loops forever, -1 plays once, n > 0 repeats n times.
     overwrite : bool
         Replace an existing ``path``.
+    local_palettes : bool
+        Give every frame its own palette, even one equal to the file's global
+        palette, so the frames can be copied into another GIF (what
+        ``livequant batch`` does to join chunks).
     """
 
-    def __init__(self, path, *, loop: int = 0, overwrite: bool = False):
+    def __init__(self, path, *, loop: int = 0, overwrite: bool = False, local_palettes: bool = False):
         if not isinstance(loop, int) or loop < -1:
             raise ValueError(f"loop must be an int >= -1 (0 loops forever, -1 plays once), got {loop!r}")
         self.loop = loop
+        self.local_palettes = local_palettes
         super().__init__(path, overwrite)
 
     def _open(self, height: int, width: int) -> None:
         self._out = av.open(str(self._tmp), "w", format="gif", options={"loop": str(self.loop)})
-        self._stream = self._out.add_stream("gif")
+        self._stream = self._out.add_stream("gif", options={"global_palette": "0"} if self.local_palettes else {})
         self._stream.width, self._stream.height, self._stream.pix_fmt = width, height, "pal8"
         self._stream.codec_context.time_base = self._stream.time_base = Fraction(1, 100)
 
