@@ -1,13 +1,16 @@
-"""Lookup + dither speed with a given palette, against frame.copy(), FFmpeg paletteuse and Pillow.
+"""Lookup + dither speed with a given palette, on one and two threads, against frame.copy(), FFmpeg and Pillow.
 
-Frames are a frame of real footage (../shared/data/cockatoo.mp4, 720p) resized
-with area interpolation to each size; the palette is fitted once per K on it
-and every method maps to that same palette. Only the mapping is timed: ours is
-``Quantizer(palette=..., dither=..., hold=0).process(frame)`` (indices and RGB),
-plus the held path (default ``hold=3``) on the same static frame, which is what
-video sees; FFmpeg is push + pull of a ``bgra`` frame through paletteuse (``pal8``
-out); Pillow is ``Image.quantize(palette=...)`` (``P`` out). Uniform noise, the
-worst case for every cache, is timed separately.
+Frames are frames 59 and 60 of real footage (../shared/data/cockatoo.mp4, 720p)
+resized with area interpolation to each size; the palette is fitted once per K
+on frame 60 and every method maps to that same palette. Only the mapping is
+timed, through the calls the Quantizer makes: ``lookup.map_pixels`` (no dither,
+Bayer, blue noise), ``dither.diffuse`` (Floyd-Steinberg, Sierra Lite) and
+``lookup.map_pixels_held`` (temporal hold, threshold 3, the default video path;
+frames 59 and 60 alternate, so each call sees the change between two real
+frames). Ours runs with ``numba.set_num_threads(1)`` and ``(2)``, interleaved
+in the same rounds as the references: FFmpeg ``paletteuse`` (push + pull of a
+``bgra`` frame, ``pal8`` out, single-threaded) with the same dither (Sierra
+Lite is its ``sierra2_4a``), Pillow ``Image.quantize(palette=...)`` (``P`` out).
 
 Run: python benchmarks/bench_lookup.py [--quick]
 """
@@ -26,7 +29,6 @@ from _common import (
     bgra_frame,
     data_file,
     median_ms,
-    nearest_share,
     parse_args,
     pillow_palette,
     print_load,
@@ -36,23 +38,24 @@ from _common import (
     resize,
 )
 
-from livequant import Palette, Quantizer
+from livequant.dither import diffuse, ordered_offsets
 from livequant.fit import PaletteFitter
-from livequant.lookup import build_table, map_frame
+from livequant.lookup import build_table, map_pixels, map_pixels_held
 
-OURS = ("none", "bayer", "bluenoise", "floyd-steinberg", "sierra-lite")
-#: Reference method -> (how it is called, our method it is compared with).
-FFMPEG = {"none": "none", "bayer": "bayer", "floyd_steinberg": "floyd-steinberg"}
-PILLOW = {"none": (Image.Dither.NONE, "none"), "floyd-steinberg": (Image.Dither.FLOYDSTEINBERG, "floyd-steinberg")}
-KEY = ("1080p", 64)
-#: (our dither, reference, how many times faster ours should be) at KEY.
-TARGETS = (
-    ("none", "paletteuse none", 8),
-    ("none", "pillow none", 2),
-    ("bayer", "paletteuse bayer", 6),
-    ("bluenoise", "paletteuse bayer", 6),
-    ("floyd-steinberg", "paletteuse floyd_steinberg", 4),
-)
+OURS = ("none", "bayer", "bluenoise", "floyd-steinberg", "sierra-lite", "held")
+#: Our method -> the reference it is compared with.
+PEERS = {
+    "none": "paletteuse none",
+    "bayer": "paletteuse bayer",
+    "bluenoise": "paletteuse bayer",
+    "floyd-steinberg": "paletteuse floyd_steinberg",
+    "sierra-lite": "paletteuse sierra2_4a",
+    "held": "paletteuse none",
+}
+PALETTEUSE = ("none", "bayer", "floyd_steinberg", "sierra2_4a")
+PILLOW = {"none": Image.Dither.NONE, "floyd-steinberg": Image.Dither.FLOYDSTEINBERG}
+THREADS = (1, 2)
+HOLD = 3
 
 
 def fit_palette(frame: np.ndarray, k: int) -> np.ndarray:
@@ -61,123 +64,121 @@ def fit_palette(frame: np.ndarray, k: int) -> np.ndarray:
     return fitter.fit(fitter.sample(frame)).colors
 
 
-def methods(frame: np.ndarray, colors: np.ndarray, dithers=OURS, held: bool = True) -> dict[str, tuple]:
-    """Name -> (function of no arguments, name of our row it is compared with).
+def on_threads(n: int, fn, *args) -> None:
+    """Call ``fn(*args)`` with ``n`` numba threads."""
+    numba.set_num_threads(n)
+    fn(*args)
 
-    References are included where the matching dither of ours is.
-    """
-    palette = Palette(colors)
+
+def ours(frames: tuple[np.ndarray, np.ndarray], colors: np.ndarray) -> dict[str, callable]:
+    """``"ours <method> <n>t"`` -> a call of no arguments mapping the second frame (held: alternating)."""
+    table = build_table(colors, "oklab")
+    frame = frames[1]
+    out_idx, out_rgb = np.empty(frame.shape[:2], np.uint8), np.empty_like(frame)
+    reference, previous = frames[0].copy(), np.empty(frame.shape[:2], np.uint8)
+    map_pixels(reference, table, ordered_offsets("none", table, 1.0), previous, out_rgb)
+    turn = [0]
+
+    def held() -> None:
+        turn[0] ^= 1
+        map_pixels_held(frames[turn[0]], table, ordered_offsets("none", table, 1.0), HOLD, -1.0, reference, previous,
+                        previous, out_rgb)
+
+    calls = {}
+    for method in OURS:
+        if method == "held":
+            call = held
+        elif method in ("floyd-steinberg", "sierra-lite"):
+            call = partial(diffuse, frame, table, method, 1.0, out_idx, out_rgb)
+        else:
+            call = partial(map_pixels, frame, table, ordered_offsets(method, table, 1.0), out_idx, out_rgb)
+        for n in THREADS:
+            calls[f"ours {method} {n}t"] = partial(on_threads, n, call)
+    return calls
+
+
+def peers(frame: np.ndarray, colors: np.ndarray) -> dict[str, callable]:
+    """FFmpeg paletteuse and Pillow on ``frame``, and ``frame.copy()``."""
     h, w = frame.shape[:2]
-    rows = {"frame.copy()": (frame.copy, None)}
-    for dither in dithers:
-        rows[f"ours {dither}"] = (partial(Quantizer(palette=palette, dither=dither, hold=0).process, frame), None)
-    if "none" in dithers:
-        table = build_table(colors, "oklab")
-        out = np.empty(frame.shape[:2], np.uint8), np.empty_like(frame)
-        kernel = partial(map_frame, frame, table.table, table.fine, table.colors, np.zeros((1, 1), np.int16), *out)
-        rows["ours none, map_frame only"] = (kernel, None)
-    if held:
-        rows["ours none, held (hold=3)"] = (partial(Quantizer(palette=palette).process, frame), None)
+    calls = {"frame.copy()": frame.copy}
     vf = bgra_frame(frame)
-    for option, ours in FFMPEG.items():
-        if ours in dithers:
-            rows[f"paletteuse {option}"] = (partial(PaletteUse((w, h), colors, option), vf), f"ours {ours}")
-    image, pal = Image.fromarray(frame), pillow_palette(colors)
-    for name, (mode, ours) in PILLOW.items():
-        if ours in dithers:
-            rows[f"pillow {name}"] = (partial(image.quantize, palette=pal, dither=mode), f"ours {ours}")
-    return rows
-
-
-def measure(frame: np.ndarray, colors: np.ndarray, repeat: int, **options) -> tuple[dict, dict]:
-    rows = methods(frame, colors, **options)
-    ms = median_ms({name: fn for name, (fn, _) in rows.items()}, repeat)
-    return ms, {name: ref for name, (_, ref) in rows.items()}
-
-
-def table_rows(label: list, ms: dict, refs: dict) -> list[list]:
-    copy = ms["frame.copy()"]
-    out = []
-    for name, t in ms.items():
-        ref = refs[name]
-        out.append([*label, name, t, 1000 / t, t / copy, None if ref is None else t / ms[ref]])
-    return out
-
-
-def check_nearest(frame: np.ndarray, colors: np.ndarray) -> list[list]:
-    """Does each no-dither method give the nearest palette colour? Share of sampled pixels, per metric."""
-    h, w = frame.shape[:2]
-    ours = Quantizer(palette=Palette(colors), hold=0).quantize(frame)
-    use = PaletteUse((w, h), colors, "none")
-    ffmpeg = use.rgb(use(bgra_frame(frame)))
-    image = Image.fromarray(frame).quantize(palette=pillow_palette(colors), dither=Image.Dither.NONE)
-    pillow = colors[np.asarray(image)]
-    rows = []
-    outputs = (("ours none", ours, "ours"), ("paletteuse none", ffmpeg, "oklab"), ("pillow none", pillow, "rgb"))
-    for name, out, own in outputs:
-        shares = [100 * nearest_share(frame, out, colors, space) for space in (own, "rgb", "oklab")]
-        rows.append([len(colors), name, *shares])
-    return rows
+    for option in PALETTEUSE:
+        calls[f"paletteuse {option}"] = partial(PaletteUse((w, h), colors, option), vf)
+    image, palette = Image.fromarray(frame), pillow_palette(colors)
+    for name, mode in PILLOW.items():
+        calls[f"pillow {name}"] = partial(image.quantize, palette=palette, dither=mode)
+    return calls
 
 
 def main() -> None:
     args = parse_args(__doc__.splitlines()[0])
+    threads = numba.get_num_threads()
     print_machine()
-    source = read_frames(data_file("cockatoo.mp4"), limit=61)[60]
+    sources = read_frames(data_file("cockatoo.mp4"), limit=61)[59:61]
     sizes = ("480p", "1080p") if args.quick else tuple(SIZES)
     ks = (16, 64) if args.quick else (4, 16, 64, 256)
-    palettes = {k: fit_palette(source, k) for k in ks}
-    repeat = 5 if args.quick else 11
+    palettes = {k: fit_palette(sources[1], k) for k in ks}
+    repeat = 5 if args.quick else 9
 
-    rows, checks, measured = [], [], {}
+    results = {}
     for size in sizes:
-        frame = resize(source, SIZES[size])
+        frames = tuple(resize(s, SIZES[size]) for s in sources)
         for k in ks:
-            ms, refs = measure(frame, palettes[k], repeat if size != "2160p" else max(3, repeat // 2))
-            rows += table_rows([size, k], ms, refs)
-            measured[size, k] = ms
-            if size == KEY[0]:
-                checks += check_nearest(frame, palettes[k])
+            calls = {**peers(frames[1], palettes[k]), **ours(frames, palettes[k])}
+            results[size, k] = median_ms(calls, repeat if size != "2160p" else max(3, repeat // 2))
+        numba.set_num_threads(threads)
         print(f"  measured {size}", flush=True)
+        print_load(f"after {size}")
     print()
-    print("lookup + dither, palette given (cockatoo frame 60, area-resized); ms = median per frame")
-    print("x copy: ms / frame.copy() ms;  ref/ours: reference ms / our matching method's ms (> 1: ours faster)")
-    print_table(["size", "K", "method", "ms", "fps", "x copy", "ref/ours"], rows)
+    print("lookup + dither, palette given (cockatoo frames 59/60, area-resized); ms = median per frame")
+    print("x copy: ms / frame.copy() ms;  peer/ours: the peer's ms / ours (> 1: ours faster); peer: "
+          "paletteuse with the same dither (bluenoise: bayer; held: none)")
+    for n in THREADS:
+        rows = []
+        for (size, k), ms in results.items():
+            for method in OURS:
+                t = ms[f"ours {method} {n}t"]
+                peer = PEERS[method]
+                rows.append([size, k, method, t, t / ms["frame.copy()"], t / ms[f"ours none {n}t"], peer,
+                             ms[peer] / t])
+        print(f"\nours on {n} thread{'s' if n > 1 else ''}")
+        print_table(["size", "K", "method", "ms", "x copy", "x none", "peer", "peer/ours"], rows)
+    rows = [[size, k, name, ms[name]] for (size, k), ms in results.items() for name in peers_names(ms)]
+    print("\nreferences (single-threaded)")
+    print_table(["size", "K", "method", "ms"], rows)
 
-    print(f"nearest-colour check, dither none, {KEY[0]}: % of 4096 sampled pixels given an exact nearest colour")
-    print("own metric: ours OKLab with half-weight lightness (its working space), FFmpeg >= 6 OKLab, Pillow RGB")
-    print_table(["K", "method", "% own metric", "% rgb", "% oklab"], checks)
-
-    frame = resize(source, SIZES[KEY[0]])
-    colors = palettes[KEY[1]]
-    noise = np.random.default_rng(0).integers(0, 256, frame.shape, dtype=np.uint8)
-    ms, refs = measure(noise, colors, repeat, dithers=("none",), held=False)
-    print(f"worst case: uniform noise at {KEY[0]}, K={KEY[1]} (no cache or table locality helps)")
-    print_table(["method", "ms", "fps", "x copy", "ref/ours"], table_rows([], ms, refs))
-
-    threads = numba.get_num_threads()
-    numba.set_num_threads(1)
-    single, refs = measure(frame, colors, repeat, held=False)
-    numba.set_num_threads(threads)
-    print(f"one thread: ours with numba.set_num_threads(1) at {KEY[0]}, K={KEY[1]} "
-          "(paletteuse and Pillow are single-threaded)")
-    print_table(["method", "ms", "fps", "x copy", "ref/ours"], table_rows([], single, refs))
-
-    key = measured[KEY]
-    label = f"{KEY[0]} K={KEY[1]}"
-    copy = key["frame.copy()"]
-    print(f"distance from frame.copy() at {label}: copy {copy:.2f} ms; ours none {key['ours none'] / copy:.1f}x, "
-          f"held {key['ours none, held (hold=3)'] / copy:.1f}x, bayer {key['ours bayer'] / copy:.1f}x, "
-          f"floyd-steinberg {key['ours floyd-steinberg'] / copy:.1f}x")
-    print()
     targets = Targets()
-    for ours, ref, factor in TARGETS:
-        ratio = key[ref] / key[f"ours {ours}"]
-        targets.check(f"{label} ours {ours} vs {ref} >= {factor}x", ratio >= factor,
-                      f"{ratio:.1f}x ({key[f'ours {ours}']:.2f} vs {key[ref]:.2f} ms; "
-                      f"one thread {single[ref] / single[f'ours {ours}']:.1f}x)")
+    for size in ("1080p", "2160p"):
+        if (size, 64) not in results:
+            continue
+        ms = results[size, 64]
+        label = f"{size} K=64 one thread"
+        none = ms["ours none 1t"]
+        check = partial(ratio_check, targets, label, ms)
+        check("none", "paletteuse none", 8)
+        check("none", "pillow none", 3)
+        targets.check(f"{label}: none <= 10x frame.copy() (goal 5x)", none <= 10 * ms["frame.copy()"],
+                      f"{none / ms['frame.copy()']:.1f}x ({none:.2f} vs {ms['frame.copy()']:.2f} ms)")
+        for method, limit in (("bayer", 1.3), ("bluenoise", 1.3), ("held", 1.2)):
+            t = ms[f"ours {method} 1t"]
+            targets.check(f"{label}: {method} <= {limit}x none", t <= limit * none,
+                          f"{t / none:.2f}x ({t:.2f} vs {none:.2f} ms)")
+        check("floyd-steinberg", "paletteuse floyd_steinberg", 6)
+        check("sierra-lite", "paletteuse sierra2_4a", 6)
     targets.print()
     print_load("at end")
+
+
+def peers_names(ms: dict) -> list[str]:
+    return [name for name in ms if not name.startswith("ours ")]
+
+
+def ratio_check(targets: Targets, label: str, ms: dict, method: str, peer: str, factor: float) -> None:
+    """Target: our ``method`` on one thread at least ``factor`` times faster than ``peer``."""
+    ratio = ms[peer] / ms[f"ours {method} 1t"]
+    targets.check(f"{label}: {method} >= {factor}x faster than {peer}", ratio >= factor,
+                  f"{ratio:.1f}x ({ms[f'ours {method} 1t']:.2f} vs {ms[peer]:.2f} ms; "
+                  f"two threads {ms[peer] / ms[f'ours {method} 2t']:.1f}x)")
 
 
 if __name__ == "__main__":

@@ -19,12 +19,21 @@ proportional to weight, so the batches follow the same distribution as on the
 raw pixels, but a draw costs O(distinct colours) instead of O(pixels): raw
 720p frames take 1-40 s each here. The full run checks the two agree.
 
-Run: python benchmarks/bench_quality.py [--quick]
+With ``--panel``: issue 11's panel instead. Every clip (cockatoo at 640x360,
+realshort, newtonscradle; generated: cut, fade, pan, zoom, still noise, flash)
+at K = 16, 64 and 256: livequant's defaults (oklab, rgb) next to per-frame
+MiniBatchKMeans, FFmpeg and libimagequant and FFmpeg two-pass; each floor and
+goal marked met or not; PSNR over the 3 frames after each cut or flash
+against a fresh start; the fade's tracking; the worst frame; the stability
+curve over the whole panel.
+
+Run: python benchmarks/bench_quality.py [--quick] [--panel]
 """
 
 from __future__ import annotations
 
 import time
+from dataclasses import dataclass
 from functools import partial
 
 import imagequant
@@ -46,12 +55,14 @@ from _common import (
     print_table,
     quantizer_default,
     read_frames,
+    resize,
 )
 from sklearn.cluster import KMeans, MiniBatchKMeans
 from threadpoolctl import threadpool_limits
 
 import livequant
 from livequant import Quantizer
+from livequant.track import scene_cuts
 
 K = 64
 DE_PIXELS = 50_000
@@ -60,6 +71,7 @@ CLIPS = {"cockatoo.mp4": 120, "realshort.mp4": None, "newtonscradle.gif": 60}
 QUICK_CLIPS = {"cockatoo.mp4": 24, "realshort.mp4": None, "newtonscradle.gif": 60}
 LIVEQUANT = ("livequant oklab (default)", "livequant rgb")
 MBK, FFMPEG, TWO_PASS = "MiniBatchKMeans per frame", "FFmpeg palettegen+paletteuse per frame", "FFmpeg two-pass"
+LIQ = "libimagequant per frame"
 STILLS_K = (16, 64)
 SKIMAGE_STILLS = ("astronaut", "coffee", "chelsea", "rocket", "immunohistochemistry")
 
@@ -85,6 +97,8 @@ def _centres_image(model, labels: np.ndarray, shape) -> np.ndarray:
 def minibatch_kmeans(image: np.ndarray, k: int) -> np.ndarray:
     """Per-image MiniBatchKMeans, default settings, on every pixel (as weighted distinct colours)."""
     colors, counts, inverse = _distinct(image)
+    if len(colors) <= k:  # fewer colours than clusters: each is its own (k-means would refuse)
+        return image.copy()
     with threadpool_limits(1):
         model = MiniBatchKMeans(n_clusters=k, random_state=0).fit(colors, sample_weight=counts)
     return _centres_image(model, model.labels_[inverse], image.shape)
@@ -113,15 +127,15 @@ def pillow(image: np.ndarray, k: int, method: Image.Quantize) -> np.ndarray:
     return np.asarray(out.convert("RGB"))
 
 
-#: Streaming video methods: name -> factory(size) -> function(frame) -> frame, one per clip.
+#: Streaming video methods: name -> factory(size, k) -> function(frame) -> frame, one per clip.
 VIDEO = {
-    "livequant oklab (default)": lambda size: Quantizer(K).quantize,
-    "livequant rgb": lambda size: Quantizer(K, color_space="rgb").quantize,
-    MBK: lambda size: partial(minibatch_kmeans, k=K),
-    FFMPEG: lambda size: PaletteGenUse(size, K),
-    "libimagequant per frame": lambda size: partial(libimagequant, k=K),
-    "Pillow median cut per frame": lambda size: partial(pillow, k=K, method=Image.Quantize.MEDIANCUT),
-    "Pillow fast octree per frame": lambda size: partial(pillow, k=K, method=Image.Quantize.FASTOCTREE),
+    "livequant oklab (default)": lambda size, k: Quantizer(k).quantize,
+    "livequant rgb": lambda size, k: Quantizer(k, color_space="rgb").quantize,
+    MBK: lambda size, k: partial(minibatch_kmeans, k=k),
+    FFMPEG: lambda size, k: PaletteGenUse(size, k),
+    LIQ: lambda size, k: partial(libimagequant, k=k),
+    "Pillow median cut per frame": lambda size, k: partial(pillow, k=k, method=Image.Quantize.MEDIANCUT),
+    "Pillow fast octree per frame": lambda size, k: partial(pillow, k=k, method=Image.Quantize.FASTOCTREE),
 }
 
 #: Still methods: name -> function(image, k) -> image.
@@ -141,37 +155,45 @@ STILLS = {
 class Clip:
     """Frames of one clip in memory, with their CIEDE2000 reference samples computed once."""
 
-    def __init__(self, name: str, limit: int | None, metrics):
+    def __init__(self, name: str, frames: list[np.ndarray], metrics):
         self.name = name
-        self.frames = read_frames(data_file(name), limit)
+        self.frames = frames
         self.size = (self.frames[0].shape[1], self.frames[0].shape[0])
         self.labs = [metrics.lab_sample(f, DE_PIXELS) for f in self.frames]
         self.metrics = metrics
 
-    def score(self, quantize, setup_ms: float = 0.0) -> dict[str, float]:
+    @classmethod
+    def read(cls, name: str, limit: int | None, metrics, size: tuple[int, int] | None = None) -> Clip:
+        """The first ``limit`` frames of ``../shared/data/name``, resized to ``size`` (W, H) when given."""
+        frames = read_frames(data_file(name), limit)
+        return cls(name, [resize(f, size) for f in frames] if size else frames, metrics)
+
+    def score(self, quantize, setup_ms: float = 0.0) -> dict:
         """Stream the clip through ``quantize``: the metrics summary, plus ``ms``, the mean per frame
-        (``setup_ms`` spread over the frames), and ``p50``, the median frame."""
+        (``setup_ms`` spread over the frames), ``p50``, the median frame, and ``psnrs``, each frame's PSNR."""
         video = self.metrics.VideoMetrics(de_max_pixels=DE_PIXELS)
-        spent = []
+        spent, psnrs = [], []
         for frame, lab in zip(self.frames, self.labs):
             start = time.perf_counter()
             out = quantize(frame)
             spent.append((time.perf_counter() - start) * 1000)
             video.update(frame, out, ref_lab=lab)
-        return {**video.summary(), "ms": (setup_ms + sum(spent)) / len(spent), "p50": float(np.median(spent))}
+            psnrs.append(self.metrics.psnr(frame, out))
+        return {**video.summary(), "ms": (setup_ms + sum(spent)) / len(spent), "p50": float(np.median(spent)),
+                "psnrs": psnrs}
 
-    def two_pass(self) -> dict[str, float]:
+    def two_pass(self, k: int = K) -> dict:
         """FFmpeg palettegen over the whole clip, then paletteuse on each frame (not streamable)."""
         start = time.perf_counter()
-        colors = ffmpeg_global_palette(self.frames, K)
+        colors = ffmpeg_global_palette(self.frames, k)
         use = PaletteUse(self.size, colors, "none")
         return self.score(lambda frame: use.rgb(use(bgra_frame(frame))), (time.perf_counter() - start) * 1000)
 
 
 def video_table(clip: Clip) -> dict[str, dict]:
     for factory in VIDEO.values():  # warm-up: compiled kernels, imports, first-call costs
-        factory(clip.size)(clip.frames[0])
-    results = {name: clip.score(factory(clip.size)) for name, factory in VIDEO.items()}
+        factory(clip.size, K)(clip.frames[0])
+    results = {name: clip.score(factory(clip.size, K)) for name, factory in VIDEO.items()}
     results[TWO_PASS] = clip.two_pass()
     first = next(iter(results.values()))
     h, w = clip.frames[0].shape[:2]
@@ -212,6 +234,227 @@ def check_minibatch(clip: Clip, frames: int = 2) -> None:
             rows.append([i, name, clip.metrics.psnr(frame, out), (time.perf_counter() - start) * 1000])
     print(f"MiniBatchKMeans check on {clip.name}: the same fit on weighted distinct colours and on raw pixels")
     print_table(["frame", "fitted on", "PSNR dB", "ms"], rows)
+
+
+# ------------------------------------------------------------------ panel: every clip, K in {16, 64, 256}
+
+#: Real clips of the panel -> size (W, H) they are scaled to (None: as they are).
+PANEL_REAL = {"cockatoo.mp4": (640, 360), "realshort.mp4": None, "newtonscradle.gif": None}
+PANEL_FRAMES, QUICK_PANEL_FRAMES = 36, 24  # 36: realshort and newtonscradle's length; the machine is shared
+PANEL_KS, QUICK_PANEL_KS = (16, 64, 256), (64,)
+PANEL_SIZE = (320, 180)  # (W, H) of the generated clips
+PANEL_METHODS = (*LIVEQUANT, MBK, FFMPEG, LIQ)
+PEERS = (MBK, FFMPEG, LIQ)
+#: Frames after a cut over which the sequential run must be as good as a fresh start.
+AFTER_CUT = 3
+#: A frame reproduced exactly scores infinite PSNR; the panel counts it as this many dB, so means stay finite.
+PSNR_CAP = 100.0
+SWEEP_STABILITY = (0, 3, 10, 30, 100)
+
+
+@dataclass
+class PanelClip:
+    """A clip of the panel: its frames, and the frames at which the picture changes at once (cuts, flashes)."""
+
+    name: str
+    frames: list[np.ndarray]
+    events: list[int]
+
+
+def _photo(name: str, crop: tuple[int, int, int, int] | None = None, size=PANEL_SIZE) -> np.ndarray:
+    """A scikit-image sample photograph, cropped to ``(y, x, h, w)`` and resized to ``size``, as float32."""
+    image = getattr(skimage.data, name)()
+    if crop:
+        y, x, h, w = crop
+        image = image[y : y + h, x : x + w]
+    return resize(np.ascontiguousarray(image), size).astype(np.float32)
+
+
+def _sensor(image: np.ndarray, rng: np.random.Generator, sigma: float) -> np.ndarray:
+    """``image`` with sensor-like noise (luma and chroma parts), rounded to uint8."""
+    luma = rng.normal(0, sigma, image.shape[:2] + (1,))
+    chroma = rng.normal(0, sigma / 2, image.shape)
+    return np.clip(np.rint(image + luma + chroma), 0, 255).astype(np.uint8)
+
+
+def generated_clips(n: int) -> list[PanelClip]:
+    """The panel's generated clips, ``n`` frames of `PANEL_SIZE` each, made from scikit-image's photographs.
+
+    - cut: three shots (astronaut, coffee, rocket), each drifting slowly under light noise;
+    - fade: chelsea darkening by at most one level a frame (every pixel "still" for the flicker metric);
+    - pan: a window sliding 4 px a frame across rocket, light noise;
+    - zoom: astronaut's face growing to twice its size, light noise;
+    - noise: coffee, still, under strong sensor noise (sigma 3);
+    - flash: chelsea, still, light noise, with a warm light flashing on for 2 frames every 12.
+    """
+    rng = np.random.default_rng(7)
+    w, h = PANEL_SIZE
+    clips = []
+    shots = [("astronaut", (0, 0, 288, 512)), ("coffee", (0, 0, 338, 600)), ("rocket", (0, 0, 360, 640))]
+    bounds = [0, n // 3, 2 * n // 3, n]
+    frames = []
+    for (name, crop), start, stop in zip(shots, bounds, bounds[1:]):
+        y, x, ch, cw = crop
+        big = _photo(name, (y, x, ch, cw), (w + 40, h + 24))
+        frames += [_sensor(big[t // 2 % 24 : t // 2 % 24 + h, t % 40 : t % 40 + w], rng, 1.0) for t in range(stop - start)]
+    clips.append(PanelClip("gen: cut", frames, bounds[1:-1]))
+
+    cat = _photo("chelsea", (0, 0, 253, 451))
+    clips.append(PanelClip("gen: fade", [np.floor(cat * (255 - t) / 255).astype(np.uint8) for t in range(n)], []))
+
+    rocket = _photo("rocket", (67, 0, 360, 640), (w + 4 * n, h))
+    clips.append(PanelClip("gen: pan", [_sensor(rocket[:, 4 * t : 4 * t + w], rng, 1.0) for t in range(n)], []))
+
+    face = getattr(skimage.data, "astronaut")()[20:308, 0:512]
+    zoom = []
+    for t in range(n):
+        scale = 2 ** (-t / max(n - 1, 1))  # the crop halves over the clip
+        ch, cw = int(288 * scale), int(512 * scale)
+        y0, x0 = (288 - ch) // 3, (512 - cw) // 2
+        zoom.append(_sensor(resize(np.ascontiguousarray(face[y0 : y0 + ch, x0 : x0 + cw]), (w, h)).astype(np.float32),
+                            rng, 1.0))
+    clips.append(PanelClip("gen: zoom", zoom, []))
+
+    coffee = _photo("coffee", (0, 0, 338, 600))
+    clips.append(PanelClip("gen: noise", [_sensor(coffee, rng, 3.0) for _ in range(n)], []))
+
+    yy, xx = np.mgrid[:h, :w].astype(np.float32)
+    glow = np.exp(-((xx - 0.7 * w) ** 2 + (yy - 0.3 * h) ** 2) / (2 * (0.12 * w) ** 2))[..., None] * [200, 160, 60]
+    lit = [t % 12 in (6, 7) for t in range(n)]
+    flash = [_sensor(cat + glow if on else cat, rng, 1.0) for on in lit]
+    clips.append(PanelClip("gen: flash", flash, [t for t in range(1, n) if lit[t] != lit[t - 1]]))
+    return clips
+
+
+def panel_clips(n: int) -> list[PanelClip]:
+    """The real clips (first ``n`` frames; cuts as `livequant.scene_cuts` finds them), then the generated ones."""
+    real = []
+    for name, size in PANEL_REAL.items():
+        frames = [resize(f, size) if size else f for f in read_frames(data_file(name), n)]
+        real.append(PanelClip(name, frames, scene_cuts(frames)))
+    return real + generated_clips(n)
+
+
+def panel_scores(clip: PanelClip, k: int, metrics, methods=PANEL_METHODS) -> dict[str, dict]:
+    """Every method of the panel on ``clip`` at palette size ``k``, streamed; FFmpeg two-pass; and for
+    livequant, ``after``: per event, PSNR over the `AFTER_CUT` frames from it minus a fresh start's."""
+    scored = Clip(clip.name, clip.frames, metrics)
+    results = {name: scored.score(VIDEO[name](scored.size, k)) for name in methods}
+    results[TWO_PASS] = scored.two_pass(k)
+    for x in results.values():
+        x["psnrs"] = np.minimum(x["psnrs"], PSNR_CAP)
+        x["psnr"] = float(np.mean(x["psnrs"]))
+    for name in LIVEQUANT:
+        space = "rgb" if "rgb" in name else "oklab"
+        after = []
+        for event in clip.events:
+            shown = clip.frames[event : event + AFTER_CUT]
+            fresh = Quantizer(k, color_space=space)
+            ref = np.mean([min(metrics.psnr(f, fresh.quantize(f)), PSNR_CAP) for f in shown])
+            after.append(np.mean(results[name]["psnrs"][event : event + AFTER_CUT]) - ref)
+        results[name]["after"] = after
+    return results
+
+
+def input_change(frames: list[np.ndarray]) -> float:
+    """Mean |I_t - I_{t-1}| over pixels, channels and pairs: what `excess` is measured against."""
+    return float(np.mean([np.abs(b.astype(np.int16) - a).mean() for a, b in zip(frames, frames[1:])]))
+
+
+def _mark(ok: bool, value: str) -> str:
+    return f"{value} {'met' if ok else 'NOT'}"
+
+
+def goal_rows(clip: PanelClip, k: int, r: dict[str, dict]) -> list[list]:
+    """One row per livequant mode: each floor and goal of issue 11 as its margin and met / NOT."""
+    ffmpeg, two, mbk = r[FFMPEG], r[TWO_PASS], r[MBK]
+    best_de = min(r[p]["de2000"] for p in PEERS)
+    rows = []
+    for name in LIVEQUANT:
+        ours, rgb = r[name], "rgb" in name
+        quality = (_mark(ours["psnr"] >= mbk["psnr"] - 0.3, f"{ours['psnr'] - mbk['psnr']:+.2f} dB") if rgb
+                   else _mark(ours["de2000"] <= best_de, f"{ours['de2000'] - best_de:+.3f} dE"))
+        worst = min(ours["psnrs"]) - min(ffmpeg["psnrs"])
+        after = min(ours["after"], default=np.nan)
+        rows.append([
+            clip.name, k, "rgb" if rgb else "oklab",
+            _mark(ours["psnr"] >= ffmpeg["psnr"], f"{ours['psnr'] - ffmpeg['psnr']:+.2f} dB"),
+            _mark(ours["flicker"] <= ffmpeg["flicker"] / 4, f"{4 * ours['flicker'] / ffmpeg['flicker']:.2f}x"),
+            quality,
+            _mark(ours["flicker"] <= two["flicker"], f"{ours['flicker'] / two['flicker']:.2f}x"),
+            _mark(worst >= 0, f"{worst:+.2f} dB"),
+            "" if np.isnan(after) else _mark(after >= -0.5, f"{after:+.2f} dB"),
+        ])
+    return rows
+
+
+GOAL_HEADER = ["clip", "K", "mode", "floor: PSNR - FFmpeg/frame", "floor: flicker / (FFmpeg/frame / 4)",
+               "goal: rgb PSNR - MBK | oklab dE - best peer", "goal: flicker / two-pass",
+               "worst frame - FFmpeg/frame's", f"{AFTER_CUT} frames after events - fresh"]
+
+
+def panel(quick: bool, metrics) -> None:
+    """Issue 11's panel: every clip, K in {16, 64, 256}, livequant's defaults next to the peers, the goals
+    marked; then the fade's tracking and the stability curve over the whole panel."""
+    n, ks = (QUICK_PANEL_FRAMES, QUICK_PANEL_KS) if quick else (PANEL_FRAMES, PANEL_KS)
+    clips = panel_clips(n)
+    for name in PANEL_METHODS:  # warm-up: compiled kernels, imports, first-call costs
+        VIDEO[name](PANEL_SIZE, 16)(clips[-1].frames[0])
+    print(f"panel: {n} frames a clip (fewer where the clip is shorter), no dither, streamed; cockatoo scaled to "
+          f"640x360, generated clips {PANEL_SIZE[0]}x{PANEL_SIZE[1]}; CIEDE2000 on <= {DE_PIXELS} px/frame. "
+          f"events = cuts (generated: known; real: livequant.scene_cuts) and flash on/off")
+    goals, results = [], {}
+    for clip in clips:
+        h, w = clip.frames[0].shape[:2]
+        rows = []
+        for k in ks:
+            r = results[clip.name, k] = panel_scores(clip, k, metrics)
+            rows += [[k, name, x["psnr"], x["de2000"], x["flicker"], min(x["psnrs"]), x["excess"], x["ms"]]
+                     for name, x in r.items()]
+            goals += goal_rows(clip, k, r)
+        print(f"{clip.name}: {len(clip.frames)} frames {w}x{h}, events {clip.events or 'none'}, "
+              f"input change {input_change(clip.frames):.2f} levels/frame")
+        print_table(["K", "method", "PSNR dB", "dE2000", "flicker", "worst PSNR", "excess", "ms/frame"], rows)
+        print_load(f"after {clip.name}")
+    print("goals (issue 11) at livequant's defaults; margins: dB or dE (ours - peer) and flicker ratios")
+    print_table(GOAL_HEADER, goals)
+    marks = [cell.endswith("met") for row in goals for cell in row[3:] if cell]
+    floors = [row[c].endswith("met") for row in goals for c in (3, 4)]
+    print(f"met: {sum(marks)} of {len(marks)} checks; the floor: {sum(floors)} of {len(floors)}")
+    print()
+    fade = next(c for c in clips if c.name == "gen: fade")
+    change = input_change(fade.frames)
+    print(f"fade tracking (gen: fade): input moves {change:.2f} levels/frame on every pixel; excess = mean |dOut| - "
+          "|dIn|; tracked = share of the input's change the output shows (a frozen palette shows ~0)")
+    print_table(["K", "method", "excess", "tracked", "PSNR last 8 frames"],
+                [[k, name, x["excess"], (x["excess"] + change) / change, float(np.mean(x["psnrs"][-8:]))]
+                 for k in ks for name, x in results[fade.name, k].items()])
+    panel_sweep(clips, results, 64 if 64 in ks else ks[0], metrics, quick)
+
+
+def panel_sweep(clips: list[PanelClip], results: dict, k: int, metrics, quick: bool) -> None:
+    """The (quality, flicker) curve over ``stability`` on the whole panel, at palette size ``k``."""
+    default = quantizer_default("stability")
+    rows = []
+    for space in ("oklab",):  # the default mode; rgb's curve has the same shape and doubles the cost
+        for stability in sorted({0, default, SWEEP_STABILITY[-1]} if quick else {*SWEEP_STABILITY, default}):
+            psnr, de, flicker, floor = [], [], [], 0
+            for clip in clips:
+                peers = results[clip.name, k]
+                x = Clip(clip.name, clip.frames, metrics).score(
+                    Quantizer(k, color_space=space, stability=stability).quantize)
+                ours = float(np.mean(np.minimum(x["psnrs"], PSNR_CAP)))
+                psnr.append(ours - peers[MBK]["psnr"])
+                de.append(x["de2000"] - min(peers[p]["de2000"] for p in PEERS))
+                flicker.append(x["flicker"] / peers[TWO_PASS]["flicker"])
+                floor += ours >= peers[FFMPEG]["psnr"] and x["flicker"] <= peers[FFMPEG]["flicker"] / 4
+            rows.append([space, f"{stability:g}", float(np.median(psnr)), float(np.median(de)),
+                         float(np.exp(np.mean(np.log(flicker)))), float(np.max(flicker)), f"{floor} of {len(clips)}",
+                         "<- default" if stability == default else ""])
+    print(f"stability curve over the panel ({len(clips)} clips), K={k}: medians over clips, flicker ratios' "
+          "geometric mean and worst clip, clips where the floor holds")
+    print_table(["space", "stability", "PSNR - MBK dB", "dE - best peer", "flicker / two-pass",
+                 "worst clip", "floor holds", ""], rows)
 
 
 # ------------------------------------------------------------------ stills
@@ -284,11 +527,16 @@ def stills_targets(targets: Targets, r: dict) -> None:
 
 
 def main() -> None:
-    args = parse_args(__doc__.splitlines()[0])
+    args = parse_args(__doc__.splitlines()[0], {"panel": "issue 11's panel: every clip, K in {16, 64, 256}, "
+                                                         "the goals marked (instead of the default run)"})
     print_machine()
     metrics = load_metrics()
+    if args.panel:
+        panel(args.quick, metrics)
+        print_load("at end")
+        return
     targets = Targets()
-    clips = {name: Clip(name, limit, metrics) for name, limit in (QUICK_CLIPS if args.quick else CLIPS).items()}
+    clips = {name: Clip.read(name, limit, metrics) for name, limit in (QUICK_CLIPS if args.quick else CLIPS).items()}
     for name, clip in clips.items():
         video_targets(targets, name, video_table(clip))
     if not args.quick:

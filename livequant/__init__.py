@@ -43,8 +43,8 @@ def __getattr__(name: str):
         return importlib.import_module("livequant.presets")
     if name not in _HOMES:
         raise AttributeError(f"module 'livequant' has no attribute {name!r}")
-    # cv2 before av (PyAV#978: the other order hangs OpenCV windows).
-    importlib.import_module("livequant.sources")
+    # Only the home module is imported: `livequant.Palette` loads neither OpenCV nor FFmpeg. The modules
+    # that use both import cv2 before av themselves (PyAV#978: the other order hangs OpenCV windows).
     return getattr(importlib.import_module(_HOMES[name]), name)
 
 

@@ -1,8 +1,14 @@
-"""``python -m livequant``: the command line."""
+"""``python -m livequant`` and the ``livequant`` console script: the command line."""
 
-try:  # importing scikit-learn and numba takes a moment; a Ctrl-C then is no error
-    from livequant.cli import main
-except KeyboardInterrupt:
-    raise SystemExit(130) from None
 
-raise SystemExit(main())
+def console() -> int:
+    """Run the command line; a Ctrl-C while the modules load (scikit-learn and numba take a moment) is no error."""
+    try:
+        from livequant.cli import main
+    except KeyboardInterrupt:
+        return 130
+    return main()
+
+
+if __name__ == "__main__":
+    raise SystemExit(console())

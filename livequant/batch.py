@@ -38,8 +38,8 @@ import os
 import shutil
 import signal
 import sys
+import tempfile
 import time
-import uuid
 from dataclasses import dataclass
 from itertools import islice
 from pathlib import Path
@@ -51,14 +51,15 @@ from distributed import Client, Event, KilledWorker, LocalCluster, WorkerPlugin,
 from tqdm import tqdm
 
 from livequant import __version__
-from livequant.cli import frame_size, make_quantizer, open_output
+from livequant.adapters import adapt, enlarge
 from livequant.errors import LivequantError
-from livequant.pipeline import adapt, enlarge, run
-from livequant.sinks import AudioTrack, GifWriter
+from livequant.options import frame_size, make_quantizer, open_output
+from livequant.pipeline import run
+from livequant.sinks import AudioTrack, GifWriter, check_target
 from livequant.sources import VideoFile
 from livequant.track import scene_cuts
 
-__all__ = ["Chunk", "Item", "BatchError", "find_inputs", "plan_chunks", "run_batch", "settings_hash"]
+__all__ = ["BatchError", "Chunk", "Item", "find_inputs", "plan_chunks", "run_batch", "settings_hash"]
 
 #: Suffixes of the files taken from a folder.
 VIDEO_SUFFIXES = frozenset({".mp4", ".m4v", ".mov", ".mkv", ".webm", ".avi", ".gif", ".mpg", ".mpeg", ".ts",
@@ -102,21 +103,25 @@ class Chunk:
 
 # ------------------------------------------------------------------ inputs and outputs
 
-def find_inputs(specs, *, to: str | None = None) -> list[Item]:
+def find_inputs(specs, *, to: str | None = None, outdir=None) -> list[Item]:
     """Expand files, folders and globs into `Item` s whose output names keep the relative names.
 
     A file keeps its name; a folder's files (any depth) keep their path under
     the folder; a glob's matches keep their path under the glob's fixed part.
-    ``to`` (a suffix such as ``"gif"``) replaces each suffix.
+    ``to`` (a suffix such as ``"gif"``) replaces each suffix. Files under
+    ``outdir`` (the outputs of an earlier run) are left out.
 
     Raises
     ------
     BatchError
-        A spec that matches nothing, or two inputs that would write the same output.
+        A spec that matches nothing, two inputs that would write the same output, or no input outside ``outdir``.
     """
     items, seen = [], {}
+    skipped = Path(outdir).resolve() if outdir is not None else None
     for spec in specs:
         for path, name in _expand(str(spec)):
+            if skipped is not None and path.resolve().is_relative_to(skipped):
+                continue
             name = Path(name).with_suffix(f".{to.lstrip('.')}") if to else Path(name)
             item = Item(path, name.as_posix())
             if item.name in seen and seen[item.name].input.resolve() != path.resolve():
@@ -125,6 +130,8 @@ def find_inputs(specs, *, to: str | None = None) -> list[Item]:
             if item.name not in seen:
                 seen[item.name] = item
                 items.append(item)
+    if not items:
+        raise BatchError(f"every input is under the output folder '{outdir}'; give another output folder")
     return items
 
 
@@ -269,7 +276,7 @@ def encode_task(source_path: str, output: str, options: argparse.Namespace, key:
         size, n = frame_size(source.size, options)
         task_options = _task_options(options, source_path, output, audio=chunk is None)
         sink = (GifWriter(output, overwrite=True, local_palettes=True) if chunk and output.suffix == ".gif"
-                else open_output(task_options, source))
+                else open_output(task_options, source, [source_path]))
         with make_quantizer(options) as quantizer, sink:
             frames = adapt(source, size=size)
             if chunk is not None:
@@ -419,14 +426,19 @@ def run_batch(items: list[Item], outdir, options: argparse.Namespace, settings: 
     ------
     BatchError
         An output exists (and neither ``overwrite`` nor ``resume`` covers it), before any work.
+    SinkError
+        An existing output is one of the inputs (by device and inode), a folder, or in a read-only folder.
     """
     outdir = Path(outdir)
     digest = settings_hash({**settings, "chunk_seconds": chunk_seconds})
     records = read_manifest(outdir) if resume else {}
     todo = []
+    inputs = [item.input for item in items]
     for item in items:
         output = outdir / item.name
         record = records.get(item.name)
+        if output.exists():
+            check_target(output, True, inputs)  # not an input (by inode), not a folder, in a writable folder
         same = (record is not None and record.get("settings") == digest
                 and record.get("input") == str(item.input.resolve())
                 and record.get("fingerprint") == _fingerprint(item.input))
@@ -440,7 +452,7 @@ def run_batch(items: list[Item], outdir, options: argparse.Namespace, settings: 
             print(f"nothing to do: all {len(items)} outputs are done", flush=True)
         return []
     outdir.mkdir(parents=True, exist_ok=True)
-    work = outdir / f".livequant-batch-{uuid.uuid4().hex[:8]}"
+    work = Path(tempfile.mkdtemp(dir=outdir, prefix=".livequant-batch-"))
     try:
         with _client(workers, scheduler) as client:
             return _Run(client, todo, outdir, work, options, digest, chunk_seconds, quiet).loop()

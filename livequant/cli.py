@@ -1,4 +1,4 @@
-"""The ``livequant`` command: preview, transcode, image, palette and demo.
+"""The ``livequant`` command: preview, transcode, batch, image, palette and demo.
 
 Each command parses its options, opens the source and sinks (which check the
 output before any work), and hands them to `livequant.pipeline.run`. Errors a
@@ -9,8 +9,11 @@ or 1; Ctrl-C and SIGTERM finish the output written so far and exit 130 / 143.
 from __future__ import annotations
 
 import argparse
+import glob
 import inspect
 import logging
+import math
+import os
 import signal
 import sys
 import threading
@@ -20,20 +23,22 @@ from pathlib import Path
 import numpy as np
 
 from livequant import __version__, presets
+from livequant.adapters import adapt, enlarge
 from livequant.colorspace import COLOR_SPACES
 from livequant.demo import SETTINGS, run_demo
 from livequant.dither import DITHERS
-from livequant.errors import LivequantError, SourceError
+from livequant.errors import LivequantError, SourceError, UsageError
 from livequant.fit import PaletteFitter
 from livequant.frames import QuantizedFrame
-from livequant.palette import Palette, _format, resolve
-from livequant.pipeline import adapt, enlarge, run
+from livequant.options import check_size, frame_size, make_quantizer, open_output
+from livequant.palette import Palette, file_format
+from livequant.pipeline import run
 from livequant.quantizer import Quantizer, quantize
-from livequant.sinks import GifWriter, ImageWriter, Preview, VideoWriter, _check_target
+from livequant.sinks import VIDEO_SUFFIXES, ImageWriter, Preview, check_target
 from livequant.sources import (IMAGE_SUFFIXES, MAX_PIXELS, Images, Reconnecting, TestPattern, VideoFile, Webcam,
                                list_cameras, open_source)
 
-__all__ = ["main"]
+__all__ = ["PreviewKeys", "main"]
 
 _DEFAULTS = {name: p.default for name, p in inspect.signature(Quantizer).parameters.items()}
 _EXACT_COLOURS = ("Exact colours: 4:2:0 video (the default for .mp4 .mov .webm) blurs a palette's colours at\n"
@@ -51,19 +56,15 @@ _EXAMPLES = """examples:
 `livequant COMMAND --help` describes each command."""
 
 
-class _UsageError(LivequantError):
-    """A bad command line: exit status 2."""
-
-
 class _Terminated(KeyboardInterrupt):
     """SIGTERM, handled as Ctrl-C is (the sinks finish their files), then exit status 143."""
 
 
 class _Parser(argparse.ArgumentParser):
-    """An ArgumentParser whose errors are one line, raised as `_UsageError` so `main` returns 2."""
+    """An ArgumentParser whose errors are one line, raised as `UsageError` so `main` returns 2."""
 
     def error(self, message: str):
-        raise _UsageError(f"{message}; see `{self.prog} --help`")
+        raise UsageError(f"{message}; see `{self.prog} --help`")
 
 
 # ----------------------------------------------------------------- option types
@@ -78,6 +79,8 @@ def _number(kind, low=None, high=None, *, above=None):
         except ValueError:
             raise argparse.ArgumentTypeError(f"expected {'an integer' if kind is int else 'a number'}, "
                                              f"got {text!r}") from None
+        if not math.isfinite(value):
+            raise argparse.ArgumentTypeError(f"expected a finite number, got {text!r}")
         if (low is not None and value < low) or (high is not None and value > high) or \
                 (above is not None and not value > above):
             raise argparse.ArgumentTypeError(f"must be {allowed}, got {text}")
@@ -95,7 +98,7 @@ def _size(text: str) -> tuple[int, int]:
 
 def _palette(text: str) -> Palette:
     try:
-        return resolve(text)
+        return presets.resolve(text)
     except (ValueError, SourceError) as e:
         raise argparse.ArgumentTypeError(str(e)) from None
 
@@ -144,9 +147,10 @@ def _add_encoding_options(parser: argparse.ArgumentParser) -> None:
 
 
 def _add_max_pixels(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--max-pixels", type=_number(int, 1), default=MAX_PIXELS, metavar="N",
-                        help="refuse input pictures of more than N pixels, which guards against decompression "
-                             f"bombs (default: {MAX_PIXELS}, 100 megapixels)")
+    parser.add_argument("--max-pixels", type=_number(int, 1, 2**31 - 1), default=MAX_PIXELS, metavar="N",
+                        help="refuse input pictures, and sizes from --scale, --width, --pixelate or --size, of more "
+                             "than N pixels, which guards against decompression bombs and exhausted memory "
+                             f"(default: {MAX_PIXELS}, 100 megapixels)")
 
 
 def _presets_epilog() -> str:
@@ -173,7 +177,8 @@ def _parser() -> argparse.ArgumentParser:
                    help="camera index (default: 0), `test` for the built-in test pattern, or a video file or URL")
     p.add_argument("--list-cameras", action="store_true", help="list the cameras that can be opened, and exit")
     p.add_argument("--size", type=_size, metavar="WxH", help="frame size to ask the camera or test pattern for")
-    p.add_argument("--fps", type=_number(float, above=0), help="frame rate to ask the camera or test pattern for")
+    p.add_argument("--fps", type=_number(float, 0.01, 1000), help="frame rate to ask the camera or test pattern for, "
+                   "0.01..1000")
     p.add_argument("--reconnect", action="store_true",
                    help="if the camera stops delivering frames, try to reopen it once a second for up to 30 s, "
                         "showing the last frame meanwhile, instead of ending")
@@ -192,8 +197,9 @@ def _parser() -> argparse.ArgumentParser:
     _add_colour_options(p, video=True)
     _add_size_options(p)
     group = p.add_argument_group("time")
-    group.add_argument("--fps", type=_number(float, above=0), help="output frame rate: frames are dropped or "
-                       "repeated by their timestamps (default: the input's timing)")
+    group.add_argument("--fps", type=_number(float, 0.01, 1000), help="output frame rate, 0.01..1000: frames are "
+                       "dropped or repeated by their timestamps (default: the input's timing; a GIF shows at most 50 "
+                       "fps, as players do, keeping the duration)")
     group.add_argument("--start", type=_number(float, 0), metavar="SECONDS", help="start this far into the input")
     group.add_argument("--duration", type=_number(float, above=0), metavar="SECONDS", help="transcode this long")
     _add_encoding_options(p)
@@ -260,32 +266,13 @@ def _parser() -> argparse.ArgumentParser:
                 "files and touches nothing else in DIR.")
     p.add_argument("-o", "--output", type=Path, default=Path("livequant-demo"), metavar="DIR",
                    help="folder for the files (default: ./livequant-demo)")
-    p.add_argument("--frames", type=_number(int, 1), default=45, metavar="N",
-                   help="length of the scene in frames at 15 fps (default: 45)")
+    p.add_argument("--frames", type=_number(int, 1, 9000), default=45, metavar="N",
+                   help="length of the scene in frames at 15 fps, 1..9000 (default: 45)")
     p.set_defaults(func=_demo)
     return parser
 
 
 # ------------------------------------------------------------------ helpers
-
-def _even(value: float) -> int:
-    return max(2, 2 * round(value / 2))
-
-
-def frame_size(size, args) -> tuple[tuple[int, int] | None, int]:
-    """``(size to quantize at or None to keep it, enlargement)`` from --scale, --width and --pixelate."""
-    width, height = size
-    target = None
-    if args.scale:
-        target = (_even(width * args.scale), _even(height * args.scale))
-    elif args.width:
-        target = (_even(args.width), _even(height * args.width / width))
-    n = args.pixelate or 1
-    if n > 1:
-        width, height = target or size
-        target = (max(1, width // n), max(1, height // n))
-    return target, n
-
 
 class _Progress:
     """``on_frame`` for `run`: frames, fps and ETA on stderr; redrawn in place on a terminal, else a line
@@ -321,33 +308,9 @@ class _Progress:
 
 # ------------------------------------------------------------------ commands
 
-def make_quantizer(args, **extra) -> Quantizer:
-    options = {"n_colors": args.colors, "palette": args.palette, "dither": args.dither,
-               "color_space": args.color_space, "dither_strength": args.dither_strength}
-    if hasattr(args, "refit_every"):
-        options.update(refit_every=args.refit_every, stability=args.stability)
-    return Quantizer(**options, **extra)
-
-
-def _check_not_input(input_path, output_path) -> None:
-    given, target = Path(input_path), Path(output_path)
-    if given.resolve() == target.resolve() or (given.exists() and target.exists() and given.samefile(target)):
-        raise _UsageError(f"output '{output_path}' is the input file; give another output name")
-
-
-def open_output(args, source):
-    """The sink for the output's suffix; it checks the output (exists, folder) before any work."""
-    suffix = Path(args.output).suffix.lower()
-    try:
-        if suffix == ".gif":
-            return GifWriter(args.output, overwrite=args.overwrite)
-        if suffix in IMAGE_SUFFIXES:
-            return ImageWriter(args.output, overwrite=args.overwrite)
-        audio = None if args.no_audio or not getattr(source, "has_audio", False) else args.input
-        return VideoWriter(args.output, args.fps or source.fps or 30.0, codec=args.codec, crf=args.crf,
-                           lossless=args.lossless, audio_from=audio, overwrite=args.overwrite)
-    except ValueError as e:  # an unknown suffix or codec
-        raise _UsageError(str(e)) from None
+def _input_files(spec: str) -> list[str]:
+    """The files an input names: itself, or the files its glob pattern matches (outputs must be none of them)."""
+    return [spec, *(glob.glob(spec) if any(c in spec for c in "*?[") else ())]
 
 
 def _expected_frames(source, args) -> int | None:
@@ -360,13 +323,13 @@ def _expected_frames(source, args) -> int | None:
 
 
 def _transcode(args) -> int:
-    _check_not_input(args.input, args.output)
+    inputs = _input_files(args.input)
     timing = {k: v for k, v in (("start", args.start), ("duration", args.duration)) if v is not None}
     sink = None
     try:
         with VideoFile(args.input, **timing, max_pixels=args.max_pixels) as source:
             size, n = frame_size(source.size, args)
-            with make_quantizer(args) as quantizer, open_output(args, source) as sink:
+            with make_quantizer(args) as quantizer, open_output(args, source, inputs) as sink:
                 progress = _Progress(_expected_frames(source, args), enabled=not args.quiet)
                 try:
                     stats = run(adapt(source, size=size, fps=args.fps), quantizer, [enlarge(sink, n)],
@@ -381,7 +344,9 @@ def _transcode(args) -> int:
         return 143 if isinstance(stop, _Terminated) else 130
     _warn_undecodable(stats.undecodable)
     if not args.quiet:
-        print(f"wrote {stats.frames} frames to {sink.path} in {stats.seconds:.1f} s ({stats.fps:.1f} fps)",
+        dropped = getattr(sink, "dropped", 0)
+        shown = f" ({dropped} under 2/100 s apart left out: GIF players show at most 50 fps)" if dropped else ""
+        print(f"wrote {sink.frames} frames to {sink.path}{shown} in {stats.seconds:.1f} s ({stats.fps:.1f} fps)",
               file=sys.stderr)
     return 0
 
@@ -390,8 +355,8 @@ def _batch(args) -> int:
     from livequant import batch  # Dask loads only for this command
 
     if args.to and (not args.to.lstrip(".").isalnum() or f".{args.to.lstrip('.').lower()}" in IMAGE_SUFFIXES):
-        raise _UsageError(f"--to takes a video or GIF suffix such as mp4, mkv, webm or gif, got {args.to!r}")
-    items = batch.find_inputs(args.inputs, to=args.to)
+        raise UsageError(f"--to takes a video or GIF suffix such as mp4, mkv, webm or gif, got {args.to!r}")
+    items = batch.find_inputs(args.inputs, to=args.to, outdir=args.output)
     options = argparse.Namespace(**{k: v for k, v in vars(args).items() if k != "func"})
     settings = {k: getattr(args, k) for k in ("colors", "dither", "dither_strength", "color_space", "refit_every",
                                               "stability", "scale", "width", "pixelate", "crf", "codec",
@@ -418,6 +383,8 @@ def _preview(args) -> int:
         found = list_cameras()
         print("\n".join(f"camera {i}" for i in found) if found else "no cameras found")
         return 0
+    if args.size:
+        check_size(f"--size {args.size[0]}x{args.size[1]}", *args.size, args.max_pixels)
     if args.source.isdigit():
         def camera():
             return Webcam(int(args.source), size=args.size, fps=args.fps)
@@ -427,12 +394,45 @@ def _preview(args) -> int:
         source = TestPattern(size=args.size or (640, 360), fps=args.fps or 30.0, live=True)
     else:  # a video: shown at its own pace, dropping frames when quantizing falls behind
         source = adapt(open_source(args.source, max_pixels=args.max_pixels), size=args.size, paced=True)
-    with source, make_quantizer(args, background=True) as quantizer, \
-            Preview("livequant", quantizer=quantizer) as window:
-        stats = run(source, quantizer, [window])
+    with source, make_quantizer(args, background=True) as quantizer:
+        keys = PreviewKeys(quantizer)
+        with Preview("livequant", on_key=keys, status=keys.status) as window:
+            stats = run(source, quantizer, [window])
     print(f"{stats.frames} frames at {stats.fps:.1f} fps, {stats.dropped} dropped, "
           f"{stats.latency_ms:.0f} ms from frame to quantized", file=sys.stderr)
     return 0
+
+
+class PreviewKeys:
+    """The preview's keys, wired to ``quantizer.configure``: ``+``/``=`` and ``-`` double or halve the colours
+    (2..256), ``d`` cycles the dither, ``p`` cycles the presets (``adaptive`` included), space freezes the
+    palette. Pass it as `Preview`'s ``on_key`` and its `status` as ``status``."""
+
+    def __init__(self, quantizer: Quantizer):
+        self.quantizer = quantizer
+        self._preset = 0
+        self._frozen = False
+
+    def __call__(self, key: int) -> None:
+        q = self.quantizer
+        if key in (ord("+"), ord("=")):
+            q.configure(n_colors=min(256, q.n_colors * 2))
+        elif key == ord("-"):
+            q.configure(n_colors=max(2, q.n_colors // 2))
+        elif key == ord("d"):
+            current = DITHERS.index(q.dither) if q.dither in DITHERS else -1
+            q.configure(dither=DITHERS[(current + 1) % len(DITHERS)])
+        elif key == ord("p"):
+            cycle = ["adaptive", *presets.names()]
+            self._preset = (self._preset + 1) % len(cycle)
+            q.configure(palette=cycle[self._preset])
+        elif key == ord(" "):
+            self._frozen = not self._frozen
+            q.configure(frozen=self._frozen)
+
+    def status(self) -> str:
+        """The dither, and whether the palette is frozen, for the HUD."""
+        return f"dither={self.quantizer.dither}{'  frozen' if self._frozen else ''}"
 
 
 def _indexed(rgb: np.ndarray) -> QuantizedFrame:
@@ -444,9 +444,15 @@ def _indexed(rgb: np.ndarray) -> QuantizedFrame:
 
 
 def _image(args) -> int:
-    _check_not_input(args.input, args.output)
-    with ImageWriter(args.output, overwrite=args.overwrite) as sink, \
-            Images(args.input, max_pixels=args.max_pixels) as image:
+    suffix = Path(args.output).suffix.lower()
+    if suffix in VIDEO_SUFFIXES or suffix == ".gif":
+        raise UsageError(f"`livequant image` writes one picture, not '{args.output}'; write .png or .jpg, or use "
+                          "`livequant transcode` for video and GIF")
+    try:
+        sink = ImageWriter(args.output, overwrite=args.overwrite, inputs=_input_files(args.input))
+    except ValueError as e:
+        raise UsageError(str(e)) from None
+    with sink, Images(args.input, max_pixels=args.max_pixels) as image:
         size, n = frame_size(image.size, args)
         frame = next(iter(adapt(image, size=size)))[0]
         rgb = quantize(frame, args.colors, palette=args.palette, dither=args.dither,
@@ -457,35 +463,37 @@ def _image(args) -> int:
     return 0
 
 
-def _sampled_frames(path: str, max_pixels: int, most: int = 32) -> np.ndarray:
-    """Frames spread over a video (every ``stride``-th, the stride doubling to keep at most ``most``)."""
+def _sampled_pixels(source, most: int) -> np.ndarray:
+    """Pixels of frames spread over ``source`` (every ``stride``-th frame, the stride doubling to keep at most
+    ``most``), each thinned so that all of them hold about 4 megapixels; ``(N, 1, 3)``, frames of any size."""
     kept, stride = [], 1
-    with VideoFile(path, max_pixels=max_pixels) as video:
-        for index, (frame, _) in enumerate(video):
-            if index % stride == 0:
-                step = max(1, frame.shape[0] // 270)  # about 270 rows are plenty to sample colours from
-                kept.append(frame[::step, ::step])
-                if len(kept) > most:
-                    kept, stride = kept[::2], stride * 2
-    _warn_undecodable(video.undecodable)
-    return np.vstack(kept)
+    for index, (frame, _) in enumerate(source):
+        if index % stride == 0:
+            step = max(1, round(math.sqrt(frame.shape[0] * frame.shape[1] * most / 4e6)))
+            kept.append(frame[::step, ::step].reshape(-1, 3))
+            if len(kept) > most:
+                kept, stride = kept[::2], stride * 2
+    return np.concatenate(kept)[:, None]
 
 
 def _extract_palette(args) -> int:
     output = Path(args.output)
     try:
-        _format(output)  # is the suffix a palette format? Checked before any work
+        file_format(output)  # is the suffix a palette format? Checked before any work
     except ValueError as e:
-        raise _UsageError(str(e)) from None
-    _check_not_input(args.input, output)
-    _check_target(output, args.overwrite)  # a folder there, or a file for a folder, or -y missing
+        raise UsageError(str(e)) from None
+    # the input itself, a folder there, or a file for a folder, or -y missing
+    check_target(output, args.overwrite, _input_files(args.input))
     if Path(args.input).suffix.lower() in IMAGE_SUFFIXES:
-        with Images(args.input, max_pixels=args.max_pixels) as source:
-            pixels = next(iter(source))[0]
+        with Images(args.input, max_pixels=args.max_pixels) as source:  # every image of a pattern
+            pixels = _sampled_pixels(source, most=source.frame_count)
     else:
-        pixels = _sampled_frames(args.input, args.max_pixels)
+        with VideoFile(args.input, max_pixels=args.max_pixels) as video:
+            pixels = _sampled_pixels(video, most=32)
+        _warn_undecodable(video.undecodable)
     fitter = PaletteFitter(args.colors, color_space=args.color_space, sample_size=65536, seed=0, refine_steps=30)
-    palette = Palette(fitter.fit(fitter.sample(pixels)).colors, name=output.stem)
+    name = os.fsencode(output.stem).decode(errors="replace")  # a palette file's name is text: UTF-8
+    palette = Palette(fitter.fit(fitter.sample(pixels)).colors, name=name)
     palette.save(output)
     print(" ".join(palette.to_hex()))
     print(f"wrote {output}: {len(palette)} colours", file=sys.stderr)
@@ -493,6 +501,10 @@ def _extract_palette(args) -> int:
 
 
 def _demo(args) -> int:
+    existing = next(p for p in (args.output, *args.output.absolute().parents) if p.exists())
+    if not existing.is_dir():
+        raise UsageError(f"demo output '{args.output}': '{existing}' is a file, not a folder; give a folder name "
+                          "with -o (it is created if missing)")
     start = time.perf_counter()
     run_demo(args.output, args.frames)
     print(f"done in {time.perf_counter() - start:.1f} s; open {args.output / 'contact-sheet.png'} first")
@@ -536,7 +548,7 @@ def main(argv: list[str] | None = None) -> int:
         except SystemExit as done:  # --help and --version
             return done.code or 0
         return args.func(args)
-    except _UsageError as e:
+    except UsageError as e:
         print(f"livequant: error: {e}", file=sys.stderr)
         return 2
     except (LivequantError, FileNotFoundError) as e:

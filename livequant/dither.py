@@ -4,33 +4,23 @@ Ordered and blue-noise dither add a fixed, tiled threshold to each pixel
 before the lookup, so a static input gives the same output frame after frame.
 Error diffusion (Floyd-Steinberg, Sierra Lite) runs serpentine in horizontal
 stripes processed in parallel; each stripe first runs over a few rows above it
-so its error field starts warm and no seam shows. Its kernel lives in
-`livequant.lookup` beside the lookup it inlines: numba's cache is keyed on a
-kernel's own file, so a kernel elsewhere would keep a stale inlined lookup.
+so its error field starts warm and no seam shows (the kernel is
+`livequant.kernels.diffuse_frame`). `REGISTRY` names every dither once, with
+its kind and what it applies.
 """
 
 from __future__ import annotations
 
 import functools
+from collections.abc import Callable
+from dataclasses import dataclass
 
 import numpy as np
 
-from livequant.lookup import LookupTable, diffuse_frame
+from livequant.kernels import diffuse_frame
+from livequant.lookup import LookupTable
 
-__all__ = ["DITHERS", "bayer_matrix", "blue_noise", "diffuse", "is_diffusion", "ordered_offsets"]
-
-DITHERS = ("none", "bayer", "bayer2", "bayer4", "bayer8", "bluenoise", "floyd-steinberg", "sierra-lite")
-
-#: Error-diffusion kernels: weights to the right, down-left, down, down-right (left-to-right rows).
-_KERNELS = {
-    "floyd-steinberg": (7 / 16, 3 / 16, 5 / 16, 1 / 16),
-    "sierra-lite": (2 / 4, 1 / 4, 1 / 4, 0.0),
-}
-
-
-def is_diffusion(dither: str) -> bool:
-    """Whether ``dither`` is an error diffusion (which carries no temporal hold)."""
-    return dither in _KERNELS
+__all__ = ["DITHERS", "Dither", "REGISTRY", "bayer_matrix", "blue_noise", "diffuse", "is_diffusion", "ordered_offsets"]
 
 
 @functools.cache
@@ -97,6 +87,44 @@ def blue_noise(size: int = 64, sigma: float = 1.5, seed: int = 7) -> np.ndarray:
     return ((rank + 0.5) / n).reshape(size, size)
 
 
+@dataclass(frozen=True)
+class Dither:
+    """One dither method.
+
+    Attributes
+    ----------
+    kind : {"none", "ordered", "diffusion"}
+    mask : callable, optional
+        Ordered: returns the ``(M, M)`` threshold mask, values in (0, 1), tiled over the frame.
+    weights : tuple of 4 floats, optional
+        Diffusion: shares of a pixel's error passed right, down-left, down and
+        down-right (on left-to-right rows).
+    """
+
+    kind: str
+    mask: Callable[[], np.ndarray] | None = None
+    weights: tuple[float, float, float, float] | None = None
+
+
+#: Every dither by name, in the order the preview's ``d`` key cycles them.
+REGISTRY = {
+    "none": Dither("none"),
+    "bayer": Dither("ordered", mask=functools.partial(bayer_matrix, 8)),
+    "bayer2": Dither("ordered", mask=functools.partial(bayer_matrix, 2)),
+    "bayer4": Dither("ordered", mask=functools.partial(bayer_matrix, 4)),
+    "bayer8": Dither("ordered", mask=functools.partial(bayer_matrix, 8)),
+    "bluenoise": Dither("ordered", mask=blue_noise),
+    "floyd-steinberg": Dither("diffusion", weights=(7 / 16, 3 / 16, 5 / 16, 1 / 16)),
+    "sierra-lite": Dither("diffusion", weights=(2 / 4, 1 / 4, 1 / 4, 0.0)),
+}
+DITHERS = tuple(REGISTRY)
+
+
+def is_diffusion(dither: str) -> bool:
+    """Whether ``dither`` is an error diffusion (which carries no temporal hold)."""
+    return REGISTRY[dither].kind == "diffusion"
+
+
 def ordered_offsets(dither: str, table: LookupTable, strength: float) -> np.ndarray:
     """Per-pixel offsets (in 0-255 levels) for an ordered dither, tiled by the kernel.
 
@@ -108,13 +136,10 @@ def ordered_offsets(dither: str, table: LookupTable, strength: float) -> np.ndar
     (M, M) int16 ndarray
         ``(1, 1)`` zeros for ``"none"``.
     """
-    if dither == "bluenoise":
-        mask = blue_noise()
-    elif dither.startswith("bayer"):
-        mask = bayer_matrix(int(dither[5:] or 8))
-    else:
+    method = REGISTRY[dither]
+    if method.kind != "ordered":
         return np.zeros((1, 1), dtype=np.int16)
-    return np.rint((mask - 0.5) * table.spread * strength).astype(np.int16)
+    return np.rint((method.mask() - 0.5) * table.spread * strength).astype(np.int16)
 
 
 def diffuse(
@@ -132,5 +157,5 @@ def diffuse(
     out_idx : (H, W) uint8 ndarray
     out_rgb : (H, W, 3) uint8 ndarray
     """
-    weights = np.array(_KERNELS[dither], dtype=np.float32)
+    weights = np.array(REGISTRY[dither].weights, dtype=np.float32)
     diffuse_frame(frame, table.table, table.fine, table.colors, weights, np.float32(strength), out_idx, out_rgb)

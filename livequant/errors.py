@@ -6,11 +6,15 @@ value or file, the cause, and what to do next. The CLI prints it on one line.
 
 import errno
 
-__all__ = ["LivequantError", "SinkError", "SourceError"]
+__all__ = ["LivequantError", "SinkError", "SourceError", "UsageError", "write_hint"]
 
 
 class LivequantError(Exception):
     """Base class of the errors livequant raises for bad input or devices."""
+
+
+class UsageError(LivequantError):
+    """An option or value given on the command line cannot be used; the CLI exits with status 2."""
 
 
 class SourceError(LivequantError, OSError):
@@ -21,7 +25,7 @@ class SinkError(LivequantError, OSError):
     """A window, encoder or output file cannot be opened or written."""
 
 
-def _write_hint(error: BaseException) -> str:
+def write_hint(error: BaseException) -> str:
     """What to do about an OS (or FFmpeg) error writing a file, going by its errno."""
     code = getattr(error, "errno", None)
     if code in (errno.ENOSPC, errno.EFBIG, errno.EDQUOT):

@@ -15,7 +15,6 @@ import functools
 import warnings
 from dataclasses import dataclass
 
-import numba as nb
 import numpy as np
 from scipy.optimize import linear_sum_assignment
 from sklearn.cluster import KMeans, MiniBatchKMeans
@@ -23,7 +22,8 @@ from sklearn.exceptions import ConvergenceWarning
 from threadpoolctl import ThreadpoolController
 
 from livequant.colorspace import from_space, to_space
-from livequant.lookup import _nearest
+from livequant.kernels import distinct_colors as _distinct_colors
+from livequant.lookup import nearest as _nearest
 
 __all__ = ["Fit", "PaletteFitter", "sample_positions"]
 
@@ -141,7 +141,8 @@ class PaletteFitter:
         nearest = _nearest(points, centres, self.color_space)
         return float(((points - centres[nearest]) ** 2).sum(axis=1).mean())
 
-    def fit(self, samples: np.ndarray, previous: Fit | None = None, still: np.ndarray | None = None) -> Fit:
+    def fit(self, samples: np.ndarray, previous: Fit | None = None, still: np.ndarray | None = None,
+            since: np.ndarray | None = None) -> Fit:
         """Fit a palette to ``samples``; warm from ``previous`` when given.
 
         Parameters
@@ -152,6 +153,8 @@ class PaletteFitter:
             are matched to its slots, and each slot settles (see `settle`).
         still : (N,) bool ndarray, optional
             Which samples did not change since the previous frame.
+        since : (N, 3) uint8 ndarray, optional
+            The same positions' pixels when ``previous`` was fitted (see `settle`).
 
         Returns
         -------
@@ -171,7 +174,7 @@ class PaletteFitter:
         if previous is not None and len(previous.colors) == len(colors):
             colors = self._match(previous, colors, centres)
             if still is not None:
-                adopt = self.settle(previous.colors, colors, samples, still)
+                adopt = self.settle(previous.colors, colors, samples, still, since)
                 adopt[: len(self.locked)] = False
                 centres = to_space(np.where(adopt[:, None], colors, previous.colors), self.color_space)
                 centres = _lloyd(points, weights, centres, self.refine_steps, self.color_space, fixed=~adopt)
@@ -217,14 +220,17 @@ class PaletteFitter:
         _, order = linear_sum_assignment(cost)
         return np.concatenate([colors[:n_locked], colors[n_locked:][order]])
 
-    def settle(self, old: np.ndarray, new: np.ndarray, samples: np.ndarray, still: np.ndarray) -> np.ndarray:
+    def settle(self, old: np.ndarray, new: np.ndarray, samples: np.ndarray, still: np.ndarray,
+               since: np.ndarray | None = None) -> np.ndarray:
         """Which slots should take their new colour: those worth the flicker.
 
         Slot ``i`` adopts ``new[i]`` when the squared RGB error it saves over
         the samples that would take it (against their error now) exceeds
         ``stability`` times the flicker it
         causes: the still samples now shown in slot ``i`` times the mean
-        per-channel change. Slots that serve moving content follow the
+        per-channel change beyond their own drift since the last fit
+        (``since``: a slot that follows a fade or a lighting change with its
+        pixels shows no flicker). Slots that serve moving content follow the
         picture; slots under a still background move only when it clearly pays.
 
         Returns
@@ -237,34 +243,15 @@ class PaletteFitter:
         then = _nearest(to_space(samples, space), to_space(new, space), space)
         saved = ((points - old[now]) ** 2).sum(axis=1) - ((points - new[then]) ** 2).sum(axis=1)
         gain = np.bincount(then, weights=saved, minlength=len(new))
-        change = np.abs(new.astype(np.int32) - old).mean(axis=1)
-        flicker = np.bincount(now, weights=still.astype(np.float64), minlength=len(new)) * change
-        return (gain > self.stability * flicker) & (change > 0)
-
-
-@nb.njit(nogil=True, cache=True)
-def _distinct_colors(pixels, limit):  # pragma: no cover - compiled
-    """The distinct colours of ``pixels`` if there are at most ``limit``, else None.
-
-    An open-addressing hash set of packed colours; stops at the first colour
-    past the limit, so a natural image costs a few hundred pixels.
-    """
-    size = 1024
-    slots = np.full(size, -1, np.int64)
-    found = np.empty((limit + 1, 3), np.uint8)
-    count = 0
-    for p in range(pixels.shape[0]):
-        key = (np.int64(pixels[p, 0]) << 16) | (np.int64(pixels[p, 1]) << 8) | pixels[p, 2]
-        h = (key * 2654435761) & (size - 1)
-        while slots[h] != -1 and slots[h] != key:
-            h = (h + 1) & (size - 1)
-        if slots[h] == -1:
-            if count == limit:
-                return None
-            slots[h] = key
-            found[count] = pixels[p]
-            count += 1
-    return found[:count].copy()
+        shift = new.astype(np.float64) - old
+        held = np.bincount(now, weights=still.astype(np.float64), minlength=len(new))
+        drift = np.zeros_like(shift)
+        if since is not None:
+            moved = (points - since) * still[:, None]
+            drift = np.stack([np.bincount(now, weights=moved[:, c], minlength=len(new)) for c in range(3)], axis=1)
+            drift /= np.maximum(held, 1)[:, None]
+        flicker = held * np.abs(shift - drift).mean(axis=1)
+        return (gain > self.stability * flicker) & (np.abs(shift).sum(axis=1) > 0)
 
 
 def _unique_colors(samples: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

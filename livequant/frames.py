@@ -1,4 +1,4 @@
-"""The one frame format inside livequant, its checks, and conversions at the edges.
+"""The one frame format inside livequant, its checks, conversions at the edges, and what sources and sinks are.
 
 A frame is an ``np.ndarray`` of shape ``(H, W, 3)``, dtype ``uint8``, RGB,
 C-contiguous. Sources convert whatever they read into that once; sinks take it.
@@ -6,11 +6,18 @@ C-contiguous. Sources convert whatever they read into that once; sinks take it.
 
 from __future__ import annotations
 
+import collections
+import time
+from collections.abc import Iterator
 from dataclasses import dataclass
+from typing import TYPE_CHECKING, Protocol
 
 import numpy as np
 
-__all__ = ["QuantizedFrame", "check_frame", "flatten_alpha", "to_rgb8"]
+if TYPE_CHECKING:
+    from livequant.palette import Palette
+
+__all__ = ["FpsCounter", "QuantizedFrame", "Sink", "Source", "check_frame", "flatten_alpha", "to_rgb8"]
 
 
 def check_frame(frame: object, name: str = "frame") -> np.ndarray:
@@ -118,8 +125,69 @@ class QuantizedFrame:
 
     rgb: np.ndarray
     indices: np.ndarray
-    palette: object
+    palette: Palette
     time: float = 0.0
     source: np.ndarray | None = None
     event: str = ""
     palette_lag: int = 0
+
+
+class Source(Protocol):
+    """What `livequant.pipeline.run` reads frames from (`livequant.sources` has cameras, files, images).
+
+    Attributes
+    ----------
+    fps : float or None
+        The nominal frame rate, if known.
+    size : (int, int) or None
+        ``(W, H)`` of the frames it yields, if known.
+    live : bool
+        True for a source that does not wait for its reader (a camera): `run`
+        then keeps only its newest frame and drops the rest.
+    """
+
+    fps: float | None
+    size: tuple[int, int] | None
+    live: bool
+
+    def __iter__(self) -> Iterator[tuple[np.ndarray, float]]:
+        """Yield ``(frame, time)``: an ``(H, W, 3) uint8`` RGB frame and its time in seconds."""
+
+    def close(self) -> None:
+        """Release the device or file; iteration ends."""
+
+
+class Sink(Protocol):
+    """What `livequant.pipeline.run` writes quantized frames to (`livequant.sinks` has files and a window).
+
+    Attributes
+    ----------
+    interactive : bool
+        True for a window: `run` writes it from the calling thread (where window
+        toolkits want it) and stops once its ``quit_requested`` is true. File
+        sinks are false and are written from a writer thread.
+    """
+
+    interactive: bool
+
+    def write(self, qframe: QuantizedFrame) -> None:
+        """Take one quantized frame."""
+
+
+class FpsCounter:
+    """Frames per second as a moving average over the last ``window`` frames (for a HUD or progress line).
+
+    Parameters
+    ----------
+    window : int
+        Frames the rate is averaged over.
+    """
+
+    def __init__(self, window: int = 30):
+        self._ticks: collections.deque[float] = collections.deque(maxlen=window)
+
+    def tick(self, now: float | None = None) -> float:
+        """Count a frame at ``now`` (default: `time.monotonic`) and return the rate over the window."""
+        self._ticks.append(time.monotonic() if now is None else now)
+        span = self._ticks[-1] - self._ticks[0]
+        return (len(self._ticks) - 1) / span if span > 0 else 0.0

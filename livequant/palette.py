@@ -20,9 +20,9 @@ from typing import Callable, NamedTuple
 
 import numpy as np
 
-from livequant.errors import SinkError, SourceError, _write_hint
+from livequant.errors import SinkError, SourceError, write_hint
 
-__all__ = ["MAX_COLORS", "Palette", "resolve"]
+__all__ = ["MAX_COLORS", "Palette", "SUFFIXES", "file_format"]
 
 MAX_COLORS = 256
 _HEX = re.compile(r"#?([0-9a-f]{6})", re.IGNORECASE)
@@ -94,7 +94,7 @@ class Palette:
             If the suffix is unknown or the contents are not a valid palette.
         """
         path = Path(path)
-        fmt = _format(path)
+        fmt = file_format(path)
         try:
             data = path.read_bytes()
         except FileNotFoundError:
@@ -105,6 +105,8 @@ class Palette:
                               "check that it is a readable file") from None
         try:
             colors, name = fmt.read(data)
+            if colors is None:  # a PNG that is a picture rather than a swatch
+                colors = _picture_colors(path)
             if not 1 <= len(colors) <= MAX_COLORS:
                 raise ValueError(f"it holds {len(colors)} colours, not 1..{MAX_COLORS}")
         except ValueError as e:
@@ -125,7 +127,7 @@ class Palette:
             If the file exists and ``overwrite`` is false, or cannot be written.
         """
         path = Path(path)
-        data = _format(path).write(self, self.name or path.stem)
+        data = file_format(path).write(self, self.name or path.stem)
         if not overwrite and path.exists():
             raise SinkError(f"{path} exists; use -y to overwrite")
         try:
@@ -139,7 +141,7 @@ class Palette:
                 os.unlink(tmp)
                 raise
         except OSError as e:
-            hint = "check that the folder exists" if isinstance(e, FileNotFoundError) else _write_hint(e)
+            hint = "check that the folder exists" if isinstance(e, FileNotFoundError) else write_hint(e)
             raise SinkError(f"cannot write palette file {path}: {e.strerror or e}; {hint}") from None
 
     def to_hex(self) -> list[str]:
@@ -163,35 +165,8 @@ class Palette:
         return f"<Palette {self.name!r}: {len(codes)} colours {shown}>"
 
 
-def resolve(spec: Palette | str | os.PathLike) -> Palette:
-    """Return ``spec`` if a Palette, else the preset or palette file it names.
-
-    Raises
-    ------
-    ValueError
-        If ``spec`` is neither a preset nor a palette file, or the file is invalid.
-    SourceError
-        If a palette file cannot be read.
-    """
-    from livequant import presets  # presets imports this module
-
-    if isinstance(spec, Palette):
-        return spec
-    if not isinstance(spec, (str, os.PathLike)):
-        raise TypeError(f"palette must be a Palette, preset name or file path, got {type(spec).__name__}")
-    if isinstance(spec, str):
-        try:
-            return presets.get(spec)
-        except ValueError:
-            pass
-    path = Path(spec)
-    if path.exists() or path.suffix.lower() in _FORMATS:
-        return Palette.from_file(path)
-    raise ValueError(f"unknown palette {os.fspath(spec)!r}: not a preset "
-                     f"(known: {', '.join(presets.names())}) nor a palette file")
-
-
 # --- file formats: read(bytes) -> (colours, name or None); write(palette, name) -> bytes ---
+# (a PNG picture rather than a swatch reads as colours None: `Palette.from_file` decodes it)
 
 def _quote(value: object) -> str:
     """``repr(value)``, shortened to keep error messages on one short line."""
@@ -308,29 +283,19 @@ def _read_png(data: bytes):
     header = chunks.get(b"IHDR", b"")
     if len(header) != 13:
         raise ValueError("it has no valid IHDR chunk")
-    if header[9] != 3:  # not an indexed PNG: take the colours of the picture
-        return _image_colors(data), None
+    if header[9] != 3:  # not an indexed PNG: `Palette.from_file` takes the colours of the picture
+        return None, None
     table = chunks.get(b"PLTE", b"")
     if not table or len(table) % 3:
         raise ValueError("its PLTE chunk is missing or not whole RGB triples")
     return np.frombuffer(table, np.uint8).reshape(-1, 3), None
 
 
-def _image_colors(data: bytes) -> np.ndarray:
-    """Distinct colours of an encoded image, in order of first appearance."""
-    import cv2  # lazily: only non-indexed PNGs need a decoder
+def _picture_colors(path: Path) -> np.ndarray:
+    """Distinct colours of the picture in ``path``, in order of first appearance."""
+    from livequant.sources import read_image  # decoding pictures, with the pixel limit, is the sources' job
 
-    from livequant.frames import to_rgb8
-
-    try:
-        image = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_UNCHANGED)
-    except cv2.error:
-        image = None
-    if image is None:
-        raise ValueError("it cannot be decoded as an image")
-    if image.ndim == 3:
-        image = cv2.cvtColor(image, cv2.COLOR_BGR2RGB if image.shape[2] == 3 else cv2.COLOR_BGRA2RGBA)
-    pixels = to_rgb8(image).reshape(-1, 3)
+    pixels = read_image(str(path)).reshape(-1, 3)
     unique, first = np.unique(pixels, axis=0, return_index=True)
     if len(unique) > MAX_COLORS:
         raise ValueError(f"it has {len(unique)} distinct colours, more than {MAX_COLORS}")
@@ -359,7 +324,12 @@ _FORMATS = {
 }
 
 
-def _format(path: Path) -> _Format:
+SUFFIXES = tuple(_FORMATS)
+"""The suffixes of the palette file formats."""
+
+
+def file_format(path: Path) -> _Format:
+    """The palette file format of ``path``, by its suffix; `ValueError` naming the known ones if none."""
     try:
         return _FORMATS[path.suffix.lower()]
     except KeyError:

@@ -26,16 +26,13 @@ import threading
 import time
 from dataclasses import dataclass, field
 
-import cv2
-import numpy as np
+from livequant.frames import FpsCounter
 
-from livequant.frames import QuantizedFrame
 from livequant.mailbox import END, Mailbox
 
-__all__ = ["Stats", "adapt", "enlarge", "run"]
+__all__ = ["Stats", "run"]
 
 _WINDOW = 2048  # frames over which the per-stage medians are taken
-_FPS_WINDOW = 30  # frames over which `Stats.recent_fps` is averaged
 _AHEAD = 8  # frames the palette track may run ahead of the frame loop
 
 
@@ -84,8 +81,7 @@ class Stats:
     palette_lag_max: float = 0.0
     recent_fps: float = 0.0
     _samples: dict = field(default_factory=dict, repr=False, compare=False)
-    _ticks: collections.deque = field(default_factory=lambda: collections.deque(maxlen=_FPS_WINDOW), repr=False,
-                                      compare=False)
+    _fps: FpsCounter = field(default_factory=FpsCounter, repr=False, compare=False)
 
     @property
     def fps(self) -> float:
@@ -99,9 +95,7 @@ class Stats:
         self._samples.setdefault(stage, collections.deque(maxlen=_WINDOW)).append(value * scale)
 
     def _tick(self, now: float) -> None:
-        self._ticks.append(now)
-        span = now - self._ticks[0]
-        self.recent_fps = (len(self._ticks) - 1) / span if span > 0 else 0.0
+        self.recent_fps = self._fps.tick(now)
 
     def _summarize(self) -> None:
         for stage, samples in list(self._samples.items()):
@@ -230,7 +224,7 @@ def run(source, quantizer, sinks, *, max_frames: int | None = None, on_frame=Non
     if not live:
         planned = Mailbox(_AHEAD)
         threads.append(_start("planner", _produce, _planned(frames, quantizer), planned))
-    interactive = any(getattr(sink, "interactive", hasattr(sink, "quit_requested")) for sink in sinks)
+    interactive = any(getattr(sink, "interactive", False) for sink in sinks)
     written = None
     if not interactive:
         written = Mailbox(1 if live else 4)
@@ -280,104 +274,3 @@ def run(source, quantizer, sinks, *, max_frames: int | None = None, on_frame=Non
     if written is not None and written.error is not None:
         raise written.error  # a sink's error on the last frames
     return stats
-
-
-# ------------------------------------------------------ adapters between stages
-
-def adapt(source, *, size=None, fps=None, paced: bool = False):
-    """``source`` with its frames resized, re-timed to a constant rate, or paced to real time.
-
-    Parameters
-    ----------
-    source : source
-        An open source (see `livequant.sources`); the result has its attributes
-        and closes it on ``__exit__``.
-    size : (int, int), optional
-        ``(W, H)`` to resize to (area averaging when shrinking).
-    fps : float, optional
-        Constant output rate: tick ``n`` at ``t0 + n / fps`` shows the newest
-        frame at or before it, so frames are dropped or repeated.
-    paced : bool
-        Deliver frames no faster than their timestamps, like a camera; the
-        result is then ``live`` (a slow consumer makes `run` drop frames).
-
-    Returns
-    -------
-    source
-    """
-    if fps is not None and not fps > 0:
-        raise ValueError(f"fps must be > 0, got {fps}")
-    return _Adapted(source, size, fps, paced)
-
-
-class _Adapted:
-    def __init__(self, source, size, fps, paced):
-        self._source, self._size, self._fps, self._paced = source, size, fps, paced
-        self.live = paced or bool(getattr(source, "live", False))
-
-    def __getattr__(self, name):
-        return getattr(self._source, name)
-
-    def __enter__(self):
-        return self
-
-    def __exit__(self, *exc_info) -> None:
-        self._source.close()
-
-    def __iter__(self):
-        frames = iter(self._source)
-        if self._size is not None:
-            frames = ((_resize(frame, self._size), t) for frame, t in frames)
-        if self._fps:
-            frames = _retime(frames, self._fps)
-        clock = None
-        for frame, t in frames:
-            if self._paced:
-                clock = time.monotonic() - t if clock is None else clock
-                time.sleep(max(0.0, clock + t - time.monotonic()))
-            yield frame, t
-
-
-def _resize(frame: np.ndarray, size) -> np.ndarray:
-    if (frame.shape[1], frame.shape[0]) == tuple(size):
-        return frame
-    shrink = size[0] * size[1] < frame.shape[0] * frame.shape[1]
-    return cv2.resize(frame, tuple(size), interpolation=cv2.INTER_AREA if shrink else cv2.INTER_LINEAR)
-
-
-def _retime(frames, fps: float):
-    """Yield ``(frame, t0 + n / fps)`` for n = 0, 1, ...: each tick shows the newest frame at or before it;
-    the last frame lasts as long as the interval before it."""
-    n, previous, t0, last, interval = 0, None, None, None, 1 / fps
-    for frame, t in frames:
-        t0 = t if t0 is None else t0
-        while previous is not None and t0 + n / fps < t - 1e-6:
-            yield previous, t0 + n / fps
-            n += 1
-        interval = t - last if last is not None else interval
-        previous, last = frame, t
-    while previous is not None and t0 + n / fps < last + interval - 1e-6:
-        yield previous, t0 + n / fps
-        n += 1
-
-
-def enlarge(sink, factor: int):
-    """``sink`` receiving each quantized frame enlarged ``factor`` times with hard pixel edges.
-
-    With frames quantized at a reduced size, this gives the pixel-art look.
-    ``factor`` 1 returns ``sink`` itself.
-    """
-    if not isinstance(factor, int) or factor < 1:
-        raise ValueError(f"factor must be an integer >= 1, got {factor!r}")
-    return sink if factor == 1 else _Enlarged(sink, factor)
-
-
-class _Enlarged:
-    def __init__(self, sink, factor: int):
-        self._sink, self._factor = sink, factor
-
-    def write(self, qframe: QuantizedFrame) -> None:
-        h, w = qframe.indices.shape
-        size = (w * self._factor, h * self._factor)
-        indices = cv2.resize(qframe.indices, size, interpolation=cv2.INTER_NEAREST_EXACT)
-        self._sink.write(QuantizedFrame(qframe.palette.colors[indices], indices, qframe.palette, qframe.time))

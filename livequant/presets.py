@@ -6,13 +6,15 @@ grays, and ``"cga"`` is an alias of ``"cga1-high"``.
 
 from __future__ import annotations
 
+import os
 import re
+from pathlib import Path
 
 import numpy as np
 
-from livequant.palette import Palette
+from livequant.palette import SUFFIXES, Palette
 
-__all__ = ["descriptions", "get", "grayscale", "names"]
+__all__ = ["descriptions", "get", "grayscale", "names", "resolve"]
 
 # IBM 5153 colour display, 4-bit RGBI: low intensity 0xAA, high adds 0x55, and
 # colour 6 is brown (#aa5500, green halved) rather than dark yellow. Source:
@@ -127,3 +129,29 @@ def grayscale(n: int) -> Palette:
         raise ValueError(f"grayscale n must be in 2..256, got {n}")
     levels = np.round(np.linspace(0, 255, n)).astype(np.uint8)
     return Palette(np.repeat(levels[:, None], 3, axis=1), name=f"gray{n}")
+
+
+def resolve(spec: Palette | str | os.PathLike) -> Palette:
+    """Return ``spec`` if a Palette, else the preset or palette file it names.
+
+    Raises
+    ------
+    ValueError
+        If ``spec`` is neither a preset nor a palette file, or the file is invalid.
+    SourceError
+        If a palette file cannot be read.
+    """
+    if isinstance(spec, Palette):
+        return spec
+    if not isinstance(spec, (str, os.PathLike)):
+        raise TypeError(f"palette must be a Palette, preset name or file path, got {type(spec).__name__}")
+    if isinstance(spec, str):
+        try:
+            return get(spec)
+        except ValueError:
+            pass
+    path = Path(spec)
+    if path.exists() or path.suffix.lower() in SUFFIXES:
+        return Palette.from_file(path)
+    raise ValueError(f"unknown palette {os.fspath(spec)!r}: not a preset "
+                     f"(known: {', '.join(names())}) nor a palette file")

@@ -19,10 +19,12 @@ from livequant.dither import DITHERS, diffuse, is_diffusion, ordered_offsets
 from livequant.fit import PaletteFitter
 from livequant.frames import QuantizedFrame, check_frame
 from livequant.lookup import build_table, map_pixels, map_pixels_held, nearest_exact
-from livequant.palette import Palette, resolve
+from livequant.palette import Palette
+from livequant.presets import resolve
 from livequant.track import PaletteStep, PaletteTrack, default_sample_size
 
 __all__ = ["COLOR_SPACES", "DITHERS", "Quantizer", "TemporalHold", "quantize"]
+
 
 def _check_options(n_colors, dither, color_space, dither_strength, hold, refit_every, sample_size, stability=0.0):
     if isinstance(n_colors, bool) or not isinstance(n_colors, (int, np.integer)) or not 1 <= n_colors <= 256:
@@ -296,6 +298,7 @@ class Quantizer:
             self.frozen = bool(frozen)
         if dither is not None:
             self.dither = dither
+            self.hold.reset()  # held indices were chosen under the old dither
         if n_colors is not None and n_colors != self.n_colors:
             self.n_colors = int(n_colors)
             if self._locked is not None and len(self._locked) >= self.n_colors:

@@ -1,8 +1,11 @@
 """Where quantized frames go: video files, GIFs, images and a preview window.
 
 Every sink is a context manager with ``write(qframe)`` taking a
-`~livequant.frames.QuantizedFrame`. File sinks write to a hidden partial file
-beside the target (``.name.partial.mp4``) and rename it when complete. Leaving
+`~livequant.frames.QuantizedFrame`. File sinks write to a new, uniquely named
+hidden file beside the target (``.name.XXXXXXXX.partial.mp4``, made with
+`tempfile.mkstemp`) and rename it when complete; an output that is one of the
+inputs (the same file by device and inode, however it is spelled) is refused
+before anything is written. Leaving
 the ``with`` block normally or by ``KeyboardInterrupt`` finishes the file (it
 plays up to the last frame written); any other exception removes it.
 """
@@ -10,9 +13,11 @@ plays up to the last frame written); any other exception removes it.
 from __future__ import annotations
 
 import collections
+import io
 import os
 import re
 import sys
+import tempfile
 import time
 from fractions import Fraction
 from pathlib import Path
@@ -21,22 +26,55 @@ import cv2  # before av: PyAV's bundled libxcb loaded first makes OpenCV windows
 import av  # isort: skip
 import numpy as np
 
-from livequant import presets
-from livequant.errors import SinkError, _write_hint
-from livequant.frames import QuantizedFrame, check_frame
-from livequant.quantizer import DITHERS
+from livequant.errors import SinkError, write_hint
+from livequant.frames import FpsCounter, QuantizedFrame, check_frame
+from livequant.palette import Palette
+from livequant.sources import quiet_opencv
 
-__all__ = ["GifWriter", "ImageWriter", "Preview", "VideoWriter"]
+__all__ = ["GifWriter", "ImageWriter", "Preview", "VideoWriter", "check_target"]
 
 _VIDEO_TIME_BASE = Fraction(1, 90000)
+_BLACK = (np.zeros((64, 64, 3), np.uint8), np.zeros((64, 64), np.uint8), Palette(np.zeros((1, 3), np.uint8)))
+
+
+VIDEO_SUFFIXES = (".mp4", ".mov", ".mkv", ".webm")
+_CONTAINERS = {suffix: av.open(io.BytesIO(), "w", format=name)  # what each can hold
+               for suffix, name in zip(VIDEO_SUFFIXES, ("mp4", "mov", "matroska", "webm"))}
 
 
 def _partial(path: Path) -> Path:
-    """The hidden file beside ``path`` that is written first; keeps the suffix for FFmpeg and OpenCV."""
-    return path.with_name(f".{path.stem}.partial{path.suffix}")
+    """A new empty hidden file beside ``path``, to write first; keeps the suffix for FFmpeg.
+
+    `tempfile.mkstemp` makes it with a unique name and ``O_EXCL``, so it is never an existing file (an input).
+    """
+    try:
+        fd, name = tempfile.mkstemp(dir=path.parent, prefix=f".{path.stem[:64]}.", suffix=f".partial{path.suffix[:16]}")
+    except OSError as e:
+        raise _failed("write", path, e) from e
+    os.close(fd)
+    return Path(name)
 
 
-def _check_target(path: Path, overwrite: bool) -> None:
+def _same_file(a, b) -> bool:
+    """Whether ``a`` and ``b`` are one file (device and inode: links and other spellings included)."""
+    try:
+        return os.path.samefile(a, b)
+    except (OSError, ValueError):
+        return False
+
+
+def check_target(path: Path, overwrite: bool, inputs=()) -> None:
+    """Raise `SinkError` unless ``path`` can be written: not one of ``inputs``, in a writable folder, not a
+    folder itself, and absent unless ``overwrite``."""
+    for given in inputs:
+        if _same_file(path, given):
+            raise SinkError(f"output '{path}' is the input '{os.fspath(given)}'; give another output name")
+    try:
+        os.stat(path)
+    except FileNotFoundError:
+        pass
+    except OSError as e:  # a name too long, a loop of links
+        raise SinkError(f"cannot write '{path}': {e.strerror}; give another output name") from None
     parent = path.parent
     if parent.exists() and not parent.is_dir():
         raise SinkError(f"cannot write '{path}': '{parent}' is a file, not a directory; write elsewhere")
@@ -52,7 +90,7 @@ def _check_target(path: Path, overwrite: bool) -> None:
 
 def _failed(action: str, path: Path, error: Exception) -> SinkError:
     """A `SinkError` for an OS or FFmpeg error writing ``path``, with what to do about it."""
-    return SinkError(f"cannot {action} '{path}': {getattr(error, 'strerror', None) or error}; {_write_hint(error)}")
+    return SinkError(f"cannot {action} '{path}': {getattr(error, 'strerror', None) or error}; {write_hint(error)}")
 
 
 def _pal8(qframe: QuantizedFrame, unused_alpha: int) -> av.VideoFrame:
@@ -65,24 +103,54 @@ def _pal8(qframe: QuantizedFrame, unused_alpha: int) -> av.VideoFrame:
     return av.VideoFrame.from_ndarray((np.ascontiguousarray(qframe.indices, np.uint8), argb), format="pal8")
 
 
-def _write_still(path: Path, qframe: QuantizedFrame) -> None:
-    """Write one frame: an 8-bit palette PNG for ``.png``, else whatever OpenCV writes for the suffix."""
-    if path.suffix.lower() == ".png":
+def _encoded(suffix: str, bgr: np.ndarray) -> bytes | None:
+    """``bgr`` encoded by OpenCV as a ``suffix`` image, or None where OpenCV cannot (in memory: OpenCV never
+    sees a file name, which it mishandles when the name is not UTF-8)."""
+    if not suffix.isascii():
+        return None
+    try:
+        with quiet_opencv():
+            ok, data = cv2.imencode(suffix, bgr)
+    except cv2.error:
+        return None
+    return data.tobytes() if ok else None
+
+
+def _write_still(path: Path, qframe: QuantizedFrame, name: Path | None = None) -> None:
+    """Write one frame to ``path`` (errors name ``name``, the output the user asked for): an 8-bit palette PNG
+    for ``.png``, else whatever OpenCV encodes for the suffix."""
+    suffix = path.suffix.lower()
+    if suffix == ".png":
         png = av.CodecContext.create("png", "w")
         png.width, png.height, png.pix_fmt = qframe.indices.shape[1], qframe.indices.shape[0], "pal8"
         packets = png.encode(_pal8(qframe, unused_alpha=255)) + png.encode(None)
         path.write_bytes(b"".join(bytes(p) for p in packets))
-    elif not cv2.imwrite(str(path), cv2.cvtColor(qframe.rgb, cv2.COLOR_RGB2BGR)):
-        raise SinkError(f"cannot write image '{path}': OpenCV failed to write it; check the free space and the folder")
+        return
+    data = _encoded(suffix, cv2.cvtColor(qframe.rgb, cv2.COLOR_RGB2BGR))
+    if data is None:
+        raise SinkError(f"cannot write image '{name or path}': OpenCV cannot encode this picture as {suffix}; "
+                        "write .png instead")
+    path.write_bytes(data)
+
+
+def _move_into_place(tmp: Path, path: Path) -> None:
+    """Rename the finished ``tmp`` to ``path``, readable by others as a plainly created file would be."""
+    os.chmod(tmp, 0o644)
+    os.replace(tmp, path)
 
 
 class _FileSink:
     """Partial file, rename on success, cleanup on failure; subclasses fill in `_write`, `_finish`, `_release`."""
 
-    def __init__(self, path, overwrite: bool):
+    interactive = False
+    _tmp: Path | None = None
+
+    def __init__(self, path, overwrite: bool, inputs=()):
         self.path = Path(path)
-        _check_target(self.path, overwrite)
-        self._tmp: Path | None = _partial(self.path)
+        self._inputs = tuple(inputs)
+        check_target(self.path, overwrite, self._inputs)
+        if not getattr(self, "_pattern", None):
+            self._tmp = _partial(self.path)
         self.frames = 0
         self.finished = False  # the output is complete and in place
         self._done = False
@@ -120,7 +188,7 @@ class _FileSink:
         try:
             self._finish()
             if self._tmp is not None:
-                os.replace(self._tmp, self.path)
+                _move_into_place(self._tmp, self.path)
         except BaseException as e:
             self.abort()
             if isinstance(e, (av.error.FFmpegError, OSError)) and not isinstance(e, SinkError):
@@ -147,8 +215,8 @@ class _EncoderSink(_FileSink):
 
     _min_step = 1  # smallest pts increment between frames, in the stream's time base
 
-    def __init__(self, path, overwrite: bool):
-        super().__init__(path, overwrite)
+    def __init__(self, path, overwrite: bool, inputs=()):
+        super().__init__(path, overwrite, inputs)
         self._out = None
         self._stream = None
         self._t0 = None
@@ -184,11 +252,15 @@ class _EncoderSink(_FileSink):
         self._out.close()
 
     def _release(self) -> None:
+        self._release_output()
+
+    def _release_output(self) -> None:
         if self._out is not None:
             try:
                 self._out.close()
             except av.error.FFmpegError:
                 pass  # the partial file is deleted next
+            self._out = None
 
 
 def _encoder(suffix: str, codec: str | None, crf: float | None, lossless: bool) -> tuple[str, str, dict]:
@@ -197,9 +269,12 @@ def _encoder(suffix: str, codec: str | None, crf: float | None, lossless: bool) 
         lossless_codec = {".mkv": "ffv1", ".webm": "libvpx-vp9"}.get(suffix, "libx264rgb")
         codec = lossless_codec if lossless else "libvpx-vp9" if suffix == ".webm" else "libx264"
     try:
-        formats = [f.name for f in av.Codec(codec, "w").video_formats or ()]
+        found = av.Codec(codec, "w")
     except av.codec.codec.UnknownCodecError:
         raise ValueError(f"codec '{codec}' is not an FFmpeg video encoder here; try libx264, libvpx-vp9, ffv1") from None
+    if found.type != "video":
+        raise ValueError(f"codec '{codec}' is an {found.type} encoder, not a video one; try libx264, libvpx-vp9, ffv1")
+    formats = [f.name for f in found.video_formats or ()]
     if codec in ("libx264", "libx264rgb"):
         quality = {"qp": "0"} if lossless else {"crf": f"{20 if crf is None else crf:g}"}
         return codec, "rgb24" if codec == "libx264rgb" else "yuv420p", {"preset": "veryfast", **quality}
@@ -221,16 +296,18 @@ class AudioTrack:
     ``offset`` (the first video frame's time) becomes zero in the output.
     """
 
-    def __init__(self, input_container, output, suffix: str):
+    def __init__(self, input_container, output, suffix: str, copy: bool = True):
         self._in = input_container
         self._src = input_container.streams.audio[0]
-        self._copy = self._src.codec_context.name in output.supported_codecs
+        self._copy = copy and self._src.codec_context.name in output.supported_codecs
+        self._resampler = None
         if self._copy:
             self._dst = output.add_stream_from_template(self._src)
         else:
             webm = suffix == ".webm"
             self._dst = output.add_stream("libopus" if webm else "aac", rate=48000 if webm else self._src.rate)
             self._dst.layout = self._src.layout if self._src.channels <= 2 else "stereo"
+            self._resampler = av.AudioResampler(format=self._dst.format, layout=self._dst.layout, rate=self._dst.rate)
         self._output = output
         self._items = self._timed_items()
         self._pending = None
@@ -271,15 +348,16 @@ class AudioTrack:
                 obj.stream = self._dst
                 self._output.mux(obj)
             else:
-                for packet in self._dst.encode(obj):
-                    self._output.mux(packet)
+                for frame in self._resampler.resample(obj):
+                    self._output.mux(self._dst.encode(frame))
 
     def finish(self, end: float, offset: float) -> None:
         """Mux the rest up to ``end`` (the video's end), flush the encoder, close the input."""
         self.mux_until(end, offset)
         if not self._copy:
-            for packet in self._dst.encode(None):
-                self._output.mux(packet)
+            for frame in self._resampler.resample(None):
+                self._output.mux(self._dst.encode(frame))
+            self._output.mux(self._dst.encode(None))
         self._in.close()
 
 
@@ -313,37 +391,68 @@ class VideoWriter(_EncoderSink):
         Replace an existing ``path``.
     pix_fmt : str, optional
         Pixel format, overriding the codec's default.
+    inputs : sequence of str or os.PathLike
+        Files the output must not be (compared by device and inode).
+
+    Raises
+    ------
+    ValueError
+        If the suffix names no video format, or the codec is unknown, not a video
+        encoder, or one the container cannot hold: checked here, before any frame.
+    SinkError
+        If the output cannot be written, or the audio cannot go into it.
     """
 
     _min_step = 90  # 1 ms at 1/90000 s
 
     def __init__(self, path, fps: float, *, codec=None, crf=None, lossless=False, audio_from=None,
-                 overwrite=False, pix_fmt=None):
+                 overwrite=False, pix_fmt=None, inputs=()):
         if not fps > 0:
             raise ValueError(f"fps must be > 0, got {fps}")
         suffix = Path(path).suffix.lower()
-        if codec is None and suffix not in (".mp4", ".mov", ".mkv", ".webm"):
+        if (codec is None and suffix not in VIDEO_SUFFIXES) or not suffix:
             raise ValueError(f"cannot tell the video format of '{path}' from its suffix; use .mp4, .mov, .mkv or .webm")
         self.codec, default_pix_fmt, self._options = _encoder(suffix, codec, crf, lossless)
+        self._default_codec = _encoder(suffix, None, None, lossless)[0]
         self.pix_fmt = pix_fmt or default_pix_fmt
         self._format = av.VideoFormat(self.pix_fmt)  # ValueError "not a pixel format: ..." if unknown
         self.fps = fps
-        super().__init__(path, overwrite)
+        super().__init__(path, overwrite, inputs)
+        self._audio_from = audio_from
         self._audio_in = None
-        if audio_from is not None:
-            try:
-                self._audio_in = av.open(os.fspath(audio_from))
-            except av.error.FFmpegError as e:
-                raise SinkError(f"cannot read audio from '{audio_from}': {e.strerror}") from e
-            if not self._audio_in.streams.audio:
-                self._audio_in.close()
-                self._audio_in = None
         self._audio = None
+        self._copy_audio = True
+        try:
+            if audio_from is not None:
+                self._open_audio()
+                if not self._audio_in.streams.audio:
+                    self._audio_from = None
+                self._release_output()
+            self._check()
+        except BaseException:
+            self.abort()
+            raise
 
-    def _open(self, height: int, width: int) -> None:
+    def _open_audio(self) -> None:
+        try:
+            self._audio_in = av.open(os.fspath(self._audio_from))
+        except av.error.FFmpegError as e:
+            raise SinkError(f"cannot read audio from '{self._audio_from}': {e.strerror}") from e
+
+    def _start(self, height: int, width: int, audio: bool) -> None:
+        """Open the container on the temporary file with the video stream (and the audio track)."""
         fmt = self._format
         self._pad = ((-height) % (4 // fmt.chroma_height(4)), (-width) % (4 // fmt.chroma_width(4)))
-        self._out = av.open(str(self._tmp), "w")
+        try:
+            self._out = av.open(str(self._tmp), "w")
+        except (av.error.FFmpegError, ValueError):
+            raise ValueError(f"FFmpeg knows no video format for '{self.path.suffix}' files ('{self.path}'); "
+                             "use .mp4, .mov, .mkv or .webm") from None
+        if self.codec not in self._out.supported_codecs:
+            holders = [s for s in VIDEO_SUFFIXES if self.codec in _CONTAINERS[s].supported_codecs]
+            other = f", or write {' or '.join(holders)}" if holders else ""
+            raise ValueError(f"a {self.path.suffix} file cannot hold {self.codec} video ('{self.path}'); leave "
+                             f"--codec out (the default is {self._default_codec}){other}")
         rate = Fraction(self.fps).limit_denominator(1001)
         self._stream = self._out.add_stream(self.codec, rate=rate, options=self._options)
         self._stream.width, self._stream.height = width + self._pad[1], height + self._pad[0]
@@ -354,8 +463,54 @@ class VideoWriter(_EncoderSink):
         if self._yuv:  # convert with BT.709 and tag it so, as players assume for HD; untagged is ambiguous
             context.colorspace = context.color_primaries = context.color_trc = 1  # BT.709
             context.color_range = 1  # limited ("MPEG") range
-        if self._audio_in is not None:
-            self._audio = AudioTrack(self._audio_in, self._out, self.path.suffix.lower())
+        if audio and self._audio_from is not None:
+            self._open_audio()
+            self._audio = AudioTrack(self._audio_in, self._out, self.path.suffix.lower(), copy=self._copy_audio)
+
+    def _trial(self, audio: bool) -> bool:
+        """Write the output with one black 64x64 frame and 0.1 s of the audio; whether FFmpeg took it."""
+        try:
+            self._start(64, 64, audio)
+            frame = self._frame(QuantizedFrame(*_BLACK))
+            frame.pts, frame.time_base = 0, _VIDEO_TIME_BASE
+            for packet in [*self._stream.encode(frame), *self._stream.encode(None)]:
+                self._out.mux(packet)
+            if self._audio is not None:
+                start = self._audio_in.streams.audio[0].start_time or 0
+                start = float(start * self._audio_in.streams.audio[0].time_base)
+                self._audio.finish(start + 0.1, start)
+            self._out.close()
+            return True
+        except av.error.FFmpegError:
+            return False
+        finally:
+            self._release_output()
+            self._audio = None
+
+    def _check(self) -> None:
+        """Open the output once before any frame, so what FFmpeg refuses (a codec the container cannot hold,
+        an encoder option, audio the container cannot take) fails now, naming its cause, not after the job.
+
+        Audio the container cannot hold as it is (such as 5.1 PCM in MP4) is re-encoded instead.
+        """
+        if self._trial(audio=True):
+            return
+        if self._audio_from is not None:
+            self._copy_audio = False
+            if self._trial(audio=True):
+                return
+            if self._trial(audio=False):
+                with av.open(os.fspath(self._audio_from)) as given:
+                    src = given.streams.audio[0]
+                    what = f"{src.codec_context.name}, {src.layout.name}"
+                raise SinkError(f"cannot carry the audio of '{self._audio_from}' ({what}) into '{self.path}': "
+                                "FFmpeg refused it; use --no-audio")
+        options = " ".join(f"{k}={v}" for k, v in self._options.items())
+        raise ValueError(f"cannot encode '{self.path}' with {self.codec} ({self.pix_fmt}{', ' if options else ''}"
+                         f"{options}): FFmpeg refused it; leave --codec and --crf out for the defaults")
+
+    def _open(self, height: int, width: int) -> None:
+        self._start(height, width, audio=True)
 
     def _frame(self, qframe: QuantizedFrame) -> av.VideoFrame:
         rgb = qframe.rgb
@@ -377,17 +532,22 @@ class VideoWriter(_EncoderSink):
             self._audio.finish(self._t0 + float((self._last_pts + last) * _VIDEO_TIME_BASE), self._t0)
         super()._finish()
 
-    def _release(self) -> None:
-        super()._release()
+    def _release_output(self) -> None:
+        super()._release_output()
         if self._audio_in is not None:
             self._audio_in.close()
+            self._audio_in = None
 
 
 class GifWriter(_EncoderSink):
     """Write an animated GIF straight from the palette indices (no second quantization).
 
-    Frame delays come from the frame times (GIF counts in 1/100 s); the last
-    frame lasts as long as the one before it.
+    Frame delays come from the frame times, rounded to GIF's 1/100 s. Players
+    show a delay under 2/100 s as 10/100 s, so a frame that would follow the
+    last one written by less than 2/100 s is dropped (counted in ``dropped``)
+    and the one before stays up in its place: a fast source plays at up to
+    50 fps, for its true duration. The last frame lasts as long as the source's
+    last frame interval.
 
     Parameters
     ----------
@@ -397,18 +557,33 @@ class GifWriter(_EncoderSink):
         0 loops forever, -1 plays once, n > 0 repeats n times.
     overwrite : bool
         Replace an existing ``path``.
+    inputs : sequence of str or os.PathLike
+        Files the output must not be (compared by device and inode).
     local_palettes : bool
         Give every frame its own palette, even one equal to the file's global
         palette, so the frames can be copied into another GIF (what
         ``livequant batch`` does to join chunks).
     """
 
-    def __init__(self, path, *, loop: int = 0, overwrite: bool = False, local_palettes: bool = False):
+    _min_step = 2  # 1/100 s: the shortest delay players show as it is
+
+    def __init__(self, path, *, loop: int = 0, overwrite: bool = False, inputs=(), local_palettes: bool = False):
         if not isinstance(loop, int) or loop < -1:
             raise ValueError(f"loop must be an int >= -1 (0 loops forever, -1 plays once), got {loop!r}")
         self.loop = loop
         self.local_palettes = local_palettes
-        super().__init__(path, overwrite)
+        self.dropped = 0
+        self._times = (None, None)  # the last two frame times given, written or not
+        self._pending = []  # the last two packets: a delay is known only at the next one, or at the end
+        super().__init__(path, overwrite, inputs)
+
+    def write(self, qframe: QuantizedFrame) -> None:
+        """Append one quantized frame, or drop it if it would follow the last one written within 2/100 s."""
+        self._times = (self._times[1], qframe.time)
+        if self._t0 is not None and round((qframe.time - self._t0) * 100) < self._last_pts + self._min_step:
+            self.dropped += 1
+            return
+        super().write(qframe)
 
     def _open(self, height: int, width: int) -> None:
         self._out = av.open(str(self._tmp), "w", format="gif", options={"loop": str(self.loop)})
@@ -420,8 +595,24 @@ class GifWriter(_EncoderSink):
         return _pal8(qframe, unused_alpha=0)
 
     def _mux(self, packet: av.Packet) -> None:
-        packet.duration = self._interval or 10
-        self._out.mux(packet)
+        self._pending.append(packet)
+        if len(self._pending) > 2:
+            self._out.mux(self._pending.pop(0))  # the muxer sets its delay from the next packet's pts
+
+    def _finish(self) -> None:
+        for packet in self._stream.encode(None):
+            self._mux(packet)
+        before, last = self._times
+        end = round((last + (last - before if before is not None else 0.1) - self._t0) * 100)
+        if len(self._pending) == 2 and end - self._pending[1].pts < self._min_step:
+            self._pending.pop()  # too close to the end: the frame before lasts until then
+            self.dropped += 1
+            self.frames -= 1
+        for packet in self._pending[:-1]:
+            self._out.mux(packet)
+        self._pending[-1].duration = max(self._min_step, end - self._pending[-1].pts)
+        self._out.mux(self._pending[-1])
+        self._out.close()
 
 
 class ImageWriter(_FileSink):
@@ -437,18 +628,31 @@ class ImageWriter(_FileSink):
         Output file or pattern; the suffix picks the format.
     overwrite : bool
         Replace existing files.
+    inputs : sequence of str or os.PathLike
+        Files no output may be (compared by device and inode).
+
+    Raises
+    ------
+    ValueError
+        If OpenCV cannot encode a colour picture as the suffix's type, or the pattern cannot number files.
     """
 
-    def __init__(self, path, overwrite: bool = False):
+    def __init__(self, path, overwrite: bool = False, inputs=()):
         text = os.fspath(path)
-        if not cv2.haveImageWriter(text):
-            raise ValueError(f"cannot write images of type '{Path(text).suffix}' ('{text}'); use .png, .jpg, .bmp...")
+        suffix = Path(text).suffix.lower()
+        if suffix != ".png" and _encoded(suffix, np.zeros((16, 16, 3), np.uint8)) is None:
+            raise ValueError(f"cannot write '{text}': OpenCV here cannot write colour pictures as "
+                             f"'{suffix or 'no suffix'}'; use .png, .jpg, .bmp, .tif, .webp or .ppm")
         self._pattern = text if re.search(r"\{[^{}]*\}|%0?\d*d", text) else None
         self._overwrite = overwrite
         self._last = None
-        super().__init__(self._name(1) if self._pattern else text, overwrite)
         if self._pattern:
-            self._tmp = None
+            try:
+                first = self._name(1)
+            except (KeyError, IndexError, ValueError, TypeError):
+                raise ValueError(f"cannot number files with the pattern '{text}'; use one {{}} or %04d, such as "
+                                 "frame-%04d.png") from None
+        super().__init__(first if self._pattern else text, overwrite, inputs)
 
     def _name(self, number: int) -> Path:
         return Path(self._pattern.format(number) if "%" not in self._pattern else self._pattern % number)
@@ -458,18 +662,19 @@ class ImageWriter(_FileSink):
             self._last = qframe
             return
         target = self._name(self.frames + 1)
-        if self.frames and target.exists() and not self._overwrite:
-            raise SinkError(f"output '{target}' exists; use -y to overwrite")
+        if self.frames:
+            check_target(target, self._overwrite, self._inputs)
+        tmp = _partial(target)
         try:
-            _write_still(_partial(target), qframe)
-            os.replace(_partial(target), target)
+            _write_still(tmp, qframe, target)
+            _move_into_place(tmp, target)
         except BaseException:
-            _partial(target).unlink(missing_ok=True)
+            tmp.unlink(missing_ok=True)
             raise
 
     def _finish(self) -> None:
         if self._pattern is None:
-            _write_still(self._tmp, self._last)
+            _write_still(self._tmp, self._last, self.path)
 
 
 def _check_display() -> None:
@@ -487,35 +692,48 @@ def _check_display() -> None:
     raise SinkError(f"cannot open a preview window: {cause}; use `livequant transcode` to write a file instead")
 
 
+def _quiet_qt() -> None:
+    """Point OpenCV's Qt at an existing font folder: for the missing one OpenCV names, Qt prints five
+    "QFontDatabase: Cannot find font directory" warnings when the first window opens."""
+    fonts = os.environ.get("QT_QPA_FONTDIR")
+    if fonts is not None and not os.path.isdir(fonts):
+        system = "/usr/share/fonts"
+        os.environ["QT_QPA_FONTDIR"] = system if os.path.isdir(system) else os.path.dirname(cv2.__file__)
+
+
 class Preview:
     """Show frames in a window with a HUD and a palette strip, and take keys.
 
-    Keys: ``+``/``=`` and ``-`` double or halve the colours (2..256), ``d``
-    cycles the dither, ``p`` cycles the presets (``adaptive`` included), space
-    freezes the palette, ``s`` saves ``livequant-snapshot-N.png`` in the
-    current directory, ``q`` or Esc (or closing the window) sets
-    ``quit_requested``. Without ``quantizer`` only ``s`` and quitting work.
+    ``s`` saves ``livequant-snapshot-N.png`` in the current directory, ``q`` or
+    Esc (or closing the window) sets ``quit_requested``; every other key goes
+    to ``on_key``.
 
     Parameters
     ----------
     title : str
         Window title.
-    quantizer : livequant.quantizer.Quantizer, optional
-        The quantizer the keys reconfigure.
+    on_key : callable, optional
+        ``on_key(key)`` with the key's code (``ord("d")``), such as a handler
+        that reconfigures the quantizer.
+    status : callable, optional
+        ``status()`` returns text for the end of the HUD line, such as the dither.
     show_source : bool
         Show the input frame beside the quantized one.
     """
 
-    def __init__(self, title: str = "livequant", quantizer=None, show_source: bool = False):
+    interactive = True
+
+    def __init__(self, title: str = "livequant", on_key=None, status=None, show_source: bool = False):
         _check_display()
+        _quiet_qt()
         self.title = title
-        self.quantizer = quantizer
+        self.on_key = on_key
+        self.status = status
         self.show_source = show_source
         self.quit_requested = False
-        self._times = collections.deque(maxlen=30)
+        self._fps = FpsCounter()
+        self._rate = 0.0
         self._last = None
-        self._frozen = False
-        self._preset = 0
         self._closed = False
         try:
             cv2.namedWindow(title, cv2.WINDOW_AUTOSIZE)
@@ -533,7 +751,7 @@ class Preview:
         if self._closed:
             return  # imshow would open the window again
         self._last = qframe
-        self._times.append(time.monotonic())
+        self._rate = self._fps.tick()
         cv2.imshow(self.title, self._compose(qframe))
         self.handle_key(cv2.waitKey(1))
         if not self._visible():
@@ -562,13 +780,10 @@ class Preview:
         return image
 
     def _hud(self, qframe: QuantizedFrame) -> str:
-        span = self._times[-1] - self._times[0]
-        fps = (len(self._times) - 1) / span if span > 0 else 0.0
-        dither = self.quantizer.dither if self.quantizer is not None else "-"
-        name = getattr(qframe.palette, "name", "") or "adaptive"
-        frozen = "  frozen" if self._frozen else ""
+        name = qframe.palette.name or "adaptive"
         lag = f"  lag {qframe.palette_lag}" if name == "adaptive" else ""
-        return f"{fps:5.1f} fps  K={len(qframe.palette.colors)}  dither={dither}  palette={name}{lag}{frozen}"
+        status = f"  {self.status()}" if self.status is not None else ""
+        return f"{self._rate:5.1f} fps  K={len(qframe.palette.colors)}  palette={name}{lag}{status}"
 
     def handle_key(self, key: int) -> None:
         """Act on a key code as returned by ``cv2.waitKey`` (-1 for none)."""
@@ -577,22 +792,8 @@ class Preview:
             self.quit_requested = True
         elif key == ord("s") and self._last is not None:
             self.snapshot()
-        elif self.quantizer is None:
-            return
-        elif key in (ord("+"), ord("=")):
-            self.quantizer.configure(n_colors=min(256, self.quantizer.n_colors * 2))
-        elif key == ord("-"):
-            self.quantizer.configure(n_colors=max(2, self.quantizer.n_colors // 2))
-        elif key == ord("d"):
-            current = DITHERS.index(self.quantizer.dither) if self.quantizer.dither in DITHERS else -1
-            self.quantizer.configure(dither=DITHERS[(current + 1) % len(DITHERS)])
-        elif key == ord("p"):
-            cycle = ["adaptive", *presets.names()]
-            self._preset = (self._preset + 1) % len(cycle)
-            self.quantizer.configure(palette=cycle[self._preset])
-        elif key == ord(" "):
-            self._frozen = not self._frozen
-            self.quantizer.configure(frozen=self._frozen)
+        elif key != 0xFF and self.on_key is not None:
+            self.on_key(key)
 
     def snapshot(self) -> Path:
         """Save the last frame as ``livequant-snapshot-N.png`` (first free N) in the cwd; print and return it."""

@@ -11,6 +11,7 @@ from __future__ import annotations
 import contextlib
 import errno
 import glob
+import itertools
 import logging
 import os
 import re
@@ -28,8 +29,8 @@ import numpy as np
 from livequant.errors import SourceError
 from livequant.frames import flatten_alpha, to_rgb8
 
-__all__ = ["MAX_PIXELS", "Images", "Reconnecting", "TestPattern", "VideoFile", "Webcam", "list_cameras",
-           "open_source"]
+__all__ = ["IMAGE_SUFFIXES", "Images", "MAX_PIXELS", "Reconnecting", "TestPattern", "VideoFile", "Webcam",
+           "list_cameras", "open_source", "read_image", "resize"]
 
 log = logging.getLogger("livequant")
 
@@ -39,15 +40,15 @@ MAX_PIXELS = 100_000_000
 refused before it is decoded, so a small malicious file (a decompression bomb) cannot exhaust memory."""
 
 
-def _megapixels(pixels: int) -> str:
+def megapixels(pixels: int) -> str:
     return f"{pixels / 1e6:,.0f}" if pixels >= 10_000_000 else f"{pixels / 1e6:.3g}"
 
 
 def _check_limit(kind: str, path, width: int, height: int, max_pixels: int) -> None:
     if width * height > max_pixels:
         raise SourceError(
-            f"cannot read {kind} '{path}': it is {width}x{height} pixels ({_megapixels(width * height)} megapixels), "
-            f"over the limit of {_megapixels(max_pixels)} megapixels; if you trust the file, raise the limit with "
+            f"cannot read {kind} '{path}': it is {width}x{height} pixels ({megapixels(width * height)} megapixels), "
+            f"over the limit of {megapixels(max_pixels)} megapixels; if you trust the file, raise the limit with "
             "--max-pixels"
         )
 
@@ -89,8 +90,8 @@ class _Source:
 
 
 @contextlib.contextmanager
-def _quiet_opencv():
-    """Silence OpenCV's log lines while probing devices that may not exist."""
+def quiet_opencv():
+    """Silence OpenCV's log lines while probing devices that may not exist, or formats it may not encode."""
     level = cv2.utils.logging.getLogLevel()
     cv2.utils.logging.setLogLevel(cv2.utils.logging.LOG_LEVEL_SILENT)
     try:
@@ -128,7 +129,7 @@ def list_cameras(max_index: int = 10) -> list[int]:
     """Return the camera indices in ``0 .. max_index - 1`` that can be opened."""
     found = []
     for index in range(max_index):
-        with _quiet_opencv():
+        with quiet_opencv():
             cap = cv2.VideoCapture(index)
             if cap.isOpened():
                 found.append(index)
@@ -160,7 +161,7 @@ class Webcam(_Source):
     def __init__(self, index_or_path=0, size=None, fps=None, *, timeout: float = 2.0):
         self.path = index_or_path
         self._name = f"camera {index_or_path}" if isinstance(index_or_path, int) else f"camera '{index_or_path}'"
-        with _quiet_opencv():
+        with quiet_opencv():
             cap = cv2.VideoCapture(index_or_path)
         if not cap.isOpened():
             raise SourceError(
@@ -302,22 +303,43 @@ class VideoFile(_Source):
         if start:
             try:
                 self._container.seek(int(start / stream.time_base), stream=stream)
-            except av.error.FFmpegError as e:
+            except (av.error.FFmpegError, OverflowError) as e:
                 self._container.close()
-                raise SourceError(f"cannot seek to {start:g} s in video '{self.path}': {e.strerror}; "
-                                  "try without --start") from e
+                raise SourceError(f"cannot seek to {start:g} s in video '{self.path}': "
+                                  f"{getattr(e, 'strerror', None) or 'too far'}; try without --start") from e
         self._frames = self._decode(start, duration)
         self._first = next(self._frames, None)
         if self._first is None:
             self.close()
             if self._refused:
                 raise SourceError(f"cannot read video '{self.path}': no frame could be decoded within the limit of "
-                                  f"{_megapixels(max_pixels)} megapixels; if you trust the file, raise the limit with "
+                                  f"{megapixels(max_pixels)} megapixels; if you trust the file, raise the limit with "
                                   "--max-pixels")
             cause = "no frame could be decoded" if self.undecodable else "no frames"
             where = f" from {start:g} s on" if start else ""
             raise SourceError(f"cannot read video '{self.path}': {cause}{where}; is the file complete?")
-        self.size = (self._first[0].shape[1], self._first[0].shape[0])
+        first = self._first[0]
+        self.size = (first.width, first.height) if _quarter_turns(first) % 2 == 0 else (first.height, first.width)
+        self._scaled = False
+
+    def scale(self, size) -> None:
+        """Scale the frames still to come to ``size`` ``(W, H)`` (upright) in the decoder, with swscale."""
+        self.size = (int(size[0]), int(size[1]))
+        self._scaled = True
+
+    def _rgb(self, frame: av.VideoFrame) -> np.ndarray:
+        """A decoded frame as an RGB array: scaled, alpha flattened on white, turned upright."""
+        turns = _quarter_turns(frame)
+        options = {}
+        if self._scaled:
+            options = _scale_options((frame.width, frame.height), self.size if turns % 2 == 0 else self.size[::-1])
+        if frame.format.has_palette or any(c.is_alpha for c in frame.format.components):
+            rgb = flatten_alpha(frame.to_ndarray(format="rgba", **options))
+        else:
+            rgb = frame.to_ndarray(format="rgb24", **options)  # may be a padded, strided view
+        if turns:
+            rgb = np.rot90(rgb, turns)
+        return np.ascontiguousarray(rgb)
 
     def _decoded(self):
         packets = frames = 0
@@ -358,24 +380,46 @@ class VideoFile(_Source):
                 end = t + duration
             if end is not None and t >= end - 1e-6:
                 return
-            if frame.format.has_palette or any(c.is_alpha for c in frame.format.components):
-                rgb = flatten_alpha(frame.to_ndarray(format="rgba"))
-            else:
-                rgb = frame.to_ndarray(format="rgb24")  # may be a padded, strided view
-            if frame.rotation:
-                rgb = np.rot90(rgb, round(frame.rotation / 90))
-            yield np.ascontiguousarray(rgb), t
+            yield frame, t
 
     def __iter__(self):
         if self._first is not None:
             first, self._first = self._first, None
-            yield first
-            yield from self._frames
+            for frame, t in itertools.chain([first], self._frames):
+                yield self._rgb(frame), t
 
     def close(self) -> None:
         """Close the file."""
         self._frames.close()
         self._container.close()
+
+
+def _quarter_turns(frame: av.VideoFrame) -> int:
+    """Quarter turns (counterclockwise) that make ``frame`` upright, from its rotation metadata."""
+    return round(frame.rotation / 90) if frame.rotation else 0
+
+
+def _scale_options(old: tuple[int, int], new: tuple[int, int]) -> dict:
+    """swscale options for `av.VideoFrame.reformat` from size ``old`` to ``new`` (each ``(W, H)``): area
+    averaging when shrinking, bilinear when enlarging, nothing when the size stays."""
+    if tuple(old) == tuple(new):
+        return {}
+    shrink = new[0] * new[1] < old[0] * old[1]
+    return {"width": new[0], "height": new[1], "interpolation": "AREA" if shrink else "BILINEAR"}
+
+
+def resize(frame: np.ndarray, size) -> np.ndarray:
+    """``frame`` resized to ``size`` ``(W, H)`` with swscale (area averaging when shrinking, else bilinear).
+
+    Returns
+    -------
+    (H, W, 3) uint8 ndarray
+        ``frame`` itself when it already has that size.
+    """
+    options = _scale_options((frame.shape[1], frame.shape[0]), size)
+    if not options:
+        return frame
+    return np.ascontiguousarray(av.VideoFrame.from_ndarray(frame, format="rgb24").to_ndarray(**options))
 
 
 def _open_hint(path: str, error: Exception) -> str:
@@ -432,7 +476,15 @@ def _image_size(path: str) -> tuple[int, int] | None:
     return None
 
 
-def _read_image(path: str, max_pixels: int = MAX_PIXELS) -> np.ndarray:
+def read_image(path: str, max_pixels: int = MAX_PIXELS) -> np.ndarray:
+    """Decode the picture in ``path`` as an ``(H, W, 3) uint8`` RGB frame, refusing one over ``max_pixels``
+    (checked in the header before decoding where the format allows).
+
+    Raises
+    ------
+    SourceError
+        If the file is missing, damaged, not a picture OpenCV reads, or over the limit.
+    """
     if cause := _not_a_file("image", path):
         raise SourceError(cause)
     if not os.path.isfile(path):
@@ -445,9 +497,16 @@ def _read_image(path: str, max_pixels: int = MAX_PIXELS) -> np.ndarray:
         raise SourceError(f"cannot read image '{path}': {e.strerror or e}; check that it is a readable file") from e
     if size is not None:
         _check_limit("image", path, *size, max_pixels)
+    try:
+        with open(path, "rb") as f:  # OpenCV gets bytes, never the name (which it mishandles unless UTF-8)
+            data = np.frombuffer(f.read(), np.uint8)
+    except OSError as e:
+        raise SourceError(f"cannot read image '{path}': {e.strerror or e}; check that it is a readable file") from e
+    # A JPEG (no alpha) is decoded with its EXIF orientation applied, as FFmpeg does for `transcode`.
+    flags = cv2.IMREAD_ANYDEPTH | cv2.IMREAD_ANYCOLOR if data[:2].tobytes() == b"\xff\xd8" else cv2.IMREAD_UNCHANGED
     try:  # the decoders' own messages become the cause in the one-line error, or a warning
-        with _quiet_opencv(), _c_stderr() as said:
-            image = cv2.imread(path, cv2.IMREAD_UNCHANGED)
+        with quiet_opencv(), _c_stderr() as said:
+            image = cv2.imdecode(data, flags)
     except cv2.error as e:  # OpenCV's own size limit, a broken header
         raise SourceError(f"cannot read image '{path}': OpenCV refused it ({e.err}); is it a valid image?") from e
     last = said[0].strip().splitlines()[-1] if said and said[0].strip() else None
@@ -484,7 +543,8 @@ class Images(_Source):
         self._max_pixels = max_pixels
         if isinstance(paths_or_glob, (str, os.PathLike)):
             self.path = os.fspath(paths_or_glob)
-            paths = sorted(glob.glob(self.path)) if any(c in self.path for c in "*?[") else [self.path]
+            pattern = any(c in self.path for c in "*?[") and not os.path.isfile(self.path)  # a file is itself
+            paths = sorted(glob.glob(self.path)) if pattern else [self.path]
             if not paths:
                 raise SourceError(f"no images match '{self.path}'; check the pattern")
         else:
@@ -495,12 +555,12 @@ class Images(_Source):
         self._paths = paths
         self.fps = float(fps)
         self.frame_count = len(paths)
-        self._first = _read_image(paths[0], max_pixels)
+        self._first = read_image(paths[0], max_pixels)
         self.size = (self._first.shape[1], self._first.shape[0])
 
     def __iter__(self):
         for i, path in enumerate(self._paths):
-            yield (self._first if i == 0 else _read_image(path, self._max_pixels)), i / self.fps
+            yield (self._first if i == 0 else read_image(path, self._max_pixels)), i / self.fps
 
 
 class TestPattern(_Source):

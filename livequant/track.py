@@ -182,6 +182,7 @@ class _Job:
     samples: np.ndarray
     previous: Fit | None
     still: np.ndarray | None  # samples that did not move since the previous frame
+    since: np.ndarray | None  # the samples the previous palette was fitted on
     frame: int
 
 
@@ -279,15 +280,18 @@ class PaletteTrack:
             kind = self.policy.decide(self._error(samples[::4]))
         if kind == "keep" or self._pending is not None:
             return None
-        if kind == "warm" and self._fitted_on is not None and self._fitted_on.shape == samples.shape:
-            if np.abs(samples.astype(np.int16) - self._fitted_on).max() <= self.still_levels:
+        since = self._fitted_on if self._fitted_on is not None and self._fitted_on.shape == samples.shape else None
+        if kind == "warm" and since is not None:
+            if np.abs(samples.astype(np.int16) - since).max() <= self.still_levels:
                 return None  # nothing moved since the last fit: nothing new to learn
         self._fitted_on = samples
         self._restart = False
         still = None
         if kind == "warm" and previous is not None and previous.shape == samples.shape:
             still = np.abs(samples.astype(np.int16) - previous).max(axis=1) <= self.still_levels
-        return _Job(kind, samples, None if kind == "fresh" else self.current.fit, still, index)
+        if kind == "fresh":
+            return _Job(kind, samples, None, None, None, index)
+        return _Job(kind, samples, self.current.fit, still, since, index)
 
     def _error(self, samples: np.ndarray) -> float:
         """Mean squared working-space distance of ``samples`` to the palette they map to."""
@@ -301,7 +305,7 @@ class PaletteTrack:
     def _refit(self, job: _Job) -> _Outcome:
         """Fit (fresh or warm) and build the table; pure compute, safe in a worker."""
         start = time.perf_counter()
-        fit = self.fitter.fit(job.samples, previous=job.previous, still=job.still)
+        fit = self.fitter.fit(job.samples, previous=job.previous, still=job.still, since=job.since)
         if job.kind == "warm" and np.array_equal(fit.colors, job.previous.colors):
             return _Outcome(None, None, fit.error, time.perf_counter() - start)
         table = build_table(fit.colors, self.fitter.color_space)

@@ -1,10 +1,13 @@
-"""Shared fixtures: a seeded rng, tiny clips written with PyAV, quantized frames, an X display."""
+"""Shared fixtures: a seeded rng, tiny clips written with PyAV, quantized frames, stand-in sources and sinks,
+an X display."""
 
 from __future__ import annotations
 
 import os
 import shutil
 import subprocess
+import threading
+import time
 from dataclasses import dataclass
 from fractions import Fraction
 from pathlib import Path
@@ -14,6 +17,7 @@ import av  # isort: skip
 import numpy as np
 import pytest
 
+from livequant.errors import SourceError
 from livequant.frames import QuantizedFrame
 from livequant.palette import Palette
 
@@ -76,6 +80,68 @@ def write_clip(path: Path, *, size=(64, 48), fps=12, frames=24, times=None, audi
                 out.mux(audio.encode(frame))
             out.mux(audio.encode(None))
     return Clip(path=path, fps=fps, frames=len(times), size=size)
+
+
+# ------------------------------------------------- stand-in sources and sinks
+
+class Collect:
+    """A sink that keeps what it is given, optionally slowly, and where it was called from."""
+
+    interactive = False
+
+    def __init__(self, delay: float = 0.0):
+        self.delay = delay
+        self.qframes = []
+        self.threads = set()
+
+    def write(self, qframe) -> None:
+        time.sleep(self.delay)
+        self.threads.add(threading.current_thread().name)
+        self.qframes.append(qframe)
+
+
+class Window(Collect):
+    """An interactive sink: asks to quit after ``quit_after`` frames, like a Preview's q key."""
+
+    interactive = True
+
+    def __init__(self, quit_after: int):
+        super().__init__()
+        self.quit_after = quit_after
+        self.quit_requested = False
+
+    def write(self, qframe) -> None:
+        super().write(qframe)
+        self.quit_requested = len(self.qframes) >= self.quit_after
+
+
+class Broken:
+    """A source that fails after three frames, as a camera that is unplugged."""
+
+    live = False
+
+    def __iter__(self):
+        for i in range(3):
+            yield np.full((16, 16, 3), 40 * i, np.uint8), i / 10
+        raise SourceError("camera 0 stopped delivering frames; check that it is connected")
+
+
+class Frames:
+    """A file-like source of given times (frame i is filled with i)."""
+
+    live = False
+
+    def __init__(self, times, size=(8, 6)):
+        self.times = times
+        self.size = size
+        self.closed = False
+
+    def __iter__(self):
+        for i, t in enumerate(self.times):
+            yield np.full((self.size[1], self.size[0], 3), i, np.uint8), t
+
+    def close(self):
+        self.closed = True
 
 
 @pytest.fixture

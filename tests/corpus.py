@@ -2,17 +2,22 @@
 
 `write_inputs(folder)` writes every input into ``folder``; `cases(folder)` lists the command lines to run
 over them and the outcome each must have. `run(case, folder)` runs one case as the user would, as
-``python -m livequant ...`` in a child process, and `problems(case, outcome, folder)` says what went
-wrong. Run this file to try every case and print each message and the totals, for the notes::
+``python -m livequant ...`` in a child process with a memory limit (``RLIMIT_AS``), and
+`problems(case, outcome, folder)` says what went wrong. Run this file to try every case and print each
+message and the totals (tracebacks, signals, partial files, inputs touched, outputs of the wrong length), for
+the notes::
 
     python tests/corpus.py
 """
 
 from __future__ import annotations
 
+import hashlib
 import importlib.util
 import os
 import re
+import resource
+import shutil
 import socket
 import struct
 import subprocess
@@ -36,6 +41,10 @@ from conftest import clip_frame, write_clip
 HAVE_PILLOW = importlib.util.find_spec("PIL") is not None
 ERROR_LINE = re.compile(r"livequant: error: .+")
 UNDECODABLE = re.compile(r"\b(\d+) frames? could not be decoded\b")
+MEMORY_LIMIT = 6 << 30  # bytes of address space for each child: a runaway allocation fails there, not the machine
+BAD = os.fsdecode(b"bad\xffname")  # a name the OS allows that is not UTF-8
+TIMING_RATES = (1, 5, 10, 12, 15, Fraction(24000, 1001), 24, 25, Fraction(30000, 1001), 30, 48, 50,
+                Fraction(60000, 1001), 60, 72, 90, 100, 120, 144, 240)
 
 
 @dataclass(frozen=True)
@@ -45,7 +54,10 @@ class Case:
     ``args`` are livequant's arguments, with ``{out}`` standing for the output path. ``expect`` is
     ``"ok"`` (exit 0 and a readable output), ``"partial"`` (the same, and stderr says how many frames
     could not be decoded) or ``"error"`` (exit 1 or 2, one ``livequant: error:`` line that contains
-    ``names``, no output). ``frames`` and ``size`` (W, H), when given, are checked on a video output.
+    ``names``, no output). ``frames`` and ``size`` (W, H), when given, are checked on the output; ``duration``
+    (seconds) is checked as a player shows it: the container's duration for video, the sum of the frame
+    delays for a GIF, whose every delay must also be at least 2/100 s (players show shorter ones as 10/100 s).
+    ``quick`` cases also run in process in the fast tests; all run through the command line in the slow one.
     """
 
     name: str
@@ -54,10 +66,20 @@ class Case:
     names: str = ""
     frames: int | None = None
     size: tuple[int, int] | None = None
+    duration: float | None = None
+    quick: bool = False
+
+    @property
+    def output_arg(self) -> str:
+        return next((a for a in self.args if a.startswith("{out}")), "{out}")
 
     @property
     def suffix(self) -> str:
-        return next(Path(a).suffix for a in self.args if a.startswith("{out}"))
+        return Path(self.output_arg).suffix
+
+    def output(self, out_dir: Path) -> Path:
+        """The output file the case asks for, in ``out_dir``."""
+        return Path(self.output_arg.replace("{out}", str(out_dir / "out")))
 
     def argv(self, out: Path) -> list[str]:
         """The arguments with the output path filled in."""
@@ -66,11 +88,13 @@ class Case:
 
 @dataclass(frozen=True)
 class Outcome:
-    """What one run did: exit status, stderr, and the files left in the output folder."""
+    """What one run did: exit status (negative: killed by that signal), stderr, the files left in the output
+    folder, and the inputs it changed (the corpus folder compared before and after)."""
 
     status: int
     stderr: str
     files: tuple[str, ...]
+    touched: tuple[str, ...] = ()
 
 
 # ------------------------------------------------------------------ writing the inputs
@@ -178,6 +202,64 @@ def _flip(data: bytes, start: int, length: int) -> bytes:
     return bytes(out)
 
 
+def _size_change_ts(path: Path) -> None:
+    """An MPEG-TS whose picture changes from 64x48 to 48x64 half way (as a broadcast may): two streams cat'ed."""
+    parts = []
+    for first, size in ((0, (64, 48)), (12, (48, 64))):
+        buffer = path.with_suffix(f".{size[0]}.ts")
+        _h264_sized(buffer, size, 12, first=first, format="mpegts")
+        parts.append(buffer.read_bytes())
+        buffer.unlink()
+    path.write_bytes(b"".join(parts))
+
+
+def _h264_sized(path: Path, size, frames: int, rate=12, first: int = 0, **container) -> None:
+    """A ``size`` H.264 clip of ``frames`` frames numbered from ``first`` (which sets their times)."""
+    with av.open(str(path), "w", **container) as out:
+        stream = out.add_stream("libx264", rate=rate)
+        stream.width, stream.height, stream.pix_fmt = size[0], size[1], "yuv420p"
+        for i in range(frames):
+            frame = av.VideoFrame.from_ndarray(clip_frame(i, *size), format="rgb24")
+            frame.pts = first + i
+            out.mux(stream.encode(frame))
+        out.mux(stream.encode(None))
+
+
+def _surround(path: Path) -> None:
+    """A MKV with H.264 video and 1 s of 5.1 PCM sound, which MP4 cannot hold as it is."""
+    with av.open(str(path), "w") as out:
+        video = out.add_stream("libx264", rate=12)
+        video.width, video.height, video.pix_fmt = 64, 48, "yuv420p"
+        audio = out.add_stream("pcm_s16le", rate=48000, layout="5.1")
+        for i in range(12):
+            frame = av.VideoFrame.from_ndarray(clip_frame(i, 64, 48), format="rgb24")
+            frame.pts = i
+            out.mux(video.encode(frame))
+        out.mux(video.encode(None))
+        for start in range(0, 48000, 1024):
+            frame = av.AudioFrame.from_ndarray(np.zeros((1, 1024 * 6), np.int16), format="s16", layout="5.1")
+            frame.sample_rate, frame.pts = 48000, start
+            out.mux(audio.encode(frame))
+        out.mux(audio.encode(None))
+
+
+def _rotated_jpeg(path: Path) -> None:
+    """A 40x20 JPEG with a red left quarter and EXIF orientation 6 (shown turned 90 degrees clockwise)."""
+    from PIL import Image
+
+    picture = np.zeros((20, 40, 3), np.uint8)
+    picture[:, :10] = (255, 0, 0)
+    image = Image.fromarray(picture)
+    exif = image.getexif()
+    exif[0x0112] = 6
+    image.save(path, exif=exif)
+
+
+def timing_frames(rate) -> int:
+    """Frames of the timing clip at ``rate`` fps: about a second, at least three."""
+    return max(3, round(rate))
+
+
 BROKEN_PALETTES = {
     "broken.gpl": "GIMP Palette\n300 0 0 too red\n",
     "broken.act": "short",
@@ -240,22 +322,48 @@ def write_inputs(folder: Path) -> None:
     for name, content in BROKEN_PALETTES.items():
         (folder / name).write_text(content)
 
+    # Names the OS allows but tools trip on: not UTF-8, pattern characters, long, links and loops
+    shutil.copy(folder / "odd-33x21.jpg", folder / f"{BAD}.jpg")
+    shutil.copy(folder / "whole.mp4", folder / f"{BAD}.mp4")
+    shutil.copy(folder / "odd-33x21.jpg", folder / "weird[1]*?.jpg")
+    shutil.copy(folder / "odd-33x21.jpg", folder / ("x" * 250 + ".jpg"))
+    shutil.copy(folder / "whole.mp4", folder / ".out.partial.mp4")  # the name of an old partial file
+    (folder / "link.mp4").symlink_to(folder / "whole.mp4")
+    (folder / "loop.mp4").symlink_to(folder / "loop.mp4")
+    (folder / "dangling.mp4").symlink_to(folder / "nothing-here.mp4")
+
+    # Streams that change shape mid-way, and sound an MP4 cannot hold as it is
+    _size_change_ts(folder / "size-change.ts")
+    (folder / "seq").mkdir(exist_ok=True)
+    for i, size in enumerate([(64, 48)] * 3 + [(48, 64), (80, 40)]):
+        picture = np.full((size[1], size[0], 3), 40 * i, np.uint8)
+        picture[..., i % 3] = 255  # each image its own colour: the palette must show all five
+        cv2.imwrite(f(f"seq/{i + 1:03d}.png"), picture)
+    _surround(folder / "surround.mkv")
+    if HAVE_PILLOW:
+        _rotated_jpeg(folder / "exif-rotated.jpg")
+
+    # Timing: sources at 1 to 240 fps
+    for rate in TIMING_RATES:
+        write_clip(folder / f"rate-{float(rate):g}.mp4", size=(32, 24), fps=rate, frames=timing_frames(rate))
+
 
 def cases(folder: Path) -> list[Case]:
     """The command lines to run over the corpus in ``folder`` (written by `write_inputs`)."""
     f = lambda name: str(folder / name)  # noqa: E731
     found: list[Case] = []
 
-    def video(name, expect, *options, names=None, label=None, **checks):
-        found.append(Case(label or f"transcode {name}", ("transcode", f(name), "{out}.mp4", "-q", *options), expect,
-                          names=name if names is None else names, **checks))
+    def video(name, expect, *options, names=None, label=None, out="{out}.mp4", quick=True, **checks):
+        found.append(Case(label or f"transcode {name}", ("transcode", f(name), out, "-q", *options), expect,
+                          names=name if names is None else names, quick=quick, **checks))
 
-    def image(name, expect, *options, names=None, label=None):
-        found.append(Case(label or f"image {name}", ("image", f(name), "{out}.png", *options), expect,
-                          names=name if names is None else names))
+    def image(name, expect, *options, names=None, label=None, out="{out}.png", quick=True, **checks):
+        found.append(Case(label or f"image {name}", ("image", f(name), out, *options), expect,
+                          names=name if names is None else names, quick=quick, **checks))
 
-    def palette(name, expect):
-        found.append(Case(f"palette {name}", ("palette", f(name), "-o", "{out}.gpl", "-k", "4"), expect, names=name))
+    def palette(name, expect, names=None, quick=True):
+        found.append(Case(f"palette {name}", ("palette", f(name), "-o", "{out}.gpl", "-k", "4"), expect,
+                          names=name if names is None else names, quick=quick))
 
     for name in ("empty.mp4", "random.mp4", "folder.mp4", "missing.mp4", "truncated-10.mp4", "truncated-50.mp4",
                  "truncated-90.mp4", "faststart-truncated-10.mp4", "audio-only.m4a"):
@@ -294,6 +402,109 @@ def cases(folder: Path) -> list[Case]:
     palette("faststart-truncated-50.mp4", "partial")
     for name in ("alpha.png", "one-pixel.png"):
         palette(name, "ok")
+
+    # Names the OS allows but tools trip on
+    shown = ascii(BAD)[1:-1]
+    image(f"{BAD}.jpg", "ok", label=f"image {shown}.jpg", size=(33, 21), quick=False)
+    image("odd-33x21.jpg", "ok", label=f"image to {shown}.png", out=f"{{out}}{BAD}.png", size=(33, 21), quick=False)
+    image("odd-33x21.jpg", "ok", label=f"image to {shown}.jpg", out=f"{{out}}{BAD}.jpg", quick=False)
+    video(f"{BAD}.mp4", "ok", label=f"transcode {shown}.mp4", frames=24, quick=False)
+    video("whole.mp4", "ok", label=f"transcode to {shown}.png", out=f"{{out}}{BAD}.png", quick=False)
+    video("whole.mp4", "ok", label=f"transcode to {shown}-%03d.png", out=f"{{out}}{BAD}-%03d.png", quick=False,
+          frames=None)
+    palette(f"{BAD}.jpg", "ok", names=BAD, quick=False)
+    image("weird[1]*?.jpg", "ok", size=(33, 21), quick=False)
+    image("odd-33x21.jpg", "ok", label="image to [x]*?.png", out="{out}[x]*?.png", quick=False)
+    image("odd-33x21.jpg", "error", label="image to a{b}.png", out="{out}a{b}.png", names="a{b}.png", quick=False)
+    image("x" * 250 + ".jpg", "ok", label="image x*250.jpg", quick=False)
+    image("odd-33x21.jpg", "ok", label="image to a 240-character name", out="{out}" + "y" * 233 + ".png", quick=False)
+    image("odd-33x21.jpg", "error", label="image to a 300-character name", out="{out}" + "y" * 300 + ".png",
+          names="File name too long", quick=False)
+    video(".out.partial.mp4", "ok", label="transcode .out.partial.mp4", frames=24, quick=False)
+    video("link.mp4", "ok", frames=24, quick=False)
+    video("loop.mp4", "error", quick=False)
+    video("dangling.mp4", "error", quick=False)
+
+    # Numbers at and beyond their limits, on a small clip
+    limits = {  # option: outcome for 0, -1, nan, inf and a huge value
+        "--dither-strength": ("ok", "error", "error", "error", "error"),
+        "--stability": ("ok", "error", "error", "error", "ok"),
+        "--start": ("ok", "error", "error", "error", "error"),
+        "--duration": ("error", "error", "error", "error", "ok"),
+        "--scale": ("error", "error", "error", "error", "error"),
+        "--fps": ("error", "error", "error", "error", "error"),
+        "--crf": ("ok", "error", "error", "error", "error"),
+        "--refit-every": ("ok", "error", "error", "error", "ok"),
+        "--colors": ("error", "error", "error", "error", "error"),
+        "--pixelate": ("error", "error", "error", "error", "error"),
+        "--width": ("error", "error", "error", "error", "error"),
+        "--max-pixels": ("error", "error", "error", "error", "error"),
+    }
+    for option, outcomes in limits.items():
+        huge = "1e308" if option in ("--dither-strength", "--stability", "--start", "--duration", "--scale", "--fps",
+                                     "--crf") else str(10**30)
+        for value, expect in zip(("0", "-1", "nan", "inf", huge), outcomes):
+            frames = 24 if expect == "ok" and option not in ("--start",) else None
+            video("whole.mp4", expect, f"{option}={value}", label=f"transcode {option}={value}", names=option,
+                  quick=False, frames=frames)
+    for args, names in [(("--size", "16x99999999"), "--size 16x99999999"), (("--size", "0x0"), "--size"),
+                        (("--fps", "nan"), "--fps"), (("--fps", "inf"), "--fps"),
+                        (("--dither-strength", "nan"), "--dither-strength")]:
+        found.append(Case(f"preview test {' '.join(args)}", ("preview", "test", *args), "error", names=names))
+    found.append(Case("demo --frames 0", ("demo", "-o", "{out}", "--frames", "0"), "error", names="--frames"))
+    found.append(Case("demo --frames nan", ("demo", "-o", "{out}", "--frames", "nan"), "error", names="--frames"))
+    found.append(Case("demo -o onto a file", ("demo", "-o", f("whole.mp4")), "error", names="is a file"))
+
+    # Every output suffix without --codec, then every --codec in each video container
+    outputs = {".mp4": "ok", ".mov": "ok", ".mkv": "ok", ".webm": "ok", ".gif": "ok", ".png": "ok", ".jpg": "ok",
+               ".bmp": "ok", ".tif": "ok", ".webp": "ok", ".ppm": "ok", ".pgm": "error", ".exr": "error",
+               ".jxl": "error", ".heic": "error", ".avi": "error", ".txt": "error", "": "error"}
+    for suffix, expect in outputs.items():
+        frames = 24 if suffix in (".mp4", ".mov", ".mkv", ".webm", ".gif") else None
+        video("whole.mp4", expect, label=f"transcode to '{suffix}'", out=f"{{out}}{suffix}", names="out",
+              quick=False, frames=frames)
+    for suffix in (".pgm", ".exr", ".jxl", ".heic", ".mp4", ".gif", ""):
+        image("odd-33x21.jpg", "error", label=f"image to '{suffix}'", out=f"{{out}}{suffix}", names="out",
+              quick=False)
+    holds = {".mp4": {"libx264", "libx264rgb", "libvpx-vp9", "ffv1", "mpeg4"},
+             ".mov": {"libx264", "libx264rgb", "libvpx-vp9", "mpeg4", "gif"},
+             ".mkv": {"libx264", "libx264rgb", "libvpx-vp9", "ffv1", "mpeg4"},
+             ".webm": {"libvpx-vp9"}}
+    for suffix, codecs in holds.items():
+        for codec in ("libx264", "libx264rgb", "libvpx-vp9", "ffv1", "mpeg4", "gif", "aac", "nonsense"):
+            video("whole.mp4", "ok" if codec in codecs else "error", "--codec", codec, out=f"{{out}}{suffix}",
+                  label=f"transcode to {suffix} --codec {codec}", names=codec, quick=False,
+                  frames=24 if codec in codecs else None)
+    video("whole.mp4", "error", "--codec", "libx264", out="{out}", label="transcode --codec libx264, no suffix",
+          names="suffix", quick=False)
+    video("whole.mp4", "ok", "--codec", "mpeg4", out="{out}.avi", label="transcode to .avi --codec mpeg4",
+          frames=24, quick=False)
+    for suffix in (".gif", ".png"):
+        video("whole.mp4", "error", "--codec", "libx264", out=f"{{out}}{suffix}",
+              label=f"transcode to {suffix} --codec libx264", names="--codec", quick=False)
+    video("surround.mkv", "ok", label="transcode 5.1 PCM to .mp4", frames=12, quick=False)
+    video("surround.mkv", "ok", label="transcode 5.1 PCM to .webm", out="{out}.webm", frames=12, quick=False)
+
+    # Streams that change shape mid-way: every frame at the first frame's size
+    video("size-change.ts", "ok", frames=24, size=(64, 48), quick=False)
+    video("size-change.ts", "ok", label="transcode size-change.ts to .gif", out="{out}.gif", size=(64, 48),
+          quick=False)  # frames under 2/100 s apart where the streams join are left out
+    video("seq/%03d.png", "ok", label="transcode seq/%03d.png", frames=5, size=(64, 48), quick=False)
+    palette("seq/*.png", "ok", quick=False)
+    if HAVE_PILLOW:
+        image("exif-rotated.jpg", "ok", size=(20, 40), quick=False)
+
+    # Timing: delays as a player shows them, from 1 to 240 fps
+    for rate in TIMING_RATES:
+        n = timing_frames(rate)
+        name = f"rate-{float(rate):g}.mp4"
+        video(name, "ok", frames=n, duration=n / rate, quick=False)
+        video(name, "ok", label=f"transcode {name} to .gif", out="{out}.gif", duration=n / rate, quick=False,
+              frames=n if rate <= 50 else None)
+    video("rate-60.mp4", "ok", "--fps", "25", label="transcode rate-60.mp4 --fps 25", frames=25, duration=1.0,
+          quick=False)
+    video("rate-24.mp4", "ok", "--fps", "100", label="transcode rate-24.mp4 --fps 100 to .gif", out="{out}.gif",
+          duration=1.0, quick=False)
     return found
 
 
@@ -304,11 +515,34 @@ def env() -> dict[str, str]:
     return {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")]))}
 
 
-def run(case: Case, out_dir: Path, timeout: float = 120) -> Outcome:
-    """Run ``python -m livequant`` on ``case`` with its output in ``out_dir`` (which should be empty)."""
+def snapshot(folder: Path) -> dict[str, tuple]:
+    """Every entry under ``folder`` (links not followed): its kind, bytes' SHA-256 and modification time."""
+    found = {}
+    for path in sorted(folder.rglob("*")):
+        info = path.lstat()
+        digest = hashlib.sha256(path.read_bytes()).hexdigest() if path.is_file() and not path.is_symlink() else None
+        found[os.fsencode(path.relative_to(folder)).hex()] = (info.st_mode, info.st_size, info.st_mtime_ns, digest)
+    return found
+
+
+def touched(before: dict, after: dict) -> tuple[str, ...]:
+    """The entries that differ between two `snapshot`s, as names."""
+    return tuple(os.fsdecode(bytes.fromhex(k)) for k in sorted(set(before) | set(after)) if before.get(k) != after.get(k))
+
+
+def _limit_memory() -> None:
+    resource.setrlimit(resource.RLIMIT_AS, (MEMORY_LIMIT, MEMORY_LIMIT))
+
+
+def run(case: Case, out_dir: Path, inputs: Path | None = None, timeout: float = 180) -> Outcome:
+    """Run ``python -m livequant`` on ``case`` with its output in ``out_dir`` (which should be empty), with at
+    most `MEMORY_LIMIT` bytes of address space; ``inputs``, when given, is the corpus folder to watch."""
+    before = snapshot(inputs) if inputs is not None else {}
     done = subprocess.run([sys.executable, "-m", "livequant", *case.argv(out_dir / "out")], capture_output=True,
-                          text=True, timeout=timeout, env=env(), cwd=out_dir)
-    return Outcome(done.returncode, done.stderr, tuple(sorted(p.name for p in out_dir.iterdir())))
+                          timeout=timeout, env=env(), cwd=out_dir, preexec_fn=_limit_memory)
+    after = snapshot(inputs) if inputs is not None else {}
+    return Outcome(done.returncode, done.stderr.decode(errors="backslashreplace"),
+                   tuple(sorted(p.name for p in out_dir.iterdir())), touched(before, after))
 
 
 def problems(case: Case, outcome: Outcome, out_dir: Path) -> list[str]:
@@ -317,7 +551,13 @@ def problems(case: Case, outcome: Outcome, out_dir: Path) -> list[str]:
     lines = outcome.stderr.strip().splitlines()
     if "Traceback" in outcome.stderr:
         found.append("a traceback reached the user")
-    output = out_dir / ("out" + case.suffix)
+    if outcome.status < 0:
+        found.append(f"killed by signal {-outcome.status}")
+    if outcome.touched:
+        found.append(f"inputs changed: {outcome.touched}")
+    if any(".partial" in name for name in outcome.files):
+        found.append(f"a partial file was left behind: {outcome.files}")
+    output = case.output(out_dir)
     if case.expect == "error":
         errors = [line for line in lines if line.startswith("livequant: error:")]
         if outcome.status not in (1, 2):
@@ -331,6 +571,11 @@ def problems(case: Case, outcome: Outcome, out_dir: Path) -> list[str]:
         return found
     if outcome.status != 0:
         found.append(f"exit status {outcome.status}, expected 0; stderr: {outcome.stderr.strip()}")
+        return found
+    if "%" in output.name:  # one file per frame: out-001.png ...
+        named = re.compile(re.escape(output.name).replace("%03d", r"\d{3}"))
+        if not outcome.files or not all(named.fullmatch(name) for name in outcome.files):
+            found.append(f"expected files named like {output.name}, found {outcome.files}")
         return found
     if outcome.files != (output.name,):
         found.append(f"expected only {output.name}, found {outcome.files}")
@@ -350,12 +595,17 @@ def _unreadable(path: Path, case: Case) -> list[str]:
         from livequant.palette import Palette
 
         return [] if len(Palette.from_file(path)) else ["empty palette"]
-    if path.suffix == ".png":
-        return [] if cv2.imread(str(path)) is not None else ["the PNG cannot be read"]
+    if path.suffix.lower() in (".png", ".jpg", ".bmp", ".tif", ".webp", ".ppm"):
+        picture = cv2.imdecode(np.frombuffer(path.read_bytes(), np.uint8), cv2.IMREAD_COLOR)
+        if picture is None:
+            return [f"the {path.suffix} cannot be read"]
+        size = picture.shape[1::-1]
+        return [] if case.size is None or size == case.size else [f"output size {size}, expected {case.size}"]
     try:
         with av.open(str(path)) as container:
             stream = container.streams.video[0]
             frames = [frame.to_ndarray(format="rgb24") for frame in container.decode(stream)]
+            seconds = container.duration / 1e6 if container.duration else None
     except av.error.FFmpegError as e:
         return [f"the output does not decode: {e}"]
     found = []
@@ -363,7 +613,25 @@ def _unreadable(path: Path, case: Case) -> list[str]:
         found.append(f"{len(frames)} frames decoded, expected {case.frames}")
     if case.size is not None and frames and frames[0].shape[1::-1] != case.size:
         found.append(f"output size {frames[0].shape[1::-1]}, expected {case.size}")
+    if path.suffix == ".gif":
+        delays = gif_delays(path.read_bytes())
+        if len(delays) != len(frames):
+            found.append(f"{len(delays)} frame delays for {len(frames)} frames")
+        if delays and min(delays) < 2:
+            found.append(f"delays under 2/100 s, which players show as 10/100 s: {sorted(set(delays))}")
+        seconds = sum(delays) / 100
+    if case.duration is not None and (seconds is None or abs(seconds - case.duration) > 0.011):
+        found.append(f"plays for {seconds} s, expected {case.duration:.4f} s")
     return found
+
+
+def gif_delays(data: bytes) -> list[int]:
+    """The delay of every frame of a GIF, in 1/100 s, from its graphic control extensions."""
+    delays, at = [], 0
+    while (at := data.find(b"\x21\xf9\x04", at)) >= 0:
+        delays.append(int.from_bytes(data[at + 4 : at + 6], "little"))
+        at += 8
+    return delays
 
 
 def inputs(todo: list[Case], folder: Path) -> set[str]:
@@ -377,23 +645,30 @@ def main() -> int:
         folder = Path(tmp) / "inputs"
         write_inputs(folder)
         todo = cases(folder)
-        failures = tracebacks = leftovers = 0
+        start = snapshot(folder)
+        tally = dict.fromkeys(["misbehaved", "tracebacks", "signals", "partial files", "inputs touched",
+                               "wrong frame count or duration"], 0)
         for number, case in enumerate(todo):
             out_dir = Path(tmp) / f"out-{number}"
             out_dir.mkdir()
-            outcome = run(case, out_dir)
+            outcome = run(case, out_dir, folder)
             found = problems(case, outcome, out_dir)
-            failures += bool(found)
-            tracebacks += "Traceback" in outcome.stderr
-            leftovers += any("partial" in name or name.startswith(".") for name in outcome.files)
+            tally["misbehaved"] += bool(found)
+            tally["tracebacks"] += "Traceback" in outcome.stderr
+            tally["signals"] += outcome.status < 0
+            tally["partial files"] += any(".partial" in name for name in outcome.files)
+            tally["inputs touched"] += bool(outcome.touched)
+            tally["wrong frame count or duration"] += any(re.search(r"frames decoded|plays for|delays", p)
+                                                          for p in found)
             said = [line for line in outcome.stderr.splitlines() if line.strip()]
             message = (said[-1] if said else "").replace(tmp + os.sep, "")
-            print(f"{case.name:<40} exit {outcome.status}  {message}")
+            print(f"{case.name[:60]:<60} exit {outcome.status}  {message}", flush=True)
             for problem in found:
-                print(f"{'':<40} PROBLEM: {problem}")
-        print(f"\n{len(todo)} command lines over {len(inputs(todo, folder))} inputs: {failures} misbehaved, "
-              f"{tracebacks} tracebacks, {leftovers} partial or temporary files left behind")
-    return 1 if failures else 0
+                print(f"{'':<60} PROBLEM: {problem.replace(tmp + os.sep, '')}", flush=True)
+        tally["inputs touched"] += bool(touched(start, snapshot(folder)))
+        print(f"\n{len(todo)} command lines over {len(inputs(todo, folder))} inputs: "
+              + ", ".join(f"{count} {what}" for what, count in tally.items()))
+    return 1 if tally["misbehaved"] else 0
 
 
 if __name__ == "__main__":

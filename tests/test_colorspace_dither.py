@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 from livequant.colorspace import from_space, oklab_to_srgb, srgb_to_oklab, to_space
-from livequant.dither import bayer_matrix, blue_noise
+from livequant.dither import DITHERS, REGISTRY, bayer_matrix, blue_noise, is_diffusion
 
 
 def test_oklab_reference_values():
@@ -68,3 +68,13 @@ def test_error_diffusion_has_no_stripe_seams(dither):
     rows = out.mean(axis=1)
     # Rows at stripe starts (every 64) look like any other row.
     assert abs(rows[::64].mean() - rows.mean()) < 0.08
+
+
+def test_registry_names_each_dither_once_with_its_kind():
+    assert DITHERS == tuple(REGISTRY)
+    for name, method in REGISTRY.items():
+        assert method.kind in ("none", "ordered", "diffusion")
+        assert (method.mask is not None) == (method.kind == "ordered"), name
+        assert (method.weights is not None) == is_diffusion(name), name
+        if method.weights is not None:
+            assert sum(method.weights) == pytest.approx(1.0)

@@ -7,7 +7,16 @@ from hypothesis import strategies as st
 from hypothesis.extra.numpy import arrays
 
 from livequant.colorspace import to_space
-from livequant.lookup import LEVELS, SHIFT, build_table, map_frame, nearest_exact, nearest_reference
+from livequant.kernels import BLOCK, FINE_FLAG, LEVELS, SHIFT
+from livequant.lookup import (
+    build_table,
+    cell_index,
+    lookup_pixels,
+    map_pixels,
+    map_pixels_held,
+    nearest_exact,
+    nearest_reference,
+)
 
 SPACES = ["oklab", "rgb"]
 palettes = arrays(np.uint8, st.tuples(st.integers(1, 256), st.just(3)))
@@ -18,7 +27,7 @@ def apply(table, pixels):
     frame = np.ascontiguousarray(pixels.reshape(1, -1, 3))
     idx = np.empty(frame.shape[:2], np.uint8)
     rgb = np.empty_like(frame)
-    map_frame(frame, table.table, table.fine, table.colors, np.zeros((1, 1), np.int16), idx, rgb)
+    map_pixels(frame, table, np.zeros((1, 1), np.int16), idx, rgb)
     return idx[0], rgb[0]
 
 
@@ -40,13 +49,11 @@ def test_palette_colours_map_to_themselves(space, colors):
 @given(colors=palettes, seed=st.integers(0, 2**32 - 1))
 def test_cell_centres_get_the_brute_force_nearest(space, colors, seed):
     table = build_table(colors, space)
-    cells = np.random.default_rng(seed).integers(0, LEVELS**3, 4000)
-    width = 1 << SHIFT
-    corner = np.stack([cells >> (2 * 7), (cells >> 7) % LEVELS, cells % LEVELS], axis=1) * width
-    centres = corner + (width - 1) / 2
+    corner = np.random.default_rng(seed).integers(0, LEVELS, (4000, 3)) << SHIFT
+    centres = corner + ((1 << SHIFT) - 1) / 2
     expected = nearest_reference(centres, colors, space)
-    got = table.table[cells].astype(np.int64)
-    plain = got < 256  # cells holding palette colours are checked pixel by pixel below
+    got = table.table[cell_index(corner)].astype(np.int64)
+    plain = got < FINE_FLAG  # cells holding palette colours are checked pixel by pixel below
     d = distances(centres[plain], colors, space)
     rows = np.arange(plain.sum())
     # Same entry, or an exact tie (duplicate colours).
@@ -85,3 +92,79 @@ def test_table_is_deterministic(rng):
     a, b = build_table(colors, "oklab"), build_table(colors, "oklab")
     np.testing.assert_array_equal(a.table, b.table)
     np.testing.assert_array_equal(a.fine, b.fine)
+
+
+def table_reference(table, pixels):
+    """The table read in numpy: each pixel's cell, or its colour's entry in the cell's fine block."""
+    got = table.table[cell_index(pixels)].astype(np.int64)
+    fine = got >= FINE_FLAG
+    low = pixels.astype(np.int64) & ((1 << SHIFT) - 1)
+    sub = low[:, 0] | (low[:, 1] << SHIFT) | (low[:, 2] << (2 * SHIFT))
+    got[fine] = table.fine[(got[fine] - FINE_FLAG) * BLOCK + sub[fine]]
+    return got
+
+
+def tiled(offsets, h, w):
+    m = offsets.shape[0]
+    return np.tile(offsets, (h // m + 1, w // m + 1))[:h, :w].astype(np.int64)
+
+
+SHAPES = [(1, 1), (1, 7), (3, 5), (31, 17), (16, 24)]  # one to three pixels past a group of four, and none
+
+
+@pytest.mark.parametrize("shape", SHAPES)
+@pytest.mark.parametrize("m", [1, 2, 8])
+def test_map_pixels_is_the_table_with_offsets(shape, m, rng):
+    colors = rng.integers(0, 256, (23, 3), dtype=np.uint8)
+    table = build_table(colors, "rgb")
+    frame = rng.integers(0, 256, (*shape, 3), dtype=np.uint8)
+    offsets = rng.integers(-255, 256, (m, m)).astype(np.int16) if m > 1 else np.zeros((1, 1), np.int16)
+    idx, rgb = np.empty(shape, np.uint8), np.empty_like(frame)
+    map_pixels(frame, table, offsets, idx, rgb)
+    shifted = np.clip(frame + tiled(offsets, *shape)[..., None], 0, 255).reshape(-1, 3)
+    np.testing.assert_array_equal(idx.ravel(), table_reference(table, shifted))
+    np.testing.assert_array_equal(rgb, colors[idx])
+    pixels = frame.reshape(-1, 3)
+    np.testing.assert_array_equal(lookup_pixels(pixels, table), table_reference(table, pixels))
+
+
+def held_reference(frame, table, offsets, threshold, weight, reference, previous):
+    """Temporal hold in numpy: what `map_pixels_held` must give."""
+    h, w = frame.shape[:2]
+    p = frame.reshape(-1, 3).astype(np.int64)
+    ref = reference.reshape(-1, 3).astype(np.int64)
+    before = previous.ravel().astype(np.int64)
+    shifted = np.clip(p + tiled(offsets, h, w).reshape(-1, 1), 0, 255)
+    best = table_reference(table, shifted)
+    still = np.abs(p - ref).max(axis=1) <= threshold
+    idx = np.where(still, before, best)
+    if weight >= 0:
+        c = table.colors.astype(np.int64)
+        saved = ((p - c[before]) ** 2).sum(axis=1) - ((p - c[best]) ** 2).sum(axis=1)
+        shown = np.abs(c[before] - c[best]).sum(axis=1)
+        idx = np.where(still & (saved > weight * shown), best, idx)
+    new_ref = np.where(still[:, None], ref, p)
+    return idx.reshape(h, w), new_ref.reshape(h, w, 3)
+
+
+@pytest.mark.parametrize("shape", SHAPES)
+@pytest.mark.parametrize("weight", [-1.0, 0.0, 20.0])
+@pytest.mark.parametrize("in_place", [False, True])
+def test_map_pixels_held_keeps_still_pixels(shape, weight, in_place, rng):
+    colors = rng.integers(0, 256, (16, 3), dtype=np.uint8)
+    table = build_table(colors, "oklab")
+    reference = rng.integers(0, 256, (*shape, 3), dtype=np.uint8)
+    change = rng.integers(-6, 7, (*shape, 3)) * (rng.random((*shape, 1)) < 0.5)
+    frame = np.clip(reference + change, 0, 255).astype(np.uint8)
+    previous = rng.integers(0, 16, shape, dtype=np.uint8)
+    offsets = rng.integers(-20, 21, (4, 4)).astype(np.int16)
+    expected_idx, expected_ref = held_reference(frame, table, offsets, 3, weight, reference, previous)
+    before = previous.copy()
+    out_idx = previous if in_place else np.empty(shape, np.uint8)
+    rgb = np.empty_like(frame)
+    map_pixels_held(frame, table, offsets, 3, weight, reference, previous, out_idx, rgb)
+    np.testing.assert_array_equal(out_idx, expected_idx)
+    np.testing.assert_array_equal(reference, expected_ref)
+    np.testing.assert_array_equal(rgb, colors[out_idx])
+    if not in_place:
+        np.testing.assert_array_equal(previous, before)

@@ -12,7 +12,8 @@ from hypothesis import strategies as st
 
 from livequant import presets
 from livequant.errors import SinkError, SourceError
-from livequant.palette import Palette, resolve
+from livequant.palette import Palette
+from livequant.presets import resolve
 
 SUFFIXES = [".gpl", ".act", ".json", ".hex", ".txt", ".png"]
 

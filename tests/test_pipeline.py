@@ -4,52 +4,17 @@ import threading
 import time
 
 import av
+import cv2
 import numpy as np
 import pytest
 
+from conftest import Broken, Collect, Frames, Window
+from livequant.adapters import adapt, enlarge
 from livequant.errors import SinkError, SourceError
-from livequant.pipeline import Stats, adapt, enlarge, run
+from livequant.pipeline import Stats, run
 from livequant.quantizer import Quantizer
 from livequant.sinks import VideoWriter
 from livequant.sources import TestPattern, VideoFile
-
-
-class Collect:
-    """A sink that keeps what it is given, optionally slowly, and where it was called from."""
-
-    def __init__(self, delay: float = 0.0):
-        self.delay = delay
-        self.qframes = []
-        self.threads = set()
-
-    def write(self, qframe) -> None:
-        time.sleep(self.delay)
-        self.threads.add(threading.current_thread().name)
-        self.qframes.append(qframe)
-
-
-class Window(Collect):
-    """An interactive sink: asks to quit after ``quit_after`` frames, like a Preview's q key."""
-
-    def __init__(self, quit_after: int):
-        super().__init__()
-        self.quit_after = quit_after
-        self.quit_requested = False
-
-    def write(self, qframe) -> None:
-        super().write(qframe)
-        self.quit_requested = len(self.qframes) >= self.quit_after
-
-
-class Broken:
-    """A source that fails after three frames, as a camera that is unplugged."""
-
-    live = False
-
-    def __iter__(self):
-        for i in range(3):
-            yield np.full((16, 16, 3), 40 * i, np.uint8), i / 10
-        raise SourceError("camera 0 stopped delivering frames; check that it is connected")
 
 
 class Failing(Collect):
@@ -143,24 +108,6 @@ def test_keyboard_interrupt_leaves_a_decodable_file(tmp_path, clip):
 # adapters
 
 
-class Frames:
-    """A file-like source of given times (frame i is filled with i)."""
-
-    live = False
-
-    def __init__(self, times, size=(8, 6)):
-        self.times = times
-        self.size = size
-        self.closed = False
-
-    def __iter__(self):
-        for i, t in enumerate(self.times):
-            yield np.full((self.size[1], self.size[0], 3), i, np.uint8), t
-
-    def close(self):
-        self.closed = True
-
-
 @pytest.mark.parametrize(("times", "fps", "shown"), [
     ([0.0, 0.1, 0.2, 0.3], 20, [0, 0, 1, 1, 2, 2, 3, 3]),  # doubled
     ([0.0, 0.05, 0.1, 0.15, 0.2, 0.25], 10, [0, 2, 4]),  # halved
@@ -176,11 +123,27 @@ def test_adapt_retimes_to_a_constant_rate(times, fps, shown):
 def test_adapt_resizes_paces_and_keeps_the_source_attributes():
     frames = Frames([0.0, 0.05, 0.1], size=(64, 48))
     with adapt(frames, size=(16, 12), paced=True) as source:
-        assert source.live and source.size == (64, 48)  # attributes are the source's, live is new
+        assert source.live and source.size == (16, 12)  # the size it produces; live is new
         start = time.monotonic()
         shapes = [frame.shape for frame, _ in source]
         assert time.monotonic() - start >= 0.09  # the last frame came no earlier than its time
     assert shapes == [(12, 16, 3)] * 3 and frames.closed
+
+
+@pytest.mark.parametrize("rotation", [0, 90])
+def test_adapt_resizes_a_video_in_its_decoder(make_clip, rotation):
+    clip = make_clip("r.mp4", size=(64, 48), frames=6, rotation=rotation)
+    with VideoFile(clip.path) as full:
+        upright = full.size
+        expected = [cv2.resize(frame, (upright[0] // 2, upright[1] // 2), interpolation=cv2.INTER_AREA)
+                    for frame, _ in full]
+    video = VideoFile(clip.path)
+    with adapt(video, size=(upright[0] // 2, upright[1] // 2)) as source:
+        assert source.size == video.size == (upright[0] // 2, upright[1] // 2)  # the decoder makes that size
+        frames = [frame for frame, _ in source]
+    assert [frame.shape for frame in frames] == [e.shape for e in expected]
+    assert all(frame.flags.c_contiguous for frame in frames)
+    assert max(np.abs(f.astype(int) - e).mean() for f, e in zip(frames, expected)) < 4  # swscale ~ OpenCV's area
 
 
 def test_enlarge_repeats_pixels(make_qframe):

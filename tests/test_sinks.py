@@ -3,6 +3,7 @@
 import ctypes
 import ctypes.util
 import subprocess
+import sys
 
 import av
 import cv2
@@ -259,11 +260,13 @@ def test_preview_without_display_says_what_to_do(monkeypatch):
 
 @pytest.mark.gui
 def test_preview_window_appears_and_keys_act(xdisplay, make_qframe, tmp_path, monkeypatch, capsys):
+    from livequant.cli import PreviewKeys
     from livequant.quantizer import Quantizer
 
     monkeypatch.chdir(tmp_path)
     quantizer = Quantizer(4)
-    with Preview(title="lq-test-preview", quantizer=quantizer) as preview:
+    keys = PreviewKeys(quantizer)
+    with Preview(title="lq-test-preview", on_key=keys, status=keys.status) as preview:
         _write(preview, make_qframe, 3)
         found = subprocess.run(["xdotool", "search", "--name", "lq-test-preview"], capture_output=True, text=True)
         assert found.stdout.split(), "the preview window is not on the display"
@@ -321,3 +324,15 @@ def test_closing_the_window_requests_quit(xdisplay, make_qframe):
             if preview.quit_requested:
                 break
         assert preview.quit_requested
+
+
+@pytest.mark.gui
+def test_preview_starts_quietly(xdisplay):
+    """OpenCV's Qt looks for fonts in a folder its wheel does not ship; the user sees none of its warnings."""
+    show = ("import numpy as np; from livequant.frames import QuantizedFrame; from livequant.palette import Palette;"
+            "from livequant.sinks import Preview; p = Palette([[0, 0, 0], [255, 255, 255]]);"
+            "i = np.zeros((48, 64), np.uint8); w = Preview('lq-test-quiet');"
+            "w.write(QuantizedFrame(p.colors[i], i, p)); w.close()")
+    done = subprocess.run([sys.executable, "-c", show], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    assert done.stderr == ""

@@ -40,6 +40,8 @@ class _Camera:
 class _Null:
     """A sink that drops what it gets (the frames are checked elsewhere)."""
 
+    interactive = False
+
     def write(self, qframe) -> None:
         pass
 

@@ -1,0 +1,118 @@
+"""Adapters between the stages: a source resized, re-timed or paced; a sink fed enlarged frames.
+
+>>> with adapt(VideoFile("in.mp4"), size=(320, 180), fps=10) as source:  # doctest: +SKIP
+...     stats = run(source, quantizer, [enlarge(GifWriter("out.gif"), 4)])
+"""
+
+from __future__ import annotations
+
+import time
+
+import cv2  # before av (through sources): PyAV's bundled libxcb loaded first makes OpenCV windows hang (PyAV#978)
+
+from livequant.frames import QuantizedFrame
+from livequant.sources import VideoFile, resize
+
+__all__ = ["adapt", "enlarge"]
+
+
+def adapt(source, *, size=None, fps=None, paced: bool = False):
+    """``source`` with its frames resized, re-timed to a constant rate, or paced to real time.
+
+    Parameters
+    ----------
+    source : source
+        An open source (see `livequant.sources`); the result has its attributes
+        and closes it on ``__exit__``.
+    size : (int, int), optional
+        ``(W, H)`` to resize to with swscale (area averaging when shrinking); a
+        `~livequant.sources.VideoFile` resizes in its decoder, so no full-size
+        RGB frame is made. The result's ``size`` is this size.
+    fps : float, optional
+        Constant output rate: tick ``n`` at ``t0 + n / fps`` shows the newest
+        frame at or before it, so frames are dropped or repeated.
+    paced : bool
+        Deliver frames no faster than their timestamps, like a camera; the
+        result is then ``live`` (a slow consumer makes `run` drop frames).
+
+    Returns
+    -------
+    source
+    """
+    if fps is not None and not fps > 0:
+        raise ValueError(f"fps must be > 0, got {fps}")
+    return _Adapted(source, size, fps, paced)
+
+
+class _Adapted:
+    def __init__(self, source, size, fps, paced):
+        self._source, self._fps, self._paced = source, fps, paced
+        self._size = None  # resized here, for sources without a decoder that can
+        if size is not None:
+            self.size = (int(size[0]), int(size[1]))
+            if isinstance(source, VideoFile):
+                source.scale(self.size)
+            else:
+                self._size = self.size
+        self.live = paced or bool(getattr(source, "live", False))
+
+    def __getattr__(self, name):
+        return getattr(self._source, name)
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc_info) -> None:
+        self._source.close()
+
+    def __iter__(self):
+        frames = iter(self._source)
+        if self._size is not None:
+            frames = ((resize(frame, self._size), t) for frame, t in frames)
+        if self._fps:
+            frames = _retime(frames, self._fps)
+        clock = None
+        for frame, t in frames:
+            if self._paced:
+                clock = time.monotonic() - t if clock is None else clock
+                time.sleep(max(0.0, clock + t - time.monotonic()))
+            yield frame, t
+
+
+def _retime(frames, fps: float):
+    """Yield ``(frame, t0 + n / fps)`` for n = 0, 1, ...: each tick shows the newest frame at or before it;
+    the last frame lasts as long as the interval before it."""
+    n, previous, t0, last, interval = 0, None, None, None, 1 / fps
+    for frame, t in frames:
+        t0 = t if t0 is None else t0
+        while previous is not None and t0 + n / fps < t - 1e-6:
+            yield previous, t0 + n / fps
+            n += 1
+        interval = t - last if last is not None else interval
+        previous, last = frame, t
+    while previous is not None and t0 + n / fps < last + interval - 1e-6:
+        yield previous, t0 + n / fps
+        n += 1
+
+
+def enlarge(sink, factor: int):
+    """``sink`` receiving each quantized frame enlarged ``factor`` times with hard pixel edges.
+
+    With frames quantized at a reduced size, this gives the pixel-art look.
+    ``factor`` 1 returns ``sink`` itself.
+    """
+    if not isinstance(factor, int) or factor < 1:
+        raise ValueError(f"factor must be an integer >= 1, got {factor!r}")
+    return sink if factor == 1 else _Enlarged(sink, factor)
+
+
+class _Enlarged:
+    def __init__(self, sink, factor: int):
+        self._sink, self._factor = sink, factor
+        self.interactive = sink.interactive
+
+    def write(self, qframe: QuantizedFrame) -> None:
+        h, w = qframe.indices.shape
+        size = (w * self._factor, h * self._factor)
+        indices = cv2.resize(qframe.indices, size, interpolation=cv2.INTER_NEAREST_EXACT)
+        self._sink.write(QuantizedFrame(qframe.palette.colors[indices], indices, qframe.palette, qframe.time))

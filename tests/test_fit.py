@@ -1,0 +1,122 @@
+"""Palette fitting decisions: when to refit, which slot a new colour lands in, which slots take their change."""
+
+import numpy as np
+import pytest
+
+from livequant.colorspace import to_space
+from livequant.fit import Fit, PaletteFitter
+from livequant.track import RefitPolicy
+
+GRAYS = np.array([[0, 0, 0], [60, 60, 60], [120, 120, 120], [250, 250, 250]], np.uint8)
+
+
+def fitter(k: int = 4, **options) -> PaletteFitter:
+    return PaletteFitter(k, color_space="rgb", sample_size=4096, seed=0, **options)
+
+
+def as_fit(colors) -> Fit:
+    colors = np.asarray(colors, np.uint8)
+    return Fit(colors=colors, centres=to_space(colors, "rgb"), error=0.0)
+
+
+# RefitPolicy.decide
+
+
+def test_the_policy_keeps_a_palette_whose_error_holds():
+    policy = RefitPolicy(refit_every=0)
+    policy.fitted(10.0)
+    assert [policy.decide(e) for e in (10.0, 12.0, 12.5, 9.0)] == ["keep"] * 4
+
+
+def test_the_policy_refits_warm_on_drift_and_fresh_on_a_scene_cut():
+    policy = RefitPolicy(refit_every=0, drift=0.25, scene_cut=3.0)
+    policy.fitted(10.0)
+    assert policy.decide(12.6) == "warm"  # more than 25 % over the error at the last fit
+    assert policy.decide(29.0) == "warm"
+    assert policy.decide(30.1) == "fresh"  # more than three times
+
+
+def test_the_policy_refits_on_its_clock_counting_from_the_last_fit():
+    policy = RefitPolicy(refit_every=3)
+    policy.fitted(10.0)
+    assert [policy.decide(10.0) for _ in range(3)] == ["keep", "keep", "warm"]
+    policy.fitted(10.0)
+    assert [policy.decide(10.0) for _ in range(3)] == ["keep", "keep", "warm"]
+
+
+def test_a_fit_moves_the_baseline_the_policy_compares_with():
+    policy = RefitPolicy(refit_every=0)
+    policy.fitted(10.0)
+    assert policy.decide(20.0) == "warm"
+    policy.fitted(20.0)
+    assert policy.decide(20.0) == "keep"
+
+
+def test_before_any_fit_any_error_is_a_scene_cut():
+    assert RefitPolicy(refit_every=0).decide(0.5) == "fresh"
+
+
+# slot matching (a warm fit keeps each colour in its slot)
+
+
+@pytest.mark.parametrize("order", [[3, 1, 0, 2], [1, 0, 3, 2], [0, 1, 2, 3]])
+def test_a_warm_fit_puts_each_colour_in_the_slot_it_had(order):
+    samples = np.repeat(GRAYS, 50, axis=0)
+    previous = as_fit(GRAYS[order])
+    assert fitter().fit(samples, previous).colors.tolist() == GRAYS[order].tolist()
+
+
+def test_a_warm_fit_puts_moved_colours_in_the_nearest_slot():
+    previous = as_fit([[250, 250, 250], [0, 0, 0], [120, 120, 120], [60, 60, 60]])
+    moved = GRAYS.astype(int) + [[5, 5, 5], [4, 4, 4], [-3, -3, -3], [-6, -6, -6]]
+    colors = fitter().fit(np.repeat(moved.astype(np.uint8), 50, axis=0), previous).colors
+    assert colors.tolist() == [[244, 244, 244], [5, 5, 5], [117, 117, 117], [64, 64, 64]]
+
+
+def test_locked_colours_stay_first_in_a_warm_fit():
+    locked = np.array([[255, 0, 0]], np.uint8)
+    previous = as_fit([[255, 0, 0], [250, 250, 250], [0, 0, 0]])
+    samples = np.repeat(np.array([[0, 0, 0], [250, 250, 250], [255, 0, 0]], np.uint8), 50, axis=0)
+    colors = fitter(3, locked=locked).fit(samples, previous).colors
+    assert colors.tolist() == [[255, 0, 0], [250, 250, 250], [0, 0, 0]]
+
+
+def test_a_fit_is_the_same_for_the_same_seed(rng):
+    samples = rng.integers(0, 256, (3000, 3), dtype=np.uint8)
+    first, second = fitter(8).fit(samples), fitter(8).fit(samples)
+    assert np.array_equal(first.colors, second.colors)
+
+
+# settle: a slot takes its new colour when the error it saves outweighs the flicker
+
+
+OLD = np.array([[0, 0, 0], [248, 248, 248]], np.uint8)
+NEW = np.array([[0, 0, 0], [250, 250, 250]], np.uint8)
+SAMPLES = np.repeat(np.array([[0, 0, 0], [250, 250, 250]], np.uint8), 100, axis=0)
+
+
+def test_settle_with_no_stability_takes_every_change_that_helps():
+    still = np.ones(len(SAMPLES), bool)
+    assert fitter(2, stability=0.0).settle(OLD, NEW, SAMPLES, still).tolist() == [False, True]
+
+
+def test_settle_keeps_a_small_gain_under_a_still_background():
+    still = np.ones(len(SAMPLES), bool)
+    assert fitter(2, stability=10.0).settle(OLD, NEW, SAMPLES, still).tolist() == [False, False]
+
+
+def test_settle_lets_slots_on_moving_content_follow_the_picture():
+    moving = np.zeros(len(SAMPLES), bool)
+    assert fitter(2, stability=10.0).settle(OLD, NEW, SAMPLES, moving).tolist() == [False, True]
+
+
+def test_settle_takes_a_large_gain_even_under_a_still_background():
+    old = np.array([[0, 0, 0], [150, 150, 150]], np.uint8)
+    still = np.ones(len(SAMPLES), bool)
+    assert fitter(2, stability=10.0).settle(old, NEW, SAMPLES, still).tolist() == [False, True]
+
+
+def test_settle_never_takes_a_change_that_costs_error():
+    worse = np.array([[0, 0, 0], [200, 200, 200]], np.uint8)
+    moving = np.zeros(len(SAMPLES), bool)
+    assert fitter(2, stability=0.0).settle(NEW, worse, SAMPLES, moving).tolist() == [False, False]

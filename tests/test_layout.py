@@ -1,0 +1,89 @@
+"""The package's shape, checked from the source: the public names, the layers, no import cycles."""
+
+import ast
+import importlib
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+import livequant
+
+PACKAGE = Path(livequant.__file__).parent
+MODULES = sorted(path.stem for path in PACKAGE.glob("*.py") if path.stem not in ("__init__", "__main__"))
+COMPUTE = {"colorspace", "palette", "presets", "fit", "track", "kernels", "lookup", "dither", "quantizer", "frames"}
+
+
+def _imports(module: str) -> list[tuple[str, int]]:
+    """``(imported module, line)`` for each import in ``module``'s source, nested ones included; imports under
+    ``if TYPE_CHECKING:`` are left out (they never run)."""
+    tree = ast.parse((PACKAGE / f"{module}.py").read_text())
+    skipped = {id(node) for block in ast.walk(tree) if isinstance(block, ast.If)
+               and isinstance(block.test, ast.Name) and block.test.id == "TYPE_CHECKING"
+               for statement in block.body for node in ast.walk(statement)}
+    found = []
+    for node in ast.walk(tree):
+        if id(node) in skipped:
+            continue
+        if isinstance(node, ast.Import):
+            found += [(alias.name, node.lineno) for alias in node.names]
+        elif isinstance(node, ast.ImportFrom):
+            base = "livequant" if node.level else node.module
+            found.append((base if node.level and not node.module else node.module, node.lineno))
+            found += [(f"{base}.{alias.name}", node.lineno) for alias in node.names]
+    return found
+
+
+def _package_deps(module: str) -> set[str]:
+    names = {name.split(".")[1] for name, _ in _imports(module) if name.startswith("livequant.")}
+    return {name for name in names if name in MODULES and name != module}
+
+
+def test_the_package_exports_a_sorted_all_whose_names_resolve():
+    assert livequant.__all__ == sorted(livequant.__all__)
+    assert sorted(dir(livequant)) == sorted(livequant.__all__)
+    for name in livequant.__all__:
+        assert getattr(livequant, name) is not None, name
+
+
+@pytest.mark.parametrize("module", MODULES)
+def test_each_module_exports_a_sorted_all_whose_names_resolve(module):
+    mod = importlib.import_module(f"livequant.{module}")
+    exported = getattr(mod, "__all__", None)
+    assert exported is not None, f"livequant/{module}.py has no __all__"
+    assert exported == sorted(exported)
+    assert [name for name in exported if not hasattr(mod, name)] == []
+
+
+def test_compute_modules_import_neither_opencv_nor_pyav():
+    found = [f"livequant/{module}.py:{line} imports {name}" for module in sorted(COMPUTE & set(MODULES))
+             for name, line in _imports(module) if name.split(".")[0] in ("cv2", "av")]
+    assert found == []
+
+
+def test_no_module_imports_itself_through_others():
+    graph = {module: _package_deps(module) for module in MODULES}
+    cycles = []
+
+    def visit(module, path):
+        for dep in sorted(graph[module]):
+            if dep in path:
+                cycles.append(" -> ".join(path[path.index(dep):] + [dep]))
+            elif dep not in done:
+                visit(dep, path + [dep])
+        done.add(module)
+
+    done = set()
+    for module in MODULES:
+        if module not in done:
+            visit(module, [module])
+    assert cycles == []
+
+
+def test_the_palette_and_quantizer_load_neither_opencv_nor_ffmpeg():
+    code = ("import sys, livequant, numpy as np; q = livequant.Quantizer(4, palette='gameboy');"
+            "livequant.Palette([[0, 0, 0]]); livequant.presets.get('pico8'); livequant.QuantizedFrame;"
+            "print(sorted({'cv2', 'av'} & set(sys.modules)))")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert done.stdout.strip() == "[]"

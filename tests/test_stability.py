@@ -1,0 +1,86 @@
+"""Fresh and stable on generated footage: still noise does not flicker, a cut recovers at once, a fade is followed.
+
+The figures are those of ``../shared/quality/metrics.py``, restated here so the tests run without it:
+static-region flicker (mean output change over pixels whose input moved by less than 2 levels) and
+PSNR.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from livequant.quantizer import Quantizer
+
+H, W = 72, 112
+
+
+def scene(seed: int) -> np.ndarray:
+    """A smooth, many-coloured picture (float, 0..255): soft blobs over a gradient."""
+    rng = np.random.default_rng(seed)
+    y, x = np.mgrid[:H, :W].astype(np.float32)
+    image = np.stack([x / W * 200 + 30, y / H * 160 + 50, 220 - x / W * 150], -1)
+    for _ in range(6):
+        cy, cx, r = rng.uniform(0, H), rng.uniform(0, W), rng.uniform(8, 24)
+        image += np.exp(-((y - cy) ** 2 + (x - cx) ** 2) / (2 * r * r))[..., None] * rng.uniform(-90, 90, 3)
+    return np.clip(image, 0, 255)
+
+
+def noisy(image: np.ndarray, rng: np.random.Generator, sigma: float) -> np.ndarray:
+    """``image`` with sensor-like noise (a luma part shared by the channels and a chroma part), as uint8."""
+    noise = rng.normal(0, sigma, image.shape[:2] + (1,)) + rng.normal(0, sigma / 2, image.shape)
+    return np.clip(np.rint(image + noise), 0, 255).astype(np.uint8)
+
+
+def flicker(frames: list[np.ndarray], outs: list[np.ndarray]) -> float:
+    """Mean |output change| (levels a channel) over the pixels whose input moved by less than 2 levels."""
+    total, count = 0.0, 0
+    for a, b, qa, qb in zip(frames, frames[1:], outs, outs[1:]):
+        still = np.abs(b.astype(np.int16) - a).max(axis=2) < 2
+        total += np.abs(qb.astype(np.int16) - qa)[still].sum() / 3
+        count += still.sum()
+    return total / max(count, 1)
+
+
+def psnr(a: np.ndarray, b: np.ndarray) -> float:
+    mse = np.mean((a.astype(np.float64) - b) ** 2)
+    return 10 * np.log10(255**2 / max(mse, 1e-12))
+
+
+@pytest.mark.parametrize("space", ["oklab", "rgb"])
+def test_a_still_noisy_scene_gives_near_zero_flicker(space):
+    rng = np.random.default_rng(1)
+    base = scene(1)
+    frames = [noisy(base, rng, 2.0) for _ in range(12)]
+    q = Quantizer(16, color_space=space)
+    outs = [q.quantize(f) for f in frames]
+    per_frame = [Quantizer(16, color_space=space).quantize(f) for f in frames]  # a fresh palette on every frame
+    assert flicker(frames, outs) < min(0.2, flicker(frames, per_frame) / 8)  # levels a channel
+    assert np.mean([psnr(f, o) for f, o in zip(frames, outs)]) > np.mean([psnr(f, o) for f, o in zip(frames, per_frame)]) - 0.5
+
+
+@pytest.mark.parametrize("space", ["oklab", "rgb"])
+def test_a_cut_recovers_within_three_frames(space):
+    rng = np.random.default_rng(2)
+    first, second = scene(2), 255 - scene(3)[:, ::-1]
+    frames = [noisy(first, rng, 1.0) for _ in range(8)] + [noisy(second, rng, 1.0) for _ in range(3)]
+    q = Quantizer(16, color_space=space)
+    outs = [q.quantize(f) for f in frames]
+    fresh = Quantizer(16, color_space=space)
+    for f, o in zip(frames[8:], outs[8:]):
+        assert psnr(f, o) >= psnr(f, fresh.quantize(f)) - 0.5
+
+
+@pytest.mark.parametrize("space", ["oklab", "rgb"])
+def test_a_slow_fade_is_tracked(space):
+    base = scene(4)
+    # Every pixel darkens by at most one level a frame, so the flicker metric calls every pixel still.
+    frames = [np.floor(base * (255 - t) / 255).astype(np.uint8) for t in range(40)]
+    assert max(np.abs(b.astype(np.int16) - a).max() for a, b in zip(frames, frames[1:])) <= 1
+    q = Quantizer(16, color_space=space)
+    outs = [q.quantize(f) for f in frames]
+    moved_in = np.mean([np.abs(b.astype(np.int16) - a).mean() for a, b in zip(frames, frames[1:])])
+    moved_out = np.mean([np.abs(b.astype(np.int16) - a).mean() for a, b in zip(outs, outs[1:])])
+    assert moved_out > 0.6 * moved_in  # the output follows the fade (a frozen palette shows ~0)
+    last = frames[-1]
+    assert psnr(last, outs[-1]) >= psnr(last, Quantizer(16, color_space=space).quantize(last)) - 0.5
