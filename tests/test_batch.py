@@ -84,6 +84,21 @@ def test_inputs_keep_relative_names_and_clashes_are_refused(tmp_path):
         find_inputs([str(tmp_path / "*.webm")])
 
 
+def test_earlier_outputs_are_not_inputs_and_an_output_that_is_an_input_is_refused(tmp_path, capsys):
+    clip = write_clip(tmp_path / "a.mp4", size=(32, 32), frames=2).path
+    (tmp_path / "out").mkdir()
+    (tmp_path / "out" / "a.mp4").write_bytes(b"")  # an earlier run's output, inside the input folder
+    assert [i.name for i in find_inputs([tmp_path], outdir=tmp_path / "out")] == ["a.mp4"]
+    with pytest.raises(BatchError, match="every input is under the output folder"):
+        find_inputs([tmp_path / "out"], outdir=tmp_path / "out")
+    linked = tmp_path / "linked"
+    linked.mkdir()
+    os.link(clip, linked / "a.mp4")
+    before = clip.read_bytes()
+    assert main(["batch", str(clip), "-o", str(linked), "-y", "-q"]) == 1  # before any cluster starts
+    assert "is the input" in capsys.readouterr().err and clip.read_bytes() == before
+
+
 def test_chunks_start_at_cuts_and_long_shots_are_cut_at_keyframes_with_warm_up():
     times = [i / 10 for i in range(100)]
     keyframes = list(range(0, 100, 10))
