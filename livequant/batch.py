@@ -52,7 +52,7 @@ from tqdm import tqdm
 
 from livequant import __version__
 from livequant.adapters import adapt, enlarge
-from livequant.errors import LivequantError
+from livequant.errors import LivequantError, UsageError
 from livequant.options import frame_size, make_quantizer, open_output
 from livequant.pipeline import run
 from livequant.sinks import AudioTrack, GifWriter, check_target
@@ -257,6 +257,18 @@ class _Reporter:
             raise Cancelled()
 
 
+def _check_encoding(items: list[Item], outdir: Path, options: argparse.Namespace) -> None:
+    """Open each kind of output once, in a temporary folder, so that a suffix, codec or option FFmpeg
+    refuses stops the batch before any work (`UsageError`, naming an output), not once per file on the workers."""
+    with tempfile.TemporaryDirectory() as folder:
+        for item in {Path(item.name).suffix.lower(): item for item in items}.values():
+            trial = Path(folder) / Path(item.name).name
+            try:
+                open_output(_task_options(options, "", trial, audio=False), argparse.Namespace(fps=None), ()).abort()
+            except UsageError as e:
+                raise UsageError(str(e).replace(str(trial), str(outdir / item.name))) from None
+
+
 def _task_options(options: argparse.Namespace, source_path, output, *, audio: bool) -> argparse.Namespace:
     return argparse.Namespace(**{**vars(options), "input": str(source_path), "output": str(output),
                                  "overwrite": True, "fps": None, "no_audio": options.no_audio or not audio})
@@ -428,6 +440,8 @@ def run_batch(items: list[Item], outdir, options: argparse.Namespace, settings: 
         An output exists (and neither ``overwrite`` nor ``resume`` covers it), before any work.
     SinkError
         An existing output is one of the inputs (by device and inode), a folder, or in a read-only folder.
+    UsageError
+        An output suffix, codec or encoder option that FFmpeg refuses, before any work.
     """
     outdir = Path(outdir)
     digest = settings_hash({**settings, "chunk_seconds": chunk_seconds})
@@ -451,6 +465,7 @@ def run_batch(items: list[Item], outdir, options: argparse.Namespace, settings: 
         if not quiet:
             print(f"nothing to do: all {len(items)} outputs are done", flush=True)
         return []
+    _check_encoding(todo, outdir, options)
     outdir.mkdir(parents=True, exist_ok=True)
     work = Path(tempfile.mkdtemp(dir=outdir, prefix=".livequant-batch-"))
     try:

@@ -99,6 +99,14 @@ def test_earlier_outputs_are_not_inputs_and_an_output_that_is_an_input_is_refuse
     assert "is the input" in capsys.readouterr().err and clip.read_bytes() == before
 
 
+def test_an_encoding_ffmpeg_refuses_stops_the_batch_before_any_work(tmp_path, capsys):
+    clip = write_clip(tmp_path / "a.mp4", size=(32, 32), frames=2).path
+    out = tmp_path / "out"
+    assert main(["batch", str(clip), "-o", str(out), "--to", "webm", "--codec", "libx264", "-q"]) == 2
+    assert f"cannot hold libx264 video ('{out / 'a.webm'}')" in capsys.readouterr().err
+    assert not out.exists()
+
+
 def test_chunks_start_at_cuts_and_long_shots_are_cut_at_keyframes_with_warm_up():
     times = [i / 10 for i in range(100)]
     keyframes = list(range(0, 100, 10))
