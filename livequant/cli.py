@@ -1,4 +1,4 @@
-"""The ``livequant`` command: preview, transcode, image, palette and demo.
+"""The ``livequant`` command: preview, transcode, batch, image, palette and demo.
 
 Each command parses its options, opens the source and sinks (which check the
 output before any work), and hands them to `livequant.pipeline.run`. Errors a
@@ -28,17 +28,17 @@ from livequant.adapters import adapt, enlarge
 from livequant.colorspace import COLOR_SPACES
 from livequant.demo import SETTINGS, run_demo
 from livequant.dither import DITHERS
-from livequant.errors import LivequantError, SourceError
+from livequant.errors import LivequantError, SourceError, UsageError
 from livequant.fit import PaletteFitter
 from livequant.frames import QuantizedFrame
+from livequant.options import check_size, frame_size, make_quantizer, open_output
 from livequant.palette import Palette, file_format
 from livequant.pipeline import run
 from livequant.quantizer import Quantizer, quantize
 from livequant.report import QualityReport, check_path
-from livequant.sinks import (VIDEO_SUFFIXES, AnimationWriter, GifWriter, ImageWriter, Preview, VideoWriter,
-                             check_target)
+from livequant.sinks import VIDEO_SUFFIXES, ImageWriter, Preview, check_target
 from livequant.sources import (IMAGE_SUFFIXES, MAX_PIXELS, Images, Reconnecting, TestPattern, VideoFile, Webcam,
-                               list_cameras, megapixels, open_source)
+                               list_cameras, open_source)
 
 __all__ = ["PreviewKeys", "main"]
 
@@ -54,12 +54,9 @@ _EXAMPLES = """examples:
   livequant transcode in.mp4 out.mp4 --palette gameboy --pixelate 4
   livequant image photo.jpg small.png --palette pico8 --dither floyd-steinberg
   livequant palette photo.jpg -o photo.gpl -k 8
+  livequant batch clips/ -o out/ --to gif -k 32   every video of clips/, on all cores
 
 `livequant COMMAND --help` describes each command."""
-
-
-class _UsageError(LivequantError):
-    """A bad command line: exit status 2."""
 
 
 class _Terminated(KeyboardInterrupt):
@@ -67,10 +64,10 @@ class _Terminated(KeyboardInterrupt):
 
 
 class _Parser(argparse.ArgumentParser):
-    """An ArgumentParser whose errors are one line, raised as `_UsageError` so `main` returns 2."""
+    """An ArgumentParser whose errors are one line, raised as `UsageError` so `main` returns 2."""
 
     def error(self, message: str):
-        raise _UsageError(f"{message}; see `{self.prog} --help`")
+        raise UsageError(f"{message}; see `{self.prog} --help`")
 
 
 # ----------------------------------------------------------------- option types
@@ -140,6 +137,16 @@ def _add_size_options(parser: argparse.ArgumentParser) -> None:
     scale.add_argument("--width", type=_number(int, 2), metavar="W", help="resize to W pixels wide, keeping the aspect")
     group.add_argument("--pixelate", type=_number(int, 2), metavar="N",
                        help="the pixel-art look: shrink N times, quantize, enlarge N times with hard pixel edges")
+
+
+def _add_encoding_options(parser: argparse.ArgumentParser) -> None:
+    group = parser.add_argument_group("video encoding")
+    group.add_argument("--crf", type=_number(float, 0), help="quality: lower is better and larger "
+                       "(default: 20 for H.264, 32 for VP9)")
+    group.add_argument("--codec", help="FFmpeg encoder, such as libx264, libvpx-vp9, ffv1 (default: by suffix)")
+    group.add_argument("--lossless", action="store_true", help="keep every pixel exact: FFV1 in .mkv, VP9 in "
+                       ".webm, libx264rgb otherwise (larger files)")
+    group.add_argument("--no-audio", action="store_true", help="leave the input's audio out")
 
 
 def _add_max_pixels(parser: argparse.ArgumentParser) -> None:
@@ -218,18 +225,40 @@ def _parser() -> argparse.ArgumentParser:
                        "fps, as players do, keeping the duration)")
     group.add_argument("--start", type=_number(float, 0), metavar="SECONDS", help="start this far into the input")
     group.add_argument("--duration", type=_number(float, above=0), metavar="SECONDS", help="transcode this long")
-    group = p.add_argument_group("video encoding")
-    group.add_argument("--crf", type=_number(float, 0), help="quality: lower is better and larger "
-                       "(default: 20 for H.264, 32 for VP9)")
-    group.add_argument("--codec", help="FFmpeg encoder, such as libx264, libvpx-vp9, ffv1 (default: by suffix)")
-    group.add_argument("--lossless", action="store_true", help="keep every pixel exact: FFV1 in .mkv, VP9 in "
-                       ".webm, libx264rgb otherwise (larger files)")
-    group.add_argument("--no-audio", action="store_true", help="leave the input's audio out")
+    _add_encoding_options(p)
     _add_animation_options(p)
     p.add_argument("-y", "--overwrite", action="store_true", help="replace the output if it exists")
     p.add_argument("-q", "--quiet", action="store_true", help="no progress or summary on stderr")
     _add_max_pixels(p)
     p.set_defaults(func=_transcode)
+
+    p = command("batch", "Quantize many videos, or long ones in chunks, on a Dask cluster",
+                "Inputs are files, folders (their videos at any depth) or globs; each output keeps its name\n"
+                "relative to the folder or to the glob's fixed part, under OUTDIR. By default a local cluster\n"
+                "of --workers processes runs here; --scheduler uses a running Dask cluster (`dask scheduler`,\n"
+                "`dask worker` on each machine, the paths on a shared filesystem). Files longer than 1.5 x\n"
+                "--chunk-seconds are cut at scene cuts (and long shots at keyframes) into chunks encoded in\n"
+                "parallel and joined without re-encoding. OUTDIR/livequant-manifest.jsonl records each file\n"
+                f"done or failed; --resume skips what is done with the same settings.\n\n{_EXACT_COLOURS}",
+                _presets_epilog())
+    p.add_argument("inputs", nargs="+", metavar="INPUT", help="video files, folders or globs (quoted)")
+    p.add_argument("-o", "--output", required=True, type=Path, metavar="OUTDIR", help="folder for the outputs")
+    p.add_argument("--to", metavar="SUFFIX", help="output format: mp4, webm, mkv, gif, ... (default: each "
+                   "input's own)")
+    p.add_argument("--workers", type=_number(int, 1), metavar="N",
+                   help="worker processes of the local cluster (default: the number of cores)")
+    p.add_argument("--scheduler", metavar="ADDRESS", help="a running Dask scheduler, such as tcp://host:8786")
+    p.add_argument("--resume", action="store_true", help="skip the files the manifest records as done with the "
+                   "same settings and an unchanged input; redo the rest")
+    p.add_argument("--chunk-seconds", type=_number(float, 0), default=20.0, metavar="S",
+                   help="length of the chunks long files are cut into; 0: never cut (default: 20)")
+    _add_colour_options(p, video=True)
+    _add_size_options(p)
+    _add_encoding_options(p)
+    p.add_argument("-y", "--overwrite", action="store_true", help="replace outputs that exist")
+    p.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
+    _add_max_pixels(p)
+    p.set_defaults(func=_batch)
 
     p = command("image", "Quantize a still image",
                 "PNG output is an 8-bit palette PNG with the exact colours.\n"
@@ -270,39 +299,6 @@ def _parser() -> argparse.ArgumentParser:
 
 # ------------------------------------------------------------------ helpers
 
-def _even(value: float) -> int:
-    return max(2, 2 * round(value / 2))
-
-
-def _check_size(option: str, width: float, height: float, max_pixels: int) -> None:
-    """Raise `_UsageError` if the ``width`` x ``height`` frames ``option`` makes are over ``max_pixels``."""
-    if width * height > max_pixels:
-        shown = f"{width:.0f}x{height:.0f}" if max(width, height) < 1e9 else f"{width:.3g}x{height:.3g}"
-        raise _UsageError(f"{option} makes {shown} frames ({megapixels(width * height)} megapixels), over the limit "
-                          f"of {megapixels(max_pixels)} megapixels; use a smaller value, or raise --max-pixels")
-
-
-def _sizes(size, args) -> tuple[tuple[int, int], int]:
-    """``(size to quantize at, enlargement)`` from the first frame's ``size``, --scale, --width and --pixelate.
-
-    Every size they make is checked against --max-pixels before anything is allocated.
-    """
-    width, height = size
-    target, option = size, None
-    if args.scale:
-        target, option = (width * args.scale, height * args.scale), f"--scale {args.scale:g}"
-    elif args.width:
-        target, option = (args.width, height * args.width / width), f"--width {args.width}"
-    if option:
-        _check_size(option, *target, args.max_pixels)
-        target = (_even(target[0]), _even(target[1]))
-    n = args.pixelate or 1
-    if n > 1:
-        target = (max(1, target[0] // n), max(1, target[1] // n))
-        _check_size(f"--pixelate {n}", target[0] * n, target[1] * n, args.max_pixels)
-    return tuple(target), n
-
-
 class _Progress:
     """``on_frame`` for `run`: frames, fps and ETA on stderr; redrawn in place on a terminal, else a line
     every 5 s."""
@@ -337,46 +333,9 @@ class _Progress:
 
 # ------------------------------------------------------------------ commands
 
-def _quantizer(args, **extra) -> Quantizer:
-    options = {"n_colors": args.colors, "palette": args.palette, "dither": args.dither,
-               "color_space": args.color_space, "dither_strength": args.dither_strength}
-    if hasattr(args, "refit_every"):
-        options.update(refit_every=args.refit_every, stability=args.stability)
-    return Quantizer(**options, **extra)
-
-
 def _input_files(spec: str) -> list[str]:
     """The files an input names: itself, or the files its glob pattern matches (outputs must be none of them)."""
     return [spec, *(glob.glob(spec) if any(c in spec for c in "*?[") else ())]
-
-
-def _open_output(args, source, inputs):
-    """The sink for the output's suffix; it checks the output (exists, folder, not an input, codec and
-    container) before any work."""
-    suffix = Path(args.output).suffix.lower()
-    animation = suffix in (".webp", ".apng")  # .webp is a picture to `livequant image`, an animation here
-    picture = suffix == ".gif" or animation or suffix in IMAGE_SUFFIXES
-    if picture and (args.codec or args.crf is not None):
-        raise _UsageError(f"--codec and --crf apply to video outputs ({' '.join(VIDEO_SUFFIXES)}), not to "
-                          f"'{args.output}'; leave them out")
-    if not picture and args.codec is None and suffix not in VIDEO_SUFFIXES:
-        raise _UsageError(f"cannot tell what to write from the suffix of '{args.output}'; use "
-                          f"{' '.join(VIDEO_SUFFIXES)} for video, .gif .webp .apng for animations, or .png .jpg for "
-                          "pictures")
-    try:
-        if args.quality is not None and suffix != ".webp":
-            raise ValueError(f"--quality applies to animated WebP (.webp) only, not '{args.output}'")
-        if suffix == ".gif":
-            return GifWriter(args.output, overwrite=args.overwrite, inputs=inputs)
-        if animation:
-            return AnimationWriter(args.output, quality=args.quality, overwrite=args.overwrite, inputs=inputs)
-        if picture:
-            return ImageWriter(args.output, overwrite=args.overwrite, inputs=inputs, one_frame=True)
-        audio = None if args.no_audio or not getattr(source, "has_audio", False) else args.input
-        return VideoWriter(args.output, args.fps or source.fps or 30.0, codec=args.codec, crf=args.crf,
-                           lossless=args.lossless, audio_from=audio, overwrite=args.overwrite, inputs=inputs)
-    except ValueError as e:  # an unknown suffix or codec, or one the container cannot hold
-        raise _UsageError(str(e)) from None
 
 
 def _expected_frames(source, args) -> int | None:
@@ -396,9 +355,9 @@ def _report(args, inputs) -> QualityReport | None:
     try:
         path = check_path(args.report)
     except ValueError as e:
-        raise _UsageError(str(e)) from None
+        raise UsageError(str(e)) from None
     if os.path.abspath(path) == os.path.abspath(args.output):
-        raise _UsageError(f"--report '{args.report}' is the output; give the report another name")
+        raise UsageError(f"--report '{args.report}' is the output; give the report another name")
     check_target(path, args.overwrite, inputs)
     return QualityReport()
 
@@ -420,16 +379,16 @@ def _transcode(args) -> int:
     inputs = _input_files(args.input)
     timing = {k: v for k, v in (("start", args.start), ("duration", args.duration)) if v is not None}
     if args.gif_palette == "global" and args.palette is not None:
-        raise _UsageError("--gif-palette global fits its own palette; leave out --palette")
+        raise UsageError("--gif-palette global fits its own palette; leave out --palette")
     report = _report(args, inputs)
     sink = None
     try:
         with VideoFile(args.input, **timing, max_pixels=args.max_pixels) as source:
-            size, n = _sizes(source.size, args)
-            with _open_output(args, source, inputs) as sink:
+            size, n = frame_size(source.size, args)
+            with open_output(args, source, inputs) as sink:
                 if args.gif_palette == "global":
                     args.palette = _global_palette(args, timing)
-                with _quantizer(args) as quantizer:
+                with make_quantizer(args) as quantizer:
                     progress = _Progress(_expected_frames(source, args), enabled=not args.quiet)
                     try:
                         stats = run(adapt(source, size=size, fps=args.fps), quantizer,
@@ -452,6 +411,27 @@ def _transcode(args) -> int:
     return 0
 
 
+def _batch(args) -> int:
+    from livequant import batch  # Dask loads only for this command
+
+    if args.to and (not args.to.lstrip(".").isalnum() or f".{args.to.lstrip('.').lower()}" in IMAGE_SUFFIXES):
+        raise UsageError(f"--to takes a video or GIF suffix such as mp4, mkv, webm or gif, got {args.to!r}")
+    items = batch.find_inputs(args.inputs, to=args.to, outdir=args.output)
+    options = argparse.Namespace(**{k: v for k, v in vars(args).items() if k != "func"})
+    settings = {k: getattr(args, k) for k in ("colors", "dither", "dither_strength", "color_space", "refit_every",
+                                              "stability", "scale", "width", "pixelate", "crf", "codec",
+                                              "lossless", "no_audio")}
+    settings["palette"] = None if args.palette is None else args.palette.to_hex()
+    failures = batch.run_batch(items, args.output, options, settings, workers=args.workers,
+                               scheduler=args.scheduler, resume=args.resume, overwrite=args.overwrite,
+                               chunk_seconds=args.chunk_seconds, quiet=args.quiet)
+    for line in failures:
+        print(f"livequant: error: {line}", file=sys.stderr)
+    if not args.quiet:
+        print(f"{len(items) - len(failures)} of {len(items)} files done in {args.output}", file=sys.stderr)
+    return 1 if failures else 0
+
+
 def _warn_undecodable(count: int) -> None:
     if count:
         print(f"livequant: warning: {count} frame{'s' if count != 1 else ''} could not be decoded and "
@@ -464,7 +444,7 @@ def _preview(args) -> int:
         print("\n".join(f"camera {i}" for i in found) if found else "no cameras found")
         return 0
     if args.size:
-        _check_size(f"--size {args.size[0]}x{args.size[1]}", *args.size, args.max_pixels)
+        check_size(f"--size {args.size[0]}x{args.size[1]}", *args.size, args.max_pixels)
     if args.source.isdigit():
         def camera():
             return Webcam(int(args.source), size=args.size, fps=args.fps)
@@ -474,7 +454,7 @@ def _preview(args) -> int:
         source = TestPattern(size=args.size or (640, 360), fps=args.fps or 30.0, live=True)
     else:  # a video: shown at its own pace, dropping frames when quantizing falls behind
         source = adapt(open_source(args.source, max_pixels=args.max_pixels), size=args.size, paced=True)
-    with source, _quantizer(args, background=True) as quantizer:
+    with source, make_quantizer(args, background=True) as quantizer:
         keys = PreviewKeys(quantizer)
         with Preview("livequant", on_key=keys, status=keys.status) as window:
             stats = run(source, quantizer, [window])
@@ -526,16 +506,16 @@ def _indexed(rgb: np.ndarray) -> QuantizedFrame:
 def _image(args) -> int:
     suffix = Path(args.output).suffix.lower()
     if suffix in VIDEO_SUFFIXES or suffix == ".gif":
-        raise _UsageError(f"`livequant image` writes one picture, not '{args.output}'; write .png or .jpg, or use "
+        raise UsageError(f"`livequant image` writes one picture, not '{args.output}'; write .png or .jpg, or use "
                           "`livequant transcode` for video and GIF")
     inputs = _input_files(args.input)
     report = _report(args, inputs)
     try:
         sink = ImageWriter(args.output, overwrite=args.overwrite, inputs=inputs)
     except ValueError as e:
-        raise _UsageError(str(e)) from None
+        raise UsageError(str(e)) from None
     with sink, Images(args.input, max_pixels=args.max_pixels) as image:
-        size, n = _sizes(image.size, args)
+        size, n = frame_size(image.size, args)
         frame = next(iter(adapt(image, size=size)))[0]
         rgb = quantize(frame, args.colors, palette=args.palette, dither=args.dither,
                        color_space=args.color_space, dither_strength=args.dither_strength)
@@ -573,7 +553,7 @@ def _extract_palette(args) -> int:
     try:
         file_format(output)  # is the suffix a palette format? Checked before any work
     except ValueError as e:
-        raise _UsageError(str(e)) from None
+        raise UsageError(str(e)) from None
     # the input itself, a folder there, or a file for a folder, or -y missing
     check_target(output, args.overwrite, _input_files(args.input))
     if Path(args.input).suffix.lower() in IMAGE_SUFFIXES:
@@ -594,7 +574,7 @@ def _extract_palette(args) -> int:
 def _demo(args) -> int:
     existing = next(p for p in (args.output, *args.output.absolute().parents) if p.exists())
     if not existing.is_dir():
-        raise _UsageError(f"demo output '{args.output}': '{existing}' is a file, not a folder; give a folder name "
+        raise UsageError(f"demo output '{args.output}': '{existing}' is a file, not a folder; give a folder name "
                           "with -o (it is created if missing)")
     start = time.perf_counter()
     run_demo(args.output, args.frames)
@@ -639,7 +619,7 @@ def main(argv: list[str] | None = None) -> int:
         except SystemExit as done:  # --help and --version
             return done.code or 0
         return args.func(args)
-    except _UsageError as e:
+    except UsageError as e:
         print(f"livequant: error: {e}", file=sys.stderr)
         return 2
     except (LivequantError, FileNotFoundError) as e:

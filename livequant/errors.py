@@ -6,11 +6,15 @@ value or file, the cause, and what to do next. The CLI prints it on one line.
 
 import errno
 
-__all__ = ["LivequantError", "SinkError", "SourceError", "write_hint"]
+__all__ = ["LivequantError", "SinkError", "SourceError", "UsageError", "write_hint"]
 
 
 class LivequantError(Exception):
     """Base class of the errors livequant raises for bad input or devices."""
+
+
+class UsageError(LivequantError):
+    """An option or value given on the command line cannot be used; the CLI exits with status 2."""
 
 
 class SourceError(LivequantError, OSError):

@@ -80,12 +80,16 @@ class GifEncoder:
         The global colour table: the first frame's palette, or the one palette of the whole animation.
     loop : int
         0 loops forever, -1 plays once (no NETSCAPE2.0 extension), n > 0 repeats n times.
+    local_tables : bool
+        Give every frame a colour table of its own, so its image can be copied
+        into another GIF (``livequant batch`` joins chunks so).
     """
 
-    def __init__(self, width: int, height: int, colors: np.ndarray, loop: int = 0):
+    def __init__(self, width: int, height: int, colors: np.ndarray, loop: int = 0, local_tables: bool = False):
         if not (1 <= width <= 65535 and 1 <= height <= 65535):
             raise ValueError(f"GIF pictures are at most 65535 x 65535 pixels, got {width} x {height}")
         self.width, self.height, self.loop = width, height, loop
+        self.local_only = local_tables
         self._global = _pack(np.asarray(colors, np.uint8))
         self._global_bits = _bits(len(self._global))
         self._canvas: np.ndarray | None = None  # (H, W) uint32 colours the viewer shows now
@@ -154,7 +158,7 @@ class GifEncoder:
         region = indices[top:bottom, left:right]
         needed = np.bincount(region.ravel() if changed is None else region[changed], minlength=len(packed)) > 0
         to_global = self._to_global(packed)
-        if (to_global[needed] >= 0).all():
+        if not self.local_only and (to_global[needed] >= 0).all():
             lut, bits, table = to_global.copy(), self._global_bits, None
             free = np.ones(1 << bits, bool)
             free[to_global[needed]] = False

@@ -12,12 +12,10 @@ plays up to the last frame written); any other exception removes it.
 
 from __future__ import annotations
 
-import collections
 import io
 import os
 import re
 import sys
-import time
 from fractions import Fraction
 from pathlib import Path
 
@@ -277,7 +275,7 @@ def _encoder(suffix: str, codec: str | None, crf: float | None, lossless: bool) 
     return codec, pix_fmt, {} if crf is None else {"crf": f"{crf:g}"}
 
 
-class _AudioTrack:
+class AudioTrack:
     """The first audio stream of a file, carried into an output alongside the video.
 
     Stream copy when the output container accepts the codec, else decoded and
@@ -454,7 +452,7 @@ class VideoWriter(_EncoderSink):
             context.color_range = 1  # limited ("MPEG") range
         if audio and self._audio_from is not None:
             self._open_audio()
-            self._audio = _AudioTrack(self._audio_in, self._out, self.path.suffix.lower(), copy=self._copy_audio)
+            self._audio = AudioTrack(self._audio_in, self._out, self.path.suffix.lower(), copy=self._copy_audio)
 
     def _trial(self, audio: bool) -> bool:
         """Write the output with one black 64x64 frame and 0.1 s of the audio; whether FFmpeg took it."""
@@ -548,11 +546,16 @@ class GifWriter(_FileSink):
         Replace an existing ``path``.
     inputs : sequence of str or os.PathLike
         Files the output must not be (compared by device and inode).
+    local_palettes : bool
+        Give every frame its own palette, even one equal to the file's global
+        palette, so the frames can be copied into another GIF (what
+        ``livequant batch`` does to join chunks).
     """
 
-    def __init__(self, path, *, loop: int = 0, overwrite: bool = False, inputs=()):
+    def __init__(self, path, *, loop: int = 0, overwrite: bool = False, inputs=(), local_palettes: bool = False):
         _check_loop(loop)
         self.loop = loop
+        self.local_palettes = local_palettes
         self.dropped = 0
         super().__init__(path, overwrite, inputs)
         self._file = None
@@ -567,7 +570,8 @@ class GifWriter(_FileSink):
         if self._gif is None:
             height, width = qframe.indices.shape
             try:
-                self._gif = GifEncoder(width, height, qframe.palette.colors, self.loop)
+                self._gif = GifEncoder(width, height, qframe.palette.colors, self.loop,
+                                       local_tables=self.local_palettes)
             except ValueError as e:
                 raise SinkError(f"cannot write '{self.path}': {e}; resize with --width or --scale") from None
             self._file = open(self._tmp, "wb")

@@ -1,0 +1,635 @@
+"""Many files, and long files cut into chunks, transcoded on a Dask cluster: ``livequant batch``.
+
+The client (this process) finds the inputs, refuses name clashes and existing
+outputs, reads the manifest, then submits the work to Dask workers:
+
+- a short file is one task, the same transcode as ``livequant transcode``;
+- a long file is first planned (one decode, scene cuts found by
+  `livequant.track.scene_cuts`), then cut into chunks of about
+  ``chunk_seconds`` at those cuts, each chunk one task (longest first),
+  and the encoded chunks are joined without re-encoding, with the audio
+  copied once from the source.
+
+A chunk that starts at a scene cut gives exactly the frames the sequential
+transcode gives from that cut on, because the palette track starts afresh
+there. A shot longer than a chunk is cut at a keyframe instead; that chunk's
+worker first runs the quantizer over up to `WARM_SECONDS` of the frames before
+it, without writing them, so its palette at the seam is close to the
+sequential one.
+
+Every task writes under a temporary folder in OUTDIR and renames its output
+into place only when complete. A worker that dies has its task run again
+elsewhere, up to `ALLOWED_FAILURES` times (Dask's ``allowed-failures``); a task
+that raises (a broken input) fails only its file, at once. Each finished or
+failed file adds a line to the manifest ``OUTDIR/livequant-manifest.jsonl``,
+which ``resume`` reads to skip finished work.
+"""
+
+from __future__ import annotations
+
+import argparse
+import bisect
+import contextlib
+import glob
+import hashlib
+import json
+import logging
+import os
+import shutil
+import signal
+import sys
+import tempfile
+import time
+from dataclasses import dataclass
+from itertools import islice
+from pathlib import Path
+
+import cv2  # noqa: F401  # before av: see livequant/sinks.py
+import av  # isort: skip
+import dask
+from distributed import Client, Event, KilledWorker, LocalCluster, WorkerPlugin, as_completed, get_worker
+from tqdm import tqdm
+
+from livequant import __version__
+from livequant.adapters import adapt, enlarge
+from livequant.errors import LivequantError, UsageError
+from livequant.options import frame_size, make_quantizer, open_output
+from livequant.pipeline import run
+from livequant.sinks import AudioTrack, GifWriter, check_target
+from livequant.sources import VideoFile
+from livequant.track import scene_cuts
+
+__all__ = ["BatchError", "Chunk", "Item", "find_inputs", "plan_chunks", "run_batch", "settings_hash"]
+
+#: Suffixes of the files taken from a folder.
+VIDEO_SUFFIXES = frozenset({".mp4", ".m4v", ".mov", ".mkv", ".webm", ".avi", ".gif", ".mpg", ".mpeg", ".ts",
+                            ".flv", ".wmv", ".ogv"})
+MANIFEST = "livequant-manifest.jsonl"
+#: Seconds of frames before a keyframe cut that the chunk's quantizer runs over without writing them.
+WARM_SECONDS = 2.0
+#: Times a task is started again after the worker running it died (then it fails with `KilledWorker`).
+ALLOWED_FAILURES = 2
+#: Seconds between two progress reports of a task.
+REPORT_EVERY = 0.5
+_TOPIC = "livequant-progress"
+
+
+class BatchError(LivequantError):
+    """The inputs or outputs of a batch cannot be used as given."""
+
+
+class Cancelled(Exception):
+    """Raised in a task when the batch was interrupted; its partial output is removed."""
+
+
+@dataclass(frozen=True)
+class Item:
+    """One input and where its output goes: ``outdir / name``."""
+
+    input: Path
+    name: str  # the output's path relative to OUTDIR
+
+
+@dataclass(frozen=True)
+class Chunk:
+    """Frames ``first .. first + count - 1`` of a file, after ``warm`` frames quantized but not written."""
+
+    first: int
+    count: int
+    warm: int
+    start: float  # time of frame ``first - warm`` (where decoding starts)
+    offset: float  # time of frame ``first`` after the file's first frame
+
+
+# ------------------------------------------------------------------ inputs and outputs
+
+def find_inputs(specs, *, to: str | None = None, outdir=None) -> list[Item]:
+    """Expand files, folders and globs into `Item` s whose output names keep the relative names.
+
+    A file keeps its name; a folder's files (any depth) keep their path under
+    the folder; a glob's matches keep their path under the glob's fixed part.
+    ``to`` (a suffix such as ``"gif"``) replaces each suffix. Files under
+    ``outdir`` (the outputs of an earlier run) are left out.
+
+    Raises
+    ------
+    BatchError
+        A spec that matches nothing, two inputs that would write the same output, or no input outside ``outdir``.
+    """
+    items, seen = [], {}
+    skipped = Path(outdir).resolve() if outdir is not None else None
+    for spec in specs:
+        for path, name in _expand(str(spec)):
+            if skipped is not None and path.resolve().is_relative_to(skipped):
+                continue
+            name = Path(name).with_suffix(f".{to.lstrip('.')}") if to else Path(name)
+            item = Item(path, name.as_posix())
+            if item.name in seen and seen[item.name].input.resolve() != path.resolve():
+                raise BatchError(f"'{seen[item.name].input}' and '{path}' would both write '{item.name}'; "
+                                 "rename one, or give them in separate runs with different output folders")
+            if item.name not in seen:
+                seen[item.name] = item
+                items.append(item)
+    if not items:
+        raise BatchError(f"every input is under the output folder '{outdir}'; give another output folder")
+    return items
+
+
+def _expand(spec: str):
+    """``(path, relative name)`` pairs of one command-line input."""
+    path = Path(spec)
+    if path.is_dir():
+        found = sorted(p for p in path.rglob("*") if p.is_file() and p.suffix.lower() in VIDEO_SUFFIXES)
+        if not found:
+            raise BatchError(f"folder '{spec}' holds no video files ({' '.join(sorted(VIDEO_SUFFIXES))})")
+        return [(p, p.relative_to(path)) for p in found]
+    if path.is_file():
+        return [(path, path.name)]
+    if glob.has_magic(spec):
+        parts = Path(spec).parts
+        fixed = Path(*[p for p in parts[: next(i for i, p in enumerate(parts) if glob.has_magic(p))]] or ["."])
+        found = sorted(Path(p) for p in glob.glob(spec, recursive=True) if Path(p).is_file())
+        if not found:
+            raise BatchError(f"no files match '{spec}'")
+        return [(p, p.relative_to(fixed) if fixed != Path(".") else p) for p in found]
+    raise BatchError(f"input '{spec}' is not a file, a folder or a glob that matches files; check the path")
+
+
+def settings_hash(settings: dict) -> str:
+    """A short hash of the settings that decide the output bytes (and of the livequant version)."""
+    text = json.dumps({**settings, "livequant": __version__}, sort_keys=True, default=str)
+    return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
+def _fingerprint(path: Path) -> list[int]:
+    status = path.stat()
+    return [status.st_size, status.st_mtime_ns]
+
+
+def read_manifest(outdir: Path) -> dict[str, dict]:
+    """The last manifest record of each output name; unreadable lines (a crash mid-write) are skipped."""
+    records = {}
+    path = outdir / MANIFEST
+    if path.exists():
+        for line in path.read_text().splitlines():
+            try:
+                record = json.loads(line)
+                records[record["output"]] = record
+            except (ValueError, KeyError, TypeError):
+                continue
+    return records
+
+
+# ------------------------------------------------------------------ chunk planning (pure)
+
+def plan_chunks(times, cuts, keyframes, *, chunk_frames: int, warm_frames: int) -> list[Chunk]:
+    """Group the shots between scene cuts into chunks of about ``chunk_frames`` frames.
+
+    Whole shots are grouped while they fit; a shot longer than ``chunk_frames``
+    is cut at the keyframes nearest each multiple of ``chunk_frames`` into it,
+    and a chunk that starts at such a keyframe warms up over up to
+    ``warm_frames`` frames of its shot before it.
+
+    Parameters
+    ----------
+    times : sequence of float
+        Each frame's time, in decoding order.
+    cuts : sequence of int
+        Scene-cut frame indices (> 0, ascending).
+    keyframes : sequence of int
+        Frame indices of the keyframes (ascending).
+    chunk_frames, warm_frames : int
+
+    Returns
+    -------
+    list of Chunk
+        In frame order, covering every frame once.
+    """
+    n = len(times)
+    bounds = [0, *[c for c in cuts if 0 < c < n], n]
+    starts = []  # (first frame, first frame of its shot)
+    group = None  # first frame of the chunk that short shots are added to
+    for a, b in zip(bounds, bounds[1:]):
+        if b - a > chunk_frames:
+            starts.append((a, a))
+            s = a
+            while b - s > chunk_frames + chunk_frames // 2:
+                target = s + chunk_frames
+                near = [k for k in keyframes if s + chunk_frames // 2 <= k <= b - chunk_frames // 2]
+                if not near:
+                    break
+                s = min(near, key=lambda k: (abs(k - target), k))
+                starts.append((s, a))
+            group = None
+        elif group is None or b - group > chunk_frames:
+            starts.append((a, a))
+            group = a
+    ends = [first for first, _ in starts[1:]] + [n]
+    t0 = times[0]
+    chunks = []
+    for (first, shot), end in zip(starts, ends):
+        warm = min(warm_frames, first - shot)
+        chunks.append(Chunk(first, end - first, warm, times[first - warm], times[first] - t0))
+    return chunks
+
+
+# ------------------------------------------------------------------ tasks (run on workers)
+
+class _Reporter:
+    """``on_frame`` for `run` in a task: reports the frames done every `REPORT_EVERY` s as a Dask event,
+    and raises `Cancelled` once the batch's stop event is set."""
+
+    def __init__(self, key: str, stop: str):
+        self._key, self._stop = key, stop
+        self._sent = time.monotonic()
+        try:
+            self._worker = get_worker()
+        except ValueError:  # not on a worker
+            self._worker = None
+
+    def __call__(self, qframe, stats) -> None:
+        now = time.monotonic()
+        if self._worker is None or now - self._sent < REPORT_EVERY:
+            return
+        self._sent = now
+        self._worker.log_event(_TOPIC, (self._key, stats.frames))
+        if Event(self._stop).is_set():
+            raise Cancelled()
+
+
+def _check_encoding(items: list[Item], outdir: Path, options: argparse.Namespace) -> None:
+    """Open each kind of output once, in a temporary folder, so that a suffix, codec or option FFmpeg
+    refuses stops the batch before any work (`UsageError`, naming an output), not once per file on the workers."""
+    with tempfile.TemporaryDirectory() as folder:
+        for item in {Path(item.name).suffix.lower(): item for item in items}.values():
+            trial = Path(folder) / Path(item.name).name
+            try:
+                open_output(_task_options(options, "", trial, audio=False), argparse.Namespace(fps=None), ()).abort()
+            except UsageError as e:
+                raise UsageError(str(e).replace(str(trial), str(outdir / item.name))) from None
+
+
+def _task_options(options: argparse.Namespace, source_path, output, *, audio: bool) -> argparse.Namespace:
+    return argparse.Namespace(**{**vars(options), "input": str(source_path), "output": str(output),
+                                 "overwrite": True, "fps": None, "no_audio": options.no_audio or not audio})
+
+
+def encode_task(source_path: str, output: str, options: argparse.Namespace, key: str, stop: str,
+                chunk: Chunk | None = None) -> int:
+    """Transcode a file, or one chunk of it, to ``output`` (a piece without audio for a chunk).
+
+    Returns the number of frames written.
+    """
+    output = Path(output)
+    shutil.rmtree(output.parent, ignore_errors=True)  # what a worker that died here left
+    output.parent.mkdir(parents=True)
+    start = None if chunk is None else chunk.start
+    with VideoFile(source_path, start=start, max_pixels=options.max_pixels) as source:
+        size, n = frame_size(source.size, options)
+        task_options = _task_options(options, source_path, output, audio=chunk is None)
+        sink = (GifWriter(output, overwrite=True, local_palettes=True) if chunk and output.suffix == ".gif"
+                else open_output(task_options, source, [source_path]))
+        with make_quantizer(options) as quantizer, sink:
+            frames = adapt(source, size=size)
+            if chunk is not None:
+                frames = islice(frames, chunk.warm + chunk.count)
+                for frame, t in islice(frames, chunk.warm):
+                    quantizer.process(frame, t)
+            stats = run(frames, quantizer, [enlarge(sink, n)], on_frame=_Reporter(key, stop))
+    return stats.frames
+
+
+def plan_task(source_path: str, options: argparse.Namespace, chunk_seconds: float) -> list[Chunk]:
+    """Decode a file once, find its scene cuts and keyframes, and plan its chunks."""
+    times = []
+    with VideoFile(source_path, max_pixels=options.max_pixels) as source:
+        size, _ = frame_size(source.size, options)
+        fps = source.fps or 25.0
+
+        def frames():
+            for frame, t in adapt(source, size=size):
+                times.append(t)
+                yield frame
+
+        cuts = scene_cuts(frames(), n_colors=options.colors)  # the sample size and seed the Quantizer uses
+    keyframes = []
+    with av.open(source_path) as container:
+        stream = container.streams.video[0]
+        for packet in container.demux(stream):
+            if packet.is_keyframe and packet.pts is not None:
+                t = float(packet.pts * packet.time_base)
+                keyframes.append(bisect.bisect_left(times, t - 1e-6))
+    return plan_chunks(times, cuts, sorted(set(keyframes)), chunk_frames=max(1, round(chunk_seconds * fps)),
+                       warm_frames=round(WARM_SECONDS * fps))
+
+
+def join_task(pieces: list[str], offsets: list[float], output: str, source_path: str,
+              options: argparse.Namespace) -> int:
+    """Join encoded chunks into ``output`` by stream copy, each shifted to its time, with the source's audio.
+
+    Returns the number of frames (packets) written.
+    """
+    output = Path(output)
+    frames = 0
+    audio_in = None
+    try:
+        with av.open(pieces[0]) as first, av.open(str(output), "w") as out:
+            stream = out.add_stream_from_template(first.streams.video[0])
+            if output.suffix.lower() != ".gif" and not options.no_audio:
+                audio_in = av.open(source_path)
+                audio = AudioTrack(audio_in, out, output.suffix.lower()) if audio_in.streams.audio else None
+                with VideoFile(source_path, max_pixels=options.max_pixels) as source:
+                    t0 = next(iter(source))[1]
+            else:
+                audio = None
+            end = 0.0
+            for piece, offset in zip(pieces, offsets):
+                with av.open(piece) as container:
+                    video = container.streams.video[0]
+                    shift = round(offset / video.time_base)
+                    for packet in container.demux(video):
+                        if packet.pts is None:
+                            continue
+                        packet.pts += shift
+                        packet.dts = None if packet.dts is None else packet.dts + shift
+                        t = float(packet.pts * video.time_base)
+                        end = max(end, t + float((packet.duration or 0) * video.time_base))
+                        if audio is not None:
+                            audio.mux_until(t0 + t, t0)
+                        packet.stream = stream
+                        out.mux(packet)
+                        frames += 1
+            if audio is not None:
+                audio.finish(t0 + end, t0)
+    except BaseException:
+        output.unlink(missing_ok=True)
+        raise
+    finally:
+        if audio_in is not None:
+            audio_in.close()
+    return frames
+
+
+def _timed(function, *args):
+    """``(function(*args), seconds it took)``: what the client submits, so the manifest can record each
+    file's working time (not its time in the queue)."""
+    start = time.perf_counter()
+    return function(*args), time.perf_counter() - start
+
+
+def _probe(path: Path) -> tuple[int, float] | None:
+    """``(frames, seconds)`` of a video from its header, or None if the header does not tell."""
+    try:
+        with av.open(str(path)) as container:
+            stream = container.streams.video[0]
+            seconds = (float(stream.duration * stream.time_base) if stream.duration
+                       else container.duration / 1e6 if container.duration else None)
+            rate = stream.average_rate or stream.guessed_rate
+            frames = stream.frames or (round(seconds * rate) if seconds and rate else 0)
+            return (frames, seconds) if seconds else None
+    except (av.error.FFmpegError, IndexError, OSError):
+        return None  # the task opens it again and says what is wrong
+
+
+# ------------------------------------------------------------------ the client
+
+@dataclass
+class _File:
+    """The client's view of one item while the batch runs."""
+
+    item: Item
+    output: Path
+    expected: int
+    fingerprint: list[int]
+    seconds: float = 0.0  # working time of its finished tasks
+    chunks: list[Chunk] | None = None
+    pieces: dict | None = None  # chunk index -> piece path, as they finish
+    failed: bool = False
+
+
+def run_batch(items: list[Item], outdir, options: argparse.Namespace, settings: dict, *,
+              workers: int | None = None, scheduler: str | None = None, resume: bool = False,
+              overwrite: bool = False, chunk_seconds: float = 20.0, quiet: bool = False) -> list[str]:
+    """Transcode every item into ``outdir`` on a Dask cluster; return one line per failed input.
+
+    Parameters
+    ----------
+    items : list of Item
+    outdir : str or os.PathLike
+        Created if missing.
+    options : argparse.Namespace
+        The colour, size and encoding options, as ``livequant transcode`` takes them.
+    settings : dict
+        What decides the output bytes; its `settings_hash` goes in the manifest.
+    workers : int, optional
+        Worker processes of the local cluster (default: the cores).
+    scheduler : str, optional
+        Address of a running Dask scheduler to use instead of a local cluster.
+    resume : bool
+        Skip the items the manifest records as done with the same settings and input.
+    overwrite : bool
+        Replace outputs that exist.
+    chunk_seconds : float
+        Cut files longer than 1.5 times this into chunks; 0 never cuts.
+    quiet : bool
+        No progress bar.
+
+    Raises
+    ------
+    BatchError
+        An output exists (and neither ``overwrite`` nor ``resume`` covers it), before any work.
+    SinkError
+        An existing output is one of the inputs (by device and inode), a folder, or in a read-only folder.
+    UsageError
+        An output suffix, codec or encoder option that FFmpeg refuses, before any work.
+    """
+    outdir = Path(outdir)
+    digest = settings_hash({**settings, "chunk_seconds": chunk_seconds})
+    records = read_manifest(outdir) if resume else {}
+    todo = []
+    inputs = [item.input for item in items]
+    for item in items:
+        output = outdir / item.name
+        record = records.get(item.name)
+        if output.exists():
+            check_target(output, True, inputs)  # not an input (by inode), not a folder, in a writable folder
+        same = (record is not None and record.get("settings") == digest
+                and record.get("input") == str(item.input.resolve())
+                and record.get("fingerprint") == _fingerprint(item.input))
+        if same and record.get("status") == "done" and output.is_file():
+            continue
+        if output.exists() and not (overwrite or record is not None):
+            raise BatchError(f"output '{output}' exists; use -y to overwrite it, or --resume to skip finished work")
+        todo.append(item)
+    if not todo:
+        if not quiet:
+            print(f"nothing to do: all {len(items)} outputs are done", flush=True)
+        return []
+    _check_encoding(todo, outdir, options)
+    outdir.mkdir(parents=True, exist_ok=True)
+    work = Path(tempfile.mkdtemp(dir=outdir, prefix=".livequant-batch-"))
+    try:
+        with _client(workers, scheduler) as client:
+            return _Run(client, todo, outdir, work, options, digest, chunk_seconds, quiet).loop()
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+
+
+@contextlib.contextmanager
+def _client(workers: int | None, scheduler: str | None):
+    """A Client on ``scheduler``, or on a `LocalCluster` of ``workers`` one-thread processes started here
+    and shut down on exit."""
+    if scheduler:
+        with Client(scheduler) as client:
+            yield client
+        return
+    with dask.config.set({"distributed.scheduler.allowed-failures": ALLOWED_FAILURES}):
+        cluster = LocalCluster(n_workers=workers or os.cpu_count() or 1, threads_per_worker=1, processes=True,
+                               dashboard_address=None, silence_logs=logging.CRITICAL)
+    with cluster, Client(cluster) as client:
+        client.register_plugin(_IgnoreInterrupts())
+        yield client
+
+
+class _IgnoreInterrupts(WorkerPlugin):
+    """Local workers ignore Ctrl-C (a terminal sends it to them too): the client cancels their tasks and
+    stops them."""
+
+    def setup(self, worker) -> None:
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
+
+
+class _Run:
+    """One batch on a client: submit, follow, record."""
+
+    def __init__(self, client, items, outdir, work, options, digest, chunk_seconds, quiet):
+        self.client, self.outdir, self.work = client, outdir, work
+        self.options, self.digest, self.chunk_seconds = options, digest, chunk_seconds
+        self.stop = f"livequant-stop-{work.name}"
+        self.files: dict[str, _File] = {}
+        self.tasks = {}  # future -> (file key, what, chunk index)
+        self.progress: dict[str, int] = {}
+        self.failures: list[str] = []
+        self.done = 0
+        self.pending = as_completed()
+        probes = {item.name: _probe(item.input) for item in items}
+        total = sum(p[0] for p in probes.values() if p)
+        self.bar = tqdm(total=total, unit="frame", disable=quiet, dynamic_ncols=True, smoothing=0.1,
+                        mininterval=0.25 if sys.stderr.isatty() else 5.0)
+        client.subscribe_topic(_TOPIC, self._on_report)
+        for item in sorted(items, key=lambda i: -(probes[i.name] or (0, 0))[0]):  # longest first
+            probe = probes[item.name]
+            output = outdir / item.name
+            output.parent.mkdir(parents=True, exist_ok=True)
+            self.files[item.name] = _File(item, output, probe[0] if probe else 0, _fingerprint(item.input))
+            if probe and chunk_seconds and probe[1] > 1.5 * chunk_seconds:
+                self._submit(item.name, "plan", None, plan_task, str(item.input), options, chunk_seconds,
+                             priority=probe[0])
+            else:
+                self._submit(item.name, "whole", None, encode_task, str(item.input),
+                             str(self._temp(item.name, "whole", output.name)), options, item.name, self.stop,
+                             priority=probe[0] if probe else 0)
+
+    def _temp(self, name: str, what: str, filename: str) -> Path:
+        return self.work / hashlib.sha1(name.encode()).hexdigest()[:12] / what / filename
+
+    def _submit(self, name, what, index, function, *args, priority: int = 0) -> None:
+        future = self.client.submit(_timed, function, *args, key=f"{what}-{index}-{name}-{self.work.name}",
+                                    priority=priority, pure=False, retries=0)
+        self.tasks[future] = (name, what, index)
+        self.pending.add(future)
+
+    def _on_report(self, event) -> None:
+        key, frames = event[1]
+        self.progress[key] = frames
+
+    def loop(self) -> list[str]:
+        try:
+            while self.tasks:
+                batch = self.pending.next_batch(block=False)
+                if not batch:
+                    self._draw()
+                    time.sleep(0.2)
+                    continue
+                for future in batch:
+                    self._finished(future)
+            self._draw()
+        except BaseException:
+            Event(self.stop, client=self.client).set()
+            self.client.cancel(list(self.tasks))
+            raise
+        finally:
+            self.bar.close()
+        return self.failures
+
+    def _draw(self) -> None:
+        self.bar.set_postfix_str(f"files {self.done} done, {len(self.failures)} failed of {len(self.files)}",
+                                 refresh=False)
+        self.bar.update(sum(self.progress.values()) - self.bar.n)
+
+    def _finished(self, future) -> None:
+        name, what, index = self.tasks.pop(future)
+        file = self.files[name]
+        if file.failed:
+            return
+        if future.status == "cancelled":
+            self._fail(file, Cancelled("cancelled"))
+            return
+        if future.status != "finished":
+            self._fail(file, future.exception())
+            return
+        result, seconds = future.result()
+        file.seconds += seconds
+        if what == "plan":
+            file.chunks, file.pieces = result, {}
+            suffix = file.output.suffix
+            for i, chunk in enumerate(result):
+                piece = self._temp(name, f"chunk{i:05d}", f"piece{suffix}")
+                key = f"{name}#{i}"
+                self._submit(name, "chunk", i, encode_task, str(file.item.input), str(piece), self.options, key,
+                             self.stop, chunk, priority=chunk.count)
+            return
+        if what == "chunk":
+            file.pieces[index] = self._temp(name, f"chunk{index:05d}", f"piece{file.output.suffix}")
+            if len(file.pieces) == len(file.chunks):
+                pieces = [str(file.pieces[i]) for i in range(len(file.chunks))]
+                temp = self._temp(name, "join", file.output.name)
+                temp.parent.mkdir(parents=True, exist_ok=True)
+                self._submit(name, "join", None, join_task, pieces, [c.offset for c in file.chunks], str(temp),
+                             str(file.item.input), self.options, priority=10**9)
+            return
+        temp = self._temp(name, what, file.output.name)
+        os.replace(temp, file.output)
+        frames = result
+        for key in [k for k in self.progress if k == name or k.startswith(f"{name}#")]:
+            del self.progress[key]
+        self.progress[name] = frames
+        self.done += 1
+        self._record(file, "done", frames, chunks=len(file.chunks) if file.chunks else 1)
+        if file.chunks:
+            shutil.rmtree(temp.parent.parent, ignore_errors=True)
+
+    def _fail(self, file: _File, error: BaseException) -> None:
+        file.failed = True
+        if isinstance(error, KilledWorker):
+            message = (f"a worker died each of the {ALLOWED_FAILURES + 1} times it ran this input (a crash in "
+                       "the decoder, or out of memory?)")
+        elif isinstance(error, LivequantError):
+            message = str(error)
+        else:
+            message = f"{type(error).__name__}: {error}"
+        self.failures.append(f"{file.item.input}: {message}")
+        for future, (name, _, _) in list(self.tasks.items()):
+            if name == file.item.name:
+                future.cancel()
+        self.bar.total = max(0, self.bar.total - file.expected)
+        for key in [k for k in self.progress if k == file.item.name or k.startswith(f"{file.item.name}#")]:
+            del self.progress[key]
+        self._record(file, "failed", 0, error=message)
+
+    def _record(self, file: _File, status: str, frames: int, **extra) -> None:
+        record = {"input": str(file.item.input.resolve()), "settings": self.digest, "output": file.item.name,
+                  "status": status, "frames": frames, "seconds": round(file.seconds, 3),
+                  "fingerprint": file.fingerprint, **extra}
+        with open(self.outdir / MANIFEST, "a") as manifest:
+            manifest.write(json.dumps(record) + "\n")

@@ -1,0 +1,90 @@
+"""What the command-line options make: the size frames are quantized at, the quantizer and the output.
+
+Shared by the ``livequant`` commands (`livequant.cli`) and by the tasks of
+``livequant batch`` (`livequant.batch`), which run on Dask workers from the
+same options. ``args`` is the `argparse.Namespace` of a command. An option
+that cannot be used raises `~livequant.errors.UsageError` (the CLI exits 2).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from livequant.errors import UsageError
+from livequant.quantizer import Quantizer
+from livequant.sinks import VIDEO_SUFFIXES, AnimationWriter, GifWriter, ImageWriter, VideoWriter
+from livequant.sources import IMAGE_SUFFIXES, megapixels
+
+__all__ = ["check_size", "frame_size", "make_quantizer", "open_output"]
+
+
+def _even(value: float) -> int:
+    return max(2, 2 * round(value / 2))
+
+
+def check_size(option: str, width: float, height: float, max_pixels: int) -> None:
+    """Raise `UsageError` if the ``width`` x ``height`` frames ``option`` makes are over ``max_pixels``."""
+    if width * height > max_pixels:
+        shown = f"{width:.0f}x{height:.0f}" if max(width, height) < 1e9 else f"{width:.3g}x{height:.3g}"
+        raise UsageError(f"{option} makes {shown} frames ({megapixels(width * height)} megapixels), over the limit "
+                         f"of {megapixels(max_pixels)} megapixels; use a smaller value, or raise --max-pixels")
+
+
+def frame_size(size, args) -> tuple[tuple[int, int], int]:
+    """``(size to quantize at, enlargement)`` from the first frame's ``size``, --scale, --width and --pixelate.
+
+    Every size they make is checked against --max-pixels before anything is allocated.
+    """
+    width, height = size
+    target, option = size, None
+    if args.scale:
+        target, option = (width * args.scale, height * args.scale), f"--scale {args.scale:g}"
+    elif args.width:
+        target, option = (args.width, height * args.width / width), f"--width {args.width}"
+    if option:
+        check_size(option, *target, args.max_pixels)
+        target = (_even(target[0]), _even(target[1]))
+    n = args.pixelate or 1
+    if n > 1:
+        target = (max(1, target[0] // n), max(1, target[1] // n))
+        check_size(f"--pixelate {n}", target[0] * n, target[1] * n, args.max_pixels)
+    return tuple(target), n
+
+
+def make_quantizer(args, **extra) -> Quantizer:
+    """The `Quantizer` of the colour options (and --refit-every, --stability where the command has them)."""
+    options = {"n_colors": args.colors, "palette": args.palette, "dither": args.dither,
+               "color_space": args.color_space, "dither_strength": args.dither_strength}
+    if hasattr(args, "refit_every"):
+        options.update(refit_every=args.refit_every, stability=args.stability)
+    return Quantizer(**options, **extra)
+
+
+def open_output(args, source, inputs):
+    """The sink for the suffix of ``args.output``; it checks the output (exists, folder, not one of
+    ``inputs``, codec and container) before any work."""
+    suffix = Path(args.output).suffix.lower()
+    animation = suffix in (".webp", ".apng")  # .webp is a picture to `livequant image`, an animation here
+    picture = suffix == ".gif" or animation or suffix in IMAGE_SUFFIXES
+    quality = getattr(args, "quality", None)
+    if picture and (args.codec or args.crf is not None):
+        raise UsageError(f"--codec and --crf apply to video outputs ({' '.join(VIDEO_SUFFIXES)}), not to "
+                         f"'{args.output}'; leave them out")
+    if not picture and args.codec is None and suffix not in VIDEO_SUFFIXES:
+        raise UsageError(f"cannot tell what to write from the suffix of '{args.output}'; use "
+                         f"{' '.join(VIDEO_SUFFIXES)} for video, .gif .webp .apng for animations, or .png .jpg for "
+                         "pictures")
+    try:
+        if quality is not None and suffix != ".webp":
+            raise ValueError(f"--quality applies to animated WebP (.webp) only, not '{args.output}'")
+        if suffix == ".gif":
+            return GifWriter(args.output, overwrite=args.overwrite, inputs=inputs)
+        if animation:
+            return AnimationWriter(args.output, quality=quality, overwrite=args.overwrite, inputs=inputs)
+        if picture:
+            return ImageWriter(args.output, overwrite=args.overwrite, inputs=inputs, one_frame=True)
+        audio = None if args.no_audio or not getattr(source, "has_audio", False) else args.input
+        return VideoWriter(args.output, args.fps or source.fps or 30.0, codec=args.codec, crf=args.crf,
+                           lossless=args.lossless, audio_from=audio, overwrite=args.overwrite, inputs=inputs)
+    except ValueError as e:  # an unknown suffix or codec, or one the container cannot hold
+        raise UsageError(str(e)) from None
