@@ -149,6 +149,14 @@ def _add_encoding_options(parser: argparse.ArgumentParser) -> None:
     group.add_argument("--no-audio", action="store_true", help="leave the input's audio out")
 
 
+def _add_output_flags(parser: argparse.ArgumentParser, overwrite: str, quiet: str | None = None) -> None:
+    """-y (with its help text ``overwrite``), -q when ``quiet`` says what it silences, and --max-pixels."""
+    parser.add_argument("-y", "--overwrite", action="store_true", help=overwrite)
+    if quiet:
+        parser.add_argument("-q", "--quiet", action="store_true", help=quiet)
+    _add_max_pixels(parser)
+
+
 def _add_max_pixels(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--max-pixels", type=_number(int, 1, 2**31 - 1), default=MAX_PIXELS, metavar="N",
                         help="refuse input pictures, and sizes from --scale, --width, --pixelate or --size, of more "
@@ -227,9 +235,7 @@ def _parser() -> argparse.ArgumentParser:
     group.add_argument("--duration", type=_number(float, above=0), metavar="SECONDS", help="transcode this long")
     _add_encoding_options(p)
     _add_animation_options(p)
-    p.add_argument("-y", "--overwrite", action="store_true", help="replace the output if it exists")
-    p.add_argument("-q", "--quiet", action="store_true", help="no progress or summary on stderr")
-    _add_max_pixels(p)
+    _add_output_flags(p, "replace the output if it exists", "no progress or summary on stderr")
     p.set_defaults(func=_transcode)
 
     p = command("batch", "Quantize many videos, or long ones in chunks, on a Dask cluster",
@@ -255,9 +261,7 @@ def _parser() -> argparse.ArgumentParser:
     _add_colour_options(p, video=True)
     _add_size_options(p)
     _add_encoding_options(p)
-    p.add_argument("-y", "--overwrite", action="store_true", help="replace outputs that exist")
-    p.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
-    _add_max_pixels(p)
+    _add_output_flags(p, "replace outputs that exist", "no progress bar")
     p.set_defaults(func=_batch)
 
     p = command("image", "Quantize a still image",
@@ -268,8 +272,7 @@ def _parser() -> argparse.ArgumentParser:
     _add_colour_options(p, video=False)
     _add_size_options(p)
     _add_report_option(p)
-    p.add_argument("-y", "--overwrite", action="store_true", help="replace the output if it exists")
-    _add_max_pixels(p)
+    _add_output_flags(p, "replace the output if it exists")
     p.set_defaults(func=_image)
 
     p = command("palette", "Extract a palette from an image or a video",
@@ -280,8 +283,7 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("-k", "--colors", type=_number(int, 1, 256), default=16, metavar="K",
                    help="number of colours, 1..256 (default: 16)")
     p.add_argument("--color-space", choices=COLOR_SPACES, default="oklab", help="oklab (perceptual) or rgb")
-    p.add_argument("-y", "--overwrite", action="store_true", help="replace the output if it exists")
-    _add_max_pixels(p)
+    _add_output_flags(p, "replace the output if it exists")
     p.set_defaults(func=_extract_palette)
 
     p = command("demo", "Quantize a built-in scene a few ways: MP4, GIF and a contact sheet",

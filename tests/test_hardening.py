@@ -603,11 +603,9 @@ def _black_then_fade_in(path: Path) -> list[np.ndarray]:
     return source
 
 
-@pytest.mark.xfail(strict=True, reason="not the GIF (it equals the lossless video frame for frame: the next test): "
-                   "the palette track itself gives 21.9 and 21.5 dB on frames 15 and 28 of this clip (refits every "
-                   "3 frames; a still fit of each frame gets 22.0-22.5 dB), so 22 dB is at the ceiling of 16 colours")
 def test_a_clip_that_opens_black_and_fades_in_keeps_its_colours(tmp_path):
-    """Item 3 of issue 8: 5 black frames, then a fade-in; every GIF frame close to its source frame."""
+    """Item 3 of issue 8: 5 black frames, then a fade-in; every GIF frame about as close to its source frame as
+    16 colours fitted to that frame alone get (the palette lagging the fade gave 5-8 dB, in 1-3 colours)."""
     source = _black_then_fade_in(tmp_path / "fade.mp4")
     path, frames = tmp_path / "fade.mp4", len(source)
     out = tmp_path / "fade.gif"
@@ -615,12 +613,17 @@ def test_a_clip_that_opens_black_and_fades_in_keeps_its_colours(tmp_path):
     with av.open(str(out)) as container:
         decoded = [f.to_ndarray(format="rgb24") for f in container.decode(video=0)]
     assert len(decoded) == frames
-    for i, (want, got) in enumerate(zip(source, decoded)):
+
+    def psnr(want, got):
         error = np.mean((want.astype(float) - got) ** 2)
-        psnr = 10 * np.log10(255**2 / error) if error else np.inf
+        return 10 * np.log10(255**2 / error) if error else np.inf
+
+    for i, (want, got) in enumerate(zip(source, decoded)):
+        alone = psnr(want, Quantizer(16).quantize(want))
         wanted = min(8, len(np.unique(want.reshape(-1, 3), axis=0)))
         shown = len(np.unique(got.reshape(-1, 3), axis=0))
-        assert psnr >= 22 and shown >= wanted, f"frame {i}: PSNR {psnr:.1f} dB, {shown} colours (want {wanted})"
+        assert psnr(want, got) >= alone - 2 and shown >= wanted, \
+            f"frame {i}: PSNR {psnr(want, got):.1f} dB (alone: {alone:.1f}), {shown} colours (want {wanted})"
 
 
 def test_a_gif_of_a_clip_that_opens_black_shows_what_lossless_video_shows(tmp_path):
