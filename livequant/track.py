@@ -47,6 +47,8 @@ log = logging.getLogger("livequant")
 CUT_BINS = 8
 #: Share of the samples that must change histogram bin for a scene cut.
 CUT_DISTANCE = 0.5
+#: The refit policy compares errors with at least that of a change of this many levels a channel.
+FLOOR_LEVELS = 2.0
 
 
 def is_scene_cut(previous: np.ndarray, samples: np.ndarray) -> bool:
@@ -102,6 +104,13 @@ def scene_cuts(frames, *, n_colors: int = 16, sample_size: int | None = None, se
     return cuts
 
 
+def level_error(color_space: str, levels: float) -> float:
+    """The squared working-space distance of mid grey from a grey ``levels`` lighter: an error scale."""
+    grey = np.array([[128.0] * 3, [128.0 + levels] * 3])
+    a, b = to_space(grey, color_space)
+    return float(((a - b) ** 2).sum())
+
+
 def default_sample_size(n_colors: int) -> int:
     """Pixels sampled per fit unless told otherwise: ``max(8192, 64 * n_colors)``."""
     return max(8192, 64 * n_colors)
@@ -120,22 +129,27 @@ class RefitPolicy:
     scene_cut : float
         Refit from scratch when the error exceeds this multiple of the error
         at the last fit.
+    floor : float
+        Errors are compared with at least this much: a palette that fits a
+        frame almost exactly (a few-colour source) is not refitted for every
+        change too small to see.
     """
 
-    def __init__(self, refit_every: int, drift: float = 0.25, scene_cut: float = 3.0):
+    def __init__(self, refit_every: int, drift: float = 0.25, scene_cut: float = 3.0, floor: float = 0.0):
         self.refit_every = refit_every
         self.drift = drift
         self.scene_cut = scene_cut
+        self.floor = floor
         self.frames_since = 0
         self.baseline = 0.0
 
     def decide(self, error: float) -> str:
         """Return ``"fresh"``, ``"warm"`` or ``"keep"`` for the palette's ``error`` on a new frame."""
         self.frames_since += 1
-        floor = self.baseline + 1e-9
-        if error > self.scene_cut * floor:
+        reference = max(self.baseline, self.floor) + 1e-9
+        if error > self.scene_cut * reference:
             return "fresh"
-        if error > (1 + self.drift) * floor or (self.refit_every and self.frames_since >= self.refit_every):
+        if error > (1 + self.drift) * reference or (self.refit_every and self.frames_since >= self.refit_every):
             return "warm"
         return "keep"
 
@@ -217,7 +231,7 @@ class PaletteTrack:
 
     def __init__(self, fitter: PaletteFitter, refit_every: int, still_levels: int, background: bool = False):
         self.fitter = fitter
-        self.policy = RefitPolicy(refit_every)
+        self.policy = RefitPolicy(refit_every, floor=level_error(fitter.color_space, FLOOR_LEVELS))
         self.still_levels = still_levels
         self.current: PaletteStep | None = None
         self.stats = {"refits": 0, "cuts": 0, "fit_ms": 0.0, "refit_errors": 0}
