@@ -396,7 +396,10 @@ def cases(folder: Path) -> list[Case]:
     image("odd-33x21.jpg", "ok", label=f"image to {shown}.png", out=f"{{out}}{BAD}.png", size=(33, 21), quick=False)
     image("odd-33x21.jpg", "ok", label=f"image to {shown}.jpg", out=f"{{out}}{BAD}.jpg", quick=False)
     video(f"{BAD}.mp4", "ok", label=f"transcode {shown}.mp4", frames=24, quick=False)
-    video("whole.mp4", "ok", label=f"transcode to {shown}.png", out=f"{{out}}{BAD}.png", quick=False)
+    video("whole.mp4", "error", label=f"transcode to {shown}.png", out=f"{{out}}{BAD}.png", names=".apng",
+          quick=False)  # one picture cannot hold a video: the error names the animated formats
+    video("whole.mp4", "ok", label=f"transcode to {shown}.apng", out=f"{{out}}{BAD}.apng", frames=24, quick=False)
+    video("whole.mp4", "ok", label=f"transcode to {shown}.webp", out=f"{{out}}{BAD}.webp", frames=24, quick=False)
     video("whole.mp4", "ok", label=f"transcode to {shown}-%03d.png", out=f"{{out}}{BAD}-%03d.png", quick=False,
           frames=None)
     palette(f"{BAD}.jpg", "ok", names=BAD, quick=False)
@@ -443,11 +446,12 @@ def cases(folder: Path) -> list[Case]:
     found.append(Case("demo -o onto a file", ("demo", "-o", f("whole.mp4")), "error", names="is a file"))
 
     # Every output suffix without --codec, then every --codec in each video container
-    outputs = {".mp4": "ok", ".mov": "ok", ".mkv": "ok", ".webm": "ok", ".gif": "ok", ".png": "ok", ".jpg": "ok",
-               ".bmp": "ok", ".tif": "ok", ".webp": "ok", ".ppm": "ok", ".pgm": "error", ".exr": "error",
-               ".jxl": "error", ".heic": "error", ".avi": "error", ".txt": "error", "": "error"}
+    # (a picture format holds one frame: a video into it is refused, naming the animated formats)
+    outputs = {".mp4": "ok", ".mov": "ok", ".mkv": "ok", ".webm": "ok", ".gif": "ok", ".webp": "ok", ".apng": "ok",
+               ".png": "error", ".jpg": "error", ".bmp": "error", ".tif": "error", ".ppm": "error", ".pgm": "error",
+               ".exr": "error", ".jxl": "error", ".heic": "error", ".avi": "error", ".txt": "error", "": "error"}
     for suffix, expect in outputs.items():
-        frames = 24 if suffix in (".mp4", ".mov", ".mkv", ".webm", ".gif") else None
+        frames = 24 if expect == "ok" else None
         video("whole.mp4", expect, label=f"transcode to '{suffix}'", out=f"{{out}}{suffix}", names="out",
               quick=False, frames=frames)
     for suffix in (".pgm", ".exr", ".jxl", ".heic", ".mp4", ".gif", ""):
