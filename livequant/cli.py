@@ -345,8 +345,9 @@ def _expected_frames(source, args) -> int | None:
     if source.frame_count and not args.fps:
         return source.frame_count
     rate = args.fps or source.fps
-    seconds = args.duration or (source.frame_count / source.fps if source.frame_count and source.fps else None)
-    return round(seconds * rate) if seconds and rate else None
+    length = source.frame_count / source.fps if source.frame_count and source.fps else None
+    seconds = min(filter(None, (args.duration, length)), default=None)  # --duration may outlast the input
+    return round(seconds * rate) if seconds and rate and math.isfinite(seconds * rate) else None
 
 
 def _report(args, inputs) -> QualityReport | None:

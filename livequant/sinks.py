@@ -33,6 +33,8 @@ from livequant.sources import quiet_opencv
 __all__ = ["AnimationWriter", "GifWriter", "ImageWriter", "Preview", "VideoWriter", "check_target"]
 
 _VIDEO_TIME_BASE = Fraction(1, 90000)
+#: Encoders that refuse 1/90000: MPEG-4 part 2 takes time-base denominators up to 65535.
+_CODEC_TIME_BASES = {"mpeg4": Fraction(1, 60000)}
 _BLACK = (np.zeros((64, 64, 3), np.uint8), np.zeros((64, 64), np.uint8), Palette(np.zeros((1, 3), np.uint8)))
 
 
@@ -445,7 +447,7 @@ class VideoWriter(_EncoderSink):
         self._stream.width, self._stream.height = width + self._pad[1], height + self._pad[0]
         self._stream.pix_fmt = self.pix_fmt
         context = self._stream.codec_context
-        context.time_base = _VIDEO_TIME_BASE
+        context.time_base = self._time_base = _CODEC_TIME_BASES.get(self.codec, _VIDEO_TIME_BASE)
         self._yuv = not fmt.is_rgb
         if self._yuv:  # convert with BT.709 and tag it so, as players assume for HD; untagged is ambiguous
             context.colorspace = context.color_primaries = context.color_trc = 1  # BT.709
@@ -459,7 +461,7 @@ class VideoWriter(_EncoderSink):
         try:
             self._start(64, 64, audio)
             frame = self._frame(QuantizedFrame(*_BLACK))
-            frame.pts, frame.time_base = 0, _VIDEO_TIME_BASE
+            frame.pts, frame.time_base = 0, self._time_base
             for packet in [*self._stream.encode(frame), *self._stream.encode(None)]:
                 self._out.mux(packet)
             if self._audio is not None:
@@ -515,8 +517,8 @@ class VideoWriter(_EncoderSink):
 
     def _finish(self) -> None:
         if self._audio is not None:
-            last = self._interval or round(1 / (self.fps * _VIDEO_TIME_BASE))
-            self._audio.finish(self._t0 + float((self._last_pts + last) * _VIDEO_TIME_BASE), self._t0)
+            last = self._interval or round(1 / (self.fps * self._time_base))
+            self._audio.finish(self._t0 + float((self._last_pts + last) * self._time_base), self._t0)
         super()._finish()
 
     def _release_output(self) -> None:
