@@ -4,6 +4,10 @@ Numba's on-disk cache is keyed on a kernel's own source file: a cached kernel
 does not see a change to a helper it inlines from another file. With every
 kernel and helper here, the cache is right by construction.
 
+The lookup table is filled lazily: a cell still holding `UNKNOWN` gets its
+entry (the palette centre nearest to the cell's centre) from the first pixel
+that meets it, and keeps it. Threads racing on one cell write the same value.
+
 The pixel kernels read a frame as 32-bit words, four pixels (12 bytes) to
 three words, and write indices and colours the same way: a quarter of the
 loads and stores of a byte at a time. A pixel is then one ``int``
@@ -17,14 +21,15 @@ import numba as nb
 import numpy as np
 
 __all__ = [
-    "BITS", "BLOCK", "FINE_FLAG", "LEVELS", "SHIFT", "diffuse_frame", "distinct_colors", "fill_table", "lzw_encode",
+    "BITS", "BLOCK", "FINE_FLAG", "LEVELS", "SHIFT", "UNKNOWN", "diffuse_frame", "distinct_colors", "lzw_encode",
     "map_frame_held", "map_words", "nearest_sorted",
 ]
 
 BITS = 7  # the table: 2**BITS cells a side ...
 LEVELS = 1 << BITS
 SHIFT = 8 - BITS  # ... each 2**SHIFT levels wide
-FINE_FLAG = 256  # table values >= FINE_FLAG point to a fine block (a cell holding palette colours)
+FINE_FLAG = 256  # table values >= FINE_FLAG point to a fine block (a cell holding palette colours) ...
+UNKNOWN = 0xFFFF  # ... except this one: a cell whose entry is not known yet
 BLOCK = 1 << (3 * SHIFT)  # colours in a cell: the entries of a fine block
 CHUNKS = 64  # parallel work units per frame
 STRIPE_ROWS = 64  # error diffusion: rows per parallel stripe
@@ -48,13 +53,35 @@ def _cell(p):  # pragma: no cover - compiled
     )
 
 
+@nb.njit(nogil=True, cache=True)
+def _nearest_centre(cells, cell, centres):  # pragma: no cover - compiled
+    """Index of the entry of ``centres`` nearest to the centre of ``cell`` (ties: the lowest index)."""
+    x0, x1, x2 = cells[cell, 0], cells[cell, 1], cells[cell, 2]
+    best = np.float32(np.inf)
+    best_i = 0
+    for j in range(centres.shape[0]):
+        e0, e1, e2 = x0 - centres[j, 0], x1 - centres[j, 1], x2 - centres[j, 2]
+        dist = e0 * e0 + e1 * e1 + e2 * e2
+        if dist < best:
+            best = dist
+            best_i = j
+    return best_i
+
+
 @nb.njit(inline="always")
-def _index(p, table, fine):  # pragma: no cover - compiled
-    """Palette index of packed pixel ``p``: one table load, and a rarely taken branch into a fine block."""
-    i = np.intp(table[_cell(p)])
+def _index(p, table, fine, cells, centres):  # pragma: no cover - compiled
+    """Palette index of packed pixel ``p``: one table load, and a rarely taken branch into a fine block or, for a
+    cell not known yet, the nearest centre to its cell's centre (written back)."""
+    cell = _cell(p)
+    i = np.intp(table[cell])
     if i >= FINE_FLAG:
-        sub = (p & _SUB) | ((p >> (8 - SHIFT)) & (_SUB << SHIFT)) | ((p >> (16 - 2 * SHIFT)) & (_SUB << (2 * SHIFT)))
-        i = np.intp(fine[(i - FINE_FLAG) * BLOCK + sub])
+        if i == UNKNOWN:
+            i = _nearest_centre(cells, cell, centres)
+            table[cell] = i
+        else:
+            sub = (p & _SUB) | ((p >> (8 - SHIFT)) & (_SUB << SHIFT)) | (
+                (p >> (16 - 2 * SHIFT)) & (_SUB << (2 * SHIFT)))
+            i = np.intp(fine[(i - FINE_FLAG) * BLOCK + sub])
     return i
 
 
@@ -114,14 +141,15 @@ def _chunk(n, c, chunks):  # pragma: no cover - compiled
 
 
 @nb.njit(parallel=True, nogil=True, cache=True)
-def map_words(pixels, table, fine, packed, offsets, width, start, out_idx, out_rgb):  # pragma: no cover - compiled
+def map_words(pixels, table, fine, cells, centres, packed, offsets, width, start, out_idx,
+              out_rgb):  # pragma: no cover - compiled
     """Map a frame through the table, four pixels at a time, writing indices and colours.
 
     Parameters
     ----------
     pixels : (3 * G,) uint32
         ``4 * G`` RGB pixels read as words.
-    table, fine, packed : arrays of a `livequant.lookup.LookupTable`
+    table, fine, cells, centres, packed : arrays of a `livequant.lookup.LookupTable`
     offsets : (M, M) int16, M a power of two
         Ordered-dither offsets added to all three channels, tiled over the
         frame; ``(1, 1)`` for none.
@@ -142,8 +170,8 @@ def map_words(pixels, table, fine, packed, offsets, width, start, out_idx, out_r
         if wrap == 0:
             for g in range(g0, g1):
                 p0, p1, p2, p3 = _pixels(pixels, g)
-                i0, i1, i2, i3 = _index(p0, table, fine), _index(p1, table, fine), _index(p2, table, fine), _index(
-                    p3, table, fine)
+                i0, i1 = _index(p0, table, fine, cells, centres), _index(p1, table, fine, cells, centres)
+                i2, i3 = _index(p2, table, fine, cells, centres), _index(p3, table, fine, cells, centres)
                 _store_indices(out_idx, g, i0, i1, i2, i3)
                 _store(out_rgb, g, np.intp(packed[i0]), np.intp(packed[i1]), np.intp(packed[i2]), np.intp(packed[i3]))
         else:
@@ -151,8 +179,10 @@ def map_words(pixels, table, fine, packed, offsets, width, start, out_idx, out_r
             for g in range(g0, g1):
                 p0, p1, p2, p3 = _pixels(pixels, g)
                 o0, o1, o2, o3, x, y = _offsets4(offsets, wrap, x, y, width)
-                i0, i1 = _index(_offset(p0, o0), table, fine), _index(_offset(p1, o1), table, fine)
-                i2, i3 = _index(_offset(p2, o2), table, fine), _index(_offset(p3, o3), table, fine)
+                i0 = _index(_offset(p0, o0), table, fine, cells, centres)
+                i1 = _index(_offset(p1, o1), table, fine, cells, centres)
+                i2 = _index(_offset(p2, o2), table, fine, cells, centres)
+                i3 = _index(_offset(p3, o3), table, fine, cells, centres)
                 _store_indices(out_idx, g, i0, i1, i2, i3)
                 _store(out_rgb, g, np.intp(packed[i0]), np.intp(packed[i1]), np.intp(packed[i2]), np.intp(packed[i3]))
 
@@ -167,8 +197,8 @@ def _distance2(p, q):  # pragma: no cover - compiled
 
 
 @nb.njit(parallel=True, nogil=True, cache=True)
-def map_frame_held(frame, table, fine, packed, offsets, threshold, weight, reference, previous, out_idx,
-                   out_rgb):  # pragma: no cover - compiled
+def map_frame_held(frame, table, fine, cells, centres, packed, offsets, threshold, weight, reference, previous,
+                   out_idx, out_rgb):  # pragma: no cover - compiled
     """Map a frame through the table with temporal hold: still pixels keep their previous index.
 
     A pixel whose channels all differ from ``reference`` by at most
@@ -182,7 +212,7 @@ def map_frame_held(frame, table, fine, packed, offsets, threshold, weight, refer
     Parameters
     ----------
     frame : (H, W, 3) uint8
-    table, fine, packed : arrays of a `livequant.lookup.LookupTable`
+    table, fine, cells, centres, packed : arrays of a `livequant.lookup.LookupTable`
     offsets : (M, M) int16, M a power of two
         Ordered-dither offsets, tiled over the frame; ``(1, 1)`` for none.
     threshold : int
@@ -208,7 +238,7 @@ def map_frame_held(frame, table, fine, packed, offsets, threshold, weight, refer
             if still <= threshold:
                 i = np.intp(previous[y, x])
                 if weight >= 0:
-                    best = _index(_offset(p, np.intp(row[x & wrap])), table, fine)
+                    best = _index(_offset(p, np.intp(row[x & wrap])), table, fine, cells, centres)
                     was, now = np.intp(packed[i]), np.intp(packed[best])
                     shown = abs((was & 0xFF) - (now & 0xFF)) + abs(((was >> 8) & 0xFF) - ((now >> 8) & 0xFF)) + abs(
                         (was >> 16) - (now >> 16))
@@ -216,17 +246,19 @@ def map_frame_held(frame, table, fine, packed, offsets, threshold, weight, refer
                         i = best
             else:
                 reference[y, x, 0], reference[y, x, 1], reference[y, x, 2] = r, g, b
-                i = _index(_offset(p, np.intp(row[x & wrap])), table, fine)
+                i = _index(_offset(p, np.intp(row[x & wrap])), table, fine, cells, centres)
             out_idx[y, x] = i
             c = np.intp(packed[i])
             out_rgb[y, x, 0], out_rgb[y, x, 1], out_rgb[y, x, 2] = c & 0xFF, (c >> 8) & 0xFF, c >> 16
 
 
 @nb.njit(parallel=True, nogil=True, cache=True)
-def diffuse_frame(frame, table, fine, colors, weights, strength, out_idx, out_rgb):  # pragma: no cover - compiled
+def diffuse_frame(frame, table, fine, cells, centres, colors, weights, strength, out_idx,
+                  out_rgb):  # pragma: no cover - compiled
     """Serpentine error diffusion through the table, in parallel stripes (see `livequant.dither`).
 
-    ``frame`` is ``(H, W, 3) uint8``; ``weights`` are the shares of the error
+    ``frame`` is ``(H, W, 3) uint8``; ``table, fine, cells, centres`` and
+    ``colors`` are arrays of a `livequant.lookup.LookupTable`; ``weights`` are the shares of the error
     passed right, down-left, down and down-right; ``strength`` scales the
     error passed on. Each stripe of `STRIPE_ROWS` first runs `WARMUP_ROWS`
     rows above it so its error field starts warm and no seam shows.
@@ -250,7 +282,7 @@ def diffuse_frame(frame, table, fine, colors, weights, strength, out_idx, out_rg
                 r = min(max(np.intp(frame[y, x, 0] + cur[x + 1, 0] + cr + np.float32(0.5)), 0), 255)
                 g = min(max(np.intp(frame[y, x, 1] + cur[x + 1, 1] + cg + np.float32(0.5)), 0), 255)
                 b = min(max(np.intp(frame[y, x, 2] + cur[x + 1, 2] + cb + np.float32(0.5)), 0), 255)
-                i = _index(r | (g << 8) | (b << 16), table, fine)
+                i = _index(r | (g << 8) | (b << 16), table, fine, cells, centres)
                 if y >= y0:
                     out_idx[y, x] = i
                     out_rgb[y, x, 0], out_rgb[y, x, 1], out_rgb[y, x, 2] = colors[i, 0], colors[i, 1], colors[i, 2]
@@ -268,15 +300,7 @@ def diffuse_frame(frame, table, fine, colors, weights, strength, out_idx, out_rg
             cur[:, :] = 0.0
 
 
-# ---------------------------------------------------------------- nearest search and table fill
-
-
-@nb.njit(inline="always")
-def _sorted_projections(centres, axis):  # pragma: no cover - compiled
-    """The order of ``centres`` along ``axis`` (stable: ties keep the lower index) and their projections in it."""
-    proj = centres @ axis
-    order = np.argsort(proj, kind="mergesort")
-    return order, proj[order]
+# ---------------------------------------------------------------- nearest search
 
 
 @nb.njit(parallel=True, nogil=True, cache=True)
@@ -288,7 +312,9 @@ def nearest_sorted(points, centres, axis, out):  # pragma: no cover - compiled
     exceeds the best distance found, which is exact and prunes most entries.
     """
     k = centres.shape[0]
-    order, sorted_proj = _sorted_projections(centres, axis)
+    proj = centres @ axis
+    order = np.argsort(proj, kind="mergesort")  # stable: ties keep the lower index
+    sorted_proj = proj[order]
     for i in nb.prange(points.shape[0]):
         p0, p1, p2 = points[i, 0], points[i, 1], points[i, 2]
         pp = p0 * axis[0] + p1 * axis[1] + p2 * axis[2]
@@ -315,48 +341,6 @@ def nearest_sorted(points, centres, axis, out):  # pragma: no cover - compiled
                 best = d
                 best_i = j
         out[i] = best_i
-
-
-@nb.njit(parallel=True, nogil=True, cache=True)
-def fill_table(coarse_grid, children, slots, reach, centres, axis, table):  # pragma: no cover - compiled
-    """Exact nearest entry for every table cell centre, coarse cell by coarse cell.
-
-    For a coarse cell with centre ``m`` whose nearest entry lies at distance
-    ``d``, and whose fine centres lie within ``h`` of ``m``, any entry nearest
-    to one of them lies within ``d + 2h`` of ``m`` (triangle inequality). That
-    short candidate list is found by a walk along the sorted projections, and
-    each fine centre takes the nearest candidate (ties: the lowest index).
-    """
-    k = centres.shape[0]
-    n_children = children.shape[2]
-    order, sorted_proj = _sorted_projections(centres, axis)
-    for cell in nb.prange(coarse_grid.shape[0]):
-        m0, m1, m2 = coarse_grid[cell, 0], coarse_grid[cell, 1], coarse_grid[cell, 2]
-        d = np.inf
-        for j in range(k):
-            e0, e1, e2 = m0 - centres[j, 0], m1 - centres[j, 1], m2 - centres[j, 2]
-            d = min(d, e0 * e0 + e1 * e1 + e2 * e2)
-        radius = np.sqrt(d) + 2 * reach[cell]
-        pp = m0 * axis[0] + m1 * axis[1] + m2 * axis[2]
-        lo = np.searchsorted(sorted_proj, pp - radius)
-        hi = np.searchsorted(sorted_proj, pp + radius, side="right")
-        candidates = np.sort(order[lo:hi])
-        best = np.full(n_children, np.inf, np.float32)
-        best_i = np.zeros(n_children, np.uint16)
-        x0, x1, x2 = children[cell, 0], children[cell, 1], children[cell, 2]
-        for j in candidates:
-            e0, e1, e2 = m0 - centres[j, 0], m1 - centres[j, 1], m2 - centres[j, 2]
-            if e0 * e0 + e1 * e1 + e2 * e2 > radius * radius:
-                continue
-            c0, c1, c2 = centres[j, 0], centres[j, 1], centres[j, 2]
-            for ch in range(n_children):
-                e0, e1, e2 = x0[ch] - c0, x1[ch] - c1, x2[ch] - c2
-                dist = e0 * e0 + e1 * e1 + e2 * e2
-                if dist < best[ch]:
-                    best[ch] = dist
-                    best_i[ch] = j
-        for ch in range(n_children):
-            table[slots[cell, ch]] = best_i[ch]
 
 
 @nb.njit(nogil=True, cache=True)

@@ -2,9 +2,10 @@
 
 The cube is cut into 128 x 128 x 128 cells (`LEVELS` a side, each ``2 ** SHIFT``
 levels wide), each holding the palette entry nearest to its centre in the working
-colour space. The table is refined from an exact grid of 32 cells a side
-(`COARSE_BITS`): each coarse cell's fine centres are compared only with the
-entries that can be nearest to one of them. A cell that contains a palette
+colour space. The table is filled lazily: it starts as `UNKNOWN` everywhere, and
+the kernels compute a cell's entry the first time a pixel meets it (a frame
+touches some 16 thousand of the 2 million cells) from the cell centres' working-space
+coordinates, computed once per colour space. A cell that contains a palette
 colour points instead to an exact block of its 2 x 2 x 2 colours, so every
 palette colour maps to itself. A lookup is one load and a rarely taken branch
 (the kernels are in `livequant.kernels`). `nearest_reference` is the plain numpy
@@ -26,7 +27,7 @@ from livequant.kernels import (
     FINE_FLAG,
     LEVELS,
     SHIFT,
-    fill_table,
+    UNKNOWN,
     map_frame_held,
     map_words,
     nearest_sorted,
@@ -45,7 +46,6 @@ __all__ = [
     "nearest_reference",
 ]
 
-COARSE_BITS = 5  # the grid of exact nearest entries the table is refined from
 NO_OFFSETS = np.zeros((1, 1), np.int16)
 
 
@@ -58,10 +58,15 @@ class LookupTable:
     colors : (K, 3) uint8 ndarray
         The palette the table maps into.
     table : (LEVELS ** 3,) uint16 ndarray
-        Palette index of each cell (see `cell_index`), or ``FINE_FLAG + block``
-        for a cell holding palette colours.
+        Palette index of each cell (see `cell_index`), ``FINE_FLAG + block``
+        for a cell holding palette colours, or `UNKNOWN` for a cell no pixel
+        has met yet (the kernels fill it in).
     fine : (BLOCK * n_blocks,) uint8 ndarray
         Exact palette index of each colour of those cells.
+    cells : (LEVELS ** 3, 3) float32 ndarray
+        Working-space coordinates of every cell's centre (shared by all tables in one space).
+    centres : (K, 3) float32 ndarray
+        The palette in the working space.
     packed : (K,) uint32 ndarray
         The colours as ``r | g << 8 | b << 16``, as the kernels write them.
     spread : float
@@ -71,6 +76,8 @@ class LookupTable:
     colors: np.ndarray
     table: np.ndarray
     fine: np.ndarray
+    cells: np.ndarray
+    centres: np.ndarray
     packed: np.ndarray
     spread: float
 
@@ -88,19 +95,20 @@ def cell_index(rgb: np.ndarray) -> np.ndarray:
 
 
 @functools.cache
-def _cell_centres(color_space: str, bits: int) -> np.ndarray:
-    """Working-space coordinates of the cell centres of a ``2**bits`` a side grid, ``(n ** 3, 3) float32``.
+def _cell_centres(color_space: str) -> np.ndarray:
+    """Working-space coordinates of the table's cell centres, ``(LEVELS ** 3, 3) float32``, laid out as the table.
 
     Built in slices: the float64 intermediates of the whole 128^3 grid at once
-    took 300 MB of peak memory for a 25 MB result.
+    took 300 MB of peak memory for a 25 MB result. Read only: every table in
+    ``color_space`` shares it.
     """
-    width = 1 << (8 - bits)
-    n = 1 << bits
-    out = np.empty((n**3, 3), dtype=np.float32)
-    for start in range(0, n**3, 1 << 16):
-        cell = np.arange(start, min(start + (1 << 16), n**3))
-        rgb = _grid_rgb(cell, bits) * width + (width - 1) / 2
+    width = 1 << SHIFT
+    out = np.empty((LEVELS**3, 3), dtype=np.float32)
+    for start in range(0, LEVELS**3, 1 << 16):
+        cell = np.arange(start, min(start + (1 << 16), LEVELS**3))
+        rgb = _grid_rgb(cell, BITS) * width + (width - 1) / 2
         out[start : start + len(cell)] = to_space(rgb, color_space)
+    out.flags.writeable = False
     return out
 
 
@@ -143,34 +151,8 @@ def _spread(colors: np.ndarray) -> float:
     return float(np.median(d.min(axis=1)))
 
 
-@functools.cache
-def _children(color_space: str) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """The table's cell centres grouped by coarse cell.
-
-    Returns
-    -------
-    coords : (C, 3, R) float32 ndarray
-        Working-space coordinates of the ``R = (2 ** (BITS - COARSE_BITS)) ** 3``
-        fine centres of each of the ``C = 8 ** COARSE_BITS`` coarse cells, channel-planar.
-    slots : (C, R) int64 ndarray
-        Their positions in the table.
-    reach : (C,) float32 ndarray
-        Distance from each coarse cell's centre to its farthest fine centre,
-        with 1% to spare for the curvature of OKLab.
-    """
-    ratio = 1 << (BITS - COARSE_BITS)
-    n = 1 << COARSE_BITS
-    cell = np.arange(n**3)
-    child = np.arange(ratio**3)
-    rgb = _grid_rgb(cell, COARSE_BITS)[:, None, :] * ratio + _grid_rgb(child, BITS - COARSE_BITS)[None, :, :]
-    slots = cell_index(rgb.reshape(-1, 3) << SHIFT).reshape(len(cell), len(child))
-    coords = _cell_centres(color_space, BITS)[slots]  # (C, R, 3)
-    reach = np.sqrt(((coords - _cell_centres(color_space, COARSE_BITS)[:, None, :]) ** 2).sum(axis=2)).max(axis=1)
-    return np.ascontiguousarray(coords.transpose(0, 2, 1)), slots, (reach * 1.01).astype(np.float32)
-
-
 def build_table(colors: np.ndarray, color_space: str) -> LookupTable:
-    """Build the lookup table mapping every RGB cell to its nearest palette entry.
+    """Build the lookup table mapping every RGB cell to its nearest palette entry (filled lazily, see above).
 
     Parameters
     ----------
@@ -185,10 +167,7 @@ def build_table(colors: np.ndarray, color_space: str) -> LookupTable:
     """
     colors = np.ascontiguousarray(colors, dtype=np.uint8)
     centres = to_space(colors, color_space)
-    table = np.empty(LEVELS**3, dtype=np.uint16)
-    children, slots, reach = _children(color_space)
-    coarse_grid = _cell_centres(color_space, COARSE_BITS)
-    fill_table(coarse_grid, children, slots, reach, centres, _projection_axis(color_space), table)
+    table = np.full(LEVELS**3, UNKNOWN, dtype=np.uint16)
     # Cells holding palette colours get an exact block, so each palette colour maps to itself.
     own = np.unique(cell_index(colors))
     corners = _grid_rgb(own, BITS) << SHIFT
@@ -197,7 +176,8 @@ def build_table(colors: np.ndarray, color_space: str) -> LookupTable:
     table[own] = FINE_FLAG + np.arange(len(own), dtype=np.uint16)
     c = colors.astype(np.uint32)
     packed = c[:, 0] | (c[:, 1] << 8) | (c[:, 2] << 16)
-    return LookupTable(colors=colors, table=table, fine=fine, packed=packed, spread=_spread(colors))
+    return LookupTable(colors=colors, table=table, fine=fine, cells=_cell_centres(color_space), centres=centres,
+                       packed=packed, spread=_spread(colors))
 
 
 def _bytes_per_pixel(a: np.ndarray) -> int:
@@ -253,7 +233,8 @@ def map_pixels(frame: np.ndarray, table: LookupTable, offsets: np.ndarray, out_i
     width = frame.shape[1]
 
     def call(start, pixels, indices, colours):
-        map_words(pixels, table.table, table.fine, table.packed, offsets, width, start, indices, colours)
+        map_words(pixels, table.table, table.fine, table.cells, table.centres, table.packed, offsets, width, start,
+                  indices, colours)
 
     _by_words(call, (frame,), (out_idx, out_rgb))
 
@@ -276,8 +257,8 @@ def map_pixels_held(frame: np.ndarray, table: LookupTable, offsets: np.ndarray, 
     out_idx : (H, W) uint8 ndarray
         This frame's indices; may be ``previous`` itself.
     """
-    map_frame_held(frame, table.table, table.fine, table.packed, offsets, threshold, weight, reference, previous,
-                   out_idx, out_rgb)
+    map_frame_held(frame, table.table, table.fine, table.cells, table.centres, table.packed, offsets, threshold, weight,
+                   reference, previous, out_idx, out_rgb)
 
 
 def lookup_pixels(pixels: np.ndarray, table: LookupTable) -> np.ndarray:

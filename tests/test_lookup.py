@@ -1,5 +1,7 @@
 """The compiled lookup against the numpy brute force."""
 
+import functools
+
 import numpy as np
 import pytest
 from hypothesis import given, settings
@@ -7,7 +9,8 @@ from hypothesis import strategies as st
 from hypothesis.extra.numpy import arrays
 
 from livequant.colorspace import to_space
-from livequant.kernels import BLOCK, FINE_FLAG, LEVELS, SHIFT
+from livequant.dither import diffuse
+from livequant.kernels import BITS, BLOCK, FINE_FLAG, LEVELS, SHIFT, UNKNOWN
 from livequant.lookup import (
     build_table,
     cell_index,
@@ -36,6 +39,21 @@ def distances(pixels, colors, space):
     return ((p[:, None, :] - c[None, :, :]) ** 2).sum(axis=2)
 
 
+@functools.cache
+def cell_corners():
+    """One pixel in each table cell, ``(LEVELS ** 3, 3) uint8``, in table order."""
+    cell = np.arange(LEVELS**3)
+    mask = LEVELS - 1
+    return (np.stack([cell & mask, (cell >> BITS) & mask, cell >> (2 * BITS)], axis=1) << SHIFT).astype(np.uint8)
+
+
+def filled(table):
+    """``table`` with every cell met once through the kernels, so none is left `UNKNOWN`."""
+    lookup_pixels(cell_corners(), table)
+    assert not np.any(table.table == UNKNOWN)
+    return table
+
+
 @pytest.mark.parametrize("space", SPACES)
 @settings(max_examples=40, deadline=None)
 @given(colors=palettes)
@@ -52,7 +70,9 @@ def test_cell_centres_get_the_brute_force_nearest(space, colors, seed):
     corner = np.random.default_rng(seed).integers(0, LEVELS, (4000, 3)) << SHIFT
     centres = corner + ((1 << SHIFT) - 1) / 2
     expected = nearest_reference(centres, colors, space)
+    lookup_pixels(corner.astype(np.uint8), table)  # the kernel fills in the cells it meets
     got = table.table[cell_index(corner)].astype(np.int64)
+    assert not np.any(got == UNKNOWN)
     plain = got < FINE_FLAG  # cells holding palette colours are checked pixel by pixel below
     d = distances(centres[plain], colors, space)
     rows = np.arange(plain.sum())
@@ -89,14 +109,16 @@ def test_nearest_exact_matches_reference(space, rng):
 
 def test_table_is_deterministic(rng):
     colors = rng.integers(0, 256, (64, 3), dtype=np.uint8)
-    a, b = build_table(colors, "oklab"), build_table(colors, "oklab")
+    a, b = filled(build_table(colors, "oklab")), filled(build_table(colors, "oklab"))
     np.testing.assert_array_equal(a.table, b.table)
     np.testing.assert_array_equal(a.fine, b.fine)
 
 
 def table_reference(table, pixels):
-    """The table read in numpy: each pixel's cell, or its colour's entry in the cell's fine block."""
+    """The table read in numpy: each pixel's cell, or its colour's entry in the cell's fine block (cells must be
+    known: see `filled`)."""
     got = table.table[cell_index(pixels)].astype(np.int64)
+    assert not np.any(got == UNKNOWN)
     fine = got >= FINE_FLAG
     low = pixels.astype(np.int64) & ((1 << SHIFT) - 1)
     sub = low[:, 0] | (low[:, 1] << SHIFT) | (low[:, 2] << (2 * SHIFT))
@@ -116,16 +138,16 @@ SHAPES = [(1, 1), (1, 7), (3, 5), (31, 17), (16, 24)]  # one to three pixels pas
 @pytest.mark.parametrize("m", [1, 2, 8])
 def test_map_pixels_is_the_table_with_offsets(shape, m, rng):
     colors = rng.integers(0, 256, (23, 3), dtype=np.uint8)
-    table = build_table(colors, "rgb")
+    table, full = build_table(colors, "rgb"), filled(build_table(colors, "rgb"))
     frame = rng.integers(0, 256, (*shape, 3), dtype=np.uint8)
     offsets = rng.integers(-255, 256, (m, m)).astype(np.int16) if m > 1 else np.zeros((1, 1), np.int16)
     idx, rgb = np.empty(shape, np.uint8), np.empty_like(frame)
     map_pixels(frame, table, offsets, idx, rgb)
     shifted = np.clip(frame + tiled(offsets, *shape)[..., None], 0, 255).reshape(-1, 3)
-    np.testing.assert_array_equal(idx.ravel(), table_reference(table, shifted))
+    np.testing.assert_array_equal(idx.ravel(), table_reference(full, shifted))
     np.testing.assert_array_equal(rgb, colors[idx])
     pixels = frame.reshape(-1, 3)
-    np.testing.assert_array_equal(lookup_pixels(pixels, table), table_reference(table, pixels))
+    np.testing.assert_array_equal(lookup_pixels(pixels, table), table_reference(full, pixels))
 
 
 def held_reference(frame, table, offsets, threshold, weight, reference, previous):
@@ -158,7 +180,8 @@ def test_map_pixels_held_keeps_still_pixels(shape, weight, in_place, rng):
     frame = np.clip(reference + change, 0, 255).astype(np.uint8)
     previous = rng.integers(0, 16, shape, dtype=np.uint8)
     offsets = rng.integers(-20, 21, (4, 4)).astype(np.int16)
-    expected_idx, expected_ref = held_reference(frame, table, offsets, 3, weight, reference, previous)
+    full = filled(build_table(colors, "oklab"))
+    expected_idx, expected_ref = held_reference(frame, full, offsets, 3, weight, reference, previous)
     before = previous.copy()
     out_idx = previous if in_place else np.empty(shape, np.uint8)
     rgb = np.empty_like(frame)
@@ -168,3 +191,46 @@ def test_map_pixels_held_keeps_still_pixels(shape, weight, in_place, rng):
     np.testing.assert_array_equal(rgb, colors[out_idx])
     if not in_place:
         np.testing.assert_array_equal(previous, before)
+
+
+PALETTES = {
+    **{f"random {k}": np.random.default_rng(k).integers(0, 256, (k, 3), dtype=np.uint8) for k in (1, 2, 16, 64, 256)},
+    # Cell centres (2 c + 0.5) halfway between two greys 3 levels apart: exact ties, in both spaces.
+    "grey every 3": np.repeat(np.arange(0, 256, 3, dtype=np.uint8)[:, None], 3, axis=1),
+    "duplicates": np.tile(np.random.default_rng(5).integers(0, 256, (8, 3), dtype=np.uint8), (3, 1)),
+}
+
+
+@pytest.mark.parametrize("space", SPACES)
+@pytest.mark.parametrize("name", PALETTES)
+def test_lazy_table_gives_the_full_table(space, name, rng):
+    """Cells filled in as pixels meet them, in any order and by any kernel, hold what a full table holds:
+    the exact nearest entry to the cell centre, ties to the lowest index."""
+    colors = PALETTES[name]
+    full = filled(build_table(colors, space))
+    cells = rng.integers(0, LEVELS**3, 3000)
+    points, centres = full.cells[cells], full.centres
+    e = [points[:, None, ch] - centres[None, :, ch] for ch in range(3)]  # float32, as the kernel computes
+    expected = (e[0] * e[0] + e[1] * e[1] + e[2] * e[2]).argmin(axis=1)
+    plain = full.table[cells] < FINE_FLAG
+    np.testing.assert_array_equal(full.table[cells][plain], expected[plain])
+
+    grey = np.repeat(np.arange(256, dtype=np.uint8)[:, None], 3, axis=1)
+    pixels = np.concatenate([rng.integers(0, 256, (20000, 3), dtype=np.uint8), colors, grey])
+    np.testing.assert_array_equal(lookup_pixels(pixels, build_table(colors, space)), table_reference(full, pixels))
+
+    frame = rng.integers(0, 256, (48, 64, 3), dtype=np.uint8)
+    offsets = rng.integers(-40, 41, (4, 4)).astype(np.int16)
+    for call in (
+        lambda table, idx, rgb: map_pixels(frame, table, offsets, idx, rgb),
+        lambda table, idx, rgb: map_pixels_held(frame, table, offsets, 0, -1.0, np.zeros_like(frame),
+                                                np.zeros(idx.shape, np.uint8), idx, rgb),
+        lambda table, idx, rgb: diffuse(frame, table, "floyd-steinberg", 1.0, idx, rgb),
+    ):
+        outputs = []
+        for table in (build_table(colors, space), full):
+            idx, rgb = np.empty(frame.shape[:2], np.uint8), np.empty_like(frame)
+            call(table, idx, rgb)
+            outputs.append((idx, rgb))
+        np.testing.assert_array_equal(outputs[0][0], outputs[1][0])
+        np.testing.assert_array_equal(outputs[0][1], outputs[1][1])
