@@ -12,6 +12,7 @@ import signal
 import subprocess
 import sys
 import threading
+import time
 from pathlib import Path
 
 import av
@@ -526,6 +527,7 @@ def test_the_console_script_exits_130_on_an_early_ctrl_c():
                                stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                                preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     assert process.stdout.readline() == "go\n"
+    time.sleep(0.2)  # into console(): a signal the moment 'go' is printed lands in this script's own line
     process.send_signal(signal.SIGINT)  # within the heavy imports
     out, err = process.communicate(timeout=60)
     assert "Traceback" not in err
