@@ -183,19 +183,21 @@ def cluster():
 
 
 @pytest.mark.slow
-def test_chunked_equals_sequential_on_a_clip_with_cuts(tmp_path, cluster, rng):
+@pytest.mark.parametrize("to", [["mkv", "--lossless"], ["gif"]], ids=["lossless video", "gif"])
+def test_chunked_equals_sequential_on_a_clip_with_cuts(tmp_path, cluster, rng, to):
+    """GIF chunks are joined by copying their frames, each with its own colour table: the same pictures."""
     shots = [(14, 0), (12, 60), (15, 120), (10, 170), (13, 30)]
     frames = [f for n, hue in shots for f in _shot(n, hue, rng)]
     source = _write(tmp_path / "cuts.mp4", frames, gop=5)
     out = tmp_path / "out"
-    assert main(["batch", str(source), "-o", str(out), "--to", "mkv", "--lossless", "--chunk-seconds", "1.5",
+    assert main(["batch", str(source), "-o", str(out), "--to", *to, "--chunk-seconds", "1.5",
                  "--scheduler", cluster, "-q"]) == 0
     assert _manifest(out)[-1]["chunks"] >= 4
     with VideoFile(source) as video:
         decoded = [frame for frame, _ in video]
     quantizer = Quantizer(16)
     expected = [quantizer.quantize(frame) for frame in decoded]
-    got = _decode(out / "cuts.mkv")
+    got = _decode(out / f"cuts.{to[0]}")
     assert len(got) == len(expected)
     assert all(np.array_equal(a, b) for a, b in zip(got, expected))
 
