@@ -21,8 +21,9 @@ import numba as nb
 import numpy as np
 
 __all__ = [
-    "BITS", "BLOCK", "FINE_FLAG", "LEVELS", "SHIFT", "UNKNOWN", "diffuse_frame", "distinct_colors", "lzw_encode",
-    "map_frame_held", "map_words", "nearest_sorted",
+    "BITS", "BLOCK", "FINE_FLAG", "LEVELS", "SHIFT", "UNKNOWN", "diffuse_frame", "distinct_colors", "index_pixels",
+    "lzw_encode",
+    "map_frame_held", "map_words", "nearest_sorted", "nearest_sorted_serial",
 ]
 
 BITS = 7  # the table: 2**BITS cells a side ...
@@ -303,44 +304,71 @@ def diffuse_frame(frame, table, fine, cells, centres, colors, weights, strength,
 # ---------------------------------------------------------------- nearest search
 
 
+@nb.njit(nogil=True, cache=True)
+def index_pixels(pixels, table, fine, cells, centres, out):  # pragma: no cover - compiled
+    """Table index of each of ``(N, 3) uint8`` pixels, on the calling thread (a few thousand samples)."""
+    for n in range(pixels.shape[0]):
+        p = np.intp(pixels[n, 0]) | (np.intp(pixels[n, 1]) << 8) | (np.intp(pixels[n, 2]) << 16)
+        out[n] = _index(p, table, fine, cells, centres)
+
+
+@nb.njit(inline="always")
+def _nearest_one(p0, p1, p2, centres, order, sorted_proj, axis):  # pragma: no cover - compiled
+    """Index of the centre nearest to point ``(p0, p1, p2)`` (ties: lowest index), searching out from the
+    point's projection on ``axis`` among the centres sorted by theirs, until the projected gap alone exceeds
+    the best distance found."""
+    k = centres.shape[0]
+    pp = p0 * axis[0] + p1 * axis[1] + p2 * axis[2]
+    start = np.searchsorted(sorted_proj, pp)
+    best = np.inf
+    best_i = k
+    lo, hi = start - 1, start
+    while lo >= 0 or hi < k:
+        gap_lo = pp - sorted_proj[lo] if lo >= 0 else np.inf
+        gap_hi = sorted_proj[hi] - pp if hi < k else np.inf
+        if gap_lo <= gap_hi:
+            j, gap = order[lo], gap_lo
+            lo -= 1
+        else:
+            j, gap = order[hi], gap_hi
+            hi += 1
+        if gap * gap > best:
+            break
+        d0 = p0 - centres[j, 0]
+        d1 = p1 - centres[j, 1]
+        d2 = p2 - centres[j, 2]
+        d = d0 * d0 + d1 * d1 + d2 * d2
+        if d < best or (d == best and j < best_i):
+            best = d
+            best_i = j
+    return best_i
+
+
 @nb.njit(parallel=True, nogil=True, cache=True)
 def nearest_sorted(points, centres, axis, out):  # pragma: no cover - compiled
-    """Index of the nearest centre for each point (ties: lowest index).
+    """Index of the nearest centre for each point (ties: lowest index), exact; the points split over threads.
 
     Centres are sorted by their projection on ``axis``; the search walks out
     from the point's own projection and stops once the projected gap alone
     exceeds the best distance found, which is exact and prunes most entries.
     """
-    k = centres.shape[0]
     proj = centres @ axis
     order = np.argsort(proj, kind="mergesort")  # stable: ties keep the lower index
     sorted_proj = proj[order]
     for i in nb.prange(points.shape[0]):
-        p0, p1, p2 = points[i, 0], points[i, 1], points[i, 2]
-        pp = p0 * axis[0] + p1 * axis[1] + p2 * axis[2]
-        start = np.searchsorted(sorted_proj, pp)
-        best = np.inf
-        best_i = k
-        lo, hi = start - 1, start
-        while lo >= 0 or hi < k:
-            gap_lo = pp - sorted_proj[lo] if lo >= 0 else np.inf
-            gap_hi = sorted_proj[hi] - pp if hi < k else np.inf
-            if gap_lo <= gap_hi:
-                j, gap = order[lo], gap_lo
-                lo -= 1
-            else:
-                j, gap = order[hi], gap_hi
-                hi += 1
-            if gap * gap > best:
-                break
-            d0 = p0 - centres[j, 0]
-            d1 = p1 - centres[j, 1]
-            d2 = p2 - centres[j, 2]
-            d = d0 * d0 + d1 * d1 + d2 * d2
-            if d < best or (d == best and j < best_i):
-                best = d
-                best_i = j
-        out[i] = best_i
+        out[i] = _nearest_one(points[i, 0], points[i, 1], points[i, 2], centres, order, sorted_proj, axis)
+
+
+@nb.njit(nogil=True, cache=True)
+def nearest_sorted_serial(points, centres, axis, out):  # pragma: no cover - compiled
+    """`nearest_sorted` on the calling thread: for a few thousand points (a fit's samples), waking the
+    other threads costs more than it saves, and on a busy machine a parallel region waits for its
+    slowest thread."""
+    proj = centres @ axis
+    order = np.argsort(proj, kind="mergesort")
+    sorted_proj = proj[order]
+    for i in range(points.shape[0]):
+        out[i] = _nearest_one(points[i, 0], points[i, 1], points[i, 2], centres, order, sorted_proj, axis)
 
 
 @nb.njit(nogil=True, cache=True)

@@ -28,9 +28,11 @@ from livequant.kernels import (
     LEVELS,
     SHIFT,
     UNKNOWN,
+    index_pixels,
     map_frame_held,
     map_words,
     nearest_sorted,
+    nearest_sorted_serial,
 )
 
 __all__ = [
@@ -47,6 +49,8 @@ __all__ = [
 ]
 
 NO_OFFSETS = np.zeros((1, 1), np.int16)
+#: `nearest` splits the points over threads from this many on; fewer (a fit's samples) run on one thread.
+PARALLEL_POINTS = 1 << 16
 
 
 @dataclass(frozen=True, eq=False)
@@ -133,7 +137,8 @@ def nearest(points: np.ndarray, centres: np.ndarray, color_space: str) -> np.nda
     (N,) uint16 ndarray
     """
     out = np.empty(points.shape[0], dtype=np.uint16)
-    nearest_sorted(points, centres, _projection_axis(color_space), out)
+    search = nearest_sorted if len(points) >= PARALLEL_POINTS else nearest_sorted_serial
+    search(points, centres, _projection_axis(color_space), out)
     return out
 
 
@@ -262,11 +267,10 @@ def map_pixels_held(frame: np.ndarray, table: LookupTable, offsets: np.ndarray, 
 
 
 def lookup_pixels(pixels: np.ndarray, table: LookupTable) -> np.ndarray:
-    """Table index of each of ``(N, 3) uint8`` pixels, ``(N,) uint8``."""
-    frame = np.ascontiguousarray(pixels.reshape(1, -1, 3))
-    out_idx = np.empty(frame.shape[:2], np.uint8)
-    map_pixels(frame, table, NO_OFFSETS, out_idx, np.empty_like(frame))
-    return out_idx[0]
+    """Table index of each of ``(N, 3) uint8`` pixels, ``(N,) uint8``, on the calling thread."""
+    out = np.empty(len(pixels), np.uint8)
+    index_pixels(np.ascontiguousarray(pixels), table.table, table.fine, table.cells, table.centres, out)
+    return out
 
 
 def nearest_exact(frame: np.ndarray, colors: np.ndarray, color_space: str) -> np.ndarray:
