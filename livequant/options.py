@@ -25,7 +25,7 @@ def _even(value: float) -> int:
 def check_size(option: str, width: float, height: float, max_pixels: int) -> None:
     """Raise `UsageError` if the ``width`` x ``height`` frames ``option`` makes are over ``max_pixels``."""
     if width * height > max_pixels:
-        shown = f"{width:.0f}x{height:.0f}" if max(width, height) < 1e9 else f"{width:.3g}x{height:.3g}"
+        shown = f"{width:.0f}x{height:.0f}" if max(width, height) < 1e9 else f"{width:.2g}x{height:.2g}"
         raise UsageError(f"{option} makes {shown} frames ({megapixels(width * height)} megapixels), over the limit "
                          f"of {megapixels(max_pixels)} megapixels; use a smaller value, or raise --max-pixels")
 

@@ -13,6 +13,7 @@ import errno
 import glob
 import itertools
 import logging
+import math
 import os
 import re
 import struct
@@ -41,7 +42,10 @@ MAX_PIXELS = 100_000_000
 refused before it is decoded, so a small malicious file (a decompression bomb) cannot exhaust memory."""
 
 
-def megapixels(pixels: int) -> str:
+def megapixels(pixels: float) -> str:
+    """``pixels`` in megapixels as a person reads them: 0.00307, 4.2, 1,600, 3.2e+21."""
+    if not math.isfinite(pixels) or pixels >= 1e15:
+        return f"{pixels / 1e6:.2g}"
     return f"{pixels / 1e6:,.0f}" if pixels >= 10_000_000 else f"{pixels / 1e6:.3g}"
 
 
@@ -425,6 +429,8 @@ def _open_hint(path: str, error: Exception) -> str:
         return "check the URL, and that the server is up and reachable"
     if isinstance(error, FileNotFoundError):
         return "check the path"
+    if getattr(error, "errno", None) == errno.ELOOP:
+        return "the name is a symbolic link that leads back to itself; give the file it should point to"
     return "is it a complete video file?"
 
 
