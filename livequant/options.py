@@ -8,6 +8,7 @@ that cannot be used raises `~livequant.errors.UsageError` (the CLI exits 2).
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
 
 from livequant.errors import UsageError
@@ -25,9 +26,13 @@ def _even(value: float) -> int:
 def check_size(option: str, width: float, height: float, max_pixels: int) -> None:
     """Raise `UsageError` if the ``width`` x ``height`` frames ``option`` makes are over ``max_pixels``."""
     if width * height > max_pixels:
-        shown = f"{width:.0f}x{height:.0f}" if max(width, height) < 1e9 else f"{width:.2g}x{height:.2g}"
-        raise UsageError(f"{option} makes {shown} frames ({megapixels(width * height)} megapixels), over the limit "
-                         f"of {megapixels(max_pixels)} megapixels; use a smaller value, or raise --max-pixels")
+        if not math.isfinite(width * height):
+            made = "frames too large to count"
+        else:
+            shown = f"{width:.0f}x{height:.0f}" if max(width, height) < 1e9 else f"{width:.2g}x{height:.2g}"
+            made = f"{shown} frames ({megapixels(width * height)} megapixels)"
+        raise UsageError(f"{option} makes {made}, over the limit of {megapixels(max_pixels)} megapixels; use a "
+                         "smaller value, or raise --max-pixels")
 
 
 def frame_size(size, args) -> tuple[tuple[int, int], int]:
