@@ -55,6 +55,7 @@ from livequant.adapters import adapt, enlarge
 from livequant.errors import LivequantError, UsageError
 from livequant.options import frame_size, make_quantizer, open_output
 from livequant.pipeline import run
+from livequant.report import QualityReport
 from livequant.sinks import AudioTrack, GifWriter, check_target
 from livequant.sources import VideoFile
 from livequant.track import scene_cuts
@@ -289,14 +290,23 @@ def encode_task(source_path: str, output: str, options: argparse.Namespace, key:
         task_options = _task_options(options, source_path, output, audio=chunk is None)
         sink = (GifWriter(output, overwrite=True, local_palettes=True) if chunk and output.suffix == ".gif"
                 else open_output(task_options, source, [source_path]))
+        report = QualityReport() if options.report and chunk is None else None
         with make_quantizer(options) as quantizer, sink:
             frames = adapt(source, size=size)
             if chunk is not None:
                 frames = islice(frames, chunk.warm + chunk.count)
                 for frame, t in islice(frames, chunk.warm):
                     quantizer.process(frame, t)
-            stats = run(frames, quantizer, [enlarge(sink, n)], on_frame=_Reporter(key, stop))
+            stats = run(frames, quantizer, [enlarge(sink, n)] + ([report] if report else []),
+                        on_frame=_Reporter(key, stop))
+    if report is not None:
+        report.save(report_path(output, options.report))
     return stats.frames
+
+
+def report_path(output: Path, kind: str) -> Path:
+    """Where the quality report of ``output`` goes: beside it, ``NAME.report.json`` or ``.png``."""
+    return output.with_name(f"{output.name}.report.{kind}")
 
 
 def plan_task(source_path: str, options: argparse.Namespace, chunk_seconds: float) -> list[Chunk]:
@@ -458,8 +468,9 @@ def run_batch(items: list[Item], outdir, options: argparse.Namespace, settings: 
                 and record.get("fingerprint") == _fingerprint(item.input))
         if same and record.get("status") == "done" and output.is_file():
             continue
-        if output.exists() and not (overwrite or record is not None):
-            raise BatchError(f"output '{output}' exists; use -y to overwrite it, or --resume to skip finished work")
+        for made in [output] + ([report_path(output, options.report)] if options.report else []):
+            if made.exists() and not (overwrite or record is not None):
+                raise BatchError(f"output '{made}' exists; use -y to overwrite it, or --resume to skip finished work")
         todo.append(item)
     if not todo:
         if not quiet:
@@ -600,6 +611,8 @@ class _Run:
             return
         temp = self._temp(name, what, file.output.name)
         os.replace(temp, file.output)
+        if self.options.report:
+            os.replace(report_path(temp, self.options.report), report_path(file.output, self.options.report))
         frames = result
         for key in [k for k in self.progress if k == name or k.startswith(f"{name}#")]:
             del self.progress[key]

@@ -258,6 +258,10 @@ def _parser() -> argparse.ArgumentParser:
                    "same settings and an unchanged input; redo the rest")
     p.add_argument("--chunk-seconds", type=_number(float, 0), default=20.0, metavar="S",
                    help="length of the chunks long files are cut into; 0: never cut (default: 20)")
+    p.add_argument("--report", choices=("json", "png"),
+                   help="also write a quality report beside each output, NAME.report.json or .png (see "
+                        "`livequant transcode --help`); files are then transcoded whole, not cut into chunks, "
+                        "since the report measures the flicker between every pair of frames")
     _add_colour_options(p, video=True)
     _add_size_options(p)
     _add_encoding_options(p)
@@ -425,9 +429,15 @@ def _batch(args) -> int:
                                               "stability", "scale", "width", "pixelate", "crf", "codec",
                                               "lossless", "no_audio")}
     settings["palette"] = None if args.palette is None else args.palette.to_hex()
+    settings["report"] = args.report
+    if args.report:
+        try:
+            check_path(f"report.{args.report}")  # a .png report needs matplotlib
+        except ValueError as e:
+            raise UsageError(str(e).replace("'report.png'", "--report png")) from None
     failures = batch.run_batch(items, args.output, options, settings, workers=args.workers,
                                scheduler=args.scheduler, resume=args.resume, overwrite=args.overwrite,
-                               chunk_seconds=args.chunk_seconds, quiet=args.quiet)
+                               chunk_seconds=0 if args.report else args.chunk_seconds, quiet=args.quiet)
     for line in failures:
         print(f"livequant: error: {line}", file=sys.stderr)
     if not args.quiet:

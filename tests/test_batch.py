@@ -150,6 +150,23 @@ def test_broken_input_fails_alone_and_resume_touches_nothing(tmp_path, capsys):
 
 
 @pytest.mark.slow
+def test_a_report_beside_each_output_and_files_stay_whole(tmp_path, cluster):
+    inputs = tmp_path / "in"
+    inputs.mkdir()
+    clips = [write_clip(inputs / name, size=(48, 32), frames=12) for name in ("a.mp4", "b.mp4")]
+    out = tmp_path / "out"
+    assert main(["batch", str(inputs), "-o", str(out), "--to", "gif", "--report", "json", "--chunk-seconds", "0.2",
+                 "--scheduler", cluster, "-q"]) == 0
+    for clip in clips:
+        report = json.loads((out / f"{clip.path.stem}.gif.report.json").read_text())
+        assert report["totals"]["frames"] == clip.frames == len(report["frames"])
+        assert report["frames"][0]["event"] == "fresh" and report["totals"]["psnr"] > 20
+    assert all(record["chunks"] == 1 for record in _manifest(out))  # a report measures a whole file
+    assert not _hidden(out)
+    assert main(["batch", str(inputs), "-o", str(out), "--to", "gif", "--report", "json", "-q"]) == 1  # exists
+
+
+@pytest.mark.slow
 def test_a_killed_worker_loses_nothing(tmp_path):
     inputs = tmp_path / "in"
     inputs.mkdir()
