@@ -25,7 +25,7 @@ import numpy as np
 
 from livequant import __version__, presets
 from livequant.adapters import adapt, enlarge
-from livequant.colorspace import COLOR_SPACES
+from livequant.colorspace import COLOR_SPACES, unique_rgb
 from livequant.demo import SETTINGS, run_demo
 from livequant.dither import DITHERS
 from livequant.errors import LivequantError, SourceError, UsageError
@@ -510,9 +510,7 @@ class PreviewKeys:
 
 def _indexed(rgb: np.ndarray) -> QuantizedFrame:
     """A `QuantizedFrame` of an image of at most 256 colours: its colours become the palette."""
-    packed = (rgb[..., 0].astype(np.uint32) << 16) | (rgb[..., 1].astype(np.uint32) << 8) | rgb[..., 2]
-    values, inverse = np.unique(packed, return_inverse=True)
-    colors = np.stack([values >> 16, (values >> 8) & 255, values & 255], axis=1).astype(np.uint8)
+    colors, inverse, _ = unique_rgb(rgb.reshape(-1, 3))
     return QuantizedFrame(rgb, inverse.reshape(rgb.shape[:2]).astype(np.uint8), Palette(colors))
 
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import numpy as np
 
-__all__ = ["COLOR_SPACES", "from_space", "oklab_to_srgb", "srgb_to_oklab", "to_space"]
+__all__ = ["COLOR_SPACES", "from_space", "oklab_to_srgb", "pack_rgb", "srgb_to_oklab", "to_space", "unique_rgb"]
 
 COLOR_SPACES = ("oklab", "rgb")
 
@@ -95,3 +95,25 @@ def from_space(values: np.ndarray, color_space: str) -> np.ndarray:
     else:
         rgb = np.asarray(values, dtype=np.float64)
     return np.clip(np.rint(rgb), 0, 255).astype(np.uint8)
+
+
+def pack_rgb(rgb: np.ndarray) -> np.ndarray:
+    """``(..., 3) uint8`` colours as one ``uint32`` each, ``0xRRGGBB``."""
+    c = np.asarray(rgb).astype(np.uint32)
+    return (c[..., 0] << 16) | (c[..., 1] << 8) | c[..., 2]
+
+
+def unique_rgb(pixels: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The distinct colours of ``(N, 3) uint8`` pixels, ascending as ``0xRRGGBB``.
+
+    Returns
+    -------
+    colors : (M, 3) uint8 ndarray
+    inverse : (N,) int ndarray
+        Position of each pixel's colour in ``colors``.
+    counts : (M,) int ndarray
+        Pixels of each colour.
+    """
+    values, inverse, counts = np.unique(pack_rgb(pixels), return_inverse=True, return_counts=True)
+    colors = np.stack([values >> 16, (values >> 8) & 255, values & 255], axis=1).astype(np.uint8)
+    return colors, inverse.ravel(), counts

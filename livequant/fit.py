@@ -21,7 +21,7 @@ from sklearn.cluster import KMeans, MiniBatchKMeans
 from sklearn.exceptions import ConvergenceWarning
 from threadpoolctl import ThreadpoolController
 
-from livequant.colorspace import from_space, to_space
+from livequant.colorspace import from_space, pack_rgb, to_space, unique_rgb
 from livequant.kernels import distinct_colors
 from livequant.lookup import nearest
 
@@ -166,7 +166,7 @@ class PaletteFitter:
         -------
         Fit
         """
-        unique, counts = _unique_colors(samples)
+        unique, _, counts = unique_rgb(samples)
         if previous is not None and self.exact(unique):
             colors = _keep_slots(previous.colors, unique, self.color_space)
             return Fit(colors=colors, centres=to_space(colors, self.color_space), error=0.0)
@@ -269,18 +269,6 @@ class PaletteFitter:
         return (gain > self.stability * flicker) & (np.abs(shift).sum(axis=1) > 0)
 
 
-def _packed(rgb: np.ndarray) -> np.ndarray:
-    """``(N, 3) uint8`` colours as one ``uint32`` each, red highest."""
-    return (rgb[:, 0].astype(np.uint32) << 16) | (rgb[:, 1].astype(np.uint32) << 8) | rgb[:, 2]
-
-
-def _unique_colors(samples: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Distinct colours of ``samples`` and how often each occurs."""
-    unique, counts = np.unique(_packed(samples), return_counts=True)
-    rgb = np.stack([unique >> 16, (unique >> 8) & 255, unique & 255], axis=1).astype(np.uint8)
-    return rgb, counts
-
-
 def _keep_slots(old: np.ndarray, colors: np.ndarray, color_space: str) -> np.ndarray:
     """A palette holding every one of ``colors`` that changes as few of ``old``'s slots as it can.
 
@@ -288,7 +276,7 @@ def _keep_slots(old: np.ndarray, colors: np.ndarray, color_space: str) -> np.nda
     slot of the nearest colour no longer needed, and new slots at the end
     when those run out.
     """
-    old_codes, new_codes = _packed(old), _packed(colors)
+    old_codes, new_codes = pack_rgb(old), pack_rgb(colors)
     missing = colors[~np.isin(new_codes, old_codes)]
     free = np.flatnonzero(~np.isin(old_codes, new_codes))
     slots = old.copy()

@@ -25,17 +25,12 @@ from __future__ import annotations
 
 import numpy as np
 
+from livequant.colorspace import pack_rgb
 from livequant.kernels import lzw_encode
 
 __all__ = ["GifEncoder", "MIN_DELAY"]
 
 MIN_DELAY = 2  # 1/100 s: players show a shorter delay as 10/100 s
-
-
-def _pack(colors: np.ndarray) -> np.ndarray:
-    """``(K, 3) uint8`` colours as ``uint32`` 0xRRGGBB."""
-    c = colors.astype(np.uint32)
-    return (c[:, 0] << 16) | (c[:, 1] << 8) | c[:, 2]
 
 
 def _bits(n: int) -> int:
@@ -90,7 +85,7 @@ class GifEncoder:
             raise ValueError(f"GIF pictures are at most 65535 x 65535 pixels, got {width} x {height}")
         self.width, self.height, self.loop = width, height, loop
         self.local_only = local_tables
-        self._global = _pack(np.asarray(colors, np.uint8))
+        self._global = pack_rgb(np.asarray(colors, np.uint8))
         self._global_bits = _bits(len(self._global))
         self._canvas: np.ndarray | None = None  # (H, W) uint32 colours the viewer shows now
         self._mapping_key: bytes | None = None
@@ -140,7 +135,7 @@ class GifEncoder:
         colors : (K, 3) uint8 ndarray
             The frame's palette.
         """
-        packed = _pack(np.asarray(colors, np.uint8))
+        packed = pack_rgb(np.asarray(colors, np.uint8))
         shown = packed[indices]
         if self._canvas is None:
             changed = None

@@ -20,7 +20,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from livequant.colorspace import to_space
+from livequant.colorspace import to_space, unique_rgb
 from livequant.kernels import (
     BITS,
     BLOCK,
@@ -280,13 +280,9 @@ def nearest_exact(frame: np.ndarray, colors: np.ndarray, color_space: str) -> np
     -------
     (H, W) uint8 ndarray
     """
-    h, w = frame.shape[:2]
-    flat = frame.reshape(-1, 3)
-    packed = (flat[:, 0].astype(np.uint32) << 16) | (flat[:, 1].astype(np.uint32) << 8) | flat[:, 2]
-    unique, inverse = np.unique(packed, return_inverse=True)
-    unique_rgb = np.stack([(unique >> 16) & 255, (unique >> 8) & 255, unique & 255], axis=1).astype(np.uint8)
-    index = nearest(to_space(unique_rgb, color_space), to_space(colors, color_space), color_space)
-    return index[inverse.ravel()].astype(np.uint8).reshape(h, w)
+    distinct, inverse, _ = unique_rgb(frame.reshape(-1, 3))
+    index = nearest(to_space(distinct, color_space), to_space(colors, color_space), color_space)
+    return index[inverse].astype(np.uint8).reshape(frame.shape[:2])
 
 
 def nearest_reference(pixels: np.ndarray, colors: np.ndarray, color_space: str) -> np.ndarray:

@@ -349,13 +349,13 @@ class PaletteTrack:
         if outcome.fit is None:
             return
         self.stats["refits"] += 1
+        exact = self.fitter.exact(job.samples)
         fresh = job.kind == "fresh" or self.current is None
-        if not fresh and len(self.current.palette) != len(outcome.fit.colors):  # unmatched, unless it grew exactly
-            fresh = not (job.kind == "warm" and self.fitter.exact(job.samples))
+        if not fresh and len(self.current.palette) != len(outcome.fit.colors):
+            fresh = not exact  # slots unmatched, unless an exact palette grew (its old slots kept their colours)
         if job.kind == "fresh" and self.current is not None:
             self.stats["cuts"] += 1
         palette = Palette(outcome.fit.colors, name="adaptive")
-        exact = self.fitter.exact(job.samples)
         self.current = PaletteStep(palette, outcome.table, outcome.fit, fresh, job.frame, exact)
 
     def _failed(self, error: Exception) -> None:
