@@ -1,7 +1,7 @@
 """``livequant batch`` against a shell loop of ``livequant transcode``, chunked against sequential, and the
 per-task overhead of Dask.
 
-Run: ``python benchmarks/bench_batch.py [--copies 8] [--seconds 14] [--loops 4]``. Everything is timed through the
+Run: ``python benchmarks/bench_batch.py [--copies 8] [--seconds 14] [--long-seconds 300] [--warm-seconds 30 2]``. Everything is timed through the
 command users run (a subprocess), with os.getloadavg() printed next to each timing; outputs are decoded and
 compared with the sequential transcode's.
 """
@@ -9,6 +9,7 @@ compared with the sequential transcode's.
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import shutil
 import statistics
@@ -22,6 +23,7 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 DATA = REPO.parent / "shared" / "data"
 sys.path.insert(0, str(REPO))
+sys.path.insert(0, str(REPO.parent / "shared" / "quality"))
 
 import cv2  # noqa: E402,F401  # before av (see livequant/sinks.py)
 import av  # noqa: E402  # isort: skip
@@ -70,6 +72,39 @@ def looped(source: Path, target: Path, count: int) -> int:
     return count
 
 
+def frames_of(path: Path):
+    """The frames of a video, one at a time (a long clip does not fit in memory)."""
+    with av.open(str(path)) as container:
+        for frame in container.decode(video=0):
+            yield frame.to_ndarray(format="rgb24")
+
+
+def compare(source: Path, sequential: Path, chunked: Path, seams: list[int], warm: float) -> None:
+    """Print how the chunked output differs from the sequential one, and the static-region flicker
+    (../shared/quality/metrics.py) across each seam against the chunked clip's median."""
+    from metrics import static_flicker
+
+    count = same = 0
+    worst = float("inf")
+    flicker, sequential_flicker = [], []
+    previous = None
+    for src, seq, got in zip(frames_of(source), frames_of(sequential), frames_of(chunked)):
+        count += 1
+        identical = np.array_equal(seq, got)
+        same += identical
+        worst = worst if identical else min(worst, psnr(seq, got))
+        if previous is not None:
+            flicker.append(static_flicker(previous[0], src, previous[2], got)[0])
+            sequential_flicker.append(static_flicker(previous[0], src, previous[1], seq)[0])
+        previous = (src, seq, got)
+    median = statistics.median(flicker)
+    at_seams = ", ".join(f"{s}: {flicker[s - 1]:.3f} (sequential {sequential_flicker[s - 1]:.3f})" for s in seams)
+    above = sum(flicker[s - 1] > median for s in seams)
+    print(f"    warm {warm:g} s: {count} frames, {same} identical to the sequential transcode, worst other frame "
+          f"PSNR {worst:.1f} dB; flicker median {median:.4f}, {above} of {len(seams)} seams above it; "
+          f"at the seams {at_seams}", flush=True)
+
+
 def overhead(tasks: int = 200) -> tuple[float, float]:
     """ms per no-op Dask task (submit, run, result, one after another) on a 1-worker local cluster, and
     microseconds per progress event (``log_event``) on a worker."""
@@ -99,8 +134,11 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--copies", type=int, default=8)
     parser.add_argument("--seconds", type=float, default=14.0, help="seconds of cockatoo in each copy (all: 14)")
-    parser.add_argument("--loops", type=int, default=4, help="cockatoo played this many times for the long clip")
-    parser.add_argument("--chunk-seconds", type=float, default=6.0)
+    parser.add_argument("--long-seconds", type=float, default=300.0, help="length of the long clip (cockatoo "
+                        "played again and again)")
+    parser.add_argument("--chunk-seconds", type=float, default=20.0, help="for the long clip")
+    parser.add_argument("--warm-seconds", type=float, nargs="+", default=[30.0, 2.0],
+                        help="chunked runs of the long clip, one per value")
     args = parser.parse_args()
     cockatoo = DATA / "cockatoo.mp4"
     if not cockatoo.exists():
@@ -134,26 +172,22 @@ def main() -> None:
                   f"all outputs complete: {same}  [{load()}]", flush=True)
 
         long = work / "long.mp4"
-        n = looped(cockatoo, long, args.loops * 280)
-        print(f"\nlong clip: cockatoo x {args.loops} ({n} frames, {n / 20:.0f} s at 20 fps, keyframe every 2 s), "
-              f"--chunk-seconds {args.chunk_seconds:g}", flush=True)
+        n = looped(cockatoo, long, round(args.long_seconds * 20))
+        print(f"\nlong clip: cockatoo played {n / 280:.1f} times ({n} frames, {n / 20:.0f} s at 20 fps, keyframe "
+              f"every 2 s; one shot to the cut detector), --chunk-seconds {args.chunk_seconds:g}, lossless H.264",
+              flush=True)
         seconds = timed("python -m livequant transcode long.mp4 long-seq.mp4 -q --lossless --no-audio", work)
-        print(f"  transcode (sequential)  : {seconds:7.1f} s  {n / seconds:5.1f} fps  [{load()}]", flush=True)
-        for workers in (2,):
-            seconds = timed(f"python -m livequant batch long.mp4 -o long{workers} --workers {workers} -q "
-                            f"--lossless --no-audio --chunk-seconds {args.chunk_seconds:g}", work)
-            print(f"  batch chunked, {workers} worker{'s' if workers > 1 else ' '}: {seconds:7.1f} s  "
-                  f"{n / seconds:5.1f} fps  [{load()}]", flush=True)
-        sequential, chunked = decode(work / "long-seq.mp4"), decode(work / "long2" / "long.mp4")
-        same = sum(np.array_equal(a, b) for a, b in zip(sequential, chunked))
-        worst = min(psnr(a, b) for a, b in zip(sequential, chunked))
-        print(f"  chunked vs sequential (lossless): {len(chunked)}/{len(sequential)} frames, {same} identical, "
-              f"worst frame PSNR {worst:.1f} dB", flush=True)
-        jumps = [float(np.mean(np.abs(a.astype(np.int16) - b))) for a, b in zip(chunked, chunked[1:])]
-        seq_jumps = [float(np.mean(np.abs(a.astype(np.int16) - b))) for a, b in zip(sequential, sequential[1:])]
-        differ = [i + 1 for i, (x, y) in enumerate(zip(jumps, seq_jumps)) if abs(x - y) > 1e-9]
-        print(f"  mean |frame - previous| chunked median {statistics.median(jumps):.2f}, sequential median "
-              f"{statistics.median(seq_jumps):.2f}; frames where they differ: {differ[:20]}", flush=True)
+        print(f"  transcode (sequential)            : {seconds:7.1f} s  {n / seconds:5.1f} fps  [{load()}]",
+              flush=True)
+        for warm in args.warm_seconds:
+            out = work / f"long-warm{warm:g}"
+            seconds = timed(f"python -m livequant batch long.mp4 -o {out.name} --workers 2 -q --lossless --no-audio "
+                            f"--chunk-seconds {args.chunk_seconds:g} --warm-seconds {warm:g}", work)
+            print(f"  batch, 2 workers, --warm-seconds {warm:<3g}: {seconds:7.1f} s  {n / seconds:5.1f} fps  "
+                  f"[{load()}]", flush=True)
+            record = json.loads((out / "livequant-manifest.jsonl").read_text().splitlines()[-1])
+            compare(long, work / "long-seq.mp4", out / "long.mp4", record["seams"], warm)
+            shutil.rmtree(out)
     finally:
         shutil.rmtree(work, ignore_errors=True)
 

@@ -13,9 +13,13 @@ outputs, reads the manifest, then submits the work to Dask workers:
 A chunk that starts at a scene cut gives exactly the frames the sequential
 transcode gives from that cut on, because the palette track starts afresh
 there. A shot longer than a chunk is cut at a keyframe instead; that chunk's
-worker first runs the quantizer over up to `WARM_SECONDS` of the frames before
-it, without writing them, so its palette at the seam is close to the
-sequential one.
+worker first runs the quantizer over the frames of the shot before it (up to
+``warm_seconds``), without writing them. When that reaches back to the shot's
+start, the chunk is again exactly the sequential transcode, and the seam moves
+to the frame of the next `SEAM_WINDOW_SECONDS` where the output changes least
+where the picture stands still (both chunks beside it find the same frame,
+since both reproduce the sequential frames there). Further from the shot's
+start, the warm-up only brings the palette close to the sequential one.
 
 Every task writes under a temporary folder in OUTDIR and renames its output
 into place only when complete. A worker that dies has its task run again
@@ -53,9 +57,10 @@ from tqdm import tqdm
 from livequant import __version__
 from livequant.adapters import adapt, enlarge
 from livequant.errors import LivequantError, UsageError
+from livequant.frames import QuantizedFrame
 from livequant.options import frame_size, make_quantizer, open_output
 from livequant.pipeline import run
-from livequant.report import QualityReport
+from livequant.report import QualityReport, still_change
 from livequant.sinks import AudioTrack, GifWriter, check_target
 from livequant.sources import VideoFile
 from livequant.track import scene_cuts
@@ -66,8 +71,10 @@ __all__ = ["BatchError", "Chunk", "Item", "find_inputs", "plan_chunks", "run_bat
 VIDEO_SUFFIXES = frozenset({".mp4", ".m4v", ".mov", ".mkv", ".webm", ".avi", ".gif", ".mpg", ".mpeg", ".ts",
                             ".flv", ".wmv", ".ogv"})
 MANIFEST = "livequant-manifest.jsonl"
-#: Seconds of frames before a keyframe cut that the chunk's quantizer runs over without writing them.
-WARM_SECONDS = 2.0
+#: Default seconds of a shot before a keyframe cut that the chunk's quantizer runs over without writing them.
+WARM_SECONDS = 30.0
+#: Seconds after a keyframe cut inside a shot in which the seam moves to the quietest frame.
+SEAM_WINDOW_SECONDS = 1.0
 #: Times a task is started again after the worker running it died (then it fails with `KilledWorker`).
 ALLOWED_FAILURES = 2
 #: Seconds between two progress reports of a task.
@@ -93,13 +100,20 @@ class Item:
 
 @dataclass(frozen=True)
 class Chunk:
-    """Frames ``first .. first + count - 1`` of a file, after ``warm`` frames quantized but not written."""
+    """Frames ``first .. first + count - 1`` of a file, after ``warm`` frames quantized but not written.
+
+    A seam with a window (``window`` at the start, ``next_window`` at the end)
+    moves to the quietest of the window's frames: the chunk then writes from
+    that frame of its first window, and up to that frame of its last.
+    """
 
     first: int
     count: int
     warm: int
     start: float  # time of frame ``first - warm`` (where decoding starts)
     offset: float  # time of frame ``first`` after the file's first frame
+    window: int = 0  # frames from ``first`` where the chunk's first written frame may be
+    next_window: int = 0  # frames from ``first + count`` where the next chunk's first frame may be
 
 
 # ------------------------------------------------------------------ inputs and outputs
@@ -183,13 +197,16 @@ def read_manifest(outdir: Path) -> dict[str, dict]:
 
 # ------------------------------------------------------------------ chunk planning (pure)
 
-def plan_chunks(times, cuts, keyframes, *, chunk_frames: int, warm_frames: int) -> list[Chunk]:
+def plan_chunks(times, cuts, keyframes, *, chunk_frames: int, warm_frames: int,
+                window_frames: int = 0) -> list[Chunk]:
     """Group the shots between scene cuts into chunks of about ``chunk_frames`` frames.
 
     Whole shots are grouped while they fit; a shot longer than ``chunk_frames``
     is cut at the keyframes nearest each multiple of ``chunk_frames`` into it,
     and a chunk that starts at such a keyframe warms up over up to
-    ``warm_frames`` frames of its shot before it.
+    ``warm_frames`` frames of its shot before it. When that reaches the shot's
+    start, its seam gets a window of ``window_frames`` (at most half of
+    ``chunk_frames``) to move in.
 
     Parameters
     ----------
@@ -199,7 +216,7 @@ def plan_chunks(times, cuts, keyframes, *, chunk_frames: int, warm_frames: int) 
         Scene-cut frame indices (> 0, ascending).
     keyframes : sequence of int
         Frame indices of the keyframes (ascending).
-    chunk_frames, warm_frames : int
+    chunk_frames, warm_frames, window_frames : int
 
     Returns
     -------
@@ -227,11 +244,27 @@ def plan_chunks(times, cuts, keyframes, *, chunk_frames: int, warm_frames: int) 
             group = a
     ends = [first for first, _ in starts[1:]] + [n]
     t0 = times[0]
+    window_frames = max(0, min(window_frames, chunk_frames // 2))
+    windows = [min(window_frames, end - first) if shot < first <= shot + warm_frames else 0
+               for (first, shot), end in zip(starts, ends)]
     chunks = []
-    for (first, shot), end in zip(starts, ends):
+    for (first, shot), end, window, next_window in zip(starts, ends, windows, windows[1:] + [0]):
         warm = min(warm_frames, first - shot)
-        chunks.append(Chunk(first, end - first, warm, times[first - warm], times[first] - t0))
+        chunks.append(Chunk(first, end - first, warm, times[first - warm], times[first] - t0, window, next_window))
     return chunks
+
+
+def quietest_seam(before: QuantizedFrame, window: list[QuantizedFrame]) -> int:
+    """Where in ``window`` (frames following ``before``) a seam shows least.
+
+    Returns
+    -------
+    int
+        The index of the frame whose output changes least, summed over the pixels
+        where its source stands still, from the frame before it; the first on a tie.
+    """
+    changes = [still_change(a.source, b.source, a.rgb, b.rgb)[0] for a, b in zip([before, *window], window)]
+    return changes.index(min(changes))
 
 
 # ------------------------------------------------------------------ tasks (run on workers)
@@ -243,12 +276,14 @@ class _Reporter:
     def __init__(self, key: str, stop: str):
         self._key, self._stop = key, stop
         self._sent = time.monotonic()
+        self.last = None  # the last frame handed to the sinks
         try:
             self._worker = get_worker()
         except ValueError:  # not on a worker
             self._worker = None
 
     def __call__(self, qframe, stats) -> None:
+        self.last = qframe
         now = time.monotonic()
         if self._worker is None or now - self._sent < REPORT_EVERY:
             return
@@ -276,10 +311,14 @@ def _task_options(options: argparse.Namespace, source_path, output, *, audio: bo
 
 
 def encode_task(source_path: str, output: str, options: argparse.Namespace, key: str, stop: str,
-                chunk: Chunk | None = None) -> int:
+                chunk: Chunk | None = None) -> int | tuple[int, int, float]:
     """Transcode a file, or one chunk of it, to ``output`` (a piece without audio for a chunk).
 
-    Returns the number of frames written.
+    Returns
+    -------
+    int or (int, int, float)
+        The number of frames written; for a chunk, also the index of its first
+        written frame and that frame's time after the file's first frame.
     """
     output = Path(output)
     shutil.rmtree(output.parent, ignore_errors=True)  # what a worker that died here left
@@ -291,17 +330,40 @@ def encode_task(source_path: str, output: str, options: argparse.Namespace, key:
         sink = (GifWriter(output, overwrite=True, local_palettes=True) if chunk and output.suffix == ".gif"
                 else open_output(task_options, source, [source_path]))
         report = QualityReport() if options.report and chunk is None else None
+        reporter = _Reporter(key, stop)
         with make_quantizer(options) as quantizer, sink:
             frames = adapt(source, size=size)
+            sinks = [enlarge(sink, n)] + ([report] if report else [])
             if chunk is not None:
-                frames = islice(frames, chunk.warm + chunk.count)
-                for frame, t in islice(frames, chunk.warm):
-                    quantizer.process(frame, t)
-            stats = run(frames, quantizer, [enlarge(sink, n)] + ([report] if report else []),
-                        on_frame=_Reporter(key, stop))
+                return _encode_chunk(frames, chunk, quantizer, sinks, reporter)
+            written = run(frames, quantizer, sinks, on_frame=reporter).frames
     if report is not None:
         report.save(report_path(output, options.report))
-    return stats.frames
+    return written
+
+
+def _encode_chunk(frames, chunk: Chunk, quantizer, sinks, reporter: _Reporter) -> tuple[int, int, float]:
+    """Warm up, then write the chunk's frames from the seam chosen in its first window to the seam
+    chosen in its last; returns what `encode_task` does for a chunk."""
+    frames = islice(frames, chunk.warm + chunk.count + chunk.next_window)
+    before = None
+    for frame, t in islice(frames, chunk.warm):
+        before = quantizer.process(frame, t)
+    head = [quantizer.process(frame, t) for frame, t in islice(frames, chunk.window)]
+    skip = quietest_seam(before, head) if head and before is not None else 0
+    for qframe in head[skip:]:
+        for sink in sinks:
+            sink.write(qframe)
+        reporter.last = qframe
+    written = len(head) - skip + run(islice(frames, chunk.count - len(head)), quantizer, sinks,
+                                      on_frame=reporter).frames
+    tail = [quantizer.process(frame, t) for frame, t in frames]
+    stop = quietest_seam(reporter.last, tail) if tail and reporter.last is not None else 0
+    for qframe in tail[:stop]:
+        for sink in sinks:
+            sink.write(qframe)
+    offset = chunk.offset + (head[skip].time - head[0].time if head else 0.0)
+    return written + stop, chunk.first + skip, offset
 
 
 def report_path(output: Path, kind: str) -> Path:
@@ -309,7 +371,8 @@ def report_path(output: Path, kind: str) -> Path:
     return output.with_name(f"{output.name}.report.{kind}")
 
 
-def plan_task(source_path: str, options: argparse.Namespace, chunk_seconds: float) -> list[Chunk]:
+def plan_task(source_path: str, options: argparse.Namespace, chunk_seconds: float,
+              warm_seconds: float = WARM_SECONDS) -> list[Chunk]:
     """Decode a file once, find its scene cuts and keyframes, and plan its chunks."""
     times = []
     with VideoFile(source_path, max_pixels=options.max_pixels) as source:
@@ -330,7 +393,7 @@ def plan_task(source_path: str, options: argparse.Namespace, chunk_seconds: floa
                 t = float(packet.pts * packet.time_base)
                 keyframes.append(bisect.bisect_left(times, t - 1e-6))
     return plan_chunks(times, cuts, sorted(set(keyframes)), chunk_frames=max(1, round(chunk_seconds * fps)),
-                       warm_frames=round(WARM_SECONDS * fps))
+                       warm_frames=round(warm_seconds * fps), window_frames=round(SEAM_WINDOW_SECONDS * fps))
 
 
 def join_task(pieces: list[str], offsets: list[float], output: str, source_path: str,
@@ -413,13 +476,14 @@ class _File:
     fingerprint: list[int]
     seconds: float = 0.0  # working time of its finished tasks
     chunks: list[Chunk] | None = None
-    pieces: dict | None = None  # chunk index -> piece path, as they finish
+    pieces: dict | None = None  # chunk index -> (piece path, first frame, its time), as they finish
     failed: bool = False
 
 
 def run_batch(items: list[Item], outdir, options: argparse.Namespace, settings: dict, *,
               workers: int | None = None, scheduler: str | None = None, resume: bool = False,
-              overwrite: bool = False, chunk_seconds: float = 20.0, quiet: bool = False) -> list[str]:
+              overwrite: bool = False, chunk_seconds: float = 20.0, warm_seconds: float = WARM_SECONDS,
+              quiet: bool = False) -> list[str]:
     """Transcode every item into ``outdir`` on a Dask cluster; return one line per failed input.
 
     Parameters
@@ -441,6 +505,8 @@ def run_batch(items: list[Item], outdir, options: argparse.Namespace, settings: 
         Replace outputs that exist.
     chunk_seconds : float
         Cut files longer than 1.5 times this into chunks; 0 never cuts.
+    warm_seconds : float
+        The most of a shot a chunk that starts inside it runs over first, without writing it.
     quiet : bool
         No progress bar.
 
@@ -454,7 +520,7 @@ def run_batch(items: list[Item], outdir, options: argparse.Namespace, settings: 
         An output suffix, codec or encoder option that FFmpeg refuses, before any work.
     """
     outdir = Path(outdir)
-    digest = settings_hash({**settings, "chunk_seconds": chunk_seconds})
+    digest = settings_hash({**settings, "chunk_seconds": chunk_seconds, "warm_seconds": warm_seconds})
     records = read_manifest(outdir) if resume else {}
     todo = []
     inputs = [item.input for item in items]
@@ -481,7 +547,7 @@ def run_batch(items: list[Item], outdir, options: argparse.Namespace, settings: 
     work = Path(tempfile.mkdtemp(dir=outdir, prefix=".livequant-batch-"))
     try:
         with _client(workers, scheduler) as client:
-            return _Run(client, todo, outdir, work, options, digest, chunk_seconds, quiet).loop()
+            return _Run(client, todo, outdir, work, options, digest, (chunk_seconds, warm_seconds), quiet).loop()
     finally:
         shutil.rmtree(work, ignore_errors=True)
 
@@ -513,9 +579,10 @@ class _IgnoreInterrupts(WorkerPlugin):
 class _Run:
     """One batch on a client: submit, follow, record."""
 
-    def __init__(self, client, items, outdir, work, options, digest, chunk_seconds, quiet):
+    def __init__(self, client, items, outdir, work, options, digest, chunking, quiet):
         self.client, self.outdir, self.work = client, outdir, work
-        self.options, self.digest, self.chunk_seconds = options, digest, chunk_seconds
+        self.options, self.digest = options, digest
+        chunk_seconds, _ = chunking
         self.stop = f"livequant-stop-{work.name}"
         self.files: dict[str, _File] = {}
         self.tasks = {}  # future -> (file key, what, chunk index)
@@ -534,7 +601,7 @@ class _Run:
             output.parent.mkdir(parents=True, exist_ok=True)
             self.files[item.name] = _File(item, output, probe[0] if probe else 0, _fingerprint(item.input))
             if probe and chunk_seconds and probe[1] > 1.5 * chunk_seconds:
-                self._submit(item.name, "plan", None, plan_task, str(item.input), options, chunk_seconds,
+                self._submit(item.name, "plan", None, plan_task, str(item.input), options, *chunking,
                              priority=probe[0])
             else:
                 self._submit(item.name, "whole", None, encode_task, str(item.input),
@@ -601,13 +668,15 @@ class _Run:
                              self.stop, chunk, priority=chunk.count)
             return
         if what == "chunk":
-            file.pieces[index] = self._temp(name, f"chunk{index:05d}", f"piece{file.output.suffix}")
+            _, first, offset = result
+            file.pieces[index] = (str(self._temp(name, f"chunk{index:05d}", f"piece{file.output.suffix}")), first,
+                                  offset)
             if len(file.pieces) == len(file.chunks):
-                pieces = [str(file.pieces[i]) for i in range(len(file.chunks))]
+                pieces = [file.pieces[i] for i in range(len(file.chunks))]
                 temp = self._temp(name, "join", file.output.name)
                 temp.parent.mkdir(parents=True, exist_ok=True)
-                self._submit(name, "join", None, join_task, pieces, [c.offset for c in file.chunks], str(temp),
-                             str(file.item.input), self.options, priority=10**9)
+                self._submit(name, "join", None, join_task, [p for p, _, _ in pieces], [t for _, _, t in pieces],
+                             str(temp), str(file.item.input), self.options, priority=10**9)
             return
         temp = self._temp(name, what, file.output.name)
         os.replace(temp, file.output)
@@ -618,7 +687,8 @@ class _Run:
             del self.progress[key]
         self.progress[name] = frames
         self.done += 1
-        self._record(file, "done", frames, chunks=len(file.chunks) if file.chunks else 1)
+        seams = [file.pieces[i][1] for i in range(1, len(file.chunks))] if file.chunks else []
+        self._record(file, "done", frames, chunks=len(file.chunks) if file.chunks else 1, seams=seams)
         if file.chunks:
             shutil.rmtree(temp.parent.parent, ignore_errors=True)
 

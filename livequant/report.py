@@ -30,7 +30,7 @@ from livequant.errors import LivequantError
 from livequant.files import move_into_place, partial_file
 from livequant.frames import QuantizedFrame
 
-__all__ = ["QualityReport", "ciede2000", "srgb_to_lab"]
+__all__ = ["QualityReport", "ciede2000", "srgb_to_lab", "still_change"]
 
 #: An input pixel is static when every channel changed by less than this (metrics.STATIC_THRESHOLD).
 STATIC_THRESHOLD = 2
@@ -82,6 +82,27 @@ def ciede2000(lab1: np.ndarray, lab2: np.ndarray) -> np.ndarray:
     rotation = np.deg2rad(60) * np.exp(-(((np.rad2deg(h_mean) - 275) / 25) ** 2))
     r_T = -2 * np.sqrt(C_mean**7 / (C_mean**7 + 25.0**7)) * np.sin(rotation)
     return np.sqrt((dL / s_L) ** 2 + (dC / s_C) ** 2 + (dH / s_H) ** 2 + r_T * (dC / s_C) * (dH / s_H))
+
+
+def still_change(source_before: np.ndarray, source: np.ndarray, output_before: np.ndarray,
+                 output: np.ndarray) -> tuple[int, int]:
+    """The output's change where the source stood still, between two frames (or samples of them).
+
+    Parameters
+    ----------
+    source_before, source, output_before, output : (..., 3) uint8 ndarray
+        The same pixels of two consecutive frames, before and after quantizing.
+
+    Returns
+    -------
+    (int, int)
+        The sum over channels of ``|output - output_before|`` over the pixels whose source changed by
+        less than `STATIC_THRESHOLD` in every channel, and how many such pixels there are (their mean
+        change per channel, ``change / (3 * pixels)``, is the static-region flicker).
+    """
+    still = np.abs(source.astype(np.int16) - source_before).max(axis=-1) < STATIC_THRESHOLD
+    change = np.abs(output[still].astype(np.int16) - output_before[still]).sum(dtype=np.int64)
+    return int(change), int(np.count_nonzero(still))
 
 
 def _finite(value: float) -> float | None:
@@ -173,10 +194,8 @@ class QualityReport:
             event = "fresh"
         else:
             src0, out0, colors0 = self._previous
-            still = (np.abs(src.astype(np.int16) - src0).max(axis=1) < STATIC_THRESHOLD)
-            static = int(still.sum())
+            change, static = still_change(src0, src, out0, out)
             if static:
-                change = float(np.abs(out[still].astype(np.int16) - out0[still]).sum())
                 flicker = change / (3 * static)
                 self._flicker_sum += change
                 self._static += static
