@@ -191,6 +191,33 @@ class PaletteFitter:
         centres = to_space(colors, self.color_space)  # exactly the colours shown
         return Fit(colors=colors, centres=centres, error=self._error(samples, centres))
 
+    def keep_close(self, fit: Fit, colors: np.ndarray, allowance: float, samples: np.ndarray) -> Fit:
+        """``fit`` with some centres replaced by nearby ones of ``colors``, adding at most ``allowance``
+        times its error.
+
+        Moving a centre by ``d`` adds at most ``d**2`` times the share of the
+        samples it serves to the mean squared error (less where they move to
+        another centre). The cheapest replacements are made first, each of
+        ``colors`` used once, while the total stays within the allowance; the
+        error is then measured on ``samples``.
+        """
+        space = self.color_space
+        labels = nearest(to_space(samples, space), fit.centres, space)
+        share = np.bincount(labels, minlength=len(fit.centres)) / len(samples)
+        cost = ((fit.centres[:, None, :] - to_space(colors, space)[None, :, :]) ** 2).sum(axis=2) * share[:, None]
+        kept = fit.colors.copy()
+        budget = allowance * fit.error
+        used, taken = np.zeros(len(fit.colors), bool), np.zeros(len(colors), bool)
+        for flat in np.argsort(cost, axis=None, kind="stable"):
+            i, j = divmod(int(flat), len(colors))
+            if cost[i, j] > budget:
+                break
+            if not used[i] and not taken[j]:
+                kept[i], used[i], taken[j] = colors[j], True, True
+                budget -= cost[i, j]
+        centres = to_space(kept, space)
+        return Fit(colors=kept, centres=centres, error=self._error(samples, centres))
+
     def _cluster(self, points: np.ndarray, weights: np.ndarray, previous: Fit | None) -> np.ndarray:
         """Adaptive centres, ``(min(n_adaptive, n_points), 3)``."""
         k = self.n_adaptive

@@ -7,11 +7,19 @@ must start again (a ``fresh`` fit). A palette starts afresh on the first
 frame, at a scene cut, and when its error jumps past `RefitPolicy.scene_cut`
 times its error at the last fit.
 
+A fresh start on an error jump (a flash, a light switched on) takes back
+each previous colour that serves nearly as well as a new one (`JUMP_KEEP`),
+so the parts that did not change mostly keep their colours. The palette it replaces
+is remembered, up to `RECALLED` of them: when one fits a later
+frame as well as it fitted its own and clearly better than the palette in
+force, it comes back instead of a refit, so the picture returns to exactly
+its colours from before.
+
 A scene cut is found from two consecutive frames alone (`is_scene_cut`), and
-a fresh start forgets everything before it: the fit, the policy's clock and
-baseline, and the temporal hold. So the frames from a cut onwards do not
-depend on what came before it, and a chunk of a film that starts at a cut
-(`scene_cuts`) reproduces the sequential output exactly.
+forgets everything before it: the fit, the remembered palettes, the policy's
+clock and baseline, and the temporal hold. So the frames from a cut onwards
+do not depend on what came before it, and a chunk of a film that starts at a
+cut (`scene_cuts`) reproduces the sequential output exactly.
 
 Three ways to run the same decisions:
 
@@ -49,6 +57,13 @@ CUT_BINS = 8
 CUT_DISTANCE = 0.5
 #: The refit policy compares errors with at least that of a change of this many levels a channel.
 FLOOR_LEVELS = 2.0
+#: Palettes remembered from before fresh starts on an error jump.
+RECALLED = 4
+#: A remembered palette comes back when its error is below the palette in force's divided by this.
+RECALL_GAIN = 1.25
+#: After an error jump, previous colours replace new ones while that adds at most this share to the fresh
+#: fit's error (0.12: half a decibel; see `PaletteFitter.keep_close`).
+JUMP_KEEP = 0.12
 
 
 def is_scene_cut(previous: np.ndarray, samples: np.ndarray) -> bool:
@@ -196,7 +211,7 @@ class PaletteStep:
 class _Job:
     """One refit to run: what kind, on which samples, from which palette."""
 
-    kind: str  # "fresh" or "warm"
+    kind: str  # "fresh", "warm", or "jump" (fresh, keeping the previous colours it comes close to)
     samples: np.ndarray
     previous: Fit | None
     still: np.ndarray | None  # samples that did not move since the previous frame
@@ -209,6 +224,7 @@ class _Job:
 class _Outcome:
     """What a refit produced: a new fit and table, or None when no slot changed."""
 
+    fresh: bool
     fit: Fit | None
     table: LookupTable | None
     error: float
@@ -234,10 +250,11 @@ class PaletteTrack:
         self.policy = RefitPolicy(refit_every, floor=level_error(fitter.color_space, FLOOR_LEVELS))
         self.still_levels = still_levels
         self.current: PaletteStep | None = None
-        self.stats = {"refits": 0, "cuts": 0, "fit_ms": 0.0, "refit_errors": 0}
+        self.stats = {"refits": 0, "cuts": 0, "recalls": 0, "fit_ms": 0.0, "refit_errors": 0}
         self._last_samples: np.ndarray | None = None  # the previous frame's
         self._fitted_on: np.ndarray | None = None  # those of the last refit
         self._restart = True
+        self._remembered: list[tuple[PaletteStep, float]] = []  # palettes before error jumps, their errors then
         self._executor = ThreadPoolExecutor(1, thread_name_prefix="livequant-refit") if background else None
         self._pending: tuple[Future, _Job] | None = None
 
@@ -291,14 +308,20 @@ class PaletteTrack:
         """Decide, for frame ``index``, whether to refit and how."""
         samples = self.fitter.sample(frame)
         previous, self._last_samples = self._last_samples, samples
-        if self._restart or self.current is None or self.current.fit is None:
+        if self._restart or self.current is None or self.current.fit is None or is_scene_cut(previous, samples):
             kind = "fresh"
-        elif is_scene_cut(previous, samples):
-            kind = "fresh"
+            self._remembered.clear()
         elif self.fitter.exact(samples):  # few colours: refit exactly when one is missing
-            kind = "warm" if self._error(samples) > 0 else "keep"
+            kind = "warm" if self._error(samples, self.current) > 0 else "keep"
         else:
-            kind = self.policy.decide(self._error(samples[::4]))
+            error = self._error(samples[::4], self.current)
+            kind = self.policy.decide(error)
+            if self._pending is None:
+                if self._recall(samples, error, index):
+                    return None
+                if kind == "fresh":
+                    self._remembered = [*self._remembered[1 - RECALLED:], (self.current, self.policy.baseline)]
+                    kind = "jump"
         if kind == "keep" or self._pending is not None:
             return None
         since = self._fitted_on if self._fitted_on is not None and self._fitted_on.shape == samples.shape else None
@@ -308,30 +331,52 @@ class PaletteTrack:
         self._fitted_on = samples
         self._restart = False
         still = None
-        if kind == "warm" and previous is not None and previous.shape == samples.shape:
+        if kind != "fresh" and previous is not None and previous.shape == samples.shape:
             still = np.abs(samples.astype(np.int16) - previous).max(axis=1) <= self.still_levels
         if kind == "fresh":
             return _Job(kind, samples, None, None, None, None, index)
         return _Job(kind, samples, self.current.fit, still, since, previous if still is not None else None, index)
 
-    def _error(self, samples: np.ndarray) -> float:
-        """Mean squared working-space distance of ``samples`` to the palette they map to."""
-        fit = self.current.fit
-        nearest = lookup_pixels(samples, self.current.table)
+    def _error(self, samples: np.ndarray, step: PaletteStep) -> float:
+        """Mean squared working-space distance of ``samples`` to the colours of ``step`` they map to."""
+        nearest = lookup_pixels(samples, step.table)
         points = to_space(samples, self.fitter.color_space)
-        return float(((points - fit.centres[nearest]) ** 2).sum(axis=1).mean())
+        return float(((points - step.fit.centres[nearest]) ** 2).sum(axis=1).mean())
+
+    def _recall(self, samples: np.ndarray, error: float, index: int) -> bool:
+        """Bring back the remembered palette that fits ``samples`` as well as it fitted its own frames and
+        `RECALL_GAIN` times better than the one in force (``error``), if any; the one in force is remembered."""
+        if not self._remembered:
+            return False
+        errors = [self._error(samples[::4], step) for step, _ in self._remembered]
+        best = int(np.argmin(errors))
+        step, baseline = self._remembered[best]
+        if errors[best] * RECALL_GAIN > error or errors[best] > (1 + self.policy.drift) * max(baseline,
+                                                                                              self.policy.floor):
+            return False
+        self._remembered[best] = (self.current, self.policy.baseline)
+        self.current = PaletteStep(step.palette, step.table, step.fit, True, index, step.exact)
+        self.policy.fitted(errors[best])
+        self._fitted_on = samples
+        self.stats["recalls"] += 1
+        return True
 
     # ------------------------------------------------------------------ work
 
     def _refit(self, job: _Job) -> _Outcome:
-        """Fit (fresh or warm) and build the table; pure compute, safe in a worker."""
+        """Fit and build the table; pure compute, safe in a worker."""
         start = time.perf_counter()
-        fit = self.fitter.fit(job.samples, previous=job.previous, still=job.still, since=job.since,
-                              before=job.before)
-        if job.kind == "warm" and np.array_equal(fit.colors, job.previous.colors):
-            return _Outcome(None, None, fit.error, time.perf_counter() - start)
+        if job.kind == "warm":
+            fit = self.fitter.fit(job.samples, previous=job.previous, still=job.still, since=job.since,
+                                  before=job.before)
+            if np.array_equal(fit.colors, job.previous.colors):
+                return _Outcome(False, None, None, fit.error, time.perf_counter() - start)
+        else:
+            fit = self.fitter.fit(job.samples)
+            if job.kind == "jump":  # a light switched on: still parts keep their colours where that costs little
+                fit = self.fitter.keep_close(fit, job.previous.colors, JUMP_KEEP, job.samples)
         table = build_table(fit.colors, self.fitter.color_space)
-        return _Outcome(fit, table, fit.error, time.perf_counter() - start)
+        return _Outcome(job.kind != "warm", fit, table, fit.error, time.perf_counter() - start)
 
     def _run(self, job: _Job) -> None:
         try:
@@ -350,10 +395,10 @@ class PaletteTrack:
             return
         self.stats["refits"] += 1
         exact = self.fitter.exact(job.samples)
-        fresh = job.kind == "fresh" or self.current is None
+        fresh = outcome.fresh or self.current is None
         if not fresh and len(self.current.palette) != len(outcome.fit.colors):
             fresh = not exact  # slots unmatched, unless an exact palette grew (its old slots kept their colours)
-        if job.kind == "fresh" and self.current is not None:
+        if outcome.fresh and self.current is not None:
             self.stats["cuts"] += 1
         palette = Palette(outcome.fit.colors, name="adaptive")
         self.current = PaletteStep(palette, outcome.table, outcome.fit, fresh, job.frame, exact)

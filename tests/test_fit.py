@@ -120,3 +120,17 @@ def test_settle_never_takes_a_change_that_costs_error():
     worse = np.array([[0, 0, 0], [200, 200, 200]], np.uint8)
     moving = np.zeros(len(SAMPLES), bool)
     assert fitter(2, stability=0.0).settle(NEW, worse, SAMPLES, moving).tolist() == [False, False]
+
+
+@pytest.mark.parametrize("space", ["rgb", "oklab"])
+def test_keep_close_takes_back_nearby_colours_within_its_error_allowance(rng, space):
+    centres = np.array([[40, 40, 40], [120, 60, 30], [200, 200, 210], [250, 240, 120]], np.float64)
+    samples = np.clip(np.repeat(centres, 500, axis=0) + rng.normal(0, 6, (2000, 3)), 0, 255).astype(np.uint8)
+    fitter = PaletteFitter(4, color_space=space, sample_size=2000, seed=0)
+    fit = fitter.fit(samples)
+    before = np.array([[42, 41, 39], [118, 61, 33], [90, 150, 250], [0, 0, 0]], np.uint8)  # two near, two far
+    assert np.array_equal(fitter.keep_close(fit, before, 0.0, samples).colors, fit.colors)
+    kept = fitter.keep_close(fit, before, 0.12, samples)
+    taken = {tuple(c) for c in kept.colors.tolist()} & {tuple(c) for c in before.tolist()}
+    assert taken == {tuple(c) for c in before[:2].tolist()}  # the near ones, each once
+    assert fit.error <= kept.error <= 1.12 * fit.error
