@@ -1,7 +1,7 @@
 """``livequant batch`` against a shell loop of ``livequant transcode``, chunked against sequential, and the
 per-task overhead of Dask.
 
-Run: ``python benchmarks/bench_batch.py [--copies 8] [--seconds 14] [--long-seconds 300] [--warm-seconds 30 2]``. Everything is timed through the
+Run: ``python benchmarks/bench_batch.py [--copies 8] [--seconds 14] [--long-seconds 300] [--replay-seconds 30 0]``. Everything is timed through the
 command users run (a subprocess), with os.getloadavg() printed next to each timing; outputs are decoded and
 compared with the sequential transcode's.
 """
@@ -79,7 +79,7 @@ def frames_of(path: Path):
             yield frame.to_ndarray(format="rgb24")
 
 
-def compare(source: Path, sequential: Path, chunked: Path, seams: list[int], warm: float) -> None:
+def compare(source: Path, sequential: Path, chunked: Path, seams: list[int], replay: float) -> None:
     """Print how the chunked output differs from the sequential one, and the static-region flicker
     (../shared/quality/metrics.py) across each seam against the chunked clip's median."""
     from metrics import static_flicker
@@ -100,7 +100,7 @@ def compare(source: Path, sequential: Path, chunked: Path, seams: list[int], war
     median = statistics.median(flicker)
     at_seams = ", ".join(f"{s}: {flicker[s - 1]:.3f} (sequential {sequential_flicker[s - 1]:.3f})" for s in seams)
     above = sum(flicker[s - 1] > median for s in seams)
-    print(f"    warm {warm:g} s: {count} frames, {same} identical to the sequential transcode, worst other frame "
+    print(f"    replay {replay:g} s: {count} frames, {same} identical to the sequential transcode, worst other frame "
           f"PSNR {worst:.1f} dB; flicker median {median:.4f}, {above} of {len(seams)} seams above it; "
           f"at the seams {at_seams}", flush=True)
 
@@ -130,14 +130,38 @@ def overhead(tasks: int = 200) -> tuple[float, float]:
     return per_task * 1e3, per_event * 1e6
 
 
+def copies(work: Path, cockatoo: Path, args: argparse.Namespace) -> None:
+    """``args.copies`` copies of cockatoo: a shell loop of transcode, then batch on 1 and 2 workers."""
+    inputs = work / "in"
+    inputs.mkdir()
+    first = work / "cockatoo.mp4"
+    per_copy = looped(cockatoo, first, round(args.seconds * 20))
+    for i in range(args.copies):
+        shutil.copy(first, inputs / f"cockatoo{i}.mp4")
+    frames = args.copies * per_copy
+    print(f"\n{args.copies} copies of cockatoo's first {args.seconds:g} s (1280x720, {per_copy} frames each, "
+          "re-encoded, no audio), defaults (-k 16), to H.264", flush=True)
+    loop = " ; ".join(f"python -m livequant transcode in/cockatoo{i}.mp4 seq/cockatoo{i}.mp4 -q"
+                      for i in range(args.copies))
+    (work / "seq").mkdir()
+    seconds = timed(loop, work)
+    print(f"  shell loop of transcode : {seconds:7.1f} s  {frames / seconds:5.1f} fps  [{load()}]", flush=True)
+    for workers in (1, 2):
+        seconds = timed(f"python -m livequant batch in -o out{workers} --workers {workers} -q", work)
+        same = all(len(decode(work / f"out{workers}" / f"cockatoo{i}.mp4")) == per_copy
+                   for i in range(args.copies))
+        print(f"  batch --workers {workers}      : {seconds:7.1f} s  {frames / seconds:5.1f} fps  "
+              f"all outputs complete: {same}  [{load()}]", flush=True)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--copies", type=int, default=8)
+    parser.add_argument("--copies", type=int, default=8, help="0: the long clip only")
     parser.add_argument("--seconds", type=float, default=14.0, help="seconds of cockatoo in each copy (all: 14)")
     parser.add_argument("--long-seconds", type=float, default=300.0, help="length of the long clip (cockatoo "
                         "played again and again)")
     parser.add_argument("--chunk-seconds", type=float, default=20.0, help="for the long clip")
-    parser.add_argument("--warm-seconds", type=float, nargs="+", default=[30.0, 2.0],
+    parser.add_argument("--replay-seconds", type=float, nargs="+", default=[30.0, 0.0],
                         help="chunked runs of the long clip, one per value")
     args = parser.parse_args()
     cockatoo = DATA / "cockatoo.mp4"
@@ -150,27 +174,8 @@ def main() -> None:
 
     work = Path(tempfile.mkdtemp(prefix="bench-batch-"))
     try:
-        inputs = work / "in"
-        inputs.mkdir()
-        first = work / "cockatoo.mp4"
-        per_copy = looped(cockatoo, first, round(args.seconds * 20))
-        for i in range(args.copies):
-            shutil.copy(first, inputs / f"cockatoo{i}.mp4")
-        frames = args.copies * per_copy
-        print(f"\n{args.copies} copies of cockatoo's first {args.seconds:g} s (1280x720, {per_copy} frames each, "
-              "re-encoded, no audio), defaults (-k 16), to H.264", flush=True)
-        loop = " ; ".join(f"python -m livequant transcode in/cockatoo{i}.mp4 seq/cockatoo{i}.mp4 -q"
-                          for i in range(args.copies))
-        (work / "seq").mkdir()
-        seconds = timed(loop, work)
-        print(f"  shell loop of transcode : {seconds:7.1f} s  {frames / seconds:5.1f} fps  [{load()}]", flush=True)
-        for workers in (1, 2):
-            seconds = timed(f"python -m livequant batch in -o out{workers} --workers {workers} -q", work)
-            same = all(len(decode(work / f"out{workers}" / f"cockatoo{i}.mp4")) == per_copy
-                       for i in range(args.copies))
-            print(f"  batch --workers {workers}      : {seconds:7.1f} s  {frames / seconds:5.1f} fps  "
-                  f"all outputs complete: {same}  [{load()}]", flush=True)
-
+        if args.copies:
+            copies(work, cockatoo, args)
         long = work / "long.mp4"
         n = looped(cockatoo, long, round(args.long_seconds * 20))
         print(f"\nlong clip: cockatoo played {n / 280:.1f} times ({n} frames, {n / 20:.0f} s at 20 fps, keyframe "
@@ -179,14 +184,14 @@ def main() -> None:
         seconds = timed("python -m livequant transcode long.mp4 long-seq.mp4 -q --lossless --no-audio", work)
         print(f"  transcode (sequential)            : {seconds:7.1f} s  {n / seconds:5.1f} fps  [{load()}]",
               flush=True)
-        for warm in args.warm_seconds:
-            out = work / f"long-warm{warm:g}"
+        for replay in args.replay_seconds:
+            out = work / f"long-replay{replay:g}"
             seconds = timed(f"python -m livequant batch long.mp4 -o {out.name} --workers 2 -q --lossless --no-audio "
-                            f"--chunk-seconds {args.chunk_seconds:g} --warm-seconds {warm:g}", work)
-            print(f"  batch, 2 workers, --warm-seconds {warm:<3g}: {seconds:7.1f} s  {n / seconds:5.1f} fps  "
+                            f"--chunk-seconds {args.chunk_seconds:g} --replay-seconds {replay:g}", work)
+            print(f"  batch, 2 workers, --replay-seconds {replay:<3g}: {seconds:7.1f} s  {n / seconds:5.1f} fps  "
                   f"[{load()}]", flush=True)
             record = json.loads((out / "livequant-manifest.jsonl").read_text().splitlines()[-1])
-            compare(long, work / "long-seq.mp4", out / "long.mp4", record["seams"], warm)
+            compare(long, work / "long-seq.mp4", out / "long.mp4", record["seams"], replay)
             shutil.rmtree(out)
     finally:
         shutil.rmtree(work, ignore_errors=True)

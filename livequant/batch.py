@@ -12,14 +12,14 @@ outputs, reads the manifest, then submits the work to Dask workers:
 
 A chunk that starts at a scene cut gives exactly the frames the sequential
 transcode gives from that cut on, because the palette track starts afresh
-there. A shot longer than a chunk is cut at a keyframe instead; that chunk's
-worker first runs the quantizer over the frames of the shot before it (up to
-``warm_seconds``), without writing them. When that reaches back to the shot's
-start, the chunk is again exactly the sequential transcode, and the seam moves
-to the frame of the next `SEAM_WINDOW_SECONDS` where the output changes least
-where the picture stands still (both chunks beside it find the same frame,
-since both reproduce the sequential frames there). Further from the shot's
-start, the warm-up only brings the palette close to the sequential one.
+there. A shot longer than a chunk is cut at a keyframe instead. A chunk that
+starts within ``replay_seconds`` of its shot's start first runs the quantizer
+over the shot from its start, without writing those frames: it is then again
+exactly the sequential transcode, and the seam moves to the frame of the next
+`SEAM_WINDOW_SECONDS` where the output changes least where the picture stands
+still (both chunks beside it find the same frame, since both reproduce the
+sequential frames there). A chunk further in warms up over the `WARM_SECONDS`
+before it, which brings its palette only close to the sequential one.
 
 Every task writes under a temporary folder in OUTDIR and renames its output
 into place only when complete. A worker that dies has its task run again
@@ -71,8 +71,10 @@ __all__ = ["BatchError", "Chunk", "Item", "find_inputs", "plan_chunks", "run_bat
 VIDEO_SUFFIXES = frozenset({".mp4", ".m4v", ".mov", ".mkv", ".webm", ".avi", ".gif", ".mpg", ".mpeg", ".ts",
                             ".flv", ".wmv", ".ogv"})
 MANIFEST = "livequant-manifest.jsonl"
-#: Default seconds of a shot before a keyframe cut that the chunk's quantizer runs over without writing them.
-WARM_SECONDS = 30.0
+#: Default seconds from a shot's start within which a chunk replays the shot before it (and is exact).
+REPLAY_SECONDS = 30.0
+#: Seconds before a keyframe cut that a chunk further into its shot quantizes without writing them.
+WARM_SECONDS = 2.0
 #: Seconds after a keyframe cut inside a shot in which the seam moves to the quietest frame.
 SEAM_WINDOW_SECONDS = 1.0
 #: Times a task is started again after the worker running it died (then it fails with `KilledWorker`).
@@ -197,16 +199,16 @@ def read_manifest(outdir: Path) -> dict[str, dict]:
 
 # ------------------------------------------------------------------ chunk planning (pure)
 
-def plan_chunks(times, cuts, keyframes, *, chunk_frames: int, warm_frames: int,
+def plan_chunks(times, cuts, keyframes, *, chunk_frames: int, warm_frames: int, replay_frames: int = 0,
                 window_frames: int = 0) -> list[Chunk]:
     """Group the shots between scene cuts into chunks of about ``chunk_frames`` frames.
 
     Whole shots are grouped while they fit; a shot longer than ``chunk_frames``
-    is cut at the keyframes nearest each multiple of ``chunk_frames`` into it,
-    and a chunk that starts at such a keyframe warms up over up to
-    ``warm_frames`` frames of its shot before it. When that reaches the shot's
-    start, its seam gets a window of ``window_frames`` (at most half of
-    ``chunk_frames``) to move in.
+    is cut at the keyframes nearest each multiple of ``chunk_frames`` into it.
+    A chunk that starts at such a keyframe at most ``replay_frames`` into its
+    shot replays the shot from its start, and its seam gets a window of
+    ``window_frames`` (at most half of ``chunk_frames``) to move in; one further
+    in warms up over the ``warm_frames`` frames before it.
 
     Parameters
     ----------
@@ -216,7 +218,7 @@ def plan_chunks(times, cuts, keyframes, *, chunk_frames: int, warm_frames: int,
         Scene-cut frame indices (> 0, ascending).
     keyframes : sequence of int
         Frame indices of the keyframes (ascending).
-    chunk_frames, warm_frames, window_frames : int
+    chunk_frames, warm_frames, replay_frames, window_frames : int
 
     Returns
     -------
@@ -245,11 +247,11 @@ def plan_chunks(times, cuts, keyframes, *, chunk_frames: int, warm_frames: int,
     ends = [first for first, _ in starts[1:]] + [n]
     t0 = times[0]
     window_frames = max(0, min(window_frames, chunk_frames // 2))
-    windows = [min(window_frames, end - first) if shot < first <= shot + warm_frames else 0
+    windows = [min(window_frames, end - first) if shot < first <= shot + replay_frames else 0
                for (first, shot), end in zip(starts, ends)]
     chunks = []
     for (first, shot), end, window, next_window in zip(starts, ends, windows, windows[1:] + [0]):
-        warm = min(warm_frames, first - shot)
+        warm = first - shot if first - shot <= replay_frames else min(warm_frames, first - shot)
         chunks.append(Chunk(first, end - first, warm, times[first - warm], times[first] - t0, window, next_window))
     return chunks
 
@@ -372,7 +374,7 @@ def report_path(output: Path, kind: str) -> Path:
 
 
 def plan_task(source_path: str, options: argparse.Namespace, chunk_seconds: float,
-              warm_seconds: float = WARM_SECONDS) -> list[Chunk]:
+              replay_seconds: float = REPLAY_SECONDS) -> list[Chunk]:
     """Decode a file once, find its scene cuts and keyframes, and plan its chunks."""
     times = []
     with VideoFile(source_path, max_pixels=options.max_pixels) as source:
@@ -393,7 +395,8 @@ def plan_task(source_path: str, options: argparse.Namespace, chunk_seconds: floa
                 t = float(packet.pts * packet.time_base)
                 keyframes.append(bisect.bisect_left(times, t - 1e-6))
     return plan_chunks(times, cuts, sorted(set(keyframes)), chunk_frames=max(1, round(chunk_seconds * fps)),
-                       warm_frames=round(warm_seconds * fps), window_frames=round(SEAM_WINDOW_SECONDS * fps))
+                       warm_frames=round(WARM_SECONDS * fps), replay_frames=round(replay_seconds * fps),
+                       window_frames=round(SEAM_WINDOW_SECONDS * fps))
 
 
 def join_task(pieces: list[str], offsets: list[float], output: str, source_path: str,
@@ -482,7 +485,7 @@ class _File:
 
 def run_batch(items: list[Item], outdir, options: argparse.Namespace, settings: dict, *,
               workers: int | None = None, scheduler: str | None = None, resume: bool = False,
-              overwrite: bool = False, chunk_seconds: float = 20.0, warm_seconds: float = WARM_SECONDS,
+              overwrite: bool = False, chunk_seconds: float = 20.0, replay_seconds: float = REPLAY_SECONDS,
               quiet: bool = False) -> list[str]:
     """Transcode every item into ``outdir`` on a Dask cluster; return one line per failed input.
 
@@ -505,8 +508,8 @@ def run_batch(items: list[Item], outdir, options: argparse.Namespace, settings: 
         Replace outputs that exist.
     chunk_seconds : float
         Cut files longer than 1.5 times this into chunks; 0 never cuts.
-    warm_seconds : float
-        The most of a shot a chunk that starts inside it runs over first, without writing it.
+    replay_seconds : float
+        A chunk that starts within this of its shot's start replays the shot first (and is exact).
     quiet : bool
         No progress bar.
 
@@ -520,7 +523,7 @@ def run_batch(items: list[Item], outdir, options: argparse.Namespace, settings: 
         An output suffix, codec or encoder option that FFmpeg refuses, before any work.
     """
     outdir = Path(outdir)
-    digest = settings_hash({**settings, "chunk_seconds": chunk_seconds, "warm_seconds": warm_seconds})
+    digest = settings_hash({**settings, "chunk_seconds": chunk_seconds, "replay_seconds": replay_seconds})
     records = read_manifest(outdir) if resume else {}
     todo = []
     inputs = [item.input for item in items]
@@ -547,7 +550,7 @@ def run_batch(items: list[Item], outdir, options: argparse.Namespace, settings: 
     work = Path(tempfile.mkdtemp(dir=outdir, prefix=".livequant-batch-"))
     try:
         with _client(workers, scheduler) as client:
-            return _Run(client, todo, outdir, work, options, digest, (chunk_seconds, warm_seconds), quiet).loop()
+            return _Run(client, todo, outdir, work, options, digest, (chunk_seconds, replay_seconds), quiet).loop()
     finally:
         shutil.rmtree(work, ignore_errors=True)
 
@@ -665,7 +668,7 @@ class _Run:
                 piece = self._temp(name, f"chunk{i:05d}", f"piece{suffix}")
                 key = f"{name}#{i}"
                 self._submit(name, "chunk", i, encode_task, str(file.item.input), str(piece), self.options, key,
-                             self.stop, chunk, priority=chunk.count)
+                             self.stop, chunk, priority=chunk.warm + chunk.count)
             return
         if what == "chunk":
             _, first, offset = result

@@ -258,11 +258,11 @@ def _parser() -> argparse.ArgumentParser:
                    "same settings and an unchanged input; redo the rest")
     p.add_argument("--chunk-seconds", type=_number(float, 0), default=20.0, metavar="S",
                    help="length of the chunks long files are cut into; 0: never cut (default: 20)")
-    p.add_argument("--warm-seconds", type=_number(float, 0), default=30.0, metavar="S",
-                   help="a chunk that starts inside a long shot first quantizes up to S seconds of the shot "
-                        "before it without writing them: within S of the shot's start the chunk is exactly the "
-                        "sequential transcode and its seam invisible, further its palette starts close to it "
-                        "(default: 30)")
+    p.add_argument("--replay-seconds", type=_number(float, 0), default=30.0, metavar="S",
+                   help="a chunk that starts inside a long shot, within S seconds of the shot's start, first "
+                        "quantizes the shot from its start without writing it, and is then exactly the "
+                        "sequential transcode with an invisible seam; one further in warms up over 2 s and "
+                        "starts close to it (default: 30)")
     p.add_argument("--report", choices=("json", "png"),
                    help="also write a quality report beside each output, NAME.report.json or .png (see "
                         "`livequant transcode --help`); files are then transcoded whole, not cut into chunks, "
@@ -443,7 +443,7 @@ def _batch(args) -> int:
     failures = batch.run_batch(items, args.output, options, settings, workers=args.workers,
                                scheduler=args.scheduler, resume=args.resume, overwrite=args.overwrite,
                                chunk_seconds=0 if args.report else args.chunk_seconds,
-                               warm_seconds=args.warm_seconds, quiet=args.quiet)
+                               replay_seconds=args.replay_seconds, quiet=args.quiet)
     for line in failures:
         print(f"livequant: error: {line}", file=sys.stderr)
     if not args.quiet:

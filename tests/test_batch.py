@@ -118,10 +118,14 @@ def test_chunks_start_at_cuts_and_long_shots_are_cut_at_keyframes_with_warm_up()
     assert [c.warm for c in chunks] == [0, 0, 0, 5, 5]
     assert chunks[3].start == times[45] and chunks[3].offset == times[50]
     assert [c.window for c in chunks] == [0] * 5  # the warm-ups do not reach the shot's start: seams stay
-    reaching = plan_chunks(times, [12, 25, 30], keyframes, chunk_frames=20, warm_frames=40, window_frames=12)
-    assert [c.warm for c in reaching] == [0, 0, 0, 20, 40]
-    assert [c.window for c in reaching] == [0, 0, 0, 10, 10]  # at most half a chunk
-    assert [c.next_window for c in reaching] == [0, 0, 10, 10, 0]
+    replayed = plan_chunks(times, [12, 25, 30], keyframes, chunk_frames=20, warm_frames=5, replay_frames=40,
+                           window_frames=12)
+    assert [c.warm for c in replayed] == [0, 0, 0, 20, 40]  # from the shot's start at 30
+    assert [c.window for c in replayed] == [0, 0, 0, 10, 10]  # at most half a chunk
+    assert [c.next_window for c in replayed] == [0, 0, 10, 10, 0]
+    further = plan_chunks(times, [12, 25, 30], keyframes, chunk_frames=20, warm_frames=5, replay_frames=30,
+                          window_frames=12)
+    assert [c.warm for c in further] == [0, 0, 0, 20, 5] and [c.window for c in further] == [0, 0, 0, 10, 0]
 
 
 # ------------------------------------------------------------------ whole files on a local cluster
