@@ -353,19 +353,23 @@ def _encode_chunk(frames, chunk: Chunk, quantizer, sinks, reporter: _Reporter) -
         before = quantizer.process(frame, t)
     head = [quantizer.process(frame, t) for frame, t in islice(frames, chunk.window)]
     skip = quietest_seam(before, head) if head and before is not None else 0
-    for qframe in head[skip:]:
-        for sink in sinks:
-            sink.write(qframe)
-        reporter.last = qframe
+    _write_frames(sinks, head[skip:])
+    if head:
+        reporter.last = head[-1]
     written = len(head) - skip + run(islice(frames, chunk.count - len(head)), quantizer, sinks,
                                       on_frame=reporter).frames
     tail = [quantizer.process(frame, t) for frame, t in frames]
     stop = quietest_seam(reporter.last, tail) if tail and reporter.last is not None else 0
-    for qframe in tail[:stop]:
-        for sink in sinks:
-            sink.write(qframe)
+    _write_frames(sinks, tail[:stop])
     offset = chunk.offset + (head[skip].time - head[0].time if head else 0.0)
     return written + stop, chunk.first + skip, offset
+
+
+def _write_frames(sinks, qframes) -> None:
+    """Hand frames quantized outside `run` to the sinks."""
+    for qframe in qframes:
+        for sink in sinks:
+            sink.write(qframe)
 
 
 def report_path(output: Path, kind: str) -> Path:
@@ -550,7 +554,7 @@ def run_batch(items: list[Item], outdir, options: argparse.Namespace, settings: 
     work = Path(tempfile.mkdtemp(dir=outdir, prefix=".livequant-batch-"))
     try:
         with _client(workers, scheduler) as client:
-            return _Run(client, todo, outdir, work, options, digest, (chunk_seconds, replay_seconds), quiet).loop()
+            return _Run(client, todo, outdir, work, options, digest, chunk_seconds, replay_seconds, quiet).loop()
     finally:
         shutil.rmtree(work, ignore_errors=True)
 
@@ -582,10 +586,9 @@ class _IgnoreInterrupts(WorkerPlugin):
 class _Run:
     """One batch on a client: submit, follow, record."""
 
-    def __init__(self, client, items, outdir, work, options, digest, chunking, quiet):
+    def __init__(self, client, items, outdir, work, options, digest, chunk_seconds, replay_seconds, quiet):
         self.client, self.outdir, self.work = client, outdir, work
         self.options, self.digest = options, digest
-        chunk_seconds, _ = chunking
         self.stop = f"livequant-stop-{work.name}"
         self.files: dict[str, _File] = {}
         self.tasks = {}  # future -> (file key, what, chunk index)
@@ -604,7 +607,8 @@ class _Run:
             output.parent.mkdir(parents=True, exist_ok=True)
             self.files[item.name] = _File(item, output, probe[0] if probe else 0, _fingerprint(item.input))
             if probe and chunk_seconds and probe[1] > 1.5 * chunk_seconds:
-                self._submit(item.name, "plan", None, plan_task, str(item.input), options, *chunking,
+                self._submit(item.name, "plan", None, plan_task, str(item.input), options, chunk_seconds,
+                             replay_seconds,
                              priority=probe[0])
             else:
                 self._submit(item.name, "whole", None, encode_task, str(item.input),

@@ -38,7 +38,7 @@ from __future__ import annotations
 import logging
 import time
 from concurrent.futures import Future, ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 
@@ -213,7 +213,7 @@ class _Job:
 
     kind: str  # "fresh", "warm", or "jump" (fresh, keeping the previous colours it comes close to)
     samples: np.ndarray
-    previous: Fit | None
+    previous: Fit | None  # the palette in force (warm and jump)
     still: np.ndarray | None  # samples that did not move since the previous frame
     since: np.ndarray | None  # the samples the previous palette was fitted on
     before: np.ndarray | None  # the previous frame's samples
@@ -224,7 +224,6 @@ class _Job:
 class _Outcome:
     """What a refit produced: a new fit and table, or None when no slot changed."""
 
-    fresh: bool
     fit: Fit | None
     table: LookupTable | None
     error: float
@@ -330,11 +329,11 @@ class PaletteTrack:
                 return None  # nothing moved since the last fit: nothing new to learn
         self._fitted_on = samples
         self._restart = False
+        if kind != "warm":
+            return _Job(kind, samples, None if kind == "fresh" else self.current.fit, None, None, None, index)
         still = None
-        if kind != "fresh" and previous is not None and previous.shape == samples.shape:
+        if previous is not None and previous.shape == samples.shape:
             still = np.abs(samples.astype(np.int16) - previous).max(axis=1) <= self.still_levels
-        if kind == "fresh":
-            return _Job(kind, samples, None, None, None, None, index)
         return _Job(kind, samples, self.current.fit, still, since, previous if still is not None else None, index)
 
     def _error(self, samples: np.ndarray, step: PaletteStep) -> float:
@@ -355,7 +354,7 @@ class PaletteTrack:
                                                                                               self.policy.floor):
             return False
         self._remembered[best] = (self.current, self.policy.baseline)
-        self.current = PaletteStep(step.palette, step.table, step.fit, True, index, step.exact)
+        self.current = replace(step, fresh=True, fitted_on=index)
         self.policy.fitted(errors[best])
         self._fitted_on = samples
         self.stats["recalls"] += 1
@@ -370,13 +369,13 @@ class PaletteTrack:
             fit = self.fitter.fit(job.samples, previous=job.previous, still=job.still, since=job.since,
                                   before=job.before)
             if np.array_equal(fit.colors, job.previous.colors):
-                return _Outcome(False, None, None, fit.error, time.perf_counter() - start)
+                return _Outcome(None, None, fit.error, time.perf_counter() - start)
         else:
             fit = self.fitter.fit(job.samples)
             if job.kind == "jump":  # a light switched on: still parts keep their colours where that costs little
                 fit = self.fitter.keep_close(fit, job.previous.colors, JUMP_KEEP, job.samples)
         table = build_table(fit.colors, self.fitter.color_space)
-        return _Outcome(job.kind != "warm", fit, table, fit.error, time.perf_counter() - start)
+        return _Outcome(fit, table, fit.error, time.perf_counter() - start)
 
     def _run(self, job: _Job) -> None:
         try:
@@ -395,10 +394,10 @@ class PaletteTrack:
             return
         self.stats["refits"] += 1
         exact = self.fitter.exact(job.samples)
-        fresh = outcome.fresh or self.current is None
+        fresh = job.kind != "warm" or self.current is None
         if not fresh and len(self.current.palette) != len(outcome.fit.colors):
             fresh = not exact  # slots unmatched, unless an exact palette grew (its old slots kept their colours)
-        if outcome.fresh and self.current is not None:
+        if job.kind != "warm" and self.current is not None:
             self.stats["cuts"] += 1
         palette = Palette(outcome.fit.colors, name="adaptive")
         self.current = PaletteStep(palette, outcome.table, outcome.fit, fresh, job.frame, exact)
