@@ -29,6 +29,8 @@ __all__ = ["Fit", "PaletteFitter", "sample_positions"]
 
 #: At most this many distinct sampled colours get a full k-means with restarts.
 FEW_COLORS = 1024
+#: `PaletteFitter.fit_around` keeps a slot when this share of an even share of the samples is still in it.
+PIN_SHARE = 0.5
 
 
 @functools.cache
@@ -217,6 +219,37 @@ class PaletteFitter:
                 budget -= cost[i, j]
         centres = to_space(kept, space)
         return Fit(colors=kept, centres=centres, error=self._error(samples, centres))
+
+    def fit_around(self, samples: np.ndarray, previous: Fit, still: np.ndarray) -> Fit | None:
+        """``previous`` with the slots under still content kept, and the others fitted to the rest.
+
+        A slot is kept when at least `PIN_SHARE` of an even share of the
+        samples are ``still`` and nearest to it (and locked colours always).
+        The others are seeded farthest first from the kept ones, weighted by
+        sample count, then refined by Lloyd steps around the kept slots. Slot
+        ``i`` keeps its meaning, so pixels that stayed still keep their colour
+        (the temporal hold carries on). None when no slot is kept.
+        """
+        space = self.color_space
+        n_slots = len(previous.colors)
+        usage = np.bincount(nearest(to_space(samples[still], space), previous.centres, space), minlength=n_slots)
+        kept = usage >= PIN_SHARE * len(samples) / n_slots
+        kept[: len(self.locked)] = True
+        if not kept.any():
+            return None
+        unique, _, counts = unique_rgb(samples)
+        points, weights = to_space(unique, space), counts.astype(np.float64)
+        centres = previous.centres.copy()
+        anchors = centres[kept]
+        distance = ((points - anchors[nearest(points, anchors, space)]) ** 2).sum(axis=1)
+        for slot in np.flatnonzero(~kept):
+            pick = int(np.argmax(weights * distance))
+            centres[slot] = points[pick]
+            distance = np.minimum(distance, ((points - points[pick]) ** 2).sum(axis=1))
+        centres = _lloyd(points, weights, centres, 4 * self.refine_steps, space, fixed=kept)
+        colors = np.where(kept[:, None], previous.colors, from_space(centres, space))
+        centres = to_space(colors, space)
+        return Fit(colors=colors, centres=centres, error=self._error(samples, centres))
 
     def _cluster(self, points: np.ndarray, weights: np.ndarray, previous: Fit | None) -> np.ndarray:
         """Adaptive centres, ``(min(n_adaptive, n_points), 3)``."""

@@ -7,13 +7,16 @@ must start again (a ``fresh`` fit). A palette starts afresh on the first
 frame, at a scene cut, and when its error jumps past `RefitPolicy.scene_cut`
 times its error at the last fit.
 
-A fresh start on an error jump (a flash, a light switched on) takes back
-each previous colour that serves nearly as well as a new one (`JUMP_KEEP`),
-so the parts that did not change mostly keep their colours. The palette it replaces
-is remembered, up to `RECALLED` of them: when one fits a later
-frame as well as it fitted its own and clearly better than the palette in
-force, it comes back instead of a refit, so the picture returns to exactly
-its colours from before.
+When the error jumps (a flash, a light switched on) the palette keeps the
+slots under the parts of the picture that stood still and fits the others to
+what changed (`PaletteFitter.fit_around`), as long as that costs at most
+`JUMP_AROUND` over a fresh fit: those parts keep their colours and the
+temporal hold carries on. Otherwise it starts afresh, taking back each
+previous colour that serves nearly as well as a new one (`JUMP_KEEP`). The
+palette it replaces is remembered, up to `RECALLED` of them: when one fits a
+later frame as well as it fitted its own and clearly better than the palette
+in force, it comes back instead of a refit, so the picture returns to
+exactly its colours from before.
 
 A scene cut is found from two consecutive frames alone (`is_scene_cut`), and
 forgets everything before it: the fit, the remembered palettes, the policy's
@@ -64,6 +67,9 @@ RECALL_GAIN = 1.25
 #: After an error jump, previous colours replace new ones while that adds at most this share to the fresh
 #: fit's error (0.12: half a decibel; see `PaletteFitter.keep_close`).
 JUMP_KEEP = 0.12
+#: After an error jump, a fit around the slots under still content (`PaletteFitter.fit_around`) is taken while
+#: its error is at most this share above a fresh fit's (0.25: one decibel).
+JUMP_AROUND = 0.25
 
 
 def is_scene_cut(previous: np.ndarray, samples: np.ndarray) -> bool:
@@ -228,6 +234,7 @@ class _Outcome:
     table: LookupTable | None
     error: float
     seconds: float
+    matched: bool  # slot i of the new palette follows slot i of the previous one
 
 
 class PaletteTrack:
@@ -329,11 +336,13 @@ class PaletteTrack:
                 return None  # nothing moved since the last fit: nothing new to learn
         self._fitted_on = samples
         self._restart = False
-        if kind != "warm":
-            return _Job(kind, samples, None if kind == "fresh" else self.current.fit, None, None, None, index)
+        if kind == "fresh":
+            return _Job(kind, samples, None, None, None, None, index)
         still = None
         if previous is not None and previous.shape == samples.shape:
             still = np.abs(samples.astype(np.int16) - previous).max(axis=1) <= self.still_levels
+        if kind == "jump":
+            return _Job(kind, samples, self.current.fit, still, None, None, index)
         return _Job(kind, samples, self.current.fit, still, since, previous if still is not None else None, index)
 
     def _error(self, samples: np.ndarray, step: PaletteStep) -> float:
@@ -354,7 +363,8 @@ class PaletteTrack:
                                                                                               self.policy.floor):
             return False
         self._remembered[best] = (self.current, self.policy.baseline)
-        self.current = replace(step, fresh=True, fitted_on=index)
+        # Slot for slot back to the palette the one in force replaced, if that one was fitted around it.
+        self.current = replace(step, fresh=self.current.fresh, fitted_on=index)
         self.policy.fitted(errors[best])
         self._fitted_on = samples
         self.stats["recalls"] += 1
@@ -365,17 +375,22 @@ class PaletteTrack:
     def _refit(self, job: _Job) -> _Outcome:
         """Fit and build the table; pure compute, safe in a worker."""
         start = time.perf_counter()
-        if job.kind == "warm":
+        matched = job.kind == "warm"
+        if matched:
             fit = self.fitter.fit(job.samples, previous=job.previous, still=job.still, since=job.since,
                                   before=job.before)
             if np.array_equal(fit.colors, job.previous.colors):
-                return _Outcome(None, None, fit.error, time.perf_counter() - start)
+                return _Outcome(None, None, fit.error, time.perf_counter() - start, matched)
         else:
             fit = self.fitter.fit(job.samples)
-            if job.kind == "jump":  # a light switched on: still parts keep their colours where that costs little
-                fit = self.fitter.keep_close(fit, job.previous.colors, JUMP_KEEP, job.samples)
+            if job.kind == "jump":  # a light switched on: the still parts keep their slots, or at least colours
+                around = None if job.still is None else self.fitter.fit_around(job.samples, job.previous, job.still)
+                if around is not None and around.error <= (1 + JUMP_AROUND) * fit.error:
+                    fit, matched = around, True
+                else:
+                    fit = self.fitter.keep_close(fit, job.previous.colors, JUMP_KEEP, job.samples)
         table = build_table(fit.colors, self.fitter.color_space)
-        return _Outcome(fit, table, fit.error, time.perf_counter() - start)
+        return _Outcome(fit, table, fit.error, time.perf_counter() - start, matched)
 
     def _run(self, job: _Job) -> None:
         try:
@@ -394,10 +409,10 @@ class PaletteTrack:
             return
         self.stats["refits"] += 1
         exact = self.fitter.exact(job.samples)
-        fresh = job.kind != "warm" or self.current is None
+        fresh = not outcome.matched or self.current is None
         if not fresh and len(self.current.palette) != len(outcome.fit.colors):
             fresh = not exact  # slots unmatched, unless an exact palette grew (its old slots kept their colours)
-        if job.kind != "warm" and self.current is not None:
+        if fresh and self.current is not None:
             self.stats["cuts"] += 1
         palette = Palette(outcome.fit.colors, name="adaptive")
         self.current = PaletteStep(palette, outcome.table, outcome.fit, fresh, job.frame, exact)

@@ -134,3 +134,19 @@ def test_keep_close_takes_back_nearby_colours_within_its_error_allowance(rng, sp
     taken = {tuple(c) for c in kept.colors.tolist()} & {tuple(c) for c in before.tolist()}
     assert taken == {tuple(c) for c in before[:2].tolist()}  # the near ones, each once
     assert fit.error <= kept.error <= 1.12 * fit.error
+
+
+@pytest.mark.parametrize("space", ["oklab", "rgb"])
+def test_fit_around_keeps_the_slots_of_still_content_and_fits_the_others_to_what_changed(rng, space):
+    old = np.array([[40, 40, 40], [120, 60, 30], [200, 200, 210], [90, 150, 250]], np.uint8)
+    previous = Fit(old, to_space(old, space), 0.0)
+    lit = np.array([[250, 240, 120], [255, 200, 90]], np.float64)  # a light on where the blue was
+    centres = np.concatenate([old[:3], lit])
+    samples = np.clip(np.repeat(centres, 400, axis=0) + rng.normal(0, 3, (2000, 3)), 0, 255).astype(np.uint8)
+    still = np.arange(2000) < 1200  # the first three colours did not move
+    fitter4 = PaletteFitter(4, color_space=space, sample_size=2000, seed=0)
+    around = fitter4.fit_around(samples, previous, still)
+    assert np.array_equal(around.colors[:3], old[:3])  # kept, slot for slot
+    assert np.abs(around.colors[3].astype(int) - lit.mean(axis=0)).max() < 25  # the free slot went to the light
+    assert around.error < fitter4.error(samples, previous) / 4
+    assert fitter4.fit_around(samples, previous, np.zeros(2000, bool)) is None  # nothing still: nothing to keep

@@ -87,7 +87,7 @@ def test_a_slow_fade_is_tracked(space):
 
 
 @pytest.mark.parametrize("space", ["oklab", "rgb"])
-def test_a_flash_keeps_the_still_part_and_the_picture_comes_back_exactly_after_it(space):
+def test_a_flash_keeps_the_still_part_and_the_picture_comes_back_after_it(space):
     base = scene(5)
     y, x = np.mgrid[:H, :W].astype(np.float32)
     glow = np.exp(-((x - 0.75 * W) ** 2 + (y - 0.3 * H) ** 2) / (2 * (0.12 * W) ** 2))[..., None] * [260, 210, 80]
@@ -95,11 +95,12 @@ def test_a_flash_keeps_the_still_part_and_the_picture_comes_back_exactly_after_i
     frames = [np.clip(np.rint(base + glow if on else base), 0, 255).astype(np.uint8) for on in lit]
     q = Quantizer(16, color_space=space)
     outs = [q.process(f) for f in frames]
-    assert outs[6].event == "fresh"  # the error jumped: fitted afresh
+    assert outs[6].event == "refit" and q.stats["cuts"] == 0  # fitted around the still part, no fresh start
     far = glow[..., 0] < 1  # where the light does not reach
     kept = np.all(outs[6].rgb == outs[5].rgb, axis=2)[far].mean()
     fresh = Quantizer(16, color_space=space).quantize(frames[6])  # what a fresh palette alone shows there
-    assert kept > 0.5 and kept > np.all(fresh == outs[5].rgb, axis=2)[far].mean() + 0.3
+    assert kept > 0.8 and kept > np.all(fresh == outs[5].rgb, axis=2)[far].mean() + 0.5
     assert psnr(frames[6], outs[6].rgb) >= psnr(frames[6], fresh) - 0.5
-    assert outs[8].event == "fresh" and q.stats["recalls"] == 1  # the palette from before came back
-    assert all(np.array_equal(outs[t].rgb, outs[5].rgb) for t in range(8, 14))
+    assert q.stats["recalls"] == 1 and np.array_equal(outs[8].palette.colors, outs[5].palette.colors)
+    for t in range(8, 14):  # the palette from before came back; the hold kept a few edge pixels of the light
+        assert np.all(outs[t].rgb == outs[5].rgb, axis=2).mean() > 0.99
