@@ -4,9 +4,11 @@ A palette for moving pictures must be good on each frame and stable across
 frames. The fitter samples the same spatially spread pixel positions each time,
 starts every refit from the current centres (no random re-seeding while the
 picture is steady) and matches the new centres to the old slots so slot ``i``
-keeps its colour. Each slot then adopts its new colour only if the error that
-saves outweighs the flicker it causes on still pixels (`settle`). When to
-refit is the palette track's decision (`livequant.track`).
+keeps its colour. When the whole picture drifts (a fade), each slot first
+follows the drift of its pixels (`follow_drift`). Each slot then adopts its
+new colour only if the error that saves outweighs the flicker it causes on
+still pixels (`settle`). When to refit is the palette track's decision
+(`livequant.track`).
 """
 
 from __future__ import annotations
@@ -29,6 +31,9 @@ __all__ = ["Fit", "PaletteFitter", "sample_positions"]
 
 #: At most this many distinct sampled colours get a full k-means with restarts.
 FEW_COLORS = 1024
+#: `PaletteFitter.follow_drift`: the largest change since the last fit, in levels, of a sample it counts; the
+#: share by which changes one way must outnumber the other; and the standard errors a slot's drift must clear.
+DRIFT_LEVELS, DRIFT_AGREE, DRIFT_Z = 4, 0.6, 3.0
 #: `PaletteFitter.fit_around` keeps a slot when this share of an even share of the samples is still in it.
 PIN_SHARE = 0.5
 
@@ -160,7 +165,7 @@ class PaletteFitter:
         still : (N,) bool ndarray, optional
             Which samples did not change since the previous frame.
         since : (N, 3) uint8 ndarray, optional
-            The same positions' pixels when ``previous`` was fitted (see `settle`).
+            The same positions' pixels when ``previous`` was fitted (see `settle` and `follow_drift`).
         before : (N, 3) uint8 ndarray, optional
             The same positions' pixels on the previous frame (see `settle`).
 
@@ -185,13 +190,48 @@ class PaletteFitter:
         if previous is not None and len(previous.colors) == len(colors):
             colors = self._match(previous, colors, centres)
             if still is not None:
-                adopt = self.settle(previous.colors, colors, samples, still, since, before)
+                base = previous.colors
+                if since is not None:  # a fade: the colours follow it, and settling weighs what goes beyond
+                    drifted = self.follow_drift(previous.colors, samples, still, since)
+                    if drifted is not None:
+                        base, since = drifted, None
+                adopt = self.settle(base, colors, samples, still, since, before)
                 adopt[: len(self.locked)] = False
-                centres = to_space(np.where(adopt[:, None], colors, previous.colors), self.color_space)
+                centres = to_space(np.where(adopt[:, None], colors, base), self.color_space)
                 centres = _lloyd(points, weights, centres, self.refine_steps, self.color_space, fixed=~adopt)
-                colors = np.where(adopt[:, None], from_space(centres, self.color_space), previous.colors)
+                colors = np.where(adopt[:, None], from_space(centres, self.color_space), base)
         centres = to_space(colors, self.color_space)  # exactly the colours shown
         return Fit(colors=colors, centres=centres, error=self._error(samples, centres))
+
+    def follow_drift(self, old: np.ndarray, samples: np.ndarray, still: np.ndarray,
+                     since: np.ndarray) -> np.ndarray | None:
+        """``old`` with each slot moved by the drift of its still samples, when the picture drifts as a whole.
+
+        A fade or a lighting change moves every still pixel a little the same
+        way; a slot then follows the mean change of its samples since the
+        last fit (``since``), where that mean is clear of their scatter
+        (`DRIFT_Z` standard errors, at least 8 samples). Only samples still
+        since the previous frame and within `DRIFT_LEVELS` of ``since`` count.
+        None when there is no common drift: at least a quarter of them
+        changed, `DRIFT_AGREE` more of them one way than the other.
+        """
+        space = self.color_space
+        now = nearest(to_space(samples, space), to_space(old, space), space)
+        moved = samples.astype(np.float64) - since
+        steady = still & (np.abs(moved).max(axis=1) <= DRIFT_LEVELS)
+        change = moved[steady].sum(axis=1)
+        changed = change[change != 0]
+        if len(changed) < 0.25 * max(steady.sum(), 1) or abs(np.mean(np.sign(changed))) < DRIFT_AGREE:
+            return None
+        moved *= steady[:, None]
+        count = np.bincount(now, weights=steady.astype(np.float64), minlength=len(old))
+        n = np.maximum(count, 1)[:, None]
+        mean = np.stack([np.bincount(now, weights=moved[:, c], minlength=len(old)) for c in range(3)], axis=1) / n
+        square = np.stack([np.bincount(now, weights=moved[:, c] ** 2, minlength=len(old)) for c in range(3)],
+                          axis=1) / n
+        scatter = np.sqrt(np.maximum(square - mean**2, 0) / n)
+        clear = np.all(np.abs(mean) > DRIFT_Z * scatter, axis=1) & (count >= 8)
+        return np.clip(np.rint(old + mean * clear[:, None]), 0, 255).astype(np.uint8)
 
     def keep_close(self, fit: Fit, colors: np.ndarray, allowance: float, samples: np.ndarray) -> Fit:
         """``fit`` with some centres replaced by nearby ones of ``colors``, adding at most ``allowance``

@@ -150,3 +150,18 @@ def test_fit_around_keeps_the_slots_of_still_content_and_fits_the_others_to_what
     assert np.abs(around.colors[3].astype(int) - lit.mean(axis=0)).max() < 25  # the free slot went to the light
     assert around.error < fitter4.error(samples, previous) / 4
     assert fitter4.fit_around(samples, previous, np.zeros(2000, bool)) is None  # nothing still: nothing to keep
+
+
+@pytest.mark.parametrize("space", ["oklab", "rgb"])
+def test_follow_drift_moves_the_slots_with_a_fade_and_not_with_noise_or_motion(rng, space):
+    old = np.array([[40, 40, 40], [120, 60, 30], [200, 200, 210], [90, 150, 250]], np.uint8)
+    since = np.clip(np.repeat(old.astype(np.float64), 500, axis=0) + rng.normal(0, 2, (2000, 3)), 0, 255)
+    since = since.astype(np.uint8)
+    still = np.ones(2000, bool)
+    fitter4 = PaletteFitter(4, color_space=space, sample_size=2000, seed=0)
+    darker = (since - 3).astype(np.uint8)  # a fade: every pixel 3 levels darker since the last fit
+    assert np.abs(fitter4.follow_drift(old, darker, still, since).astype(int) - (old.astype(int) - 3)).max() <= 1
+    noise = np.clip(since + rng.integers(-1, 2, since.shape), 0, 255).astype(np.uint8)
+    assert fitter4.follow_drift(old, noise, still, since) is None
+    both_ways = since.astype(np.int16) + np.where(np.arange(2000) % 2, 3, -3)[:, None]  # motion over a gradient
+    assert fitter4.follow_drift(old, both_ways.astype(np.uint8), still, since) is None
