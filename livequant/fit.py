@@ -215,14 +215,14 @@ class PaletteFitter:
         None when there is no common drift: at least a quarter of them
         changed, `DRIFT_AGREE` more of them one way than the other.
         """
-        space = self.color_space
-        now = nearest(to_space(samples, space), to_space(old, space), space)
         moved = samples.astype(np.float64) - since
         steady = still & (np.abs(moved).max(axis=1) <= DRIFT_LEVELS)
         change = moved[steady].sum(axis=1)
         changed = change[change != 0]
         if len(changed) < 0.25 * max(steady.sum(), 1) or abs(np.mean(np.sign(changed))) < DRIFT_AGREE:
             return None
+        space = self.color_space
+        now = nearest(to_space(samples, space), to_space(old, space), space)
         moved *= steady[:, None]
         count = np.bincount(now, weights=steady.astype(np.float64), minlength=len(old))
         n = np.maximum(count, 1)[:, None]
