@@ -31,6 +31,9 @@ __all__ = ["Fit", "PaletteFitter", "sample_positions"]
 
 #: At most this many distinct sampled colours get a full k-means with restarts.
 FEW_COLORS = 1024
+#: A warm refit does not move a slot by at most this many levels a channel: too little to see, while every
+#: palette that lands weighs the still pixels again (some switch colour).
+UNSEEN_LEVELS = 2
 #: `PaletteFitter.follow_drift`: the largest change since the last fit, in levels, of a sample it counts; the
 #: share by which changes one way must outnumber the other; and the standard errors a slot's drift must clear.
 DRIFT_LEVELS, DRIFT_AGREE, DRIFT_Z = 4, 0.6, 3.0
@@ -200,6 +203,8 @@ class PaletteFitter:
                 centres = to_space(np.where(adopt[:, None], colors, base), self.color_space)
                 centres = _lloyd(points, weights, centres, self.refine_steps, self.color_space, fixed=~adopt)
                 colors = np.where(adopt[:, None], from_space(centres, self.color_space), base)
+                unseen = np.abs(colors.astype(np.int16) - base).max(axis=1) <= UNSEEN_LEVELS
+                colors = np.where(unseen[:, None], base, colors)
         centres = to_space(colors, self.color_space)  # exactly the colours shown
         return Fit(colors=colors, centres=centres, error=self._error(samples, centres))
 

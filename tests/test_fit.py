@@ -165,3 +165,14 @@ def test_follow_drift_moves_the_slots_with_a_fade_and_not_with_noise_or_motion(r
     assert fitter4.follow_drift(old, noise, still, since) is None
     both_ways = since.astype(np.int16) + np.where(np.arange(2000) % 2, 3, -3)[:, None]  # motion over a gradient
     assert fitter4.follow_drift(old, both_ways.astype(np.uint8), still, since) is None
+
+
+@pytest.mark.parametrize("shift, moves", [(1, False), (2, False), (6, True)])
+def test_a_warm_refit_leaves_a_slot_that_would_move_too_little_to_see(rng, shift, moves):
+    old = np.array([[40, 40, 40], [120, 60, 30], [200, 200, 210], [90, 150, 250]], np.uint8)
+    moved = np.repeat(old.astype(np.float64) + shift, 500, axis=0) + rng.normal(0, 1.5, (2000, 3))
+    samples = np.clip(np.rint(moved), 0, 255).astype(np.uint8)  # the picture moved by shift levels
+    colors = fitter(4).fit(samples, previous=as_fit(old), still=np.zeros(2000, bool)).colors
+    assert np.array_equal(colors, old) != moves
+    if moves:
+        assert np.abs(colors.astype(int) - (old.astype(int) + shift)).max() <= 1
