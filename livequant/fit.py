@@ -231,9 +231,8 @@ class PaletteFitter:
         moved *= steady[:, None]
         count = np.bincount(now, weights=steady.astype(np.float64), minlength=len(old))
         n = np.maximum(count, 1)[:, None]
-        mean = np.stack([np.bincount(now, weights=moved[:, c], minlength=len(old)) for c in range(3)], axis=1) / n
-        square = np.stack([np.bincount(now, weights=moved[:, c] ** 2, minlength=len(old)) for c in range(3)],
-                          axis=1) / n
+        mean = _slot_sums(now, moved, len(old)) / n
+        square = _slot_sums(now, moved**2, len(old)) / n
         scatter = np.sqrt(np.maximum(square - mean**2, 0) / n)
         clear = np.all(np.abs(mean) > DRIFT_Z * scatter, axis=1) & (count >= 8)
         return np.clip(np.rint(old + mean * clear[:, None]), 0, 255).astype(np.uint8)
@@ -368,10 +367,14 @@ class PaletteFitter:
         drift = np.zeros_like(shift)
         if since is not None:
             moved = (points - since) * still[:, None]
-            drift = np.stack([np.bincount(now, weights=moved[:, c], minlength=len(new)) for c in range(3)], axis=1)
-            drift /= np.maximum(held, 1)[:, None]
+            drift = _slot_sums(now, moved, len(new)) / np.maximum(held, 1)[:, None]
         flicker = held * np.abs(shift - drift).mean(axis=1)
         return (gain > self.stability * flicker) & (np.abs(shift).sum(axis=1) > 0)
+
+
+def _slot_sums(labels: np.ndarray, values: np.ndarray, slots: int) -> np.ndarray:
+    """Per-slot sums of ``(N, 3)`` values, ``(slots, 3)`` float64: ``values[i]`` goes to slot ``labels[i]``."""
+    return np.stack([np.bincount(labels, weights=values[:, c], minlength=slots) for c in range(3)], axis=1)
 
 
 def _keep_slots(old: np.ndarray, colors: np.ndarray, color_space: str) -> np.ndarray:
@@ -406,6 +409,7 @@ def _lloyd(
     Emptied and ``fixed`` centres stay where they are.
     """
     centres = centres.copy()
+    weighted = points * weights[:, None]
     previous = None
     for _ in range(steps):
         labels = nearest(points, centres, color_space).astype(np.intp)
@@ -413,9 +417,7 @@ def _lloyd(
             break
         previous = labels
         total = np.bincount(labels, weights=weights, minlength=len(centres))
-        sums = np.stack(
-            [np.bincount(labels, weights=weights * points[:, c], minlength=len(centres)) for c in range(3)], axis=1
-        )
+        sums = _slot_sums(labels, weighted, len(centres))
         filled = total > 0 if fixed is None else (total > 0) & ~fixed
         centres[filled] = (sums[filled] / total[filled, None]).astype(np.float32)
     return centres

@@ -217,7 +217,7 @@ class PaletteStep:
 class _Job:
     """One refit to run: what kind, on which samples, from which palette."""
 
-    kind: str  # "fresh", "warm", or "jump" (fresh, keeping the previous colours it comes close to)
+    kind: str  # "fresh", "warm", or "jump" (fitted around the still slots, else fresh keeping close colours)
     samples: np.ndarray
     previous: Fit | None  # the palette in force (warm and jump)
     still: np.ndarray | None  # samples that did not move since the previous frame
