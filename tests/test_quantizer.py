@@ -114,6 +114,31 @@ def test_noise_on_a_still_scene_does_not_flicker():
     assert np.mean([np.any(a != b, axis=2).mean() for a, b in zip(outs[2:], outs[3:])]) > changed
 
 
+def test_the_default_hold_is_finer_for_large_palettes():
+    """With more than 32 colours a pixel that moved 3 levels takes its nearest colour again; with fewer, or
+    with ``hold=3`` given, it keeps its colour. Changing the palette's size changes the default hold."""
+    ramp = np.linspace(0, 255, 240, dtype=np.uint8)
+    frame = np.ascontiguousarray(np.broadcast_to(ramp[None, :, None], (8, 240, 3)))
+    moved = frame + np.uint8(3) * (frame < 250)
+
+    def switched(**kwargs):
+        q = Quantizer(**kwargs)
+        before = q.indices(frame)
+        return np.mean(q.indices(moved) != before)
+
+    fine = Palette(np.repeat(np.arange(0, 256, 4, dtype=np.uint8)[:, None], 3, axis=1))  # 64 greys
+    coarse = Palette(np.repeat(np.arange(0, 256, 17, dtype=np.uint8)[:, None], 3, axis=1))  # 16 greys
+    assert switched(palette=fine) > 0.3
+    assert switched(palette=fine, hold=3) == 0
+    assert switched(palette=coarse) == 0
+    q = Quantizer(16)
+    assert q.hold.threshold == 3
+    q.configure(n_colors=64)
+    assert q.hold.threshold == 2
+    q.configure(palette=coarse)
+    assert q.hold.threshold == 3
+
+
 def test_scene_cut_refits_from_scratch():
     q = Quantizer(8, refit_every=0)
     q.quantize(np.full((40, 40, 3), (250, 10, 10), np.uint8))
