@@ -5,7 +5,7 @@ resized with area interpolation to each size; the palette is fitted once per K
 on frame 60 and every method maps to that same palette. Only the mapping is
 timed, through the calls the Quantizer makes: ``lookup.map_pixels`` (no dither,
 Bayer, blue noise), ``dither.diffuse`` (Floyd-Steinberg, Sierra Lite) and
-``lookup.map_pixels_held`` (temporal hold, threshold 3, the default video path;
+``lookup.map_pixels_held`` (temporal hold, threshold 3: the default video path up to 32 colours;
 frames 59 and 60 alternate, so each call sees the change between two real
 frames). Ours runs with ``numba.set_num_threads(1)`` and ``(2)``, interleaved
 in the same rounds as the references: FFmpeg ``paletteuse`` (push + pull of a
