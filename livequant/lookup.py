@@ -19,6 +19,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
+from scipy.spatial import cKDTree
 
 from livequant.colorspace import to_space, unique_rgb
 from livequant.kernels import (
@@ -150,10 +151,9 @@ def _spread(colors: np.ndarray) -> float:
     """
     if len(colors) < 2:
         return 0.0
-    c = colors.astype(np.float32)
-    d = np.abs(c[:, None, :] - c[None, :, :]).max(axis=2)
-    np.fill_diagonal(d, np.inf)
-    return float(np.median(d.min(axis=1)))
+    points = colors.astype(np.float32)
+    distances, _ = cKDTree(points).query(points, k=2, p=np.inf)  # the colour itself, then its neighbour
+    return float(np.median(distances[:, 1]))
 
 
 def build_table(colors: np.ndarray, color_space: str) -> LookupTable:

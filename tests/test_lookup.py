@@ -107,6 +107,17 @@ def test_nearest_exact_matches_reference(space, rng):
     np.testing.assert_allclose(d[rows, got], d[rows, expected], rtol=1e-6)
 
 
+@settings(max_examples=40, deadline=None)
+@given(colors=palettes)
+def test_spread_is_the_median_distance_to_the_nearest_other_colour(colors):
+    """The step ordered dither bridges: per channel (Chebyshev), duplicates at distance 0."""
+    c = colors.astype(np.float64)
+    distance = np.abs(c[:, None, :] - c[None, :, :]).max(axis=2)
+    np.fill_diagonal(distance, np.inf)
+    expected = float(np.median(distance.min(axis=1))) if len(colors) > 1 else 0.0
+    assert build_table(colors, "rgb").spread == expected
+
+
 def test_table_is_deterministic(rng):
     colors = rng.integers(0, 256, (64, 3), dtype=np.uint8)
     a, b = filled(build_table(colors, "oklab")), filled(build_table(colors, "oklab"))
