@@ -633,8 +633,9 @@ class Reconnecting(_Source):
     it is closed and ``opener()`` is tried again every ``interval`` seconds, up
     to ``attempts`` times; each try is logged (logger ``"livequant"``, shown on
     stderr). Meanwhile the last frame is repeated, so a preview window stays
-    responsive. Times continue from the wall clock. A source that ends without
-    an error ends the stream.
+    responsive. Times never go back: from the last frame's time they advance
+    with the wall clock while the source is away, and the reopened source's
+    times follow on. A source that ends without an error ends the stream.
 
     Parameters
     ----------
@@ -665,16 +666,16 @@ class Reconnecting(_Source):
         return self._dropped + getattr(self._source, "dropped", 0)
 
     def __iter__(self):
-        start = time.monotonic()
-        offset, last = 0.0, None
+        offset, last, last_time = 0.0, None, 0.0
         while self._source is not None:
             try:
                 for frame, t in self._source:
-                    last = frame
-                    yield frame, offset + t
+                    last, last_time = frame, offset + t
+                    yield frame, last_time
                 return
             except SourceError as error:
                 lost = error
+            lost_at = time.monotonic()
             self._dropped += getattr(self._source, "dropped", 0)
             self._source.close()
             self._source = None
@@ -683,7 +684,7 @@ class Reconnecting(_Source):
                 wake = time.monotonic() + self._interval
                 while (now := time.monotonic()) < wake:
                     if last is not None:
-                        yield last, now - start
+                        yield last, last_time + (now - lost_at)
                     time.sleep(min(0.1, max(0.0, wake - now)))
                 try:
                     self._source = self._opener()
@@ -692,7 +693,7 @@ class Reconnecting(_Source):
                     continue
                 self.reconnects += 1
                 log.warning("reconnected (try %d of %d)", attempt, self._attempts)
-                offset = time.monotonic() - start
+                offset = last_time + (time.monotonic() - lost_at)
                 break
             else:
                 raise SourceError(f"{lost}; gave up after {self._attempts} tries to reconnect")

@@ -374,6 +374,21 @@ def test_reconnect_picks_the_stream_up_again(caplog):
     assert _livequant_threads() == []
 
 
+def test_reconnect_times_never_go_back():
+    """Frames come faster than their times say (an unpaced source); the repeated frames and the reopened
+    source's follow on from the last time, not from the wall clock since the start."""
+    opened = []
+
+    def opener():
+        opened.append(len(opened))
+        return _Unplugged(5, unplug=len(opened) == 1)
+
+    with Reconnecting(opener, attempts=2, interval=0.2) as source:
+        times = [t for _, t in source]
+    assert len(times) > 10 and times[4] == pytest.approx(4 / 30)
+    assert np.all(np.diff(times) > 0)
+
+
 def test_reconnect_gives_up_after_its_tries(tmp_path, clip):
     path = tmp_path / "camera.mp4"
     path.write_bytes(clip.path.read_bytes())
