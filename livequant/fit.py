@@ -212,6 +212,22 @@ class PaletteFitter:
         centres = to_space(colors, self.color_space)  # exactly the colours shown
         return Fit(colors=colors, centres=centres, error=self._error(samples, centres))
 
+    def rough(self, samples: np.ndarray) -> np.ndarray:
+        """Palette colours in a few milliseconds, to show while the real fit runs: ``(<= K, 3) uint8``.
+
+        The distinct sampled colours in order of lightness, cut into one run
+        of equal sample count per adaptive slot; each slot starts at its run's
+        middle colour, then one Lloyd step. Locked colours come first.
+        """
+        unique, _, counts = unique_rgb(samples)
+        points, weights = to_space(unique, self.color_space), counts.astype(np.float64)
+        k = max(min(self.n_adaptive, len(points)), 0)
+        order = np.argsort(to_space(unique, "oklab")[:, 0], kind="stable")
+        cumulative = np.cumsum(weights[order])
+        middles = np.searchsorted(cumulative, (np.arange(k) + 0.5) * cumulative[-1] / max(k, 1))
+        centres = _lloyd(points, weights, points[order[middles]].astype(np.float32), 1, self.color_space)
+        return np.concatenate([self.locked, from_space(centres, self.color_space)])
+
     def follow_drift(self, old: np.ndarray, samples: np.ndarray, still: np.ndarray,
                      since: np.ndarray) -> np.ndarray | None:
         """``old`` with each slot moved by the drift of its still samples, when the picture drifts as a whole.

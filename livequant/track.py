@@ -189,7 +189,8 @@ class PaletteStep:
     palette : Palette
     table : LookupTable
     fit : Fit or None
-        The fit behind an adaptive palette; None for a fixed one.
+        The fit behind an adaptive palette; None for a fixed one, and for
+        the rough one a live track shows until its first fit lands.
     fresh : bool
         The slots do not follow from the previous palette (first frame, scene
         cut, new palette size): the temporal hold starts again.
@@ -279,8 +280,9 @@ class PaletteTrack:
     def step_live(self, frame: np.ndarray, index: int, frozen: bool = False) -> PaletteStep:
         """The newest finished palette for frame ``index``, the next one; fits run in the worker.
 
-        The first frame is fitted at once (there is nothing to show before).
-        ``frozen`` keeps the palette in force and starts no fit.
+        Until the first fit lands, a rough palette (`PaletteFitter.rough`,
+        a few milliseconds) is shown. ``frozen`` keeps the palette in force
+        and starts no fit.
         """
         if self._executor is None:
             raise RuntimeError("step_live needs a track created with background=True")
@@ -297,9 +299,10 @@ class PaletteTrack:
         if job is None or self._pending is not None:
             return self.current
         if self.current is None:
-            self._run(job)
-        else:
-            self._pending = (self._executor.submit(self._refit, job), job)
+            colors = self.fitter.rough(job.samples)
+            self.current = PaletteStep(Palette(colors, name="adaptive"), build_table(colors, self.fitter.color_space),
+                                       None, fresh=True, fitted_on=index)
+        self._pending = (self._executor.submit(self._refit, job), job)
         return self.current
 
     def close(self) -> None:
@@ -390,6 +393,7 @@ class PaletteTrack:
                 else:
                     fit = self.fitter.keep_close(fit, job.previous.colors, JUMP_KEEP, job.samples)
         table = build_table(fit.colors, self.fitter.color_space)
+        lookup_pixels(job.samples, table)  # fills the table cells the frames will need here, not in the frame loop
         return _Outcome(fit, table, fit.error, time.perf_counter() - start, matched)
 
     def _run(self, job: _Job) -> None:
@@ -412,7 +416,7 @@ class PaletteTrack:
         fresh = not outcome.matched or self.current is None
         if not fresh and len(self.current.palette) != len(outcome.fit.colors):
             fresh = not exact  # slots unmatched, unless an exact palette grew (its old slots kept their colours)
-        if fresh and self.current is not None:
+        if fresh and self.current is not None and self.current.fit is not None:  # not after a rough palette
             self.stats["cuts"] += 1
         palette = Palette(outcome.fit.colors, name="adaptive")
         self.current = PaletteStep(palette, outcome.table, outcome.fit, fresh, job.frame, exact)

@@ -176,3 +176,15 @@ def test_a_warm_refit_leaves_a_slot_that_would_move_too_little_to_see(rng, shift
     assert np.array_equal(colors, old) != moves
     if moves:
         assert np.abs(colors.astype(int) - (old.astype(int) + shift)).max() <= 1
+
+
+# PaletteFitter.rough
+
+
+def test_a_rough_palette_spreads_over_the_lightness_of_the_samples():
+    ramp = np.repeat(np.arange(256, dtype=np.uint8)[:, None], 3, axis=1)
+    greys = np.sort(fitter().rough(ramp)[:, 0].astype(int))
+    np.testing.assert_allclose(greys, [32, 96, 160, 224], atol=8)  # the quarters' middles, one Lloyd step on
+    locked = fitter(locked=np.array([[255, 0, 0]], np.uint8)).rough(ramp)
+    assert len(locked) == 4 and tuple(locked[0]) == (255, 0, 0)
+    assert len(fitter(8).rough(GRAYS)) == 4  # no more colours than the samples have

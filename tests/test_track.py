@@ -143,6 +143,25 @@ def test_live_runs_record_the_palette_lag_and_files_have_none(two_shots):
     assert stats.refits >= 2 and stats.palette_lag == stats.palette_lag_max == 0
 
 
+def test_a_live_source_first_frame_does_not_wait_for_the_fit():
+    """A rough palette is shown until the first fit, slowed here to 0.3 s, lands on a later frame."""
+    frame = shot_frame(0)
+    with Quantizer(8, background=True) as quantizer:
+        quantizer.track.fitter = SlowFits(quantizer.track.fitter, 0.3)
+        first = quantizer.process(frame)
+        rough = quantizer.palette
+        assert quantizer.stats["refits"] == 0 and first.event == "fresh" and len(rough) == 8
+        assert {tuple(c) for c in first.rgb.reshape(-1, 3)} <= {tuple(c) for c in rough.colors}
+        for _ in range(100):
+            time.sleep(0.02)
+            later = quantizer.process(frame)
+            if quantizer.stats["refits"]:
+                break
+    assert quantizer.stats["refits"] == 1 and quantizer.stats["cuts"] == 0  # the first fit, not a cut
+    assert later.event == "fresh" and quantizer.palette != rough
+    assert np.abs(later.rgb.astype(int) - frame).mean() < np.abs(first.rgb.astype(int) - frame).mean()
+
+
 def test_a_live_track_needs_its_worker():
     track = Quantizer(4).track
     assert isinstance(track, PaletteTrack)
