@@ -35,11 +35,10 @@ from livequant import Palette, Quantizer
 from livequant.colorspace import to_space
 from livequant.fit import PaletteFitter
 from livequant.lookup import build_table, lookup_pixels
+from livequant.quantizer import default_hold
 
 #: The Quantizer's default weight of flicker against error in a warm refit.
 STABILITY = quantizer_default("stability")
-#: A sample that changed by at most this many levels counts as still (the default hold).
-STILL_LEVELS = quantizer_default("hold")
 #: K -> fit + table budget in ms (the targets).
 BUDGET = {16: 30.0, 256: 150.0}
 
@@ -69,6 +68,7 @@ class Refits:
 
     def __init__(self, first: np.ndarray, k: int, space: str):
         self.k, self.space = k, space
+        self.still_levels = default_hold(k)  # a sample that changed by at most this much counts as still
         self.fitter = PaletteFitter(k, color_space=space, sample_size=max(8192, 64 * k), seed=0, stability=STABILITY)
         self.samples = self.fitter.sample(first)
         self.previous = self.fitter.fit(self.samples)
@@ -83,7 +83,7 @@ class Refits:
         """Time each way of refitting on the next frame."""
         times, fitter, space = self.times, self.fitter, self.space
         last, samples = self.samples, fitter.sample(frame)
-        still = np.abs(samples.astype(np.int16) - last).max(axis=1) <= STILL_LEVELS
+        still = np.abs(samples.astype(np.int16) - last).max(axis=1) <= self.still_levels
         fresh, ms = timed(fitter.fit, samples)
         times["fresh fit"].append(ms)
         times["fresh table"].append(table_ms(fresh.colors, space, frame))
