@@ -221,10 +221,10 @@ class PaletteFitter:
         """
         unique, _, counts = unique_rgb(samples)
         points, weights = to_space(unique, self.color_space), counts.astype(np.float64)
-        k = max(min(self.n_adaptive, len(points)), 0)
+        k = min(self.n_adaptive, len(points))
         order = np.argsort(to_space(unique, "oklab")[:, 0], kind="stable")
         cumulative = np.cumsum(weights[order])
-        middles = np.searchsorted(cumulative, (np.arange(k) + 0.5) * cumulative[-1] / max(k, 1))
+        middles = np.searchsorted(cumulative, (np.arange(k) + 0.5) * cumulative[-1] / k)
         centres = _lloyd(points, weights, points[order[middles]].astype(np.float32), 1, self.color_space)
         return np.concatenate([self.locked, from_space(centres, self.color_space)])
 

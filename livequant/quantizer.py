@@ -55,9 +55,10 @@ def default_hold(n_colors: int) -> int:
     chosen at. Sixteen colours lie 16-30 levels apart (a channel, nearest
     neighbours, median over issue 11's panel) and 3 levels cost little error;
     256 lie 4-8 apart, where 3 levels cost as much as the quantization itself
-    and a switch shows only a small step. On the panel, 2 levels at K=64 and
-    256 gave 0.1-0.4 dB more and less flicker on still pixels; at K=16 the
-    flashing light flickered 1.5 times as much.
+    and a switch shows only a small step. On issue 11's panel, 2 levels gave
+    0.15-0.5 dB more at K=256 (0-0.2 at K=64), with less flicker on most
+    clips (more on a flashing light, within the floor); at K=16 that light
+    flickered 1.5 times as much, over the floor.
     """
     return 2 if n_colors > FINE_PALETTE else 3
 
