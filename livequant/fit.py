@@ -35,9 +35,6 @@ FEW_COLORS = 1024
 #: Started from the palette in force, one is enough: the 20 used before scored issue 11's panel within 0.05 dB
 #: of it and took 66 ms instead of 32 for a K=256 oklab refit on 720p.
 WARM_PASSES = 1
-#: A warm refit does not move a slot by at most this many levels a channel: too little to see, while every
-#: palette that lands weighs the still pixels again (some switch colour).
-UNSEEN_LEVELS = 2
 #: `PaletteFitter.follow_drift`: the largest change since the last fit, in levels, of a sample it counts; the
 #: share by which changes one way must outnumber the other; and the standard errors a slot's drift must clear.
 DRIFT_LEVELS, DRIFT_AGREE, DRIFT_Z = 4, 0.6, 3.0
@@ -112,6 +109,10 @@ class PaletteFitter:
         (they stop early once converged).
     stability : float
         Weight of flicker against error in `settle`; 0 adopts every change.
+    unseen_levels : int
+        A warm refit does not move a slot by this many levels a channel or
+        less: too little to see, while every palette that lands makes the
+        temporal hold weigh the still pixels again (some switch colour).
     """
 
     def __init__(
@@ -124,6 +125,7 @@ class PaletteFitter:
         locked: np.ndarray | None = None,
         refine_steps: int = 8,
         stability: float = 10.0,
+        unseen_levels: int = 2,
     ):
         self.color_space = color_space
         self.sample_size = sample_size
@@ -132,6 +134,7 @@ class PaletteFitter:
         self.n_adaptive = n_colors - len(self.locked)
         self.refine_steps = refine_steps
         self.stability = stability
+        self.unseen_levels = unseen_levels
 
     def sample(self, frame: np.ndarray) -> np.ndarray:
         """Pixels to fit ``frame`` on, ``(N, 3) uint8``.
@@ -207,7 +210,7 @@ class PaletteFitter:
                 centres = to_space(np.where(adopt[:, None], colors, base), self.color_space)
                 centres = _lloyd(points, weights, centres, self.refine_steps, self.color_space, fixed=~adopt)
                 colors = np.where(adopt[:, None], from_space(centres, self.color_space), base)
-                unseen = np.abs(colors.astype(np.int16) - base).max(axis=1) <= UNSEEN_LEVELS
+                unseen = np.abs(colors.astype(np.int16) - base).max(axis=1) <= self.unseen_levels
                 colors = np.where(unseen[:, None], base, colors)
         centres = to_space(colors, self.color_space)  # exactly the colours shown
         return Fit(colors=colors, centres=centres, error=self._error(samples, centres))

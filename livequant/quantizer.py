@@ -356,6 +356,7 @@ class Quantizer:
             seed=self.seed,
             locked=self._locked,
             stability=self.stability,
+            unseen_levels=max(self._hold_levels(self.n_colors) - 1, 0),  # a move the hold would hide from a pixel
         )
         still_levels = max(self._hold_levels(self.n_colors), 1)
         return PaletteTrack(fitter, self.refit_every, still_levels, background=self.background)

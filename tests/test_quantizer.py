@@ -118,7 +118,8 @@ def test_noise_on_a_still_scene_does_not_flicker():
 
 def test_the_default_hold_is_finer_for_large_palettes():
     """With more than 32 colours a pixel that moved 3 levels takes its nearest colour again; with fewer, or
-    with ``hold=3`` given, it keeps its colour. Changing the palette's size changes the default hold."""
+    with ``hold=3`` given, it keeps its colour. Changing the palette's size changes the default hold, and
+    with it the smallest move a warm refit makes (one level under the hold)."""
     ramp = np.linspace(0, 255, 240, dtype=np.uint8)
     frame = np.ascontiguousarray(np.broadcast_to(ramp[None, :, None], (8, 240, 3)))
     moved = frame + np.uint8(3) * (frame < 250)
@@ -134,9 +135,10 @@ def test_the_default_hold_is_finer_for_large_palettes():
     assert switched(palette=fine, hold=3) == 0
     assert switched(palette=coarse) == 0
     q = Quantizer(16)
-    assert q.hold.threshold == 3
+    assert q.hold.threshold == 3 and q.track.fitter.unseen_levels == 2  # refits hide moves the hold would
     q.configure(n_colors=64)
-    assert q.hold.threshold == 2
+    assert q.hold.threshold == 2 and q.track.fitter.unseen_levels == 1
+    assert Quantizer(256, hold=0).track.fitter.unseen_levels == 0
     q.configure(palette=coarse)
     assert q.hold.threshold == 3
 
