@@ -333,8 +333,9 @@ class Quantizer:
                 self.track.restart()
             else:
                 self._use_fixed(resolve(palette))
-        if self.hold.threshold != self._hold_levels(self._palette_size()):
-            self.hold = TemporalHold(self._hold_levels(self._palette_size()), self.stability)
+        levels = self._hold_levels(self._palette_size())
+        if self.hold.threshold != levels:  # another palette size
+            self.hold = TemporalHold(levels, self.stability)
 
     def close(self) -> None:
         """Stop the background worker, if any."""
@@ -349,6 +350,7 @@ class Quantizer:
     # ---------------------------------------------------------------- helpers
 
     def _new_track(self) -> PaletteTrack:
+        hold = self._hold_levels(self.n_colors)
         fitter = PaletteFitter(
             self.n_colors,
             color_space=self.color_space,
@@ -356,12 +358,12 @@ class Quantizer:
             seed=self.seed,
             locked=self._locked,
             stability=self.stability,
-            unseen_levels=max(self._hold_levels(self.n_colors) - 1, 0),  # a move the hold would hide from a pixel
+            unseen_levels=max(hold - 1, 0),  # a move the hold would hide from a pixel
         )
-        still_levels = max(self._hold_levels(self.n_colors), 1)
-        return PaletteTrack(fitter, self.refit_every, still_levels, background=self.background)
+        return PaletteTrack(fitter, self.refit_every, max(hold, 1), background=self.background)
 
     def _palette_size(self) -> int:
+        """Colours of the palette in use: the fixed one's, else ``n_colors``."""
         return len(self._fixed.palette) if self._fixed is not None else self.n_colors
 
     def _hold_levels(self, n_colors: int) -> int:
