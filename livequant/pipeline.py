@@ -11,16 +11,22 @@ ones with `Quantizer.apply`, so the output is exactly the synchronous
 `Quantizer`'s, whatever the timing, and fits overlap mapping.
 
 File sinks are written by a writer thread, so encoding overlaps quantizing
-too, and a Ctrl-C (which Python delivers to the main thread) never lands
-halfway through a write. Interactive sinks (``interactive = True``, such as
+too. Interactive sinks (``interactive = True``, such as
 `~livequant.sinks.Preview`) are written from the calling thread instead,
 because window toolkits and `~livequant.quantizer.Quantizer.configure` want
 the frame loop's thread.
+
+Ctrl-C and SIGTERM stop the frame loop between two frames: while `run`
+runs in the main thread, their handlers only note them, and the first is
+raised (a ``KeyboardInterrupt``) once every thread has stopped. Raised where
+it lands, it could leave a lock held and the other threads waiting forever.
 """
 
 from __future__ import annotations
 
 import collections
+import contextlib
+import signal
 import statistics
 import threading
 import time
@@ -34,6 +40,7 @@ __all__ = ["Stats", "run"]
 
 _WINDOW = 2048  # frames over which the per-stage medians are taken
 _AHEAD = 8  # frames the palette track may run ahead of the frame loop
+_POLL = 0.1  # seconds the frame loop waits for a frame before it looks for a signal again
 
 
 @dataclass
@@ -144,17 +151,43 @@ def _write_all(inbox: Mailbox, sinks, stats: Stats) -> None:
 
 
 def _join(*threads) -> None:
-    """Wait for ``threads`` even through Ctrl-C or SIGTERM (raised again after), so no thread outlives
-    `run` and none still reads the source or writes a sink while the caller closes it."""
-    interrupt = None
+    """Wait for ``threads``, so none outlives `run` and none still reads the source or writes a sink while the
+    caller closes it."""
     for thread in threads:
-        while thread is not None and thread.is_alive():
-            try:
-                thread.join()
-            except KeyboardInterrupt as e:
-                interrupt = e
-    if interrupt is not None:
-        raise interrupt
+        thread.join()
+
+
+@contextlib.contextmanager
+def _signals_held():
+    """Within, Ctrl-C and SIGTERM are noted in the list yielded instead of raised; the first is raised on leaving.
+
+    Only in the main thread (where Python runs signal handlers), and only for signals that Python handles (a
+    SIGTERM left to the operating system still ends the process at once).
+    """
+    caught: list = []
+    held = {}
+    if threading.current_thread() is threading.main_thread():
+        for signum in (signal.SIGINT, signal.SIGTERM):
+            if callable(signal.getsignal(signum)):
+                held[signum] = signal.signal(signum, lambda signum, frame: caught.append((signum, frame)))
+    try:
+        yield caught
+    finally:
+        for signum, handler in held.items():
+            signal.signal(signum, handler)
+        if caught:
+            signum, frame = caught[0]
+            held[signum](signum, frame)  # raises, as it would have when the signal came
+
+
+def _next(inbox: Mailbox, caught: list):
+    """The next item of ``inbox``, or `END` once a signal is ``caught`` (looked for every `_POLL` s of waiting)."""
+    while not caught:
+        try:
+            return inbox.get(timeout=_POLL)
+        except TimeoutError:
+            continue
+    return END
 
 
 def _write(sinks, qframe, stats: Stats) -> None:
@@ -198,7 +231,12 @@ def run(source, quantizer, sinks, *, max_frames: int | None = None, on_frame=Non
     """
     if max_frames is not None and max_frames < 0:
         raise ValueError(f"max_frames must be >= 0 or None, got {max_frames}")
-    sinks = list(sinks)
+    with _signals_held() as caught:
+        return _run(source, quantizer, list(sinks), max_frames, on_frame, caught)
+
+
+def _run(source, quantizer, sinks: list, max_frames: int | None, on_frame, caught: list) -> Stats:
+    """`run`'s threads and frame loop; stops at the next frame once a signal is ``caught``."""
     live = bool(getattr(source, "live", False))
     stats = Stats()
     refits_before = quantizer.stats["refits"]
@@ -217,7 +255,7 @@ def run(source, quantizer, sinks, *, max_frames: int | None = None, on_frame=Non
     start = time.perf_counter()
     try:
         while max_frames is None or stats.frames < max_frames:
-            item = inbox.get()
+            item = _next(inbox, caught)
             if item is END:
                 break
             begin = time.perf_counter()

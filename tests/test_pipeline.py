@@ -1,5 +1,7 @@
 """The pipeline runs real sources into real sinks: clips written with PyAV, the live test pattern."""
 
+import os
+import signal
 import threading
 import time
 
@@ -103,6 +105,39 @@ def test_keyboard_interrupt_leaves_a_decodable_file(tmp_path, clip):
     with av.open(str(path)) as container:
         assert len(list(container.decode(video=0))) == sink.frames == 5
     assert not list(tmp_path.glob(".*"))  # no partial file left
+
+
+
+class _Stopped(Exception):
+    """What the SIGTERM handler of `test_a_signal_stops_run_between_frames` raises (the command line's does too)."""
+
+
+def _raise_stopped(signum, frame):
+    raise _Stopped
+
+
+@pytest.mark.usefixtures("no_new_threads")
+@pytest.mark.parametrize(("signum", "raised"), [(signal.SIGINT, KeyboardInterrupt), (signal.SIGTERM, _Stopped)])
+def test_a_signal_stops_run_between_frames(clip, signum, raised):
+    # raised wherever the frame loop was, it could leave a lock held and the threads waiting on it forever
+    sink = Collect()
+    callbacks_finished = []
+
+    def signal_self(qframe, stats):
+        if stats.frames == 3:
+            os.kill(os.getpid(), signum)
+            time.sleep(0.05)  # Python runs the handler here at the latest
+        callbacks_finished.append(stats.frames)
+
+    previous = signal.signal(signal.SIGTERM, _raise_stopped)
+    try:
+        with pytest.raises(raised), VideoFile(clip.path) as source, Quantizer(8) as quantizer:
+            run(source, quantizer, [sink], on_frame=signal_self)
+        assert signal.getsignal(signal.SIGTERM) is _raise_stopped  # the handlers are back
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
+    assert callbacks_finished == [1, 2, 3] and len(sink.qframes) == 3  # the third frame whole, then no more
 
 
 # adapters
