@@ -23,7 +23,7 @@ import numpy as np
 __all__ = [
     "BITS", "BLOCK", "FINE_FLAG", "LEVELS", "SHIFT", "UNKNOWN", "diffuse_frame", "distinct_colors", "index_pixels",
     "lzw_encode",
-    "map_frame_held", "map_words", "nearest_sorted", "nearest_sorted_serial",
+    "map_words", "map_words_held", "nearest_sorted", "nearest_sorted_serial",
 ]
 
 BITS = 7  # the table: 2**BITS cells a side ...
@@ -197,60 +197,81 @@ def _distance2(p, q):  # pragma: no cover - compiled
     return d0 * d0 + d1 * d1 + d2 * d2
 
 
+@nb.njit(inline="always")
+def _held_index(p, q, i, o, threshold, weight, table, fine, cells, centres, packed):  # pragma: no cover - compiled
+    """Pixel ``p``'s index under the temporal hold, and the reference value it was chosen at.
+
+    Held: the previous index ``i``, when every channel is within ``threshold`` of
+    the reference ``q`` (and, with ``weight >= 0``, moving to the best entry does
+    not save ``weight`` times the change it shows). Else the table's entry for
+    ``p`` with dither offset ``o``, and ``p`` becomes the reference.
+    """
+    d = max(abs((p & 0xFF) - (q & 0xFF)), abs(((p >> 8) & 0xFF) - ((q >> 8) & 0xFF)), abs((p >> 16) - (q >> 16)))
+    if d > threshold:
+        return _index(_offset(p, o) if o else p, table, fine, cells, centres), p
+    if weight >= 0:
+        best = _index(_offset(p, o) if o else p, table, fine, cells, centres)
+        was, now = np.intp(packed[i]), np.intp(packed[best])
+        shown = abs((was & 0xFF) - (now & 0xFF)) + abs(((was >> 8) & 0xFF) - ((now >> 8) & 0xFF)) + abs(
+            (was >> 16) - (now >> 16))
+        if _distance2(p, was) - _distance2(p, now) > weight * shown:
+            return best, q
+    return i, q
+
+
 @nb.njit(parallel=True, nogil=True, cache=True)
-def map_frame_held(frame, table, fine, cells, centres, packed, offsets, threshold, weight, reference, previous,
-                   out_idx, out_rgb):  # pragma: no cover - compiled
-    """Map a frame through the table with temporal hold: still pixels keep their previous index.
+def map_words_held(pixels, table, fine, cells, centres, packed, offsets, width, start, threshold, weight, reference,
+                   previous, out_idx, out_rgb):  # pragma: no cover - compiled
+    """`map_words` with temporal hold: still pixels keep their previous index.
 
     A pixel whose channels all differ from ``reference`` by at most
     ``threshold`` keeps its index from ``previous``; any other pixel is
     mapped afresh and ``reference`` takes its value. With ``weight >= 0``
     (the frame after a palette change) a still pixel moves to the best entry
     when the squared RGB error that saves exceeds ``weight`` times the summed
-    channel change it shows. Pixels are read a byte at a time here: the hold
-    reads each channel anyway, and a byte load extracts it for free.
+    channel change it shows. Four pixels that equal their reference exactly
+    (a still picture without noise) take their four indices in one word.
 
     Parameters
     ----------
-    frame : (H, W, 3) uint8
-    table, fine, cells, centres, packed : arrays of a `livequant.lookup.LookupTable`
-    offsets : (M, M) int16, M a power of two
-        Ordered-dither offsets, tiled over the frame; ``(1, 1)`` for none.
+    pixels, table, fine, cells, centres, packed, offsets, width, start, out_idx, out_rgb
+        As for `map_words`.
     threshold : int
         Largest per-channel change, in levels, that counts as still.
     weight : float
         Error saved per level of visible change needed to move, or ``-1``
         for no check.
-    reference : (H, W, 3) uint8
-        Input values at which each kept index was chosen (updated in place).
-    previous : (H, W) uint8
-        The previous indices; may be ``out_idx`` itself.
-    out_idx : (H, W) uint8
-    out_rgb : (H, W, 3) uint8
+    reference : (3 * G,) uint32
+        Input values at which each kept index was chosen, as ``pixels`` (updated in place).
+    previous : (G,) uint32
+        The previous indices, as ``out_idx``; may be ``out_idx`` itself.
     """
-    h, w = frame.shape[0], frame.shape[1]
+    n = out_idx.shape[0]
     wrap = offsets.shape[0] - 1
-    for y in nb.prange(h):
-        row = offsets[y & wrap]
-        for x in range(w):
-            r, g, b = np.intp(frame[y, x, 0]), np.intp(frame[y, x, 1]), np.intp(frame[y, x, 2])
-            p = r | (g << 8) | (b << 16)
-            still = max(abs(r - reference[y, x, 0]), abs(g - reference[y, x, 1]), abs(b - reference[y, x, 2]))
-            if still <= threshold:
-                i = np.intp(previous[y, x])
-                if weight >= 0:
-                    best = _index(_offset(p, np.intp(row[x & wrap])), table, fine, cells, centres)
-                    was, now = np.intp(packed[i]), np.intp(packed[best])
-                    shown = abs((was & 0xFF) - (now & 0xFF)) + abs(((was >> 8) & 0xFF) - ((now >> 8) & 0xFF)) + abs(
-                        (was >> 16) - (now >> 16))
-                    if _distance2(p, was) - _distance2(p, now) > weight * shown:
-                        i = best
+    chunks = min(CHUNKS, n)
+    for c in nb.prange(chunks):
+        g0, g1 = _chunk(n, c, chunks)
+        y, x = divmod(start + 4 * g0, width)
+        o0 = o1 = o2 = o3 = 0
+        for g in range(g0, g1):
+            if wrap:
+                o0, o1, o2, o3, x, y = _offsets4(offsets, wrap, x, y, width)
+            held = np.intp(previous[g])
+            if (weight < 0 and pixels[3 * g] == reference[3 * g] and pixels[3 * g + 1] == reference[3 * g + 1]
+                    and pixels[3 * g + 2] == reference[3 * g + 2]):
+                i0, i1, i2, i3 = held & 0xFF, (held >> 8) & 0xFF, (held >> 16) & 0xFF, held >> 24
             else:
-                reference[y, x, 0], reference[y, x, 1], reference[y, x, 2] = r, g, b
-                i = _index(_offset(p, np.intp(row[x & wrap])), table, fine, cells, centres)
-            out_idx[y, x] = i
-            c = np.intp(packed[i])
-            out_rgb[y, x, 0], out_rgb[y, x, 1], out_rgb[y, x, 2] = c & 0xFF, (c >> 8) & 0xFF, c >> 16
+                p0, p1, p2, p3 = _pixels(pixels, g)
+                q0, q1, q2, q3 = _pixels(reference, g)
+                i0, q0 = _held_index(p0, q0, held & 0xFF, o0, threshold, weight, table, fine, cells, centres, packed)
+                i1, q1 = _held_index(p1, q1, (held >> 8) & 0xFF, o1, threshold, weight, table, fine, cells, centres,
+                                     packed)
+                i2, q2 = _held_index(p2, q2, (held >> 16) & 0xFF, o2, threshold, weight, table, fine, cells, centres,
+                                     packed)
+                i3, q3 = _held_index(p3, q3, held >> 24, o3, threshold, weight, table, fine, cells, centres, packed)
+                _store(reference, g, q0, q1, q2, q3)
+            _store_indices(out_idx, g, i0, i1, i2, i3)
+            _store(out_rgb, g, np.intp(packed[i0]), np.intp(packed[i1]), np.intp(packed[i2]), np.intp(packed[i3]))
 
 
 @nb.njit(parallel=True, nogil=True, cache=True)

@@ -30,8 +30,8 @@ from livequant.kernels import (
     SHIFT,
     UNKNOWN,
     index_pixels,
-    map_frame_held,
     map_words,
+    map_words_held,
     nearest_sorted,
     nearest_sorted_serial,
 )
@@ -262,8 +262,13 @@ def map_pixels_held(frame: np.ndarray, table: LookupTable, offsets: np.ndarray, 
     out_idx : (H, W) uint8 ndarray
         This frame's indices; may be ``previous`` itself.
     """
-    map_frame_held(frame, table.table, table.fine, table.cells, table.centres, table.packed, offsets, threshold, weight,
-                   reference, previous, out_idx, out_rgb)
+    width = frame.shape[1]
+
+    def call(start, pixels, held, references, indices, colours):
+        map_words_held(pixels, table.table, table.fine, table.cells, table.centres, table.packed, offsets, width, start,
+                       threshold, weight, references, held, indices, colours)
+
+    _by_words(call, (frame, previous), (reference, out_idx, out_rgb))
 
 
 def lookup_pixels(pixels: np.ndarray, table: LookupTable) -> np.ndarray:
