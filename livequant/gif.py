@@ -5,9 +5,11 @@
 - cropped to the rectangle whose colours changed since the previous frame
   (what a viewer shows, so it also holds across palette changes);
 - inside it, pixels whose colour did not change become the transparent index,
-  which LZW packs into long runs. The transparent index costs no colour: it is
-  a padding entry of the table (tables have a power-of-two size) or an entry no
-  changed pixel uses; a frame with neither keeps its pixels as they are;
+  which LZW packs into long runs, or keep their own index where that continues
+  the run of the pixel before them (`livequant.kernels.transparent_runs`). The
+  transparent index costs no colour: it is a padding entry of the table
+  (tables have a power-of-two size) or an entry no changed pixel uses; a frame
+  with neither keeps its pixels as they are;
 - with the global colour table (the first frame's palette) when every colour
   the frame needs is in it, else with a local table of just those colours.
 
@@ -26,7 +28,7 @@ from __future__ import annotations
 import numpy as np
 
 from livequant.colorspace import pack_rgb
-from livequant.kernels import lzw_encode
+from livequant.kernels import lzw_encode, transparent_runs
 
 __all__ = ["GifEncoder", "MIN_DELAY"]
 
@@ -159,7 +161,7 @@ class GifEncoder:
             free[to_global[needed]] = False
         else:  # a local table of the colours this frame needs
             used = np.flatnonzero(needed)
-            lut = np.zeros(len(packed), np.int32)
+            lut = np.full(len(packed), -1, np.int32)  # -1: not in the table (some unchanged pixels' colours)
             lut[used] = np.arange(len(used))
             bits = _bits(len(used) + (changed is not None and len(used) < 256))
             free = np.arange(1 << bits) >= len(used)
@@ -168,7 +170,7 @@ class GifEncoder:
         transparent = None
         if changed is not None and free.any() and not changed.all():
             transparent = int(np.flatnonzero(free)[-1])
-            codes = np.where(changed, lut[region], transparent).astype(np.uint8)
+            codes = transparent_runs(changed, lut[region], transparent)
             self.transparent_frames += 1
         else:
             codes = lut[region].astype(np.uint8)

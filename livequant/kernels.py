@@ -22,7 +22,7 @@ import numpy as np
 
 __all__ = [
     "BITS", "BLOCK", "FINE_FLAG", "LEVELS", "SHIFT", "UNKNOWN", "diffuse_frame", "distinct_colors", "index_pixels",
-    "lzw_encode",
+    "lzw_encode", "transparent_runs",
     "map_words", "map_words_held", "nearest_sorted", "nearest_sorted_serial",
 ]
 
@@ -418,6 +418,28 @@ def distinct_colors(pixels, limit):  # pragma: no cover - compiled
 
 
 # ---------------------------------------------------------------- GIF
+
+
+@nb.njit(nogil=True, cache=True)
+def transparent_runs(changed, codes, transparent):  # pragma: no cover - compiled
+    """A GIF frame's codes when it is drawn over the one before: ``(H, W) uint8``.
+
+    A changed pixel keeps its code. An unchanged one shows the same either
+    way, so it takes whichever continues the run of the pixel before it (in
+    scan order, which is what LZW sees): its own code when that pixel has it,
+    else the ``transparent`` index. ``codes`` is -1 where a pixel's colour is
+    not in the frame's colour table (unchanged pixels only).
+    """
+    h, w = codes.shape
+    out = np.empty((h, w), np.uint8)
+    before = -1
+    for y in range(h):
+        for x in range(w):
+            own = codes[y, x]
+            code = own if changed[y, x] or (own >= 0 and own == before) else transparent
+            out[y, x] = code
+            before = code
+    return out
 
 
 @nb.njit(inline="always")

@@ -14,7 +14,7 @@ from livequant.cli import main
 from livequant.errors import SinkError
 from livequant.frames import QuantizedFrame
 from livequant.gif import GifEncoder
-from livequant.kernels import lzw_encode
+from livequant.kernels import lzw_encode, transparent_runs
 from livequant.palette import Palette
 from livequant.sinks import AnimationWriter, GifWriter
 
@@ -131,6 +131,13 @@ def test_gif_writes_a_local_table_only_for_frames_needing_new_colours(tmp_path, 
     x, y, w, h, local, transparent, _ = images[2]
     assert (y, y + h) == (0, 16) and transparent is not None  # top band to the box; the rest unchanged
     assert local == 8  # the 4 colours the changed pixels use, and a free entry for transparency
+
+
+def test_gif_unchanged_pixels_continue_the_run_before_them():
+    changed = np.array([[1, 1, 0, 0, 0, 1, 0, 0], [0, 0, 1, 0, 0, 0, 0, 1]], bool)
+    codes = np.array([[1, 1, 1, 2, -1, 3, 3, 0], [0, 5, 4, 4, 2, 2, -1, 6]], np.int32)  # -1: not in the table
+    expected = [[1, 1, 1, 7, 7, 3, 3, 7], [7, 7, 4, 4, 7, 7, 7, 6]]  # scan order: row 2 follows row 1's end
+    np.testing.assert_array_equal(transparent_runs(changed, codes, 7), expected)
 
 
 def test_gif_transparency_never_takes_a_used_colour(tmp_path, rng):
