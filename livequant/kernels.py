@@ -21,9 +21,9 @@ import numba as nb
 import numpy as np
 
 __all__ = [
-    "BITS", "BLOCK", "FINE_FLAG", "LEVELS", "SHIFT", "UNKNOWN", "diffuse_frame", "distinct_colors", "index_pixels",
-    "lzw_encode", "transparent_runs",
-    "map_words", "map_words_held", "nearest_sorted", "nearest_sorted_serial",
+    "BITS", "BLOCK", "FINE_FLAG", "LEVELS", "SHIFT", "UNKNOWN", "diffuse_frame", "distinct_colors",
+    "index_pixels", "lzw_encode", "map_words", "map_words_held", "nearest_sorted", "nearest_sorted_serial",
+    "transparent_runs",
 ]
 
 BITS = 7  # the table: 2**BITS cells a side ...
