@@ -5,9 +5,11 @@
 - cropped to the rectangle whose colours changed since the previous frame
   (what a viewer shows, so it also holds across palette changes);
 - inside it, pixels whose colour did not change become the transparent index,
-  which LZW packs into long runs, or keep their own index where that continues
-  the run of the pixel before them (`livequant.kernels.transparent_runs`). The
-  transparent index costs no colour: it is a padding entry of the table
+  which LZW packs into long runs; or they keep their own index where that
+  continues the run of the pixel before them
+  (`livequant.kernels.transparent_runs`): both show the same picture, and the
+  frame is compressed both ways and written the smaller. The transparent
+  index costs no colour: it is a padding entry of the table
   (tables have a power-of-two size) or an entry no changed pixel uses; a frame
   with neither keeps its pixels as they are;
 - with the global colour table (the first frame's palette) when every colour
@@ -168,19 +170,21 @@ class GifEncoder:
             table = packed[used]
             self.local_tables += 1
         transparent = None
+        min_code_size = max(2, bits)
         if changed is not None and free.any() and not changed.all():
             transparent = int(np.flatnonzero(free)[-1])
-            codes = transparent_runs(changed, lut[region], transparent)
+            own = lut[region]
+            choices = (transparent_runs(changed, own, transparent), np.where(changed, own, transparent).astype(np.uint8))
+            compressed = min((lzw_encode(codes.ravel(), min_code_size) for codes in choices), key=len)
             self.transparent_frames += 1
         else:
-            codes = lut[region].astype(np.uint8)
-        min_code_size = max(2, bits)
+            compressed = lzw_encode(lut[region].astype(np.uint8).ravel(), min_code_size)
         data = bytes([0x2C]) + b"".join(int(v).to_bytes(2, "little") for v in (left, top, right - left, bottom - top))
         if table is None:
             data += b"\x00"
         else:
             data += bytes([0x80 | (bits - 1)]) + _table_bytes(table, bits)
-        data += bytes([min_code_size]) + _sub_blocks(lzw_encode(np.ascontiguousarray(codes).ravel(), min_code_size))
+        data += bytes([min_code_size]) + _sub_blocks(compressed)
         return data, transparent
 
     def add(self, indices: np.ndarray, colors: np.ndarray, time: float) -> bytes:

@@ -140,6 +140,30 @@ def test_gif_unchanged_pixels_continue_the_run_before_them():
     np.testing.assert_array_equal(transparent_runs(changed, codes, 7), expected)
 
 
+def test_gif_writes_a_frame_over_the_last_the_smaller_way():
+    colors = np.unique(np.random.default_rng(0).integers(0, 256, (40, 3), dtype=np.uint8), axis=0)[:15]
+    sizes_differ = 0  # 15 colours: a table of 16 has one entry left for transparency
+    for seed in range(8):
+        rng = np.random.default_rng(seed)
+        first = np.repeat(rng.integers(0, 15, (24, 4)), 8, axis=1).astype(np.uint8)  # runs of 8 along rows
+        second = first.copy()
+        moved = rng.random(first.shape) < rng.uniform(0.1, 0.6)
+        second[moved] = rng.integers(0, 15, moved.sum())
+        encoder = GifEncoder(32, 24, colors)
+        encoder.image(first, colors)
+        image, transparent = encoder.image(second, colors)
+        changed = second != first  # distinct colours: a changed index is a changed colour
+        rows, cols = np.flatnonzero(changed.any(axis=1)), np.flatnonzero(changed.any(axis=0))
+        box = (slice(rows[0], rows[-1] + 1), slice(cols[0], cols[-1] + 1))
+        own, changed = second[box].astype(np.int32), changed[box]
+        ways = [transparent_runs(changed, own, transparent), np.where(changed, own, transparent).astype(np.uint8)]
+        sizes = [len(lzw_encode(codes.ravel(), 4)) for codes in ways]
+        n = min(sizes)
+        assert len(image) == 10 + 1 + n + -(-n // 255) + 1  # descriptor (no local table), code size, blocks, end
+        sizes_differ += sizes[0] != sizes[1]
+    assert sizes_differ  # the choice was made
+
+
 def test_gif_transparency_never_takes_a_used_colour(tmp_path, rng):
     colors = np.unique(rng.integers(0, 256, (300, 3), dtype=np.uint8), axis=0)[:256]
     first = rng.integers(0, 256, (16, 16)).astype(np.uint8)
