@@ -5,13 +5,12 @@
 - cropped to the rectangle whose colours changed since the previous frame
   (what a viewer shows, so it also holds across palette changes);
 - inside it, pixels whose colour did not change become the transparent index,
-  which LZW packs into long runs; or they keep their own index where that
-  continues the run of the pixel before them
-  (`livequant.kernels.transparent_runs`): both show the same picture, and the
-  frame is compressed both ways and written the smaller. The transparent
-  index costs no colour: it is a padding entry of the table
-  (tables have a power-of-two size) or an entry no changed pixel uses; a frame
-  with neither keeps its pixels as they are;
+  which LZW packs into long runs, or keep their own index where that continues
+  the run of the pixel before them (`livequant.kernels.transparent_runs`):
+  both show the same picture, so the frame is compressed both ways and the
+  smaller is written. The transparent index costs no colour: it is a padding
+  entry of the table (tables have a power-of-two size) or an entry no changed
+  pixel uses; a frame with neither keeps its pixels as they are;
 - with the global colour table (the first frame's palette) when every colour
   the frame needs is in it, else with a local table of just those colours.
 
