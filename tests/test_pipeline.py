@@ -129,14 +129,17 @@ def test_a_signal_stops_run_between_frames(clip, signum, raised):
             time.sleep(0.05)  # Python runs the handler here at the latest
         callbacks_finished.append(stats.frames)
 
-    previous = signal.signal(signal.SIGTERM, _raise_stopped)
+    # as the command line has them (SIGINT may come ignored from the shell that started the tests)
+    previous = {signal.SIGINT: signal.signal(signal.SIGINT, signal.default_int_handler),
+                signal.SIGTERM: signal.signal(signal.SIGTERM, _raise_stopped)}
     try:
         with pytest.raises(raised), VideoFile(clip.path) as source, Quantizer(8) as quantizer:
             run(source, quantizer, [sink], on_frame=signal_self)
-        assert signal.getsignal(signal.SIGTERM) is _raise_stopped  # the handlers are back
+        assert signal.getsignal(signal.SIGINT) is signal.default_int_handler  # the handlers are back
+        assert signal.getsignal(signal.SIGTERM) is _raise_stopped
     finally:
-        signal.signal(signal.SIGTERM, previous)
-    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
+        for number, handler in previous.items():
+            signal.signal(number, handler)
     assert callbacks_finished == [1, 2, 3] and len(sink.qframes) == 3  # the third frame whole, then no more
 
 
