@@ -21,7 +21,7 @@ import numba as nb
 import numpy as np
 
 __all__ = [
-    "BITS", "BLOCK", "FINE_FLAG", "LEVELS", "SHIFT", "UNKNOWN", "diffuse_frame", "distinct_colors",
+    "BITS", "BLOCK", "FINE_FLAG", "LEVELS", "SHIFT", "UNKNOWN", "cell_histogram", "diffuse_frame", "distinct_colors",
     "index_pixels", "lzw_encode", "map_words", "map_words_held", "nearest_sorted", "nearest_sorted_serial",
     "transparent_runs",
 ]
@@ -415,6 +415,36 @@ def distinct_colors(pixels, limit):  # pragma: no cover - compiled
             found[count] = pixels[p]
             count += 1
     return found[:count].copy()
+
+
+@nb.njit(nogil=True, cache=True)
+def cell_histogram(frame, step, rows, cells, counts, sums):  # pragma: no cover - compiled
+    """Gather the pixels of an ``(H, W, 3) uint8`` frame, every ``step``-th of every ``step``-th row, into the
+    lookup table's cells; returns how many cells they met.
+
+    ``rows`` has one entry per cell, all -1: each cell met gets the next row,
+    in the order first met, and is listed in ``cells``; ``counts`` and
+    ``sums`` (zeroed, a row each) receive its pixel count and channel sums.
+    ``rows`` is left all -1 again.
+    """
+    n = 0
+    for y in range(0, frame.shape[0], step):
+        for x in range(0, frame.shape[1], step):
+            r, g, b = np.int64(frame[y, x, 0]), np.int64(frame[y, x, 1]), np.int64(frame[y, x, 2])
+            cell = (r >> SHIFT) | ((g >> SHIFT) << BITS) | ((b >> SHIFT) << (2 * BITS))
+            row = rows[cell]
+            if row < 0:
+                row = n
+                rows[cell] = n
+                cells[n] = cell
+                n += 1
+            counts[row] += 1
+            sums[row, 0] += r
+            sums[row, 1] += g
+            sums[row, 2] += b
+    for j in range(n):
+        rows[cells[j]] = -1
+    return n
 
 
 # ---------------------------------------------------------------- GIF

@@ -216,7 +216,7 @@ class PaletteStep:
 
 @dataclass(frozen=True, eq=False)
 class _Job:
-    """One refit to run: what kind, on which samples, from which palette."""
+    """One refit to run: what kind, on which frame and samples, from which palette."""
 
     kind: str  # "fresh", "warm", or "jump" (fitted around the still slots, else fresh keeping close colours)
     samples: np.ndarray
@@ -224,7 +224,8 @@ class _Job:
     still: np.ndarray | None  # samples that did not move since the previous frame
     since: np.ndarray | None  # the samples the previous palette was fitted on
     before: np.ndarray | None  # the previous frame's samples
-    frame: int
+    index: int  # of the frame in the stream
+    frame: np.ndarray  # the frame itself, for fits to the whole of it (`PaletteFitter.histogram`)
 
 
 @dataclass(frozen=True, eq=False)
@@ -340,13 +341,14 @@ class PaletteTrack:
         self._fitted_on = samples
         self._restart = False
         if kind == "fresh":
-            return _Job(kind, samples, None, None, None, None, index)
+            return _Job(kind, samples, None, None, None, None, index, frame)
         still = None
         if previous is not None and previous.shape == samples.shape:
             still = np.abs(samples.astype(np.int16) - previous).max(axis=1) <= self.still_levels
         if kind == "jump":
-            return _Job(kind, samples, self.current.fit, still, None, None, index)
-        return _Job(kind, samples, self.current.fit, still, since, previous if still is not None else None, index)
+            return _Job(kind, samples, self.current.fit, still, None, None, index, frame)
+        before = previous if still is not None else None
+        return _Job(kind, samples, self.current.fit, still, since, before, index, frame)
 
     def _error(self, samples: np.ndarray, step: PaletteStep) -> float:
         """Mean squared working-space distance of ``samples`` to the colours of ``step`` they map to."""
@@ -379,15 +381,17 @@ class PaletteTrack:
         """Fit and build the table; pure compute, safe in a worker."""
         start = time.perf_counter()
         matched = job.kind == "warm"
+        histogram = self.fitter.histogram(job.frame)
         if matched:
             fit = self.fitter.fit(job.samples, previous=job.previous, still=job.still, since=job.since,
-                                  before=job.before)
+                                  before=job.before, histogram=histogram)
             if np.array_equal(fit.colors, job.previous.colors):
                 return _Outcome(None, None, fit.error, time.perf_counter() - start, matched)
         else:
-            fit = self.fitter.fit(job.samples)
+            fit = self.fitter.fit(job.samples, histogram=histogram)
             if job.kind == "jump":  # a light switched on: the still parts keep their slots, or at least colours
-                around = None if job.still is None else self.fitter.fit_around(job.samples, job.previous, job.still)
+                around = None if job.still is None else self.fitter.fit_around(job.samples, job.previous, job.still,
+                                                                              histogram)
                 if around is not None and around.error <= (1 + JUMP_AROUND) * fit.error:
                     fit, matched = around, True
                 else:
@@ -419,7 +423,7 @@ class PaletteTrack:
         if fresh and self.current is not None and self.current.fit is not None:  # not after a rough palette
             self.stats["cuts"] += 1
         palette = Palette(outcome.fit.colors, name="adaptive")
-        self.current = PaletteStep(palette, outcome.table, outcome.fit, fresh, job.frame, exact)
+        self.current = PaletteStep(palette, outcome.table, outcome.fit, fresh, job.index, exact)
 
     def _failed(self, error: Exception) -> None:
         """Keep the last good palette; report the first failure only."""

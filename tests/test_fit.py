@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 from livequant.colorspace import to_space
-from livequant.fit import Fit, PaletteFitter
+from livequant.fit import Fit, PaletteFitter, sample_positions
 from livequant.track import RefitPolicy
 
 GRAYS = np.array([[0, 0, 0], [60, 60, 60], [120, 120, 120], [250, 250, 250]], np.uint8)
@@ -188,3 +188,37 @@ def test_a_rough_palette_spreads_over_the_lightness_of_the_samples():
     locked = fitter(locked=np.array([[255, 0, 0]], np.uint8)).rough(ramp)
     assert len(locked) == 4 and tuple(locked[0]) == (255, 0, 0)
     assert len(fitter(8).rough(GRAYS)) == 4  # no more colours than the samples have
+
+
+# PaletteFitter.histogram: fine palettes are fitted to every pixel
+
+
+def test_the_histogram_gathers_every_pixel_in_its_table_cell(rng):
+    frame = rng.integers(0, 256, (60, 80, 3), dtype=np.uint8)
+    frame[:20] = frame[0, 0]  # many pixels in one cell
+    fine = PaletteFitter(256, color_space="oklab", sample_size=1024, seed=0)
+    colors, counts = fine.histogram(frame)
+    pixels = frame.reshape(-1, 3).astype(np.int64)
+    cells = (pixels >> 1) @ [1, 128, 128 * 128]
+    expected, inverse, expected_counts = np.unique(cells, return_inverse=True, return_counts=True)
+    means = np.stack([np.bincount(inverse, weights=pixels[:, c]) for c in range(3)], axis=1) / expected_counts[:, None]
+    order = np.argsort((colors.astype(np.int64) >> 1) @ [1, 128, 128 * 128])
+    np.testing.assert_array_equal(counts[order], expected_counts)
+    np.testing.assert_allclose(colors[order], means, atol=1e-4)
+    again = fine.histogram(frame)  # the cell rows were reset
+    np.testing.assert_array_equal(again[1], counts)
+    assert fitter(64).histogram(frame) is None  # coarser palettes are fitted to the sample
+
+
+def test_a_fine_palette_gives_a_colour_to_detail_the_sample_misses():
+    frame = np.zeros((256, 256, 3), np.uint8)
+    frame[:, :, 0] = np.arange(256)[None, :]  # a red-blue plane: far more colours than the palette holds
+    frame[:, :, 2] = np.arange(256)[:, None]
+    fine = PaletteFitter(256, color_space="rgb", sample_size=2048, seed=0)
+    unsampled = np.setdiff1d(np.arange(256 * 256), sample_positions(256, 256, 2048, 0))
+    frame.reshape(-1, 3)[unsampled[::500][:60]] = (0, 255, 0)  # green specks, all between sample positions
+    samples = fine.sample(frame)
+    on_sample = fine.fit(samples).colors
+    on_frame = fine.fit(samples, histogram=fine.histogram(frame)).colors
+    assert np.abs(on_sample.astype(int) - (0, 255, 0)).sum(axis=1).min() > 100
+    assert (on_frame == (0, 255, 0)).all(axis=1).any()
