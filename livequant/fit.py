@@ -1,10 +1,12 @@
 """Palette fitting: spread samples, warm MiniBatchKMeans, slot matching, settling.
 
 A palette for moving pictures must be good on each frame and stable across
-frames. The fitter samples the same spatially spread pixel positions each time,
-starts every refit from the current centres (no random re-seeding while the
-picture is steady) and matches the new centres to the old slots so slot ``i``
-keeps its colour. When the whole picture drifts (a fade), each slot first
+frames. The fitter samples the same spatially spread pixel positions each time
+(palettes of more than `HISTOGRAM_COLORS` colours cluster the whole frame,
+gathered in the lookup table's cells, and decide on the samples), starts every
+refit from the current centres (no random re-seeding while the picture is
+steady) and matches the new centres to the old slots so slot ``i`` keeps its
+colour. When the whole picture drifts (a fade), each slot first
 follows the drift of its pixels (`follow_drift`). Each slot then adopts its
 new colour only if the error that saves outweighs the flicker it causes on
 still pixels (`settle`). When to refit is the palette track's decision
@@ -48,6 +50,9 @@ HISTOGRAM_COLORS = 64
 HISTOGRAM_PIXELS = 1 << 18
 #: Most Lloyd iterations of a fresh fit to a frame's histogram (they stop once converged).
 HISTOGRAM_STEPS = 32
+#: Lloyd iterations on a frame's histogram after a warm refit settled (around the slots that kept their colour):
+#: as good as 8 on issue 11's panel (within 0.01 dB), 12 ms less a K=256 refit at 720p.
+SETTLED_STEPS = 2
 
 
 @functools.cache
@@ -255,7 +260,8 @@ class PaletteFitter:
                 adopt = self.settle(base, colors, samples, still, since, before)
                 adopt[: len(self.locked)] = False
                 centres = to_space(np.where(adopt[:, None], colors, base), self.color_space)
-                centres = _lloyd(points, weights, centres, self.refine_steps, self.color_space, fixed=~adopt)
+                steps = SETTLED_STEPS if whole_frame else self.refine_steps
+                centres = _lloyd(points, weights, centres, steps, self.color_space, fixed=~adopt)
                 colors = np.where(adopt[:, None], from_space(centres, self.color_space), base)
                 unseen = np.abs(colors.astype(np.int16) - base).max(axis=1) <= self.unseen_levels
                 colors = np.where(unseen[:, None], base, colors)
