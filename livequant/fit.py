@@ -163,6 +163,11 @@ class PaletteFitter:
             return few
         return frame.reshape(-1, 3)[sample_positions(h, w, self.sample_size, self.seed)]
 
+    @property
+    def whole_frame(self) -> bool:
+        """Whether fits cluster the whole frame (`histogram`): palettes of more than `HISTOGRAM_COLORS` colours."""
+        return self.n_adaptive + len(self.locked) > HISTOGRAM_COLORS
+
     def histogram(self, frame: np.ndarray) -> tuple[np.ndarray, np.ndarray] | None:
         """The pixels of ``frame``, gathered in the lookup table's cells, for the fit to cluster.
 
@@ -178,7 +183,7 @@ class PaletteFitter:
         counts : (M,) float64 ndarray
             Pixels in each.
         """
-        if self.n_adaptive + len(self.locked) <= HISTOGRAM_COLORS:
+        if not self.whole_frame:
             return None
         h, w = frame.shape[:2]
         step = int(np.ceil(np.sqrt(h * w / HISTOGRAM_PIXELS)))

@@ -299,6 +299,8 @@ class PaletteTrack:
         job = self._plan(frame, index)
         if job is None or self._pending is not None:
             return self.current
+        if self.fitter.whole_frame:  # the worker reads it while the caller may reuse its buffer
+            job = replace(job, frame=frame.copy())
         if self.current is None:
             colors = self.fitter.rough(job.samples)
             self.current = PaletteStep(Palette(colors, name="adaptive"), build_table(colors, self.fitter.color_space),

@@ -152,12 +152,19 @@ def test_scene_cut_refits_from_scratch():
     np.testing.assert_array_equal(q.quantize(blue), blue)
 
 
-def test_background_refits_never_block_and_land(rng):
-    frame = smooth_frame(seed=6)
-    with Quantizer(16, background=True, refit_every=1) as q:
-        for _ in range(30):
-            assert colour_set(q.quantize(frame)) <= colour_set(q.palette.colors)
-        assert q.stats["refits"] >= 1
+@pytest.mark.parametrize("n_colors", [16, 256])  # 256: fitted to the whole frame, which the worker reads
+def test_background_refits_never_block_and_land(n_colors):
+    frames = [smooth_frame(seed=seed) for seed in (6, 8)]
+    buffer = np.empty_like(frames[0])  # the caller reuses its buffer, as a capture loop may
+    with Quantizer(n_colors, background=True, refit_every=1) as q:
+        deadline = time.monotonic() + 60
+        for i in range(10_000):
+            buffer[...] = frames[i % 30 // 15]
+            assert colour_set(q.quantize(buffer)) <= colour_set(q.palette.colors)
+            if i >= 30 and q.stats["refits"] >= 2 or time.monotonic() > deadline:
+                break
+            time.sleep(0.005)  # a camera's frames
+        assert q.stats["refits"] >= 2
 
 
 @pytest.mark.parametrize("name", ["gameboy", "pico8", "cga1", "websafe", "gray16"])
