@@ -240,8 +240,8 @@ class PaletteFitter:
         if previous is not None and exact:
             colors = _keep_slots(previous.colors, unique, self.color_space)
             return Fit(colors=colors, centres=to_space(colors, self.color_space), error=0.0)
-        steps, whole_frame = self.refine_steps, histogram is not None and not exact
-        if whole_frame:
+        steps, from_histogram = self.refine_steps, histogram is not None and not exact
+        if from_histogram:
             unique, counts = histogram
             if previous is None:  # a fresh fine palette: Lloyd to convergence (8 steps: 0.05-0.2 dB short)
                 steps = HISTOGRAM_STEPS
@@ -251,7 +251,7 @@ class PaletteFitter:
             near = ((points[:, None, :] - locked[None, :, :]) ** 2).sum(axis=2).min(axis=1)
             keep = near > np.quantile(near, 0.05) if len(near) > 1 else near >= 0
             points, weights = points[keep], weights[keep]
-        adaptive = self._cluster(points, weights, previous, steps, mini_batches=not whole_frame)
+        adaptive = self._cluster(points, weights, previous, steps, mini_batches=not from_histogram)
         centres = np.concatenate([locked, adaptive]).astype(np.float32)
         colors = from_space(centres, self.color_space)
         if previous is not None and len(previous.colors) == len(colors):
@@ -265,7 +265,7 @@ class PaletteFitter:
                 adopt = self.settle(base, colors, samples, still, since, before)
                 adopt[: len(self.locked)] = False
                 centres = to_space(np.where(adopt[:, None], colors, base), self.color_space)
-                steps = SETTLED_STEPS if whole_frame else self.refine_steps
+                steps = SETTLED_STEPS if from_histogram else self.refine_steps
                 centres = _lloyd(points, weights, centres, steps, self.color_space, fixed=~adopt)
                 colors = np.where(adopt[:, None], from_space(centres, self.color_space), base)
                 unseen = np.abs(colors.astype(np.int16) - base).max(axis=1) <= self.unseen_levels
@@ -364,7 +364,10 @@ class PaletteFitter:
         kept[: len(self.locked)] = True
         if not kept.any():
             return None
-        colors, counts = histogram if histogram is not None else unique_rgb(samples)[::2]
+        if histogram is None:
+            colors, _, counts = unique_rgb(samples)
+        else:
+            colors, counts = histogram
         points, weights = to_space(colors, space), counts.astype(np.float64)
         centres = previous.centres.copy()
         anchors = centres[kept]

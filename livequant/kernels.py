@@ -430,8 +430,8 @@ def cell_histogram(frame, step, rows, cells, counts, sums):  # pragma: no cover 
     n = 0
     for y in range(0, frame.shape[0], step):
         for x in range(0, frame.shape[1], step):
-            r, g, b = np.int64(frame[y, x, 0]), np.int64(frame[y, x, 1]), np.int64(frame[y, x, 2])
-            cell = (r >> SHIFT) | ((g >> SHIFT) << BITS) | ((b >> SHIFT) << (2 * BITS))
+            r, g, b = np.intp(frame[y, x, 0]), np.intp(frame[y, x, 1]), np.intp(frame[y, x, 2])
+            cell = _cell(r | (g << 8) | (b << 16))
             row = rows[cell]
             if row < 0:
                 row = n
