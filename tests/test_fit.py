@@ -52,6 +52,21 @@ def test_a_fit_moves_the_baseline_the_policy_compares_with():
     assert policy.decide(20.0) == "keep"
 
 
+def test_a_refit_that_paid_is_tried_again_on_the_next_frame():
+    policy = RefitPolicy(refit_every=3, chase=0.05)
+    policy.fitted(10.0)
+    assert [policy.decide(10.0) for _ in range(3)] == ["keep", "keep", "warm"]
+    policy.fitted(9.0)  # 10 % less error than the palette it replaced: the picture moves, follow it
+    assert policy.decide(9.0) == "warm"
+    policy.fitted(8.8)  # 2 % less: back to the clock
+    assert [policy.decide(8.8) for _ in range(3)] == ["keep", "keep", "warm"]
+    unchased = RefitPolicy(refit_every=3)
+    unchased.fitted(10.0)
+    unchased.decide(10.0)
+    unchased.fitted(5.0)
+    assert unchased.decide(5.0) == "keep"
+
+
 def test_before_any_fit_any_error_is_a_scene_cut():
     assert RefitPolicy(refit_every=0).decide(0.5) == "fresh"
 
