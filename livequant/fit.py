@@ -275,8 +275,6 @@ class PaletteFitter:
                 colors = np.where(adopt[:, None], from_space(centres, self.color_space), base)
                 unseen = np.abs(colors.astype(np.int16) - base).max(axis=1) <= self.unseen_levels
                 colors = np.where(unseen[:, None], base, colors)
-            if from_histogram:
-                colors = self._fill_empty(points, weights, colors)
         centres = to_space(colors, self.color_space)  # exactly the colours shown
         return Fit(colors=colors, centres=centres, error=self._error(samples, centres))
 
@@ -376,34 +374,17 @@ class PaletteFitter:
         else:
             colors, counts = histogram
         points, weights = to_space(colors, space), counts.astype(np.float64)
-        anchors = previous.centres[kept]
+        centres = previous.centres.copy()
+        anchors = centres[kept]
         distance = ((points - anchors[nearest(points, anchors, space)]) ** 2).sum(axis=1)
-        centres = _seed_farthest(points, weights, previous.centres, ~kept, distance)
+        for slot in np.flatnonzero(~kept):
+            pick = int(np.argmax(weights * distance))
+            centres[slot] = points[pick]
+            distance = np.minimum(distance, ((points - points[pick]) ** 2).sum(axis=1))
         centres = _lloyd(points, weights, centres, 4 * self.refine_steps, space, fixed=kept)
         colors = np.where(kept[:, None], previous.colors, from_space(centres, space))
         centres = to_space(colors, space)
         return Fit(colors=colors, centres=centres, error=self._error(samples, centres))
-
-    def _fill_empty(self, points: np.ndarray, weights: np.ndarray, colors: np.ndarray) -> np.ndarray:
-        """``colors`` with each adaptive slot that none of the frame's ``points`` is nearest to moved to where
-        the error is largest.
-
-        No pixel shows such a slot, so moving it shows nothing (a zoom or a
-        pan leaves a fifth of a 256-colour palette so on issue 11's panel).
-        The slots are seeded farthest first, weighted by pixel count, then
-        Lloyd steps move only them.
-        """
-        space = self.color_space
-        centres = to_space(colors, space)
-        labels = nearest(points, centres, space)
-        empty = np.bincount(labels, minlength=len(centres)) == 0
-        empty[: len(self.locked)] = False
-        if not empty.any():
-            return colors
-        distance = ((points - centres[labels]) ** 2).sum(axis=1)
-        centres = _seed_farthest(points, weights, centres, empty, distance)
-        centres = _lloyd(points, weights, centres, SETTLED_STEPS, space, fixed=~empty)
-        return np.where(empty[:, None], from_space(centres, space), colors)
 
     def _cluster(self, points: np.ndarray, weights: np.ndarray, previous: Fit | None, steps: int,
                  mini_batches: bool = True) -> np.ndarray:
@@ -488,21 +469,6 @@ class PaletteFitter:
             drift = _slot_sums(now, moved, len(new)) / np.maximum(held, 1)[:, None]
         flicker = held * np.abs(shift - drift).mean(axis=1)
         return (gain > self.stability * flicker) & (np.abs(shift).sum(axis=1) > 0)
-
-
-def _seed_farthest(points: np.ndarray, weights: np.ndarray, centres: np.ndarray, slots: np.ndarray,
-                   distance: np.ndarray) -> np.ndarray:
-    """``centres`` with each of ``slots`` (a mask) moved, in turn, to the point farthest from all centres so far.
-
-    ``distance`` is each point's squared distance to the nearest centre that
-    stays; points count by ``weights`` times that distance.
-    """
-    centres = centres.copy()
-    for slot in np.flatnonzero(slots):
-        pick = int(np.argmax(weights * distance))
-        centres[slot] = points[pick]
-        distance = np.minimum(distance, ((points - points[pick]) ** 2).sum(axis=1))
-    return centres
 
 
 def _slot_sums(labels: np.ndarray, values: np.ndarray, slots: int) -> np.ndarray:

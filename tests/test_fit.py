@@ -5,7 +5,6 @@ import pytest
 
 from livequant.colorspace import to_space
 from livequant.fit import Fit, PaletteFitter, sample_positions
-from livequant.lookup import nearest
 from livequant.track import RefitPolicy
 
 GRAYS = np.array([[0, 0, 0], [60, 60, 60], [120, 120, 120], [250, 250, 250]], np.uint8)
@@ -238,23 +237,3 @@ def test_a_fine_palette_gives_a_colour_to_detail_the_sample_misses():
     on_frame = fine.fit(samples, histogram=fine.histogram(frame)).colors
     assert np.abs(on_sample.astype(int) - (0, 255, 0)).sum(axis=1).min() > 100
     assert (on_frame == (0, 255, 0)).all(axis=1).any()
-
-
-def test_a_fine_palette_moves_the_slots_no_pixel_uses_any_more():
-    ramp = np.arange(256, dtype=np.uint8)
-    frame = np.zeros((256, 256, 3), np.uint8)
-    frame[:, :, 0] = ramp[None, :]  # a red ramp above a blue one
-    frame[128:, :, 0] = 0
-    frame[128:, :, 2] = ramp[None, :]
-    fine = PaletteFitter(128, color_space="rgb", sample_size=4096, seed=0)
-    before = fine.fit(fine.sample(frame), histogram=fine.histogram(frame))
-    frame[128:] = 0
-    frame[128:, :, 1] = ramp[None, :]  # the blue ramp turns green: the blue slots lose every pixel
-    samples = fine.sample(frame)
-    still = np.zeros(len(samples), bool)
-    after = fine.fit(samples, previous=before, still=still, histogram=fine.histogram(frame))
-    pixels = to_space(frame.reshape(-1, 3), "rgb")
-    assert (np.bincount(nearest(pixels, before.centres, "rgb"), minlength=128) == 0).sum() > 30
-    assert np.bincount(nearest(pixels, after.centres, "rgb"), minlength=128).min() > 0
-    red = before.colors[:, 0] > 0
-    assert (after.colors[red] == before.colors[red]).all(axis=1).mean() > 0.9  # the still red ramp keeps its colours
