@@ -204,7 +204,9 @@ def _held_index(p, q, i, o, threshold, weight, table, fine, cells, centres, pack
     Held: the previous index ``i``, when every channel is within ``threshold`` of
     the reference ``q`` (and, with ``weight >= 0``, moving to the best entry does
     not save ``weight`` times the change it shows). Else the table's entry for
-    ``p`` with dither offset ``o``, and ``p`` becomes the reference.
+    ``p`` with dither offset ``o``, and ``p`` becomes the reference. A pixel
+    weighed with ``weight >= 0`` had its index chosen again at ``p``, which
+    becomes its reference whether it moved or not.
     """
     d = max(abs((p & 0xFF) - (q & 0xFF)), abs(((p >> 8) & 0xFF) - ((q >> 8) & 0xFF)), abs((p >> 16) - (q >> 16)))
     if d > threshold:
@@ -215,7 +217,8 @@ def _held_index(p, q, i, o, threshold, weight, table, fine, cells, centres, pack
         shown = abs((was & 0xFF) - (now & 0xFF)) + abs(((was >> 8) & 0xFF) - ((now >> 8) & 0xFF)) + abs(
             (was >> 16) - (now >> 16))
         if _distance2(p, was) - _distance2(p, now) > weight * shown:
-            return best, q
+            return best, p
+        return i, p
     return i, q
 
 
@@ -229,7 +232,8 @@ def map_words_held(pixels, table, fine, cells, centres, packed, offsets, width, 
     mapped afresh and ``reference`` takes its value. With ``weight >= 0``
     (the frame after a palette change) a still pixel moves to the best entry
     when the squared RGB error that saves exceeds ``weight`` times the summed
-    channel change it shows. Four pixels that equal their reference exactly
+    channel change it shows, and ``reference`` takes its value either way
+    (its index was chosen again there). Four pixels that equal their reference exactly
     (a still picture without noise) take their four indices in one word.
 
     Parameters

@@ -25,8 +25,8 @@ from livequant.track import PaletteStep, PaletteTrack, default_sample_size
 
 __all__ = ["COLOR_SPACES", "DITHERS", "Quantizer", "TemporalHold", "default_hold", "quantize"]
 
-#: Palettes of more colours than this get a 2-level temporal hold by default, others 3 (see `default_hold`).
-FINE_PALETTE = 32
+#: The default temporal hold, in levels, by palette size: (most colours, levels), smallest first (`default_hold`).
+HOLD_BY_SIZE = ((32, 3), (64, 2), (256, 1))
 
 
 def _check_options(n_colors, dither, color_space, dither_strength, hold, refit_every, sample_size, stability=0.0):
@@ -49,18 +49,19 @@ def _check_options(n_colors, dither, color_space, dither_strength, hold, refit_e
 
 
 def default_hold(n_colors: int) -> int:
-    """The temporal hold, in levels, for a palette of ``n_colors``: 3, or 2 above `FINE_PALETTE` colours.
+    """The temporal hold, in levels, for a palette of ``n_colors``: 3 up to 32 colours, 2 up to 64, 1 above
+    (`HOLD_BY_SIZE`).
 
     A held pixel may have moved ``hold`` levels from the value its colour was
     chosen at. Sixteen colours lie 16-30 levels apart (a channel, nearest
     neighbours, median over issue 11's panel) and 3 levels cost little error;
-    256 lie 4-8 apart, where 3 levels cost as much as the quantization itself
-    and a switch shows only a small step. On issue 11's panel, 2 levels gave
-    0.15-0.5 dB more at K=256 (0-0.2 at K=64), with less flicker on most
-    clips (more on a flashing light, within the floor); at K=16 that light
-    flickered 1.5 times as much, over the floor.
+    256 lie 4-8 apart, where 2 levels cost as much as the quantization itself
+    and a switch shows only a small step. On issue 11's panel, 1 level gave
+    K=256 0.1-0.5 dB more than 2 on every moving clip, with less flicker on
+    all but the flashing light and the fade; at K=64 it put the flashing
+    light over its flicker bound (1.38x), and at K=16 so did 2 levels.
     """
-    return 2 if n_colors > FINE_PALETTE else 3
+    return next(levels for size, levels in HOLD_BY_SIZE if n_colors <= size)
 
 
 class TemporalHold:
@@ -69,7 +70,8 @@ class TemporalHold:
     A pixel whose channels all stay within ``threshold`` levels of the value
     at which its index was chosen keeps that index. On the first frame of a
     new palette, a still pixel moves only if the error that saves outweighs
-    the change it shows (weight ``stability / 3``, the fitter's trade). A
+    the change it shows (weight ``stability / 3``, the fitter's trade), and
+    its index counts as chosen again at its value on that frame. A
     fresh palette (scene cut, first frame) starts the hold again, and an exact
     one (a frame of few colours, all in the palette) holds nothing: such a
     frame is shown as it is.

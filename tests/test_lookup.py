@@ -176,7 +176,8 @@ def held_reference(frame, table, offsets, threshold, weight, reference, previous
         saved = ((p - c[before]) ** 2).sum(axis=1) - ((p - c[best]) ** 2).sum(axis=1)
         shown = np.abs(c[before] - c[best]).sum(axis=1)
         idx = np.where(still & (saved > weight * shown), best, idx)
-    new_ref = np.where(still[:, None], ref, p)
+    kept = still if weight < 0 else np.zeros_like(still)  # a weighed pixel's index is chosen again at p
+    new_ref = np.where(kept[:, None], ref, p)
     return idx.reshape(h, w), new_ref.reshape(h, w, 3)
 
 

@@ -118,8 +118,9 @@ def test_noise_on_a_still_scene_does_not_flicker():
 
 def test_the_default_hold_is_finer_for_large_palettes():
     """With more than 32 colours a pixel that moved 3 levels takes its nearest colour again; with fewer, or
-    with ``hold=3`` given, it keeps its colour. Changing the palette's size changes the default hold, and
-    with it the smallest move a warm refit makes (one level under the hold)."""
+    with ``hold=3`` given, it keeps its colour. Changing the palette's size changes the default hold (3 levels
+    up to 32 colours, 2 up to 64, 1 above), and with it the smallest move a warm refit makes (one level under
+    the hold)."""
     ramp = np.linspace(0, 255, 240, dtype=np.uint8)
     frame = np.ascontiguousarray(np.broadcast_to(ramp[None, :, None], (8, 240, 3)))
     moved = frame + np.uint8(3) * (frame < 250)
@@ -138,6 +139,8 @@ def test_the_default_hold_is_finer_for_large_palettes():
     assert q.hold.threshold == 3 and q.track.fitter.unseen_levels == 2  # refits hide moves the hold would
     q.configure(n_colors=64)
     assert q.hold.threshold == 2 and q.track.fitter.unseen_levels == 1
+    q.configure(n_colors=256)
+    assert q.hold.threshold == 1 and q.track.fitter.unseen_levels == 0
     assert Quantizer(256, hold=0).track.fitter.unseen_levels == 0
     q.configure(palette=coarse)
     assert q.hold.threshold == 3
