@@ -192,6 +192,10 @@ class RefitPolicy:
         self.frames_since = self.refit_every - 1 if paid else 0
         self.baseline = error
 
+    def failed(self) -> None:
+        """Record a refit attempt that failed: the next one waits for the clock, the baseline stays."""
+        self.frames_since = 0
+
 
 @dataclass(frozen=True, eq=False)
 class PaletteStep:
@@ -446,4 +450,4 @@ class PaletteTrack:
         if not self.stats["refit_errors"]:
             log.error("palette refit failed, keeping the current palette: %s", error)
         self.stats["refit_errors"] += 1
-        self.policy.fitted(self.policy.baseline)
+        self.policy.failed()

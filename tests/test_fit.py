@@ -60,6 +60,9 @@ def test_a_refit_that_paid_is_tried_again_on_the_next_frame():
     assert policy.decide(9.0) == "warm"
     policy.fitted(8.8)  # 2 % less: back to the clock
     assert [policy.decide(8.8) for _ in range(3)] == ["keep", "keep", "warm"]
+    policy.decide(20.0)
+    policy.failed()  # a refit that failed is not chased: the clock again, the baseline kept
+    assert [policy.decide(8.8) for _ in range(3)] == ["keep", "keep", "warm"]
     unchased = RefitPolicy(refit_every=3)
     unchased.fitted(10.0)
     unchased.decide(10.0)
