@@ -21,11 +21,12 @@ from dataclasses import dataclass
 
 import numpy as np
 from scipy.optimize import linear_sum_assignment
+from scipy.spatial.distance import cdist
 from sklearn.cluster import KMeans, MiniBatchKMeans
 from sklearn.exceptions import ConvergenceWarning
 from threadpoolctl import ThreadpoolController
 
-from livequant.colorspace import from_space, pack_rgb, to_space, unique_rgb
+from livequant.colorspace import from_space, pack_rgb, squared_norms, to_space, unique_rgb
 from livequant.kernels import LEVELS, cell_histogram, distinct_colors
 from livequant.lookup import nearest
 
@@ -213,7 +214,7 @@ class PaletteFitter:
     def _error(self, samples: np.ndarray, centres: np.ndarray) -> float:
         points = to_space(samples, self.color_space)
         labels = nearest(points, centres, self.color_space)
-        return float(((points - centres[labels]) ** 2).sum(axis=1).mean())
+        return float(squared_norms(points - centres[labels]).mean())
 
     def fit(self, samples: np.ndarray, previous: Fit | None = None, still: np.ndarray | None = None,
             since: np.ndarray | None = None, before: np.ndarray | None = None,
@@ -428,8 +429,7 @@ class PaletteFitter:
     def _match(self, previous: Fit, colors: np.ndarray, centres: np.ndarray) -> np.ndarray:
         """New colours reordered so each lands in the previous slot nearest to it."""
         n_locked = len(self.locked)
-        cost = ((previous.centres[n_locked:, None, :] - centres[None, n_locked:, :]) ** 2).sum(axis=2)
-        _, order = linear_sum_assignment(cost)
+        _, order = linear_sum_assignment(cdist(previous.centres[n_locked:], centres[n_locked:], "sqeuclidean"))
         return np.concatenate([colors[:n_locked], colors[n_locked:][order]])
 
     def settle(self, old: np.ndarray, new: np.ndarray, samples: np.ndarray, still: np.ndarray,
@@ -457,7 +457,7 @@ class PaletteFitter:
         old_centres = to_space(old, space)
         now = nearest(to_space(samples, space), old_centres, space)
         then = nearest(to_space(samples, space), to_space(new, space), space)
-        saved = ((points - old[now]) ** 2).sum(axis=1) - ((points - new[then]) ** 2).sum(axis=1)
+        saved = squared_norms(points - old[now]) - squared_norms(points - new[then])
         gain = np.bincount(then, weights=saved, minlength=len(new))
         if before is not None:
             still = still | (nearest(to_space(before, space), old_centres, space) == now)

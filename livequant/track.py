@@ -45,7 +45,7 @@ from dataclasses import dataclass, replace
 
 import numpy as np
 
-from livequant.colorspace import to_space
+from livequant.colorspace import squared_norms, to_space
 from livequant.fit import Fit, PaletteFitter
 from livequant.lookup import LookupTable, build_table, lookup_pixels
 from livequant.palette import Palette
@@ -374,7 +374,7 @@ class PaletteTrack:
         """Mean squared working-space distance of ``samples`` to the colours of ``step`` they map to."""
         nearest = lookup_pixels(samples, step.table)
         points = to_space(samples, self.fitter.color_space)
-        return float(((points - step.fit.centres[nearest]) ** 2).sum(axis=1).mean())
+        return float(squared_norms(points - step.fit.centres[nearest]).mean())
 
     def _recall(self, samples: np.ndarray, error: float, index: int) -> bool:
         """Bring back the remembered palette that fits ``samples`` as well as it fitted its own frames and
