@@ -22,7 +22,7 @@ from dataclasses import dataclass
 import numpy as np
 from scipy.optimize import linear_sum_assignment
 from scipy.spatial.distance import cdist
-from sklearn.cluster import KMeans, MiniBatchKMeans
+from sklearn.cluster import KMeans, MiniBatchKMeans, kmeans_plusplus
 from sklearn.exceptions import ConvergenceWarning
 from threadpoolctl import ThreadpoolController
 
@@ -56,6 +56,14 @@ HISTOGRAM_STEPS = 32
 #: next frame while refits pay (`livequant.track.CHASE_GAIN`). On issue 11's panel 2 steps scored within 0.1 dB
 #: of 8 (pan -0.04 to -0.1, zoom -0.07), and kept the GIF of cockatoo at K=256 faster than FFmpeg's (4 did not).
 WARM_HISTOGRAM_STEPS = 2
+#: A fresh fit to a frame's histogram is seeded by k-means++ on this many draws per colour, each pixel equally
+#: likely (`PaletteFitter._seed`), then Lloyd steps. MiniBatchKMeans there (its seeds drawn from the histogram's
+#: colours, rare or not) left K=256 0.1-0.4 dB short on issue 11's panel (pan, cockatoo) and took 1.6x as long.
+SEED_DRAWS = 32
+#: After a warm refit to a frame's histogram, the slots no pixel is nearest to move where the error is largest once
+#: they are this share of the palette (`PaletteFitter._fill_empty`): every one, every refit, used all 256 colours
+#: of the GIF of cockatoo and made it as large as FFmpeg's; a sixteenth left it 3% smaller.
+EMPTY_SHARE = 1 / 16
 #: Lloyd iterations on a frame's histogram after a warm refit settled (around the slots that kept their colour):
 #: as good as 8 on issue 11's panel (within 0.01 dB), 12 ms less a K=256 refit at 720p.
 SETTLED_STEPS = 2
@@ -276,6 +284,8 @@ class PaletteFitter:
                 colors = np.where(adopt[:, None], from_space(centres, self.color_space), base)
                 unseen = np.abs(colors.astype(np.int16) - base).max(axis=1) <= self.unseen_levels
                 colors = np.where(unseen[:, None], base, colors)
+            if from_histogram:
+                colors = self._fill_empty(points, weights, colors)
         centres = to_space(colors, self.color_space)  # exactly the colours shown
         return Fit(colors=colors, centres=centres, error=self._error(samples, centres))
 
@@ -375,17 +385,51 @@ class PaletteFitter:
         else:
             colors, counts = histogram
         points, weights = to_space(colors, space), counts.astype(np.float64)
-        centres = previous.centres.copy()
-        anchors = centres[kept]
+        anchors = previous.centres[kept]
         distance = ((points - anchors[nearest(points, anchors, space)]) ** 2).sum(axis=1)
-        for slot in np.flatnonzero(~kept):
-            pick = int(np.argmax(weights * distance))
-            centres[slot] = points[pick]
-            distance = np.minimum(distance, ((points - points[pick]) ** 2).sum(axis=1))
+        centres = _seed_farthest(points, weights, previous.centres, ~kept, distance)
         centres = _lloyd(points, weights, centres, 4 * self.refine_steps, space, fixed=kept)
         colors = np.where(kept[:, None], previous.colors, from_space(centres, space))
         centres = to_space(colors, space)
         return Fit(colors=colors, centres=centres, error=self._error(samples, centres))
+
+    def _fill_empty(self, points: np.ndarray, weights: np.ndarray, colors: np.ndarray) -> np.ndarray:
+        """``colors`` with the adaptive slots that none of the frame's ``points`` is nearest to moved to where
+        the error is largest, once they are at least `EMPTY_SHARE` of the palette.
+
+        No pixel shows such a slot, so moving it shows nothing (a zoom leaves
+        a fifth of a 256-colour palette so on issue 11's panel). The slots are
+        seeded farthest first, weighted by pixel count, then Lloyd steps move
+        only them.
+        """
+        space = self.color_space
+        centres = to_space(colors, space)
+        empty = np.bincount(nearest(points, centres, space), minlength=len(centres)) == 0
+        empty[: len(self.locked)] = False
+        if empty.sum() < EMPTY_SHARE * self.n_adaptive:
+            return colors
+        kept = centres[~empty]
+        distance = squared_norms(points - kept[nearest(points, kept, space)])
+        centres = _seed_farthest(points, weights, centres, empty, distance)
+        centres = _lloyd(points, weights, centres, SETTLED_STEPS, space, fixed=~empty)
+        return np.where(empty[:, None], from_space(centres, space), colors)
+
+    def _seed(self, points: np.ndarray, weights: np.ndarray) -> np.ndarray:
+        """k-means++ seeds for `n_adaptive` centres among a frame's histogram ``points``, ``(K, 3) float32``.
+
+        Seeded on `SEED_DRAWS` draws per colour, each point drawn in
+        proportion to its pixel count, so the seeds follow the pixels rather
+        than the histogram's many rare colours (on all the points when the
+        draws meet fewer than K of them).
+        """
+        k = self.n_adaptive
+        draws = np.random.default_rng(self.seed).choice(len(points), SEED_DRAWS * k, p=weights / weights.sum())
+        drawn, times = np.unique(draws, return_counts=True)
+        if len(drawn) >= k:
+            points, weights = points[drawn], times.astype(np.float64)
+        with _threadpools().limit(limits=1):
+            seeds, _ = kmeans_plusplus(points, k, sample_weight=weights, random_state=self.seed)
+        return seeds.astype(np.float32)
 
     def _cluster(self, points: np.ndarray, weights: np.ndarray, previous: Fit | None, steps: int,
                  mini_batches: bool = True) -> np.ndarray:
@@ -404,6 +448,8 @@ class PaletteFitter:
         warm = previous is not None and len(previous.centres) - n_locked == k
         if warm and not mini_batches:
             return _lloyd(points, weights, previous.centres[n_locked:], steps, self.color_space)
+        if not warm and not mini_batches and len(points) > FEW_COLORS:
+            return _lloyd(points, weights, self._seed(points, weights), steps, self.color_space)
         if not warm and len(points) <= FEW_COLORS:
             # A handful of distinct colours: one k-means++ start can seed the
             # same cluster several times (three near-identical greens, red and
@@ -469,6 +515,21 @@ class PaletteFitter:
             drift = _slot_sums(now, moved, len(new)) / np.maximum(held, 1)[:, None]
         flicker = held * np.abs(shift - drift).mean(axis=1)
         return (gain > self.stability * flicker) & (np.abs(shift).sum(axis=1) > 0)
+
+
+def _seed_farthest(points: np.ndarray, weights: np.ndarray, centres: np.ndarray, slots: np.ndarray,
+                   distance: np.ndarray) -> np.ndarray:
+    """``centres`` with each of ``slots`` (a mask) moved, in turn, to the point farthest from all centres so far.
+
+    ``distance`` is each point's squared distance to the nearest centre that
+    stays; points count by ``weights`` times that distance.
+    """
+    centres = centres.copy()
+    for slot in np.flatnonzero(slots):
+        pick = int(np.argmax(weights * distance))
+        centres[slot] = points[pick]
+        distance = np.minimum(distance, ((points - points[pick]) ** 2).sum(axis=1))
+    return centres
 
 
 def _slot_sums(labels: np.ndarray, values: np.ndarray, slots: int) -> np.ndarray:
