@@ -2,7 +2,9 @@
 
 A refit is done as the Quantizer does one: the fitter samples the frame at its
 fixed positions, fits (warm: from the previous frame's palette, with the
-still-sample mask; fresh: k-means++ from scratch), then the table is rebuilt.
+still-sample mask; fresh: k-means++ from scratch; palettes of more than 64
+colours to the frame's histogram, its gathering timed with the fit), then the
+table is rebuilt.
 The Quantizer skips the rebuild when a warm refit moved no colour; here it is
 always timed, and since cells are filled on first use, "table" is the build plus
 the filling of the cells the frame touches (its first mapping minus a second). Each frame is timed once per step and configuration, all
@@ -33,7 +35,7 @@ from sklearn.cluster import MiniBatchKMeans
 
 from livequant import Palette, Quantizer
 from livequant.colorspace import to_space
-from livequant.fit import PaletteFitter
+from livequant.fit import Fit, PaletteFitter
 from livequant.lookup import build_table, lookup_pixels
 from livequant.quantizer import default_hold
 
@@ -71,7 +73,7 @@ class Refits:
         self.still_levels = default_hold(k)  # a sample that changed by at most this much counts as still
         self.fitter = PaletteFitter(k, color_space=space, sample_size=max(8192, 64 * k), seed=0, stability=STABILITY)
         self.samples = self.fitter.sample(first)
-        self.previous = self.fitter.fit(self.samples)
+        self.previous = self.fit(self.samples, first)
         self.lookup = Quantizer(palette=Palette(self.previous.colors), color_space=space, hold=0)
         self.lookup.process(first)  # compiled kernels warm
         self.quantizer = Quantizer(k, color_space=space, refit_every=1)
@@ -79,15 +81,19 @@ class Refits:
         self.times: dict[str, list[float]] = {step: [] for step in self.STEPS}
         self.moved = 0
 
+    def fit(self, samples: np.ndarray, frame: np.ndarray, **warm) -> Fit:
+        """Fit as the palette track does: palettes of more than 64 colours to the whole frame's histogram."""
+        return self.fitter.fit(samples, histogram=self.fitter.histogram(frame), **warm)
+
     def step(self, frame: np.ndarray) -> None:
         """Time each way of refitting on the next frame."""
         times, fitter, space = self.times, self.fitter, self.space
         last, samples = self.samples, fitter.sample(frame)
         still = np.abs(samples.astype(np.int16) - last).max(axis=1) <= self.still_levels
-        fresh, ms = timed(fitter.fit, samples)
+        fresh, ms = timed(self.fit, samples, frame)
         times["fresh fit"].append(ms)
         times["fresh table"].append(table_ms(fresh.colors, space, frame))
-        warm, ms = timed(fitter.fit, samples, previous=self.previous, still=still)
+        warm, ms = timed(self.fit, samples, frame, previous=self.previous, still=still)
         times["warm fit"].append(ms)
         times["warm table"].append(table_ms(warm.colors, space, frame))
         self.moved += not np.array_equal(warm.colors, self.previous.colors)

@@ -49,17 +49,20 @@ PIN_SHARE = 0.5
 HISTOGRAM_COLORS = 64
 #: `PaletteFitter.histogram` gathers at most about this many pixels of a frame (640x360 whole, 720p every other).
 HISTOGRAM_PIXELS = 1 << 18
-#: Most Lloyd iterations of a fresh fit to a frame's histogram (they stop once converged; 8 left it 0.05-0.2 dB
-#: short on issue 11's panel).
-HISTOGRAM_STEPS = 32
+#: Most Lloyd iterations of a fresh fit to a frame's histogram, after those on draws from it (`DRAWN_STEPS`; they
+#: stop once converged).
+HISTOGRAM_STEPS = 8
 #: Lloyd iterations of a warm refit to a frame's histogram before it settles: such palettes refit again on the
 #: next frame while refits pay (`livequant.track.CHASE_GAIN`). On issue 11's panel 2 steps scored within 0.1 dB
 #: of 8 (pan -0.04 to -0.1, zoom -0.07), and kept the GIF of cockatoo at K=256 faster than FFmpeg's (4 did not).
 WARM_HISTOGRAM_STEPS = 2
-#: A fresh fit to a frame's histogram is seeded by k-means++ on this many draws per colour, each pixel equally
-#: likely (`PaletteFitter._seed`), then Lloyd steps. MiniBatchKMeans there (its seeds drawn from the histogram's
-#: colours, rare or not) left K=256 0.1-0.4 dB short on issue 11's panel (pan, cockatoo) and took 1.6x as long.
+#: A fresh fit to a frame's histogram starts on this many draws per colour from it, each pixel equally likely
+#: (`PaletteFitter._drawn_centres`): k-means++ seeds, then `DRAWN_STEPS` Lloyd steps, then `HISTOGRAM_STEPS` on
+#: every point. MiniBatchKMeans there (its seeds drawn from the histogram's colours, rare or not) left K=256
+#: 0.1-0.4 dB short on issue 11's panel (pan, cockatoo) and took 1.6x as long as seeding on the draws; 24 + 8
+#: steps scored as 32 on every point (within 0.06 dB) in 0.6x the time (80 ms at 720p).
 SEED_DRAWS = 32
+DRAWN_STEPS = 24
 #: After a warm refit to a frame's histogram, the slots no pixel is nearest to move where the error is largest once
 #: they are this share of the palette (`PaletteFitter._fill_empty`): every one, every refit, used all 256 colours
 #: of the GIF of cockatoo and made it as large as FFmpeg's; a sixteenth left it 3% smaller.
@@ -414,12 +417,13 @@ class PaletteFitter:
         centres = _lloyd(points, weights, centres, SETTLED_STEPS, space, fixed=~empty)
         return np.where(empty[:, None], from_space(centres, space), colors)
 
-    def _seed(self, points: np.ndarray, weights: np.ndarray) -> np.ndarray:
-        """k-means++ seeds for `n_adaptive` centres among a frame's histogram ``points``, ``(K, 3) float32``.
+    def _drawn_centres(self, points: np.ndarray, weights: np.ndarray) -> np.ndarray:
+        """Centres for a fresh fit to a frame's histogram ``points``, ``(K, 3) float32``, fitted to draws from it.
 
-        Seeded on `SEED_DRAWS` draws per colour, each point drawn in
-        proportion to its pixel count, so the seeds follow the pixels rather
-        than the histogram's many rare colours (on all the points when the
+        `SEED_DRAWS` draws per colour, each point drawn in proportion to its
+        pixel count: k-means++ seeds on them follow the pixels rather than the
+        histogram's many rare colours, and `DRAWN_STEPS` Lloyd steps on them
+        cost a third of steps on every point (all points are used when the
         draws meet fewer than K of them).
         """
         k = self.n_adaptive
@@ -429,7 +433,7 @@ class PaletteFitter:
             points, weights = points[drawn], times.astype(np.float64)
         with _threadpools().limit(limits=1):
             seeds, _ = kmeans_plusplus(points, k, sample_weight=weights, random_state=self.seed)
-        return seeds.astype(np.float32)
+        return _lloyd(points, weights, seeds.astype(np.float32), DRAWN_STEPS, self.color_space)
 
     def _cluster(self, points: np.ndarray, weights: np.ndarray, previous: Fit | None, steps: int,
                  mini_batches: bool = True) -> np.ndarray:
@@ -449,7 +453,7 @@ class PaletteFitter:
         if warm and not mini_batches:
             return _lloyd(points, weights, previous.centres[n_locked:], steps, self.color_space)
         if not warm and not mini_batches and len(points) > FEW_COLORS:
-            return _lloyd(points, weights, self._seed(points, weights), steps, self.color_space)
+            return _lloyd(points, weights, self._drawn_centres(points, weights), steps, self.color_space)
         if not warm and len(points) <= FEW_COLORS:
             # A handful of distinct colours: one k-means++ start can seed the
             # same cluster several times (three near-identical greens, red and
