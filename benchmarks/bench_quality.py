@@ -27,7 +27,12 @@ goal marked met or not; PSNR over the 3 frames after each cut or flash
 against a fresh start; the fade's tracking; the worst frame; the stability
 curve over the whole panel.
 
-Run: python benchmarks/bench_quality.py [--quick] [--panel]
+With ``--holdout``: clips the defaults were not tuned on (pans and zooms of
+other pictures: scikit-image's, and ../shared/data's stills where present) at
+K = 16, 64 and 256, livequant's defaults against the floor (FFmpeg per frame).
+Keep it out of tuning: it is there to show whether what the panel taught holds.
+
+Run: python benchmarks/bench_quality.py [--quick] [--panel | --holdout]
 """
 
 from __future__ import annotations
@@ -41,6 +46,7 @@ import numpy as np
 import skimage.data
 import sklearn.datasets
 from _common import (
+    DATA,
     Image,
     PaletteGenUse,
     PaletteUse,
@@ -62,6 +68,7 @@ from threadpoolctl import threadpool_limits
 
 import livequant
 from livequant import Quantizer
+from livequant.sources import read_image
 from livequant.track import scene_cuts
 
 K = 64
@@ -466,6 +473,73 @@ def panel_sweep(clips: list[PanelClip], results: dict, k: int, metrics, quick: b
                  "worst clip", "floor holds", ""], rows)
 
 
+# ------------------------------------------------------------------ hold-out: clips nothing was tuned on
+
+#: Pans over pictures the panel does not use: (picture, px a frame, diagonal); a name with a dot is a still in
+#: ../shared/data (skipped when absent), others scikit-image's.
+HOLDOUT_PANS = (("coffee", 3, False), ("immunohistochemistry", 6, False), ("bricks.jpg", 2, False),
+                ("wood.jpg", 8, False), ("rommel.jpg", 4, True), ("hubble_deep_field", 5, False))
+#: Zooms: (picture, out): the crop halves over the clip (in) or doubles (out).
+HOLDOUT_ZOOMS = (("chelsea", True), ("coffee", False))
+
+
+def _picture(name: str) -> np.ndarray | None:
+    """A hold-out picture as an RGB array, or None for a still of ../shared/data that is absent."""
+    if "." not in name:
+        return getattr(skimage.data, name)()[..., :3]
+    return read_image(str(DATA / name)) if (DATA / name).is_file() else None
+
+
+def holdout_clips(n: int) -> list[PanelClip]:
+    """`HOLDOUT_PANS` and `HOLDOUT_ZOOMS` as ``n``-frame clips of `PANEL_SIZE` under light sensor noise."""
+    rng = np.random.default_rng(11)
+    w, h = PANEL_SIZE
+    clips = []
+    for name, speed, diagonal in HOLDOUT_PANS:
+        picture = _picture(name)
+        if picture is None:
+            continue
+        big = resize(np.ascontiguousarray(picture), (w + speed * n, h + speed * n * diagonal)).astype(np.float32)
+        frames = [_sensor(big[speed * t * diagonal:][:h, speed * t : speed * t + w], rng, 1.0) for t in range(n)]
+        clips.append(PanelClip(f"pan {name} {speed} px{' diagonal' if diagonal else ''}", frames, []))
+    for name, out in HOLDOUT_ZOOMS:
+        picture = _picture(name)
+        frames = []
+        for t in range(n):
+            scale = 2 ** (-(n - 1 - t if out else t) / max(n - 1, 1))
+            ph, pw = picture.shape[:2]
+            ch, cw = int(ph * scale), int(pw * scale)
+            crop = picture[(ph - ch) // 2 :][:ch, (pw - cw) // 2 :][:, :cw]
+            frames.append(_sensor(resize(np.ascontiguousarray(crop), (w, h)).astype(np.float32), rng, 1.0))
+        clips.append(PanelClip(f"zoom {'out of' if out else 'into'} {name}", frames, []))
+    return clips
+
+
+def holdout(quick: bool, metrics) -> None:
+    """The floor of issue 11 on `holdout_clips`: livequant's defaults against FFmpeg per frame."""
+    n, ks = (QUICK_PANEL_FRAMES, QUICK_PANEL_KS) if quick else (PANEL_FRAMES, PANEL_KS)
+    clips = holdout_clips(n)
+    print(f"hold-out: {n} frames a clip, {PANEL_SIZE[0]}x{PANEL_SIZE[1]}, no dither, streamed; not tuned on")
+    rows = []
+    for clip in clips:
+        scored = Clip(clip.name, clip.frames, metrics)
+        for k in ks:
+            ffmpeg = scored.score(VIDEO[FFMPEG](scored.size, k))
+            for name in LIVEQUANT:
+                ours = scored.score(VIDEO[name](scored.size, k))
+                psnr = np.mean(np.minimum(ours["psnrs"], PSNR_CAP)) - np.mean(np.minimum(ffmpeg["psnrs"], PSNR_CAP))
+                floor = ffmpeg["flicker"] / 4
+                rows.append([clip.name, k, "rgb" if "rgb" in name else "oklab", _mark(psnr >= 0, f"{psnr:+.2f} dB"),
+                             _mark(ours["flicker"] <= floor, f"{ours['flicker'] / floor:.2f}x"),
+                             f"{ours['de2000'] - ffmpeg['de2000']:+.3f}"])
+        print_load(f"after {clip.name}")
+    print_table(["clip", "K", "mode", "floor: PSNR - FFmpeg/frame", "floor: flicker / (FFmpeg/frame / 4)",
+                 "dE - FFmpeg/frame"], rows)
+    for mode in ("oklab", "rgb"):
+        floors = [row[c].endswith("met") for row in rows if row[2] == mode for c in (3, 4)]
+        print(f"{mode}: the floor met on {sum(floors)} of {len(floors)} checks")
+
+
 # ------------------------------------------------------------------ stills
 
 
@@ -537,11 +611,12 @@ def stills_targets(targets: Targets, r: dict) -> None:
 
 def main() -> None:
     args = parse_args(__doc__.splitlines()[0], {"panel": "issue 11's panel: every clip, K in {16, 64, 256}, "
-                                                         "the goals marked (instead of the default run)"})
+                                                         "the goals marked (instead of the default run)",
+                                                "holdout": "issue 11's floor on clips nothing was tuned on"})
     print_machine()
     metrics = load_metrics()
-    if args.panel:
-        panel(args.quick, metrics)
+    if args.panel or args.holdout:
+        (panel if args.panel else holdout)(args.quick, metrics)
         print_load("at end")
         return
     targets = Targets()
