@@ -9,8 +9,8 @@ from __future__ import annotations
 
 import numpy as np
 
-__all__ = ["COLOR_SPACES", "from_space", "oklab_to_srgb", "pack_rgb", "squared_norms", "srgb_to_oklab", "to_space",
-           "unique_rgb"]
+__all__ = ["COLOR_SPACES", "channel_curve", "from_space", "oklab_to_srgb", "pack_rgb", "squared_norms",
+           "srgb_to_oklab", "to_space", "unique_rgb"]
 
 COLOR_SPACES = ("oklab", "rgb")
 
@@ -76,6 +76,19 @@ def oklab_to_srgb(lab: np.ndarray) -> np.ndarray:
     """Convert OKLab colours to sRGB on the 0-255 scale (float64, clipped to the gamut)."""
     lms = np.asarray(lab, dtype=np.float64) @ _OKLAB_TO_LMS.T
     return _linear_to_srgb((lms**3) @ _LMS_TO_LINEAR.T)
+
+
+def channel_curve(color_space: str) -> np.ndarray:
+    """Each 8-bit channel value on the scale ordered dither offsets work in, ``(256,) float64`` from 0 to 255.
+
+    The value itself in ``"rgb"``; in OKLab the cube root of its linear light,
+    which is how OKLab measures lightness: offsets there stay about as far,
+    as OKLab sees it, on either side of a dark colour as of a light one.
+    """
+    values = np.arange(256, dtype=np.float64)
+    if color_space == "oklab":
+        return 255.0 * np.cbrt(_srgb_to_linear(values))
+    return values
 
 
 def to_space(rgb: np.ndarray, color_space: str) -> np.ndarray:

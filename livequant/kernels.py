@@ -107,12 +107,11 @@ def _store_indices(words, g, i0, i1, i2, i3):  # pragma: no cover - compiled
 
 
 @nb.njit(inline="always")
-def _offset(p, o):  # pragma: no cover - compiled
-    """Packed pixel ``p`` with ``o`` added to each channel, clamped to 0..255."""
-    r = min(max((p & 0xFF) + o, 0), 255)
-    g = min(max(((p >> 8) & 0xFF) + o, 0), 255)
-    b = min(max((p >> 16) + o, 0), 255)
-    return r | (g << 8) | (b << 16)
+def _offset(p, o, shifted):  # pragma: no cover - compiled
+    """Packed pixel ``p`` with ordered-dither offset ``o`` on each channel: ``shifted[o + 255, value]``."""
+    row = o + 255
+    return np.intp(shifted[row, p & 0xFF]) | (np.intp(shifted[row, (p >> 8) & 0xFF]) << 8) | (
+        np.intp(shifted[row, p >> 16]) << 16)
 
 
 @nb.njit(inline="always")
@@ -142,7 +141,7 @@ def _chunk(n, c, chunks):  # pragma: no cover - compiled
 
 
 @nb.njit(parallel=True, nogil=True, cache=True)
-def map_words(pixels, table, fine, cells, centres, packed, offsets, width, start, out_idx,
+def map_words(pixels, table, fine, cells, centres, packed, offsets, shifted, width, start, out_idx,
               out_rgb):  # pragma: no cover - compiled
     """Map a frame through the table, four pixels at a time, writing indices and colours.
 
@@ -152,8 +151,11 @@ def map_words(pixels, table, fine, cells, centres, packed, offsets, width, start
         ``4 * G`` RGB pixels read as words.
     table, fine, cells, centres, packed : arrays of a `livequant.lookup.LookupTable`
     offsets : (M, M) int16, M a power of two
-        Ordered-dither offsets added to all three channels, tiled over the
-        frame; ``(1, 1)`` for none.
+        Ordered-dither offsets, -255..255, for all three channels, tiled over
+        the frame; ``(1, 1)`` for none.
+    shifted : (511, 256) uint8
+        A channel value with each offset added, on the table's dither scale
+        (`livequant.lookup.LookupTable.shifted`).
     width : int
         Frame width, for the offsets' tiling.
     start : int
@@ -180,10 +182,10 @@ def map_words(pixels, table, fine, cells, centres, packed, offsets, width, start
             for g in range(g0, g1):
                 p0, p1, p2, p3 = _pixels(pixels, g)
                 o0, o1, o2, o3, x, y = _offsets4(offsets, wrap, x, y, width)
-                i0 = _index(_offset(p0, o0), table, fine, cells, centres)
-                i1 = _index(_offset(p1, o1), table, fine, cells, centres)
-                i2 = _index(_offset(p2, o2), table, fine, cells, centres)
-                i3 = _index(_offset(p3, o3), table, fine, cells, centres)
+                i0 = _index(_offset(p0, o0, shifted), table, fine, cells, centres)
+                i1 = _index(_offset(p1, o1, shifted), table, fine, cells, centres)
+                i2 = _index(_offset(p2, o2, shifted), table, fine, cells, centres)
+                i3 = _index(_offset(p3, o3, shifted), table, fine, cells, centres)
                 _store_indices(out_idx, g, i0, i1, i2, i3)
                 _store(out_rgb, g, np.intp(packed[i0]), np.intp(packed[i1]), np.intp(packed[i2]), np.intp(packed[i3]))
 
@@ -198,7 +200,7 @@ def _distance2(p, q):  # pragma: no cover - compiled
 
 
 @nb.njit(inline="always")
-def _held_index(p, q, i, o, threshold, weight, table, fine, cells, centres, packed):  # pragma: no cover - compiled
+def _held_index(p, q, i, o, shifted, threshold, weight, table, fine, cells, centres, packed):  # pragma: no cover - compiled
     """Pixel ``p``'s index under the temporal hold, and the reference value it was chosen at.
 
     Held: the previous index ``i``, when every channel is within ``threshold`` of
@@ -210,9 +212,9 @@ def _held_index(p, q, i, o, threshold, weight, table, fine, cells, centres, pack
     """
     d = max(abs((p & 0xFF) - (q & 0xFF)), abs(((p >> 8) & 0xFF) - ((q >> 8) & 0xFF)), abs((p >> 16) - (q >> 16)))
     if d > threshold:
-        return _index(_offset(p, o) if o else p, table, fine, cells, centres), p
+        return _index(_offset(p, o, shifted) if o else p, table, fine, cells, centres), p
     if weight >= 0:
-        best = _index(_offset(p, o) if o else p, table, fine, cells, centres)
+        best = _index(_offset(p, o, shifted) if o else p, table, fine, cells, centres)
         was, now = np.intp(packed[i]), np.intp(packed[best])
         shown = abs((was & 0xFF) - (now & 0xFF)) + abs(((was >> 8) & 0xFF) - ((now >> 8) & 0xFF)) + abs(
             (was >> 16) - (now >> 16))
@@ -223,8 +225,8 @@ def _held_index(p, q, i, o, threshold, weight, table, fine, cells, centres, pack
 
 
 @nb.njit(parallel=True, nogil=True, cache=True)
-def map_words_held(pixels, table, fine, cells, centres, packed, offsets, width, start, threshold, weight, reference,
-                   previous, out_idx, out_rgb):  # pragma: no cover - compiled
+def map_words_held(pixels, table, fine, cells, centres, packed, offsets, shifted, width, start, threshold, weight,
+                   reference, previous, out_idx, out_rgb):  # pragma: no cover - compiled
     """`map_words` with temporal hold: still pixels keep their previous index.
 
     A pixel whose channels all differ from ``reference`` by at most
@@ -238,7 +240,7 @@ def map_words_held(pixels, table, fine, cells, centres, packed, offsets, width, 
 
     Parameters
     ----------
-    pixels, table, fine, cells, centres, packed, offsets, width, start, out_idx, out_rgb
+    pixels, table, fine, cells, centres, packed, offsets, shifted, width, start, out_idx, out_rgb
         As for `map_words`.
     threshold : int
         Largest per-channel change, in levels, that counts as still.
@@ -267,12 +269,14 @@ def map_words_held(pixels, table, fine, cells, centres, packed, offsets, width, 
             else:
                 p0, p1, p2, p3 = _pixels(pixels, g)
                 q0, q1, q2, q3 = _pixels(reference, g)
-                i0, q0 = _held_index(p0, q0, held & 0xFF, o0, threshold, weight, table, fine, cells, centres, packed)
-                i1, q1 = _held_index(p1, q1, (held >> 8) & 0xFF, o1, threshold, weight, table, fine, cells, centres,
+                i0, q0 = _held_index(p0, q0, held & 0xFF, o0, shifted, threshold, weight, table, fine, cells, centres,
                                      packed)
-                i2, q2 = _held_index(p2, q2, (held >> 16) & 0xFF, o2, threshold, weight, table, fine, cells, centres,
+                i1, q1 = _held_index(p1, q1, (held >> 8) & 0xFF, o1, shifted, threshold, weight, table, fine, cells,
+                                     centres, packed)
+                i2, q2 = _held_index(p2, q2, (held >> 16) & 0xFF, o2, shifted, threshold, weight, table, fine, cells,
+                                     centres, packed)
+                i3, q3 = _held_index(p3, q3, held >> 24, o3, shifted, threshold, weight, table, fine, cells, centres,
                                      packed)
-                i3, q3 = _held_index(p3, q3, held >> 24, o3, threshold, weight, table, fine, cells, centres, packed)
                 _store(reference, g, q0, q1, q2, q3)
             _store_indices(out_idx, g, i0, i1, i2, i3)
             _store(out_rgb, g, np.intp(packed[i0]), np.intp(packed[i1]), np.intp(packed[i2]), np.intp(packed[i3]))

@@ -21,7 +21,7 @@ from dataclasses import dataclass
 import numpy as np
 from scipy.spatial import cKDTree
 
-from livequant.colorspace import to_space, unique_rgb
+from livequant.colorspace import channel_curve, to_space, unique_rgb
 from livequant.kernels import (
     BITS,
     BLOCK,
@@ -76,7 +76,11 @@ class LookupTable:
     packed : (K,) uint32 ndarray
         The colours as ``r | g << 8 | b << 16``, as the kernels write them.
     spread : float
-        Typical per-channel step between neighbouring palette colours (dither amplitude).
+        Typical per-channel step between neighbouring palette colours on the
+        dither scale (`livequant.colorspace.channel_curve`): the dither amplitude.
+    shifted : (511, 256) uint8 ndarray
+        ``shifted[o + 255, v]``: channel value ``v`` with dither offset ``o``
+        added on that scale (shared by all tables in one space).
     """
 
     colors: np.ndarray
@@ -86,6 +90,7 @@ class LookupTable:
     centres: np.ndarray
     packed: np.ndarray
     spread: float
+    shifted: np.ndarray
 
 
 def _grid_rgb(index: np.ndarray, bits: int) -> np.ndarray:
@@ -118,6 +123,17 @@ def _cell_centres(color_space: str) -> np.ndarray:
     return out
 
 
+@functools.cache
+def _shifted(color_space: str) -> np.ndarray:
+    """``(511, 256) uint8``: each channel value with each dither offset -255..255 added on the space's dither
+    scale (`livequant.colorspace.channel_curve`), then back to the nearest 8-bit value (read only)."""
+    curve = channel_curve(color_space)
+    moved = np.clip(curve[None, :] + np.arange(-255, 256, dtype=np.float64)[:, None], 0.0, 255.0)
+    out = np.rint(np.interp(moved, curve, np.arange(256, dtype=np.float64))).astype(np.uint8)
+    out.flags.writeable = False
+    return out
+
+
 def _projection_axis(color_space: str) -> np.ndarray:
     """A unit vector along which palette entries are sorted to prune the search."""
     if color_space == "oklab":
@@ -144,15 +160,16 @@ def nearest(points: np.ndarray, centres: np.ndarray, color_space: str) -> np.nda
     return out
 
 
-def _spread(colors: np.ndarray) -> float:
-    """Median per-channel (Chebyshev) distance from each palette colour to its nearest neighbour.
+def _spread(colors: np.ndarray, color_space: str) -> float:
+    """Median per-channel (Chebyshev) distance from each palette colour to its nearest neighbour, on the
+    space's dither scale (`livequant.colorspace.channel_curve`).
 
     Ordered dither adds one offset to all three channels, so the step it must
     bridge is measured per channel: 255 between black and white.
     """
     if len(colors) < 2:
         return 0.0
-    points = colors.astype(np.float32)
+    points = channel_curve(color_space)[colors].astype(np.float32)
     distances, _ = cKDTree(points).query(points, k=2, p=np.inf)  # the colour itself, then its neighbour
     return float(np.median(distances[:, 1]))
 
@@ -183,7 +200,7 @@ def build_table(colors: np.ndarray, color_space: str) -> LookupTable:
     c = colors.astype(np.uint32)
     packed = c[:, 0] | (c[:, 1] << 8) | (c[:, 2] << 16)
     return LookupTable(colors=colors, table=table, fine=fine, cells=_cell_centres(color_space), centres=centres,
-                       packed=packed, spread=_spread(colors))
+                       packed=packed, spread=_spread(colors, color_space), shifted=_shifted(color_space))
 
 
 def _bytes_per_pixel(a: np.ndarray) -> int:
@@ -232,15 +249,16 @@ def map_pixels(frame: np.ndarray, table: LookupTable, offsets: np.ndarray, out_i
     frame : (H, W, 3) uint8 ndarray
     table : LookupTable
     offsets : (M, M) int16 ndarray
-        Ordered-dither offsets (see `livequant.dither.ordered_offsets`); ``(1, 1)`` zeros for none.
+        Ordered-dither offsets, added on the table's dither scale (see `livequant.dither.ordered_offsets`);
+        ``(1, 1)`` zeros for none.
     out_idx : (H, W) uint8 ndarray
     out_rgb : (H, W, 3) uint8 ndarray
     """
     width = frame.shape[1]
 
     def call(start, pixels, indices, colours):
-        map_words(pixels, table.table, table.fine, table.cells, table.centres, table.packed, offsets, width, start,
-                  indices, colours)
+        map_words(pixels, table.table, table.fine, table.cells, table.centres, table.packed, offsets, table.shifted,
+                  width, start, indices, colours)
 
     _by_words(call, (frame,), (out_idx, out_rgb))
 
@@ -266,8 +284,8 @@ def map_pixels_held(frame: np.ndarray, table: LookupTable, offsets: np.ndarray, 
     width = frame.shape[1]
 
     def call(start, pixels, held, references, indices, colours):
-        map_words_held(pixels, table.table, table.fine, table.cells, table.centres, table.packed, offsets, width, start,
-                       threshold, weight, references, held, indices, colours)
+        map_words_held(pixels, table.table, table.fine, table.cells, table.centres, table.packed, offsets,
+                       table.shifted, width, start, threshold, weight, references, held, indices, colours)
 
     _by_words(call, (frame, previous), (reference, out_idx, out_rgb))
 

@@ -59,6 +59,33 @@ def test_dither_keeps_the_average_level(dither, level):
     assert all(0 < (out[:, x : x + 16] == 255).mean() < 1 for x in range(0, 300, 16))
 
 
+@pytest.mark.parametrize("dither", ["bayer", "bluenoise"])
+def test_ordered_dither_in_oklab_leaves_a_flat_dark_palette_colour_flat(dither):
+    """A black bar on a palette holding black and a dark grey stays black: OKLab's midpoint between the two
+    lies near level 8, and offsets added in sRGB speckled it (a fifth of a letterbox bar on a video frame)."""
+    from livequant import Palette, Quantizer
+
+    palette = Palette([(0, 0, 0), (34, 34, 34), (90, 90, 90), (160, 160, 160), (255, 255, 255)])
+    frame = np.zeros((64, 64, 3), np.uint8)
+    frame[:, 32:] = np.arange(32, dtype=np.uint8)[None, :, None] * 8  # a ramp beside it, to dither
+    out = Quantizer(palette=palette, dither=dither).quantize(frame)
+    assert (out[:, :32] == 0).all()
+    assert len(np.unique(out[:, 32:].reshape(-1, 3), axis=0)) == 5  # the ramp still dithers over all five
+
+
+def test_offsets_in_rgb_are_plain_sums_and_in_oklab_follow_lightness():
+    from livequant.lookup import build_table
+
+    values, offsets = np.arange(256), np.arange(-255, 256)
+    plain = build_table(np.array([[0, 0, 0], [255, 255, 255]], np.uint8), "rgb").shifted
+    np.testing.assert_array_equal(plain, np.clip(values[None, :] + offsets[:, None], 0, 255))
+    shaped = build_table(np.array([[0, 0, 0], [255, 255, 255]], np.uint8), "oklab").shifted.astype(int)
+    np.testing.assert_array_equal(shaped[255], values)  # no offset, no change
+    assert (np.diff(shaped, axis=0) >= 0).all() and (np.diff(shaped, axis=1) >= 0).all()  # monotonic both ways
+    moved = shaped[255 + 16] - values  # the same offset moves black 1 level, mid-grey and lighter 18-20
+    assert moved[0] <= 2 and moved[100] > 10 * moved[0] and moved[200] >= moved[100]
+
+
 @pytest.mark.parametrize("dither", ["floyd-steinberg", "sierra-lite"])
 def test_error_diffusion_has_no_stripe_seams(dither):
     from livequant import Palette, Quantizer

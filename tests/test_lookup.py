@@ -167,7 +167,7 @@ def held_reference(frame, table, offsets, threshold, weight, reference, previous
     p = frame.reshape(-1, 3).astype(np.int64)
     ref = reference.reshape(-1, 3).astype(np.int64)
     before = previous.ravel().astype(np.int64)
-    shifted = np.clip(p + tiled(offsets, h, w).reshape(-1, 1), 0, 255)
+    shifted = table.shifted[tiled(offsets, h, w).reshape(-1, 1) + 255, p]  # offsets on the table's dither scale
     best = table_reference(table, shifted)
     still = np.abs(p - ref).max(axis=1) <= threshold
     idx = np.where(still, before, best)
