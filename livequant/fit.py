@@ -389,10 +389,7 @@ class PaletteFitter:
         else:
             colors, counts = histogram
         points, weights = to_space(colors, space), counts.astype(np.float64)
-        anchors = previous.centres[kept]
-        distance = ((points - anchors[nearest(points, anchors, space)]) ** 2).sum(axis=1)
-        centres = _seed_farthest(points, weights, previous.centres, ~kept, distance)
-        centres = _lloyd(points, weights, centres, 4 * self.refine_steps, space, fixed=kept)
+        centres = _refit_slots(points, weights, previous.centres, ~kept, 4 * self.refine_steps, space)
         colors = np.where(kept[:, None], previous.colors, from_space(centres, space))
         centres = to_space(colors, space)
         return Fit(colors=colors, centres=centres, error=self._error(samples, centres))
@@ -402,9 +399,9 @@ class PaletteFitter:
         the error is largest, once they are at least `EMPTY_SHARE` of the palette.
 
         No pixel shows such a slot, so moving it shows nothing (a zoom leaves
-        a fifth of a 256-colour palette so on issue 11's panel). The slots are
-        seeded farthest first, weighted by pixel count, then Lloyd steps move
-        only them.
+        a fifth of a 256-colour palette so on issue 11's panel). They are
+        refitted as `fit_around` refits the slots it does not keep
+        (`_refit_slots`).
         """
         space = self.color_space
         centres = to_space(colors, space)
@@ -412,10 +409,7 @@ class PaletteFitter:
         empty[: len(self.locked)] = False
         if empty.sum() < EMPTY_SHARE * self.n_adaptive:
             return colors
-        kept = centres[~empty]
-        distance = squared_norms(points - kept[nearest(points, kept, space)])
-        centres = _seed_farthest(points, weights, centres, empty, distance)
-        centres = _lloyd(points, weights, centres, SETTLED_STEPS, space, fixed=~empty)
+        centres = _refit_slots(points, weights, centres, empty, SETTLED_STEPS, space)
         return np.where(empty[:, None], from_space(centres, space), colors)
 
     def _drawn_centres(self, points: np.ndarray, weights: np.ndarray) -> np.ndarray:
@@ -522,19 +516,22 @@ class PaletteFitter:
         return (gain > self.stability * flicker) & (np.abs(shift).sum(axis=1) > 0)
 
 
-def _seed_farthest(points: np.ndarray, weights: np.ndarray, centres: np.ndarray, slots: np.ndarray,
-                   distance: np.ndarray) -> np.ndarray:
-    """``centres`` with each of ``slots`` (a mask) moved, in turn, to the point farthest from all centres so far.
+def _refit_slots(points: np.ndarray, weights: np.ndarray, centres: np.ndarray, slots: np.ndarray, steps: int,
+                 color_space: str) -> np.ndarray:
+    """``centres`` with each of ``slots`` (a mask) refitted to ``points`` around the others, which stay.
 
-    ``distance`` is each point's squared distance to the nearest centre that
-    stays; points count by ``weights`` times that distance.
+    The slots are seeded in turn at the point farthest from every centre so
+    far (squared distance times ``weights``), then at most ``steps`` Lloyd
+    iterations move only them.
     """
-    centres = centres.copy()
+    kept = centres[~slots]
+    distance = squared_norms(points - kept[nearest(points, kept, color_space)])
+    seeded = centres.copy()
     for slot in np.flatnonzero(slots):
         pick = int(np.argmax(weights * distance))
-        centres[slot] = points[pick]
-        distance = np.minimum(distance, ((points - points[pick]) ** 2).sum(axis=1))
-    return centres
+        seeded[slot] = points[pick]
+        distance = np.minimum(distance, squared_norms(points - points[pick]))
+    return _lloyd(points, weights, seeded, steps, color_space, fixed=~slots)
 
 
 def _slot_sums(labels: np.ndarray, values: np.ndarray, slots: int) -> np.ndarray:

@@ -200,7 +200,8 @@ def _distance2(p, q):  # pragma: no cover - compiled
 
 
 @nb.njit(inline="always")
-def _held_index(p, q, i, o, shifted, threshold, weight, table, fine, cells, centres, packed):  # pragma: no cover - compiled
+def _held_index(p, q, i, o, shifted, threshold, weight, table, fine, cells, centres,
+                packed):  # pragma: no cover - compiled
     """Pixel ``p``'s index under the temporal hold, and the reference value it was chosen at.
 
     Held: the previous index ``i``, when every channel is within ``threshold`` of
