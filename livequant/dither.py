@@ -158,5 +158,5 @@ def diffuse(
     out_rgb : (H, W, 3) uint8 ndarray
     """
     weights = np.array(REGISTRY[dither].weights, dtype=np.float32)
-    diffuse_frame(frame, table.table, table.fine, table.cells, table.centres, table.colors, weights,
+    diffuse_frame(frame, table.table, table.fine, table.cells, table.ranked, table.colors, weights,
                   np.float32(strength), out_idx, out_rgb)

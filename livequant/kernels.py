@@ -21,9 +21,9 @@ import numba as nb
 import numpy as np
 
 __all__ = [
-    "BITS", "BLOCK", "FINE_FLAG", "LEVELS", "SHIFT", "UNKNOWN", "cell_histogram", "diffuse_frame", "distinct_colors",
-    "index_pixels", "lzw_encode", "map_words", "map_words_held", "nearest_sorted", "nearest_sorted_serial",
-    "transparent_runs",
+    "BITS", "BLOCK", "FINE_FLAG", "LEVELS", "SCAN_ENTRIES", "SHIFT", "UNKNOWN", "cell_histogram", "diffuse_frame",
+    "distinct_colors", "index_pixels", "lzw_encode", "map_words", "map_words_held", "nearest_sorted",
+    "nearest_sorted_serial", "transparent_runs",
 ]
 
 BITS = 7  # the table: 2**BITS cells a side ...
@@ -33,6 +33,7 @@ FINE_FLAG = 256  # table values >= FINE_FLAG point to a fine block (a cell holdi
 UNKNOWN = 0xFFFF  # ... except this one: a cell whose entry is not known yet
 BLOCK = 1 << (3 * SHIFT)  # colours in a cell: the entries of a fine block
 CHUNKS = 64  # parallel work units per frame
+SCAN_ENTRIES = 64  # a cell's entry is found by scanning palettes this small, by a pruned search in larger ones
 STRIPE_ROWS = 64  # error diffusion: rows per parallel stripe
 WARMUP_ROWS = 8  # error diffusion: rows run above a stripe to warm its error field
 LZW_CODES = 4096  # GIF's LZW dictionary holds at most this many codes
@@ -55,29 +56,63 @@ def _cell(p):  # pragma: no cover - compiled
 
 
 @nb.njit(nogil=True, cache=True)
-def _nearest_centre(cells, cell, centres):  # pragma: no cover - compiled
-    """Index of the entry of ``centres`` nearest to the centre of ``cell`` (ties: the lowest index)."""
+def _nearest_centre(cells, cell, ranked):  # pragma: no cover - compiled
+    """Index of the palette entry nearest to the centre of ``cell`` (ties: the lowest index).
+
+    Palettes of up to `SCAN_ENTRIES` are scanned (``ranked`` in palette
+    order). In larger ones the search walks out from the cell centre's first
+    working-space coordinate through ``ranked``, the entries in order of
+    theirs, and stops once that coordinate's gap alone exceeds the best
+    distance found (with a margin for rounding, so exact ties are all met).
+    Filling a new 256-colour table's cells for a 720p frame so took 0.76-0.89x
+    the time of a scan; for 64 colours and fewer the walk took 1.1-1.4x.
+    """
     x0, x1, x2 = cells[cell, 0], cells[cell, 1], cells[cell, 2]
+    k = ranked.shape[0]
     best = np.float32(np.inf)
-    best_i = 0
-    for j in range(centres.shape[0]):
-        e0, e1, e2 = x0 - centres[j, 0], x1 - centres[j, 1], x2 - centres[j, 2]
+    best_i = k
+    if k <= SCAN_ENTRIES:  # rows in palette order
+        for j in range(k):
+            e0, e1, e2 = x0 - ranked[j, 0], x1 - ranked[j, 1], x2 - ranked[j, 2]
+            dist = e0 * e0 + e1 * e1 + e2 * e2
+            if dist < best:
+                best = dist
+                best_i = j
+        return best_i
+    lo, hi = -1, k
+    while hi - lo > 1:  # hi: the first entry at or beyond the cell centre
+        middle = (lo + hi) // 2
+        if ranked[middle, 0] < x0:
+            lo = middle
+        else:
+            hi = middle
+    while lo >= 0 or hi < k:
+        below = x0 - ranked[lo, 0] if lo >= 0 else np.float32(np.inf)
+        above = ranked[hi, 0] - x0 if hi < k else np.float32(np.inf)
+        if below <= above:
+            row, gap, lo = lo, below, lo - 1
+        else:
+            row, gap, hi = hi, above, hi + 1
+        if gap * gap > best * np.float32(1.00001) + np.float32(1e-9):
+            break
+        e0, e1, e2 = x0 - ranked[row, 0], x1 - ranked[row, 1], x2 - ranked[row, 2]
         dist = e0 * e0 + e1 * e1 + e2 * e2
-        if dist < best:
+        j = np.intp(ranked[row, 3])
+        if dist < best or (dist == best and j < best_i):
             best = dist
             best_i = j
     return best_i
 
 
 @nb.njit(inline="always")
-def _index(p, table, fine, cells, centres):  # pragma: no cover - compiled
+def _index(p, table, fine, cells, ranked):  # pragma: no cover - compiled
     """Palette index of packed pixel ``p``: one table load, and a rarely taken branch into a fine block or, for a
     cell not known yet, the nearest centre to its cell's centre (written back)."""
     cell = _cell(p)
     i = np.intp(table[cell])
     if i >= FINE_FLAG:
         if i == UNKNOWN:
-            i = _nearest_centre(cells, cell, centres)
+            i = _nearest_centre(cells, cell, ranked)
             table[cell] = i
         else:
             sub = (p & _SUB) | ((p >> (8 - SHIFT)) & (_SUB << SHIFT)) | (
@@ -141,7 +176,7 @@ def _chunk(n, c, chunks):  # pragma: no cover - compiled
 
 
 @nb.njit(parallel=True, nogil=True, cache=True)
-def map_words(pixels, table, fine, cells, centres, packed, offsets, shifted, width, start, out_idx,
+def map_words(pixels, table, fine, cells, ranked, packed, offsets, shifted, width, start, out_idx,
               out_rgb):  # pragma: no cover - compiled
     """Map a frame through the table, four pixels at a time, writing indices and colours.
 
@@ -149,7 +184,7 @@ def map_words(pixels, table, fine, cells, centres, packed, offsets, shifted, wid
     ----------
     pixels : (3 * G,) uint32
         ``4 * G`` RGB pixels read as words.
-    table, fine, cells, centres, packed : arrays of a `livequant.lookup.LookupTable`
+    table, fine, cells, ranked, packed : arrays of a `livequant.lookup.LookupTable`
     offsets : (M, M) int16, M a power of two
         Ordered-dither offsets, -255..255, for all three channels, tiled over
         the frame; ``(1, 1)`` for none.
@@ -173,8 +208,8 @@ def map_words(pixels, table, fine, cells, centres, packed, offsets, shifted, wid
         if wrap == 0:
             for g in range(g0, g1):
                 p0, p1, p2, p3 = _pixels(pixels, g)
-                i0, i1 = _index(p0, table, fine, cells, centres), _index(p1, table, fine, cells, centres)
-                i2, i3 = _index(p2, table, fine, cells, centres), _index(p3, table, fine, cells, centres)
+                i0, i1 = _index(p0, table, fine, cells, ranked), _index(p1, table, fine, cells, ranked)
+                i2, i3 = _index(p2, table, fine, cells, ranked), _index(p3, table, fine, cells, ranked)
                 _store_indices(out_idx, g, i0, i1, i2, i3)
                 _store(out_rgb, g, np.intp(packed[i0]), np.intp(packed[i1]), np.intp(packed[i2]), np.intp(packed[i3]))
         else:
@@ -182,10 +217,10 @@ def map_words(pixels, table, fine, cells, centres, packed, offsets, shifted, wid
             for g in range(g0, g1):
                 p0, p1, p2, p3 = _pixels(pixels, g)
                 o0, o1, o2, o3, x, y = _offsets4(offsets, wrap, x, y, width)
-                i0 = _index(_offset(p0, o0, shifted), table, fine, cells, centres)
-                i1 = _index(_offset(p1, o1, shifted), table, fine, cells, centres)
-                i2 = _index(_offset(p2, o2, shifted), table, fine, cells, centres)
-                i3 = _index(_offset(p3, o3, shifted), table, fine, cells, centres)
+                i0 = _index(_offset(p0, o0, shifted), table, fine, cells, ranked)
+                i1 = _index(_offset(p1, o1, shifted), table, fine, cells, ranked)
+                i2 = _index(_offset(p2, o2, shifted), table, fine, cells, ranked)
+                i3 = _index(_offset(p3, o3, shifted), table, fine, cells, ranked)
                 _store_indices(out_idx, g, i0, i1, i2, i3)
                 _store(out_rgb, g, np.intp(packed[i0]), np.intp(packed[i1]), np.intp(packed[i2]), np.intp(packed[i3]))
 
@@ -200,7 +235,7 @@ def _distance2(p, q):  # pragma: no cover - compiled
 
 
 @nb.njit(inline="always")
-def _held_index(p, q, i, o, shifted, threshold, weight, table, fine, cells, centres,
+def _held_index(p, q, i, o, shifted, threshold, weight, table, fine, cells, ranked,
                 packed):  # pragma: no cover - compiled
     """Pixel ``p``'s index under the temporal hold, and the reference value it was chosen at.
 
@@ -213,9 +248,9 @@ def _held_index(p, q, i, o, shifted, threshold, weight, table, fine, cells, cent
     """
     d = max(abs((p & 0xFF) - (q & 0xFF)), abs(((p >> 8) & 0xFF) - ((q >> 8) & 0xFF)), abs((p >> 16) - (q >> 16)))
     if d > threshold:
-        return _index(_offset(p, o, shifted) if o else p, table, fine, cells, centres), p
+        return _index(_offset(p, o, shifted) if o else p, table, fine, cells, ranked), p
     if weight >= 0:
-        best = _index(_offset(p, o, shifted) if o else p, table, fine, cells, centres)
+        best = _index(_offset(p, o, shifted) if o else p, table, fine, cells, ranked)
         was, now = np.intp(packed[i]), np.intp(packed[best])
         shown = abs((was & 0xFF) - (now & 0xFF)) + abs(((was >> 8) & 0xFF) - ((now >> 8) & 0xFF)) + abs(
             (was >> 16) - (now >> 16))
@@ -226,7 +261,7 @@ def _held_index(p, q, i, o, shifted, threshold, weight, table, fine, cells, cent
 
 
 @nb.njit(parallel=True, nogil=True, cache=True)
-def map_words_held(pixels, table, fine, cells, centres, packed, offsets, shifted, width, start, threshold, weight,
+def map_words_held(pixels, table, fine, cells, ranked, packed, offsets, shifted, width, start, threshold, weight,
                    reference, previous, out_idx, out_rgb):  # pragma: no cover - compiled
     """`map_words` with temporal hold: still pixels keep their previous index.
 
@@ -241,7 +276,7 @@ def map_words_held(pixels, table, fine, cells, centres, packed, offsets, shifted
 
     Parameters
     ----------
-    pixels, table, fine, cells, centres, packed, offsets, shifted, width, start, out_idx, out_rgb
+    pixels, table, fine, cells, ranked, packed, offsets, shifted, width, start, out_idx, out_rgb
         As for `map_words`.
     threshold : int
         Largest per-channel change, in levels, that counts as still.
@@ -270,13 +305,13 @@ def map_words_held(pixels, table, fine, cells, centres, packed, offsets, shifted
             else:
                 p0, p1, p2, p3 = _pixels(pixels, g)
                 q0, q1, q2, q3 = _pixels(reference, g)
-                i0, q0 = _held_index(p0, q0, held & 0xFF, o0, shifted, threshold, weight, table, fine, cells, centres,
+                i0, q0 = _held_index(p0, q0, held & 0xFF, o0, shifted, threshold, weight, table, fine, cells, ranked,
                                      packed)
                 i1, q1 = _held_index(p1, q1, (held >> 8) & 0xFF, o1, shifted, threshold, weight, table, fine, cells,
-                                     centres, packed)
+                                     ranked, packed)
                 i2, q2 = _held_index(p2, q2, (held >> 16) & 0xFF, o2, shifted, threshold, weight, table, fine, cells,
-                                     centres, packed)
-                i3, q3 = _held_index(p3, q3, held >> 24, o3, shifted, threshold, weight, table, fine, cells, centres,
+                                     ranked, packed)
+                i3, q3 = _held_index(p3, q3, held >> 24, o3, shifted, threshold, weight, table, fine, cells, ranked,
                                      packed)
                 _store(reference, g, q0, q1, q2, q3)
             _store_indices(out_idx, g, i0, i1, i2, i3)
@@ -284,11 +319,11 @@ def map_words_held(pixels, table, fine, cells, centres, packed, offsets, shifted
 
 
 @nb.njit(parallel=True, nogil=True, cache=True)
-def diffuse_frame(frame, table, fine, cells, centres, colors, weights, strength, out_idx,
+def diffuse_frame(frame, table, fine, cells, ranked, colors, weights, strength, out_idx,
                   out_rgb):  # pragma: no cover - compiled
     """Serpentine error diffusion through the table, in parallel stripes (see `livequant.dither`).
 
-    ``frame`` is ``(H, W, 3) uint8``; ``table, fine, cells, centres`` and
+    ``frame`` is ``(H, W, 3) uint8``; ``table, fine, cells, ranked`` and
     ``colors`` are arrays of a `livequant.lookup.LookupTable`; ``weights`` are the shares of the error
     passed right, down-left, down and down-right; ``strength`` scales the
     error passed on. Each stripe of `STRIPE_ROWS` first runs `WARMUP_ROWS`
@@ -313,7 +348,7 @@ def diffuse_frame(frame, table, fine, cells, centres, colors, weights, strength,
                 r = min(max(np.intp(frame[y, x, 0] + cur[x + 1, 0] + cr + np.float32(0.5)), 0), 255)
                 g = min(max(np.intp(frame[y, x, 1] + cur[x + 1, 1] + cg + np.float32(0.5)), 0), 255)
                 b = min(max(np.intp(frame[y, x, 2] + cur[x + 1, 2] + cb + np.float32(0.5)), 0), 255)
-                i = _index(r | (g << 8) | (b << 16), table, fine, cells, centres)
+                i = _index(r | (g << 8) | (b << 16), table, fine, cells, ranked)
                 if y >= y0:
                     out_idx[y, x] = i
                     out_rgb[y, x, 0], out_rgb[y, x, 1], out_rgb[y, x, 2] = colors[i, 0], colors[i, 1], colors[i, 2]
@@ -335,11 +370,11 @@ def diffuse_frame(frame, table, fine, cells, centres, colors, weights, strength,
 
 
 @nb.njit(nogil=True, cache=True)
-def index_pixels(pixels, table, fine, cells, centres, out):  # pragma: no cover - compiled
+def index_pixels(pixels, table, fine, cells, ranked, out):  # pragma: no cover - compiled
     """Table index of each of ``(N, 3) uint8`` pixels, on the calling thread (a few thousand samples)."""
     for n in range(pixels.shape[0]):
         p = np.intp(pixels[n, 0]) | (np.intp(pixels[n, 1]) << 8) | (np.intp(pixels[n, 2]) << 16)
-        out[n] = _index(p, table, fine, cells, centres)
+        out[n] = _index(p, table, fine, cells, ranked)
 
 
 @nb.njit(inline="always")

@@ -27,6 +27,7 @@ from livequant.kernels import (
     BLOCK,
     FINE_FLAG,
     LEVELS,
+    SCAN_ENTRIES,
     SHIFT,
     UNKNOWN,
     index_pixels,
@@ -71,8 +72,10 @@ class LookupTable:
         Exact palette index of each colour of those cells.
     cells : (LEVELS ** 3, 3) float32 ndarray
         Working-space coordinates of every cell's centre (shared by all tables in one space).
-    centres : (K, 3) float32 ndarray
-        The palette in the working space.
+    ranked : (K, 4) float32 ndarray
+        The palette in the working space, rows ``(x, y, z, index)``; in order
+        of ``x`` for palettes of more than `SCAN_ENTRIES` colours, which the
+        kernels search out from a cell centre's ``x`` (smaller ones are scanned).
     packed : (K,) uint32 ndarray
         The colours as ``r | g << 8 | b << 16``, as the kernels write them.
     spread : float
@@ -87,7 +90,7 @@ class LookupTable:
     table: np.ndarray
     fine: np.ndarray
     cells: np.ndarray
-    centres: np.ndarray
+    ranked: np.ndarray
     packed: np.ndarray
     spread: float
     shifted: np.ndarray
@@ -199,7 +202,10 @@ def build_table(colors: np.ndarray, color_space: str) -> LookupTable:
     table[own] = FINE_FLAG + np.arange(len(own), dtype=np.uint16)
     c = colors.astype(np.uint32)
     packed = c[:, 0] | (c[:, 1] << 8) | (c[:, 2] << 16)
-    return LookupTable(colors=colors, table=table, fine=fine, cells=_cell_centres(color_space), centres=centres,
+    ranked = np.column_stack([centres, np.arange(len(colors))]).astype(np.float32)
+    if len(colors) > SCAN_ENTRIES:
+        ranked = ranked[np.argsort(centres[:, 0], kind="stable")]
+    return LookupTable(colors=colors, table=table, fine=fine, cells=_cell_centres(color_space), ranked=ranked,
                        packed=packed, spread=_spread(colors, color_space), shifted=_shifted(color_space))
 
 
@@ -257,7 +263,7 @@ def map_pixels(frame: np.ndarray, table: LookupTable, offsets: np.ndarray, out_i
     width = frame.shape[1]
 
     def call(start, pixels, indices, colours):
-        map_words(pixels, table.table, table.fine, table.cells, table.centres, table.packed, offsets, table.shifted,
+        map_words(pixels, table.table, table.fine, table.cells, table.ranked, table.packed, offsets, table.shifted,
                   width, start, indices, colours)
 
     _by_words(call, (frame,), (out_idx, out_rgb))
@@ -284,7 +290,7 @@ def map_pixels_held(frame: np.ndarray, table: LookupTable, offsets: np.ndarray, 
     width = frame.shape[1]
 
     def call(start, pixels, held, references, indices, colours):
-        map_words_held(pixels, table.table, table.fine, table.cells, table.centres, table.packed, offsets,
+        map_words_held(pixels, table.table, table.fine, table.cells, table.ranked, table.packed, offsets,
                        table.shifted, width, start, threshold, weight, references, held, indices, colours)
 
     _by_words(call, (frame, previous), (reference, out_idx, out_rgb))
@@ -293,7 +299,7 @@ def map_pixels_held(frame: np.ndarray, table: LookupTable, offsets: np.ndarray, 
 def lookup_pixels(pixels: np.ndarray, table: LookupTable) -> np.ndarray:
     """Table index of each of ``(N, 3) uint8`` pixels, ``(N,) uint8``, on the calling thread."""
     out = np.empty(len(pixels), np.uint8)
-    index_pixels(np.ascontiguousarray(pixels), table.table, table.fine, table.cells, table.centres, out)
+    index_pixels(np.ascontiguousarray(pixels), table.table, table.fine, table.cells, table.ranked, out)
     return out
 
 
