@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import numpy as np
 
-__all__ = ["COLOR_SPACES", "channel_curve", "from_space", "oklab_to_srgb", "pack_rgb", "squared_norms",
+__all__ = ["COLOR_SPACES", "channel_curve", "from_space", "kernel_coefficients", "oklab_to_srgb", "pack_rgb", "squared_norms",
            "srgb_to_oklab", "to_space", "unique_rgb"]
 
 COLOR_SPACES = ("oklab", "rgb")
@@ -89,6 +89,25 @@ def channel_curve(color_space: str) -> np.ndarray:
     if color_space == "oklab":
         return 255.0 * np.cbrt(_srgb_to_linear(values))
     return values
+
+
+def kernel_coefficients(values: np.ndarray, color_space: str) -> np.ndarray:
+    """`to_space` for compiled code, which converts one colour at a time whose channels are among ``values``.
+
+    Returns
+    -------
+    (len(values) + 22,) float64 ndarray
+        First each of ``values`` as linear light (``"oklab"``) or as itself;
+        then the two 3 x 3 matrices applied in turn, row by row (identities
+        for ``"rgb"``); the three weights applied last, in float32; and 1 when
+        a cube root is taken between the matrices, else 0.
+    """
+    values = np.asarray(values, dtype=np.float64)
+    if color_space == "oklab":
+        parts = [_srgb_to_linear(values), _LINEAR_TO_LMS.ravel(), _LMS_TO_OKLAB.ravel(), _OKLAB_WEIGHTS, [1.0]]
+    else:
+        parts = [values, np.eye(3).ravel(), np.eye(3).ravel(), np.ones(3), [0.0]]
+    return np.concatenate([np.asarray(part, dtype=np.float64) for part in parts])
 
 
 def to_space(rgb: np.ndarray, color_space: str) -> np.ndarray:

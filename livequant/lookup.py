@@ -4,8 +4,9 @@ The cube is cut into 128 x 128 x 128 cells (`LEVELS` a side, each ``2 ** SHIFT``
 levels wide), each holding the palette entry nearest to its centre in the working
 colour space. The table is filled lazily: it starts as `UNKNOWN` everywhere, and
 the kernels compute a cell's entry the first time a pixel meets it (a frame
-touches some 16 thousand of the 2 million cells) from the cell centres' working-space
-coordinates, computed once per colour space. A cell that contains a palette
+touches some 16 thousand of the 2 million cells) from the cell centre's working-space
+coordinates, which they compute (a table of them, 25 MB a space, cost more in cache
+misses than the arithmetic, and a quarter second to build). A cell that contains a palette
 colour points instead to an exact block of its 2 x 2 x 2 colours, so every
 palette colour maps to itself. A lookup is one load and a rarely taken branch
 (the kernels are in `livequant.kernels`). `nearest_reference` is the plain numpy
@@ -21,7 +22,7 @@ from dataclasses import dataclass
 import numpy as np
 from scipy.spatial import cKDTree
 
-from livequant.colorspace import channel_curve, to_space, unique_rgb
+from livequant.colorspace import channel_curve, kernel_coefficients, to_space, unique_rgb
 from livequant.kernels import (
     BITS,
     BLOCK,
@@ -70,8 +71,10 @@ class LookupTable:
         has met yet (the kernels fill it in).
     fine : (BLOCK * n_blocks,) uint8 ndarray
         Exact palette index of each colour of those cells.
-    cells : (LEVELS ** 3, 3) float32 ndarray
-        Working-space coordinates of every cell's centre (shared by all tables in one space).
+    cells : ndarray
+        `livequant.colorspace.kernel_coefficients` of the cells' centre values
+        on each channel: the kernels compute a cell centre's working-space
+        coordinates from it (shared by all tables in one space).
     ranked : (K, 4) float32 ndarray
         The palette in the working space, rows ``(x, y, z, index)``; in order
         of ``x`` for palettes of more than `SCAN_ENTRIES` colours, which the
@@ -110,18 +113,9 @@ def cell_index(rgb: np.ndarray) -> np.ndarray:
 
 @functools.cache
 def _cell_centres(color_space: str) -> np.ndarray:
-    """Working-space coordinates of the table's cell centres, ``(LEVELS ** 3, 3) float32``, laid out as the table.
-
-    Built in slices: the float64 intermediates of the whole 128^3 grid at once
-    took 300 MB of peak memory for a 25 MB result. Read only: every table in
-    ``color_space`` shares it.
-    """
+    """How the kernels compute a cell centre's working-space coordinates (`LookupTable.cells`), read only."""
     width = 1 << SHIFT
-    out = np.empty((LEVELS**3, 3), dtype=np.float32)
-    for start in range(0, LEVELS**3, 1 << 16):
-        cell = np.arange(start, min(start + (1 << 16), LEVELS**3))
-        rgb = _grid_rgb(cell, BITS) * width + (width - 1) / 2
-        out[start : start + len(cell)] = to_space(rgb, color_space)
+    out = kernel_coefficients(np.arange(LEVELS) * width + (width - 1) / 2, color_space)
     out.flags.writeable = False
     return out
 

@@ -221,7 +221,8 @@ def test_lazy_table_gives_the_full_table(space, name, rng):
     colors = PALETTES[name]
     full = filled(build_table(colors, space))
     cells = rng.integers(0, LEVELS**3, 3000)
-    points, centres = full.cells[cells], to_space(colors, space)
+    points = to_space(cell_corners()[cells] + ((1 << SHIFT) - 1) / 2, space)
+    centres = to_space(colors, space)
     e = [points[:, None, ch] - centres[None, :, ch] for ch in range(3)]  # float32, as the kernel computes
     expected = (e[0] * e[0] + e[1] * e[1] + e[2] * e[2]).argmin(axis=1)
     plain = full.table[cells] < FINE_FLAG
