@@ -9,8 +9,8 @@ from __future__ import annotations
 
 import numpy as np
 
-__all__ = ["COLOR_SPACES", "channel_curve", "from_space", "kernel_coefficients", "oklab_to_srgb", "pack_rgb", "squared_norms",
-           "srgb_to_oklab", "to_space", "unique_rgb"]
+__all__ = ["COLOR_SPACES", "channel_curve", "from_space", "kernel_coefficients", "oklab_to_srgb", "pack_rgb",
+           "squared_norms", "srgb_to_oklab", "to_space", "unique_rgb"]
 
 COLOR_SPACES = ("oklab", "rgb")
 

@@ -112,7 +112,7 @@ def cell_index(rgb: np.ndarray) -> np.ndarray:
 
 
 @functools.cache
-def _cell_centres(color_space: str) -> np.ndarray:
+def _cell_coefficients(color_space: str) -> np.ndarray:
     """How the kernels compute a cell centre's working-space coordinates (`LookupTable.cells`), read only."""
     width = 1 << SHIFT
     out = kernel_coefficients(np.arange(LEVELS) * width + (width - 1) / 2, color_space)
@@ -199,7 +199,7 @@ def build_table(colors: np.ndarray, color_space: str) -> LookupTable:
     ranked = np.column_stack([centres, np.arange(len(colors))]).astype(np.float32)
     if len(colors) > SCAN_ENTRIES:
         ranked = ranked[np.argsort(centres[:, 0], kind="stable")]
-    return LookupTable(colors=colors, table=table, fine=fine, cells=_cell_centres(color_space), ranked=ranked,
+    return LookupTable(colors=colors, table=table, fine=fine, cells=_cell_coefficients(color_space), ranked=ranked,
                        packed=packed, spread=_spread(colors, color_space), shifted=_shifted(color_space))
 
 
