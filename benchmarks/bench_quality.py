@@ -28,19 +28,25 @@ against a fresh start; the fade's tracking; the worst frame; the stability
 curve over the whole panel.
 
 With ``--holdout``: clips the defaults were not tuned on (pans and zooms of
-other pictures: scikit-image's, and ../shared/data's stills where present) at
-K = 16, 64 and 256, livequant's defaults against the floor (FFmpeg per frame).
-Keep it out of tuning: it is there to show whether what the panel taught holds.
+other pictures: scikit-image's, and ../shared/data's stills where present;
+and four made like the footage issue 11 keeps back, through H.264: a cartoon
+with cuts, a low-resolution talking head, a street pan, a wall with traffic)
+at K = 16, 64 and 256, livequant's defaults against the floor (FFmpeg per
+frame). Keep it out of tuning: it is there to show whether what the panel
+taught holds.
 
 Run: python benchmarks/bench_quality.py [--quick] [--panel | --holdout]
 """
 
 from __future__ import annotations
 
+import io
 import time
 from dataclasses import dataclass
 from functools import partial
 
+import av
+import cv2
 import imagequant
 import numpy as np
 import skimage.data
@@ -515,10 +521,93 @@ def holdout_clips(n: int) -> list[PanelClip]:
     return clips
 
 
+def _h264(frames: list[np.ndarray], crf: int) -> list[np.ndarray]:
+    """``frames`` through libx264 (4:2:0, ``crf``) and back: the blocks, ringing and chroma blur of real video."""
+    buffer = io.BytesIO()
+    h, w = frames[0].shape[:2]
+    with av.open(buffer, "w", format="mp4") as out:
+        stream = out.add_stream("libx264", rate=24, options={"crf": str(crf), "preset": "medium"})
+        stream.width, stream.height, stream.pix_fmt = w, h, "yuv420p"
+        for frame in frames:
+            out.mux(stream.encode(av.VideoFrame.from_ndarray(frame, format="rgb24")))
+        out.mux(stream.encode())
+    buffer.seek(0)
+    with av.open(buffer) as video:
+        return [np.ascontiguousarray(f.to_ndarray(format="rgb24")) for f in video.decode(video=0)]
+
+
+def _cartoon(n: int, size=PANEL_SIZE) -> tuple[list[np.ndarray], list[int]]:
+    """Three shots of flat, outlined shapes drifting over a flat sky and ground (anti-aliased edges), and the
+    frames the second and third begin at."""
+    w, h = size
+    frames, cuts = [], []
+    for shot in range(3):
+        cuts.append(len(frames))
+        rng = np.random.default_rng(shot)
+        sky, ground = (tuple(int(c) for c in rng.integers(40, 230, 3)) for _ in range(2))
+        shapes = [(rng.integers(0, w, 2), rng.integers(10, 50, 2), tuple(int(c) for c in rng.integers(0, 256, 3)),
+                   rng.normal(0, 3, 2)) for _ in range(7)]
+        for t in range(n // 3 + (shot < n % 3)):
+            image = np.empty((h, w, 3), np.uint8)
+            image[: h // 2], image[h // 2 :] = sky, ground
+            cv2.rectangle(image, (w // 3, h // 4), (w // 3 + 60, h // 2 + 30), tuple(c // 2 for c in ground), -1,
+                          cv2.LINE_AA)
+            for centre, axes, color, velocity in shapes:
+                at = tuple(int(c) for c in centre + velocity * t)
+                cv2.ellipse(image, at, tuple(int(a) for a in axes), 0, 0, 360, color, -1, cv2.LINE_AA)
+                cv2.ellipse(image, at, tuple(int(a) for a in axes), 0, 0, 360, (20, 20, 20), 2, cv2.LINE_AA)
+            frames.append(image)
+    return frames, cuts[1:]
+
+
+def encoded_clips(n: int) -> list[PanelClip]:
+    """Clips like the footage issue 11 keeps back, through H.264, ``n`` frames each.
+
+    - cartoon: `_cartoon`, three shots (two cuts), crf 20;
+    - talking head: a face (astronaut's) bobbing over a still room (coffee), 192x144, noisy, crf 26;
+    - street: a pan of 4 px a frame right and 1 down over rommel.jpg (rocket when absent), crf 24;
+    - city: a still wall (bricks.jpg; brick when absent) with three vehicles crossing, noisy, crf 23.
+    """
+    rng = np.random.default_rng(13)
+    w, h = PANEL_SIZE
+    cartoon, cuts = _cartoon(n)
+    clips = [PanelClip("h264 cartoon, cuts", _h264(cartoon, 20), cuts)]
+
+    room = resize(np.ascontiguousarray(skimage.data.coffee()), (192, 144)).astype(np.float32)
+    face = resize(np.ascontiguousarray(skimage.data.astronaut()[30:330, 100:400]), (90, 90)).astype(np.float32)
+    head = []
+    for t in range(n):
+        image = room.copy()
+        y, x = 40 + int(2 * np.sin(t / 3)), 50 + int(4 * np.sin(t / 4))
+        image[y : y + 90, x : x + 90] = face
+        head.append(_sensor(image, rng, 2.0))
+    clips.append(PanelClip("h264 talking head 192x144", _h264(head, 26), []))
+
+    street = _picture("rommel.jpg")
+    street = resize(np.ascontiguousarray(street if street is not None else skimage.data.rocket()), (w + 4 * n, h + n))
+    street = street.astype(np.float32)
+    clips.append(PanelClip("h264 street, pan", _h264([_sensor(street[t : t + h, 4 * t : 4 * t + w], rng, 1.0)
+                                                       for t in range(n)], 24), []))
+
+    wall = _picture("bricks.jpg")
+    wall = np.ascontiguousarray(wall if wall is not None else np.repeat(skimage.data.brick()[..., None], 3, axis=2))
+    wall = resize(wall, (w, h))
+    city = []
+    for t in range(n):
+        image = wall.astype(np.float32)
+        for lane, color in enumerate([(200, 30, 30), (30, 60, 200), (230, 230, 230)]):
+            x = (40 * lane + 6 * t * (1 + lane % 2)) % (w + 60) - 60
+            image[120 + 15 * lane : 140 + 15 * lane, max(x, 0) : max(x + 50, 0)] = color
+        city.append(_sensor(image, rng, 2.0))
+    clips.append(PanelClip("h264 city, traffic", _h264(city, 23), []))
+    return clips
+
+
 def holdout(quick: bool, metrics) -> None:
-    """The floor of issue 11 on `holdout_clips`: livequant's defaults against FFmpeg per frame."""
+    """The floor of issue 11 on `holdout_clips` and `encoded_clips`: livequant's defaults against FFmpeg per
+    frame."""
     n, ks = (QUICK_PANEL_FRAMES, QUICK_PANEL_KS) if quick else (PANEL_FRAMES, PANEL_KS)
-    clips = holdout_clips(n)
+    clips = holdout_clips(n) + encoded_clips(n)
     print(f"hold-out: {n} frames a clip, {PANEL_SIZE[0]}x{PANEL_SIZE[1]}, no dither, streamed; not tuned on")
     rows = []
     for clip in clips:
