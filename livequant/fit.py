@@ -12,6 +12,10 @@ follows the drift of its pixels (`follow_drift`). Each slot then adopts its
 new colour only if the error that saves outweighs the flicker it causes on
 still pixels (`settle`). When to refit is the palette track's decision
 (`livequant.track`).
+
+scikit-learn and scipy.optimize are imported inside the functions that use
+them: together they take 1.3-1.5 s to import, which a command that fits no
+palette (a preset palette, ``--help``, an error) should not wait for.
 """
 
 from __future__ import annotations
@@ -21,10 +25,6 @@ import warnings
 from dataclasses import dataclass
 
 import numpy as np
-from scipy.optimize import linear_sum_assignment
-from scipy.spatial.distance import cdist
-from sklearn.cluster import KMeans, MiniBatchKMeans, kmeans_plusplus
-from sklearn.exceptions import ConvergenceWarning
 from threadpoolctl import ThreadpoolController
 
 from livequant.colorspace import from_space, pack_rgb, squared_norms, to_space, unique_rgb
@@ -421,6 +421,8 @@ class PaletteFitter:
         cost a third of steps on every point (all points are used when the
         draws meet fewer than K of them).
         """
+        from sklearn.cluster import kmeans_plusplus
+
         k = self.n_adaptive
         draws = np.random.default_rng(self.seed).choice(len(points), SEED_DRAWS * k, p=weights / weights.sum())
         drawn, times = np.unique(draws, return_counts=True)
@@ -438,6 +440,9 @@ class PaletteFitter:
         on a frame's histogram a pass of mini-batches scored the same on
         issue 11's panel and took a fifth of a refit's time.
         """
+        from sklearn.cluster import KMeans, MiniBatchKMeans
+        from sklearn.exceptions import ConvergenceWarning
+
         k = self.n_adaptive
         if k <= 0 or len(points) == 0:
             return np.zeros((0, 3), np.float32)
@@ -473,8 +478,11 @@ class PaletteFitter:
 
     def _match(self, previous: Fit, colors: np.ndarray, centres: np.ndarray) -> np.ndarray:
         """New colours reordered so each lands in the previous slot nearest to it."""
+        from scipy.optimize import linear_sum_assignment
+
         n_locked = len(self.locked)
-        _, order = linear_sum_assignment(cdist(previous.centres[n_locked:], centres[n_locked:], "sqeuclidean"))
+        old_centres, new_centres = (c[n_locked:].astype(np.float64) for c in (previous.centres, centres))
+        _, order = linear_sum_assignment(((old_centres[:, None, :] - new_centres[None, :, :]) ** 2).sum(axis=2))
         return np.concatenate([colors[:n_locked], colors[n_locked:][order]])
 
     def settle(self, old: np.ndarray, new: np.ndarray, samples: np.ndarray, still: np.ndarray,
@@ -546,6 +554,8 @@ def _keep_slots(old: np.ndarray, colors: np.ndarray, color_space: str) -> np.nda
     slot of the nearest colour no longer needed, and new slots at the end
     when those run out.
     """
+    from scipy.optimize import linear_sum_assignment
+
     old_codes, new_codes = pack_rgb(old), pack_rgb(colors)
     missing = colors[~np.isin(new_codes, old_codes)]
     free = np.flatnonzero(~np.isin(old_codes, new_codes))

@@ -20,7 +20,6 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
-from scipy.spatial import cKDTree
 
 from livequant.colorspace import channel_curve, kernel_coefficients, to_space, unique_rgb
 from livequant.kernels import (
@@ -167,8 +166,9 @@ def _spread(colors: np.ndarray, color_space: str) -> float:
     if len(colors) < 2:
         return 0.0
     points = channel_curve(color_space)[colors].astype(np.float32)
-    distances, _ = cKDTree(points).query(points, k=2, p=np.inf)  # the colour itself, then its neighbour
-    return float(np.median(distances[:, 1]))
+    distances = np.abs(points[:, None, :] - points[None, :, :]).max(axis=2)
+    np.fill_diagonal(distances, np.inf)  # each colour's distance to itself
+    return float(np.median(distances.min(axis=1)))
 
 
 def build_table(colors: np.ndarray, color_space: str) -> LookupTable:

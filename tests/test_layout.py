@@ -97,3 +97,17 @@ def test_the_compute_modules_and_palette_load_neither_opencv_nor_ffmpeg():
             "print(sorted({'cv2', 'av'} & set(sys.modules)))")
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert done.stdout.strip() == "[]"
+
+
+def test_commands_that_fit_no_palette_load_neither_scikit_learn_nor_scipy_optimize():
+    """They take 1.5 s to import: ``--help`` and a preset palette do without them; a fit loads them."""
+    picture = "np.arange(192, dtype=np.uint8).reshape(8, 8, 3)"
+    quantize = f"import sys, numpy as np, livequant; livequant.quantize({picture}, {{}});"
+    loaded = "print(sorted({'sklearn', 'scipy.optimize'} & set(sys.modules)))"
+    for code, expected in [
+        ("import sys, livequant.cli; livequant.cli.main(['--help']);", "[]"),
+        (quantize.format("4, palette='gameboy'"), "[]"),
+        (quantize.format("4"), "['scipy.optimize', 'sklearn']"),
+    ]:
+        done = subprocess.run([sys.executable, "-c", code + loaded], capture_output=True, text=True, check=True)
+        assert done.stdout.strip().splitlines()[-1] == expected, code
