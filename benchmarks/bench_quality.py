@@ -264,6 +264,8 @@ AFTER_CUT = 3
 #: A frame reproduced exactly scores infinite PSNR; the panel counts it as this many dB, so means stay finite.
 PSNR_CAP = 100.0
 SWEEP_STABILITY = (0, 3, 10, 30, 100)
+#: The picture the fade darkens and the flash lights: scikit-image's chelsea, cropped (y, x, h, w).
+FADE_PICTURE = ("chelsea", (0, 0, 253, 451))
 
 
 @dataclass
@@ -318,7 +320,7 @@ def generated_clips(n: int) -> list[PanelClip]:
         frames += [_sensor(big[t // 2 % 24 : t // 2 % 24 + h, t % 40 : t % 40 + w], rng, 1.0) for t in range(stop - start)]
     clips.append(PanelClip("gen: cut", frames, bounds[1:-1]))
 
-    cat = _photo("chelsea", (0, 0, 253, 451))
+    cat = _photo(*FADE_PICTURE)
     clips.append(PanelClip("gen: fade", [fade_frame(cat, t) for t in range(n)], []))
 
     rocket = _photo("rocket", (67, 0, 360, 640), (w + 4 * n, h))
@@ -464,7 +466,7 @@ def panel(quick: bool, metrics) -> None:
 def lagging_fade(fade: PanelClip, results: dict, ks, metrics, speeds=(1.0, 0.8, 0.7)) -> None:
     """Can anything meet the fade's flicker floor? livequant's output of the fade played at ``speeds`` of its
     pace (``t`` -> ``speed * t``), scored against the true frames: a lagging output changes less."""
-    cat = _photo("chelsea", (0, 0, 253, 451))
+    cat = _photo(*FADE_PICTURE)
     rows = []
     for k in ks:
         ffmpeg = results[fade.name, k][FFMPEG]
