@@ -573,11 +573,21 @@ def problems(case: Case, outcome: Outcome, out_dir: Path) -> list[str]:
         return found
     said = UNDECODABLE.search(outcome.stderr)
     if case.expect == "partial" and not (said and int(said[1]) > 0):
-        found.append(f"expected 'N frames could not be decoded' on stderr, got {outcome.stderr.strip()!r}")
+        found.append(f"expected 'N frames could not be decoded' on stderr, got {outcome.stderr.strip()!r}; "
+                     f"the output holds {_frame_count(output)} frames")  # all the input's packets, or fewer?
     if case.expect == "ok" and said:
         found.append(f"a complete input was reported as damaged: {said[0]}")
     found += _unreadable(output, case)
     return found
+
+
+def _frame_count(path: Path) -> int | str:
+    """Frames in the video at ``path``, or why it cannot be read."""
+    try:
+        with av.open(str(path)) as container:
+            return sum(1 for _ in container.decode(video=0))
+    except (av.error.FFmpegError, IndexError) as e:
+        return f"none readable ({e})"
 
 
 def _unreadable(path: Path, case: Case) -> list[str]:
