@@ -25,7 +25,7 @@ import numpy as np
 
 from livequant import __version__, presets
 from livequant.adapters import adapt, enlarge
-from livequant.colorspace import COLOR_SPACES, unique_rgb
+from livequant.colorspace import COLOR_SPACES, unique_rgb, working_space
 from livequant.demo import SETTINGS, run_demo
 from livequant.dither import DITHERS
 from livequant.errors import LivequantError, SourceError, UsageError
@@ -561,7 +561,8 @@ def _sampled_pixels(source, most: int) -> np.ndarray:
 def _fit_palette(pixels: np.ndarray, args, name: str = "") -> Palette:
     """A palette of ``args.colors`` in ``args.color_space`` fitted carefully (64K samples, 30 refinement steps,
     seed 0) to ``pixels``."""
-    fitter = PaletteFitter(args.colors, color_space=args.color_space, sample_size=65536, seed=0, refine_steps=30)
+    fitter = PaletteFitter(args.colors, color_space=working_space(args.color_space, args.colors), sample_size=65536,
+                           seed=0, refine_steps=30)
     return Palette(fitter.fit(fitter.sample(pixels)).colors, name=name)
 
 

@@ -127,7 +127,7 @@ class PaletteFitter:
     ----------
     n_colors : int
         Palette size K, 1..256, locked colours included.
-    color_space : {"oklab", "rgb"}
+    color_space : {"oklab", "oklab-large", "rgb"}
         Space the clustering runs in.
     sample_size : int
         Pixels sampled per fit.

@@ -132,7 +132,7 @@ def _shifted(color_space: str) -> np.ndarray:
 
 def _projection_axis(color_space: str) -> np.ndarray:
     """A unit vector along which palette entries are sorted to prune the search."""
-    if color_space == "oklab":
+    if color_space != "rgb":
         return np.array([1.0, 0.0, 0.0], dtype=np.float32)  # lightness
     return np.full(3, 1 / np.sqrt(3), dtype=np.float32)  # gray axis
 
@@ -178,7 +178,7 @@ def build_table(colors: np.ndarray, color_space: str) -> LookupTable:
     ----------
     colors : (K, 3) uint8 ndarray
         Palette colours, K in 1..256.
-    color_space : {"oklab", "rgb"}
+    color_space : {"oklab", "oklab-large", "rgb"}
         Space in which "nearest" is measured.
 
     Returns
@@ -317,7 +317,7 @@ def nearest_reference(pixels: np.ndarray, colors: np.ndarray, color_space: str) 
     pixels : (N, 3) uint8 or float ndarray
         sRGB values on the 0-255 scale.
     colors : (K, 3) uint8 ndarray
-    color_space : {"oklab", "rgb"}
+    color_space : {"oklab", "oklab-large", "rgb"}
 
     Returns
     -------

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from livequant.colorspace import COLOR_SPACES
+from livequant.colorspace import COLOR_SPACES, working_space
 from livequant.dither import DITHERS, diffuse, is_diffusion, ordered_offsets
 from livequant.fit import PaletteFitter
 from livequant.frames import QuantizedFrame, check_frame
@@ -128,6 +128,8 @@ class Quantizer:
         ``"sierra-lite"``.
     color_space : {"oklab", "rgb"}
         Space in which palettes are fitted and nearest colours measured.
+        OKLab weighs lightness 0.5, or 0.6 in palettes of more than 64
+        colours (`livequant.colorspace.working_space`).
     refit_every : int
         Consider a warm refit every this many frames (0: only on drift or a
         scene cut). A refit replaces the palette only when it is clearly better.
@@ -355,7 +357,7 @@ class Quantizer:
         hold = self._hold_levels(self.n_colors)
         fitter = PaletteFitter(
             self.n_colors,
-            color_space=self.color_space,
+            color_space=working_space(self.color_space, self.n_colors),
             sample_size=self.sample_size or default_sample_size(self.n_colors),
             seed=self.seed,
             locked=self._locked,
@@ -377,7 +379,8 @@ class Quantizer:
         return self._planned - 1
 
     def _use_fixed(self, palette: Palette) -> None:
-        self._fixed = PaletteStep(palette, build_table(palette.colors, self.color_space), None, fresh=True)
+        table = build_table(palette.colors, working_space(self.color_space, len(palette)))
+        self._fixed = PaletteStep(palette, table, None, fresh=True)
 
     def _ordered_offsets(self, step: PaletteStep) -> np.ndarray:
         """The ordered-dither offsets for ``step``'s table, made once per table and dither."""
@@ -423,7 +426,7 @@ def quantize(
     if palette is None:
         fitter = PaletteFitter(
             n_colors,
-            color_space=color_space,
+            color_space=working_space(color_space, n_colors),
             sample_size=sample_size,
             seed=seed,
             locked=None if locked is None else Palette(locked).colors,
@@ -432,6 +435,6 @@ def quantize(
         palette = Palette(fitter.fit(fitter.sample(image)).colors, name="adaptive")
     palette = resolve(palette)
     if dither == "none":
-        return palette.colors[nearest_exact(image, palette.colors, color_space)]
+        return palette.colors[nearest_exact(image, palette.colors, working_space(color_space, len(palette)))]
     q = Quantizer(palette=palette, dither=dither, color_space=color_space, dither_strength=dither_strength, hold=0)
     return q.quantize(image)

@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from livequant.colorspace import from_space, oklab_to_srgb, srgb_to_oklab, to_space
+from livequant.colorspace import from_space, oklab_to_srgb, srgb_to_oklab, to_space, working_space
 from livequant.dither import DITHERS, REGISTRY, bayer_matrix, blue_noise, is_diffusion
 
 
@@ -14,10 +14,19 @@ def test_oklab_reference_values():
     np.testing.assert_allclose(srgb_to_oklab(np.array([0, 0, 255], np.uint8)), [0.45201, -0.03246, -0.31153], atol=1e-4)
 
 
-@pytest.mark.parametrize("space", ["oklab", "rgb"])
+@pytest.mark.parametrize("space", ["oklab", "oklab-large", "rgb"])
 def test_every_srgb_colour_round_trips(space, rng):
     rgb = rng.integers(0, 256, (20000, 3), dtype=np.uint8)
     np.testing.assert_array_equal(from_space(to_space(rgb, space), space), rgb)
+
+
+def test_palettes_of_more_than_64_colours_weigh_oklab_lightness_more(rng):
+    assert [working_space("oklab", k) for k in (16, 64, 65, 256)] == ["oklab", "oklab", "oklab-large", "oklab-large"]
+    assert working_space("rgb", 256) == "rgb"
+    rgb = rng.integers(0, 256, (100, 3), dtype=np.uint8)
+    small, large = to_space(rgb, "oklab"), to_space(rgb, "oklab-large")
+    np.testing.assert_allclose(large[:, 0], small[:, 0] * 0.6 / 0.5, rtol=1e-6)
+    np.testing.assert_array_equal(large[:, 1:], small[:, 1:])
 
 
 def test_float_and_uint8_inputs_agree(rng):

@@ -21,7 +21,7 @@ from livequant.lookup import (
     nearest_reference,
 )
 
-SPACES = ["oklab", "rgb"]
+SPACES = ["oklab", "oklab-large", "rgb"]  # the working spaces (`livequant.colorspace.working_space`)
 palettes = arrays(np.uint8, st.tuples(st.integers(1, 256), st.just(3)))
 
 
