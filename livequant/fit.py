@@ -13,8 +13,8 @@ new colour only if the error that saves outweighs the flicker it causes on
 still pixels (`settle`). When to refit is the palette track's decision
 (`livequant.track`).
 
-scikit-learn and scipy.optimize are imported inside the functions that use
-them: together they take 1.3-1.5 s to import, which a command that fits no
+scikit-learn and scipy are imported inside the functions that use them:
+together they take 1.3-1.5 s to import, which a command that fits no
 palette (a preset palette, ``--help``, an error) should not wait for.
 """
 
@@ -479,10 +479,10 @@ class PaletteFitter:
     def _match(self, previous: Fit, colors: np.ndarray, centres: np.ndarray) -> np.ndarray:
         """New colours reordered so each lands in the previous slot nearest to it."""
         from scipy.optimize import linear_sum_assignment
+        from scipy.spatial.distance import cdist
 
         n_locked = len(self.locked)
-        old_centres, new_centres = (c[n_locked:].astype(np.float64) for c in (previous.centres, centres))
-        _, order = linear_sum_assignment(((old_centres[:, None, :] - new_centres[None, :, :]) ** 2).sum(axis=2))
+        _, order = linear_sum_assignment(cdist(previous.centres[n_locked:], centres[n_locked:], "sqeuclidean"))
         return np.concatenate([colors[:n_locked], colors[n_locked:][order]])
 
     def settle(self, old: np.ndarray, new: np.ndarray, samples: np.ndarray, still: np.ndarray,

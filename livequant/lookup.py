@@ -166,7 +166,9 @@ def _spread(colors: np.ndarray, color_space: str) -> float:
     if len(colors) < 2:
         return 0.0
     points = channel_curve(color_space)[colors].astype(np.float32)
-    distances = np.abs(points[:, None, :] - points[None, :, :]).max(axis=2)
+    distances = np.abs(points[:, None, 0] - points[None, :, 0])  # channel by channel: a table is built each refit
+    for channel in (1, 2):
+        np.maximum(distances, np.abs(points[:, None, channel] - points[None, :, channel]), out=distances)
     np.fill_diagonal(distances, np.inf)  # each colour's distance to itself
     return float(np.median(distances.min(axis=1)))
 
