@@ -73,40 +73,25 @@ def _cell_centre(cell, cells):  # pragma: no cover - compiled
             np.float32(x2) * np.float32(c[LEVELS + 20]))
 
 
-@nb.njit(nogil=True, cache=True)
-def _nearest_centre(cells, cell, ranked):  # pragma: no cover - compiled
-    """Index of the palette entry nearest to the centre of ``cell`` (ties: the lowest index).
-
-    Palettes of up to `SCAN_ENTRIES` are scanned (``ranked`` in palette
-    order). In larger ones the search walks out from the cell centre's first
-    working-space coordinate through ``ranked``, the entries in order of
-    theirs, and stops once that coordinate's gap alone exceeds the best
-    distance found (with a margin for rounding, so exact ties are all met).
-    Filling a new 256-colour table's cells for a 720p frame so took 0.76-0.89x
-    the time of a scan; for 64 colours and fewer the walk took 1.1-1.4x.
-    """
-    x0, x1, x2 = _cell_centre(cell, cells)
+@nb.njit(inline="always")
+def _walk_nearest(x0, x1, x2, key, keys, ranked):  # pragma: no cover - compiled
+    """``ranked[:, 3]`` (the palette index) of the row of ``ranked`` nearest to ``(x0, x1, x2)``, ties to the
+    lowest index. The rows are in order of ``keys`` (their projection on some axis; ``key``: the point's). The
+    search walks out from the point's key and stops once the key gap alone exceeds the best distance found,
+    with a margin for rounding, so exact ties are all met: exact, and it prunes most rows."""
     k = ranked.shape[0]
-    best = np.float32(np.inf)
-    best_i = k
-    if k <= SCAN_ENTRIES:  # rows in palette order
-        for j in range(k):
-            e0, e1, e2 = x0 - ranked[j, 0], x1 - ranked[j, 1], x2 - ranked[j, 2]
-            dist = e0 * e0 + e1 * e1 + e2 * e2
-            if dist < best:
-                best = dist
-                best_i = j
-        return best_i
     lo, hi = -1, k
-    while hi - lo > 1:  # hi: the first entry at or beyond the cell centre
+    while hi - lo > 1:  # hi: the first row at or beyond the point's key
         middle = (lo + hi) // 2
-        if ranked[middle, 0] < x0:
+        if keys[middle] < key:
             lo = middle
         else:
             hi = middle
+    best = np.float32(np.inf)
+    best_i = k
     while lo >= 0 or hi < k:
-        below = x0 - ranked[lo, 0] if lo >= 0 else np.float32(np.inf)
-        above = ranked[hi, 0] - x0 if hi < k else np.float32(np.inf)
+        below = key - keys[lo] if lo >= 0 else np.float32(np.inf)
+        above = keys[hi] - key if hi < k else np.float32(np.inf)
         if below <= above:
             row, gap, lo = lo, below, lo - 1
         else:
@@ -117,6 +102,31 @@ def _nearest_centre(cells, cell, ranked):  # pragma: no cover - compiled
         dist = e0 * e0 + e1 * e1 + e2 * e2
         j = np.intp(ranked[row, 3])
         if dist < best or (dist == best and j < best_i):
+            best = dist
+            best_i = j
+    return best_i
+
+
+@nb.njit(nogil=True, cache=True)
+def _nearest_centre(cells, cell, ranked):  # pragma: no cover - compiled
+    """Index of the palette entry nearest to the centre of ``cell`` (ties: the lowest index).
+
+    Palettes of up to `SCAN_ENTRIES` are scanned (``ranked`` in palette
+    order). Larger ones are in order of their first working-space coordinate,
+    which `_walk_nearest` walks out along from the cell centre's. Filling a
+    new 256-colour table's cells for a 720p frame so took 0.76-0.89x the time
+    of a scan; for 64 colours and fewer the walk took 1.1-1.4x.
+    """
+    x0, x1, x2 = _cell_centre(cell, cells)
+    k = ranked.shape[0]
+    if k > SCAN_ENTRIES:
+        return _walk_nearest(x0, x1, x2, x0, ranked[:, 0], ranked)
+    best = np.float32(np.inf)
+    best_i = k
+    for j in range(k):  # rows in palette order
+        e0, e1, e2 = x0 - ranked[j, 0], x1 - ranked[j, 1], x2 - ranked[j, 2]
+        dist = e0 * e0 + e1 * e1 + e2 * e2
+        if dist < best:
             best = dist
             best_i = j
     return best_i
@@ -396,50 +406,29 @@ def index_pixels(pixels, table, fine, cells, ranked, out):  # pragma: no cover -
 
 
 @nb.njit(inline="always")
-def _nearest_one(p0, p1, p2, centres, order, sorted_proj, axis):  # pragma: no cover - compiled
-    """Index of the centre nearest to point ``(p0, p1, p2)`` (ties: lowest index), searching out from the
-    point's projection on ``axis`` among the centres sorted by theirs, until the projected gap alone exceeds
-    the best distance found."""
-    k = centres.shape[0]
-    pp = p0 * axis[0] + p1 * axis[1] + p2 * axis[2]
-    start = np.searchsorted(sorted_proj, pp)
-    best = np.inf
-    best_i = k
-    lo, hi = start - 1, start
-    while lo >= 0 or hi < k:
-        gap_lo = pp - sorted_proj[lo] if lo >= 0 else np.inf
-        gap_hi = sorted_proj[hi] - pp if hi < k else np.inf
-        if gap_lo <= gap_hi:
-            j, gap = order[lo], gap_lo
-            lo -= 1
-        else:
-            j, gap = order[hi], gap_hi
-            hi += 1
-        if gap * gap > best:
-            break
-        d0 = p0 - centres[j, 0]
-        d1 = p1 - centres[j, 1]
-        d2 = p2 - centres[j, 2]
-        d = d0 * d0 + d1 * d1 + d2 * d2
-        if d < best or (d == best and j < best_i):
-            best = d
-            best_i = j
-    return best_i
+def _ranked_centres(centres, axis):  # pragma: no cover - compiled
+    """``centres`` as `_walk_nearest` walks them: rows ``(x, y, z, index)`` in order of their projection on
+    ``axis`` (stable: ties keep the lower index), and the sorted projections."""
+    proj = centres @ axis
+    order = np.argsort(proj, kind="mergesort")
+    ranked = np.empty((centres.shape[0], 4), np.float32)
+    for row in range(centres.shape[0]):
+        j = order[row]
+        ranked[row, 0], ranked[row, 1], ranked[row, 2], ranked[row, 3] = centres[j, 0], centres[j, 1], centres[j, 2], j
+    return ranked, proj[order]
 
 
 @nb.njit(parallel=True, nogil=True, cache=True)
 def nearest_sorted(points, centres, axis, out):  # pragma: no cover - compiled
     """Index of the nearest centre for each point (ties: lowest index), exact; the points split over threads.
 
-    Centres are sorted by their projection on ``axis``; the search walks out
-    from the point's own projection and stops once the projected gap alone
-    exceeds the best distance found, which is exact and prunes most entries.
+    The centres are walked in order of their projection on ``axis``, out from
+    the point's own (`_walk_nearest`).
     """
-    proj = centres @ axis
-    order = np.argsort(proj, kind="mergesort")  # stable: ties keep the lower index
-    sorted_proj = proj[order]
+    ranked, keys = _ranked_centres(centres, axis)
     for i in nb.prange(points.shape[0]):
-        out[i] = _nearest_one(points[i, 0], points[i, 1], points[i, 2], centres, order, sorted_proj, axis)
+        p0, p1, p2 = points[i, 0], points[i, 1], points[i, 2]
+        out[i] = _walk_nearest(p0, p1, p2, p0 * axis[0] + p1 * axis[1] + p2 * axis[2], keys, ranked)
 
 
 @nb.njit(nogil=True, cache=True)
@@ -447,11 +436,10 @@ def nearest_sorted_serial(points, centres, axis, out):  # pragma: no cover - com
     """`nearest_sorted` on the calling thread: for a few thousand points (a fit's samples), waking the
     other threads costs more than it saves, and on a busy machine a parallel region waits for its
     slowest thread."""
-    proj = centres @ axis
-    order = np.argsort(proj, kind="mergesort")
-    sorted_proj = proj[order]
+    ranked, keys = _ranked_centres(centres, axis)
     for i in range(points.shape[0]):
-        out[i] = _nearest_one(points[i, 0], points[i, 1], points[i, 2], centres, order, sorted_proj, axis)
+        p0, p1, p2 = points[i, 0], points[i, 1], points[i, 2]
+        out[i] = _walk_nearest(p0, p1, p2, p0 * axis[0] + p1 * axis[1] + p2 * axis[2], keys, ranked)
 
 
 @nb.njit(nogil=True, cache=True)

@@ -17,6 +17,7 @@ from livequant.lookup import (
     lookup_pixels,
     map_pixels,
     map_pixels_held,
+    nearest,
     nearest_exact,
     nearest_reference,
 )
@@ -105,6 +106,17 @@ def test_nearest_exact_matches_reference(space, rng):
     d = distances(frame.reshape(-1, 3), colors, space)
     rows = np.arange(len(got))
     np.testing.assert_allclose(d[rows, got], d[rows, expected], rtol=1e-6)
+
+
+@pytest.mark.parametrize("k", [2, 16, 256])
+def test_nearest_breaks_exact_ties_to_the_lowest_index(k, rng):
+    """Two centres 5 levels either side of a point along the grey axis, which the search walks: their
+    projected gaps round differently in float32, and the tie must still go to the lower index."""
+    point = np.array([[189.0, 235.0, 247.0]], np.float32)
+    for low, high in [(0, k - 1), (k - 1, 0)]:
+        centres = rng.integers(0, 120, (k, 3)).astype(np.float32)  # the others all farther
+        centres[low], centres[high] = point[0] - 5, point[0] + 5
+        assert nearest(point, centres, "rgb")[0] == 0
 
 
 @settings(max_examples=40, deadline=None)
