@@ -413,7 +413,7 @@ def _transcode(args) -> int:
         done = f"wrote {sink.frames} frames to {sink.path}" if sink.finished else f"nothing written to {sink.path}"
         print(f"{'terminated' if isinstance(stop, _Terminated) else 'interrupted'}: {done}", file=sys.stderr)
         return 143 if isinstance(stop, _Terminated) else 130
-    _warn_undecodable(stats.undecodable)
+    _warn_damage(stats.undecodable, stats.damaged)
     if not args.quiet:
         dropped = getattr(sink, "dropped", 0)
         shown = f" ({dropped} under 2/100 s apart left out: GIF players show at most 50 fps)" if dropped else ""
@@ -451,10 +451,19 @@ def _batch(args) -> int:
     return 1 if failures else 0
 
 
-def _warn_undecodable(count: int) -> None:
-    if count:
-        print(f"livequant: warning: {count} frame{'s' if count != 1 else ''} could not be decoded and "
-              "were skipped; the input may be damaged", file=sys.stderr)
+def _warn_damage(undecodable: int, damaged: int) -> None:
+    """Say on stderr how many frames were skipped and how many shown patched over decoding errors."""
+    said = []
+    if undecodable:
+        said.append(f"{_frames(undecodable)} could not be decoded and were skipped")
+    if damaged:
+        said.append(f"{_frames(damaged)} had decoding errors and are shown as the decoder patched them")
+    if said:
+        print(f"livequant: warning: {' and '.join(said)}; the input may be damaged", file=sys.stderr)
+
+
+def _frames(count: int) -> str:
+    return f"{count} frame{'s' if count != 1 else ''}"
 
 
 def _preview(args) -> int:
@@ -580,7 +589,7 @@ def _extract_palette(args) -> int:
     else:
         with VideoFile(args.input, max_pixels=args.max_pixels) as video:
             pixels = _sampled_pixels(video, most=32)
-        _warn_undecodable(video.undecodable)
+        _warn_damage(video.undecodable, video.damaged)
     name = os.fsencode(output.stem).decode(errors="replace")  # a palette file's name is text: UTF-8
     palette = _fit_palette(pixels, args, name)
     palette.save(output)

@@ -48,6 +48,7 @@ class Scene:
 
     live = False
     undecodable = 0
+    damaged = 0
     path = "scene"
 
     def __init__(self, size=(480, 270), fps: float = 15.0, frames: int = 45):

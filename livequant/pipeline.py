@@ -56,6 +56,8 @@ class Stats:
         (a camera's own drops included).
     undecodable : int
         Frames the source could not decode and skipped.
+    damaged : int
+        Frames the source decoded with errors and kept as the decoder patched them.
     seconds : float
         Wall time from the first frame read to the last frame written.
     read_ms, quantize_ms, write_ms : float
@@ -78,6 +80,7 @@ class Stats:
     frames: int = 0
     dropped: int = 0
     undecodable: int = 0
+    damaged: int = 0
     seconds: float = 0.0
     read_ms: float = 0.0
     quantize_ms: float = 0.0
@@ -291,6 +294,7 @@ def _run(source, quantizer, sinks: list, max_frames: int | None, on_frame, caugh
         stats.seconds = time.perf_counter() - start
         stats.dropped = frames.dropped + getattr(source, "dropped", 0)
         stats.undecodable = getattr(source, "undecodable", 0)
+        stats.damaged = getattr(source, "damaged", 0)
         stats.refits = quantizer.stats["refits"] - refits_before
         stats._summarize()
     if written is not None and written.error is not None:

@@ -3,7 +3,8 @@
 Every source is a context manager and an iterable of ``(frame, time)`` pairs:
 ``frame`` is an ``(H, W, 3) uint8`` RGB C-contiguous array and ``time`` its
 presentation time in seconds. Sources share the attributes ``fps``, ``size``
-(``(W, H)``), ``live``, ``frame_count``, ``undecodable`` and ``path``.
+(``(W, H)``), ``live``, ``frame_count``, ``undecodable``, ``damaged`` and
+``path``.
 """
 
 from __future__ import annotations
@@ -82,6 +83,7 @@ class _Source:
     live = False
     frame_count: int | None = None
     undecodable = 0
+    damaged = 0
     path: object = None
 
     def __enter__(self):
@@ -243,7 +245,8 @@ class VideoFile(_Source):
     decode are skipped and counted in ``undecodable``: packets the decoder
     refuses as they come, and, once the whole file is read, packets that gave
     no picture and frames the file's index lists but its data lacks (a
-    truncated file).
+    truncated file). Frames the decoder returns patched over errors (flagged
+    corrupt, as FFmpeg shows them) are kept and counted in ``damaged``.
 
     Parameters
     ----------
@@ -353,6 +356,7 @@ class VideoFile(_Source):
                 self.undecodable += 1
                 continue
             frames += len(decoded)
+            self.damaged += sum(frame.is_corrupt for frame in decoded)
             yield from decoded
         # The end: count packets that gave no picture and frames the index promises but the file lacks.
         self.undecodable = max(self.undecodable, max(packets, self.frame_count or 0) - frames)

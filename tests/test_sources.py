@@ -2,6 +2,7 @@
 
 import time
 
+import av
 import cv2
 import numpy as np
 import pytest
@@ -65,6 +66,20 @@ def test_broken_packets_are_counted_and_skipped(make_clip):
     with VideoFile(path) as src:
         frames = list(src)
     assert (len(frames), src.undecodable) == (9, 1)
+
+
+def test_frames_the_decoder_patches_are_kept_and_counted(make_clip):
+    clip = make_clip("clip.mp4", frames=24)
+    with av.open(str(clip.path)) as container:
+        after_the_keyframe = [(p.pos, p.size) for p in container.demux(video=0) if p.size][1:]
+    data = bytearray(clip.path.read_bytes())
+    for start, size in after_the_keyframe:  # garble the back half of each later picture's data
+        for i in range(start + size // 2, start + size):
+            data[i] ^= 0x55
+    clip.path.write_bytes(data)
+    with VideoFile(clip.path) as src:
+        frames = list(src)
+    assert src.damaged >= 1 and len(frames) + src.undecodable == 24
 
 
 def test_a_file_that_is_not_a_video_names_file_and_cause(tmp_path):
