@@ -62,7 +62,8 @@ from livequant.options import frame_size, make_quantizer, open_output
 from livequant.pipeline import run
 from livequant.report import QualityReport, still_change
 from livequant.sinks import AudioTrack, GifWriter, check_target
-from livequant.sources import VideoFile
+from livequant.gif import split_file_parts
+from livequant.sources import VideoFile, damage_note
 from livequant.track import scene_cuts
 
 __all__ = ["BatchError", "Chunk", "Item", "find_inputs", "plan_chunks", "run_batch", "settings_hash"]
@@ -313,13 +314,14 @@ def _task_options(options: argparse.Namespace, source_path, output, *, audio: bo
 
 
 def encode_task(source_path: str, output: str, options: argparse.Namespace, key: str, stop: str,
-                chunk: Chunk | None = None) -> int | tuple[int, int, float]:
+                chunk: Chunk | None = None) -> tuple[int, str] | tuple[int, int, float]:
     """Transcode a file, or one chunk of it, to ``output`` (a piece without audio for a chunk).
 
     Returns
     -------
-    int or (int, int, float)
-        The number of frames written; for a chunk, also the index of its first
+    (int, str) or (int, int, float)
+        The number of frames written; for a whole file, also what to tell of
+        its damaged frames (`damage_note`); for a chunk, the index of its first
         written frame and that frame's time after the file's first frame.
     """
     output = Path(output)
@@ -338,10 +340,10 @@ def encode_task(source_path: str, output: str, options: argparse.Namespace, key:
             sinks = [enlarge(sink, n)] + ([report] if report else [])
             if chunk is not None:
                 return _encode_chunk(frames, chunk, quantizer, sinks, reporter)
-            written = run(frames, quantizer, sinks, on_frame=reporter).frames
+            stats = run(frames, quantizer, sinks, on_frame=reporter)
     if report is not None:
         report.save(report_path(output, options.report))
-    return written
+    return stats.frames, damage_note(stats.undecodable, stats.damaged)
 
 
 def _encode_chunk(frames, chunk: Chunk, quantizer, sinks, reporter: _Reporter) -> tuple[int, int, float]:
@@ -378,8 +380,9 @@ def report_path(output: Path, kind: str) -> Path:
 
 
 def plan_task(source_path: str, options: argparse.Namespace, chunk_seconds: float,
-              replay_seconds: float = REPLAY_SECONDS) -> list[Chunk]:
-    """Decode a file once, find its scene cuts and keyframes, and plan its chunks."""
+              replay_seconds: float = REPLAY_SECONDS) -> tuple[list[Chunk], str]:
+    """Decode a file once, find its scene cuts and keyframes, and plan its chunks; returns them and what
+    to tell of its damaged frames (`damage_note`)."""
     times = []
     with VideoFile(source_path, max_pixels=options.max_pixels) as source:
         size, _ = frame_size(source.size, options)
@@ -391,6 +394,7 @@ def plan_task(source_path: str, options: argparse.Namespace, chunk_seconds: floa
                 yield frame
 
         cuts = scene_cuts(frames(), n_colors=options.colors)  # the sample size and seed the Quantizer uses
+    damage = damage_note(source.undecodable, source.damaged)
     keyframes = []
     with av.open(source_path) as container:
         stream = container.streams.video[0]
@@ -398,9 +402,10 @@ def plan_task(source_path: str, options: argparse.Namespace, chunk_seconds: floa
             if packet.is_keyframe and packet.pts is not None:
                 t = float(packet.pts * packet.time_base)
                 keyframes.append(bisect.bisect_left(times, t - 1e-6))
-    return plan_chunks(times, cuts, sorted(set(keyframes)), chunk_frames=max(1, round(chunk_seconds * fps)),
-                       warm_frames=round(WARM_SECONDS * fps), replay_frames=round(replay_seconds * fps),
-                       window_frames=round(SEAM_WINDOW_SECONDS * fps))
+    chunks = plan_chunks(times, cuts, sorted(set(keyframes)), chunk_frames=max(1, round(chunk_seconds * fps)),
+                         warm_frames=round(WARM_SECONDS * fps), replay_frames=round(replay_seconds * fps),
+                         window_frames=round(SEAM_WINDOW_SECONDS * fps))
+    return chunks, damage
 
 
 def join_task(pieces: list[str], offsets: list[float], output: str, source_path: str,
@@ -422,16 +427,21 @@ def join_task(pieces: list[str], offsets: list[float], output: str, source_path:
                     t0 = next(iter(source))[1]
             else:
                 audio = None
-            end = 0.0
-            for piece, offset in zip(pieces, offsets):
+            end, last_dts = 0.0, None
+            for number, (piece, offset) in enumerate(zip(pieces, offsets)):
                 with av.open(piece) as container:
                     video = container.streams.video[0]
                     shift = round(offset / video.time_base)
                     for packet in container.demux(video):
                         if packet.pts is None:
                             continue
+                        if output.suffix.lower() == ".gif":  # one header, one trailer: browsers stop at either
+                            packet = _gif_frame(packet, keep_header=number == 0)
                         packet.pts += shift
                         packet.dts = None if packet.dts is None else packet.dts + shift
+                        if packet.dts is not None and last_dts is not None and packet.dts <= last_dts:
+                            packet.dts = last_dts + 1  # a piece of 1 or 2 frames has less decoder delay than the next
+                        last_dts = packet.dts if packet.dts is not None else last_dts
                         t = float(packet.pts * video.time_base)
                         end = max(end, t + float((packet.duration or 0) * video.time_base))
                         if audio is not None:
@@ -448,6 +458,14 @@ def join_task(pieces: list[str], offsets: list[float], output: str, source_path:
         if audio_in is not None:
             audio_in.close()
     return frames
+
+
+def _gif_frame(packet: av.Packet, keep_header: bool) -> av.Packet:
+    """``packet`` of a GIF piece without the piece's trailer, and without its header unless ``keep_header``."""
+    header, frame = split_file_parts(bytes(packet))
+    part = av.Packet(header + frame if keep_header else frame)
+    part.pts, part.dts, part.duration, part.time_base = packet.pts, packet.dts, packet.duration, packet.time_base
+    return part
 
 
 def _timed(function, *args):
@@ -484,14 +502,16 @@ class _File:
     seconds: float = 0.0  # working time of its finished tasks
     chunks: list[Chunk] | None = None
     pieces: dict | None = None  # chunk index -> (piece path, first frame, its time), as they finish
+    damage: str = ""  # what to tell of its damaged frames, from the task that decoded it whole
     failed: bool = False
 
 
 def run_batch(items: list[Item], outdir, options: argparse.Namespace, settings: dict, *,
               workers: int | None = None, scheduler: str | None = None, resume: bool = False,
               overwrite: bool = False, chunk_seconds: float = 20.0, replay_seconds: float = REPLAY_SECONDS,
-              quiet: bool = False) -> list[str]:
-    """Transcode every item into ``outdir`` on a Dask cluster; return one line per failed input.
+              quiet: bool = False) -> tuple[list[str], list[str]]:
+    """Transcode every item into ``outdir`` on a Dask cluster; return one line per failed input, and one
+    per input done with damaged frames (skipped or patched by the decoder).
 
     Parameters
     ----------
@@ -548,7 +568,7 @@ def run_batch(items: list[Item], outdir, options: argparse.Namespace, settings: 
     if not todo:
         if not quiet:
             print(f"nothing to do: all {len(items)} outputs are done", flush=True)
-        return []
+        return [], []
     _check_encoding(todo, outdir, options)
     outdir.mkdir(parents=True, exist_ok=True)
     work = Path(tempfile.mkdtemp(dir=outdir, prefix=".livequant-batch-"))
@@ -594,6 +614,7 @@ class _Run:
         self.tasks = {}  # future -> (file key, what, chunk index)
         self.progress: dict[str, int] = {}
         self.failures: list[str] = []
+        self.warnings: list[str] = []
         self.done = 0
         self.pending = as_completed()
         probes = {item.name: _probe(item.input) for item in items}
@@ -628,7 +649,7 @@ class _Run:
         key, frames = event[1]
         self.progress[key] = frames
 
-    def loop(self) -> list[str]:
+    def loop(self) -> tuple[list[str], list[str]]:
         try:
             while self.tasks:
                 batch = self.pending.next_batch(block=False)
@@ -645,7 +666,7 @@ class _Run:
             raise
         finally:
             self.bar.close()
-        return self.failures
+        return self.failures, self.warnings
 
     def _draw(self) -> None:
         self.bar.set_postfix_str(f"files {self.done} done, {len(self.failures)} failed of {len(self.files)}",
@@ -666,9 +687,9 @@ class _Run:
         result, seconds = future.result()
         file.seconds += seconds
         if what == "plan":
-            file.chunks, file.pieces = result, {}
+            (file.chunks, file.damage), file.pieces = result, {}
             suffix = file.output.suffix
-            for i, chunk in enumerate(result):
+            for i, chunk in enumerate(file.chunks):
                 piece = self._temp(name, f"chunk{i:05d}", f"piece{suffix}")
                 key = f"{name}#{i}"
                 self._submit(name, "chunk", i, encode_task, str(file.item.input), str(piece), self.options, key,
@@ -689,13 +710,18 @@ class _Run:
         os.replace(temp, file.output)
         if self.options.report:
             os.replace(report_path(temp, self.options.report), report_path(file.output, self.options.report))
-        frames = result
+        frames = result if what == "join" else result[0]
+        if what == "whole":
+            file.damage = result[1]
+        if file.damage:
+            self.warnings.append(f"{file.item.input}: {file.damage}")
         for key in [k for k in self.progress if k == name or k.startswith(f"{name}#")]:
             del self.progress[key]
         self.progress[name] = frames
         self.done += 1
         seams = [file.pieces[i][1] for i in range(1, len(file.chunks))] if file.chunks else []
-        self._record(file, "done", frames, chunks=len(file.chunks) if file.chunks else 1, seams=seams)
+        self._record(file, "done", frames, chunks=len(file.chunks) if file.chunks else 1, seams=seams,
+                     **({"warning": file.damage} if file.damage else {}))
         if file.chunks:
             shutil.rmtree(temp.parent.parent, ignore_errors=True)
 

@@ -38,7 +38,7 @@ from livequant.quantizer import Quantizer, quantize
 from livequant.report import QualityReport, check_path
 from livequant.sinks import VIDEO_SUFFIXES, ImageWriter, Preview, check_target
 from livequant.sources import (IMAGE_SUFFIXES, MAX_PIXELS, Images, Reconnecting, TestPattern, VideoFile, Webcam,
-                               list_cameras, open_source)
+                               damage_note, list_cameras, open_source)
 
 __all__ = ["PreviewKeys", "main"]
 
@@ -440,10 +440,12 @@ def _batch(args) -> int:
             check_path(f"report.{args.report}")  # a .png report needs matplotlib
         except ValueError as e:
             raise UsageError(str(e).replace("'report.png'", "--report png")) from None
-    failures = batch.run_batch(items, args.output, options, settings, workers=args.workers,
-                               scheduler=args.scheduler, resume=args.resume, overwrite=args.overwrite,
-                               chunk_seconds=0 if args.report else args.chunk_seconds,
-                               replay_seconds=args.replay_seconds, quiet=args.quiet)
+    failures, warnings = batch.run_batch(items, args.output, options, settings, workers=args.workers,
+                                         scheduler=args.scheduler, resume=args.resume, overwrite=args.overwrite,
+                                         chunk_seconds=0 if args.report else args.chunk_seconds,
+                                         replay_seconds=args.replay_seconds, quiet=args.quiet)
+    for line in warnings:
+        print(f"livequant: warning: {line}", file=sys.stderr)
     for line in failures:
         print(f"livequant: error: {line}", file=sys.stderr)
     if not args.quiet:
@@ -452,18 +454,8 @@ def _batch(args) -> int:
 
 
 def _warn_damage(undecodable: int, damaged: int) -> None:
-    """Say on stderr how many frames were skipped and how many shown patched over decoding errors."""
-    said = []
-    if undecodable:
-        said.append(f"{_frames(undecodable)} could not be decoded and were skipped")
-    if damaged:
-        said.append(f"{_frames(damaged)} had decoding errors and are shown as the decoder patched them")
-    if said:
-        print(f"livequant: warning: {' and '.join(said)}; the input may be damaged", file=sys.stderr)
-
-
-def _frames(count: int) -> str:
-    return f"{count} frame{'s' if count != 1 else ''}"
+    if note := damage_note(undecodable, damaged):
+        print(f"livequant: warning: {note}", file=sys.stderr)
 
 
 def _preview(args) -> int:

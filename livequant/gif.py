@@ -31,7 +31,7 @@ import numpy as np
 from livequant.colorspace import pack_rgb
 from livequant.kernels import lzw_encode, transparent_runs
 
-__all__ = ["GifEncoder", "MIN_DELAY"]
+__all__ = ["GifEncoder", "MIN_DELAY", "split_file_parts"]
 
 MIN_DELAY = 2  # 1/100 s: players show a shorter delay as 10/100 s
 
@@ -63,6 +63,24 @@ def _sub_blocks(data: np.ndarray) -> bytes:
         blocks[full * 256 + 1 : -1] = data[full * 255 :]
     blocks[-1] = 0
     return blocks.tobytes()
+
+
+def split_file_parts(data: bytes) -> tuple[bytes, bytes]:
+    """``(file header, frame)`` of a GIF packet as FFmpeg's demuxer hands it: the first carries the file's
+    header (signature, screen descriptor, global colour table, extensions such as the loop count), the
+    last its trailer. The header part is empty for other packets; the frame never has the trailer. To
+    join GIFs, keep the first header and write the frames."""
+    i = 0
+    if data[:6] in (b"GIF87a", b"GIF89a"):
+        flags = data[10]
+        i = 13 + (3 << ((flags & 7) + 1) if flags & 0x80 else 0)
+        while data[i] == 0x21 and data[i + 1] != 0xF9:  # an extension other than the frame's control block
+            i += 2
+            while data[i]:  # its sub-blocks, up to the empty one
+                i += data[i] + 1
+            i += 1
+    end = len(data) - 1 if data.endswith(b"\x00\x3b") else len(data)  # a frame ends with an empty block
+    return data[:i], data[i:end]
 
 
 class GifEncoder:

@@ -33,7 +33,7 @@ from livequant.frames import flatten_alpha, to_rgb8
 from livequant.mailbox import END, Mailbox
 
 __all__ = ["IMAGE_SUFFIXES", "Images", "MAX_PIXELS", "Reconnecting", "TestPattern", "VideoFile", "Webcam",
-           "list_cameras", "open_source", "read_image", "resize"]
+           "damage_note", "list_cameras", "open_source", "read_image", "resize"]
 
 log = logging.getLogger("livequant")
 
@@ -73,6 +73,17 @@ def _not_a_file(kind: str, path: str) -> str | None:
     if os.path.isfile(path) and os.path.getsize(path) == 0:
         return f"cannot read {kind} '{path}': the file is empty (0 bytes)"
     return None
+
+
+def damage_note(undecodable: int, damaged: int) -> str:
+    """What a user is told of a source's ``undecodable`` and ``damaged`` frames ("" when there are none)."""
+    said = []
+    if undecodable:
+        said.append(f"{undecodable} frame{'s' if undecodable != 1 else ''} could not be decoded and were skipped")
+    if damaged:
+        said.append(f"{damaged} frame{'s' if damaged != 1 else ''} had decoding errors and are shown as the "
+                    "decoder patched them")
+    return f"{' and '.join(said)}; the input may be damaged" if said else ""
 
 
 class _Source:

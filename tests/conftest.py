@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import struct
 import subprocess
 import threading
 import time
@@ -165,6 +166,48 @@ def rng() -> np.random.Generator:
 def clip(tmp_path_factory) -> Clip:
     """A 2 s 64x48 12 fps H.264 clip with 2 s of AAC stereo audio, in MP4."""
     return write_clip(tmp_path_factory.mktemp("clip") / "clip.mp4", audio_seconds=2.0)
+
+
+def gif_blocks(data: bytes):
+    """``(global table size, [(x, y, w, h, local table size or 0, transparent index or None, delay)])`` of a
+    GIF file's bytes, walked block by block: anything else where a block should start fails the test."""
+    assert data[:6] == b"GIF89a" and data[-1:] == b";"
+    flags = data[10]
+    pos = 13 + (3 << ((flags & 7) + 1) if flags & 0x80 else 0)
+    global_size = 1 << ((flags & 7) + 1) if flags & 0x80 else 0
+    images, control = [], (None, 0)
+    while data[pos] != 0x3B:
+        if data[pos] == 0x21:
+            label = data[pos + 1]
+            if label == 0xF9:
+                packed, delay, index = data[pos + 3], *struct.unpack("<HB", data[pos + 4 : pos + 7])
+                control = (index if packed & 1 else None, delay)
+            pos += 2
+            while data[pos]:
+                pos += data[pos] + 1
+            pos += 1
+        else:
+            assert data[pos] == 0x2C
+            x, y, w, h, packed = struct.unpack("<HHHHB", data[pos + 1 : pos + 10])
+            local = 1 << ((packed & 7) + 1) if packed & 0x80 else 0
+            images.append((x, y, w, h, local, *control))
+            pos += 10 + 3 * local + 1
+            while data[pos]:
+                pos += data[pos] + 1
+            pos += 1
+    return global_size, images
+
+
+def garble_pictures(path: Path) -> None:
+    """Garble the back half of every picture after the first in the video file at ``path``, in place: the
+    decoder patches them (and flags them corrupt) or refuses them, whatever bits the encoder chose."""
+    with av.open(str(path)) as container:
+        after_the_first = [(p.pos, p.size) for p in container.demux(video=0) if p.size][1:]
+    data = bytearray(path.read_bytes())
+    for start, size in after_the_first:
+        for i in range(start + size // 2, start + size):
+            data[i] ^= 0x55
+    path.write_bytes(data)
 
 
 @pytest.fixture

@@ -15,7 +15,7 @@ import numpy as np
 import psutil
 import pytest
 
-from conftest import write_clip
+from conftest import garble_pictures, gif_blocks, write_clip
 from livequant.batch import MANIFEST, BatchError, find_inputs, plan_chunks
 from livequant.cli import main
 from livequant.quantizer import Quantizer
@@ -136,16 +136,19 @@ def test_broken_input_fails_alone_and_resume_touches_nothing(tmp_path, capsys):
     (inputs / "sub").mkdir(parents=True)
     clips = [write_clip(inputs / name, size=(48, 32), frames=12) for name in ("a.mp4", "b.mp4", "sub/c.mp4")]
     (inputs / "broken.mp4").write_bytes(b"\x00" * 4096)
+    garble_pictures(write_clip(inputs / "damaged.mp4", size=(48, 32), frames=12).path)
     out = tmp_path / "out"
     assert main(["batch", str(inputs), "-o", str(out), "--workers", "2", "-q"]) == 1
     err = capsys.readouterr().err.splitlines()
-    assert len(err) == 1 and err[0].startswith("livequant: error: ") and "broken.mp4: cannot open video" in err[0]
+    assert len(err) == 2 and err[1].startswith("livequant: error: ") and "broken.mp4: cannot open video" in err[1]
+    assert err[0].startswith("livequant: warning: ") and "damaged.mp4: " in err[0] and "decoding errors" in err[0]
     for clip in clips:
         output = out / clip.path.relative_to(inputs)
         assert len(_decode(output)) == clip.frames
-    assert sorted(p.name for p in out.rglob("*.mp4")) == ["a.mp4", "b.mp4", "c.mp4"]
+    assert sorted(p.name for p in out.rglob("*.mp4")) == ["a.mp4", "b.mp4", "c.mp4", "damaged.mp4"]
     assert not _hidden(out)
     records = {r["output"]: r for r in _manifest(out)}
+    assert "decoding errors" in records["damaged.mp4"]["warning"] and "warning" not in records["a.mp4"]
     assert records["broken.mp4"]["status"] == "failed" and records["a.mp4"]["frames"] == 12
     assert records["a.mp4"]["seconds"] > 0 and records["a.mp4"]["settings"] == records["b.mp4"]["settings"]
     assert all(records[name]["status"] == "done" for name in ("a.mp4", "b.mp4", "sub/c.mp4"))
@@ -211,8 +214,9 @@ def cluster():
 @pytest.mark.slow
 @pytest.mark.parametrize("to", [["mkv", "--lossless"], ["gif"]], ids=["lossless video", "gif"])
 def test_chunked_equals_sequential_on_a_clip_with_cuts(tmp_path, cluster, rng, to):
-    """GIF chunks are joined by copying their frames, each with its own colour table: the same pictures."""
-    shots = [(14, 0), (12, 60), (15, 120), (10, 170), (13, 30)]
+    """GIF chunks are joined by copying their frames, each with its own colour table: the same pictures; a
+    one-frame chunk (less decoder delay than the next) joins too."""
+    shots = [(14, 0), (12, 60), (1, 95), (15, 120), (10, 170), (13, 30)]  # a one-frame shot: a flash
     frames = [f for n, hue in shots for f in _shot(n, hue, rng)]
     source = _write(tmp_path / "cuts.mp4", frames, gop=5)
     out = tmp_path / "out"
@@ -225,7 +229,23 @@ def test_chunked_equals_sequential_on_a_clip_with_cuts(tmp_path, cluster, rng, t
     expected = [quantizer.quantize(frame) for frame in decoded]
     got = _decode(out / f"cuts.{to[0]}")
     assert len(got) == len(expected)
+    if to[0] == "gif":  # one file header, then frame after frame (FFmpeg reads past a second; browsers stop)
+        assert len(gif_blocks((out / "cuts.gif").read_bytes())[1]) == len(expected)
     assert all(np.array_equal(a, b) for a, b in zip(got, expected))
+
+
+@pytest.mark.slow
+def test_a_chunked_file_with_damaged_frames_is_reported_once(tmp_path, cluster, capsys):
+    source = write_clip(tmp_path / "damaged.mp4", frames=36).path
+    garble_pictures(source)
+    with VideoFile(source) as video:
+        list(video)
+    out = tmp_path / "out"
+    assert main(["batch", str(source), "-o", str(out), "--chunk-seconds", "0.5", "--scheduler", cluster, "-q"]) == 0
+    record = _manifest(out)[-1]
+    warnings = [line for line in capsys.readouterr().err.splitlines() if line.startswith("livequant: warning: ")]
+    assert record["chunks"] >= 2 and warnings == [f"livequant: warning: {source}: {record['warning']}"]
+    assert f"{video.damaged} frames had decoding errors" in record["warning"]
 
 
 @pytest.mark.slow

@@ -9,11 +9,12 @@ import av
 import numpy as np
 import pytest
 
+from conftest import gif_blocks
 from livequant import presets
 from livequant.cli import main
 from livequant.errors import SinkError
 from livequant.frames import QuantizedFrame
-from livequant.gif import GifEncoder
+from livequant.gif import GifEncoder, split_file_parts
 from livequant.kernels import lzw_encode, transparent_runs
 from livequant.palette import Palette
 from livequant.sinks import AnimationWriter, GifWriter
@@ -55,35 +56,6 @@ def _pyav_frames(path):
     return [f.to_ndarray(format="rgb24") for f in frames], [f.time for f in frames]
 
 
-def _gif_blocks(data: bytes):
-    """``(global table size, [(x, y, w, h, local table size or 0, transparent index or None, delay)])``."""
-    assert data[:6] == b"GIF89a" and data[-1:] == b";"
-    flags = data[10]
-    pos = 13 + (3 << ((flags & 7) + 1) if flags & 0x80 else 0)
-    global_size = 1 << ((flags & 7) + 1) if flags & 0x80 else 0
-    images, control = [], (None, 0)
-    while data[pos] != 0x3B:
-        if data[pos] == 0x21:
-            label = data[pos + 1]
-            if label == 0xF9:
-                packed, delay, index = data[pos + 3], *struct.unpack("<HB", data[pos + 4 : pos + 7])
-                control = (index if packed & 1 else None, delay)
-            pos += 2
-            while data[pos]:
-                pos += data[pos] + 1
-            pos += 1
-        else:
-            assert data[pos] == 0x2C
-            x, y, w, h, packed = struct.unpack("<HHHHB", data[pos + 1 : pos + 10])
-            local = 1 << ((packed & 7) + 1) if packed & 0x80 else 0
-            images.append((x, y, w, h, local, *control))
-            pos += 10 + 3 * local + 1
-            while data[pos]:
-                pos += data[pos] + 1
-            pos += 1
-    return global_size, images
-
-
 def _write_all(sink, qframes):
     with sink:
         for q in qframes:
@@ -106,7 +78,7 @@ def test_gif_frames_decode_exactly_and_are_cropped_to_the_change(tmp_path, rng, 
         assert len(frames) == len(qframes)
         for q, frame in zip(qframes, frames):
             np.testing.assert_array_equal(frame, q.rgb)
-    global_size, images = _gif_blocks(path.read_bytes())
+    global_size, images = gif_blocks(path.read_bytes())
     assert global_size >= len(colors) and all(local == 0 for *_, local, _, _ in images)  # one palette: no local
     assert images[0][:4] == (0, 0, 56, 40)
     if k > 1:  # the box moved 3 pixels: the change is within rows 10..15 and columns 3i-3..3i+8
@@ -125,7 +97,7 @@ def test_gif_writes_a_local_table_only_for_frames_needing_new_colours(tmp_path, 
     frames, _ = _pyav_frames(path)
     for q, frame in zip(qframes, frames):
         np.testing.assert_array_equal(frame, q.rgb)
-    _, images = _gif_blocks(path.read_bytes())
+    _, images = gif_blocks(path.read_bytes())
     # frame 2 shows the new colour; frame 3 only moves the box (old colours); frame 4 goes back to the first
     assert [local > 0 for *_, local, _, _ in images] == [False, False, True, False, False]
     x, y, w, h, local, transparent, _ = images[2]
@@ -175,7 +147,7 @@ def test_gif_transparency_never_takes_a_used_colour(tmp_path, rng):
     _write_all(GifWriter(path), qframes)
     frames, _ = _pyav_frames(path)
     np.testing.assert_array_equal(frames[1], qframes[1].rgb)
-    _, images = _gif_blocks(path.read_bytes())
+    _, images = gif_blocks(path.read_bytes())
     transparent = images[1][5]
     if transparent is not None:  # an index the 16 changed pixels do not use
         assert transparent not in set(second[4:8, 4:8].ravel().tolist())
@@ -187,12 +159,26 @@ def test_gif_delays_and_loop(tmp_path, rng):
     path = tmp_path / "once.gif"
     _write_all(GifWriter(path, loop=-1), _qframes([colors] * 4, times))
     data = path.read_bytes()
-    assert [delay for *_, delay in _gif_blocks(data)[1]] == [10, 15, 5, 5]
+    assert [delay for *_, delay in gif_blocks(data)[1]] == [10, 15, 5, 5]
     assert b"NETSCAPE2.0" not in data
     path = tmp_path / "thrice.gif"
     _write_all(GifWriter(path, loop=3), _qframes([colors] * 2))
     data = path.read_bytes()
     assert data[data.index(b"NETSCAPE2.0") + 13 : data.index(b"NETSCAPE2.0") + 15] == b"\x03\x00"
+
+
+def test_gif_packets_split_into_the_file_header_and_frames_without_the_trailer(tmp_path, rng):
+    colors = np.unique(rng.integers(0, 256, (8, 3), dtype=np.uint8), axis=0)
+    path = tmp_path / "loop.gif"
+    _write_all(GifWriter(path, loop=3), _qframes([colors] * 3))
+    with av.open(str(path)) as container:
+        packets = [bytes(packet) for packet in container.demux(video=0) if packet.size]
+    parts = [split_file_parts(packet) for packet in packets]
+    header = parts[0][0]
+    assert header.startswith(b"GIF89a") and header.endswith(b"NETSCAPE2.0\x03\x01\x03\x00\x00")
+    assert [h for h, _ in parts[1:]] == [b"", b""] and packets[-1].endswith(b";")
+    assert all(frame.startswith(b"\x21\xf9") and frame.endswith(b"\x00") for _, frame in parts)
+    assert header + b"".join(frame for _, frame in parts) + b";" == path.read_bytes()
 
 
 @pytest.mark.parametrize(("times", "delays"), [
@@ -206,7 +192,7 @@ def test_gif_delays_are_at_least_2_100_s_and_add_up_to_the_duration(times, delay
     for i, t in enumerate(times):
         data += encoder.add(np.full((4, 4), i % 2, np.uint8), colors, t)
     data += encoder.end()
-    assert [delay for *_, delay in _gif_blocks(data)[1]] == delays
+    assert [delay for *_, delay in gif_blocks(data)[1]] == delays
     assert (encoder.frames, encoder.dropped) == (len(delays), len(times) - len(delays))
 
 
@@ -316,7 +302,7 @@ def test_transcode_to_animations_keeps_every_frame_in_the_palette(tmp_path, clip
 def test_transcode_gif_with_a_global_palette_has_one_colour_table(tmp_path, clip, capsys):
     out = tmp_path / "global.gif"
     assert main(["transcode", str(clip.path), str(out), "-k", "8", "--gif-palette", "global", "-q"]) == 0
-    global_size, images = _gif_blocks(out.read_bytes())
+    global_size, images = gif_blocks(out.read_bytes())
     assert len(images) == clip.frames and global_size == 8 and all(local == 0 for *_, local, _, _ in images)
     frames, _ = _pyav_frames(out)
     colours = set()

@@ -2,11 +2,11 @@
 
 import time
 
-import av
 import cv2
 import numpy as np
 import pytest
 
+from conftest import garble_pictures
 from livequant.errors import SourceError
 from livequant.sources import Images, TestPattern, VideoFile, Webcam, open_source
 
@@ -70,13 +70,7 @@ def test_broken_packets_are_counted_and_skipped(make_clip):
 
 def test_frames_the_decoder_patches_are_kept_and_counted(make_clip):
     clip = make_clip("clip.mp4", frames=24)
-    with av.open(str(clip.path)) as container:
-        after_the_keyframe = [(p.pos, p.size) for p in container.demux(video=0) if p.size][1:]
-    data = bytearray(clip.path.read_bytes())
-    for start, size in after_the_keyframe:  # garble the back half of each later picture's data
-        for i in range(start + size // 2, start + size):
-            data[i] ^= 0x55
-    clip.path.write_bytes(data)
+    garble_pictures(clip.path)
     with VideoFile(clip.path) as src:
         frames = list(src)
     assert src.damaged >= 1 and len(frames) + src.undecodable == 24
