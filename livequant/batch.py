@@ -61,7 +61,7 @@ from livequant.frames import QuantizedFrame
 from livequant.options import frame_size, make_quantizer, open_output
 from livequant.pipeline import run
 from livequant.report import QualityReport, still_change
-from livequant.sinks import AudioTrack, GifWriter, check_target
+from livequant.sinks import VIDEO_SUFFIXES, AudioTrack, GifWriter, check_target
 from livequant.gif import split_file_parts
 from livequant.sources import VideoFile, damage_note
 from livequant.track import scene_cuts
@@ -72,6 +72,9 @@ __all__ = ["BatchError", "Chunk", "Item", "find_inputs", "plan_chunks", "run_bat
 VIDEO_SUFFIXES = frozenset({".mp4", ".m4v", ".mov", ".mkv", ".webm", ".avi", ".gif", ".mpg", ".mpeg", ".ts",
                             ".flv", ".wmv", ".ogv"})
 MANIFEST = "livequant-manifest.jsonl"
+#: Outputs whose chunks join by stream copy; others (APNG: one frame count and numbering over the file) are
+#: encoded whole.
+JOINABLE = frozenset({".mp4", ".mov", ".mkv", ".webm", ".gif"})
 #: Default seconds from a shot's start within which a chunk replays the shot before it (and is exact).
 REPLAY_SECONDS = 30.0
 #: Seconds before a keyframe cut that a chunk further into its shot quantizes without writing them.
@@ -427,28 +430,15 @@ def join_task(pieces: list[str], offsets: list[float], output: str, source_path:
                     t0 = next(iter(source))[1]
             else:
                 audio = None
-            end, last_dts = 0.0, None
-            for number, (piece, offset) in enumerate(zip(pieces, offsets)):
-                with av.open(piece) as container:
-                    video = container.streams.video[0]
-                    shift = round(offset / video.time_base)
-                    for packet in container.demux(video):
-                        if packet.pts is None:
-                            continue
-                        if output.suffix.lower() == ".gif":  # one header, one trailer: browsers stop at either
-                            packet = _gif_frame(packet, keep_header=number == 0)
-                        packet.pts += shift
-                        packet.dts = None if packet.dts is None else packet.dts + shift
-                        if packet.dts is not None and last_dts is not None and packet.dts <= last_dts:
-                            packet.dts = last_dts + 1  # a piece of 1 or 2 frames has less decoder delay than the next
-                        last_dts = packet.dts if packet.dts is not None else last_dts
-                        t = float(packet.pts * video.time_base)
-                        end = max(end, t + float((packet.duration or 0) * video.time_base))
-                        if audio is not None:
-                            audio.mux_until(t0 + t, t0)
-                        packet.stream = stream
-                        out.mux(packet)
-                        frames += 1
+            end = 0.0
+            for packet in _joined_packets(pieces, offsets, gif=output.suffix.lower() == ".gif"):
+                t = float(packet.pts * packet.time_base)
+                end = max(end, t + float((packet.duration or 0) * packet.time_base))
+                if audio is not None:
+                    audio.mux_until(t0 + t, t0)
+                packet.stream = stream
+                out.mux(packet)
+                frames += 1
             if audio is not None:
                 audio.finish(t0 + end, t0)
     except BaseException:
@@ -458,6 +448,40 @@ def join_task(pieces: list[str], offsets: list[float], output: str, source_path:
         if audio_in is not None:
             audio_in.close()
     return frames
+
+
+def _joined_packets(pieces: list[str], offsets: list[float], gif: bool):
+    """The video packets of ``pieces`` in order, each piece shifted by its offset (seconds) onto one
+    timeline, with a dts on every packet that rises from one to the next: a piece of one or two frames
+    has less decoder delay (B-frames) than the next, and a Matroska piece's first packets come without
+    a dts. GIF packets lose the pieces' file headers but the first, and their trailers."""
+    last_dts = None
+    for number, (piece, offset) in enumerate(zip(pieces, offsets)):
+        with av.open(piece) as container:
+            video = container.streams.video[0]
+            shift = round(offset / video.time_base)
+            waiting = []  # the piece's first packets, while the demuxer gives no dts
+            for packet in container.demux(video):
+                if packet.pts is None:
+                    continue
+                if gif:
+                    packet = _gif_frame(packet, keep_header=number == 0)
+                packet.pts += shift
+                if packet.dts is None:
+                    waiting.append(packet)
+                    continue
+                dts = packet.dts + shift
+                if last_dts is not None:
+                    dts = max(dts, last_dts + 1 + len(waiting))
+                for i, early in enumerate(waiting):  # just before the first dts given
+                    early.dts = dts - len(waiting) + i
+                    yield early
+                waiting = []
+                packet.dts = last_dts = dts
+                yield packet
+            for early in waiting:  # no dts given at all: frames without reordering, in presentation order
+                early.dts = last_dts = early.pts if last_dts is None else max(early.pts, last_dts + 1)
+                yield early
 
 
 def _gif_frame(packet: av.Packet, keep_header: bool) -> av.Packet:
@@ -627,7 +651,7 @@ class _Run:
             output = outdir / item.name
             output.parent.mkdir(parents=True, exist_ok=True)
             self.files[item.name] = _File(item, output, probe[0] if probe else 0, _fingerprint(item.input))
-            if probe and chunk_seconds and probe[1] > 1.5 * chunk_seconds:
+            if probe and chunk_seconds and probe[1] > 1.5 * chunk_seconds and output.suffix.lower() in JOINABLE:
                 self._submit(item.name, "plan", None, plan_task, str(item.input), options, chunk_seconds,
                              replay_seconds,
                              priority=probe[0])

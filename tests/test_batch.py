@@ -248,6 +248,23 @@ def test_a_chunked_file_with_damaged_frames_is_reported_once(tmp_path, cluster, 
 
 
 @pytest.mark.slow
+@pytest.mark.parametrize("to", ["mkv", "apng"])
+def test_every_output_of_a_long_file_holds_its_frames_once(tmp_path, cluster, rng, to):
+    """Matroska gives a piece's first packets no dts; APNG counts and numbers its frames over the whole
+    file, so it is encoded whole."""
+    source = _write(tmp_path / "shots.mp4", [f for hue in (0, 90) for f in _shot(15, hue, rng)], gop=5)
+    out = tmp_path / "out"
+    assert main(["batch", str(source), "-o", str(out), "--to", to, "--chunk-seconds", "0.5",
+                 "--scheduler", cluster, "-q"]) == 0
+    assert _manifest(out)[-1]["chunks"] == (1 if to == "apng" else 6)
+    output = (out / f"shots.{to}")
+    assert len(_decode(output)) == 30
+    if to == "apng":
+        data = output.read_bytes()
+        assert int.from_bytes(data[data.index(b"acTL") + 4 : data.index(b"acTL") + 8], "big") == 30
+
+
+@pytest.mark.slow
 def test_seams_inside_a_shot_are_the_sequential_frames_and_flicker_no_more_than_the_clip(tmp_path, cluster, rng):
     if not METRICS.is_dir():
         pytest.skip(f"quality metrics not found at {METRICS}")
