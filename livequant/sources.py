@@ -307,7 +307,8 @@ class VideoFile(_Source):
         except SourceError:
             self._container.close()
             raise
-        context.options = limit
+        build = _x264_build(self._container, stream) if start else None
+        context.options = limit if build is None else {**limit, "x264_build": str(build)}
         stream.thread_type = "AUTO"
         self._refused = False  # a frame was over max_pixels
         rate = stream.average_rate or stream.guessed_rate
@@ -436,6 +437,23 @@ def resize(frame: np.ndarray, size) -> np.ndarray:
     if not options:
         return frame
     return np.ascontiguousarray(av.VideoFrame.from_ndarray(frame, format="rgb24").to_ndarray(**options))
+
+
+def _x264_build(container, stream) -> int | None:
+    """The x264 build named in an H.264 stream's first packet (the SEI x264 writes there), if any.
+
+    FFmpeg's decoder works around the bugs of old x264 builds by this number (4:4:4 before build 151:
+    the frames decode to green blocks without it), and a decoder that starts at a seek never sees
+    that packet, so it is read first and passed as the decoder's ``x264_build`` option.
+    """
+    if stream.codec_context.name != "h264":
+        return None
+    try:
+        first = next(container.demux(stream), None)
+    except av.error.FFmpegError:
+        return None
+    found = None if first is None else re.search(rb"x264 - core (\d+)", bytes(first))
+    return int(found[1]) if found else None
 
 
 def _open_hint(path: str, error: Exception) -> str:

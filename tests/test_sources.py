@@ -38,6 +38,18 @@ def test_start_and_duration_select_a_window(clip, start, duration, expected):
     np.testing.assert_allclose(times, expected, atol=1e-3)
 
 
+def test_a_start_in_an_old_x264_444_file_decodes_the_frames_played_from_the_beginning(shared_data):
+    """cockatoo.mp4 is x264 build 142, 4:4:4: FFmpeg's decoder needs the build (from the first frame's SEI)
+    to decode it; started at a seek without it, every frame came out green."""
+    path = shared_data("cockatoo.mp4")
+    with VideoFile(path, start=12.0, duration=0.5) as src:
+        started = list(src)
+    with VideoFile(path) as src:
+        played = {round(t, 3): frame for frame, t in src if 12.0 - 1e-6 <= t < 12.5 - 1e-6}
+    assert [round(t, 3) for _, t in started] == list(played) and len(played) == 10 and src.damaged == 0
+    assert all(np.array_equal(frame, played[round(t, 3)]) for frame, t in started)
+
+
 def test_variable_frame_rate_timestamps_are_kept(make_clip):
     times = [0.0, 0.1, 0.15, 0.4, 0.45, 1.0]
     clip = make_clip("vfr.mkv", times=times)
