@@ -26,6 +26,8 @@ under 2/100 s, it is left out and the frame before lasts until the end.
 
 from __future__ import annotations
 
+from concurrent.futures import ThreadPoolExecutor
+
 import numpy as np
 
 from livequant.colorspace import pack_rgb
@@ -34,6 +36,7 @@ from livequant.kernels import lzw_encode, transparent_runs
 __all__ = ["GifEncoder", "MIN_DELAY", "split_file_parts"]
 
 MIN_DELAY = 2  # 1/100 s: players show a shorter delay as 10/100 s
+_SECOND = ThreadPoolExecutor(1, thread_name_prefix="livequant-lzw")  # the other of a frame's two encodings
 
 
 def _bits(n: int) -> int:
@@ -192,7 +195,8 @@ class GifEncoder:
             transparent = int(np.flatnonzero(free)[-1])
             own = lut[region]
             choices = (transparent_runs(changed, own, transparent), np.where(changed, own, transparent).astype(np.uint8))
-            compressed = min((lzw_encode(codes.ravel(), min_code_size) for codes in choices), key=len)
+            other = _SECOND.submit(lzw_encode, choices[1].ravel(), min_code_size)  # compiled without the GIL
+            compressed = min(lzw_encode(choices[0].ravel(), min_code_size), other.result(), key=len)
             self.transparent_frames += 1
         else:
             compressed = lzw_encode(lut[region].astype(np.uint8).ravel(), min_code_size)
