@@ -26,8 +26,6 @@ under 2/100 s, it is left out and the frame before lasts until the end.
 
 from __future__ import annotations
 
-from concurrent.futures import Executor
-
 import numpy as np
 
 from livequant.colorspace import pack_rgb
@@ -101,19 +99,13 @@ class GifEncoder:
     local_tables : bool
         Give every frame a colour table of its own, so its image can be copied
         into another GIF (``livequant batch`` joins chunks so).
-    pool : concurrent.futures.Executor, optional
-        Runs one of a frame's two LZW encodings while the caller runs the
-        other (the compiled encoder releases the GIL); without it, the caller
-        runs both.
     """
 
-    def __init__(self, width: int, height: int, colors: np.ndarray, loop: int = 0, local_tables: bool = False,
-                 pool: Executor | None = None):
+    def __init__(self, width: int, height: int, colors: np.ndarray, loop: int = 0, local_tables: bool = False):
         if not (1 <= width <= 65535 and 1 <= height <= 65535):
             raise ValueError(f"GIF pictures are at most 65535 x 65535 pixels, got {width} x {height}")
         self.width, self.height, self.loop = width, height, loop
         self.local_only = local_tables
-        self._pool = pool
         self._global = pack_rgb(np.asarray(colors, np.uint8))
         self._global_bits = _bits(len(self._global))
         self._canvas: np.ndarray | None = None  # (H, W) uint32 colours the viewer shows now
@@ -200,11 +192,7 @@ class GifEncoder:
             transparent = int(np.flatnonzero(free)[-1])
             own = lut[region]
             choices = (transparent_runs(changed, own, transparent), np.where(changed, own, transparent).astype(np.uint8))
-            if self._pool is None:
-                compressed = min((lzw_encode(codes.ravel(), min_code_size) for codes in choices), key=len)
-            else:
-                other = self._pool.submit(lzw_encode, choices[1].ravel(), min_code_size)
-                compressed = min(lzw_encode(choices[0].ravel(), min_code_size), other.result(), key=len)
+            compressed = min((lzw_encode(codes.ravel(), min_code_size) for codes in choices), key=len)
             self.transparent_frames += 1
         else:
             compressed = lzw_encode(lut[region].astype(np.uint8).ravel(), min_code_size)

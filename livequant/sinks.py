@@ -16,7 +16,6 @@ import io
 import os
 import re
 import sys
-from concurrent.futures import ThreadPoolExecutor
 from fractions import Fraction
 from pathlib import Path
 
@@ -563,7 +562,6 @@ class GifWriter(_FileSink):
         super().__init__(path, overwrite, inputs)
         self._file = None
         self._gif = None
-        self._pool = None
 
     def write(self, qframe: QuantizedFrame) -> None:
         """Append one quantized frame, or leave it out if it would follow the last one kept within 2/100 s."""
@@ -574,9 +572,8 @@ class GifWriter(_FileSink):
         if self._gif is None:
             height, width = qframe.indices.shape
             try:
-                self._pool = ThreadPoolExecutor(1, thread_name_prefix="livequant-gif")
                 self._gif = GifEncoder(width, height, qframe.palette.colors, self.loop,
-                                       local_tables=self.local_palettes, pool=self._pool)
+                                       local_tables=self.local_palettes)
             except ValueError as e:
                 raise SinkError(f"cannot write '{self.path}': {e}; resize with --width or --scale") from None
             self._file = open(self._tmp, "wb")
@@ -584,14 +581,11 @@ class GifWriter(_FileSink):
         self._file.write(self._gif.add(qframe.indices, qframe.palette.colors, qframe.time))
 
     def _finish(self) -> None:
-        self._pool.shutdown()
         self._file.write(self._gif.end())
         self._file.close()
         self.frames, self.dropped = self._gif.frames, self._gif.dropped
 
     def _release(self) -> None:
-        if self._pool is not None:
-            self._pool.shutdown()
         if self._file is not None:
             try:
                 self._file.close()
