@@ -368,7 +368,6 @@ class VideoFile(_Source):
                 self.undecodable += 1
                 continue
             frames += len(decoded)
-            self.damaged += sum(frame.is_corrupt for frame in decoded)
             yield from decoded
         # The end: count packets that gave no picture and frames the index promises but the file lacks.
         self.undecodable = max(self.undecodable, max(packets, self.frame_count or 0) - frames)
@@ -397,6 +396,7 @@ class VideoFile(_Source):
                 end = t + duration
             if end is not None and t >= end - 1e-6:
                 return
+            self.damaged += frame.is_corrupt  # shown, patched: counted (those before the start are not shown)
             yield frame, t
 
     def __iter__(self):
