@@ -58,11 +58,11 @@ from livequant import __version__
 from livequant.adapters import adapt, enlarge
 from livequant.errors import LivequantError, UsageError
 from livequant.frames import QuantizedFrame
+from livequant.gif import split_file_parts
 from livequant.options import frame_size, make_quantizer, open_output
 from livequant.pipeline import run
 from livequant.report import QualityReport, still_change
-from livequant.sinks import VIDEO_SUFFIXES, AudioTrack, GifWriter, check_target
-from livequant.gif import split_file_parts
+from livequant.sinks import AudioTrack, GifWriter, check_target
 from livequant.sources import VideoFile, damage_note
 from livequant.track import scene_cuts
 
@@ -734,9 +734,10 @@ class _Run:
         os.replace(temp, file.output)
         if self.options.report:
             os.replace(report_path(temp, self.options.report), report_path(file.output, self.options.report))
-        frames = result if what == "join" else result[0]
         if what == "whole":
-            file.damage = result[1]
+            frames, file.damage = result
+        else:
+            frames = result
         if file.damage:
             self.warnings.append(f"{file.item.input}: {file.damage}")
         for key in [k for k in self.progress if k == name or k.startswith(f"{name}#")]:
