@@ -541,11 +541,12 @@ def lzw_encode(pixels, min_code_size):  # pragma: no cover - compiled
     """GIF's variable-width LZW of ``pixels`` (1-D uint8, each < 2**min_code_size), as packed bytes.
 
     Starts with a clear code, clears again when the 4096 codes are used up, ends with end-of-information.
-    The dictionary is a (prefix code, byte) -> code table; a clear resets only the entries made.
+    The dictionary is a (prefix code, pixel) -> code table, ``LZW_CODES << min_code_size`` entries (small
+    palettes' tables stay in cache); a clear resets only the entries made.
     """
     clear = 1 << min_code_size
     end = clear + 1
-    table = np.full(LZW_CODES * 256, -1, np.int16)
+    table = np.full(LZW_CODES << min_code_size, -1, np.int16)
     made = np.empty(LZW_CODES, np.int32)
     out = np.empty(2 * pixels.size + 16, np.uint8)
     size = min_code_size + 1
@@ -554,7 +555,7 @@ def lzw_encode(pixels, min_code_size):  # pragma: no cover - compiled
     prefix = np.int64(pixels[0])
     for i in range(1, pixels.size):
         pixel = pixels[i]
-        key = prefix * 256 + pixel
+        key = (prefix << min_code_size) | pixel
         code = table[key]
         if code >= 0:
             prefix = np.int64(code)

@@ -128,7 +128,7 @@ class Quantizer:
         ``"sierra-lite"``.
     color_space : {"oklab", "rgb"}
         Space in which palettes are fitted and nearest colours measured.
-        OKLab weighs lightness 0.5, or 0.6 in palettes of more than 64
+        OKLab weighs lightness 0.7, or 0.6 in palettes of more than 64
         colours (`livequant.colorspace.working_space`).
     refit_every : int
         Consider a warm refit every this many frames (0: only on drift or a

@@ -196,15 +196,16 @@ def test_gif_delays_are_at_least_2_100_s_and_add_up_to_the_duration(times, delay
     assert (encoder.frames, encoder.dropped) == (len(delays), len(times) - len(delays))
 
 
-def test_lzw_round_trips_through_two_decoders_past_4096_codes(tmp_path, rng):
-    noise = rng.integers(0, 256, (300, 200)).astype(np.uint8)  # random: the code table fills and clears often
-    encoder = GifEncoder(200, 300, np.arange(768).reshape(256, 3) % 256)
+@pytest.mark.parametrize("n_colors", [256, 16, 4])  # code sizes 8, 4, 2: each its own dictionary layout
+def test_lzw_round_trips_through_two_decoders_past_4096_codes(tmp_path, rng, n_colors):
+    noise = rng.integers(0, n_colors, (300, 200)).astype(np.uint8)  # random: the code table fills and clears often
+    colors = (np.arange(3 * n_colors).reshape(n_colors, 3) * 7 % 256).astype(np.uint8)
+    encoder = GifEncoder(200, 300, colors)
     path = tmp_path / "noise.gif"
-    image, transparent = encoder.image(noise, np.arange(768).reshape(256, 3) % 256)
+    image, transparent = encoder.image(noise, colors)
     path.write_bytes(encoder.header() + encoder.control(10, transparent) + image + b";")
-    expected = (np.arange(768).reshape(256, 3) % 256).astype(np.uint8)[noise]
-    np.testing.assert_array_equal(_pyav_frames(path)[0][0], expected)
-    np.testing.assert_array_equal(_pillow_frames(path)[0][0], expected)
+    np.testing.assert_array_equal(_pyav_frames(path)[0][0], colors[noise])
+    np.testing.assert_array_equal(_pillow_frames(path)[0][0], colors[noise])
     assert len(lzw_encode(np.zeros(1, np.uint8), 2)) > 0
 
 
