@@ -37,6 +37,8 @@ SCAN_ENTRIES = 64  # a cell's entry is found by scanning palettes this small, by
 STRIPE_ROWS = 64  # error diffusion: rows per parallel stripe
 WARMUP_ROWS = 8  # error diffusion: rows run above a stripe to warm its error field
 LZW_CODES = 4096  # GIF's LZW dictionary holds at most this many codes
+LZW_DIRECT_CODE_SIZE = 6  # LZW: pixels of up to this many bits index the dictionary directly
+LZW_HASH_SLOTS = 1 << 13  # LZW: the hash table's entries above that (a power of two, twice LZW_CODES)
 
 _CELL = LEVELS - 1  # one channel's cell bits, in place
 _SUB = (1 << SHIFT) - 1  # one channel's bits within a cell
@@ -541,13 +543,18 @@ def lzw_encode(pixels, min_code_size):  # pragma: no cover - compiled
     """GIF's variable-width LZW of ``pixels`` (1-D uint8, each < 2**min_code_size), as packed bytes.
 
     Starts with a clear code, clears again when the 4096 codes are used up, ends with end-of-information.
-    The dictionary is a (prefix code, pixel) -> code table, ``LZW_CODES << min_code_size`` entries (small
-    palettes' tables stay in cache); a clear resets only the entries made.
+    The dictionary maps (prefix code, pixel) to a code: up to `LZW_DIRECT_CODE_SIZE` bits a pixel
+    directly, in a table of ``LZW_CODES << min_code_size`` entries; above that in a hash table of
+    `LZW_HASH_SLOTS` (linear probing), which stays in cache where the direct table (2 MB at 8 bits)
+    would not. A clear resets only the entries made.
     """
     clear = 1 << min_code_size
     end = clear + 1
-    table = np.full(LZW_CODES << min_code_size, -1, np.int16)
-    made = np.empty(LZW_CODES, np.int32)
+    hashed = min_code_size > LZW_DIRECT_CODE_SIZE
+    codes = np.full(LZW_HASH_SLOTS if hashed else LZW_CODES << min_code_size, -1, np.int16)
+    mask = codes.size - 1
+    keys = np.empty(LZW_CODES, np.int64)  # each code's (prefix, pixel) key
+    slots = np.empty(LZW_CODES, np.int64)  # each code's entry in ``codes``
     out = np.empty(2 * pixels.size + 16, np.uint8)
     size = min_code_size + 1
     next_code = end + 1
@@ -556,7 +563,11 @@ def lzw_encode(pixels, min_code_size):  # pragma: no cover - compiled
     for i in range(1, pixels.size):
         pixel = pixels[i]
         key = (prefix << min_code_size) | pixel
-        code = table[key]
+        slot = ((key * 2654435761) >> 16) & mask if hashed else key
+        code = codes[slot]
+        while hashed and code >= 0 and keys[code] != key:
+            slot = (slot + 1) & mask
+            code = codes[slot]
         if code >= 0:
             prefix = np.int64(code)
             continue
@@ -564,13 +575,14 @@ def lzw_encode(pixels, min_code_size):  # pragma: no cover - compiled
         if next_code < LZW_CODES:
             if next_code == 1 << size:
                 size += 1
-            table[key] = next_code
-            made[next_code] = key
+            codes[slot] = next_code
+            keys[next_code] = key
+            slots[next_code] = slot
             next_code += 1
         else:
             n_out, bits, n_bits = _put_code(out, n_out, bits, n_bits, clear, size)
             for c in range(end + 1, LZW_CODES):
-                table[made[c]] = -1
+                codes[slots[c]] = -1
             size = min_code_size + 1
             next_code = end + 1
         prefix = np.int64(pixel)
