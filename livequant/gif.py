@@ -6,7 +6,7 @@
   (what a viewer shows, so it also holds across palette changes);
 - inside it, pixels whose colour did not change become the transparent index,
   which LZW packs into long runs, or keep their own index where that continues
-  the run of the pixel before them (`livequant.kernels.transparent_runs`):
+  the run of the pixel before them (`livequant.kernels.transparent_codes`):
   both show the same picture, so the frame is compressed both ways and the
   smaller is written. The transparent index costs no colour: it is a padding
   entry of the table (tables have a power-of-two size) or an entry no changed
@@ -29,7 +29,7 @@ from __future__ import annotations
 import numpy as np
 
 from livequant.colorspace import pack_rgb
-from livequant.kernels import lzw_encode, transparent_runs
+from livequant.kernels import changed_pixels, lzw_encode, transparent_codes, used_entries
 
 __all__ = ["GifEncoder", "MIN_DELAY", "split_file_parts"]
 
@@ -157,12 +157,11 @@ class GifEncoder:
             The frame's palette.
         """
         packed = pack_rgb(np.asarray(colors, np.uint8))
-        shown = packed[indices]
         if self._canvas is None:
-            changed = None
+            shown, changed = packed[indices], None
             top, bottom, left, right = 0, self.height, 0, self.width
         else:
-            changed = shown != self._canvas
+            shown, changed = changed_pixels(indices, packed, self._canvas)
             rows, cols = np.flatnonzero(changed.any(axis=1)), np.flatnonzero(changed.any(axis=0))
             if rows.size:
                 top, bottom, left, right = rows[0], rows[-1] + 1, cols[0], cols[-1] + 1
@@ -172,7 +171,8 @@ class GifEncoder:
             changed = changed[top:bottom, left:right]
         self._canvas = shown
         region = indices[top:bottom, left:right]
-        needed = np.bincount(region.ravel() if changed is None else region[changed], minlength=len(packed)) > 0
+        needed = (np.bincount(region.ravel(), minlength=len(packed)) > 0 if changed is None
+                  else used_entries(region, changed, len(packed)))
         to_global = self._to_global(packed)
         if not self.local_only and (to_global[needed] >= 0).all():
             lut, bits, table = to_global.copy(), self._global_bits, None
@@ -190,8 +190,7 @@ class GifEncoder:
         min_code_size = max(2, bits)
         if changed is not None and free.any() and not changed.all():
             transparent = int(np.flatnonzero(free)[-1])
-            own = lut[region]
-            choices = (transparent_runs(changed, own, transparent), np.where(changed, own, transparent).astype(np.uint8))
+            choices = transparent_codes(region, changed, lut, transparent)
             compressed = min((lzw_encode(codes.ravel(), min_code_size) for codes in choices), key=len)
             self.transparent_frames += 1
         else:

@@ -21,9 +21,9 @@ import numba as nb
 import numpy as np
 
 __all__ = [
-    "BITS", "BLOCK", "FINE_FLAG", "LEVELS", "SCAN_ENTRIES", "SHIFT", "UNKNOWN", "cell_histogram", "diffuse_frame",
-    "distinct_colors", "index_pixels", "lzw_encode", "map_words", "map_words_held", "nearest_sorted",
-    "nearest_sorted_serial", "transparent_runs",
+    "BITS", "BLOCK", "FINE_FLAG", "LEVELS", "SCAN_ENTRIES", "SHIFT", "UNKNOWN", "cell_histogram", "changed_pixels",
+    "diffuse_frame", "distinct_colors", "index_pixels", "lzw_encode", "map_words", "map_words_held", "nearest_sorted",
+    "nearest_sorted_serial", "transparent_codes", "used_entries",
 ]
 
 BITS = 7  # the table: 2**BITS cells a side ...
@@ -503,25 +503,59 @@ def cell_histogram(frame, step, rows, cells, counts, sums):  # pragma: no cover 
 
 
 @nb.njit(nogil=True, cache=True)
-def transparent_runs(changed, codes, transparent):  # pragma: no cover - compiled
-    """A GIF frame's codes when it is drawn over the one before: ``(H, W) uint8``.
+def changed_pixels(indices, packed, canvas):  # pragma: no cover - compiled
+    """A GIF frame over the one before: each pixel's colour (``packed[indices]``) and whether it differs from
+    ``canvas``, the colours shown so far, as ``(shown, changed)``."""
+    h, w = indices.shape
+    shown = np.empty((h, w), packed.dtype)
+    changed = np.empty((h, w), np.bool_)
+    for y in range(h):
+        for x in range(w):
+            color = packed[indices[y, x]]
+            shown[y, x] = color
+            changed[y, x] = color != canvas[y, x]
+    return shown, changed
 
-    A changed pixel keeps its code. An unchanged one shows the same either
-    way, so it takes whichever continues the run of the pixel before it (in
-    scan order, which is what LZW sees): its own code when that pixel has it,
-    else the ``transparent`` index. ``codes`` is -1 where a pixel's colour is
-    not in the frame's colour table (unchanged pixels only).
+
+@nb.njit(nogil=True, cache=True)
+def used_entries(indices, changed, n_entries):  # pragma: no cover - compiled
+    """Which of ``n_entries`` palette entries the ``changed`` pixels of ``indices`` use, ``(n_entries,) bool``."""
+    used = np.zeros(n_entries, np.bool_)
+    h, w = indices.shape
+    for y in range(h):
+        for x in range(w):
+            if changed[y, x]:
+                used[indices[y, x]] = True
+    return used
+
+
+@nb.njit(nogil=True, cache=True)
+def transparent_codes(indices, changed, lut, transparent):  # pragma: no cover - compiled
+    """A GIF frame's codes when it is drawn over the one before, two ways: ``(runs, plain)``, ``(H, W) uint8``.
+
+    A changed pixel takes its code, ``lut[indices]``, both ways. An unchanged
+    one shows the same whatever its code: in ``plain`` it is ``transparent``;
+    in ``runs`` it takes whichever continues the run of the pixel before it
+    (in scan order, which is what LZW sees): its own code when that pixel
+    has it, else ``transparent``. ``lut`` is -1 for a colour not in the
+    frame's colour table (unchanged pixels only).
     """
-    h, w = codes.shape
-    out = np.empty((h, w), np.uint8)
+    h, w = indices.shape
+    runs = np.empty((h, w), np.uint8)
+    plain = np.empty((h, w), np.uint8)
     before = -1
     for y in range(h):
         for x in range(w):
-            own = codes[y, x]
-            code = own if changed[y, x] or (own >= 0 and own == before) else transparent
-            out[y, x] = code
+            own = lut[indices[y, x]]
+            if changed[y, x]:
+                code = own
+                plain[y, x] = own
+            else:
+                code = own if own >= 0 and own == before else transparent
+                plain[y, x] = transparent
+            runs[y, x] = code
             before = code
-    return out
+    return runs, plain
 
 
 @nb.njit(inline="always")

@@ -15,7 +15,7 @@ from livequant.cli import main
 from livequant.errors import SinkError
 from livequant.frames import QuantizedFrame
 from livequant.gif import GifEncoder, split_file_parts
-from livequant.kernels import lzw_encode, transparent_runs
+from livequant.kernels import lzw_encode, transparent_codes
 from livequant.palette import Palette
 from livequant.sinks import AnimationWriter, GifWriter
 
@@ -109,7 +109,10 @@ def test_gif_unchanged_pixels_continue_the_run_before_them():
     changed = np.array([[1, 1, 0, 0, 0, 1, 0, 0], [0, 0, 1, 0, 0, 0, 0, 1]], bool)
     codes = np.array([[1, 1, 1, 2, -1, 3, 3, 0], [0, 5, 4, 4, 2, 2, -1, 6]], np.int32)  # -1: not in the table
     expected = [[1, 1, 1, 7, 7, 3, 3, 7], [7, 7, 4, 4, 7, 7, 7, 6]]  # scan order: row 2 follows row 1's end
-    np.testing.assert_array_equal(transparent_runs(changed, codes, 7), expected)
+    indices = np.arange(codes.size, dtype=np.uint8).reshape(codes.shape)  # pixel i has entry i: lut is codes
+    runs, plain = transparent_codes(indices, changed, codes.ravel(), 7)
+    np.testing.assert_array_equal(runs, expected)
+    np.testing.assert_array_equal(plain, np.where(changed, codes, 7))
 
 
 def test_gif_writes_a_frame_over_the_last_the_smaller_way():
@@ -127,8 +130,8 @@ def test_gif_writes_a_frame_over_the_last_the_smaller_way():
         changed = second != first  # distinct colours: a changed index is a changed colour
         rows, cols = np.flatnonzero(changed.any(axis=1)), np.flatnonzero(changed.any(axis=0))
         box = (slice(rows[0], rows[-1] + 1), slice(cols[0], cols[-1] + 1))
-        own, changed = second[box].astype(np.int32), changed[box]
-        ways = [transparent_runs(changed, own, transparent), np.where(changed, own, transparent).astype(np.uint8)]
+        ways = transparent_codes(second[box], changed[box], np.arange(len(colors), dtype=np.int32), transparent)
+        np.testing.assert_array_equal(ways[1], np.where(changed[box], second[box], transparent))
         sizes = [len(lzw_encode(codes.ravel(), 4)) for codes in ways]
         n = min(sizes)
         assert len(image) == 10 + 1 + n + -(-n // 255) + 1  # descriptor (no local table), code size, blocks, end
