@@ -597,7 +597,7 @@ def lzw_encode(pixels, min_code_size):  # pragma: no cover - compiled
     for i in range(1, pixels.size):
         pixel = pixels[i]
         key = (prefix << min_code_size) | pixel
-        slot = ((key * 2654435761) >> 16) & mask if hashed else key
+        slot = ((key * 2654435761) >> 16) & mask if hashed else key  # Knuth's multiplicative hash
         code = codes[slot]
         while hashed and code >= 0 and keys[code] != key:
             slot = (slot + 1) & mask
