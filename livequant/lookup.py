@@ -150,9 +150,14 @@ def nearest(points: np.ndarray, centres: np.ndarray, color_space: str) -> np.nda
     -------
     (N,) uint16 ndarray
     """
+    axis = _projection_axis(color_space)
+    centres = np.asarray(centres, np.float32)
+    keys = centres[:, 0] * axis[0] + centres[:, 1] * axis[1] + centres[:, 2] * axis[2]  # as the kernels key a point
+    order = np.argsort(keys, kind="stable")
+    ranked = np.column_stack([centres[order], order.astype(np.float32)])
     out = np.empty(points.shape[0], dtype=np.uint16)
     search = nearest_sorted if len(points) >= PARALLEL_POINTS else nearest_sorted_serial
-    search(points, centres, _projection_axis(color_space), out)
+    search(points, ranked, keys[order], axis, out)
     return out
 
 
