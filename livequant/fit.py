@@ -35,6 +35,16 @@ __all__ = ["Fit", "PaletteFitter", "sample_positions"]
 
 #: At most this many distinct sampled colours get a full k-means with restarts.
 FEW_COLORS = 1024
+#: A fresh fit to the samples then moves, at most this many times, the slot whose loss costs least into the
+#: cluster with the largest error, split along its widest axis, while each move saves `RELOCATION_GAIN` of the
+#: error (`_relocate`: Patane and Russo's ELBG). K-means stops in local minima where a large mass of like colours
+#: holds many slots and small bright features few: on a star field (issue 11's hold-out) the samples' error fell by
+#: a third and PSNR rose 0.4-1.0 dB at 64 colours. Elsewhere moves save 1-3% each: taking all of them raised the
+#: panel's mean PSNR margin by 0.1 dB but sent the zoom at 16 colours past its flicker floor (0.84x -> 1.06x).
+RELOCATIONS = 8
+RELOCATION_GAIN = 0.03
+#: Lloyd iterations after each relocation.
+RELOCATION_STEPS = 4
 #: Passes of mini-batches over the samples in a warm refit, before the Lloyd steps (a fresh fit makes up to 50).
 #: Started from the palette in force, one is enough: the 20 used before scored issue 11's panel within 0.05 dB
 #: of it and took 66 ms instead of 32 for a K=256 oklab refit on 720p.
@@ -474,7 +484,11 @@ class PaletteFitter:
         with warnings.catch_warnings(), _threadpools().limit(limits=1):
             warnings.simplefilter("ignore", ConvergenceWarning)  # duplicate points can empty a cluster
             kmeans.fit(points, sample_weight=weights)
-        return _lloyd(points, weights, kmeans.cluster_centers_.astype(np.float32), steps, self.color_space)
+        centres = _lloyd(points, weights, kmeans.cluster_centers_.astype(np.float32), steps, self.color_space)
+        if warm:
+            return centres
+        with _threadpools().limit(limits=1):
+            return _relocate(points, weights, centres, RELOCATIONS, self.color_space)
 
     def _match(self, previous: Fit, colors: np.ndarray, centres: np.ndarray) -> np.ndarray:
         """New colours reordered so each lands in the previous slot nearest to it."""
@@ -540,6 +554,49 @@ def _refit_slots(points: np.ndarray, weights: np.ndarray, centres: np.ndarray, s
         seeded[slot] = points[pick]
         distance = np.minimum(distance, squared_norms(points - points[pick]))
     return _lloyd(points, weights, seeded, steps, color_space, fixed=~slots)
+
+
+def _relocate(points: np.ndarray, weights: np.ndarray, centres: np.ndarray, rounds: int,
+              color_space: str) -> np.ndarray:
+    """``centres`` after at most ``rounds`` relocations, each kept only if it saves `RELOCATION_GAIN` of the
+    weighted error.
+
+    A relocation moves the centre whose points would cost least to serve by
+    their second-nearest centre into the cluster of largest error: the two
+    start half a standard deviation either side of its mean along its widest
+    axis, then `RELOCATION_STEPS` Lloyd iterations.
+    """
+    if len(centres) < 3:
+        return centres
+    norms = squared_norms(points)
+
+    def distances(c: np.ndarray) -> np.ndarray:
+        return np.maximum(norms[:, None] - 2 * points @ c.T + squared_norms(c)[None, :], 0)
+
+    d = distances(centres)
+    error = float(weights @ d.min(axis=1))
+    for _ in range(rounds):
+        labels = d.argmin(axis=1)
+        first, second = np.partition(d, 1, axis=1)[:, :2].T
+        utility = np.bincount(labels, weights * (second - first), minlength=len(centres))
+        spread = np.bincount(labels, weights * first, minlength=len(centres))
+        low = int(np.argmin(utility))
+        spread[low] = -1
+        high = int(np.argmax(spread))
+        members = labels == high
+        p, w = points[members], weights[members]
+        mean = w @ p / w.sum()
+        variances, axes = np.linalg.eigh(((p - mean).T * w) @ (p - mean) / w.sum())
+        half = 0.5 * np.sqrt(max(variances[-1], 0.0)) * axes[:, -1]
+        trial = centres.copy()
+        trial[high], trial[low] = mean + half, mean - half
+        trial = _lloyd(points, weights, trial, RELOCATION_STEPS, color_space)
+        d_trial = distances(trial)
+        trial_error = float(weights @ d_trial.min(axis=1))
+        if trial_error > (1 - RELOCATION_GAIN) * error:
+            break
+        centres, d, error = trial, d_trial, trial_error
+    return centres
 
 
 def _slot_sums(labels: np.ndarray, values: np.ndarray, slots: int) -> np.ndarray:

@@ -244,6 +244,26 @@ def test_a_fine_palette_gives_a_colour_to_detail_the_sample_misses():
     assert (on_frame == (0, 255, 0)).all(axis=1).any()
 
 
+@pytest.mark.parametrize("space", ["oklab", "rgb"])
+def test_a_fresh_fit_gives_small_bright_features_a_colour_of_their_own(space):
+    rng = np.random.default_rng(3)
+    y, x = np.mgrid[0:180, 0:320]
+    dark = np.stack([10 + 40 * x / 320, 10 + 30 * y / 180, 20 + 20 * (x + y) / 500], axis=2)  # a night sky
+    frame = np.clip(dark + rng.normal(0, 3, dark.shape), 0, 255)
+    stars = np.array([[250, 240, 120], [120, 200, 255], [255, 120, 90], [230, 230, 230], [180, 255, 160],
+                      [255, 180, 240]])
+    for row, cy in enumerate(range(20, 180, 40)):  # four 3x3 stars of each colour, 0.4 % of the frame
+        for column, cx in enumerate(range(25, 320, 50)):
+            color = stars[(row + column) % len(stars)]
+            frame[cy - 1 : cy + 2, cx - 1 : cx + 2] = color * (0.9 + 0.1 * rng.random(3))
+    frame = np.ascontiguousarray(frame.astype(np.uint8))
+    fitting = PaletteFitter(64, color_space=space, sample_size=8192, seed=0)
+    colors = fitting.fit(fitting.sample(frame)).colors
+    off = np.abs(colors[None].astype(int) - stars[:, None]).max(axis=2).min(axis=1)
+    # k-means alone left the farthest star colour 58-118 levels from the palette (the sky held the slots)
+    assert off.max() <= 24, off
+
+
 def test_a_fine_palette_moves_the_slots_no_pixel_uses_any_more():
     ramp = np.arange(256, dtype=np.uint8)
     frame = np.zeros((256, 256, 3), np.uint8)
