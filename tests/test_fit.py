@@ -58,17 +58,21 @@ def test_a_refit_that_paid_is_tried_again_on_the_next_frame():
     policy = RefitPolicy(refit_every=3, chase=0.05)
     policy.fitted(10.0)
     assert [policy.decide(10.0) for _ in range(3)] == ["keep", "keep", "warm"]
-    policy.fitted(9.0)  # 10 % less error than the palette it replaced: the picture moves, follow it
+    policy.fitted(9.0, shown=9.0)  # 10 % less error than the palette it replaced: the picture moves, follow it
     assert policy.decide(9.0) == "warm"
-    policy.fitted(8.8)  # 2 % less: back to the clock
+    policy.fitted(8.8, shown=8.8)  # 2 % less: back to the clock
     assert [policy.decide(8.8) for _ in range(3)] == ["keep", "keep", "warm"]
+    policy.fitted(8.0, shown=8.7)  # the exact error fell 9 %, but the frame shown through the table 1 %
+    assert [policy.decide(8.7) for _ in range(3)] == ["keep", "keep", "warm"]
+    policy.fitted(8.0)  # the palette did not change: nothing to chase
+    assert policy.decide(8.0) == "keep"
     policy.decide(20.0)
     policy.failed()  # a refit that failed is not chased: the clock again, the baseline kept
     assert [policy.decide(8.8) for _ in range(3)] == ["keep", "keep", "warm"]
     unchased = RefitPolicy(refit_every=3)
     unchased.fitted(10.0)
     unchased.decide(10.0)
-    unchased.fitted(5.0)
+    unchased.fitted(5.0, shown=5.0)
     assert unchased.decide(5.0) == "keep"
 
 
