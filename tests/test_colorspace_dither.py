@@ -32,7 +32,7 @@ def test_palettes_of_more_than_64_colours_weigh_oklab_lightness_less(rng):
 def test_float_and_uint8_inputs_agree(rng):
     rgb = rng.integers(0, 256, (100, 3), dtype=np.uint8)
     np.testing.assert_allclose(srgb_to_oklab(rgb), srgb_to_oklab(rgb.astype(np.float64)), atol=1e-6)
-    np.testing.assert_allclose(oklab_to_srgb(srgb_to_oklab(rgb)), rgb, atol=1e-3)
+    np.testing.assert_allclose(oklab_to_srgb(srgb_to_oklab(rgb)), rgb, atol=5e-3)  # OKLab in float32
 
 
 @pytest.mark.parametrize("n", [2, 4, 8, 16])
