@@ -431,16 +431,13 @@ class PaletteFitter:
         cost a third of steps on every point (all points are used when the
         draws meet fewer than K of them).
         """
-        from sklearn.cluster import kmeans_plusplus
-
         k = self.n_adaptive
-        draws = np.random.default_rng(self.seed).choice(len(points), SEED_DRAWS * k, p=weights / weights.sum())
+        rng = np.random.default_rng(self.seed)
+        draws = rng.choice(len(points), SEED_DRAWS * k, p=weights / weights.sum())
         drawn, times = np.unique(draws, return_counts=True)
         if len(drawn) >= k:
             points, weights = points[drawn], times.astype(np.float64)
-        with _threadpools().limit(limits=1):
-            seeds, _ = kmeans_plusplus(points, k, sample_weight=weights, random_state=self.seed)
-        return _lloyd(points, weights, seeds.astype(np.float32), DRAWN_STEPS, self.color_space)
+        return _lloyd(points, weights, _kmeans_plusplus(points, weights, k, rng), DRAWN_STEPS, self.color_space)
 
     def _cluster(self, points: np.ndarray, weights: np.ndarray, previous: Fit | None, steps: int,
                  mini_batches: bool = True) -> np.ndarray:
@@ -450,9 +447,6 @@ class PaletteFitter:
         on a frame's histogram a pass of mini-batches scored the same on
         issue 11's panel and took a fifth of a refit's time.
         """
-        from sklearn.cluster import KMeans, MiniBatchKMeans
-        from sklearn.exceptions import ConvergenceWarning
-
         k = self.n_adaptive
         if k <= 0 or len(points) == 0:
             return np.zeros((0, 3), np.float32)
@@ -464,6 +458,9 @@ class PaletteFitter:
             return _lloyd(points, weights, previous.centres[n_locked:], steps, self.color_space)
         if not warm and not mini_batches and len(points) > FEW_COLORS:
             return _lloyd(points, weights, self._drawn_centres(points, weights), steps, self.color_space)
+        from sklearn.cluster import KMeans, MiniBatchKMeans
+        from sklearn.exceptions import ConvergenceWarning
+
         if not warm and len(points) <= FEW_COLORS:
             # A handful of distinct colours: one k-means++ start can seed the
             # same cluster several times (three near-identical greens, red and
@@ -597,6 +594,33 @@ def _relocate(points: np.ndarray, weights: np.ndarray, centres: np.ndarray, roun
             break
         centres, d, error = trial, d_trial, trial_error
     return centres
+
+
+def _kmeans_plusplus(points: np.ndarray, weights: np.ndarray, k: int, rng: np.random.Generator) -> np.ndarray:
+    """``k`` seeds among weighted ``points``, ``(k, 3) float32``, by greedy k-means++ (Arthur and Vassilvitskii).
+
+    The first is drawn in proportion to weight; each next one is the best of
+    ``2 + log k`` candidates drawn in proportion to weight times squared
+    distance to the nearest seed so far: the one that leaves the least such
+    total, as scikit-learn's `kmeans_plusplus` does. Ours so that palettes of
+    more than `HISTOGRAM_COLORS` colours are fitted without importing
+    scikit-learn, which takes 1.5-2 s (most of it scipy.stats).
+    """
+    trials, last = 2 + int(np.log(k)), len(points) - 1
+    points = points.astype(np.float64)
+    norms = squared_norms(points)
+    picks = [min(int(np.searchsorted(np.cumsum(weights), rng.random() * weights.sum(), side="right")), last)]
+    closest = squared_norms(points - points[picks[0]])
+    for _ in range(1, k):
+        cumulative = np.cumsum(weights * closest)
+        drawn = np.searchsorted(cumulative, rng.random(trials) * cumulative[-1], side="right").clip(max=last)
+        candidates = points[drawn]
+        distances = norms[:, None] - 2 * points @ candidates.T + squared_norms(candidates)[None, :]
+        distances = np.minimum(closest[:, None], np.maximum(distances, 0))
+        best = int(np.argmin(weights @ distances))
+        closest = distances[:, best]
+        picks.append(int(drawn[best]))
+    return points[picks].astype(np.float32)
 
 
 def _slot_sums(labels: np.ndarray, values: np.ndarray, slots: int) -> np.ndarray:
