@@ -187,10 +187,13 @@ class PaletteFitter:
         those colours, so such a frame is reproduced exactly.
         """
         h, w = frame.shape[:2]
-        few = distinct_colors(frame.reshape(-1, 3), max(self.n_adaptive, 0))
-        if few is not None:
-            return few
-        return frame.reshape(-1, 3)[sample_positions(h, w, self.sample_size, self.seed)]
+        pixels = frame.reshape(-1, 3)
+        samples = pixels[sample_positions(h, w, self.sample_size, self.seed)]
+        limit = max(self.n_adaptive, 0)
+        if distinct_colors(samples, limit) is None:  # the sample alone has too many: so has the frame
+            return samples
+        few = distinct_colors(pixels, limit)
+        return samples if few is None else few
 
     @property
     def whole_frame(self) -> bool:
