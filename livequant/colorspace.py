@@ -80,11 +80,11 @@ def _power(values: np.ndarray, exponent: float) -> np.ndarray:
         return np.copysign(np.exp(np.log(np.abs(values)) * np.float32(exponent)), values)
 
 
-def _srgb_to_linear_fast(rgb: np.ndarray) -> np.ndarray:
-    """`_srgb_to_linear` of 0-255 values in float32."""
+def _srgb_to_linear32(rgb: np.ndarray) -> np.ndarray:
+    """`_srgb_to_linear` of 0-255 values, in float32."""
     c = rgb.astype(np.float32) * np.float32(1 / 255)
-    return np.where(c <= 0.04045, c * np.float32(1 / 12.92), _power((c + np.float32(0.055)) * np.float32(1 / 1.055),
-                                                                      2.4))
+    curve = _power((c + np.float32(0.055)) * np.float32(1 / 1.055), 2.4)
+    return np.where(c <= 0.04045, c * np.float32(1 / 12.92), curve)
 
 
 def srgb_to_oklab(rgb: np.ndarray) -> np.ndarray:
@@ -101,7 +101,7 @@ def srgb_to_oklab(rgb: np.ndarray) -> np.ndarray:
         OKLab ``L, a, b`` with L in [0, 1].
     """
     rgb = np.asarray(rgb)
-    linear = _SRGB8_TO_LINEAR[rgb] if rgb.dtype == np.uint8 else _srgb_to_linear_fast(rgb)
+    linear = _SRGB8_TO_LINEAR[rgb] if rgb.dtype == np.uint8 else _srgb_to_linear32(rgb)
     return _power(linear @ _LINEAR_TO_LMS_32, 1 / 3) @ _LMS_TO_OKLAB_32
 
 
