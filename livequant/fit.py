@@ -569,11 +569,7 @@ def _relocate(points: np.ndarray, weights: np.ndarray, centres: np.ndarray, roun
     if len(centres) < 3:
         return centres
     norms = squared_norms(points)
-
-    def distances(c: np.ndarray) -> np.ndarray:
-        return np.maximum(norms[:, None] - 2 * points @ c.T + squared_norms(c)[None, :], 0)
-
-    d = distances(centres)
+    d = _squared_distances(points, norms, centres)
     error = float(weights @ d.min(axis=1))
     for _ in range(rounds):
         labels = d.argmin(axis=1)
@@ -591,7 +587,7 @@ def _relocate(points: np.ndarray, weights: np.ndarray, centres: np.ndarray, roun
         trial = centres.copy()
         trial[high], trial[low] = mean + half, mean - half
         trial = _lloyd(points, weights, trial, RELOCATION_STEPS, color_space)
-        d_trial = distances(trial)
+        d_trial = _squared_distances(points, norms, trial)
         trial_error = float(weights @ d_trial.min(axis=1))
         if trial_error > (1 - RELOCATION_GAIN) * error:
             break
@@ -618,12 +614,17 @@ def _kmeans_plusplus(points: np.ndarray, weights: np.ndarray, k: int, rng: np.ra
         cumulative = np.cumsum(weights * closest)
         drawn = np.searchsorted(cumulative, rng.random(trials) * cumulative[-1], side="right").clip(max=last)
         candidates = points[drawn]
-        distances = norms[:, None] - 2 * points @ candidates.T + squared_norms(candidates)[None, :]
-        distances = np.minimum(closest[:, None], np.maximum(distances, 0))
+        distances = np.minimum(closest[:, None], _squared_distances(points, norms, candidates))
         best = int(np.argmin(weights @ distances))
         closest = distances[:, best]
         picks.append(int(drawn[best]))
     return points[picks].astype(np.float32)
+
+
+def _squared_distances(points: np.ndarray, norms: np.ndarray, centres: np.ndarray) -> np.ndarray:
+    """``(N, C)`` squared distances of ``points`` (whose `squared_norms` are ``norms``) to ``centres``, by
+    ``|p|^2 - 2 p.c + |c|^2`` (one matrix product), clipped at 0 against rounding."""
+    return np.maximum(norms[:, None] - 2 * points @ centres.T + squared_norms(centres)[None, :], 0)
 
 
 def _slot_sums(labels: np.ndarray, values: np.ndarray, slots: int) -> np.ndarray:

@@ -385,13 +385,12 @@ class PaletteTrack:
 
     def _error(self, samples: np.ndarray, step: PaletteStep) -> float:
         """Mean squared working-space distance of ``samples`` to the colours of ``step`` they map to."""
-        return self._table_error(samples, step.table, step.fit.centres)
+        return self._mapped_error(samples, lookup_pixels(samples, step.table), step.fit.centres)
 
-    def _table_error(self, samples: np.ndarray, table: LookupTable, centres: np.ndarray) -> float:
-        """Mean squared working-space distance of ``samples`` to the ``centres`` that ``table`` maps them to."""
-        nearest = lookup_pixels(samples, table)
+    def _mapped_error(self, samples: np.ndarray, mapped: np.ndarray, centres: np.ndarray) -> float:
+        """Mean squared working-space distance of ``samples`` to the ``centres`` of index ``mapped``."""
         points = to_space(samples, self.fitter.color_space)
-        return float(squared_norms(points - centres[nearest]).mean())
+        return float(squared_norms(points - centres[mapped]).mean())
 
     def _recall(self, samples: np.ndarray, error: float, index: int) -> bool:
         """Bring back the remembered palette that fits ``samples`` as well as it fitted its own frames and
@@ -434,8 +433,8 @@ class PaletteTrack:
                 else:
                     fit = self.fitter.keep_close(fit, job.previous.colors, JUMP_KEEP, job.samples)
         table = build_table(fit.colors, self.fitter.color_space)
-        lookup_pixels(job.samples, table)  # fills the table cells the frames will need here, not in the frame loop
-        shown = self._table_error(job.samples[::4], table, fit.centres)
+        mapped = lookup_pixels(job.samples, table)  # fills the table cells the frames will need here, not later
+        shown = self._mapped_error(job.samples[::4], mapped[::4], fit.centres)
         return _Outcome(fit, table, fit.error, shown, time.perf_counter() - start, matched)
 
     def _run(self, job: _Job) -> None:
