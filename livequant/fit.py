@@ -178,6 +178,7 @@ class PaletteFitter:
         self.stability = stability
         self.unseen_levels = unseen_levels
         self._cell_rows: np.ndarray | None = None  # `histogram`'s row of each table cell, all -1 between calls
+        self._measured: tuple[np.ndarray, ...] | None = None  # `_error`'s last samples, centres, points, labels
 
     def sample(self, frame: np.ndarray) -> np.ndarray:
         """Pixels to fit ``frame`` on, ``(N, 3) uint8``.
@@ -238,9 +239,26 @@ class PaletteFitter:
         return self._error(samples, fit.centres)
 
     def _error(self, samples: np.ndarray, centres: np.ndarray) -> float:
-        points = to_space(samples, self.color_space)
-        labels = nearest(points, centres, self.color_space)
+        """Mean squared working-space distance of ``samples`` to their nearest of ``centres``; the labelling is
+        kept for `_nearest_to_samples`."""
+        points, labels = self._nearest_to_samples(samples, centres)
+        self._measured = (samples.copy(), centres.copy(), points, labels)
         return float(squared_norms(points - centres[labels]).mean())
+
+    def _nearest_to_samples(self, samples: np.ndarray, centres: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """``samples`` in the working space, and the `nearest` of ``centres`` to each.
+
+        The answer `_error` last measured a fit with is kept: a warm refit on
+        the next frame asks it again (`settle`: that frame's samples against
+        the palette it gave), and the same samples and centres, bit for bit,
+        give the same answer.
+        """
+        if self._measured is not None:
+            known_samples, known_centres, points, labels = self._measured
+            if _same_bits(samples, known_samples) and _same_bits(centres, known_centres):
+                return points, labels
+        points = to_space(samples, self.color_space)
+        return points, nearest(points, centres, self.color_space)
 
     def fit(self, samples: np.ndarray, previous: Fit | None = None, still: np.ndarray | None = None,
             since: np.ndarray | None = None, before: np.ndarray | None = None,
@@ -267,15 +285,17 @@ class PaletteFitter:
         -------
         Fit
         """
-        unique, _, counts = unique_rgb(samples)
-        exact = self.exact(unique)
-        if previous is not None and exact:
-            colors = _keep_slots(previous.colors, unique, self.color_space)
-            return Fit(colors=colors, centres=to_space(colors, self.color_space), error=0.0)
+        # `exact` of the distinct sampled colours, counted without sorting them: a fit to the histogram needs no more
+        exact = not len(self.locked) and distinct_colors(samples, self.n_adaptive) is not None
         steps, from_histogram = self.refine_steps, histogram is not None and not exact
         if from_histogram:
             unique, counts = histogram
             steps = HISTOGRAM_STEPS if previous is None else WARM_HISTOGRAM_STEPS
+        else:
+            unique, _, counts = unique_rgb(samples)
+        if previous is not None and exact:
+            colors = _keep_slots(previous.colors, unique, self.color_space)
+            return Fit(colors=colors, centres=to_space(colors, self.color_space), error=0.0)
         points, weights = to_space(unique, self.color_space), counts.astype(np.float64)
         locked = to_space(self.locked, self.color_space)
         if len(locked):  # leave what the locked colours already cover to them
@@ -362,7 +382,7 @@ class PaletteFitter:
         error is then measured on ``samples``.
         """
         space = self.color_space
-        labels = nearest(to_space(samples, space), fit.centres, space)
+        labels = self._nearest_to_samples(samples, fit.centres)[1]
         share = np.bincount(labels, minlength=len(fit.centres)) / len(samples)
         cost = ((fit.centres[:, None, :] - to_space(colors, space)[None, :, :]) ** 2).sum(axis=2) * share[:, None]
         kept = fit.colors.copy()
@@ -527,7 +547,7 @@ class PaletteFitter:
         saved = squared_norms(points - old[now]) - squared_norms(points - new[then])
         gain = np.bincount(then, weights=saved, minlength=len(new))
         if before is not None:
-            still = still | (nearest(to_space(before, space), old_centres, space) == now)
+            still = still | (self._nearest_to_samples(before, old_centres)[1] == now)
         shift = new.astype(np.float64) - old
         held = np.bincount(now, weights=still.astype(np.float64), minlength=len(new))
         drift = np.zeros_like(shift)
@@ -625,6 +645,11 @@ def _squared_distances(points: np.ndarray, norms: np.ndarray, centres: np.ndarra
     """``(N, C)`` squared distances of ``points`` (whose `squared_norms` are ``norms``) to ``centres``, by
     ``|p|^2 - 2 p.c + |c|^2`` (one matrix product), clipped at 0 against rounding."""
     return np.maximum(norms[:, None] - 2 * points @ centres.T + squared_norms(centres)[None, :], 0)
+
+
+def _same_bits(a: np.ndarray, b: np.ndarray) -> bool:
+    """Whether two arrays hold the same values, bit for bit, in the same shape and type."""
+    return a.dtype == b.dtype and a.shape == b.shape and a.tobytes() == b.tobytes()
 
 
 def _slot_sums(labels: np.ndarray, values: np.ndarray, slots: int) -> np.ndarray:
