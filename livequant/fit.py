@@ -55,9 +55,13 @@ DRIFT_LEVELS, DRIFT_AGREE, DRIFT_Z = 4, 0.6, 3.0
 #: `PaletteFitter.fit_around` keeps a slot when this share of an even share of the samples is still in it.
 PIN_SHARE = 0.5
 #: Palettes of more colours than this are fitted to the whole frame (`PaletteFitter.histogram`), not to the
-#: sample: 64 pixels per colour left 256-colour palettes 0.05-0.4 dB short on issue 11's panel, while at 64
-#: colours and fewer the sample did as well (and the frame's histogram costs 2-4 times as many points).
-HISTOGRAM_COLORS = 64
+#: sample: 64 pixels per colour left 256-colour palettes 0.05-0.4 dB short on issue 11's panel. At 64 colours,
+#: over panel and hold-out (21 clips, both modes), the whole frame gave +0.2 dB, 18-25% less flicker (geometric
+#: mean), CIEDE2000 as good, the floor on 79 instead of 77 of 84 checks (the star field and the wood pan) and
+#: the goals on 70 instead of 65; at 32 colours +0.12 dB, 7-11% less flicker, the floor 77 instead of 78 (the
+#: flash and a zoom over their flicker bounds, the star field under it), goals 66 instead of 64; at 16 colours
+#: -0.05 dB and goals 63 instead of 69. It costs planning time at 720p (cockatoo at K=64 6 -> 10 ms a frame).
+HISTOGRAM_COLORS = 32
 #: `PaletteFitter.histogram` gathers at most about this many pixels of a frame (640x360 whole, 720p every other).
 HISTOGRAM_PIXELS = 1 << 18
 #: Most Lloyd iterations of a fresh fit to a frame's histogram, after those on draws from it (`DRAWN_STEPS`; they

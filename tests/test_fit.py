@@ -231,7 +231,7 @@ def test_the_histogram_gathers_every_pixel_in_its_table_cell(rng):
     np.testing.assert_allclose(colors[order], means, atol=1e-4)
     again = fine.histogram(frame)  # the cell rows were reset
     np.testing.assert_array_equal(again[1], counts)
-    assert fitter(64).histogram(frame) is None  # coarser palettes are fitted to the sample
+    assert fitter(32).histogram(frame) is None  # coarser palettes are fitted to the sample
 
 
 def test_a_fine_palette_gives_a_colour_to_detail_the_sample_misses():
