@@ -2,7 +2,7 @@
 
 A refit is done as the Quantizer does one: the fitter samples the frame at its
 fixed positions, fits (warm: from the previous frame's palette, with the
-still-sample mask; fresh: k-means++ from scratch; palettes of more than 64
+still-sample mask; fresh: k-means++ from scratch; palettes of more than 32
 colours to the frame's histogram, its gathering timed with the fit), then the
 table is rebuilt.
 The Quantizer skips the rebuild when a warm refit moved no colour; here it is
@@ -82,7 +82,7 @@ class Refits:
         self.moved = 0
 
     def fit(self, samples: np.ndarray, frame: np.ndarray, **warm) -> Fit:
-        """Fit as the palette track does: palettes of more than 64 colours to the whole frame's histogram."""
+        """Fit as the palette track does: palettes of more than 32 colours to the whole frame's histogram."""
         return self.fitter.fit(samples, histogram=self.fitter.histogram(frame), **warm)
 
     def step(self, frame: np.ndarray) -> None:

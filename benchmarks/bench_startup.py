@@ -2,10 +2,10 @@
 fresh process each time).
 
 Commands: ``--help``; a missing input (the one-line error); realshort (36 frames, 320x240) to a GIF with a
-preset palette (no fit); the same fitted at K = 16 and 256. Each the median of 5 runs, the commands taken
+preset palette (no fit); the same fitted at K = 16, 64 and 256. Each the median of 5 runs, the commands taken
 in turn round after round; then the interpreter alone (``python -c pass``) and the imports alone (``python
--c "import livequant.cli"``, and scikit-learn's ``sklearn.cluster``, which the first fit loads). Compare
-the fitted GIFs with bench_streams' in-process figures, which leave start-up out.
+-c "import livequant.cli"``, and scikit-learn's ``sklearn.cluster``, which the first fit of 32 colours or
+fewer loads). Compare the fitted GIFs with bench_streams' in-process figures, which leave start-up out.
 
 Run: python benchmarks/bench_startup.py [--quick]
 """
@@ -32,6 +32,7 @@ def commands(out: Path) -> dict[str, list[str]]:
                                     str(out)],
         "realshort -> GIF, --palette gameboy": [*gif, "--palette", "gameboy"],
         "realshort -> GIF, -k 16": [*gif, "-k", "16"],
+        "realshort -> GIF, -k 64": [*gif, "-k", "64"],
         "realshort -> GIF, -k 256": [*gif, "-k", "256"],
         "python -c pass": [sys.executable, "-c", "pass"],
         "import livequant.cli": [sys.executable, "-c", "import livequant.cli"],
