@@ -48,31 +48,35 @@ def psnr(a: np.ndarray, b: np.ndarray) -> float:
 
 
 @pytest.mark.parametrize("space", ["oklab", "rgb"])
-def test_a_still_noisy_scene_gives_near_zero_flicker(space):
+@pytest.mark.parametrize("k", [16, 64])  # fitted to the sample, and to the whole frame (above 32 colours)
+def test_a_still_noisy_scene_gives_near_zero_flicker(space, k):
     rng = np.random.default_rng(1)
     base = scene(1)
     frames = [noisy(base, rng, 2.0) for _ in range(12)]
-    q = Quantizer(16, color_space=space)
+    q = Quantizer(k, color_space=space)
     outs = [q.quantize(f) for f in frames]
-    per_frame = [Quantizer(16, color_space=space).quantize(f) for f in frames]  # a fresh palette on every frame
+    per_frame = [Quantizer(k, color_space=space).quantize(f) for f in frames]  # a fresh palette on every frame
     assert flicker(frames, outs) < min(0.2, flicker(frames, per_frame) / 8)  # levels a channel
     assert np.mean([psnr(f, o) for f, o in zip(frames, outs)]) > np.mean([psnr(f, o) for f, o in zip(frames, per_frame)]) - 0.5
 
 
 @pytest.mark.parametrize("space", ["oklab", "rgb"])
-def test_a_cut_recovers_within_three_frames(space):
+@pytest.mark.parametrize("k", [16, 64])  # fitted to the sample, and to the whole frame (above 32 colours)
+def test_a_cut_recovers_within_three_frames(space, k):
     rng = np.random.default_rng(2)
     first, second = scene(2), 255 - scene(3)[:, ::-1]
     frames = [noisy(first, rng, 1.0) for _ in range(8)] + [noisy(second, rng, 1.0) for _ in range(3)]
-    q = Quantizer(16, color_space=space)
+    q = Quantizer(k, color_space=space)
     outs = [q.quantize(f) for f in frames]
-    fresh = Quantizer(16, color_space=space)
+    fresh = Quantizer(k, color_space=space)
     for f, o in zip(frames[8:], outs[8:]):
         assert psnr(f, o) >= psnr(f, fresh.quantize(f)) - 0.5
 
 
 @pytest.mark.parametrize("space", ["oklab", "rgb"])
 def test_a_slow_fade_is_tracked(space):
+    # 16 colours only: at 64 in rgb the last frame ends 0.6-0.7 dB under a fresh fit here (the panel's fade
+    # misses its rgb goal at K=64 too).
     base = scene(4)
     # Every pixel darkens by at most one level a frame, so the flicker metric calls every pixel still.
     frames = [np.floor(base * (255 - t) / 255).astype(np.uint8) for t in range(40)]
@@ -87,18 +91,19 @@ def test_a_slow_fade_is_tracked(space):
 
 
 @pytest.mark.parametrize("space", ["oklab", "rgb"])
-def test_a_flash_keeps_the_still_part_and_the_picture_comes_back_after_it(space):
+@pytest.mark.parametrize("k", [16, 64])  # fitted to the sample, and to the whole frame (above 32 colours)
+def test_a_flash_keeps_the_still_part_and_the_picture_comes_back_after_it(space, k):
     base = scene(5)
     y, x = np.mgrid[:H, :W].astype(np.float32)
     glow = np.exp(-((x - 0.75 * W) ** 2 + (y - 0.3 * H) ** 2) / (2 * (0.12 * W) ** 2))[..., None] * [260, 210, 80]
     lit = [6 <= t < 8 for t in range(14)]  # a warm light on for frames 6 and 7
     frames = [np.clip(np.rint(base + glow if on else base), 0, 255).astype(np.uint8) for on in lit]
-    q = Quantizer(16, color_space=space)
+    q = Quantizer(k, color_space=space)
     outs = [q.process(f) for f in frames]
     assert outs[6].event == "refit" and q.stats["cuts"] == 0  # fitted around the still part, no fresh start
     far = glow[..., 0] < 1  # where the light does not reach
     kept = np.all(outs[6].rgb == outs[5].rgb, axis=2)[far].mean()
-    fresh = Quantizer(16, color_space=space).quantize(frames[6])  # what a fresh palette alone shows there
+    fresh = Quantizer(k, color_space=space).quantize(frames[6])  # what a fresh palette alone shows there
     assert kept > 0.8 and kept > np.all(fresh == outs[5].rgb, axis=2)[far].mean() + 0.5
     assert psnr(frames[6], outs[6].rgb) >= psnr(frames[6], fresh) - 0.5
     assert q.stats["recalls"] == 1 and np.array_equal(outs[8].palette.colors, outs[5].palette.colors)
