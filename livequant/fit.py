@@ -291,8 +291,8 @@ class PaletteFitter:
         -------
         Fit
         """
-        # `exact` of the distinct sampled colours, counted without sorting them: a fit to the histogram needs no more
-        exact = not len(self.locked) and distinct_colors(samples, self.n_adaptive) is not None
+        few = distinct_colors(samples, self.n_adaptive)  # counted without sorting: a histogram fit needs no more
+        exact = few is not None and self.exact(few)
         steps, from_histogram = self.refine_steps, histogram is not None and not exact
         if from_histogram:
             unique, counts = histogram
