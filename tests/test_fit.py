@@ -184,11 +184,40 @@ def test_follow_drift_moves_the_slots_with_a_fade_and_not_with_noise_or_motion(r
     still = np.ones(2000, bool)
     fitter4 = PaletteFitter(4, color_space=space, sample_size=2000, seed=0)
     darker = (since - 3).astype(np.uint8)  # a fade: every pixel 3 levels darker since the last fit
-    assert np.abs(fitter4.follow_drift(old, darker, still, since).astype(int) - (old.astype(int) - 3)).max() <= 1
+    colors, carried = fitter4.follow_drift(old, darker, still, since)
+    assert np.abs(colors.astype(int) - (old.astype(int) - 3)).max() <= 1
+    assert np.abs(carried).max() <= 0.5  # what rounding to whole levels left
     noise = np.clip(since + rng.integers(-1, 2, since.shape), 0, 255).astype(np.uint8)
     assert fitter4.follow_drift(old, noise, still, since) is None
     both_ways = since.astype(np.int16) + np.where(np.arange(2000) % 2, 3, -3)[:, None]  # motion over a gradient
     assert fitter4.follow_drift(old, both_ways.astype(np.uint8), still, since) is None
+
+
+def test_follow_drift_carries_a_fraction_of_a_level_to_the_next_refit():
+    old = np.array([[60, 200, 120], [180, 90, 30]], np.uint8)
+    since = np.repeat(old, 1000, axis=0)
+    fitter2 = PaletteFitter(2, color_space="rgb", sample_size=2000, seed=0)
+    colors, carried = old, None
+    for _ in range(5):  # five refits of a fade, each 0.4 levels darker on average (two pixels in five, one level)
+        samples = since.copy()
+        samples[np.arange(2000) % 5 < 2] -= 1
+        colors, carried = fitter2.follow_drift(colors, samples, np.ones(2000, bool), since, carried)
+        since = np.repeat(colors, 1000, axis=0)  # the next refit's pixels start at the colours shown
+    # rounded each time, 0.4 levels would never move a slot; carried, five refits move it 2 levels
+    np.testing.assert_array_equal(colors.astype(int), old.astype(int) - 2)
+
+
+def test_follow_drift_moves_each_channel_that_clearly_drifts():
+    old = np.array([[200, 150, 3], [120, 220, 2]], np.uint8)  # saturated: one channel near black
+    since = np.repeat(old, 1000, axis=0)
+    samples = since.astype(np.int16) - [3, 2, 0]
+    samples[::7, 2] -= 1  # the dark channel: a few pixels one level down, against noise of its own
+    samples[1::7, 2] += 1
+    fitter2 = PaletteFitter(2, color_space="rgb", sample_size=2000, seed=0)
+    colors, _ = fitter2.follow_drift(old, samples.clip(0, 255).astype(np.uint8), np.ones(2000, bool), since)
+    # the slots follow in red and green although blue shows no clear drift (they stayed put while any channel
+    # did not, and lagged a fade at 256 colours)
+    np.testing.assert_array_equal(colors.astype(int), old.astype(int) - [3, 2, 0])
 
 
 @pytest.mark.parametrize("shift, moves", [(1, False), (2, False), (6, True)])
