@@ -89,6 +89,11 @@ DRAWN_STEPS = 24
 #: they are this share of the palette (`PaletteFitter._fill_empty`): every one, every refit, used all 256 colours
 #: of the GIF of cockatoo and made it as large as FFmpeg's; a sixteenth left it 2% smaller.
 EMPTY_SHARE = 1 / 16
+#: The same for palettes fitted to the sample, once no sample is nearest to this share of them. A fade to black
+#: empties most of such a palette (16 colours: 14 empty slots, frames 8-11 dB under a fresh fit); refilling from
+#: a sixteenth or an eighth (one or two of 16 slots) put twice the flicker on the hold-out's city clip (still
+#: pixels take up the new colour), from a quarter no clip of issue 11's panel or hold-out changed.
+SAMPLE_EMPTY_SHARE = 1 / 4
 #: Lloyd iterations on a frame's histogram after a warm refit settled (around the slots that kept their colour):
 #: as good as 8 on issue 11's panel (within 0.01 dB), 12 ms less a K=256 refit at 720p.
 SETTLED_STEPS = 2
@@ -337,8 +342,7 @@ class PaletteFitter:
                 colors = np.where(adopt[:, None], from_space(centres, self.color_space), base)
                 unseen = np.abs(colors.astype(np.int16) - base).max(axis=1) <= self.unseen_levels
                 colors = np.where(unseen[:, None], base, colors)
-            if from_histogram:
-                colors = self._fill_empty(points, weights, colors)
+            colors = self._fill_empty(points, weights, colors, EMPTY_SHARE if from_histogram else SAMPLE_EMPTY_SHARE)
             if drift is not None:  # what is left of the drift, for the slots that kept it
                 drift = np.where((colors == base).all(axis=1)[:, None], drift, 0.0)
         centres = to_space(colors, self.color_space)  # exactly the colours shown
@@ -458,9 +462,10 @@ class PaletteFitter:
         centres = to_space(colors, space)
         return Fit(colors=colors, centres=centres, error=self._error(samples, centres))
 
-    def _fill_empty(self, points: np.ndarray, weights: np.ndarray, colors: np.ndarray) -> np.ndarray:
+    def _fill_empty(self, points: np.ndarray, weights: np.ndarray, colors: np.ndarray, share: float) -> np.ndarray:
         """``colors`` with the adaptive slots that none of the frame's ``points`` is nearest to moved to where
-        the error is largest, once they are at least `EMPTY_SHARE` of the palette.
+        the error is largest, once they are at least ``share`` of the palette (`EMPTY_SHARE` for a frame's
+        histogram, `SAMPLE_EMPTY_SHARE` for the sample).
 
         No pixel shows such a slot, so moving it shows nothing (a zoom leaves
         a fifth of a 256-colour palette so on issue 11's panel). They are
@@ -471,7 +476,7 @@ class PaletteFitter:
         centres = to_space(colors, space)
         empty = np.bincount(nearest(points, centres, space), minlength=len(centres)) == 0
         empty[: len(self.locked)] = False
-        if empty.sum() < EMPTY_SHARE * self.n_adaptive:
+        if empty.sum() < share * self.n_adaptive:
             return colors
         centres = _refit_slots(points, weights, centres, empty, SETTLED_STEPS, space)
         return np.where(empty[:, None], from_space(centres, space), colors)

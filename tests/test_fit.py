@@ -317,6 +317,20 @@ def test_a_fine_palette_moves_the_slots_no_pixel_uses_any_more():
     assert (after.colors[red] == before.colors[red]).all(axis=1).mean() > 0.9  # the still red ramp keeps its colours
 
 
+@pytest.mark.parametrize("left, moved", [(3, False), (6, True)])
+def test_a_palette_fitted_to_the_sample_moves_its_slots_no_sample_uses_once_a_quarter_are(rng, left, moved):
+    # As after a fade to black: the slots of the bright colours have lost every pixel.
+    dark = rng.integers(0, 90, (4000, 3)).astype(np.uint8)
+    coarse = PaletteFitter(16, color_space="rgb", sample_size=4000, seed=0)
+    bright = np.full((left, 3), 240, np.uint8) + np.arange(left, dtype=np.uint8)[:, None]
+    colors = np.concatenate([coarse.fit(dark[: 16 - left]).colors, bright])  # the dark slots seeded on 16 - left
+    previous = Fit(colors=colors, centres=to_space(colors, "rgb"), error=0.0)
+    after = coarse.fit(dark, previous=previous, still=np.zeros(4000, bool))
+    assert (after.colors[16 - left :] == bright).all(axis=1).any() != moved
+    if moved:  # every slot serves the picture again
+        assert np.bincount(nearest(to_space(dark, "rgb"), after.centres, "rgb"), minlength=16).min() > 0
+
+
 def test_a_fresh_fine_palette_scores_as_full_k_means_on_its_histogram(rng):
     frame = np.zeros((256, 256, 3), np.uint8)
     frame[:, :, 0] = np.arange(256)[None, :] // 4 + 96  # a gentle red-blue gradient over most of the frame
