@@ -31,7 +31,7 @@ from livequant.colorspace import from_space, pack_rgb, squared_norms, to_space, 
 from livequant.kernels import LEVELS, cell_histogram, distinct_colors
 from livequant.lookup import nearest
 
-__all__ = ["Fit", "PaletteFitter", "sample_positions"]
+__all__ = ["Fit", "PaletteFitter", "drifts_one_way", "sample_positions"]
 
 #: At most this many distinct sampled colours get a full k-means with restarts.
 FEW_COLORS = 1024
@@ -387,9 +387,7 @@ class PaletteFitter:
         """
         moved = samples.astype(np.float64) - since
         steady = still & (np.abs(moved).max(axis=1) <= DRIFT_LEVELS)
-        change = moved[steady].sum(axis=1)
-        changed = change[change != 0]
-        if len(changed) < 0.25 * max(steady.sum(), 1) or abs(np.mean(np.sign(changed))) < DRIFT_AGREE:
+        if not drifts_one_way(moved[steady]):
             return None
         space = self.color_space
         now = nearest(to_space(samples, space), to_space(old, space), space)
@@ -592,6 +590,15 @@ class PaletteFitter:
             drift = _slot_sums(now, moved, len(new)) / np.maximum(held, 1)[:, None]
         flicker = held * np.abs(shift - drift).mean(axis=1)
         return (gain > self.stability * flicker) & (np.abs(shift).sum(axis=1) > 0)
+
+
+def drifts_one_way(moved: np.ndarray) -> bool:
+    """Whether pixels that moved by ``moved`` (``(N, 3)``, one row a pixel) drifted together: at least a
+    quarter of them changed, and `DRIFT_AGREE` more of those got brighter than darker or the other way (a
+    fade, a lighting change) rather than both (new content, motion)."""
+    change = moved.sum(axis=1)
+    changed = change[change != 0]
+    return len(changed) >= 0.25 * max(len(moved), 1) and abs(np.mean(np.sign(changed))) >= DRIFT_AGREE
 
 
 def _refit_slots(points: np.ndarray, weights: np.ndarray, centres: np.ndarray, slots: np.ndarray, steps: int,

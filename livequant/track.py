@@ -7,6 +7,13 @@ must start again (a ``fresh`` fit). A palette starts afresh on the first
 frame, at a scene cut, and when its error jumps past `RefitPolicy.scene_cut`
 times its error at the last fit.
 
+A palette also starts again when the picture has moved a scene cut's
+distance from the frame it started on, a little at a time, with new content
+rather than the same content lighter or darker (a cross-dissolve, not a fade:
+slots follow that, `PaletteFitter.follow_drift`): warm refits from the old
+scene's palette stay in a poor local minimum there, 1-2.5 dB under a fresh fit
+for the rest of the shot. It starts again as on an error jump (below).
+
 When the error jumps (a flash, a light switched on) the palette keeps the
 slots under the parts of the picture that stood still and fits the others to
 what changed (`PaletteFitter.fit_around`), as long as that costs at most
@@ -46,7 +53,7 @@ from dataclasses import dataclass, replace
 import numpy as np
 
 from livequant.colorspace import squared_norms, to_space
-from livequant.fit import Fit, PaletteFitter
+from livequant.fit import Fit, PaletteFitter, drifts_one_way
 from livequant.lookup import LookupTable, build_table, lookup_pixels
 from livequant.palette import Palette
 
@@ -294,6 +301,7 @@ class PaletteTrack:
         self.stats = {"refits": 0, "cuts": 0, "recalls": 0, "fit_ms": 0.0, "refit_errors": 0}
         self._last_samples: np.ndarray | None = None  # the previous frame's
         self._fitted_on: np.ndarray | None = None  # those of the last refit
+        self._started_on: np.ndarray | None = None  # those of the frame the palette last started afresh on
         self._restart = True
         self._remembered: list[tuple[PaletteStep, float]] = []  # palettes before error jumps, their errors then
         self._executor = ThreadPoolExecutor(1, thread_name_prefix="livequant-refit") if background else None
@@ -361,6 +369,11 @@ class PaletteTrack:
         else:
             error = self._error(samples[::4], self.current)
             kind = self.policy.decide(error)
+            started_on = self._started_on
+            if (kind == "warm" and started_on is not None and started_on.shape == samples.shape
+                    and is_scene_cut(started_on, samples)
+                    and not drifts_one_way(samples.astype(np.float64) - started_on)):
+                kind = "fresh"  # a cut's worth of new content, a little at a time (a fade is followed)
             if self._pending is None:
                 if self._recall(samples, error, index):
                     return None
@@ -374,6 +387,8 @@ class PaletteTrack:
             if np.abs(samples.astype(np.int16) - since).max() <= self.still_levels:
                 return None  # nothing moved since the last fit: nothing new to learn
         self._fitted_on = samples
+        if kind != "warm":
+            self._started_on = samples
         self._restart = False
         if kind == "fresh":
             return _Job(kind, samples, None, None, None, None, index, frame)
