@@ -28,7 +28,7 @@ import numpy as np
 from threadpoolctl import ThreadpoolController
 
 from livequant.colorspace import from_space, pack_rgb, squared_norms, to_space, unique_rgb
-from livequant.kernels import LEVELS, cell_histogram, distinct_colors
+from livequant.kernels import LEVELS, cell_histogram, distinct_colors, kmeans_plusplus
 from livequant.lookup import nearest
 
 __all__ = ["Fit", "PaletteFitter", "drifts_one_way", "sample_positions"]
@@ -661,26 +661,14 @@ def _relocate(points: np.ndarray, weights: np.ndarray, centres: np.ndarray, roun
 def _kmeans_plusplus(points: np.ndarray, weights: np.ndarray, k: int, rng: np.random.Generator) -> np.ndarray:
     """``k`` seeds among weighted ``points``, ``(k, 3) float32``, by greedy k-means++ (Arthur and Vassilvitskii).
 
-    The first is drawn in proportion to weight; each next one is the best of
-    ``2 + log k`` candidates drawn in proportion to weight times squared
-    distance to the nearest seed so far: the one that leaves the least such
-    total, as scikit-learn's `kmeans_plusplus` does. Ours so that palettes of
-    more than `HISTOGRAM_COLORS` colours are fitted without importing
-    scikit-learn, which takes 1.5-2 s (most of it scipy.stats).
+    Each seed after the first is the best of ``2 + log k`` candidates, as in
+    scikit-learn's `kmeans_plusplus` (`kernels.kmeans_plusplus`). Ours so that
+    palettes of more than `HISTOGRAM_COLORS` colours are fitted without
+    importing scikit-learn, which takes 1.5-2 s (most of it scipy.stats).
     """
-    trials, last = 2 + int(np.log(k)), len(points) - 1
-    points = points.astype(np.float64)
-    norms = squared_norms(points)
-    picks = [min(int(np.searchsorted(np.cumsum(weights), rng.random() * weights.sum(), side="right")), last)]
-    closest = squared_norms(points - points[picks[0]])
-    for _ in range(1, k):
-        cumulative = np.cumsum(weights * closest)
-        drawn = np.searchsorted(cumulative, rng.random(trials) * cumulative[-1], side="right").clip(max=last)
-        candidates = points[drawn]
-        distances = np.minimum(closest[:, None], _squared_distances(points, norms, candidates))
-        best = int(np.argmin(weights @ distances))
-        closest = distances[:, best]
-        picks.append(int(drawn[best]))
+    trials = 2 + int(np.log(k))
+    picks = kmeans_plusplus(points.astype(np.float64), weights.astype(np.float64), k, trials,
+                            rng.random(1 + (k - 1) * trials))
     return points[picks].astype(np.float32)
 
 

@@ -25,7 +25,7 @@ import numpy as np
 
 __all__ = [
     "BITS", "BLOCK", "FINE_FLAG", "LEVELS", "SCAN_ENTRIES", "SHIFT", "UNKNOWN", "cell_histogram", "changed_pixels",
-    "diffuse_frame", "distinct_colors", "index_pixels", "lzw_encode", "map_words", "map_words_held", "nearest_sorted",
+    "diffuse_frame", "distinct_colors", "index_pixels", "kmeans_plusplus", "lzw_encode", "map_words", "map_words_held", "nearest_sorted",
     "nearest_sorted_serial", "transparent_codes", "used_entries",
 ]
 
@@ -432,6 +432,50 @@ def nearest_sorted_serial(points, ranked, keys, axis, out):  # pragma: no cover 
     for i in range(points.shape[0]):
         p0, p1, p2 = points[i, 0], points[i, 1], points[i, 2]
         out[i] = _walk_nearest(p0, p1, p2, p0 * axis[0] + p1 * axis[1] + p2 * axis[2], keys, ranked)
+
+
+@nb.njit(nogil=True, cache=True)
+def kmeans_plusplus(points, weights, k, trials, uniforms):  # pragma: no cover - compiled
+    """Indices of ``k`` seeds among weighted ``(N, 3) float64`` points, by greedy k-means++.
+
+    The first is drawn in proportion to weight; each next one is the best of
+    ``trials`` candidates drawn in proportion to weight times squared
+    distance to the nearest seed so far: the one that leaves the least such
+    total (the first on ties). ``uniforms`` holds the ``1 + (k - 1) * trials``
+    draws in [0, 1) this consumes, in order.
+    """
+    n = points.shape[0]
+    picks = np.empty(k, np.int64)
+    cumulative = np.cumsum(weights)
+    picks[0] = min(np.searchsorted(cumulative, uniforms[0] * cumulative[-1], side="right"), n - 1)
+    closest = np.empty(n)
+    for i in range(n):
+        closest[i] = _squared_gap(points, i, points, picks[0])
+    for s in range(1, k):
+        total = 0.0
+        for i in range(n):
+            total += weights[i] * closest[i]
+            cumulative[i] = total
+        best_cost = np.inf
+        for t in range(trials):
+            draw = min(np.searchsorted(cumulative, uniforms[1 + (s - 1) * trials + t] * total, side="right"), n - 1)
+            cost = 0.0
+            for i in range(n):
+                cost += weights[i] * min(closest[i], _squared_gap(points, i, points, draw))
+                if cost >= best_cost:
+                    break
+            if cost < best_cost:
+                best_cost, picks[s] = cost, draw
+        for i in range(n):
+            closest[i] = min(closest[i], _squared_gap(points, i, points, picks[s]))
+    return picks
+
+
+@nb.njit(inline="always")
+def _squared_gap(a, i, b, j):  # pragma: no cover - compiled
+    """Squared distance from row ``i`` of ``a`` to row ``j`` of ``b``."""
+    d0, d1, d2 = a[i, 0] - b[j, 0], a[i, 1] - b[j, 1], a[i, 2] - b[j, 2]
+    return d0 * d0 + d1 * d1 + d2 * d2
 
 
 @nb.njit(nogil=True, cache=True)

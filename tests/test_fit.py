@@ -6,6 +6,7 @@ from sklearn.cluster import KMeans
 
 from livequant.colorspace import to_space
 from livequant.fit import Fit, PaletteFitter, sample_positions
+from livequant.kernels import kmeans_plusplus
 from livequant.lookup import nearest
 from livequant.track import RefitPolicy
 
@@ -349,3 +350,35 @@ def test_a_fresh_fine_palette_scores_as_full_k_means_on_its_histogram(rng):
 
     # seeds drawn from the histogram's colours, rare or not (MiniBatchKMeans), scored 1.2-1.3x the reference
     assert error(fit.centres) < 1.05 * error(reference)
+
+
+def reference_kmeans_plusplus(points, weights, k, trials, uniforms):
+    """Greedy k-means++ written out in numpy, one seed at a time."""
+    points = points.astype(np.float64)
+    picks = [min(int(np.searchsorted(np.cumsum(weights), uniforms[0] * weights.sum(), side="right")), len(points) - 1)]
+    closest = ((points - points[picks[0]]) ** 2).sum(axis=1)
+    for s in range(1, k):
+        cumulative = np.cumsum(weights * closest)
+        drawn = np.searchsorted(cumulative, uniforms[1 + (s - 1) * trials:1 + s * trials] * cumulative[-1], "right")
+        drawn = drawn.clip(max=len(points) - 1)
+        distances = np.minimum(closest[:, None], ((points[:, None] - points[drawn][None]) ** 2).sum(axis=2))
+        best = int(np.argmin(weights @ distances))
+        closest, picks = distances[:, best], picks + [int(drawn[best])]
+    return np.array(picks)
+
+
+@pytest.mark.parametrize("k", [4, 16, 64])
+def test_the_compiled_k_means_plus_plus_picks_the_seeds_the_algorithm_defines(rng, k):
+    points = rng.integers(0, 256, (1500, 3)).astype(np.float64)
+    weights = rng.integers(1, 40, 1500).astype(np.float64)
+    trials = 2 + int(np.log(k))
+    uniforms = rng.random(1 + (k - 1) * trials)
+    picks = kmeans_plusplus(points, weights, k, trials, uniforms)
+    assert np.array_equal(picks, reference_kmeans_plusplus(points, weights, k, trials, uniforms))
+
+
+def test_k_means_plus_plus_seeds_every_separate_cluster_once(rng):
+    centres = rng.permutation(np.stack(np.meshgrid(*[np.arange(0, 256, 60)] * 3), -1).reshape(-1, 3))[:20]
+    points = (np.repeat(centres, 30, axis=0) + rng.normal(0, 2, (600, 3))).astype(np.float64)
+    picks = kmeans_plusplus(points, np.ones(600), 20, 2 + int(np.log(20)), rng.random(1 + 19 * 4))
+    assert sorted(picks // 30) == list(range(20))
