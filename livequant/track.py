@@ -25,6 +25,12 @@ later frame as well as it fitted its own and clearly better than the palette
 in force, it comes back instead of a refit, so the picture returns to
 exactly its colours from before.
 
+A warm palette can also stay in a poor local minimum that no trigger above
+sees (a palette born on the near-black frames of a fade in ends 3-5 dB under
+a fresh fit): palettes fitted to the whole frame check now and then whether a
+rough fresh fit beats them clearly (`FRESH_CHECK_EVERY`), and if a full one
+does, start again from it, taking back close colours as on an error jump.
+
 A scene cut is found from two consecutive frames alone (`is_scene_cut`), and
 forgets everything before it: the fit, the remembered palettes, the policy's
 clock and baseline, and the temporal hold. So the frames from a cut onwards
@@ -53,7 +59,7 @@ from dataclasses import dataclass, replace
 import numpy as np
 
 from livequant.colorspace import squared_norms, to_space
-from livequant.fit import Fit, PaletteFitter, drifts_one_way
+from livequant.fit import CHECK_GAIN, Fit, PaletteFitter, drifts_one_way
 from livequant.lookup import LookupTable, build_table, lookup_pixels
 from livequant.palette import Palette
 
@@ -88,6 +94,10 @@ JUMP_AROUND = 0.25
 #: 1.28x the time; 0.01 +0.01 dB, 1.06x; 0.02 -0.02 dB, 0.92x (each clip within 0.11 dB of 0.01); 0.03 -0.09 dB
 #: (the cartoon -0.37), 0.75x.
 CHASE_GAIN = 0.02
+#: A palette fitted to the whole frame checks whether a fresh fit would clearly beat it (`PaletteFitter.beaten_afresh`)
+#: every this many warm refits in a row, and on every warm refit once a fade has taken the picture a scene cut's
+#: distance from where the palette started.
+FRESH_CHECK_EVERY = 4
 
 
 def is_scene_cut(previous: np.ndarray, samples: np.ndarray) -> bool:
@@ -264,6 +274,7 @@ class _Job:
     before: np.ndarray | None  # the previous frame's samples
     index: int  # of the frame in the stream
     frame: np.ndarray  # the frame itself, for fits to the whole of it (`PaletteFitter.histogram`)
+    check: bool = False  # a warm refit that also checks whether a fresh fit would clearly beat it
 
 
 @dataclass(frozen=True, eq=False)
@@ -303,6 +314,7 @@ class PaletteTrack:
         self._fitted_on: np.ndarray | None = None  # those of the last refit
         self._started_on: np.ndarray | None = None  # those of the frame the palette last started afresh on
         self._restart = True
+        self._warm_refits = 0  # in a row
         self._remembered: list[tuple[PaletteStep, float]] = []  # palettes before error jumps, their errors then
         self._executor = ThreadPoolExecutor(1, thread_name_prefix="livequant-refit") if background else None
         self._pending: tuple[Future, _Job] | None = None
@@ -361,6 +373,7 @@ class PaletteTrack:
         """Decide, for frame ``index``, whether to refit and how."""
         samples = self.fitter.sample(frame)
         previous, self._last_samples = self._last_samples, samples
+        far = False
         if self._restart or self.current is None or self.current.fit is None or is_scene_cut(previous, samples):
             kind = "fresh"
             self._remembered.clear()
@@ -371,9 +384,11 @@ class PaletteTrack:
             kind = self.policy.decide(error)
             started_on = self._started_on
             if (kind == "warm" and started_on is not None and started_on.shape == samples.shape
-                    and is_scene_cut(started_on, samples)
-                    and not drifts_one_way(samples.astype(np.float64) - started_on)):
-                kind = "fresh"  # a cut's worth of new content, a little at a time (a fade is followed)
+                    and is_scene_cut(started_on, samples)):
+                if drifts_one_way(samples.astype(np.float64) - started_on):
+                    far = True  # a fade: followed, but check whether starting again would be better
+                else:
+                    kind = "fresh"  # a cut's worth of new content, a little at a time
             if self._pending is None:
                 if self._recall(samples, error, index):
                     return None
@@ -387,6 +402,7 @@ class PaletteTrack:
             if np.abs(samples.astype(np.int16) - since).max() <= self.still_levels:
                 return None  # nothing moved since the last fit: nothing new to learn
         self._fitted_on = samples
+        self._warm_refits = self._warm_refits + 1 if kind == "warm" else 0
         if kind != "warm":
             self._started_on = samples
         self._restart = False
@@ -398,7 +414,8 @@ class PaletteTrack:
         if kind == "jump":
             return _Job(kind, samples, self.current.fit, still, None, None, index, frame)
         before = previous if still is not None else None
-        return _Job(kind, samples, self.current.fit, still, since, before, index, frame)
+        check = self.fitter.whole_frame and (far or self._warm_refits % FRESH_CHECK_EVERY == 0)
+        return _Job(kind, samples, self.current.fit, still, since, before, index, frame, check)
 
     def _error(self, samples: np.ndarray, step: PaletteStep) -> float:
         """Mean squared working-space distance of ``samples`` to the colours of ``step`` they map to."""
@@ -438,7 +455,12 @@ class PaletteTrack:
         if matched:
             fit = self.fitter.fit(job.samples, previous=job.previous, still=job.still, since=job.since,
                                   before=job.before, histogram=histogram)
-            if np.array_equal(fit.colors, job.previous.colors):
+            if job.check and self.fitter.beaten_afresh(job.samples, fit, histogram):
+                fresh = self.fitter.keep_close(self.fitter.fit(job.samples, histogram=histogram),
+                                               job.previous.colors, JUMP_KEEP, job.samples)
+                if fresh.error <= CHECK_GAIN * fit.error:
+                    fit, matched = fresh, False
+            if matched and np.array_equal(fit.colors, job.previous.colors):
                 return _Outcome(None, None, fit.error, None, time.perf_counter() - start, matched)
         else:
             fit = self.fitter.fit(job.samples, histogram=histogram)
@@ -472,6 +494,8 @@ class PaletteTrack:
         self.stats["refits"] += 1
         exact = self.fitter.exact(job.samples)
         fresh = not outcome.matched or self.current is None
+        if fresh and job.kind == "warm":  # a fresh fit beat the warm one (`FRESH_CHECK_EVERY`)
+            self._started_on, self._warm_refits = job.samples, 0
         if not fresh and len(self.current.palette) != len(outcome.fit.colors):
             fresh = not exact  # slots unmatched, unless an exact palette grew (its old slots kept their colours)
         if fresh and self.current is not None and self.current.fit is not None:  # not after a rough palette

@@ -382,3 +382,13 @@ def test_k_means_plus_plus_seeds_every_separate_cluster_once(rng):
     points = (np.repeat(centres, 30, axis=0) + rng.normal(0, 2, (600, 3))).astype(np.float64)
     picks = kmeans_plusplus(points, np.ones(600), 20, 2 + int(np.log(20)), rng.random(1 + 19 * 4))
     assert sorted(picks // 30) == list(range(20))
+
+
+def test_a_rough_fresh_fit_tells_a_stuck_palette_from_a_good_one(rng):
+    frame = rng.integers(0, 256, (96, 128, 3), dtype=np.uint8)  # colours everywhere in the cube
+    fine = PaletteFitter(64, color_space="rgb", sample_size=4096, seed=0)
+    samples, histogram = fine.sample(frame), fine.histogram(frame)
+    good = fine.fit(samples, histogram=histogram)
+    stuck = as_fit(np.clip(good.colors // 4, 0, 255))  # the same palette squeezed into the dark corner
+    assert fine.beaten_afresh(samples, stuck, histogram)
+    assert not fine.beaten_afresh(samples, good, histogram)
