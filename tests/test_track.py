@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 
 from livequant.cli import main
+from livequant.fit import PaletteFitter
 from livequant.pipeline import run
 from livequant.quantizer import Quantizer
 from livequant.sinks import GifWriter, VideoWriter
@@ -168,3 +169,25 @@ def test_a_live_track_needs_its_worker():
     with pytest.raises(RuntimeError, match="background=True"):
         track.step_live(shot_frame(0), 0)
 
+
+
+def dark_field(i: int) -> np.ndarray:
+    """A dark gradient with four bright squares sliding over it: a few hundred colours, each reproduced closely."""
+    y, x = np.mgrid[:120, :200].astype(np.float32)
+    frame = np.stack([15 + 20 * y / 120, 10 + 0 * x, 25 + 30 * x / 200], -1)
+    for k in range(4):
+        left = (20 + 40 * k + 5 * i) % 180
+        frame[10 + 25 * k : 30 + 25 * k, left : left + 20] = (255, 200 - 40 * k, 60 * k)
+    return frame.astype(np.uint8)
+
+
+@pytest.mark.parametrize("picture, checked", [(dark_field, False), (shot_frame, True)])
+def test_only_a_palette_whose_error_shows_checks_whether_a_fresh_fit_would_beat_it(monkeypatch, picture, checked):
+    calls = []
+    check = PaletteFitter.beaten_afresh
+    monkeypatch.setattr(PaletteFitter, "beaten_afresh", lambda self, *args: calls.append(1) or check(self, *args))
+    q = Quantizer(256)
+    for i in range(CUT):
+        q.quantize(picture(i))
+    # On the dark field (error under a 2-level change) a check took 5 fresh k-means fits for nothing.
+    assert bool(calls) == checked
