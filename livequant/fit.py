@@ -89,7 +89,7 @@ DRAWN_STEPS = 24
 #: a fresh fit): now and then (see `track.FRESH_CHECK_EVERY`) a rough fresh fit on this many draws per colour,
 #: `CHECK_STEPS` Lloyd steps, is compared with it (`PaletteFitter.beaten_afresh`), and when it has at most
 #: `CHECK_GAIN` of the error (0.5 dB), a full one too. About 7 ms a check at K=256 and 720p, 5% of planning
-#: cockatoo. A gain of 1 dB changed the same rows of issue 11's panel and hold-out and recovered less of a fade in.
+#: cockatoo. A gain of 1 dB recovered less of a fade in.
 CHECK_DRAWS = 4
 CHECK_STEPS = 8
 CHECK_GAIN = 10 ** -0.05

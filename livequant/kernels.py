@@ -450,7 +450,7 @@ def kmeans_plusplus(points, weights, k, trials, uniforms):  # pragma: no cover -
     picks[0] = min(np.searchsorted(cumulative, uniforms[0] * cumulative[-1], side="right"), n - 1)
     closest = np.empty(n)
     for i in range(n):
-        closest[i] = _squared_gap(points, i, points, picks[0])
+        closest[i] = _squared_gap(points, i, picks[0])
     for s in range(1, k):
         total = 0.0
         for i in range(n):
@@ -461,20 +461,20 @@ def kmeans_plusplus(points, weights, k, trials, uniforms):  # pragma: no cover -
             draw = min(np.searchsorted(cumulative, uniforms[1 + (s - 1) * trials + t] * total, side="right"), n - 1)
             cost = 0.0
             for i in range(n):
-                cost += weights[i] * min(closest[i], _squared_gap(points, i, points, draw))
+                cost += weights[i] * min(closest[i], _squared_gap(points, i, draw))
                 if cost >= best_cost:
                     break
             if cost < best_cost:
                 best_cost, picks[s] = cost, draw
         for i in range(n):
-            closest[i] = min(closest[i], _squared_gap(points, i, points, picks[s]))
+            closest[i] = min(closest[i], _squared_gap(points, i, picks[s]))
     return picks
 
 
 @nb.njit(inline="always")
-def _squared_gap(a, i, b, j):  # pragma: no cover - compiled
-    """Squared distance from row ``i`` of ``a`` to row ``j`` of ``b``."""
-    d0, d1, d2 = a[i, 0] - b[j, 0], a[i, 1] - b[j, 1], a[i, 2] - b[j, 2]
+def _squared_gap(points, i, j):  # pragma: no cover - compiled
+    """Squared distance between rows ``i`` and ``j`` of ``points``."""
+    d0, d1, d2 = points[i, 0] - points[j, 0], points[i, 1] - points[j, 1], points[i, 2] - points[j, 2]
     return d0 * d0 + d1 * d1 + d2 * d2
 
 
