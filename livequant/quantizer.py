@@ -214,8 +214,9 @@ class Quantizer:
 
     @property
     def stats(self) -> dict:
-        """Counters: ``frames``, ``refits`` (palettes that landed), ``cuts`` (fresh starts after the first),
-        ``fit_ms`` (the last refit), ``refit_errors``."""
+        """Counters: ``frames``, ``fits`` (fits finished, whether or not they changed a colour), ``refits``
+        (palettes that landed), ``cuts`` (fresh starts after the first), ``recalls`` (earlier palettes
+        brought back), ``fit_ms`` (the last fit), ``refit_errors``."""
         return {"frames": self.frames, **self.track.stats}
 
     def quantize(self, frame: np.ndarray) -> np.ndarray:

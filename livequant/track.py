@@ -311,7 +311,7 @@ class PaletteTrack:
         self.policy = RefitPolicy(refit_every, floor=level_error(fitter.color_space, FLOOR_LEVELS), chase=chase)
         self.still_levels = still_levels
         self.current: PaletteStep | None = None
-        self.stats = {"refits": 0, "cuts": 0, "recalls": 0, "fit_ms": 0.0, "refit_errors": 0}
+        self.stats = {"fits": 0, "refits": 0, "cuts": 0, "recalls": 0, "fit_ms": 0.0, "refit_errors": 0}
         self._last_samples: np.ndarray | None = None  # the previous frame's
         self._fitted_on: np.ndarray | None = None  # those of the last refit
         self._started_on: np.ndarray | None = None  # those of the frame the palette last started afresh on
@@ -491,6 +491,7 @@ class PaletteTrack:
 
     def _land(self, job: _Job, outcome: _Outcome) -> None:
         self.policy.fitted(outcome.error, outcome.shown)
+        self.stats["fits"] += 1
         self.stats["fit_ms"] = outcome.seconds * 1000
         if outcome.fit is None:
             return

@@ -94,6 +94,15 @@ def test_warm_refit_on_an_unchanged_frame_keeps_slots_and_indices(space):
     assert q.stats["refits"] >= 1
 
 
+def test_every_fit_is_counted_and_only_those_that_move_a_colour_are_refits(rng):
+    frame = smooth_frame()
+    q = Quantizer(16, refit_every=1)
+    for _ in range(20):  # a still scene under sensor noise: a fit a frame, most of them not worth the flicker
+        q.quantize(np.clip(frame + rng.normal(0, 3, frame.shape), 0, 255).astype(np.uint8))
+    assert q.stats["fits"] == 20
+    assert 1 <= q.stats["refits"] < q.stats["fits"]
+
+
 @pytest.mark.parametrize("dither", ["none", "bayer", "bayer2", "bayer4", "bluenoise"])
 def test_static_input_gives_identical_frames(dither):
     frame = smooth_frame(seed=2)

@@ -53,22 +53,26 @@ def test_20000_live_frames_keep_memory_flat_and_leave_no_thread():
 
     def sample(qframe, stats) -> None:
         if stats.frames % 2000 == 0:
-            curve.append((stats.frames, round(rss_mb(), 1)))
+            curve.append((stats.frames, round(rss_mb(), 1), quantizer.stats["fits"]))
 
-    pictures = [frame for frame, _ in TestPattern((854, 480), fps=RATE, frames=120)]  # 4 s of motion, made once
+    pictures = [frame for frame, _ in TestPattern((854, 480), fps=RATE, frames=120)]  # 1 s of motion, made once
     with Quantizer(16, background=True, dither="bayer") as quantizer:
         run(_Camera(pictures, 600, RATE), quantizer, [_Null()])  # warm-up: kernels compiled, buffers sized
         gc.collect()
         start = rss_mb()
+        fits_before = quantizer.stats["fits"]
         stats = run(_Camera(pictures, FRAMES, RATE), quantizer, [_Null()], on_frame=sample)
+        fits = quantizer.stats["fits"] - fits_before
         gc.collect()
         end = rss_mb()
     print(f"\nsoak: {FRAMES} frames offered at 854x480, {stats.frames} quantized, {stats.dropped} dropped, "
-          f"{stats.refits} refits, {stats.fps:.0f} fps over {stats.seconds:.0f} s; "
+          f"{fits} fits in the worker, {stats.refits} of them landed, {stats.fps:.0f} fps over {stats.seconds:.0f} s; "
           f"RSS {start:.1f} MB after warm-up, {end:.1f} MB at the end ({end - start:+.1f} MB); "
-          f"RSS by frame: {curve}")
+          f"(frame, RSS, fits so far): {curve}")
     assert stats.frames + stats.dropped == FRAMES
     assert stats.frames >= FRAMES // 2, "the pipeline fell far behind a 120 fps camera"
-    assert stats.refits > 10
+    # The worker kept fitting all along. How many of its fits change a colour is the stability trade-off's call:
+    # on a background that stays still and sprites that loop every second, that can be none for minutes.
+    assert fits > FRAMES // 100 and curve[-1][2] > curve[-2][2]
     assert end - start < 50
     assert set(threading.enumerate()) <= threads_before
