@@ -5,6 +5,7 @@ import pytest
 from sklearn.cluster import KMeans
 
 from livequant.colorspace import to_space
+from livequant import fit
 from livequant.fit import Fit, PaletteFitter, sample_positions
 from livequant.kernels import kmeans_plusplus
 from livequant.lookup import nearest
@@ -392,3 +393,26 @@ def test_a_rough_fresh_fit_tells_a_stuck_palette_from_a_good_one(rng):
     stuck = as_fit(np.clip(good.colors // 4, 0, 255))  # the same palette squeezed into the dark corner
     assert fine.beaten_afresh(samples, stuck, histogram)
     assert not fine.beaten_afresh(samples, good, histogram)
+
+
+@pytest.mark.parametrize("still_blue", [False, True])
+def test_a_warm_refit_moves_a_slot_no_still_sample_uses_to_where_the_error_is(still_blue, monkeypatch):
+    # A gray still background, a red ramp in motion, and two slots on a few blue pixels that are leaving the
+    # picture (as in a zoom): one blue slot does more for the ramp, unless still pixels show it.
+    ramp = np.stack([np.repeat(np.arange(256), 8), np.zeros(2048), np.zeros(2048)], axis=1)
+    blues = np.array([[0, 0, 200]] * 20 + [[0, 0, 210]] * 20)
+    samples = np.concatenate([np.full((2000, 3), 128), ramp, blues]).astype(np.uint8)
+    still = np.zeros(len(samples), bool)
+    still[:2000] = True
+    still[-40:] = still_blue
+    reds = np.stack([np.linspace(9, 246, 13), np.zeros(13), np.zeros(13)], axis=1)
+    colors = np.concatenate([[[128, 128, 128], [0, 0, 200], [0, 0, 210]], reds]).astype(np.uint8)
+    coarse = PaletteFitter(16, color_space="rgb", sample_size=len(samples), seed=0)
+    after = coarse.fit(samples, previous=as_fit(colors), still=still)
+    assert (after.colors[0] == 128).all()  # the still background keeps its colour
+    blue_slots = ((after.colors[:, 2] > 150) & (after.colors[:, 0] < 50)).sum()
+    assert blue_slots == (2 if still_blue else 1)
+    monkeypatch.setattr(fit, "FREE_RELOCATIONS", 0)
+    unmoved = coarse.fit(samples, previous=as_fit(colors), still=still)
+    assert ((unmoved.colors[:, 2] > 150) & (unmoved.colors[:, 0] < 50)).sum() == 2
+    assert after.error < unmoved.error if not still_blue else after.error == unmoved.error
