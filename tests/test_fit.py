@@ -4,8 +4,8 @@ import numpy as np
 import pytest
 from sklearn.cluster import KMeans
 
-from livequant.colorspace import to_space
 from livequant import fit
+from livequant.colorspace import to_space
 from livequant.fit import Fit, PaletteFitter, sample_positions
 from livequant.kernels import kmeans_plusplus
 from livequant.lookup import nearest
