@@ -492,16 +492,16 @@ class PaletteFitter:
         space = self.color_space
         centres = to_space(colors, space)
         sample_points = to_space(samples, space)
-        still_points = sample_points[still]
-        free = np.bincount(nearest(still_points, centres, space), minlength=len(centres)) == 0
+        now = nearest(sample_points, centres, space)
+        free = np.bincount(now[still], minlength=len(centres)) == 0
         free[: len(self.locked)] = False
+        if not free.any():
+            return colors
         norms = squared_norms(points)
         d = _squared_distances(points, norms, centres)
         error = float(weights @ d.min(axis=1))
         shown, pixels = colors.copy(), samples.astype(np.int32)
         for _ in range(FREE_RELOCATIONS):
-            if not free.any():
-                break
             labels = d.argmin(axis=1)
             utility, spread = _slot_costs(d, labels, weights, len(centres))
             low = int(np.argmin(np.where(free, utility, np.inf)))
@@ -519,14 +519,16 @@ class PaletteFitter:
                 break
             moved = shown.copy()
             moved[low] = from_space(trial[low : low + 1], space)[0]
-            now, then = nearest(sample_points, centres, space), nearest(sample_points, trial, space)
+            then = nearest(sample_points, trial, space)
             taken = still & (then == low)
             flicker = np.abs(moved[low].astype(np.float64) - shown[now[taken]]).mean(axis=1).sum()
             saved = float(squared_norms(pixels - shown[now]).sum() - squared_norms(pixels - moved[then]).sum())
             if saved <= FREE_MOVE_FLICKER * self.stability * flicker:
                 break
-            centres, d, error, shown = trial, d_trial, trial_error, moved
+            centres, d, error, shown, now = trial, d_trial, trial_error, moved, then
             free[low] = False
+            if not free.any():
+                break
         return shown
 
     def _fill_empty(self, points: np.ndarray, weights: np.ndarray, colors: np.ndarray, share: float) -> np.ndarray:
