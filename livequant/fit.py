@@ -664,7 +664,7 @@ class PaletteFitter:
         space = self.color_space
         old_centres, sample_points = to_space(old, space), to_space(samples, space)
         now = nearest(sample_points, old_centres, space)
-        then = nearest(sample_points, to_space(new, space), space)
+        then = nearest(sample_points, to_space(new, space), space, guess=now)
         saved = squared_norms(points - old[now]) - squared_norms(points - new[then])
         gain = np.bincount(then, weights=saved, minlength=len(new))
         if before is not None:
@@ -822,7 +822,7 @@ def _lloyd(
     weighted = points * weights[:, None]
     previous = None
     for _ in range(steps):
-        labels = nearest(points, centres, color_space).astype(np.intp)
+        labels = nearest(points, centres, color_space, guess=previous).astype(np.intp)
         if previous is not None and np.array_equal(labels, previous):
             break
         previous = labels

@@ -26,7 +26,7 @@ import numpy as np
 __all__ = [
     "BITS", "BLOCK", "FINE_FLAG", "LEVELS", "SCAN_ENTRIES", "SHIFT", "UNKNOWN", "cell_histogram", "changed_pixels",
     "diffuse_frame", "distinct_colors", "index_pixels", "kmeans_plusplus", "lzw_encode", "map_words", "map_words_held",
-    "nearest_sorted", "nearest_sorted_serial", "transparent_codes", "used_entries",
+    "nearest_neighbours", "nearest_sorted", "nearest_sorted_serial", "transparent_codes", "used_entries",
 ]
 
 BITS = 7  # the table: 2**BITS cells a side ...
@@ -410,28 +410,82 @@ def index_pixels(pixels, table, fine, cells, ranked, out):  # pragma: no cover -
         out[n] = _index(p, table, fine, cells, ranked)
 
 
+@nb.njit(inline="always")
+def _nearest_point(points, i, ranked, keys, axis, centres, neighbours, reach, guess):  # pragma: no cover - compiled
+    """Index of the centre nearest to ``points[i]`` (ties: lowest index).
+
+    Given a ``guess`` (empty: none), only centres less than twice the
+    point's distance from the guessed one can be nearer (the triangle
+    inequality): the guess's ``neighbours`` (its nearest other centres in
+    order, their squared distances ``reach``) are checked while within that,
+    with a margin for rounding. A point near its guess (after a Lloyd step
+    moved the centres a little) checks none or a few; one whose candidates
+    run past the listed neighbours, and any point without a guess, walks
+    (`_walk_nearest`).
+    """
+    p0, p1, p2 = points[i, 0], points[i, 1], points[i, 2]
+    if guess.shape[0]:
+        g = np.intp(guess[i])
+        e0, e1, e2 = p0 - centres[g, 0], p1 - centres[g, 1], p2 - centres[g, 2]
+        best, best_i = e0 * e0 + e1 * e1 + e2 * e2, g
+        bound = np.float32(4.0) * best * np.float32(1.001) + np.float32(1e-9)
+        listed = neighbours.shape[1]
+        m = 0
+        while m < listed and reach[g, m] <= bound:
+            j = np.intp(neighbours[g, m])
+            e0, e1, e2 = p0 - centres[j, 0], p1 - centres[j, 1], p2 - centres[j, 2]
+            dist = e0 * e0 + e1 * e1 + e2 * e2
+            if dist < best or (dist == best and j < best_i):
+                best, best_i = dist, j
+            m += 1
+        if m < listed or listed == centres.shape[0] - 1:
+            return best_i
+    return _walk_nearest(p0, p1, p2, p0 * axis[0] + p1 * axis[1] + p2 * axis[2], keys, ranked)
+
+
 @nb.njit(parallel=True, nogil=True, cache=True)
-def nearest_sorted(points, ranked, keys, axis, out):  # pragma: no cover - compiled
+def nearest_neighbours(centres, listed, neighbours, reach):  # pragma: no cover - compiled
+    """For each of ``(K, 3) float32`` centres, its ``listed`` nearest others in order (ties: lower index first)
+    into ``neighbours`` and their squared distances into ``reach`` (both ``(K, listed)``, ``reach`` all inf)."""
+    k = centres.shape[0]
+    for c in nb.prange(k):
+        c0, c1, c2 = centres[c, 0], centres[c, 1], centres[c, 2]
+        count = 0
+        for j in range(k):
+            e0, e1, e2 = c0 - centres[j, 0], c1 - centres[j, 1], c2 - centres[j, 2]
+            gap = e0 * e0 + e1 * e1 + e2 * e2
+            if j == c or gap >= reach[c, listed - 1]:
+                continue
+            slot = min(count, listed - 1)  # insert in order, the farthest falling off the end
+            while slot > 0 and reach[c, slot - 1] > gap:
+                reach[c, slot], neighbours[c, slot] = reach[c, slot - 1], neighbours[c, slot - 1]
+                slot -= 1
+            reach[c, slot], neighbours[c, slot] = gap, j
+            count = min(count + 1, listed)
+
+
+@nb.njit(parallel=True, nogil=True, cache=True)
+def nearest_sorted(points, ranked, keys, axis, centres, neighbours, reach, guess, out):  # pragma: no cover - compiled
     """Index of the nearest centre for each point (ties: lowest index), exact; the points split over threads.
 
     ``ranked`` holds the centres as rows ``(x, y, z, index)`` in order of
     ``keys``, their projections on ``axis`` (computed as a point's is:
     ``x * axis[0] + y * axis[1] + z * axis[2]`` in float32); each point's
-    search walks out from its own (`_walk_nearest`).
+    search walks out from its own (`_walk_nearest`), or starts from its
+    guess (`_nearest_point`).
     """
     for i in nb.prange(points.shape[0]):
-        p0, p1, p2 = points[i, 0], points[i, 1], points[i, 2]
-        out[i] = _walk_nearest(p0, p1, p2, p0 * axis[0] + p1 * axis[1] + p2 * axis[2], keys, ranked)
+        out[i] = _nearest_point(points, i, ranked, keys, axis, centres, neighbours, reach, guess)
 
 
 @nb.njit(nogil=True, cache=True)
-def nearest_sorted_serial(points, ranked, keys, axis, out):  # pragma: no cover - compiled
+def nearest_sorted_serial(points, ranked, keys, axis, centres, neighbours, reach, guess,
+                          out):  # pragma: no cover - compiled
     """`nearest_sorted` on the calling thread: for a few thousand points (a fit's samples), waking the
     other threads costs more than it saves, and on a busy machine a parallel region waits for its
     slowest thread."""
     for i in range(points.shape[0]):
-        p0, p1, p2 = points[i, 0], points[i, 1], points[i, 2]
-        out[i] = _walk_nearest(p0, p1, p2, p0 * axis[0] + p1 * axis[1] + p2 * axis[2], keys, ranked)
+        out[i] = _nearest_point(points, i, ranked, keys, axis, centres, neighbours, reach, guess)
 
 
 @nb.njit(nogil=True, cache=True)
