@@ -28,7 +28,7 @@ from livequant.adapters import adapt, enlarge
 from livequant.colorspace import COLOR_SPACES, unique_rgb, working_space
 from livequant.demo import SETTINGS, run_demo
 from livequant.dither import DITHERS
-from livequant.errors import LivequantError, SourceError, UsageError
+from livequant.errors import LivequantError, SinkError, SourceError, UsageError, write_hint
 from livequant.fit import PaletteFitter
 from livequant.frames import QuantizedFrame
 from livequant.options import check_size, frame_size, make_quantizer, open_output
@@ -36,7 +36,7 @@ from livequant.palette import Palette, file_format
 from livequant.pipeline import run
 from livequant.quantizer import Quantizer, quantize
 from livequant.report import QualityReport, check_path
-from livequant.sinks import VIDEO_SUFFIXES, ImageWriter, Preview, check_target
+from livequant.sinks import NUMBERED, VIDEO_SUFFIXES, ImageWriter, Preview, check_target, numbered_files
 from livequant.sources import (IMAGE_SUFFIXES, MAX_PIXELS, Images, Reconnecting, TestPattern, VideoFile, Webcam,
                                damage_note, list_cameras, open_source)
 
@@ -141,11 +141,11 @@ def _add_size_options(parser: argparse.ArgumentParser) -> None:
 
 def _add_encoding_options(parser: argparse.ArgumentParser) -> None:
     group = parser.add_argument_group("video encoding")
-    group.add_argument("--crf", type=_number(float, 0), help="quality: lower is better and larger "
-                       "(default: 20 for H.264, 32 for VP9)")
+    group.add_argument("--crf", type=_number(float, 0), help="quality: lower is better and larger, 0..51 for "
+                       "H.264, 0..63 for VP9 (default: 20 for H.264, 32 for VP9)")
     group.add_argument("--codec", help="FFmpeg encoder, such as libx264, libvpx-vp9, ffv1 (default: by suffix)")
     group.add_argument("--lossless", action="store_true", help="keep every pixel exact: FFV1 in .mkv, VP9 in "
-                       ".webm, libx264rgb otherwise (larger files)")
+                       ".webm, libx264rgb otherwise (larger files); with --codec, one of those three")
     group.add_argument("--no-audio", action="store_true", help="leave the input's audio out")
 
 
@@ -345,8 +345,15 @@ class _Progress:
 # ------------------------------------------------------------------ commands
 
 def _input_files(spec: str) -> list[str]:
-    """The files an input names: itself, or the files its glob pattern matches (outputs must be none of them)."""
-    return [spec, *(glob.glob(spec) if any(c in spec for c in "*?[") else ())]
+    """The files an input names (outputs must be none of them): itself (also without FFmpeg's ``file:``
+    prefix), the files its glob pattern matches, or those its image-sequence pattern numbers."""
+    path = spec.removeprefix("file:")
+    found = [spec, path, *(glob.glob(path) if any(c in path for c in "*?[") else ())]
+    numbered = numbered_files(path)
+    if numbered:
+        anything = "*".join(glob.escape(part) for part in NUMBERED.split(path))
+        found += [name for name in glob.glob(anything) if numbered.fullmatch(os.path.abspath(name))]
+    return found
 
 
 def _expected_frames(source, args) -> int | None:
@@ -368,7 +375,8 @@ def _report(args, inputs) -> QualityReport | None:
         path = check_path(args.report)
     except ValueError as e:
         raise UsageError(str(e)) from None
-    if os.path.abspath(path) == os.path.abspath(args.output):
+    numbered = numbered_files(args.output)
+    if os.path.abspath(path) == os.path.abspath(args.output) or numbered and numbered.fullmatch(os.path.abspath(path)):
         raise UsageError(f"--report '{args.report}' is the output; give the report another name")
     check_target(path, args.overwrite, inputs)
     return QualityReport()
@@ -376,7 +384,10 @@ def _report(args, inputs) -> QualityReport | None:
 
 def _save_report(report: QualityReport | None, args) -> None:
     if report is not None:
-        report.save(args.report)
+        try:
+            report.save(args.report)
+        except OSError as e:
+            raise SinkError(f"cannot write the report '{args.report}': {e.strerror or e}; {write_hint(e)}") from e
         if not getattr(args, "quiet", False):
             print(f"wrote {args.report}: {report.summary()}", file=sys.stderr)
 

@@ -51,8 +51,12 @@ def frame_size(size, args) -> tuple[tuple[int, int], int]:
         target = (_even(target[0]), _even(target[1]))
     n = args.pixelate or 1
     if n > 1:
-        target = (max(1, target[0] // n), max(1, target[1] // n))
-        check_size(f"--pixelate {n}", target[0] * n, target[1] * n, args.max_pixels)
+        blocks = (max(1, target[0] // n), max(1, target[1] // n))
+        check_size(f"--pixelate {n}", blocks[0] * n, blocks[1] * n, args.max_pixels)
+        if n > min(target):
+            raise UsageError(f"--pixelate {n} makes blocks larger than the {target[0]}x{target[1]} frame; use at "
+                             f"most {min(target)}")
+        target = blocks
     return tuple(target), n
 
 

@@ -30,8 +30,13 @@ from livequant.gif import GifEncoder
 from livequant.palette import Palette
 from livequant.sources import quiet_opencv
 
-__all__ = ["AnimationWriter", "GifWriter", "ImageWriter", "Preview", "VideoWriter", "check_target"]
+__all__ = ["CRF_RANGES", "NUMBERED", "AnimationWriter", "GifWriter", "ImageWriter", "Preview", "VideoWriter",
+           "check_target", "numbered_files"]
 
+#: The largest --crf each encoder takes (lower is better; the smallest is 0).
+CRF_RANGES = {"libx264": 51, "libx264rgb": 51, "libvpx-vp9": 63}
+#: A number's place in an image-sequence pattern: ``{}``, ``{:04d}``, ``%d`` or ``%04d``.
+NUMBERED = re.compile(r"\{[^{}]*\}|%0?\d*d")
 _VIDEO_TIME_BASE = Fraction(1, 90000)
 #: Encoders that refuse 1/90000: MPEG-4 part 2 takes time-base denominators up to 65535.
 _CODEC_TIME_BASES = {"mpeg4": Fraction(1, 60000)}
@@ -57,6 +62,13 @@ def _same_file(a, b) -> bool:
         return os.path.samefile(a, b)
     except (OSError, ValueError):
         return False
+
+
+def numbered_files(pattern: str) -> re.Pattern | None:
+    """A regular expression the absolute path of every file an image-sequence ``pattern`` numbers matches
+    in full (``frame-%04d.png``: ``/here/frame-0001.png`` ...); None for a plain path."""
+    parts = NUMBERED.split(os.path.abspath(pattern))
+    return re.compile(r"\d+".join(map(re.escape, parts))) if len(parts) > 1 else None
 
 
 def check_target(path: Path, overwrite: bool, inputs=()) -> None:
@@ -253,10 +265,24 @@ class _EncoderSink(_FileSink):
 
 
 def _encoder(suffix: str, codec: str | None, crf: float | None, lossless: bool) -> tuple[str, str, dict]:
-    """Return ``(codec, pix_fmt, options)`` for an output suffix and the user's choices."""
+    """Return ``(codec, pix_fmt, options)`` for an output suffix and the user's choices.
+
+    Raises `ValueError` for choices the encoder cannot honour: ``lossless`` with an encoder that would not
+    keep every RGB pixel (libx264 codes 4:2:0 YUV even at qp 0), ``crf`` with ``lossless``, or a ``crf``
+    outside the encoder's range.
+    """
     if codec is None:
         lossless_codec = {".mkv": "ffv1", ".webm": "libvpx-vp9"}.get(suffix, "libx264rgb")
         codec = lossless_codec if lossless else "libvpx-vp9" if suffix == ".webm" else "libx264"
+    if lossless and codec not in ("ffv1", "libx264rgb", "libvpx-vp9"):
+        raise ValueError(f"--lossless needs an encoder that keeps every RGB pixel, and {codec} does not; use "
+                         "--codec ffv1 (.mkv), libx264rgb (.mp4 .mov .mkv) or libvpx-vp9 (.webm .mkv), or leave "
+                         "out --codec")
+    if lossless and crf is not None:
+        raise ValueError("--crf sets the quality of lossy video and --lossless keeps every pixel; leave out one")
+    top = CRF_RANGES.get(codec)
+    if crf is not None and top is not None and crf > top:
+        raise ValueError(f"--crf {crf:g} is out of {codec}'s range 0..{top}; use a value in it (lower is better)")
     try:
         found = av.Codec(codec, "w")
     except av.codec.codec.UnknownCodecError:
@@ -687,7 +713,7 @@ class ImageWriter(_FileSink):
         if suffix != ".png" and _encoded(suffix, np.zeros((16, 16, 3), np.uint8)) is None:
             raise ValueError(f"cannot write '{text}': OpenCV here cannot write colour pictures as "
                              f"'{suffix or 'no suffix'}'; use .png, .jpg, .bmp, .tif, .webp or .ppm")
-        self._pattern = text if re.search(r"\{[^{}]*\}|%0?\d*d", text) else None
+        self._pattern = text if NUMBERED.search(text) else None
         self._overwrite = overwrite
         self._one_frame = one_frame
         self._last = None

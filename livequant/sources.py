@@ -326,6 +326,7 @@ class VideoFile(_Source):
         self._frames = self._decode(start, duration)
         self._first = next(self._frames, None)
         if self._first is None:
+            length = self._container.duration  # microseconds, where the container says
             self.close()
             if self._refused:
                 raise SourceError(f"cannot read video '{self.path}': no frame could be decoded within the limit of "
@@ -333,6 +334,9 @@ class VideoFile(_Source):
                                   "--max-pixels")
             cause = "no frame could be decoded" if self.undecodable else "no frames"
             where = f" from {start:g} s on" if start else ""
+            if start and not self.undecodable and length:
+                raise SourceError(f"cannot read video '{self.path}': no frames from {start:g} s on (it lasts "
+                                  f"{length / 1e6:.2f} s); start earlier, or check that the file is complete")
             raise SourceError(f"cannot read video '{self.path}': {cause}{where}; is the file complete?")
         first = self._first[0]
         self.size = (first.width, first.height) if _quarter_turns(first) % 2 == 0 else (first.height, first.width)

@@ -426,20 +426,66 @@ def test_an_input_named_like_a_temporary_file_is_kept(tmp_path, clip, capsys):
     assert sorted(p.name for p in tmp_path.iterdir()) == [".big.partial.mp4", "big.mp4"]
 
 
-@pytest.mark.parametrize("how", ["hard link", "other spelling"])
+@pytest.mark.parametrize("how", ["hard link", "other spelling", "FFmpeg's file: prefix"])
 def test_an_output_that_is_the_input_by_inode_is_refused(tmp_path, clip, capsys, how):
     source = tmp_path / "in.mp4"
     source.write_bytes(clip.path.read_bytes())
+    given, out = str(source), source
     if how == "hard link":
         out = tmp_path / "same.mp4"
         os.link(source, out)
-    else:
+    elif how == "other spelling":
         (tmp_path / "sub").mkdir()
         out = tmp_path / "sub" / ".." / "." / "in.mp4"
+    else:
+        given = f"file:{source}"
     before = snapshot(tmp_path)
-    assert main(["transcode", str(source), str(out), "-y", "-q"]) == 1
+    assert main(["transcode", given, str(out), "-y", "-q"]) == 1
     assert f"is the input '{source}'; give another output name" in capsys.readouterr().err
     assert snapshot(tmp_path) == before
+
+
+def test_an_image_sequence_is_not_written_over_itself(tmp_path, clip, capsys, monkeypatch):
+    assert main(["transcode", str(clip.path), str(tmp_path / "seq-%03d.png"), "--duration", "0.2", "-q"]) == 0
+    before = snapshot(tmp_path)
+    monkeypatch.chdir(tmp_path)
+    assert main(["transcode", "seq-%03d.png", "./seq-%03d.png", "-y", "-k", "2", "-q"]) == 1
+    assert "output 'seq-001.png' is the input 'seq-001.png'" in capsys.readouterr().err
+    assert snapshot(tmp_path) == before
+
+
+def test_a_report_named_as_a_frame_of_the_output_is_refused(tmp_path, clip, capsys):
+    args = ["transcode", str(clip.path), str(tmp_path / "f-%02d.png"), "--report", str(tmp_path / "f-01.png")]
+    assert main(args) == 2
+    assert capsys.readouterr().err == f"livequant: error: --report '{tmp_path / 'f-01.png'}' is the output; give the " \
+                                      "report another name\n"
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_a_report_the_disk_cannot_take_is_one_line_and_leaves_no_partial_file(tmp_path, compiled):
+    source = write_clip(tmp_path / "in.mp4", size=(16, 16), frames=24).path
+    out, report = tmp_path / "out.gif", tmp_path / "out.json"
+    done = subprocess.run([sys.executable, "-m", "livequant", "transcode", str(source), str(out), "-k", "2",
+                           "--report", str(report), "-q"], capture_output=True, text=True, timeout=60, env=env(),
+                          preexec_fn=_file_size_limit(4096))
+    assert out.stat().st_size < 4096 < len(json_report_of(tmp_path, source))  # the limit stops the report only
+    assert done.returncode == 1
+    assert done.stderr == f"livequant: error: cannot write the report '{report}': File too large; free some " \
+                          "space (or lift the file size limit), or write to another disk\n"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["in.mp4", "out.gif"]
+
+
+def json_report_of(folder: Path, source: Path) -> str:
+    """The report of the same transcode without a size limit (to show that the limit falls between)."""
+    report = folder / "free" / "out.json"
+    report.parent.mkdir()
+    assert main(["transcode", str(source), str(report.parent / "out.gif"), "-k", "2", "--report", str(report),
+                 "-q"]) == 0
+    text = report.read_text()
+    for path in report.parent.iterdir():
+        path.unlink()
+    report.parent.rmdir()
+    return text
 
 
 def _child(*args) -> subprocess.CompletedProcess:
@@ -477,6 +523,7 @@ def test_non_finite_numbers_are_refused_in_one_line(clip, tmp_path, capsys, opti
     (["--scale", "1000"], "--scale 1000 makes 64000x48000 frames"),
     (["--width", "200", "--max-pixels", "20000"], "--width 200 makes 200x150 frames (0.03 megapixels), over the "
                                                   "limit of 0.02 megapixels"),
+    (["--pixelate", "49"], "--pixelate 49 makes blocks larger than the 64x48 frame; use at most 48"),
 ])
 def test_sizes_from_options_pass_the_pixel_limit_before_any_work(clip, tmp_path, capsys, args, message):
     assert main(["transcode", str(clip.path), str(tmp_path / "out.mp4"), *args]) == 2
@@ -505,6 +552,27 @@ def test_codec_and_container_mismatches_are_refused_before_any_frame(clip, tmp_p
     assert main(["transcode", str(clip.path), str(tmp_path / out), "--codec", codec]) == 2
     err = capsys.readouterr().err
     assert message.format(tmp=tmp_path) in err and err.count("\n") == 1 and "partial" not in err
+    assert list(tmp_path.iterdir()) == []
+
+
+@pytest.mark.parametrize(("out", "args", "message"), [
+    ("x.mp4", ["--lossless", "--codec", "mpeg4"], "--lossless needs an encoder that keeps every RGB pixel, and mpeg4 "
+                                                  "does not; use --codec ffv1 (.mkv), libx264rgb"),
+    ("x.mkv", ["--lossless", "--codec", "libx264"], "and libx264 does not"),
+    ("x.mkv", ["--lossless", "--crf", "30"], "--crf sets the quality of lossy video and --lossless keeps every pixel"),
+    ("x.mp4", ["--crf", "52"], "--crf 52 is out of libx264's range 0..51"),
+    ("x.webm", ["--crf", "64"], "--crf 64 is out of libvpx-vp9's range 0..63"),
+])
+def test_encoder_settings_the_encoder_cannot_honour_are_refused(clip, tmp_path, capsys, out, args, message):
+    assert main(["transcode", str(clip.path), str(tmp_path / out), *args]) == 2
+    err = capsys.readouterr().err
+    assert message in err and err.count("\n") == 1
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_a_start_past_the_end_says_how_long_the_input_is(clip, tmp_path, capsys):
+    assert main(["transcode", str(clip.path), str(tmp_path / "out.mp4"), "--start", "30"]) == 1
+    assert f"no frames from 30 s on (it lasts {clip.duration:.2f} s); start earlier" in capsys.readouterr().err
     assert list(tmp_path.iterdir()) == []
 
 
