@@ -321,7 +321,7 @@ class AudioTrack:
         else:
             webm = suffix == ".webm"
             self._dst = output.add_stream("libopus" if webm else "aac", rate=48000 if webm else self._src.rate)
-            self._dst.layout = self._src.layout if self._src.channels <= 2 else "stereo"
+            self._dst.layout = "mono" if self._src.channels == 1 else "stereo"  # Matroska's PCM may name none
             self._resampler = av.AudioResampler(format=self._dst.format, layout=self._dst.layout, rate=self._dst.rate)
         self._output = output
         self._items = self._timed_items()

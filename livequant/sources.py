@@ -332,6 +332,9 @@ class VideoFile(_Source):
                 raise SourceError(f"cannot read video '{self.path}': no frame could be decoded within the limit of "
                                   f"{megapixels(max_pixels)} megapixels; if you trust the file, raise the limit with "
                                   "--max-pixels")
+            if self.undecodable and self.path.lower().endswith(".webp"):
+                raise SourceError(f"cannot read video '{self.path}': FFmpeg here cannot decode animated WebP; "
+                                  "convert it to .gif or .mp4 first (`livequant image` reads a still WebP)")
             cause = "no frame could be decoded" if self.undecodable else "no frames"
             where = f" from {start:g} s on" if start else ""
             if start and not self.undecodable and length:

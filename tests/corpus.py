@@ -223,15 +223,17 @@ def _size_change_ts(path: Path) -> None:
     path.write_bytes(b"".join(parts))
 
 
-def _surround(path: Path) -> None:
-    """A MKV with H.264 video and 1 s of 5.1 PCM sound, which MP4 cannot hold as it is."""
+def _surround(path: Path, layout: str = "5.1") -> None:
+    """A MKV with H.264 video and 1 s of PCM sound (5.1 by default), which MP4 cannot hold as it is (read back,
+    Matroska's PCM names no channel layout: "2 channels", not "stereo")."""
+    channels = av.AudioLayout(layout).nb_channels
     with av.open(str(path), "w") as out:
         video = out.add_stream("libx264", rate=12)
         video.width, video.height, video.pix_fmt = 64, 48, "yuv420p"
-        audio = out.add_stream("pcm_s16le", rate=48000, layout="5.1")
+        audio = out.add_stream("pcm_s16le", rate=48000, layout=layout)
         _mux_pictures(out, video, (clip_frame(i, 64, 48) for i in range(12)))
         for start in range(0, 48000, 1024):
-            frame = av.AudioFrame.from_ndarray(np.zeros((1, 1024 * 6), np.int16), format="s16", layout="5.1")
+            frame = av.AudioFrame.from_ndarray(np.zeros((1, 1024 * channels), np.int16), format="s16", layout=layout)
             frame.sample_rate, frame.pts = 48000, start
             out.mux(audio.encode(frame))
         out.mux(audio.encode(None))

@@ -570,20 +570,29 @@ def test_encoder_settings_the_encoder_cannot_honour_are_refused(clip, tmp_path, 
     assert list(tmp_path.iterdir()) == []
 
 
+def test_an_animated_webp_input_is_refused_saying_why(clip, tmp_path, capsys):
+    animation = tmp_path / "in.webp"
+    assert main(["transcode", str(clip.path), str(animation), "--duration", "0.5", "-q"]) == 0
+    assert main(["transcode", str(animation), str(tmp_path / "out.mp4")]) == 1
+    assert "FFmpeg here cannot decode animated WebP; convert it to .gif or .mp4 first" in capsys.readouterr().err
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["in.webp"]
+
+
 def test_a_start_past_the_end_says_how_long_the_input_is(clip, tmp_path, capsys):
     assert main(["transcode", str(clip.path), str(tmp_path / "out.mp4"), "--start", "30"]) == 1
     assert f"no frames from 30 s on (it lasts {clip.duration:.2f} s); start earlier" in capsys.readouterr().err
     assert list(tmp_path.iterdir()) == []
 
 
-def test_audio_a_container_cannot_hold_as_it_is_is_re_encoded(tmp_path):
+@pytest.mark.parametrize("layout", ["5.1", "stereo"])
+def test_audio_a_container_cannot_hold_as_it_is_is_re_encoded(tmp_path, layout):
     from corpus import _surround
 
-    _surround(tmp_path / "in.mkv")
+    _surround(tmp_path / "in.mkv", layout)
     assert main(["transcode", str(tmp_path / "in.mkv"), str(tmp_path / "out.mp4"), "-q"]) == 0
     with av.open(str(tmp_path / "out.mp4")) as container:
         audio = container.streams.audio[0]
-        assert audio.codec_context.name == "aac" and audio.layout.nb_channels == 2
+        assert audio.codec_context.name == "aac" and audio.layout.name == "stereo"
         assert sum(1 for _ in container.decode(video=0)) == 12
 
 
