@@ -30,7 +30,7 @@ from livequant.gif import GifEncoder
 from livequant.palette import Palette
 from livequant.sources import quiet_opencv
 
-__all__ = ["CRF_RANGES", "NUMBERED", "AnimationWriter", "GifWriter", "ImageWriter", "Preview", "VideoWriter",
+__all__ = ["AnimationWriter", "CRF_RANGES", "GifWriter", "ImageWriter", "NUMBERED", "Preview", "VideoWriter",
            "check_target", "numbered_files"]
 
 #: The largest --crf each encoder takes (lower is better; the smallest is 0).
