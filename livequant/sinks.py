@@ -687,8 +687,10 @@ class ImageWriter(_FileSink):
     """Write frames as images: PNG with a palette (exact colours, small) or any format OpenCV writes.
 
     A path with a ``{}``/``{:04d}`` or ``%d``/``%04d`` pattern receives a
-    sequence numbered from 1, one file per frame; a plain path receives the
-    last frame written, or with ``one_frame`` refuses a second frame.
+    sequence numbered from 1, one file per frame (if writing fails, or is
+    aborted, the files it made are removed; an interrupt keeps the frames so
+    far); a plain path receives the last frame written, or with
+    ``one_frame`` refuses a second frame.
 
     Parameters
     ----------
@@ -717,6 +719,7 @@ class ImageWriter(_FileSink):
         self._overwrite = overwrite
         self._one_frame = one_frame
         self._last = None
+        self._created: list[Path] = []  # the sequence's files this writer made new (removed if it fails)
         if self._pattern:
             try:
                 first = self._name(1)
@@ -740,17 +743,28 @@ class ImageWriter(_FileSink):
         target = self._name(self.frames + 1)
         if self.frames:
             check_target(target, self._overwrite, self._inputs)
+        new = not target.exists()
         tmp = _partial(target)
         try:
             _write_still(tmp, qframe, target)
             move_into_place(tmp, target)
-        except BaseException:
+        except BaseException as e:
             tmp.unlink(missing_ok=True)
+            if isinstance(e, OSError) and not isinstance(e, SinkError):
+                raise _failed("write", target, e) from e  # the file that failed, not the first
             raise
+        if new:
+            self._created.append(target)
 
     def _finish(self) -> None:
         if self._pattern is None:
             _write_still(self._tmp, self._last, self.path)
+
+    def _release(self) -> None:
+        """A sequence that fails midway leaves none of the files it made (those it replaced with
+        ``overwrite`` are gone either way)."""
+        for path in self._created:
+            path.unlink(missing_ok=True)
 
 
 def _check_display() -> None:

@@ -295,6 +295,19 @@ def test_a_full_disk_gives_a_clear_error_and_keeps_the_existing_file(tmp_path, c
     assert _state(tmp_path) == before
 
 
+def test_an_image_sequence_the_disk_cannot_take_names_the_file_and_leaves_none(tmp_path, compiled):
+    rng = np.random.default_rng(0)
+    pictures = [np.full((96, 96, 3), 40 * i, np.uint8) for i in range(2)] + [rng.integers(0, 256, (96, 96, 3))]
+    for i, picture in enumerate(pictures, 1):  # two flat frames (small files), then noise (over the limit)
+        cv2.imwrite(str(tmp_path / f"in-{i}.png"), picture.astype(np.uint8))
+    done = subprocess.run([sys.executable, "-m", "livequant", "transcode", str(tmp_path / "in-%d.png"),
+                           str(tmp_path / "out-%03d.png"), "-k", "256", "-q"], capture_output=True, text=True,
+                          timeout=60, env=env(), preexec_fn=_file_size_limit(4096))
+    assert done.returncode == 1
+    assert done.stderr.startswith(f"livequant: error: cannot write '{tmp_path / 'out-003.png'}': File too large")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["in-1.png", "in-2.png", "in-3.png"]
+
+
 class _InterruptedWhileFinishing(VideoWriter):
     """A writer that gets Ctrl-C while it flushes the encoder, or just after (before the rename)."""
 
