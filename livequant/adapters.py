@@ -70,7 +70,7 @@ class _Adapted:
         if self._size is not None:
             frames = ((resize(frame, self._size), t) for frame, t in frames)
         if self._fps:
-            frames = _retime(frames, self._fps)
+            frames = _retime(frames, self._fps, lambda: getattr(self._source, "end_time", None))
         clock = None
         for frame, t in frames:
             if self._paced:
@@ -79,9 +79,10 @@ class _Adapted:
             yield frame, t
 
 
-def _retime(frames, fps: float):
+def _retime(frames, fps: float, end_time):
     """Yield ``(frame, t0 + n / fps)`` for n = 0, 1, ...: each tick shows the newest frame at or before it;
-    the last frame lasts as long as the interval before it."""
+    the last frame lasts until ``end_time()`` (asked once the frames ran out), or when that is None as long
+    as the interval before it."""
     n, previous, t0, last, interval = 0, None, None, None, 1 / fps
     for frame, t in frames:
         t0 = t if t0 is None else t0
@@ -90,7 +91,11 @@ def _retime(frames, fps: float):
             n += 1
         interval = t - last if last is not None else interval
         previous, last = frame, t
-    while previous is not None and t0 + n / fps < last + interval - 1e-6:
+    if previous is None:
+        return
+    end = end_time()
+    end = last + interval if end is None or end <= last else end
+    while t0 + n / fps < end - 1e-6:
         yield previous, t0 + n / fps
         n += 1
 
@@ -110,6 +115,11 @@ class _Enlarged:
     def __init__(self, sink, factor: int):
         self._sink, self._factor = sink, factor
         self.interactive = sink.interactive
+
+    def end_at(self, time: float) -> None:
+        """Pass the last frame's end on (see `livequant.frames.Sink`)."""
+        if hasattr(self._sink, "end_at"):
+            self._sink.end_at(time)
 
     def write(self, qframe: QuantizedFrame) -> None:
         h, w = qframe.indices.shape

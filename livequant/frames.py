@@ -139,6 +139,8 @@ class Source(Protocol):
     ----------
     fps : float or None
         The nominal frame rate, if known.
+    end_time : float or None, optional
+        Once iteration has ended, when the last frame stops showing, if known.
     size : (int, int) or None
         ``(W, H)`` of the frames it yields, if known.
     live : bool
@@ -166,6 +168,10 @@ class Sink(Protocol):
         True for a window: `run` writes it from the calling thread (where window
         toolkits want it) and stops once its ``quit_requested`` is true. File
         sinks are false and are written from a writer thread.
+
+    A sink may also have ``end_at(time)``: once the source has run out, `run`
+    calls it with when the last frame stops showing (the source's
+    ``end_time``, where it has one), before the caller closes the sink.
     """
 
     interactive: bool

@@ -230,10 +230,16 @@ class GifEncoder:
             return b""
         return self._shown(self._held.pop(0), until=self._held[0][0])
 
-    def end(self) -> bytes:
-        """The frames still held and the trailer: the end of the GIF, after at least one `add`."""
+    def end(self, end_time: float | None = None) -> bytes:
+        """The frames still held and the trailer: the end of the GIF, after at least one `add`.
+
+        The last frame lasts until ``end_time`` (seconds) when it is later than that frame's time, else as
+        long as the interval before it (0.1 s after a lone frame).
+        """
         before, last = self._times
-        end = self._ticks(last + (last - before if before is not None else 0.1))
+        if end_time is None or end_time <= last:
+            end_time = last + (last - before if before is not None else 0.1)
+        end = self._ticks(end_time)
         if len(self._held) == 2 and end - self._held[1][0] < MIN_DELAY:
             self._held.pop()  # too close to the end: the frame before lasts until then
             self.frames -= 1

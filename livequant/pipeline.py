@@ -256,10 +256,12 @@ def _run(source, quantizer, sinks: list, max_frames: int | None, on_frame, caugh
         threads.append(_start("writer", _write_all, written, sinks, stats))
     inbox = frames if planned is None else planned
     start = time.perf_counter()
+    ran_out = False  # the source ended (not max_frames, a quit or a signal)
     try:
         while max_frames is None or stats.frames < max_frames:
             item = _next(inbox, caught)
             if item is END:
+                ran_out = True
                 break
             begin = time.perf_counter()
             if live:
@@ -299,4 +301,8 @@ def _run(source, quantizer, sinks: list, max_frames: int | None, on_frame, caugh
         stats._summarize()
     if written is not None and written.error is not None:
         raise written.error  # a sink's error on the last frames
+    end = getattr(source, "end_time", None) if ran_out and stats.frames else None
+    for sink in sinks if end is not None else ():
+        if hasattr(sink, "end_at"):
+            sink.end_at(end)
     return stats

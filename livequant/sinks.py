@@ -562,7 +562,9 @@ class GifWriter(_FileSink):
     colours the global table (the first frame's palette) lacks. Frame delays
     come from the frame times, rounded to GIF's 1/100 s; a frame under 2/100 s
     after the last one kept is left out (counted in ``dropped``), as players
-    show shorter delays as 10/100 s. See `livequant.gif.GifEncoder`.
+    show shorter delays as 10/100 s. The last frame lasts until `end_at` says
+    (`livequant.pipeline.run` passes the source's end on), else as long as
+    the interval before it. See `livequant.gif.GifEncoder`.
 
     Parameters
     ----------
@@ -588,6 +590,12 @@ class GifWriter(_FileSink):
         super().__init__(path, overwrite, inputs)
         self._file = None
         self._gif = None
+        self._end = None  # when the last frame stops showing (`end_at`); None: after the interval before it
+
+    def end_at(self, time: float) -> None:
+        """Show the last frame until ``time`` (seconds, on the frames' clock) instead of for as long as the
+        frame interval before it."""
+        self._end = time
 
     def write(self, qframe: QuantizedFrame) -> None:
         """Append one quantized frame, or leave it out if it would follow the last one kept within 2/100 s."""
@@ -607,7 +615,7 @@ class GifWriter(_FileSink):
         self._file.write(self._gif.add(qframe.indices, qframe.palette.colors, qframe.time))
 
     def _finish(self) -> None:
-        self._file.write(self._gif.end())
+        self._file.write(self._gif.end(self._end))
         self._file.close()
         self.frames, self.dropped = self._gif.frames, self._gif.dropped
 

@@ -275,6 +275,10 @@ class VideoFile(_Source):
     ----------
     has_audio : bool
         Whether the file has an audio stream.
+    end_time : float or None
+        Once the frames have run out: when the last one stops showing (its
+        time plus its duration, within ``duration``); None before, or when
+        the file does not say.
     """
 
     def __init__(self, path_or_url, start: float | None = None, duration: float | None = None, *,
@@ -316,6 +320,7 @@ class VideoFile(_Source):
         if start is None and duration is None:
             self.frame_count = stream.frames or None
         self.has_audio = bool(self._container.streams.audio)
+        self.end_time = None
         if start:
             try:
                 self._container.seek(int(start / stream.time_base), stream=stream)
@@ -395,6 +400,7 @@ class VideoFile(_Source):
 
     def _decode(self, start, duration):
         end = None if duration is None or start is None else start + duration
+        last_end = None  # when the last frame yielded stops showing, if the file says
         for index, frame in enumerate(self._decoded()):
             t = frame.time if frame.time is not None else index / (self.fps or 1.0)
             if start is not None and t < start - 1e-6:
@@ -402,9 +408,11 @@ class VideoFile(_Source):
             if end is None and duration is not None:
                 end = t + duration
             if end is not None and t >= end - 1e-6:
-                return
+                break
             self.damaged += frame.is_corrupt  # shown, patched: counted (those before the start are not shown)
+            last_end = t + float(frame.duration * frame.time_base) if frame.duration and frame.time_base else None
             yield frame, t
+        self.end_time = last_end if end is None or last_end is None else min(last_end, end)
 
     def __iter__(self):
         if self._first is not None:

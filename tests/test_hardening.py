@@ -27,6 +27,7 @@ from corpus import BAD, Outcome, cases, env, gif_delays, problems, run, snapshot
 from livequant import presets
 from livequant.cli import main
 from livequant.errors import SourceError
+from livequant.gif import GifEncoder
 from livequant.pipeline import run as run_pipeline
 from livequant.quantizer import Quantizer, quantize
 from livequant.sinks import VideoWriter
@@ -691,6 +692,32 @@ def test_gif_delays_play_the_source_duration(tmp_path, rate):
     assert min(delays) >= 2  # players show shorter delays as 10/100 s
     assert sum(delays) == 100
     assert len(delays) == rate if rate <= 50 else 33 <= len(delays) <= 50
+
+
+@pytest.mark.parametrize(("fps", "delays"), [(None, [10, 10, 10, 100]), ("5", [20] * 6 + [10])])
+def test_a_gif_ending_on_a_pause_keeps_it(tmp_path, fps, delays):
+    """A GIF whose last frame shows for 1 s (written by our encoder, the end time given) comes out with that
+    pause, re-timed to --fps too: the source's end reaches the sink."""
+    colors = np.array([[0, 0, 0], [255, 255, 255], [255, 0, 0], [0, 0, 255]], np.uint8)
+    encoder = GifEncoder(16, 16, colors)
+    data = encoder.header()
+    for i, t in enumerate([0.0, 0.1, 0.2, 0.3]):
+        data += encoder.add(np.full((16, 16), i, np.uint8), colors, t)
+    source, out = tmp_path / "pause.gif", tmp_path / "out.gif"
+    source.write_bytes(data + encoder.end(1.3))
+    with VideoFile(source) as video:
+        assert [t for _, t in video] == [0.0, 0.1, 0.2, 0.3] and video.end_time == pytest.approx(1.3)
+    assert main(["transcode", str(source), str(out), "-q", "-k", "4", *(["--fps", fps] if fps else [])]) == 0
+    assert gif_delays(out.read_bytes()) == delays
+
+
+def test_a_video_s_end_time_is_its_last_frame_s_end_within_the_duration_asked(tmp_path):
+    clip = write_clip(tmp_path / "in.mp4", fps=12, frames=24)
+    with VideoFile(clip.path) as video:
+        assert video.end_time is None
+        assert len(list(video)) == 24 and video.end_time == pytest.approx(2.0)
+    with VideoFile(clip.path, start=0.5, duration=1.0) as video:
+        assert len(list(video)) == 12 and video.end_time == pytest.approx(1.5)
 
 
 def _black_then_fade_in(path: Path) -> list[np.ndarray]:

@@ -199,6 +199,18 @@ def test_gif_delays_are_at_least_2_100_s_and_add_up_to_the_duration(times, delay
     assert (encoder.frames, encoder.dropped) == (len(delays), len(times) - len(delays))
 
 
+@pytest.mark.parametrize(("end_time", "last"), [(None, 10), (1.3, 100), (0.3, 10), (0.32, 2)])
+def test_a_gif_s_last_frame_lasts_until_the_end_time_given(end_time, last):
+    """Until a later end time (at least 2/100 s), else as long as the interval before it."""
+    colors = np.array([[0, 0, 0], [255, 255, 255]], np.uint8)
+    encoder = GifEncoder(4, 4, colors)
+    data = encoder.header()
+    for i, t in enumerate([0.0, 0.1, 0.2, 0.3]):
+        data += encoder.add(np.full((4, 4), i % 2, np.uint8), colors, t)
+    data += encoder.end(end_time)
+    assert [delay for *_, delay in gif_blocks(data)[1]] == [10, 10, 10, last]
+
+
 @pytest.mark.parametrize("n_colors", [256, 16, 4])  # code sizes 8, 4, 2: each its own dictionary layout
 def test_lzw_round_trips_through_two_decoders_past_4096_codes(tmp_path, rng, n_colors):
     noise = rng.integers(0, n_colors, (300, 200)).astype(np.uint8)  # random: the code table fills and clears often
