@@ -29,23 +29,44 @@ __all__ = ["COLOR_SPACES", "DITHERS", "Quantizer", "TemporalHold", "default_hold
 HOLD_BY_SIZE = ((32, 3), (64, 2), (256, 1))
 
 
-def _check_options(n_colors, dither, color_space, dither_strength, hold, refit_every, sample_size, stability=0.0):
-    if isinstance(n_colors, bool) or not isinstance(n_colors, (int, np.integer)) or not 1 <= n_colors <= 256:
+def _is_integer(value) -> bool:
+    return isinstance(value, (int, np.integer)) and not isinstance(value, bool)
+
+
+def _is_number(value) -> bool:
+    return isinstance(value, (int, float, np.integer, np.floating)) and not isinstance(value, bool)
+
+
+def _check_options(n_colors, dither, color_space, dither_strength, hold, refit_every, sample_size, stability=0.0,
+                   seed=0):
+    if not _is_integer(n_colors) or not 1 <= n_colors <= 256:
         raise ValueError(f"n_colors must be an integer in 1..256, got {n_colors!r}")
+    if not _is_integer(seed):
+        raise ValueError(f"seed must be an integer (the same seed gives the same palettes), got {seed!r}")
     if dither not in DITHERS:
         raise ValueError(f"dither must be one of {', '.join(DITHERS)}; got {dither!r}")
     if color_space not in COLOR_SPACES:
         raise ValueError(f"color_space must be one of {', '.join(COLOR_SPACES)}; got {color_space!r}")
-    if not 0 <= dither_strength <= 2:
-        raise ValueError(f"dither_strength must be in 0..2, got {dither_strength!r}")
-    if hold is not None and (not isinstance(hold, (int, np.integer)) or not 0 <= hold <= 64):
+    if not _is_number(dither_strength) or not 0 <= dither_strength <= 2:
+        raise ValueError(f"dither_strength must be a number in 0..2, got {dither_strength!r}")
+    if hold is not None and (not _is_integer(hold) or not 0 <= hold <= 64):
         raise ValueError(f"hold must be an integer in 0..64 (levels; 0 turns it off) or None, got {hold!r}")
-    if not stability >= 0:
-        raise ValueError(f"stability must be >= 0, got {stability!r}")
-    if not isinstance(refit_every, (int, np.integer)) or refit_every < 0:
+    if not _is_number(stability) or not stability >= 0:
+        raise ValueError(f"stability must be a number >= 0, got {stability!r}")
+    if not _is_integer(refit_every) or refit_every < 0:
         raise ValueError(f"refit_every must be an integer >= 0 (0: refit on drift only), got {refit_every!r}")
-    if sample_size is not None and (not isinstance(sample_size, (int, np.integer)) or sample_size < 1):
+    if sample_size is not None and (not _is_integer(sample_size) or sample_size < 1):
         raise ValueError(f"sample_size must be a positive integer, got {sample_size!r}")
+
+
+def _locked_colors(locked, n_colors: int, palette) -> np.ndarray | None:
+    """``locked`` as ``(L, 3) uint8`` colours (None: none); `ValueError` if they leave no slot of an adaptive
+    palette of ``n_colors`` to fit (with a fixed ``palette`` they are not used)."""
+    colors = None if locked is None else Palette(locked).colors
+    if colors is not None and len(colors) >= n_colors and palette is None:
+        raise ValueError(f"locked has {len(colors)} colours, which leaves none of n_colors={n_colors} to adapt; "
+                         "lock fewer colours or raise n_colors")
+    return colors
 
 
 def default_hold(n_colors: int) -> int:
@@ -176,10 +197,8 @@ class Quantizer:
         stability: float = 10.0,
         background: bool = False,
     ):
-        _check_options(n_colors, dither, color_space, dither_strength, hold, refit_every, sample_size, stability)
-        self._locked = None if locked is None else Palette(locked).colors
-        if self._locked is not None and len(self._locked) >= n_colors and palette is None:
-            raise ValueError(f"locked has {len(self._locked)} colours, which leaves none of n_colors={n_colors} to adapt")
+        _check_options(n_colors, dither, color_space, dither_strength, hold, refit_every, sample_size, stability, seed)
+        self._locked = _locked_colors(locked, n_colors, palette)
         self.n_colors = int(n_colors)
         self.dither = dither
         self.color_space = color_space
@@ -423,14 +442,15 @@ def quantize(
     (H, W, 3) uint8 ndarray
     """
     image = check_frame(image, "image")
-    _check_options(n_colors, dither, color_space, dither_strength, 0, 0, sample_size)
+    _check_options(n_colors, dither, color_space, dither_strength, 0, 0, sample_size, seed=seed)
+    locked = _locked_colors(locked, n_colors, palette)
     if palette is None:
         fitter = PaletteFitter(
             n_colors,
             color_space=working_space(color_space, n_colors),
             sample_size=sample_size,
             seed=seed,
-            locked=None if locked is None else Palette(locked).colors,
+            locked=locked,
             refine_steps=30,
         )
         palette = Palette(fitter.fit(fitter.sample(image)).colors, name="adaptive")

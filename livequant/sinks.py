@@ -101,6 +101,14 @@ def _failed(action: str, path: Path, error: Exception) -> SinkError:
     return SinkError(f"cannot {action} '{path}': {getattr(error, 'strerror', None) or error}; {write_hint(error)}")
 
 
+def _check_same_size(qframe: QuantizedFrame, size: tuple[int, int], sink) -> None:
+    """Raise `SinkError` unless ``qframe`` is ``size`` (H, W): a video or animation holds one frame size."""
+    if qframe.indices.shape != size:
+        (h, w), (height, width) = qframe.indices.shape, size
+        raise SinkError(f"frame {sink.frames + 1} is {w}x{h} but '{sink.path}' holds {width}x{height} frames; "
+                        "give every frame the first one's size (livequant.adapters.adapt(source, size=...))")
+
+
 def _pal8(qframe: QuantizedFrame) -> av.VideoFrame:
     """A ``pal8`` frame: the index map plus the palette as the ``(256, 4)`` ARGB array PyAV wants."""
     colors = np.asarray(qframe.palette.colors, np.uint8)
@@ -220,6 +228,7 @@ class _EncoderSink(_FileSink):
         super().__init__(path, overwrite, inputs)
         self._out = None
         self._stream = None
+        self._size = None  # (H, W) of the first frame: every frame's
         self._t0 = None
         self._last_pts = None
         self._interval = None
@@ -238,6 +247,8 @@ class _EncoderSink(_FileSink):
     def _write(self, qframe: QuantizedFrame) -> None:
         if self._out is None:
             self._open(*qframe.rgb.shape[:2])
+            self._size = qframe.indices.shape
+        _check_same_size(qframe, self._size, self)
         frame = self._frame(qframe)
         frame.time_base = self._stream.codec_context.time_base
         frame.pts = self._pts(qframe.time)
@@ -612,6 +623,7 @@ class GifWriter(_FileSink):
                 raise SinkError(f"cannot write '{self.path}': {e}; resize with --width or --scale") from None
             self._file = open(self._tmp, "wb")
             self._file.write(self._gif.header())
+        _check_same_size(qframe, (self._gif.height, self._gif.width), self)
         self._file.write(self._gif.add(qframe.indices, qframe.palette.colors, qframe.time))
 
     def _finish(self) -> None:

@@ -223,11 +223,20 @@ def test_configure_changes_settings_live():
         ({"refit_every": -2}, ValueError, "refit_every"),
         ({"dither_strength": 5}, ValueError, "dither_strength"),
         ({"stability": -1}, ValueError, "stability"),
+        ({"stability": "x"}, ValueError, "stability"),
+        ({"dither_strength": "1"}, ValueError, "dither_strength"),
+        ({"seed": "x"}, ValueError, "seed"),
+        ({"seed": None}, ValueError, "seed"),
+        ({"hold": True}, ValueError, "hold"),
+        ({"n_colors": 2, "locked": [[255, 0, 0], [0, 255, 0], [0, 0, 255]]}, ValueError, "locked has 3 colours"),
     ],
 )
 def test_invalid_arguments_name_the_argument(kwargs, error, words):
     with pytest.raises(error, match=words):
         Quantizer(**kwargs)
+    if "palette" not in kwargs and "hold" not in kwargs and "refit_every" not in kwargs and "stability" not in kwargs:
+        with pytest.raises(error, match=words):  # the one-picture call checks them as the Quantizer does
+            quantize(np.zeros((8, 8, 3), np.uint8), **{"n_colors": 4, **kwargs})
 
 
 @pytest.mark.parametrize(

@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 
 from livequant.errors import SinkError
-from livequant.sinks import GifWriter, ImageWriter, Preview, VideoWriter
+from livequant.sinks import AnimationWriter, GifWriter, ImageWriter, Preview, VideoWriter
 
 
 def _indices(i, height=48, width=64, k=4):
@@ -83,6 +83,20 @@ def test_lossless_keeps_every_pixel_at_odd_sizes(tmp_path, make_qframe, suffix):
     frames, _ = _decode(path)
     assert len(frames) == 3
     np.testing.assert_array_equal(frames[2], make_qframe(_indices(2, 47, 65)).rgb)
+
+
+@pytest.mark.parametrize("name", ["out.mp4", "out.mkv", "out.gif", "out.apng", "out.webp"])
+def test_a_frame_of_another_size_is_refused_and_nothing_is_left(tmp_path, make_qframe, name):
+    """A video or animation holds one frame size: before, video rescaled the frame (off the palette, even
+    lossless) and the GIF drew it outside its screen."""
+    path = tmp_path / name
+    sink = VideoWriter(path, 12) if path.suffix in (".mp4", ".mkv") else (
+        GifWriter(path) if path.suffix == ".gif" else AnimationWriter(path))
+    with pytest.raises(SinkError, match=r"frame 3 is 20x40 but '.*' holds 33x23 frames; give every frame"):
+        with sink:
+            for i, shape in enumerate([(23, 33), (23, 33), (40, 20)]):
+                sink.write(make_qframe(np.zeros(shape, np.uint8), time=i / 12))
+    assert list(tmp_path.iterdir()) == []
 
 
 def test_odd_sizes_are_padded_to_even_for_yuv420p(tmp_path, make_qframe):
