@@ -571,6 +571,8 @@ def run_batch(items: list[Item], outdir, options: argparse.Namespace, settings: 
         An output suffix, codec or encoder option that FFmpeg refuses, before any work.
     """
     outdir = Path(outdir)
+    if outdir.exists() and not outdir.is_dir():
+        raise BatchError(f"output folder '{outdir}' is a file; give a folder (it is created if missing)")
     digest = settings_hash({**settings, "chunk_seconds": chunk_seconds, "replay_seconds": replay_seconds})
     records = read_manifest(outdir) if resume else {}
     todo = []
@@ -583,9 +585,10 @@ def run_batch(items: list[Item], outdir, options: argparse.Namespace, settings: 
         same = (record is not None and record.get("settings") == digest
                 and record.get("input") == str(item.input.resolve())
                 and record.get("fingerprint") == _fingerprint(item.input))
-        if same and record.get("status") == "done" and output.is_file():
+        report = report_path(output, options.report) if options.report else None
+        if same and record.get("status") == "done" and output.is_file() and (report is None or report.is_file()):
             continue
-        for made in [output] + ([report_path(output, options.report)] if options.report else []):
+        for made in [output] + ([report] if report else []):
             if made.exists() and not (overwrite or record is not None):
                 raise BatchError(f"output '{made}' exists; use -y to overwrite it, or --resume to skip finished work")
         todo.append(item)
@@ -608,7 +611,12 @@ def _client(workers: int | None, scheduler: str | None):
     """A Client on ``scheduler``, or on a `LocalCluster` of ``workers`` one-thread processes started here
     and shut down on exit."""
     if scheduler:
-        with Client(scheduler) as client:
+        try:
+            client = Client(scheduler)
+        except (OSError, ValueError) as e:  # no answer in Dask's connect timeout; an address it cannot parse
+            raise BatchError(f"cannot reach the Dask scheduler at '{scheduler}': {e}; check the address and that "
+                             "the scheduler runs (dask scheduler)") from None
+        with client:
             yield client
         return
     with dask.config.set({"distributed.scheduler.allowed-failures": ALLOWED_FAILURES}):
@@ -772,5 +780,9 @@ class _Run:
         record = {"input": str(file.item.input.resolve()), "settings": self.digest, "output": file.item.name,
                   "status": status, "frames": frames, "seconds": round(file.seconds, 3),
                   "fingerprint": file.fingerprint, **extra}
-        with open(self.outdir / MANIFEST, "a") as manifest:
-            manifest.write(json.dumps(record) + "\n")
+        with open(self.outdir / MANIFEST, "ab+") as manifest:  # appending: the position starts at the end
+            if manifest.tell():
+                manifest.seek(-1, os.SEEK_END)
+                if manifest.read(1) != b"\n":  # a line torn by a crash: end it, or this record joins it
+                    manifest.write(b"\n")
+            manifest.write(json.dumps(record).encode() + b"\n")

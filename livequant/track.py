@@ -319,6 +319,7 @@ class PaletteTrack:
         self._warm_refits = 0  # in a row
         self._remembered: list[tuple[PaletteStep, float]] = []  # palettes before error jumps, their errors then
         self._executor = ThreadPoolExecutor(1, thread_name_prefix="livequant-refit") if background else None
+        self._closed = False  # the worker was stopped (`close`)
         self._pending: tuple[Future, _Job] | None = None
 
     def restart(self) -> None:
@@ -341,7 +342,8 @@ class PaletteTrack:
         and starts no fit.
         """
         if self._executor is None:
-            raise RuntimeError("step_live needs a track created with background=True")
+            raise RuntimeError("this Quantizer is closed; make a new one" if self._closed else
+                               "step_live needs a track created with background=True")
         if self._pending is not None and self._pending[0].done():
             future, job = self._pending
             self._pending = None
@@ -368,6 +370,7 @@ class PaletteTrack:
         if self._executor is not None:
             self._executor.shutdown(wait=True, cancel_futures=True)
             self._executor = None
+            self._closed = True
 
     # ------------------------------------------------------------- decisions
 

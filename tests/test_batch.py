@@ -99,6 +99,22 @@ def test_earlier_outputs_are_not_inputs_and_an_output_that_is_an_input_is_refuse
     assert "is the input" in capsys.readouterr().err and clip.read_bytes() == before
 
 
+def test_an_output_folder_that_is_a_file_or_a_scheduler_that_does_not_answer_is_one_line(tmp_path, capsys):
+    import dask
+
+    clip = write_clip(tmp_path / "a.mp4", size=(48, 32), frames=4)
+    (tmp_path / "afile").write_bytes(b"mine")
+    assert main(["batch", str(clip.path), "-o", str(tmp_path / "afile"), "-q"]) == 1
+    assert capsys.readouterr().err == f"livequant: error: output folder '{tmp_path / 'afile'}' is a file; give a " \
+                                      "folder (it is created if missing)\n"
+    with dask.config.set({"distributed.comm.timeouts.connect": "1s"}):
+        assert main(["batch", str(clip.path), "-o", str(tmp_path / "out"), "--scheduler", "tcp://127.0.0.1:9",
+                     "-q"]) == 1
+    err = capsys.readouterr().err
+    assert err.startswith("livequant: error: cannot reach the Dask scheduler at 'tcp://127.0.0.1:9': ")
+    assert err.count("\n") == 1 and (tmp_path / "afile").read_bytes() == b"mine"
+
+
 def test_an_encoding_ffmpeg_refuses_stops_the_batch_before_any_work(tmp_path, capsys):
     clip = write_clip(tmp_path / "a.mp4", size=(32, 32), frames=2).path
     out = tmp_path / "out"
@@ -162,7 +178,7 @@ def test_broken_input_fails_alone_and_resume_touches_nothing(tmp_path, capsys):
 
 
 @pytest.mark.slow
-def test_a_report_beside_each_output_and_files_stay_whole(tmp_path, cluster):
+def test_a_report_beside_each_output_and_files_stay_whole(tmp_path, cluster, capsys):
     inputs = tmp_path / "in"
     inputs.mkdir()
     clips = [write_clip(inputs / name, size=(48, 32), frames=12) for name in ("a.mp4", "b.mp4")]
@@ -176,6 +192,19 @@ def test_a_report_beside_each_output_and_files_stay_whole(tmp_path, cluster):
     assert all(record["chunks"] == 1 for record in _manifest(out))  # a report measures a whole file
     assert not _hidden(out)
     assert main(["batch", str(inputs), "-o", str(out), "--to", "gif", "--report", "json", "-q"]) == 1  # exists
+
+    # --resume redoes an output whose report is gone, and a line torn by a crash does not swallow the next record
+    (out / "a.gif.report.json").unlink()
+    with open(out / MANIFEST, "a") as manifest:
+        manifest.write('{"input": "/x/y.mp4", "sett')
+    again = ["batch", str(inputs), "-o", str(out), "--to", "gif", "--report", "json", "--chunk-seconds", "0.2",
+             "--scheduler", cluster, "--resume", "-q"]
+    assert main(again) == 0
+    assert (out / "a.gif.report.json").is_file()
+    lines = (out / MANIFEST).read_text().splitlines()
+    assert lines[2] == '{"input": "/x/y.mp4", "sett' and json.loads(lines[3])["output"] == "a.gif"
+    capsys.readouterr()
+    assert main(again[:-1]) == 0 and "nothing to do: all 2 outputs are done" in capsys.readouterr().out
 
 
 @pytest.mark.slow

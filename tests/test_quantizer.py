@@ -239,6 +239,14 @@ def test_invalid_arguments_name_the_argument(kwargs, error, words):
             quantize(np.zeros((8, 8, 3), np.uint8), **{"n_colors": 4, **kwargs})
 
 
+def test_a_background_quantizer_used_after_close_says_it_is_closed():
+    q = Quantizer(4, background=True)
+    q.process(np.zeros((8, 8, 3), np.uint8), 0.0)
+    q.close()
+    with pytest.raises(RuntimeError, match="this Quantizer is closed; make a new one"):
+        q.process(np.zeros((8, 8, 3), np.uint8), 0.1)
+
+
 @pytest.mark.parametrize(
     "frame, error, words",
     [
