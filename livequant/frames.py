@@ -47,7 +47,7 @@ def check_frame(frame: object, name: str = "frame") -> np.ndarray:
     if frame.dtype != np.uint8:
         raise TypeError(
             f"{name} must be uint8 RGB (H, W, 3), got dtype {frame.dtype}; "
-            "convert with to_rgb8() or (x * 255).astype(np.uint8)"
+            "convert with livequant.frames.to_rgb8() (floats in 0..1, 16-bit, bool, gray, RGBA)"
         )
     if frame.ndim != 3 or frame.shape[2] != 3 or frame.shape[0] < 1 or frame.shape[1] < 1:
         raise ValueError(f"{name} must be uint8 RGB of shape (H, W, 3), got shape {frame.shape}")

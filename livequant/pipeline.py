@@ -131,6 +131,9 @@ def _timed(source, stats: Stats):
             if item is None:
                 return
             stats._add("read", arrival - start)
+            if not (isinstance(item, tuple) and len(item) == 2):
+                raise TypeError(f"a source must yield (frame, time) pairs, got {type(item).__name__}; pair each "
+                                "frame with its time in seconds")
             yield (*item, arrival)
     finally:
         close = getattr(frames, "close", None)

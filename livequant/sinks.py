@@ -13,9 +13,11 @@ plays up to the last frame written); any other exception removes it.
 from __future__ import annotations
 
 import io
+import math
 import os
 import re
 import sys
+import weakref
 from fractions import Fraction
 from pathlib import Path
 
@@ -160,6 +162,7 @@ class _FileSink:
         check_target(self.path, overwrite, self._inputs)
         if not getattr(self, "_pattern", None):
             self._tmp = _partial(self.path)
+            weakref.finalize(self, self._tmp.unlink, missing_ok=True)  # a sink dropped unclosed leaves nothing
         self.frames = 0
         self.finished = False  # the output is complete and in place
         self._done = False
@@ -433,8 +436,8 @@ class VideoWriter(_EncoderSink):
 
     def __init__(self, path, fps: float, *, codec=None, crf=None, lossless=False, audio_from=None,
                  overwrite=False, pix_fmt=None, inputs=()):
-        if not fps > 0:
-            raise ValueError(f"fps must be > 0, got {fps}")
+        if not 0 < fps < math.inf:
+            raise ValueError(f"fps must be a finite number > 0, got {fps}")
         suffix = Path(path).suffix.lower()
         if (codec is None and suffix not in VIDEO_SUFFIXES) or not suffix:
             raise ValueError(f"cannot tell the video format of '{path}' from its suffix; use .mp4, .mov, .mkv or .webm")
@@ -640,7 +643,7 @@ class GifWriter(_FileSink):
 
 
 def _check_loop(loop) -> None:
-    if not isinstance(loop, int) or loop < -1:
+    if not isinstance(loop, int) or isinstance(loop, bool) or loop < -1:
         raise ValueError(f"loop must be an int >= -1 (0 loops forever, -1 plays once), got {loop!r}")
 
 

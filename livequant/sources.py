@@ -283,9 +283,9 @@ class VideoFile(_Source):
 
     def __init__(self, path_or_url, start: float | None = None, duration: float | None = None, *,
                  max_pixels: int = MAX_PIXELS):
-        if start is not None and start < 0:
-            raise ValueError(f"start must be >= 0 seconds, got {start}")
-        if duration is not None and duration <= 0:
+        if start is not None and not 0 <= start < math.inf:
+            raise ValueError(f"start must be a finite number >= 0 (seconds), got {start}")
+        if duration is not None and not duration > 0:
             raise ValueError(f"duration must be > 0 seconds, got {duration}")
         _check_max_pixels(max_pixels)
         self.path = os.fspath(path_or_url)
@@ -588,8 +588,8 @@ class Images(_Source):
     """
 
     def __init__(self, paths_or_glob, fps: float = 10.0, *, max_pixels: int = MAX_PIXELS):
-        if fps <= 0:
-            raise ValueError(f"fps must be > 0, got {fps}")
+        if not 0 < fps < math.inf:
+            raise ValueError(f"fps must be a finite number > 0, got {fps}")
         _check_max_pixels(max_pixels)
         self._max_pixels = max_pixels
         if isinstance(paths_or_glob, (str, os.PathLike)):
@@ -638,8 +638,8 @@ class TestPattern(_Source):
         w, h = size
         if w < 16 or h < 16:
             raise ValueError(f"size must be at least (16, 16), got {size}")
-        if fps <= 0:
-            raise ValueError(f"fps must be > 0, got {fps}")
+        if not 0 < fps < math.inf:
+            raise ValueError(f"fps must be a finite number > 0, got {fps}")
         if frames is not None and frames < 0:
             raise ValueError(f"frames must be >= 0 or None, got {frames}")
         self.path = "test"

@@ -30,7 +30,7 @@ from livequant.errors import SourceError
 from livequant.gif import GifEncoder
 from livequant.pipeline import run as run_pipeline
 from livequant.quantizer import Quantizer, quantize
-from livequant.sinks import VideoWriter
+from livequant.sinks import GifWriter, VideoWriter
 from livequant.sources import Images, Reconnecting, TestPattern, VideoFile, Webcam
 
 NAMES = [case.name for case in cases(Path("corpus"))]
@@ -528,6 +528,24 @@ def test_non_finite_numbers_are_refused_in_one_line(clip, tmp_path, capsys, opti
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and err.startswith(f"livequant: error: argument {option}: "), err
     assert list(tmp_path.iterdir()) == []
+
+
+@pytest.mark.parametrize("make", [
+    lambda clip, tmp: TestPattern((16, 16), fps=float("nan")),
+    lambda clip, tmp: Images(str(tmp / "*.png"), fps=float("nan")),
+    lambda clip, tmp: VideoFile(clip.path, start=float("nan")),
+    lambda clip, tmp: VideoWriter(tmp / "out.mp4", float("inf")),
+    lambda clip, tmp: GifWriter(tmp / "out.gif", loop=True),
+], ids=["TestPattern fps", "Images fps", "VideoFile start", "VideoWriter fps", "GifWriter loop"])
+def test_the_classes_refuse_non_finite_rates_by_name(clip, tmp_path, make):
+    with pytest.raises(ValueError, match=r"^(fps|start|loop) must be"):
+        make(clip, tmp_path)
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_a_source_of_bare_frames_is_told_to_pair_them_with_times():
+    with pytest.raises(TypeError, match=r"a source must yield \(frame, time\) pairs, got ndarray"):
+        run_pipeline(iter([np.zeros((8, 8, 3), np.uint8)]), Quantizer(4), [])
 
 
 @pytest.mark.parametrize(("args", "message"), [

@@ -2,6 +2,7 @@
 
 import ctypes
 import ctypes.util
+import gc
 import subprocess
 import sys
 
@@ -96,6 +97,20 @@ def test_a_frame_of_another_size_is_refused_and_nothing_is_left(tmp_path, make_q
         with sink:
             for i, shape in enumerate([(23, 33), (23, 33), (40, 20)]):
                 sink.write(make_qframe(np.zeros(shape, np.uint8), time=i / 12))
+    assert list(tmp_path.iterdir()) == []
+
+
+@pytest.mark.filterwarnings("ignore::pytest.PytestUnraisableExceptionWarning")  # the GIF's open file says so
+@pytest.mark.parametrize("name", ["out.mp4", "out.gif", "out.apng", "out.png"])
+def test_a_sink_dropped_without_closing_leaves_no_partial_file(tmp_path, make_qframe, name):
+    path = tmp_path / name
+    sink = VideoWriter(path, 12) if path.suffix == ".mp4" else (
+        GifWriter(path) if path.suffix == ".gif" else AnimationWriter(path) if path.suffix == ".apng" else
+        ImageWriter(path))
+    sink.write(make_qframe(np.zeros((8, 8), np.uint8)))
+    assert len(list(tmp_path.iterdir())) == 1  # the partial file
+    del sink
+    gc.collect()
     assert list(tmp_path.iterdir()) == []
 
 
