@@ -166,6 +166,12 @@ class _FileSink:
         self.frames = 0
         self.finished = False  # the output is complete and in place
         self._done = False
+        self._end: float | None = None  # when the last frame stops showing (`end_at`); None: not said
+
+    def end_at(self, time: float) -> None:
+        """Show the last frame until ``time`` (seconds, on the frames' clock) instead of for as long as the
+        frame interval before it (GIF and video; a picture has no duration)."""
+        self._end = time
 
     def __enter__(self):
         return self
@@ -223,7 +229,12 @@ class _FileSink:
 
 class _EncoderSink(_FileSink):
     """A PyAV container whose video stream `_open` makes at the first frame (when the size is known);
-    `_frame` turns a quantized frame into an ``av.VideoFrame``."""
+    `_frame` turns a quantized frame into an ``av.VideoFrame``.
+
+    Each frame is encoded when the next arrives, so each packet's duration is the time to the next frame
+    (the last one's: until `end_at`, else the interval before it): containers take the last frame's from
+    it, and with it their duration.
+    """
 
     _min_step = 1  # smallest pts increment between frames, in the stream's time base
 
@@ -235,6 +246,17 @@ class _EncoderSink(_FileSink):
         self._t0 = None
         self._last_pts = None
         self._interval = None
+        self._held: av.VideoFrame | None = None  # the last frame, encoded once its duration is known
+        self._durations: dict[int, int] = {}  # pts -> ticks shown, for the packets still to come
+
+    def _last_duration(self) -> int | None:
+        """Ticks the last frame shows: until `end_at` when that is after it, else the interval before it
+        (None after a lone frame: the encoder's own)."""
+        if self._end is not None:
+            end = round((self._end - self._t0) / self._stream.codec_context.time_base)
+            if end > self._last_pts:
+                return max(end - self._last_pts, self._min_step)
+        return self._interval
 
     def _pts(self, t: float) -> int:
         """Ticks since the first frame, strictly increasing; remembers the last frame interval."""
@@ -255,15 +277,26 @@ class _EncoderSink(_FileSink):
         frame = self._frame(qframe)
         frame.time_base = self._stream.codec_context.time_base
         frame.pts = self._pts(qframe.time)
+        if self._held is not None:
+            self._durations[self._held.pts] = self._interval
+            self._encode(self._held)
+        self._held = frame
+
+    def _encode(self, frame: av.VideoFrame | None) -> None:
         for packet in self._stream.encode(frame):
+            if packet.pts in self._durations:
+                packet.duration = self._durations.pop(packet.pts)
             self._mux(packet)
 
     def _mux(self, packet: av.Packet) -> None:
         self._out.mux(packet)
 
     def _finish(self) -> None:
-        for packet in self._stream.encode(None):
-            self._mux(packet)
+        last = self._last_duration()
+        if last is not None:
+            self._durations[self._held.pts] = last
+        self._encode(self._held)
+        self._encode(None)
         self._out.close()
 
     def _release(self) -> None:
@@ -557,7 +590,7 @@ class VideoWriter(_EncoderSink):
 
     def _finish(self) -> None:
         if self._audio is not None:
-            last = self._interval or round(1 / (self.fps * self._time_base))
+            last = self._last_duration() or round(1 / (self.fps * self._time_base))
             self._audio.finish(self._t0 + float((self._last_pts + last) * self._time_base), self._t0)
         super()._finish()
 
@@ -604,12 +637,6 @@ class GifWriter(_FileSink):
         super().__init__(path, overwrite, inputs)
         self._file = None
         self._gif = None
-        self._end = None  # when the last frame stops showing (`end_at`); None: after the interval before it
-
-    def end_at(self, time: float) -> None:
-        """Show the last frame until ``time`` (seconds, on the frames' clock) instead of for as long as the
-        frame interval before it."""
-        self._end = time
 
     def write(self, qframe: QuantizedFrame) -> None:
         """Append one quantized frame, or leave it out if it would follow the last one kept within 2/100 s."""

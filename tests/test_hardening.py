@@ -729,6 +729,19 @@ def test_a_gif_ending_on_a_pause_keeps_it(tmp_path, fps, delays):
     assert gif_delays(out.read_bytes()) == delays
 
 
+@pytest.mark.parametrize("suffix", [".mp4", ".mkv", ".webm"])
+def test_a_video_of_a_gif_ending_on_a_pause_lasts_as_long(tmp_path, suffix):
+    colors = np.array([[0, 0, 0], [255, 255, 255], [255, 0, 0], [0, 0, 255]], np.uint8)
+    encoder = GifEncoder(16, 16, colors)
+    data = encoder.header() + b"".join(encoder.add(np.full((16, 16), i, np.uint8), colors, i / 10) for i in range(4))
+    (tmp_path / "pause.gif").write_bytes(data + encoder.end(1.3))
+    out = tmp_path / f"out{suffix}"
+    assert main(["transcode", str(tmp_path / "pause.gif"), str(out), "-q", "-k", "4"]) == 0
+    with av.open(str(out)) as container:
+        assert container.duration / 1e6 == pytest.approx(1.3, abs=0.002)
+        assert len(list(container.decode(video=0))) == 4
+
+
 def test_a_video_s_end_time_is_its_last_frame_s_end_within_the_duration_asked(tmp_path):
     clip = write_clip(tmp_path / "in.mp4", fps=12, frames=24)
     with VideoFile(clip.path) as video:
