@@ -13,6 +13,7 @@ plays up to the last frame written); any other exception removes it.
 from __future__ import annotations
 
 import io
+import logging
 import math
 import os
 import re
@@ -35,6 +36,7 @@ from livequant.sources import quiet_opencv
 __all__ = ["AnimationWriter", "CRF_RANGES", "GifWriter", "ImageWriter", "NUMBERED", "Preview", "VideoWriter",
            "check_target", "numbered_files"]
 
+log = logging.getLogger("livequant")
 #: The largest --crf each encoder takes (lower is better; the smallest is 0).
 CRF_RANGES = {"libx264": 51, "libx264rgb": 51, "libvpx-vp9": 63}
 #: A number's place in an image-sequence pattern: ``{}``, ``{:04d}``, ``%d`` or ``%04d``.
@@ -809,6 +811,9 @@ class ImageWriter(_FileSink):
     def _finish(self) -> None:
         if self._pattern is None:
             _write_still(self._tmp, self._last, self.path)
+        elif self._name(self.frames + 1).exists():
+            log.warning(f"'{self._name(self.frames + 1)}' and any after it are from an earlier run, not this "
+                        f"one's {self.frames} frames; remove them before using the sequence")
 
     def _release(self) -> None:
         """A sequence that fails midway leaves none of the files it made (those it replaced with

@@ -468,6 +468,16 @@ def test_an_image_sequence_is_not_written_over_itself(tmp_path, clip, capsys, mo
     assert snapshot(tmp_path) == before
 
 
+def test_a_shorter_sequence_over_a_longer_one_warns_of_the_files_left(tmp_path, clip, capsys):
+    pattern = str(tmp_path / "f-%03d.png")
+    assert main(["transcode", str(clip.path), pattern, "-q"]) == 0
+    assert main(["transcode", str(clip.path), pattern, "-q", "-y", "--duration", "0.5"]) == 0
+    assert capsys.readouterr().err == (f"livequant: warning: '{tmp_path / 'f-007.png'}' and any after it are from "
+                                       "an earlier run, not this one's 6 frames; remove them before using the "
+                                       "sequence\n")
+    assert len(list(tmp_path.iterdir())) == clip.frames  # nothing removed that the user did not ask for
+
+
 def test_a_report_named_as_a_frame_of_the_output_is_refused(tmp_path, clip, capsys):
     args = ["transcode", str(clip.path), str(tmp_path / "f-%02d.png"), "--report", str(tmp_path / "f-01.png")]
     assert main(args) == 2
