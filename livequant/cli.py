@@ -486,7 +486,7 @@ def _preview(args) -> int:
     else:  # a video: shown at its own pace, dropping frames when quantizing falls behind
         source = adapt(open_source(args.source, max_pixels=args.max_pixels), size=args.size, paced=True)
     with source, make_quantizer(args, background=True) as quantizer:
-        keys = PreviewKeys(quantizer)
+        keys = PreviewKeys(quantizer, args.palette)
         with Preview("livequant", on_key=keys, status=keys.status) as window:
             stats = run(source, quantizer, [window])
     print(f"{stats.frames} frames at {stats.fps:.1f} fps, {stats.dropped} dropped, "
@@ -496,12 +496,14 @@ def _preview(args) -> int:
 
 class PreviewKeys:
     """The preview's keys, wired to ``quantizer.configure``: ``+``/``=`` and ``-`` double or halve the colours
-    (2..256), ``d`` cycles the dither, ``p`` cycles the presets (``adaptive`` included), space freezes the
+    (1..256), ``d`` cycles the dither, ``p`` cycles the presets (``adaptive`` included), space freezes the
     palette. Pass it as `Preview`'s ``on_key`` and its `status` as ``status``."""
 
-    def __init__(self, quantizer: Quantizer):
+    def __init__(self, quantizer: Quantizer, palette: Palette | None = None):
         self.quantizer = quantizer
-        self._preset = 0
+        self._cycle = ["adaptive", *presets.names()]
+        shown = palette.name if palette is not None else "adaptive"  # ``p`` goes on from a preset in force
+        self._preset = self._cycle.index(shown) if shown in self._cycle else 0
         self._frozen = False
 
     def __call__(self, key: int) -> None:
@@ -509,14 +511,13 @@ class PreviewKeys:
         if key in (ord("+"), ord("=")):
             q.configure(n_colors=min(256, q.n_colors * 2))
         elif key == ord("-"):
-            q.configure(n_colors=max(2, q.n_colors // 2))
+            q.configure(n_colors=max(1, q.n_colors // 2))
         elif key == ord("d"):
             current = DITHERS.index(q.dither) if q.dither in DITHERS else -1
             q.configure(dither=DITHERS[(current + 1) % len(DITHERS)])
         elif key == ord("p"):
-            cycle = ["adaptive", *presets.names()]
-            self._preset = (self._preset + 1) % len(cycle)
-            q.configure(palette=cycle[self._preset])
+            self._preset = (self._preset + 1) % len(self._cycle)
+            q.configure(palette=self._cycle[self._preset])
         elif key == ord(" "):
             self._frozen = not self._frozen
             q.configure(frozen=self._frozen)

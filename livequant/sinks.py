@@ -940,12 +940,17 @@ class Preview:
         elif key != 0xFF and self.on_key is not None:
             self.on_key(key)
 
-    def snapshot(self) -> Path:
-        """Save the last frame as ``livequant-snapshot-N.png`` (first free N) in the cwd; print and return it."""
+    def snapshot(self) -> Path | None:
+        """Save the last frame as ``livequant-snapshot-N.png`` (first free N) in the cwd; print and return it
+        (None, with a warning, where it cannot be written)."""
         number = 1
         while (path := Path(f"livequant-snapshot-{number}.png")).exists():
             number += 1
-        _write_still(path, self._last)
+        try:
+            _write_still(path, self._last)
+        except OSError as e:  # the preview goes on
+            log.warning(f"cannot save the snapshot '{path.resolve()}': {e.strerror or e}; {write_hint(e)}")
+            return None
         print(f"saved {path}")
         return path
 

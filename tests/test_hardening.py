@@ -654,6 +654,13 @@ def test_demo_onto_a_file_is_refused(tmp_path, capsys):
     assert target.read_text() == "keep me"
 
 
+def test_demo_into_a_folder_that_cannot_be_made_is_one_line(capsys):
+    assert main(["demo", "-o", "/sys/livequant-demo", "--frames", "1"]) == 1  # no new folders here, even for root
+    err = capsys.readouterr().err
+    assert err.startswith("livequant: error: cannot create the folder '/sys/livequant-demo': ") and err.count("\n") == 1
+    assert err.endswith("; write to a folder you have permission to write to\n")
+
+
 def test_the_console_script_exits_130_on_an_early_ctrl_c():
     # what pip's console script does, with a line to say it has started (Python's own start-up is no concern here)
     script = "import sys; from livequant.__main__ import console; print('go', flush=True); sys.exit(console())"

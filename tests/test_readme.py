@@ -20,6 +20,8 @@ def test_python_example_runs(tmp_path, monkeypatch, rng):
         exec(compile(block, str(README), "exec"), namespace)
     assert (tmp_path / "out.mp4").stat().st_size > 0
     assert namespace["small"].shape == (40, 30, 3)
+    qf = namespace["qf"]  # colours, indices and palette of one and the same frame
+    np.testing.assert_array_equal(qf.palette.colors[qf.indices], namespace["out"])
 
 
 def test_how_it_works_names_every_module():

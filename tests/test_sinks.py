@@ -324,6 +324,32 @@ def test_preview_window_appears_and_keys_act(xdisplay, make_qframe, tmp_path, mo
     quantizer.close()
 
 
+def test_preview_keys_go_on_from_the_preset_in_force_and_halve_down_to_one_colour():
+    from livequant import presets
+    from livequant.cli import PreviewKeys
+    from livequant.quantizer import Quantizer
+
+    with Quantizer(palette="gameboy") as quantizer:
+        PreviewKeys(quantizer, presets.get("gameboy"))(ord("p"))
+        names = presets.names()
+        assert quantizer.palette.name == names[(names.index("gameboy") + 1) % len(names)]
+    with Quantizer(1) as quantizer:
+        PreviewKeys(quantizer)(ord("-"))
+        assert quantizer.n_colors == 1
+
+
+@pytest.mark.gui
+def test_a_snapshot_that_cannot_be_written_is_a_warning_and_the_preview_goes_on(xdisplay, make_qframe, monkeypatch,
+                                                                                caplog):
+    monkeypatch.chdir("/sys")  # no new files here, even for root
+    with Preview(title="lq-test-snapshot") as preview:
+        _write(preview, make_qframe, 2)
+        assert preview.snapshot() is None
+        _write(preview, make_qframe, 2)
+        assert not preview.quit_requested
+    assert "cannot save the snapshot '/sys/livequant-snapshot-1.png': " in caplog.text
+
+
 def _send_wm_delete(window: int) -> None:
     """Ask the window to close as a window manager's close button does (WM_DELETE_WINDOW)."""
     name = ctypes.util.find_library("X11")
