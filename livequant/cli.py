@@ -28,7 +28,7 @@ from livequant.adapters import adapt, enlarge
 from livequant.colorspace import COLOR_SPACES, unique_rgb, working_space
 from livequant.demo import SETTINGS, run_demo
 from livequant.dither import DITHERS
-from livequant.errors import LivequantError, SinkError, SourceError, UsageError, write_hint
+from livequant.errors import LivequantError, SourceError, UsageError, write_failed
 from livequant.fit import PaletteFitter
 from livequant.frames import QuantizedFrame
 from livequant.options import check_size, frame_size, make_quantizer, open_output
@@ -387,7 +387,7 @@ def _save_report(report: QualityReport | None, args) -> None:
         try:
             report.save(args.report)
         except OSError as e:
-            raise SinkError(f"cannot write the report '{args.report}': {e.strerror or e}; {write_hint(e)}") from e
+            raise write_failed("write the report", args.report, e) from e
         if not getattr(args, "quiet", False):
             print(f"wrote {args.report}: {report.summary()}", file=sys.stderr)
 

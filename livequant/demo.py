@@ -15,7 +15,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from livequant.errors import SinkError, write_hint
+from livequant.errors import SinkError, write_failed
 from livequant.pipeline import run
 from livequant.quantizer import Quantizer
 from livequant.sinks import GifWriter, VideoWriter
@@ -190,7 +190,7 @@ def run_demo(out_dir, frames: int = 45, *, size=(480, 270), fps: float = 15.0, r
     try:
         out.mkdir(parents=True, exist_ok=True)
     except OSError as e:
-        raise SinkError(f"cannot create the folder '{out}': {e.strerror or e}; {write_hint(e)}") from e
+        raise write_failed("create the folder", out, e) from e
     scene = Scene(size, fps, frames)
     picks = sorted({0, frames // 2, frames - 1})
     shown = {i: [("original", scene.frame(i / fps))] for i in picks}

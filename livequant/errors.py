@@ -6,7 +6,7 @@ value or file, the cause, and what to do next. The CLI prints it on one line.
 
 import errno
 
-__all__ = ["LivequantError", "SinkError", "SourceError", "UsageError", "write_hint"]
+__all__ = ["LivequantError", "SinkError", "SourceError", "UsageError", "write_failed", "write_hint"]
 
 
 class LivequantError(Exception):
@@ -33,3 +33,9 @@ def write_hint(error: BaseException) -> str:
     if code in (errno.EACCES, errno.EPERM, errno.EROFS):
         return "write to a folder you have permission to write to"
     return "check the disk and the folder"
+
+
+def write_failed(action: str, path, error: BaseException) -> SinkError:
+    """A `SinkError` for an OS (or FFmpeg) error on ``action`` of ``path`` ("write", "create the folder"),
+    with what to do about it."""
+    return SinkError(f"cannot {action} '{path}': {getattr(error, 'strerror', None) or error}; {write_hint(error)}")

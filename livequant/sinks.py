@@ -26,7 +26,7 @@ import cv2  # before av: PyAV's bundled libxcb loaded first makes OpenCV windows
 import av  # isort: skip
 import numpy as np
 
-from livequant.errors import SinkError, write_hint
+from livequant.errors import SinkError, write_failed
 from livequant.files import move_into_place, partial_file
 from livequant.frames import FpsCounter, QuantizedFrame, check_frame
 from livequant.gif import GifEncoder
@@ -57,7 +57,7 @@ def _partial(path: Path) -> Path:
     try:
         return partial_file(path)
     except OSError as e:
-        raise _failed("write", path, e) from e
+        raise write_failed("write", path, e) from e
 
 
 def _same_file(a, b) -> bool:
@@ -98,11 +98,6 @@ def check_target(path: Path, overwrite: bool, inputs=()) -> None:
         raise SinkError(f"output '{path}' is a directory; give a file name, such as '{path / 'out'}{path.suffix}'")
     if path.exists() and not overwrite:
         raise SinkError(f"output '{path}' exists; use -y to overwrite")
-
-
-def _failed(action: str, path: Path, error: Exception) -> SinkError:
-    """A `SinkError` for an OS or FFmpeg error writing ``path``, with what to do about it."""
-    return SinkError(f"cannot {action} '{path}': {getattr(error, 'strerror', None) or error}; {write_hint(error)}")
 
 
 def _check_same_size(qframe: QuantizedFrame, size: tuple[int, int], sink) -> None:
@@ -192,7 +187,7 @@ class _FileSink:
         except SinkError:
             raise
         except (av.error.FFmpegError, OSError) as e:
-            raise _failed("write", self.path, e) from e
+            raise write_failed("write", self.path, e) from e
         self.frames += 1
 
     def close(self) -> None:
@@ -212,7 +207,7 @@ class _FileSink:
         except BaseException as e:
             self.abort()
             if isinstance(e, (av.error.FFmpegError, OSError)) and not isinstance(e, SinkError):
-                raise _failed("finish", self.path, e) from e
+                raise write_failed("finish", self.path, e) from e
             raise
         self._done = self.finished = True
 
@@ -803,7 +798,7 @@ class ImageWriter(_FileSink):
         except BaseException as e:
             tmp.unlink(missing_ok=True)
             if isinstance(e, OSError) and not isinstance(e, SinkError):
-                raise _failed("write", target, e) from e  # the file that failed, not the first
+                raise write_failed("write", target, e) from e  # the file that failed, not the first
             raise
         if new:
             self._created.append(target)
@@ -949,7 +944,7 @@ class Preview:
         try:
             _write_still(path, self._last)
         except OSError as e:  # the preview goes on
-            log.warning(f"cannot save the snapshot '{path.resolve()}': {e.strerror or e}; {write_hint(e)}")
+            log.warning(str(write_failed("save the snapshot", path.resolve(), e)))
             return None
         print(f"saved {path}")
         return path
