@@ -6,12 +6,10 @@
 
 from __future__ import annotations
 
-import time
-
 import cv2  # before av (through sources): PyAV's bundled libxcb loaded first makes OpenCV windows hang (PyAV#978)
 
 from livequant.frames import QuantizedFrame
-from livequant.sources import VideoFile, resize
+from livequant.sources import Pacer, VideoFile, resize
 
 __all__ = ["adapt", "enlarge"]
 
@@ -55,6 +53,7 @@ class _Adapted:
             else:
                 self._size = self.size
         self.live = paced or bool(getattr(source, "live", False))
+        self._pacer = Pacer()
 
     def __getattr__(self, name):
         return getattr(self._source, name)
@@ -71,12 +70,19 @@ class _Adapted:
             frames = ((resize(frame, self._size), t) for frame, t in frames)
         if self._fps:
             frames = _retime(frames, self._fps, lambda: getattr(self._source, "end_time", None))
-        clock = None
+        pacer = self._pacer = Pacer()
         for frame, t in frames:
-            if self._paced:
-                clock = time.monotonic() - t if clock is None else clock
-                time.sleep(max(0.0, clock + t - time.monotonic()))
+            if self._paced and not pacer.wait(t):
+                return
             yield frame, t
+
+    def stop(self) -> None:
+        """End the frames now, from another thread: a paced wait ends at once (`livequant.pipeline.run` calls
+        this when it stops)."""
+        self._pacer.stop()
+        stop = getattr(self._source, "stop", None)
+        if stop is not None:
+            stop()
 
 
 def _retime(frames, fps: float, end_time):

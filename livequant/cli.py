@@ -496,28 +496,33 @@ def _preview(args) -> int:
 
 class PreviewKeys:
     """The preview's keys, wired to ``quantizer.configure``: ``+``/``=`` and ``-`` double or halve the colours
-    (1..256), ``d`` cycles the dither, ``p`` cycles the presets (``adaptive`` included), space freezes the
-    palette. Pass it as `Preview`'s ``on_key`` and its `status` as ``status``."""
+    (1..256; under a fixed palette, adaptive palettes of twice or half its colours), ``d`` cycles the dither,
+    ``p`` cycles the presets (``adaptive`` included), space freezes the palette. Pass it as `Preview`'s
+    ``on_key`` and its `status` as ``status``; ``palette`` is the fixed palette in force, if any."""
 
     def __init__(self, quantizer: Quantizer, palette: Palette | None = None):
         self.quantizer = quantizer
         self._cycle = ["adaptive", *presets.names()]
         shown = palette.name if palette is not None else "adaptive"  # ``p`` goes on from a preset in force
         self._preset = self._cycle.index(shown) if shown in self._cycle else 0
+        self._fixed_colors = len(palette) if palette is not None else None
         self._frozen = False
 
     def __call__(self, key: int) -> None:
         q = self.quantizer
-        if key in (ord("+"), ord("=")):
-            q.configure(n_colors=min(256, q.n_colors * 2))
-        elif key == ord("-"):
-            q.configure(n_colors=max(1, q.n_colors // 2))
+        if key in (ord("+"), ord("="), ord("-")):
+            colors = q.n_colors if self._fixed_colors is None else self._fixed_colors
+            colors = min(256, colors * 2) if key != ord("-") else max(1, colors // 2)
+            q.configure(n_colors=colors, palette=None if self._fixed_colors is None else "adaptive")
+            self._preset, self._fixed_colors = 0, None
         elif key == ord("d"):
             current = DITHERS.index(q.dither) if q.dither in DITHERS else -1
             q.configure(dither=DITHERS[(current + 1) % len(DITHERS)])
         elif key == ord("p"):
             self._preset = (self._preset + 1) % len(self._cycle)
-            q.configure(palette=self._cycle[self._preset])
+            name = self._cycle[self._preset]
+            self._fixed_colors = None if name == "adaptive" else len(presets.get(name))
+            q.configure(palette=name)
         elif key == ord(" "):
             self._frozen = not self._frozen
             q.configure(frozen=self._frozen)

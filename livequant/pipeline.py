@@ -186,14 +186,22 @@ def _signals_held():
             held[signum](signum, frame)  # raises, as it would have when the signal came
 
 
-def _next(inbox: Mailbox, caught: list):
-    """The next item of ``inbox``, or `END` once a signal is ``caught`` (looked for every `_POLL` s of waiting)."""
-    while not caught:
+def _next(inbox: Mailbox, caught: list, waiting_sinks: list):
+    """The next item of ``inbox`` (`END` once it ran out), or None once a signal is ``caught`` or a sink asks
+    to quit. Looked for every `_POLL` s of waiting, in which each of ``waiting_sinks`` that can is kept
+    responsive with ``idle()`` (a window reads its keys)."""
+    while not caught and not _quit_requested(waiting_sinks):
         try:
             return inbox.get(timeout=_POLL)
         except TimeoutError:
-            continue
-    return END
+            for sink in waiting_sinks:
+                if hasattr(sink, "idle"):
+                    sink.idle()
+    return None
+
+
+def _quit_requested(sinks) -> bool:
+    return any(getattr(sink, "quit_requested", False) for sink in sinks)
 
 
 def _write(sinks, qframe, stats: Stats) -> None:
@@ -207,7 +215,9 @@ def run(source, quantizer, sinks, *, max_frames: int | None = None, on_frame=Non
     """Quantize every frame of ``source`` and write it to each of ``sinks``.
 
     Stops when the source ends, after ``max_frames``, or when a sink sets
-    ``quit_requested``. All threads are joined before it returns or raises.
+    ``quit_requested``; then a source's ``stop()``, where it has one, ends a
+    wait for its next frame at once (a paced file, a live test pattern). All
+    threads are joined before it returns or raises.
     Opening and closing the source and sinks is the caller's job (use them as
     context managers, so a ``KeyboardInterrupt`` raised here still finishes
     the files, as the sinks do for it).
@@ -224,7 +234,9 @@ def run(source, quantizer, sinks, *, max_frames: int | None = None, on_frame=Non
     sinks : sequence of sinks
         Objects with ``write(qframe)``; see `livequant.sinks`. A writer thread
         writes them, unless one is ``interactive`` (a window): then all are
-        written from the calling thread.
+        written from the calling thread, and while it waits for a frame, those
+        with an ``idle()`` method have it called every 0.1 s (a window takes
+        its keys).
     max_frames : int, optional
         Stop after this many frames.
     on_frame : callable, optional
@@ -262,9 +274,9 @@ def _run(source, quantizer, sinks: list, max_frames: int | None, on_frame, caugh
     ran_out = False  # the source ended (not max_frames, a quit or a signal)
     try:
         while max_frames is None or stats.frames < max_frames:
-            item = _next(inbox, caught)
-            if item is END:
-                ran_out = True
+            item = _next(inbox, caught, sinks if written is None else [])
+            if item is END or item is None:
+                ran_out = item is END
                 break
             begin = time.perf_counter()
             if live:
@@ -287,10 +299,12 @@ def _run(source, quantizer, sinks: list, max_frames: int | None, on_frame, caugh
             stats.dropped = frames.dropped + getattr(source, "dropped", 0)
             if on_frame is not None:
                 on_frame(qframe, stats)
-            if any(getattr(sink, "quit_requested", False) for sink in sinks):
+            if _quit_requested(sinks):
                 break
     finally:
         frames.cancel()
+        if hasattr(source, "stop"):
+            source.stop()  # a paced source's wait for its next frame ends now
         if planned is not None:
             planned.cancel()
         if written is not None:

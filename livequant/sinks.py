@@ -893,8 +893,15 @@ class Preview:
         self._last = qframe
         self._rate = self._fps.tick()
         cv2.imshow(self.title, self._compose(qframe))
+        self.idle()
+
+    def idle(self) -> None:
+        """Handle the keys pressed since the last call, and the window closed by the user (call it between
+        frames when they come slowly; `livequant.pipeline.run` does)."""
+        if self._closed:
+            return
         self.handle_key(cv2.waitKey(1))
-        if not self._visible():
+        if self._last is not None and not self._visible():  # before its first frame the window may not be shown
             self._closed = self.quit_requested = True
 
     def _visible(self) -> bool:

@@ -32,7 +32,7 @@ from livequant.errors import SourceError
 from livequant.frames import flatten_alpha, to_rgb8
 from livequant.mailbox import END, Mailbox
 
-__all__ = ["IMAGE_SUFFIXES", "Images", "MAX_PIXELS", "Reconnecting", "TestPattern", "VideoFile", "Webcam",
+__all__ = ["IMAGE_SUFFIXES", "Images", "MAX_PIXELS", "Pacer", "Reconnecting", "TestPattern", "VideoFile", "Webcam",
            "damage_note", "list_cameras", "open_source", "read_image", "resize"]
 
 log = logging.getLogger("livequant")
@@ -614,6 +614,28 @@ class Images(_Source):
             yield (self._first if i == 0 else read_image(path, self._max_pixels)), i / self.fps
 
 
+class Pacer:
+    """Waits until each frame's time comes in real time; `stop` ends a wait at once.
+
+    The first frame's time is now; a later time ``t`` comes ``t`` minus the
+    first's seconds after it.
+    """
+
+    def __init__(self):
+        self._stopped = threading.Event()
+        self._clock = None
+
+    def wait(self, t: float) -> bool:
+        """Sleep until time ``t`` of the stream comes; False if `stop` was called (at once, not at ``t``)."""
+        now = time.monotonic()
+        self._clock = now - t if self._clock is None else self._clock
+        return not self._stopped.wait(max(0.0, self._clock + t - now))
+
+    def stop(self) -> None:
+        """End the wait under way, and every later one, at once."""
+        self._stopped.set()
+
+
 class TestPattern(_Source):
     """A moving synthetic scene, generated in code and cheap to make.
 
@@ -629,7 +651,8 @@ class TestPattern(_Source):
     frames : int, optional
         Number of frames; endless if None.
     live : bool
-        Pace the frames to ``fps`` in real time, like a camera.
+        Pace the frames to ``fps`` in real time, like a camera (`stop` ends
+        the frames from another thread).
     """
 
     __test__ = False  # not a pytest test class
@@ -649,6 +672,7 @@ class TestPattern(_Source):
         self.live = live
         self._background = _background(int(w), int(h))
         self._sprites = _sprites(max(4, h // 8))
+        self._pacer = Pacer()
 
     def _frame(self, t: float, index: int) -> np.ndarray:
         frame = self._background.copy()
@@ -664,14 +688,18 @@ class TestPattern(_Source):
         return frame
 
     def __iter__(self):
-        t0 = time.monotonic()
+        pacer = self._pacer = Pacer()
         index = 0
         while self.frame_count is None or index < self.frame_count:
             t = index / self.fps
-            if self.live:
-                time.sleep(max(0.0, t0 + t - time.monotonic()))
+            if self.live and not pacer.wait(t):
+                return
             yield self._frame(t, index), t
             index += 1
+
+    def stop(self) -> None:
+        """End a live pattern's frames now, from another thread (`livequant.pipeline.run` does when it stops)."""
+        self._pacer.stop()
 
 
 class Reconnecting(_Source):

@@ -3,6 +3,8 @@ an X display."""
 
 from __future__ import annotations
 
+import ctypes
+import ctypes.util
 import os
 import shutil
 import struct
@@ -250,3 +252,25 @@ def xdisplay():
         yield f":{number}"
     server.terminate()
     server.wait()
+
+
+def send_wm_delete(window: int) -> None:
+    """Ask the window to close as a window manager's close button does (WM_DELETE_WINDOW)."""
+    name = ctypes.util.find_library("X11")
+    if name is None:
+        pytest.skip("libX11 is not installed")
+    x11 = ctypes.CDLL(name)
+    x11.XOpenDisplay.restype = x11.XInternAtom.restype = ctypes.c_void_p
+    x11.XOpenDisplay.argtypes = [ctypes.c_char_p]
+    x11.XInternAtom.argtypes = [ctypes.c_void_p, ctypes.c_char_p, ctypes.c_int]
+    x11.XSendEvent.argtypes = [ctypes.c_void_p, ctypes.c_ulong, ctypes.c_int, ctypes.c_long, ctypes.c_void_p]
+    x11.XCloseDisplay.argtypes = [ctypes.c_void_p]
+    display = x11.XOpenDisplay(None)
+    event = (ctypes.c_long * 24)()  # an XClientMessageEvent in an XEvent-sized buffer
+    event[0] = 33  # ClientMessage
+    event[4] = window
+    event[5] = x11.XInternAtom(display, b"WM_PROTOCOLS", 0)
+    event[6] = 32  # format
+    event[7] = x11.XInternAtom(display, b"WM_DELETE_WINDOW", 0)
+    x11.XSendEvent(display, window, 0, 0, event)
+    x11.XCloseDisplay(display)

@@ -15,7 +15,7 @@ import av  # isort: skip
 import numpy as np
 import pytest
 
-from conftest import write_clip
+from conftest import send_wm_delete, write_clip
 from livequant import __version__, presets
 from livequant.cli import main
 from livequant.demo import SETTINGS
@@ -341,6 +341,30 @@ def test_preview_window_shows_the_quantized_picture_and_takes_keys(xdisplay, tmp
         assert _busy(dithered) > 2 * _busy(plain)
         key("q")
         assert process.wait(timeout=5) == 0
+    finally:
+        if process.poll() is None:
+            process.kill()
+        print(process.communicate()[1])  # shown if the test fails
+
+
+@pytest.mark.gui
+@pytest.mark.skipif(shutil.which("xdotool") is None, reason="xdotool is not installed")
+@pytest.mark.parametrize(("stop", "status"), [("q", 0), ("close", 0), ("ctrl-c", 130)])
+def test_preview_of_a_slow_source_stops_at_once(xdisplay, tmp_path, stop, status):
+    """A frame every 30 s: q, closing the window or Ctrl-C act within seconds, not at the next frame."""
+    process = _livequant("preview", "test", "--size", "160x120", "--fps", str(1 / 30), "-k", "4", cwd=tmp_path)
+    try:
+        found = subprocess.run(["xdotool", "search", "--sync", "--name", "^livequant$"], capture_output=True,
+                               text=True, timeout=20)
+        window = found.stdout.split()[0]
+        time.sleep(3)  # the first frame is shown; the next is 27 s away
+        if stop == "q":
+            subprocess.run(["xdotool", "key", "--window", window, "q"], check=True, capture_output=True)
+        elif stop == "close":
+            send_wm_delete(int(window))
+        else:
+            process.send_signal(signal.SIGINT)
+        assert process.wait(timeout=10) == status
     finally:
         if process.poll() is None:
             process.kill()

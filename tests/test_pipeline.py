@@ -143,6 +143,70 @@ def test_a_signal_stops_run_between_frames(clip, signum, raised):
     assert callbacks_finished == [1, 2, 3] and len(sink.qframes) == 3  # the third frame whole, then no more
 
 
+class _Dawdling(Frames):
+    """A file source whose frames are 30 s apart and which says where it ends, paced to real time by `adapt`."""
+
+    end_time = 90.0
+
+    def __init__(self):
+        super().__init__([0.0, 30.0, 60.0])
+
+
+class _WaitingWindow(Window):
+    """An interactive sink that asks to quit on its third ``idle()`` call, as a window whose q key is pressed
+    while no frame comes."""
+
+    def __init__(self):
+        super().__init__(quit_after=100)
+        self.idle_threads = set()
+        self.idles = 0
+        self.end = None
+
+    def idle(self) -> None:
+        self.idle_threads.add(threading.current_thread().name)
+        self.idles += 1
+        self.quit_requested = self.idles >= 3
+
+    def end_at(self, time: float) -> None:
+        self.end = time
+
+
+@pytest.mark.usefixtures("no_new_threads")
+@pytest.mark.parametrize("slow_source", [lambda: TestPattern((64, 48), fps=1 / 30, live=True),
+                                         lambda: adapt(_Dawdling(), paced=True)], ids=["live pattern", "paced file"])
+def test_a_quit_while_a_slow_source_waits_stops_at_once(slow_source):
+    window = _WaitingWindow()
+    with Quantizer(4, background=True) as quantizer:
+        started = time.monotonic()
+        stats = run(slow_source(), quantizer, [window], max_frames=2)
+    assert time.monotonic() - started < 10  # the next frame was 30 s away
+    assert stats.frames == 1 and window.idles == 3 and window.idle_threads == {threading.current_thread().name}
+    assert window.end is None  # stopped early: the last frame does not last to the source's end
+
+
+@pytest.mark.usefixtures("no_new_threads")
+def test_a_signal_while_a_slow_source_waits_stops_at_once():
+    timers = []
+
+    def signal_soon(qframe, stats):
+        timers.append(threading.Timer(0.3, os.kill, (os.getpid(), signal.SIGINT)))
+        timers[-1].start()
+
+    sink = _WaitingWindow()
+    sink.interactive = False  # written by the writer thread: never idle
+    previous = signal.signal(signal.SIGINT, signal.default_int_handler)
+    try:
+        with pytest.raises(KeyboardInterrupt), Quantizer(4, background=True) as quantizer:
+            started = time.monotonic()
+            run(adapt(_Dawdling(), paced=True), quantizer, [sink], on_frame=signal_soon)
+    finally:
+        signal.signal(signal.SIGINT, previous)
+        for timer in timers:
+            timer.join()
+    assert time.monotonic() - started < 10
+    assert len(sink.qframes) == 1 and sink.idles == 0 and sink.end is None
+
+
 # adapters
 
 

@@ -1,7 +1,5 @@
 """Sinks write real files that the tests decode again with PyAV and OpenCV."""
 
-import ctypes
-import ctypes.util
 import gc
 import subprocess
 import sys
@@ -11,6 +9,7 @@ import cv2
 import numpy as np
 import pytest
 
+from conftest import send_wm_delete
 from livequant.errors import SinkError
 from livequant.sinks import AnimationWriter, GifWriter, ImageWriter, Preview, VideoWriter
 
@@ -338,6 +337,29 @@ def test_preview_keys_go_on_from_the_preset_in_force_and_halve_down_to_one_colou
         assert quantizer.n_colors == 1
 
 
+@pytest.mark.parametrize(("preset", "key", "colors"), [("gameboy", "+", 8), ("pico8", "-", 8), ("cga1", "=", 8)])
+def test_plus_and_minus_under_a_preset_go_to_adaptive_palettes_from_its_size(make_qframe, preset, key, colors):
+    from livequant import presets
+    from livequant.cli import PreviewKeys
+    from livequant.quantizer import Quantizer
+
+    frame = make_qframe(np.arange(48 * 64).reshape(48, 64) % 256, colors=np.random.default_rng(0).integers(
+        0, 256, (256, 3), dtype=np.uint8)).rgb
+    with Quantizer(64, palette=preset) as quantizer:  # as `--palette PRESET` (-k stays at its default)
+        keys = PreviewKeys(quantizer, presets.get(preset))
+        keys(ord(key))
+        assert len(quantizer.process(frame).palette) == colors
+        keys(ord("p"))  # from adaptive, the first preset
+        assert quantizer.palette.name == presets.names()[0]
+    with Quantizer(64) as quantizer:  # a preset reached with p
+        keys = PreviewKeys(quantizer)
+        for _ in range(presets.names().index(preset) + 1):
+            keys(ord("p"))
+        assert quantizer.palette.name == preset
+        keys(ord(key))
+        assert len(quantizer.process(frame).palette) == colors
+
+
 @pytest.mark.gui
 def test_a_snapshot_that_cannot_be_written_is_a_warning_and_the_preview_goes_on(xdisplay, make_qframe, monkeypatch,
                                                                                 caplog):
@@ -350,35 +372,13 @@ def test_a_snapshot_that_cannot_be_written_is_a_warning_and_the_preview_goes_on(
     assert "cannot save the snapshot '/sys/livequant-snapshot-1.png': " in caplog.text
 
 
-def _send_wm_delete(window: int) -> None:
-    """Ask the window to close as a window manager's close button does (WM_DELETE_WINDOW)."""
-    name = ctypes.util.find_library("X11")
-    if name is None:
-        pytest.skip("libX11 is not installed")
-    x11 = ctypes.CDLL(name)
-    x11.XOpenDisplay.restype = x11.XInternAtom.restype = ctypes.c_void_p
-    x11.XOpenDisplay.argtypes = [ctypes.c_char_p]
-    x11.XInternAtom.argtypes = [ctypes.c_void_p, ctypes.c_char_p, ctypes.c_int]
-    x11.XSendEvent.argtypes = [ctypes.c_void_p, ctypes.c_ulong, ctypes.c_int, ctypes.c_long, ctypes.c_void_p]
-    x11.XCloseDisplay.argtypes = [ctypes.c_void_p]
-    display = x11.XOpenDisplay(None)
-    event = (ctypes.c_long * 24)()  # an XClientMessageEvent in an XEvent-sized buffer
-    event[0] = 33  # ClientMessage
-    event[4] = window
-    event[5] = x11.XInternAtom(display, b"WM_PROTOCOLS", 0)
-    event[6] = 32  # format
-    event[7] = x11.XInternAtom(display, b"WM_DELETE_WINDOW", 0)
-    x11.XSendEvent(display, window, 0, 0, event)
-    x11.XCloseDisplay(display)
-
-
 @pytest.mark.gui
 def test_closing_the_window_requests_quit(xdisplay, make_qframe):
     with Preview(title="lq-test-close") as preview:
         _write(preview, make_qframe, 2)
         found = subprocess.run(["xdotool", "search", "--name", "lq-test-close"], capture_output=True, text=True)
         for window in found.stdout.split():
-            _send_wm_delete(int(window))
+            send_wm_delete(int(window))
         assert _quits_within(preview, make_qframe, 20)
 
 
