@@ -676,7 +676,9 @@ class AnimationWriter(_EncoderSink):
 
     WebP is lossless unless ``quality`` is given (then lossy, 0..100, larger
     is better); APNG is always lossless. Frame times set the frame durations
-    (in 1/1000 s); the last frame lasts as long as the one before it.
+    (in 1/1000 s); the last frame lasts until `end_at` says, else as long as
+    the one before it (APNG) or the mean frame (WebP). To end there, an APNG
+    gets one more frame, a repeat of the last (WebP merges it into that one).
 
     Parameters
     ----------
@@ -728,6 +730,35 @@ class AnimationWriter(_EncoderSink):
     def _frame(self, qframe: QuantizedFrame) -> av.VideoFrame:
         frame = av.VideoFrame.from_ndarray(qframe.rgb, format="rgb24")
         return frame if self.pix_fmt == "rgb24" else frame.reformat(format=self.pix_fmt)
+
+    def _finish(self) -> None:
+        wanted = self._last_duration()
+        repeat_at = None if wanted is None else self._repeat_at(self._last_pts + wanted)
+        if repeat_at is not None:
+            repeat = av.VideoFrame.from_ndarray(self._held.to_ndarray(), format=self.pix_fmt)
+            repeat.time_base, repeat.pts = self._held.time_base, repeat_at
+            self._encode(self._held)
+            self._held = repeat
+        super()._finish()
+
+    def _repeat_at(self, end: int) -> int | None:
+        """The time (ms) at which a repeat of the last frame makes the animation end at ``end``; None where it
+        ends there anyway, or cannot.
+
+        Neither format takes the last frame's duration from its packet: the apng muxer repeats the delay
+        before it, and libwebp gives it the mean duration of the frames (merging a repeated frame into the
+        frame before it).
+        """
+        last, count = self._last_pts, self.frames
+        if count < 2:
+            return None  # a still picture
+        if self._format == "apng":
+            ends, at = last + self._interval, (last + end) // 2
+        else:  # the first frame is at 0 ms
+            guess = round(count * end / (count + 1))
+            ends, at = last + last // (count - 1), min((guess - 1, guess, guess + 1),
+                                                       key=lambda at: abs(at + at // count - end))
+        return at if abs(ends - end) > 1 and at > last else None
 
 
 class ImageWriter(_FileSink):

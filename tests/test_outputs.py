@@ -272,6 +272,40 @@ def test_lossless_animations_keep_every_frame_exactly(tmp_path, rng, suffix, k):
         assert _riff_chunks(path) == (0, [100, 150, 50, 100, 100])  # 0: loops forever
 
 
+@pytest.mark.parametrize("suffix", [".webp", ".apng"])
+@pytest.mark.parametrize(("end", "last"), [(None, 100), (2.0, 1600), (0.45, {".webp": 100, ".apng": 50})])
+def test_an_animation_s_last_frame_lasts_until_the_end_given(tmp_path, rng, suffix, end, last):
+    """Neither format takes the last frame's duration from FFmpeg's packets; a repeat of the last frame
+    (merged into it by libwebp) makes it last until `end_at` says. WebP cannot end sooner than its mean
+    frame after the last."""
+    colors = rng.integers(0, 256, (16, 3), dtype=np.uint8)
+    qframes = _qframes([colors] * 5, [0.0, 0.1, 0.25, 0.3, 0.4])
+    path = tmp_path / f"out{suffix}"
+    with AnimationWriter(path) as sink:
+        for qframe in qframes:
+            sink.write(qframe)
+        if end is not None:
+            sink.end_at(end)
+    frames, durations = _pillow_frames(path)
+    last = last[suffix] if isinstance(last, dict) else last
+    assert [round(d) for d in durations[:4]] + [round(sum(durations[4:]))] == [100, 150, 50, 100, last]
+    assert len(frames) == (5 if suffix == ".webp" or last == 100 else 6)
+    for qframe, frame in zip(qframes + [qframes[-1]], frames):
+        np.testing.assert_array_equal(frame, qframe.rgb)
+
+
+@pytest.mark.parametrize("suffix", [".webp", ".apng"])
+def test_an_animation_of_a_gif_ending_on_a_pause_keeps_it(tmp_path, suffix):
+    colors = np.array([[0, 0, 0], [255, 255, 255], [255, 0, 0], [0, 0, 255]], np.uint8)
+    encoder = GifEncoder(16, 16, colors)
+    data = encoder.header() + b"".join(encoder.add(np.full((16, 16), i, np.uint8), colors, i / 10) for i in range(4))
+    (tmp_path / "pause.gif").write_bytes(data + encoder.end(1.3))
+    out = tmp_path / f"out{suffix}"
+    assert main(["transcode", str(tmp_path / "pause.gif"), str(out), "-q", "-k", "4"]) == 0
+    _, durations = _pillow_frames(out)
+    assert [round(d) for d in durations[:3]] + [round(sum(durations[3:]))] == [100, 100, 100, 1000]
+
+
 def test_webp_lossy_and_loop_counts(tmp_path, rng):
     colors = rng.integers(0, 256, (16, 3), dtype=np.uint8)
     qframes = _qframes([colors] * 4)
