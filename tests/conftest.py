@@ -274,3 +274,13 @@ def send_wm_delete(window: int) -> None:
     event[7] = x11.XInternAtom(display, b"WM_DELETE_WINDOW", 0)
     x11.XSendEvent(display, window, 0, 0, event)
     x11.XCloseDisplay(display)
+
+
+def write_gif_ending_on_a_pause(path) -> None:
+    """Write a 16 x 16 GIF with our encoder: 4 frames 0.1 s apart, the last shown for 1 s (1.3 s in all)."""
+    from livequant.gif import GifEncoder
+
+    colors = np.array([[0, 0, 0], [255, 255, 255], [255, 0, 0], [0, 0, 255]], np.uint8)
+    encoder = GifEncoder(16, 16, colors)
+    data = encoder.header() + b"".join(encoder.add(np.full((16, 16), i, np.uint8), colors, i / 10) for i in range(4))
+    Path(path).write_bytes(data + encoder.end(1.3))

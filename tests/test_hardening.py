@@ -22,12 +22,11 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from conftest import Collect, clip_frame, write_clip
+from conftest import Collect, clip_frame, write_clip, write_gif_ending_on_a_pause
 from corpus import BAD, Outcome, cases, env, gif_delays, problems, run, snapshot, write_inputs
 from livequant import presets
 from livequant.cli import main
 from livequant.errors import SourceError
-from livequant.gif import GifEncoder
 from livequant.pipeline import run as run_pipeline
 from livequant.quantizer import Quantizer, quantize
 from livequant.sinks import GifWriter, VideoWriter
@@ -733,13 +732,8 @@ def test_gif_delays_play_the_source_duration(tmp_path, rate):
 def test_a_gif_ending_on_a_pause_keeps_it(tmp_path, fps, delays):
     """A GIF whose last frame shows for 1 s (written by our encoder, the end time given) comes out with that
     pause, re-timed to --fps too: the source's end reaches the sink."""
-    colors = np.array([[0, 0, 0], [255, 255, 255], [255, 0, 0], [0, 0, 255]], np.uint8)
-    encoder = GifEncoder(16, 16, colors)
-    data = encoder.header()
-    for i, t in enumerate([0.0, 0.1, 0.2, 0.3]):
-        data += encoder.add(np.full((16, 16), i, np.uint8), colors, t)
     source, out = tmp_path / "pause.gif", tmp_path / "out.gif"
-    source.write_bytes(data + encoder.end(1.3))
+    write_gif_ending_on_a_pause(source)
     with VideoFile(source) as video:
         assert [t for _, t in video] == [0.0, 0.1, 0.2, 0.3] and video.end_time == pytest.approx(1.3)
     assert main(["transcode", str(source), str(out), "-q", "-k", "4", *(["--fps", fps] if fps else [])]) == 0
@@ -748,10 +742,7 @@ def test_a_gif_ending_on_a_pause_keeps_it(tmp_path, fps, delays):
 
 @pytest.mark.parametrize("suffix", [".mp4", ".mkv", ".webm"])
 def test_a_video_of_a_gif_ending_on_a_pause_lasts_as_long(tmp_path, suffix):
-    colors = np.array([[0, 0, 0], [255, 255, 255], [255, 0, 0], [0, 0, 255]], np.uint8)
-    encoder = GifEncoder(16, 16, colors)
-    data = encoder.header() + b"".join(encoder.add(np.full((16, 16), i, np.uint8), colors, i / 10) for i in range(4))
-    (tmp_path / "pause.gif").write_bytes(data + encoder.end(1.3))
+    write_gif_ending_on_a_pause(tmp_path / "pause.gif")
     out = tmp_path / f"out{suffix}"
     assert main(["transcode", str(tmp_path / "pause.gif"), str(out), "-q", "-k", "4"]) == 0
     with av.open(str(out)) as container:

@@ -9,7 +9,7 @@ import av
 import numpy as np
 import pytest
 
-from conftest import gif_blocks
+from conftest import gif_blocks, write_gif_ending_on_a_pause
 from livequant import presets
 from livequant.cli import main
 from livequant.errors import SinkError
@@ -296,10 +296,7 @@ def test_an_animation_s_last_frame_lasts_until_the_end_given(tmp_path, rng, suff
 
 @pytest.mark.parametrize("suffix", [".webp", ".apng"])
 def test_an_animation_of_a_gif_ending_on_a_pause_keeps_it(tmp_path, suffix):
-    colors = np.array([[0, 0, 0], [255, 255, 255], [255, 0, 0], [0, 0, 255]], np.uint8)
-    encoder = GifEncoder(16, 16, colors)
-    data = encoder.header() + b"".join(encoder.add(np.full((16, 16), i, np.uint8), colors, i / 10) for i in range(4))
-    (tmp_path / "pause.gif").write_bytes(data + encoder.end(1.3))
+    write_gif_ending_on_a_pause(tmp_path / "pause.gif")
     out = tmp_path / f"out{suffix}"
     assert main(["transcode", str(tmp_path / "pause.gif"), str(out), "-q", "-k", "4"]) == 0
     _, durations = _pillow_frames(out)
