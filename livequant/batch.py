@@ -62,7 +62,7 @@ from livequant.gif import split_file_parts
 from livequant.options import frame_size, make_quantizer, open_output
 from livequant.pipeline import run
 from livequant.report import QualityReport, still_change
-from livequant.sinks import AudioTrack, GifWriter, check_target
+from livequant.sinks import AudioTrack, GifWriter, OneBehind, check_target
 from livequant.sources import VideoFile, damage_note
 from livequant.track import scene_cuts
 
@@ -430,15 +430,20 @@ def join_task(pieces: list[str], offsets: list[float], output: str, source_path:
                     t0 = next(iter(source))[1]
             else:
                 audio = None
-            end = 0.0
+            with av.open(pieces[-1]) as last:
+                end = offsets[-1] + last.duration / 1e6  # where the picture ends
+            end_ticks = round(end / first.streams.video[0].time_base)
+            muxer = OneBehind(out)
             for packet in _joined_packets(pieces, offsets, gif=output.suffix.lower() == ".gif"):
-                t = float(packet.pts * packet.time_base)
-                end = max(end, t + float((packet.duration or 0) * packet.time_base))
                 if audio is not None:
-                    audio.mux_until(t0 + t, t0)
+                    audio.mux_until(t0 + float(packet.pts * packet.time_base), t0)
+                # an MP4 piece's packets come with decode-time steps as durations: none may show past the end
+                if packet.duration:
+                    packet.duration = max(1, min(packet.duration, end_ticks - packet.pts))
                 packet.stream = stream
-                out.mux(packet)
+                muxer.mux(packet)
                 frames += 1
+            muxer.finish(end_ticks)
             if audio is not None:
                 audio.finish(t0 + end, t0)
     except BaseException:

@@ -33,8 +33,8 @@ from livequant.gif import GifEncoder
 from livequant.palette import Palette
 from livequant.sources import quiet_opencv
 
-__all__ = ["AnimationWriter", "CRF_RANGES", "GifWriter", "ImageWriter", "NUMBERED", "Preview", "VideoWriter",
-           "check_target", "numbered_files"]
+__all__ = ["AnimationWriter", "CRF_RANGES", "GifWriter", "ImageWriter", "NUMBERED", "OneBehind", "Preview",
+           "VideoWriter", "check_target", "numbered_files"]
 
 log = logging.getLogger("livequant")
 #: The largest --crf each encoder takes (lower is better; the smallest is 0).
@@ -224,13 +224,48 @@ class _FileSink:
         """Free resources without finishing the output."""
 
 
+class OneBehind:
+    """Mux a stream's packets into ``container`` one behind, so that its last packet can end the stream.
+
+    An MP4 or MOV stream plays until the earlier of two ends that its muxer takes from the packets: the
+    last packet's decode time plus its duration, and the latest presentation time plus duration. With
+    B-frames the last packet is not the last frame shown, and packets copied from another MP4 carry
+    decode-time steps as durations, so the stream comes out short. `finish` gives the last packet a
+    duration that takes both ends to at least the end asked, one of them exactly; other containers take
+    the end from presentation times and durations, and keep theirs.
+    """
+
+    def __init__(self, container):
+        self._out = container
+        self._held: av.Packet | None = None
+        self._first_dts = None
+
+    def mux(self, packet: av.Packet) -> None:
+        """Mux the packet before ``packet``; hold ``packet``."""
+        self._first_dts = packet.dts if self._first_dts is None else self._first_dts
+        if self._held is not None:
+            self._out.mux(self._held)
+        self._held = packet
+
+    def finish(self, end: int | None) -> None:
+        """Mux the last packet, ending the stream at ``end`` (in the packets' time base, on the clock of their
+        presentation times) where given."""
+        if self._held is None:
+            return
+        if end is not None and self._out.format.name in ("mp4", "mov"):
+            held = self._held
+            held.duration = max(end - held.dts + self._first_dts, end - held.pts, 1)
+        self._out.mux(self._held)
+        self._held = None
+
+
 class _EncoderSink(_FileSink):
     """A PyAV container whose video stream `_open` makes at the first frame (when the size is known);
     `_frame` turns a quantized frame into an ``av.VideoFrame``.
 
     Each frame is encoded when the next arrives, so each packet's duration is the time to the next frame
     (the last one's: until `end_at`, else the interval before it): containers take the last frame's from
-    it, and with it their duration.
+    it, and with it their duration (MP4 and MOV through `OneBehind`).
     """
 
     _min_step = 1  # smallest pts increment between frames, in the stream's time base
@@ -245,6 +280,7 @@ class _EncoderSink(_FileSink):
         self._interval = None
         self._held: av.VideoFrame | None = None  # the last frame, encoded once its duration is known
         self._durations: dict[int, int] = {}  # pts -> ticks shown, for the packets still to come
+        self._muxer: OneBehind | None = None  # made with the container
 
     def _last_duration(self) -> int | None:
         """Ticks the last frame shows: until `end_at` when that is after it, else the interval before it
@@ -286,7 +322,9 @@ class _EncoderSink(_FileSink):
             self._mux(packet)
 
     def _mux(self, packet: av.Packet) -> None:
-        self._out.mux(packet)
+        if self._muxer is None:
+            self._muxer = OneBehind(self._out)
+        self._muxer.mux(packet)
 
     def _finish(self) -> None:
         last = self._last_duration()
@@ -294,6 +332,8 @@ class _EncoderSink(_FileSink):
             self._durations[self._held.pts] = last
         self._encode(self._held)
         self._encode(None)
+        if self._muxer is not None:
+            self._muxer.finish(None if last is None else self._last_pts + last)
         self._out.close()
 
     def _release(self) -> None:

@@ -294,6 +294,30 @@ def test_every_output_of_a_long_file_holds_its_frames_once(tmp_path, cluster, rn
 
 
 @pytest.mark.slow
+def test_a_chunked_variable_rate_mp4_keeps_its_sound_to_the_end_of_its_picture(tmp_path, cluster):
+    """The MP4 muxer ends the picture at its last packet in decode order (B-frames), and packets copied from
+    the pieces carry decode-time steps as durations: the picture ends where its last frame does, and the
+    sound with it."""
+    steps = np.resize([0.05, 0.3, 0.1, 0.02, 0.2], 24)
+    times = [0.0, *np.cumsum(steps[:-1]).tolist()]
+    times.append(times[-1] + 0.2)  # a chunk's last frame lasts as long as the interval before it
+    source = write_clip(tmp_path / "vfr.mp4", times=times, audio_seconds=times[-1] + 2).path
+    out = tmp_path / "out"
+    assert main(["batch", str(source), "-o", str(out), "--chunk-seconds", "1", "--scheduler", cluster, "-q"]) == 0
+    assert _manifest(out)[-1]["chunks"] >= 2
+    with av.open(str(out / "vfr.mp4")) as container:
+        video = container.streams.video[0]
+        shown = [float(f.time) for f in container.decode(video)]
+        picture_end = float(video.duration * video.time_base)
+    with av.open(str(out / "vfr.mp4")) as container:
+        audio = container.streams.audio[0]
+        sound = sum(f.samples for f in container.decode(audio)) / audio.rate
+    np.testing.assert_allclose(shown, times, atol=2e-3)
+    assert picture_end == pytest.approx(times[-1] + 0.2, abs=2e-3)
+    assert sound == pytest.approx(picture_end, abs=0.05)
+
+
+@pytest.mark.slow
 def test_seams_inside_a_shot_are_the_sequential_frames_and_flicker_no_more_than_the_clip(tmp_path, cluster, rng):
     if not METRICS.is_dir():
         pytest.skip(f"quality metrics not found at {METRICS}")

@@ -131,6 +131,25 @@ def test_variable_frame_rate_is_kept(tmp_path, make_qframe):
     np.testing.assert_allclose(_decode(path)[1], times, atol=2e-3)
 
 
+@pytest.mark.parametrize("suffix", [".mp4", ".mov", ".mkv", ".webm"])
+@pytest.mark.parametrize(("times", "end", "duration"), [
+    ([0.0, 0.05, 0.3, 0.35, 0.9], 1.4, 1.4),
+    ([0.0, 0.1, 0.15, 0.5, 0.55, 1.0, 1.02, 1.5], None, 1.98),  # the last frame as long as the one before
+    ([i / 10 for i in range(30)], 3.0, 3.0),
+])
+def test_a_variable_rate_video_lasts_until_its_last_frame_ends(tmp_path, make_qframe, suffix, times, end, duration):
+    """The MP4 muxer ends a stream at its last packet in decode order, which with B-frames is another frame."""
+    path = tmp_path / f"vfr{suffix}"
+    with VideoWriter(path, 10) as sink:
+        for i, t in enumerate(times):
+            sink.write(make_qframe(_indices(i), time=t))
+        if end is not None:
+            sink.end_at(end)
+    with av.open(str(path)) as container:
+        assert container.duration / 1e6 == pytest.approx(duration, abs=2e-3)
+    np.testing.assert_allclose(_decode(path)[1], times, atol=2e-3)
+
+
 def test_first_frame_time_becomes_zero(tmp_path, make_qframe):
     path = tmp_path / "late.mkv"
     with VideoWriter(path, 12) as sink:
