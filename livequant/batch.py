@@ -34,6 +34,7 @@ from __future__ import annotations
 import argparse
 import bisect
 import contextlib
+import dataclasses
 import glob
 import hashlib
 import json
@@ -60,7 +61,7 @@ from livequant.errors import LivequantError, UsageError
 from livequant.frames import QuantizedFrame
 from livequant.gif import split_file_parts
 from livequant.options import frame_size, make_quantizer, open_output
-from livequant.pipeline import run
+from livequant.pipeline import end_at, run
 from livequant.report import QualityReport, still_change
 from livequant.sinks import AudioTrack, GifWriter, OneBehind, check_target
 from livequant.sources import VideoFile, damage_note
@@ -120,6 +121,7 @@ class Chunk:
     offset: float  # time of frame ``first`` after the file's first frame
     window: int = 0  # frames from ``first`` where the chunk's first written frame may be
     next_window: int = 0  # frames from ``first + count`` where the next chunk's first frame may be
+    end: float | None = None  # the last chunk's: when its last frame stops showing (the file's end), if known
 
 
 # ------------------------------------------------------------------ inputs and outputs
@@ -366,6 +368,8 @@ def _encode_chunk(frames, chunk: Chunk, quantizer, sinks, reporter: _Reporter) -
     tail = [quantizer.process(frame, t) for frame, t in frames]
     stop = quietest_seam(reporter.last, tail) if tail and reporter.last is not None else 0
     _write_frames(sinks, tail[:stop])
+    if chunk.end is not None:
+        end_at(sinks, chunk.end)
     offset = chunk.offset + (head[skip].time - head[0].time if head else 0.0)
     return written + stop, chunk.first + skip, offset
 
@@ -408,6 +412,8 @@ def plan_task(source_path: str, options: argparse.Namespace, chunk_seconds: floa
     chunks = plan_chunks(times, cuts, sorted(set(keyframes)), chunk_frames=max(1, round(chunk_seconds * fps)),
                          warm_frames=round(WARM_SECONDS * fps), replay_frames=round(replay_seconds * fps),
                          window_frames=round(SEAM_WINDOW_SECONDS * fps))
+    if chunks:
+        chunks[-1] = dataclasses.replace(chunks[-1], end=source.end_time)
     return chunks, damage
 
 

@@ -36,7 +36,7 @@ from livequant.frames import FpsCounter
 
 from livequant.mailbox import END, Mailbox
 
-__all__ = ["Stats", "run"]
+__all__ = ["Stats", "end_at", "run"]
 
 _WINDOW = 2048  # frames over which the per-stage medians are taken
 _AHEAD = 8  # frames the palette track may run ahead of the frame loop
@@ -319,7 +319,14 @@ def _run(source, quantizer, sinks: list, max_frames: int | None, on_frame, caugh
     if written is not None and written.error is not None:
         raise written.error  # a sink's error on the last frames
     end = getattr(source, "end_time", None) if ran_out and stats.frames else None
-    for sink in sinks if end is not None else ():
-        if hasattr(sink, "end_at"):
-            sink.end_at(end)
+    if end is not None:
+        end_at(sinks, end)
     return stats
+
+
+def end_at(sinks, time: float) -> None:
+    """Tell the sinks that have an ``end_at`` method that the last frame shows until ``time`` (seconds):
+    where the source ends, once it ran out."""
+    for sink in sinks:
+        if hasattr(sink, "end_at"):
+            sink.end_at(time)

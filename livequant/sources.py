@@ -321,6 +321,10 @@ class VideoFile(_Source):
             self.frame_count = stream.frames or None
         self.has_audio = bool(self._container.streams.audio)
         self.end_time = None
+        # where the stream's picture ends, as its container says (an MP4's edit list): with B-frames a frame's
+        # duration is a decode-time step, not how long it shows
+        self._stream_end = (float(((stream.start_time or 0) + stream.duration) * stream.time_base)
+                            if stream.duration and stream.time_base else None)
         if start:
             try:
                 self._container.seek(int(start / stream.time_base), stream=stream)
@@ -401,6 +405,7 @@ class VideoFile(_Source):
     def _decode(self, start, duration):
         end = None if duration is None or start is None else start + duration
         last_end = None  # when the last frame yielded stops showing, if the file says
+        t = None
         for index, frame in enumerate(self._decoded()):
             t = frame.time if frame.time is not None else index / (self.fps or 1.0)
             if start is not None and t < start - 1e-6:
@@ -412,6 +417,8 @@ class VideoFile(_Source):
             self.damaged += frame.is_corrupt  # shown, patched: counted (those before the start are not shown)
             last_end = t + float(frame.duration * frame.time_base) if frame.duration and frame.time_base else None
             yield frame, t
+        if t is not None and self._stream_end is not None and self._stream_end > t + 1e-6:
+            last_end = self._stream_end if last_end is None else min(last_end, self._stream_end)
         self.end_time = last_end if end is None or last_end is None else min(last_end, end)
 
     def __iter__(self):

@@ -759,6 +759,18 @@ def test_a_video_s_end_time_is_its_last_frame_s_end_within_the_duration_asked(tm
         assert len(list(video)) == 12 and video.end_time == pytest.approx(1.5)
 
 
+def test_a_b_frame_video_s_end_time_is_where_its_container_says(tmp_path, make_qframe):
+    """With B-frames a frame's duration is a decode-time step; the MP4's edit list says where it ends."""
+    path = tmp_path / "vfr.mp4"
+    rng = np.random.default_rng(0)
+    with VideoWriter(path, 10) as sink:  # libx264 with B-frames; the last frame as long as the one before
+        for t in [0.0, 0.1, 0.15, 0.5, 0.55, 1.0, 1.02, 1.5]:
+            sink.write(make_qframe(rng.integers(0, 4, (48, 64)).astype(np.uint8), time=t))
+    with VideoFile(path) as video:
+        list(video)
+    assert video.end_time == pytest.approx(1.98)
+
+
 def _black_then_fade_in(path: Path) -> list[np.ndarray]:
     """Write item 3 of issue 8's clip to ``path`` (lossless FFV1, 12 fps): 5 black frames, then a fade-in over
     25 frames; return its frames."""
