@@ -54,6 +54,14 @@ RELOCATION_STEPS = 4
 #: the zoom's flicker in rgb went past its floor (0.79x -> 1.10x), at 4x it stayed under it (0.98x), at 8x the same.
 FREE_RELOCATIONS = 2
 FREE_MOVE_FLICKER = 4.0
+#: The same moves in warm refits to a frame's histogram (palettes of more than `HISTOGRAM_COLORS`), each kept when
+#: it saves this share of the error and this multiple of the flicker weight. Over issue 11's panel at 64 and 256
+#: colours (both modes) they met 4 more goals (zoom K=64 rgb -0.63 -> -0.12 dB against per-frame MiniBatchKMeans,
+#: oklab +0.053 -> -0.004 dE against the best peer; the pan's worst frame at 256), lowered flicker on most rows
+#: (zoom, pan 0.73-0.93x) and cost no floor check; with the sample fits' 3% and 4x no move passed at 64
+#: colours, where one slot holds about 1/64 of the error.
+FREE_MOVE_HISTOGRAM_GAIN = 0.003
+FREE_MOVE_HISTOGRAM_FLICKER = 0.25
 #: Passes of mini-batches over the samples in a warm refit, before the Lloyd steps (a fresh fit makes up to 50).
 #: Started from the palette in force, one is enough: the 20 used before scored issue 11's panel within 0.05 dB
 #: of it and took 66 ms instead of 32 for a K=256 oklab refit on 720p.
@@ -276,26 +284,27 @@ class PaletteFitter:
         return self._error(samples, fit.centres)
 
     def _error(self, samples: np.ndarray, centres: np.ndarray) -> float:
-        """Mean squared working-space distance of ``samples`` to their nearest of ``centres``; the labelling is
-        kept for `_nearest_to_samples`."""
+        """Mean squared working-space distance of ``samples`` to their nearest of ``centres``."""
         points, labels = self._nearest_to_samples(samples, centres)
-        self._measured = (samples.copy(), centres.copy(), points, labels)
         return float(squared_norms(points - centres[labels]).mean())
 
     def _nearest_to_samples(self, samples: np.ndarray, centres: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """``samples`` in the working space, and the `nearest` of ``centres`` to each.
 
-        The answer `_error` last measured a fit with is kept: a warm refit on
-        the next frame asks it again (`settle`: that frame's samples against
-        the palette it gave), and the same samples and centres, bit for bit,
-        give the same answer.
+        The last answer is kept: a warm refit on the next frame asks again
+        what `_error` measured (`settle`: that frame's samples against the
+        palette it gave), and a fit measures the palette its free-slot moves
+        started from and left unchanged; the same samples and centres, bit
+        for bit, give the same answer.
         """
         if self._measured is not None:
             known_samples, known_centres, points, labels = self._measured
             if _same_bits(samples, known_samples) and _same_bits(centres, known_centres):
                 return points, labels
         points = to_space(samples, self.color_space)
-        return points, nearest(points, centres, self.color_space)
+        labels = nearest(points, centres, self.color_space)
+        self._measured = (samples.copy(), centres.copy(), points, labels)
+        return points, labels
 
     def fit(self, samples: np.ndarray, previous: Fit | None = None, still: np.ndarray | None = None,
             since: np.ndarray | None = None, before: np.ndarray | None = None,
@@ -354,12 +363,15 @@ class PaletteFitter:
                 adopt[: len(self.locked)] = False
                 centres = to_space(np.where(adopt[:, None], colors, base), self.color_space)
                 steps = SETTLED_STEPS if from_histogram else self.refine_steps
-                centres = _lloyd(points, weights, centres, steps, self.color_space, fixed=~adopt)
+                centres, labels = _lloyd_labelled(points, weights, centres, steps, self.color_space, fixed=~adopt)
                 colors = np.where(adopt[:, None], from_space(centres, self.color_space), base)
                 unseen = np.abs(colors.astype(np.int16) - base).max(axis=1) <= self.unseen_levels
                 colors = np.where(unseen[:, None], base, colors)
-                if not from_histogram:
-                    colors = self._relocate_free(points, weights, colors, samples, still)
+                gain, flicker = (FREE_MOVE_HISTOGRAM_GAIN, FREE_MOVE_HISTOGRAM_FLICKER) if from_histogram else \
+                    (RELOCATION_GAIN, FREE_MOVE_FLICKER)
+                with _threadpools().limit(limits=1, user_api="blas"):  # BLAS threads spinning after its small
+                    # products slow the numba kernels that follow 3x on two cores
+                    colors = self._relocate_free(points, weights, colors, samples, still, gain, flicker, labels)
             colors = self._fill_empty(points, weights, colors, EMPTY_SHARE if from_histogram else SAMPLE_EMPTY_SHARE)
             if drift is not None:  # what is left of the drift, for the slots that kept it
                 drift = np.where((colors == base).all(axis=1)[:, None], drift, 0.0)
@@ -479,53 +491,63 @@ class PaletteFitter:
         return Fit(colors=colors, centres=centres, error=self._error(samples, centres))
 
     def _relocate_free(self, points: np.ndarray, weights: np.ndarray, colors: np.ndarray, samples: np.ndarray,
-                       still: np.ndarray) -> np.ndarray:
+                       still: np.ndarray, gain: float, flicker_weight: float, guess: np.ndarray) -> np.ndarray:
         """``colors`` after at most `FREE_RELOCATIONS` moves of a slot no ``still`` sample is nearest to.
 
         As `_relocate`, the slot whose loss costs least (of those free) goes
         to the far side of the cluster of largest error, then Lloyd steps move
-        it alone; a move is kept when it saves `RELOCATION_GAIN` of the error
-        on ``points`` and, in squared RGB error on ``samples``, more than
-        `FREE_MOVE_FLICKER` times ``stability`` times the flicker it puts on
-        the still samples it takes (their mean per-channel change).
+        it alone; a move is kept when it saves ``gain`` of the error on
+        ``points`` and, in squared RGB error on ``samples``, more than
+        ``flicker_weight`` times ``stability`` times the flicker it puts on
+        the still samples it takes (their mean per-channel change). ``guess``:
+        each point's centre before the last Lloyd step (see `nearest`).
         """
         space = self.color_space
         centres = to_space(colors, space)
-        sample_points = to_space(samples, space)
-        now = nearest(sample_points, centres, space)
+        sample_points, now = self._nearest_to_samples(samples, centres)
         free = np.bincount(now[still], minlength=len(centres)) == 0
         free[: len(self.locked)] = False
         if not free.any():
             return colors
-        norms = squared_norms(points)
-        d = _squared_distances(points, norms, centres)
-        error = float(weights @ d.min(axis=1))
+        labels = nearest(points, centres, space, guess=guess)
+        distance = squared_norms(points - centres[labels])
+        error = float(weights @ distance)
         shown, pixels = colors.copy(), samples.astype(np.int32)
         for _ in range(FREE_RELOCATIONS):
-            labels = d.argmin(axis=1)
-            utility, spread = _slot_costs(d, labels, weights, len(centres))
-            low = int(np.argmin(np.where(free, utility, np.inf)))
+            k = len(centres)
+            mass = np.bincount(labels, weights=weights, minlength=k)
+            spread = np.bincount(labels, weights=weights * distance, minlength=k)
+            # what losing a slot costs, as if its points all went to the centre nearest it (ELBG's estimate)
+            apart = _squared_distances(centres, squared_norms(centres), centres)
+            np.fill_diagonal(apart, np.inf)
+            low = int(np.argmin(np.where(free, mass * apart.min(axis=1), np.inf)))
             spread[low] = -1
             high = int(np.argmax(spread))
             if spread[high] <= 0:
                 break
             mean, half = _widest_split(points[labels == high], weights[labels == high])
-            trial = centres.copy()
-            trial[low] = max(mean - half, mean + half, key=lambda side: float(((side - centres[high]) ** 2).sum()))
-            trial = _lloyd(points, weights, trial, RELOCATION_STEPS, space, fixed=np.arange(len(centres)) != low)
-            d_trial = _squared_distances(points, norms, trial)
-            trial_error = float(weights @ d_trial.min(axis=1))
-            if trial_error > (1 - RELOCATION_GAIN) * error:
+            centre = max(mean - half, mean + half, key=lambda side: float(((side - centres[high]) ** 2).sum()))
+            others, other_labels = _served_without(points, labels, distance, centres, low)
+            centre, to_centre = _move_alone(points, weights, others, centre.astype(np.float32), RELOCATION_STEPS)
+            trial_error = float(weights @ np.minimum(others, to_centre))
+            if trial_error > (1 - gain) * error:
                 break
+            trial = centres.copy()
+            trial[low] = centre
             moved = shown.copy()
             moved[low] = from_space(trial[low : low + 1], space)[0]
-            then = nearest(sample_points, trial, space)
+            sample_distance = squared_norms(sample_points - centres[now])
+            sample_others, then = _served_without(sample_points, now, sample_distance, centres, low)
+            then[squared_norms(sample_points - centre) < sample_others] = low
             taken = still & (then == low)
             flicker = np.abs(moved[low].astype(np.float64) - shown[now[taken]]).mean(axis=1).sum()
             saved = float(squared_norms(pixels - shown[now]).sum() - squared_norms(pixels - moved[then]).sum())
-            if saved <= FREE_MOVE_FLICKER * self.stability * flicker:
+            if saved <= flicker_weight * self.stability * flicker:
                 break
-            centres, d, error, shown, now = trial, d_trial, trial_error, moved, then
+            nearer = to_centre < others
+            labels = np.where(nearer, low, other_labels)
+            distance = np.where(nearer, to_centre, others)
+            centres, error, shown, now = trial, trial_error, moved, then
             free[low] = False
             if not free.any():
                 break
@@ -739,6 +761,37 @@ def _relocate(points: np.ndarray, weights: np.ndarray, centres: np.ndarray, roun
     return centres
 
 
+def _served_without(points: np.ndarray, labels: np.ndarray, distance: np.ndarray, centres: np.ndarray,
+                    slot: int) -> tuple[np.ndarray, np.ndarray]:
+    """Each point's squared distance to its nearest centre other than ``slot``, and that centre: the points of
+    ``slot`` (``labels``) are measured against every other centre, the rest keep ``distance``."""
+    distance, labels = distance.copy(), labels.astype(np.intp)
+    own = np.flatnonzero(labels == slot)
+    if len(own):
+        d = _squared_distances(points[own], squared_norms(points[own]), centres)
+        d[:, slot] = np.inf
+        labels[own] = d.argmin(axis=1)
+        distance[own] = d[np.arange(len(own)), labels[own]]
+    return distance, labels
+
+
+def _move_alone(points: np.ndarray, weights: np.ndarray, others: np.ndarray, centre: np.ndarray,
+                steps: int) -> tuple[np.ndarray, np.ndarray]:
+    """Lloyd steps of one centre while the others stay, ``others`` being each point's squared distance to its
+    nearest of those: the centre moves to the mean of the points nearer it. Returns it and its squared
+    distance to every point."""
+    to_centre = squared_norms(points - centre)
+    for _ in range(steps):
+        mine = to_centre < others
+        if not mine.any():
+            break
+        moved = (weights[mine] @ points[mine] / weights[mine].sum()).astype(np.float32)
+        if np.array_equal(moved, centre):
+            break
+        centre, to_centre = moved, squared_norms(points - moved)
+    return centre, to_centre
+
+
 def _slot_costs(d: np.ndarray, labels: np.ndarray, weights: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
     """Per centre, from the ``(N, K)`` squared distances ``d`` and each point's nearest (``labels``): what
     losing it would cost (its points served by their second nearest), and its weighted error."""
@@ -818,6 +871,12 @@ def _lloyd(
 
     Emptied and ``fixed`` centres stay where they are.
     """
+    return _lloyd_labelled(points, weights, centres, steps, color_space, fixed)[0]
+
+
+def _lloyd_labelled(points: np.ndarray, weights: np.ndarray, centres: np.ndarray, steps: int, color_space: str,
+                    fixed: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray | None]:
+    """`_lloyd`, and each point's centre in its last step (None after no step)."""
     centres = centres.copy()
     weighted = points * weights[:, None]
     previous = None
@@ -830,4 +889,4 @@ def _lloyd(
         sums = _slot_sums(labels, weighted, len(centres))
         filled = total > 0 if fixed is None else (total > 0) & ~fixed
         centres[filled] = (sums[filled] / total[filled, None]).astype(np.float32)
-    return centres
+    return centres, previous

@@ -416,3 +416,33 @@ def test_a_warm_refit_moves_a_slot_no_still_sample_uses_to_where_the_error_is(st
     unmoved = coarse.fit(samples, previous=as_fit(colors), still=still)
     assert ((unmoved.colors[:, 2] > 150) & (unmoved.colors[:, 0] < 50)).sum() == 2
     assert after.error < unmoved.error if not still_blue else after.error == unmoved.error
+
+
+@pytest.mark.parametrize("still_blue", [False, True])
+def test_a_warm_refit_to_the_whole_frame_moves_free_slots_too(still_blue, monkeypatch):
+    # As above with 64 colours, fitted to the frame's histogram: a gray still top half, a moving gradient of
+    # many colours below, and a few blue pixels (on two slots of their own) that are leaving the picture.
+    frame = np.full((96, 128, 3), 128, np.uint8)
+    y, x = np.mgrid[:48, :128]
+    frame[48:] = np.stack([x * 2, y * 5, 255 - x * 2], -1).astype(np.uint8)
+    frame[90:, :6] = [0, 0, 200]
+    frame[90:, 6:12] = [0, 0, 210]
+    fitter = PaletteFitter(64, color_space="rgb", sample_size=4096, seed=0)
+    samples, histogram = fitter.sample(frame), fitter.histogram(frame)
+    h, w = frame.shape[:2]
+    rows = sample_positions(h, w, 4096, 0) // w
+    columns = sample_positions(h, w, 4096, 0) % w
+    still = (rows < 48) | (still_blue & (rows >= 90) & (columns < 12))
+    gradient = fitter.fit(samples[rows >= 48], histogram=fitter.histogram(frame[48:90]))
+    colors = np.concatenate([[[128, 128, 128], [0, 0, 200], [0, 0, 210]], gradient.colors[:61]]).astype(np.uint8)
+
+    def blue_slots(palette):
+        return int(((palette[:, 2] >= 200) & (palette[:, 0] < 10) & (palette[:, 1] < 10)).sum())
+
+    after = fitter.fit(samples, previous=as_fit(colors), still=still, histogram=histogram)
+    assert (after.colors == [128, 128, 128]).all(axis=1).any()  # the still background keeps its colour
+    monkeypatch.setattr(fit, "FREE_RELOCATIONS", 0)
+    unmoved = fitter.fit(samples, previous=as_fit(colors), still=still, histogram=histogram)
+    assert blue_slots(unmoved.colors) == 2
+    assert blue_slots(after.colors) == (2 if still_blue else 1)
+    assert after.error < unmoved.error if not still_blue else after.error == unmoved.error
