@@ -369,9 +369,9 @@ class PaletteFitter:
                 colors = np.where(adopt[:, None], from_space(centres, self.color_space), base)
                 unseen = np.abs(colors.astype(np.int16) - base).max(axis=1) <= self.unseen_levels
                 colors = np.where(unseen[:, None], base, colors)
-                gain, flicker = (FREE_MOVE_HISTOGRAM_GAIN, FREE_MOVE_HISTOGRAM_FLICKER) if from_histogram else \
-                    (RELOCATION_GAIN, FREE_MOVE_FLICKER)
-                if len(colors) <= FREE_MOVE_HISTOGRAM_COLORS or not from_histogram:
+                if not from_histogram or len(colors) <= FREE_MOVE_HISTOGRAM_COLORS:
+                    gain, flicker = (FREE_MOVE_HISTOGRAM_GAIN, FREE_MOVE_HISTOGRAM_FLICKER) if from_histogram else \
+                        (RELOCATION_GAIN, FREE_MOVE_FLICKER)
                     with _threadpools().limit(limits=1, user_api="blas"):  # BLAS threads spinning after its small
                         # products slow the numba kernels that follow 3x on two cores
                         colors = self._relocate_free(points, weights, colors, samples, still, gain, flicker, labels)
