@@ -7,6 +7,7 @@ C-contiguous. Sources convert whatever they read into that once; sinks take it.
 from __future__ import annotations
 
 import collections
+import math
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -17,7 +18,13 @@ import numpy as np
 if TYPE_CHECKING:
     from livequant.palette import Palette
 
-__all__ = ["FpsCounter", "QuantizedFrame", "Sink", "Source", "check_frame", "flatten_alpha", "to_rgb8"]
+__all__ = ["FpsCounter", "QuantizedFrame", "Sink", "Source", "check_fps", "check_frame", "flatten_alpha", "to_rgb8"]
+
+
+def check_fps(fps) -> None:
+    """Raise ValueError unless ``fps`` is a finite number of frames per second above 0."""
+    if not 0 < fps < math.inf:
+        raise ValueError(f"fps must be a finite number > 0, got {fps}")
 
 
 def check_frame(frame: object, name: str = "frame") -> np.ndarray:

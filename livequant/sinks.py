@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import io
 import logging
-import math
 import os
 import re
 import sys
@@ -28,7 +27,7 @@ import numpy as np
 
 from livequant.errors import SinkError, write_failed
 from livequant.files import move_into_place, partial_file
-from livequant.frames import FpsCounter, QuantizedFrame, check_frame
+from livequant.frames import FpsCounter, QuantizedFrame, check_fps, check_frame
 from livequant.gif import GifEncoder
 from livequant.palette import Palette
 from livequant.sources import quiet_opencv
@@ -305,6 +304,7 @@ class _EncoderSink(_FileSink):
     def _write(self, qframe: QuantizedFrame) -> None:
         if self._out is None:
             self._open(*qframe.rgb.shape[:2])
+            self._muxer = OneBehind(self._out)
             self._size = qframe.indices.shape
         _check_same_size(qframe, self._size, self)
         frame = self._frame(qframe)
@@ -319,12 +319,7 @@ class _EncoderSink(_FileSink):
         for packet in self._stream.encode(frame):
             if packet.pts in self._durations:
                 packet.duration = self._durations.pop(packet.pts)
-            self._mux(packet)
-
-    def _mux(self, packet: av.Packet) -> None:
-        if self._muxer is None:
-            self._muxer = OneBehind(self._out)
-        self._muxer.mux(packet)
+            self._muxer.mux(packet)
 
     def _finish(self) -> None:
         last = self._last_duration()
@@ -332,8 +327,7 @@ class _EncoderSink(_FileSink):
             self._durations[self._held.pts] = last
         self._encode(self._held)
         self._encode(None)
-        if self._muxer is not None:
-            self._muxer.finish(None if last is None else self._last_pts + last)
+        self._muxer.finish(None if last is None else self._last_pts + last)
         self._out.close()
 
     def _release(self) -> None:
@@ -506,8 +500,7 @@ class VideoWriter(_EncoderSink):
 
     def __init__(self, path, fps: float, *, codec=None, crf=None, lossless=False, audio_from=None,
                  overwrite=False, pix_fmt=None, inputs=()):
-        if not 0 < fps < math.inf:
-            raise ValueError(f"fps must be a finite number > 0, got {fps}")
+        check_fps(fps)
         suffix = Path(path).suffix.lower()
         if (codec is None and suffix not in VIDEO_SUFFIXES) or not suffix:
             raise ValueError(f"cannot tell the video format of '{path}' from its suffix; use .mp4, .mov, .mkv or .webm")

@@ -29,7 +29,7 @@ import av  # isort: skip
 import numpy as np
 
 from livequant.errors import SourceError
-from livequant.frames import flatten_alpha, to_rgb8
+from livequant.frames import check_fps, flatten_alpha, to_rgb8
 from livequant.mailbox import END, Mailbox
 
 __all__ = ["IMAGE_SUFFIXES", "Images", "MAX_PIXELS", "Pacer", "Reconnecting", "TestPattern", "VideoFile", "Webcam",
@@ -595,8 +595,7 @@ class Images(_Source):
     """
 
     def __init__(self, paths_or_glob, fps: float = 10.0, *, max_pixels: int = MAX_PIXELS):
-        if not 0 < fps < math.inf:
-            raise ValueError(f"fps must be a finite number > 0, got {fps}")
+        check_fps(fps)
         _check_max_pixels(max_pixels)
         self._max_pixels = max_pixels
         if isinstance(paths_or_glob, (str, os.PathLike)):
@@ -668,8 +667,7 @@ class TestPattern(_Source):
         w, h = size
         if w < 16 or h < 16:
             raise ValueError(f"size must be at least (16, 16), got {size}")
-        if not 0 < fps < math.inf:
-            raise ValueError(f"fps must be a finite number > 0, got {fps}")
+        check_fps(fps)
         if frames is not None and frames < 0:
             raise ValueError(f"frames must be >= 0 or None, got {frames}")
         self.path = "test"
