@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import cv2  # before av (through sources): PyAV's bundled libxcb loaded first makes OpenCV windows hang (PyAV#978)
 
-from livequant.frames import QuantizedFrame
+from livequant.frames import QuantizedFrame, check_fps
 from livequant.sources import Pacer, VideoFile, resize
 
 __all__ = ["adapt", "enlarge"]
@@ -37,8 +37,8 @@ def adapt(source, *, size=None, fps=None, paced: bool = False):
     -------
     source
     """
-    if fps is not None and not fps > 0:
-        raise ValueError(f"fps must be > 0, got {fps}")
+    if fps is not None:
+        check_fps(fps)
     return _Adapted(source, size, fps, paced)
 
 

@@ -25,6 +25,7 @@ from hypothesis import strategies as st
 from conftest import Collect, clip_frame, write_clip, write_gif_ending_on_a_pause
 from corpus import BAD, Outcome, cases, env, gif_delays, problems, run, snapshot, write_inputs
 from livequant import presets
+from livequant.adapters import adapt
 from livequant.cli import main
 from livequant.errors import SourceError
 from livequant.pipeline import run as run_pipeline
@@ -545,7 +546,8 @@ def test_non_finite_numbers_are_refused_in_one_line(clip, tmp_path, capsys, opti
     lambda clip, tmp: VideoFile(clip.path, start=float("nan")),
     lambda clip, tmp: VideoWriter(tmp / "out.mp4", float("inf")),
     lambda clip, tmp: GifWriter(tmp / "out.gif", loop=True),
-], ids=["TestPattern fps", "Images fps", "VideoFile start", "VideoWriter fps", "GifWriter loop"])
+    lambda clip, tmp: adapt(TestPattern((16, 16)), fps=float("inf")),
+], ids=["TestPattern fps", "Images fps", "VideoFile start", "VideoWriter fps", "GifWriter loop", "adapt fps"])
 def test_the_classes_refuse_non_finite_rates_by_name(clip, tmp_path, make):
     with pytest.raises(ValueError, match=r"^(fps|start|loop) must be"):
         make(clip, tmp_path)
