@@ -236,13 +236,16 @@ class PaletteUse:
     colors : (K, 3) uint8 ndarray
     dither : str
         paletteuse's ``dither`` option: ``"none"``, ``"bayer"``, ``"floyd_steinberg"``...
+    diff_mode : str
+        paletteuse's ``diff_mode``: ``"none"``, or ``"rectangle"`` (only the box around what changed
+        since the previous frame is dithered again).
     """
 
-    def __init__(self, size: tuple[int, int], colors: np.ndarray, dither: str):
+    def __init__(self, size: tuple[int, int], colors: np.ndarray, dither: str, diff_mode: str = "none"):
         self.graph = av.filter.Graph()
         frames = self.graph.add_buffer(width=size[0], height=size[1], format="bgra", time_base=Fraction(1, 30))
         palette = self.graph.add_buffer(width=16, height=16, format="bgra", time_base=Fraction(1, 30))
-        use = self.graph.add("paletteuse", dither=dither)
+        use = self.graph.add("paletteuse", dither=dither, diff_mode=diff_mode)
         sink = self.graph.add("buffersink")
         frames.link_to(use, 0, 0)
         palette.link_to(use, 0, 1)

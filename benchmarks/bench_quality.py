@@ -28,6 +28,14 @@ against a fresh start; the fade's tracking, and the fade played slower (can
 an output that lags meet its flicker floor?); the worst frame; the stability
 curve over the whole panel.
 
+With ``--dither``: error diffusion on video, over the same panel at K = 16
+and 64: livequant (Floyd-Steinberg, Sierra Lite) with its temporal hold (a
+still pixel keeps its index and passes on the error of its colour), the same
+with every frame diffused afresh (what it did before), and FFmpeg two-pass
+with the same dither, on every frame and with ``diff_mode=rectangle``
+(only the box around what changed is dithered again). PSNR of the frames
+blurred (sigma 1.2 px) is the colour a dither shows from a little way off.
+
 With ``--holdout``: clips the defaults were not tuned on (pans and zooms of
 other pictures: scikit-image's, and ../shared/data's stills where present;
 and four made like the footage issue 11 keeps back, through H.264: a cartoon
@@ -36,7 +44,7 @@ at K = 16, 64 and 256, livequant's defaults against the floor (FFmpeg per
 frame). Keep it out of tuning: it is there to show whether what the panel
 taught holds.
 
-Run: python benchmarks/bench_quality.py [--quick] [--panel | --holdout]
+Run: python benchmarks/bench_quality.py [--quick] [--panel | --holdout | --dither]
 """
 
 from __future__ import annotations
@@ -80,6 +88,8 @@ from livequant.track import scene_cuts
 
 K = 64
 DE_PIXELS = 50_000
+#: Gaussian sigma, in pixels, of the blur both frames get for the ``blurred`` PSNR (`Clip.score`).
+BLUR_SIGMA = 1.2
 #: Clip -> frames used (None: all), full and quick runs.
 CLIPS = {"cockatoo.mp4": 120, "realshort.mp4": None, "newtonscradle.gif": 60}
 QUICK_CLIPS = {"cockatoo.mp4": 24, "realshort.mp4": None, "newtonscradle.gif": 60}
@@ -184,23 +194,26 @@ class Clip:
 
     def score(self, quantize, setup_ms: float = 0.0) -> dict:
         """Stream the clip through ``quantize``: the metrics summary, plus ``ms``, the mean per frame
-        (``setup_ms`` spread over the frames), ``p50``, the median frame, and ``psnrs``, each frame's PSNR."""
+        (``setup_ms`` spread over the frames), ``p50``, the median frame, ``psnrs``, each frame's PSNR, and
+        ``blurred``, the mean PSNR of the frames and outputs both blurred (`BLUR_SIGMA`): the colour a
+        dither pattern shows from a little way off."""
         video = self.metrics.VideoMetrics(de_max_pixels=DE_PIXELS)
-        spent, psnrs = [], []
+        spent, psnrs, blurred = [], [], []
         for frame, lab in zip(self.frames, self.labs):
             start = time.perf_counter()
             out = quantize(frame)
             spent.append((time.perf_counter() - start) * 1000)
             video.update(frame, out, ref_lab=lab)
             psnrs.append(self.metrics.psnr(frame, out))
+            blurred.append(self.metrics.psnr(*(cv2.GaussianBlur(x, (0, 0), BLUR_SIGMA) for x in (frame, out))))
         return {**video.summary(), "ms": (setup_ms + sum(spent)) / len(spent), "p50": float(np.median(spent)),
-                "psnrs": psnrs}
+                "psnrs": psnrs, "blurred": float(np.mean(np.minimum(blurred, PSNR_CAP)))}
 
-    def two_pass(self, k: int = K) -> dict:
+    def two_pass(self, k: int = K, dither: str = "none", diff_mode: str = "none") -> dict:
         """FFmpeg palettegen over the whole clip, then paletteuse on each frame (not streamable)."""
         start = time.perf_counter()
         colors = ffmpeg_global_palette(self.frames, k)
-        use = PaletteUse(self.size, colors, "none")
+        use = PaletteUse(self.size, colors, dither, diff_mode)
         return self.score(lambda frame: use.rgb(use(bgra_frame(frame))), (time.perf_counter() - start) * 1000)
 
 
@@ -506,6 +519,64 @@ def panel_sweep(clips: list[PanelClip], results: dict, k: int, metrics, quick: b
                  "worst clip", "floor holds", ""], rows)
 
 
+# ------------------------------------------------------------------ error diffusion on video
+
+DITHER_KS, QUICK_DITHER_KS = (16, 64), (16,)
+#: livequant's dither -> FFmpeg paletteuse's name for it (Sierra Lite is Sierra-2-4A).
+DITHERS_COMPARED = {"floyd-steinberg": "floyd_steinberg", "sierra-lite": "sierra2_4a"}
+HELD, AFRESH = "livequant (hold, the default)", "livequant, each frame afresh"
+FFMPEG_DITHERED, FFMPEG_RECTANGLE = "FFmpeg two-pass", "FFmpeg two-pass, diff_mode=rectangle"
+
+
+def diffused_afresh(k: int, dither: str):
+    """livequant's quantize with the hold forgotten before every frame: each frame diffused afresh, the same
+    palettes as with the hold."""
+    quantizer = Quantizer(k, dither=dither)
+
+    def quantize(frame: np.ndarray) -> np.ndarray:
+        quantizer.hold.reset()
+        return quantizer.quantize(frame)
+    return quantize
+
+
+def dither_panel(quick: bool, metrics) -> None:
+    """Error diffusion on the panel's clips: livequant with and without its hold, and FFmpeg two-pass."""
+    n, ks = (QUICK_PANEL_FRAMES, QUICK_DITHER_KS) if quick else (PANEL_FRAMES, DITHER_KS)
+    clips = panel_clips(n)
+    print(f"error diffusion on video: issue 11's panel, {n} frames a clip, streamed; blurred = PSNR of both "
+          f"blurred (Gaussian, sigma {BLUR_SIGMA} px)")
+    summary = []
+    for dither, ffmpeg_name in DITHERS_COMPARED.items():
+        for k in ks:
+            rows, held, afresh, ffmpeg = [], [], [], []
+            for clip in clips:
+                scored = Clip(clip.name, clip.frames, metrics)
+                r = {HELD: scored.score(Quantizer(k, dither=dither).quantize),
+                     AFRESH: scored.score(diffused_afresh(k, dither)),
+                     FFMPEG_DITHERED: scored.two_pass(k, ffmpeg_name),
+                     FFMPEG_RECTANGLE: scored.two_pass(k, ffmpeg_name, "rectangle")}
+                rows += [[clip.name, name, x["psnr"], x["blurred"], x["de2000"], x["flicker"], x["ms"]]
+                         for name, x in r.items()]
+                held.append(r[HELD])
+                afresh.append(r[AFRESH])
+                ffmpeg.append(r[FFMPEG_RECTANGLE])
+            print(f"{dither}, K={k}")
+            print_table(["clip", "method", "PSNR dB", "blurred dB", "dE2000", "flicker", "ms/frame"], rows)
+            print_load(f"after {dither}, K={k}")
+            summary.append([dither, k, *_dither_margins(held, afresh), *_dither_margins(held, ffmpeg)])
+    print("the hold against each frame afresh, and against FFmpeg two-pass with diff_mode=rectangle: medians over "
+          "clips (blurred PSNR, dB), flicker ratios' geometric mean and worst clip")
+    print_table(["dither", "K", "blurred - afresh", "flicker / afresh", "worst", "blurred - FFmpeg rect.",
+                 "flicker / FFmpeg rect.", "worst"], summary)
+
+
+def _dither_margins(ours: list[dict], theirs: list[dict]) -> list[float]:
+    """Median blurred-PSNR margin, and the geometric mean and largest of the flicker ratios (0 counts as 0.001)."""
+    ratios = [max(a["flicker"], 1e-3) / max(b["flicker"], 1e-3) for a, b in zip(ours, theirs)]
+    return [float(np.median([a["blurred"] - b["blurred"] for a, b in zip(ours, theirs)])),
+            float(np.exp(np.mean(np.log(ratios)))), float(np.max(ratios))]
+
+
 # ------------------------------------------------------------------ hold-out: clips nothing was tuned on
 
 #: Pans over pictures the panel does not use: (picture, px a frame, diagonal); a name with a dot is a still in
@@ -728,11 +799,13 @@ def stills_targets(targets: Targets, r: dict) -> None:
 def main() -> None:
     args = parse_args(__doc__.splitlines()[0], {"panel": "issue 11's panel: every clip, K in {16, 64, 256}, "
                                                          "the goals marked (instead of the default run)",
-                                                "holdout": "issue 11's floor on clips nothing was tuned on"})
+                                                "holdout": "issue 11's floor on clips nothing was tuned on",
+                                                "dither": "error diffusion on video: the hold against each frame "
+                                                          "afresh and FFmpeg"})
     print_machine()
     metrics = load_metrics()
-    if args.panel or args.holdout:
-        (panel if args.panel else holdout)(args.quick, metrics)
+    if args.panel or args.holdout or args.dither:
+        (panel if args.panel else holdout if args.holdout else dither_panel)(args.quick, metrics)
         print_load("at end")
         return
     targets = Targets()

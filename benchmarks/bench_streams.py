@@ -30,10 +30,15 @@ measured in the same run.
    Quality of each decoded GIF against the source frame shown at the same time (gifski merges identical
    frames): mean PSNR, CIEDE2000, static-region flicker; file size, wall time. Animated WebP (lossless) and
    APNG of the same quantized frames next to the GIF; the cost of ``--report``.
+6. Dithered GIFs: ``--dither floyd-steinberg`` and ``sierra-lite`` at K=256 and 64 on cockatoo's first 5 s
+   and realshort, against FFmpeg two-pass with the same dither and ``diff_mode=rectangle`` (FFmpeg's own
+   answer to dither crawl: only the box around what changed is dithered again). Quality as in part 5, plus
+   PSNR of both frames blurred (Gaussian, sigma 1.2 px: the colour a dither pattern shows from a little way
+   off); file size, wall time.
 
 Wall and CPU times are of this process (all its threads); the machine is shared, so the load average is
 printed before and after each part. ``--quick`` uses the first 3 s of the clip, one round, shorter clips.
-$BENCH_PARTS picks parts by name (default: all): ``BENCH_PARTS=outputs`` runs part 5 alone.
+$BENCH_PARTS picks parts by name (default: all): ``BENCH_PARTS=outputs`` runs part 5 alone, ``dither`` part 6.
 
 Run: python benchmarks/bench_streams.py [--quick]
 """
@@ -334,8 +339,10 @@ class GifOut:
         self.out.close()
 
 
-def ffmpeg_two_pass(src: Path, dst: Path, seconds: float | None, reserve_transparent: int, colors: int = K) -> Run:
-    """``palettegen`` over every frame, then ``paletteuse`` (dither none) on every frame, into a GIF."""
+def ffmpeg_two_pass(src: Path, dst: Path, seconds: float | None, reserve_transparent: int, colors: int = K,
+                    dither: str = "none", diff_mode: str = "none") -> Run:
+    """``palettegen`` over every frame, then ``paletteuse`` (``dither``, ``diff_mode``) on every frame, into a
+    GIF."""
     start_cpu, start = cpu_seconds(), time.perf_counter()
     frames = decoded(src, seconds)
     first, t = next(frames)
@@ -356,7 +363,7 @@ def ffmpeg_two_pass(src: Path, dst: Path, seconds: float | None, reserve_transpa
     use = av.filter.Graph()
     use_in = use.add_buffer(width=w, height=h, format="bgra", time_base=Fraction(1, 30))
     use_palette = use.add_buffer(width=16, height=16, format="bgra", time_base=Fraction(1, 30))
-    paletteuse = use.add("paletteuse", dither="none")
+    paletteuse = use.add("paletteuse", dither=dither, diff_mode=diff_mode)
     use_out = use.add("buffersink")
     use_in.link_to(paletteuse, 0, 0)
     use_palette.link_to(paletteuse, 0, 1)
@@ -673,20 +680,70 @@ def gifski_run(binary: Path, src: Path, dst: Path, seconds: float | None, tmp: P
     return Run(wall, cpu, {"frames": len(times)}), png_seconds
 
 
-def shown_quality(metrics, src: Path, animation: Path, seconds: float | None) -> dict:
-    """metrics.VideoMetrics of each source frame against the animation's frame shown at its time (GIF
-    delays are in 1/100 s; gifski merges identical frames). Decoded with PyAV, or Pillow for WebP."""
+def shown_quality(metrics, src: Path, animation: Path, seconds: float | None, blur: float | None = None) -> dict:
+    """metrics.VideoMetrics of each source frame against the animation's frame shown at its time (GIF delays
+    are in 1/100 s; gifski merges identical frames), decoded with PyAV, or Pillow for WebP; ``decoded``, its
+    frame count; with ``blur``, ``blurred``: the mean PSNR of the two both blurred (Gaussian, sigma ``blur``
+    px: the colour a dither pattern shows from a little way off)."""
     shown = animated_frames(animation)
     video = metrics.VideoMetrics(de_max_pixels=DE_PIXELS)
-    k, first = 0, None
+    blurred, k, first = [], 0, None
     for ref, t in decoded(src, seconds):
         first = t if first is None else first
         while k + 1 < len(shown) and shown[k + 1][1] - shown[0][1] <= t - first + 0.006:
             k += 1
         video.update(ref, shown[k][0])
+        if blur:
+            blurred.append(metrics.psnr(*(cv2.GaussianBlur(x, (0, 0), blur) for x in (ref, shown[k][0]))))
     summary = video.summary()
     summary["decoded"] = len(shown)
+    if blur:
+        summary["blurred"] = float(np.mean(blurred))
     return summary
+
+
+#: Part 6: livequant's dither -> FFmpeg paletteuse's name (Sierra Lite is Sierra-2-4A, paletteuse's default).
+DITHERS_COMPARED = {"floyd-steinberg": "floyd_steinberg", "sierra-lite": "sierra2_4a"}
+BLUR_SIGMA = 1.2
+
+
+def bench_dithered_gifs(tmp: Path, quick: bool, targets: Targets, metrics) -> None:
+    seconds = OUTPUT_SECONDS[quick]
+    print("## 6. Dithered GIFs: livequant (its temporal hold keeps still pixels' indices under error diffusion) "
+          "against FFmpeg two-pass with the same dither and diff_mode=rectangle")
+    clips = {f"cockatoo.mp4 (first {seconds:g} s)": (data_file("cockatoo.mp4"), seconds),
+             "realshort.mp4": (data_file("realshort.mp4"), None)}
+    for clip_name, (clip, limit) in clips.items():
+        timing = ["--duration", f"{limit:g}"] if limit else []
+        for k in OUTPUT_KS:
+            load(f"before {clip_name}, K={k}, dithered")
+            runs = {}
+            for dither, ffmpeg_name in DITHERS_COMPARED.items():
+                out = tmp / f"lq-{dither}-{k}.gif"
+                runs[f"livequant --dither {dither}"] = (livequant_cli(
+                    "transcode", str(clip), str(out), "-k", str(k), "-y", "-q", "--dither", dither, *timing), out)
+                out = tmp / f"ffmpeg-{ffmpeg_name}-{k}.gif"
+                runs[f"FFmpeg two-pass {ffmpeg_name}, rectangle"] = (ffmpeg_two_pass(
+                    clip, out, limit, 1, colors=k, dither=ffmpeg_name, diff_mode="rectangle"), out)
+            load(f"after {clip_name}, K={k}, dithered")
+            quality = {name: shown_quality(metrics, clip, path, limit, BLUR_SIGMA)
+                       for name, (_, path) in runs.items()}
+            blurred = {name: q["blurred"] for name, q in quality.items()}
+            size = {name: path.stat().st_size for name, (_, path) in runs.items()}
+            print(f"{clip_name}, K={k}, dithered (FFmpeg: {k - 1} colours + transparent): quality against the "
+                  "source frames, blurred = PSNR of both blurred; one run each")
+            print_table(["output", "wall s", "CPU s", "MB", "PSNR dB", "blurred dB", "dE2000", "flicker", "frames"],
+                        [[n, r.wall, r.cpu, size[n] / 1e6, quality[n]["psnr"], blurred[n], quality[n]["de2000"],
+                          quality[n]["flicker"], int(quality[n]["decoded"])] for n, (r, _) in runs.items()])
+            for dither, ffmpeg_name in DITHERS_COMPARED.items():
+                ours, theirs = f"livequant --dither {dither}", f"FFmpeg two-pass {ffmpeg_name}, rectangle"
+                targets.check(f"GIF --dither {dither}, {clip_name}, K={k}: blurred PSNR >= FFmpeg's, lower flicker, "
+                              "file no larger",
+                              blurred[ours] >= blurred[theirs] and quality[ours]["flicker"] < quality[theirs]["flicker"]
+                              and size[ours] <= size[theirs],
+                              f"blurred {blurred[ours]:.2f} vs {blurred[theirs]:.2f} dB, flicker "
+                              f"{quality[ours]['flicker']:.3f} vs {quality[theirs]['flicker']:.3f}, "
+                              f"{size[ours] / 1e6:.2f} vs {size[theirs] / 1e6:.2f} MB")
 
 
 def animated_frames(path: Path) -> list[tuple[np.ndarray, float]]:
@@ -894,7 +951,7 @@ def main() -> None:
     metrics = load_metrics()
     print_machine()
     targets = Targets()
-    parts = os.environ.get("BENCH_PARTS", "mp4,gif,preview,memory,outputs").split(",")
+    parts = os.environ.get("BENCH_PARTS", "mp4,gif,preview,memory,outputs,dither").split(",")
     with tempfile.TemporaryDirectory(prefix="livequant-bench-") as folder:
         tmp = Path(folder)
         if "mp4" in parts:
@@ -907,6 +964,8 @@ def main() -> None:
             bench_memory(tmp, args.quick, targets)
         if "outputs" in parts:
             bench_outputs(tmp, args.quick, targets, metrics)
+        if "dither" in parts:
+            bench_dithered_gifs(tmp, args.quick, targets, metrics)
     values = [x for _, x in LOADS]
     print(f"1-min load average over the run: {min(values):.2f} to {max(values):.2f} (median "
           f"{statistics.median(values):.2f}) on {len(os.sched_getaffinity(0))} cores; "

@@ -5,7 +5,10 @@ before the lookup, so a static input gives the same output frame after frame.
 Error diffusion (Floyd-Steinberg, Sierra Lite) runs serpentine in horizontal
 stripes processed in parallel; each stripe first runs over a few rows above it
 so its error field starts warm and no seam shows (the kernel is
-`livequant.kernels.diffuse_frame`). `REGISTRY` names every dither once, with
+`livequant.kernels.diffuse_frame`). A still pixel can keep its index from the
+previous frame, passing on the error of the colour it keeps
+(`livequant.quantizer.TemporalHold`): re-diffused, sensor noise changes the
+pattern over whole still regions. `REGISTRY` names every dither once, with
 its kind and what it applies.
 """
 
@@ -143,7 +146,9 @@ def ordered_offsets(dither: str, table: LookupTable, strength: float) -> np.ndar
 
 
 def diffuse(
-    frame: np.ndarray, table: LookupTable, dither: str, strength: float, out_idx: np.ndarray, out_rgb: np.ndarray
+    frame: np.ndarray, table: LookupTable, dither: str, strength: float, out_idx: np.ndarray, out_rgb: np.ndarray,
+    *, hold: int = -1, weight: float = -1.0, reference: np.ndarray | None = None, previous: np.ndarray | None = None,
+    out_reference: np.ndarray | None = None,
 ) -> None:
     """Error-diffusion dither of ``frame`` into ``out_idx`` and ``out_rgb`` (in place).
 
@@ -156,7 +161,24 @@ def diffuse(
         Fraction of the error passed on (1 is the classic kernel).
     out_idx : (H, W) uint8 ndarray
     out_rgb : (H, W, 3) uint8 ndarray
+    hold : int
+        Levels a channel may differ from ``reference`` for the pixel to keep
+        its index from ``previous`` (the error of the colour it keeps is passed
+        on); -1: no hold.
+    weight : float
+        On the frame after a palette change: a held pixel moves to the best
+        entry when the squared error that saves exceeds ``weight`` times the
+        change it shows (-1: no check).
+    reference : (H, W, 3) uint8 ndarray, optional
+        The input values each of ``previous`` was chosen at.
+    previous : (H, W) uint8 ndarray, optional
+    out_reference : (H, W, 3) uint8 ndarray, optional
+        Receives the reference for the next frame: ``reference`` where held, ``frame`` elsewhere.
     """
     weights = np.array(REGISTRY[dither].weights, dtype=np.float32)
+    if hold < 0:
+        reference = out_reference = np.zeros((1, 1, 3), np.uint8)
+        previous = np.zeros((1, 1), np.uint8)
     diffuse_frame(frame, table.table, table.fine, table.cells, table.ranked, table.colors, weights,
-                  np.float32(strength), out_idx, out_rgb)
+                  np.float32(strength), hold, np.float32(weight), reference, previous, out_idx, out_rgb,
+                  out_reference)

@@ -352,8 +352,8 @@ def map_words_held(pixels, table, fine, cells, ranked, packed, offsets, shifted,
 
 
 @nb.njit(parallel=True, nogil=True, cache=True)
-def diffuse_frame(frame, table, fine, cells, ranked, colors, weights, strength, out_idx,
-                  out_rgb):  # pragma: no cover - compiled
+def diffuse_frame(frame, table, fine, cells, ranked, colors, weights, strength, threshold, weight, reference, previous,
+                  out_idx, out_rgb, out_reference):  # pragma: no cover - compiled
     """Serpentine error diffusion through the table, in parallel stripes (see `livequant.dither`).
 
     ``frame`` is ``(H, W, 3) uint8``; ``table, fine, cells, ranked`` and
@@ -361,6 +361,18 @@ def diffuse_frame(frame, table, fine, cells, ranked, colors, weights, strength, 
     passed right, down-left, down and down-right; ``strength`` scales the
     error passed on. Each stripe of `STRIPE_ROWS` first runs `WARMUP_ROWS`
     rows above it so its error field starts warm and no seam shows.
+
+    With ``threshold >= 0``, a pixel whose channels all differ from
+    ``reference`` (``(H, W, 3) uint8``, the input values its index was
+    chosen at) by at most ``threshold`` keeps its index from ``previous``
+    (``(H, W) uint8``), and the error of the colour it keeps is passed on;
+    with ``weight >= 0`` (the frame after a palette change) it moves to the
+    best entry for its value with the error carried to it, when the squared
+    RGB error that saves exceeds ``weight`` times the summed channel change
+    it shows, and its index counts as chosen again at its value.
+    ``out_reference`` gets the reference of every pixel (its value where it
+    was chosen). The inputs are only read, so stripes running over
+    another's rows agree. With ``threshold < 0`` those four are not used.
     """
     h, w = frame.shape[0], frame.shape[1]
     right, down_left, down, down_right = weights[0], weights[1], weights[2], weights[3]
@@ -381,9 +393,25 @@ def diffuse_frame(frame, table, fine, cells, ranked, colors, weights, strength, 
                 r = min(max(np.intp(frame[y, x, 0] + cur[x + 1, 0] + cr + np.float32(0.5)), 0), 255)
                 g = min(max(np.intp(frame[y, x, 1] + cur[x + 1, 1] + cg + np.float32(0.5)), 0), 255)
                 b = min(max(np.intp(frame[y, x, 2] + cur[x + 1, 2] + cb + np.float32(0.5)), 0), 255)
-                i = _index(r | (g << 8) | (b << 16), table, fine, cells, ranked)
+                still = threshold >= 0
+                for c in range(3):
+                    still = still and abs(np.intp(frame[y, x, c]) - np.intp(reference[y, x, c])) <= threshold
+                i = np.intp(previous[y, x]) if still else _index(r | (g << 8) | (b << 16), table, fine, cells, ranked)
+                if still and weight >= 0:
+                    best = _index(r | (g << 8) | (b << 16), table, fine, cells, ranked)
+                    h0, h1, h2 = np.intp(colors[i, 0]), np.intp(colors[i, 1]), np.intp(colors[i, 2])
+                    b0, b1, b2 = np.intp(colors[best, 0]), np.intp(colors[best, 1]), np.intp(colors[best, 2])
+                    saved = ((r - h0) ** 2 + (g - h1) ** 2 + (b - h2) ** 2
+                             - (r - b0) ** 2 - (g - b1) ** 2 - (b - b2) ** 2)
+                    if saved > weight * (abs(h0 - b0) + abs(h1 - b1) + abs(h2 - b2)):
+                        i = best
+                    still = False  # chosen again here either way
                 if y >= y0:
                     out_idx[y, x] = i
+                    if threshold >= 0:
+                        source = reference if still else frame
+                        out_reference[y, x, 0], out_reference[y, x, 1] = source[y, x, 0], source[y, x, 1]
+                        out_reference[y, x, 2] = source[y, x, 2]
                     out_rgb[y, x, 0], out_rgb[y, x, 1], out_rgb[y, x, 2] = colors[i, 0], colors[i, 1], colors[i, 2]
                 er = (r - np.float32(colors[i, 0])) * strength
                 eg = (g - np.float32(colors[i, 1])) * strength

@@ -2,6 +2,7 @@
 
 import time
 
+import cv2
 import numpy as np
 import pytest
 from hypothesis import given, settings
@@ -103,7 +104,7 @@ def test_every_fit_is_counted_and_only_those_that_move_a_colour_are_refits(rng):
     assert 1 <= q.stats["refits"] < q.stats["fits"]
 
 
-@pytest.mark.parametrize("dither", ["none", "bayer", "bayer2", "bayer4", "bluenoise"])
+@pytest.mark.parametrize("dither", ["none", "bayer", "bayer2", "bayer4", "bluenoise", "floyd-steinberg", "sierra-lite"])
 def test_static_input_gives_identical_frames(dither):
     frame = smooth_frame(seed=2)
     q = Quantizer(8, dither=dither, refit_every=1)
@@ -123,6 +124,63 @@ def test_noise_on_a_still_scene_does_not_flicker():
     plain = Quantizer(16, hold=0)
     outs = [plain.quantize(np.clip(base.astype(int) + rng.integers(-1, 2, base.shape), 0, 255).astype(np.uint8)) for _ in range(8)]
     assert np.mean([np.any(a != b, axis=2).mean() for a, b in zip(outs[2:], outs[3:])]) > changed
+
+
+@pytest.mark.parametrize("dither", ["floyd-steinberg", "sierra-lite"])
+def test_error_diffusion_holds_still_pixels_under_noise(dither):
+    """Re-diffused, a level of noise moves the dither pattern over the whole picture; held, still pixels keep
+    their indices and the pattern stays, while its tone stays right (the error of the kept colours is passed on)."""
+    base = smooth_frame(seed=4)
+    noisy = [np.clip(base.astype(int) + np.random.default_rng(i).integers(0, 2, base.shape), 0, 255).astype(np.uint8)
+             for i in range(8)]
+
+    def changed(hold):
+        q = Quantizer(16, dither=dither, hold=hold)
+        outs = [q.quantize(frame) for frame in noisy]
+        blurred = [cv2.blur(out.astype(np.float32), (5, 5)) - cv2.blur(f.astype(np.float32), (5, 5))
+                   for out, f in zip(outs, noisy)]
+        tone = float(np.mean([np.abs(b).mean() for b in blurred[2:]]))
+        return np.mean([np.any(a != b, axis=2).mean() for a, b in zip(outs[2:], outs[3:])]), tone
+
+    held, held_tone = changed(None)
+    plain, plain_tone = changed(0)
+    assert plain > 0.2 and held < 0.01, (plain, held)
+    assert held_tone < 1.2 * plain_tone + 0.5, (held_tone, plain_tone)
+
+
+def test_error_diffusion_redithers_what_moves_and_keeps_the_rest():
+    """Half the picture changes level: that half is dithered afresh to its new level, the other keeps its pattern."""
+    palette = Palette([(0, 0, 0), (255, 255, 255)])
+    frame = np.full((64, 128, 3), 100, np.uint8)
+    q = Quantizer(palette=palette, dither="floyd-steinberg", color_space="rgb")
+    first = q.quantize(frame)
+    moved = frame.copy()
+    moved[:, 64:] = 180
+    second = q.quantize(moved)
+    np.testing.assert_array_equal(second[:, :56], first[:, :56])  # left of what the moved half's error reaches
+    assert abs(second[:, 64:].mean() - 180) < 0.06 * 255 and abs(second[:, :64].mean() - 100) < 0.06 * 255
+
+
+def test_error_diffusion_under_a_new_palette_moves_pixels_whose_slot_went_far(rng):
+    """On a new palette's first frame a held pixel whose slot's colour went far takes the best entry, as the
+    ordered path's pixels do; one whose slot barely moved keeps it."""
+    from livequant.lookup import build_table
+    from livequant.quantizer import TemporalHold
+    from livequant.track import PaletteStep
+
+    def step(colors):
+        colors = np.array(colors, np.uint8)
+        return PaletteStep(Palette(colors), build_table(colors, "rgb"), None, fresh=False)
+
+    frame = np.zeros((32, 64, 3), np.uint8)
+    frame[:, :32], frame[:, 32:] = 40, 220
+    hold = TemporalHold(3, stability=10)
+    before = [np.empty((32, 64), np.uint8), np.empty((32, 64, 3), np.uint8)]
+    hold.diffuse(frame, step([(40, 40, 40), (220, 220, 220)]), "floyd-steinberg", 1.0, *before)
+    after = [np.empty((32, 64), np.uint8), np.empty((32, 64, 3), np.uint8)]
+    hold.diffuse(frame, step([(42, 42, 42), (0, 200, 0), (225, 225, 225)]), "floyd-steinberg", 1.0, *after)
+    assert (after[0][:, :32] == 0).all()  # slot 0 moved 2 levels: kept
+    assert (after[0][:, 32:] != 1).all()  # slot 1 went far: none of its pixels keep it
 
 
 def test_the_default_hold_is_finer_for_large_palettes():
@@ -153,6 +211,10 @@ def test_the_default_hold_is_finer_for_large_palettes():
     assert Quantizer(256, hold=0).track.fitter.unseen_levels == 0
     q.configure(palette=coarse)
     assert q.hold.threshold == 3
+    # under error diffusion the default is one level at every size (a dither pattern shows a small drift);
+    # a hold given is kept
+    assert [Quantizer(k).hold.diffusion_threshold for k in (16, 64, 256)] == [1, 1, 1]
+    assert Quantizer(16, hold=3).hold.diffusion_threshold == 3 and Quantizer(16, hold=0).hold.diffusion_threshold == 0
 
 
 def test_scene_cut_refits_from_scratch():
