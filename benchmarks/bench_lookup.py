@@ -4,10 +4,11 @@ Frames are frames 59 and 60 of real footage (../shared/data/cockatoo.mp4, 720p)
 resized with area interpolation to each size; the palette is fitted once per K
 on frame 60 and every method maps to that same palette. Only the mapping is
 timed, through the calls the Quantizer makes: ``lookup.map_pixels`` (no dither,
-Bayer, blue noise), ``dither.diffuse`` (Floyd-Steinberg, Sierra Lite) and
-``lookup.map_pixels_held`` (temporal hold, threshold 3: the default video path up to 32 colours;
-frames 59 and 60 alternate, so each call sees the change between two real
-frames). Ours runs with ``numba.set_num_threads(1)`` and ``(2)``, interleaved
+Bayer, blue noise), ``dither.diffuse`` (Floyd-Steinberg, Sierra Lite; and
+Floyd-Steinberg with the temporal hold, `quantizer.DIFFUSION_HOLD` levels, as
+video is diffused) and ``lookup.map_pixels_held`` (temporal hold, threshold 3:
+the default video path up to 32 colours). The held methods alternate frames 59
+and 60, so each call sees the change between two real frames. Ours runs with ``numba.set_num_threads(1)`` and ``(2)``, interleaved
 in the same rounds as the references: FFmpeg ``paletteuse`` (push + pull of a
 ``bgra`` frame, ``pal8`` out, single-threaded) with the same dither (Sierra
 Lite is its ``sierra2_4a``), Pillow ``Image.quantize(palette=...)`` (``P`` out).
@@ -41,8 +42,9 @@ from _common import (
 from livequant.dither import diffuse, ordered_offsets
 from livequant.fit import PaletteFitter
 from livequant.lookup import build_table, map_pixels, map_pixels_held
+from livequant.quantizer import DIFFUSION_HOLD
 
-OURS = ("none", "bayer", "bluenoise", "floyd-steinberg", "sierra-lite", "held")
+OURS = ("none", "bayer", "bluenoise", "floyd-steinberg", "sierra-lite", "held", "floyd-steinberg held")
 #: Our method -> the reference it is compared with.
 PEERS = {
     "none": "paletteuse none",
@@ -51,6 +53,7 @@ PEERS = {
     "floyd-steinberg": "paletteuse floyd_steinberg",
     "sierra-lite": "paletteuse sierra2_4a",
     "held": "paletteuse none",
+    "floyd-steinberg held": "paletteuse floyd_steinberg",
 }
 PALETTEUSE = ("none", "bayer", "floyd_steinberg", "sierra2_4a")
 PILLOW = {"none": Image.Dither.NONE, "floyd-steinberg": Image.Dither.FLOYDSTEINBERG}
@@ -84,10 +87,23 @@ def ours(frames: tuple[np.ndarray, np.ndarray], colors: np.ndarray) -> dict[str,
         map_pixels_held(frames[turn[0]], table, ordered_offsets("none", table, 1.0), HOLD, -1.0, reference, previous,
                         previous, out_rgb)
 
+    diffused = [frames[0].copy(), np.empty(frame.shape[:2], np.uint8), np.empty_like(frame),
+                np.empty(frame.shape[:2], np.uint8)]  # reference, indices, and the next ones
+    diffuse(diffused[0], table, "floyd-steinberg", 1.0, diffused[1], out_rgb)
+
+    def held_diffusion() -> None:
+        turn[0] ^= 1
+        reference, indices, next_reference, next_indices = diffused
+        diffuse(frames[turn[0]], table, "floyd-steinberg", 1.0, next_indices, out_rgb, hold=DIFFUSION_HOLD,
+                reference=reference, previous=indices, out_reference=next_reference)
+        diffused[:] = next_reference, next_indices, reference, indices
+
     calls = {}
     for method in OURS:
         if method == "held":
             call = held
+        elif method == "floyd-steinberg held":
+            call = held_diffusion
         elif method in ("floyd-steinberg", "sierra-lite"):
             call = partial(diffuse, frame, table, method, 1.0, out_idx, out_rgb)
         else:
@@ -165,6 +181,9 @@ def main() -> None:
                           f"{t / none:.2f}x ({t:.2f} vs {none:.2f} ms)")
         check("floyd-steinberg", "paletteuse floyd_steinberg", 6)
         check("sierra-lite", "paletteuse sierra2_4a", 6)
+        t, plain = ms["ours floyd-steinberg held 1t"], ms["ours floyd-steinberg 1t"]
+        targets.check(f"{label}: floyd-steinberg held <= 1.2x floyd-steinberg", t <= 1.2 * plain,
+                      f"{t / plain:.2f}x ({t:.2f} vs {plain:.2f} ms)")
     targets.print()
     print_load("at end")
 
