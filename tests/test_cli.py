@@ -81,6 +81,27 @@ def test_transcode_with_a_preset_uses_only_its_colours(tmp_path, clip):
     assert all(_colors(f) <= gameboy for f in _decode(out)[0])
 
 
+@pytest.mark.parametrize("dither", ["floyd-steinberg", "sierra-lite"])
+def test_a_dithered_gif_of_a_still_noisy_scene_keeps_its_pattern(tmp_path, dither):
+    """Through the command: a still picture under a level of noise, error-diffused into a GIF, keeps its dither
+    pattern frame to frame (the temporal hold) instead of crawling; re-diffused, about a third of it changed."""
+    src, out = tmp_path / "still.mkv", tmp_path / "out.gif"
+    y, x = np.mgrid[:64, :96]
+    base = np.stack([x * 2.5, y * 3.0, 128 + 0 * x], axis=-1).astype(np.int64)
+    with av.open(str(src), "w") as container:
+        stream = container.add_stream("ffv1", rate=10)
+        stream.width, stream.height, stream.pix_fmt = 96, 64, "bgr0"
+        for i in range(10):
+            noisy = np.clip(base + np.random.default_rng(i).integers(0, 2, base.shape), 0, 255).astype(np.uint8)
+            container.mux(stream.encode(av.VideoFrame.from_ndarray(noisy, format="rgb24")))
+        container.mux(stream.encode(None))
+    assert main(["transcode", str(src), str(out), "-k", "16", "--dither", dither, "-q"]) == 0
+    frames = _decode(out)[0]
+    assert len(frames) == 10
+    changed = max(np.any(a != b, axis=2).mean() for a, b in zip(frames[2:], frames[3:]))
+    assert changed < 0.01, changed
+
+
 def test_lossless_video_keeps_the_exact_palette(tmp_path, clip):
     out = tmp_path / "out.mkv"
     assert main(["transcode", str(clip.path), str(out), "--palette", "pico8", "--lossless", "--no-audio"]) == 0
