@@ -223,6 +223,18 @@ def bgra_frame(frame: np.ndarray) -> av.VideoFrame:
     return av.VideoFrame.from_ndarray(bgra, format="bgra")
 
 
+#: livequant's error-diffusion dithers -> FFmpeg paletteuse's names (Sierra Lite is Sierra-2-4A, its default).
+DITHERS_COMPARED = {"floyd-steinberg": "floyd_steinberg", "sierra-lite": "sierra2_4a"}
+#: Gaussian sigma, in pixels, of the blur both frames get for `blurred_psnr`.
+BLUR_SIGMA = 1.2
+
+
+def blurred_psnr(metrics, ref: np.ndarray, out: np.ndarray) -> float:
+    """PSNR of ``ref`` and ``out`` both blurred (`BLUR_SIGMA`): the colour a dither pattern shows from a little
+    way off."""
+    return metrics.psnr(*(cv2.GaussianBlur(x, (0, 0), BLUR_SIGMA) for x in (ref, out)))
+
+
 class PaletteUse:
     """FFmpeg's ``paletteuse`` through a PyAV filter graph, against a fixed palette.
 

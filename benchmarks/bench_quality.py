@@ -61,12 +61,15 @@ import numpy as np
 import skimage.data
 import sklearn.datasets
 from _common import (
+    BLUR_SIGMA,
     DATA,
+    DITHERS_COMPARED,
     Image,
     PaletteGenUse,
     PaletteUse,
     Targets,
     bgra_frame,
+    blurred_psnr,
     data_file,
     ffmpeg_global_palette,
     load_metrics,
@@ -88,8 +91,6 @@ from livequant.track import scene_cuts
 
 K = 64
 DE_PIXELS = 50_000
-#: Gaussian sigma, in pixels, of the blur both frames get for the ``blurred`` PSNR (`Clip.score`).
-BLUR_SIGMA = 1.2
 #: Clip -> frames used (None: all), full and quick runs.
 CLIPS = {"cockatoo.mp4": 120, "realshort.mp4": None, "newtonscradle.gif": 60}
 QUICK_CLIPS = {"cockatoo.mp4": 24, "realshort.mp4": None, "newtonscradle.gif": 60}
@@ -192,29 +193,33 @@ class Clip:
         frames = read_frames(data_file(name), limit)
         return cls(name, [resize(f, size) for f in frames] if size else frames, metrics)
 
-    def score(self, quantize, setup_ms: float = 0.0) -> dict:
+    def score(self, quantize, setup_ms: float = 0.0, blurred: bool = False) -> dict:
         """Stream the clip through ``quantize``: the metrics summary, plus ``ms``, the mean per frame
-        (``setup_ms`` spread over the frames), ``p50``, the median frame, ``psnrs``, each frame's PSNR, and
-        ``blurred``, the mean PSNR of the frames and outputs both blurred (`BLUR_SIGMA`): the colour a
-        dither pattern shows from a little way off."""
+        (``setup_ms`` spread over the frames), ``p50``, the median frame, ``psnrs``, each frame's PSNR, and with
+        ``blurred``, ``blurred``: the mean `blurred_psnr`."""
         video = self.metrics.VideoMetrics(de_max_pixels=DE_PIXELS)
-        spent, psnrs, blurred = [], [], []
+        spent, psnrs, blurs = [], [], []
         for frame, lab in zip(self.frames, self.labs):
             start = time.perf_counter()
             out = quantize(frame)
             spent.append((time.perf_counter() - start) * 1000)
             video.update(frame, out, ref_lab=lab)
             psnrs.append(self.metrics.psnr(frame, out))
-            blurred.append(self.metrics.psnr(*(cv2.GaussianBlur(x, (0, 0), BLUR_SIGMA) for x in (frame, out))))
-        return {**video.summary(), "ms": (setup_ms + sum(spent)) / len(spent), "p50": float(np.median(spent)),
-                "psnrs": psnrs, "blurred": float(np.mean(np.minimum(blurred, PSNR_CAP)))}
+            if blurred:
+                blurs.append(blurred_psnr(self.metrics, frame, out))
+        result = {**video.summary(), "ms": (setup_ms + sum(spent)) / len(spent), "p50": float(np.median(spent)),
+                  "psnrs": psnrs}
+        if blurred:
+            result["blurred"] = float(np.mean(np.minimum(blurs, PSNR_CAP)))
+        return result
 
-    def two_pass(self, k: int = K, dither: str = "none", diff_mode: str = "none") -> dict:
+    def two_pass(self, k: int = K, dither: str = "none", diff_mode: str = "none", blurred: bool = False) -> dict:
         """FFmpeg palettegen over the whole clip, then paletteuse on each frame (not streamable)."""
         start = time.perf_counter()
         colors = ffmpeg_global_palette(self.frames, k)
         use = PaletteUse(self.size, colors, dither, diff_mode)
-        return self.score(lambda frame: use.rgb(use(bgra_frame(frame))), (time.perf_counter() - start) * 1000)
+        return self.score(lambda frame: use.rgb(use(bgra_frame(frame))), (time.perf_counter() - start) * 1000,
+                          blurred)
 
 
 def video_table(clip: Clip) -> dict[str, dict]:
@@ -522,8 +527,6 @@ def panel_sweep(clips: list[PanelClip], results: dict, k: int, metrics, quick: b
 # ------------------------------------------------------------------ error diffusion on video
 
 DITHER_KS, QUICK_DITHER_KS = (16, 64), (16,)
-#: livequant's dither -> FFmpeg paletteuse's name for it (Sierra Lite is Sierra-2-4A).
-DITHERS_COMPARED = {"floyd-steinberg": "floyd_steinberg", "sierra-lite": "sierra2_4a"}
 HELD, AFRESH = "livequant (hold, the default)", "livequant, each frame afresh"
 FFMPEG_DITHERED, FFMPEG_RECTANGLE = "FFmpeg two-pass", "FFmpeg two-pass, diff_mode=rectangle"
 
@@ -551,10 +554,10 @@ def dither_panel(quick: bool, metrics) -> None:
             rows, held, afresh, ffmpeg = [], [], [], []
             for clip in clips:
                 scored = Clip(clip.name, clip.frames, metrics)
-                r = {HELD: scored.score(Quantizer(k, dither=dither).quantize),
-                     AFRESH: scored.score(diffused_afresh(k, dither)),
-                     FFMPEG_DITHERED: scored.two_pass(k, ffmpeg_name),
-                     FFMPEG_RECTANGLE: scored.two_pass(k, ffmpeg_name, "rectangle")}
+                r = {HELD: scored.score(Quantizer(k, dither=dither).quantize, blurred=True),
+                     AFRESH: scored.score(diffused_afresh(k, dither), blurred=True),
+                     FFMPEG_DITHERED: scored.two_pass(k, ffmpeg_name, blurred=True),
+                     FFMPEG_RECTANGLE: scored.two_pass(k, ffmpeg_name, "rectangle", blurred=True)}
                 rows += [[clip.name, name, x["psnr"], x["blurred"], x["de2000"], x["flicker"], x["ms"]]
                          for name, x in r.items()]
                 held.append(r[HELD])

@@ -66,11 +66,13 @@ import numba
 import numpy as np
 from PIL import Image
 from _common import (
+    DITHERS_COMPARED,
     REPO,
     PaletteGenUse,
     Targets,
     av,
     bgra_frame,
+    blurred_psnr,
     data_file,
     load_metrics,
     parse_args,
@@ -680,31 +682,25 @@ def gifski_run(binary: Path, src: Path, dst: Path, seconds: float | None, tmp: P
     return Run(wall, cpu, {"frames": len(times)}), png_seconds
 
 
-def shown_quality(metrics, src: Path, animation: Path, seconds: float | None, blur: float | None = None) -> dict:
+def shown_quality(metrics, src: Path, animation: Path, seconds: float | None, blurred: bool = False) -> dict:
     """metrics.VideoMetrics of each source frame against the animation's frame shown at its time (GIF delays
     are in 1/100 s; gifski merges identical frames), decoded with PyAV, or Pillow for WebP; ``decoded``, its
-    frame count; with ``blur``, ``blurred``: the mean PSNR of the two both blurred (Gaussian, sigma ``blur``
-    px: the colour a dither pattern shows from a little way off)."""
+    frame count; with ``blurred``, ``blurred``: the mean `blurred_psnr`."""
     shown = animated_frames(animation)
     video = metrics.VideoMetrics(de_max_pixels=DE_PIXELS)
-    blurred, k, first = [], 0, None
+    blurs, k, first = [], 0, None
     for ref, t in decoded(src, seconds):
         first = t if first is None else first
         while k + 1 < len(shown) and shown[k + 1][1] - shown[0][1] <= t - first + 0.006:
             k += 1
         video.update(ref, shown[k][0])
-        if blur:
-            blurred.append(metrics.psnr(*(cv2.GaussianBlur(x, (0, 0), blur) for x in (ref, shown[k][0]))))
+        if blurred:
+            blurs.append(blurred_psnr(metrics, ref, shown[k][0]))
     summary = video.summary()
     summary["decoded"] = len(shown)
-    if blur:
-        summary["blurred"] = float(np.mean(blurred))
+    if blurred:
+        summary["blurred"] = float(np.mean(blurs))
     return summary
-
-
-#: Part 6: livequant's dither -> FFmpeg paletteuse's name (Sierra Lite is Sierra-2-4A, paletteuse's default).
-DITHERS_COMPARED = {"floyd-steinberg": "floyd_steinberg", "sierra-lite": "sierra2_4a"}
-BLUR_SIGMA = 1.2
 
 
 def bench_dithered_gifs(tmp: Path, quick: bool, targets: Targets, metrics) -> None:
@@ -726,7 +722,7 @@ def bench_dithered_gifs(tmp: Path, quick: bool, targets: Targets, metrics) -> No
                 runs[f"FFmpeg two-pass {ffmpeg_name}, rectangle"] = (ffmpeg_two_pass(
                     clip, out, limit, 1, colors=k, dither=ffmpeg_name, diff_mode="rectangle"), out)
             load(f"after {clip_name}, K={k}, dithered")
-            quality = {name: shown_quality(metrics, clip, path, limit, BLUR_SIGMA)
+            quality = {name: shown_quality(metrics, clip, path, limit, blurred=True)
                        for name, (_, path) in runs.items()}
             blurred = {name: q["blurred"] for name, q in quality.items()}
             size = {name: path.stat().st_size for name, (_, path) in runs.items()}
