@@ -106,20 +106,21 @@ def _retime(frames, fps: float, end_time):
         n += 1
 
 
-def enlarge(sink, factor: int):
+def enlarge(sink, factor: int, size: tuple[int, int] | None = None):
     """``sink`` receiving each quantized frame enlarged ``factor`` times with hard pixel edges.
 
     With frames quantized at a reduced size, this gives the pixel-art look.
-    ``factor`` 1 returns ``sink`` itself.
+    ``size`` ``(width, height)``, at most the enlarged size, cuts each enlarged frame to it (its right and
+    bottom blocks then show in part). ``factor`` 1 returns ``sink`` itself.
     """
     if not isinstance(factor, int) or factor < 1:
         raise ValueError(f"factor must be an integer >= 1, got {factor!r}")
-    return sink if factor == 1 else _Enlarged(sink, factor)
+    return sink if factor == 1 else _Enlarged(sink, factor, size)
 
 
 class _Enlarged:
-    def __init__(self, sink, factor: int):
-        self._sink, self._factor = sink, factor
+    def __init__(self, sink, factor: int, size: tuple[int, int] | None):
+        self._sink, self._factor, self._size = sink, factor, size
         self.interactive = sink.interactive
 
     def end_at(self, time: float) -> None:
@@ -132,4 +133,7 @@ class _Enlarged:
         size = (w * self._factor, h * self._factor)
         indices = cv2.resize(qframe.indices, size, interpolation=cv2.INTER_NEAREST_EXACT)
         rgb = cv2.resize(qframe.rgb, size, interpolation=cv2.INTER_NEAREST_EXACT)  # 13x faster than colors[indices]
+        if self._size is not None:
+            width, height = self._size
+            indices, rgb = indices[:height, :width].copy(), rgb[:height, :width].copy()  # C-contiguous
         self._sink.write(QuantizedFrame(rgb, indices, qframe.palette, qframe.time))

@@ -334,7 +334,7 @@ def encode_task(source_path: str, output: str, options: argparse.Namespace, key:
     output.parent.mkdir(parents=True)
     start = None if chunk is None else chunk.start
     with VideoFile(source_path, start=start, max_pixels=options.max_pixels) as source:
-        size, n = frame_size(source.size, options)
+        size, n, shown = frame_size(source.size, options)
         task_options = _task_options(options, source_path, output, audio=chunk is None)
         sink = (GifWriter(output, overwrite=True, local_palettes=True) if chunk and output.suffix == ".gif"
                 else open_output(task_options, source, [source_path]))
@@ -342,7 +342,7 @@ def encode_task(source_path: str, output: str, options: argparse.Namespace, key:
         reporter = _Reporter(key, stop)
         with make_quantizer(options) as quantizer, sink:
             frames = adapt(source, size=size)
-            sinks = [enlarge(sink, n)] + ([report] if report else [])
+            sinks = [enlarge(sink, n, shown)] + ([report] if report else [])
             if chunk is not None:
                 return _encode_chunk(frames, chunk, quantizer, sinks, reporter)
             stats = run(frames, quantizer, sinks, on_frame=reporter)
@@ -392,7 +392,7 @@ def plan_task(source_path: str, options: argparse.Namespace, chunk_seconds: floa
     to tell of its damaged frames (`damage_note`)."""
     times = []
     with VideoFile(source_path, max_pixels=options.max_pixels) as source:
-        size, _ = frame_size(source.size, options)
+        size, _, _ = frame_size(source.size, options)
         fps = source.fps or 25.0
 
         def frames():

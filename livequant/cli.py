@@ -36,13 +36,16 @@ from livequant.palette import Palette, file_format
 from livequant.pipeline import run
 from livequant.quantizer import Quantizer, quantize
 from livequant.report import QualityReport, check_path
-from livequant.sinks import NUMBERED, VIDEO_SUFFIXES, ImageWriter, Preview, check_target, numbered_files
+from livequant.sinks import (NUMBERED, VIDEO_SUFFIXES, ImageWriter, Preview, VideoWriter, check_target,
+                             numbered_files)
 from livequant.sources import (IMAGE_SUFFIXES, MAX_PIXELS, Images, Reconnecting, TestPattern, VideoFile, Webcam,
                                damage_note, list_cameras, open_source)
 
 __all__ = ["PreviewKeys", "main"]
 
 _DEFAULTS = {name: p.default for name, p in inspect.signature(Quantizer).parameters.items()}
+_COLOUR_DEFAULTS = {"colors": 16, "dither_strength": _DEFAULTS["dither_strength"],
+                    "refit_every": _DEFAULTS["refit_every"], "stability": _DEFAULTS["stability"]}
 _EXACT_COLOURS = ("Exact colours: 4:2:0 video (the default for .mp4 .mov .webm) blurs a palette's colours at\n"
                   "edges; use --lossless (FFV1 in .mkv, libx264rgb in .mp4) or write .gif or .png for exact ones.\n"
                   "In 4:2:0 video an odd width or height is padded to even by repeating the last column or row.")
@@ -99,35 +102,67 @@ def _size(text: str) -> tuple[int, int]:
     return int(width), int(height)
 
 
-def _palette(text: str) -> Palette:
-    try:
-        return presets.resolve(text)
-    except (ValueError, SourceError) as e:
-        raise argparse.ArgumentTypeError(str(e)) from None
+class _PaletteOption(argparse.Action):
+    """``--palette``: the preset or palette file, resolved; a file's path is kept in ``palette_file``, since
+    no output may replace it."""
+
+    def __call__(self, parser, namespace, text, option_string=None):
+        try:
+            namespace.palette = presets.resolve(text)
+        except (ValueError, SourceError) as e:
+            raise argparse.ArgumentError(self, str(e)) from None
+        namespace.palette_file = text if os.path.isfile(text) else None
 
 
 # ---------------------------------------------------------------- the parser
 
 def _add_colour_options(parser: argparse.ArgumentParser, *, video: bool) -> None:
     group = parser.add_argument_group("palette and colours")
-    group.add_argument("-k", "--colors", type=_number(int, 1, 256), default=16, metavar="K",
-                       help="palette size when the palette is fitted to the picture, 1..256 (default: 16)")
-    group.add_argument("--palette", type=_palette, metavar="NAME|FILE",
+    # Options of fitted palettes and of dithers default to None here, so that one given where it does nothing
+    # (-k with --palette, --dither-strength without --dither) is an error; `_check_colour_options` fills in
+    # the defaults.
+    group.add_argument("-k", "--colors", type=_number(int, 1, 256), metavar="K",
+                       help=f"palette size when the palette is fitted to the picture, 1..256 (default: "
+                            f"{_COLOUR_DEFAULTS['colors']})")
+    group.add_argument("--palette", action=_PaletteOption, metavar="NAME|FILE",
                        help="a fixed palette: a preset (listed below) or a palette file (.gpl .act .json .hex "
                             ".png); default: adaptive, fitted to the picture")
     group.add_argument("--dither", choices=DITHERS, default="none", metavar="NAME",
                        help=f"{', '.join(DITHERS)} (default: none)")
-    group.add_argument("--dither-strength", type=_number(float, 0, 2), default=1.0, metavar="S",
-                       help="0..2, scales the dither (default: 1)")
+    group.add_argument("--dither-strength", type=_number(float, 0, 2), metavar="S",
+                       help=f"0..2, scales the dither (default: {_COLOUR_DEFAULTS['dither_strength']:g})")
     group.add_argument("--color-space", choices=COLOR_SPACES, default="oklab",
                        help="where colours are fitted and compared: oklab (perceptual) or rgb (default: oklab)")
     if video:
-        group.add_argument("--refit-every", type=_number(int, 0), default=_DEFAULTS["refit_every"], metavar="N",
+        group.add_argument("--refit-every", type=_number(int, 0), metavar="N",
                            help="consider refitting an adaptive palette every N frames; 0: only on a drift "
-                                f"or scene cut (default: {_DEFAULTS['refit_every']})")
-        group.add_argument("--stability", type=_number(float, 0), default=_DEFAULTS["stability"], metavar="S",
+                                f"or scene cut (default: {_COLOUR_DEFAULTS['refit_every']})")
+        group.add_argument("--stability", type=_number(float, 0), metavar="S",
                            help="how much refits avoid flicker on still parts; 0 takes every refit "
-                                f"(default: {_DEFAULTS['stability']:g})")
+                                f"(default: {_COLOUR_DEFAULTS['stability']:g})")
+    parser.set_defaults(palette_file=None)
+
+
+def _check_colour_options(args) -> None:
+    """Refuse the colour options given where they do nothing, then fill in the defaults of those not given."""
+    fitted = ("colors", "refit_every", "stability")
+    given = [name for name in fitted if getattr(args, name, None) is not None]
+    if args.palette is not None and given:
+        raise UsageError(f"{_flag(given[0])} applies to palettes fitted to the picture, and --palette gives a "
+                         f"fixed one; leave out one")
+    if getattr(args, "gif_palette", None) == "global" and set(given) & {"refit_every", "stability"}:
+        option = _flag(next(name for name in given if name != "colors"))
+        raise UsageError(f"{option} applies to a palette that follows the video, and --gif-palette global fits "
+                         "one for every frame; leave out one")
+    if args.dither_strength is not None and args.dither == "none":
+        raise UsageError("--dither-strength scales a dither; add --dither NAME or leave it out")
+    for name, default in _COLOUR_DEFAULTS.items():
+        if hasattr(args, name) and getattr(args, name) is None:
+            setattr(args, name, default)
+
+
+def _flag(name: str) -> str:
+    return {"colors": "-k/--colors"}.get(name, "--" + name.replace("_", "-"))
 
 
 def _add_size_options(parser: argparse.ArgumentParser) -> None:
@@ -219,8 +254,9 @@ def _parser() -> argparse.ArgumentParser:
                 f"The output type follows its suffix: .gif (an animated GIF with the exact palette), .webp\n"
                 f"(animated WebP, lossless unless --quality), .apng (animated PNG, lossless), .png/.jpg (one\n"
                 f"picture: an input of one frame, or one file per frame with a pattern such as frame-%04d.png),\n"
-                f"anything else a video (.mp4 .mov .mkv .webm) with the input's audio. Transparent pixels are\n"
-                f"flattened on white; frames that cannot be decoded are skipped and counted.\n\n{_EXACT_COLOURS}",
+                f".mp4 .mov .mkv .webm a video with the input's audio (another container with --codec).\n"
+                f"Transparent pixels are flattened on white; frames that cannot be decoded are skipped and\n"
+                f"counted.\n\n{_EXACT_COLOURS}",
                 _presets_epilog())
     p.add_argument("input", help="video file or URL")
     p.add_argument("output", help="output file: .mp4 .mov .mkv .webm .gif .webp .apng .png .jpg, or an image "
@@ -281,7 +317,7 @@ def _parser() -> argparse.ArgumentParser:
     _add_colour_options(p, video=False)
     _add_size_options(p)
     _add_report_option(p)
-    _add_output_flags(p, "replace the output if it exists")
+    _add_output_flags(p, "replace the output if it exists", "no summary on stderr")
     p.set_defaults(func=_image)
 
     p = command("palette", "Extract a palette from an image or a video",
@@ -356,6 +392,12 @@ def _input_files(spec: str) -> list[str]:
     return found
 
 
+def _read_files(args) -> list[str]:
+    """The files a command reads, which no output may replace: the input's (`_input_files`) and the
+    ``--palette`` file."""
+    return _input_files(args.input) + ([args.palette_file] if args.palette_file else [])
+
+
 def _expected_frames(source, args) -> int | None:
     """How many frames the output will have, if it can be told (for the ETA)."""
     if source.frame_count and not args.fps:
@@ -399,7 +441,7 @@ def _global_palette(args, timing: dict) -> Palette:
 
 
 def _transcode(args) -> int:
-    inputs = _input_files(args.input)
+    inputs = _read_files(args)
     timing = {k: v for k, v in (("start", args.start), ("duration", args.duration)) if v is not None}
     if args.gif_palette == "global" and args.palette is not None:
         raise UsageError("--gif-palette global fits its own palette; leave out --palette")
@@ -407,15 +449,20 @@ def _transcode(args) -> int:
     sink = None
     try:
         with VideoFile(args.input, **timing, max_pixels=args.max_pixels) as source:
-            size, n = frame_size(source.size, args)
+            size, n, shown = frame_size(source.size, args)
             with open_output(args, source, inputs) as sink:
+                if getattr(source, "has_audio", False) and not (args.no_audio or args.quiet or
+                                                                isinstance(sink, VideoWriter)):
+                    print(f"livequant: note: '{args.output}' cannot hold sound, so the input's audio is left out "
+                          f"(write {' '.join(VIDEO_SUFFIXES)} to keep it; --no-audio or -q silences this)",
+                          file=sys.stderr)
                 if args.gif_palette == "global":
                     args.palette = _global_palette(args, timing)
                 with make_quantizer(args) as quantizer:
                     progress = _Progress(_expected_frames(source, args), enabled=not args.quiet)
                     try:
                         stats = run(adapt(source, size=size, fps=args.fps), quantizer,
-                                    [enlarge(sink, n)] + ([report] if report else []), on_frame=progress)
+                                    [enlarge(sink, n, shown)] + ([report] if report else []), on_frame=progress)
                     finally:
                         progress.close()
     except KeyboardInterrupt as stop:
@@ -543,24 +590,30 @@ def _image(args) -> int:
     if suffix in VIDEO_SUFFIXES or suffix == ".gif":
         raise UsageError(f"`livequant image` writes one picture, not '{args.output}'; write .png or .jpg, or use "
                           "`livequant transcode` for video and GIF")
-    inputs = _input_files(args.input)
+    inputs = _read_files(args)
     report = _report(args, inputs)
     try:
         sink = ImageWriter(args.output, overwrite=args.overwrite, inputs=inputs)
     except ValueError as e:
         raise UsageError(str(e)) from None
     with sink, Images(args.input, max_pixels=args.max_pixels) as image:
-        size, n = frame_size(image.size, args)
+        size, n, shown = frame_size(image.size, args)
         frame = next(iter(adapt(image, size=size)))[0]
         rgb = quantize(frame, args.colors, palette=args.palette, dither=args.dither,
                        color_space=args.color_space, dither_strength=args.dither_strength)
         qframe = _indexed(rgb)
-        enlarge(sink, n).write(qframe)
-    print(f"wrote {sink.path}: {len(qframe.palette)} colours", file=sys.stderr)
+        enlarge(sink, n, shown).write(qframe)
+    if not args.quiet:
+        lossy = " before JPEG's compression, which adds others" if suffix in (".jpg", ".jpeg") else ""
+        print(f"wrote {sink.path}: {_colours(len(qframe.palette))}{lossy}", file=sys.stderr)
     if report is not None:
         report.write(dataclasses.replace(qframe, source=frame))
         _save_report(report, args)
     return 0
+
+
+def _colours(n: int) -> str:
+    return f"{n} colour" if n == 1 else f"{n} colours"
 
 
 def _sampled_pixels(source, most: int) -> np.ndarray:
@@ -603,7 +656,7 @@ def _extract_palette(args) -> int:
     palette = _fit_palette(pixels, args, name)
     palette.save(output)
     print(" ".join(palette.to_hex()))
-    print(f"wrote {output}: {len(palette)} colours", file=sys.stderr)
+    print(f"wrote {output}: {_colours(len(palette))}", file=sys.stderr)
     return 0
 
 
@@ -654,6 +707,8 @@ def main(argv: list[str] | None = None) -> int:
             args = _parser().parse_args(argv)
         except SystemExit as done:  # --help and --version
             return done.code or 0
+        if hasattr(args, "dither"):
+            _check_colour_options(args)
         return args.func(args)
     except UsageError as e:
         print(f"livequant: error: {e}", file=sys.stderr)

@@ -19,10 +19,6 @@ from livequant.sources import IMAGE_SUFFIXES, megapixels
 __all__ = ["check_size", "frame_size", "make_quantizer", "open_output"]
 
 
-def _even(value: float) -> int:
-    return max(2, 2 * round(value / 2))
-
-
 def check_size(option: str, width: float, height: float, max_pixels: int) -> None:
     """Raise `UsageError` if the ``width`` x ``height`` frames ``option`` makes are over ``max_pixels``."""
     if width * height > max_pixels:
@@ -35,10 +31,12 @@ def check_size(option: str, width: float, height: float, max_pixels: int) -> Non
                          "smaller value, or raise --max-pixels")
 
 
-def frame_size(size, args) -> tuple[tuple[int, int], int]:
-    """``(size to quantize at, enlargement)`` from the first frame's ``size``, --scale, --width and --pixelate.
+def frame_size(size, args) -> tuple[tuple[int, int], int, tuple[int, int]]:
+    """``(size to quantize at, enlargement, size shown)`` from the first frame's ``size``, --scale, --width
+    and --pixelate (sizes are ``(width, height)``).
 
-    Every size they make is checked against --max-pixels before anything is allocated.
+    With --pixelate N the frame is quantized at 1/N of the size shown, rounded up, and enlarged N times then
+    cut to the size shown. Every size they make is checked against --max-pixels before anything is allocated.
     """
     width, height = size
     target, option = size, None
@@ -48,16 +46,16 @@ def frame_size(size, args) -> tuple[tuple[int, int], int]:
         target, option = (args.width, height * args.width / width), f"--width {args.width}"
     if option:
         check_size(option, *target, args.max_pixels)
-        target = (_even(target[0]), _even(target[1]))
+        target = (max(1, round(target[0])), max(1, round(target[1])))
     n = args.pixelate or 1
-    if n > 1:
-        blocks = (max(1, target[0] // n), max(1, target[1] // n))
-        check_size(f"--pixelate {n}", blocks[0] * n, blocks[1] * n, args.max_pixels)
-        if n > min(target):
-            raise UsageError(f"--pixelate {n} makes blocks larger than the {target[0]}x{target[1]} frame; use at "
-                             f"most {min(target)}")
-        target = blocks
-    return tuple(target), n
+    if n == 1:
+        return tuple(target), 1, tuple(target)
+    if n > min(target):
+        raise UsageError(f"--pixelate {n} makes blocks larger than the {target[0]}x{target[1]} frame; use at "
+                         f"most {min(target)}")
+    blocks = (-(-target[0] // n), -(-target[1] // n))
+    check_size(f"--pixelate {n}", blocks[0] * n, blocks[1] * n, args.max_pixels)
+    return blocks, n, tuple(target)
 
 
 def make_quantizer(args, **extra) -> Quantizer:
@@ -79,6 +77,12 @@ def open_output(args, source, inputs):
     if picture and (args.codec or args.crf is not None):
         raise UsageError(f"--codec and --crf apply to video outputs ({' '.join(VIDEO_SUFFIXES)}), not to "
                          f"'{args.output}'; leave them out")
+    if picture and getattr(args, "lossless", False):
+        if suffix in (".jpg", ".jpeg"):
+            raise UsageError(f"--lossless keeps every pixel and JPEG ('{args.output}') does not; write .png, or "
+                             "leave out --lossless")
+        if suffix == ".webp" and quality is not None:
+            raise UsageError("--quality makes lossy WebP and --lossless keeps every pixel; leave out one")
     if not picture and args.codec is None and suffix not in VIDEO_SUFFIXES:
         raise UsageError(f"cannot tell what to write from the suffix of '{args.output}'; use "
                          f"{' '.join(VIDEO_SUFFIXES)} for video, .gif .webp .apng for animations, or .png .jpg for "

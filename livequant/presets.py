@@ -154,4 +154,4 @@ def resolve(spec: Palette | str | os.PathLike) -> Palette:
     if path.exists() or path.suffix.lower() in SUFFIXES:
         return Palette.from_file(path)
     raise ValueError(f"unknown palette {os.fspath(spec)!r}: not a preset "
-                     f"(known: {', '.join(names())}) nor a palette file")
+                     f"(known: {', '.join(names())}, grayN for N in 2..256) nor a palette file")

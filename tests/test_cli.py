@@ -153,6 +153,24 @@ def test_image_with_a_preset_and_pixelate(tmp_path, photo):
     assert (image[::4, ::4].repeat(4, 0).repeat(4, 1) == image).all()
 
 
+def test_pixelate_keeps_the_size_its_blocks_do_not_divide(tmp_path, photo):
+    out = tmp_path / "blocks.png"
+    assert main(["image", str(photo), str(out), "--pixelate", "7", "-k", "8", "-q"]) == 0  # 96x64: 13.7 x 9.1 blocks
+    image = cv2.cvtColor(cv2.imread(str(out)), cv2.COLOR_BGR2RGB)
+    assert image.shape == (64, 96, 3)
+    whole = image[::7, ::7].repeat(7, 0).repeat(7, 1)[:64, :96]  # blocks of 7, the last ones cut
+    assert (whole == image).all()
+
+
+@pytest.mark.parametrize("command", [["transcode", "{clip}", "odd.gif"], ["transcode", "{clip}", "odd.apng"],
+                                     ["image", "{photo}", "odd.png"]])
+def test_an_odd_width_is_kept_where_the_format_holds_it(tmp_path, clip, photo, command):
+    name, source, out = command[0], command[1].format(clip=clip.path, photo=photo), tmp_path / command[2]
+    assert main([name, source, str(out), "--width", "33", "-q"]) == 0
+    frames, _, _ = _decode(out)
+    assert frames[0].shape == ((25, 33, 3) if name == "transcode" else (22, 33, 3))  # 64x48 and 96x64, 33 wide
+
+
 @pytest.mark.parametrize("suffix", [".gpl", ".json", ".png"])
 def test_palette_extraction_round_trips(tmp_path, photo, capsys, suffix):
     out = tmp_path / f"palette{suffix}"
@@ -208,12 +226,53 @@ def test_existing_output_is_left_alone_without_y(tmp_path, clip, capsys):
     (["palette", "{clip}", "-o", "{tmp}/p.xyz"], 2, "unknown palette file type '.xyz'"),
     (["preview", "{tmp}/missing.mp4"], 1, "missing.mp4'"),
     (["frobnicate"], 2, "invalid choice: 'frobnicate'"),
+    # an option that would do nothing, or the opposite of what it says
+    (["transcode", "{clip}", "{tmp}/out.gif", "--palette", "gameboy", "-k", "8"], 2,
+     "-k/--colors applies to palettes fitted to the picture, and --palette gives a fixed one; leave out one"),
+    (["image", "{clip}", "{tmp}/out.png", "--palette", "pico8", "--colors", "8"], 2, "-k/--colors applies"),
+    (["transcode", "{clip}", "{tmp}/out.gif", "--palette", "cga", "--refit-every", "1"], 2, "--refit-every applies"),
+    (["transcode", "{clip}", "{tmp}/out.gif", "--gif-palette", "global", "--stability", "3"], 2,
+     "--stability applies to a palette that follows the video, and --gif-palette global fits one"),
+    (["transcode", "{clip}", "{tmp}/out.gif", "--dither-strength", "0.5"], 2,
+     "--dither-strength scales a dither; add --dither NAME or leave it out"),
+    (["transcode", "{clip}", "{tmp}/out.webp", "--lossless", "--quality", "50"], 2,
+     "--quality makes lossy WebP and --lossless keeps every pixel; leave out one"),
+    (["transcode", "{clip}", "{tmp}/f-%02d.jpg", "--lossless"], 2, "--lossless keeps every pixel and JPEG"),
 ])
 def test_errors_are_one_line_with_a_status(tmp_path, clip, capsys, args, status, message):
     args = [a.format(clip=clip.path, tmp=tmp_path) for a in args]
     assert main(args) == status
     assert re.search(message, _error(capsys))
     assert not [p for p in tmp_path.iterdir() if p.name != "clip.mp4"]  # nothing was written
+
+
+def test_fitted_palette_options_at_their_defaults_are_no_error(tmp_path, clip):
+    out = tmp_path / "out.gif"
+    assert main(["transcode", str(clip.path), str(out), "--palette", "gameboy", "--dither", "bayer",
+                 "--dither-strength", "1", "-q"]) == 0  # given, and used
+    assert main(["transcode", str(clip.path), str(out), "-y", "-k", "8", "--gif-palette", "global", "-q"]) == 0
+
+
+def test_a_palette_file_is_an_input_no_output_replaces(tmp_path, clip, capsys):
+    palette_file = tmp_path / "swatch.png"
+    assert main(["palette", str(clip.path), "-o", str(palette_file), "-k", "4"]) == 0
+    capsys.readouterr()
+    kept = palette_file.read_bytes()
+    assert main(["image", str(clip.path), str(palette_file), "--palette", str(palette_file), "-y"]) == 1
+    assert re.search("output '.*swatch.png' is the input '.*swatch.png'", _error(capsys))
+    assert main(["transcode", str(clip.path), str(tmp_path / "out.gif"), "--palette", str(palette_file),
+                 "--report", str(palette_file), "-y"]) == 1
+    assert "swatch.png" in _error(capsys)
+    assert palette_file.read_bytes() == kept
+    assert not (tmp_path / "out.gif").exists()
+
+
+def test_audio_a_format_cannot_hold_is_left_out_with_a_note(tmp_path, clip, capsys):
+    assert main(["transcode", str(clip.path), str(tmp_path / "out.gif")]) == 0
+    assert "livequant: note: " in capsys.readouterr().err  # the clip has sound
+    for quiet in ("-q", "--no-audio"):
+        assert main(["transcode", str(clip.path), str(tmp_path / f"out{quiet}.gif"), quiet]) == 0
+        assert "note" not in capsys.readouterr().err
 
 
 def test_preview_without_a_display_says_what_to_do(monkeypatch, capsys):

@@ -560,8 +560,9 @@ def test_a_source_of_bare_frames_is_told_to_pair_them_with_times():
 
 
 @pytest.mark.parametrize(("args", "message"), [
-    (["--pixelate", "30000"], "--pixelate 30000 makes 30000x30000 frames (900 megapixels), over the limit of 100 "
-                              "megapixels; use a smaller value, or raise --max-pixels"),
+    (["--pixelate", "5", "--max-pixels", "3072"], "--pixelate 5 makes 65x50 frames (0.00325 megapixels), over the "
+                                                  "limit of 0.00307 megapixels; use a smaller value, or raise "
+                                                  "--max-pixels"),  # 13x10 blocks of 5, cut to 64x48
     (["--width", "40000"], "--width 40000 makes 40000x30000 frames"),
     (["--scale", "1000"], "--scale 1000 makes 64000x48000 frames"),
     (["--width", "200", "--max-pixels", "20000"], "--width 200 makes 200x150 frames (0.03 megapixels), over the "
@@ -625,6 +626,22 @@ def test_a_start_past_the_end_says_how_long_the_input_is(clip, tmp_path, capsys)
     assert main(["transcode", str(clip.path), str(tmp_path / "out.mp4"), "--start", "30"]) == 1
     assert f"no frames from 30 s on (it lasts {clip.duration:.2f} s); start earlier" in capsys.readouterr().err
     assert list(tmp_path.iterdir()) == []
+
+
+@pytest.mark.parametrize(("name", "codec", "pix_fmt"), [
+    ("ffv1.mkv", "ffv1", "bgr0"), ("raw.nut", "rawvideo", "rgb24"), ("raw.avi", "rawvideo", "bgr24"),
+    ("vp9.webm", "libvpx-vp9", "yuv420p"), ("h264.mp4", "libx264", "yuv420p"),
+])
+def test_a_video_over_the_pixel_limit_is_refused_with_its_size_whatever_its_codec(tmp_path, capfd, name, codec,
+                                                                                  pix_fmt):
+    """FFmpeg's probe zeroes the size of FFV1 and raw video over the limit (only the container holds it): that
+    read "no frame could be decoded; is the file complete?", and VP9 named no size."""
+    path = write_clip(tmp_path / name, codec=codec, pix_fmt=pix_fmt, frames=2).path
+    assert main(["transcode", str(path), str(tmp_path / "out.gif"), "--max-pixels", "100"]) == 1
+    assert capfd.readouterr().err == (f"livequant: error: cannot read video '{path}': it is 64x48 pixels (0.00307 "
+                                      "megapixels), over the limit of 0.0001 megapixels; if you trust the file, "
+                                      "raise the limit with --max-pixels\n")
+    assert [p.name for p in tmp_path.iterdir()] == [name]
 
 
 @pytest.mark.parametrize("layout", ["5.1", "stereo"])
