@@ -14,7 +14,7 @@ from pathlib import Path
 from livequant.errors import UsageError
 from livequant.quantizer import Quantizer
 from livequant.sinks import VIDEO_SUFFIXES, AnimationWriter, GifWriter, ImageWriter, VideoWriter
-from livequant.sources import IMAGE_SUFFIXES, megapixels
+from livequant.sources import IMAGE_SUFFIXES, gif_loop, megapixels
 
 __all__ = ["check_size", "frame_size", "make_quantizer", "open_output"]
 
@@ -69,7 +69,8 @@ def make_quantizer(args, **extra) -> Quantizer:
 
 def open_output(args, source, inputs):
     """The sink for the suffix of ``args.output``; it checks the output (exists, folder, not one of
-    ``inputs``, codec and container) before any work."""
+    ``inputs``, codec and container) before any work. An animation plays as often as an input GIF does
+    (`livequant.sources.gif_loop`), else loops forever."""
     suffix = Path(args.output).suffix.lower()
     animation = suffix in (".webp", ".apng")  # .webp is a picture to `livequant image`, an animation here
     picture = suffix == ".gif" or animation or suffix in IMAGE_SUFFIXES
@@ -90,10 +91,12 @@ def open_output(args, source, inputs):
     try:
         if quality is not None and suffix != ".webp":
             raise ValueError(f"--quality applies to animated WebP (.webp) only, not '{args.output}'")
+        loop = gif_loop(args.input)
+        loop = 0 if loop is None else loop
         if suffix == ".gif":
-            return GifWriter(args.output, overwrite=args.overwrite, inputs=inputs)
+            return GifWriter(args.output, loop=loop, overwrite=args.overwrite, inputs=inputs)
         if animation:
-            return AnimationWriter(args.output, quality=quality, overwrite=args.overwrite, inputs=inputs)
+            return AnimationWriter(args.output, loop=loop, quality=quality, overwrite=args.overwrite, inputs=inputs)
         if picture:
             return ImageWriter(args.output, overwrite=args.overwrite, inputs=inputs, one_frame=True)
         audio = None if args.no_audio or not getattr(source, "has_audio", False) else args.input

@@ -33,7 +33,7 @@ from livequant.frames import check_fps, flatten_alpha, to_rgb8
 from livequant.mailbox import END, Mailbox
 
 __all__ = ["IMAGE_SUFFIXES", "Images", "MAX_PIXELS", "Pacer", "Reconnecting", "TestPattern", "VideoFile", "Webcam",
-           "damage_note", "list_cameras", "open_source", "read_image", "resize"]
+           "damage_note", "gif_loop", "list_cameras", "open_source", "read_image", "resize"]
 
 log = logging.getLogger("livequant")
 
@@ -264,7 +264,8 @@ class VideoFile(_Source):
     path_or_url : str or os.PathLike
         Anything FFmpeg opens.
     start : float, optional
-        Seconds on the file's timeline to start at.
+        Seconds on the file's timeline to start at. The frame showing then
+        comes first, timed at ``start`` even when it began before.
     duration : float, optional
         Seconds to read from ``start`` (or from the first frame).
     max_pixels : int
@@ -307,7 +308,10 @@ class VideoFile(_Source):
             if context is None:  # PyAV's answer for a codec FFmpeg cannot decode
                 raise SourceError(f"cannot read video '{self.path}': FFmpeg has no decoder for its video codec; "
                                   "is the file complete, and a common format (H.264, VP9, ...)?")
-            _check_limit("video", self.path, context.width, context.height, max_pixels)
+            size = (context.width, context.height)
+            if not all(size):  # the probe's decoder was refused the size (FFV1, raw video): as the container says
+                size = _declared_size(self.path, max_pixels)
+            _check_limit("video", self.path, *size, max_pixels)
         except SourceError:
             self._container.close()
             raise
@@ -402,20 +406,46 @@ class VideoFile(_Source):
                 return
             yield packet
 
+    def _timed(self):
+        """``(frame, time, until)`` for each decoded frame: ``until`` is when it stops showing, if the file says."""
+        for index, frame in enumerate(self._decoded()):
+            t = frame.time if frame.time is not None else index / (self.fps or 1.0)
+            until = t + float(frame.duration * frame.time_base) if frame.duration and frame.time_base else None
+            yield frame, t, until
+
+    def _from(self, start):
+        """`_timed` from ``start`` on (all of it when None). The frame showing at ``start`` comes first: one
+        before it, which shows until the next frame (or its own end, or the stream's), is moved to ``start``."""
+        timed = self._timed()
+        if start is None:
+            yield from timed
+            return
+        before = None  # the last frame before the start, and when it ends
+        for frame, t, until in timed:
+            if t >= start - 1e-6:
+                if before is not None and t > start + 1e-6:
+                    yield before[0], float(start), t
+                yield frame, t, until
+                break
+            before = frame, until
+        else:  # no frame from the start on: the last one may still show then
+            ends = [] if before is None else [e for e in (before[1], self._stream_end) if e is not None]
+            if ends and min(ends) > start + 1e-6:
+                yield before[0], float(start), min(ends)
+            return
+        yield from ((frame, t, until) for frame, t, until in timed if t >= start - 1e-6)
+
     def _decode(self, start, duration):
         end = None if duration is None or start is None else start + duration
         last_end = None  # when the last frame yielded stops showing, if the file says
         t = None
-        for index, frame in enumerate(self._decoded()):
-            t = frame.time if frame.time is not None else index / (self.fps or 1.0)
-            if start is not None and t < start - 1e-6:
-                continue
+        for frame, t, until in self._from(start):
             if end is None and duration is not None:
                 end = t + duration
             if end is not None and t >= end - 1e-6:
                 break
             self.damaged += frame.is_corrupt  # shown, patched: counted (those before the start are not shown)
-            last_end = t + float(frame.duration * frame.time_base) if frame.duration and frame.time_base else None
+            last_end = until
             yield frame, t
         if t is not None and self._stream_end is not None and self._stream_end > t + 1e-6:
             last_end = self._stream_end if last_end is None else min(last_end, self._stream_end)
@@ -476,6 +506,24 @@ def _x264_build(container, stream) -> int | None:
         return None
     found = None if first is None else re.search(rb"x264 - core (\d+)", bytes(first))
     return int(found[1]) if found else None
+
+
+def _declared_size(path: str, max_pixels: int) -> tuple[int, int]:
+    """``(W, H)`` of the first video stream of ``path`` as its container declares it; ``(0, 0)`` where it does
+    not say, or the file cannot be opened again.
+
+    Opening a decoder on a stream over ``max_pixels`` sets its size to 0x0, as FFmpeg does while it probes
+    codecs whose size only the container holds (FFV1, raw video); here no decoder may open (a
+    ``codec_whitelist`` that names none), so the container's size stays. The limit stays too, should one open
+    anyway.
+    """
+    try:
+        with av.open(path, options={"max_pixels": str(max_pixels), "codec_whitelist": "none"},
+                     metadata_errors="replace") as container:
+            context = container.streams.video[0].codec_context
+            return context.width, context.height
+    except (av.error.FFmpegError, IndexError):
+        return 0, 0
 
 
 def _open_hint(path: str, error: Exception) -> str:
@@ -577,6 +625,55 @@ def read_image(path: str, max_pixels: int = MAX_PIXELS) -> np.ndarray:
     if image.ndim == 3 and image.shape[2] in (3, 4):
         image = cv2.cvtColor(image, cv2.COLOR_BGR2RGB if image.shape[2] == 3 else cv2.COLOR_BGRA2RGBA)
     return to_rgb8(image)
+
+
+def gif_loop(path) -> int | None:
+    """How often the GIF file ``path`` plays, as the sinks' ``loop`` says it (see `livequant.sinks.GifWriter`).
+
+    Read from the file's blocks (header, screen descriptor, global colour table, then extensions) up to the
+    first image: a NETSCAPE2.0 (or ANIMEXTS1.0) application extension's loop count, where 0 loops forever
+    and n > 0 repeats n times, is the same number in the sinks' convention; a GIF without one plays once.
+
+    Returns
+    -------
+    int or None
+        0 (loops forever), n > 0 (repeats n times) or -1 (plays once); None for a camera index, a URL, a
+        file that is not a GIF or cannot be read, or a GIF whose blocks break off before its first image.
+    """
+    if isinstance(path, int):  # a camera, as `open_source` takes it (`open` would take it for a descriptor)
+        return None
+    try:
+        with open(path, "rb") as f:
+            head = f.read(13)  # signature, version, then the logical screen descriptor
+            if len(head) < 13 or head[:6] not in (b"GIF87a", b"GIF89a"):
+                return None
+            if head[10] & 0x80:  # a global colour table of 2 ** (n + 1) RGB entries
+                f.seek(3 << ((head[10] & 7) + 1), os.SEEK_CUR)
+            while (introducer := f.read(1)) == b"\x21":  # an extension: its label, then its sub-blocks
+                label = f.read(1)
+                blocks = _gif_sub_blocks(f)
+                if blocks is None:
+                    return None
+                if label == b"\xff" and blocks and blocks[0] in (b"NETSCAPE2.0", b"ANIMEXTS1.0"):
+                    for block in blocks[1:]:
+                        if len(block) == 3 and block[0] == 1:  # the loop sub-block: 1, then a uint16 count
+                            return int.from_bytes(block[1:], "little")
+            return -1 if introducer in (b"\x2c", b"\x3b") else None  # an image, or the trailer
+    except (OSError, ValueError):  # no such file, a URL, a folder; a name with a NUL
+        return None
+
+
+def _gif_sub_blocks(f) -> list[bytes] | None:
+    """The data sub-blocks from ``f``'s position up to the empty one that ends them; None if the file ends first."""
+    blocks = []
+    while size := f.read(1):
+        if size == b"\0":
+            return blocks
+        block = f.read(size[0])
+        if len(block) < size[0]:
+            return None
+        blocks.append(block)
+    return None
 
 
 class Images(_Source):

@@ -267,6 +267,20 @@ def test_a_palette_file_is_an_input_no_output_replaces(tmp_path, clip, capsys):
     assert not (tmp_path / "out.gif").exists()
 
 
+@pytest.mark.parametrize("loop", [-1, 3])
+def test_a_gif_plays_as_often_as_the_gif_it_came_from(tmp_path, clip, loop):
+    from livequant.sources import gif_loop
+
+    source, out = tmp_path / f"in{loop}.gif", tmp_path / f"out{loop}.gif"
+    assert main(["transcode", str(clip.path), str(source), "-q"]) == 0
+    assert gif_loop(source) == 0  # from a video: loops forever
+    data = source.read_bytes().replace(b"NETSCAPE2.0\x03\x01\x00\x00", b"NETSCAPE2.0\x03\x01\x03\x00")
+    source.write_bytes(data.replace(b"\x21\xff\x0bNETSCAPE2.0\x03\x01\x03\x00\x00", b"") if loop < 0 else data)
+    assert gif_loop(source) == loop
+    assert main(["transcode", str(source), str(out), "-k", "4", "-q"]) == 0
+    assert gif_loop(out) == loop
+
+
 def test_audio_a_format_cannot_hold_is_left_out_with_a_note(tmp_path, clip, capsys):
     assert main(["transcode", str(clip.path), str(tmp_path / "out.gif")]) == 0
     assert "livequant: note: " in capsys.readouterr().err  # the clip has sound

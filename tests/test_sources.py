@@ -1,14 +1,18 @@
 """Sources read real media written in the tests: clips from PyAV, images from OpenCV."""
 
+import struct
 import time
+from fractions import Fraction
 
+import av
 import cv2
 import numpy as np
 import pytest
 
 from conftest import garble_pictures
 from livequant.errors import SourceError
-from livequant.sources import Images, TestPattern, VideoFile, Webcam, open_source
+from livequant.sinks import GifWriter
+from livequant.sources import Images, TestPattern, VideoFile, Webcam, gif_loop, open_source
 
 
 def _check_frames(frames, size):
@@ -36,6 +40,43 @@ def test_start_and_duration_select_a_window(clip, start, duration, expected):
     with VideoFile(clip.path, start=start, duration=duration) as src:
         times = [t for _, t in src]
     np.testing.assert_allclose(times, expected, atol=1e-3)
+
+
+def write_slides(path) -> None:
+    """Write a 16x16 GIF of three slides of 2 s each with PyAV: red, green, blue (6 s in all)."""
+    with av.open(str(path), "w") as out:
+        stream = out.add_stream("gif", rate=Fraction(1, 2))
+        stream.width, stream.height, stream.pix_fmt = 16, 16, "rgb8"
+        for i in range(3):
+            rgb = np.zeros((16, 16, 3), np.uint8)
+            rgb[..., i] = 255
+            frame = av.VideoFrame.from_ndarray(rgb, format="rgb24")
+            frame.pts = i
+            out.mux(stream.encode(frame))
+        out.mux(stream.encode(None))
+
+
+@pytest.mark.parametrize(("start", "duration", "expected", "end"), [
+    (1.0, None, [(1.0, "red"), (2.0, "green"), (4.0, "blue")], 6.0),
+    (1.0, 2.0, [(1.0, "red"), (2.0, "green")], 3.0),
+    (5.0, None, [(5.0, "blue")], 6.0),
+    (2.0, 1.0, [(2.0, "green")], 3.0),  # a start where a frame starts keeps it as it is
+])
+def test_a_start_inside_a_frame_shows_that_frame_from_the_start(tmp_path, start, duration, expected, end):
+    """The frame showing at the start was dropped: ``--start 1`` on these slides gave 4 s, not 5."""
+    write_slides(tmp_path / "slides.gif")
+    with VideoFile(tmp_path / "slides.gif", start=start, duration=duration) as src:
+        shown = [(t, ("red", "green", "blue")[int(np.argmax(frame[0, 0]))]) for frame, t in src]
+    assert shown == expected and all(type(t) is float for t, _ in shown) and src.end_time == end
+
+
+def test_a_start_between_two_video_frames_shows_the_earlier_one_from_the_start(clip):
+    with VideoFile(clip.path) as src:
+        eleventh = [frame for frame, _ in src][11]  # 11/12 s: the frame showing at 0.95 s
+    with VideoFile(clip.path, start=0.95, duration=0.5) as src:
+        frames, times = zip(*src)
+    np.testing.assert_allclose(times, [0.95, *np.arange(12, 18) / 12], atol=1e-3)
+    assert np.array_equal(frames[0], eleventh) and src.end_time == pytest.approx(1.45)
 
 
 def test_a_start_in_an_old_x264_444_file_decodes_the_frames_played_from_the_beginning(shared_data):
@@ -116,6 +157,70 @@ def test_real_footage_decodes_completely(shared_data, name, frames, size):
         decoded = list(src)
     assert (len(decoded), src.size, src.undecodable) == (frames, size, 0)
     _check_frames([f for f, _ in decoded], size)
+
+
+# gif_loop
+
+
+@pytest.mark.parametrize("loop", [-1, 0, 3])
+def test_gif_loop_reads_the_loop_gif_writer_wrote(tmp_path, make_qframe, loop):
+    path = tmp_path / "out.gif"
+    with GifWriter(path, loop=loop) as sink:
+        for i in range(2):
+            sink.write(make_qframe(np.full((4, 4), i), time=i / 10))
+    assert gif_loop(path) == loop
+
+
+def _netscape(count: int, name: bytes = b"NETSCAPE2.0") -> bytes:
+    """An application extension with a loop count."""
+    return b"\x21\xff\x0b" + name + b"\x03\x01" + count.to_bytes(2, "little") + b"\x00"
+
+
+def _gif(*blocks: bytes, table: bytes = bytes(6), version: bytes = b"GIF89a", after: bytes = b"") -> bytes:
+    """A 1x1 GIF: header, screen descriptor, global colour ``table`` (2, 4, 8 ... entries; without one, the image
+    has a local table), ``blocks``, one image, ``after`` it, and the trailer."""
+    flags = (0x80 | ((len(table) // 3).bit_length() - 2)) if table else 0
+    local = b"" if table else bytes(6)
+    image = b"\x2c" + struct.pack("<HHHHB", 0, 0, 1, 1, 0 if table else 0x80) + local
+    image += b"\x02\x02\x44\x01\x00"  # LZW: clear, index 0, end of data
+    return version + struct.pack("<HHBBB", 1, 1, flags, 0, 0) + table + b"".join(blocks) + image + after + b"\x3b"
+
+
+# What a byte search for NETSCAPE2.0 would take for a loop count of 5: inside a comment, a colour table
+FAKE = b"\x0bNETSCAPE2.0\x03\x01\x05\x00"
+COMMENT = b"\x21\xfe" + bytes([len(FAKE)]) + FAKE + b"\x00"
+CONTROL = b"\x21\xf9\x04\x00\x0a\x00\x00\x00"  # a graphic control extension: 1/10 s
+
+
+@pytest.mark.parametrize(("data", "expected"), [
+    pytest.param(_gif(), -1, id="no extension"),
+    pytest.param(_gif(_netscape(0)), 0, id="forever"),
+    pytest.param(_gif(_netscape(3)), 3, id="3"),
+    pytest.param(_gif(_netscape(65535)), 65535, id="65535"),
+    pytest.param(_gif(_netscape(2, b"ANIMEXTS1.0")), 2, id="ANIMEXTS1.0"),
+    pytest.param(_gif(COMMENT, CONTROL, _netscape(2)), 2, id="after other extensions"),
+    pytest.param(_gif(COMMENT), -1, id="one in a comment"),
+    pytest.param(_gif(table=b"\x21\xff" + FAKE + bytes(48 - 2 - len(FAKE))), -1, id="one in the colour table"),
+    pytest.param(_gif(b"\x21\xff\x0bNETSCAPE2.0\x05\x02\x00\x10\x00\x00\x03\x01\x04\x00\x00"), 4,
+                 id="buffering sub-block first"),
+    pytest.param(_gif(after=_netscape(0)), -1, id="after the first image"),
+    pytest.param(_gif(version=b"GIF87a"), -1, id="GIF87a"),
+    pytest.param(_gif(_netscape(1), table=b""), 1, id="no global table"),
+    pytest.param(_gif(_netscape(3))[:30], None, id="cut in the extension"),
+    pytest.param(_gif()[:13], None, id="cut after the screen"),
+    pytest.param(b"GIF89a", None, id="cut in the screen"),
+    pytest.param(b"", None, id="empty"),
+    pytest.param(b"\x89PNG\r\n\x1a\n" + bytes(40), None, id="PNG"),
+])
+def test_gif_loop_walks_the_blocks_up_to_the_first_image(tmp_path, data, expected):
+    (tmp_path / "in.gif").write_bytes(data)
+    assert gif_loop(tmp_path / "in.gif") == expected
+    assert gif_loop(str(tmp_path / "in.gif")) == expected
+
+
+def test_gif_loop_is_none_for_what_is_not_a_gif_file(tmp_path, clip):
+    for what in (clip.path, tmp_path, tmp_path / "missing.gif", "https://example.com/a.gif", 0):
+        assert gif_loop(what) is None, what
 
 
 # Webcam, driven by a video file since there is no camera here
