@@ -36,8 +36,8 @@ __all__ = ["AnimationWriter", "CRF_RANGES", "GifWriter", "ImageWriter", "NUMBERE
            "VideoWriter", "check_target", "numbered_files"]
 
 log = logging.getLogger("livequant")
-#: The largest --crf each encoder takes (lower is better; the smallest is 0).
-CRF_RANGES = {"libx264": 51, "libx264rgb": 51, "libvpx-vp9": 63}
+#: The encoders that take --crf, and the largest each takes (lower is better; the smallest is 0).
+CRF_RANGES = {"libx264": 51, "libx264rgb": 51, "libx265": 51, "libvpx-vp9": 63, "libsvtav1": 63}
 #: A number's place in an image-sequence pattern: ``{}``, ``{:04d}``, ``%d`` or ``%04d``.
 NUMBERED = re.compile(r"\{[^{}]*\}|%0?\d*d")
 _VIDEO_TIME_BASE = Fraction(1, 90000)
@@ -232,18 +232,23 @@ class OneBehind:
     decode-time steps as durations, so the stream comes out short. `finish` gives the last packet a
     duration that takes both ends to at least the end asked, one of them exactly; other containers take
     the end from presentation times and durations, and keep theirs.
+
+    A lone packet is decoded when it is shown: its decode time is set to its presentation time (libx265
+    leaves a lone frame's unset, which the MP4 muxer refuses or keeps as nonsense).
     """
 
     def __init__(self, container):
         self._out = container
         self._held: av.Packet | None = None
         self._first_dts = None
+        self._alone = True  # no packet muxed yet
 
     def mux(self, packet: av.Packet) -> None:
         """Mux the packet before ``packet``; hold ``packet``."""
         self._first_dts = packet.dts if self._first_dts is None else self._first_dts
         if self._held is not None:
             self._out.mux(self._held)
+            self._alone = False
         self._held = packet
 
     def finish(self, end: int | None) -> None:
@@ -251,6 +256,8 @@ class OneBehind:
         presentation times) where given."""
         if self._held is None:
             return
+        if self._alone:
+            self._held.dts = self._first_dts = self._held.pts
         if end is not None and self._out.format.name in ("mp4", "mov"):
             held = self._held
             held.duration = max(end - held.dts + self._first_dts, end - held.pts, 1)
@@ -346,8 +353,8 @@ def _encoder(suffix: str, codec: str | None, crf: float | None, lossless: bool) 
     """Return ``(codec, pix_fmt, options)`` for an output suffix and the user's choices.
 
     Raises `ValueError` for choices the encoder cannot honour: ``lossless`` with an encoder that would not
-    keep every RGB pixel (libx264 codes 4:2:0 YUV even at qp 0), ``crf`` with ``lossless``, or a ``crf``
-    outside the encoder's range.
+    keep every RGB pixel (libx264 codes 4:2:0 YUV even at qp 0), ``crf`` with ``lossless``, ``crf`` with an
+    encoder that takes none (FFmpeg passes it on to them unread), or a ``crf`` outside the encoder's range.
     """
     if codec is None:
         lossless_codec = {".mkv": "ffv1", ".webm": "libvpx-vp9"}.get(suffix, "libx264rgb")
@@ -359,7 +366,10 @@ def _encoder(suffix: str, codec: str | None, crf: float | None, lossless: bool) 
     if lossless and crf is not None:
         raise ValueError("--crf sets the quality of lossy video and --lossless keeps every pixel; leave out one")
     top = CRF_RANGES.get(codec)
-    if crf is not None and top is not None and crf > top:
+    if crf is not None and top is None:
+        raise ValueError(f"--crf sets the quality of {', '.join(CRF_RANGES)} and {codec} takes none; leave out "
+                         "--crf, or choose one of those with --codec")
+    if crf is not None and crf > top:
         raise ValueError(f"--crf {crf:g} is out of {codec}'s range 0..{top}; use a value in it (lower is better)")
     try:
         found = av.Codec(codec, "w")
@@ -378,15 +388,51 @@ def _encoder(suffix: str, codec: str | None, crf: float | None, lossless: bool) 
     if codec == "ffv1":
         return codec, "bgr0", {}
     pix_fmt = "yuv420p" if "yuv420p" in formats or not formats else formats[0]
-    return codec, pix_fmt, {} if crf is None else {"crf": f"{crf:g}"}
+    options = {} if crf is None else {"crf": f"{crf:g}"}
+    if codec == "libx265":  # x265 prints its info lines itself, whatever FFmpeg's log level
+        options["x265-params"] = "log-level=error"
+    if codec == "libsvtav1":  # so does SVT-AV1, to the level its library reads from the environment
+        os.environ.setdefault("SVT_LOG", "1")
+    return codec, pix_fmt, options
+
+
+def _opens(codec: str, rate: int, layout: av.AudioLayout) -> bool:
+    """Whether FFmpeg's ``codec`` audio encoder takes ``layout`` at ``rate``."""
+    context = av.CodecContext.create(codec, "w")
+    context.sample_rate, context.layout, context.format = rate, layout, context.codec.audio_formats[0]
+    try:
+        context.open()
+    except av.error.FFmpegError:
+        return False
+    return True
+
+
+def _named(layout: av.AudioLayout) -> av.AudioLayout:
+    """``layout``, or FFmpeg's standard layout for its channel count where it names no channels (Matroska's
+    PCM): 5.1 for 6."""
+    count = layout.nb_channels
+    return av.AudioLayout(f"{count}c") if layout == av.AudioLayout(f"{count}C") else layout
+
+
+def _encoded_layout(codec: str, rate: int, given: av.AudioLayout) -> av.AudioLayout | None:
+    """The layout ``codec`` encodes the channels of ``given`` (a `_named` one) in, each channel kept, never
+    mixed down: ``given`` itself, else with side surrounds named back ones, which is all Opus knows them by
+    (5.1(side) as 5.1); None if the encoder takes neither."""
+    names = [channel.name for channel in given.channels]
+    candidates = [given]
+    if {"SL", "SR"} <= set(names) and not {"BL", "BR"} & set(names):
+        candidates.append(av.AudioLayout("+".join({"SL": "BL", "SR": "BR"}.get(n, n) for n in names)))
+    return next((layout for layout in candidates if _opens(codec, rate, layout)), None)
 
 
 class AudioTrack:
     """The first audio stream of a file, carried into an output alongside the video.
 
     Stream copy when the output container accepts the codec, else decoded and
-    re-encoded (Opus for WebM, AAC otherwise). Times are on the input's clock;
-    ``offset`` (the first video frame's time) becomes zero in the output.
+    re-encoded (Opus for WebM, AAC otherwise) with every channel kept: a layout
+    the encoder cannot keep raises `SinkError` rather than being mixed down.
+    Times are on the input's clock; ``offset`` (the first video frame's time)
+    becomes zero in the output.
     """
 
     def __init__(self, input_container, output, suffix: str, copy: bool = True):
@@ -397,9 +443,16 @@ class AudioTrack:
         if self._copy:
             self._dst = output.add_stream_from_template(self._src)
         else:
-            webm = suffix == ".webm"
-            self._dst = output.add_stream("libopus" if webm else "aac", rate=48000 if webm else self._src.rate)
-            self._dst.layout = "mono" if self._src.channels == 1 else "stereo"  # Matroska's PCM may name none
+            codec, rate = ("libopus", 48000) if suffix == ".webm" else ("aac", self._src.rate)
+            given = _named(self._src.layout)
+            layout = _encoded_layout(codec, rate, given)
+            if layout is None:
+                other = ", or write .mkv (which keeps the audio as it is)" if suffix != ".mkv" else ""
+                raise SinkError(f"a {suffix} file cannot keep the {given.nb_channels}-channel ({given.name}) audio "
+                                f"of '{input_container.name}': its {codec} encoder takes no such layout, and "
+                                f"livequant does not mix channels down; use --no-audio{other}")
+            self._dst = output.add_stream(codec, rate=rate)
+            self._dst.layout = layout
             self._resampler = av.AudioResampler(format=self._dst.format, layout=self._dst.layout, rate=self._dst.rate)
         self._output = output
         self._items = self._timed_items()
@@ -479,7 +532,7 @@ class VideoWriter(_EncoderSink):
         Store the frames without loss.
     audio_from : str or os.PathLike, optional
         File whose first audio stream is carried through (copied when the container
-        accepts its codec, else re-encoded) and cut to the video's length.
+        accepts its codec, else re-encoded with every channel) and cut to the video's length.
     overwrite : bool
         Replace an existing ``path``.
     pix_fmt : str, optional
@@ -565,8 +618,10 @@ class VideoWriter(_EncoderSink):
             self._start(64, 64, audio)
             frame = self._frame(QuantizedFrame(*_BLACK))
             frame.pts, frame.time_base = 0, self._time_base
+            muxer = OneBehind(self._out)
             for packet in [*self._stream.encode(frame), *self._stream.encode(None)]:
-                self._out.mux(packet)
+                muxer.mux(packet)
+            muxer.finish(None)
             if self._audio is not None:
                 start = self._audio_in.streams.audio[0].start_time or 0
                 start = float(start * self._audio_in.streams.audio[0].time_base)
@@ -704,6 +759,33 @@ def _check_loop(loop) -> None:
         raise ValueError(f"loop must be an int >= -1 (0 loops forever, -1 plays once), got {loop!r}")
 
 
+def _riff_chunk(tag: bytes, body: bytes) -> bytes:
+    """A RIFF chunk: tag, little-endian size, body, padded to an even length."""
+    return tag + len(body).to_bytes(4, "little") + body + bytes(len(body) & 1)
+
+
+def _animated_webp(still: bytes, width: int, height: int, duration: int, plays: int) -> bytes:
+    """The picture of a still WebP file as an animated WebP that shows it for ``duration`` ms and plays
+    ``plays`` times (0: forever); a picture shown longer than an ANMF chunk can say (about 4.6 hours) is
+    shown in several frames."""
+    pos, flags, picture = 12, 0, b""
+    while pos < len(still):
+        tag, size = still[pos : pos + 4], int.from_bytes(still[pos + 4 : pos + 8], "little")
+        if tag == b"VP8X":
+            flags = still[pos + 8] & 0x10  # alpha
+        elif tag in (b"ALPH", b"VP8 ", b"VP8L"):
+            picture += still[pos : pos + 8 + size + (size & 1)]
+        pos += 8 + size + (size & 1)
+    canvas = (width - 1).to_bytes(3, "little") + (height - 1).to_bytes(3, "little")
+    frames = b""
+    while duration > 0:
+        shown = min(duration, 0xFFFFFF)
+        frames += _riff_chunk(b"ANMF", bytes(6) + canvas + shown.to_bytes(3, "little") + b"\x02" + picture)
+        duration -= shown
+    return _riff_chunk(b"RIFF", b"WEBP" + _riff_chunk(b"VP8X", bytes([flags | 0x02, 0, 0, 0]) + canvas)
+                       + _riff_chunk(b"ANIM", b"\xff" * 4 + plays.to_bytes(2, "little")) + frames)
+
+
 class AnimationWriter(_EncoderSink):
     """Write an animated WebP (``.webp``) or APNG (``.apng``) with PyAV's libwebp_anim and apng encoders.
 
@@ -712,6 +794,10 @@ class AnimationWriter(_EncoderSink):
     (in 1/1000 s); the last frame lasts until `end_at` says, else as long as
     the one before it (APNG) or the mean frame (WebP). To end there, an APNG
     gets one more frame, a repeat of the last (WebP merges it into that one).
+    Frames that repeat the one before are merged into it in WebP; where that
+    leaves one frame of several, libwebp writes a still picture, which is
+    written as a one-frame animation instead, so the duration stays. A lone
+    frame makes a still picture in either format (which is what viewers show).
 
     Parameters
     ----------
@@ -749,6 +835,8 @@ class AnimationWriter(_EncoderSink):
             raise ValueError(f"FFmpeg here has no {self.codec} encoder for '{path}'; write .gif instead") from None
         plays = 0 if loop == 0 else 1 if loop == -1 else loop + 1  # 0: forever
         self._container_options = {loop_option: str(plays)}
+        self._plays = plays
+        self._ends: int | None = None  # ms: when the animation ends, set as it is finished
         self._options = {} if suffix == ".apng" else \
             {"lossless": "1"} if quality is None else {"lossless": "0", "quality": f"{quality:g}"}
         self.loop, self.quality = loop, quality
@@ -764,9 +852,26 @@ class AnimationWriter(_EncoderSink):
         frame = av.VideoFrame.from_ndarray(qframe.rgb, format="rgb24")
         return frame if self.pix_fmt == "rgb24" else frame.reformat(format=self.pix_fmt)
 
+    def _encode(self, frame: av.VideoFrame | None) -> None:
+        """Encode ``frame``; at the end (None) of a WebP of several frames that libwebp has made a still
+        picture (every frame the same), mux it as an animation that lasts as long as they do."""
+        if frame is not None or self._format != "webp" or self.frames < 2:
+            super()._encode(frame)
+            return
+        for packet in self._stream.encode(None):
+            data = bytes(packet)
+            if data[12:16] != b"VP8X" or not data[20] & 0x02:  # no animation flag
+                animated = av.Packet(_animated_webp(data, self._stream.width, self._stream.height, self._ends,
+                                                    self._plays))
+                animated.pts, animated.dts, animated.time_base = packet.pts, packet.dts, packet.time_base
+                animated.stream = packet.stream
+                packet = animated
+            self._muxer.mux(packet)
+
     def _finish(self) -> None:
         wanted = self._last_duration()
-        repeat_at = None if wanted is None else self._repeat_at(self._last_pts + wanted)
+        self._ends = None if wanted is None else self._last_pts + wanted
+        repeat_at = None if wanted is None else self._repeat_at(self._ends)
         if repeat_at is not None:
             repeat = av.VideoFrame.from_ndarray(self._held.to_ndarray(), format=self.pix_fmt)
             repeat.time_base, repeat.pts = self._held.time_base, repeat_at

@@ -238,6 +238,9 @@ def test_existing_output_is_left_alone_without_y(tmp_path, clip, capsys):
     (["transcode", "{clip}", "{tmp}/out.webp", "--lossless", "--quality", "50"], 2,
      "--quality makes lossy WebP and --lossless keeps every pixel; leave out one"),
     (["transcode", "{clip}", "{tmp}/f-%02d.jpg", "--lossless"], 2, "--lossless keeps every pixel and JPEG"),
+    (["transcode", "{clip}", "{tmp}/out.mp4", "--codec", "mpeg4", "--crf", "10"], 2,
+     "--crf sets the quality of libx264, .* and mpeg4 takes none; leave out --crf"),
+    (["transcode", "{clip}", "{tmp}/out.webm", "--codec", "libvpx", "--crf", "10"], 2, "libvpx takes none"),
 ])
 def test_errors_are_one_line_with_a_status(tmp_path, clip, capsys, args, status, message):
     args = [a.format(clip=clip.path, tmp=tmp_path) for a in args]

@@ -303,6 +303,25 @@ def test_an_animation_of_a_gif_ending_on_a_pause_keeps_it(tmp_path, suffix):
     assert [round(d) for d in durations[:3]] + [round(sum(durations[3:]))] == [100, 100, 100, 1000]
 
 
+@pytest.mark.parametrize(("end", "quality", "loop", "duration"), [
+    (None, None, 0, 3000), (5.0, None, 0, 5000), (None, 80, 2, 3000)])
+def test_a_webp_of_identical_frames_keeps_its_duration(tmp_path, end, quality, loop, duration):
+    """libwebp merges each frame into the one before when they are the same, and writes the one frame left
+    as a still picture: 3 s of a still scene came out as a picture without a duration."""
+    qframe = _qframes([presets.get("pico8").colors])[0]
+    path = tmp_path / "still_scene.webp"
+    with AnimationWriter(path, quality=quality, loop=loop) as sink:
+        for i in range(30):
+            sink.write(dataclasses.replace(qframe, time=i / 10))
+        if end is not None:
+            sink.end_at(end)
+    assert _riff_chunks(path) == ({0: 0, 2: 3}[loop], [duration])
+    frames, durations = _pillow_frames(path)
+    assert durations == [duration]
+    error = np.abs(frames[0].astype(int) - qframe.rgb).mean()
+    assert error == 0 if quality is None else error < 12
+
+
 def test_webp_lossy_and_loop_counts(tmp_path, rng):
     colors = rng.integers(0, 256, (16, 3), dtype=np.uint8)
     qframes = _qframes([colors] * 4)
