@@ -211,6 +211,9 @@ def _add_animation_options(parser: argparse.ArgumentParser) -> None:
     group = parser.add_argument_group("animated outputs (.gif .webp .apng) and the report")
     group.add_argument("--quality", type=_number(float, 0, 100), metavar="Q",
                        help="lossy animated WebP at quality Q, 0..100 (default: lossless)")
+    group.add_argument("--loop", type=_number(int, -1, 65534), metavar="N",
+                       help="how often the animation plays: 0 loops forever, -1 plays once, N > 0 repeats N times "
+                            "(default: as often as an input GIF does, else forever)")
     group.add_argument("--gif-palette", choices=("track", "global"), default="track",
                        help="track: the palette follows the video as it goes (default); global: one palette "
                             "fitted to frames sampled from the whole input, then used for every frame (offline: "

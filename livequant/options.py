@@ -69,12 +69,14 @@ def make_quantizer(args, **extra) -> Quantizer:
 
 def open_output(args, source, inputs):
     """The sink for the suffix of ``args.output``; it checks the output (exists, folder, not one of
-    ``inputs``, codec and container) before any work. An animation plays as often as an input GIF does
-    (`livequant.sources.gif_loop`), else loops forever."""
+    ``inputs``, codec and container) before any work. An animation plays as --loop says, else as often as
+    an input GIF does (`livequant.sources.gif_loop`), else forever."""
     suffix = Path(args.output).suffix.lower()
     animation = suffix in (".webp", ".apng")  # .webp is a picture to `livequant image`, an animation here
     picture = suffix == ".gif" or animation or suffix in IMAGE_SUFFIXES
     quality = getattr(args, "quality", None)
+    if getattr(args, "loop", None) is not None and suffix not in (".gif", ".webp", ".apng"):
+        raise UsageError(f"--loop applies to animations (.gif .webp .apng), not to '{args.output}'; leave it out")
     if picture and (args.codec or args.crf is not None):
         raise UsageError(f"--codec and --crf apply to video outputs ({' '.join(VIDEO_SUFFIXES)}), not to "
                          f"'{args.output}'; leave them out")
@@ -91,8 +93,7 @@ def open_output(args, source, inputs):
     try:
         if quality is not None and suffix != ".webp":
             raise ValueError(f"--quality applies to animated WebP (.webp) only, not '{args.output}'")
-        loop = gif_loop(args.input)
-        loop = 0 if loop is None else loop
+        loop = next((n for n in (getattr(args, "loop", None), gif_loop(args.input)) if n is not None), 0)
         if suffix == ".gif":
             return GifWriter(args.output, loop=loop, overwrite=args.overwrite, inputs=inputs)
         if animation:

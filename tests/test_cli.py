@@ -241,6 +241,8 @@ def test_existing_output_is_left_alone_without_y(tmp_path, clip, capsys):
     (["transcode", "{clip}", "{tmp}/out.mp4", "--codec", "mpeg4", "--crf", "10"], 2,
      "--crf sets the quality of libx264, .* and mpeg4 takes none; leave out --crf"),
     (["transcode", "{clip}", "{tmp}/out.webm", "--codec", "libvpx", "--crf", "10"], 2, "libvpx takes none"),
+    (["transcode", "{clip}", "{tmp}/out.mp4", "--loop", "1"], 2, "--loop applies to animations"),
+    (["transcode", "{clip}", "{tmp}/out.gif", "--loop", "65535"], 2, "--loop: must be in -1..65534"),
 ])
 def test_errors_are_one_line_with_a_status(tmp_path, clip, capsys, args, status, message):
     args = [a.format(clip=clip.path, tmp=tmp_path) for a in args]
@@ -282,6 +284,19 @@ def test_a_gif_plays_as_often_as_the_gif_it_came_from(tmp_path, clip, loop):
     assert gif_loop(source) == loop
     assert main(["transcode", str(source), str(out), "-k", "4", "-q"]) == 0
     assert gif_loop(out) == loop
+
+
+@pytest.mark.parametrize("loop", ["-1", "0", "65534"])
+def test_loop_sets_how_often_an_animation_plays(tmp_path, clip, loop):
+    from livequant.sources import gif_loop
+
+    assert main(["transcode", str(clip.path), str(tmp_path / "out.gif"), "--loop", loop, "-q"]) == 0
+    assert gif_loop(tmp_path / "out.gif") == int(loop)
+    assert main(["transcode", str(clip.path), str(tmp_path / "out.webp"), "--loop", loop, "-q"]) == 0
+    data = (tmp_path / "out.webp").read_bytes()
+    anim = data.index(b"ANIM")
+    plays = int.from_bytes(data[anim + 12:anim + 14], "little")  # after the size and the background colour
+    assert plays == {"-1": 1, "0": 0}.get(loop, int(loop) + 1)
 
 
 def test_audio_a_format_cannot_hold_is_left_out_with_a_note(tmp_path, clip, capsys):
