@@ -25,8 +25,8 @@ import numpy as np
 
 __all__ = [
     "BITS", "BLOCK", "FINE_FLAG", "LEVELS", "SCAN_ENTRIES", "SHIFT", "UNKNOWN", "cell_histogram", "changed_pixels",
-    "diffuse_frame", "distinct_colors", "index_pixels", "kmeans_plusplus", "lzw_encode", "map_words", "map_words_held",
-    "nearest_neighbours", "nearest_sorted", "nearest_sorted_serial", "transparent_codes", "used_entries",
+    "count_colors", "diffuse_frame", "distinct_colors", "index_pixels", "kmeans_plusplus", "lzw_encode", "map_words",
+    "map_words_held", "nearest_neighbours", "nearest_sorted", "nearest_sorted_serial", "transparent_codes", "used_entries",
 ]
 
 BITS = 7  # the table: 2**BITS cells a side ...
@@ -574,15 +574,19 @@ def _squared_gap(points, i, j):  # pragma: no cover - compiled
 
 
 @nb.njit(nogil=True, cache=True)
-def distinct_colors(pixels, limit):  # pragma: no cover - compiled
-    """The distinct colours of ``(N, 3) uint8`` pixels if there are at most ``limit``, else None.
+def count_colors(pixels, limit, found, counts):  # pragma: no cover - compiled
+    """Count the distinct colours of ``(N, 3) uint8`` pixels, if there are at most ``limit``.
 
-    An open-addressing hash set of packed colours; stops at the first colour
-    past the limit, so a natural image costs a few hundred pixels.
+    Each colour goes to a row of ``found`` (``(limit, 3) uint8``) in the order first met, its pixels to
+    ``counts`` (``(limit,)`` int64, zeros). Returns how many, or -1 past the limit. An open-addressing
+    hash set of packed colours; stops at the first colour past the limit, so a natural image costs a
+    few hundred pixels (a few thousand for a limit of thousands).
     """
     size = 1024
+    while size < 2 * limit:
+        size *= 2
     slots = np.full(size, -1, np.int64)
-    found = np.empty((limit + 1, 3), np.uint8)
+    rows = np.empty(size, np.int32)
     count = 0
     for p in range(pixels.shape[0]):
         key = (np.int64(pixels[p, 0]) << 16) | (np.int64(pixels[p, 1]) << 8) | pixels[p, 2]
@@ -591,11 +595,21 @@ def distinct_colors(pixels, limit):  # pragma: no cover - compiled
             h = (h + 1) & (size - 1)
         if slots[h] == -1:
             if count == limit:
-                return None
-            slots[h] = key
+                return -1
+            slots[h], rows[h] = key, count
             found[count, 0], found[count, 1], found[count, 2] = pixels[p, 0], pixels[p, 1], pixels[p, 2]
             count += 1
-    return found[:count].copy()
+        counts[rows[h]] += 1
+    return count
+
+
+@nb.njit(nogil=True, cache=True)
+def distinct_colors(pixels, limit):  # pragma: no cover - compiled
+    """The distinct colours of ``(N, 3) uint8`` pixels if there are at most ``limit``, else None (see
+    `count_colors`)."""
+    found, counts = np.empty((max(limit, 1), 3), np.uint8), np.zeros(max(limit, 1), np.int64)
+    count = count_colors(pixels, limit, found, counts)
+    return None if count < 0 else found[:count].copy()
 
 
 @nb.njit(nogil=True, cache=True)
