@@ -8,8 +8,11 @@ so its error field starts warm and no seam shows (the kernel is
 `livequant.kernels.diffuse_frame`). A still pixel can keep its index from the
 previous frame, passing on the error of the colour it keeps
 (`livequant.quantizer.TemporalHold`): re-diffused, sensor noise changes the
-pattern over whole still regions. `REGISTRY` names every dither once, with
-its kind and what it applies.
+pattern over whole still regions. Each channel's error moves `ERROR_SHRINK`
+levels towards zero before it is passed on: errors of a level or two, which
+nobody sees, would otherwise scatter stray pixels over areas a fitted palette
+matches closely. `REGISTRY` names every dither once, with its kind and what it
+applies.
 """
 
 from __future__ import annotations
@@ -121,6 +124,8 @@ REGISTRY = {
     "sierra-lite": Dither("diffusion", weights=(2 / 4, 1 / 4, 1 / 4, 0.0)),
 }
 DITHERS = tuple(REGISTRY)
+#: Levels each channel's error moves towards zero before error diffusion passes it on (0 if it is closer).
+ERROR_SHRINK = 0.5
 
 
 def is_diffusion(dither: str) -> bool:
@@ -158,7 +163,7 @@ def diffuse(
     table : LookupTable
     dither : {"floyd-steinberg", "sierra-lite"}
     strength : float
-        Fraction of the error passed on (1 is the classic kernel).
+        Fraction of the error passed on (1 is the classic kernel), after `ERROR_SHRINK`.
     out_idx : (H, W) uint8 ndarray
     out_rgb : (H, W, 3) uint8 ndarray
     hold : int
@@ -176,9 +181,11 @@ def diffuse(
         Receives the reference for the next frame: ``reference`` where held, ``frame`` elsewhere.
     """
     weights = np.array(REGISTRY[dither].weights, dtype=np.float32)
+    errors = np.arange(-255, 256, dtype=np.float64)
+    passed = (np.sign(errors) * np.maximum(np.abs(errors) - ERROR_SHRINK, 0.0)).astype(np.float32) * np.float32(strength)
     if hold < 0:
         reference = out_reference = np.zeros((1, 1, 3), np.uint8)
         previous = np.zeros((1, 1), np.uint8)
     diffuse_frame(frame, table.table, table.fine, table.cells, table.ranked, table.colors, weights,
-                  np.float32(strength), hold, np.float32(weight), reference, previous, out_idx, out_rgb,
+                  passed, hold, np.float32(weight), reference, previous, out_idx, out_rgb,
                   out_reference)

@@ -39,7 +39,6 @@ CHUNKS = 64  # parallel work units per frame
 SCAN_ENTRIES = 64  # a cell's entry is found by scanning palettes this small, by a pruned search in larger ones
 STRIPE_ROWS = 64  # error diffusion: rows per parallel stripe
 WARMUP_ROWS = 8  # error diffusion: rows run above a stripe to warm its error field
-ERROR_SHRINK = 0.5  # error diffusion: levels each channel's error moves towards zero before it is passed on
 LZW_CODES = 4096  # GIF's LZW dictionary holds at most this many codes
 LZW_DIRECT_CODE_SIZE = 6  # LZW: pixels of up to this many bits index the dictionary directly
 LZW_HASH_SLOTS = 1 << 13  # LZW: the hash table's entries above that (a power of two, twice LZW_CODES)
@@ -352,26 +351,17 @@ def map_words_held(pixels, table, fine, cells, ranked, packed, offsets, shifted,
             _store(out_rgb, g, np.intp(packed[i0]), np.intp(packed[i1]), np.intp(packed[i2]), np.intp(packed[i3]))
 
 
-@nb.njit(inline="always")
-def _shrunk(error):  # pragma: no cover - compiled
-    """``error`` moved `ERROR_SHRINK` towards zero (0 if it is closer)."""
-    if error > ERROR_SHRINK:
-        return error - np.float32(ERROR_SHRINK)
-    if error < -ERROR_SHRINK:
-        return error + np.float32(ERROR_SHRINK)
-    return np.float32(0.0)
-
-
 @nb.njit(parallel=True, nogil=True, cache=True)
-def diffuse_frame(frame, table, fine, cells, ranked, colors, weights, strength, threshold, weight, reference, previous,
+def diffuse_frame(frame, table, fine, cells, ranked, colors, weights, passed, threshold, weight, reference, previous,
                   out_idx, out_rgb, out_reference):  # pragma: no cover - compiled
     """Serpentine error diffusion through the table, in parallel stripes (see `livequant.dither`).
 
     ``frame`` is ``(H, W, 3) uint8``; ``table, fine, cells, ranked`` and
     ``colors`` are arrays of a `livequant.lookup.LookupTable`; ``weights`` are the shares of the error
-    passed right, down-left, down and down-right; ``strength`` scales the
-    error passed on, after each channel's error has moved `ERROR_SHRINK`
-    levels towards zero. Each stripe of `STRIPE_ROWS` first runs `WARMUP_ROWS`
+    passed right, down-left, down and down-right; ``passed`` (``(511,) float32``)
+    is the error passed on for each channel's error -255..255, at ``error + 255``
+    (a table: a load is the shortest step on the path from one pixel to the next,
+    which each pixel waits on). Each stripe of `STRIPE_ROWS` first runs `WARMUP_ROWS`
     rows above it so its error field starts warm and no seam shows.
 
     With ``threshold >= 0``, a pixel whose channels all differ from
@@ -425,9 +415,9 @@ def diffuse_frame(frame, table, fine, cells, ranked, colors, weights, strength, 
                         out_reference[y, x, 0], out_reference[y, x, 1] = source[y, x, 0], source[y, x, 1]
                         out_reference[y, x, 2] = source[y, x, 2]
                     out_rgb[y, x, 0], out_rgb[y, x, 1], out_rgb[y, x, 2] = colors[i, 0], colors[i, 1], colors[i, 2]
-                er = _shrunk(r - np.float32(colors[i, 0])) * strength
-                eg = _shrunk(g - np.float32(colors[i, 1])) * strength
-                eb = _shrunk(b - np.float32(colors[i, 2])) * strength
+                er = passed[r - np.intp(colors[i, 0]) + 255]
+                eg = passed[g - np.intp(colors[i, 1]) + 255]
+                eb = passed[b - np.intp(colors[i, 2]) + 255]
                 cr, cg, cb = er * right, eg * right, eb * right
                 nxt[x + 1 - step, 0] = pr0 + er * down_left
                 nxt[x + 1 - step, 1] = pg0 + eg * down_left

@@ -109,7 +109,7 @@ def test_error_diffusion_has_no_stripe_seams(dither):
 @pytest.mark.parametrize("dither", ["floyd-steinberg", "sierra-lite"])
 def test_error_diffusion_passes_on_less_of_errors_nobody_sees(dither):
     from livequant import Palette, Quantizer
-    from livequant.kernels import ERROR_SHRINK
+    from livequant.dither import ERROR_SHRINK
 
     palette = Palette([(100, 100, 100), (110, 110, 110)])
     shares = {}
