@@ -149,7 +149,7 @@ def _check_colour_options(args) -> None:
     given = [name for name in fitted if getattr(args, name, None) is not None]
     if args.palette is not None and given:
         raise UsageError(f"{_flag(given[0])} applies to palettes fitted to the picture, and --palette gives a "
-                         f"fixed one; leave out one")
+                         "fixed one; leave out one")
     if getattr(args, "gif_palette", None) == "global" and set(given) & {"refit_every", "stability"}:
         option = _flag(next(name for name in given if name != "colors"))
         raise UsageError(f"{option} applies to a palette that follows the video, and --gif-palette global fits "

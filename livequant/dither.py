@@ -181,8 +181,9 @@ def diffuse(
         Receives the reference for the next frame: ``reference`` where held, ``frame`` elsewhere.
     """
     weights = np.array(REGISTRY[dither].weights, dtype=np.float32)
-    errors = np.arange(-255, 256, dtype=np.float64)
-    passed = (np.sign(errors) * np.maximum(np.abs(errors) - ERROR_SHRINK, 0.0)).astype(np.float32) * np.float32(strength)
+    errors = np.arange(-255, 256, dtype=np.float64)  # a channel's error, -255..255
+    shrunk = np.sign(errors) * np.maximum(np.abs(errors) - ERROR_SHRINK, 0.0)
+    passed = shrunk.astype(np.float32) * np.float32(strength)
     if hold < 0:
         reference = out_reference = np.zeros((1, 1, 3), np.uint8)
         previous = np.zeros((1, 1), np.uint8)

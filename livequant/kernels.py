@@ -26,7 +26,8 @@ import numpy as np
 __all__ = [
     "BITS", "BLOCK", "FINE_FLAG", "LEVELS", "SCAN_ENTRIES", "SHIFT", "UNKNOWN", "cell_histogram", "changed_pixels",
     "count_colors", "diffuse_frame", "distinct_colors", "index_pixels", "kmeans_plusplus", "lzw_encode", "map_words",
-    "map_words_held", "nearest_neighbours", "nearest_sorted", "nearest_sorted_serial", "transparent_codes", "used_entries",
+    "map_words_held", "nearest_neighbours", "nearest_sorted", "nearest_sorted_serial", "transparent_codes",
+    "used_entries",
 ]
 
 BITS = 7  # the table: 2**BITS cells a side ...
