@@ -89,8 +89,8 @@ PIN_SHARE = 0.5
 HISTOGRAM_COLORS = 32
 #: `PaletteFitter.histogram` gathers at most about this many pixels of a frame (640x360 whole, 720p every other).
 HISTOGRAM_PIXELS = 1 << 18
-#: A frame of at most this many colours (graphics, a screen, an animation) is clustered colour by colour, not by
-#: the table's cells, which merge colours 1 level apart: a 362-colour screen recording made 204 cells.
+#: A frame whose colours fill fewer of the table's cells than the palette has slots (the cells merge colours 1
+#: level apart: a 362-colour screen recording made 204) is clustered colour by colour, if it has at most this many.
 EXACT_HISTOGRAM_COLORS = 4096
 #: Most Lloyd iterations of a fresh fit to a frame's histogram, after those on draws from it (`DRAWN_STEPS`; they
 #: stop once converged).
@@ -256,14 +256,15 @@ class PaletteFitter:
 
         Every pixel up to `HISTOGRAM_PIXELS`; above, every ``step``-th pixel
         of every ``step``-th row, the smallest step that keeps within it.
-        Pixels of at most `EXACT_HISTOGRAM_COLORS` colours give each colour.
+        Where fewer cells than the palette's adaptive slots are met, and the
+        pixels have at most `EXACT_HISTOGRAM_COLORS` colours, each colour.
         None for palettes of at most `HISTOGRAM_COLORS` colours: they are
         fitted to the sample.
 
         Returns
         -------
         colors : (M, 3) float32 ndarray
-            Mean RGB colour of the pixels in each cell met.
+            Mean RGB colour of the pixels in each cell met (or each colour).
         counts : (M,) float64 ndarray
             Pixels in each.
         """
@@ -271,20 +272,18 @@ class PaletteFitter:
             return None
         h, w = frame.shape[:2]
         step = int(np.ceil(np.sqrt(h * w / HISTOGRAM_PIXELS)))
-        found, counts = np.empty((EXACT_HISTOGRAM_COLORS, 3), np.uint8), np.zeros(EXACT_HISTOGRAM_COLORS, np.int64)
-        spread = frame.reshape(-1, 3)[:: max(1, h * w // (4 * EXACT_HISTOGRAM_COLORS))]  # a natural frame shows
-        # more colours than that in 4 pixels a colour spread over it: 0.1 ms, where counting them all took 0.7
-        if count_colors(spread, EXACT_HISTOGRAM_COLORS, found, counts) >= 0:
-            counts[:] = 0
-            n = count_colors(frame[::step, ::step].reshape(-1, 3), EXACT_HISTOGRAM_COLORS, found, counts)
-            if n >= 0:
-                return found[:n].astype(np.float32), counts[:n].astype(np.float64)
         size = min(-(-h // step) * -(-w // step), LEVELS**3)
         if self._cell_rows is None:
             self._cell_rows = np.full(LEVELS**3, -1, np.int32)
         cells, counts = np.empty(size, np.int32), np.zeros(size, np.uint32)
         sums = np.zeros((size, 3), np.uint32)
         n = cell_histogram(frame, step, self._cell_rows, cells, counts, sums)
+        if n < self.n_adaptive:  # the palette could not be filled from the cells: its colours, if few enough
+            found, exact_counts = np.empty((EXACT_HISTOGRAM_COLORS, 3), np.uint8), np.zeros(EXACT_HISTOGRAM_COLORS,
+                                                                                             np.int64)
+            distinct = count_colors(frame[::step, ::step].reshape(-1, 3), EXACT_HISTOGRAM_COLORS, found, exact_counts)
+            if distinct > n:
+                return found[:distinct].astype(np.float32), exact_counts[:distinct].astype(np.float64)
         order = np.argsort(cells[:n])
         counts = counts[order].astype(np.float64)
         return (sums[order] / counts[:, None]).astype(np.float32), counts

@@ -249,7 +249,7 @@ def test_a_rough_palette_spreads_over_the_lightness_of_the_samples():
 
 
 def test_the_histogram_gathers_every_pixel_in_its_table_cell(rng):
-    frame = rng.integers(0, 256, (120, 80, 3), dtype=np.uint8)  # more colours than are counted one by one
+    frame = rng.integers(0, 256, (60, 80, 3), dtype=np.uint8)
     frame[:20] = frame[0, 0]  # many pixels in one cell
     fine = PaletteFitter(256, color_space="oklab", sample_size=1024, seed=0)
     colors, counts = fine.histogram(frame)
@@ -331,8 +331,7 @@ def test_a_fine_palette_moves_the_slots_no_pixel_uses_any_more():
     after = fine.fit(samples, previous=before, still=still, histogram=fine.histogram(frame))
     pixels = to_space(frame.reshape(-1, 3), "rgb")
     assert (np.bincount(nearest(pixels, before.centres, "rgb"), minlength=128) == 0).sum() > 30
-    unused = (np.bincount(nearest(pixels, after.centres, "rgb"), minlength=128) == 0).sum()
-    assert unused < 128 * fit.EMPTY_SHARE  # fewer than are moved (the frame's 511 colours, each a point: one left)
+    assert np.bincount(nearest(pixels, after.centres, "rgb"), minlength=128).min() > 0
     red = before.colors[:, 0] > 0
     assert (after.colors[red] == before.colors[red]).all(axis=1).mean() > 0.9  # the still red ramp keeps its colours
 
