@@ -60,7 +60,7 @@ from livequant.adapters import adapt, enlarge
 from livequant.errors import LivequantError, UsageError
 from livequant.frames import QuantizedFrame
 from livequant.gif import split_file_parts
-from livequant.options import frame_size, make_quantizer, open_output
+from livequant.options import animation_loop, frame_size, make_quantizer, open_output
 from livequant.pipeline import end_at, run
 from livequant.report import QualityReport, still_change
 from livequant.sinks import AudioTrack, GifWriter, OneBehind, check_target
@@ -336,8 +336,8 @@ def encode_task(source_path: str, output: str, options: argparse.Namespace, key:
     with VideoFile(source_path, start=start, max_pixels=options.max_pixels) as source:
         size, n, shown = frame_size(source.size, options)
         task_options = _task_options(options, source_path, output, audio=chunk is None)
-        sink = (GifWriter(output, overwrite=True, local_palettes=True) if chunk and output.suffix == ".gif"
-                else open_output(task_options, source, [source_path]))
+        sink = (GifWriter(output, loop=animation_loop(task_options), overwrite=True, local_palettes=True)
+                if chunk and output.suffix == ".gif" else open_output(task_options, source, [source_path]))
         report = QualityReport() if options.report and chunk is None else None
         reporter = _Reporter(key, stop)
         with make_quantizer(options) as quantizer, sink:
@@ -426,10 +426,12 @@ def join_task(pieces: list[str], offsets: list[float], output: str, source_path:
     output = Path(output)
     frames = 0
     audio_in = None
+    gif = output.suffix.lower() == ".gif"
+    plays = {"loop": str(animation_loop(_task_options(options, source_path, output, audio=False)))} if gif else {}
     try:
-        with av.open(pieces[0]) as first, av.open(str(output), "w") as out:
+        with av.open(pieces[0]) as first, av.open(str(output), "w", container_options=plays) as out:
             stream = out.add_stream_from_template(first.streams.video[0])
-            if output.suffix.lower() != ".gif" and not options.no_audio:
+            if not gif and not options.no_audio:
                 audio_in = av.open(source_path)
                 audio = AudioTrack(audio_in, out, output.suffix.lower()) if audio_in.streams.audio else None
                 with VideoFile(source_path, max_pixels=options.max_pixels) as source:
@@ -440,7 +442,7 @@ def join_task(pieces: list[str], offsets: list[float], output: str, source_path:
                 end = offsets[-1] + last.duration / 1e6  # where the picture ends
             end_ticks = round(end / first.streams.video[0].time_base)
             muxer = OneBehind(out)
-            for packet in _joined_packets(pieces, offsets, gif=output.suffix.lower() == ".gif"):
+            for packet in _joined_packets(pieces, offsets, gif=gif):
                 if audio is not None:
                     audio.mux_until(t0 + float(packet.pts * packet.time_base), t0)
                 # an MP4 piece's packets come with decode-time steps as durations: none may show past the end

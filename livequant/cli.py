@@ -36,7 +36,7 @@ from livequant.palette import Palette, file_format
 from livequant.pipeline import run
 from livequant.quantizer import Quantizer, quantize
 from livequant.report import QualityReport, check_path
-from livequant.sinks import (NUMBERED, VIDEO_SUFFIXES, ImageWriter, Preview, VideoWriter, check_target,
+from livequant.sinks import (MAX_LOOP, NUMBERED, VIDEO_SUFFIXES, ImageWriter, Preview, VideoWriter, check_target,
                              numbered_files)
 from livequant.sources import (IMAGE_SUFFIXES, MAX_PIXELS, Images, Reconnecting, TestPattern, VideoFile, Webcam,
                                damage_note, list_cameras, open_source)
@@ -211,7 +211,7 @@ def _add_animation_options(parser: argparse.ArgumentParser) -> None:
     group = parser.add_argument_group("animated outputs (.gif .webp .apng) and the report")
     group.add_argument("--quality", type=_number(float, 0, 100), metavar="Q",
                        help="lossy animated WebP at quality Q, 0..100 (default: lossless)")
-    group.add_argument("--loop", type=_number(int, -1, 65534), metavar="N",
+    group.add_argument("--loop", type=_number(int, -1, MAX_LOOP), metavar="N",
                        help="how often the animation plays: 0 loops forever, -1 plays once, N > 0 repeats N times "
                             "(default: as often as an input GIF does, else forever)")
     group.add_argument("--gif-palette", choices=("track", "global"), default="track",

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import collections
 import math
+import numbers
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -22,7 +23,10 @@ __all__ = ["FpsCounter", "QuantizedFrame", "Sink", "Source", "check_fps", "check
 
 
 def check_fps(fps) -> None:
-    """Raise ValueError unless ``fps`` is a finite number of frames per second above 0."""
+    """Raise ValueError (TypeError for a non-number) unless ``fps`` is a finite number of frames per second
+    above 0."""
+    if isinstance(fps, bool) or not isinstance(fps, numbers.Real):
+        raise TypeError(f"fps must be a number, got {fps!r}")
     if not 0 < fps < math.inf:
         raise ValueError(f"fps must be a finite number > 0, got {fps}")
 

@@ -16,7 +16,7 @@ from livequant.quantizer import Quantizer
 from livequant.sinks import VIDEO_SUFFIXES, AnimationWriter, GifWriter, ImageWriter, VideoWriter
 from livequant.sources import IMAGE_SUFFIXES, gif_loop, megapixels
 
-__all__ = ["check_size", "frame_size", "make_quantizer", "open_output"]
+__all__ = ["animation_loop", "check_size", "frame_size", "make_quantizer", "open_output"]
 
 
 def check_size(option: str, width: float, height: float, max_pixels: int) -> None:
@@ -67,10 +67,15 @@ def make_quantizer(args, **extra) -> Quantizer:
     return Quantizer(**options, **extra)
 
 
+def animation_loop(args) -> int:
+    """How often an animation plays (the sinks' ``loop``): as --loop says, else as often as an input GIF does
+    (`livequant.sources.gif_loop`), else forever (0)."""
+    return next((n for n in (getattr(args, "loop", None), gif_loop(args.input)) if n is not None), 0)
+
+
 def open_output(args, source, inputs):
     """The sink for the suffix of ``args.output``; it checks the output (exists, folder, not one of
-    ``inputs``, codec and container) before any work. An animation plays as --loop says, else as often as
-    an input GIF does (`livequant.sources.gif_loop`), else forever."""
+    ``inputs``, codec and container) before any work. An animation plays as `animation_loop` says."""
     suffix = Path(args.output).suffix.lower()
     animation = suffix in (".webp", ".apng")  # .webp is a picture to `livequant image`, an animation here
     picture = suffix == ".gif" or animation or suffix in IMAGE_SUFFIXES
@@ -93,7 +98,7 @@ def open_output(args, source, inputs):
     try:
         if quality is not None and suffix != ".webp":
             raise ValueError(f"--quality applies to animated WebP (.webp) only, not '{args.output}'")
-        loop = next((n for n in (getattr(args, "loop", None), gif_loop(args.input)) if n is not None), 0)
+        loop = animation_loop(args)
         if suffix == ".gif":
             return GifWriter(args.output, loop=loop, overwrite=args.overwrite, inputs=inputs)
         if animation:

@@ -47,8 +47,9 @@ def _check_options(n_colors, dither, color_space, dither_strength, hold, refit_e
                    seed=0):
     if not _is_integer(n_colors) or not 1 <= n_colors <= 256:
         raise ValueError(f"n_colors must be an integer in 1..256, got {n_colors!r}")
-    if not _is_integer(seed):
-        raise ValueError(f"seed must be an integer (the same seed gives the same palettes), got {seed!r}")
+    if not _is_integer(seed) or not 0 <= seed < 2**32:
+        raise ValueError(f"seed must be an integer in 0..{2**32 - 1} (the same seed gives the same palettes), "
+                         f"got {seed!r}")
     if dither not in DITHERS:
         raise ValueError(f"dither must be one of {', '.join(DITHERS)}; got {dither!r}")
     if color_space not in COLOR_SPACES:

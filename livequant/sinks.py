@@ -32,10 +32,12 @@ from livequant.gif import GifEncoder
 from livequant.palette import Palette
 from livequant.sources import quiet_opencv
 
-__all__ = ["AnimationWriter", "CRF_RANGES", "GifWriter", "ImageWriter", "NUMBERED", "OneBehind", "Preview",
+__all__ = ["AnimationWriter", "CRF_RANGES", "GifWriter", "ImageWriter", "MAX_LOOP", "NUMBERED", "OneBehind", "Preview",
            "VideoWriter", "check_target", "numbered_files"]
 
 log = logging.getLogger("livequant")
+#: The most repeats an animation's loop count holds (GIF and WebP store the plays in 16 bits).
+MAX_LOOP = 65534
 #: The encoders that take --crf, and the largest each takes (lower is better; the smallest is 0).
 CRF_RANGES = {"libx264": 51, "libx264rgb": 51, "libx265": 51, "libvpx-vp9": 63, "libsvtav1": 63}
 #: A number's place in an image-sequence pattern: ``{}``, ``{:04d}``, ``%d`` or ``%04d``.
@@ -755,8 +757,8 @@ class GifWriter(_FileSink):
 
 
 def _check_loop(loop) -> None:
-    if not isinstance(loop, int) or isinstance(loop, bool) or loop < -1:
-        raise ValueError(f"loop must be an int >= -1 (0 loops forever, -1 plays once), got {loop!r}")
+    if not isinstance(loop, int) or isinstance(loop, bool) or not -1 <= loop <= MAX_LOOP:
+        raise ValueError(f"loop must be an int in -1..{MAX_LOOP} (0 loops forever, -1 plays once), got {loop!r}")
 
 
 def _riff_chunk(tag: bytes, body: bytes) -> bytes:

@@ -263,6 +263,24 @@ def test_chunked_equals_sequential_on_a_clip_with_cuts(tmp_path, cluster, rng, t
 
 
 @pytest.mark.slow
+@pytest.mark.parametrize("loop", [-1, 3])
+def test_a_chunked_gif_plays_as_often_as_the_gif_it_came_from(tmp_path, cluster, make_qframe, loop):
+    from livequant.sinks import GifWriter
+    from livequant.sources import gif_loop
+
+    (tmp_path / "in").mkdir()
+    source = tmp_path / "in" / "plays.gif"
+    with GifWriter(source, loop=loop) as sink:  # 4 s: 4 shots of 1 s
+        for i in range(40):
+            sink.write(make_qframe(np.full((48, 64), (i // 10 + i % 2) % 4), time=i / 10))
+    out = tmp_path / "out"
+    assert main(["batch", str(source), "-o", str(out), "--to", "gif", "--chunk-seconds", "1",
+                 "--scheduler", cluster, "-q"]) == 0
+    assert _manifest(out)[-1]["chunks"] >= 2
+    assert gif_loop(out / "plays.gif") == loop  # the join's GIF muxer wrote its own loop count (forever)
+
+
+@pytest.mark.slow
 def test_a_chunked_file_with_damaged_frames_is_reported_once(tmp_path, cluster, capsys):
     source = write_clip(tmp_path / "damaged.mp4", frames=36).path
     garble_pictures(source)

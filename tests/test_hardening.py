@@ -30,7 +30,7 @@ from livequant.cli import main
 from livequant.errors import SourceError
 from livequant.pipeline import run as run_pipeline
 from livequant.quantizer import Quantizer, quantize
-from livequant.sinks import GifWriter, VideoWriter
+from livequant.sinks import AnimationWriter, GifWriter, VideoWriter
 from livequant.sources import Images, Reconnecting, TestPattern, VideoFile, Webcam
 
 NAMES = [case.name for case in cases(Path("corpus"))]
@@ -551,6 +551,29 @@ def test_non_finite_numbers_are_refused_in_one_line(clip, tmp_path, capsys, opti
 def test_the_classes_refuse_non_finite_rates_by_name(clip, tmp_path, make):
     with pytest.raises(ValueError, match=r"^(fps|start|loop) must be"):
         make(clip, tmp_path)
+    assert list(tmp_path.iterdir()) == []
+
+
+@pytest.mark.parametrize("make", [
+    lambda tmp: VideoWriter(tmp / "out.mp4", "10"),
+    lambda tmp: TestPattern((16, 16), fps=None),
+    lambda tmp: Images(str(tmp / "*.png"), fps="5"),
+], ids=["VideoWriter fps", "TestPattern fps", "Images fps"])
+def test_a_rate_that_is_not_a_number_is_a_type_error_by_name(tmp_path, make):
+    with pytest.raises(TypeError, match=r"^fps must be a number, got "):
+        make(tmp_path)
+    assert list(tmp_path.iterdir()) == []
+
+
+@pytest.mark.parametrize(("make", "message"), [
+    (lambda tmp: GifWriter(tmp / "out.gif", loop=65535), r"^loop must be an int in -1\.\.65534"),
+    (lambda tmp: AnimationWriter(tmp / "out.webp", loop=65535), r"^loop must be an int in -1\.\.65534"),
+    (lambda tmp: Quantizer(8, seed=-1), r"^seed must be an integer in 0\.\.4294967295"),
+    (lambda tmp: Quantizer(8, seed=2**32), r"^seed must be an integer in 0\.\.4294967295"),
+], ids=["GifWriter loop", "AnimationWriter loop", "seed -1", "seed 2**32"])
+def test_numbers_past_what_the_formats_and_fits_hold_are_refused_at_once(tmp_path, make, message):
+    with pytest.raises(ValueError, match=message):
+        make(tmp_path)
     assert list(tmp_path.iterdir()) == []
 
 
