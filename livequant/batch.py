@@ -131,19 +131,24 @@ def find_inputs(specs, *, to: str | None = None, outdir=None) -> list[Item]:
 
     A file keeps its name; a folder's files (any depth) keep their path under
     the folder; a glob's matches keep their path under the glob's fixed part.
-    ``to`` (a suffix such as ``"gif"``) replaces each suffix. Files under
-    ``outdir`` (the outputs of an earlier run) are left out.
+    ``to`` (a suffix such as ``"gif"``) replaces each suffix. Files that folders
+    and globs find under ``outdir`` (the outputs of an earlier run) are left out;
+    a file named under it is refused.
 
     Raises
     ------
     BatchError
-        A spec that matches nothing, two inputs that would write the same output, or no input outside ``outdir``.
+        A spec that matches nothing, two inputs that would write the same output, a file named under
+        ``outdir``, or no input outside it.
     """
     items, seen = [], {}
     skipped = Path(outdir).resolve() if outdir is not None else None
     for spec in specs:
         for path, name in _expand(str(spec)):
             if skipped is not None and path.resolve().is_relative_to(skipped):
+                if Path(spec).is_file():  # named, not found in a folder: not an earlier output to pass over
+                    raise BatchError(f"input '{spec}' is inside the output folder '{outdir}'; move it out, or give "
+                                     "another output folder")
                 continue
             name = Path(name).with_suffix(f".{to.lstrip('.')}") if to else Path(name)
             item = Item(path, name.as_posix())

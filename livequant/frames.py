@@ -31,6 +31,12 @@ def check_fps(fps) -> None:
         raise ValueError(f"fps must be a finite number > 0, got {fps}")
 
 
+def check_count(count, name: str) -> None:
+    """Raise ValueError unless ``count`` (a number of frames, ``name``) is None or a whole number >= 0."""
+    if count is not None and (isinstance(count, bool) or not isinstance(count, numbers.Integral) or count < 0):
+        raise ValueError(f"{name} must be a whole number >= 0 or None, got {count!r}")
+
+
 def check_frame(frame: object, name: str = "frame") -> np.ndarray:
     """Return ``frame`` if it is a ``(H, W, 3) uint8`` array, else raise.
 

@@ -32,7 +32,7 @@ import threading
 import time
 from dataclasses import dataclass, field
 
-from livequant.frames import FpsCounter
+from livequant.frames import FpsCounter, check_count
 
 from livequant.mailbox import END, Mailbox
 
@@ -247,8 +247,11 @@ def run(source, quantizer, sinks, *, max_frames: int | None = None, on_frame=Non
     -------
     Stats
     """
-    if max_frames is not None and max_frames < 0:
-        raise ValueError(f"max_frames must be >= 0 or None, got {max_frames}")
+    check_count(max_frames, "max_frames")
+    if not callable(getattr(quantizer, "process", None)):
+        raise TypeError(f"quantizer must be a Quantizer, got {type(quantizer).__name__}")
+    if callable(getattr(sinks, "write", None)):
+        raise TypeError(f"sinks must be a list of sinks, got one {type(sinks).__name__}; give [sink]")
     with _signals_held() as caught:
         return _run(source, quantizer, list(sinks), max_frames, on_frame, caught)
 

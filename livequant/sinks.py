@@ -182,6 +182,11 @@ class _FileSink:
 
     def write(self, qframe: QuantizedFrame) -> None:
         """Append one quantized frame."""
+        if not isinstance(qframe, QuantizedFrame):
+            raise TypeError(f"write takes a QuantizedFrame (from Quantizer.process), got {type(qframe).__name__}")
+        if self._done:
+            raise SinkError(f"'{self.path}' is {'finished' if self.finished else 'closed'}; open a new writer "
+                            "to write more")
         check_frame(qframe.rgb, "qframe.rgb")
         try:
             self._write(qframe)

@@ -29,7 +29,7 @@ import av  # isort: skip
 import numpy as np
 
 from livequant.errors import SourceError
-from livequant.frames import check_fps, flatten_alpha, to_rgb8
+from livequant.frames import check_count, check_fps, flatten_alpha, to_rgb8
 from livequant.mailbox import END, Mailbox
 
 __all__ = ["IMAGE_SUFFIXES", "Images", "MAX_PIXELS", "Pacer", "Reconnecting", "TestPattern", "VideoFile", "Webcam",
@@ -765,8 +765,7 @@ class TestPattern(_Source):
         if w < 16 or h < 16:
             raise ValueError(f"size must be at least (16, 16), got {size}")
         check_fps(fps)
-        if frames is not None and frames < 0:
-            raise ValueError(f"frames must be >= 0 or None, got {frames}")
+        check_count(frames, "frames")
         self.path = "test"
         self.size = (int(w), int(h))
         self.fps = float(fps)

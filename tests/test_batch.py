@@ -91,6 +91,9 @@ def test_earlier_outputs_are_not_inputs_and_an_output_that_is_an_input_is_refuse
     assert [i.name for i in find_inputs([tmp_path], outdir=tmp_path / "out")] == ["a.mp4"]
     with pytest.raises(BatchError, match="every input is under the output folder"):
         find_inputs([tmp_path / "out"], outdir=tmp_path / "out")
+    named = tmp_path / "out" / "a.mp4"
+    with pytest.raises(BatchError, match=f"input '{named}' is inside the output folder"):  # was dropped unsaid
+        find_inputs([named, clip], outdir=tmp_path / "out")
     linked = tmp_path / "linked"
     linked.mkdir()
     os.link(clip, linked / "a.mp4")

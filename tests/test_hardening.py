@@ -27,10 +27,10 @@ from corpus import BAD, Outcome, cases, env, gif_delays, problems, run, snapshot
 from livequant import presets
 from livequant.adapters import adapt
 from livequant.cli import main
-from livequant.errors import SourceError
+from livequant.errors import SinkError, SourceError
 from livequant.pipeline import run as run_pipeline
 from livequant.quantizer import Quantizer, quantize
-from livequant.sinks import AnimationWriter, GifWriter, VideoWriter
+from livequant.sinks import AnimationWriter, GifWriter, Preview, VideoWriter
 from livequant.sources import Images, Reconnecting, TestPattern, VideoFile, Webcam
 
 NAMES = [case.name for case in cases(Path("corpus"))]
@@ -575,6 +575,35 @@ def test_numbers_past_what_the_formats_and_fits_hold_are_refused_at_once(tmp_pat
     with pytest.raises(ValueError, match=message):
         make(tmp_path)
     assert list(tmp_path.iterdir()) == []
+
+
+@pytest.mark.parametrize("make", [lambda tmp: VideoWriter(tmp / "out.mp4", 10), lambda tmp: GifWriter(tmp / "out.gif"),
+                                  lambda tmp: AnimationWriter(tmp / "out.webp")], ids=["video", "gif", "webp"])
+def test_a_writer_says_what_it_takes_and_that_it_is_finished(tmp_path, make):
+    frame = np.zeros((16, 16, 3), np.uint8)
+    qframe = Quantizer(4).process(frame)
+    writer = make(tmp_path)
+    with pytest.raises(TypeError, match=r"^write takes a QuantizedFrame \(from Quantizer.process\), got ndarray"):
+        writer.write(frame)  # was: 'numpy.ndarray' object has no attribute 'rgb'
+    writer.write(qframe)
+    writer.close()
+    kept = next(tmp_path.iterdir()).read_bytes()
+    with pytest.raises(SinkError, match=r"is finished; open a new writer to write more$"):
+        writer.write(qframe)  # was: "cannot write ...: End of file", or "write to closed file"
+    assert next(tmp_path.iterdir()).read_bytes() == kept
+
+
+@pytest.mark.parametrize(("call", "error", "message"), [
+    (lambda: TestPattern((16, 16), frames=2.5), ValueError, r"^frames must be a whole number >= 0 or None, got 2.5"),
+    (lambda: TestPattern((16, 16), frames=float("nan")), ValueError, r"^frames must be a whole number"),
+    (lambda: run_pipeline(iter([]), Quantizer(4), [], max_frames=2.5), ValueError, r"^max_frames must be a whole"),
+    (lambda: run_pipeline(iter([]), None, []), TypeError, r"^quantizer must be a Quantizer, got NoneType"),
+    (lambda: run_pipeline(iter([]), Quantizer(4), Preview.__new__(Preview)), TypeError,
+     r"^sinks must be a list of sinks, got one Preview; give \[sink\]"),
+], ids=["frames 2.5", "frames nan", "max_frames 2.5", "no quantizer", "one sink"])
+def test_counts_and_parts_of_the_wrong_kind_are_named(call, error, message):
+    with pytest.raises(error, match=message):  # were: 3 frames for 2.5, none for nan, "'NoneType' object has no
+        call()  # attribute 'stats'", "'GifWriter' object is not iterable"
 
 
 def test_a_source_of_bare_frames_is_told_to_pair_them_with_times():
