@@ -12,6 +12,8 @@ lets fits land when they are ready for live sources (``background=True``).
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 
 from livequant.colorspace import COLOR_SPACES, working_space
@@ -309,13 +311,16 @@ class Quantizer:
         ----------
         frame : (H, W, 3) uint8 ndarray
         time : float
-            Presentation time in seconds, passed through to the result.
+            Presentation time in seconds, passed through to the result: the
+            file writers time the frame by it (give each frame its own).
 
         Returns
         -------
         QuantizedFrame
         """
         frame = check_frame(frame)
+        if not _is_number(time) or not math.isfinite(time):
+            raise ValueError(f"time must be a finite number of seconds, got {time!r}")
         if self.background and self._fixed is None:
             step = self.track.step_live(frame, self._next_index(), self.frozen)
         else:

@@ -600,7 +600,10 @@ def test_a_writer_says_what_it_takes_and_that_it_is_finished(tmp_path, make):
     (lambda: run_pipeline(iter([]), None, []), TypeError, r"^quantizer must be a Quantizer, got NoneType"),
     (lambda: run_pipeline(iter([]), Quantizer(4), Preview.__new__(Preview)), TypeError,
      r"^sinks must be a list of sinks, got one Preview; give \[sink\]"),
-], ids=["frames 2.5", "frames nan", "max_frames 2.5", "no quantizer", "one sink"])
+    (lambda: Quantizer(4).process(np.zeros((8, 8, 3), np.uint8), float("nan")), ValueError,
+     r"^time must be a finite number of seconds, got nan"),
+    (lambda: Quantizer(4).process(np.zeros((8, 8, 3), np.uint8), "1"), ValueError, r"^time must be a finite"),
+], ids=["frames 2.5", "frames nan", "max_frames 2.5", "no quantizer", "one sink", "time nan", "time str"])
 def test_counts_and_parts_of_the_wrong_kind_are_named(call, error, message):
     with pytest.raises(error, match=message):  # were: 3 frames for 2.5, none for nan, "'NoneType' object has no
         call()  # attribute 'stats'", "'GifWriter' object is not iterable"
