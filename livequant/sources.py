@@ -15,6 +15,7 @@ import glob
 import itertools
 import logging
 import math
+import numbers
 import os
 import re
 import struct
@@ -284,6 +285,9 @@ class VideoFile(_Source):
 
     def __init__(self, path_or_url, start: float | None = None, duration: float | None = None, *,
                  max_pixels: int = MAX_PIXELS):
+        for name, value in (("start", start), ("duration", duration)):
+            if value is not None and (isinstance(value, bool) or not isinstance(value, numbers.Real)):
+                raise TypeError(f"{name} must be a number of seconds, got {value!r}")
         if start is not None and not 0 <= start < math.inf:
             raise ValueError(f"start must be a finite number >= 0 (seconds), got {start}")
         if duration is not None and not duration > 0:
@@ -761,6 +765,9 @@ class TestPattern(_Source):
     __test__ = False  # not a pytest test class
 
     def __init__(self, size=(1280, 720), fps: float = 30.0, frames: int | None = None, live: bool = False):
+        if not (isinstance(size, (tuple, list)) and len(size) == 2
+                and all(isinstance(n, numbers.Integral) and not isinstance(n, bool) for n in size)):
+            raise TypeError(f"size must be (width, height) in whole pixels, got {size!r}")
         w, h = size
         if w < 16 or h < 16:
             raise ValueError(f"size must be at least (16, 16), got {size}")

@@ -603,7 +603,10 @@ def test_a_writer_says_what_it_takes_and_that_it_is_finished(tmp_path, make):
     (lambda: Quantizer(4).process(np.zeros((8, 8, 3), np.uint8), float("nan")), ValueError,
      r"^time must be a finite number of seconds, got nan"),
     (lambda: Quantizer(4).process(np.zeros((8, 8, 3), np.uint8), "1"), ValueError, r"^time must be a finite"),
-], ids=["frames 2.5", "frames nan", "max_frames 2.5", "no quantizer", "one sink", "time nan", "time str"])
+    (lambda: VideoFile("any.mp4", start="1"), TypeError, r"^start must be a number of seconds, got '1'"),
+    (lambda: TestPattern("64x48"), TypeError, r"^size must be \(width, height\) in whole pixels, got '64x48'"),
+], ids=["frames 2.5", "frames nan", "max_frames 2.5", "no quantizer", "one sink", "time nan", "time str",
+        "start str", "size str"])
 def test_counts_and_parts_of_the_wrong_kind_are_named(call, error, message):
     with pytest.raises(error, match=message):  # were: 3 frames for 2.5, none for nan, "'NoneType' object has no
         call()  # attribute 'stats'", "'GifWriter' object is not iterable"
