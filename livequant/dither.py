@@ -150,6 +150,17 @@ def ordered_offsets(dither: str, table: LookupTable, strength: float) -> np.ndar
     return np.rint((method.mask() - 0.5) * table.spread * strength).astype(np.int16)
 
 
+@functools.lru_cache(maxsize=16)
+def _passed_errors(strength: float) -> np.ndarray:
+    """The error diffusion passes on for each channel error -255..255 (at ``error + 255``): moved
+    `ERROR_SHRINK` towards zero, times ``strength``; ``(511,) float32``, read only."""
+    errors = np.arange(-255, 256, dtype=np.float64)
+    shrunk = np.sign(errors) * np.maximum(np.abs(errors) - ERROR_SHRINK, 0.0)
+    passed = shrunk.astype(np.float32) * np.float32(strength)
+    passed.flags.writeable = False
+    return passed
+
+
 def diffuse(
     frame: np.ndarray, table: LookupTable, dither: str, strength: float, out_idx: np.ndarray, out_rgb: np.ndarray,
     *, hold: int = -1, weight: float = -1.0, reference: np.ndarray | None = None, previous: np.ndarray | None = None,
@@ -181,12 +192,9 @@ def diffuse(
         Receives the reference for the next frame: ``reference`` where held, ``frame`` elsewhere.
     """
     weights = np.array(REGISTRY[dither].weights, dtype=np.float32)
-    errors = np.arange(-255, 256, dtype=np.float64)  # a channel's error, -255..255
-    shrunk = np.sign(errors) * np.maximum(np.abs(errors) - ERROR_SHRINK, 0.0)
-    passed = shrunk.astype(np.float32) * np.float32(strength)
     if hold < 0:
         reference = out_reference = np.zeros((1, 1, 3), np.uint8)
         previous = np.zeros((1, 1), np.uint8)
     diffuse_frame(frame, table.table, table.fine, table.cells, table.ranked, table.colors, weights,
-                  passed, hold, np.float32(weight), reference, previous, out_idx, out_rgb,
+                  _passed_errors(float(strength)), hold, np.float32(weight), reference, previous, out_idx, out_rgb,
                   out_reference)
