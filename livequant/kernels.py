@@ -7,15 +7,17 @@ helpers are inlined in numba's IR (``inline="always"``). As plain ``njit``
 functions they compiled faster, but LLVM left them as calls: a 720p frame
 took 19 ms to map instead of 2.5.
 
-The lookup table is filled lazily: a cell still holding `UNKNOWN` gets its
-entry (the palette centre nearest to the cell's centre) from the first pixel
-that meets it, and keeps it. Threads racing on one cell write the same value.
+The lookup table holds every colour's nearest palette index and is filled
+lazily, a cell of 2 x 2 x 2 colours at a time (`_fill_cell`) when a pixel first
+meets one of them. Each entry is one 16-bit word, index and generation
+together, written once: threads racing on a cell write the same words, and a
+thread that reads a word another wrote reads it whole, whatever order the
+memory shows their writes in.
 
 The pixel kernels read a frame as 32-bit words, four pixels (12 bytes) to
 three words, and write indices and colours the same way: a quarter of the
 loads and stores of a byte at a time. A pixel is then one ``int``
-``r | g << 8 | b << 16`` (little-endian byte order), and the lookup table is
-laid out in that order: cell ``(b >> SHIFT, g >> SHIFT, r >> SHIFT)``.
+``r | g << 8 | b << 16`` (little-endian byte order).
 """
 
 from __future__ import annotations
@@ -24,18 +26,16 @@ import numba as nb
 import numpy as np
 
 __all__ = [
-    "BITS", "BLOCK", "FINE_FLAG", "LEVELS", "SCAN_ENTRIES", "SHIFT", "UNKNOWN", "cell_histogram", "changed_pixels",
+    "BITS", "BLOCK", "LEVELS", "SCAN_ENTRIES", "SHIFT", "cell_histogram", "changed_pixels",
     "count_colors", "diffuse_frame", "distinct_colors", "index_pixels", "kmeans_plusplus", "lzw_encode", "map_words",
     "map_words_held", "nearest_neighbours", "nearest_sorted", "nearest_sorted_serial", "transparent_codes",
     "used_entries",
 ]
 
-BITS = 7  # the table: 2**BITS cells a side ...
+BITS = 7  # the table is filled in cells, 2**BITS a side ...
 LEVELS = 1 << BITS
 SHIFT = 8 - BITS  # ... each 2**SHIFT levels wide
-FINE_FLAG = 256  # table values >= FINE_FLAG point to a fine block (a cell holding palette colours) ...
-UNKNOWN = 0xFFFF  # ... except this one: a cell whose entry is not known yet
-BLOCK = 1 << (3 * SHIFT)  # colours in a cell: the entries of a fine block
+BLOCK = 1 << (3 * SHIFT)  # colours in a cell
 CHUNKS = 64  # parallel work units per frame
 SCAN_ENTRIES = 64  # a cell's entry is found by scanning palettes this small, by a pruned search in larger ones
 STRIPE_ROWS = 64  # error diffusion: rows per parallel stripe
@@ -46,6 +46,12 @@ LZW_HASH_SLOTS = 1 << 13  # LZW: the hash table's entries above that (a power of
 
 _CELL = LEVELS - 1  # one channel's cell bits, in place
 _SUB = (1 << SHIFT) - 1  # one channel's bits within a cell
+# A table's ``cells`` (`livequant.lookup.LookupTable`): each cell centre's value on the coefficients' scale (linear
+# light in OKLab), then each 8-bit level's, then each cell's half width on that scale, then the 22 coefficients
+# of `livequant.colorspace.kernel_coefficients`.
+_LEVEL_VALUES = LEVELS
+_HALF_WIDTHS = LEVELS + 256
+_COEFFICIENTS = 2 * LEVELS + 256
 
 
 # ---------------------------------------------------------------- one pixel
@@ -62,29 +68,145 @@ def _cell(p):  # pragma: no cover - compiled
 
 
 @nb.njit(inline="always")
-def _cell_centre(cell, cells):  # pragma: no cover - compiled
-    """Working-space coordinates of the centre of ``cell``, as `livequant.colorspace.to_space` computes them
-    (``cells``: `livequant.colorspace.kernel_coefficients` of the cells' centre values)."""
-    c = cells
-    l0, l1, l2 = c[cell & _CELL], c[(cell >> BITS) & _CELL], c[cell >> (2 * BITS)]
-    y0 = c[LEVELS] * l0 + c[LEVELS + 1] * l1 + c[LEVELS + 2] * l2
-    y1 = c[LEVELS + 3] * l0 + c[LEVELS + 4] * l1 + c[LEVELS + 5] * l2
-    y2 = c[LEVELS + 6] * l0 + c[LEVELS + 7] * l1 + c[LEVELS + 8] * l2
-    if c[LEVELS + 21] > 0:
-        y0, y1, y2 = np.cbrt(y0), np.cbrt(y1), np.cbrt(y2)
-    x0 = c[LEVELS + 9] * y0 + c[LEVELS + 10] * y1 + c[LEVELS + 11] * y2
-    x1 = c[LEVELS + 12] * y0 + c[LEVELS + 13] * y1 + c[LEVELS + 14] * y2
-    x2 = c[LEVELS + 15] * y0 + c[LEVELS + 16] * y1 + c[LEVELS + 17] * y2
-    return (np.float32(x0) * np.float32(c[LEVELS + 18]), np.float32(x1) * np.float32(c[LEVELS + 19]),
-            np.float32(x2) * np.float32(c[LEVELS + 20]))
+def _slot(p):  # pragma: no cover - compiled
+    """Position in the table of packed colour ``p``: bricks of 8 x 16 x 16 colours (red, green, blue), 4 KB
+    apiece, so a frame's colours touch few memory pages; within a brick red fastest, then green, then blue."""
+    return ((p & 0x7) | ((p >> 5) & 0x78) | ((p >> 9) & 0x780) | ((p << 8) & 0xF800) | ((p << 4) & 0xF0000)
+            | (p & 0xF00000))
 
 
 @nb.njit(inline="always")
-def _walk_nearest(x0, x1, x2, key, keys, ranked):  # pragma: no cover - compiled
+def _point(l0, l1, l2, c):  # pragma: no cover - compiled
+    """Working-space coordinates of a colour whose channels are ``l0, l1, l2`` on the coefficients' scale (linear
+    light in OKLab), as `livequant.colorspace.to_space` computes them (``c``: a table's ``cells``)."""
+    m = _COEFFICIENTS
+    y0 = c[m] * l0 + c[m + 1] * l1 + c[m + 2] * l2
+    y1 = c[m + 3] * l0 + c[m + 4] * l1 + c[m + 5] * l2
+    y2 = c[m + 6] * l0 + c[m + 7] * l1 + c[m + 8] * l2
+    if c[m + 21] > 0:
+        y0, y1, y2 = np.cbrt(y0), np.cbrt(y1), np.cbrt(y2)
+    return _second_matrix(y0, y1, y2, c)
+
+
+@nb.njit(inline="always")
+def _second_matrix(y0, y1, y2, c):  # pragma: no cover - compiled
+    """The second matrix and the weights applied to ``y`` (float64), as float32 coordinates."""
+    m = _COEFFICIENTS
+    x0 = c[m + 9] * y0 + c[m + 10] * y1 + c[m + 11] * y2
+    x1 = c[m + 12] * y0 + c[m + 13] * y1 + c[m + 14] * y2
+    x2 = c[m + 15] * y0 + c[m + 16] * y1 + c[m + 17] * y2
+    return (np.float32(x0) * np.float32(c[m + 18]), np.float32(x1) * np.float32(c[m + 19]),
+            np.float32(x2) * np.float32(c[m + 20]))
+
+
+@nb.njit(inline="always")
+def _colour_point(p, c):  # pragma: no cover - compiled
+    """Working-space coordinates of packed colour ``p``."""
+    return _point(c[_LEVEL_VALUES + (p & 0xFF)], c[_LEVEL_VALUES + ((p >> 8) & 0xFF)], c[_LEVEL_VALUES + (p >> 16)], c)
+
+
+@nb.njit(inline="always")
+def _slope(y, dy, cube):  # pragma: no cover - compiled
+    """For a cube root (``cube``) of ``y`` moved by at most ``dy``: its value, its slope there, and a bound on how
+    far it departs from that slope's line (``(1 - t) ** (-2/3) - 1 <= 2.12 t`` for ``t = dy / y <= 1/2``); the
+    slope is nan where ``y`` is too near 0 for that bound. Without the root: ``y``, 1 and 0."""
+    if not cube:
+        return y, 1.0, 0.0
+    root = np.cbrt(y)
+    if y <= 0.0 or 2.0 * dy > y:
+        return root, np.nan, 0.0
+    slope = root / (3.0 * y)
+    return root, slope, 2.12 * slope * dy * dy / y
+
+
+@nb.njit(inline="always")
+def _cell_geometry(cell, c):  # pragma: no cover - compiled
+    """The centre of ``cell`` in the working space; the linear map from a colour's change on the coefficients'
+    scale to its change there, with the cube roots' slopes at the centre (rows of a 3 x 3 matrix, row-major); each
+    channel's lowest and highest level less the centre's, on that scale; a bound on how far any colour of the
+    cell lies from where the map puts it; and whether the cell is too near black for that bound
+    (`_black_radius`).
+
+    A colour differs from the centre by one of two values a channel, and the first matrix is linear; the second
+    stretches the roots' departures from their slopes' lines by at most its Frobenius norm.
+    """
+    m = _COEFFICIENTS
+    a0, a1, a2 = cell & _CELL, (cell >> BITS) & _CELL, cell >> (2 * BITS)
+    l0, l1, l2 = c[a0], c[a1], c[a2]
+    low = (c[_LEVEL_VALUES + (a0 << SHIFT)] - l0, c[_LEVEL_VALUES + (a1 << SHIFT)] - l1,
+           c[_LEVEL_VALUES + (a2 << SHIFT)] - l2)
+    high = (c[_LEVEL_VALUES + (a0 << SHIFT) + _SUB] - l0, c[_LEVEL_VALUES + (a1 << SHIFT) + _SUB] - l1,
+            c[_LEVEL_VALUES + (a2 << SHIFT) + _SUB] - l2)
+    w0, w1, w2 = max(-low[0], high[0]), max(-low[1], high[1]), max(-low[2], high[2])
+    cube = c[m + 21] > 0
+    r0, slope0, off0 = _slope(c[m] * l0 + c[m + 1] * l1 + c[m + 2] * l2,
+                              abs(c[m]) * w0 + abs(c[m + 1]) * w1 + abs(c[m + 2]) * w2, cube)
+    r1, slope1, off1 = _slope(c[m + 3] * l0 + c[m + 4] * l1 + c[m + 5] * l2,
+                              abs(c[m + 3]) * w0 + abs(c[m + 4]) * w1 + abs(c[m + 5]) * w2, cube)
+    r2, slope2, off2 = _slope(c[m + 6] * l0 + c[m + 7] * l1 + c[m + 8] * l2,
+                              abs(c[m + 6]) * w0 + abs(c[m + 7]) * w1 + abs(c[m + 8]) * w2, cube)
+    x0, x1, x2 = _second_matrix(r0, r1, r2, c)
+    norm = 0.0
+    for k in range(3):
+        row = m + 9 + 3 * k
+        norm += (c[row] ** 2 + c[row + 1] ** 2 + c[row + 2] ** 2) * c[m + 18 + k] ** 2
+    error = np.sqrt(norm * (off0 * off0 + off1 * off1 + off2 * off2))
+    black = np.isnan(slope0) or np.isnan(slope1) or np.isnan(slope2)
+    jacobian = (_jacobian_entry(c, 0, 0, slope0, slope1, slope2), _jacobian_entry(c, 0, 1, slope0, slope1, slope2),
+                _jacobian_entry(c, 0, 2, slope0, slope1, slope2), _jacobian_entry(c, 1, 0, slope0, slope1, slope2),
+                _jacobian_entry(c, 1, 1, slope0, slope1, slope2), _jacobian_entry(c, 1, 2, slope0, slope1, slope2),
+                _jacobian_entry(c, 2, 0, slope0, slope1, slope2), _jacobian_entry(c, 2, 1, slope0, slope1, slope2),
+                _jacobian_entry(c, 2, 2, slope0, slope1, slope2))
+    return x0, x1, x2, jacobian, low, high, error, black
+
+
+@nb.njit(inline="always")
+def _jacobian_entry(c, k, channel, slope0, slope1, slope2):  # pragma: no cover - compiled
+    """How coordinate ``k`` changes with ``channel`` on the coefficients' scale, at the cube roots' slopes."""
+    m = _COEFFICIENTS
+    row = m + 9 + 3 * k
+    return (c[row] * slope0 * c[m + channel] + c[row + 1] * slope1 * c[m + 3 + channel]
+            + c[row + 2] * slope2 * c[m + 6 + channel]) * c[m + 18 + k]
+
+
+@nb.njit(inline="always")
+def _corner(jacobian, low, high, sub):  # pragma: no cover - compiled
+    """Where `_cell_geometry`'s map puts the cell's colour ``sub``, less the centre."""
+    j = jacobian
+    d0 = high[0] if sub & _SUB else low[0]
+    d1 = high[1] if (sub >> SHIFT) & _SUB else low[1]
+    d2 = high[2] if sub >> (2 * SHIFT) else low[2]
+    return (j[0] * d0 + j[1] * d1 + j[2] * d2, j[3] * d0 + j[4] * d1 + j[5] * d2, j[6] * d0 + j[7] * d1 + j[8] * d2)
+
+
+@nb.njit(inline="always")
+def _black_radius(cell, c):  # pragma: no cover - compiled
+    """A bound on the distance from the centre of ``cell`` to its colours near black: each cube root moves by at
+    most the cube root of its value's move, which the second matrix and the weights stretch row by row."""
+    m = _COEFFICIENTS
+    a0, a1, a2 = cell & _CELL, (cell >> BITS) & _CELL, cell >> (2 * BITS)
+    w0, w1, w2 = c[_HALF_WIDTHS + a0], c[_HALF_WIDTHS + a1], c[_HALF_WIDTHS + a2]
+    f0 = np.cbrt(abs(c[m]) * w0 + abs(c[m + 1]) * w1 + abs(c[m + 2]) * w2)
+    f1 = np.cbrt(abs(c[m + 3]) * w0 + abs(c[m + 4]) * w1 + abs(c[m + 5]) * w2)
+    f2 = np.cbrt(abs(c[m + 6]) * w0 + abs(c[m + 7]) * w1 + abs(c[m + 8]) * w2)
+    total = 0.0
+    for k in range(3):
+        row = m + 9 + 3 * k
+        spread = (abs(c[row]) * f0 + abs(c[row + 1]) * f1 + abs(c[row + 2]) * f2) * abs(c[m + 18 + k])
+        total += spread * spread
+    return np.sqrt(total)
+
+
+@nb.njit(inline="always")
+def _walk_nearest(x0, x1, x2, key, keys, ranked, margin):  # pragma: no cover - compiled
     """``ranked[:, 3]`` (the palette index) of the row of ``ranked`` nearest to ``(x0, x1, x2)``, ties to the
-    lowest index. The rows are in order of ``keys`` (their projection on some axis; ``key``: the point's). The
-    search walks out from the point's key and stops once the key gap alone exceeds the best distance found,
-    with a margin for rounding, so exact ties are all met: exact, and it prunes most rows."""
+    lowest index; that row; its squared distance; and the second smallest squared distance, where it is within
+    ``margin`` of the nearest's distance (else some larger value).
+
+    The rows are in order of ``keys`` (their projection on some axis; ``key``: the point's). The search walks
+    out from the point's key and stops once the key gap alone exceeds the best distance found plus ``margin``,
+    with a margin for rounding, so exact ties are all met: exact, and it prunes most rows.
+    """
     k = ranked.shape[0]
     lo, hi = -1, k
     while hi - lo > 1:  # hi: the first row at or beyond the point's key
@@ -93,8 +215,8 @@ def _walk_nearest(x0, x1, x2, key, keys, ranked):  # pragma: no cover - compiled
             lo = middle
         else:
             hi = middle
-    best = np.float32(np.inf)
-    best_i = k
+    best = second = np.float32(np.inf)
+    best_i, best_row = k, k
     while lo >= 0 or hi < k:
         below = key - keys[lo] if lo >= 0 else np.float32(np.inf)
         above = keys[hi] - key if hi < k else np.float32(np.inf)
@@ -102,57 +224,136 @@ def _walk_nearest(x0, x1, x2, key, keys, ranked):  # pragma: no cover - compiled
             row, gap, lo = lo, below, lo - 1
         else:
             row, gap, hi = hi, above, hi + 1
-        if gap * gap > best * np.float32(1.00001) + np.float32(1e-9):
+        if gap > margin and (gap - margin) * (gap - margin) > best * np.float32(1.00001) + np.float32(1e-9):
             break
-        e0, e1, e2 = x0 - ranked[row, 0], x1 - ranked[row, 1], x2 - ranked[row, 2]
-        dist = e0 * e0 + e1 * e1 + e2 * e2
+        dist = _distance_to_row(x0, x1, x2, ranked, row)
         j = np.intp(ranked[row, 3])
         if dist < best or (dist == best and j < best_i):
-            best = dist
-            best_i = j
-    return best_i
-
-
-@nb.njit(nogil=True, cache=True)
-def _nearest_centre(cells, cell, ranked):  # pragma: no cover - compiled
-    """Index of the palette entry nearest to the centre of ``cell`` (ties: the lowest index).
-
-    Palettes of up to `SCAN_ENTRIES` are scanned (``ranked`` in palette
-    order). Larger ones are in order of their first working-space coordinate,
-    which `_walk_nearest` walks out along from the cell centre's. Filling a
-    new 256-colour table's cells for a 720p frame so took 0.76-0.89x the time
-    of a scan; for 64 colours and fewer the walk took 1.1-1.4x.
-    """
-    x0, x1, x2 = _cell_centre(cell, cells)
-    k = ranked.shape[0]
-    if k > SCAN_ENTRIES:
-        return _walk_nearest(x0, x1, x2, x0, ranked[:, 0], ranked)
-    best = np.float32(np.inf)
-    best_i = k
-    for j in range(k):  # rows in palette order
-        e0, e1, e2 = x0 - ranked[j, 0], x1 - ranked[j, 1], x2 - ranked[j, 2]
-        dist = e0 * e0 + e1 * e1 + e2 * e2
-        if dist < best:
-            best = dist
-            best_i = j
-    return best_i
+            second = best
+            best, best_i, best_row = dist, j, row
+        elif dist < second:
+            second = dist
+    return best_i, best_row, best, second
 
 
 @nb.njit(inline="always")
-def _index(p, table, fine, cells, ranked):  # pragma: no cover - compiled
-    """Palette index of packed pixel ``p``: one table load, and a rarely taken branch into a fine block or, for a
-    cell not known yet, the nearest centre to its cell's centre (written back)."""
-    cell = _cell(p)
-    i = np.intp(table[cell])
-    if i >= FINE_FLAG:
-        if i == UNKNOWN:
-            i = _nearest_centre(cells, cell, ranked)
-            table[cell] = i
-        else:
-            sub = (p & _SUB) | ((p >> (8 - SHIFT)) & (_SUB << SHIFT)) | (
-                (p >> (16 - 2 * SHIFT)) & (_SUB << (2 * SHIFT)))
-            i = np.intp(fine[(i - FINE_FLAG) * BLOCK + sub])
-    return i
+def _distance_to_row(x0, x1, x2, ranked, row):  # pragma: no cover - compiled
+    e0, e1, e2 = x0 - ranked[row, 0], x1 - ranked[row, 1], x2 - ranked[row, 2]
+    return e0 * e0 + e1 * e1 + e2 * e2
+
+
+@nb.njit(inline="always")
+def _nearest_of(x0, x1, x2, ranked, candidates, n):  # pragma: no cover - compiled
+    """The palette index nearest to ``(x0, x1, x2)`` among rows ``candidates[:n]`` of ``ranked`` (ties: the
+    lowest), its squared distance, and the second smallest."""
+    best = second = np.float32(np.inf)
+    best_i = ranked.shape[0]
+    for m in range(n):
+        row = candidates[m]
+        dist = _distance_to_row(x0, x1, x2, ranked, row)
+        j = np.intp(ranked[row, 3])
+        if dist < best or (dist == best and j < best_i):
+            second = best
+            best, best_i = dist, j
+        elif dist < second:
+            second = dist
+    return best_i, best, second
+
+
+@nb.njit(nogil=True, cache=True)
+def _fill_cell(cells, cell, ranked, table, generation):  # pragma: no cover - compiled
+    """Write each colour of ``cell`` its nearest palette index (ties: the lowest), with ``generation`` in the
+    high byte, at its own place in ``table`` (`_slot`).
+
+    The entry nearest to the cell centre (squared distance ``d``) is nearest to every colour of the cell (all
+    within ``r`` of the centre) unless another entry lies within ``sqrt(d) + 2 r`` of the centre and its
+    bisector with the nearest passes within ``r`` of the centre; the colours' own nearest entries are among
+    those candidates. A colour's nearest is first sought from where the cube roots' slopes put it
+    (`_cell_geometry`), and from its exact coordinates only where the runner-up is within the error of that.
+    Palettes of up to `SCAN_ENTRIES` are scanned (``ranked`` in palette order); larger ones are in order of
+    the first coordinate, walked out from the centre's (`_walk_nearest`).
+    """
+    c = cells
+    x0, x1, x2, jacobian, low, high, error, black = _cell_geometry(cell, c)
+    if black:
+        radius = _black_radius(cell, c)
+    else:
+        radius = 0.0
+        for sub in range(BLOCK):
+            e0, e1, e2 = _corner(jacobian, low, high, sub)
+            radius = max(radius, e0 * e0 + e1 * e1 + e2 * e2)
+        radius = np.sqrt(radius) + error
+    margin = np.float32(2.0 * radius * 1.001 + 2e-6)
+    k = ranked.shape[0]
+    if k > SCAN_ENTRIES:
+        nearest_i, nearest_row, best, second = _walk_nearest(x0, x1, x2, x0, ranked[:, 0], ranked, margin)
+    else:
+        best = second = np.float32(np.inf)
+        nearest_row = k
+        for row in range(k):
+            dist = _distance_to_row(x0, x1, x2, ranked, row)
+            if dist < best:
+                second = best
+                best, nearest_row = dist, row
+            elif dist < second:
+                second = dist
+        nearest_i = nearest_row
+    corner = ((cell & _CELL) << SHIFT) | (((cell >> BITS) & _CELL) << (8 + SHIFT)) | (
+        (cell >> (2 * BITS)) << (16 + SHIFT))
+    reach = np.sqrt(best) + margin
+    if second > reach * reach * np.float32(1.00001) + np.float32(1e-9):  # no other entry within reach
+        _fill_block(table, corner, (generation << 8) | nearest_i)
+        return
+    first, last = 0, k
+    if k > SCAN_ENTRIES:
+        first = np.searchsorted(ranked[:, 0], x0 - reach * np.float32(1.00001) - np.float32(1e-6))
+        last = np.searchsorted(ranked[:, 0], x0 + reach * np.float32(1.00001) + np.float32(1e-6), side="right")
+    candidates = np.empty(max(last - first, 1), np.intp)
+    candidates[0] = nearest_row
+    n = 1
+    n0, n1, n2 = ranked[nearest_row, 0], ranked[nearest_row, 1], ranked[nearest_row, 2]
+    within = reach * reach * np.float32(1.00001) + np.float32(1e-9)
+    for row in range(first, last):
+        dist = _distance_to_row(x0, x1, x2, ranked, row)
+        if row != nearest_row and dist <= within:
+            gap = np.sqrt(_distance_to_row(n0, n1, n2, ranked, row))
+            if dist - best <= margin * gap * np.float32(1.00001) + np.float32(1e-9):  # the bisector passes near
+                candidates[n] = row
+                n += 1
+    if n == 1:
+        _fill_block(table, corner, (generation << 8) | nearest_i)
+        return
+    for sub in range(BLOCK):
+        p = corner | (sub & _SUB) | (((sub >> SHIFT) & _SUB) << 8) | ((sub >> (2 * SHIFT)) << 16)
+        found = False
+        if not black:
+            e0, e1, e2 = _corner(jacobian, low, high, sub)
+            j, best, second = _nearest_of(x0 + np.float32(e0), x1 + np.float32(e1), x2 + np.float32(e2), ranked,
+                                          candidates, n)
+            found = np.sqrt(second) - np.sqrt(best) > 2.0 * error * 1.001 + 2e-6
+        if not found:
+            p0, p1, p2 = _colour_point(p, c)
+            j = _nearest_of(p0, p1, p2, ranked, candidates, n)[0]
+        table[_slot(p)] = (generation << 8) | j
+
+
+@nb.njit(inline="always")
+def _fill_block(table, corner, entry):  # pragma: no cover - compiled
+    """Write ``entry`` for every colour of the cell whose lowest colour is packed ``corner``."""
+    for sub in range(BLOCK):
+        table[_slot(corner | (sub & _SUB) | (((sub >> SHIFT) & _SUB) << 8) | ((sub >> (2 * SHIFT)) << 16))] = entry
+
+
+@nb.njit(inline="always")
+def _index(p, table, generation, cells, ranked):  # pragma: no cover - compiled
+    """Palette index of packed pixel ``p``: one table load and, for a colour not known yet (its entry's high byte
+    is not ``generation``), a rarely taken branch that fills in its cell (`_fill_cell`)."""
+    slot = _slot(p)
+    entry = np.intp(table[slot])
+    if entry >> 8 != generation:
+        _fill_cell(cells, _cell(p), ranked, table, generation)
+        entry = np.intp(table[slot])
+    return entry & 0xFF
 
 
 @nb.njit(inline="always")
@@ -210,7 +411,7 @@ def _chunk(n, c, chunks):  # pragma: no cover - compiled
 
 
 @nb.njit(parallel=True, nogil=True, cache=True)
-def map_words(pixels, table, fine, cells, ranked, packed, offsets, shifted, width, start, out_idx,
+def map_words(pixels, table, generation, cells, ranked, packed, offsets, shifted, width, start, out_idx,
               out_rgb):  # pragma: no cover - compiled
     """Map a frame through the table, four pixels at a time, writing indices and colours.
 
@@ -218,7 +419,7 @@ def map_words(pixels, table, fine, cells, ranked, packed, offsets, shifted, widt
     ----------
     pixels : (3 * G,) uint32
         ``4 * G`` RGB pixels read as words.
-    table, fine, cells, ranked, packed : arrays of a `livequant.lookup.LookupTable`
+    table, generation, cells, ranked, packed : arrays of a `livequant.lookup.LookupTable`
     offsets : (M, M) int16, M a power of two
         Ordered-dither offsets, -255..255, for all three channels, tiled over
         the frame; ``(1, 1)`` for none.
@@ -242,8 +443,8 @@ def map_words(pixels, table, fine, cells, ranked, packed, offsets, shifted, widt
         if wrap == 0:
             for g in range(g0, g1):
                 p0, p1, p2, p3 = _pixels(pixels, g)
-                i0, i1 = _index(p0, table, fine, cells, ranked), _index(p1, table, fine, cells, ranked)
-                i2, i3 = _index(p2, table, fine, cells, ranked), _index(p3, table, fine, cells, ranked)
+                i0, i1 = _index(p0, table, generation, cells, ranked), _index(p1, table, generation, cells, ranked)
+                i2, i3 = _index(p2, table, generation, cells, ranked), _index(p3, table, generation, cells, ranked)
                 _store_indices(out_idx, g, i0, i1, i2, i3)
                 _store(out_rgb, g, np.intp(packed[i0]), np.intp(packed[i1]), np.intp(packed[i2]), np.intp(packed[i3]))
         else:
@@ -251,10 +452,10 @@ def map_words(pixels, table, fine, cells, ranked, packed, offsets, shifted, widt
             for g in range(g0, g1):
                 p0, p1, p2, p3 = _pixels(pixels, g)
                 o0, o1, o2, o3, x, y = _offsets4(offsets, wrap, x, y, width)
-                i0 = _index(_offset(p0, o0, shifted), table, fine, cells, ranked)
-                i1 = _index(_offset(p1, o1, shifted), table, fine, cells, ranked)
-                i2 = _index(_offset(p2, o2, shifted), table, fine, cells, ranked)
-                i3 = _index(_offset(p3, o3, shifted), table, fine, cells, ranked)
+                i0 = _index(_offset(p0, o0, shifted), table, generation, cells, ranked)
+                i1 = _index(_offset(p1, o1, shifted), table, generation, cells, ranked)
+                i2 = _index(_offset(p2, o2, shifted), table, generation, cells, ranked)
+                i3 = _index(_offset(p3, o3, shifted), table, generation, cells, ranked)
                 _store_indices(out_idx, g, i0, i1, i2, i3)
                 _store(out_rgb, g, np.intp(packed[i0]), np.intp(packed[i1]), np.intp(packed[i2]), np.intp(packed[i3]))
 
@@ -269,7 +470,7 @@ def _distance2(p, q):  # pragma: no cover - compiled
 
 
 @nb.njit(inline="always")
-def _held_index(p, q, i, o, shifted, threshold, weight, table, fine, cells, ranked,
+def _held_index(p, q, i, o, shifted, threshold, weight, table, generation, cells, ranked,
                 packed):  # pragma: no cover - compiled
     """Pixel ``p``'s index under the temporal hold, and the reference value it was chosen at.
 
@@ -282,9 +483,9 @@ def _held_index(p, q, i, o, shifted, threshold, weight, table, fine, cells, rank
     """
     d = max(abs((p & 0xFF) - (q & 0xFF)), abs(((p >> 8) & 0xFF) - ((q >> 8) & 0xFF)), abs((p >> 16) - (q >> 16)))
     if d > threshold:
-        return _index(_offset(p, o, shifted) if o else p, table, fine, cells, ranked), p
+        return _index(_offset(p, o, shifted) if o else p, table, generation, cells, ranked), p
     if weight >= 0:
-        best = _index(_offset(p, o, shifted) if o else p, table, fine, cells, ranked)
+        best = _index(_offset(p, o, shifted) if o else p, table, generation, cells, ranked)
         was, now = np.intp(packed[i]), np.intp(packed[best])
         shown = abs((was & 0xFF) - (now & 0xFF)) + abs(((was >> 8) & 0xFF) - ((now >> 8) & 0xFF)) + abs(
             (was >> 16) - (now >> 16))
@@ -295,7 +496,7 @@ def _held_index(p, q, i, o, shifted, threshold, weight, table, fine, cells, rank
 
 
 @nb.njit(parallel=True, nogil=True, cache=True)
-def map_words_held(pixels, table, fine, cells, ranked, packed, offsets, shifted, width, start, threshold, weight,
+def map_words_held(pixels, table, generation, cells, ranked, packed, offsets, shifted, width, start, threshold, weight,
                    reference, previous, out_idx, out_rgb):  # pragma: no cover - compiled
     """`map_words` with temporal hold: still pixels keep their previous index.
 
@@ -310,7 +511,7 @@ def map_words_held(pixels, table, fine, cells, ranked, packed, offsets, shifted,
 
     Parameters
     ----------
-    pixels, table, fine, cells, ranked, packed, offsets, shifted, width, start, out_idx, out_rgb
+    pixels, table, generation, cells, ranked, packed, offsets, shifted, width, start, out_idx, out_rgb
         As for `map_words`.
     threshold : int
         Largest per-channel change, in levels, that counts as still.
@@ -339,25 +540,25 @@ def map_words_held(pixels, table, fine, cells, ranked, packed, offsets, shifted,
             else:
                 p0, p1, p2, p3 = _pixels(pixels, g)
                 q0, q1, q2, q3 = _pixels(reference, g)
-                i0, q0 = _held_index(p0, q0, held & 0xFF, o0, shifted, threshold, weight, table, fine, cells, ranked,
-                                     packed)
-                i1, q1 = _held_index(p1, q1, (held >> 8) & 0xFF, o1, shifted, threshold, weight, table, fine, cells,
+                i0, q0 = _held_index(p0, q0, held & 0xFF, o0, shifted, threshold, weight, table, generation, cells,
                                      ranked, packed)
-                i2, q2 = _held_index(p2, q2, (held >> 16) & 0xFF, o2, shifted, threshold, weight, table, fine, cells,
+                i1, q1 = _held_index(p1, q1, (held >> 8) & 0xFF, o1, shifted, threshold, weight, table, generation,
+                                     cells, ranked, packed)
+                i2, q2 = _held_index(p2, q2, (held >> 16) & 0xFF, o2, shifted, threshold, weight, table, generation,
+                                     cells, ranked, packed)
+                i3, q3 = _held_index(p3, q3, held >> 24, o3, shifted, threshold, weight, table, generation, cells,
                                      ranked, packed)
-                i3, q3 = _held_index(p3, q3, held >> 24, o3, shifted, threshold, weight, table, fine, cells, ranked,
-                                     packed)
                 _store(reference, g, q0, q1, q2, q3)
             _store_indices(out_idx, g, i0, i1, i2, i3)
             _store(out_rgb, g, np.intp(packed[i0]), np.intp(packed[i1]), np.intp(packed[i2]), np.intp(packed[i3]))
 
 
 @nb.njit(parallel=True, nogil=True, cache=True)
-def diffuse_frame(frame, table, fine, cells, ranked, colors, weights, passed, threshold, weight, reference, previous,
-                  out_idx, out_rgb, out_reference):  # pragma: no cover - compiled
+def diffuse_frame(frame, table, generation, cells, ranked, colors, weights, passed, threshold, weight, reference,
+                  previous, out_idx, out_rgb, out_reference):  # pragma: no cover - compiled
     """Serpentine error diffusion through the table, in parallel stripes (see `livequant.dither`).
 
-    ``frame`` is ``(H, W, 3) uint8``; ``table, fine, cells, ranked`` and
+    ``frame`` is ``(H, W, 3) uint8``; ``table, generation, cells, ranked`` and
     ``colors`` are arrays of a `livequant.lookup.LookupTable`; ``weights`` are the shares of the error
     passed right, down-left, down and down-right; ``passed`` (``(511,) float32``)
     is the error passed on for each channel's error -255..255, at ``error + 255``
@@ -399,9 +600,10 @@ def diffuse_frame(frame, table, fine, cells, ranked, colors, weights, passed, th
                 still = threshold >= 0
                 for c in range(3):
                     still = still and abs(np.intp(frame[y, x, c]) - np.intp(reference[y, x, c])) <= threshold
-                i = np.intp(previous[y, x]) if still else _index(r | (g << 8) | (b << 16), table, fine, cells, ranked)
+                p = r | (g << 8) | (b << 16)
+                i = np.intp(previous[y, x]) if still else _index(p, table, generation, cells, ranked)
                 if still and weight >= 0:
-                    best = _index(r | (g << 8) | (b << 16), table, fine, cells, ranked)
+                    best = _index(p, table, generation, cells, ranked)
                     h0, h1, h2 = np.intp(colors[i, 0]), np.intp(colors[i, 1]), np.intp(colors[i, 2])
                     b0, b1, b2 = np.intp(colors[best, 0]), np.intp(colors[best, 1]), np.intp(colors[best, 2])
                     saved = ((r - h0) ** 2 + (g - h1) ** 2 + (b - h2) ** 2
@@ -434,11 +636,11 @@ def diffuse_frame(frame, table, fine, cells, ranked, colors, weights, passed, th
 
 
 @nb.njit(nogil=True, cache=True)
-def index_pixels(pixels, table, fine, cells, ranked, out):  # pragma: no cover - compiled
+def index_pixels(pixels, table, generation, cells, ranked, out):  # pragma: no cover - compiled
     """Table index of each of ``(N, 3) uint8`` pixels, on the calling thread (a few thousand samples)."""
     for n in range(pixels.shape[0]):
         p = np.intp(pixels[n, 0]) | (np.intp(pixels[n, 1]) << 8) | (np.intp(pixels[n, 2]) << 16)
-        out[n] = _index(p, table, fine, cells, ranked)
+        out[n] = _index(p, table, generation, cells, ranked)
 
 
 @nb.njit(inline="always")
@@ -471,7 +673,7 @@ def _nearest_point(points, i, ranked, keys, axis, centres, neighbours, reach, gu
             m += 1
         if m < listed or listed == centres.shape[0] - 1:
             return best_i
-    return _walk_nearest(p0, p1, p2, p0 * axis[0] + p1 * axis[1] + p2 * axis[2], keys, ranked)
+    return _walk_nearest(p0, p1, p2, p0 * axis[0] + p1 * axis[1] + p2 * axis[2], keys, ranked, 0.0)[0]
 
 
 @nb.njit(nogil=True, cache=True)

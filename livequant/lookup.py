@@ -1,21 +1,20 @@
-"""Nearest-colour lookup: a 3-D table over the RGB cube, and the calls that map frames through it.
+"""Nearest-colour lookup: a table of every RGB colour's nearest palette entry, and the calls that map frames
+through it.
 
-The cube is cut into 128 x 128 x 128 cells (`LEVELS` a side, each ``2 ** SHIFT``
-levels wide), each holding the palette entry nearest to its centre in the working
-colour space. The table is filled lazily: it starts as `UNKNOWN` everywhere, and
-the kernels compute a cell's entry the first time a pixel meets it (a frame
-touches some 16 thousand of the 2 million cells) from the cell centre's working-space
-coordinates, which they compute (a table of them, 25 MB a space, cost more in cache
-misses than the arithmetic, and a quarter second to build). A cell that contains a palette
-colour points instead to an exact block of its 2 x 2 x 2 colours, so every
-palette colour maps to itself. A lookup is one load and a rarely taken branch
-(the kernels are in `livequant.kernels`). `nearest_reference` is the plain numpy
-brute force the tests compare against.
+The table is filled lazily: the kernels work out a colour's entry the first time a pixel meets it (a 720p
+frame meets some 30 thousand of the cube's 2 million cells of 2 x 2 x 2 colours), for its whole cell at once,
+exactly: the entry nearest the cell's centre when no boundary between entries can cross the cell, each
+colour's own nearest when one can (a third of the cells a frame met at K=256, a sixth at K=64). The entry
+nearest the centre for all of a cell's colours, as this table gave before 2026-12-04, cost 0.1-0.2 dB PSNR
+at K=256 and streaks on smooth gradients. A lookup is one load and a rarely taken branch (the kernels are in
+`livequant.kernels`). `nearest_reference` is the plain numpy brute force the tests compare against.
 """
 
 from __future__ import annotations
 
 import functools
+import mmap
+import weakref
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -23,13 +22,9 @@ import numpy as np
 
 from livequant.colorspace import channel_curve, kernel_coefficients, to_space, unique_rgb
 from livequant.kernels import (
-    BITS,
-    BLOCK,
-    FINE_FLAG,
     LEVELS,
     SCAN_ENTRIES,
     SHIFT,
-    UNKNOWN,
     index_pixels,
     map_words,
     map_words_held,
@@ -42,7 +37,6 @@ __all__ = [
     "LEVELS",
     "LookupTable",
     "build_table",
-    "cell_index",
     "lookup_pixels",
     "map_pixels",
     "map_pixels_held",
@@ -52,6 +46,11 @@ __all__ = [
 ]
 
 NO_OFFSETS = np.zeros((1, 1), np.int16)
+#: A table's memory is reused by this many tables in turn before it is zeroed (an entry's high byte).
+GENERATIONS = 255
+#: At most this many dead tables' memory is kept for new ones (a file's palette track holds up to 6 at once).
+SPARE_TABLES = 8
+_SPARE_TABLES: list[tuple[np.ndarray, int]] = []
 NO_NEIGHBOURS, NO_REACH, NO_GUESS = np.zeros((0, 1), np.uint16), np.zeros((0, 1), np.float32), np.zeros(0, np.uint16)
 #: `nearest` from a guess checks at most this many of the guessed centre's neighbours before it walks: at
 #: K=256 a warm Lloyd step's point had 3-5 within reach on average, 1-7% more than 16 (realshort, cockatoo).
@@ -69,12 +68,13 @@ class LookupTable:
     ----------
     colors : (K, 3) uint8 ndarray
         The palette the table maps into.
-    table : (LEVELS ** 3,) uint16 ndarray
-        Palette index of each cell (see `cell_index`), ``FINE_FLAG + block``
-        for a cell holding palette colours, or `UNKNOWN` for a cell no pixel
-        has met yet (the kernels fill it in).
-    fine : (BLOCK * n_blocks,) uint8 ndarray
-        Exact palette index of each colour of those cells.
+    table : (2 ** 24,) uint16 ndarray
+        Each colour's palette index in the low byte, and in the high byte
+        ``generation`` once known (the kernels fill in a colour's cell when
+        they first meet it); colours in bricks (`livequant.kernels`).
+    generation : int
+        1 to `GENERATIONS`: the table's memory may be a dead table's, whose
+        entries carry another generation.
     cells : ndarray
         `livequant.colorspace.kernel_coefficients` of the cells' centre values
         on each channel: the kernels compute a cell centre's working-space
@@ -95,7 +95,7 @@ class LookupTable:
 
     colors: np.ndarray
     table: np.ndarray
-    fine: np.ndarray
+    generation: int
     cells: np.ndarray
     ranked: np.ndarray
     packed: np.ndarray
@@ -103,23 +103,16 @@ class LookupTable:
     shifted: np.ndarray
 
 
-def _grid_rgb(index: np.ndarray, bits: int) -> np.ndarray:
-    """``(N, 3)`` coordinates of positions in a ``2**bits`` a side grid laid out as the table (red fastest)."""
-    mask = (1 << bits) - 1
-    return np.stack([index & mask, (index >> bits) & mask, index >> (2 * bits)], axis=1)
-
-
-def cell_index(rgb: np.ndarray) -> np.ndarray:
-    """Table position of the cell of each of ``(N, 3)`` RGB values, ``(N,) int64``."""
-    c = np.asarray(rgb).astype(np.int64) >> SHIFT
-    return c[:, 0] | (c[:, 1] << BITS) | (c[:, 2] << (2 * BITS))
-
-
 @functools.cache
 def _cell_coefficients(color_space: str) -> np.ndarray:
-    """How the kernels compute a cell centre's working-space coordinates (`LookupTable.cells`), read only."""
+    """How the kernels compute the working-space coordinates of a cell's centre and colours, and bound their
+    distance (`LookupTable.cells`), read only."""
     width = 1 << SHIFT
-    out = kernel_coefficients(np.arange(LEVELS) * width + (width - 1) / 2, color_space)
+    coefficients = kernel_coefficients(np.concatenate([np.arange(LEVELS) * width + (width - 1) / 2, np.arange(256)]),
+                                       color_space)
+    centres, levels = coefficients[:LEVELS], coefficients[LEVELS:LEVELS + 256]
+    half_widths = np.abs(levels.reshape(LEVELS, width) - centres[:, None]).max(axis=1)
+    out = np.concatenate([centres, levels, half_widths, coefficients[LEVELS + 256:]])
     out.flags.writeable = False
     return out
 
@@ -217,20 +210,41 @@ def build_table(colors: np.ndarray, color_space: str) -> LookupTable:
     """
     colors = np.ascontiguousarray(colors, dtype=np.uint8)
     centres = to_space(colors, color_space)
-    table = np.full(LEVELS**3, UNKNOWN, dtype=np.uint16)
-    # Cells holding palette colours get an exact block, so each palette colour maps to itself.
-    own = np.unique(cell_index(colors))
-    corners = _grid_rgb(own, BITS) << SHIFT
-    own_rgb = (corners[:, None, :] + _grid_rgb(np.arange(BLOCK), SHIFT)[None, :, :]).reshape(-1, 3)
-    fine = nearest(to_space(own_rgb, color_space), centres, color_space).astype(np.uint8)
-    table[own] = FINE_FLAG + np.arange(len(own), dtype=np.uint16)
+    memory, generation = _table_memory()
     c = colors.astype(np.uint32)
     packed = c[:, 0] | (c[:, 1] << 8) | (c[:, 2] << 16)
     ranked = np.column_stack([centres, np.arange(len(colors))]).astype(np.float32)
     if len(colors) > SCAN_ENTRIES:
         ranked = ranked[np.argsort(centres[:, 0], kind="stable")]
-    return LookupTable(colors=colors, table=table, fine=fine, cells=_cell_coefficients(color_space), ranked=ranked,
-                       packed=packed, spread=_spread(colors, color_space), shifted=_shifted(color_space))
+    table = LookupTable(colors=colors, table=memory, generation=generation, cells=_cell_coefficients(color_space),
+                        ranked=ranked, packed=packed, spread=_spread(colors, color_space),
+                        shifted=_shifted(color_space))
+    weakref.finalize(table, _spare, memory, generation)
+    return table
+
+
+def _table_memory() -> tuple[np.ndarray, int]:
+    """Memory for a new table, and the generation its entries will carry: a dead table's, one generation on
+    (nothing it knew counts), else fresh zeros (`GENERATIONS` tables later, zeroed again).
+
+    Fresh memory is mapped anonymously: the system maps each page in, zeroed, when a cell on it is first met (a
+    few hundred pages a frame); numpy's own zeroed memory is zeroed at once, or in 2 MB pages. Mapping them in
+    and out took 1.2 ms a table at 720p (cockatoo), and a GIF of it at K=256 builds a table nearly every frame.
+    """
+    try:
+        memory, generation = _SPARE_TABLES.pop()
+    except IndexError:
+        memory, generation = np.frombuffer(mmap.mmap(-1, 2 << 24), dtype=np.uint16), 0
+    if generation == GENERATIONS:
+        memory[:] = 0
+        generation = 0
+    return memory, generation + 1
+
+
+def _spare(memory: np.ndarray, generation: int) -> None:
+    """Keep a dead table's memory for the next (at most `SPARE_TABLES` of them)."""
+    if len(_SPARE_TABLES) < SPARE_TABLES:
+        _SPARE_TABLES.append((memory, generation))
 
 
 def _bytes_per_pixel(a: np.ndarray) -> int:
@@ -287,8 +301,8 @@ def map_pixels(frame: np.ndarray, table: LookupTable, offsets: np.ndarray, out_i
     width = frame.shape[1]
 
     def call(start, pixels, indices, colours):
-        map_words(pixels, table.table, table.fine, table.cells, table.ranked, table.packed, offsets, table.shifted,
-                  width, start, indices, colours)
+        map_words(pixels, table.table, table.generation, table.cells, table.ranked, table.packed, offsets,
+                  table.shifted, width, start, indices, colours)
 
     _by_words(call, (frame,), (out_idx, out_rgb))
 
@@ -314,7 +328,7 @@ def map_pixels_held(frame: np.ndarray, table: LookupTable, offsets: np.ndarray, 
     width = frame.shape[1]
 
     def call(start, pixels, held, references, indices, colours):
-        map_words_held(pixels, table.table, table.fine, table.cells, table.ranked, table.packed, offsets,
+        map_words_held(pixels, table.table, table.generation, table.cells, table.ranked, table.packed, offsets,
                        table.shifted, width, start, threshold, weight, references, held, indices, colours)
 
     _by_words(call, (frame, previous), (reference, out_idx, out_rgb))
@@ -323,7 +337,7 @@ def map_pixels_held(frame: np.ndarray, table: LookupTable, offsets: np.ndarray, 
 def lookup_pixels(pixels: np.ndarray, table: LookupTable) -> np.ndarray:
     """Table index of each of ``(N, 3) uint8`` pixels, ``(N,) uint8``, on the calling thread."""
     out = np.empty(len(pixels), np.uint8)
-    index_pixels(np.ascontiguousarray(pixels), table.table, table.fine, table.cells, table.ranked, out)
+    index_pixels(np.ascontiguousarray(pixels), table.table, table.generation, table.cells, table.ranked, out)
     return out
 
 

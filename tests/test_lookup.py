@@ -10,10 +10,10 @@ from hypothesis.extra.numpy import arrays
 
 from livequant.colorspace import to_space
 from livequant.dither import diffuse
-from livequant.kernels import BITS, BLOCK, FINE_FLAG, LEVELS, SHIFT, UNKNOWN
+from livequant.kernels import BITS, LEVELS, SHIFT
 from livequant.lookup import (
+    GENERATIONS,
     build_table,
-    cell_index,
     lookup_pixels,
     map_pixels,
     map_pixels_held,
@@ -49,10 +49,22 @@ def cell_corners():
 
 
 def filled(table):
-    """``table`` with every cell met once through the kernels, so none is left `UNKNOWN`."""
+    """``table`` with every cell met once through the kernels, so every colour is known."""
     lookup_pixels(cell_corners(), table)
-    assert not np.any(table.table == UNKNOWN)
+    assert np.all(table.table >> 8 == table.generation)
     return table
+
+
+def assert_nearest(pixels, got, colors, space):
+    """``got`` is each pixel's nearest palette index, ties to the lowest: exactly so in ``"rgb"`` (integer
+    distances), within float32 rounding in OKLab, 1e-6 in distance (the kernels compute a colour's coordinates
+    in float64; `to_space` in float32: a colour between two a level apart went either way)."""
+    if space == "rgb":
+        np.testing.assert_array_equal(got, nearest_reference(pixels, colors, space))
+        return
+    d = distances(pixels, colors, space)
+    rows = np.arange(len(pixels))
+    assert np.all(np.sqrt(d[rows, got]) <= np.sqrt(d.min(axis=1)) + 1e-6)
 
 
 @pytest.mark.parametrize("space", SPACES)
@@ -63,40 +75,28 @@ def test_palette_colours_map_to_themselves(space, colors):
     np.testing.assert_array_equal(rgb, colors)
 
 
+def around(colors):
+    """Each colour and its 26 neighbours a level away on each channel (clipped), ``(27 K, 3) uint8``."""
+    steps = np.stack(np.meshgrid(*[np.arange(-1, 2)] * 3, indexing="ij"), axis=-1).reshape(-1, 3)
+    return np.clip(colors.astype(np.int64)[:, None, :] + steps[None], 0, 255).reshape(-1, 3).astype(np.uint8)
+
+
 @pytest.mark.parametrize("space", SPACES)
 @settings(max_examples=25, deadline=None)
 @given(colors=palettes, seed=st.integers(0, 2**32 - 1))
 @example(colors=np.array([[145, 177, 145]] + [[145, 145, 145]] * 5 + [[145, 145, 163]], np.uint8), seed=1970)
-def test_cell_centres_get_the_brute_force_nearest(space, colors, seed):
-    table = build_table(colors, space)
-    corner = np.random.default_rng(seed).integers(0, LEVELS, (4000, 3)) << SHIFT
-    centres = corner + ((1 << SHIFT) - 1) / 2
-    expected = nearest_reference(centres, colors, space)
-    lookup_pixels(corner.astype(np.uint8), table)  # the kernel fills in the cells it meets
-    got = table.table[cell_index(corner)].astype(np.int64)
-    assert not np.any(got == UNKNOWN)
-    plain = got < FINE_FLAG  # cells holding palette colours are checked pixel by pixel below
-    d = distances(centres[plain], colors, space)
-    rows = np.arange(plain.sum())
-    # Same entry, or a tie within float32 rounding: the kernel computes a cell centre's coordinates itself
-    # (found by hypothesis: a cell 2e-8 nearer one of two colours 0.0069 away, in float64).
-    assert np.all((got[plain] == expected[plain]) | (d[rows, got[plain]] <= d[rows, expected[plain]] * (1 + 1e-5)))
-
-
-@pytest.mark.parametrize("space", SPACES)
-@settings(max_examples=25, deadline=None)
-@given(colors=palettes, pixels=arrays(np.uint8, (500, 3)))
-def test_any_pixel_maps_within_its_cell_of_the_nearest(space, colors, pixels):
-    """A pixel gets the nearest entry of its cell centre: by the triangle
-    inequality its distance exceeds the best by at most twice its distance
-    to that centre."""
-    idx, rgb = apply(build_table(colors, space), pixels)
-    centre = (pixels.astype(np.float64) // 2) * 2 + 0.5
-    slack = 2 * np.sqrt(((to_space(pixels, space) - to_space(centre, space)) ** 2).sum(axis=1))
-    d = np.sqrt(distances(pixels, colors, space))
-    rows = np.arange(len(pixels))
-    assert np.all(d[rows, idx] <= d.min(axis=1) + slack + 1e-5)
-    assert {tuple(c) for c in rgb} <= {tuple(c) for c in colors}
+def test_every_colour_gets_the_brute_force_nearest(space, colors, seed):
+    """Random colours, the palette's neighbourhoods (where boundaries cross cells) and the darkest colours
+    (where OKLab's cube root is steepest), met in one order by the serial kernel and in another by the
+    threaded one."""
+    rng = np.random.default_rng(seed)
+    darkest = np.stack(np.meshgrid(*[np.arange(8)] * 3, indexing="ij"), axis=-1).reshape(-1, 3)
+    pixels = np.concatenate([rng.integers(0, 256, (3000, 3)), around(colors), darkest]).astype(np.uint8)
+    got = lookup_pixels(pixels, build_table(colors, space))
+    assert_nearest(pixels, got, colors, space)
+    order = rng.permutation(len(pixels))
+    idx, _ = apply(build_table(colors, space), pixels[order])
+    np.testing.assert_array_equal(idx, got[order])
 
 
 @pytest.mark.parametrize("space", SPACES)
@@ -156,21 +156,23 @@ def test_spread_is_the_median_distance_to_the_nearest_other_colour(colors):
 
 def test_table_is_deterministic(rng):
     colors = rng.integers(0, 256, (64, 3), dtype=np.uint8)
-    a, b = filled(build_table(colors, "oklab")), filled(build_table(colors, "oklab"))
-    np.testing.assert_array_equal(a.table, b.table)
-    np.testing.assert_array_equal(a.fine, b.fine)
+    a, b = filled(build_table(colors, "oklab")), build_table(colors, "oklab")
+    pixels = cell_corners()[rng.permutation(LEVELS**3)[:50_000]] + rng.integers(0, 1 << SHIFT, (50_000, 3))
+    np.testing.assert_array_equal(lookup_pixels(pixels.astype(np.uint8), a), lookup_pixels(pixels.astype(np.uint8), b))
 
 
-def table_reference(table, pixels):
-    """The table read in numpy: each pixel's cell, or its colour's entry in the cell's fine block (cells must be
-    known: see `filled`)."""
-    got = table.table[cell_index(pixels)].astype(np.int64)
-    assert not np.any(got == UNKNOWN)
-    fine = got >= FINE_FLAG
-    low = pixels.astype(np.int64) & ((1 << SHIFT) - 1)
-    sub = low[:, 0] | (low[:, 1] << SHIFT) | (low[:, 2] << (2 * SHIFT))
-    got[fine] = table.fine[(got[fine] - FINE_FLAG) * BLOCK + sub[fine]]
-    return got
+def test_a_table_on_a_dead_tables_memory_knows_nothing_it_knew(rng):
+    """Tables in turn on the same memory, past the generation that zeroes it: each answers for its own
+    palette only. Frames seen by the one before leave their colours' entries behind."""
+    pixels = rng.integers(0, 256, (2000, 3), dtype=np.uint8)
+    generations = []
+    for n in range(GENERATIONS + 3):
+        colors = rng.integers(0, 256, (1 + n % 40, 3), dtype=np.uint8)
+        table = build_table(colors, "rgb")
+        generations.append(table.generation)
+        assert_nearest(pixels, lookup_pixels(pixels, table), colors, "rgb")
+        del table
+    assert 1 in generations[generations.index(GENERATIONS):]  # memory reused, then zeroed once round
 
 
 def tiled(offsets, h, w):
@@ -191,10 +193,10 @@ def test_map_pixels_is_the_table_with_offsets(shape, m, rng):
     idx, rgb = np.empty(shape, np.uint8), np.empty_like(frame)
     map_pixels(frame, table, offsets, idx, rgb)
     shifted = np.clip(frame + tiled(offsets, *shape)[..., None], 0, 255).reshape(-1, 3)
-    np.testing.assert_array_equal(idx.ravel(), table_reference(full, shifted))
+    np.testing.assert_array_equal(idx.ravel(), lookup_pixels(shifted.astype(np.uint8), full))
     np.testing.assert_array_equal(rgb, colors[idx])
     pixels = frame.reshape(-1, 3)
-    np.testing.assert_array_equal(lookup_pixels(pixels, table), table_reference(full, pixels))
+    np.testing.assert_array_equal(lookup_pixels(pixels, table), lookup_pixels(pixels, full))
 
 
 def held_reference(frame, table, offsets, threshold, weight, reference, previous):
@@ -204,7 +206,7 @@ def held_reference(frame, table, offsets, threshold, weight, reference, previous
     ref = reference.reshape(-1, 3).astype(np.int64)
     before = previous.ravel().astype(np.int64)
     shifted = table.shifted[tiled(offsets, h, w).reshape(-1, 1) + 255, p]  # offsets on the table's dither scale
-    best = table_reference(table, shifted)
+    best = lookup_pixels(np.ascontiguousarray(shifted, dtype=np.uint8), table)
     still = np.abs(p - ref).max(axis=1) <= threshold
     idx = np.where(still, before, best)
     if weight >= 0:
@@ -252,21 +254,15 @@ PALETTES = {
 @pytest.mark.parametrize("space", SPACES)
 @pytest.mark.parametrize("name", PALETTES)
 def test_lazy_table_gives_the_full_table(space, name, rng):
-    """Cells filled in as pixels meet them, in any order and by any kernel, hold what a full table holds:
-    the exact nearest entry to the cell centre, ties to the lowest index."""
+    """Cells filled in as pixels meet them, in any order and by any kernel, hold what a full table holds: each
+    colour's nearest entry, ties to the lowest index."""
     colors = PALETTES[name]
     full = filled(build_table(colors, space))
-    cells = rng.integers(0, LEVELS**3, 3000)
-    points = to_space(cell_corners()[cells] + ((1 << SHIFT) - 1) / 2, space)
-    centres = to_space(colors, space)
-    e = [points[:, None, ch] - centres[None, :, ch] for ch in range(3)]  # float32, as the kernel computes
-    expected = (e[0] * e[0] + e[1] * e[1] + e[2] * e[2]).argmin(axis=1)
-    plain = full.table[cells] < FINE_FLAG
-    np.testing.assert_array_equal(full.table[cells][plain], expected[plain])
-
     grey = np.repeat(np.arange(256, dtype=np.uint8)[:, None], 3, axis=1)
-    pixels = np.concatenate([rng.integers(0, 256, (20000, 3), dtype=np.uint8), colors, grey])
-    np.testing.assert_array_equal(lookup_pixels(pixels, build_table(colors, space)), table_reference(full, pixels))
+    pixels = np.concatenate([rng.integers(0, 256, (20000, 3), dtype=np.uint8), around(colors), grey])
+    got = lookup_pixels(pixels, build_table(colors, space))
+    np.testing.assert_array_equal(got, lookup_pixels(pixels, full))
+    assert_nearest(pixels, got, colors, space)
 
     frame = rng.integers(0, 256, (48, 64, 3), dtype=np.uint8)
     offsets = rng.integers(-40, 41, (4, 4)).astype(np.int16)
