@@ -195,6 +195,6 @@ def diffuse(
     if hold < 0:
         reference = out_reference = np.zeros((1, 1, 3), np.uint8)
         previous = np.zeros((1, 1), np.uint8)
-    diffuse_frame(frame, table.table, table.generation, table.cells, table.ranked, table.colors, weights,
+    diffuse_frame(frame, table.coarse, table.generation, table.cells, table.ranked, table.colors, weights,
                   _passed_errors(float(strength)), hold, np.float32(weight), reference, previous, out_idx, out_rgb,
                   out_reference)

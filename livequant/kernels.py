@@ -357,6 +357,36 @@ def _index(p, table, generation, cells, ranked):  # pragma: no cover - compiled
 
 
 @nb.njit(inline="always")
+def _coarse_index(p, coarse, generation, cells, ranked):  # pragma: no cover - compiled
+    """Palette index nearest to the centre of packed pixel ``p``'s cell: ``coarse``'s entry for the cell, the
+    index in the low byte and ``generation`` in the high byte once known (`_nearest_centre`, written back)."""
+    cell = _cell(p)
+    entry = np.intp(coarse[cell])
+    if entry >> 8 == generation:
+        return entry & 0xFF
+    i = _nearest_centre(cells, cell, ranked)
+    coarse[cell] = (generation << 8) | i
+    return i
+
+
+@nb.njit(nogil=True, cache=True)
+def _nearest_centre(cells, cell, ranked):  # pragma: no cover - compiled
+    """Index of the palette entry nearest to the centre of ``cell`` (ties: the lowest index), scanned or walked
+    to as in `_fill_cell`."""
+    c = cells
+    x0, x1, x2 = _point(c[cell & _CELL], c[(cell >> BITS) & _CELL], c[cell >> (2 * BITS)], c)
+    k = ranked.shape[0]
+    if k > SCAN_ENTRIES:
+        return _walk_nearest(x0, x1, x2, x0, ranked[:, 0], ranked, np.float32(0.0))[0]
+    best, best_i = np.float32(np.inf), k
+    for row in range(k):  # rows in palette order
+        dist = _distance_to_row(x0, x1, x2, ranked, row)
+        if dist < best:
+            best, best_i = dist, row
+    return best_i
+
+
+@nb.njit(inline="always")
 def _pixels(words, g):  # pragma: no cover - compiled
     """The four packed pixels of group ``g`` of a frame read as words."""
     w0, w1, w2 = np.intp(words[3 * g]), np.intp(words[3 * g + 1]), np.intp(words[3 * g + 2])
@@ -554,11 +584,11 @@ def map_words_held(pixels, table, generation, cells, ranked, packed, offsets, sh
 
 
 @nb.njit(parallel=True, nogil=True, cache=True)
-def diffuse_frame(frame, table, generation, cells, ranked, colors, weights, passed, threshold, weight, reference,
+def diffuse_frame(frame, coarse, generation, cells, ranked, colors, weights, passed, threshold, weight, reference,
                   previous, out_idx, out_rgb, out_reference):  # pragma: no cover - compiled
-    """Serpentine error diffusion through the table, in parallel stripes (see `livequant.dither`).
+    """Serpentine error diffusion through the coarse table, in parallel stripes (see `livequant.dither`).
 
-    ``frame`` is ``(H, W, 3) uint8``; ``table, generation, cells, ranked`` and
+    ``frame`` is ``(H, W, 3) uint8``; ``coarse, generation, cells, ranked`` and
     ``colors`` are arrays of a `livequant.lookup.LookupTable`; ``weights`` are the shares of the error
     passed right, down-left, down and down-right; ``passed`` (``(511,) float32``)
     is the error passed on for each channel's error -255..255, at ``error + 255``
@@ -601,9 +631,9 @@ def diffuse_frame(frame, table, generation, cells, ranked, colors, weights, pass
                 for c in range(3):
                     still = still and abs(np.intp(frame[y, x, c]) - np.intp(reference[y, x, c])) <= threshold
                 p = r | (g << 8) | (b << 16)
-                i = np.intp(previous[y, x]) if still else _index(p, table, generation, cells, ranked)
+                i = np.intp(previous[y, x]) if still else _coarse_index(p, coarse, generation, cells, ranked)
                 if still and weight >= 0:
-                    best = _index(p, table, generation, cells, ranked)
+                    best = _coarse_index(p, coarse, generation, cells, ranked)
                     h0, h1, h2 = np.intp(colors[i, 0]), np.intp(colors[i, 1]), np.intp(colors[i, 2])
                     b0, b1, b2 = np.intp(colors[best, 0]), np.intp(colors[best, 1]), np.intp(colors[best, 2])
                     saved = ((r - h0) ** 2 + (g - h1) ** 2 + (b - h2) ** 2

@@ -50,7 +50,7 @@ NO_OFFSETS = np.zeros((1, 1), np.int16)
 GENERATIONS = 255
 #: At most this many dead tables' memory is kept for new ones (a file's palette track holds up to 6 at once).
 SPARE_TABLES = 8
-_SPARE_TABLES: list[tuple[np.ndarray, int]] = []
+_SPARE_TABLES: list[tuple[np.ndarray, np.ndarray, int]] = []
 NO_NEIGHBOURS, NO_REACH, NO_GUESS = np.zeros((0, 1), np.uint16), np.zeros((0, 1), np.float32), np.zeros(0, np.uint16)
 #: `nearest` from a guess checks at most this many of the guessed centre's neighbours before it walks: at
 #: K=256 a warm Lloyd step's point had 3-5 within reach on average, 1-7% more than 16 (realshort, cockatoo).
@@ -72,6 +72,9 @@ class LookupTable:
         Each colour's palette index in the low byte, and in the high byte
         ``generation`` once known (the kernels fill in a colour's cell when
         they first meet it); colours in bricks (`livequant.kernels`).
+    coarse : (LEVELS ** 3,) uint16 ndarray
+        Each cell's palette index nearest to its centre, with the generation,
+        once known: what error diffusion reads (see `livequant.dither`).
     generation : int
         1 to `GENERATIONS`: the table's memory may be a dead table's, whose
         entries carry another generation.
@@ -95,6 +98,7 @@ class LookupTable:
 
     colors: np.ndarray
     table: np.ndarray
+    coarse: np.ndarray
     generation: int
     cells: np.ndarray
     ranked: np.ndarray
@@ -210,41 +214,48 @@ def build_table(colors: np.ndarray, color_space: str) -> LookupTable:
     """
     colors = np.ascontiguousarray(colors, dtype=np.uint8)
     centres = to_space(colors, color_space)
-    memory, generation = _table_memory()
+    colours, cells, generation = _table_memory()
     c = colors.astype(np.uint32)
     packed = c[:, 0] | (c[:, 1] << 8) | (c[:, 2] << 16)
     ranked = np.column_stack([centres, np.arange(len(colors))]).astype(np.float32)
     if len(colors) > SCAN_ENTRIES:
         ranked = ranked[np.argsort(centres[:, 0], kind="stable")]
-    table = LookupTable(colors=colors, table=memory, generation=generation, cells=_cell_coefficients(color_space),
-                        ranked=ranked, packed=packed, spread=_spread(colors, color_space),
-                        shifted=_shifted(color_space))
-    weakref.finalize(table, _spare, memory, generation)
+    table = LookupTable(colors=colors, table=colours, coarse=cells, generation=generation,
+                        cells=_cell_coefficients(color_space), ranked=ranked, packed=packed,
+                        spread=_spread(colors, color_space), shifted=_shifted(color_space))
+    weakref.finalize(table, _spare, colours, cells, generation)
     return table
 
 
-def _table_memory() -> tuple[np.ndarray, int]:
-    """Memory for a new table, and the generation its entries will carry: a dead table's, one generation on
-    (nothing it knew counts), else fresh zeros (`GENERATIONS` tables later, zeroed again).
+def _table_memory() -> tuple[np.ndarray, np.ndarray, int]:
+    """Memory for a new table (colours and cells), and the generation its entries will carry: a dead table's,
+    one generation on (nothing it knew counts), else fresh zeros (`GENERATIONS` tables later, zeroed again).
 
-    Fresh memory is mapped anonymously: the system maps each page in, zeroed, when a cell on it is first met (a
-    few hundred pages a frame); numpy's own zeroed memory is zeroed at once, or in 2 MB pages. Mapping them in
-    and out took 1.2 ms a table at 720p (cockatoo), and a GIF of it at K=256 builds a table nearly every frame.
+    Fresh memory is mapped anonymously: the system maps each page in, zeroed, when an entry on it is first
+    written (a few hundred pages a frame); numpy's own zeroed memory is zeroed at once, or in 2 MB pages.
+    Mapping them in and out took 1.2 ms a table at 720p (cockatoo), and a GIF of it at K=256 builds a table
+    nearly every frame.
     """
     try:
-        memory, generation = _SPARE_TABLES.pop()
+        colours, cells, generation = _SPARE_TABLES.pop()
     except IndexError:
-        memory, generation = np.frombuffer(mmap.mmap(-1, 2 << 24), dtype=np.uint16), 0
+        colours, cells, generation = _zeros(1 << 24), _zeros(LEVELS**3), 0
     if generation == GENERATIONS:
-        memory[:] = 0
+        colours[:] = 0
+        cells[:] = 0
         generation = 0
-    return memory, generation + 1
+    return colours, cells, generation + 1
 
 
-def _spare(memory: np.ndarray, generation: int) -> None:
+def _zeros(n: int) -> np.ndarray:
+    """``(n,) uint16`` zeros in anonymous memory of their own."""
+    return np.frombuffer(mmap.mmap(-1, 2 * n), dtype=np.uint16)
+
+
+def _spare(colours: np.ndarray, cells: np.ndarray, generation: int) -> None:
     """Keep a dead table's memory for the next (at most `SPARE_TABLES` of them)."""
     if len(_SPARE_TABLES) < SPARE_TABLES:
-        _SPARE_TABLES.append((memory, generation))
+        _SPARE_TABLES.append((colours, cells, generation))
 
 
 def _bytes_per_pixel(a: np.ndarray) -> int:
