@@ -68,14 +68,6 @@ def _cell(p):  # pragma: no cover - compiled
 
 
 @nb.njit(inline="always")
-def _slot(p):  # pragma: no cover - compiled
-    """Position in the table of packed colour ``p``: bricks of 8 x 16 x 16 colours (red, green, blue), 4 KB
-    apiece, so a frame's colours touch few memory pages; within a brick red fastest, then green, then blue."""
-    return ((p & 0x7) | ((p >> 5) & 0x78) | ((p >> 9) & 0x780) | ((p << 8) & 0xF800) | ((p << 4) & 0xF0000)
-            | (p & 0xF00000))
-
-
-@nb.njit(inline="always")
 def _point(l0, l1, l2, c):  # pragma: no cover - compiled
     """Working-space coordinates of a colour whose channels are ``l0, l1, l2`` on the coefficients' scale (linear
     light in OKLab), as `livequant.colorspace.to_space` computes them (``c``: a table's ``cells``)."""
@@ -263,7 +255,7 @@ def _nearest_of(x0, x1, x2, ranked, candidates, n):  # pragma: no cover - compil
 @nb.njit(nogil=True, cache=True)
 def _fill_cell(cells, cell, ranked, table, generation):  # pragma: no cover - compiled
     """Write each colour of ``cell`` its nearest palette index (ties: the lowest), with ``generation`` in the
-    high byte, at its own place in ``table`` (`_slot`).
+    high byte, at its own place in ``table`` (its packed value).
 
     The entry nearest to the cell centre (squared distance ``d``) is nearest to every colour of the cell (all
     within ``r`` of the centre) unless another entry lies within ``sqrt(d) + 2 r`` of the centre and its
@@ -334,25 +326,24 @@ def _fill_cell(cells, cell, ranked, table, generation):  # pragma: no cover - co
         if not found:
             p0, p1, p2 = _colour_point(p, c)
             j = _nearest_of(p0, p1, p2, ranked, candidates, n)[0]
-        table[_slot(p)] = (generation << 8) | j
+        table[p] = (generation << 8) | j
 
 
 @nb.njit(inline="always")
 def _fill_block(table, corner, entry):  # pragma: no cover - compiled
     """Write ``entry`` for every colour of the cell whose lowest colour is packed ``corner``."""
     for sub in range(BLOCK):
-        table[_slot(corner | (sub & _SUB) | (((sub >> SHIFT) & _SUB) << 8) | ((sub >> (2 * SHIFT)) << 16))] = entry
+        table[corner | (sub & _SUB) | (((sub >> SHIFT) & _SUB) << 8) | ((sub >> (2 * SHIFT)) << 16)] = entry
 
 
 @nb.njit(inline="always")
 def _index(p, table, generation, cells, ranked):  # pragma: no cover - compiled
     """Palette index of packed pixel ``p``: one table load and, for a colour not known yet (its entry's high byte
     is not ``generation``), a rarely taken branch that fills in its cell (`_fill_cell`)."""
-    slot = _slot(p)
-    entry = np.intp(table[slot])
+    entry = np.intp(table[p])
     if entry >> 8 != generation:
         _fill_cell(cells, _cell(p), ranked, table, generation)
-        entry = np.intp(table[slot])
+        entry = np.intp(table[p])
     return entry & 0xFF
 
 

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import functools
 import mmap
+import sys
 import weakref
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -49,7 +50,7 @@ NO_OFFSETS = np.zeros((1, 1), np.int16)
 #: A table's memory is reused by this many tables in turn before it is zeroed (an entry's high byte).
 GENERATIONS = 255
 #: At most this many dead tables' memory is kept for new ones (a file's palette track holds up to 6 at once).
-SPARE_TABLES = 8
+SPARE_TABLES = 2
 _SPARE_TABLES: list[tuple[np.ndarray, np.ndarray, int]] = []
 NO_NEIGHBOURS, NO_REACH, NO_GUESS = np.zeros((0, 1), np.uint16), np.zeros((0, 1), np.float32), np.zeros(0, np.uint16)
 #: `nearest` from a guess checks at most this many of the guessed centre's neighbours before it walks: at
@@ -71,7 +72,7 @@ class LookupTable:
     table : (2 ** 24,) uint16 ndarray
         Each colour's palette index in the low byte, and in the high byte
         ``generation`` once known (the kernels fill in a colour's cell when
-        they first meet it); colours in bricks (`livequant.kernels`).
+        they first meet it), at the colour's packed value ``r | g << 8 | b << 16``.
     coarse : (LEVELS ** 3,) uint16 ndarray
         Each cell's palette index nearest to its centre, with the generation,
         once known: what error diffusion reads (see `livequant.dither`).
@@ -229,10 +230,11 @@ def build_table(colors: np.ndarray, color_space: str) -> LookupTable:
 
 def _table_memory() -> tuple[np.ndarray, np.ndarray, int]:
     """Memory for a new table (colours and cells), and the generation its entries will carry: a dead table's,
-    one generation on (nothing it knew counts), else fresh zeros (`GENERATIONS` tables later, zeroed again).
+    one generation on (nothing it knew counts), else fresh zeros; after `GENERATIONS` tables its pages are
+    given back, and come back zeroed when next written.
 
-    Fresh memory is mapped anonymously: the system maps each page in, zeroed, when an entry on it is first
-    written (a few hundred pages a frame); numpy's own zeroed memory is zeroed at once, or in 2 MB pages.
+    The memory is mapped anonymously: the system maps each page in, zeroed, when an entry on it is first
+    written (2,000 pages a 720p frame); numpy's own zeroed memory is zeroed at once, or in 2 MB pages.
     Mapping them in and out took 1.2 ms a table at 720p (cockatoo), and a GIF of it at K=256 builds a table
     nearly every frame.
     """
@@ -241,15 +243,24 @@ def _table_memory() -> tuple[np.ndarray, np.ndarray, int]:
     except IndexError:
         colours, cells, generation = _zeros(1 << 24), _zeros(LEVELS**3), 0
     if generation == GENERATIONS:
-        colours[:] = 0
-        cells[:] = 0
+        _zero(colours)
+        _zero(cells)
         generation = 0
     return colours, cells, generation + 1
 
 
 def _zeros(n: int) -> np.ndarray:
-    """``(n,) uint16`` zeros in anonymous memory of their own."""
-    return np.frombuffer(mmap.mmap(-1, 2 * n), dtype=np.uint16)
+    """``(n,) uint16`` zeros in private anonymous memory of their own (``.base.obj``: its `mmap.mmap`)."""
+    private = {"flags": mmap.MAP_PRIVATE} if hasattr(mmap, "MAP_PRIVATE") else {}  # not on Windows
+    return np.frombuffer(mmap.mmap(-1, 2 * n, **private), dtype=np.uint16)
+
+
+def _zero(memory: np.ndarray) -> None:
+    """Zero `_zeros` memory: on Linux by giving its pages back (they come back zeroed when next written)."""
+    if sys.platform.startswith("linux"):
+        memory.base.obj.madvise(mmap.MADV_DONTNEED)
+    else:
+        memory[:] = 0
 
 
 def _spare(colours: np.ndarray, cells: np.ndarray, generation: int) -> None:
