@@ -258,7 +258,8 @@ class VideoFile(_Source):
     refuses as they come, and, once the whole file is read, packets that gave
     no picture and frames the file's index lists but its data lacks (a
     truncated file). Frames the decoder returns patched over errors (flagged
-    corrupt, as FFmpeg shows them) are kept and counted in ``damaged``.
+    corrupt, as FFmpeg shows them) are kept and counted in ``damaged``. A
+    VideoFile is read once: iterating it again raises `SourceError`.
 
     Parameters
     ----------
@@ -456,10 +457,12 @@ class VideoFile(_Source):
         self.end_time = last_end if end is None or last_end is None else min(last_end, end)
 
     def __iter__(self):
-        if self._first is not None:
-            first, self._first = self._first, None
-            for frame, t in itertools.chain([first], self._frames):
-                yield self._rgb(frame), t
+        if self._first is None:
+            raise SourceError(f"video '{self.path}' was read already: a VideoFile is read once; open a new one to "
+                              "read it again")
+        first, self._first = self._first, None
+        for frame, t in itertools.chain([first], self._frames):
+            yield self._rgb(frame), t
 
     def close(self) -> None:
         """Close the file."""

@@ -33,6 +33,19 @@ def test_video_file_reads_every_frame_with_its_time(clip):
     assert np.abs(frames[5].astype(int) - clip.expected(5)).mean() < 8  # H.264 is lossy
 
 
+def test_a_video_file_read_again_says_so(clip):
+    """Read once: a second pass (after all of it, or after a first frame peeked at) is an error, not nothing
+    (a second `run` over it wrote an output of no frames)."""
+    with VideoFile(clip.path) as src:
+        assert len(list(src)) == clip.frames
+        with pytest.raises(SourceError, match="read already.*open a new one"):
+            list(src)
+    with VideoFile(clip.path) as src:
+        next(iter(src))
+        with pytest.raises(SourceError, match="read already"):
+            next(iter(src))
+
+
 @pytest.mark.parametrize(
     ("start", "duration", "expected"), [(1.0, 0.5, np.arange(12, 18) / 12), (None, 0.25, [0, 1 / 12, 2 / 12])]
 )
