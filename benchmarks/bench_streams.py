@@ -460,9 +460,11 @@ def bench_mp4(clip: Path, tmp: Path, quick: bool, targets: Targets) -> None:
     def lq(name):
         cli_options, threads = options[name]
 
+        colours = () if "--palette" in cli_options else ("-k", str(K))  # -k with --palette is refused
+
         def call(warmup=False):
             with numba_threads(threads):
-                return livequant_cli("transcode", str(clip), str(outputs[name]), "-k", str(K), "-y", "-q",
+                return livequant_cli("transcode", str(clip), str(outputs[name]), *colours, "-y", "-q",
                                      "--no-audio", *cli_options, *(["--duration", "1"] if warmup else limit))
         return call
 
