@@ -47,11 +47,9 @@ LZW_HASH_SLOTS = 1 << 13  # LZW: the hash table's entries above that (a power of
 _CELL = LEVELS - 1  # one channel's cell bits, in place
 _SUB = (1 << SHIFT) - 1  # one channel's bits within a cell
 # A table's ``cells`` (`livequant.lookup.LookupTable`): each cell centre's value on the coefficients' scale (linear
-# light in OKLab), then each 8-bit level's, then each cell's half width on that scale, then the 22 coefficients
-# of `livequant.colorspace.kernel_coefficients`.
+# light in OKLab), then each 8-bit level's, then the 22 coefficients of `livequant.colorspace.kernel_coefficients`.
 _LEVEL_VALUES = LEVELS
-_HALF_WIDTHS = LEVELS + 256
-_COEFFICIENTS = 2 * LEVELS + 256
+_COEFFICIENTS = LEVELS + 256
 
 
 # ---------------------------------------------------------------- one pixel
@@ -114,8 +112,9 @@ def _slope(y, dy, cube):  # pragma: no cover - compiled
 @nb.njit(inline="always")
 def _cell_geometry(cell, c):  # pragma: no cover - compiled
     """The centre of ``cell`` in the working space; the linear map from a colour's change on the coefficients'
-    scale to its change there, with the cube roots' slopes at the centre (rows of a 3 x 3 matrix, row-major); each
-    channel's lowest and highest level less the centre's, on that scale; a bound on how far any colour of the
+    scale to its change there, with the cube roots' slopes at the centre (rows of a 3 x 3 matrix, row-major); how
+    far each channel's levels reach from the centre's, and its lowest and highest level less the centre's, on
+    that scale; a bound on how far any colour of the
     cell lies from where the map puts it; and whether the cell is too near black for that bound
     (`_black_radius`).
 
@@ -149,7 +148,7 @@ def _cell_geometry(cell, c):  # pragma: no cover - compiled
                 _jacobian_entry(c, 1, 1, slope0, slope1, slope2), _jacobian_entry(c, 1, 2, slope0, slope1, slope2),
                 _jacobian_entry(c, 2, 0, slope0, slope1, slope2), _jacobian_entry(c, 2, 1, slope0, slope1, slope2),
                 _jacobian_entry(c, 2, 2, slope0, slope1, slope2))
-    return x0, x1, x2, jacobian, low, high, error, black
+    return x0, x1, x2, jacobian, (w0, w1, w2), low, high, error, black
 
 
 @nb.njit(inline="always")
@@ -172,12 +171,12 @@ def _corner(jacobian, low, high, sub):  # pragma: no cover - compiled
 
 
 @nb.njit(inline="always")
-def _black_radius(cell, c):  # pragma: no cover - compiled
-    """A bound on the distance from the centre of ``cell`` to its colours near black: each cube root moves by at
-    most the cube root of its value's move, which the second matrix and the weights stretch row by row."""
+def _black_radius(widths, c):  # pragma: no cover - compiled
+    """A bound on the distance from a cell's centre to its colours near black, its channels reaching ``widths``
+    from the centre's on the coefficients' scale: each cube root moves by at most the cube root of its value's
+    move, which the second matrix and the weights stretch row by row."""
     m = _COEFFICIENTS
-    a0, a1, a2 = cell & _CELL, (cell >> BITS) & _CELL, cell >> (2 * BITS)
-    w0, w1, w2 = c[_HALF_WIDTHS + a0], c[_HALF_WIDTHS + a1], c[_HALF_WIDTHS + a2]
+    w0, w1, w2 = widths
     f0 = np.cbrt(abs(c[m]) * w0 + abs(c[m + 1]) * w1 + abs(c[m + 2]) * w2)
     f1 = np.cbrt(abs(c[m + 3]) * w0 + abs(c[m + 4]) * w1 + abs(c[m + 5]) * w2)
     f2 = np.cbrt(abs(c[m + 6]) * w0 + abs(c[m + 7]) * w1 + abs(c[m + 8]) * w2)
@@ -262,13 +261,12 @@ def _fill_cell(cells, cell, ranked, table, generation):  # pragma: no cover - co
     bisector with the nearest passes within ``r`` of the centre; the colours' own nearest entries are among
     those candidates. A colour's nearest is first sought from where the cube roots' slopes put it
     (`_cell_geometry`), and from its exact coordinates only where the runner-up is within the error of that.
-    Palettes of up to `SCAN_ENTRIES` are scanned (``ranked`` in palette order); larger ones are in order of
-    the first coordinate, walked out from the centre's (`_walk_nearest`).
+    The nearest and the runner-up are found by `_nearest_to_centre`.
     """
     c = cells
-    x0, x1, x2, jacobian, low, high, error, black = _cell_geometry(cell, c)
+    x0, x1, x2, jacobian, widths, low, high, error, black = _cell_geometry(cell, c)
     if black:
-        radius = _black_radius(cell, c)
+        radius = _black_radius(widths, c)
     else:
         radius = 0.0
         for sub in range(BLOCK):
@@ -277,23 +275,12 @@ def _fill_cell(cells, cell, ranked, table, generation):  # pragma: no cover - co
         radius = np.sqrt(radius) + error
     margin = np.float32(2.0 * radius * 1.001 + 2e-6)
     k = ranked.shape[0]
-    if k > SCAN_ENTRIES:
-        nearest_i, nearest_row, best, second = _walk_nearest(x0, x1, x2, x0, ranked[:, 0], ranked, margin)
-    else:
-        best = second = np.float32(np.inf)
-        nearest_row = k
-        for row in range(k):
-            dist = _distance_to_row(x0, x1, x2, ranked, row)
-            if dist < best:
-                second = best
-                best, nearest_row = dist, row
-            elif dist < second:
-                second = dist
-        nearest_i = nearest_row
+    nearest_i, nearest_row, best, second = _nearest_to_centre(x0, x1, x2, ranked, margin)
     corner = ((cell & _CELL) << SHIFT) | (((cell >> BITS) & _CELL) << (8 + SHIFT)) | (
         (cell >> (2 * BITS)) << (16 + SHIFT))
     reach = np.sqrt(best) + margin
-    if second > reach * reach * np.float32(1.00001) + np.float32(1e-9):  # no other entry within reach
+    within = reach * reach * np.float32(1.00001) + np.float32(1e-9)
+    if second > within:  # no other entry within reach
         _fill_block(table, corner, (generation << 8) | nearest_i)
         return
     first, last = 0, k
@@ -304,7 +291,6 @@ def _fill_cell(cells, cell, ranked, table, generation):  # pragma: no cover - co
     candidates[0] = nearest_row
     n = 1
     n0, n1, n2 = ranked[nearest_row, 0], ranked[nearest_row, 1], ranked[nearest_row, 2]
-    within = reach * reach * np.float32(1.00001) + np.float32(1e-9)
     for row in range(first, last):
         dist = _distance_to_row(x0, x1, x2, ranked, row)
         if row != nearest_row and dist <= within:
@@ -320,9 +306,9 @@ def _fill_cell(cells, cell, ranked, table, generation):  # pragma: no cover - co
         found = False
         if not black:
             e0, e1, e2 = _corner(jacobian, low, high, sub)
-            j, best, second = _nearest_of(x0 + np.float32(e0), x1 + np.float32(e1), x2 + np.float32(e2), ranked,
-                                          candidates, n)
-            found = np.sqrt(second) - np.sqrt(best) > 2.0 * error * 1.001 + 2e-6
+            j, closest, runner_up = _nearest_of(x0 + np.float32(e0), x1 + np.float32(e1), x2 + np.float32(e2), ranked,
+                                                candidates, n)
+            found = np.sqrt(runner_up) - np.sqrt(closest) > 2.0 * error * 1.001 + 2e-6
         if not found:
             p0, p1, p2 = _colour_point(p, c)
             j = _nearest_of(p0, p1, p2, ranked, candidates, n)[0]
@@ -362,19 +348,30 @@ def _coarse_index(p, coarse, generation, cells, ranked):  # pragma: no cover - c
 
 @nb.njit(nogil=True, cache=True)
 def _nearest_centre(cells, cell, ranked):  # pragma: no cover - compiled
-    """Index of the palette entry nearest to the centre of ``cell`` (ties: the lowest index), scanned or walked
-    to as in `_fill_cell`."""
+    """Index of the palette entry nearest to the centre of ``cell`` (ties: the lowest index)."""
     c = cells
     x0, x1, x2 = _point(c[cell & _CELL], c[(cell >> BITS) & _CELL], c[cell >> (2 * BITS)], c)
+    return _nearest_to_centre(x0, x1, x2, ranked, np.float32(0.0))[0]
+
+
+@nb.njit(inline="always")
+def _nearest_to_centre(x0, x1, x2, ranked, margin):  # pragma: no cover - compiled
+    """`_walk_nearest`'s answers for a cell centre: palettes of up to `SCAN_ENTRIES` are scanned (``ranked`` in
+    palette order, so the row is the index); larger ones, in order of the first coordinate, are walked out
+    from the centre's."""
     k = ranked.shape[0]
     if k > SCAN_ENTRIES:
-        return _walk_nearest(x0, x1, x2, x0, ranked[:, 0], ranked, np.float32(0.0))[0]
-    best, best_i = np.float32(np.inf), k
-    for row in range(k):  # rows in palette order
+        return _walk_nearest(x0, x1, x2, x0, ranked[:, 0], ranked, margin)
+    best = second = np.float32(np.inf)
+    nearest = k
+    for row in range(k):
         dist = _distance_to_row(x0, x1, x2, ranked, row)
         if dist < best:
-            best, best_i = dist, row
-    return best_i
+            second = best
+            best, nearest = dist, row
+        elif dist < second:
+            second = dist
+    return nearest, nearest, best, second
 
 
 @nb.njit(inline="always")

@@ -81,8 +81,9 @@ class LookupTable:
         entries carry another generation.
     cells : ndarray
         `livequant.colorspace.kernel_coefficients` of the cells' centre values
-        on each channel: the kernels compute a cell centre's working-space
-        coordinates from it (shared by all tables in one space).
+        and of every 8-bit level on each channel: the kernels compute a cell
+        centre's or a colour's working-space coordinates from it (shared by
+        all tables in one space).
     ranked : (K, 4) float32 ndarray
         The palette in the working space, rows ``(x, y, z, index)``; in order
         of ``x`` for palettes of more than `SCAN_ENTRIES` colours, which the
@@ -110,14 +111,11 @@ class LookupTable:
 
 @functools.cache
 def _cell_coefficients(color_space: str) -> np.ndarray:
-    """How the kernels compute the working-space coordinates of a cell's centre and colours, and bound their
-    distance (`LookupTable.cells`), read only."""
+    """How the kernels compute the working-space coordinates of a cell's centre and of each colour
+    (`LookupTable.cells`), read only."""
     width = 1 << SHIFT
-    coefficients = kernel_coefficients(np.concatenate([np.arange(LEVELS) * width + (width - 1) / 2, np.arange(256)]),
-                                       color_space)
-    centres, levels = coefficients[:LEVELS], coefficients[LEVELS:LEVELS + 256]
-    half_widths = np.abs(levels.reshape(LEVELS, width) - centres[:, None]).max(axis=1)
-    out = np.concatenate([centres, levels, half_widths, coefficients[LEVELS + 256:]])
+    out = kernel_coefficients(np.concatenate([np.arange(LEVELS) * width + (width - 1) / 2, np.arange(256)]),
+                              color_space)
     out.flags.writeable = False
     return out
 
