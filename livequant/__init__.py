@@ -14,6 +14,7 @@ import importlib
 # Names are loaded on first use (PEP 562): `python -m livequant` then starts
 # with a light import, so a Ctrl-C during start-up ends quietly (see __main__).
 _HOMES = {
+    "AnimationWriter": "livequant.sinks",
     "COLOR_SPACES": "livequant.colorspace",
     "DITHERS": "livequant.dither",
     "GifWriter": "livequant.sinks",
@@ -55,6 +56,7 @@ def __dir__() -> list[str]:
 __version__ = "0.1.0"
 
 __all__ = [
+    "AnimationWriter",
     "COLOR_SPACES",
     "DITHERS",
     "GifWriter",

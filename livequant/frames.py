@@ -127,8 +127,10 @@ class QuantizedFrame:
         Index of each pixel into ``palette`` (``rgb == palette.colors[indices]``).
     palette : Palette
         The palette in force for this frame.
-    time : float
-        Presentation time in seconds from the start of the source.
+    time : float or None
+        Presentation time in seconds from the start of the source; None: not
+        known, and the file writers show the frame one frame interval
+        (``1 / fps``) after the one before.
     source : (H, W, 3) uint8 ndarray or None
         The input frame, for before/after views.
     event : str
@@ -143,7 +145,7 @@ class QuantizedFrame:
     rgb: np.ndarray
     indices: np.ndarray
     palette: Palette
-    time: float = 0.0
+    time: float | None = None
     source: np.ndarray | None = None
     event: str = ""
     palette_lag: int = 0

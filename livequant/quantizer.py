@@ -304,23 +304,24 @@ class Quantizer:
         """
         return self.process(frame).indices
 
-    def process(self, frame: np.ndarray, time: float = 0.0) -> QuantizedFrame:
+    def process(self, frame: np.ndarray, time: float | None = None) -> QuantizedFrame:
         """Quantize one frame and return colours, indices and the palette used.
 
         Parameters
         ----------
         frame : (H, W, 3) uint8 ndarray
-        time : float
+        time : float, optional
             Presentation time in seconds, passed through to the result: the
-            file writers time the frame by it (give each frame its own).
+            file writers time the frame by it. Without it they show the frame
+            ``1 / fps`` after the one before.
 
         Returns
         -------
         QuantizedFrame
         """
         frame = check_frame(frame)
-        if not _is_number(time) or not math.isfinite(time):
-            raise ValueError(f"time must be a finite number of seconds, got {time!r}")
+        if time is not None and (not _is_number(time) or not math.isfinite(time)):
+            raise ValueError(f"time must be a finite number of seconds or None, got {time!r}")
         if self.background and self._fixed is None:
             step = self.track.step_live(frame, self._next_index(), self.frozen)
         else:
@@ -340,7 +341,7 @@ class Quantizer:
             return self.track.current
         return self.track.step(check_frame(frame), index)
 
-    def apply(self, frame: np.ndarray, step: PaletteStep, time: float = 0.0) -> QuantizedFrame:
+    def apply(self, frame: np.ndarray, step: PaletteStep, time: float | None = None) -> QuantizedFrame:
         """Map ``frame`` with the palette of ``step`` (from `plan`): dither, temporal hold.
 
         Returns

@@ -18,6 +18,7 @@ import os
 import re
 import sys
 import weakref
+from dataclasses import replace
 from fractions import Fraction
 from pathlib import Path
 
@@ -149,9 +150,15 @@ def _write_still(path: Path, qframe: QuantizedFrame, name: Path | None = None) -
 
 
 class _FileSink:
-    """Partial file, rename on success, cleanup on failure; subclasses fill in `_write`, `_finish`, `_release`."""
+    """Partial file, rename on success, cleanup on failure; subclasses fill in `_write`, `_finish`, `_release`.
+
+    A frame without a time (`QuantizedFrame.time` None) is shown ``1 / fps`` after the frame before, the first
+    at 0; a sink of pictures (``timed`` False) needs no times.
+    """
 
     interactive = False
+    timed = True
+    fps: float | None = None
     _tmp: Path | None = None
 
     def __init__(self, path, overwrite: bool, inputs=()):
@@ -165,6 +172,7 @@ class _FileSink:
         self.finished = False  # the output is complete and in place
         self._done = False
         self._end: float | None = None  # when the last frame stops showing (`end_at`); None: not said
+        self._last_time: float | None = None  # the time the last frame written was shown at
 
     def end_at(self, time: float) -> None:
         """Show the last frame until ``time`` (seconds, on the frames' clock) instead of for as long as the
@@ -188,6 +196,8 @@ class _FileSink:
             raise SinkError(f"'{self.path}' is {'finished' if self.finished else 'closed'}; open a new writer "
                             "to write more")
         check_frame(qframe.rgb, "qframe.rgb")
+        if qframe.time is None and self.timed:
+            qframe = replace(qframe, time=self._untimed_frame_time())
         try:
             self._write(qframe)
         except SinkError:
@@ -195,6 +205,16 @@ class _FileSink:
         except (av.error.FFmpegError, OSError) as e:
             raise write_failed("write", self.path, e) from e
         self.frames += 1
+        self._last_time = qframe.time
+
+    def _untimed_frame_time(self) -> float:
+        """When a frame without a time shows: at 0 if it is the first, else ``1 / fps`` after the frame before."""
+        if self._last_time is None:
+            return 0.0
+        if self.fps is None:
+            raise SinkError(f"frame {self.frames + 1} has no time and '{self.path}' no frame rate to place it by; "
+                            "pass each frame's time (Quantizer.process(frame, time)) or the writer's fps=")
+        return self._last_time + 1 / self.fps
 
     def close(self) -> None:
         """Finish the output and move it into place; raises `SinkError` if no frame was written.
@@ -523,7 +543,8 @@ class VideoWriter(_EncoderSink):
     otherwise. With chroma subsampling an odd width or height is padded to even
     by repeating the last column or row. YUV output is converted and tagged as
     BT.709. Frame times set the timestamps (the first frame at 0), so a variable
-    frame rate is kept; ``fps`` is the nominal rate.
+    frame rate is kept; ``fps`` is the nominal rate, and places frames that
+    have no time ``1 / fps`` after the one before.
 
     Parameters
     ----------
@@ -719,10 +740,17 @@ class GifWriter(_FileSink):
         Give every frame its own palette, even one equal to the file's global
         palette, so the frames can be copied into another GIF (what
         ``livequant batch`` does to join chunks).
+    fps : float, optional
+        Frame rate for frames without a time: each shows ``1 / fps`` after
+        the one before. Without it such frames are an error.
     """
 
-    def __init__(self, path, *, loop: int = 0, overwrite: bool = False, inputs=(), local_palettes: bool = False):
+    def __init__(self, path, *, loop: int = 0, overwrite: bool = False, inputs=(), local_palettes: bool = False,
+                 fps: float | None = None):
         _check_loop(loop)
+        if fps is not None:
+            check_fps(fps)
+        self.fps = fps
         self.loop = loop
         self.local_palettes = local_palettes
         self.dropped = 0
@@ -818,6 +846,9 @@ class AnimationWriter(_EncoderSink):
         Replace an existing ``path``.
     inputs : sequence of str or os.PathLike
         Files the output must not be (compared by device and inode).
+    fps : float, optional
+        Frame rate for frames without a time: each shows ``1 / fps`` after
+        the one before. Without it such frames are an error.
 
     Raises
     ------
@@ -827,8 +858,12 @@ class AnimationWriter(_EncoderSink):
 
     _FORMATS = {".webp": ("webp", "libwebp_anim", "bgra", "loop"), ".apng": ("apng", "apng", "rgb24", "plays")}
 
-    def __init__(self, path, *, loop: int = 0, quality: float | None = None, overwrite: bool = False, inputs=()):
+    def __init__(self, path, *, loop: int = 0, quality: float | None = None, overwrite: bool = False, inputs=(),
+                 fps: float | None = None):
         _check_loop(loop)
+        if fps is not None:
+            check_fps(fps)
+        self.fps = fps
         suffix = Path(path).suffix.lower()
         if suffix not in self._FORMATS:
             raise ValueError(f"'{path}' is not an animation format here; use .webp or .apng (or .gif)")
@@ -931,6 +966,8 @@ class ImageWriter(_FileSink):
     ValueError
         If OpenCV cannot encode a colour picture as the suffix's type, or the pattern cannot number files.
     """
+
+    timed = False  # pictures: no frame times
 
     def __init__(self, path, overwrite: bool = False, inputs=(), *, one_frame: bool = False):
         text = os.fspath(path)

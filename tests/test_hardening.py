@@ -601,7 +601,7 @@ def test_a_writer_says_what_it_takes_and_that_it_is_finished(tmp_path, make):
     (lambda: run_pipeline(iter([]), Quantizer(4), Preview.__new__(Preview)), TypeError,
      r"^sinks must be a list of sinks, got one Preview; give \[sink\]"),
     (lambda: Quantizer(4).process(np.zeros((8, 8, 3), np.uint8), float("nan")), ValueError,
-     r"^time must be a finite number of seconds, got nan"),
+     r"^time must be a finite number of seconds or None, got nan"),
     (lambda: Quantizer(4).process(np.zeros((8, 8, 3), np.uint8), "1"), ValueError, r"^time must be a finite"),
     (lambda: VideoFile("any.mp4", start="1"), TypeError, r"^start must be a number of seconds, got '1'"),
     (lambda: TestPattern("64x48"), TypeError, r"^size must be \(width, height\) in whole pixels, got '64x48'"),

@@ -10,14 +10,14 @@ import numpy as np
 import pytest
 
 from conftest import gif_blocks, write_gif_ending_on_a_pause
-from livequant import presets
+from livequant import Quantizer, presets
 from livequant.cli import main
 from livequant.errors import SinkError
 from livequant.frames import QuantizedFrame
 from livequant.gif import GifEncoder, split_file_parts
 from livequant.kernels import lzw_encode, transparent_codes
 from livequant.palette import Palette
-from livequant.sinks import AnimationWriter, GifWriter
+from livequant.sinks import AnimationWriter, GifWriter, VideoWriter
 
 Image = pytest.importorskip("PIL.Image", reason="Pillow decodes animated WebP (FFmpeg's decoder does not)")
 
@@ -60,6 +60,50 @@ def _write_all(sink, qframes):
     with sink:
         for q in qframes:
             sink.write(q)
+
+
+# Frames without times
+
+
+def _untimed_frames(n):
+    """``n`` different frames through a `Quantizer` called as the README shows, without times."""
+    q = Quantizer(4)
+    colors = np.array([[0, 0, 0], [255, 0, 0], [0, 255, 0], [0, 0, 255]], np.uint8)
+    return [q.process(np.ascontiguousarray(colors[_scene(i, 4)])) for i in range(n)]
+
+
+@pytest.mark.parametrize(("name", "writer"), [
+    ("out.gif", lambda path: GifWriter(path, fps=10)),
+    ("out.webp", lambda path: AnimationWriter(path, fps=10)),
+    ("out.apng", lambda path: AnimationWriter(path, fps=10)),
+    ("out.mkv", lambda path: VideoWriter(path, 10, lossless=True)),
+])
+def test_frames_without_times_are_shown_a_frame_interval_apart(tmp_path, name, writer):
+    """`Quantizer.process(frame)` gives no time: each frame follows the one before by ``1 / fps`` (the first
+    at 0; the last as long as the one before)."""
+    qframes = _untimed_frames(6)
+    assert all(q.time is None for q in qframes)
+    path = tmp_path / name
+    _write_all(writer(path), qframes)
+    if path.suffix == ".mkv":
+        frames, times = _pyav_frames(path)
+        np.testing.assert_allclose(times, np.arange(6) / 10, atol=2e-3)
+    else:
+        frames, durations = _pillow_frames(path)
+        assert [round(d) for d in durations] == [100] * 6
+    assert len(frames) == 6
+    for qframe, frame in zip(qframes, frames):
+        np.testing.assert_array_equal(frame, qframe.rgb)
+
+
+@pytest.mark.parametrize("name", ["out.gif", "out.webp"])
+def test_frames_without_times_need_a_frame_rate(tmp_path, name):
+    writer = GifWriter if name == "out.gif" else AnimationWriter
+    with pytest.raises(SinkError, match=r"^frame 2 has no time and '.*out\.(gif|webp)' no frame rate to place it "
+                                        r"by; pass each frame's time \(Quantizer\.process\(frame, time\)\) or "
+                                        r"the writer's fps=$"):
+        _write_all(writer(tmp_path / name), _untimed_frames(2))
+    assert not list(tmp_path.iterdir())  # neither the output nor a partial file
 
 
 # GIF

@@ -73,6 +73,7 @@ def test_process_returns_consistent_parts(rng):
     result = q.process(frame, time=1.5)
     np.testing.assert_array_equal(result.palette.colors[result.indices], result.rgb)
     assert result.time == 1.5 and result.source is frame
+    assert q.process(frame).time is None  # no time given: the writers place it (test_sinks)
 
 
 def smooth_frame(seed=0, shape=(120, 160)):

@@ -3,6 +3,7 @@
 import re
 from pathlib import Path
 
+import av
 import numpy as np
 
 README = Path(__file__).resolve().parents[1] / "README.md"
@@ -19,6 +20,8 @@ def test_python_example_runs(tmp_path, monkeypatch, rng):
     for block in blocks:
         exec(compile(block, str(README), "exec"), namespace)
     assert (tmp_path / "out.mp4").stat().st_size > 0
+    with av.open(str(tmp_path / "out.gif")) as gif:  # frames without times 1/15 s apart, none dropped
+        assert [round(f.time, 2) for f in gif.decode(video=0)] == [0.0, 0.07, 0.13]  # in 1/100 s
     assert namespace["small"].shape == (40, 30, 3)
     qf = namespace["qf"]  # colours, indices and palette of one and the same frame
     np.testing.assert_array_equal(qf.palette.colors[qf.indices], namespace["out"])
