@@ -67,7 +67,9 @@ def check_frame(frame: object, name: str = "frame") -> np.ndarray:
             "convert with livequant.frames.to_rgb8() (floats in 0..1, 16-bit, bool, gray, RGBA)"
         )
     if frame.ndim != 3 or frame.shape[2] != 3 or frame.shape[0] < 1 or frame.shape[1] < 1:
-        raise ValueError(f"{name} must be uint8 RGB of shape (H, W, 3), got shape {frame.shape}")
+        convertible = frame.size and (frame.ndim == 2 or (frame.ndim == 3 and frame.shape[2] in (1, 4)))
+        fix = "; convert gray or RGBA with livequant.frames.to_rgb8()" if convertible else ""
+        raise ValueError(f"{name} must be uint8 RGB of shape (H, W, 3), got shape {frame.shape}{fix}")
     return np.ascontiguousarray(frame)
 
 

@@ -11,6 +11,7 @@ from hypothesis.extra.numpy import arrays
 
 import livequant
 from livequant import Palette, Quantizer, presets, quantize
+from livequant.frames import to_rgb8
 
 DITHERS = livequant.DITHERS
 frames = arrays(np.uint8, st.tuples(st.integers(1, 40), st.integers(1, 40), st.just(3)))
@@ -416,3 +417,18 @@ def test_few_distinct_colours_are_not_merged_badly(space, k):
     for out in (quantize(image, k, color_space=space), Quantizer(k, color_space=space).quantize(image)):
         assert {(255, 1, 1), (0, 0, 0)} <= colour_set(out)
         assert np.abs(out.astype(int) - image).max() <= 2
+
+
+@pytest.mark.parametrize(("frame", "error", "message"), [
+    (np.zeros((8, 8), np.uint8), ValueError, r"got shape \(8, 8\); convert gray or RGBA with livequant\.frames"),
+    (np.zeros((8, 8, 4), np.uint8), ValueError, r"got shape \(8, 8, 4\); convert gray or RGBA with livequant\.frames"),
+    (np.zeros((0, 8, 3), np.uint8), ValueError, r"^frame must be uint8 RGB of shape \(H, W, 3\), got shape \(0, 8, 3\)$"
+     ),
+    (np.zeros((8, 8, 3), np.float32), TypeError, r"got dtype float32; convert with livequant\.frames\.to_rgb8\(\)"),
+    ([[0]], TypeError, r"^frame must be a numpy uint8 array \(H, W, 3\), got list$"),
+], ids=["gray", "rgba", "empty", "float", "list"])
+def test_a_frame_of_the_wrong_kind_is_named_with_its_fix(frame, error, message):
+    with pytest.raises(error, match=message):
+        Quantizer(4).process(frame)
+    if "to_rgb8" in message:  # the fix named works
+        assert Quantizer(4).process(to_rgb8(frame)).rgb.shape == (8, 8, 3)
