@@ -39,7 +39,7 @@ from livequant.report import QualityReport, check_path
 from livequant.sinks import (MAX_LOOP, NUMBERED, VIDEO_SUFFIXES, ImageWriter, Preview, VideoWriter, check_target,
                              numbered_files)
 from livequant.sources import (IMAGE_SUFFIXES, MAX_PIXELS, Images, Reconnecting, TestPattern, VideoFile, Webcam,
-                               damage_note, list_cameras, open_source)
+                               damage_note, is_picture_sequence, list_cameras, open_source)
 
 __all__ = ["PreviewKeys", "main"]
 
@@ -262,7 +262,8 @@ def _parser() -> argparse.ArgumentParser:
                 f"Transparent pixels are flattened on white; frames that cannot be decoded are skipped and\n"
                 f"counted.\n\n{_EXACT_COLOURS}",
                 _presets_epilog())
-    p.add_argument("input", help="video file or URL")
+    p.add_argument("input", help="video file or URL, or numbered pictures such as frames/%%04d.png (played at "
+                   "--fps, else 25 fps)")
     p.add_argument("output", help="output file: .mp4 .mov .mkv .webm .gif .webp .apng .png .jpg, or an image "
                    "pattern")
     _add_colour_options(p, video=True)
@@ -425,9 +426,15 @@ def _save_report(report: QualityReport | None, args) -> None:
             print(f"wrote {args.report}: {report.summary()}", file=sys.stderr)
 
 
+def _open_input(args, timing: dict) -> VideoFile:
+    """The input video of ``transcode``; numbered pictures play at ``--fps`` (else FFmpeg's 25)."""
+    fps = args.fps if is_picture_sequence(args.input) else None
+    return VideoFile(args.input, **timing, fps=fps, max_pixels=args.max_pixels)
+
+
 def _global_palette(args, timing: dict) -> Palette:
     """``--gif-palette global``: one palette fitted to frames sampled over the input (a first reading)."""
-    with VideoFile(args.input, **timing, max_pixels=args.max_pixels) as video:
+    with _open_input(args, timing) as video:
         return _fit_palette(_sampled_pixels(video, most=32), args)
 
 
@@ -439,7 +446,7 @@ def _transcode(args) -> int:
     report = _report(args, inputs)
     sink = None
     try:
-        with VideoFile(args.input, **timing, max_pixels=args.max_pixels) as source:
+        with _open_input(args, timing) as source:
             size, n, shown = frame_size(source.size, args)
             with open_output(args, source, inputs) as sink:
                 if getattr(source, "has_audio", False) and not (args.no_audio or args.quiet or

@@ -9,6 +9,7 @@ presentation time in seconds. Sources share the attributes ``fps``, ``size``
 
 from __future__ import annotations
 
+import collections
 import contextlib
 import errno
 import glob
@@ -34,11 +35,13 @@ from livequant.frames import check_count, check_fps, flatten_alpha, to_rgb8
 from livequant.mailbox import END, Mailbox
 
 __all__ = ["IMAGE_SUFFIXES", "Images", "MAX_PIXELS", "Pacer", "Reconnecting", "TestPattern", "VideoFile", "Webcam",
-           "damage_note", "gif_loop", "list_cameras", "open_source", "read_image", "resize"]
+           "damage_note", "gif_loop", "is_picture_sequence", "list_cameras", "open_source", "read_image", "resize"]
 
 log = logging.getLogger("livequant")
 
 IMAGE_SUFFIXES = frozenset({".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp", ".ppm", ".pgm"})
+#: The frame number in the name of a picture sequence FFmpeg reads as a video (its image2 demuxer).
+_SEQUENCE_NUMBER = re.compile(r"%0?\d*d")
 MAX_PIXELS = 100_000_000
 """Default limit on the pixels of one picture (100 megapixels, 10000 x 10000): a file claiming more is
 refused before it is decoded, so a small malicious file (a decompression bomb) cannot exhaust memory."""
@@ -65,12 +68,41 @@ def _check_max_pixels(max_pixels: int) -> None:
         raise ValueError(f"max_pixels must be a positive integer, got {max_pixels!r}")
 
 
+def is_picture_sequence(path: str) -> bool:
+    """Whether ``path`` names numbered pictures that FFmpeg reads as a video: ``frames/%04d.png``."""
+    return Path(path).suffix.lower() in IMAGE_SUFFIXES and _SEQUENCE_NUMBER.search(path) is not None
+
+
+def _first_number(pattern: str) -> int | None:
+    """The lowest number among the files that numbered pictures ``pattern`` names; None if there are none."""
+    head, tail = _SEQUENCE_NUMBER.split(pattern, maxsplit=1)
+    named = re.compile(re.escape(head) + r"(\d+)" + re.escape(tail))
+    found = (named.fullmatch(name) for name in glob.glob(glob.escape(head) + "*" + glob.escape(tail)))
+    return min((int(match.group(1)) for match in found if match), default=None)
+
+
+def _pictures_in(folder: str) -> str | None:
+    """Numbered pictures in ``folder`` as a pattern (``folder/frame-%04d.png``), the most common naming; None if
+    there are none."""
+    namings = collections.Counter()
+    for name in os.listdir(folder):
+        match = re.fullmatch(r"(.*?)(\d+)(\.\w+)", name)
+        if match and match.group(3).lower() in IMAGE_SUFFIXES:
+            namings[match.group(1), len(match.group(2)), match.group(3)] += 1
+    if not namings:
+        return None
+    head, width, suffix = namings.most_common(1)[0][0]
+    return os.path.join(folder, f"{head}%0{width}d{suffix}")
+
+
 def _not_a_file(kind: str, path: str) -> str | None:
     """The cause when ``path`` names no readable regular file (None for a URL or a file that has bytes)."""
     if "://" in path:
         return None
     if os.path.isdir(path):
-        return f"cannot read {kind} '{path}': it is a directory; give a file"
+        pictures = _pictures_in(path) if kind == "video" else None
+        also = f", or its pictures as '{pictures}'" if pictures else ""
+        return f"cannot read {kind} '{path}': it is a directory; give a file{also}"
     if os.path.isfile(path) and os.path.getsize(path) == 0:
         return f"cannot read {kind} '{path}': the file is empty (0 bytes)"
     return None
@@ -270,6 +302,10 @@ class VideoFile(_Source):
         comes first, timed at ``start`` even when it began before.
     duration : float, optional
         Seconds to read from ``start`` (or from the first frame).
+    fps : float, optional
+        For numbered pictures (`is_picture_sequence`: ``frames/%04d.png``),
+        the rate they play at (FFmpeg's default: 25); a video keeps its own
+        times.
     max_pixels : int
         Refuse a stream whose frames have more pixels than this (`SourceError`
         before anything is decoded); frames above it later are not decoded.
@@ -285,7 +321,7 @@ class VideoFile(_Source):
     """
 
     def __init__(self, path_or_url, start: float | None = None, duration: float | None = None, *,
-                 max_pixels: int = MAX_PIXELS):
+                 fps: float | None = None, max_pixels: int = MAX_PIXELS):
         for name, value in (("start", start), ("duration", duration)):
             if value is not None and (isinstance(value, bool) or not isinstance(value, numbers.Real)):
                 raise TypeError(f"{name} must be a number of seconds, got {value!r}")
@@ -295,12 +331,18 @@ class VideoFile(_Source):
             raise ValueError(f"duration must be > 0 seconds, got {duration}")
         _check_max_pixels(max_pixels)
         self.path = os.fspath(path_or_url)
+        if fps is not None:
+            check_fps(fps)
+            if not is_picture_sequence(self.path):
+                raise ValueError(f"fps sets the rate of numbered pictures ('frames/%04d.png'), not of '{self.path}', "
+                                 "which keeps its own times; retime it with livequant.adapters.adapt(source, fps=...)")
         if cause := _not_a_file("video", self.path):
             raise SourceError(cause)
         # FFmpeg decodes a first frame to probe the stream; the limit stops it allocating a bomb's frame.
         limit = {"max_pixels": str(max_pixels)}
         try:
-            self._container = av.open(self.path, options=limit, metadata_errors="replace")
+            self._container = av.open(self.path, options=limit | self._sequence_options(fps),
+                                      metadata_errors="replace")
         except av.error.FFmpegError as e:
             raise SourceError(f"cannot open video '{self.path}': {e.strerror}; {_open_hint(self.path, e)}") from e
         if not self._container.streams.video:
@@ -362,6 +404,15 @@ class VideoFile(_Source):
         first = self._first[0]
         self.size = (first.width, first.height) if _quarter_turns(first) % 2 == 0 else (first.height, first.width)
         self._scaled = False
+
+    def _sequence_options(self, fps: float | None) -> dict:
+        """FFmpeg's options for numbered pictures: the rate (``fps``) and the first number on disk (FFmpeg
+        looks only 5 numbers past 0)."""
+        if not is_picture_sequence(self.path) or "://" in self.path:
+            return {}
+        first = _first_number(self.path)
+        return {**({} if fps is None else {"framerate": repr(fps)}),
+                **({} if first is None else {"start_number": str(first)})}
 
     def scale(self, size) -> None:
         """Scale the frames still to come to ``size`` ``(W, H)`` (upright) in the decoder, with swscale."""
@@ -929,7 +980,8 @@ def open_source(spec, **kw) -> _Source:
     """Open a source from a command-line style ``spec``.
 
     ``"test"`` gives a `TestPattern`, an int or digit string a `Webcam`, a path
-    with an image suffix or a glob pattern `Images`, anything else a `VideoFile`.
+    with an image suffix or a glob pattern `Images` (numbered pictures,
+    ``frames/%04d.png``, a `VideoFile`), anything else a `VideoFile`.
     Keyword arguments go to the source's constructor.
     """
     if isinstance(spec, int) and not isinstance(spec, bool):
@@ -939,6 +991,6 @@ def open_source(spec, **kw) -> _Source:
         return Webcam(int(text), **kw)
     if text == "test":
         return TestPattern(**kw)
-    if Path(text).suffix.lower() in IMAGE_SUFFIXES:
+    if Path(text).suffix.lower() in IMAGE_SUFFIXES and not is_picture_sequence(text):
         return Images(text, **kw)
     return VideoFile(text, **kw)

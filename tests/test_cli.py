@@ -127,6 +127,19 @@ def test_width_fps_start_and_duration(tmp_path, clip):
     np.testing.assert_allclose(times, np.arange(6) / 6, atol=2e-3)
 
 
+@pytest.mark.parametrize("gif_palette", ["track", "global"])
+def test_numbered_pictures_become_a_gif_at_the_rate_asked_with_none_dropped(tmp_path, gif_palette):
+    """FFmpeg reads numbered pictures at 25 fps: --fps 10 re-timed them and dropped 2 of every 5."""
+    for i in range(7):
+        cv2.imwrite(str(tmp_path / f"shot{i + 1:03d}.png"), np.full((12, 16, 3), 30 * i, np.uint8))
+    out = tmp_path / "out.gif"
+    args = ["transcode", str(tmp_path / "shot%03d.png"), str(out), "--fps", "10", "--gif-palette", gif_palette]
+    assert main(args) == 0
+    frames, times, _ = _decode(out)
+    assert [f[0, 0, 0] for f in frames] == [30 * i for i in range(7)]
+    np.testing.assert_allclose(times, np.arange(7) / 10, atol=1e-6)
+
+
 def test_image_sequence_output(tmp_path, clip):
     assert main(["transcode", str(clip.path), str(tmp_path / "frame-%03d.png"), "--palette", "cga1"]) == 0
     files = sorted(tmp_path.glob("frame-*.png"))

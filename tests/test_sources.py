@@ -1,5 +1,6 @@
 """Sources read real media written in the tests: clips from PyAV, images from OpenCV."""
 
+import re
 import struct
 import time
 from fractions import Fraction
@@ -362,6 +363,43 @@ def test_pattern_rejects_bad_arguments():
         TestPattern((8, 8))
     with pytest.raises(ValueError, match="fps"):
         TestPattern(fps=0)
+
+
+# Numbered pictures (FFmpeg's image2, through VideoFile)
+
+
+def _numbered_pictures(folder, first=1000, n=4):
+    """Pictures ``frame_1000.png`` ... in ``folder`` (numbers past FFmpeg's own search from 0), each its own
+    grey level; returns their RGB frames."""
+    frames = [np.full((6, 8, 3), 40 * i, np.uint8) for i in range(n)]
+    for i, frame in enumerate(frames):
+        cv2.imwrite(str(folder / f"frame_{first + i:04d}.png"), frame)
+    return frames
+
+
+@pytest.mark.parametrize(("fps", "times"), [(8, [0, 0.125, 0.25, 0.375]), (None, [0, 0.04, 0.08, 0.12])])
+def test_numbered_pictures_play_at_the_rate_given_from_their_first_number(tmp_path, fps, times):
+    pictures = _numbered_pictures(tmp_path)
+    with VideoFile(str(tmp_path / "frame_%04d.png"), fps=fps) as src:
+        frames, read_times = zip(*src)
+    assert [f[0, 0, 0] for f in frames] == [p[0, 0, 0] for p in pictures]
+    np.testing.assert_allclose(read_times, times, atol=1e-6)  # FFmpeg's rate is 25 unless told
+
+
+def test_fps_is_for_numbered_pictures_only(clip):
+    with pytest.raises(ValueError, match=r"^fps sets the rate of numbered pictures \('frames/%04d\.png'\), not of "
+                                         r"'.*', which keeps its own times; retime it with livequant\.adapters"):
+        VideoFile(clip.path, fps=10)
+
+
+def test_a_folder_of_pictures_is_named_as_their_pattern(tmp_path):
+    _numbered_pictures(tmp_path)
+    (tmp_path / "notes.txt").write_text("not a picture")
+    pattern = str(tmp_path / "frame_%04d.png")
+    with pytest.raises(SourceError, match=f"it is a directory; give a file, or its pictures as '{re.escape(pattern)}'$"):
+        VideoFile(str(tmp_path))
+    with open_source(pattern) as src:  # the pattern named opens
+        assert isinstance(src, VideoFile) and len(list(src)) == 4
 
 
 # open_source
