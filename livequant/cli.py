@@ -262,8 +262,8 @@ def _parser() -> argparse.ArgumentParser:
                 f"Transparent pixels are flattened on white; frames that cannot be decoded are skipped and\n"
                 f"counted.\n\n{_EXACT_COLOURS}",
                 _presets_epilog())
-    p.add_argument("input", help="video file or URL, or numbered pictures such as frames/%%04d.png (played at "
-                   "--fps, else 25 fps)")
+    p.add_argument("input", help="video file or URL, or pictures: numbered, frames/%%04d.png, or a quoted glob, "
+                   "'frames/*.png' (played at --fps, else 25 fps)")
     p.add_argument("output", help="output file: .mp4 .mov .mkv .webm .gif .webp .apng .png .jpg, or an image "
                    "pattern")
     _add_colour_options(p, video=True)
@@ -427,7 +427,7 @@ def _save_report(report: QualityReport | None, args) -> None:
 
 
 def _open_input(args, timing: dict) -> VideoFile:
-    """The input video of ``transcode``; numbered pictures play at ``--fps`` (else FFmpeg's 25)."""
+    """The input video of ``transcode``; pictures (numbered or a glob) play at ``--fps`` (else FFmpeg's 25)."""
     fps = args.fps if is_picture_sequence(args.input) else None
     return VideoFile(args.input, **timing, fps=fps, max_pixels=args.max_pixels)
 

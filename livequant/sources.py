@@ -69,8 +69,15 @@ def _check_max_pixels(max_pixels: int) -> None:
 
 
 def is_picture_sequence(path: str) -> bool:
-    """Whether ``path`` names numbered pictures that FFmpeg reads as a video: ``frames/%04d.png``."""
-    return Path(path).suffix.lower() in IMAGE_SUFFIXES and _SEQUENCE_NUMBER.search(path) is not None
+    """Whether ``path`` names pictures that FFmpeg reads as a video: numbered (``frames/%04d.png``) or matched
+    by a glob pattern (``frames/*.png``, in name order)."""
+    return Path(path).suffix.lower() in IMAGE_SUFFIXES and (_SEQUENCE_NUMBER.search(path) is not None
+                                                            or _is_glob(path))
+
+
+def _is_glob(path: str) -> bool:
+    """Whether ``path`` is a glob pattern rather than a file (a file's name may hold ``*?[`` too)."""
+    return any(c in path for c in "*?[") and not os.path.isfile(path)
 
 
 def _first_number(pattern: str) -> int | None:
@@ -303,9 +310,9 @@ class VideoFile(_Source):
     duration : float, optional
         Seconds to read from ``start`` (or from the first frame).
     fps : float, optional
-        For numbered pictures (`is_picture_sequence`: ``frames/%04d.png``),
-        the rate they play at (FFmpeg's default: 25); a video keeps its own
-        times.
+        For pictures (`is_picture_sequence`: ``frames/%04d.png``,
+        ``frames/*.png``), the rate they play at (FFmpeg's default: 25); a
+        video keeps its own times.
     max_pixels : int
         Refuse a stream whose frames have more pixels than this (`SourceError`
         before anything is decoded); frames above it later are not decoded.
@@ -334,8 +341,9 @@ class VideoFile(_Source):
         if fps is not None:
             check_fps(fps)
             if not is_picture_sequence(self.path):
-                raise ValueError(f"fps sets the rate of numbered pictures ('frames/%04d.png'), not of '{self.path}', "
-                                 "which keeps its own times; retime it with livequant.adapters.adapt(source, fps=...)")
+                raise ValueError(f"fps sets the rate of pictures ('frames/%04d.png', 'frames/*.png'), not of "
+                                 f"'{self.path}', which keeps its own times; retime it with "
+                                 "livequant.adapters.adapt(source, fps=...)")
         if cause := _not_a_file("video", self.path):
             raise SourceError(cause)
         # FFmpeg decodes a first frame to probe the stream; the limit stops it allocating a bomb's frame.
@@ -406,13 +414,15 @@ class VideoFile(_Source):
         self._scaled = False
 
     def _sequence_options(self, fps: float | None) -> dict:
-        """FFmpeg's options for numbered pictures: the rate (``fps``) and the first number on disk (FFmpeg
-        looks only 5 numbers past 0)."""
+        """FFmpeg's options for pictures: the rate (``fps``), and a glob pattern as such or the first number on
+        disk of numbered ones (FFmpeg looks only 5 numbers past 0)."""
         if not is_picture_sequence(self.path) or "://" in self.path:
             return {}
+        rate = {} if fps is None else {"framerate": repr(fps)}
+        if _SEQUENCE_NUMBER.search(self.path) is None:
+            return {**rate, "pattern_type": "glob"}
         first = _first_number(self.path)
-        return {**({} if fps is None else {"framerate": repr(fps)}),
-                **({} if first is None else {"start_number": str(first)})}
+        return {**rate, **({} if first is None else {"start_number": str(first)})}
 
     def scale(self, size) -> None:
         """Scale the frames still to come to ``size`` ``(W, H)`` (upright) in the decoder, with swscale."""
@@ -755,7 +765,7 @@ class Images(_Source):
         self._max_pixels = max_pixels
         if isinstance(paths_or_glob, (str, os.PathLike)):
             self.path = os.fspath(paths_or_glob)
-            pattern = any(c in self.path for c in "*?[") and not os.path.isfile(self.path)  # a file is itself
+            pattern = _is_glob(self.path)
             paths = sorted(glob.glob(self.path)) if pattern else [self.path]
             if not paths:
                 raise SourceError(f"no images match '{self.path}'; check the pattern")
@@ -991,6 +1001,6 @@ def open_source(spec, **kw) -> _Source:
         return Webcam(int(text), **kw)
     if text == "test":
         return TestPattern(**kw)
-    if Path(text).suffix.lower() in IMAGE_SUFFIXES and not is_picture_sequence(text):
+    if Path(text).suffix.lower() in IMAGE_SUFFIXES and _SEQUENCE_NUMBER.search(text) is None:
         return Images(text, **kw)
     return VideoFile(text, **kw)

@@ -127,13 +127,14 @@ def test_width_fps_start_and_duration(tmp_path, clip):
     np.testing.assert_allclose(times, np.arange(6) / 6, atol=2e-3)
 
 
-@pytest.mark.parametrize("gif_palette", ["track", "global"])
-def test_numbered_pictures_become_a_gif_at_the_rate_asked_with_none_dropped(tmp_path, gif_palette):
+@pytest.mark.parametrize(("pattern", "gif_palette"), [("shot%03d.png", "track"), ("shot%03d.png", "global"),
+                                                     ("shot*.png", "track")])
+def test_pictures_become_a_gif_at_the_rate_asked_with_none_dropped(tmp_path, pattern, gif_palette):
     """FFmpeg reads numbered pictures at 25 fps: --fps 10 re-timed them and dropped 2 of every 5."""
     for i in range(7):
         cv2.imwrite(str(tmp_path / f"shot{i + 1:03d}.png"), np.full((12, 16, 3), 30 * i, np.uint8))
     out = tmp_path / "out.gif"
-    args = ["transcode", str(tmp_path / "shot%03d.png"), str(out), "--fps", "10", "--gif-palette", gif_palette]
+    args = ["transcode", str(tmp_path / pattern), str(out), "--fps", "10", "--gif-palette", gif_palette]
     assert main(args) == 0
     frames, times, _ = _decode(out)
     assert [f[0, 0, 0] for f in frames] == [30 * i for i in range(7)]

@@ -377,18 +377,19 @@ def _numbered_pictures(folder, first=1000, n=4):
     return frames
 
 
+@pytest.mark.parametrize("pattern", ["frame_%04d.png", "frame_*.png"])
 @pytest.mark.parametrize(("fps", "times"), [(8, [0, 0.125, 0.25, 0.375]), (None, [0, 0.04, 0.08, 0.12])])
-def test_numbered_pictures_play_at_the_rate_given_from_their_first_number(tmp_path, fps, times):
+def test_pictures_play_at_the_rate_given_numbered_from_their_first_number(tmp_path, pattern, fps, times):
     pictures = _numbered_pictures(tmp_path)
-    with VideoFile(str(tmp_path / "frame_%04d.png"), fps=fps) as src:
+    with VideoFile(str(tmp_path / pattern), fps=fps) as src:
         frames, read_times = zip(*src)
     assert [f[0, 0, 0] for f in frames] == [p[0, 0, 0] for p in pictures]
     np.testing.assert_allclose(read_times, times, atol=1e-6)  # FFmpeg's rate is 25 unless told
 
 
 def test_fps_is_for_numbered_pictures_only(clip):
-    with pytest.raises(ValueError, match=r"^fps sets the rate of numbered pictures \('frames/%04d\.png'\), not of "
-                                         r"'.*', which keeps its own times; retime it with livequant\.adapters"):
+    with pytest.raises(ValueError, match=r"^fps sets the rate of pictures \('frames/%04d\.png', 'frames/\*\.png'\), "
+                                         r"not of '.*', which keeps its own times; retime it with livequant\.adapters"):
         VideoFile(clip.path, fps=10)
 
 
@@ -396,7 +397,7 @@ def test_a_folder_of_pictures_is_named_as_their_pattern(tmp_path):
     _numbered_pictures(tmp_path)
     (tmp_path / "notes.txt").write_text("not a picture")
     pattern = str(tmp_path / "frame_%04d.png")
-    with pytest.raises(SourceError, match=f"it is a directory; give a file, or its pictures as '{re.escape(pattern)}'$"):
+    with pytest.raises(SourceError, match=f"a directory; give a file, or its pictures as '{re.escape(pattern)}'$"):
         VideoFile(str(tmp_path))
     with open_source(pattern) as src:  # the pattern named opens
         assert isinstance(src, VideoFile) and len(list(src)) == 4
