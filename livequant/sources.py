@@ -71,8 +71,8 @@ def _check_max_pixels(max_pixels: int) -> None:
 def is_picture_sequence(path: str) -> bool:
     """Whether ``path`` names pictures that FFmpeg reads as a video: numbered (``frames/%04d.png``) or matched
     by a glob pattern (``frames/*.png``, in name order)."""
-    return Path(path).suffix.lower() in IMAGE_SUFFIXES and (_SEQUENCE_NUMBER.search(path) is not None
-                                                            or _is_glob(path))
+    return "://" not in path and Path(path).suffix.lower() in IMAGE_SUFFIXES and (
+        _SEQUENCE_NUMBER.search(path) is not None or _is_glob(path))
 
 
 def _is_glob(path: str) -> bool:
@@ -92,7 +92,11 @@ def _pictures_in(folder: str) -> str | None:
     """Numbered pictures in ``folder`` as a pattern (``folder/frame-%04d.png``), the most common naming; None if
     there are none."""
     namings = collections.Counter()
-    for name in os.listdir(folder):
+    try:
+        names = os.listdir(folder)
+    except OSError:  # unreadable: FFmpeg says so next
+        return None
+    for name in names:
         match = re.fullmatch(r"(.*?)(\d+)(\.\w+)", name)
         if match and match.group(3).lower() in IMAGE_SUFFIXES:
             namings[match.group(1), len(match.group(2)), match.group(3)] += 1
@@ -416,7 +420,7 @@ class VideoFile(_Source):
     def _sequence_options(self, fps: float | None) -> dict:
         """FFmpeg's options for pictures: the rate (``fps``), and a glob pattern as such or the first number on
         disk of numbered ones (FFmpeg looks only 5 numbers past 0)."""
-        if not is_picture_sequence(self.path) or "://" in self.path:
+        if not is_picture_sequence(self.path):
             return {}
         rate = {} if fps is None else {"framerate": repr(fps)}
         if _SEQUENCE_NUMBER.search(self.path) is None:
