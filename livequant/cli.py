@@ -242,11 +242,12 @@ def _parser() -> argparse.ArgumentParser:
                 "freezes the palette, s saves a PNG snapshot in the current folder, q or Esc quits.",
                 _presets_epilog())
     p.add_argument("source", nargs="?", default="0",
-                   help="camera index (default: 0), `test` for the built-in test pattern, or a video file or URL")
+                   help="camera index (default: 0), `test` for the built-in test pattern, a video file or URL, or "
+                        "pictures (frames/%%04d.png, 'frames/*.png')")
     p.add_argument("--list-cameras", action="store_true", help="list the cameras that can be opened, and exit")
     p.add_argument("--size", type=_size, metavar="WxH", help="frame size to ask the camera or test pattern for")
     p.add_argument("--fps", type=_number(float, 0.01, 1000), help="frame rate to ask the camera or test pattern for, "
-                   "0.01..1000")
+                   "or to play pictures at (frames/%%04d.png, 'frames/*.png'; else 25), 0.01..1000")
     p.add_argument("--reconnect", action="store_true",
                    help="if the camera stops delivering frames, try to reopen it once a second for up to 30 s, "
                         "showing the last frame meanwhile, instead of ending")
@@ -528,8 +529,9 @@ def _preview(args) -> int:
         source = Reconnecting(camera) if args.reconnect else camera()
     elif args.source == "test":
         source = TestPattern(size=args.size or (640, 360), fps=args.fps or 30.0, live=True)
-    else:  # a video: shown at its own pace, dropping frames when quantizing falls behind
-        source = adapt(open_source(args.source, max_pixels=args.max_pixels), size=args.size, paced=True)
+    else:  # a video or pictures: shown at their own pace, dropping frames when quantizing falls behind
+        rate = {"fps": args.fps} if args.fps and is_picture_sequence(args.source) else {}
+        source = adapt(open_source(args.source, max_pixels=args.max_pixels, **rate), size=args.size, paced=True)
     with source, make_quantizer(args, background=True) as quantizer:
         keys = PreviewKeys(quantizer, args.palette)
         with Preview("livequant", on_key=keys, status=keys.status) as window:

@@ -993,9 +993,10 @@ def _sprites(d: int) -> list[tuple[np.ndarray, np.ndarray]]:
 def open_source(spec, **kw) -> _Source:
     """Open a source from a command-line style ``spec``.
 
-    ``"test"`` gives a `TestPattern`, an int or digit string a `Webcam`, a path
-    with an image suffix or a glob pattern `Images` (numbered pictures,
-    ``frames/%04d.png``, a `VideoFile`), anything else a `VideoFile`.
+    ``"test"`` gives a `TestPattern`, an int or digit string a `Webcam`, a
+    picture `Images`, anything else a `VideoFile`: a video, or pictures
+    numbered or matched by a glob (`is_picture_sequence`: ``frames/%04d.png``,
+    ``frames/*.png``), played at ``fps`` (FFmpeg's 25 unless given).
     Keyword arguments go to the source's constructor.
     """
     if isinstance(spec, int) and not isinstance(spec, bool):
@@ -1005,6 +1006,6 @@ def open_source(spec, **kw) -> _Source:
         return Webcam(int(text), **kw)
     if text == "test":
         return TestPattern(**kw)
-    if Path(text).suffix.lower() in IMAGE_SUFFIXES and _SEQUENCE_NUMBER.search(text) is None:
+    if Path(text).suffix.lower() in IMAGE_SUFFIXES and not is_picture_sequence(text):
         return Images(text, **kw)
     return VideoFile(text, **kw)

@@ -410,6 +410,8 @@ def test_open_source_dispatches_on_the_spec(clip, tmp_path):
     cv2.imwrite(str(tmp_path / "still.png"), np.zeros((4, 4, 3), np.uint8))
     assert isinstance(open_source("test", frames=1), TestPattern)
     assert isinstance(open_source(tmp_path / "still.png"), Images)
+    with open_source(str(tmp_path / "*.png"), fps=5) as pictures:  # pictures play as a video does
+        assert isinstance(pictures, VideoFile) and pictures.fps == 5
     with open_source(clip.path) as src:
         assert isinstance(src, VideoFile)
     for spec in (7, "7"):
