@@ -597,6 +597,11 @@ def _image(args) -> int:
     except ValueError as e:
         raise UsageError(str(e)) from None
     with sink, Images(args.input, max_pixels=args.max_pixels) as image:
+        if image.frame_count > 1:
+            out = Path(args.output)
+            raise UsageError(f"'{args.input}' matches {image.frame_count} pictures and `livequant image` quantizes "
+                             f"one; name one, or quantize them all with `livequant transcode '{args.input}' "
+                             f"'{out.with_name(out.stem + '-%04d' + out.suffix)}'`")
         size, n, shown = frame_size(image.size, args)
         frame = next(iter(adapt(image, size=size)))[0]
         rgb = quantize(frame, args.colors, palette=args.palette, dither=args.dither,
@@ -645,8 +650,8 @@ def _extract_palette(args) -> int:
         raise UsageError(str(e)) from None
     # the input itself, a folder there, or a file for a folder, or -y missing
     check_target(output, args.overwrite, _input_files(args.input))
-    if Path(args.input).suffix.lower() in IMAGE_SUFFIXES:
-        with Images(args.input, max_pixels=args.max_pixels) as source:  # every image of a pattern
+    if Path(args.input).suffix.lower() in IMAGE_SUFFIXES and not numbered_files(args.input):
+        with Images(args.input, max_pixels=args.max_pixels) as source:  # every image of a glob
             pixels = _sampled_pixels(source, most=source.frame_count)
     else:
         with VideoFile(args.input, max_pixels=args.max_pixels) as video:

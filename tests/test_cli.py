@@ -200,6 +200,30 @@ def test_palette_from_a_video(tmp_path, clip, capsys):
     assert len(Palette.from_file(out)) == 4
 
 
+def _grey_pictures(folder, n=4):
+    for i in range(n):
+        cv2.imwrite(str(folder / f"shot{i + 1:03d}.png"), np.full((12, 16, 3), 60 * i, np.uint8))
+
+
+@pytest.mark.parametrize("pattern", ["shot%03d.png", "shot*.png"])
+def test_palette_from_pictures_numbered_or_globbed(tmp_path, capsys, pattern):
+    """Every grey of the pictures is in the palette (a numbered pattern was read as one file: no such file)."""
+    _grey_pictures(tmp_path)
+    out = tmp_path / "greys.hex"
+    assert main(["palette", str(tmp_path / pattern), "-o", str(out), "-k", "4"]) == 0
+    assert sorted(Palette.from_file(out).to_hex()) == ["#000000", "#3c3c3c", "#787878", "#b4b4b4"]
+
+
+def test_image_of_many_pictures_is_refused_with_the_command_for_all(tmp_path, capsys):
+    """It quantized the first picture of a glob, and said nothing of the others."""
+    _grey_pictures(tmp_path)
+    assert main(["image", str(tmp_path / "shot*.png"), str(tmp_path / "out.png")]) == 2
+    assert _error(capsys).endswith(f"matches 4 pictures and `livequant image` quantizes one; name one, or quantize "
+                                   f"them all with `livequant transcode '{tmp_path}/shot*.png' "
+                                   f"'{tmp_path}/out-%04d.png'`\n")
+    assert not (tmp_path / "out.png").exists()
+
+
 # demo
 
 
