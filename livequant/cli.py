@@ -246,8 +246,9 @@ def _parser() -> argparse.ArgumentParser:
                         "pictures (frames/%%04d.png, 'frames/*.png')")
     p.add_argument("--list-cameras", action="store_true", help="list the cameras that can be opened, and exit")
     p.add_argument("--size", type=_size, metavar="WxH", help="frame size to ask the camera or test pattern for")
-    p.add_argument("--fps", type=_number(float, 0.01, 1000), help="frame rate to ask the camera or test pattern for, "
-                   "or to play pictures at (frames/%%04d.png, 'frames/*.png'; else 25), 0.01..1000")
+    p.add_argument("--fps", type=_number(float, 0.01, 1000), help="frame rate, 0.01..1000: asked of the camera or "
+                   "test pattern; pictures (frames/%%04d.png, 'frames/*.png') play at it (else 25); a video is "
+                   "shown at it, frames dropped or repeated by their timestamps")
     p.add_argument("--reconnect", action="store_true",
                    help="if the camera stops delivering frames, try to reopen it once a second for up to 30 s, "
                         "showing the last frame meanwhile, instead of ending")
@@ -530,8 +531,9 @@ def _preview(args) -> int:
     elif args.source == "test":
         source = TestPattern(size=args.size or (640, 360), fps=args.fps or 30.0, live=True)
     else:  # a video or pictures: shown at their own pace, dropping frames when quantizing falls behind
-        rate = {"fps": args.fps} if args.fps and is_picture_sequence(args.source) else {}
-        source = adapt(open_source(args.source, max_pixels=args.max_pixels, **rate), size=args.size, paced=True)
+        pictures = is_picture_sequence(args.source)
+        opened = open_source(args.source, max_pixels=args.max_pixels, **({"fps": args.fps} if pictures else {}))
+        source = adapt(opened, size=args.size, fps=None if pictures else args.fps, paced=True)
     with source, make_quantizer(args, background=True) as quantizer:
         keys = PreviewKeys(quantizer, args.palette)
         with Preview("livequant", on_key=keys, status=keys.status) as window:
