@@ -468,15 +468,16 @@ def _transcode(args) -> int:
     except KeyboardInterrupt as stop:
         if sink is None:
             raise
-        done = f"wrote {sink.frames} frames to {sink.path}" if sink.finished else f"nothing written to {sink.path}"
+        done = (f"wrote {_count(sink.frames, 'frame')} to {sink.path}" if sink.finished
+                else f"nothing written to {sink.path}")
         print(f"{'terminated' if isinstance(stop, _Terminated) else 'interrupted'}: {done}", file=sys.stderr)
         return 143 if isinstance(stop, _Terminated) else 130
     _warn_damage(stats.undecodable, stats.damaged)
     if not args.quiet:
         dropped = getattr(sink, "dropped", 0)
         shown = f" ({dropped} under 2/100 s apart left out: GIF players show at most 50 fps)" if dropped else ""
-        print(f"wrote {sink.frames} frames to {sink.path}{shown} in {stats.seconds:.1f} s ({stats.fps:.1f} fps)",
-              file=sys.stderr)
+        print(f"wrote {_count(sink.frames, 'frame')} to {sink.path}{shown} in {stats.seconds:.1f} s "
+              f"({stats.fps:.1f} fps)", file=sys.stderr)
     _save_report(report, args)
     return 0
 
@@ -538,7 +539,7 @@ def _preview(args) -> int:
         keys = PreviewKeys(quantizer, args.palette)
         with Preview("livequant", on_key=keys, status=keys.status) as window:
             stats = run(source, quantizer, [window])
-    print(f"{stats.frames} frames at {stats.fps:.1f} fps, {stats.dropped} dropped, "
+    print(f"{_count(stats.frames, 'frame')} at {stats.fps:.1f} fps, {stats.dropped} dropped, "
           f"{stats.latency_ms:.0f} ms from frame to quantized", file=sys.stderr)
     return 0
 
@@ -612,15 +613,16 @@ def _image(args) -> int:
         enlarge(sink, n, shown).write(qframe)
     if not args.quiet:
         lossy = " before JPEG's compression, which adds others" if suffix in (".jpg", ".jpeg") else ""
-        print(f"wrote {sink.path}: {_colours(len(qframe.palette))}{lossy}", file=sys.stderr)
+        print(f"wrote {sink.path}: {_count(len(qframe.palette), 'colour')}{lossy}", file=sys.stderr)
     if report is not None:
         report.write(dataclasses.replace(qframe, source=frame))
         _save_report(report, args)
     return 0
 
 
-def _colours(n: int) -> str:
-    return f"{n} colour" if n == 1 else f"{n} colours"
+def _count(n: int, thing: str) -> str:
+    """``n`` things, in words: "1 colour", "2 colours"."""
+    return f"{n} {thing}" if n == 1 else f"{n} {thing}s"
 
 
 def _sampled_pixels(source, most: int) -> np.ndarray:
@@ -663,7 +665,7 @@ def _extract_palette(args) -> int:
     palette = _fit_palette(pixels, args, name)
     palette.save(output)
     print(" ".join(palette.to_hex()))
-    print(f"wrote {output}: {_colours(len(palette))}", file=sys.stderr)
+    print(f"wrote {output}: {_count(len(palette), 'colour')}", file=sys.stderr)
     return 0
 
 

@@ -507,7 +507,7 @@ def _preview_to_the_end(*args, cwd) -> tuple[int, float, int]:
         if process.poll() is None:
             process.kill()
     err = process.communicate()[1]
-    shown = re.search(r"^(\d+) frames at ([\d.]+) fps, (\d+) dropped,", err, re.M)
+    shown = re.search(r"^(\d+) frames? at ([\d.]+) fps, (\d+) dropped,", err, re.M)
     assert shown, err
     return int(shown.group(1)), float(shown.group(2)), int(shown.group(3))
 

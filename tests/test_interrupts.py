@@ -17,7 +17,7 @@ from conftest import write_clip
 from corpus import env
 
 TRIALS = 24
-WROTE = re.compile(r"(?:interrupted|terminated): wrote (\d+) frames to ")
+WROTE = re.compile(r"(?:interrupted|terminated): wrote (\d+) frames? to ")
 
 
 def _start(args) -> subprocess.Popen:
