@@ -593,6 +593,8 @@ def _image(args) -> int:
     if suffix in VIDEO_SUFFIXES or suffix == ".gif":
         raise UsageError(f"`livequant image` writes one picture, not '{args.output}'; write .png or .jpg, or use "
                           "`livequant transcode` for video and GIF")
+    if numbered_files(args.input):
+        raise _one_picture_only(args, "names numbered pictures")
     inputs = _read_files(args)
     report = _report(args, inputs)
     try:
@@ -601,10 +603,7 @@ def _image(args) -> int:
         raise UsageError(str(e)) from None
     with sink, Images(args.input, max_pixels=args.max_pixels) as image:
         if image.frame_count > 1:
-            out = Path(args.output)
-            raise UsageError(f"'{args.input}' matches {image.frame_count} pictures and `livequant image` quantizes "
-                             f"one; name one, or quantize them all with `livequant transcode '{args.input}' "
-                             f"'{out.with_name(out.stem + '-%04d' + out.suffix)}'`")
+            raise _one_picture_only(args, f"matches {image.frame_count} pictures")
         size, n, shown = frame_size(image.size, args)
         frame = next(iter(adapt(image, size=size)))[0]
         rgb = quantize(frame, args.colors, palette=args.palette, dither=args.dither,
@@ -618,6 +617,13 @@ def _image(args) -> int:
         report.write(dataclasses.replace(qframe, source=frame))
         _save_report(report, args)
     return 0
+
+
+def _one_picture_only(args, what: str) -> UsageError:
+    """The error for `livequant image` given many pictures (``what`` the input does), with the command for all."""
+    out = Path(args.output)
+    return UsageError(f"'{args.input}' {what} and `livequant image` quantizes one; name one, or quantize them all "
+                      f"with `livequant transcode '{args.input}' '{out.with_name(out.stem + '-%04d' + out.suffix)}'`")
 
 
 def _count(n: int, thing: str) -> str:

@@ -214,13 +214,15 @@ def test_palette_from_pictures_numbered_or_globbed(tmp_path, capsys, pattern):
     assert sorted(Palette.from_file(out).to_hex()) == ["#000000", "#3c3c3c", "#787878", "#b4b4b4"]
 
 
-def test_image_of_many_pictures_is_refused_with_the_command_for_all(tmp_path, capsys):
-    """It quantized the first picture of a glob, and said nothing of the others."""
+@pytest.mark.parametrize(("pattern", "what"), [("shot*.png", "matches 4 pictures"),
+                                              ("shot%03d.png", "names numbered pictures")])
+def test_image_of_many_pictures_is_refused_with_the_command_for_all(tmp_path, capsys, pattern, what):
+    """It quantized the first picture of a glob and said nothing of the others (a numbered pattern: no such
+    file)."""
     _grey_pictures(tmp_path)
-    assert main(["image", str(tmp_path / "shot*.png"), str(tmp_path / "out.png")]) == 2
-    assert _error(capsys).endswith(f"matches 4 pictures and `livequant image` quantizes one; name one, or quantize "
-                                   f"them all with `livequant transcode '{tmp_path}/shot*.png' "
-                                   f"'{tmp_path}/out-%04d.png'`\n")
+    assert main(["image", str(tmp_path / pattern), str(tmp_path / "out.png")]) == 2
+    assert _error(capsys).endswith(f"{what} and `livequant image` quantizes one; name one, or quantize them all "
+                                   f"with `livequant transcode '{tmp_path}/{pattern}' '{tmp_path}/out-%04d.png'`\n")
     assert not (tmp_path / "out.png").exists()
 
 
