@@ -442,9 +442,10 @@ def cases(folder: Path) -> list[Case]:
     for option, outcomes in limits.items():
         huge = "1e308" if option in ("--dither-strength", "--stability", "--start", "--duration", "--scale", "--fps",
                                      "--crf") else str(10**30)
+        needs = ("--dither", "bayer") if option == "--dither-strength" else ()  # a strength without a dither is refused
         for value, expect in zip(("0", "-1", "nan", "inf", huge), outcomes):
             frames = 24 if expect == "ok" and option not in ("--start",) else None
-            video("whole.mp4", expect, f"{option}={value}", label=f"transcode {option}={value}", names=option,
+            video("whole.mp4", expect, *needs, f"{option}={value}", label=f"transcode {option}={value}", names=option,
                   quick=False, frames=frames)
     for args, names in [(("--size", "16x99999999"), "--size 16x99999999"), (("--size", "0x0"), "--size"),
                         (("--fps", "nan"), "--fps"), (("--fps", "inf"), "--fps"),
