@@ -63,7 +63,7 @@ def test_corpus(corpus, index, tmp_path, capfd):
     assert problems(case, outcome, tmp_path) == []
 
 
-@pytest.mark.corpus
+@pytest.mark.slow  # the whole corpus, one child process a case: about 4 min here
 @pytest.mark.parametrize("index", range(len(NAMES)), ids=[ascii(name)[1:-1] for name in NAMES])
 def test_corpus_through_the_command_line(corpus, index, tmp_path):
     """Every case as a child ``python -m livequant`` under a memory limit: no traceback, no signal, no partial
