@@ -242,8 +242,8 @@ def _parser() -> argparse.ArgumentParser:
                 "freezes the palette, s saves a PNG snapshot in the current folder, q or Esc quits.",
                 _presets_epilog())
     p.add_argument("source", nargs="?", default="0",
-                   help="camera index (default: 0), `test` for the built-in test pattern, a video file or URL, or "
-                        "pictures (frames/%%04d.png, 'frames/*.png')")
+                   help="camera index (default: 0), `test` for the built-in test pattern, a video file or URL, "
+                        "pictures (frames/%%04d.png, 'frames/*.png'), or a picture, shown until the window closes")
     p.add_argument("--list-cameras", action="store_true", help="list the cameras that can be opened, and exit")
     p.add_argument("--size", type=_size, metavar="WxH", help="frame size to ask the camera or test pattern for")
     p.add_argument("--fps", type=_number(float, 0.01, 1000), help="frame rate, 0.01..1000: asked of the camera or "
@@ -531,6 +531,10 @@ def _preview(args) -> int:
         source = Reconnecting(camera) if args.reconnect else camera()
     elif args.source == "test":
         source = TestPattern(size=args.size or (640, 360), fps=args.fps or 30.0, live=True)
+    elif Path(args.source).suffix.lower() in IMAGE_SUFFIXES and not is_picture_sequence(args.source):
+        # a still, shown over and over until the window closes, so the keys act on it
+        source = adapt(Images(args.source, fps=args.fps or 10.0, max_pixels=args.max_pixels, repeat=True),
+                       size=args.size, paced=True)
     else:  # a video or pictures: shown at their own pace, dropping frames when quantizing falls behind
         pictures = is_picture_sequence(args.source)
         opened = open_source(args.source, max_pixels=args.max_pixels, **({"fps": args.fps} if pictures else {}))

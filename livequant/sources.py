@@ -761,9 +761,12 @@ class Images(_Source):
     max_pixels : int
         Refuse an image with more pixels than this (`SourceError`); the header
         of PNG, JPEG, BMP, WebP, TIFF and PNM files is checked before decoding.
+    repeat : bool
+        Start again after the last image, for ever (a live preview of a still
+        keeps showing it, so its keys act on it); ``frame_count`` is then None.
     """
 
-    def __init__(self, paths_or_glob, fps: float = 10.0, *, max_pixels: int = MAX_PIXELS):
+    def __init__(self, paths_or_glob, fps: float = 10.0, *, max_pixels: int = MAX_PIXELS, repeat: bool = False):
         check_fps(fps)
         _check_max_pixels(max_pixels)
         self._max_pixels = max_pixels
@@ -780,13 +783,15 @@ class Images(_Source):
             self.path = paths[0]
         self._paths = paths
         self.fps = float(fps)
-        self.frame_count = len(paths)
+        self.repeat = bool(repeat)
+        self.frame_count = None if repeat else len(paths)
         self._first = read_image(paths[0], max_pixels)
         self.size = (self._first.shape[1], self._first.shape[0])
 
     def __iter__(self):
-        for i, path in enumerate(self._paths):
-            yield (self._first if i == 0 else read_image(path, self._max_pixels)), i / self.fps
+        for i in itertools.count() if self.repeat else range(len(self._paths)):
+            n = i % len(self._paths)
+            yield (self._first if n == 0 else read_image(self._paths[n], self._max_pixels)), i / self.fps
 
 
 class Pacer:

@@ -499,11 +499,19 @@ def test_preview_window_shows_the_quantized_picture_and_takes_keys(xdisplay, tmp
         print(process.communicate()[1])  # shown if the test fails
 
 
-def _preview_to_the_end(*args, cwd) -> tuple[int, float, int]:
-    """Run ``livequant preview ARGS`` until its source ends: ``(frames shown, fps, frames dropped)`` from the
-    summary it prints."""
+def _preview_to_the_end(*args, cwd, quit_after: float | None = None) -> tuple[int, float, int]:
+    """Run ``livequant preview ARGS`` until its source ends, or with ``quit_after``, until q is pressed that
+    many seconds after its window opened (it must still be running then): ``(frames shown, fps, frames
+    dropped)`` from the summary it prints."""
     process = _livequant("preview", *args, cwd=cwd)
     try:
+        if quit_after is not None:
+            found = subprocess.run(["xdotool", "search", "--sync", "--name", "^livequant$"], capture_output=True,
+                                   text=True, timeout=20)
+            time.sleep(quit_after)
+            assert process.poll() is None, "the preview ended by itself"
+            subprocess.run(["xdotool", "key", "--window", found.stdout.split()[0], "q"], check=True,
+                           capture_output=True)
         assert process.wait(timeout=60) == 0
     finally:
         if process.poll() is None:
@@ -523,6 +531,14 @@ def test_preview_plays_pictures_at_the_rate_asked(xdisplay, tmp_path):
         cv2.imwrite(str(tmp_path / f"pic{i}.png"), np.full((24, 32, 3), 40 * i, np.uint8))
     frames, fps, dropped = _preview_to_the_end(tmp_path / "pic*.png", "--fps", "2", "-k", "4", cwd=tmp_path)
     assert frames + dropped == 6 and fps <= 6 / 2.5
+
+
+@pytest.mark.gui
+@pytest.mark.skipif(shutil.which("xdotool") is None, reason="xdotool is not installed")
+def test_preview_of_a_picture_stays_until_closed(xdisplay, tmp_path, photo):
+    """It showed the picture as one frame and ended at once: the keys had nothing to act on."""
+    frames, _, _ = _preview_to_the_end(photo, "-k", "4", cwd=tmp_path, quit_after=2)
+    assert frames > 1
 
 
 @pytest.mark.gui

@@ -1,5 +1,6 @@
 """Sources read real media written in the tests: clips from PyAV, images from OpenCV."""
 
+import itertools
 import re
 import struct
 import time
@@ -301,6 +302,16 @@ def test_image_sequence_from_a_glob_in_name_order(tmp_path):
         frames, times = zip(*src)
     assert [f[0, 0].tolist() for f in frames] == [[0, 0, 0], [0, 0, 10], [0, 0, 20]]  # RGB in memory
     assert times == (0.0, 0.2, 0.4)
+
+
+def test_images_repeat_for_ever_when_asked(tmp_path):
+    for i in (0, 1):
+        cv2.imwrite(str(tmp_path / f"f{i}.png"), np.full((6, 8, 3), (10 * i, 0, 0), np.uint8))
+    with Images(str(tmp_path / "f*.png"), fps=5, repeat=True) as src:
+        assert src.frame_count is None
+        frames, times = zip(*itertools.islice(src, 5))
+    assert [int(f[0, 0, 2]) for f in frames] == [0, 10, 0, 10, 0]
+    np.testing.assert_allclose(times, [0, 0.2, 0.4, 0.6, 0.8])
 
 
 def test_alpha_is_flattened_on_white_and_16_bit_is_scaled(tmp_path):
