@@ -36,8 +36,8 @@ from livequant.palette import Palette, file_format
 from livequant.pipeline import run
 from livequant.quantizer import Quantizer, quantize
 from livequant.report import QualityReport, check_path
-from livequant.sinks import (MAX_LOOP, NUMBERED, VIDEO_SUFFIXES, ImageWriter, Preview, VideoWriter, check_target,
-                             numbered_files)
+from livequant.sinks import (MAX_LOOP, NUMBERED, VIDEO_SUFFIXES, GifWriter, ImageWriter, Preview, VideoWriter,
+                             check_target, numbered_files)
 from livequant.sources import (IMAGE_SUFFIXES, MAX_PIXELS, Images, Reconnecting, TestPattern, VideoFile, Webcam,
                                damage_note, is_picture_sequence, list_cameras, open_source)
 
@@ -317,10 +317,10 @@ def _parser() -> argparse.ArgumentParser:
     p.set_defaults(func=_batch)
 
     p = command("image", "Quantize a still image",
-                "PNG output is an 8-bit palette PNG with the exact colours.\n"
+                "PNG output is an 8-bit palette PNG with the exact colours, GIF output a still GIF.\n"
                 "Transparent pixels are flattened on white.", _presets_epilog())
     p.add_argument("input", help="image file (.png .jpg .bmp .tif .webp ...)")
-    p.add_argument("output", help="output image (.png keeps the exact palette)")
+    p.add_argument("output", help="output image (.png and .gif keep the exact palette)")
     _add_colour_options(p, video=False)
     _add_size_options(p)
     _add_report_option(p)
@@ -594,15 +594,18 @@ def _indexed(rgb: np.ndarray) -> QuantizedFrame:
 
 def _image(args) -> int:
     suffix = Path(args.output).suffix.lower()
-    if suffix in VIDEO_SUFFIXES or suffix == ".gif":
-        raise UsageError(f"`livequant image` writes one picture, not '{args.output}'; write .png or .jpg, or use "
-                          "`livequant transcode` for video and GIF")
+    if suffix in VIDEO_SUFFIXES:
+        raise UsageError(f"`livequant image` writes one picture, not '{args.output}'; write .png, .gif or .jpg, or "
+                          "use `livequant transcode` for video")
     if numbered_files(args.input):
         raise _one_picture_only(args, "names numbered pictures")
     inputs = _read_files(args)
     report = _report(args, inputs)
     try:
-        sink = ImageWriter(args.output, overwrite=args.overwrite, inputs=inputs)
+        if suffix == ".gif":  # a still GIF: its one frame, the exact palette
+            sink = GifWriter(args.output, loop=-1, overwrite=args.overwrite, inputs=inputs)
+        else:
+            sink = ImageWriter(args.output, overwrite=args.overwrite, inputs=inputs)
     except ValueError as e:
         raise UsageError(str(e)) from None
     with sink, Images(args.input, max_pixels=args.max_pixels) as image:

@@ -150,6 +150,15 @@ def test_image_sequence_output(tmp_path, clip):
 # image and palette
 
 
+def test_image_writes_a_still_gif_with_the_png_s_pixels(tmp_path, photo):
+    """A still GIF is one picture: it was refused ("use transcode", whose video palette fits less well)."""
+    for name in ("still.gif", "still.png"):
+        assert main(["image", str(photo), str(tmp_path / name), "-k", "6"]) == 0
+    frames, _, _ = _decode(tmp_path / "still.gif")
+    assert len(frames) == 1 and len(_colors(frames[0])) <= 6
+    np.testing.assert_array_equal(frames[0], cv2.cvtColor(cv2.imread(str(tmp_path / "still.png")), cv2.COLOR_BGR2RGB))
+
+
 def test_image_writes_a_palette_png(tmp_path, photo):
     out = tmp_path / "small.png"
     assert main(["image", str(photo), str(out), "-k", "5", "--dither", "bluenoise"]) == 0
