@@ -464,9 +464,10 @@ def cases(folder: Path) -> list[Case]:
         frames = 24 if expect == "ok" else None
         video("whole.mp4", expect, label=f"transcode to '{suffix}'", out=f"{{out}}{suffix}", names="out",
               quick=False, frames=frames)
-    for suffix in (".pgm", ".exr", ".jxl", ".heic", ".mp4", ".gif", ""):
+    for suffix in (".pgm", ".exr", ".jxl", ".heic", ".mp4", ""):
         image("odd-33x21.jpg", "error", label=f"image to '{suffix}'", out=f"{{out}}{suffix}", names="out",
               quick=False)
+    image("odd-33x21.jpg", "ok", label="image to '.gif'", out="{out}.gif", size=(33, 21), frames=1, quick=False)
     holds = {".mp4": {"libx264", "libx264rgb", "libvpx-vp9", "ffv1", "mpeg4"},
              ".mov": {"libx264", "libx264rgb", "mpeg4", "gif"},  # FFmpeg's mov muxer refuses VP9
              ".mkv": {"libx264", "libx264rgb", "libvpx-vp9", "ffv1", "mpeg4"},
