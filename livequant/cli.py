@@ -39,7 +39,7 @@ from livequant.report import QualityReport, check_path
 from livequant.sinks import (MAX_LOOP, NUMBERED, VIDEO_SUFFIXES, GifWriter, ImageWriter, Preview, VideoWriter,
                              check_target, numbered_files)
 from livequant.sources import (IMAGE_SUFFIXES, MAX_PIXELS, Images, Reconnecting, TestPattern, VideoFile, Webcam,
-                               damage_note, is_picture_sequence, list_cameras, open_source)
+                               damage_note, is_picture_sequence, list_cameras)
 
 __all__ = ["PreviewKeys", "main"]
 
@@ -428,15 +428,15 @@ def _save_report(report: QualityReport | None, args) -> None:
             print(f"wrote {args.report}: {report.summary()}", file=sys.stderr)
 
 
-def _open_input(args, timing: dict) -> VideoFile:
-    """The input video of ``transcode``; pictures (numbered or a glob) play at ``--fps`` (else FFmpeg's 25)."""
-    fps = args.fps if is_picture_sequence(args.input) else None
-    return VideoFile(args.input, **timing, fps=fps, max_pixels=args.max_pixels)
+def _open_video(path: str, fps: float | None, max_pixels: int, **timing) -> VideoFile:
+    """``path`` as a `VideoFile`; pictures (numbered or a glob) play at ``fps`` (else FFmpeg's 25), a video at
+    its own times."""
+    return VideoFile(path, **timing, fps=fps if is_picture_sequence(path) else None, max_pixels=max_pixels)
 
 
 def _global_palette(args, timing: dict) -> Palette:
     """``--gif-palette global``: one palette fitted to frames sampled over the input (a first reading)."""
-    with _open_input(args, timing) as video:
+    with _open_video(args.input, args.fps, args.max_pixels, **timing) as video:
         return _fit_palette(_sampled_pixels(video, most=32), args)
 
 
@@ -448,7 +448,7 @@ def _transcode(args) -> int:
     report = _report(args, inputs)
     sink = None
     try:
-        with _open_input(args, timing) as source:
+        with _open_video(args.input, args.fps, args.max_pixels, **timing) as source:
             size, n, shown = frame_size(source.size, args)
             with open_output(args, source, inputs) as sink:
                 if getattr(source, "has_audio", False) and not (args.no_audio or args.quiet or
@@ -536,9 +536,8 @@ def _preview(args) -> int:
         source = adapt(Images(args.source, fps=args.fps or 10.0, max_pixels=args.max_pixels, repeat=True),
                        size=args.size, paced=True)
     else:  # a video or pictures: shown at their own pace, dropping frames when quantizing falls behind
-        pictures = is_picture_sequence(args.source)
-        opened = open_source(args.source, max_pixels=args.max_pixels, **({"fps": args.fps} if pictures else {}))
-        source = adapt(opened, size=args.size, fps=None if pictures else args.fps, paced=True)
+        video = _open_video(args.source, args.fps, args.max_pixels)
+        source = adapt(video, size=args.size, fps=None if is_picture_sequence(args.source) else args.fps, paced=True)
     with source, make_quantizer(args, background=True) as quantizer:
         keys = PreviewKeys(quantizer, args.palette)
         with Preview("livequant", on_key=keys, status=keys.status) as window:

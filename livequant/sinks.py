@@ -31,7 +31,7 @@ from livequant.files import move_into_place, partial_file
 from livequant.frames import FpsCounter, QuantizedFrame, check_fps, check_frame
 from livequant.gif import GifEncoder
 from livequant.palette import Palette
-from livequant.sources import quiet_opencv
+from livequant.sources import SEQUENCE_NUMBER, quiet_opencv
 
 __all__ = ["AnimationWriter", "CRF_RANGES", "GifWriter", "ImageWriter", "MAX_LOOP", "NUMBERED", "OneBehind", "Preview",
            "VideoWriter", "check_target", "numbered_files"]
@@ -42,7 +42,7 @@ MAX_LOOP = 65534
 #: The encoders that take --crf, and the largest each takes (lower is better; the smallest is 0).
 CRF_RANGES = {"libx264": 51, "libx264rgb": 51, "libx265": 51, "libvpx-vp9": 63, "libsvtav1": 63}
 #: A number's place in an image-sequence pattern: ``{}``, ``{:04d}``, ``%d`` or ``%04d``.
-NUMBERED = re.compile(r"\{[^{}]*\}|%0?\d*d")
+NUMBERED = re.compile(r"\{[^{}]*\}|" + SEQUENCE_NUMBER.pattern)  # Python's {} or FFmpeg's %04d
 _VIDEO_TIME_BASE = Fraction(1, 90000)
 #: Encoders that refuse 1/90000: MPEG-4 part 2 takes time-base denominators up to 65535.
 _CODEC_TIME_BASES = {"mpeg4": Fraction(1, 60000)}
@@ -748,9 +748,7 @@ class GifWriter(_FileSink):
     def __init__(self, path, *, loop: int = 0, overwrite: bool = False, inputs=(), local_palettes: bool = False,
                  fps: float | None = None):
         _check_loop(loop)
-        if fps is not None:
-            check_fps(fps)
-        self.fps = fps
+        self.fps = _optional_fps(fps)
         self.loop = loop
         self.local_palettes = local_palettes
         self.dropped = 0
@@ -787,6 +785,13 @@ class GifWriter(_FileSink):
                 self._file.close()
             except OSError:
                 pass  # flushing failed (a full disk): the partial file is deleted next
+
+
+def _optional_fps(fps: float | None) -> float | None:
+    """``fps`` once `check_fps` has passed it, or None."""
+    if fps is not None:
+        check_fps(fps)
+    return fps
 
 
 def _check_loop(loop) -> None:
@@ -861,9 +866,7 @@ class AnimationWriter(_EncoderSink):
     def __init__(self, path, *, loop: int = 0, quality: float | None = None, overwrite: bool = False, inputs=(),
                  fps: float | None = None):
         _check_loop(loop)
-        if fps is not None:
-            check_fps(fps)
-        self.fps = fps
+        self.fps = _optional_fps(fps)
         suffix = Path(path).suffix.lower()
         if suffix not in self._FORMATS:
             raise ValueError(f"'{path}' is not an animation format here; use .webp or .apng (or .gif)")

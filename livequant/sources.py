@@ -34,14 +34,15 @@ from livequant.errors import SourceError
 from livequant.frames import check_count, check_fps, flatten_alpha, to_rgb8
 from livequant.mailbox import END, Mailbox
 
-__all__ = ["IMAGE_SUFFIXES", "Images", "MAX_PIXELS", "Pacer", "Reconnecting", "TestPattern", "VideoFile", "Webcam",
-           "damage_note", "gif_loop", "is_picture_sequence", "list_cameras", "open_source", "read_image", "resize"]
+__all__ = ["IMAGE_SUFFIXES", "Images", "MAX_PIXELS", "Pacer", "Reconnecting", "SEQUENCE_NUMBER", "TestPattern",
+           "VideoFile", "Webcam", "damage_note", "gif_loop", "is_picture_sequence", "list_cameras", "open_source",
+           "read_image", "resize"]
 
 log = logging.getLogger("livequant")
 
 IMAGE_SUFFIXES = frozenset({".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp", ".ppm", ".pgm"})
 #: The frame number in the name of a picture sequence FFmpeg reads as a video (its image2 demuxer).
-_SEQUENCE_NUMBER = re.compile(r"%0?\d*d")
+SEQUENCE_NUMBER = re.compile(r"%0?\d*d")
 MAX_PIXELS = 100_000_000
 """Default limit on the pixels of one picture (100 megapixels, 10000 x 10000): a file claiming more is
 refused before it is decoded, so a small malicious file (a decompression bomb) cannot exhaust memory."""
@@ -72,7 +73,7 @@ def is_picture_sequence(path: str) -> bool:
     """Whether ``path`` names pictures that FFmpeg reads as a video: numbered (``frames/%04d.png``) or matched
     by a glob pattern (``frames/*.png``, in name order)."""
     return "://" not in path and Path(path).suffix.lower() in IMAGE_SUFFIXES and (
-        _SEQUENCE_NUMBER.search(path) is not None or _is_glob(path))
+        SEQUENCE_NUMBER.search(path) is not None or _is_glob(path))
 
 
 def _is_glob(path: str) -> bool:
@@ -82,7 +83,7 @@ def _is_glob(path: str) -> bool:
 
 def _first_number(pattern: str) -> int | None:
     """The lowest number among the files that numbered pictures ``pattern`` names; None if there are none."""
-    head, tail = _SEQUENCE_NUMBER.split(pattern, maxsplit=1)
+    head, tail = SEQUENCE_NUMBER.split(pattern, maxsplit=1)
     named = re.compile(re.escape(head) + r"(\d+)" + re.escape(tail))
     found = (named.fullmatch(name) for name in glob.glob(glob.escape(head) + "*" + glob.escape(tail)))
     return min((int(match.group(1)) for match in found if match), default=None)
@@ -423,7 +424,7 @@ class VideoFile(_Source):
         if not is_picture_sequence(self.path):
             return {}
         rate = {} if fps is None else {"framerate": repr(fps)}
-        if _SEQUENCE_NUMBER.search(self.path) is None:
+        if SEQUENCE_NUMBER.search(self.path) is None:
             return {**rate, "pattern_type": "glob"}
         first = _first_number(self.path)
         return {**rate, **({} if first is None else {"start_number": str(first)})}
