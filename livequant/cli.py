@@ -468,7 +468,7 @@ def _transcode(args) -> int:
     except KeyboardInterrupt as stop:
         if sink is None:
             raise
-        done = (f"wrote {_count(sink.frames, 'frame')} to {sink.path}" if sink.finished
+        done = (f"wrote {_count(sink.frames, 'frame')} to {sink.written}" if sink.finished
                 else f"nothing written to {sink.path}")
         print(f"{'terminated' if isinstance(stop, _Terminated) else 'interrupted'}: {done}", file=sys.stderr)
         return 143 if isinstance(stop, _Terminated) else 130
@@ -476,7 +476,7 @@ def _transcode(args) -> int:
     if not args.quiet:
         dropped = getattr(sink, "dropped", 0)
         shown = f" ({dropped} under 2/100 s apart left out: GIF players show at most 50 fps)" if dropped else ""
-        print(f"wrote {_count(sink.frames, 'frame')} to {sink.path}{shown} in {stats.seconds:.1f} s "
+        print(f"wrote {_count(sink.frames, 'frame')} to {sink.written}{shown} in {stats.seconds:.1f} s "
               f"({stats.fps:.1f} fps)", file=sys.stderr)
     _save_report(report, args)
     return 0

@@ -174,6 +174,11 @@ class _FileSink:
         self._end: float | None = None  # when the last frame stops showing (`end_at`); None: not said
         self._last_time: float | None = None  # the time the last frame written was shown at
 
+    @property
+    def written(self) -> str:
+        """The output's name as a summary gives it."""
+        return str(self.path)
+
     def end_at(self, time: float) -> None:
         """Show the last frame until ``time`` (seconds, on the frames' clock) instead of for as long as the
         frame interval before it (GIF and video; a picture has no duration)."""
@@ -990,6 +995,13 @@ class ImageWriter(_FileSink):
                 raise ValueError(f"cannot number files with the pattern '{text}'; use one {{}} or %04d, such as "
                                  "frame-%04d.png") from None
         super().__init__(first if self._pattern else text, overwrite, inputs)
+
+    @property
+    def written(self) -> str:
+        """The output's name, or for a sequence of several files the first and the last: 'f-0001.png .. f-0036.png'."""
+        if self._pattern is None or self.frames < 2:
+            return str(self.path)
+        return f"{self.path} .. {self._name(self.frames)}"
 
     def _name(self, number: int) -> Path:
         return Path(self._pattern.format(number) if "%" not in self._pattern else self._pattern % number)

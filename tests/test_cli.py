@@ -141,10 +141,12 @@ def test_pictures_become_a_gif_at_the_rate_asked_with_none_dropped(tmp_path, pat
     np.testing.assert_allclose(times, np.arange(7) / 10, atol=1e-6)
 
 
-def test_image_sequence_output(tmp_path, clip):
+def test_image_sequence_output(tmp_path, clip, capsys):
     assert main(["transcode", str(clip.path), str(tmp_path / "frame-%03d.png"), "--palette", "cga1"]) == 0
     files = sorted(tmp_path.glob("frame-*.png"))
     assert len(files) == clip.frames and files[0].name == "frame-001.png"
+    # the summary names the files written, not only the first
+    assert f"wrote {clip.frames} frames to {files[0]} .. {files[-1]} in " in capsys.readouterr().err
 
 
 # image and palette
