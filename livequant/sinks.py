@@ -149,6 +149,15 @@ def _write_still(path: Path, qframe: QuantizedFrame, name: Path | None = None) -
     path.write_bytes(data)
 
 
+def _reads_video(path: Path) -> bool:
+    """Whether FFmpeg decodes a frame of video from ``path``."""
+    try:
+        with av.open(str(path)) as written:
+            return bool(written.streams.video) and next(written.decode(video=0), None) is not None
+    except av.error.FFmpegError:
+        return False
+
+
 class _FileSink:
     """Partial file, rename on success, cleanup on failure; subclasses fill in `_write`, `_finish`, `_release`.
 
@@ -591,7 +600,7 @@ class VideoWriter(_EncoderSink):
         if (codec is None and suffix not in VIDEO_SUFFIXES) or not suffix:
             raise ValueError(f"cannot tell the video format of '{path}' from its suffix; use .mp4, .mov, .mkv or .webm")
         self.codec, default_pix_fmt, self._options = _encoder(suffix, codec, crf, lossless)
-        self._default_codec = _encoder(suffix, None, None, lossless)[0]
+        self._default_codec = _encoder(suffix, None, None, lossless)[0] if suffix in VIDEO_SUFFIXES else None
         self.pix_fmt = pix_fmt or default_pix_fmt
         self._format = av.VideoFormat(self.pix_fmt)  # ValueError "not a pixel format: ..." if unknown
         self.fps = fps
@@ -626,13 +635,11 @@ class VideoWriter(_EncoderSink):
         except (av.error.FFmpegError, ValueError):
             raise ValueError(f"FFmpeg knows no video format for '{self.path.suffix}' files ('{self.path}'); "
                              "use .mp4, .mov, .mkv or .webm") from None
-        if self.codec not in self._out.supported_codecs:
-            holders = [s for s in VIDEO_SUFFIXES if self.codec in _CONTAINERS[s].supported_codecs]
-            other = f", or write {' or '.join(holders)}" if holders else ""
-            raise ValueError(f"a {self.path.suffix} file cannot hold {self.codec} video ('{self.path}'); leave "
-                             f"--codec out (the default is {self._default_codec}){other}")
         rate = Fraction(self.fps).limit_denominator(1001)
-        self._stream = self._out.add_stream(self.codec, rate=rate, options=self._options)
+        try:
+            self._stream = self._out.add_stream(self.codec, rate=rate, options=self._options)
+        except ValueError:  # PyAV asks FFmpeg: "'webm' format does not support 'libx264' codec"
+            raise ValueError(self._cannot_hold()) from None
         self._stream.width, self._stream.height = width + self._pad[1], height + self._pad[0]
         self._stream.pix_fmt = self.pix_fmt
         context = self._stream.codec_context
@@ -671,23 +678,35 @@ class VideoWriter(_EncoderSink):
         """Open the output once before any frame, so what FFmpeg refuses (a codec the container cannot hold,
         an encoder option, audio the container cannot take) fails now, naming its cause, not after the job.
 
-        Audio the container cannot hold as it is (such as 5.1 PCM in MP4) is re-encoded instead.
+        Audio the container cannot hold as it is (such as 5.1 PCM in MP4) is re-encoded instead. The trial's
+        video is read back: FFmpeg writes some codecs into containers that cannot name them (FFV1 in MPEG-TS).
         """
-        if self._trial(audio=True):
-            return
-        if self._audio_from is not None:
+        taken = self._trial(audio=True)
+        if not taken and self._audio_from is not None:
             self._copy_audio = False
-            if self._trial(audio=True):
-                return
-            if self._trial(audio=False):
+            taken = self._trial(audio=True)
+            if not taken and self._trial(audio=False) and _reads_video(self._tmp):
                 with av.open(os.fspath(self._audio_from)) as given:
                     src = given.streams.audio[0]
                     what = f"{src.codec_context.name}, {src.layout.name}"
                 raise SinkError(f"cannot carry the audio of '{self._audio_from}' ({what}) into '{self.path}': "
                                 "FFmpeg refused it; use --no-audio")
+        if taken and _reads_video(self._tmp):
+            return
+        if taken:
+            raise ValueError(self._cannot_hold())
         options = " ".join(f"{k}={v}" for k, v in self._options.items())
+        fix = ("leave --codec and --crf out for the defaults" if self._default_codec else
+               f"try another --codec, or write {' '.join(VIDEO_SUFFIXES)}")
         raise ValueError(f"cannot encode '{self.path}' with {self.codec} ({self.pix_fmt}{', ' if options else ''}"
-                         f"{options}): FFmpeg refused it; leave --codec and --crf out for the defaults")
+                         f"{options}): FFmpeg refused it; {fix}")
+
+    def _cannot_hold(self) -> str:
+        holders = [s for s in VIDEO_SUFFIXES if self.codec in _CONTAINERS[s].supported_codecs]
+        fixes = ([f"leave --codec out (the default is {self._default_codec})"] if self._default_codec else []) + (
+            [f"write {' or '.join(holders)}"] if holders else [])
+        return (f"a {self.path.suffix} file cannot hold {self.codec} video ('{self.path}'); "
+                f"{', or '.join(fixes) or 'choose another --codec'}")
 
     def _open(self, height: int, width: int) -> None:
         self._start(height, width, audio=True)

@@ -647,6 +647,10 @@ def test_a_huge_preview_size_is_refused_before_the_pattern_is_built():
     ("x.webm", "mpeg4", "a .webm file cannot hold mpeg4 video ('{tmp}/x.webm'); leave --codec out (the default is "
                         "libvpx-vp9), or write .mp4 or .mov or .mkv"),
     ("x.mkv", "gif", "a .mkv file cannot hold gif video"),
+    # FFmpeg writes FFV1 into MPEG-TS, which has no name for it: nothing reads the video back
+    ("x.ts", "ffv1", "a .ts file cannot hold ffv1 video ('{tmp}/x.ts'); write .mp4 or .mkv"),
+    ("x.mpg", "mpeg2video", "cannot encode '{tmp}/x.mpg' with mpeg2video (yuv420p): FFmpeg refused it; try another "
+                            "--codec, or write .mp4 .mov .mkv .webm"),
     ("x", "libx264", "cannot tell the video format of '{tmp}/x' from its suffix"),
     ("x.gif", "libx264", "--codec and --crf apply to video outputs"),
 ])
@@ -655,6 +659,15 @@ def test_codec_and_container_mismatches_are_refused_before_any_frame(clip, tmp_p
     err = capsys.readouterr().err
     assert message.format(tmp=tmp_path) in err and err.count("\n") == 1 and "partial" not in err
     assert list(tmp_path.iterdir()) == []
+
+
+@pytest.mark.parametrize(("out", "codec", "decoded"), [("x.ts", "libx264", "h264"), ("x.avi", "mpeg4", "mpeg4")])
+def test_other_containers_take_the_codecs_they_hold(clip, tmp_path, out, codec, decoded):
+    """FFmpeg lists only MPEG-TS's usual codecs (MPEG-2) as what it holds: H.264 in .ts was refused."""
+    assert main(["transcode", str(clip.path), str(tmp_path / out), "--codec", codec, "-q"]) == 0
+    with av.open(str(tmp_path / out)) as written:
+        assert written.streams.video[0].codec_context.name == decoded
+        assert sum(1 for _ in written.decode(video=0)) == clip.frames
 
 
 @pytest.mark.parametrize(("out", "args", "message"), [
