@@ -524,6 +524,9 @@ def _preview(args) -> int:
         return 0
     if args.size:
         check_size(f"--size {args.size[0]}x{args.size[1]}", *args.size, args.max_pixels)
+    if args.reconnect and not args.source.isdigit():
+        raise UsageError(f"--reconnect reopens a camera that stops, and '{args.source}' is not one (a camera is an "
+                         "index such as 0); leave out --reconnect")
     if args.source.isdigit():
         def camera():
             return Webcam(int(args.source), size=args.size, fps=args.fps)

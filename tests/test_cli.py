@@ -293,6 +293,8 @@ def test_existing_output_is_left_alone_without_y(tmp_path, clip, capsys):
      "--crf sets the quality of libx264, .* and mpeg4 takes none; leave out --crf"),
     (["transcode", "{clip}", "{tmp}/out.webm", "--codec", "libvpx", "--crf", "10"], 2, "libvpx takes none"),
     (["transcode", "{clip}", "{tmp}/out.mp4", "--loop", "1"], 2, "--loop applies to animations"),
+    (["preview", "{clip}", "--reconnect"], 2, "--reconnect reopens a camera that stops, and '.*clip.mp4' is not one"),
+    (["preview", "test", "--reconnect"], 2, "'test' is not one .*; leave out --reconnect"),
     (["transcode", "{clip}", "{tmp}/out.gif", "--loop", "65535"], 2, "--loop: must be in -1..65534"),
 ])
 def test_errors_are_one_line_with_a_status(tmp_path, clip, capsys, args, status, message):
