@@ -601,6 +601,10 @@ def _declared_size(path: str, max_pixels: int) -> tuple[int, int]:
 
 def _open_hint(path: str, error: Exception) -> str:
     """What to do about an FFmpeg error opening ``path``."""
+    if "://" in path and isinstance(error, av.error.InvalidDataError):
+        return "what the server sent is not a video FFmpeg reads; check that the URL leads to the video itself"
+    if "://" in path and isinstance(error, av.error.HTTPClientError):
+        return "check the URL"
     if "://" in path:
         return "check the URL, and that the server is up and reachable"
     if isinstance(error, FileNotFoundError):

@@ -1,0 +1,120 @@
+"""Video read over HTTP from a real local server: a file (FFmpeg seeks it with Range requests) and an endless live
+MPEG-TS stream."""
+
+from __future__ import annotations
+
+import re
+import threading
+import time
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+import av
+import numpy as np
+import pytest
+
+from conftest import clip_frame
+from livequant.cli import main
+
+LIVE_FPS = 25
+
+
+class _Handler(BaseHTTPRequestHandler):
+    """Serves the server's ``files`` (with Range requests, as web servers do) and ``/live.ts``, an endless
+    MPEG-TS stream of the test clips' frames sent in real time."""
+
+    protocol_version = "HTTP/1.0"
+
+    def do_GET(self):
+        if self.path == "/live.ts":
+            self._live()
+            return
+        data = self.server.files.get(self.path.lstrip("/"))
+        if data is None:
+            self.send_error(404)
+            return
+        ranged = re.fullmatch(r"bytes=(\d+)-(\d*)", self.headers.get("Range", ""))
+        first = int(ranged[1]) if ranged else 0
+        last = int(ranged[2]) if ranged and ranged[2] else len(data) - 1
+        self.send_response(206 if ranged else 200)
+        if ranged:
+            self.send_header("Content-Range", f"bytes {first}-{last}/{len(data)}")
+        self.send_header("Content-Length", str(last - first + 1))
+        self.send_header("Accept-Ranges", "bytes")
+        self.end_headers()
+        self.wfile.write(data[first : last + 1])
+
+    def _live(self):
+        self.send_response(200)
+        self.send_header("Content-Type", "video/mp2t")
+        self.end_headers()
+        start = time.monotonic()
+        try:
+            with av.open(self.wfile, "w", format="mpegts") as out:
+                stream = out.add_stream("libx264", rate=LIVE_FPS, options={"tune": "zerolatency"})
+                stream.width, stream.height, stream.pix_fmt = 64, 48, "yuv420p"
+                for i in range(LIVE_FPS * 60):
+                    frame = av.VideoFrame.from_ndarray(clip_frame(i, 64, 48), format="rgb24")
+                    frame.pts = i
+                    for packet in stream.encode(frame):
+                        out.mux(packet)
+                    self.wfile.flush()
+                    time.sleep(max(0.0, start + (i + 1) / LIVE_FPS - time.monotonic()))
+        except (OSError, ValueError, av.error.FFmpegError):
+            pass  # the reader hung up
+
+    def log_message(self, *args):
+        pass
+
+
+@pytest.fixture
+def server():
+    httpd = ThreadingHTTPServer(("127.0.0.1", 0), _Handler)
+    httpd.daemon_threads = True
+    httpd.files = {}
+    threading.Thread(target=httpd.serve_forever, daemon=True).start()
+    yield httpd
+    httpd.shutdown()
+    httpd.server_close()
+
+
+def _frames(path) -> list[np.ndarray]:
+    with av.open(str(path)) as container:
+        return [f.to_ndarray(format="rgb24") for f in container.decode(video=0)]
+
+
+def test_a_video_over_http_quantizes_as_the_same_file_on_disk(server, clip, tmp_path):
+    """MP4 keeps its index at the end: FFmpeg reads it with Range requests."""
+    server.files["clip.mp4"] = clip.path.read_bytes()
+    url = f"http://127.0.0.1:{server.server_port}/clip.mp4"
+    assert main(["transcode", url, str(tmp_path / "remote.gif"), "-k", "8", "-q"]) == 0
+    assert main(["transcode", str(clip.path), str(tmp_path / "local.gif"), "-k", "8", "-q"]) == 0
+    remote, local = _frames(tmp_path / "remote.gif"), _frames(tmp_path / "local.gif")
+    assert len(remote) == clip.frames
+    for a, b in zip(remote, local):
+        np.testing.assert_array_equal(a, b)
+
+
+def test_an_endless_live_stream_is_quantized_for_the_duration_asked(server, tmp_path):
+    """Frames go out as they come (the palette track runs a few frames ahead, never to the stream's end)."""
+    url = f"http://127.0.0.1:{server.server_port}/live.ts"
+    started = time.monotonic()
+    assert main(["transcode", url, str(tmp_path / "live.gif"), "-k", "8", "--duration", "1", "-q"]) == 0
+    took = time.monotonic() - started
+    frames = _frames(tmp_path / "live.gif")
+    assert LIVE_FPS - 2 <= len(frames) <= LIVE_FPS + 1, len(frames)
+    assert took < 20, took  # the stream lasts a minute
+    errors = [np.abs(frames[0].astype(int) - clip_frame(i, 64, 48)).mean() for i in range(LIVE_FPS)]
+    assert np.argmin(errors) == 0, errors  # from the stream's first picture on
+
+
+@pytest.mark.parametrize(("name", "message"), [
+    ("page.mp4", "Invalid data found when processing input; what the server sent is not a video FFmpeg reads; check "
+                 "that the URL leads to the video itself"),
+    ("missing.mp4", "Server returned 404 Not Found; check the URL"),
+])
+def test_a_url_that_gives_no_video_says_why(server, tmp_path, capsys, name, message):
+    server.files["page.mp4"] = b"<html><body>a web page</body></html>"
+    url = f"http://127.0.0.1:{server.server_port}/{name}"
+    assert main(["transcode", url, str(tmp_path / "out.gif")]) == 1
+    assert capsys.readouterr().err == f"livequant: error: cannot open video '{url}': {message}\n"
+    assert list(tmp_path.iterdir()) == []
