@@ -165,6 +165,9 @@ def find_inputs(specs, *, to: str | None = None, outdir=None) -> list[Item]:
 
 def _expand(spec: str):
     """``(path, relative name)`` pairs of one command-line input."""
+    if "://" in spec:
+        raise BatchError(f"input '{spec}' is a URL, and batch quantizes files (its workers read them in chunks); "
+                         "use `livequant transcode URL OUTPUT` for a URL")
     path = Path(spec)
     if path.is_dir():
         found = sorted(p for p in path.rglob("*") if p.is_file() and p.suffix.lower() in VIDEO_SUFFIXES)

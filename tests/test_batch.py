@@ -82,6 +82,8 @@ def test_inputs_keep_relative_names_and_clashes_are_refused(tmp_path):
         find_inputs([tmp_path / "a" / "x.mp4", tmp_path / "c" / "x.mp4"])
     with pytest.raises(BatchError, match="no files match"):
         find_inputs([str(tmp_path / "*.webm")])
+    with pytest.raises(BatchError, match="is a URL, and batch quantizes files .*; use `livequant transcode URL"):
+        find_inputs(["https://example.com/film.mp4"])
 
 
 def test_earlier_outputs_are_not_inputs_and_an_output_that_is_an_input_is_refused(tmp_path, capsys):
