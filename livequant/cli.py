@@ -330,8 +330,8 @@ def _parser() -> argparse.ArgumentParser:
     p = command("palette", "Extract a palette from an image or a video",
                 "A video is sampled at frames spread over its length. The colours are printed as hex codes.")
     p.add_argument("input", help="image or video file")
-    p.add_argument("-o", "--output", required=True, metavar="FILE",
-                   help="palette file; the suffix picks the format: .gpl .act .json .hex .txt .png")
+    p.add_argument("-o", "--output", metavar="FILE",
+                   help="also save the palette: the suffix picks the format: .gpl .act .json .hex .txt .png")
     p.add_argument("-k", "--colors", type=_number(int, 1, 256), default=16, metavar="K",
                    help="number of colours, 1..256 (default: 16)")
     p.add_argument("--color-space", choices=COLOR_SPACES, default="oklab", help="oklab (perceptual) or rgb")
@@ -662,13 +662,16 @@ def _fit_palette(pixels: np.ndarray, args, name: str = "") -> Palette:
 
 
 def _extract_palette(args) -> int:
-    output = Path(args.output)
-    try:
-        file_format(output)  # is the suffix a palette format? Checked before any work
-    except ValueError as e:
-        raise UsageError(str(e)) from None
-    # the input itself, a folder there, or a file for a folder, or -y missing
-    check_target(output, args.overwrite, _input_files(args.input))
+    output = None if args.output is None else Path(args.output)
+    if output is None and args.overwrite:
+        raise UsageError("-y replaces the palette file given with -o, and there is none; leave out -y")
+    if output is not None:
+        try:
+            file_format(output)  # is the suffix a palette format? Checked before any work
+        except ValueError as e:
+            raise UsageError(str(e)) from None
+        # the input itself, a folder there, or a file for a folder, or -y missing
+        check_target(output, args.overwrite, _input_files(args.input))
     if Path(args.input).suffix.lower() in IMAGE_SUFFIXES and not numbered_files(args.input):
         with Images(args.input, max_pixels=args.max_pixels) as source:  # every image of a glob
             pixels = _sampled_pixels(source, most=source.frame_count)
@@ -676,11 +679,12 @@ def _extract_palette(args) -> int:
         with VideoFile(args.input, max_pixels=args.max_pixels) as video:
             pixels = _sampled_pixels(video, most=32)
         _warn_damage(video.undecodable, video.damaged)
-    name = os.fsencode(output.stem).decode(errors="replace")  # a palette file's name is text: UTF-8
+    name = "" if output is None else os.fsencode(output.stem).decode(errors="replace")  # a palette's name is text
     palette = _fit_palette(pixels, args, name)
-    palette.save(output)
     print(" ".join(palette.to_hex()))
-    print(f"wrote {output}: {_count(len(palette), 'colour')}", file=sys.stderr)
+    if output is not None:
+        palette.save(output)
+        print(f"wrote {output}: {_count(len(palette), 'colour')}", file=sys.stderr)
     return 0
 
 

@@ -205,6 +205,18 @@ def test_palette_extraction_round_trips(tmp_path, photo, capsys, suffix):
     assert np.abs(palette.colors.astype(int) - (250, 20, 20)).sum(1).min() < 40  # the red patch has a colour
 
 
+def test_palette_without_a_file_is_printed_only(tmp_path, photo, capsys):
+    """The colours alone, as `livequant palette photo.jpg` asks; -o was required."""
+    assert main(["palette", str(photo), "-k", "6"]) == 0
+    out, err = capsys.readouterr()
+    assert len(out.split()) == 6 and Palette.from_hex(out.split()).to_hex() == out.split()
+    assert err == "" and list(tmp_path.iterdir()) == [photo]
+    assert main(["palette", str(photo), "-o", str(tmp_path / "p.gpl"), "-k", "6"]) == 0
+    assert capsys.readouterr().out == out  # the same colours as when saved
+    assert main(["palette", str(photo), "-y"]) == 2
+    assert "-y replaces the palette file given with -o, and there is none; leave out -y" in capsys.readouterr().err
+
+
 def test_palette_from_a_video(tmp_path, clip, capsys):
     out = tmp_path / "clip.hex"
     assert main(["palette", str(clip.path), "-o", str(out), "--colors", "4"]) == 0
