@@ -12,6 +12,7 @@ import argparse
 import dataclasses
 import glob
 import inspect
+import itertools
 import logging
 import math
 import os
@@ -319,7 +320,7 @@ def _parser() -> argparse.ArgumentParser:
     p = command("image", "Quantize a still image",
                 "PNG output is an 8-bit palette PNG with the exact colours, GIF output a still GIF.\n"
                 "Transparent pixels are flattened on white.", _presets_epilog())
-    p.add_argument("input", help="image file (.png .jpg .bmp .tif .webp ...)")
+    p.add_argument("input", help="image file (.png .jpg .bmp .tif .webp ...) or URL")
     p.add_argument("output", help="output image (.png and .gif keep the exact palette)")
     _add_colour_options(p, video=False)
     _add_size_options(p)
@@ -610,11 +611,16 @@ def _image(args) -> int:
             sink = ImageWriter(args.output, overwrite=args.overwrite, inputs=inputs)
     except ValueError as e:
         raise UsageError(str(e)) from None
-    with sink, Images(args.input, max_pixels=args.max_pixels) as image:
-        if image.frame_count > 1:
+    url = "://" in args.input  # a picture at a URL is read by FFmpeg
+    with sink, (VideoFile if url else Images)(args.input, max_pixels=args.max_pixels) as image:
+        if not url and image.frame_count > 1:
             raise _one_picture_only(args, f"matches {image.frame_count} pictures")
         size, n, shown = frame_size(image.size, args)
-        frame = next(iter(adapt(image, size=size)))[0]
+        frames = list(itertools.islice(adapt(image, size=size), 2))
+        if len(frames) > 1:
+            raise UsageError(f"'{args.input}' is a video, and `livequant image` quantizes one picture; use "
+                             f"`livequant transcode '{args.input}' '{Path(args.output).with_suffix('.gif')}'`")
+        frame = frames[0][0]
         rgb = quantize(frame, args.colors, palette=args.palette, dither=args.dither,
                        color_space=args.color_space, dither_strength=args.dither_strength)
         qframe = _indexed(rgb)

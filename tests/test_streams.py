@@ -8,7 +8,8 @@ import threading
 import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
-import av
+import cv2  # isort: skip  # before av, or OpenCV windows hang (PyAV#978)
+import av  # isort: skip
 import numpy as np
 import pytest
 
@@ -118,3 +119,19 @@ def test_a_url_that_gives_no_video_says_why(server, tmp_path, capsys, name, mess
     assert main(["transcode", url, str(tmp_path / "out.gif")]) == 1
     assert capsys.readouterr().err == f"livequant: error: cannot open video '{url}': {message}\n"
     assert list(tmp_path.iterdir()) == []
+
+
+def test_a_picture_at_a_url_is_quantized_as_the_file_on_disk(server, clip, tmp_path, capsys):
+    photo = tmp_path / "photo.png"
+    cv2.imwrite(str(photo), clip_frame(5, 96, 64))
+    server.files["photo.png"] = photo.read_bytes()
+    server.files["clip.mp4"] = clip.path.read_bytes()
+    base = f"http://127.0.0.1:{server.server_port}"
+    assert main(["image", f"{base}/photo.png", str(tmp_path / "remote.png"), "-k", "6", "-q"]) == 0
+    assert main(["image", str(photo), str(tmp_path / "local.png"), "-k", "6", "-q"]) == 0
+    np.testing.assert_array_equal(cv2.imread(str(tmp_path / "remote.png")), cv2.imread(str(tmp_path / "local.png")))
+    assert main(["image", f"{base}/clip.mp4", str(tmp_path / "still.png")]) == 2
+    assert capsys.readouterr().err == (f"livequant: error: '{base}/clip.mp4' is a video, and `livequant image` "
+                                       f"quantizes one picture; use `livequant transcode '{base}/clip.mp4' "
+                                       f"'{tmp_path / 'still.gif'}'`\n")
+    assert not (tmp_path / "still.png").exists()
