@@ -29,7 +29,7 @@ from livequant.adapters import adapt, enlarge
 from livequant.colorspace import COLOR_SPACES, unique_rgb, working_space
 from livequant.demo import SETTINGS, run_demo
 from livequant.dither import DITHERS
-from livequant.errors import LivequantError, SourceError, UsageError, write_failed
+from livequant.errors import LivequantError, SourceError, UsageError, appeared_meanwhile, write_failed
 from livequant.fit import PaletteFitter
 from livequant.frames import QuantizedFrame
 from livequant.options import check_size, frame_size, make_quantizer, open_output
@@ -422,7 +422,9 @@ def _report(args, inputs) -> QualityReport | None:
 def _save_report(report: QualityReport | None, args) -> None:
     if report is not None:
         try:
-            report.save(args.report)
+            report.save(args.report, overwrite=args.overwrite)
+        except FileExistsError:
+            raise appeared_meanwhile(args.report, "report") from None
         except OSError as e:
             raise write_failed("write the report", args.report, e) from e
         if not getattr(args, "quiet", False):

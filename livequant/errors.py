@@ -6,7 +6,7 @@ value or file, the cause, and what to do next. The CLI prints it on one line.
 
 import errno
 
-__all__ = ["LivequantError", "SinkError", "SourceError", "UsageError", "write_failed", "write_hint"]
+__all__ = ["LivequantError", "SinkError", "SourceError", "UsageError", "appeared_meanwhile", "write_failed", "write_hint"]
 
 
 class LivequantError(Exception):
@@ -39,3 +39,10 @@ def write_failed(action: str, path, error: BaseException) -> SinkError:
     """A `SinkError` for an OS (or FFmpeg) error on ``action`` of ``path`` ("write", "create the folder"),
     with what to do about it."""
     return SinkError(f"cannot {action} '{path}': {getattr(error, 'strerror', None) or error}; {write_hint(error)}")
+
+
+def appeared_meanwhile(path, what: str = "output") -> SinkError:
+    """A `SinkError` for an output (``what``: "output", "report") another program wrote while this one was
+    being written: it is kept."""
+    return SinkError(f"{what} '{path}' appeared while this was being written (another program made it) and is "
+                     "kept; write another name, or use -y to overwrite")

@@ -3,6 +3,7 @@ into place when complete. Used by every file sink and by the quality report."""
 
 from __future__ import annotations
 
+import errno
 import os
 import tempfile
 from pathlib import Path
@@ -26,7 +27,23 @@ def partial_file(path: Path) -> Path:
     return Path(name)
 
 
-def move_into_place(tmp: Path, path: Path) -> None:
-    """Rename the finished ``tmp`` to ``path``, readable by others as a plainly created file would be."""
+def move_into_place(tmp: Path, path: Path, *, replace: bool = True) -> None:
+    """Rename the finished ``tmp`` to ``path``, readable by others as a plainly created file would be.
+
+    Unless ``replace``, a file that appeared at ``path`` meanwhile (another program wrote it) stays and
+    `FileExistsError` is raised: ``tmp`` is linked to ``path``, which never replaces a name (where the file
+    system has no hard links, ``path`` is looked for first).
+    """
     os.chmod(tmp, 0o644)
+    if not replace:
+        try:
+            os.link(tmp, path)
+        except FileExistsError:
+            raise FileExistsError(errno.EEXIST, "it appeared while this was being written", str(path)) from None
+        except OSError:  # no hard links here
+            if os.path.lexists(path):
+                raise FileExistsError(errno.EEXIST, "it appeared while this was being written", str(path)) from None
+        else:
+            os.unlink(tmp)
+            return
     os.replace(tmp, path)

@@ -252,10 +252,11 @@ class QualityReport:
         return {"summary": self.summary(), "totals": totals, "sampling": sampling, "palettes": self.palettes,
                 "frames": frames}
 
-    def save(self, path) -> Path:
+    def save(self, path, *, overwrite: bool = True) -> Path:
         """Write the report: ``.json`` the figures, ``.png`` the palette timeline with PSNR and flicker below.
 
-        The file is written to a new partial file beside ``path`` first and moved into place when complete.
+        The file is written to a new partial file beside ``path`` first and moved into place when complete;
+        without ``overwrite``, a file at ``path`` stays and `FileExistsError` is raised.
         """
         path = check_path(path)
         if not self.frames:
@@ -266,7 +267,7 @@ class QualityReport:
                 partial.write_text(json.dumps(self.as_dict(), indent=1) + "\n")
             else:
                 self.figure().savefig(partial, dpi=100)
-            move_into_place(partial, path)
+            move_into_place(partial, path, replace=overwrite)
         except BaseException:
             partial.unlink(missing_ok=True)
             raise

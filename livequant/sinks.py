@@ -26,7 +26,7 @@ import cv2  # before av: PyAV's bundled libxcb loaded first makes OpenCV windows
 import av  # isort: skip
 import numpy as np
 
-from livequant.errors import SinkError, write_failed
+from livequant.errors import SinkError, appeared_meanwhile, write_failed
 from livequant.files import move_into_place, partial_file
 from livequant.frames import FpsCounter, QuantizedFrame, check_fps, check_frame
 from livequant.gif import GifEncoder
@@ -173,6 +173,7 @@ class _FileSink:
     def __init__(self, path, overwrite: bool, inputs=()):
         self.path = Path(path)
         self._inputs = tuple(inputs)
+        self._overwrite = overwrite
         check_target(self.path, overwrite, self._inputs)
         if not getattr(self, "_pattern", None):
             self._tmp = _partial(self.path)
@@ -243,9 +244,11 @@ class _FileSink:
         try:
             self._finish()
             if self._tmp is not None:
-                move_into_place(self._tmp, self.path)
+                move_into_place(self._tmp, self.path, replace=self._overwrite)
         except BaseException as e:
             self.abort()
+            if isinstance(e, FileExistsError):
+                raise appeared_meanwhile(self.path) from None
             if isinstance(e, (av.error.FFmpegError, OSError)) and not isinstance(e, SinkError):
                 raise write_failed("finish", self.path, e) from e
             raise
@@ -1003,7 +1006,6 @@ class ImageWriter(_FileSink):
             raise ValueError(f"cannot write '{text}': OpenCV here cannot write colour pictures as "
                              f"'{suffix or 'no suffix'}'; use .png, .jpg, .bmp, .tif, .webp or .ppm")
         self._pattern = text if NUMBERED.search(text) else None
-        self._overwrite = overwrite
         self._one_frame = one_frame
         self._last = None
         self._created: list[Path] = []  # the sequence's files this writer made new (removed if it fails)
@@ -1041,9 +1043,11 @@ class ImageWriter(_FileSink):
         tmp = _partial(target)
         try:
             _write_still(tmp, qframe, target)
-            move_into_place(tmp, target)
+            move_into_place(tmp, target, replace=self._overwrite)
         except BaseException as e:
             tmp.unlink(missing_ok=True)
+            if isinstance(e, FileExistsError):
+                raise appeared_meanwhile(target) from None
             if isinstance(e, OSError) and not isinstance(e, SinkError):
                 raise write_failed("write", target, e) from e  # the file that failed, not the first
             raise

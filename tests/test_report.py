@@ -171,3 +171,16 @@ def test_report_errors_are_one_line_and_come_before_any_work(tmp_path, make_clip
     assert main(["transcode", str(clip.path), str(out), "--report", str(tmp_path / "r.json")]) == 1
     assert "r.json' exists; use -y to overwrite" in capsys.readouterr().err
     assert not out.exists()
+
+
+def test_a_report_that_appears_meanwhile_is_kept_without_overwrite(tmp_path, make_clip):
+    report = QualityReport()
+    for qframe in _quantized(make_clip("clip.mp4", frames=3).path, n_colors=4):
+        report.write(qframe)
+    path = tmp_path / "r.json"
+    path.write_text("theirs")
+    with pytest.raises(FileExistsError):
+        report.save(path, overwrite=False)
+    assert path.read_text() == "theirs" and [p.name for p in tmp_path.iterdir()] == ["clip.mp4", "r.json"]
+    report.save(path)
+    assert json.loads(path.read_text())["frames"]

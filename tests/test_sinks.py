@@ -1,6 +1,7 @@
 """Sinks write real files that the tests decode again with PyAV and OpenCV."""
 
 import gc
+import re
 import subprocess
 import sys
 
@@ -300,6 +301,34 @@ def test_existing_output_needs_overwrite(tmp_path, make_qframe):
     assert path.read_bytes() == b"keep me"
     with VideoWriter(path, 12, overwrite=True) as sink:
         _write(sink, make_qframe, 1)
+    assert len(_decode(path)[0]) == 1
+
+
+@pytest.mark.parametrize(("name", "message"), [
+    *[(name, "appeared while this was being written (another program made it) and is kept; write another name, or "
+             "use -y to overwrite") for name in ("late.mp4", "late.gif", "late.png")],
+    ("late-%02d.png", "exists; use -y to overwrite"),  # checked before each picture, and linked into place
+])
+def test_an_output_that_appears_while_writing_is_kept(tmp_path, make_qframe, name, message):
+    """Another program writes the output's name while this writer works: without overwrite it stays."""
+    path = tmp_path / name
+    target = tmp_path / (name % 2 if "%" in name else name)  # a sequence's second picture
+    writer = {".mp4": lambda: VideoWriter(path, 12), ".gif": lambda: GifWriter(path)}.get(
+        path.suffix, lambda: ImageWriter(path))
+    with pytest.raises(SinkError, match=re.escape(f"output '{target}' {message}")):
+        with writer() as sink:
+            sink.write(make_qframe(np.zeros((8, 8), np.uint8)))
+            target.write_bytes(b"theirs")
+            sink.write(make_qframe(np.ones((8, 8), np.uint8), time=0.1)) if "%" in name else None
+    assert target.read_bytes() == b"theirs"
+    assert [p.name for p in tmp_path.iterdir()] == [target.name]  # no partial file, no first picture
+
+
+def test_with_overwrite_an_output_that_appears_while_writing_is_replaced(tmp_path, make_qframe):
+    path = tmp_path / "late.gif"
+    with GifWriter(path, overwrite=True) as sink:
+        sink.write(make_qframe(np.zeros((8, 8), np.uint8)))
+        path.write_bytes(b"theirs")
     assert len(_decode(path)[0]) == 1
 
 
