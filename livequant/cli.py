@@ -691,7 +691,7 @@ def _extract_palette(args) -> int:
     palette = _fit_palette(pixels, args, name)
     print(" ".join(palette.to_hex()))
     if output is not None:
-        palette.save(output)
+        palette.save(output, overwrite=args.overwrite)
         print(f"wrote {output}: {_count(len(palette), 'colour')}", file=sys.stderr)
     return 0
 

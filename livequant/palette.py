@@ -12,7 +12,6 @@ import json
 import os
 import re
 import struct
-import tempfile
 import zlib
 from dataclasses import dataclass
 from pathlib import Path
@@ -20,7 +19,8 @@ from typing import Callable, NamedTuple
 
 import numpy as np
 
-from livequant.errors import SinkError, SourceError, write_hint
+from livequant.errors import SinkError, SourceError, appeared_meanwhile, write_hint
+from livequant.files import move_into_place, partial_file
 
 __all__ = ["MAX_COLORS", "Palette", "SUFFIXES", "file_format"]
 
@@ -131,15 +131,15 @@ class Palette:
         if not overwrite and path.exists():
             raise SinkError(f"{path} exists; use -y to overwrite")
         try:
-            fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+            tmp = partial_file(path)
             try:
-                with os.fdopen(fd, "wb") as f:
-                    f.write(data)
-                os.chmod(tmp, 0o644)
-                os.replace(tmp, path)
+                tmp.write_bytes(data)
+                move_into_place(tmp, path, replace=overwrite)
             except BaseException:
-                os.unlink(tmp)
+                tmp.unlink(missing_ok=True)
                 raise
+        except FileExistsError:
+            raise appeared_meanwhile(path, "palette file") from None
         except OSError as e:
             hint = "check that the folder exists" if isinstance(e, FileNotFoundError) else write_hint(e)
             raise SinkError(f"cannot write palette file {path}: {e.strerror or e}; {hint}") from None
