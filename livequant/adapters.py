@@ -33,6 +33,9 @@ def adapt(source, *, size=None, fps=None, paced: bool = False):
         Deliver frames no faster than their timestamps, like a camera; the
         result is then ``live`` (a slow consumer makes `run` drop frames).
 
+    Both go by the frames' times: a frame without one (None) comes ``1 / source.fps`` after the frame before
+    (the first at 0), and without a ``source.fps`` it is a `ValueError`.
+
     Returns
     -------
     source
@@ -66,6 +69,8 @@ class _Adapted:
 
     def __iter__(self):
         frames = iter(self._source)
+        if self._fps or self._paced:
+            frames = _timed(frames, getattr(self._source, "fps", None))
         if self._size is not None:
             frames = ((resize(frame, self._size), t) for frame, t in frames)
         if self._fps:
@@ -83,6 +88,19 @@ class _Adapted:
         stop = getattr(self._source, "stop", None)
         if stop is not None:
             stop()
+
+
+def _timed(frames, fps: float | None):
+    """``frames`` with each missing time (None) set ``1 / fps`` after the time before, the first at 0."""
+    last = None
+    for n, (frame, t) in enumerate(frames, 1):
+        if t is None:
+            if not fps or fps <= 0:
+                raise ValueError(f"frame {n} of the source has no time, and re-timing or pacing goes by frame "
+                                 "times; yield (frame, seconds) pairs, or give the source an fps attribute")
+            t = 0.0 if last is None else last + 1 / fps
+        last = t
+        yield frame, t
 
 
 def _retime(frames, fps: float, end_time):

@@ -222,6 +222,20 @@ def test_adapt_retimes_to_a_constant_rate(times, fps, shown):
     np.testing.assert_allclose([t for _, t in out], times[0] + np.arange(len(shown)) / fps)
 
 
+def test_adapt_places_frames_without_times_by_the_source_rate():
+    """A source may yield None for a time (as `Quantizer.process` takes one): re-timing and pacing failed."""
+    untimed = Frames([None] * 4)
+    untimed.fps = 10.0
+    with adapt(untimed, fps=20) as source:
+        out = list(source)
+    assert [int(frame[0, 0, 0]) for frame, _ in out] == [0, 0, 1, 1, 2, 2, 3, 3]
+    np.testing.assert_allclose([t for _, t in out], np.arange(8) / 20)
+    with adapt(Frames([0.0, None, None]), paced=True) as source, pytest.raises(
+            ValueError, match="frame 2 of the source has no time, and re-timing or pacing goes by frame times; "
+                              r"yield \(frame, seconds\) pairs, or give the source an fps attribute"):
+        list(source)
+
+
 def test_adapt_resizes_paces_and_keeps_the_source_attributes():
     frames = Frames([0.0, 0.05, 0.1], size=(64, 48))
     with adapt(frames, size=(16, 12), paced=True) as source:
