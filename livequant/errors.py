@@ -6,7 +6,8 @@ value or file, the cause, and what to do next. The CLI prints it on one line.
 
 import errno
 
-__all__ = ["LivequantError", "SinkError", "SourceError", "UsageError", "appeared_meanwhile", "write_failed", "write_hint"]
+__all__ = ["LivequantError", "SinkError", "SourceError", "UsageError", "appeared_meanwhile", "write_failed",
+           "write_hint"]
 
 
 class LivequantError(Exception):
