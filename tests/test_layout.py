@@ -16,6 +16,9 @@ COMPUTE = {"colorspace", "palette", "presets", "fit", "track", "kernels", "looku
 # The one place compute reaches into I/O, imported only when used: a palette file that is a truecolour PNG (a picture,
 # not an indexed swatch) is decoded by `sources.read_image`, which owns the decoder and the pixel limit.
 ON_DEMAND = {("palette", "sources")}
+# Shared by every layer, on the standard library alone: the errors, and writing a file whole or not at all (a
+# palette file is written as the outputs are).
+SHARED = {"errors", "files"}
 
 
 def _imports(module: str) -> list[tuple[str, int]]:
@@ -67,7 +70,7 @@ def test_compute_modules_import_neither_opencv_nor_pyav():
 
 def test_compute_modules_import_only_compute_modules():
     found = [f"livequant/{module}.py imports livequant.{dep}" for module in sorted(COMPUTE & set(MODULES))
-             for dep in sorted(_package_deps(module) - COMPUTE - {"errors"}) if (module, dep) not in ON_DEMAND]
+             for dep in sorted(_package_deps(module) - COMPUTE - SHARED) if (module, dep) not in ON_DEMAND]
     assert found == []
 
 
@@ -116,3 +119,9 @@ def test_commands_that_fit_no_palette_load_neither_scikit_learn_nor_scipy_optimi
     ]:
         done = subprocess.run([sys.executable, "-c", code + loaded], capture_output=True, text=True, check=True)
         assert done.stdout.strip().splitlines()[-1] == expected, code
+
+
+def test_the_shared_modules_use_the_standard_library_alone():
+    found = [f"livequant/{module}.py imports {name}" for module in sorted(SHARED)
+             for name, _ in _imports(module) if name.split(".")[0] not in sys.stdlib_module_names | {"__future__"}]
+    assert found == []
