@@ -128,7 +128,7 @@ class Palette:
         """
         path = Path(path)
         data = file_format(path).write(self, self.name or path.stem)
-        if not overwrite and path.exists():
+        if not overwrite and os.path.lexists(path):
             raise SinkError(f"{path} exists; use -y to overwrite")
         try:
             tmp = partial_file(path)

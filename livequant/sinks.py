@@ -98,7 +98,7 @@ def check_target(path: Path, overwrite: bool, inputs=()) -> None:
         raise SinkError(f"cannot write '{path}': directory '{parent}' is not writable; write elsewhere")
     if path.is_dir():
         raise SinkError(f"output '{path}' is a directory; give a file name, such as '{path / 'out'}{path.suffix}'")
-    if path.exists() and not overwrite:
+    if os.path.lexists(path) and not overwrite:  # a link to a missing file is there too
         raise SinkError(f"output '{path}' exists; use -y to overwrite")
 
 

@@ -324,6 +324,17 @@ def test_an_output_that_appears_while_writing_is_kept(tmp_path, make_qframe, nam
     assert [p.name for p in tmp_path.iterdir()] == [target.name]  # no partial file, no first picture
 
 
+def test_a_link_to_a_missing_file_is_an_existing_output(tmp_path, make_qframe):
+    """Checked at the start, as any output that exists (it was found only at the end, as one that appeared)."""
+    path = tmp_path / "link.gif"
+    path.symlink_to(tmp_path / "missing" / "x.gif")
+    with pytest.raises(SinkError, match=re.escape(f"output '{path}' exists; use -y to overwrite")):
+        GifWriter(path)
+    with GifWriter(path, overwrite=True) as sink:  # the link is replaced, as os.replace does
+        sink.write(make_qframe(np.zeros((8, 8), np.uint8)))
+    assert not path.is_symlink() and len(_decode(path)[0]) == 1
+
+
 def test_with_overwrite_an_output_that_appears_while_writing_is_replaced(tmp_path, make_qframe):
     path = tmp_path / "late.gif"
     with GifWriter(path, overwrite=True) as sink:
