@@ -440,7 +440,16 @@ def _open_video(path: str, fps: float | None, max_pixels: int, **timing) -> Vide
 def _global_palette(args, timing: dict) -> Palette:
     """``--gif-palette global``: one palette fitted to frames sampled over the input (a first reading)."""
     with _open_video(args.input, args.fps, args.max_pixels, **timing) as video:
+        if _endless(args.input, video) and "duration" not in timing:
+            raise UsageError(f"--gif-palette global reads the input through before writing, and '{args.input}' "
+                             "does not say how long it lasts (a live stream?); add --duration, or leave out "
+                             "--gif-palette global")
         return _fit_palette(_sampled_pixels(video, most=32), args)
+
+
+def _endless(path: str, video: VideoFile) -> bool:
+    """Whether ``video`` may never end: a URL whose container does not say how long it lasts (a live stream)."""
+    return "://" in path and video.length is None
 
 
 def _transcode(args) -> int:
@@ -685,6 +694,10 @@ def _extract_palette(args) -> int:
             pixels = _sampled_pixels(source, most=source.frame_count)
     else:
         with VideoFile(args.input, max_pixels=args.max_pixels) as video:
+            if _endless(args.input, video):
+                raise UsageError(f"`livequant palette` reads its input through, and '{args.input}' does not say how "
+                                 "long it lasts (a live stream?); save a stretch of it first: `livequant transcode "
+                                 f"'{args.input}' clip.mkv --lossless --duration 10`")
             pixels = _sampled_pixels(video, most=32)
         _warn_damage(video.undecodable, video.damaged)
     name = "" if output is None else os.fsencode(output.stem).decode(errors="replace")  # a palette's name is text

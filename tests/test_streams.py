@@ -108,6 +108,22 @@ def test_an_endless_live_stream_is_quantized_for_the_duration_asked(server, tmp_
     assert np.argmin(errors) == 0, errors  # from the stream's first picture on
 
 
+def test_what_reads_a_live_stream_through_is_refused_without_a_duration(server, tmp_path, capsys):
+    """A global GIF palette and `livequant palette` read the input to its end: on a live stream they read on for
+    ever, and showed nothing."""
+    url = f"http://127.0.0.1:{server.server_port}/live.ts"
+    out = tmp_path / "live.gif"
+    assert main(["transcode", url, str(out), "--gif-palette", "global"]) == 2
+    assert capsys.readouterr().err == (f"livequant: error: --gif-palette global reads the input through before "
+                                       f"writing, and '{url}' does not say how long it lasts (a live stream?); add "
+                                       "--duration, or leave out --gif-palette global\n")
+    assert main(["palette", url]) == 2
+    assert "save a stretch of it first: `livequant transcode" in capsys.readouterr().err
+    assert list(tmp_path.iterdir()) == []
+    assert main(["transcode", url, str(out), "--gif-palette", "global", "--duration", "0.5", "-q"]) == 0
+    assert len(_frames(out)) in range(LIVE_FPS // 2 - 1, LIVE_FPS // 2 + 2)
+
+
 @pytest.mark.parametrize(("name", "message"), [
     ("page.mp4", "Invalid data found when processing input; what the server sent is not a video FFmpeg reads; check "
                  "that the URL leads to the video itself"),
