@@ -330,7 +330,7 @@ def _parser() -> argparse.ArgumentParser:
 
     p = command("palette", "Extract a palette from an image or a video",
                 "A video is sampled at frames spread over its length. The colours are printed as hex codes.")
-    p.add_argument("input", help="image or video file")
+    p.add_argument("input", help="image or video file, or URL")
     p.add_argument("-o", "--output", metavar="FILE",
                    help="also save the palette: the suffix picks the format: .gpl .act .json .hex .txt .png")
     p.add_argument("-k", "--colors", type=_number(int, 1, 256), default=16, metavar="K",
@@ -440,16 +440,11 @@ def _open_video(path: str, fps: float | None, max_pixels: int, **timing) -> Vide
 def _global_palette(args, timing: dict) -> Palette:
     """``--gif-palette global``: one palette fitted to frames sampled over the input (a first reading)."""
     with _open_video(args.input, args.fps, args.max_pixels, **timing) as video:
-        if _endless(args.input, video) and "duration" not in timing:
+        if video.endless and "duration" not in timing:
             raise UsageError(f"--gif-palette global reads the input through before writing, and '{args.input}' "
                              "does not say how long it lasts (a live stream?); add --duration, or leave out "
                              "--gif-palette global")
         return _fit_palette(_sampled_pixels(video, most=32), args)
-
-
-def _endless(path: str, video: VideoFile) -> bool:
-    """Whether ``video`` may never end: a URL whose container does not say how long it lasts (a live stream)."""
-    return "://" in path and video.length is None
 
 
 def _transcode(args) -> int:
@@ -689,12 +684,12 @@ def _extract_palette(args) -> int:
             raise UsageError(str(e)) from None
         # the input itself, a folder there, or a file for a folder, or -y missing
         check_target(output, args.overwrite, _input_files(args.input))
-    if Path(args.input).suffix.lower() in IMAGE_SUFFIXES and not numbered_files(args.input):
+    if Path(args.input).suffix.lower() in IMAGE_SUFFIXES and not numbered_files(args.input) and "://" not in args.input:
         with Images(args.input, max_pixels=args.max_pixels) as source:  # every image of a glob
             pixels = _sampled_pixels(source, most=source.frame_count)
     else:
         with VideoFile(args.input, max_pixels=args.max_pixels) as video:
-            if _endless(args.input, video):
+            if video.endless:
                 raise UsageError(f"`livequant palette` reads its input through, and '{args.input}' does not say how "
                                  "long it lasts (a live stream?); save a stretch of it first: `livequant transcode "
                                  f"'{args.input}' clip.mkv --lossless --duration 10`")

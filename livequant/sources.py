@@ -330,9 +330,9 @@ class VideoFile(_Source):
         Once the frames have run out: when the last one stops showing (its
         time plus its duration, within ``duration``); None before, or when
         the file does not say.
-    length : float or None
-        Seconds the input lasts as its container says; None where it does not
-        say (a live stream, some raw streams).
+    endless : bool
+        Whether the input may never end: a URL whose container does not say
+        how long it lasts and that is not a picture (a live stream).
     """
 
     def __init__(self, path_or_url, start: float | None = None, duration: float | None = None, *,
@@ -387,7 +387,8 @@ class VideoFile(_Source):
         if start is None and duration is None:
             self.frame_count = stream.frames or None
         self.has_audio = bool(self._container.streams.audio)
-        self.length = self._container.duration / av.time_base if self._container.duration else None
+        picture = self._container.format.name == "image2" or self._container.format.name.endswith("_pipe")
+        self.endless = "://" in self.path and not self._container.duration and not picture
         self.end_time = None
         # where the stream's picture ends, as its container says (an MP4's edit list): with B-frames a frame's
         # duration is a decode-time step, not how long it shows

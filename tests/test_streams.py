@@ -15,6 +15,7 @@ import pytest
 
 from conftest import clip_frame
 from livequant.cli import main
+from livequant.sources import VideoFile
 
 LIVE_FPS = 25
 
@@ -89,6 +90,8 @@ def test_a_video_over_http_quantizes_as_the_same_file_on_disk(server, clip, tmp_
     url = f"http://127.0.0.1:{server.server_port}/clip.mp4"
     assert main(["transcode", url, str(tmp_path / "remote.gif"), "-k", "8", "-q"]) == 0
     assert main(["transcode", str(clip.path), str(tmp_path / "local.gif"), "-k", "8", "-q"]) == 0
+    with VideoFile(url) as video, VideoFile(f"http://127.0.0.1:{server.server_port}/live.ts") as live:
+        assert not video.endless and live.endless  # the file says how long it lasts, the live stream not
     remote, local = _frames(tmp_path / "remote.gif"), _frames(tmp_path / "local.gif")
     assert len(remote) == clip.frames
     for a, b in zip(remote, local):
@@ -151,3 +154,8 @@ def test_a_picture_at_a_url_is_quantized_as_the_file_on_disk(server, clip, tmp_p
                                        f"quantizes one picture; use `livequant transcode '{base}/clip.mp4' "
                                        f"'{tmp_path / 'still.gif'}'`\n")
     assert not (tmp_path / "still.png").exists()
+    # and its palette, as from the file on disk (a picture's URL was taken for a missing file)
+    assert main(["palette", f"{base}/photo.png", "-k", "4"]) == 0
+    remote = capsys.readouterr().out
+    assert main(["palette", str(photo), "-k", "4"]) == 0
+    assert remote == capsys.readouterr().out and len(remote.split()) == 4
