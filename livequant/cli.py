@@ -39,8 +39,8 @@ from livequant.quantizer import Quantizer, quantize
 from livequant.report import QualityReport, check_path
 from livequant.sinks import (MAX_LOOP, NUMBERED, VIDEO_SUFFIXES, GifWriter, ImageWriter, Preview, VideoWriter,
                              check_target, numbered_files)
-from livequant.sources import (IMAGE_SUFFIXES, MAX_PIXELS, Images, Reconnecting, TestPattern, VideoFile, Webcam,
-                               damage_note, is_picture_sequence, list_cameras)
+from livequant.sources import (IMAGE_SUFFIXES, MAX_PIXELS, STDIN, Images, Reconnecting, TestPattern, VideoFile, Webcam,
+                               damage_note, is_picture_sequence, is_pipe, list_cameras)
 
 __all__ = ["PreviewKeys", "main"]
 
@@ -243,8 +243,9 @@ def _parser() -> argparse.ArgumentParser:
                 "freezes the palette, s saves a PNG snapshot in the current folder, q or Esc quits.",
                 _presets_epilog())
     p.add_argument("source", nargs="?", default="0",
-                   help="camera index (default: 0), `test` for the built-in test pattern, a video file or URL, "
-                        "pictures (frames/%%04d.png, 'frames/*.png'), or a picture, shown until the window closes")
+                   help="camera index (default: 0), `test` for the built-in test pattern, a video file or URL, - "
+                        "(standard input), pictures (frames/%%04d.png, 'frames/*.png'), or a picture, shown until "
+                        "the window closes")
     p.add_argument("--list-cameras", action="store_true", help="list the cameras that can be opened, and exit")
     p.add_argument("--size", type=_size, metavar="WxH", help="frame size to ask the camera or test pattern for")
     p.add_argument("--fps", type=_number(float, 0.01, 1000), help="frame rate, 0.01..1000: asked of the camera or "
@@ -265,8 +266,8 @@ def _parser() -> argparse.ArgumentParser:
                 f"Transparent pixels are flattened on white; frames that cannot be decoded are skipped and\n"
                 f"counted.\n\n{_EXACT_COLOURS}",
                 _presets_epilog())
-    p.add_argument("input", help="video file or URL, or pictures: numbered, frames/%%04d.png, or a quoted glob, "
-                   "'frames/*.png' (played at --fps, else 25 fps)")
+    p.add_argument("input", help="video file or URL, - (standard input: MKV, MPEG-TS, or MP4 with its index first), or "
+                   "pictures: numbered, frames/%%04d.png, or a quoted glob, 'frames/*.png' (played at --fps, else 25 fps)")
     p.add_argument("output", help="output file: .mp4 .mov .mkv .webm .gif .webp .apng .png .jpg, or an image "
                    "pattern")
     _add_colour_options(p, video=True)
@@ -330,7 +331,7 @@ def _parser() -> argparse.ArgumentParser:
 
     p = command("palette", "Extract a palette from an image or a video",
                 "A video is sampled at frames spread over its length. The colours are printed as hex codes.")
-    p.add_argument("input", help="image or video file, or URL")
+    p.add_argument("input", help="image or video file, URL, or - (standard input)")
     p.add_argument("-o", "--output", metavar="FILE",
                    help="also save the palette: the suffix picks the format: .gpl .act .json .hex .txt .png")
     p.add_argument("-k", "--colors", type=_number(int, 1, 256), default=16, metavar="K",
@@ -452,6 +453,9 @@ def _transcode(args) -> int:
     timing = {k: v for k, v in (("start", args.start), ("duration", args.duration)) if v is not None}
     if args.gif_palette == "global" and args.palette is not None:
         raise UsageError("--gif-palette global fits its own palette; leave out --palette")
+    if args.gif_palette == "global" and is_pipe(args.input):
+        raise UsageError("--gif-palette global reads the input twice, and a pipe can be read once; leave out "
+                         "--gif-palette global, or give a file")
     report = _report(args, inputs)
     sink = None
     try:
@@ -753,6 +757,9 @@ def main(argv: list[str] | None = None) -> int:
             return done.code or 0
         if hasattr(args, "dither"):
             _check_colour_options(args)
+        for name in ("input", "source"):  # `-`: standard input, as FFmpeg names it
+            if getattr(args, name, None) == "-" and args.func in (_transcode, _extract_palette, _preview):
+                setattr(args, name, STDIN)
         return args.func(args)
     except UsageError as e:
         print(f"livequant: error: {e}", file=sys.stderr)

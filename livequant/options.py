@@ -14,7 +14,7 @@ from pathlib import Path
 from livequant.errors import UsageError
 from livequant.quantizer import Quantizer
 from livequant.sinks import VIDEO_SUFFIXES, AnimationWriter, GifWriter, ImageWriter, VideoWriter
-from livequant.sources import IMAGE_SUFFIXES, gif_loop, megapixels
+from livequant.sources import IMAGE_SUFFIXES, gif_loop, is_pipe, megapixels
 
 __all__ = ["animation_loop", "check_size", "frame_size", "make_quantizer", "open_output"]
 
@@ -106,6 +106,9 @@ def open_output(args, source, inputs):
         if picture:
             return ImageWriter(args.output, overwrite=args.overwrite, inputs=inputs, one_frame=True)
         audio = None if args.no_audio or not getattr(source, "has_audio", False) else args.input
+        if audio is not None and is_pipe(audio):
+            raise UsageError(f"the input's audio is read on its own beside the video, and a pipe ('{audio}') can be "
+                             "read once; add --no-audio, or give a file")
         return VideoWriter(args.output, args.fps or source.fps or 30.0, codec=args.codec, crf=args.crf,
                            lossless=args.lossless, audio_from=audio, overwrite=args.overwrite, inputs=inputs)
     except ValueError as e:  # an unknown suffix or codec, or one the container cannot hold

@@ -34,9 +34,9 @@ from livequant.errors import SourceError
 from livequant.frames import check_count, check_fps, flatten_alpha, to_rgb8
 from livequant.mailbox import END, Mailbox
 
-__all__ = ["IMAGE_SUFFIXES", "Images", "MAX_PIXELS", "Pacer", "Reconnecting", "SEQUENCE_NUMBER", "TestPattern",
-           "VideoFile", "Webcam", "damage_note", "gif_loop", "is_picture_sequence", "list_cameras", "open_source",
-           "read_image", "resize"]
+__all__ = ["IMAGE_SUFFIXES", "Images", "MAX_PIXELS", "Pacer", "Reconnecting", "SEQUENCE_NUMBER", "STDIN",
+           "TestPattern", "VideoFile", "Webcam", "damage_note", "gif_loop", "is_picture_sequence", "is_pipe",
+           "list_cameras", "open_source", "read_image", "resize"]
 
 log = logging.getLogger("livequant")
 
@@ -67,6 +67,16 @@ def _check_limit(kind: str, path, width: int, height: int, max_pixels: int) -> N
 def _check_max_pixels(max_pixels: int) -> None:
     if isinstance(max_pixels, bool) or not isinstance(max_pixels, (int, np.integer)) or max_pixels < 1:
         raise ValueError(f"max_pixels must be a positive integer, got {max_pixels!r}")
+
+
+#: Standard input, as FFmpeg names it (the command line's ``-``).
+STDIN = "pipe:0"
+
+
+def is_pipe(path) -> bool:
+    """Whether FFmpeg reads ``path`` from a pipe (``pipe:0`` is standard input), which can be read once and
+    not seeked."""
+    return os.fspath(path).startswith("pipe:")
 
 
 def is_picture_sequence(path: str) -> bool:
@@ -418,6 +428,10 @@ class VideoFile(_Source):
             if start and not self.undecodable and length:
                 raise SourceError(f"cannot read video '{self.path}': no frames from {start:g} s on (it lasts "
                                   f"{length / 1e6:.2f} s); start earlier, or check that the file is complete")
+            if is_pipe(self.path):
+                raise SourceError(f"cannot read video from '{self.path}': {cause}{where}; a pipe cannot be seeked, "
+                                  "so MP4 and MOV read from one need their index first (ffmpeg -movflags "
+                                  "+faststart); pipe MKV or MPEG-TS instead (ffmpeg ... -f matroska -), or give the file")
             raise SourceError(f"cannot read video '{self.path}': {cause}{where}; is the file complete?")
         first = self._first[0]
         self.size = (first.width, first.height) if _quarter_turns(first) % 2 == 0 else (first.height, first.width)

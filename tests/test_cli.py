@@ -403,6 +403,47 @@ def _livequant(*args, **options) -> subprocess.Popen:
                             preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL), **options)
 
 
+def test_standard_input_is_read_as_a_pipe(tmp_path, make_clip, rng, capsys):
+    """`-` reads standard input (FFmpeg's pipe:0), once and without seeking."""
+    mkv = make_clip("piped.mkv", frames=12, audio_seconds=1.0)
+
+    def piped(path, *args):
+        with open(path, "rb") as stdin:
+            process = _livequant(*args, cwd=tmp_path, stdin=stdin)
+            out, err = process.communicate(timeout=120)
+        return process.returncode, out, err
+
+    assert piped(mkv.path, "transcode", "-", "piped.gif", "-k", "8", "-q") == (0, "", "")
+    assert main(["transcode", str(mkv.path), str(tmp_path / "file.gif"), "-k", "8", "-q"]) == 0
+    for a, b in zip(*(_decode(tmp_path / name)[0] for name in ("piped.gif", "file.gif")), strict=True):
+        np.testing.assert_array_equal(a, b)
+    # its sound is read beside the video, from the file again: not from a pipe
+    assert piped(mkv.path, "transcode", "-", "piped.mp4") == (2, "", (
+        "livequant: error: the input's audio is read on its own beside the video, and a pipe ('pipe:0') can be read "
+        "once; add --no-audio, or give a file\n"))
+    assert piped(mkv.path, "transcode", "-", "piped.mp4", "--no-audio", "-q") == (0, "", "")
+    assert len(_decode(tmp_path / "piped.mp4")[0]) == mkv.frames
+    # an MP4 with its index at the end (PyAV writes it so) cannot be read from a pipe, once past FFmpeg's buffer
+    noise = tmp_path / "noise.mp4"
+    with av.open(str(noise), "w") as out:
+        stream = out.add_stream("libx264", rate=12)
+        stream.width, stream.height, stream.pix_fmt = 160, 120, "yuv420p"
+        for i in range(10):
+            frame = av.VideoFrame.from_ndarray(rng.integers(0, 256, (120, 160, 3), np.uint8), format="rgb24")
+            frame.pts = i
+            out.mux(stream.encode(frame))
+        out.mux(stream.encode(None))
+    assert noise.stat().st_size > 100_000
+    status, _, err = piped(noise, "transcode", "-", "out.gif")
+    assert status == 1 and "a pipe cannot be seeked, so MP4 and MOV read from one need their index first" in err
+    noise.unlink()
+    status, colours, _ = piped(mkv.path, "palette", "-", "-k", "4")
+    assert status == 0 and len(colours.split()) == 4
+    assert main(["palette", str(mkv.path), "-k", "4"]) == 0 and capsys.readouterr().out == colours
+    assert main(["transcode", "-", str(tmp_path / "g.gif"), "--gif-palette", "global"]) == 2
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["file.gif", "piped.gif", "piped.mkv", "piped.mp4"]
+
+
 @pytest.fixture(scope="module")
 def long_clip(tmp_path_factory):
     """10 s of 320x240 at 30 fps, with sound."""
