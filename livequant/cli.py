@@ -321,7 +321,7 @@ def _parser() -> argparse.ArgumentParser:
     p = command("image", "Quantize a still image",
                 "PNG output is an 8-bit palette PNG with the exact colours, GIF output a still GIF.\n"
                 "Transparent pixels are flattened on white.", _presets_epilog())
-    p.add_argument("input", help="image file (.png .jpg .bmp .tif .webp ...) or URL")
+    p.add_argument("input", help="image file (.png .jpg .bmp .tif .webp ...), URL, or - (standard input)")
     p.add_argument("output", help="output image (.png and .gif keep the exact palette)")
     _add_colour_options(p, video=False)
     _add_size_options(p)
@@ -621,9 +621,9 @@ def _image(args) -> int:
             sink = ImageWriter(args.output, overwrite=args.overwrite, inputs=inputs)
     except ValueError as e:
         raise UsageError(str(e)) from None
-    url = "://" in args.input  # a picture at a URL is read by FFmpeg
-    with sink, (VideoFile if url else Images)(args.input, max_pixels=args.max_pixels) as image:
-        if not url and image.frame_count > 1:
+    streamed = "://" in args.input or is_pipe(args.input)  # a picture at a URL or on standard input: FFmpeg reads it
+    with sink, (VideoFile if streamed else Images)(args.input, max_pixels=args.max_pixels) as image:
+        if not streamed and image.frame_count > 1:
             raise _one_picture_only(args, f"matches {image.frame_count} pictures")
         size, n, shown = frame_size(image.size, args)
         frames = list(itertools.islice(adapt(image, size=size), 2))
@@ -758,7 +758,7 @@ def main(argv: list[str] | None = None) -> int:
         if hasattr(args, "dither"):
             _check_colour_options(args)
         for name in ("input", "source"):  # `-`: standard input, as FFmpeg names it
-            if getattr(args, name, None) == "-" and args.func in (_transcode, _extract_palette, _preview):
+            if getattr(args, name, None) == "-" and args.func in (_transcode, _image, _extract_palette, _preview):
                 setattr(args, name, STDIN)
         return args.func(args)
     except UsageError as e:

@@ -15,7 +15,7 @@ import av  # isort: skip
 import numpy as np
 import pytest
 
-from conftest import send_wm_delete, write_clip
+from conftest import clip_frame, send_wm_delete, write_clip
 from livequant import __version__, presets
 from livequant.cli import main
 from livequant.demo import SETTINGS
@@ -437,6 +437,12 @@ def test_standard_input_is_read_as_a_pipe(tmp_path, make_clip, rng, capsys):
     status, _, err = piped(noise, "transcode", "-", "out.gif")
     assert status == 1 and "a pipe cannot be seeked, so MP4 and MOV read from one need their index first" in err
     noise.unlink()
+    cv2.imwrite(str(tmp_path / "photo.png"), clip_frame(3, 96, 64))
+    assert piped(tmp_path / "photo.png", "image", "-", "piped.png", "-k", "6", "-q") == (0, "", "")
+    assert main(["image", str(tmp_path / "photo.png"), str(tmp_path / "file.png"), "-k", "6", "-q"]) == 0
+    np.testing.assert_array_equal(cv2.imread(str(tmp_path / "piped.png")), cv2.imread(str(tmp_path / "file.png")))
+    for name in ("photo.png", "piped.png", "file.png"):
+        (tmp_path / name).unlink()
     status, colours, _ = piped(mkv.path, "palette", "-", "-k", "4")
     assert status == 0 and len(colours.split()) == 4
     assert main(["palette", str(mkv.path), "-k", "4"]) == 0 and capsys.readouterr().out == colours
