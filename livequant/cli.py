@@ -758,7 +758,7 @@ def main(argv: list[str] | None = None) -> int:
         if hasattr(args, "dither"):
             _check_colour_options(args)
         for name in ("input", "source"):  # `-`: standard input, as FFmpeg names it
-            if getattr(args, name, None) == "-" and args.func in (_transcode, _image, _extract_palette, _preview):
+            if getattr(args, name, None) == "-":
                 setattr(args, name, STDIN)
         return args.func(args)
     except UsageError as e:

@@ -35,15 +35,18 @@ def move_into_place(tmp: Path, path: Path, *, replace: bool = True) -> None:
     system has no hard links, ``path`` is looked for first).
     """
     os.chmod(tmp, 0o644)
-    if not replace:
-        try:
-            os.link(tmp, path)
-        except FileExistsError:
-            raise FileExistsError(errno.EEXIST, "it appeared while this was being written", str(path)) from None
-        except OSError:  # no hard links here
-            if os.path.lexists(path):
-                raise FileExistsError(errno.EEXIST, "it appeared while this was being written", str(path)) from None
-        else:
-            os.unlink(tmp)
+    if replace:
+        os.replace(tmp, path)
+        return
+    try:
+        os.link(tmp, path)
+    except FileExistsError:
+        pass
+    except OSError:  # no hard links here: look, then rename
+        if not os.path.lexists(path):
+            os.replace(tmp, path)
             return
-    os.replace(tmp, path)
+    else:
+        os.unlink(tmp)
+        return
+    raise FileExistsError(errno.EEXIST, "it appeared while this was being written", str(path))

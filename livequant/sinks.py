@@ -655,8 +655,9 @@ class VideoWriter(_EncoderSink):
             self._open_audio()
             self._audio = AudioTrack(self._audio_in, self._out, self.path.suffix.lower(), copy=self._copy_audio)
 
-    def _trial(self, audio: bool) -> bool:
-        """Write the output with one black 64x64 frame and 0.1 s of the audio; whether FFmpeg took it."""
+    def _trial(self, audio: bool) -> str:
+        """Write the output with one black 64x64 frame and 0.1 s of the audio, and read its video back:
+        "taken", "unreadable" (FFmpeg wrote it but reads no video back) or "refused"."""
         try:
             self._start(64, 64, audio)
             frame = self._frame(QuantizedFrame(*_BLACK))
@@ -670,12 +671,12 @@ class VideoWriter(_EncoderSink):
                 start = float(start * self._audio_in.streams.audio[0].time_base)
                 self._audio.finish(start + 0.1, start)
             self._out.close()
-            return True
         except av.error.FFmpegError:
-            return False
+            return "refused"
         finally:
             self._release_output()
             self._audio = None
+        return "taken" if _reads_video(self._tmp) else "unreadable"
 
     def _check(self) -> None:
         """Open the output once before any frame, so what FFmpeg refuses (a codec the container cannot hold,
@@ -684,19 +685,19 @@ class VideoWriter(_EncoderSink):
         Audio the container cannot hold as it is (such as 5.1 PCM in MP4) is re-encoded instead. The trial's
         video is read back: FFmpeg writes some codecs into containers that cannot name them (FFV1 in MPEG-TS).
         """
-        taken = self._trial(audio=True)
-        if not taken and self._audio_from is not None:
+        outcome = self._trial(audio=True)
+        if outcome == "refused" and self._audio_from is not None:
             self._copy_audio = False
-            taken = self._trial(audio=True)
-            if not taken and self._trial(audio=False) and _reads_video(self._tmp):
+            outcome = self._trial(audio=True)
+            if outcome == "refused" and self._trial(audio=False) == "taken":
                 with av.open(os.fspath(self._audio_from)) as given:
                     src = given.streams.audio[0]
                     what = f"{src.codec_context.name}, {src.layout.name}"
                 raise SinkError(f"cannot carry the audio of '{self._audio_from}' ({what}) into '{self.path}': "
                                 "FFmpeg refused it; use --no-audio")
-        if taken and _reads_video(self._tmp):
+        if outcome == "taken":
             return
-        if taken:
+        if outcome == "unreadable":
             raise ValueError(self._cannot_hold())
         options = " ".join(f"{k}={v}" for k, v in self._options.items())
         fix = ("leave --codec and --crf out for the defaults" if self._default_codec else
