@@ -57,7 +57,8 @@ from tqdm import tqdm
 
 from livequant import __version__
 from livequant.adapters import adapt, enlarge
-from livequant.errors import LivequantError, UsageError
+from livequant.errors import LivequantError, UsageError, appeared_meanwhile
+from livequant.files import move_into_place
 from livequant.frames import QuantizedFrame
 from livequant.gif import split_file_parts
 from livequant.options import animation_loop, frame_size, make_quantizer, open_output
@@ -596,7 +597,7 @@ def run_batch(items: list[Item], outdir, options: argparse.Namespace, settings: 
         raise BatchError(f"output folder '{outdir}' is a file; give a folder (it is created if missing)")
     digest = settings_hash({**settings, "chunk_seconds": chunk_seconds, "replay_seconds": replay_seconds})
     records = read_manifest(outdir) if resume else {}
-    todo = []
+    todo, replaceable = [], set()  # outputs that may be replaced: existing ones allowed here, or all with -y
     inputs = [item.input for item in items]
     for item in items:
         output = outdir / item.name
@@ -610,8 +611,13 @@ def run_batch(items: list[Item], outdir, options: argparse.Namespace, settings: 
         if same and record.get("status") == "done" and output.is_file() and (report is None or report.is_file()):
             continue
         for made in [output] + ([report] if report else []):
-            if made.exists() and not (overwrite or record is not None):
-                raise BatchError(f"output '{made}' exists; use -y to overwrite it, or --resume to skip finished work")
+            if os.path.lexists(made):  # the batch's own only where it finished it; a link to nothing is a file
+                if not (overwrite or (record is not None and record.get("status") == "done")):
+                    raise BatchError(f"output '{made}' exists; use -y to overwrite it, or --resume to skip finished "
+                                     "work")
+                replaceable.add(made)
+            elif overwrite:
+                replaceable.add(made)
         todo.append(item)
     if not todo:
         if not quiet:
@@ -622,7 +628,8 @@ def run_batch(items: list[Item], outdir, options: argparse.Namespace, settings: 
     work = Path(tempfile.mkdtemp(dir=outdir, prefix=".livequant-batch-"))
     try:
         with _client(workers, scheduler) as client:
-            return _Run(client, todo, outdir, work, options, digest, chunk_seconds, replay_seconds, quiet).loop()
+            return _Run(client, todo, outdir, work, options, digest, chunk_seconds, replay_seconds, quiet,
+                        replaceable).loop()
     finally:
         shutil.rmtree(work, ignore_errors=True)
 
@@ -659,8 +666,9 @@ class _IgnoreInterrupts(WorkerPlugin):
 class _Run:
     """One batch on a client: submit, follow, record."""
 
-    def __init__(self, client, items, outdir, work, options, digest, chunk_seconds, replay_seconds, quiet):
-        self.client, self.outdir, self.work = client, outdir, work
+    def __init__(self, client, items, outdir, work, options, digest, chunk_seconds, replay_seconds, quiet,
+                 replaceable):
+        self.client, self.outdir, self.work, self.replaceable = client, outdir, work, replaceable
         self.options, self.digest = options, digest
         self.stop = f"livequant-stop-{work.name}"
         self.files: dict[str, _File] = {}
@@ -760,9 +768,15 @@ class _Run:
                              str(temp), str(file.item.input), self.options, priority=10**9)
             return
         temp = self._temp(name, what, file.output.name)
-        os.replace(temp, file.output)
+        moves = [(temp, file.output)]
         if self.options.report:
-            os.replace(report_path(temp, self.options.report), report_path(file.output, self.options.report))
+            moves.append((report_path(temp, self.options.report), report_path(file.output, self.options.report)))
+        for made, path in moves:
+            try:
+                move_into_place(made, path, replace=path in self.replaceable)
+            except FileExistsError:  # another program wrote it after the start's check
+                self._fail(file, appeared_meanwhile(path, "output" if path == file.output else "report"))
+                return
         if what == "whole":
             frames, file.damage = result
         else:

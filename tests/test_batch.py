@@ -5,6 +5,7 @@ import os
 import signal
 import subprocess
 import sys
+import threading
 import time
 from fractions import Fraction
 from pathlib import Path
@@ -233,6 +234,36 @@ def test_a_killed_worker_loses_nothing(tmp_path):
         assert len(_decode(out / clip.path.name)) == clip.frames
     assert not _hidden(out)
     assert sorted(r["output"] for r in _manifest(out) if r["status"] == "done") == [f"{i}.mp4" for i in range(4)]
+
+
+@pytest.mark.slow
+def test_an_output_another_program_writes_meanwhile_is_kept(tmp_path, cluster, capsys):
+    """Outputs that were not there at the start are linked into place, never renamed over a file another
+    program wrote meanwhile; that output fails alone, and --resume does not take the file for the batch's."""
+    inputs, out = tmp_path / "in", tmp_path / "out"
+    inputs.mkdir()
+    clips = [write_clip(inputs / name, size=(96, 64), frames=48) for name in ("a.mp4", "b.mp4")]
+    theirs = out / "a.gif"
+
+    def write_theirs():  # as soon as the batch has checked its outputs and begun
+        deadline = time.monotonic() + 60
+        while not any(out.glob(".livequant-batch-*")) and time.monotonic() < deadline:
+            time.sleep(0.001)
+        theirs.write_bytes(b"theirs")
+
+    writer = threading.Thread(target=write_theirs)
+    writer.start()
+    code = main(["batch", str(inputs), "-o", str(out), "--to", "gif", "--scheduler", cluster, "-q"])
+    writer.join()
+    err = capsys.readouterr().err
+    assert code == 1 and f"output '{theirs}' appeared while this was being written" in err, err
+    assert theirs.read_bytes() == b"theirs"
+    assert len(_decode(out / "b.gif")) == clips[1].frames
+    assert not _hidden(out)
+    again = ["batch", str(inputs), "-o", str(out), "--to", "gif", "--scheduler", cluster, "--resume", "-q"]
+    assert main(again) == 1 and f"output '{theirs}' exists; use -y" in capsys.readouterr().err
+    assert theirs.read_bytes() == b"theirs"
+    assert main([*again, "-y"]) == 0 and len(_decode(theirs)) == clips[0].frames
 
 
 # ------------------------------------------------------------------ chunks
