@@ -33,8 +33,12 @@ from livequant.lookup import nearest
 
 __all__ = ["Fit", "PaletteFitter", "drifts_one_way", "sample_positions"]
 
-#: At most this many distinct sampled colours get a full k-means with restarts.
+#: At most this many distinct colours get a fresh fit by full k-means from `FEW_COLOR_STARTS` starts (at most
+#: `FEW_COLOR_STEPS` Lloyd steps each), ours: scikit-learn's KMeans did the same, and importing it took 0.5-1 s
+#: on the first such frame, a stall in the output of a small GIF of flat colours.
 FEW_COLORS = 1024
+FEW_COLOR_STARTS = 8
+FEW_COLOR_STEPS = 100
 #: A fresh fit to the samples then moves, at most this many times, the slot whose loss costs least into the
 #: cluster with the largest error, split along its widest axis, while each move saves `RELOCATION_GAIN` of the
 #: error (`_relocate`: Patane and Russo's ELBG). K-means stops in local minima where a large mass of like colours
@@ -603,6 +607,24 @@ class PaletteFitter:
             points, weights = points[drawn], times.astype(np.float64)
         return _lloyd(points, weights, _kmeans_plusplus(points, weights, k, rng), steps, self.color_space)
 
+    def _best_of_starts(self, points: np.ndarray, weights: np.ndarray) -> np.ndarray:
+        """Full k-means of a few distinct colours, ``(K, 3) float32``: the best of `FEW_COLOR_STARTS` k-means++
+        starts, each run to convergence (at most `FEW_COLOR_STEPS` Lloyd steps).
+
+        One start can seed the same cluster several times (three near-identical
+        greens, red and black merged); restarts are cheap on so few points.
+        """
+        rng = np.random.default_rng(self.seed)
+        norms = squared_norms(points)
+        best, best_error = None, np.inf
+        for _ in range(FEW_COLOR_STARTS):
+            centres = _lloyd(points, weights, _kmeans_plusplus(points, weights, self.n_adaptive, rng),
+                             FEW_COLOR_STEPS, self.color_space)
+            error = float(weights @ _squared_distances(points, norms, centres).min(axis=1))
+            if error < best_error:
+                best, best_error = centres, error
+        return best
+
     def beaten_afresh(self, samples: np.ndarray, fit: Fit, histogram: tuple[np.ndarray, np.ndarray]) -> bool:
         """Whether a fresh fit to the frame would clearly beat ``fit``, a warm one: a rough fresh fit (on
         `CHECK_DRAWS` draws per colour of ``histogram``, `CHECK_STEPS` Lloyd steps) has `CHECK_GAIN` of its
@@ -638,15 +660,12 @@ class PaletteFitter:
             return _lloyd(points, weights, previous.centres[n_locked:], steps, self.color_space)
         if not warm and not mini_batches and len(points) > FEW_COLORS:
             return _lloyd(points, weights, self._drawn_centres(points, weights), steps, self.color_space)
-        from sklearn.cluster import KMeans, MiniBatchKMeans
-        from sklearn.exceptions import ConvergenceWarning
-
         if not warm and len(points) <= FEW_COLORS:
-            # A handful of distinct colours: one k-means++ start can seed the
-            # same cluster several times (three near-identical greens, red and
-            # black merged); full k-means with restarts is cheap here and safe.
-            kmeans = KMeans(n_clusters=k, n_init=8, random_state=self.seed)
+            centres = _lloyd(points, weights, self._best_of_starts(points, weights), steps, self.color_space)
         else:
+            from sklearn.cluster import MiniBatchKMeans
+            from sklearn.exceptions import ConvergenceWarning
+
             kmeans = MiniBatchKMeans(
                 n_clusters=k,
                 init=previous.centres[n_locked:] if warm else "k-means++",
@@ -656,12 +675,12 @@ class PaletteFitter:
                 reassignment_ratio=0.0 if warm else 0.01,
                 random_state=self.seed,
             )
-        # One thread: the batches are small, and OpenMP workers spinning beside
-        # numba's threads made a 25 ms fit take 2 s on a busy 2-core machine.
-        with warnings.catch_warnings(), _threadpools().limit(limits=1):
-            warnings.simplefilter("ignore", ConvergenceWarning)  # duplicate points can empty a cluster
-            kmeans.fit(points, sample_weight=weights)
-        centres = _lloyd(points, weights, kmeans.cluster_centers_.astype(np.float32), steps, self.color_space)
+            # One thread: the batches are small, and OpenMP workers spinning beside
+            # numba's threads made a 25 ms fit take 2 s on a busy 2-core machine.
+            with warnings.catch_warnings(), _threadpools().limit(limits=1):
+                warnings.simplefilter("ignore", ConvergenceWarning)  # duplicate points can empty a cluster
+                kmeans.fit(points, sample_weight=weights)
+            centres = _lloyd(points, weights, kmeans.cluster_centers_.astype(np.float32), steps, self.color_space)
         if warm:
             return centres
         with _threadpools().limit(limits=1):

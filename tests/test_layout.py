@@ -103,15 +103,19 @@ def test_the_compute_modules_and_palette_load_neither_opencv_nor_ffmpeg():
 
 
 def test_commands_that_fit_no_palette_load_neither_scikit_learn_nor_scipy_optimize():
-    """They take 1.5 s to import: ``--help`` and a preset palette do without them; a fit loads them, except
-    a fresh fit of a palette of more than 32 colours."""
+    """They take 0.5-1.5 s to import: ``--help`` and a preset palette do without them; a fit of a frame of
+    many colours to a palette of at most 32 loads scikit-learn (MiniBatchKMeans, which loads scipy.optimize),
+    nothing else does."""
     picture = "np.arange(192, dtype=np.uint8).reshape(8, 8, 3)"
-    quantize = f"import sys, numpy as np, livequant; livequant.quantize({picture}, {{}});"
+    many = "np.random.default_rng(0).integers(0, 256, (64, 64, 3), np.uint8)"
+    quantize = "import sys, numpy as np, livequant; livequant.quantize({}, {});"
     loaded = "print(sorted({'sklearn', 'scipy.optimize'} & set(sys.modules)))"
     for code, expected in [
         ("import sys, livequant.cli; livequant.cli.main(['--help']);", "[]"),
-        (quantize.format("4, palette='gameboy'"), "[]"),
-        (quantize.format("4"), "['scipy.optimize', 'sklearn']"),
+        (quantize.format(picture, "4, palette='gameboy'"), "[]"),
+        (quantize.format(many, "4"), "['scipy.optimize', 'sklearn']"),
+        # A frame of few colours (flat art, a title card: here 64) is fitted by our own k-means with restarts.
+        *[(quantize.format(picture, k), "[]") for k in (4, 256)],
         # A palette of more than 32 colours for a frame of many is fitted to its histogram, seeded by our own
         # k-means++: a transcode at K=64 or 256 waits for no scikit-learn.
         *[("import sys, numpy as np, livequant; frame = np.random.default_rng(0).integers(0, 256, (64, 64, 3), "
