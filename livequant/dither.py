@@ -9,9 +9,9 @@ so its error field starts warm and no seam shows (the kernel is
 previous frame, passing on the error of the colour it keeps
 (`livequant.quantizer.TemporalHold`): re-diffused, sensor noise changes the
 pattern over whole still regions. Each channel's error moves `ERROR_SHRINK`
-levels towards zero before it is passed on: errors of a level or two, which
+levels towards zero before it is passed on: errors of a level or so, which
 nobody sees, would otherwise scatter stray pixels over areas a fitted palette
-matches closely. `REGISTRY` names every dither once, with its kind and what it
+matches closely (FFmpeg's integer shares drop errors under about 2 levels). `REGISTRY` names every dither once, with its kind and what it
 applies.
 """
 
@@ -125,7 +125,7 @@ REGISTRY = {
 }
 DITHERS = tuple(REGISTRY)
 #: Levels each channel's error moves towards zero before error diffusion passes it on (0 if it is closer).
-ERROR_SHRINK = 0.5
+ERROR_SHRINK = 1.5
 
 
 def is_diffusion(dither: str) -> bool:
