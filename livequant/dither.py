@@ -11,8 +11,8 @@ previous frame, passing on the error of the colour it keeps
 pattern over whole still regions. Each channel's error moves `ERROR_SHRINK`
 levels towards zero before it is passed on: errors of a level or so, which
 nobody sees, would otherwise scatter stray pixels over areas a fitted palette
-matches closely (FFmpeg's integer shares drop errors under about 2 levels). `REGISTRY` names every dither once, with its kind and what it
-applies.
+matches closely (FFmpeg's integer shares drop errors under about 2 levels).
+`REGISTRY` names every dither once, with its kind and what it applies.
 """
 
 from __future__ import annotations
