@@ -610,13 +610,12 @@ def run_batch(items: list[Item], outdir, options: argparse.Namespace, settings: 
         report = report_path(output, options.report) if options.report else None
         if same and record.get("status") == "done" and output.is_file() and (report is None or report.is_file()):
             continue
+        finished = record is not None and record.get("status") == "done"  # only then are its outputs the batch's
         for made in [output] + ([report] if report else []):
-            if os.path.lexists(made):  # the batch's own only where it finished it; a link to nothing is a file
-                if not (overwrite or (record is not None and record.get("status") == "done")):
-                    raise BatchError(f"output '{made}' exists; use -y to overwrite it, or --resume to skip finished "
-                                     "work")
-                replaceable.add(made)
-            elif overwrite:
+            exists = os.path.lexists(made)  # a link to nothing is a file there too
+            if exists and not (overwrite or finished):
+                raise BatchError(f"output '{made}' exists; use -y to overwrite it, or --resume to skip finished work")
+            if exists or overwrite:
                 replaceable.add(made)
         todo.append(item)
     if not todo:

@@ -266,8 +266,9 @@ def _parser() -> argparse.ArgumentParser:
                 f"Transparent pixels are flattened on white; frames that cannot be decoded are skipped and\n"
                 f"counted.\n\n{_EXACT_COLOURS}",
                 _presets_epilog())
-    p.add_argument("input", help="video file or URL, - (standard input: MKV, MPEG-TS, or MP4 with its index first), or "
-                   "pictures: numbered, frames/%%04d.png, or a quoted glob, 'frames/*.png' (played at --fps, else 25 fps)")
+    p.add_argument("input", help="video file or URL, - (standard input: MKV, MPEG-TS, or MP4 with its index "
+                   "first), or pictures: numbered, frames/%%04d.png, or a quoted glob, 'frames/*.png' (played at "
+                   "--fps, else 25 fps)")
     p.add_argument("output", help="output file: .mp4 .mov .mkv .webm .gif .webp .apng .png .jpg, or an image "
                    "pattern")
     _add_colour_options(p, video=True)
@@ -436,6 +437,11 @@ def _open_video(path: str, fps: float | None, max_pixels: int, **timing) -> Vide
     """``path`` as a `VideoFile`; pictures (numbered or a glob) play at ``fps`` (else FFmpeg's 25), a video at
     its own times."""
     return VideoFile(path, **timing, fps=fps if is_picture_sequence(path) else None, max_pixels=max_pixels)
+
+
+def _streamed(path: str) -> bool:
+    """Whether ``path`` is a URL or standard input, which FFmpeg reads (a picture there too)."""
+    return "://" in path or is_pipe(path)
 
 
 def _global_palette(args, timing: dict) -> Palette:
@@ -621,7 +627,7 @@ def _image(args) -> int:
             sink = ImageWriter(args.output, overwrite=args.overwrite, inputs=inputs)
     except ValueError as e:
         raise UsageError(str(e)) from None
-    streamed = "://" in args.input or is_pipe(args.input)  # a picture at a URL or on standard input: FFmpeg reads it
+    streamed = _streamed(args.input)
     with sink, (VideoFile if streamed else Images)(args.input, max_pixels=args.max_pixels) as image:
         if not streamed and image.frame_count > 1:
             raise _one_picture_only(args, f"matches {image.frame_count} pictures")
@@ -688,7 +694,8 @@ def _extract_palette(args) -> int:
             raise UsageError(str(e)) from None
         # the input itself, a folder there, or a file for a folder, or -y missing
         check_target(output, args.overwrite, _input_files(args.input))
-    if Path(args.input).suffix.lower() in IMAGE_SUFFIXES and not numbered_files(args.input) and "://" not in args.input:
+    picture = Path(args.input).suffix.lower() in IMAGE_SUFFIXES and not _streamed(args.input)
+    if picture and not numbered_files(args.input):
         with Images(args.input, max_pixels=args.max_pixels) as source:  # every image of a glob
             pixels = _sampled_pixels(source, most=source.frame_count)
     else:

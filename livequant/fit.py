@@ -661,7 +661,7 @@ class PaletteFitter:
         if not warm and not mini_batches and len(points) > FEW_COLORS:
             return _lloyd(points, weights, self._drawn_centres(points, weights), steps, self.color_space)
         if not warm and len(points) <= FEW_COLORS:
-            centres = _lloyd(points, weights, self._best_of_starts(points, weights), steps, self.color_space)
+            centres = self._best_of_starts(points, weights)  # already run to convergence
         else:
             from sklearn.cluster import MiniBatchKMeans
             from sklearn.exceptions import ConvergenceWarning

@@ -431,7 +431,8 @@ class VideoFile(_Source):
             if is_pipe(self.path):
                 raise SourceError(f"cannot read video from '{self.path}': {cause}{where}; a pipe cannot be seeked, "
                                   "so MP4 and MOV read from one need their index first (ffmpeg -movflags "
-                                  "+faststart); pipe MKV or MPEG-TS instead (ffmpeg ... -f matroska -), or give the file")
+                                  "+faststart); pipe MKV or MPEG-TS instead (ffmpeg ... -f matroska -), or give the "
+                                  "file")
             raise SourceError(f"cannot read video '{self.path}': {cause}{where}; is the file complete?")
         first = self._first[0]
         self.size = (first.width, first.height) if _quarter_turns(first) % 2 == 0 else (first.height, first.width)
