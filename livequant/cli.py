@@ -32,7 +32,7 @@ from livequant.dither import DITHERS
 from livequant.errors import LivequantError, SourceError, UsageError, appeared_meanwhile, write_failed
 from livequant.fit import PaletteFitter
 from livequant.frames import QuantizedFrame
-from livequant.options import check_size, frame_size, make_quantizer, open_output
+from livequant.options import carries_audio, check_size, frame_size, make_quantizer, open_output
 from livequant.palette import Palette, file_format
 from livequant.pipeline import run
 from livequant.quantizer import Quantizer, quantize
@@ -433,10 +433,11 @@ def _save_report(report: QualityReport | None, args) -> None:
             print(f"wrote {args.report}: {report.summary()}", file=sys.stderr)
 
 
-def _open_video(path: str, fps: float | None, max_pixels: int, **timing) -> VideoFile:
+def _open_video(path: str, fps: float | None, max_pixels: int, carry_audio: bool = False, **timing) -> VideoFile:
     """``path`` as a `VideoFile`; pictures (numbered or a glob) play at ``fps`` (else FFmpeg's 25), a video at
-    its own times."""
-    return VideoFile(path, **timing, fps=fps if is_picture_sequence(path) else None, max_pixels=max_pixels)
+    its own times. With ``carry_audio``, a URL's or standard input's sound is demuxed with the video."""
+    return VideoFile(path, **timing, fps=fps if is_picture_sequence(path) else None, max_pixels=max_pixels,
+                     carry_audio=carry_audio and _streamed(path))
 
 
 def _streamed(path: str) -> bool:
@@ -465,7 +466,7 @@ def _transcode(args) -> int:
     report = _report(args, inputs)
     sink = None
     try:
-        with _open_video(args.input, args.fps, args.max_pixels, **timing) as source:
+        with _open_video(args.input, args.fps, args.max_pixels, carries_audio(args), **timing) as source:
             size, n, shown = frame_size(source.size, args)
             with open_output(args, source, inputs) as sink:
                 if getattr(source, "has_audio", False) and not (args.no_audio or args.quiet or

@@ -14,9 +14,9 @@ from pathlib import Path
 from livequant.errors import UsageError
 from livequant.quantizer import Quantizer
 from livequant.sinks import VIDEO_SUFFIXES, AnimationWriter, GifWriter, ImageWriter, VideoWriter
-from livequant.sources import IMAGE_SUFFIXES, gif_loop, is_pipe, megapixels
+from livequant.sources import IMAGE_SUFFIXES, gif_loop, megapixels
 
-__all__ = ["animation_loop", "check_size", "frame_size", "make_quantizer", "open_output"]
+__all__ = ["animation_loop", "carries_audio", "check_size", "frame_size", "make_quantizer", "open_output"]
 
 
 def check_size(option: str, width: float, height: float, max_pixels: int) -> None:
@@ -73,12 +73,22 @@ def animation_loop(args) -> int:
     return next((n for n in (getattr(args, "loop", None), gif_loop(args.input)) if n is not None), 0)
 
 
+def _is_picture(suffix: str) -> bool:
+    """Whether `open_output` writes a picture or an animation (no sound) for an output of ``suffix``."""
+    return suffix in (".gif", ".webp", ".apng") or suffix in IMAGE_SUFFIXES
+
+
+def carries_audio(args) -> bool:
+    """Whether the output of ``args`` takes the input's sound, if it has any: a video, without --no-audio."""
+    return not (args.no_audio or _is_picture(Path(args.output).suffix.lower()))
+
+
 def open_output(args, source, inputs):
     """The sink for the suffix of ``args.output``; it checks the output (exists, folder, not one of
     ``inputs``, codec and container) before any work. An animation plays as `animation_loop` says."""
     suffix = Path(args.output).suffix.lower()
     animation = suffix in (".webp", ".apng")  # .webp is a picture to `livequant image`, an animation here
-    picture = suffix == ".gif" or animation or suffix in IMAGE_SUFFIXES
+    picture = _is_picture(suffix)
     quality = getattr(args, "quality", None)
     if getattr(args, "loop", None) is not None and suffix not in (".gif", ".webp", ".apng"):
         raise UsageError(f"--loop applies to animations (.gif .webp .apng), not to '{args.output}'; leave it out")
@@ -105,10 +115,9 @@ def open_output(args, source, inputs):
             return AnimationWriter(args.output, loop=loop, quality=quality, overwrite=args.overwrite, inputs=inputs)
         if picture:
             return ImageWriter(args.output, overwrite=args.overwrite, inputs=inputs, one_frame=True)
-        audio = None if args.no_audio or not getattr(source, "has_audio", False) else args.input
-        if audio is not None and is_pipe(audio):
-            raise UsageError(f"the input's audio is read on its own beside the video, and a pipe ('{audio}') can be "
-                             "read once; add --no-audio, or give a file")
+        audio = None  # a file's sound is read from it again; a pipe's or a URL's comes demuxed with the video
+        if carries_audio(args) and getattr(source, "has_audio", False):
+            audio = getattr(source, "audio", None) or args.input
         return VideoWriter(args.output, args.fps or source.fps or 30.0, codec=args.codec, crf=args.crf,
                            lossless=args.lossless, audio_from=audio, overwrite=args.overwrite, inputs=inputs)
     except ValueError as e:  # an unknown suffix or codec, or one the container cannot hold

@@ -31,7 +31,7 @@ from livequant.files import move_into_place, partial_file
 from livequant.frames import FpsCounter, QuantizedFrame, check_fps, check_frame
 from livequant.gif import GifEncoder
 from livequant.palette import Palette
-from livequant.sources import SEQUENCE_NUMBER, quiet_opencv
+from livequant.sources import SEQUENCE_NUMBER, AudioFeed, quiet_opencv
 
 __all__ = ["AnimationWriter", "CRF_RANGES", "GifWriter", "ImageWriter", "MAX_LOOP", "NUMBERED", "OneBehind", "Preview",
            "VideoWriter", "check_target", "numbered_files"]
@@ -470,18 +470,30 @@ def _encoded_layout(codec: str, rate: int, given: av.AudioLayout) -> av.AudioLay
 
 
 class AudioTrack:
-    """The first audio stream of a file, carried into an output alongside the video.
+    """An input's audio stream, carried into an output alongside the video.
 
     Stream copy when the output container accepts the codec, else decoded and
     re-encoded (Opus for WebM, AAC otherwise) with every channel kept: a layout
     the encoder cannot keep raises `SinkError` rather than being mixed down.
     Times are on the input's clock; ``offset`` (the first video frame's time)
     becomes zero in the output.
+
+    Parameters
+    ----------
+    stream : av.AudioStream
+        The input's audio stream.
+    packets : iterator of av.Packet or None
+        Its packets in order; None where none is there yet (`livequant.sources.AudioFeed.packets`).
+    output : av.container.OutputContainer
+    suffix : str
+        The output's suffix, which picks the encoder when the codec cannot be copied.
+    copy : bool
+        Copy the packets where the container takes the codec.
     """
 
-    def __init__(self, input_container, output, suffix: str, copy: bool = True):
-        self._in = input_container
-        self._src = input_container.streams.audio[0]
+    def __init__(self, stream, packets, output, suffix: str, copy: bool = True):
+        self._src = stream
+        self._packets = packets
         self._copy = copy and self._src.codec_context.name in output.supported_codecs
         self._resampler = None
         if self._copy:
@@ -493,7 +505,7 @@ class AudioTrack:
             if layout is None:
                 other = ", or write .mkv (which keeps the audio as it is)" if suffix != ".mkv" else ""
                 raise SinkError(f"a {suffix} file cannot keep the {given.nb_channels}-channel ({given.name}) audio "
-                                f"of '{input_container.name}': its {codec} encoder takes no such layout, and "
+                                f"of '{stream.container.name}': its {codec} encoder takes no such layout, and "
                                 f"livequant does not mix channels down; use --no-audio{other}")
             self._dst = output.add_stream(codec, rate=rate)
             self._dst.layout = layout
@@ -503,8 +515,11 @@ class AudioTrack:
         self._pending = None
 
     def _timed_items(self):
-        """Yield ``(start, end, packet_or_frame)`` in input order."""
-        for packet in self._in.demux(self._src):
+        """Yield ``(start, end, packet_or_frame)`` in input order, and None where no packet is there yet."""
+        for packet in self._packets:
+            if packet is None:
+                yield None
+                continue
             if self._copy:
                 if packet.pts is not None:
                     start = float(packet.pts * packet.time_base)
@@ -542,13 +557,12 @@ class AudioTrack:
                     self._output.mux(self._dst.encode(frame))
 
     def finish(self, end: float, offset: float) -> None:
-        """Mux the rest up to ``end`` (the video's end), flush the encoder, close the input."""
+        """Mux the rest up to ``end`` (the video's end) and flush the encoder."""
         self.mux_until(end, offset)
         if not self._copy:
             for frame in self._resampler.resample(None):
                 self._output.mux(self._dst.encode(frame))
             self._output.mux(self._dst.encode(None))
-        self._in.close()
 
 
 class VideoWriter(_EncoderSink):
@@ -575,9 +589,10 @@ class VideoWriter(_EncoderSink):
         Constant rate factor (lower is better quality, larger files).
     lossless : bool
         Store the frames without loss.
-    audio_from : str or os.PathLike, optional
+    audio_from : str, os.PathLike or livequant.sources.AudioFeed, optional
         File whose first audio stream is carried through (copied when the container
-        accepts its codec, else re-encoded with every channel) and cut to the video's length.
+        accepts its codec, else re-encoded with every channel) and cut to the video's length;
+        or the sound a `~livequant.sources.VideoFile` demuxes with its pictures (``carry_audio``).
     overwrite : bool
         Replace an existing ``path``.
     pix_fmt : str, optional
@@ -613,7 +628,7 @@ class VideoWriter(_EncoderSink):
         self._audio = None
         self._copy_audio = True
         try:
-            if audio_from is not None:
+            if audio_from is not None and not self._fed:
                 self._open_audio()
                 if not self._audio_in.streams.audio:
                     self._audio_from = None
@@ -623,13 +638,29 @@ class VideoWriter(_EncoderSink):
             self.abort()
             raise
 
+    @property
+    def _fed(self) -> bool:
+        """Whether the audio comes from a source's `~livequant.sources.AudioFeed`, not a file of its own."""
+        return isinstance(self._audio_from, AudioFeed)
+
+    def _audio_stream(self, trial: bool = False):
+        """The input's audio stream, and an iterator of its packets; for a ``trial`` from a feed, copies of
+        those waiting (to copy into the output; none to re-encode, which the feed's decoder is kept for)."""
+        if self._fed:
+            if trial:
+                return self._audio_from.stream, iter(self._audio_from.copies() if self._copy_audio else [])
+            return self._audio_from.stream, self._audio_from.packets()
+        self._open_audio()
+        stream = self._audio_in.streams.audio[0]
+        return stream, self._audio_in.demux(stream)
+
     def _open_audio(self) -> None:
         try:
             self._audio_in = av.open(os.fspath(self._audio_from))
         except av.error.FFmpegError as e:
             raise SinkError(f"cannot read audio from '{self._audio_from}': {e.strerror}") from e
 
-    def _start(self, height: int, width: int, audio: bool) -> None:
+    def _start(self, height: int, width: int, audio: bool, trial: bool = False) -> None:
         """Open the container on the temporary file with the video stream (and the audio track)."""
         fmt = self._format
         self._pad = ((-height) % (4 // fmt.chroma_height(4)), (-width) % (4 // fmt.chroma_width(4)))
@@ -652,14 +683,15 @@ class VideoWriter(_EncoderSink):
             context.colorspace = context.color_primaries = context.color_trc = 1  # BT.709
             context.color_range = 1  # limited ("MPEG") range
         if audio and self._audio_from is not None:
-            self._open_audio()
-            self._audio = AudioTrack(self._audio_in, self._out, self.path.suffix.lower(), copy=self._copy_audio)
+            stream, packets = self._audio_stream(trial)
+            self._audio = AudioTrack(stream, packets, self._out, self.path.suffix.lower(), copy=self._copy_audio)
 
     def _trial(self, audio: bool) -> str:
-        """Write the output with one black 64x64 frame and 0.1 s of the audio, and read its video back:
-        "taken", "unreadable" (FFmpeg wrote it but reads no video back) or "refused"."""
+        """Write the output with one black 64x64 frame and 0.1 s of the audio (of a feed's, copies of those
+        waiting), and read its video back: "taken", "unreadable" (FFmpeg wrote it but reads no video back) or
+        "refused"."""
         try:
-            self._start(64, 64, audio)
+            self._start(64, 64, audio, trial=True)
             frame = self._frame(QuantizedFrame(*_BLACK))
             frame.pts, frame.time_base = 0, self._time_base
             muxer = OneBehind(self._out)
@@ -667,8 +699,8 @@ class VideoWriter(_EncoderSink):
                 muxer.mux(packet)
             muxer.finish(None)
             if self._audio is not None:
-                start = self._audio_in.streams.audio[0].start_time or 0
-                start = float(start * self._audio_in.streams.audio[0].time_base)
+                stream = self._audio_from.stream if self._fed else self._audio_in.streams.audio[0]
+                start = float((stream.start_time or 0) * stream.time_base)
                 self._audio.finish(start + 0.1, start)
             self._out.close()
         except av.error.FFmpegError:
@@ -690,10 +722,9 @@ class VideoWriter(_EncoderSink):
             self._copy_audio = False
             outcome = self._trial(audio=True)
             if outcome == "refused" and self._trial(audio=False) == "taken":
-                with av.open(os.fspath(self._audio_from)) as given:
-                    src = given.streams.audio[0]
-                    what = f"{src.codec_context.name}, {src.layout.name}"
-                raise SinkError(f"cannot carry the audio of '{self._audio_from}' ({what}) into '{self.path}': "
+                src, _ = self._audio_stream()
+                what = f"{src.codec_context.name}, {src.layout.name}"
+                raise SinkError(f"cannot carry the audio of '{src.container.name}' ({what}) into '{self.path}': "
                                 "FFmpeg refused it; use --no-audio")
         if outcome == "taken":
             return
@@ -734,6 +765,7 @@ class VideoWriter(_EncoderSink):
             last = self._last_duration() or round(1 / (self.fps * self._time_base))
             self._audio.finish(self._t0 + float((self._last_pts + last) * self._time_base), self._t0)
         super()._finish()
+        self._release_output()
 
     def _release_output(self) -> None:
         super()._release_output()

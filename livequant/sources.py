@@ -34,9 +34,9 @@ from livequant.errors import SourceError
 from livequant.frames import check_count, check_fps, flatten_alpha, to_rgb8
 from livequant.mailbox import END, Mailbox
 
-__all__ = ["IMAGE_SUFFIXES", "Images", "MAX_PIXELS", "Pacer", "Reconnecting", "SEQUENCE_NUMBER", "STDIN",
-           "TestPattern", "VideoFile", "Webcam", "damage_note", "gif_loop", "is_picture_sequence", "is_pipe",
-           "list_cameras", "open_source", "read_image", "resize"]
+__all__ = ["AUDIO_READ_ON", "AudioFeed", "IMAGE_SUFFIXES", "Images", "MAX_PIXELS", "Pacer", "Reconnecting",
+           "SEQUENCE_NUMBER", "STDIN", "TestPattern", "VideoFile", "Webcam", "damage_note", "gif_loop",
+           "is_picture_sequence", "is_pipe", "list_cameras", "open_source", "read_image", "resize"]
 
 log = logging.getLogger("livequant")
 
@@ -68,6 +68,10 @@ def _check_max_pixels(max_pixels: int) -> None:
     if isinstance(max_pixels, bool) or not isinstance(max_pixels, (int, np.integer)) or max_pixels < 1:
         raise ValueError(f"max_pixels must be a positive integer, got {max_pixels!r}")
 
+
+#: Seconds of the input read on past the last frame for its sound (`VideoFile` with ``carry_audio``): files
+#: interleave a frame's sound up to a second or so after it.
+AUDIO_READ_ON = 5.0
 
 #: Standard input, as FFmpeg names it (the command line's ``-``).
 STDIN = "pipe:0"
@@ -302,6 +306,52 @@ class Webcam(_Source):
             self._cap.release()
 
 
+class AudioFeed:
+    """The sound of a `VideoFile`, demuxed with its pictures and handed to an output on another thread.
+
+    A pipe can be read once and a live stream shows each moment once, so their sound cannot be read
+    on its own beside the video, as a file's is.
+
+    Attributes
+    ----------
+    stream : av.AudioStream
+        The input's first audio stream (its codec and layout, and the decoder of its packets).
+    finished : bool
+        Whether the source has put every packet it will.
+    """
+
+    def __init__(self, stream):
+        self.stream = stream
+        self.finished = False
+        self._packets = collections.deque()  # appended on the reader's thread, taken on the writer's
+
+    def put(self, packet: av.Packet) -> None:
+        """Add a demuxed packet."""
+        self._packets.append(packet)
+
+    def copies(self) -> list[av.Packet]:
+        """Copies of the packets waiting now (their data and times), for a trial; the packets stay for the
+        output."""
+        copies = []
+        for packet in list(self._packets):
+            copy = av.Packet(bytes(packet))
+            copy.pts, copy.dts, copy.duration = packet.pts, packet.dts, packet.duration
+            copy.time_base = packet.time_base
+            copies.append(copy)
+        return copies
+
+    def packets(self):
+        """Yield the packets in order as they come, and None whenever none is waiting; end once finished."""
+        while True:
+            finished = self.finished  # read first: a packet put before the flag is still taken below
+            if self._packets:
+                yield self._packets.popleft()
+            elif finished:
+                return
+            else:
+                yield None
+
+
 class VideoFile(_Source):
     """Frames of a video file or URL, decoded with PyAV.
 
@@ -331,11 +381,17 @@ class VideoFile(_Source):
     max_pixels : int
         Refuse a stream whose frames have more pixels than this (`SourceError`
         before anything is decoded); frames above it later are not decoded.
+    carry_audio : bool
+        Demux the first audio stream with the video into ``audio``, for an
+        output to carry (standard input and URLs, which cannot be read
+        again for it). Set only when something takes the packets.
 
     Attributes
     ----------
     has_audio : bool
         Whether the file has an audio stream.
+    audio : AudioFeed or None
+        Its packets, with ``carry_audio``.
     end_time : float or None
         Once the frames have run out: when the last one stops showing (its
         time plus its duration, within ``duration``); None before, or when
@@ -346,7 +402,7 @@ class VideoFile(_Source):
     """
 
     def __init__(self, path_or_url, start: float | None = None, duration: float | None = None, *,
-                 fps: float | None = None, max_pixels: int = MAX_PIXELS):
+                 fps: float | None = None, max_pixels: int = MAX_PIXELS, carry_audio: bool = False):
         for name, value in (("start", start), ("duration", duration)):
             if value is not None and (isinstance(value, bool) or not isinstance(value, numbers.Real)):
                 raise TypeError(f"{name} must be a number of seconds, got {value!r}")
@@ -397,6 +453,7 @@ class VideoFile(_Source):
         if start is None and duration is None:
             self.frame_count = stream.frames or None
         self.has_audio = bool(self._container.streams.audio)
+        self.audio = AudioFeed(self._container.streams.audio[0]) if carry_audio and self.has_audio else None
         picture = self._container.format.name == "image2" or self._container.format.name.endswith("_pipe")
         self.endless = "://" in self.path and not self._container.duration and not picture
         self.end_time = None
@@ -411,6 +468,7 @@ class VideoFile(_Source):
                 self._container.close()
                 raise SourceError(f"cannot seek to {start:g} s in video '{self.path}': "
                                   f"{getattr(e, 'strerror', None) or 'too far'}; try without --start") from e
+        self._packets = None  # the demuxer, once reading starts
         self._frames = self._decode(start, duration)
         self._first = next(self._frames, None)
         if self._first is None:
@@ -485,17 +543,43 @@ class VideoFile(_Source):
 
     def _demuxed(self):
         """The stream's packets; a read error (a damaged file, a dropped connection) ends them, counted as
-        one undecodable frame at least."""
-        packets = self._container.demux(self._stream)
+        one undecodable frame at least. With `audio`, its packets go there."""
+        for packet in self._read():
+            if packet.stream.index == self._stream.index:
+                yield packet
+            elif packet.size:
+                self.audio.put(packet)
+
+    def _read(self):
+        """Packets of the video stream, and of the audio one with `audio`, from where the reading is."""
+        if self._packets is None:
+            streams = (self._stream,) if self.audio is None else (self._stream, self.audio.stream)
+            self._packets = self._container.demux(*streams)
         while True:
             try:
-                packet = next(packets)
+                packet = next(self._packets)
             except StopIteration:
                 return
             except av.error.FFmpegError:
                 self.undecodable += 1
                 return
             yield packet
+
+    def _read_sound_until(self, end: float | None) -> None:
+        """After the last frame: the sound up to ``end`` (the video's end), which the file may put after it;
+        read for at most `AUDIO_READ_ON` seconds of the input past it."""
+        if self.audio is None or self.audio.finished:
+            return
+        if end is not None:
+            for packet in self._read():
+                at = float(packet.pts * packet.time_base) if packet.pts is not None else None
+                if packet.stream.index != self._stream.index and packet.size:
+                    self.audio.put(packet)
+                    if at is not None and at >= end:
+                        break
+                elif at is not None and at > end + AUDIO_READ_ON:
+                    break
+        self.audio.finished = True
 
     def _timed(self):
         """``(frame, time, until)`` for each decoded frame: ``until`` is when it stops showing, if the file says."""
@@ -541,6 +625,7 @@ class VideoFile(_Source):
         if t is not None and self._stream_end is not None and self._stream_end > t + 1e-6:
             last_end = self._stream_end if last_end is None else min(last_end, self._stream_end)
         self.end_time = last_end if end is None or last_end is None else min(last_end, end)
+        self._read_sound_until(self.end_time if self.end_time is not None else t)
 
     def __iter__(self):
         if self._first is None:
@@ -553,6 +638,8 @@ class VideoFile(_Source):
     def close(self) -> None:
         """Close the file."""
         self._frames.close()
+        if self.audio is not None:
+            self.audio.finished = True
         self._container.close()
 
 

@@ -85,6 +85,47 @@ def write_clip(path: Path, *, size=(64, 48), fps=12, frames=24, times=None, audi
     return Clip(path=path, fps=fps, frames=len(times), size=size)
 
 
+#: A tone of its own for each channel of 5.1 (the LFE's low: AAC and Opus keep only the bass there).
+SURROUND_TONES = [500, 700, 900, 80, 1100, 1300]
+
+
+def surround_clip(path, codec, layout):
+    """A 1 s 10 fps clip with ``codec`` audio in ``layout``: channel i a sine of ``SURROUND_TONES[i]`` Hz."""
+    with av.open(str(path), "w") as out:
+        video = out.add_stream("libx264", rate=10)
+        video.width, video.height, video.pix_fmt = 64, 48, "yuv420p"
+        audio = out.add_stream(codec, rate=48000)
+        audio.layout = layout
+        audio.format = audio.codec_context.codec.audio_formats[0]
+        for i in range(10):
+            out.mux(video.encode(av.VideoFrame.from_ndarray(np.full((48, 64, 3), 20 * i, np.uint8), format="rgb24")))
+        out.mux(video.encode(None))
+        count = av.AudioLayout(layout).nb_channels
+        tones = 0.2 * np.sin(2 * np.pi * np.outer(SURROUND_TONES[:count], np.arange(48000) / 48000))
+        resampler = av.AudioResampler(format=audio.format, layout=layout, rate=48000)
+        step = audio.codec_context.frame_size or 1024
+        for start in range(0, 48000, step):
+            frame = av.AudioFrame.from_ndarray(tones[:, start : start + step].astype(np.float32), format="fltp",
+                                               layout=layout)
+            frame.sample_rate, frame.pts = 48000, start
+            for piece in resampler.resample(frame):
+                out.mux(audio.encode(piece))
+        out.mux(audio.encode(None))
+    return path
+
+
+def channel_tones(path):
+    """``(codec, layout name, [the loudest frequency of each channel, Hz])`` of the first audio stream."""
+    with av.open(str(path)) as container:
+        stream = container.streams.audio[0]
+        resampler = av.AudioResampler(format="fltp")
+        frames = [piece for frame in container.decode(stream) for piece in resampler.resample(frame)]
+        codec, rate = stream.codec_context.name, stream.rate
+    samples = np.concatenate([frame.to_ndarray() for frame in frames], axis=1)
+    peaks = np.fft.rfftfreq(samples.shape[1], 1 / rate)[np.abs(np.fft.rfft(samples, axis=1)).argmax(axis=1)]
+    return codec, frames[0].layout.name, [round(peak) for peak in peaks]
+
+
 # ------------------------------------------------- stand-in sources and sinks
 
 class Collect:

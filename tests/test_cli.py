@@ -15,7 +15,7 @@ import av  # isort: skip
 import numpy as np
 import pytest
 
-from conftest import clip_frame, send_wm_delete, write_clip
+from conftest import SURROUND_TONES, channel_tones, clip_frame, send_wm_delete, surround_clip, write_clip
 from livequant import __version__, presets
 from livequant.cli import main
 from livequant.demo import SETTINGS
@@ -30,6 +30,12 @@ def _decode(path):
         frames = list(container.decode(video=0))
         types = [s.type for s in container.streams]
     return [f.to_ndarray(format="rgb24") for f in frames], [f.time for f in frames], types
+
+
+def _sound(path) -> np.ndarray:
+    """The first audio stream's samples, ``(channels, samples)`` float32."""
+    with av.open(str(path)) as container:
+        return np.concatenate([f.to_ndarray() for f in container.decode(audio=0)], axis=1)
 
 
 def _colors(image):
@@ -417,12 +423,22 @@ def test_standard_input_is_read_as_a_pipe(tmp_path, make_clip, rng, capsys):
     assert main(["transcode", str(mkv.path), str(tmp_path / "file.gif"), "-k", "8", "-q"]) == 0
     for a, b in zip(*(_decode(tmp_path / name)[0] for name in ("piped.gif", "file.gif")), strict=True):
         np.testing.assert_array_equal(a, b)
-    # its sound is read beside the video, from the file again: not from a pipe
-    assert piped(mkv.path, "transcode", "-", "piped.mp4") == (2, "", (
-        "livequant: error: the input's audio is read on its own beside the video, and a pipe ('pipe:0') can be read "
-        "once; add --no-audio, or give a file\n"))
-    assert piped(mkv.path, "transcode", "-", "piped.mp4", "--no-audio", "-q") == (0, "", "")
-    assert len(_decode(tmp_path / "piped.mp4")[0]) == mkv.frames
+    # its sound is demuxed with the video (a file's is read from the file again): it was refused
+    assert piped(mkv.path, "transcode", "-", "piped.mp4", "-q") == (0, "", "")
+    assert main(["transcode", str(mkv.path), str(tmp_path / "file.mp4"), "-q"]) == 0
+    sound = _sound(tmp_path / "piped.mp4")
+    np.testing.assert_array_equal(sound, _sound(tmp_path / "file.mp4"))
+    assert 0.95 < sound.shape[1] / 44100 < 1.05
+    assert piped(mkv.path, "transcode", "-", "cut.mp4", "--duration", "0.5", "-q") == (0, "", "")
+    assert 0.45 < _sound(tmp_path / "cut.mp4").shape[1] / 44100 < 0.55
+    # 5.1 PCM, which MP4 takes at its start but refuses at its end: found by a trial with copies of the packets
+    surround = surround_clip(tmp_path / "surround.mkv", "pcm_s16le", "5.1")
+    assert piped(surround, "transcode", "-", "surround.mp4", "-q") == (0, "", "")
+    assert channel_tones(tmp_path / "surround.mp4") == ("aac", "5.1", SURROUND_TONES)
+    assert piped(mkv.path, "transcode", "-", "piped.mp4", "--no-audio", "-q", "-y") == (0, "", "")
+    assert _decode(tmp_path / "piped.mp4")[2] == ["video"] and len(_decode(tmp_path / "piped.mp4")[0]) == mkv.frames
+    for name in ("file.mp4", "cut.mp4", "surround.mkv", "surround.mp4"):
+        (tmp_path / name).unlink()
     # an MP4 with its index at the end (PyAV writes it so) cannot be read from a pipe, once past FFmpeg's buffer
     noise = tmp_path / "noise.mp4"
     with av.open(str(noise), "w") as out:

@@ -10,7 +10,7 @@ import cv2
 import numpy as np
 import pytest
 
-from conftest import send_wm_delete
+from conftest import SURROUND_TONES, channel_tones, send_wm_delete, surround_clip
 from livequant.errors import SinkError
 from livequant.sinks import AnimationWriter, GifWriter, ImageWriter, Preview, VideoWriter
 
@@ -183,47 +183,6 @@ def test_audio_is_reencoded_when_the_container_refuses_the_codec(tmp_path, make_
     assert codec == "opus" and 1.8 < seconds < 2.2
 
 
-#: A tone of its own for each channel of 5.1 (the LFE's low: AAC and Opus keep only the bass there).
-SURROUND_TONES = [500, 700, 900, 80, 1100, 1300]
-
-
-def _surround_clip(path, codec, layout):
-    """A 1 s 10 fps clip with ``codec`` audio in ``layout``: channel i a sine of ``SURROUND_TONES[i]`` Hz."""
-    with av.open(str(path), "w") as out:
-        video = out.add_stream("libx264", rate=10)
-        video.width, video.height, video.pix_fmt = 64, 48, "yuv420p"
-        audio = out.add_stream(codec, rate=48000)
-        audio.layout = layout
-        audio.format = audio.codec_context.codec.audio_formats[0]
-        for i in range(10):
-            out.mux(video.encode(av.VideoFrame.from_ndarray(np.full((48, 64, 3), 20 * i, np.uint8), format="rgb24")))
-        out.mux(video.encode(None))
-        count = av.AudioLayout(layout).nb_channels
-        tones = 0.2 * np.sin(2 * np.pi * np.outer(SURROUND_TONES[:count], np.arange(48000) / 48000))
-        resampler = av.AudioResampler(format=audio.format, layout=layout, rate=48000)
-        step = audio.codec_context.frame_size or 1024
-        for start in range(0, 48000, step):
-            frame = av.AudioFrame.from_ndarray(tones[:, start : start + step].astype(np.float32), format="fltp",
-                                               layout=layout)
-            frame.sample_rate, frame.pts = 48000, start
-            for piece in resampler.resample(frame):
-                out.mux(audio.encode(piece))
-        out.mux(audio.encode(None))
-    return path
-
-
-def _channel_tones(path):
-    """``(codec, layout name, [the loudest frequency of each channel, Hz])`` of the first audio stream."""
-    with av.open(str(path)) as container:
-        stream = container.streams.audio[0]
-        resampler = av.AudioResampler(format="fltp")
-        frames = [piece for frame in container.decode(stream) for piece in resampler.resample(frame)]
-        codec, rate = stream.codec_context.name, stream.rate
-    samples = np.concatenate([frame.to_ndarray() for frame in frames], axis=1)
-    peaks = np.fft.rfftfreq(samples.shape[1], 1 / rate)[np.abs(np.fft.rfft(samples, axis=1)).argmax(axis=1)]
-    return codec, frames[0].layout.name, [round(peak) for peak in peaks]
-
-
 @pytest.mark.parametrize(("codec", "layout", "suffix", "encoded"), [
     ("pcm_s16le", "5.1", ".mp4", "aac"),  # Matroska's PCM names no layout: read as 5.1
     ("pcm_s16le", "5.1", ".webm", "opus"),
@@ -232,16 +191,16 @@ def _channel_tones(path):
 ])
 def test_surround_audio_keeps_every_channel_when_reencoded(tmp_path, make_qframe, codec, layout, suffix, encoded):
     """Audio the output cannot copy was mixed down to stereo."""
-    source = _surround_clip(tmp_path / "surround.mkv", codec, layout)
+    source = surround_clip(tmp_path / "surround.mkv", codec, layout)
     path = tmp_path / f"out{suffix}"
     with VideoWriter(path, 10, audio_from=source) as sink:
         _write(sink, make_qframe, 10, fps=10)
-    assert _channel_tones(path) == (encoded, "5.1", SURROUND_TONES)
+    assert channel_tones(path) == (encoded, "5.1", SURROUND_TONES)
 
 
 def test_audio_whose_channels_the_encoder_cannot_keep_is_refused(tmp_path):
     """Opus has no layout for 2.1 (front left, front right, LFE): before, the LFE was mixed away."""
-    source = _surround_clip(tmp_path / "in.mkv", "flac", "2.1")
+    source = surround_clip(tmp_path / "in.mkv", "flac", "2.1")
     message = (r"a \.webm file cannot keep the 3-channel \(2\.1\) audio of '.*in\.mkv': its libopus encoder takes "
                r"no such layout, and livequant does not mix channels down; use --no-audio, or write \.mkv")
     with pytest.raises(SinkError, match=message):

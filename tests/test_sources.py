@@ -11,7 +11,7 @@ import cv2
 import numpy as np
 import pytest
 
-from conftest import garble_pictures
+from conftest import garble_pictures, write_clip
 from livequant.errors import SourceError
 from livequant.sinks import GifWriter
 from livequant.sources import Images, TestPattern, VideoFile, Webcam, gif_loop, open_source
@@ -428,3 +428,16 @@ def test_open_source_dispatches_on_the_spec(clip, tmp_path):
     for spec in (7, "7"):
         with pytest.raises(SourceError, match="camera 7"):
             open_source(spec)
+
+
+def test_the_sound_demuxed_with_the_video_ends_with_it(tmp_path):
+    """With ``carry_audio`` the packets up to the video's end are read, whatever the interleaving, and then no
+    further into a long file."""
+    clip = write_clip(tmp_path / "long.mkv", fps=10, frames=100, audio_seconds=10.0)
+    with VideoFile(clip.path, start=2.0, duration=1.0, carry_audio=True) as video:
+        times = [t for _, t in video]
+        assert video.audio.finished
+        sound = [float(p.pts * p.time_base) for p in video.audio.packets()]
+    assert times[0] == 2.0 and times[-1] == pytest.approx(2.9)
+    assert sound[0] <= 2.0 and sound[-1] >= 3.0  # covers the video
+    assert sound[-1] < 4.0 and sound == sorted(sound)  # the decoder reads a few frames ahead, not to 10 s

@@ -13,7 +13,7 @@ import av  # isort: skip
 import numpy as np
 import pytest
 
-from conftest import clip_frame
+from conftest import SURROUND_TONES, channel_tones, clip_frame, surround_clip
 from livequant.cli import main
 from livequant.sources import VideoFile
 
@@ -159,3 +159,16 @@ def test_a_picture_at_a_url_is_quantized_as_the_file_on_disk(server, clip, tmp_p
     remote = capsys.readouterr().out
     assert main(["palette", str(photo), "-k", "4"]) == 0
     assert remote == capsys.readouterr().out and len(remote.split()) == 4
+
+
+def test_the_sound_of_a_url_comes_with_its_video(server, tmp_path):
+    """Demuxed with the pictures, not read again over a second connection (a live stream would show other
+    moments there); 5.1 PCM, which MP4 cannot hold, is re-encoded with every channel."""
+    server.files["surround.mkv"] = surround_clip(tmp_path / "surround.mkv", "pcm_s16le", "5.1").read_bytes()
+    url = f"http://127.0.0.1:{server.server_port}/surround.mkv"
+    assert main(["transcode", url, str(tmp_path / "remote.mp4"), "-k", "8", "-q"]) == 0
+    assert channel_tones(tmp_path / "remote.mp4") == ("aac", "5.1", SURROUND_TONES)
+    with VideoFile(url, carry_audio=True) as video, VideoFile(url) as silent:
+        assert video.audio.stream.layout.nb_channels == 6 and silent.audio is None
+        assert len(list(video)) == 10 and video.audio.finished
+        assert sum(packet.size for packet in video.audio.packets()) == 48000 * 6 * 2  # all of it, and no more
