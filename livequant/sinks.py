@@ -494,7 +494,7 @@ class AudioTrack:
     def __init__(self, stream, packets, output, suffix: str, copy: bool = True):
         self._src = stream
         self._packets = packets
-        self._copy = copy and self._src.codec_context.name in output.supported_codecs
+        self._copy = self.copies(stream, output, copy)
         self._resampler = None
         if self._copy:
             self._dst = output.add_stream_from_template(self._src)
@@ -513,6 +513,11 @@ class AudioTrack:
         self._output = output
         self._items = self._timed_items()
         self._pending = None
+
+    @staticmethod
+    def copies(stream, output, copy: bool = True) -> bool:
+        """Whether a track of ``stream`` into ``output`` copies its packets (else decodes and re-encodes them)."""
+        return copy and stream.codec_context.name in output.supported_codecs
 
     def _timed_items(self):
         """Yield ``(start, end, packet_or_frame)`` in input order, and None where no packet is there yet."""
@@ -645,11 +650,14 @@ class VideoWriter(_EncoderSink):
 
     def _audio_stream(self, trial: bool = False):
         """The input's audio stream, and an iterator of its packets; for a ``trial`` from a feed, copies of
-        those waiting (to copy into the output; none to re-encode, which the feed's decoder is kept for)."""
+        those waiting where they are copied into the output (none to re-encode: the feed's decoder is the
+        output's)."""
         if self._fed:
+            stream = self._audio_from.stream
             if trial:
-                return self._audio_from.stream, iter(self._audio_from.copies() if self._copy_audio else [])
-            return self._audio_from.stream, self._audio_from.packets()
+                copied = AudioTrack.copies(stream, self._out, self._copy_audio)
+                return stream, iter(self._audio_from.copies() if copied else [])
+            return stream, self._audio_from.packets()
         self._open_audio()
         stream = self._audio_in.streams.audio[0]
         return stream, self._audio_in.demux(stream)

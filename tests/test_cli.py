@@ -431,13 +431,17 @@ def test_standard_input_is_read_as_a_pipe(tmp_path, make_clip, rng, capsys):
     assert 0.95 < sound.shape[1] / 44100 < 1.05
     assert piped(mkv.path, "transcode", "-", "cut.mp4", "--duration", "0.5", "-q") == (0, "", "")
     assert 0.45 < _sound(tmp_path / "cut.mp4").shape[1] / 44100 < 0.55
+    assert piped(mkv.path, "transcode", "-", "piped.webm", "-q") == (0, "", "")  # AAC re-encoded to Opus
+    with av.open(str(tmp_path / "piped.webm")) as webm:
+        assert webm.streams.audio[0].codec_context.name == "opus"
+        assert 0.95 < sum(frame.samples for frame in webm.decode(audio=0)) / 48000 < 1.05
     # 5.1 PCM, which MP4 takes at its start but refuses at its end: found by a trial with copies of the packets
     surround = surround_clip(tmp_path / "surround.mkv", "pcm_s16le", "5.1")
     assert piped(surround, "transcode", "-", "surround.mp4", "-q") == (0, "", "")
     assert channel_tones(tmp_path / "surround.mp4") == ("aac", "5.1", SURROUND_TONES)
     assert piped(mkv.path, "transcode", "-", "piped.mp4", "--no-audio", "-q", "-y") == (0, "", "")
     assert _decode(tmp_path / "piped.mp4")[2] == ["video"] and len(_decode(tmp_path / "piped.mp4")[0]) == mkv.frames
-    for name in ("file.mp4", "cut.mp4", "surround.mkv", "surround.mp4"):
+    for name in ("file.mp4", "cut.mp4", "piped.webm", "surround.mkv", "surround.mp4"):
         (tmp_path / name).unlink()
     # an MP4 with its index at the end (PyAV writes it so) cannot be read from a pipe, once past FFmpeg's buffer
     noise = tmp_path / "noise.mp4"
