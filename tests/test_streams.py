@@ -3,6 +3,7 @@ MPEG-TS stream."""
 
 from __future__ import annotations
 
+import collections
 import re
 import threading
 import time
@@ -18,17 +19,21 @@ from livequant.cli import main
 from livequant.sources import VideoFile
 
 LIVE_FPS = 25
+LIVE_RATE = 48000
+LIVE_TONE = 1000
 
 
 class _Handler(BaseHTTPRequestHandler):
     """Serves the server's ``files`` (with Range requests, as web servers do) and ``/live.ts``, an endless
-    MPEG-TS stream of the test clips' frames sent in real time."""
+    MPEG-TS stream of the test clips' frames sent in real time (``/live-sound.ts``: with a `LIVE_TONE` Hz tone);
+    counts the requests of each path in the server's ``requests``."""
 
     protocol_version = "HTTP/1.0"
 
     def do_GET(self):
-        if self.path == "/live.ts":
-            self._live()
+        self.server.requests[self.path] += 1
+        if self.path in ("/live.ts", "/live-sound.ts"):
+            self._live(sound=self.path == "/live-sound.ts")
             return
         data = self.server.files.get(self.path.lstrip("/"))
         if data is None:
@@ -45,7 +50,7 @@ class _Handler(BaseHTTPRequestHandler):
         self.end_headers()
         self.wfile.write(data[first : last + 1])
 
-    def _live(self):
+    def _live(self, sound: bool):
         self.send_response(200)
         self.send_header("Content-Type", "video/mp2t")
         self.end_headers()
@@ -54,11 +59,19 @@ class _Handler(BaseHTTPRequestHandler):
             with av.open(self.wfile, "w", format="mpegts") as out:
                 stream = out.add_stream("libx264", rate=LIVE_FPS, options={"tune": "zerolatency"})
                 stream.width, stream.height, stream.pix_fmt = 64, 48, "yuv420p"
+                audio = out.add_stream("aac", rate=LIVE_RATE) if sound else None
                 for i in range(LIVE_FPS * 60):
                     frame = av.VideoFrame.from_ndarray(clip_frame(i, 64, 48), format="rgb24")
                     frame.pts = i
                     for packet in stream.encode(frame):
                         out.mux(packet)
+                    if audio is not None:  # the frame's 1/25 s of the tone
+                        n = np.arange(i * LIVE_RATE // LIVE_FPS, (i + 1) * LIVE_RATE // LIVE_FPS)
+                        tone = (0.2 * np.sin(2 * np.pi * LIVE_TONE * n / LIVE_RATE)).astype(np.float32)
+                        piece = av.AudioFrame.from_ndarray(tone[None], format="fltp", layout="mono")
+                        piece.sample_rate, piece.pts = LIVE_RATE, int(n[0])
+                        for packet in audio.encode(piece):
+                            out.mux(packet)
                     self.wfile.flush()
                     time.sleep(max(0.0, start + (i + 1) / LIVE_FPS - time.monotonic()))
         except (OSError, ValueError, av.error.FFmpegError):
@@ -73,6 +86,7 @@ def server():
     httpd = ThreadingHTTPServer(("127.0.0.1", 0), _Handler)
     httpd.daemon_threads = True
     httpd.files = {}
+    httpd.requests = collections.Counter()
     threading.Thread(target=httpd.serve_forever, daemon=True).start()
     yield httpd
     httpd.shutdown()
@@ -172,3 +186,17 @@ def test_the_sound_of_a_url_comes_with_its_video(server, tmp_path):
         assert video.audio.stream.layout.nb_channels == 6 and silent.audio is None
         assert len(list(video)) == 10 and video.audio.finished
         assert sum(packet.size for packet in video.audio.packets()) == 48000 * 6 * 2  # all of it, and no more
+
+
+def test_a_live_streams_sound_comes_from_the_one_connection(server, tmp_path):
+    """It was read over a second connection, which a live stream answers with other moments."""
+    url = f"http://127.0.0.1:{server.server_port}/live-sound.ts"
+    assert main(["transcode", url, str(tmp_path / "live.mp4"), "--duration", "1", "-q"]) == 0
+    assert server.requests["/live-sound.ts"] == 1
+    with av.open(str(tmp_path / "live.mp4")) as container:
+        video = container.streams.video[0]
+        assert float(video.duration * video.time_base) == pytest.approx(1.0, abs=0.05)
+        sound = np.concatenate([f.to_ndarray()[0] for f in container.decode(audio=0)])
+    assert len(sound) / LIVE_RATE == pytest.approx(1.0, abs=0.06)
+    peak = np.fft.rfftfreq(len(sound), 1 / LIVE_RATE)[np.abs(np.fft.rfft(sound)).argmax()]
+    assert abs(peak - LIVE_TONE) < 5
