@@ -442,7 +442,8 @@ def join_task(pieces: list[str], offsets: list[float], output: str, source_path:
             stream = out.add_stream_from_template(first.streams.video[0])
             if not gif and not options.no_audio:
                 audio_in = av.open(source_path)
-                audio = AudioTrack(audio_in, out, output.suffix.lower()) if audio_in.streams.audio else None
+                sound = audio_in.streams.audio[0] if audio_in.streams.audio else None
+                audio = None if sound is None else AudioTrack(sound, audio_in.demux(sound), out, output.suffix.lower())
                 with VideoFile(source_path, max_pixels=options.max_pixels) as source:
                     t0 = next(iter(source))[1]
             else:

@@ -34,7 +34,7 @@ from livequant.fit import PaletteFitter
 from livequant.frames import QuantizedFrame
 from livequant.options import carries_audio, check_size, frame_size, make_quantizer, open_output
 from livequant.palette import Palette, file_format
-from livequant.pipeline import run
+from livequant.pipeline import run, signals_held
 from livequant.quantizer import Quantizer, quantize
 from livequant.report import QualityReport, check_path
 from livequant.sinks import (MAX_LOOP, NUMBERED, VIDEO_SUFFIXES, GifWriter, ImageWriter, Preview, VideoWriter,
@@ -371,8 +371,11 @@ class _Progress:
         self._bar.update(stats.frames - self._bar.n)
 
     def close(self) -> None:
-        """End the bar."""
-        self._bar.close()
+        """End the bar and let it go, a Ctrl-C or SIGTERM meanwhile held: let go later (the command done),
+        tqdm's ``__del__`` could take it, and Python prints a traceback for what it cannot raise there."""
+        with signals_held():
+            self._bar.close()
+            self._bar = None
 
 
 # ------------------------------------------------------------------ commands
