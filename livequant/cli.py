@@ -9,6 +9,7 @@ or 1; Ctrl-C and SIGTERM finish the output written so far and exit 130 / 143.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import dataclasses
 import glob
 import inspect
@@ -16,8 +17,10 @@ import itertools
 import logging
 import math
 import os
+import shutil
 import signal
 import sys
+import tempfile
 import threading
 import time
 from pathlib import Path
@@ -29,7 +32,7 @@ from livequant.adapters import adapt, enlarge
 from livequant.colorspace import COLOR_SPACES, unique_rgb, working_space
 from livequant.demo import SETTINGS, run_demo
 from livequant.dither import DITHERS
-from livequant.errors import LivequantError, SourceError, UsageError, appeared_meanwhile, write_failed
+from livequant.errors import LivequantError, SinkError, SourceError, UsageError, appeared_meanwhile, write_failed
 from livequant.fit import PaletteFitter
 from livequant.frames import QuantizedFrame
 from livequant.options import carries_audio, check_size, frame_size, make_quantizer, open_output
@@ -194,6 +197,16 @@ def _add_output_flags(parser: argparse.ArgumentParser, overwrite: str, quiet: st
     _add_max_pixels(parser)
 
 
+#: ``-`` as an output: standard output.
+STDOUT = "-"
+
+
+def _add_standard_output(parser: argparse.ArgumentParser, formats: str) -> None:
+    """--to, the format of standard output (``formats``: examples for the help)."""
+    parser.add_argument("--to", metavar="SUFFIX", help=f"with - as the output, what to write to standard output: "
+                        f"{formats}; it goes out once complete")
+
+
 def _add_max_pixels(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--max-pixels", type=_number(int, 1, 2**31 - 1), default=MAX_PIXELS, metavar="N",
                         help="refuse input pictures, and sizes from --scale, --width, --pixelate or --size, of more "
@@ -270,7 +283,8 @@ def _parser() -> argparse.ArgumentParser:
                    "first), or pictures: numbered, frames/%%04d.png, or a quoted glob, 'frames/*.png' (played at "
                    "--fps, else 25 fps)")
     p.add_argument("output", help="output file: .mp4 .mov .mkv .webm .gif .webp .apng .png .jpg, or an image "
-                   "pattern")
+                   "pattern; - for standard output (with --to)")
+    _add_standard_output(p, "gif, mp4, mkv, webm, webp, apng, ...")
     _add_colour_options(p, video=True)
     _add_size_options(p)
     group = p.add_argument_group("time")
@@ -323,7 +337,9 @@ def _parser() -> argparse.ArgumentParser:
                 "PNG output is an 8-bit palette PNG with the exact colours, GIF output a still GIF.\n"
                 "Transparent pixels are flattened on white.", _presets_epilog())
     p.add_argument("input", help="image file (.png .jpg .bmp .tif .webp ...), URL, or - (standard input)")
-    p.add_argument("output", help="output image (.png and .gif keep the exact palette)")
+    p.add_argument("output", help="output image (.png and .gif keep the exact palette); - for standard output "
+                   "(with --to)")
+    _add_standard_output(p, "png, gif, jpg, ...")
     _add_colour_options(p, video=False)
     _add_size_options(p)
     _add_report_option(p)
@@ -458,7 +474,64 @@ def _global_palette(args, timing: dict) -> Palette:
         return _fit_palette(_sampled_pixels(video, most=32), args)
 
 
+#: What `livequant transcode` and `livequant image` write to standard output (``--to``).
+TRANSCODE_FORMATS = (".gif", *VIDEO_SUFFIXES, ".webp", ".apng", ".png", ".jpg")
+IMAGE_FORMATS = (".png", ".gif", ".jpg", ".webp", ".bmp", ".tif")
+
+
+@contextlib.contextmanager
+def _standard_output(args, formats: tuple[str, ...]):
+    """Within, ``args.output`` is the output file; for ``-``, a temporary file of --to's format (one of
+    ``formats``), which goes to standard output once the command has written it: complete, as muxers go back
+    to fill in what they could not know at the start (an MP4's index, a WebP's size)."""
+    if args.output != STDOUT:
+        if args.to is not None:
+            raise UsageError(f"--to says what to write to standard output (the output -), and '{args.output}' is a "
+                             "file, whose suffix says it; leave out --to")
+        yield
+        return
+    names = " ".join(suffix.lstrip(".") for suffix in formats)
+    if args.to is None:
+        raise UsageError(f"the output - is standard output: add --to with what to write there ({names})")
+    suffix = "." + args.to.lower().lstrip(".")
+    if suffix not in formats:
+        raise UsageError(f"--to {args.to}: standard output takes {names}")
+    if sys.stdout.isatty():
+        raise UsageError(f"standard output is a terminal, which shows no {suffix} file; send it to a file (> "
+                         f"out{suffix}) or a pipe")
+    with tempfile.TemporaryDirectory(prefix="livequant-") as folder:
+        args.output = os.path.join(folder, "output" + suffix)
+        try:
+            yield
+            if os.path.exists(args.output):
+                _send(args.output)
+        finally:
+            args.output = STDOUT
+
+
+def _send(path: str) -> None:
+    """Copy the file at ``path`` to standard output."""
+    try:
+        with open(path, "rb") as written:
+            shutil.copyfileobj(written, sys.stdout.buffer)
+        sys.stdout.buffer.flush()
+    except BrokenPipeError:
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # else Python's last flush fails again
+        raise SinkError("standard output was closed before all of the output went out (the program reading it "
+                        "stopped)") from None
+
+
+def _output_name(args, name) -> str:
+    """The output as messages name it: ``name``, or standard output and its format."""
+    return f"standard output ({args.to.lower().lstrip('.')})" if args.to else str(name)
+
+
 def _transcode(args) -> int:
+    with _standard_output(args, TRANSCODE_FORMATS):
+        return _transcode_file(args)
+
+
+def _transcode_file(args) -> int:
     inputs = _read_files(args)
     timing = {k: v for k, v in (("start", args.start), ("duration", args.duration)) if v is not None}
     if args.gif_palette == "global" and args.palette is not None:
@@ -474,9 +547,9 @@ def _transcode(args) -> int:
             with open_output(args, source, inputs) as sink:
                 if getattr(source, "has_audio", False) and not (args.no_audio or args.quiet or
                                                                 isinstance(sink, VideoWriter)):
-                    print(f"livequant: note: '{args.output}' cannot hold sound, so the input's audio is left out "
-                          f"(write {' '.join(VIDEO_SUFFIXES)} to keep it; --no-audio or -q silences this)",
-                          file=sys.stderr)
+                    named = _output_name(args, f"'{args.output}'")
+                    print(f"livequant: note: {named} cannot hold sound, so the input's audio is left out (write "
+                          f"{' '.join(VIDEO_SUFFIXES)} to keep it; --no-audio or -q silences this)", file=sys.stderr)
                 if args.gif_palette == "global":
                     args.palette = _global_palette(args, timing)
                 with make_quantizer(args) as quantizer:
@@ -489,16 +562,16 @@ def _transcode(args) -> int:
     except KeyboardInterrupt as stop:
         if sink is None:
             raise
-        done = (f"wrote {_count(sink.frames, 'frame')} to {sink.written}" if sink.finished
-                else f"nothing written to {sink.path}")
+        done = (f"wrote {_count(sink.frames, 'frame')} to {_output_name(args, sink.written)}" if sink.finished
+                else f"nothing written to {_output_name(args, sink.path)}")
         print(f"{'terminated' if isinstance(stop, _Terminated) else 'interrupted'}: {done}", file=sys.stderr)
         return 143 if isinstance(stop, _Terminated) else 130
     _warn_damage(stats.undecodable, stats.damaged)
     if not args.quiet:
         dropped = getattr(sink, "dropped", 0)
         shown = f" ({dropped} under 2/100 s apart left out: GIF players show at most 50 fps)" if dropped else ""
-        print(f"wrote {_count(sink.frames, 'frame')} to {sink.written}{shown} in {stats.seconds:.1f} s "
-              f"({stats.fps:.1f} fps)", file=sys.stderr)
+        print(f"wrote {_count(sink.frames, 'frame')} to {_output_name(args, sink.written)}{shown} in "
+              f"{stats.seconds:.1f} s ({stats.fps:.1f} fps)", file=sys.stderr)
     _save_report(report, args)
     return 0
 
@@ -616,6 +689,11 @@ def _indexed(rgb: np.ndarray) -> QuantizedFrame:
 
 
 def _image(args) -> int:
+    with _standard_output(args, IMAGE_FORMATS):
+        return _image_file(args)
+
+
+def _image_file(args) -> int:
     suffix = Path(args.output).suffix.lower()
     if suffix in VIDEO_SUFFIXES:
         raise UsageError(f"`livequant image` writes one picture, not '{args.output}'; write .png, .gif or .jpg, or "
@@ -647,7 +725,8 @@ def _image(args) -> int:
         enlarge(sink, n, shown).write(qframe)
     if not args.quiet:
         lossy = " before JPEG's compression, which adds others" if suffix in (".jpg", ".jpeg") else ""
-        print(f"wrote {sink.path}: {_count(len(qframe.palette), 'colour')}{lossy}", file=sys.stderr)
+        print(f"wrote {_output_name(args, sink.path)}: {_count(len(qframe.palette), 'colour')}{lossy}",
+              file=sys.stderr)
     if report is not None:
         report.write(dataclasses.replace(qframe, source=frame))
         _save_report(report, args)

@@ -401,11 +401,13 @@ def test_version(capsys):
 # a real Ctrl-C / SIGTERM to a real process
 
 
-def _livequant(*args, **options) -> subprocess.Popen:
-    """Start ``python -m livequant ARGS`` from the checkout, with SIGINT handled even if we inherited it ignored."""
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [str(REPO), os.environ.get("PYTHONPATH")]))}
-    return subprocess.Popen([sys.executable, "-m", "livequant", *map(str, args)], env=env, text=True,
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+def _livequant(*args, env: dict | None = None, **options) -> subprocess.Popen:
+    """Start ``python -m livequant ARGS`` from the checkout, with SIGINT handled even if we inherited it ignored;
+    ``env`` adds variables, ``options`` go to Popen (text, pipes for stdout and stderr unless given)."""
+    path = os.pathsep.join(filter(None, [str(REPO), os.environ.get("PYTHONPATH")]))
+    options = {"text": True, "stdout": subprocess.PIPE, "stderr": subprocess.PIPE, **options}
+    return subprocess.Popen([sys.executable, "-m", "livequant", *map(str, args)],
+                            env={**os.environ, **(env or {}), "PYTHONPATH": path},
                             preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL), **options)
 
 
@@ -468,6 +470,62 @@ def test_standard_input_is_read_as_a_pipe(tmp_path, make_clip, rng, capsys):
     assert main(["palette", str(mkv.path), "-k", "4"]) == 0 and capsys.readouterr().out == colours
     assert main(["transcode", "-", str(tmp_path / "g.gif"), "--gif-palette", "global"]) == 2
     assert sorted(p.name for p in tmp_path.iterdir()) == ["file.gif", "piped.gif", "piped.mkv", "piped.mp4"]
+
+
+def test_standard_output_gets_the_output_once_complete(tmp_path, clip):
+    """`-` as the output writes a temporary file of --to's format and sends it out whole (as gifski's `-o -`);
+    nothing is left behind, whatever happens."""
+    temp = tmp_path / "temp"
+    temp.mkdir()
+    env = {"TMPDIR": str(temp)}
+
+    def out(*args, stdin=None):
+        with open(stdin or os.devnull, "rb") as given:
+            process = _livequant(*args, cwd=tmp_path, stdin=given, env=env, text=False)
+            sent, err = process.communicate(timeout=120)
+        assert list(temp.iterdir()) == []
+        return process.returncode, sent, err.decode()
+
+    status, sent, err = out("transcode", clip.path, "-", "--to", "gif", "-k", "8")
+    assert status == 0 and err.splitlines()[-1].startswith("wrote 24 frames to standard output (gif) in ")
+    assert main(["transcode", str(clip.path), str(tmp_path / "file.gif"), "-k", "8", "-q"]) == 0
+    assert sent == (tmp_path / "file.gif").read_bytes()
+    status, sent, _ = out("transcode", clip.path, "-", "--to", "MP4", "-k", "8", "-q")
+    (tmp_path / "sent.mp4").write_bytes(sent)  # an MP4's index is written last: a file, then sent
+    frames, _, types = _decode(tmp_path / "sent.mp4")
+    assert status == 0 and len(frames) == clip.frames and types == ["video", "audio"]
+    cv2.imwrite(str(tmp_path / "photo.png"), clip_frame(3, 96, 64))
+    status, sent, _ = out("image", "-", "-", "--to", "png", "-k", "4", "-q", stdin=tmp_path / "photo.png")
+    assert main(["image", str(tmp_path / "photo.png"), str(tmp_path / "file.png"), "-k", "4", "-q"]) == 0
+    assert status == 0 and sent == (tmp_path / "file.png").read_bytes()  # standard input to standard output
+    for args, message in [
+        ((), "the output - is standard output: add --to with what to write there (gif mp4 mov mkv webm webp apng "
+             "png jpg)"),
+        (("--to", "avi"), "--to avi: standard output takes gif mp4 mov mkv webm webp apng png jpg"),
+    ]:
+        assert out("transcode", clip.path, "-", *args) == (2, b"", f"livequant: error: {message}\n")
+    assert out("transcode", clip.path, "x.gif", "--to", "gif") == (2, b"", (
+        "livequant: error: --to says what to write to standard output (the output -), and 'x.gif' is a file, whose "
+        "suffix says it; leave out --to\n"))
+    # a reader that stops early: one line, no traceback
+    process = _livequant("transcode", clip.path, "-", "--to", "gif", "--scale", "10", "--dither", "bluenoise",
+                         "-q", cwd=tmp_path, env=env, text=False)  # some megabytes: more than a pipe holds
+    with process.stdout, process.stderr:
+        process.stdout.read(100)
+        process.stdout.close()
+        assert process.wait(timeout=120) == 1
+        assert process.stderr.read().decode() == ("livequant: error: standard output was closed before all of the "
+                                                  "output went out (the program reading it stopped)\n")
+    assert list(temp.iterdir()) == []
+    # a terminal shows no GIF
+    primary, secondary = os.openpty()
+    process = _livequant("transcode", clip.path, "-", "--to", "gif", cwd=tmp_path, stdout=secondary)
+    _, err = process.communicate(timeout=120)
+    os.close(secondary)
+    os.close(primary)
+    assert (process.returncode, err) == (2, "livequant: error: standard output is a terminal, which shows no .gif "
+                                            "file; send it to a file (> out.gif) or a pipe\n")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["file.gif", "file.png", "photo.png", "sent.mp4", "temp"]
 
 
 @pytest.fixture(scope="module")
