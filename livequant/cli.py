@@ -387,8 +387,8 @@ class _Progress:
         self._bar.update(stats.frames - self._bar.n)
 
     def close(self) -> None:
-        """End the bar and let it go, a Ctrl-C or SIGTERM meanwhile held: let go later (the command done),
-        tqdm's ``__del__`` could take it, and Python prints a traceback for what it cannot raise there."""
+        """End the bar and drop it, holding Ctrl-C and SIGTERM meanwhile: dropped later (the command done), it
+        could take a signal in tqdm's ``__del__``, where Python prints a traceback for what it cannot raise."""
         with signals_held():
             self._bar.close()
             self._bar = None
@@ -516,7 +516,9 @@ def _send(path: str) -> None:
             shutil.copyfileobj(written, sys.stdout.buffer)
         sys.stdout.buffer.flush()
     except BrokenPipeError:
-        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # else Python's last flush fails again
+        nowhere = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(nowhere, sys.stdout.fileno())  # else Python's last flush of it fails again, with a traceback
+        os.close(nowhere)
         raise SinkError("standard output was closed before all of the output went out (the program reading it "
                         "stopped)") from None
 
@@ -565,6 +567,7 @@ def _transcode_file(args) -> int:
         done = (f"wrote {_count(sink.frames, 'frame')} to {_output_name(args, sink.written)}" if sink.finished
                 else f"nothing written to {_output_name(args, sink.path)}")
         print(f"{'terminated' if isinstance(stop, _Terminated) else 'interrupted'}: {done}", file=sys.stderr)
+        _done()
         return 143 if isinstance(stop, _Terminated) else 130
     _warn_damage(stats.undecodable, stats.damaged)
     if not args.quiet:
@@ -573,6 +576,7 @@ def _transcode_file(args) -> int:
         print(f"wrote {_count(sink.frames, 'frame')} to {_output_name(args, sink.written)}{shown} in "
               f"{stats.seconds:.1f} s ({stats.fps:.1f} fps)", file=sys.stderr)
     _save_report(report, args)
+    _done()
     return 0
 
 
@@ -730,6 +734,7 @@ def _image_file(args) -> int:
     if report is not None:
         report.write(dataclasses.replace(qframe, source=frame))
         _save_report(report, args)
+    _done()
     return 0
 
 
@@ -815,6 +820,16 @@ def _terminate(signum, frame):
     raise _Terminated()
 
 
+def _done() -> None:
+    """The command's output is complete: a Ctrl-C or SIGTERM from now on is ignored (`main` puts the handlers
+    back). The command's objects are let go after this, and a signal raised in a finalizer or ``__del__`` is
+    not raised but printed, with a traceback."""
+    if threading.current_thread() is threading.main_thread():
+        for signum in (signal.SIGINT, signal.SIGTERM):
+            if callable(signal.getsignal(signum)):
+                signal.signal(signum, signal.SIG_IGN)
+
+
 class _Warnings(logging.Handler):
     """Shows the ``livequant`` logger's records (a reconnecting camera, a failed refit: the run goes on) as
     ``livequant: warning: ...`` lines on the current stderr."""
@@ -837,6 +852,7 @@ def main(argv: list[str] | None = None) -> int:
         Exit status: 0 success, 1 error, 2 bad usage, 130 interrupted (Ctrl-C), 143 terminated (SIGTERM).
     """
     in_main_thread = threading.current_thread() is threading.main_thread()
+    interrupt = signal.getsignal(signal.SIGINT) if in_main_thread else None
     previous = signal.signal(signal.SIGTERM, _terminate) if in_main_thread else None
     warnings = _Warnings(logging.WARNING)
     logging.getLogger("livequant").addHandler(warnings)
@@ -864,3 +880,5 @@ def main(argv: list[str] | None = None) -> int:
         logging.getLogger("livequant").removeHandler(warnings)
         if in_main_thread:
             signal.signal(signal.SIGTERM, previous)
+            if interrupt is not None:  # None: not set from Python, nothing to put back
+                signal.signal(signal.SIGINT, interrupt)

@@ -528,6 +528,15 @@ def test_standard_output_gets_the_output_once_complete(tmp_path, clip):
     assert sorted(p.name for p in tmp_path.iterdir()) == ["file.gif", "file.png", "photo.png", "sent.mp4", "temp"]
 
 
+def test_a_finished_command_ignores_late_signals_and_puts_the_handlers_back(tmp_path, clip):
+    """Once the output is complete, a signal was raised wherever Python was letting the command's objects go
+    (tqdm's ``__del__``, a finalizer), which prints a traceback; in-process callers get their handlers back."""
+    before = signal.getsignal(signal.SIGINT), signal.getsignal(signal.SIGTERM)
+    assert main(["transcode", str(clip.path), str(tmp_path / "out.gif"), "-k", "4", "-q"]) == 0
+    assert (signal.getsignal(signal.SIGINT), signal.getsignal(signal.SIGTERM)) == before
+    assert before[0] is signal.default_int_handler
+
+
 @pytest.fixture(scope="module")
 def long_clip(tmp_path_factory):
     """10 s of 320x240 at 30 fps, with sound."""
