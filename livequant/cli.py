@@ -37,7 +37,7 @@ from livequant.fit import PaletteFitter
 from livequant.frames import QuantizedFrame
 from livequant.options import carries_audio, check_size, frame_size, make_quantizer, open_output
 from livequant.palette import Palette, file_format
-from livequant.pipeline import run, signals_held
+from livequant.pipeline import run
 from livequant.quantizer import Quantizer, quantize
 from livequant.report import QualityReport, check_path
 from livequant.sinks import (MAX_LOOP, NUMBERED, VIDEO_SUFFIXES, GifWriter, ImageWriter, Preview, VideoWriter,
@@ -387,11 +387,8 @@ class _Progress:
         self._bar.update(stats.frames - self._bar.n)
 
     def close(self) -> None:
-        """End the bar and drop it, holding Ctrl-C and SIGTERM meanwhile: dropped later (the command done), it
-        could take a signal in tqdm's ``__del__``, where Python prints a traceback for what it cannot raise."""
-        with signals_held():
-            self._bar.close()
-            self._bar = None
+        """End the bar."""
+        self._bar.close()
 
 
 # ------------------------------------------------------------------ commands

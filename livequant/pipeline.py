@@ -36,7 +36,7 @@ from livequant.frames import FpsCounter, check_count
 
 from livequant.mailbox import END, Mailbox
 
-__all__ = ["Stats", "end_at", "run", "signals_held"]
+__all__ = ["Stats", "end_at", "run"]
 
 _WINDOW = 2048  # frames over which the per-stage medians are taken
 _AHEAD = 8  # frames the palette track may run ahead of the frame loop
@@ -164,7 +164,7 @@ def _join(*threads) -> None:
 
 
 @contextlib.contextmanager
-def signals_held():
+def _signals_held():
     """Within, Ctrl-C and SIGTERM are noted in the list yielded instead of raised; the first is raised on leaving.
 
     Only in the main thread (where Python runs signal handlers), and only for signals that Python handles (a
@@ -252,7 +252,7 @@ def run(source, quantizer, sinks, *, max_frames: int | None = None, on_frame=Non
         raise TypeError(f"quantizer must be a Quantizer, got {type(quantizer).__name__}")
     if callable(getattr(sinks, "write", None)):
         raise TypeError(f"sinks must be a list of sinks, got one {type(sinks).__name__}; give [sink]")
-    with signals_held() as caught:
+    with _signals_held() as caught:
         return _run(source, quantizer, list(sinks), max_frames, on_frame, caught)
 
 

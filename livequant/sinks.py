@@ -489,18 +489,23 @@ class AudioTrack:
         The output's suffix, which picks the encoder when the codec cannot be copied.
     copy : bool
         Copy the packets where the container takes the codec.
+
+    Attributes
+    ----------
+    stream : av.AudioStream
+        The input's audio stream.
     """
 
     def __init__(self, stream, packets, output, suffix: str, copy: bool = True):
-        self._src = stream
+        self.stream = stream
         self._packets = packets
         self._copy = self.copies(stream, output, copy)
         self._resampler = None
         if self._copy:
-            self._dst = output.add_stream_from_template(self._src)
+            self._dst = output.add_stream_from_template(self.stream)
         else:
-            codec, rate = ("libopus", 48000) if suffix == ".webm" else ("aac", self._src.rate)
-            given = _named(self._src.layout)
+            codec, rate = ("libopus", 48000) if suffix == ".webm" else ("aac", self.stream.rate)
+            given = _named(self.stream.layout)
             layout = _encoded_layout(codec, rate, given)
             if layout is None:
                 other = ", or write .mkv (which keeps the audio as it is)" if suffix != ".mkv" else ""
@@ -707,7 +712,7 @@ class VideoWriter(_EncoderSink):
                 muxer.mux(packet)
             muxer.finish(None)
             if self._audio is not None:
-                stream = self._audio_from.stream if self._fed else self._audio_in.streams.audio[0]
+                stream = self._audio.stream
                 start = float((stream.start_time or 0) * stream.time_base)
                 self._audio.finish(start + 0.1, start)
             self._out.close()

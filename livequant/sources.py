@@ -544,14 +544,11 @@ class VideoFile(_Source):
     def _demuxed(self):
         """The stream's packets; a read error (a damaged file, a dropped connection) ends them, counted as
         one undecodable frame at least. With `audio`, its packets go there."""
-        for packet in self._read():
-            if packet.stream.index == self._stream.index:
-                yield packet
-            elif packet.size:
-                self.audio.put(packet)
+        return (packet for packet in self._read() if packet.stream.index == self._stream.index)
 
     def _read(self):
-        """Packets of the video stream, and of the audio one with `audio`, from where the reading is."""
+        """Packets of the video stream, and of the audio one with `audio`, from where the reading is; the
+        audio ones are put in `audio` as they come."""
         if self._packets is None:
             streams = (self._stream,) if self.audio is None else (self._stream, self.audio.stream)
             self._packets = self._container.demux(*streams)
@@ -563,6 +560,8 @@ class VideoFile(_Source):
             except av.error.FFmpegError:
                 self.undecodable += 1
                 return
+            if packet.stream.index != self._stream.index and packet.size:
+                self.audio.put(packet)
             yield packet
 
     def _read_sound_until(self, end: float | None) -> None:
@@ -572,12 +571,10 @@ class VideoFile(_Source):
             return
         if end is not None:
             for packet in self._read():
-                at = float(packet.pts * packet.time_base) if packet.pts is not None else None
-                if packet.stream.index != self._stream.index and packet.size:
-                    self.audio.put(packet)
-                    if at is not None and at >= end:
-                        break
-                elif at is not None and at > end + AUDIO_READ_ON:
+                if packet.pts is None:
+                    continue
+                at = float(packet.pts * packet.time_base)
+                if (packet.stream.index != self._stream.index and at >= end) or at > end + AUDIO_READ_ON:
                     break
         self.audio.finished = True
 
