@@ -164,7 +164,7 @@ def _passed_errors(strength: float) -> np.ndarray:
 def diffuse(
     frame: np.ndarray, table: LookupTable, dither: str, strength: float, out_idx: np.ndarray, out_rgb: np.ndarray,
     *, hold: int = -1, weight: float = -1.0, reference: np.ndarray | None = None, previous: np.ndarray | None = None,
-    out_reference: np.ndarray | None = None,
+    shown: np.ndarray | None = None, out_reference: np.ndarray | None = None,
 ) -> None:
     """Error-diffusion dither of ``frame`` into ``out_idx`` and ``out_rgb`` (in place).
 
@@ -184,10 +184,12 @@ def diffuse(
     weight : float
         On the frame after a palette change: a held pixel moves to the best
         entry when the squared error that saves exceeds ``weight`` times the
-        change it shows (-1: no check).
+        change that shows beyond keeping its index (-1: no check).
     reference : (H, W, 3) uint8 ndarray, optional
         The input values each of ``previous`` was chosen at.
     previous : (H, W) uint8 ndarray, optional
+    shown : (K', 3) uint8 ndarray, optional
+        The colours of the palette ``previous`` indexes (default: ``table``'s).
     out_reference : (H, W, 3) uint8 ndarray, optional
         Receives the reference for the next frame: ``reference`` where held, ``frame`` elsewhere.
     """
@@ -196,5 +198,5 @@ def diffuse(
         reference = out_reference = np.zeros((1, 1, 3), np.uint8)
         previous = np.zeros((1, 1), np.uint8)
     diffuse_frame(frame, table.coarse, table.generation, table.cells, table.ranked, table.colors, weights,
-                  _passed_errors(float(strength)), hold, np.float32(weight), reference, previous, out_idx, out_rgb,
-                  out_reference)
+                  _passed_errors(float(strength)), hold, np.float32(weight), reference, previous,
+                  table.colors if shown is None else shown, out_idx, out_rgb, out_reference)

@@ -488,13 +488,14 @@ def _distance2(p, q):  # pragma: no cover - compiled
 
 
 @nb.njit(inline="always")
-def _held_index(p, q, i, o, shifted, threshold, weight, table, generation, cells, ranked,
-                packed):  # pragma: no cover - compiled
+def _held_index(p, q, i, o, shifted, threshold, weight, table, generation, cells, ranked, packed,
+                shown):  # pragma: no cover - compiled
     """Pixel ``p``'s index under the temporal hold, and the reference value it was chosen at.
 
     Held: the previous index ``i``, when every channel is within ``threshold`` of
     the reference ``q`` (and, with ``weight >= 0``, moving to the best entry does
-    not save ``weight`` times the change it shows). Else the table's entry for
+    not save ``weight`` times the change it shows more than keeping ``i`` does,
+    from ``shown[i]``, the colour it showed before). Else the table's entry for
     ``p`` with dither offset ``o``, and ``p`` becomes the reference. A pixel
     weighed with ``weight >= 0`` had its index chosen again at ``p``, which
     becomes its reference whether it moved or not.
@@ -504,18 +505,22 @@ def _held_index(p, q, i, o, shifted, threshold, weight, table, generation, cells
         return _index(_offset(p, o, shifted) if o else p, table, generation, cells, ranked), p
     if weight >= 0:
         best = _index(_offset(p, o, shifted) if o else p, table, generation, cells, ranked)
-        was, now = np.intp(packed[i]), np.intp(packed[best])
-        shown = abs((was & 0xFF) - (now & 0xFF)) + abs(((was >> 8) & 0xFF) - ((now >> 8) & 0xFF)) + abs(
-            (was >> 16) - (now >> 16))
-        if _distance2(p, was) - _distance2(p, now) > weight * shown:
+        was, kept, now = np.intp(shown[i]), np.intp(packed[i]), np.intp(packed[best])
+        if _distance2(p, kept) - _distance2(p, now) > weight * (_change(was, now) - _change(was, kept)):
             return best, p
         return i, p
     return i, q
 
 
+@nb.njit(inline="always")
+def _change(a, b):  # pragma: no cover - compiled
+    """Summed channel difference of packed colours ``a`` and ``b``."""
+    return abs((a & 0xFF) - (b & 0xFF)) + abs(((a >> 8) & 0xFF) - ((b >> 8) & 0xFF)) + abs((a >> 16) - (b >> 16))
+
+
 @nb.njit(parallel=True, nogil=True, cache=True)
 def map_words_held(pixels, table, generation, cells, ranked, packed, offsets, shifted, width, start, threshold, weight,
-                   reference, previous, out_idx, out_rgb):  # pragma: no cover - compiled
+                   reference, previous, shown, out_idx, out_rgb):  # pragma: no cover - compiled
     """`map_words` with temporal hold: still pixels keep their previous index.
 
     A pixel whose channels all differ from ``reference`` by at most
@@ -523,8 +528,9 @@ def map_words_held(pixels, table, generation, cells, ranked, packed, offsets, sh
     mapped afresh and ``reference`` takes its value. With ``weight >= 0``
     (the frame after a palette change) a still pixel moves to the best entry
     when the squared RGB error that saves exceeds ``weight`` times the summed
-    channel change it shows, and ``reference`` takes its value either way
-    (its index was chosen again there). Four pixels that equal their reference exactly
+    channel change that shows beyond keeping its index, both from the colour
+    it showed (``shown``), and ``reference`` takes its value either way (its
+    index was chosen again there). Four pixels that equal their reference exactly
     (a still picture without noise) take their four indices in one word.
 
     Parameters
@@ -540,6 +546,8 @@ def map_words_held(pixels, table, generation, cells, ranked, packed, offsets, sh
         Input values at which each kept index was chosen, as ``pixels`` (updated in place).
     previous : (G,) uint32
         The previous indices, as ``out_idx``; may be ``out_idx`` itself.
+    shown : (K', ) uint32
+        The packed colours of the palette ``previous`` indexes.
     """
     n = out_idx.shape[0]
     wrap = offsets.shape[0] - 1
@@ -559,13 +567,13 @@ def map_words_held(pixels, table, generation, cells, ranked, packed, offsets, sh
                 p0, p1, p2, p3 = _pixels(pixels, g)
                 q0, q1, q2, q3 = _pixels(reference, g)
                 i0, q0 = _held_index(p0, q0, held & 0xFF, o0, shifted, threshold, weight, table, generation, cells,
-                                     ranked, packed)
+                                     ranked, packed, shown)
                 i1, q1 = _held_index(p1, q1, (held >> 8) & 0xFF, o1, shifted, threshold, weight, table, generation,
-                                     cells, ranked, packed)
+                                     cells, ranked, packed, shown)
                 i2, q2 = _held_index(p2, q2, (held >> 16) & 0xFF, o2, shifted, threshold, weight, table, generation,
-                                     cells, ranked, packed)
+                                     cells, ranked, packed, shown)
                 i3, q3 = _held_index(p3, q3, held >> 24, o3, shifted, threshold, weight, table, generation, cells,
-                                     ranked, packed)
+                                     ranked, packed, shown)
                 _store(reference, g, q0, q1, q2, q3)
             _store_indices(out_idx, g, i0, i1, i2, i3)
             _store(out_rgb, g, np.intp(packed[i0]), np.intp(packed[i1]), np.intp(packed[i2]), np.intp(packed[i3]))
@@ -573,7 +581,7 @@ def map_words_held(pixels, table, generation, cells, ranked, packed, offsets, sh
 
 @nb.njit(parallel=True, nogil=True, cache=True)
 def diffuse_frame(frame, coarse, generation, cells, ranked, colors, weights, passed, threshold, weight, reference,
-                  previous, out_idx, out_rgb, out_reference):  # pragma: no cover - compiled
+                  previous, shown, out_idx, out_rgb, out_reference):  # pragma: no cover - compiled
     """Serpentine error diffusion through the coarse table, in parallel stripes (see `livequant.dither`).
 
     ``frame`` is ``(H, W, 3) uint8``; ``coarse, generation, cells, ranked`` and
@@ -591,7 +599,9 @@ def diffuse_frame(frame, coarse, generation, cells, ranked, colors, weights, pas
     with ``weight >= 0`` (the frame after a palette change) it moves to the
     best entry for its value with the error carried to it, when the squared
     RGB error that saves exceeds ``weight`` times the summed channel change
-    it shows, and its index counts as chosen again at its value.
+    that shows beyond keeping its index, both from the colour it showed
+    (``shown``, ``(K', 3) uint8``: the palette ``previous`` indexes), and its
+    index counts as chosen again at its value.
     ``out_reference`` gets the reference of every pixel (its value where it
     was chosen). The inputs are only read, so stripes running over
     another's rows agree. With ``threshold < 0`` those four are not used.
@@ -624,9 +634,11 @@ def diffuse_frame(frame, coarse, generation, cells, ranked, colors, weights, pas
                     best = _coarse_index(p, coarse, generation, cells, ranked)
                     h0, h1, h2 = np.intp(colors[i, 0]), np.intp(colors[i, 1]), np.intp(colors[i, 2])
                     b0, b1, b2 = np.intp(colors[best, 0]), np.intp(colors[best, 1]), np.intp(colors[best, 2])
+                    s0, s1, s2 = np.intp(shown[i, 0]), np.intp(shown[i, 1]), np.intp(shown[i, 2])
                     saved = ((r - h0) ** 2 + (g - h1) ** 2 + (b - h2) ** 2
                              - (r - b0) ** 2 - (g - b1) ** 2 - (b - b2) ** 2)
-                    if saved > weight * (abs(h0 - b0) + abs(h1 - b1) + abs(h2 - b2)):
+                    more = (abs(s0 - b0) + abs(s1 - b1) + abs(s2 - b2)) - (abs(s0 - h0) + abs(s1 - h1) + abs(s2 - h2))
+                    if saved > weight * more:
                         i = best
                     still = False  # chosen again here either way
                 if y >= y0:

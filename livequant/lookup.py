@@ -328,7 +328,8 @@ def map_pixels(frame: np.ndarray, table: LookupTable, offsets: np.ndarray, out_i
 
 
 def map_pixels_held(frame: np.ndarray, table: LookupTable, offsets: np.ndarray, threshold: int, weight: float,
-                    reference: np.ndarray, previous: np.ndarray, out_idx: np.ndarray, out_rgb: np.ndarray) -> None:
+                    reference: np.ndarray, previous: np.ndarray, out_idx: np.ndarray, out_rgb: np.ndarray,
+                    shown: LookupTable | None = None) -> None:
     """`map_pixels` with temporal hold: a still pixel keeps its index from ``previous``.
 
     Parameters
@@ -337,19 +338,24 @@ def map_pixels_held(frame: np.ndarray, table: LookupTable, offsets: np.ndarray, 
         Largest per-channel change from ``reference``, in levels, that counts as still.
     weight : float
         After a palette change, a still pixel moves to its best entry when the squared
-        error that saves exceeds ``weight`` times the change it shows; ``-1``: never.
+        error that saves exceeds ``weight`` times the change that shows beyond keeping
+        its index; ``-1``: never.
     reference : (H, W, 3) uint8 ndarray
         Input values at which each held index was chosen; updated in place.
     previous : (H, W) uint8 ndarray
         The previous frame's indices (read only).
     out_idx : (H, W) uint8 ndarray
         This frame's indices; may be ``previous`` itself.
+    shown : LookupTable, optional
+        The table of the palette ``previous`` indexes (default: ``table``).
     """
     width = frame.shape[1]
+    shown_colors = (table if shown is None else shown).packed
 
     def call(start, pixels, held, references, indices, colours):
         map_words_held(pixels, table.table, table.generation, table.cells, table.ranked, table.packed, offsets,
-                       table.shifted, width, start, threshold, weight, references, held, indices, colours)
+                       table.shifted, width, start, threshold, weight, references, held, shown_colors, indices,
+                       colours)
 
     _by_words(call, (frame, previous), (reference, out_idx, out_rgb))
 

@@ -25,7 +25,7 @@ from livequant.palette import Palette
 from livequant.presets import resolve
 from livequant.track import PaletteStep, PaletteTrack, default_sample_size
 
-__all__ = ["COLOR_SPACES", "DITHERS", "Quantizer", "TemporalHold", "default_hold", "quantize"]
+__all__ = ["COLOR_SPACES", "DITHERS", "Quantizer", "TemporalHold", "default_hold", "hold_weight", "quantize"]
 
 #: The default temporal hold, in levels, by palette size: (most colours, levels), smallest first (`default_hold`).
 HOLD_BY_SIZE = ((32, 3), (64, 2), (256, 1))
@@ -35,6 +35,15 @@ HOLD_BY_SIZE = ((32, 3), (64, 2), (256, 1))
 #: 1 level K=16 -0.01 dB at 0.11x the flicker, K=64 -0.06 dB at 0.21x, K=256 -0.10 dB at 0.25x; the ordered
 #: path's levels (3, 2) -0.06 dB at 0.09x (K=16) and -0.17 dB at 0.18x (K=64).
 DIFFUSION_HOLD = 1
+#: Up to this many colours, a still pixel weighs the change it would show `SMALL_PALETTE_HOLD_WEIGHT` times
+#: as much as the fitter does (`hold_weight`).
+SMALL_PALETTE = 32
+#: Sixteen colours' errors are large, so a palette change that brings any entry a little nearer moved many
+#: still pixels at once at the fitter's weight. On issue 11's panel at K=16, seeds 0-2: the floor on 102
+#: instead of 99 of 108 checks (only the fade's left), the worst flicker but the fade's 0.80-0.93x its bound
+#: instead of 0.98-1.17x, all checks 257 against 256 of 3 x 94; the hold-out's floor on 141 instead of 140 of 144.
+#: 8 put the flashing light under FFmpeg per frame's PSNR; at K=64 and 256, 4 gave no less flicker.
+SMALL_PALETTE_HOLD_WEIGHT = 4.0
 
 
 def _is_integer(value) -> bool:
@@ -78,6 +87,13 @@ def _locked_colors(locked, n_colors: int, palette) -> np.ndarray | None:
     return colors
 
 
+def hold_weight(n_colors: int, stability: float) -> float:
+    """How much squared error a still pixel must save per level of change shown to move to a new palette's
+    better entry: ``stability / 3``, the fitter's trade per channel, times `SMALL_PALETTE_HOLD_WEIGHT` for
+    palettes of at most `SMALL_PALETTE` colours."""
+    return stability / 3 * (SMALL_PALETTE_HOLD_WEIGHT if n_colors <= SMALL_PALETTE else 1.0)
+
+
 def default_hold(n_colors: int) -> int:
     """The temporal hold, in levels, for a palette of ``n_colors``: 3 up to 32 colours, 2 up to 64, 1 above
     (`HOLD_BY_SIZE`).
@@ -100,7 +116,9 @@ class TemporalHold:
     A pixel whose channels all stay within ``threshold`` levels of the value
     at which its index was chosen keeps that index. On the first frame of a
     new palette, a still pixel moves only if the error that saves outweighs
-    the change it shows (weight ``stability / 3``, the fitter's trade), and
+    ``weight`` (`hold_weight`) times the change that shows beyond keeping
+    its index, both from the colour it showed (a slot that moved far shows a
+    change either way), and
     its index counts as chosen again at its value on that frame. A
     fresh palette (scene cut, first frame) starts the hold again, and an exact
     one (a frame of few colours, all in the palette) holds nothing: such a
@@ -111,15 +129,16 @@ class TemporalHold:
     ----------
     threshold : int
         Levels a channel may change and still count as still; 0: no hold.
-    stability : float
-        As for `Quantizer`.
+    weight : float
+        Squared error a still pixel must save per level of change shown to
+        move on a new palette's first frame (`hold_weight`).
     diffusion_threshold : int, optional
         The same under error diffusion (default: ``threshold``).
     """
 
-    def __init__(self, threshold: int, stability: float, diffusion_threshold: int | None = None):
+    def __init__(self, threshold: int, weight: float, diffusion_threshold: int | None = None):
         self.threshold = threshold
-        self.stability = stability
+        self.weight = weight
         self.diffusion_threshold = threshold if diffusion_threshold is None else diffusion_threshold
         self.reset()
 
@@ -140,7 +159,7 @@ class TemporalHold:
             self._reference = frame.copy()
         else:
             map_pixels_held(frame, step.table, offsets, self.threshold, self._weight(step), self._reference,
-                            self._indices, out_idx, out_rgb)
+                            self._indices, out_idx, out_rgb, shown=self._step.table)
         self._indices, self._step = out_idx, step
 
     def diffuse(self, frame: np.ndarray, step: PaletteStep, dither: str, strength: float, out_idx: np.ndarray,
@@ -159,13 +178,13 @@ class TemporalHold:
             reference = np.empty_like(frame)
             diffuse(frame, step.table, dither, strength, out_idx, out_rgb, hold=self.diffusion_threshold,
                     weight=self._weight(step), reference=self._reference, previous=self._indices,
-                    out_reference=reference)
+                    shown=self._step.table.colors, out_reference=reference)
         self._reference, self._indices, self._step = reference, out_idx, step
 
     def _weight(self, step: PaletteStep) -> float:
         """How much error a still pixel must save per level of change shown to move, on a new palette's
         first frame (-1 on other frames: no check)."""
-        return self.stability / 3 if step is not self._step else -1.0
+        return self.weight if step is not self._step else -1.0
 
     def _starts_again(self, step: PaletteStep, out_idx: np.ndarray) -> bool:
         """Whether nothing is held on this frame: the first, a new size, a fresh palette's first, an exact one."""
@@ -401,7 +420,8 @@ class Quantizer:
                 self.track.restart()
             else:
                 self._use_fixed(resolve(palette))
-        if self.hold.threshold != self._hold_levels(self._palette_size()):  # another palette size
+        size = self._palette_size()  # another size can hold by another threshold and weight
+        if (self.hold.threshold, self.hold.weight) != (self._hold_levels(size), hold_weight(size, self.stability)):
             self.hold = self._new_hold()
 
     def close(self) -> None:
@@ -441,7 +461,8 @@ class Quantizer:
         """A temporal hold for the palette in force: the thresholds as given, else `default_hold` and, under
         error diffusion, `DIFFUSION_HOLD`."""
         diffusion = DIFFUSION_HOLD if self._hold_setting is None else int(self._hold_setting)
-        return TemporalHold(self._hold_levels(self._palette_size()), self.stability, diffusion)
+        size = self._palette_size()
+        return TemporalHold(self._hold_levels(size), hold_weight(size, self.stability), diffusion)
 
     def _next_index(self) -> int:
         self._planned += 1

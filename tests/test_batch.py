@@ -277,6 +277,24 @@ def cluster():
 
 
 @pytest.mark.slow
+def test_relative_paths_reach_workers_that_run_in_another_folder(tmp_path, monkeypatch):
+    """A scheduler's workers run where they were started: the inputs and the work folder go to them as absolute
+    paths (they were sent as given, and every file failed: "No such file or directory")."""
+    from distributed import LocalCluster
+
+    here, elsewhere = tmp_path / "here", tmp_path / "elsewhere"
+    (here / "clips").mkdir(parents=True)
+    elsewhere.mkdir()
+    clip = write_clip(here / "clips" / "a.mp4", size=(48, 32), frames=6)
+    monkeypatch.chdir(elsewhere)
+    with LocalCluster(n_workers=1, threads_per_worker=1, processes=True, dashboard_address=None) as local:
+        monkeypatch.chdir(here)
+        assert main(["batch", "clips/a.mp4", "-o", "out", "--scheduler", local.scheduler_address, "-q"]) == 0
+    assert len(_decode(here / "out" / "a.mp4")) == clip.frames
+    assert not list(elsewhere.iterdir())
+
+
+@pytest.mark.slow
 @pytest.mark.parametrize("to", [["mkv", "--lossless"], ["gif"]], ids=["lossless video", "gif"])
 def test_chunked_equals_sequential_on_a_clip_with_cuts(tmp_path, cluster, rng, to):
     """GIF chunks are joined by copying their frames, each with its own colour table: the same pictures."""

@@ -199,8 +199,8 @@ def test_map_pixels_is_the_table_with_offsets(shape, m, rng):
     np.testing.assert_array_equal(lookup_pixels(pixels, table), lookup_pixels(pixels, full))
 
 
-def held_reference(frame, table, offsets, threshold, weight, reference, previous):
-    """Temporal hold in numpy: what `map_pixels_held` must give."""
+def held_reference(frame, table, offsets, threshold, weight, reference, previous, shown):
+    """Temporal hold in numpy: what `map_pixels_held` must give, ``previous`` having shown ``shown``'s colours."""
     h, w = frame.shape[:2]
     p = frame.reshape(-1, 3).astype(np.int64)
     ref = reference.reshape(-1, 3).astype(np.int64)
@@ -210,10 +210,10 @@ def held_reference(frame, table, offsets, threshold, weight, reference, previous
     still = np.abs(p - ref).max(axis=1) <= threshold
     idx = np.where(still, before, best)
     if weight >= 0:
-        c = table.colors.astype(np.int64)
+        c, was = table.colors.astype(np.int64), shown.colors.astype(np.int64)[before]
         saved = ((p - c[before]) ** 2).sum(axis=1) - ((p - c[best]) ** 2).sum(axis=1)
-        shown = np.abs(c[before] - c[best]).sum(axis=1)
-        idx = np.where(still & (saved > weight * shown), best, idx)
+        more = np.abs(was - c[best]).sum(axis=1) - np.abs(was - c[before]).sum(axis=1)
+        idx = np.where(still & (saved > weight * more), best, idx)
     kept = still if weight < 0 else np.zeros_like(still)  # a weighed pixel's index is chosen again at p
     new_ref = np.where(kept[:, None], ref, p)
     return idx.reshape(h, w), new_ref.reshape(h, w, 3)
@@ -223,19 +223,25 @@ def held_reference(frame, table, offsets, threshold, weight, reference, previous
 @pytest.mark.parametrize("weight", [-1.0, 0.0, 20.0])
 @pytest.mark.parametrize("in_place", [False, True])
 def test_map_pixels_held_keeps_still_pixels(shape, weight, in_place, rng):
+    """Still pixels keep their index; after a palette change (``weight >= 0``) one moves when the error it saves
+    outweighs the extra change it shows from its colour in the previous palette (some slots moved a little,
+    some far)."""
     colors = rng.integers(0, 256, (16, 3), dtype=np.uint8)
     table = build_table(colors, "oklab")
+    moved = colors.astype(np.int16) + rng.integers(-4, 5, (16, 3)) * (np.arange(16) % 3 == 0)[:, None]
+    moved[::5] = rng.integers(0, 256, (4, 3))
+    shown = build_table(np.clip(moved, 0, 255).astype(np.uint8), "oklab")
     reference = rng.integers(0, 256, (*shape, 3), dtype=np.uint8)
     change = rng.integers(-6, 7, (*shape, 3)) * (rng.random((*shape, 1)) < 0.5)
     frame = np.clip(reference + change, 0, 255).astype(np.uint8)
     previous = rng.integers(0, 16, shape, dtype=np.uint8)
     offsets = rng.integers(-20, 21, (4, 4)).astype(np.int16)
     full = filled(build_table(colors, "oklab"))
-    expected_idx, expected_ref = held_reference(frame, full, offsets, 3, weight, reference, previous)
+    expected_idx, expected_ref = held_reference(frame, full, offsets, 3, weight, reference, previous, shown)
     before = previous.copy()
     out_idx = previous if in_place else np.empty(shape, np.uint8)
     rgb = np.empty_like(frame)
-    map_pixels_held(frame, table, offsets, 3, weight, reference, previous, out_idx, rgb)
+    map_pixels_held(frame, table, offsets, 3, weight, reference, previous, out_idx, rgb, shown=shown)
     np.testing.assert_array_equal(out_idx, expected_idx)
     np.testing.assert_array_equal(reference, expected_ref)
     np.testing.assert_array_equal(rgb, colors[out_idx])

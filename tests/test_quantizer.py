@@ -176,7 +176,7 @@ def test_error_diffusion_under_a_new_palette_moves_pixels_whose_slot_went_far(rn
 
     frame = np.zeros((32, 64, 3), np.uint8)
     frame[:, :32], frame[:, 32:] = 40, 220
-    hold = TemporalHold(3, stability=10)
+    hold = TemporalHold(3, weight=10 / 3)
     before = [np.empty((32, 64), np.uint8), np.empty((32, 64, 3), np.uint8)]
     hold.diffuse(frame, step([(40, 40, 40), (220, 220, 220)]), "floyd-steinberg", 1.0, *before)
     after = [np.empty((32, 64), np.uint8), np.empty((32, 64, 3), np.uint8)]
@@ -217,6 +217,34 @@ def test_the_default_hold_is_finer_for_large_palettes():
     # a hold given is kept
     assert [Quantizer(k).hold.diffusion_threshold for k in (16, 64, 256)] == [1, 1, 1]
     assert Quantizer(16, hold=3).hold.diffusion_threshold == 3 and Quantizer(16, hold=0).hold.diffusion_threshold == 0
+
+
+def test_small_palettes_weigh_the_change_a_still_pixel_shows_more():
+    """On a refitted palette's first frame a still grey of 100 shown as 90 is offered an entry at 99: a
+    palette of 64 colours moves it there (the error saved, 3 * (100 - 81), outweighs the fitter's weight on
+    9 levels shown per channel); one of 16, whose errors are larger everywhere, keeps it (`hold_weight`).
+    Changing the palette's size with a hold given changes the weight too."""
+    from livequant.lookup import build_table
+    from livequant.quantizer import TemporalHold, hold_weight
+    from livequant.track import PaletteStep
+
+    def step(greys):
+        colors = np.repeat(np.array(greys, np.uint8)[:, None], 3, axis=1)
+        return PaletteStep(Palette(colors), build_table(colors, "rgb"), None, fresh=False)
+
+    frame = np.full((8, 16, 3), 100, np.uint8)
+    shown = {}
+    for size in (16, 64):
+        hold = TemporalHold(3, hold_weight(size, 10.0))
+        out = [np.empty((8, 16), np.uint8), np.empty((8, 16, 3), np.uint8)]
+        hold.map(frame, step([90, 200]), np.zeros((1, 1), np.int16), *out)
+        out = [np.empty((8, 16), np.uint8), np.empty((8, 16, 3), np.uint8)]
+        hold.map(frame, step([90, 200, 99]), np.zeros((1, 1), np.int16), *out)
+        shown[size] = set(np.unique(out[1]))
+    assert shown == {16: {90}, 64: {99}}
+    q = Quantizer(16, hold=2)
+    q.configure(n_colors=64)
+    assert q.hold.weight == hold_weight(64, q.stability) < hold_weight(16, q.stability)
 
 
 def test_scene_cut_refits_from_scratch():
