@@ -546,7 +546,12 @@ class _File:
     output: Path
     expected: int
     fingerprint: list[int]
-    seconds: float = 0.0  # working time of its finished tasks
+    seconds: float = 0.0
+
+    @property
+    def source(self) -> str:
+        """The input's absolute path, as the workers open it: a scheduler's workers run in other folders."""
+        return str(self.item.input.absolute())  # working time of its finished tasks
     chunks: list[Chunk] | None = None
     pieces: dict | None = None  # chunk index -> (piece path, first frame, its time), as they finish
     damage: str = ""  # what to tell of its damaged frames, from the task that decoded it whole
@@ -625,7 +630,7 @@ def run_batch(items: list[Item], outdir, options: argparse.Namespace, settings: 
         return [], []
     _check_encoding(todo, outdir, options)
     outdir.mkdir(parents=True, exist_ok=True)
-    work = Path(tempfile.mkdtemp(dir=outdir, prefix=".livequant-batch-"))
+    work = Path(tempfile.mkdtemp(dir=outdir.absolute(), prefix=".livequant-batch-"))  # workers run elsewhere
     try:
         with _client(workers, scheduler) as client:
             return _Run(client, todo, outdir, work, options, digest, chunk_seconds, replay_seconds, quiet,
@@ -687,13 +692,12 @@ class _Run:
             probe = probes[item.name]
             output = outdir / item.name
             output.parent.mkdir(parents=True, exist_ok=True)
-            self.files[item.name] = _File(item, output, probe[0] if probe else 0, _fingerprint(item.input))
+            file = self.files[item.name] = _File(item, output, probe[0] if probe else 0, _fingerprint(item.input))
             if probe and chunk_seconds and probe[1] > 1.5 * chunk_seconds and output.suffix.lower() in JOINABLE:
-                self._submit(item.name, "plan", None, plan_task, str(item.input), options, chunk_seconds,
-                             replay_seconds,
+                self._submit(item.name, "plan", None, plan_task, file.source, options, chunk_seconds, replay_seconds,
                              priority=probe[0])
             else:
-                self._submit(item.name, "whole", None, encode_task, str(item.input),
+                self._submit(item.name, "whole", None, encode_task, file.source,
                              str(self._temp(item.name, "whole", output.name)), options, item.name, self.stop,
                              priority=probe[0] if probe else 0)
 
@@ -753,7 +757,7 @@ class _Run:
             for i, chunk in enumerate(file.chunks):
                 piece = self._temp(name, f"chunk{i:05d}", f"piece{suffix}")
                 key = f"{name}#{i}"
-                self._submit(name, "chunk", i, encode_task, str(file.item.input), str(piece), self.options, key,
+                self._submit(name, "chunk", i, encode_task, file.source, str(piece), self.options, key,
                              self.stop, chunk, priority=chunk.warm + chunk.count)
             return
         if what == "chunk":
@@ -765,7 +769,7 @@ class _Run:
                 temp = self._temp(name, "join", file.output.name)
                 temp.parent.mkdir(parents=True, exist_ok=True)
                 self._submit(name, "join", None, join_task, [p for p, _, _ in pieces], [t for _, _, t in pieces],
-                             str(temp), str(file.item.input), self.options, priority=10**9)
+                             str(temp), file.source, self.options, priority=10**9)
             return
         temp = self._temp(name, what, file.output.name)
         moves = [(temp, file.output)]
