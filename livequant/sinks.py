@@ -16,6 +16,7 @@ import io
 import logging
 import os
 import re
+import socket
 import sys
 import weakref
 from dataclasses import replace
@@ -1114,19 +1115,42 @@ class ImageWriter(_FileSink):
             path.unlink(missing_ok=True)
 
 
+#: Seconds to wait for an X server to take a connection before calling the display dead.
+X_CONNECT_SECONDS = 2.0
+
+
 def _check_display() -> None:
     """Raise `SinkError` where no window can open (Qt would abort the process instead)."""
     display = os.environ.get("DISPLAY")
-    local = re.fullmatch(r":(\d+)(\.\d+)?", display or "")
     if not sys.platform.startswith("linux"):
         return
     if not display:
         cause = "no display ($DISPLAY is not set)"
-    elif local and not Path(f"/tmp/.X11-unix/X{local[1]}").exists():
+    elif not _x_server_answers(display):
         cause = f"no X server answers on $DISPLAY={display}"
     else:
         return
     raise SinkError(f"cannot open a preview window: {cause}; use `livequant transcode` to write a file instead")
+
+
+def _x_server_answers(display: str) -> bool:
+    """Whether the X server ``display`` names (``[host]:number[.screen]``) takes a connection: its socket in
+    /tmp/.X11-unix for a local one, TCP port 6000 + number for a host's (an SSH forwarding that outlived its
+    session refuses it). True for a form not known here: Xlib may know it."""
+    named = re.fullmatch(r"(?P<host>[^:/]*):(?P<number>\d+)(\.\d+)?", display)
+    if named is None:
+        return True
+    host, number = named["host"], int(named["number"])
+    try:
+        if host in ("", "unix"):
+            with socket.socket(socket.AF_UNIX) as link:
+                link.settimeout(X_CONNECT_SECONDS)
+                link.connect(f"/tmp/.X11-unix/X{number}")
+        else:
+            socket.create_connection((host, 6000 + number), X_CONNECT_SECONDS).close()
+    except OSError:
+        return False
+    return True
 
 
 def _quiet_qt() -> None:

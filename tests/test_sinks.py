@@ -4,6 +4,7 @@ import gc
 import re
 import subprocess
 import sys
+from pathlib import Path
 
 import av
 import cv2
@@ -392,6 +393,38 @@ def test_preview_without_display_says_what_to_do(monkeypatch):
     monkeypatch.delenv("DISPLAY", raising=False)
     with pytest.raises(SinkError, match=r"no display \(\$DISPLAY is not set\); use `livequant transcode`"):
         Preview()
+
+
+def test_preview_on_a_display_nobody_answers_says_what_to_do():
+    """A socket file left by an X server that is gone, and a forwarded display whose SSH session ended (its port
+    closed): Qt aborted the process (exit 134); now one line and exit 1. Run as users do, in a process of its own,
+    since an abort would take the test run with it."""
+    import os
+    import socket
+
+    def preview(display):
+        return subprocess.run([sys.executable, "-m", "livequant", "preview", "test"], capture_output=True, text=True,
+                              timeout=60, env={**os.environ, "DISPLAY": display})
+
+    folder = Path("/tmp/.X11-unix")
+    folder.mkdir(mode=0o1777, exist_ok=True)
+    number = next(n for n in range(700, 800) if not (folder / f"X{n}").exists())
+    stale = socket.socket(socket.AF_UNIX)
+    stale.bind(str(folder / f"X{number}"))  # bound, never listening: a connection is refused
+    try:
+        done = preview(f":{number}")
+    finally:
+        stale.close()
+        (folder / f"X{number}").unlink()
+    assert done.returncode == 1 and done.stderr.strip().splitlines() == [
+        f"livequant: error: cannot open a preview window: no X server answers on $DISPLAY=:{number}; use "
+        "`livequant transcode` to write a file instead"]
+    with socket.socket() as probe:  # a port that was free a moment ago
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    if port > 6000:
+        done = preview(f"127.0.0.1:{port - 6000}")
+        assert done.returncode == 1 and "no X server answers on $DISPLAY=127.0.0.1:" in done.stderr
 
 
 @pytest.mark.gui
