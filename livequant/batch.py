@@ -40,6 +40,7 @@ import hashlib
 import json
 import logging
 import os
+import re
 import shutil
 import signal
 import sys
@@ -64,6 +65,7 @@ from livequant.gif import split_file_parts
 from livequant.options import animation_loop, frame_size, make_quantizer, open_output
 from livequant.pipeline import end_at, run
 from livequant.report import QualityReport, still_change
+from livequant.sinks import VIDEO_SUFFIXES as VIDEO_OUTPUTS
 from livequant.sinks import AudioTrack, GifWriter, OneBehind, check_target
 from livequant.sources import VideoFile, damage_note
 from livequant.track import scene_cuts
@@ -73,6 +75,8 @@ __all__ = ["BatchError", "Chunk", "Item", "find_inputs", "plan_chunks", "run_bat
 #: Suffixes of the files taken from a folder.
 VIDEO_SUFFIXES = frozenset({".mp4", ".m4v", ".mov", ".mkv", ".webm", ".avi", ".gif", ".mpg", ".mpeg", ".ts",
                             ".flv", ".wmv", ".ogv"})
+#: Output suffixes batch writes; an input's suffix is kept unless --to gives another.
+WRITTEN_SUFFIXES = VIDEO_SUFFIXES & {*VIDEO_OUTPUTS, ".gif"}
 MANIFEST = "livequant-manifest.jsonl"
 #: Outputs whose chunks join by stream copy; others (APNG: one frame count and numbering over the file) are
 #: encoded whole.
@@ -133,8 +137,9 @@ def find_inputs(specs, *, to: str | None = None, outdir=None) -> list[Item]:
     A file keeps its name; a folder's files (any depth) keep their path under
     the folder; a glob's matches keep their path under the glob's fixed part.
     ``to`` (a suffix such as ``"gif"``) replaces each suffix. Files that folders
-    and globs find under ``outdir`` (the outputs of an earlier run) are left out;
-    a file named under it is refused.
+    and globs find under ``outdir`` (the outputs of an earlier run) are left out,
+    as are those a folder holds under another batch's output folder (one with
+    its `MANIFEST`); a file named under ``outdir`` is refused.
 
     Raises
     ------
@@ -171,7 +176,9 @@ def _expand(spec: str):
                          "use `livequant transcode URL OUTPUT` for a URL")
     path = Path(spec)
     if path.is_dir():
-        found = sorted(p for p in path.rglob("*") if p.is_file() and p.suffix.lower() in VIDEO_SUFFIXES)
+        outputs = {manifest.parent for manifest in path.rglob(MANIFEST)} - {path}  # earlier batches' folders
+        found = sorted(p for p in path.rglob("*") if p.is_file() and p.suffix.lower() in VIDEO_SUFFIXES
+                       and not outputs.intersection(p.parents))
         if not found:
             raise BatchError(f"folder '{spec}' holds no video files ({' '.join(sorted(VIDEO_SUFFIXES))})")
         return [(p, p.relative_to(path)) for p in found]
@@ -315,6 +322,10 @@ def _check_encoding(items: list[Item], outdir: Path, options: argparse.Namespace
     refuses stops the batch before any work (`UsageError`, naming an output), not once per file on the workers."""
     with tempfile.TemporaryDirectory() as folder:
         for item in {Path(item.name).suffix.lower(): item for item in items}.values():
+            suffix = Path(item.name).suffix.lower()
+            if not options.to and suffix not in WRITTEN_SUFFIXES:
+                raise UsageError(f"'{item.input}' would be written as {suffix}, which livequant does not write; "
+                                 "give --to mp4 (or mkv, webm, gif)")
             trial = Path(folder) / Path(item.name).name
             try:
                 open_output(_task_options(options, "", trial, audio=False), argparse.Namespace(fps=None), ()).abort()
@@ -517,9 +528,15 @@ def _gif_frame(packet: av.Packet, keep_header: bool) -> av.Packet:
 
 def _timed(function, *args):
     """``(function(*args), seconds it took)``: what the client submits, so the manifest can record each
-    file's working time (not its time in the queue)."""
+    file's working time (not its time in the queue). A livequant error goes back without its cause: an FFmpeg
+    error does not survive the trip (Dask then sent ``Exception(repr(error))``)."""
     start = time.perf_counter()
-    return function(*args), time.perf_counter() - start
+    try:
+        result = function(*args)
+    except LivequantError as error:
+        error.__cause__ = error.__context__ = None
+        raise
+    return result, time.perf_counter() - start
 
 
 def _probe(path: Path) -> tuple[int, float] | None:
@@ -802,8 +819,9 @@ class _Run:
         if isinstance(error, KilledWorker):
             message = (f"a worker died each of the {ALLOWED_FAILURES + 1} times it ran this input (a crash in "
                        "the decoder, or out of memory?)")
-        elif isinstance(error, LivequantError):
-            message = str(error)
+        elif isinstance(error, LivequantError):  # named by the output, not by the work folder's copy of it
+            message = re.sub(rf"{re.escape(str(self.work))}/[^/']+/[^/']+/{re.escape(file.output.name)}",
+                             lambda _: str(file.output), str(error))
         else:
             message = f"{type(error).__name__}: {error}"
         self.failures.append(f"{file.item.input}: {message}")

@@ -237,8 +237,15 @@ class Webcam(_Source):
     live = True
 
     def __init__(self, index_or_path=0, size=None, fps=None, *, timeout: float = 2.0):
+        if isinstance(index_or_path, os.PathLike):
+            index_or_path = os.fspath(index_or_path)
+        if isinstance(index_or_path, bool) or not isinstance(index_or_path, (int, np.integer, str)):
+            raise TypeError(f"index_or_path must be a camera index (an int) or a device path or URL, got "
+                            f"{index_or_path!r}")
+        if not isinstance(index_or_path, str) and index_or_path < 0:  # OpenCV crashes on some
+            raise ValueError(f"camera index must be 0 or more, got {index_or_path}")
         self.path = index_or_path
-        self._name = f"camera {index_or_path}" if isinstance(index_or_path, int) else f"camera '{index_or_path}'"
+        self._name = f"camera {index_or_path}" if not isinstance(index_or_path, str) else f"camera '{index_or_path}'"
         with quiet_opencv():
             cap = cv2.VideoCapture(index_or_path)
         if not cap.isOpened():
@@ -469,6 +476,7 @@ class VideoFile(_Source):
                 raise SourceError(f"cannot seek to {start:g} s in video '{self.path}': "
                                   f"{getattr(e, 'strerror', None) or 'too far'}; try without --start") from e
         self._packets = None  # the demuxer, once reading starts
+        self._closed = False
         self._frames = self._decode(start, duration)
         self._first = next(self._frames, None)
         if self._first is None:
@@ -625,6 +633,8 @@ class VideoFile(_Source):
         self._read_sound_until(self.end_time if self.end_time is not None else t)
 
     def __iter__(self):
+        if self._closed:
+            raise SourceError(f"video '{self.path}' was closed; open a new VideoFile to read it")
         if self._first is None:
             raise SourceError(f"video '{self.path}' was read already: a VideoFile is read once; open a new one to "
                               "read it again")
@@ -634,6 +644,7 @@ class VideoFile(_Source):
 
     def close(self) -> None:
         """Close the file."""
+        self._closed = True
         self._frames.close()
         if self.audio is not None:
             self.audio.finished = True

@@ -92,6 +92,9 @@ def test_earlier_outputs_are_not_inputs_and_an_output_that_is_an_input_is_refuse
     (tmp_path / "out").mkdir()
     (tmp_path / "out" / "a.mp4").write_bytes(b"")  # an earlier run's output, inside the input folder
     assert [i.name for i in find_inputs([tmp_path], outdir=tmp_path / "out")] == ["a.mp4"]
+    (tmp_path / "out" / MANIFEST).write_text("")  # another run's output folder, into another: passed over too
+    assert [i.name for i in find_inputs([tmp_path], outdir=tmp_path / "out2")] == ["a.mp4"]
+    assert [i.name for i in find_inputs([tmp_path / "out"], outdir=tmp_path / "out2")] == ["a.mp4"]  # named
     with pytest.raises(BatchError, match="every input is under the output folder"):
         find_inputs([tmp_path / "out"], outdir=tmp_path / "out")
     named = tmp_path / "out" / "a.mp4"
@@ -103,6 +106,16 @@ def test_earlier_outputs_are_not_inputs_and_an_output_that_is_an_input_is_refuse
     before = clip.read_bytes()
     assert main(["batch", str(clip), "-o", str(linked), "-y", "-q"]) == 1  # before any cluster starts
     assert "is the input" in capsys.readouterr().err and clip.read_bytes() == before
+
+
+def test_an_input_whose_suffix_is_not_written_asks_for_to(tmp_path, capsys):
+    """An .avi keeps its suffix by default, which no writer takes: the error named the suffixes, not --to."""
+    clip = write_clip(tmp_path / "a.mp4", size=(48, 32), frames=4).path
+    clip.rename(tmp_path / "a.avi")
+    assert main(["batch", str(tmp_path / "a.avi"), "-o", str(tmp_path / "out"), "-q"]) == 2
+    assert capsys.readouterr().err == (f"livequant: error: '{tmp_path / 'a.avi'}' would be written as .avi, which "
+                                       "livequant does not write; give --to mp4 (or mkv, webm, gif)\n")
+    assert not (tmp_path / "out").exists()
 
 
 def test_an_output_folder_that_is_a_file_or_a_scheduler_that_does_not_answer_is_one_line(tmp_path, capsys):
@@ -274,6 +287,31 @@ def cluster():
 
     with LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None) as local:
         yield local.scheduler_address
+
+
+@pytest.fixture
+def small_disk(tmp_path):
+    """A folder on a 150 kB tmpfs; skips where mounting is not allowed."""
+    folder = tmp_path / "small"
+    folder.mkdir()
+    if subprocess.run(["mount", "-t", "tmpfs", "-o", "size=150k", "tmpfs", str(folder)],
+                      capture_output=True).returncode:
+        pytest.skip("cannot mount a small tmpfs here (needs root)")
+    yield folder
+    subprocess.run(["umount", str(folder)], check=True)
+
+
+@pytest.mark.slow
+def test_a_full_disk_on_a_worker_is_one_line_naming_the_output(tmp_path, small_disk, cluster, capsys):
+    """The worker's SinkError, raised from FFmpeg's error, came back as "Exception: SinkError(...)" naming the
+    work folder's copy: Dask could not unpickle the cause."""
+    clip = write_clip(tmp_path / "big.mp4", size=(320, 240), frames=60)
+    out = small_disk / "out"
+    assert main(["batch", str(clip.path), "-o", str(out), "--scheduler", cluster, "-q"]) == 1
+    assert capsys.readouterr().err == (f"livequant: error: {clip.path}: cannot finish '{out / 'big.mp4'}': No "
+                                       "space left on device; free some space (or lift the file size limit), or "
+                                       "write to another disk\n")
+    assert sorted(p.name for p in out.iterdir()) == [MANIFEST]
 
 
 @pytest.mark.slow

@@ -46,6 +46,10 @@ def test_a_video_file_read_again_says_so(clip):
         next(iter(src))
         with pytest.raises(SourceError, match="read already"):
             next(iter(src))
+    src = VideoFile(clip.path)
+    src.close()
+    with pytest.raises(SourceError, match="was closed; open a new VideoFile"):  # it gave the first frame
+        list(src)
 
 
 @pytest.mark.parametrize(
@@ -289,6 +293,13 @@ def test_missing_camera_points_to_the_list():
     hint = r"cannot open camera 7: no such device; list cameras with `livequant preview --list-cameras`"
     with pytest.raises(SourceError, match=hint):
         Webcam(7)
+
+
+@pytest.mark.parametrize("index", [-1, True, 1.5, None])
+def test_a_camera_index_that_is_no_index_is_refused(index):
+    """OpenCV crashed the process on -1 (no camera here) and raised its own error on True or 1.5."""
+    with pytest.raises(ValueError if index == -1 else TypeError, match="camera index"):
+        Webcam(index)
 
 
 # Images
