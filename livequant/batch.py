@@ -53,7 +53,7 @@ from pathlib import Path
 import cv2  # noqa: F401  # before av: see livequant/sinks.py
 import av  # isort: skip
 import dask
-from distributed import Client, Event, KilledWorker, LocalCluster, WorkerPlugin, as_completed, get_worker
+from distributed import Client, KilledWorker, LocalCluster, WorkerPlugin, as_completed, get_worker
 from tqdm import tqdm
 
 from livequant import __version__
@@ -295,10 +295,11 @@ def quietest_seam(before: QuantizedFrame, window: list[QuantizedFrame]) -> int:
 
 class _Reporter:
     """``on_frame`` for `run` in a task: reports the frames done every `REPORT_EVERY` s as a Dask event,
-    and raises `Cancelled` once the batch's stop event is set."""
+    and raises `Cancelled` once the batch's work folder is gone (the client removes it when it stops: a
+    Dask event made a client on each worker, whose ``__del__`` printed a traceback as the worker shut down)."""
 
-    def __init__(self, key: str, stop: str):
-        self._key, self._stop = key, stop
+    def __init__(self, key: str, work: str):
+        self._key, self._work = key, work
         self._sent = time.monotonic()
         self.last = None  # the last frame handed to the sinks
         try:
@@ -313,7 +314,7 @@ class _Reporter:
             return
         self._sent = now
         self._worker.log_event(_TOPIC, (self._key, stats.frames))
-        if Event(self._stop).is_set():
+        if not os.path.isdir(self._work):
             raise Cancelled()
 
 
@@ -338,7 +339,7 @@ def _task_options(options: argparse.Namespace, source_path, output, *, audio: bo
                                  "overwrite": True, "fps": None, "no_audio": options.no_audio or not audio})
 
 
-def encode_task(source_path: str, output: str, options: argparse.Namespace, key: str, stop: str,
+def encode_task(source_path: str, output: str, options: argparse.Namespace, key: str, work: str,
                 chunk: Chunk | None = None) -> tuple[int, str] | tuple[int, int, float]:
     """Transcode a file, or one chunk of it, to ``output`` (a piece without audio for a chunk).
 
@@ -350,6 +351,8 @@ def encode_task(source_path: str, output: str, options: argparse.Namespace, key:
         written frame and that frame's time after the file's first frame.
     """
     output = Path(output)
+    if not os.path.isdir(work):  # the batch stopped
+        raise Cancelled()
     shutil.rmtree(output.parent, ignore_errors=True)  # what a worker that died here left
     output.parent.mkdir(parents=True)
     start = None if chunk is None else chunk.start
@@ -359,7 +362,7 @@ def encode_task(source_path: str, output: str, options: argparse.Namespace, key:
         sink = (GifWriter(output, loop=animation_loop(task_options), overwrite=True, local_palettes=True)
                 if chunk and output.suffix == ".gif" else open_output(task_options, source, [source_path]))
         report = QualityReport() if options.report and chunk is None else None
-        reporter = _Reporter(key, stop)
+        reporter = _Reporter(key, work)
         with make_quantizer(options) as quantizer, sink:
             frames = adapt(source, size=size)
             sinks = [enlarge(sink, n, shown)] + ([report] if report else [])
@@ -669,12 +672,34 @@ def _client(workers: int | None, scheduler: str | None):
         with client:
             yield client
         return
-    with dask.config.set({"distributed.scheduler.allowed-failures": ALLOWED_FAILURES}):
-        cluster = LocalCluster(n_workers=workers or os.cpu_count() or 1, threads_per_worker=1, processes=True,
-                               dashboard_address=None, silence_logs=logging.CRITICAL)
-    with cluster, Client(cluster) as client:
-        client.register_plugin(_IgnoreInterrupts())
+    with _interrupts_held():
+        with dask.config.set({"distributed.scheduler.allowed-failures": ALLOWED_FAILURES}):
+            cluster = LocalCluster(n_workers=workers or os.cpu_count() or 1, threads_per_worker=1, processes=True,
+                                   dashboard_address=":0", silence_logs=logging.CRITICAL)  # None: port 8787,
+            # with a warning where another program has it
+        with contextlib.ExitStack() as on_failure:
+            on_failure.callback(cluster.close)
+            client = on_failure.enter_context(Client(cluster))
+            client.register_plugin(_IgnoreInterrupts())
+            on_failure.pop_all()
+    with cluster, client:
         yield client
+
+
+@contextlib.contextmanager
+def _interrupts_held():
+    """Hold Ctrl-C while a local cluster and its client start, and take it after: inside the start it left a
+    half-made cluster that Dask's exit hook failed on, or a client never closed, each with a traceback.
+
+    Worker processes that take it while they import still print one (a
+    terminal sends it to them too): ignoring it here, a disposition they
+    would inherit, lost it for this process too, as other threads took it.
+    """
+    blocked = signal.pthread_sigmask(signal.SIG_BLOCK, [signal.SIGINT])
+    try:
+        yield
+    finally:
+        signal.pthread_sigmask(signal.SIG_SETMASK, blocked)
 
 
 class _IgnoreInterrupts(WorkerPlugin):
@@ -692,7 +717,6 @@ class _Run:
                  replaceable):
         self.client, self.outdir, self.work, self.replaceable = client, outdir, work, replaceable
         self.options, self.digest = options, digest
-        self.stop = f"livequant-stop-{work.name}"
         self.files: dict[str, _File] = {}
         self.tasks = {}  # future -> (file key, what, chunk index)
         self.progress: dict[str, int] = {}
@@ -715,7 +739,7 @@ class _Run:
                              priority=probe[0])
             else:
                 self._submit(item.name, "whole", None, encode_task, file.source,
-                             str(self._temp(item.name, "whole", output.name)), options, item.name, self.stop,
+                             str(self._temp(item.name, "whole", output.name)), options, item.name, str(work),
                              priority=probe[0] if probe else 0)
 
     def _temp(self, name: str, what: str, filename: str) -> Path:
@@ -743,7 +767,7 @@ class _Run:
                     self._finished(future)
             self._draw()
         except BaseException:
-            Event(self.stop, client=self.client).set()
+            shutil.rmtree(self.work, ignore_errors=True)  # running tasks stop (`_Reporter`)
             self.client.cancel(list(self.tasks))
             raise
         finally:
@@ -775,7 +799,7 @@ class _Run:
                 piece = self._temp(name, f"chunk{i:05d}", f"piece{suffix}")
                 key = f"{name}#{i}"
                 self._submit(name, "chunk", i, encode_task, file.source, str(piece), self.options, key,
-                             self.stop, chunk, priority=chunk.warm + chunk.count)
+                             str(self.work), chunk, priority=chunk.warm + chunk.count)
             return
         if what == "chunk":
             _, first, offset = result

@@ -285,7 +285,7 @@ def test_an_output_another_program_writes_meanwhile_is_kept(tmp_path, cluster, c
 def cluster():
     from distributed import LocalCluster
 
-    with LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None) as local:
+    with LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=":0") as local:
         yield local.scheduler_address
 
 
@@ -315,6 +315,49 @@ def test_a_full_disk_on_a_worker_is_one_line_naming_the_output(tmp_path, small_d
 
 
 @pytest.mark.slow
+def test_ctrl_c_from_a_terminal_stops_the_batch_without_a_traceback(tmp_path):
+    """A terminal's Ctrl-C goes to the whole process group, workers included, here once their tasks run: each
+    worker printed "Exception ignored in: Client.__del__ ... IOLoop is closed" as it shut down (the stop was a
+    Dask event, which made a client on each worker). Dask's usual port, 8787, is taken meanwhile: the cluster
+    warned that it served on another."""
+    import socket
+
+    taken = socket.socket()
+    try:
+        taken.bind(("0.0.0.0", 8787))
+        taken.listen()
+    except OSError:  # another program has it: as good
+        pass
+    inputs = tmp_path / "in"
+    inputs.mkdir()
+    for name in "abcd":
+        write_clip(inputs / f"{name}.mp4", size=(320, 240), frames=150)
+    out = tmp_path / "out"
+    process = subprocess.Popen([sys.executable, "-m", "livequant", "batch", str(inputs), "-o", str(out),
+                                "--workers", "2", "-q"], stderr=subprocess.PIPE, text=True, start_new_session=True,
+                               preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
+    deadline = time.monotonic() + 60
+    while not _hidden(out) and time.monotonic() < deadline:  # the work folder: the cluster runs
+        time.sleep(0.1)
+    time.sleep(1.5)
+    os.killpg(process.pid, signal.SIGINT)
+    _, err = process.communicate(timeout=60)
+    taken.close()
+    assert process.returncode == 130 and err.strip() == "interrupted", err
+    assert not _hidden(out) and not list(out.glob("*.mp4"))
+    time.sleep(1)
+    assert not [p for p in psutil.process_iter(["pid"]) if _in_group(p, process.pid)]
+
+
+def _in_group(process, group: int) -> bool:
+    """Whether ``process`` runs in process group ``group`` (an exited one waiting to be reaped does not)."""
+    try:
+        return os.getpgid(process.pid) == group and process.status() != psutil.STATUS_ZOMBIE
+    except (OSError, psutil.Error):
+        return False
+
+
+@pytest.mark.slow
 def test_relative_paths_reach_workers_that_run_in_another_folder(tmp_path, monkeypatch):
     """A scheduler's workers run where they were started: the inputs and the work folder go to them as absolute
     paths (they were sent as given, and every file failed: "No such file or directory")."""
@@ -325,7 +368,7 @@ def test_relative_paths_reach_workers_that_run_in_another_folder(tmp_path, monke
     elsewhere.mkdir()
     clip = write_clip(here / "clips" / "a.mp4", size=(48, 32), frames=6)
     monkeypatch.chdir(elsewhere)
-    with LocalCluster(n_workers=1, threads_per_worker=1, processes=True, dashboard_address=None) as local:
+    with LocalCluster(n_workers=1, threads_per_worker=1, processes=True, dashboard_address=":0") as local:
         monkeypatch.chdir(here)
         assert main(["batch", "clips/a.mp4", "-o", "out", "--scheduler", local.scheduler_address, "-q"]) == 0
     assert len(_decode(here / "out" / "a.mp4")) == clip.frames
