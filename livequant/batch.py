@@ -75,8 +75,8 @@ __all__ = ["BatchError", "Chunk", "Item", "find_inputs", "plan_chunks", "run_bat
 #: Suffixes of the files taken from a folder.
 VIDEO_SUFFIXES = frozenset({".mp4", ".m4v", ".mov", ".mkv", ".webm", ".avi", ".gif", ".mpg", ".mpeg", ".ts",
                             ".flv", ".wmv", ".ogv"})
-#: Output suffixes batch writes; an input's suffix is kept unless --to gives another.
-WRITTEN_SUFFIXES = VIDEO_SUFFIXES & {*VIDEO_OUTPUTS, ".gif"}
+#: Output suffixes batch writes: --to's, else each input's own.
+OUTPUT_SUFFIXES = frozenset({*VIDEO_OUTPUTS, ".gif", ".webp", ".apng"})
 MANIFEST = "livequant-manifest.jsonl"
 #: Outputs whose chunks join by stream copy; others (APNG: one frame count and numbering over the file) are
 #: encoded whole.
@@ -324,7 +324,7 @@ def _check_encoding(items: list[Item], outdir: Path, options: argparse.Namespace
     with tempfile.TemporaryDirectory() as folder:
         for item in {Path(item.name).suffix.lower(): item for item in items}.values():
             suffix = Path(item.name).suffix.lower()
-            if not options.to and suffix not in WRITTEN_SUFFIXES:
+            if not options.to and suffix not in OUTPUT_SUFFIXES:
                 raise UsageError(f"'{item.input}' would be written as {suffix}, which livequant does not write; "
                                  "give --to mp4 (or mkv, webm, gif)")
             trial = Path(folder) / Path(item.name).name

@@ -209,8 +209,8 @@ def _add_standard_output(parser: argparse.ArgumentParser, formats: str) -> None:
 
 def _add_max_pixels(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--max-pixels", type=_number(int, 1, 2**31 - 1), default=MAX_PIXELS, metavar="N",
-                        help="refuse input pictures, and sizes from --scale, --width, --pixelate or --size, of more "
-                             "than N pixels, which guards against decompression bombs and exhausted memory "
+                        help="refuse input pictures, and frame sizes the options ask for, of more than N pixels, "
+                             "which guards against decompression bombs and exhausted memory "
                              f"(default: {MAX_PIXELS}, 100 megapixels)")
 
 
@@ -260,7 +260,8 @@ def _parser() -> argparse.ArgumentParser:
                         "(standard input), pictures (frames/%%04d.png, 'frames/*.png'), or a picture, shown until "
                         "the window closes")
     p.add_argument("--list-cameras", action="store_true", help="list the cameras that can be opened, and exit")
-    p.add_argument("--size", type=_size, metavar="WxH", help="frame size to ask the camera or test pattern for")
+    p.add_argument("--size", type=_size, metavar="WxH", help="frame size: asked of the camera or test pattern; a video or "
+                   "pictures are resized to it")
     p.add_argument("--fps", type=_number(float, 0.01, 1000), help="frame rate, 0.01..1000: asked of the camera or "
                    "test pattern; pictures (frames/%%04d.png, 'frames/*.png') play at it (else 25); a video is "
                    "shown at it, frames dropped or repeated by their timestamps")
@@ -472,7 +473,7 @@ def _global_palette(args, timing: dict) -> Palette:
 
 
 #: What `livequant transcode` and `livequant image` write to standard output (``--to``).
-TRANSCODE_FORMATS = (".gif", *VIDEO_SUFFIXES, ".webp", ".apng", ".png", ".jpg")
+TRANSCODE_FORMATS = (".gif", *VIDEO_SUFFIXES, ".webp", ".apng")  # one picture: `livequant image`
 IMAGE_FORMATS = (".png", ".gif", ".jpg", ".webp", ".bmp", ".tif")
 
 
@@ -492,7 +493,8 @@ def _standard_output(args, formats: tuple[str, ...]):
         raise UsageError(f"the output - is standard output: add --to with what to write there ({names})")
     suffix = "." + args.to.lower().lstrip(".")
     if suffix not in formats:
-        raise UsageError(f"--to {args.to}: standard output takes {names}")
+        one = "; for one picture, use `livequant image`" if suffix in IMAGE_FORMATS else ""
+        raise UsageError(f"--to {args.to}: standard output takes {names}{one}")
     if sys.stdout.isatty():
         raise UsageError(f"standard output is a terminal, which shows no {suffix} file; send it to a file (> "
                          f"out{suffix}) or a pipe")
@@ -580,8 +582,9 @@ def _transcode_file(args) -> int:
 def _batch(args) -> int:
     from livequant import batch  # Dask loads only for this command
 
-    if args.to and (not args.to.lstrip(".").isalnum() or f".{args.to.lstrip('.').lower()}" in IMAGE_SUFFIXES):
-        raise UsageError(f"--to takes a video or GIF suffix such as mp4, mkv, webm or gif, got {args.to!r}")
+    if args.to and f".{args.to.lstrip('.').lower()}" not in batch.OUTPUT_SUFFIXES:
+        names = " ".join(sorted(suffix.lstrip(".") for suffix in batch.OUTPUT_SUFFIXES))
+        raise UsageError(f"--to takes one of {names}, got {args.to!r}")
     items = batch.find_inputs(args.inputs, to=args.to, outdir=args.output)
     options = argparse.Namespace(**{k: v for k, v in vars(args).items() if k != "func"})
     settings = {k: getattr(args, k) for k in ("colors", "dither", "dither_strength", "color_space", "refit_every",

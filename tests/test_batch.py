@@ -116,6 +116,9 @@ def test_an_input_whose_suffix_is_not_written_asks_for_to(tmp_path, capsys):
     assert capsys.readouterr().err == (f"livequant: error: '{tmp_path / 'a.avi'}' would be written as .avi, which "
                                        "livequant does not write; give --to mp4 (or mkv, webm, gif)\n")
     assert not (tmp_path / "out").exists()
+    assert main(["batch", str(tmp_path / "a.avi"), "-o", str(tmp_path / "out"), "--to", "png", "-q"]) == 2
+    assert capsys.readouterr().err == ("livequant: error: --to takes one of apng gif mkv mov mp4 webm webp, got "
+                                       "'png'\n")  # webp was refused with apng taken, and suggested for txt
 
 
 def test_an_output_folder_that_is_a_file_or_a_scheduler_that_does_not_answer_is_one_line(tmp_path, capsys):

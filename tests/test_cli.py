@@ -499,9 +499,11 @@ def test_standard_output_gets_the_output_once_complete(tmp_path, clip):
     assert main(["image", str(tmp_path / "photo.png"), str(tmp_path / "file.png"), "-k", "4", "-q"]) == 0
     assert status == 0 and sent == (tmp_path / "file.png").read_bytes()  # standard input to standard output
     for args, message in [
-        ((), "the output - is standard output: add --to with what to write there (gif mp4 mov mkv webm webp apng "
-             "png jpg)"),
-        (("--to", "avi"), "--to avi: standard output takes gif mp4 mov mkv webm webp apng png jpg"),
+        ((), "the output - is standard output: add --to with what to write there (gif mp4 mov mkv webm webp "
+             "apng)"),
+        (("--to", "avi"), "--to avi: standard output takes gif mp4 mov mkv webm webp apng"),
+        (("--to", "png"), "--to png: standard output takes gif mp4 mov mkv webm webp apng; for one picture, use "
+                          "`livequant image`"),  # it named the temporary file's path, and ways to rename it
     ]:
         assert out("transcode", clip.path, "-", *args) == (2, b"", f"livequant: error: {message}\n")
     assert out("transcode", clip.path, "x.gif", "--to", "gif") == (2, b"", (
