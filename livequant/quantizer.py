@@ -219,6 +219,8 @@ class Quantizer:
         Seed for sampling and k-means++: same seed, same output.
     locked : array_like of (L, 3) uint8, optional
         Colours always in the adaptive palette; the other ``n_colors - L`` adapt.
+        A palette size of ``L`` or fewer (`configure`) adapts all its colours,
+        and the locked ones come back with a larger size.
     dither_strength : float
         0..2; scales the dither amplitude (ordered) or the error passed on (diffusion).
     hold : int, optional
@@ -410,8 +412,6 @@ class Quantizer:
             self.hold.reset()  # held indices were chosen under the old dither
         if n_colors is not None and n_colors != self.n_colors:
             self.n_colors = int(n_colors)
-            if self._locked is not None and len(self._locked) >= self.n_colors:
-                self._locked = None
             self.track.close()
             self.track = self._new_track()
         if palette is not None:
@@ -443,7 +443,7 @@ class Quantizer:
             color_space=working_space(self.color_space, self.n_colors),
             sample_size=self.sample_size or default_sample_size(self.n_colors),
             seed=self.seed,
-            locked=self._locked,
+            locked=self._locked if self._locked is not None and len(self._locked) < self.n_colors else None,
             stability=self.stability,
             unseen_levels=max(hold - 1, 0),  # a move the hold would hide from a pixel
         )

@@ -284,6 +284,11 @@ def test_locked_colours_stay_in_the_palette(rng):
     q = Quantizer(8, locked=locked)
     q.quantize(smooth_frame(seed=7))
     assert {(0, 0, 0), (255, 255, 255)} <= colour_set(q.palette.colors)
+    q.configure(n_colors=2)  # no room for them: all of it adapts
+    q.quantize(smooth_frame(seed=7))
+    q.configure(n_colors=8)  # they come back (they were dropped for good)
+    q.quantize(smooth_frame(seed=7))
+    assert {(0, 0, 0), (255, 255, 255)} <= colour_set(q.palette.colors)
 
 
 def test_configure_changes_settings_live():
