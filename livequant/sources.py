@@ -419,6 +419,7 @@ class VideoFile(_Source):
             raise ValueError(f"duration must be > 0 seconds, got {duration}")
         _check_max_pixels(max_pixels)
         self.path = os.fspath(path_or_url)
+        self._named = "standard input" if self.path == STDIN else f"video '{self.path}'"  # in messages
         if fps is not None:
             check_fps(fps)
             if not is_picture_sequence(self.path):
@@ -433,16 +434,16 @@ class VideoFile(_Source):
             self._container = av.open(self.path, options=limit | self._sequence_options(fps),
                                       metadata_errors="replace")
         except av.error.FFmpegError as e:
-            raise SourceError(f"cannot open video '{self.path}': {e.strerror}; {_open_hint(self.path, e)}") from e
+            raise SourceError(f"cannot open {self._named}: {e.strerror}; {_open_hint(self.path, e)}") from e
         if not self._container.streams.video:
             sound = " (only sound)" if self._container.streams.audio else ""
             self._container.close()
-            raise SourceError(f"cannot read video '{self.path}': it has no video stream{sound}; give a video file")
+            raise SourceError(f"cannot read {self._named}: it has no video stream{sound}; give a video file")
         self._stream = stream = self._container.streams.video[0]
         context = stream.codec_context
         try:
             if context is None:  # PyAV's answer for a codec FFmpeg cannot decode
-                raise SourceError(f"cannot read video '{self.path}': FFmpeg has no decoder for its video codec; "
+                raise SourceError(f"cannot read {self._named}: FFmpeg has no decoder for its video codec; "
                                   "is the file complete, and a common format (H.264, VP9, ...)?")
             size = (context.width, context.height)
             if not all(size):  # the probe's decoder was refused the size (FFV1, raw video): as the container says
@@ -473,7 +474,7 @@ class VideoFile(_Source):
                 self._container.seek(int(start / stream.time_base), stream=stream)
             except (av.error.FFmpegError, OverflowError) as e:
                 self._container.close()
-                raise SourceError(f"cannot seek to {start:g} s in video '{self.path}': "
+                raise SourceError(f"cannot seek to {start:g} s in {self._named}: "
                                   f"{getattr(e, 'strerror', None) or 'too far'}; try without --start") from e
         self._packets = None  # the demuxer, once reading starts
         self._closed = False
@@ -483,23 +484,23 @@ class VideoFile(_Source):
             length = self._container.duration  # microseconds, where the container says
             self.close()
             if self._refused:
-                raise SourceError(f"cannot read video '{self.path}': no frame could be decoded within the limit of "
+                raise SourceError(f"cannot read {self._named}: no frame could be decoded within the limit of "
                                   f"{megapixels(max_pixels)} megapixels; if you trust the file, raise the limit with "
                                   "--max-pixels")
             if self.undecodable and self.path.lower().endswith(".webp"):
-                raise SourceError(f"cannot read video '{self.path}': FFmpeg here cannot decode animated WebP; "
+                raise SourceError(f"cannot read {self._named}: FFmpeg here cannot decode animated WebP; "
                                   "convert it to .gif or .mp4 first (`livequant image` reads a still WebP)")
             cause = "no frame could be decoded" if self.undecodable else "no frames"
             where = f" from {start:g} s on" if start else ""
             if start and not self.undecodable and length:
-                raise SourceError(f"cannot read video '{self.path}': no frames from {start:g} s on (it lasts "
+                raise SourceError(f"cannot read {self._named}: no frames from {start:g} s on (it lasts "
                                   f"{length / 1e6:.2f} s); start earlier, or check that the file is complete")
             if is_pipe(self.path):
                 raise SourceError(f"cannot read video from '{self.path}': {cause}{where}; a pipe cannot be seeked, "
                                   "so MP4 and MOV read from one need their index first (ffmpeg -movflags "
                                   "+faststart); pipe MKV or MPEG-TS instead (ffmpeg ... -f matroska -), or give the "
                                   "file")
-            raise SourceError(f"cannot read video '{self.path}': {cause}{where}; is the file complete?")
+            raise SourceError(f"cannot read {self._named}: {cause}{where}; is the file complete?")
         first = self._first[0]
         self.size = (first.width, first.height) if _quarter_turns(first) % 2 == 0 else (first.height, first.width)
         self._scaled = False
@@ -634,9 +635,9 @@ class VideoFile(_Source):
 
     def __iter__(self):
         if self._closed:
-            raise SourceError(f"video '{self.path}' was closed; open a new VideoFile to read it")
+            raise SourceError(f"{self._named} was closed; open a new VideoFile to read it")
         if self._first is None:
-            raise SourceError(f"video '{self.path}' was read already: a VideoFile is read once; open a new one to "
+            raise SourceError(f"{self._named} was read already: a VideoFile is read once; open a new one to "
                               "read it again")
         first, self._first = self._first, None
         for frame, t in itertools.chain([first], self._frames):
@@ -716,6 +717,8 @@ def _declared_size(path: str, max_pixels: int) -> tuple[int, int]:
 
 def _open_hint(path: str, error: Exception) -> str:
     """What to do about an FFmpeg error opening ``path``."""
+    if path == STDIN:
+        return "send a video into it: MKV, MPEG-TS, or MP4 with its index first (ffmpeg -movflags +faststart)"
     if "://" in path and isinstance(error, av.error.InvalidDataError):
         return "what the server sent is not a video FFmpeg reads; check that the URL leads to the video itself"
     if "://" in path and isinstance(error, av.error.HTTPClientError):

@@ -459,6 +459,11 @@ def test_standard_input_is_read_as_a_pipe(tmp_path, make_clip, rng, capsys):
     status, _, err = piped(noise, "transcode", "-", "out.gif")
     assert status == 1 and "a pipe cannot be seeked, so MP4 and MOV read from one need their index first" in err
     noise.unlink()
+    (tmp_path / "text.txt").write_text("not a video\n")
+    assert piped(tmp_path / "text.txt", "palette", "-") == (1, "", (  # it named FFmpeg's 'pipe:0'
+        "livequant: error: cannot open standard input: Invalid data found when processing input; send a video "
+        "into it: MKV, MPEG-TS, or MP4 with its index first (ffmpeg -movflags +faststart)\n"))
+    (tmp_path / "text.txt").unlink()
     cv2.imwrite(str(tmp_path / "photo.png"), clip_frame(3, 96, 64))
     assert piped(tmp_path / "photo.png", "image", "-", "piped.png", "-k", "6", "-q") == (0, "", "")
     assert main(["image", str(tmp_path / "photo.png"), str(tmp_path / "file.png"), "-k", "6", "-q"]) == 0
