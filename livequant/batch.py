@@ -122,7 +122,7 @@ class Chunk:
     first: int
     count: int
     warm: int
-    start: float  # time of frame ``first - warm`` (where decoding starts)
+    start: float  # time of frame ``first - warm`` (where decoding starts), from the file's start (its origin)
     offset: float  # time of frame ``first`` after the file's first frame
     window: int = 0  # frames from ``first`` where the chunk's first written frame may be
     next_window: int = 0  # frames from ``first + count`` where the next chunk's first frame may be
@@ -437,6 +437,8 @@ def plan_task(source_path: str, options: argparse.Namespace, chunk_seconds: floa
                          window_frames=round(SEAM_WINDOW_SECONDS * fps))
     if chunks:
         chunks[-1] = dataclasses.replace(chunks[-1], end=source.end_time)
+    # a chunk's VideoFile starts from the file's start, and the times here are on the file's clock
+    chunks = [dataclasses.replace(chunk, start=max(chunk.start - source.origin, 0.0)) for chunk in chunks]
     return chunks, damage
 
 

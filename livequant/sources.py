@@ -72,6 +72,8 @@ def _check_max_pixels(max_pixels: int) -> None:
 #: Seconds of the input read on past the last frame for its sound (`VideoFile` with ``carry_audio``): files
 #: interleave a frame's sound up to a second or so after it.
 AUDIO_READ_ON = 5.0
+#: Seconds before a --start to seek to first where the demuxer lands after the start (`VideoFile._seek`).
+SEEK_BACK = 1.0
 
 #: Standard input, as FFmpeg names it (the command line's ``-``).
 STDIN = "pipe:0"
@@ -377,8 +379,9 @@ class VideoFile(_Source):
     path_or_url : str or os.PathLike
         Anything FFmpeg opens.
     start : float, optional
-        Seconds on the file's timeline to start at. The frame showing then
-        comes first, timed at ``start`` even when it began before.
+        Seconds from the file's start (`origin`), as FFmpeg's ``-ss``. The
+        frame showing then comes first, timed at ``origin + start`` even when
+        it began before.
     duration : float, optional
         Seconds to read from ``start`` (or from the first frame).
     fps : float, optional
@@ -395,6 +398,10 @@ class VideoFile(_Source):
 
     Attributes
     ----------
+    origin : float
+        When the file starts on its own clock, in seconds, which the frames'
+        times are on (an MPEG-TS clock starts anywhere; 0 where the file does
+        not say).
     has_audio : bool
         Whether the file has an audio stream.
     audio : AudioFeed or None
@@ -452,7 +459,8 @@ class VideoFile(_Source):
         except SourceError:
             self._container.close()
             raise
-        build = _x264_build(self._container, stream) if start else None
+        self._seeked = bool(start) and not is_pipe(self.path)  # a pipe is read up to the start
+        build = _x264_build(self._container, stream) if self._seeked else None  # it reads a packet
         context.options = limit if build is None else {**limit, "x264_build": str(build)}
         stream.thread_type = "AUTO"
         self._refused = False  # a frame was over max_pixels
@@ -469,16 +477,19 @@ class VideoFile(_Source):
         # duration is a decode-time step, not how long it shows
         self._stream_end = (float(((stream.start_time or 0) + stream.duration) * stream.time_base)
                             if stream.duration and stream.time_base else None)
-        if start:
+        # --start counts from the file's start, as FFmpeg's -ss does: MPEG-TS clocks start anywhere
+        self.origin = self._container.start_time / 1e6 if self._container.start_time is not None else 0.0
+        target = None if start is None else self.origin + start
+        if self._seeked:
             try:
-                self._container.seek(int(start / stream.time_base), stream=stream)
+                self._seek(target, self.origin)
             except (av.error.FFmpegError, OverflowError) as e:
                 self._container.close()
                 raise SourceError(f"cannot seek to {start:g} s in {self._named}: "
                                   f"{getattr(e, 'strerror', None) or 'too far'}; try without --start") from e
         self._packets = None  # the demuxer, once reading starts
         self._closed = False
-        self._frames = self._decode(start, duration)
+        self._frames = self._decode(target, duration)
         self._first = next(self._frames, None)
         if self._first is None:
             length = self._container.duration  # microseconds, where the container says
@@ -504,6 +515,31 @@ class VideoFile(_Source):
         first = self._first[0]
         self.size = (first.width, first.height) if _quarter_turns(first) % 2 == 0 else (first.height, first.width)
         self._scaled = False
+
+    def _seek(self, target: float, origin: float) -> None:
+        """Seek to the keyframe at or before ``target`` (seconds, the file's clock). Where the demuxer lands
+        after it (MPEG-TS and MPEG-PS search by bytes), seek `SEEK_BACK` seconds earlier, then twice as far
+        each time, until before ``origin``, the file's start (where a seek to the start itself can land late)."""
+        back = 0.0
+        while True:
+            at = int((target - back) / self._stream.time_base)
+            self._container.seek(at, stream=self._stream)
+            first = self._first_time()
+            if (first is not None and first <= target + 1e-6) or target - back < origin:  # None: no keyframe
+                break
+            back = max(SEEK_BACK, 2 * back)
+        self._container.seek(at, stream=self._stream)  # to read from there again
+
+    def _first_time(self) -> float | None:
+        """The time of the first frame decoded from where the demuxer is (None: none before the end)."""
+        for packet in self._container.demux(self._stream):
+            try:
+                frames = packet.decode()
+            except av.error.FFmpegError:
+                continue
+            if frames and frames[0].time is not None:
+                return frames[0].time
+        return None
 
     def _sequence_options(self, fps: float | None) -> dict:
         """FFmpeg's options for pictures: the rate (``fps``), and a glob pattern as such or the first number on
@@ -538,7 +574,8 @@ class VideoFile(_Source):
     def _decoded(self):
         packets = frames = 0
         for packet in self._demuxed():
-            packets += bool(packet.size) and not packet.is_discard
+            # after a seek, packets before the first keyframe give no picture: not damage
+            packets += bool(packet.size) and not packet.is_discard and (frames > 0 or not self._seeked)
             try:
                 decoded = packet.decode()
             except av.error.FFmpegError as e:

@@ -379,12 +379,14 @@ def test_relative_paths_reach_workers_that_run_in_another_folder(tmp_path, monke
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("to", [["mkv", "--lossless"], ["gif"]], ids=["lossless video", "gif"])
-def test_chunked_equals_sequential_on_a_clip_with_cuts(tmp_path, cluster, rng, to):
-    """GIF chunks are joined by copying their frames, each with its own colour table: the same pictures."""
+@pytest.mark.parametrize("to, kind", [(["mkv", "--lossless"], "mp4"), (["gif"], "mp4"), (["mkv", "--lossless"], "ts")],
+                         ids=["lossless video", "gif", "from MPEG-TS"])
+def test_chunked_equals_sequential_on_a_clip_with_cuts(tmp_path, cluster, rng, to, kind):
+    """GIF chunks are joined by copying their frames, each with its own colour table: the same pictures. An
+    MPEG-TS clock starts after 0, and its demuxer seeks by bytes: each chunk still starts where planned."""
     shots = [(14, 0), (12, 60), (15, 120), (10, 170), (13, 30)]
     frames = [f for n, hue in shots for f in _shot(n, hue, rng)]
-    source = _write(tmp_path / "cuts.mp4", frames, gop=5)
+    source = _write(tmp_path / f"cuts.{kind}", frames, gop=5)
     out = tmp_path / "out"
     assert main(["batch", str(source), "-o", str(out), "--to", *to, "--chunk-seconds", "1.5",
                  "--scheduler", cluster, "-q"]) == 0

@@ -459,6 +459,20 @@ def test_standard_input_is_read_as_a_pipe(tmp_path, make_clip, rng, capsys):
     status, _, err = piped(noise, "transcode", "-", "out.gif")
     assert status == 1 and "a pipe cannot be seeked, so MP4 and MOV read from one need their index first" in err
     noise.unlink()
+    grey = tmp_path / "grey.ts"  # from a pipe, a start is reached by reading (a seek there failed: "Operation
+    with av.open(str(grey), "w") as ts:  # not permitted")
+        stream = ts.add_stream("libx264", rate=10)
+        stream.width, stream.height, stream.pix_fmt = 64, 48, "yuv420p"
+        for i in range(20):
+            frame = av.VideoFrame.from_ndarray(np.full((48, 64, 3), 10 * i, np.uint8), format="rgb24")
+            frame.pts = i
+            ts.mux(stream.encode(frame))
+        ts.mux(stream.encode(None))
+    assert piped(grey, "transcode", "-", "late.mkv", "--start", "1.5", "--lossless", "-q") == (0, "", "")
+    late = _decode(tmp_path / "late.mkv")[0]
+    assert len(late) == 5 and abs(int(late[0].mean()) - 150) <= 3
+    for name in ("grey.ts", "late.mkv"):
+        (tmp_path / name).unlink()
     (tmp_path / "text.txt").write_text("not a video\n")
     assert piped(tmp_path / "text.txt", "palette", "-") == (1, "", (  # it named FFmpeg's 'pipe:0'
         "livequant: error: cannot open standard input: Invalid data found when processing input; send a video "

@@ -89,6 +89,30 @@ def test_a_start_inside_a_frame_shows_that_frame_from_the_start(tmp_path, start,
     assert shown == expected and all(type(t) is float for t, _ in shown) and src.end_time == end
 
 
+@pytest.mark.parametrize("form, codec, clock", [("mpegts", "libx264", 0), ("mpegts", "libx264", 1000),
+                                                 ("mpeg", "mpeg2video", 0)], ids=["ts", "ts at 1000 s", "ps"])
+def test_a_start_in_mpeg_ts_and_ps_counts_from_the_file_s_start(tmp_path, form, codec, clock):
+    """MPEG-TS and MPEG-PS seek by bytes and land after the start (it began up to a keyframe late, or found
+    no frames), and their clocks start anywhere (a start was taken on the clock, so at 1000 s it did nothing)."""
+    path = tmp_path / f"grey.{form}"
+    with av.open(str(path), "w", format=form) as out:
+        stream = out.add_stream(codec, rate=25, options={"g": "50"})
+        stream.width, stream.height, stream.pix_fmt = 64, 48, "yuv420p"
+        for i in range(250):  # frame i is grey i
+            frame = av.VideoFrame.from_ndarray(np.full((48, 64, 3), i, np.uint8), format="rgb24")
+            frame.pts = i + 25 * clock
+            out.mux(stream.encode(frame))
+        out.mux(stream.encode(None))
+    for start in (1.0, 3.32, 7.0):
+        with VideoFile(path, start=start, duration=1.0) as src:
+            frames, times = zip(*src)
+        greys = [int(frame.mean()) for frame in frames]
+        assert len(frames) == 25 and abs(greys[0] - round(start * 25)) <= 3, (start, greys[:3])
+        assert np.all(np.diff(greys) >= 0) and abs(greys[-1] - greys[0] - 24) <= 4  # one second, in order
+        assert times[-1] - times[0] == pytest.approx(0.96, abs=0.03)
+        assert src.undecodable == 0
+
+
 def test_a_start_between_two_video_frames_shows_the_earlier_one_from_the_start(clip):
     with VideoFile(clip.path) as src:
         eleventh = [frame for frame, _ in src][11]  # 11/12 s: the frame showing at 0.95 s
