@@ -18,6 +18,7 @@ import logging
 import math
 import numbers
 import os
+import stat
 import re
 import struct
 import sys
@@ -80,9 +81,15 @@ STDIN = "pipe:0"
 
 
 def is_pipe(path) -> bool:
-    """Whether FFmpeg reads ``path`` from a pipe (``pipe:0`` is standard input), which can be read once and
-    not seeked."""
-    return os.fspath(path).startswith("pipe:")
+    """Whether FFmpeg reads ``path`` from a pipe, which can be read once and not seeked: ``pipe:0`` (standard
+    input), a named pipe, or a shell's process substitution (``<(...)``, ``/dev/fd/N``)."""
+    path = os.fspath(path)
+    if path.startswith("pipe:"):
+        return True
+    try:
+        return stat.S_ISFIFO(os.stat(path).st_mode)
+    except (OSError, ValueError):
+        return False
 
 
 def is_picture_sequence(path: str) -> bool:
@@ -872,8 +879,8 @@ def gif_loop(path) -> int | None:
         0 (loops forever), n > 0 (repeats n times) or -1 (plays once); None for a camera index, a URL, a
         file that is not a GIF or cannot be read, or a GIF whose blocks break off before its first image.
     """
-    if isinstance(path, int):  # a camera, as `open_source` takes it (`open` would take it for a descriptor)
-        return None
+    if isinstance(path, int) or is_pipe(path):  # a camera, as `open_source` takes it (`open` would take it for a
+        return None  # descriptor); a pipe, which this would read from, or wait on for a writer
     try:
         with open(path, "rb") as f:
             head = f.read(13)  # signature, version, then the logical screen descriptor

@@ -7,6 +7,7 @@ import shutil
 import signal
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -409,6 +410,29 @@ def _livequant(*args, env: dict | None = None, **options) -> subprocess.Popen:
     return subprocess.Popen([sys.executable, "-m", "livequant", *map(str, args)],
                             env={**os.environ, **(env or {}), "PYTHONPATH": path},
                             preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL), **options)
+
+
+def test_a_named_pipe_is_read_once_as_standard_input_is(tmp_path, make_clip):
+    """A named pipe (as bash's <(...) gives): the GIF loop count was read from it first (it hung waiting for a
+    writer, or took the first bytes from the video), and the sound was read again from it (it failed)."""
+    mkv = make_clip("piped.mkv", frames=12, audio_seconds=1.0)
+    fifo = tmp_path / "fifo.mkv"
+    os.mkfifo(fifo)
+
+    def feed():
+        with open(fifo, "wb") as pipe:
+            pipe.write(mkv.path.read_bytes())
+
+    writer = threading.Thread(target=feed)
+    writer.start()
+    process = _livequant("transcode", fifo, tmp_path / "out.mp4", "-q")
+    try:
+        _, err = process.communicate(timeout=60)
+    finally:
+        process.kill()
+        writer.join(timeout=5)
+    frames, _, types = _decode(tmp_path / "out.mp4")
+    assert (process.returncode, err) == (0, "") and len(frames) == mkv.frames and types == ["video", "audio"]
 
 
 def test_standard_input_is_read_as_a_pipe(tmp_path, make_clip, rng, capsys):
