@@ -522,6 +522,10 @@ class VideoFile(_Source):
         first = self._first[0]
         self.size = (first.width, first.height) if _quarter_turns(first) % 2 == 0 else (first.height, first.width)
         self._scaled = False
+        aspect = stream.sample_aspect_ratio or context.sample_aspect_ratio
+        if aspect and aspect != 1:  # pixels wider or taller than square (anamorphic video): made square, as
+            width = max(1, round(first.width * aspect))  # players show them (FFmpeg: scale=iw*sar:ih)
+            self.scale((width, first.height) if _quarter_turns(first) % 2 == 0 else (first.height, width))
 
     def _seek(self, target: float, origin: float) -> None:
         """Seek to the keyframe at or before ``target`` (seconds, the file's clock). Where the demuxer lands

@@ -89,6 +89,26 @@ def test_a_start_inside_a_frame_shows_that_frame_from_the_start(tmp_path, start,
     assert shown == expected and all(type(t) is float for t, _ in shown) and src.end_time == end
 
 
+def test_anamorphic_video_is_shown_with_square_pixels(tmp_path):
+    """160x240 stored pixels twice as wide as tall show as 320x240 (a player's 4:3); they came out 160x240."""
+    path = tmp_path / "wide.mp4"
+    with av.open(str(path), "w") as out:
+        stream = out.add_stream("libx264", rate=25)
+        stream.width, stream.height, stream.pix_fmt = 160, 240, "yuv420p"
+        stream.codec_context.sample_aspect_ratio = Fraction(2, 1)
+        stripes = np.zeros((240, 160, 3), np.uint8)
+        stripes[:, 80:] = 255  # the right half white
+        for i in range(3):
+            frame = av.VideoFrame.from_ndarray(stripes, format="rgb24")
+            frame.pts = i
+            out.mux(stream.encode(frame))
+        out.mux(stream.encode(None))
+    with VideoFile(path) as src:
+        frames = [frame for frame, _ in src]
+    assert src.size == (320, 240) and all(frame.shape == (240, 320, 3) for frame in frames)
+    assert frames[0][:, :150].max() < 30 and frames[0][:, 170:].min() > 225
+
+
 @pytest.mark.parametrize("form, codec, clock", [("mpegts", "libx264", 0), ("mpegts", "libx264", 1000),
                                                  ("mpeg", "mpeg2video", 0)], ids=["ts", "ts at 1000 s", "ps"])
 def test_a_start_in_mpeg_ts_and_ps_counts_from_the_file_s_start(tmp_path, form, codec, clock):
