@@ -73,6 +73,9 @@ def _check_max_pixels(max_pixels: int) -> None:
 #: Seconds of the input read on past the last frame for its sound (`VideoFile` with ``carry_audio``): files
 #: interleave a frame's sound up to a second or so after it.
 AUDIO_READ_ON = 5.0
+#: A file whose last frame comes this many seconds (or 2 frames, if more) before the end its header says is
+#: taken as cut short, and the frames missing there are counted as undecodable.
+CUT_SHORT_SECONDS = 0.5
 #: Seconds before a --start to seek to first where the demuxer lands after the start (`VideoFile._seek`).
 SEEK_BACK = 1.0
 
@@ -484,6 +487,12 @@ class VideoFile(_Source):
         # duration is a decode-time step, not how long it shows
         self._stream_end = (float(((stream.start_time or 0) + stream.duration) * stream.time_base)
                             if stream.duration and stream.time_base else None)
+        # when the whole picture ends, as the file's header says: the video's length, else the file's when it
+        # holds nothing else (with sound that may outlast the picture); None where it is not said, or not read
+        whole = start is None and duration is None and not picture and not is_pipe(self.path)
+        length = (self._container.duration / 1e6 + (self._container.start_time or 0) / 1e6
+                  if self._container.duration and not self.has_audio else None)
+        self._length = (self._stream_end or length) if whole else None
         # --start counts from the file's start, as FFmpeg's -ss does: MPEG-TS clocks start anywhere
         self.origin = self._container.start_time / 1e6 if self._container.start_time is not None else 0.0
         target = None if start is None else self.origin + start
@@ -584,6 +593,7 @@ class VideoFile(_Source):
 
     def _decoded(self):
         packets = frames = 0
+        last = None  # the time of the last frame decoded
         for packet in self._demuxed():
             # after a seek, packets before the first keyframe give no picture: not damage
             packets += bool(packet.size) and not packet.is_discard and (frames > 0 or not self._seeked)
@@ -594,9 +604,16 @@ class VideoFile(_Source):
                 self.undecodable += 1
                 continue
             frames += len(decoded)
+            if decoded and decoded[-1].time is not None:
+                last = decoded[-1].time
             yield from decoded
-        # The end: count packets that gave no picture and frames the index promises but the file lacks.
-        self.undecodable = max(self.undecodable, max(packets, self.frame_count or 0) - frames)
+        # The end: count packets that gave no picture, frames the index promises but the file lacks, and those
+        # the file's length promises after the last one (a file cut short).
+        lacking = 0
+        if self._length is not None and frames and self.fps:
+            gap = self._length - last - 1 / self.fps
+            lacking = round(gap * self.fps) if gap > max(CUT_SHORT_SECONDS, 2 / self.fps) else 0
+        self.undecodable = max(self.undecodable, max(packets, self.frame_count or 0) - frames, lacking)
 
     def _demuxed(self):
         """The stream's packets; a read error (a damaged file, a dropped connection) ends them, counted as

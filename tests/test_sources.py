@@ -89,6 +89,18 @@ def test_a_start_inside_a_frame_shows_that_frame_from_the_start(tmp_path, start,
     assert shown == expected and all(type(t) is float for t, _ in shown) and src.end_time == end
 
 
+def test_a_file_cut_short_counts_the_frames_its_header_promises(tmp_path):
+    """The first half of a 2 s MKV gave its first second and said nothing; the whole file counts none."""
+    clip = write_clip(tmp_path / "whole.mkv", size=(64, 48), frames=50, fps=25)
+    data = clip.path.read_bytes()
+    (tmp_path / "half.mkv").write_bytes(data[: len(data) // 2])
+    with VideoFile(clip.path) as whole:
+        assert sum(1 for _ in whole) == 50 and whole.undecodable == 0
+    with VideoFile(tmp_path / "half.mkv") as half:
+        shown = sum(1 for _ in half)
+    assert 10 < shown < 40 and abs(half.undecodable - (50 - shown)) <= 2
+
+
 def test_anamorphic_video_is_shown_with_square_pixels(tmp_path):
     """160x240 stored pixels twice as wide as tall show as 320x240 (a player's 4:3); they came out 160x240."""
     path = tmp_path / "wide.mp4"
