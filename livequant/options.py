@@ -51,8 +51,8 @@ def frame_size(size, args) -> tuple[tuple[int, int], int, tuple[int, int]]:
     if n == 1:
         return tuple(target), 1, tuple(target)
     if n > min(target):
-        raise UsageError(f"--pixelate {n} makes blocks larger than the {target[0]}x{target[1]} frame; use at "
-                         f"most {min(target)}")
+        fix = f"use at most {min(target)}" if min(target) >= 2 else "leave out --pixelate (it takes 2 or more)"
+        raise UsageError(f"--pixelate {n} makes blocks larger than the {target[0]}x{target[1]} frame; {fix}")
     blocks = (-(-target[0] // n), -(-target[1] // n))
     check_size(f"--pixelate {n}", blocks[0] * n, blocks[1] * n, args.max_pixels)
     return blocks, n, tuple(target)
