@@ -842,6 +842,60 @@ def _image_size(path: str) -> tuple[int, int] | None:
     return None
 
 
+def _exif_orientation(data: bytes) -> int:
+    """The EXIF orientation (1-8; 1: as stored) of a PNG (its eXIf chunk) or WebP (its EXIF chunk) file's
+    bytes; 1 where there is none or it cannot be read."""
+    if data[:8] == b"\x89PNG\r\n\x1a\n":
+        chunks = _png_chunks(data)
+    elif data[:4] == b"RIFF" and data[8:12] == b"WEBP":
+        chunks = _riff_chunks(data)
+    else:
+        return 1
+    return next((_tiff_orientation(body) for kind, body in chunks if kind in (b"eXIf", b"EXIF")), 1)
+
+
+def _png_chunks(data: bytes):
+    """``(type, data)`` of each chunk of a PNG file's bytes: length, type, data, CRC."""
+    at = 8
+    while at + 8 <= len(data):
+        length = struct.unpack(">I", data[at:at + 4])[0]
+        yield data[at + 4:at + 8], data[at + 8:at + 8 + length]
+        at += 12 + length
+
+
+def _riff_chunks(data: bytes):
+    """``(type, data)`` of each chunk of a RIFF (WebP) file's bytes: type, length, data padded to even."""
+    at = 12
+    while at + 8 <= len(data):
+        length = struct.unpack("<I", data[at + 4:at + 8])[0]
+        yield data[at:at + 4], data[at + 8:at + 8 + length]
+        at += 8 + length + (length & 1)
+
+
+def _tiff_orientation(exif: bytes) -> int:
+    """Tag 0x0112 of the first directory of EXIF data (a TIFF header, after "Exif\\0\\0" where written); 1 if
+    absent or malformed."""
+    exif = exif[6:] if exif[:6] == b"Exif\x00\x00" else exif
+    order = {b"II": "<", b"MM": ">"}.get(exif[:2])
+    try:
+        directory = struct.unpack(order + "I", exif[4:8])[0]
+        for n in range(struct.unpack(order + "H", exif[directory:directory + 2])[0]):
+            entry = directory + 2 + 12 * n
+            if struct.unpack(order + "H", exif[entry:entry + 2])[0] == 0x0112:
+                value = struct.unpack(order + "H", exif[entry + 8:entry + 10])[0]
+                return value if 1 <= value <= 8 else 1
+    except (TypeError, struct.error):  # no byte order; cut short
+        return 1
+    return 1
+
+
+def _upright(image: np.ndarray, orientation: int) -> np.ndarray:
+    """``image`` (rows first) turned and flipped as its EXIF ``orientation`` (1-8) says it is shown."""
+    turned = {1: image, 2: image[:, ::-1], 3: image[::-1, ::-1], 4: image[::-1], 5: np.swapaxes(image, 0, 1),
+              6: np.rot90(image, -1), 7: np.rot90(image, 2).swapaxes(0, 1), 8: np.rot90(image, 1)}
+    return np.ascontiguousarray(turned[orientation])
+
+
 def read_image(path: str, max_pixels: int = MAX_PIXELS) -> np.ndarray:
     """Decode the picture in ``path`` as an ``(H, W, 3) uint8`` RGB frame, refusing one over ``max_pixels``
     (checked in the header before decoding where the format allows).
@@ -868,8 +922,10 @@ def read_image(path: str, max_pixels: int = MAX_PIXELS) -> np.ndarray:
             data = np.frombuffer(f.read(), np.uint8)
     except OSError as e:
         raise SourceError(f"cannot read image '{path}': {e.strerror or e}; check that it is a readable file") from e
-    # A JPEG (no alpha) is decoded with its EXIF orientation applied, as FFmpeg does for `transcode`.
-    flags = cv2.IMREAD_ANYDEPTH | cv2.IMREAD_ANYCOLOR if data[:2].tobytes() == b"\xff\xd8" else cv2.IMREAD_UNCHANGED
+    # EXIF orientation is applied, as FFmpeg does for `transcode`: by OpenCV for a JPEG (no alpha), here for the
+    # others, which are decoded unchanged to keep their alpha (OpenCV then ignores it)
+    jpeg = data[:2].tobytes() == b"\xff\xd8"
+    flags = cv2.IMREAD_ANYDEPTH | cv2.IMREAD_ANYCOLOR if jpeg else cv2.IMREAD_UNCHANGED
     try:  # the decoders' own messages become the cause in the one-line error, or a warning
         with quiet_opencv(), _c_stderr() as said:
             image = cv2.imdecode(data, flags)
@@ -881,6 +937,8 @@ def read_image(path: str, max_pixels: int = MAX_PIXELS) -> np.ndarray:
         raise SourceError(f"cannot read image '{path}': {cause}; give a complete PNG, JPEG, BMP, TIFF or WebP file")
     if last:
         log.warning("image '%s' may be damaged: %s", path, last)
+    if not jpeg:
+        image = _upright(image, _exif_orientation(data.tobytes()))
     _check_limit("image", path, image.shape[1], image.shape[0], max_pixels)
     if image.ndim == 3 and image.shape[2] in (3, 4):
         image = cv2.cvtColor(image, cv2.COLOR_BGR2RGB if image.shape[2] == 3 else cv2.COLOR_BGRA2RGBA)

@@ -361,6 +361,27 @@ def test_a_camera_index_that_is_no_index_is_refused(index):
 # Images
 
 
+@pytest.mark.parametrize("suffix", ["png", "webp"])
+def test_pictures_are_turned_as_their_exif_orientation_says(tmp_path, suffix):
+    """PNG and WebP carry EXIF too; read unchanged (to keep alpha), OpenCV ignored it, so `livequant image`
+    showed them as stored while `transcode` (FFmpeg) turned them. Every orientation against Pillow's."""
+    from PIL import Image, ImageOps
+
+    from livequant.sources import read_image
+
+    picture = np.zeros((20, 40, 3), np.uint8)
+    picture[:, :10] = (255, 0, 0)
+    picture[:5, 10:] = (0, 0, 255)  # a red left quarter and a blue top strip: every turn and flip differs
+    for orientation in range(1, 9):
+        image = Image.fromarray(picture)
+        exif = image.getexif()
+        exif[0x0112] = orientation
+        path = tmp_path / f"turned-{orientation}.{suffix}"
+        image.save(path, exif=exif, **({"lossless": True} if suffix == "webp" else {}))
+        expected = np.asarray(ImageOps.exif_transpose(Image.open(path)).convert("RGB"))
+        np.testing.assert_array_equal(read_image(str(path)), expected, err_msg=f"orientation {orientation}")
+
+
 def test_image_sequence_from_a_glob_in_name_order(tmp_path):
     for i in (2, 0, 1):
         cv2.imwrite(str(tmp_path / f"f{i}.png"), np.full((6, 8, 3), (10 * i, 0, 0), np.uint8))  # BGR on disk
