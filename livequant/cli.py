@@ -43,7 +43,7 @@ from livequant.report import QualityReport, check_path
 from livequant.sinks import (MAX_LOOP, NUMBERED, VIDEO_SUFFIXES, GifWriter, ImageWriter, Preview, VideoWriter,
                              check_target, numbered_files)
 from livequant.sources import (IMAGE_SUFFIXES, MAX_PIXELS, STDIN, Images, Reconnecting, TestPattern, VideoFile, Webcam,
-                               damage_note, is_picture_sequence, is_pipe, list_cameras)
+                               damage_note, is_animated, is_picture_sequence, is_pipe, list_cameras)
 
 __all__ = ["PreviewKeys", "main"]
 
@@ -260,8 +260,8 @@ def _parser() -> argparse.ArgumentParser:
                         "(standard input), pictures (frames/%%04d.png, 'frames/*.png'), or a picture, shown until "
                         "the window closes")
     p.add_argument("--list-cameras", action="store_true", help="list the cameras that can be opened, and exit")
-    p.add_argument("--size", type=_size, metavar="WxH", help="frame size: asked of the camera or test pattern; a video or "
-                   "pictures are resized to it")
+    p.add_argument("--size", type=_size, metavar="WxH",
+                   help="frame size: asked of the camera or test pattern; a video or pictures are resized to it")
     p.add_argument("--fps", type=_number(float, 0.01, 1000), help="frame rate, 0.01..1000: asked of the camera or "
                    "test pattern; pictures (frames/%%04d.png, 'frames/*.png') play at it (else 25); a video is "
                    "shown at it, frames dropped or repeated by their timestamps")
@@ -632,7 +632,8 @@ def _preview(args) -> int:
         source = Reconnecting(camera) if args.reconnect else camera()
     elif args.source == "test":
         source = TestPattern(size=args.size or (640, 360), fps=args.fps or 30.0, live=True)
-    elif Path(args.source).suffix.lower() in IMAGE_SUFFIXES and not is_picture_sequence(args.source):
+    elif (Path(args.source).suffix.lower() in IMAGE_SUFFIXES and not is_picture_sequence(args.source)
+          and not is_animated(args.source)):
         # a still, shown over and over until the window closes, so the keys act on it
         source = adapt(Images(args.source, fps=args.fps or 10.0, max_pixels=args.max_pixels, repeat=True),
                        size=args.size, paced=True)
@@ -714,14 +715,15 @@ def _image_file(args) -> int:
     except ValueError as e:
         raise UsageError(str(e)) from None
     streamed = _streamed(args.input)
+    if not streamed and is_animated(args.input):
+        raise _not_one_picture(args, "is animated")
     with sink, (VideoFile if streamed else Images)(args.input, max_pixels=args.max_pixels) as image:
         if not streamed and image.frame_count > 1:
             raise _one_picture_only(args, f"matches {image.frame_count} pictures")
         size, n, shown = frame_size(image.size, args)
         frames = list(itertools.islice(adapt(image, size=size), 2))
         if len(frames) > 1:
-            raise UsageError(f"'{args.input}' is a video, and `livequant image` quantizes one picture; use "
-                             f"`livequant transcode '{args.input}' '{Path(args.output).with_suffix('.gif')}'`")
+            raise _not_one_picture(args, "is a video")
         frame = frames[0][0]
         rgb = quantize(frame, args.colors, palette=args.palette, dither=args.dither,
                        color_space=args.color_space, dither_strength=args.dither_strength)
@@ -736,6 +738,12 @@ def _image_file(args) -> int:
         _save_report(report, args)
     _done()
     return 0
+
+
+def _not_one_picture(args, what: str) -> UsageError:
+    """The error for `livequant image` given a video or an animation (``what`` the input is)."""
+    return UsageError(f"'{args.input}' {what}, and `livequant image` quantizes one picture; use `livequant "
+                      f"transcode '{args.input}' '{Path(args.output).with_suffix('.gif')}'`")
 
 
 def _one_picture_only(args, what: str) -> UsageError:
@@ -782,7 +790,8 @@ def _extract_palette(args) -> int:
             raise UsageError(str(e)) from None
         # the input itself, a folder there, or a file for a folder, or -y missing
         check_target(output, args.overwrite, _input_files(args.input))
-    picture = Path(args.input).suffix.lower() in IMAGE_SUFFIXES and not _streamed(args.input)
+    picture = (Path(args.input).suffix.lower() in IMAGE_SUFFIXES and not _streamed(args.input)
+               and not is_animated(args.input))
     if picture and not numbered_files(args.input):
         with Images(args.input, max_pixels=args.max_pixels) as source:  # every image of a glob
             pixels = _sampled_pixels(source, most=source.frame_count)

@@ -36,7 +36,7 @@ from livequant.frames import check_count, check_fps, flatten_alpha, to_rgb8
 from livequant.mailbox import END, Mailbox
 
 __all__ = ["AUDIO_READ_ON", "AudioFeed", "IMAGE_SUFFIXES", "Images", "MAX_PIXELS", "Pacer", "Reconnecting",
-           "SEQUENCE_NUMBER", "STDIN", "TestPattern", "VideoFile", "Webcam", "damage_note", "gif_loop",
+           "SEQUENCE_NUMBER", "STDIN", "TestPattern", "VideoFile", "Webcam", "damage_note", "gif_loop", "is_animated",
            "is_picture_sequence", "is_pipe", "list_cameras", "open_source", "read_image", "resize"]
 
 log = logging.getLogger("livequant")
@@ -449,6 +449,7 @@ class VideoFile(_Source):
         limit = {"max_pixels": str(max_pixels)}
         try:
             self._container = av.open(self.path, options=limit | self._sequence_options(fps),
+                                      format="apng" if _is_apng(self.path) else None,  # else one frame
                                       metadata_errors="replace")
         except av.error.FFmpegError as e:
             raise SourceError(f"cannot open {self._named}: {e.strerror}; {_open_hint(self.path, e)}") from e
@@ -981,6 +982,60 @@ def gif_loop(path) -> int | None:
         return None
 
 
+def is_animated(path) -> bool:
+    """Whether the picture file ``path`` holds more than one frame: a GIF of two images or more, an APNG (its
+    acTL chunk), an animated WebP (ANMF chunks). False for other files and those that cannot be read."""
+    if is_pipe(path):
+        return False
+    try:
+        with open(path, "rb") as f:
+            head = f.read(13)
+            if head[:6] in (b"GIF87a", b"GIF89a"):
+                return _gif_images(f, head) > 1
+            data = head + f.read()
+    except (OSError, ValueError):
+        return False
+    if data[:8] == b"\x89PNG\r\n\x1a\n":
+        control = next((body for kind, body in _png_chunks(data) if kind in (b"acTL", b"IDAT")), b"")
+        return len(control) == 8 and struct.unpack(">I", control[:4])[0] > 1  # acTL: frames, plays
+    if data[:4] == b"RIFF" and data[8:12] == b"WEBP":
+        return sum(kind == b"ANMF" for kind, _ in _riff_chunks(data)) > 1
+    return False
+
+
+def _is_apng(path: str) -> bool:
+    """Whether ``path`` is an animated PNG, which FFmpeg reads as its first frame unless told the format."""
+    if is_pipe(path) or "://" in path:
+        return False
+    try:
+        with open(path, "rb") as f:
+            png = f.read(8) == b"\x89PNG\r\n\x1a\n"
+    except (OSError, ValueError):
+        return False
+    return png and is_animated(path)
+
+
+def _gif_images(f, head: bytes) -> int:
+    """Images in a GIF file (2 once a second is met), ``f`` just after its 13-byte ``head``."""
+    if head[10] & 0x80:  # a global colour table
+        f.seek(3 << ((head[10] & 7) + 1), os.SEEK_CUR)
+    images = 0
+    while images < 2 and (introducer := f.read(1)) in (b"\x21", b"\x2c"):
+        if introducer == b"\x21":  # an extension: its label, then its sub-blocks
+            f.read(1)
+        else:  # an image: its descriptor, local colour table, LZW code size, then its data's sub-blocks
+            descriptor = f.read(9)
+            if len(descriptor) < 9:
+                break
+            if descriptor[8] & 0x80:
+                f.seek(3 << ((descriptor[8] & 7) + 1), os.SEEK_CUR)
+            f.read(1)
+            images += 1
+        if _gif_sub_blocks(f) is None:
+            break
+    return images
+
+
 def _gif_sub_blocks(f) -> list[bytes] | None:
     """The data sub-blocks from ``f``'s position up to the empty one that ends them; None if the file ends first."""
     blocks = []
@@ -1257,6 +1312,6 @@ def open_source(spec, **kw) -> _Source:
         return Webcam(int(text), **kw)
     if text == "test":
         return TestPattern(**kw)
-    if Path(text).suffix.lower() in IMAGE_SUFFIXES and not is_picture_sequence(text):
+    if Path(text).suffix.lower() in IMAGE_SUFFIXES and not is_picture_sequence(text) and not is_animated(text):
         return Images(text, **kw)
     return VideoFile(text, **kw)

@@ -16,7 +16,7 @@ import av  # isort: skip
 import numpy as np
 import pytest
 
-from conftest import SURROUND_TONES, channel_tones, clip_frame, send_wm_delete, surround_clip, write_clip
+from conftest import SURROUND_TONES, channel_tones, clip_frame, gif_blocks, send_wm_delete, surround_clip, write_clip
 from livequant import __version__, presets
 from livequant.cli import main
 from livequant.demo import SETTINGS
@@ -254,6 +254,28 @@ def test_image_of_many_pictures_is_refused_with_the_command_for_all(tmp_path, ca
     assert _error(capsys).endswith(f"{what} and `livequant image` quantizes one; name one, or quantize them all "
                                    f"with `livequant transcode '{tmp_path}/{pattern}' '{tmp_path}/out-%04d.png'`\n")
     assert not (tmp_path / "out.png").exists()
+
+
+@pytest.mark.parametrize("suffix", ["gif", "png", "webp"])
+def test_an_animated_picture_is_an_animation_to_every_command(tmp_path, capsys, suffix):
+    """An animated GIF, PNG (APNG) or WebP: `image` quantized its first frame without a word; an APNG named .png
+    was one picture to `transcode` and `palette` too (FFmpeg reads .png as one frame unless told APNG)."""
+    from PIL import Image
+
+    greys = [Image.new("RGB", (32, 24), (g, g, g)) for g in (0, 120, 240)]
+    path = tmp_path / f"greys.{suffix}"
+    greys[0].save(path, save_all=True, append_images=greys[1:], duration=100,
+                  **({"lossless": True} if suffix == "webp" else {}))
+    assert main(["image", str(path), str(tmp_path / "one.png")]) == 2
+    assert _error(capsys) == (f"livequant: error: '{path}' is animated, and `livequant image` quantizes one "
+                              f"picture; use `livequant transcode '{path}' '{tmp_path / 'one.gif'}'`\n")
+    assert not (tmp_path / "one.png").exists()
+    if suffix == "webp":  # FFmpeg here decodes no animated WebP: transcode says so
+        return
+    assert main(["transcode", str(path), str(tmp_path / "all.gif"), "-q"]) == 0
+    assert len(gif_blocks((tmp_path / "all.gif").read_bytes())[1]) == 3
+    assert main(["palette", str(path), "-k", "3"]) == 0
+    assert capsys.readouterr().out.split() == ["#000000", "#787878", "#f0f0f0"]
 
 
 # demo
