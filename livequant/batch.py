@@ -322,8 +322,7 @@ def _check_encoding(items: list[Item], outdir: Path, options: argparse.Namespace
     """Open each kind of output once, in a temporary folder, so that a suffix, codec or option FFmpeg
     refuses stops the batch before any work (`UsageError`, naming an output), not once per file on the workers."""
     with tempfile.TemporaryDirectory() as folder:
-        for item in {Path(item.name).suffix.lower(): item for item in items}.values():
-            suffix = Path(item.name).suffix.lower()
+        for suffix, item in {Path(item.name).suffix.lower(): item for item in items}.items():
             if not options.to and suffix not in OUTPUT_SUFFIXES:
                 raise UsageError(f"'{item.input}' would be written as {suffix}, which livequant does not write; "
                                  "give --to mp4 (or mkv, webm, gif)")
@@ -568,16 +567,16 @@ class _File:
     output: Path
     expected: int
     fingerprint: list[int]
-    seconds: float = 0.0
-
-    @property
-    def source(self) -> str:
-        """The input's absolute path, as the workers open it: a scheduler's workers run in other folders."""
-        return str(self.item.input.absolute())  # working time of its finished tasks
+    seconds: float = 0.0  # working time of its finished tasks
     chunks: list[Chunk] | None = None
     pieces: dict | None = None  # chunk index -> (piece path, first frame, its time), as they finish
     damage: str = ""  # what to tell of its damaged frames, from the task that decoded it whole
     failed: bool = False
+
+    @property
+    def source(self) -> str:
+        """The input's absolute path, as the workers open it: a scheduler's workers run in other folders."""
+        return str(self.item.input.absolute())
 
 
 def run_batch(items: list[Item], outdir, options: argparse.Namespace, settings: dict, *,

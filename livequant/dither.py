@@ -164,7 +164,7 @@ def _passed_errors(strength: float) -> np.ndarray:
 def diffuse(
     frame: np.ndarray, table: LookupTable, dither: str, strength: float, out_idx: np.ndarray, out_rgb: np.ndarray,
     *, hold: int = -1, weight: float = -1.0, reference: np.ndarray | None = None, previous: np.ndarray | None = None,
-    shown: np.ndarray | None = None, out_reference: np.ndarray | None = None,
+    shown: LookupTable | None = None, out_reference: np.ndarray | None = None,
 ) -> None:
     """Error-diffusion dither of ``frame`` into ``out_idx`` and ``out_rgb`` (in place).
 
@@ -188,8 +188,8 @@ def diffuse(
     reference : (H, W, 3) uint8 ndarray, optional
         The input values each of ``previous`` was chosen at.
     previous : (H, W) uint8 ndarray, optional
-    shown : (K', 3) uint8 ndarray, optional
-        The colours of the palette ``previous`` indexes (default: ``table``'s).
+    shown : LookupTable, optional
+        The table of the palette ``previous`` indexes (default: ``table``).
     out_reference : (H, W, 3) uint8 ndarray, optional
         Receives the reference for the next frame: ``reference`` where held, ``frame`` elsewhere.
     """
@@ -199,4 +199,4 @@ def diffuse(
         previous = np.zeros((1, 1), np.uint8)
     diffuse_frame(frame, table.coarse, table.generation, table.cells, table.ranked, table.colors, weights,
                   _passed_errors(float(strength)), hold, np.float32(weight), reference, previous,
-                  table.colors if shown is None else shown, out_idx, out_rgb, out_reference)
+                  (table if shown is None else shown).colors, out_idx, out_rgb, out_reference)

@@ -178,7 +178,7 @@ class TemporalHold:
             reference = np.empty_like(frame)
             diffuse(frame, step.table, dither, strength, out_idx, out_rgb, hold=self.diffusion_threshold,
                     weight=self._weight(step), reference=self._reference, previous=self._indices,
-                    shown=self._step.table.colors, out_reference=reference)
+                    shown=self._step.table, out_reference=reference)
         self._reference, self._indices, self._step = reference, out_idx, step
 
     def _weight(self, step: PaletteStep) -> float:

@@ -18,8 +18,8 @@ import logging
 import math
 import numbers
 import os
-import stat
 import re
+import stat
 import struct
 import sys
 import tempfile
@@ -81,6 +81,8 @@ SEEK_BACK = 1.0
 
 #: Standard input, as FFmpeg names it (the command line's ``-``).
 STDIN = "pipe:0"
+#: The first bytes of every PNG file.
+PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 
 
 def is_pipe(path) -> bool:
@@ -449,7 +451,7 @@ class VideoFile(_Source):
         limit = {"max_pixels": str(max_pixels)}
         try:
             self._container = av.open(self.path, options=limit | self._sequence_options(fps),
-                                      format="apng" if _is_apng(self.path) else None,  # else one frame
+                                      format="apng" if _animation(self.path) == "apng" else None,  # else one frame
                                       metadata_errors="replace")
         except av.error.FFmpegError as e:
             raise SourceError(f"cannot open {self._named}: {e.strerror}; {_open_hint(self.path, e)}") from e
@@ -488,15 +490,14 @@ class VideoFile(_Source):
         # duration is a decode-time step, not how long it shows
         self._stream_end = (float(((stream.start_time or 0) + stream.duration) * stream.time_base)
                             if stream.duration and stream.time_base else None)
+        self.origin = self._container.start_time / 1e6 if self._container.start_time is not None else 0.0
         # when the whole picture ends, as the file's header says: the video's length, else the file's when it
         # holds nothing else (with sound that may outlast the picture); None where it is not said, or not read
         whole = start is None and duration is None and not picture and not is_pipe(self.path)
-        length = (self._container.duration / 1e6 + (self._container.start_time or 0) / 1e6
-                  if self._container.duration and not self.has_audio else None)
-        self._length = (self._stream_end or length) if whole else None
-        # --start counts from the file's start, as FFmpeg's -ss does: MPEG-TS clocks start anywhere
-        self.origin = self._container.start_time / 1e6 if self._container.start_time is not None else 0.0
-        target = None if start is None else self.origin + start
+        said = self._container.duration and not self.has_audio
+        lasts = self.origin + self._container.duration / 1e6 if said else None
+        self._length = (self._stream_end or lasts) if whole else None
+        target = None if start is None else self.origin + start  # --start counts from the file's start, as -ss
         if self._seeked:
             try:
                 self._seek(target, self.origin)
@@ -802,7 +803,7 @@ def _image_size(path: str) -> tuple[int, int] | None:
     """``(W, H)`` from the header of a PNG, JPEG, BMP, WebP, TIFF or PNM file; None for other formats."""
     with open(path, "rb") as f:
         head = f.read(32)
-        if head.startswith(b"\x89PNG\r\n\x1a\n") and head[12:16] == b"IHDR":
+        if head.startswith(PNG_SIGNATURE) and head[12:16] == b"IHDR":
             return struct.unpack(">II", head[16:24])
         if head.startswith(b"BM") and len(head) >= 26:
             width, height = struct.unpack("<ii", head[18:26])
@@ -846,13 +847,19 @@ def _image_size(path: str) -> tuple[int, int] | None:
 def _exif_orientation(data: bytes) -> int:
     """The EXIF orientation (1-8; 1: as stored) of a PNG (its eXIf chunk) or WebP (its EXIF chunk) file's
     bytes; 1 where there is none or it cannot be read."""
-    if data[:8] == b"\x89PNG\r\n\x1a\n":
-        chunks = _png_chunks(data)
-    elif data[:4] == b"RIFF" and data[8:12] == b"WEBP":
-        chunks = _riff_chunks(data)
-    else:
-        return 1
-    return next((_tiff_orientation(body) for kind, body in chunks if kind in (b"eXIf", b"EXIF")), 1)
+    return next((_tiff_orientation(body) for kind, body in _chunks(data) if kind in (b"eXIf", b"EXIF")), 1)
+
+
+def _is_chunked(head: bytes) -> bool:
+    """Whether a file that starts with ``head`` (12 bytes or more) is a PNG or a WebP: `_chunks` reads it."""
+    return head[:8] == PNG_SIGNATURE or (head[:4] == b"RIFF" and head[8:12] == b"WEBP")
+
+
+def _chunks(data: bytes):
+    """``(type, data)`` of each chunk of a PNG or WebP file's bytes; none for other files."""
+    if data[:8] == PNG_SIGNATURE:
+        return _png_chunks(data)
+    return _riff_chunks(data) if _is_chunked(data) else iter(())
 
 
 def _png_chunks(data: bytes):
@@ -920,12 +927,13 @@ def read_image(path: str, max_pixels: int = MAX_PIXELS) -> np.ndarray:
         _check_limit("image", path, *size, max_pixels)
     try:
         with open(path, "rb") as f:  # OpenCV gets bytes, never the name (which it mishandles unless UTF-8)
-            data = np.frombuffer(f.read(), np.uint8)
+            raw = f.read()
+        data = np.frombuffer(raw, np.uint8)
     except OSError as e:
         raise SourceError(f"cannot read image '{path}': {e.strerror or e}; check that it is a readable file") from e
     # EXIF orientation is applied, as FFmpeg does for `transcode`: by OpenCV for a JPEG (no alpha), here for the
     # others, which are decoded unchanged to keep their alpha (OpenCV then ignores it)
-    jpeg = data[:2].tobytes() == b"\xff\xd8"
+    jpeg = raw[:2] == b"\xff\xd8"
     flags = cv2.IMREAD_ANYDEPTH | cv2.IMREAD_ANYCOLOR if jpeg else cv2.IMREAD_UNCHANGED
     try:  # the decoders' own messages become the cause in the one-line error, or a warning
         with quiet_opencv(), _c_stderr() as said:
@@ -939,7 +947,7 @@ def read_image(path: str, max_pixels: int = MAX_PIXELS) -> np.ndarray:
     if last:
         log.warning("image '%s' may be damaged: %s", path, last)
     if not jpeg:
-        image = _upright(image, _exif_orientation(data.tobytes()))
+        image = _upright(image, _exif_orientation(raw))
     _check_limit("image", path, image.shape[1], image.shape[0], max_pixels)
     if image.ndim == 3 and image.shape[2] in (3, 4):
         image = cv2.cvtColor(image, cv2.COLOR_BGR2RGB if image.shape[2] == 3 else cv2.COLOR_BGRA2RGBA)
@@ -985,34 +993,32 @@ def gif_loop(path) -> int | None:
 def is_animated(path) -> bool:
     """Whether the picture file ``path`` holds more than one frame: a GIF of two images or more, an APNG (its
     acTL chunk), an animated WebP (ANMF chunks). False for other files and those that cannot be read."""
-    if is_pipe(path):
-        return False
+    return _animation(path) is not None
+
+
+def _animation(path) -> str | None:
+    """``"gif"``, ``"apng"`` or ``"webp"`` for an animated picture file; None for any other file, one that
+    cannot be read, and a pipe (which this would read from, or wait on for a writer)."""
+    if "://" in os.fspath(path) or is_pipe(path):
+        return None
     try:
         with open(path, "rb") as f:
             head = f.read(13)
             if head[:6] in (b"GIF87a", b"GIF89a"):
-                return _gif_images(f, head) > 1
+                return "gif" if _gif_images(f, head) > 1 else None
+            if not _is_chunked(head):
+                return None
             data = head + f.read()
     except (OSError, ValueError):
-        return False
-    if data[:8] == b"\x89PNG\r\n\x1a\n":
-        control = next((body for kind, body in _png_chunks(data) if kind in (b"acTL", b"IDAT")), b"")
-        return len(control) == 8 and struct.unpack(">I", control[:4])[0] > 1  # acTL: frames, plays
-    if data[:4] == b"RIFF" and data[8:12] == b"WEBP":
-        return sum(kind == b"ANMF" for kind, _ in _riff_chunks(data)) > 1
-    return False
-
-
-def _is_apng(path: str) -> bool:
-    """Whether ``path`` is an animated PNG, which FFmpeg reads as its first frame unless told the format."""
-    if is_pipe(path) or "://" in path:
-        return False
-    try:
-        with open(path, "rb") as f:
-            png = f.read(8) == b"\x89PNG\r\n\x1a\n"
-    except (OSError, ValueError):
-        return False
-    return png and is_animated(path)
+        return None
+    frames = 0
+    for kind, body in _chunks(data):
+        if kind == b"acTL":  # an APNG's: frames, plays; before the first image data
+            return "apng" if len(body) == 8 and struct.unpack(">I", body[:4])[0] > 1 else None
+        if kind == b"IDAT":
+            return None
+        frames += kind == b"ANMF"
+    return "webp" if frames > 1 else None
 
 
 def _gif_images(f, head: bytes) -> int:
