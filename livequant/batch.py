@@ -66,7 +66,7 @@ from livequant.options import animation_loop, frame_size, make_quantizer, open_o
 from livequant.pipeline import end_at, run
 from livequant.report import QualityReport, still_change
 from livequant.sinks import VIDEO_SUFFIXES as VIDEO_OUTPUTS
-from livequant.sinks import AudioTrack, GifWriter, OneBehind, check_target
+from livequant.sinks import AudioTrack, GifWriter, OneBehind, check_target, muxer_options
 from livequant.sources import VideoFile, damage_note
 from livequant.track import scene_cuts
 
@@ -453,7 +453,8 @@ def join_task(pieces: list[str], offsets: list[float], output: str, source_path:
     gif = output.suffix.lower() == ".gif"
     plays = {"loop": str(animation_loop(_task_options(options, source_path, output, audio=False)))} if gif else {}
     try:
-        with av.open(pieces[0]) as first, av.open(str(output), "w", container_options=plays) as out:
+        with av.open(pieces[0]) as first, av.open(str(output), "w", container_options={**plays, **muxer_options(
+                output.suffix)}) as out:
             stream = out.add_stream_from_template(first.streams.video[0])
             if not gif and not options.no_audio:
                 audio_in = av.open(source_path)

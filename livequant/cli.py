@@ -216,9 +216,10 @@ def _add_max_pixels(parser: argparse.ArgumentParser) -> None:
 
 def _add_report_option(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--report", metavar="FILE",
-                        help="write a quality report: .json (PSNR, CIEDE2000 and flicker per frame, refits, scene "
-                             "cuts, each palette) or .png (a palette timeline with PSNR and flicker; needs "
-                             "matplotlib: pip install 'livequant[report]')")
+                        help="write a quality report of the quantized frames, before encoding (a lossy video's "
+                             "own loss and frames an animation leaves out are not in it): .json (PSNR, CIEDE2000 and "
+                             "flicker per frame, refits, scene cuts, each palette) or .png (a palette timeline with "
+                             "PSNR and flicker; needs matplotlib: pip install 'livequant[report]')")
 
 
 def _add_animation_options(parser: argparse.ArgumentParser) -> None:
@@ -551,6 +552,9 @@ def _transcode_file(args) -> int:
                     named = _output_name(args, f"'{args.output}'")
                     print(f"livequant: note: {named} cannot hold sound, so the input's audio is left out (write "
                           f"{' '.join(VIDEO_SUFFIXES)} to keep it; --no-audio or -q silences this)", file=sys.stderr)
+                elif getattr(source, "audio_tracks", 0) > 1 and not (args.no_audio or args.quiet):
+                    print(f"livequant: note: the input has {source.audio_tracks} audio tracks and the output carries "
+                          "the first (for another, pick it with ffmpeg -map first; -q silences this)", file=sys.stderr)
                 if args.gif_palette == "global":
                     args.palette = _global_palette(args, timing)
                 with make_quantizer(args) as quantizer:

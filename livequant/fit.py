@@ -209,6 +209,11 @@ class PaletteFitter:
         A warm refit does not move a slot by this many levels a channel or
         less: too little to see, while every palette that lands makes the
         temporal hold weigh the still pixels again (some switch colour).
+    still_levels : int
+        A still sample pins its slot in `settle` and `_relocate_free` only
+        while it stays within this many levels a channel of its value at the
+        last fit: one that creeps a level a frame (a zoom, a slow pan) is
+        moving content, which the palette should follow.
     """
 
     def __init__(
@@ -222,6 +227,7 @@ class PaletteFitter:
         refine_steps: int = 8,
         stability: float = 10.0,
         unseen_levels: int = 2,
+        still_levels: int = 3,
     ):
         self.color_space = color_space
         self.sample_size = sample_size
@@ -231,6 +237,7 @@ class PaletteFitter:
         self.refine_steps = refine_steps
         self.stability = stability
         self.unseen_levels = unseen_levels
+        self.still_levels = still_levels
         self._cell_rows: np.ndarray | None = None  # `histogram`'s row of each table cell, all -1 between calls
         self._measured: tuple[np.ndarray, ...] | None = None  # `_error`'s last samples, centres, points, labels
 
@@ -372,11 +379,13 @@ class PaletteFitter:
             colors = self._match(previous, colors, centres)
             if still is not None:
                 base, drift = previous.colors, previous.drift
+                pinning = still
                 if since is not None:  # a fade: the colours follow it, and settling weighs what goes beyond
+                    pinning = still & (np.abs(samples.astype(np.int16) - since).max(axis=1) <= self.still_levels)
                     drifted = self.follow_drift(previous.colors, samples, still, since, drift)
                     if drifted is not None:
                         (base, drift), since = drifted, None
-                adopt = self.settle(base, colors, samples, still, since, before)
+                adopt = self.settle(base, colors, samples, pinning, since, before)
                 adopt[: len(self.locked)] = False
                 centres = to_space(np.where(adopt[:, None], colors, base), self.color_space)
                 steps = SETTLED_STEPS if from_histogram else self.refine_steps
@@ -389,7 +398,8 @@ class PaletteFitter:
                         (RELOCATION_GAIN, FREE_MOVE_FLICKER)
                     with _threadpools().limit(limits=1, user_api="blas"):  # BLAS threads spinning after its small
                         # products slow the numba kernels that follow 3x on two cores
-                        colors = self._relocate_free(points, weights, colors, samples, still, gain, flicker, labels)
+                        colors = self._relocate_free(points, weights, colors, samples, pinning, gain, flicker,
+                                                      labels)
             colors = self._fill_empty(points, weights, colors, EMPTY_SHARE if from_histogram else SAMPLE_EMPTY_SHARE)
             if drift is not None:  # what is left of the drift, for the slots that kept it
                 drift = np.where((colors == base).all(axis=1)[:, None], drift, 0.0)

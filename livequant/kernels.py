@@ -26,8 +26,9 @@ import numba as nb
 import numpy as np
 
 __all__ = [
-    "BITS", "BLOCK", "LEVELS", "SCAN_ENTRIES", "SHIFT", "cell_histogram", "changed_pixels",
-    "count_colors", "diffuse_frame", "distinct_colors", "index_pixels", "kmeans_plusplus", "lzw_encode", "map_words",
+    "BITS", "BLOCK", "EXACT_BUCKETS", "LEVELS", "SCAN_ENTRIES", "SHIFT", "cell_histogram", "changed_pixels",
+    "count_colors", "diffuse_frame", "distinct_colors", "exact_buckets", "index_pixels", "kmeans_plusplus", "lzw_encode",
+    "map_words",
     "map_words_held", "nearest_neighbours", "nearest_sorted", "nearest_sorted_serial", "transparent_codes",
     "used_entries",
 ]
@@ -43,6 +44,7 @@ WARMUP_ROWS = 8  # error diffusion: rows run above a stripe to warm its error fi
 LZW_CODES = 4096  # GIF's LZW dictionary holds at most this many codes
 LZW_DIRECT_CODE_SIZE = 6  # LZW: pixels of up to this many bits index the dictionary directly
 LZW_HASH_SLOTS = 1 << 13  # LZW: the hash table's entries above that (a power of two, twice LZW_CODES)
+EXACT_BUCKETS = 1 << 16  # ordered dither: palette colours are filed under this many hashes (`exact_buckets`)
 
 _CELL = LEVELS - 1  # one channel's cell bits, in place
 _SUB = (1 << SHIFT) - 1  # one channel's bits within a cell
@@ -395,6 +397,31 @@ def _store_indices(words, g, i0, i1, i2, i3):  # pragma: no cover - compiled
 
 
 @nb.njit(inline="always")
+def _bucket(p):  # pragma: no cover - compiled
+    """Which of `EXACT_BUCKETS` packed colour ``p`` is filed under (Knuth's multiplicative hash)."""
+    return ((p * 2654435761) & 0xFFFFFFFF) >> 16
+
+
+@nb.njit(cache=True)
+def exact_buckets(packed, out):  # pragma: no cover - compiled
+    """Mark in ``out`` (``(EXACT_BUCKETS,) uint8``, zeros) the bucket of each palette colour in ``packed``."""
+    for k in range(packed.shape[0]):
+        out[_bucket(np.intp(packed[k]))] = 1
+
+
+@nb.njit(inline="always")
+def _dithered_index(p, o, shifted, exact, table, generation, cells, ranked, packed):  # pragma: no cover - compiled
+    """Palette index of packed pixel ``p`` with ordered-dither offset ``o``; a pixel that is exactly a palette
+    colour (its bucket in ``exact`` marked, and the table's entry for it that colour) keeps it: flat areas of
+    the palette's own colours (a black bar, graphics) stay flat."""
+    if o and exact[_bucket(p)]:
+        i = _index(p, table, generation, cells, ranked)
+        if packed[i] == p:
+            return i
+    return _index(_offset(p, o, shifted) if o else p, table, generation, cells, ranked)
+
+
+@nb.njit(inline="always")
 def _offset(p, o, shifted):  # pragma: no cover - compiled
     """Packed pixel ``p`` with ordered-dither offset ``o`` on each channel: ``shifted[o + 255, value]``."""
     row = o + 255
@@ -429,7 +456,7 @@ def _chunk(n, c, chunks):  # pragma: no cover - compiled
 
 
 @nb.njit(parallel=True, nogil=True, cache=True)
-def map_words(pixels, table, generation, cells, ranked, packed, offsets, shifted, width, start, out_idx,
+def map_words(pixels, table, generation, cells, ranked, packed, offsets, shifted, exact, width, start, out_idx,
               out_rgb):  # pragma: no cover - compiled
     """Map a frame through the table, four pixels at a time, writing indices and colours.
 
@@ -444,6 +471,9 @@ def map_words(pixels, table, generation, cells, ranked, packed, offsets, shifted
     shifted : (511, 256) uint8
         A channel value with each offset added, on the table's dither scale
         (`livequant.lookup.LookupTable.shifted`).
+    exact : (EXACT_BUCKETS,) uint8
+        The palette colours' buckets (`exact_buckets`): a pixel that is a
+        palette colour takes it, whatever its offset.
     width : int
         Frame width, for the offsets' tiling.
     start : int
@@ -470,10 +500,10 @@ def map_words(pixels, table, generation, cells, ranked, packed, offsets, shifted
             for g in range(g0, g1):
                 p0, p1, p2, p3 = _pixels(pixels, g)
                 o0, o1, o2, o3, x, y = _offsets4(offsets, wrap, x, y, width)
-                i0 = _index(_offset(p0, o0, shifted), table, generation, cells, ranked)
-                i1 = _index(_offset(p1, o1, shifted), table, generation, cells, ranked)
-                i2 = _index(_offset(p2, o2, shifted), table, generation, cells, ranked)
-                i3 = _index(_offset(p3, o3, shifted), table, generation, cells, ranked)
+                i0 = _dithered_index(p0, o0, shifted, exact, table, generation, cells, ranked, packed)
+                i1 = _dithered_index(p1, o1, shifted, exact, table, generation, cells, ranked, packed)
+                i2 = _dithered_index(p2, o2, shifted, exact, table, generation, cells, ranked, packed)
+                i3 = _dithered_index(p3, o3, shifted, exact, table, generation, cells, ranked, packed)
                 _store_indices(out_idx, g, i0, i1, i2, i3)
                 _store(out_rgb, g, np.intp(packed[i0]), np.intp(packed[i1]), np.intp(packed[i2]), np.intp(packed[i3]))
 
@@ -488,7 +518,7 @@ def _distance2(p, q):  # pragma: no cover - compiled
 
 
 @nb.njit(inline="always")
-def _held_index(p, q, i, o, shifted, threshold, weight, table, generation, cells, ranked, packed,
+def _held_index(p, q, i, o, shifted, exact, threshold, weight, table, generation, cells, ranked, packed,
                 shown):  # pragma: no cover - compiled
     """Pixel ``p``'s index under the temporal hold, and the reference value it was chosen at.
 
@@ -502,9 +532,9 @@ def _held_index(p, q, i, o, shifted, threshold, weight, table, generation, cells
     """
     d = max(abs((p & 0xFF) - (q & 0xFF)), abs(((p >> 8) & 0xFF) - ((q >> 8) & 0xFF)), abs((p >> 16) - (q >> 16)))
     if d > threshold:
-        return _index(_offset(p, o, shifted) if o else p, table, generation, cells, ranked), p
+        return _dithered_index(p, o, shifted, exact, table, generation, cells, ranked, packed), p
     if weight >= 0:
-        best = _index(_offset(p, o, shifted) if o else p, table, generation, cells, ranked)
+        best = _dithered_index(p, o, shifted, exact, table, generation, cells, ranked, packed)
         was, kept, now = np.intp(shown[i]), np.intp(packed[i]), np.intp(packed[best])
         if _distance2(p, kept) - _distance2(p, now) > weight * (_change(was, now) - _change(was, kept)):
             return best, p
@@ -519,8 +549,8 @@ def _change(a, b):  # pragma: no cover - compiled
 
 
 @nb.njit(parallel=True, nogil=True, cache=True)
-def map_words_held(pixels, table, generation, cells, ranked, packed, offsets, shifted, width, start, threshold, weight,
-                   reference, previous, shown, out_idx, out_rgb):  # pragma: no cover - compiled
+def map_words_held(pixels, table, generation, cells, ranked, packed, offsets, shifted, exact, width, start, threshold,
+                   weight, reference, previous, shown, out_idx, out_rgb):  # pragma: no cover - compiled
     """`map_words` with temporal hold: still pixels keep their previous index.
 
     A pixel whose channels all differ from ``reference`` by at most
@@ -535,7 +565,7 @@ def map_words_held(pixels, table, generation, cells, ranked, packed, offsets, sh
 
     Parameters
     ----------
-    pixels, table, generation, cells, ranked, packed, offsets, shifted, width, start, out_idx, out_rgb
+    pixels, table, generation, cells, ranked, packed, offsets, shifted, exact, width, start, out_idx, out_rgb
         As for `map_words`.
     threshold : int
         Largest per-channel change, in levels, that counts as still.
@@ -566,13 +596,13 @@ def map_words_held(pixels, table, generation, cells, ranked, packed, offsets, sh
             else:
                 p0, p1, p2, p3 = _pixels(pixels, g)
                 q0, q1, q2, q3 = _pixels(reference, g)
-                i0, q0 = _held_index(p0, q0, held & 0xFF, o0, shifted, threshold, weight, table, generation, cells,
+                i0, q0 = _held_index(p0, q0, held & 0xFF, o0, shifted, exact, threshold, weight, table, generation, cells,
                                      ranked, packed, shown)
-                i1, q1 = _held_index(p1, q1, (held >> 8) & 0xFF, o1, shifted, threshold, weight, table, generation,
+                i1, q1 = _held_index(p1, q1, (held >> 8) & 0xFF, o1, shifted, exact, threshold, weight, table, generation,
                                      cells, ranked, packed, shown)
-                i2, q2 = _held_index(p2, q2, (held >> 16) & 0xFF, o2, shifted, threshold, weight, table, generation,
+                i2, q2 = _held_index(p2, q2, (held >> 16) & 0xFF, o2, shifted, exact, threshold, weight, table, generation,
                                      cells, ranked, packed, shown)
-                i3, q3 = _held_index(p3, q3, held >> 24, o3, shifted, threshold, weight, table, generation, cells,
+                i3, q3 = _held_index(p3, q3, held >> 24, o3, shifted, exact, threshold, weight, table, generation, cells,
                                      ranked, packed, shown)
                 _store(reference, g, q0, q1, q2, q3)
             _store_indices(out_idx, g, i0, i1, i2, i3)

@@ -23,9 +23,11 @@ import numpy as np
 
 from livequant.colorspace import channel_curve, kernel_coefficients, to_space, unique_rgb
 from livequant.kernels import (
+    EXACT_BUCKETS,
     LEVELS,
     SCAN_ENTRIES,
     SHIFT,
+    exact_buckets,
     index_pixels,
     map_words,
     map_words_held,
@@ -96,6 +98,10 @@ class LookupTable:
     shifted : (511, 256) uint8 ndarray
         ``shifted[o + 255, v]``: channel value ``v`` with dither offset ``o``
         added on that scale (shared by all tables in one space).
+    exact : (EXACT_BUCKETS,) uint8 ndarray
+        The buckets the palette colours are filed under
+        (`livequant.kernels.exact_buckets`): under ordered dither a pixel that
+        is a palette colour takes it.
     """
 
     colors: np.ndarray
@@ -107,6 +113,7 @@ class LookupTable:
     packed: np.ndarray
     spread: float
     shifted: np.ndarray
+    exact: np.ndarray
 
 
 @functools.cache
@@ -217,11 +224,13 @@ def build_table(colors: np.ndarray, color_space: str) -> LookupTable:
     c = colors.astype(np.uint32)
     packed = c[:, 0] | (c[:, 1] << 8) | (c[:, 2] << 16)
     ranked = np.column_stack([centres, np.arange(len(colors))]).astype(np.float32)
+    exact = np.zeros(EXACT_BUCKETS, np.uint8)
+    exact_buckets(packed, exact)
     if len(colors) > SCAN_ENTRIES:
         ranked = ranked[np.argsort(centres[:, 0], kind="stable")]
     table = LookupTable(colors=colors, table=colours, coarse=cells, generation=generation,
                         cells=_cell_coefficients(color_space), ranked=ranked, packed=packed,
-                        spread=_spread(colors, color_space), shifted=_shifted(color_space))
+                        spread=_spread(colors, color_space), shifted=_shifted(color_space), exact=exact)
     weakref.finalize(table, _spare, colours, cells, generation)
     return table
 
@@ -322,7 +331,7 @@ def map_pixels(frame: np.ndarray, table: LookupTable, offsets: np.ndarray, out_i
 
     def call(start, pixels, indices, colours):
         map_words(pixels, table.table, table.generation, table.cells, table.ranked, table.packed, offsets,
-                  table.shifted, width, start, indices, colours)
+                  table.shifted, table.exact, width, start, indices, colours)
 
     _by_words(call, (frame,), (out_idx, out_rgb))
 
@@ -354,8 +363,8 @@ def map_pixels_held(frame: np.ndarray, table: LookupTable, offsets: np.ndarray, 
 
     def call(start, pixels, held, references, indices, colours):
         map_words_held(pixels, table.table, table.generation, table.cells, table.ranked, table.packed, offsets,
-                       table.shifted, width, start, threshold, weight, references, held, shown_colors, indices,
-                       colours)
+                       table.shifted, table.exact, width, start, threshold, weight, references, held, shown_colors,
+                       indices, colours)
 
     _by_words(call, (frame, previous), (reference, out_idx, out_rgb))
 

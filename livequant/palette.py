@@ -292,12 +292,13 @@ def _read_png(data: bytes):
 
 
 def _picture_colors(path: Path) -> np.ndarray:
-    """Distinct colours of the picture in ``path``, in order of first appearance."""
+    """Distinct colours of the picture in ``path`` (but its wholly transparent pixels), in order of first
+    appearance."""
     # Decoding pictures, with the pixel limit, is the sources' job. Imported here, when a picture is read, so
     # `livequant.Palette` loads neither OpenCV nor FFmpeg: compute's one reach into I/O (see tests/test_layout.py).
     from livequant.sources import read_image
 
-    pixels = read_image(str(path)).reshape(-1, 3)
+    pixels = read_image(str(path), opaque=True)
     unique, first = np.unique(pixels, axis=0, return_index=True)
     if len(unique) > MAX_COLORS:
         raise ValueError(f"it has {len(unique)} distinct colours, more than {MAX_COLORS}")

@@ -17,7 +17,7 @@ import math
 import numpy as np
 
 from livequant.colorspace import COLOR_SPACES, working_space
-from livequant.dither import DITHERS, diffuse, is_diffusion, ordered_offsets
+from livequant.dither import DITHERS, REGISTRY, diffuse, is_diffusion, ordered_offsets
 from livequant.fit import PaletteFitter
 from livequant.frames import QuantizedFrame, check_frame
 from livequant.lookup import build_table, map_pixels, map_pixels_held, nearest_exact
@@ -25,7 +25,8 @@ from livequant.palette import Palette
 from livequant.presets import resolve
 from livequant.track import PaletteStep, PaletteTrack, default_sample_size
 
-__all__ = ["COLOR_SPACES", "DITHERS", "Quantizer", "TemporalHold", "default_hold", "hold_weight", "quantize"]
+__all__ = ["COLOR_SPACES", "DITHERS", "Quantizer", "TemporalHold", "default_hold", "fixed_space", "hold_weight",
+           "quantize"]
 
 #: The default temporal hold, in levels, by palette size: (most colours, levels), smallest first (`default_hold`).
 HOLD_BY_SIZE = ((32, 3), (64, 2), (256, 1))
@@ -85,6 +86,21 @@ def _locked_colors(locked, n_colors: int, palette) -> np.ndarray | None:
         raise ValueError(f"locked has {len(colors)} colours, which leaves none of n_colors={n_colors} to adapt; "
                          "lock fewer colours or raise n_colors")
     return colors
+
+
+def fixed_space(dither: str, color_space: str, n_colors: int) -> str:
+    """The space a fixed palette of ``n_colors`` is matched in: sRGB under an ordered dither, else the working
+    space of ``color_space``.
+
+    A fixed palette's colours lie far apart, and an ordered pattern between
+    two of them keeps the picture's tone where its offsets and the midpoint
+    between the two are measured alike, in sRGB (as FFmpeg's paletteuse and
+    retro tools dither): OKLab's midpoints sit lower, which lightened dark
+    tones (a flat grey 32 came out 99 in sRGB on ``gray2``; blurred PSNR
+    on three photos and a ramp +5 to +11 dB with ``gray2``, +0.7 to +3.1
+    with ``pico8``).
+    """
+    return "rgb" if REGISTRY[dither].kind == "ordered" else working_space(color_space, n_colors)
 
 
 def hold_weight(n_colors: int, stability: float) -> float:
@@ -209,7 +225,8 @@ class Quantizer:
     color_space : {"oklab", "rgb"}
         Space in which palettes are fitted and nearest colours measured.
         OKLab weighs lightness 0.7, or 0.6 in palettes of more than 64
-        colours (`livequant.colorspace.working_space`).
+        colours (`livequant.colorspace.working_space`). A fixed palette under
+        an ordered dither is matched in sRGB (`fixed_space`).
     refit_every : int
         Consider a warm refit every this many frames (0: only on drift or a
         scene cut). A refit replaces the palette only when it is clearly better.
@@ -405,21 +422,23 @@ class Quantizer:
             self.dither if dither is None else dither,
             self.color_space, self.dither_strength, self._hold_setting, self.refit_every, self.sample_size,
         )
+        fixed = None if palette is None or palette == "adaptive" else resolve(palette)  # may raise: before any change
         if frozen is not None:
             self.frozen = bool(frozen)
         if dither is not None:
             self.dither = dither
             self.hold.reset()  # held indices were chosen under the old dither
+            if palette is None and self._fixed is not None:  # ordered dither matches a fixed palette in sRGB
+                self._use_fixed(self._fixed.palette)
         if n_colors is not None and n_colors != self.n_colors:
             self.n_colors = int(n_colors)
             self.track.close()
             self.track = self._new_track()
-        if palette is not None:
-            if palette == "adaptive":
-                self._fixed = None
-                self.track.restart()
-            else:
-                self._use_fixed(resolve(palette))
+        if fixed is not None:
+            self._use_fixed(fixed)
+        elif palette is not None:  # "adaptive"
+            self._fixed = None
+            self.track.restart()
         size = self._palette_size()  # another size can hold by another threshold and weight
         if (self.hold.threshold, self.hold.weight) != (self._hold_levels(size), hold_weight(size, self.stability)):
             self.hold = self._new_hold()
@@ -446,8 +465,9 @@ class Quantizer:
             locked=self._locked if self._locked is not None and len(self._locked) < self.n_colors else None,
             stability=self.stability,
             unseen_levels=max(hold - 1, 0),  # a move the hold would hide from a pixel
+            still_levels=max(hold, 1),
         )
-        return PaletteTrack(fitter, self.refit_every, max(hold, 1), background=self.background)
+        return PaletteTrack(fitter, self.refit_every, fitter.still_levels, background=self.background)
 
     def _palette_size(self) -> int:
         """Colours of the palette in use: the fixed one's, else ``n_colors``."""
@@ -468,15 +488,17 @@ class Quantizer:
         self._planned += 1
         return self._planned - 1
 
-    def _use_fixed(self, palette: Palette) -> None:
-        table = build_table(palette.colors, working_space(self.color_space, len(palette)))
-        self._fixed = PaletteStep(palette, table, None, fresh=True)
+    def _use_fixed(self, palette: Palette, space: str | None = None) -> None:
+        """Map to the fixed ``palette`` from now on, nearest measured in ``space`` (default: `fixed_space`)."""
+        space = space or fixed_space(self.dither, self.color_space, len(palette))
+        self._fixed = PaletteStep(palette, build_table(palette.colors, space), None, fresh=True)
 
     def _ordered_offsets(self, step: PaletteStep) -> np.ndarray:
-        """The ordered-dither offsets for ``step``'s table, made once per table and dither."""
-        key = (step.table, self.dither)
+        """The ordered-dither offsets for ``step``'s table, made once per table and dither; none where the
+        palette holds every colour of the frame it was fitted on (`PaletteStep.exact`): shown exactly."""
+        key = (step.table, "none" if step.exact else self.dither)
         if self._offsets is None or self._offsets[0] != key:
-            self._offsets = (key, ordered_offsets(self.dither, step.table, self.dither_strength))
+            self._offsets = (key, ordered_offsets(key[1], step.table, self.dither_strength))
         return self._offsets[1]
 
 
@@ -514,7 +536,8 @@ def quantize(
     image = check_frame(image, "image")
     _check_options(n_colors, dither, color_space, dither_strength, 0, 0, sample_size, seed=seed)
     locked = _locked_colors(locked, n_colors, palette)
-    if palette is None:
+    adaptive = palette is None
+    if adaptive:
         fitter = PaletteFitter(
             n_colors,
             color_space=working_space(color_space, n_colors),
@@ -528,4 +551,6 @@ def quantize(
     if dither == "none":
         return palette.colors[nearest_exact(image, palette.colors, working_space(color_space, len(palette)))]
     q = Quantizer(palette=palette, dither=dither, color_space=color_space, dither_strength=dither_strength, hold=0)
+    if adaptive:  # a palette fitted to the picture lies close together: matched where it was fitted
+        q._use_fixed(palette, working_space(color_space, len(palette)))
     return q.quantize(image)

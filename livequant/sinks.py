@@ -51,6 +51,10 @@ _BLACK = (np.zeros((64, 64, 3), np.uint8), np.zeros((64, 64), np.uint8), Palette
 
 
 VIDEO_SUFFIXES = (".mp4", ".mov", ".mkv", ".webm")
+#: The YUV matrix to convert with and tag, by encoder: BT.709, as players assume for HD, except where the
+#: bitstream cannot say and decoders assume BT.601 (VP8: FFmpeg's decoder reports BT.470BG whatever the tag).
+_MATRICES = {"libvpx": ("ITU601", 5)}
+_BT709 = ("ITU709", 1)
 _CONTAINERS = {suffix: av.open(io.BytesIO(), "w", format=name)  # what each can hold
                for suffix, name in zip(VIDEO_SUFFIXES, ("mp4", "mov", "matroska", "webm"))}
 
@@ -140,6 +144,7 @@ def _write_still(path: Path, qframe: QuantizedFrame, name: Path | None = None) -
     if suffix == ".png":
         png = av.CodecContext.create("png", "w")
         png.width, png.height, png.pix_fmt = qframe.indices.shape[1], qframe.indices.shape[0], "pal8"
+        png.sample_aspect_ratio = Fraction(1, 1)  # square pixels (unset, FFmpeg wrote an aspect of 0:1)
         packets = png.encode(_pal8(qframe)) + png.encode(None)
         path.write_bytes(b"".join(bytes(p) for p in packets))
         return
@@ -394,6 +399,12 @@ class _EncoderSink(_FileSink):
             self._out = None
 
 
+def muxer_options(suffix: str) -> dict[str, str]:
+    """FFmpeg muxer options for a video file of ``suffix``: MP4 and MOV put their index first ("faststart"),
+    so the file plays while it downloads and can be read from a pipe."""
+    return {"movflags": "+faststart"} if suffix.lower() in (".mp4", ".mov") else {}
+
+
 def _encoder(suffix: str, codec: str | None, crf: float | None, lossless: bool) -> tuple[str, str, dict]:
     """Return ``(codec, pix_fmt, options)`` for an output suffix and the user's choices.
 
@@ -433,6 +444,10 @@ def _encoder(suffix: str, codec: str | None, crf: float | None, lossless: bool) 
     if codec == "ffv1":
         return codec, "bgr0", {}
     pix_fmt = "yuv420p" if "yuv420p" in formats or not formats else formats[0]
+    depths = [c.bits for c in av.VideoFormat(pix_fmt).components]
+    if len(depths) < 3 or min(depths) < 8:  # the GIF encoder's rgb8 (3-3-2 bits) moved colours 54 levels
+        raise ValueError(f"{codec} stores video as {pix_fmt}, which cannot hold the palette's colours; choose "
+                         f"another --codec{', or write a .gif file' if codec == 'gif' else ''}")
     options = {} if crf is None else {"crf": f"{crf:g}"}
     if codec == "libx265":  # x265 prints its info lines itself, whatever FFmpeg's log level
         options["x265-params"] = "log-level=error"
@@ -519,6 +534,7 @@ class AudioTrack:
         self._output = output
         self._items = self._timed_items()
         self._pending = None
+        self._lead_in: av.Packet | None = None  # the last copied packet before the output's start
 
     @staticmethod
     def copies(stream, output, copy: bool = True) -> bool:
@@ -544,7 +560,9 @@ class AudioTrack:
                 yield frame.time, frame.time + frame.samples / frame.sample_rate, frame
 
     def mux_until(self, limit: float, offset: float) -> None:
-        """Mux what starts before ``limit``, shifted by ``-offset``; drop what ends before ``offset``."""
+        """Mux what starts before ``limit``, shifted by ``-offset``; drop what ends before ``offset``, but for
+        the last copied packet before it: the decoder's lead-in to the first one kept (AAC's priming packet,
+        which ends at 0 in files FFmpeg or a phone wrote; the packet before a ``--start`` cut)."""
         while True:
             item = self._pending or next(self._items, None)
             self._pending = None
@@ -555,17 +573,26 @@ class AudioTrack:
                 self._pending = item
                 return
             if end <= offset:
+                self._lead_in = obj if self._copy else None
                 continue
-            shift = round(offset / obj.time_base)
-            obj.pts -= shift
+            if self._lead_in is not None:
+                self._mux_copy(self._lead_in, offset)
+                self._lead_in = None
             if self._copy:
-                if obj.dts is not None:
-                    obj.dts -= shift
-                obj.stream = self._dst
-                self._output.mux(obj)
+                self._mux_copy(obj, offset)
             else:
+                obj.pts -= round(offset / obj.time_base)
                 for frame in self._resampler.resample(obj):
                     self._output.mux(self._dst.encode(frame))
+
+    def _mux_copy(self, packet: av.Packet, offset: float) -> None:
+        """Mux a copied ``packet`` shifted by ``-offset``."""
+        shift = round(offset / packet.time_base)
+        packet.pts -= shift
+        if packet.dts is not None:
+            packet.dts -= shift
+        packet.stream = self._dst
+        self._output.mux(packet)
 
     def finish(self, end: float, offset: float) -> None:
         """Mux the rest up to ``end`` (the video's end) and flush the encoder."""
@@ -584,7 +611,8 @@ class VideoWriter(_EncoderSink):
     exactly: FFV1 in ``.mkv``, VP9 gbrp in ``.webm``, libx264rgb (qp 0)
     otherwise. With chroma subsampling an odd width or height is padded to even
     by repeating the last column or row. YUV output is converted and tagged as
-    BT.709. Frame times set the timestamps (the first frame at 0), so a variable
+    BT.709 (VP8, which cannot name it and is decoded as BT.601: BT.601).
+    Frame times set the timestamps (the first frame at 0), so a variable
     frame rate is kept; ``fps`` is the nominal rate, and places frames that
     have no time ``1 / fps`` after the one before.
 
@@ -679,7 +707,7 @@ class VideoWriter(_EncoderSink):
         fmt = self._format
         self._pad = ((-height) % (4 // fmt.chroma_height(4)), (-width) % (4 // fmt.chroma_width(4)))
         try:
-            self._out = av.open(str(self._tmp), "w")
+            self._out = av.open(str(self._tmp), "w", container_options=muxer_options(self.path.suffix))
         except (av.error.FFmpegError, ValueError):
             raise ValueError(f"FFmpeg knows no video format for '{self.path.suffix}' files ('{self.path}'); "
                              "use .mp4, .mov, .mkv or .webm") from None
@@ -693,9 +721,12 @@ class VideoWriter(_EncoderSink):
         context = self._stream.codec_context
         context.time_base = self._time_base = _CODEC_TIME_BASES.get(self.codec, _VIDEO_TIME_BASE)
         self._yuv = not fmt.is_rgb
-        if self._yuv:  # convert with BT.709 and tag it so, as players assume for HD; untagged is ambiguous
-            context.colorspace = context.color_primaries = context.color_trc = 1  # BT.709
+        if self._yuv:  # convert with a matrix and tag it so (`_MATRICES`); untagged is ambiguous
+            context.colorspace = _MATRICES.get(self.codec, _BT709)[1]
+            context.color_primaries = context.color_trc = 1  # BT.709, which sRGB shares
             context.color_range = 1  # limited ("MPEG") range
+        if self.codec == "libx265" and self.path.suffix.lower() in (".mp4", ".mov"):
+            context.codec_tag = "hvc1"  # Apple's players take HEVC tagged so, FFmpeg's default hev1 not
         if audio and self._audio_from is not None:
             stream, packets = self._audio_stream(trial)
             self._audio = AudioTrack(stream, packets, self._out, self.path.suffix.lower(), copy=self._copy_audio)
@@ -766,7 +797,8 @@ class VideoWriter(_EncoderSink):
             rgb = np.pad(rgb, ((0, self._pad[0]), (0, self._pad[1]), (0, 0)), mode="edge")
         frame = av.VideoFrame.from_ndarray(rgb, format="rgb24")
         if self._yuv:
-            frame = frame.reformat(format=self.pix_fmt, dst_colorspace="ITU709", dst_color_range="MPEG")
+            matrix = _MATRICES.get(self.codec, _BT709)[0]
+            frame = frame.reformat(format=self.pix_fmt, dst_colorspace=matrix, dst_color_range="MPEG")
         return frame
 
     def _write(self, qframe: QuantizedFrame) -> None:

@@ -78,6 +78,8 @@ AUDIO_READ_ON = 5.0
 CUT_SHORT_SECONDS = 0.5
 #: Seconds before a --start to seek to first where the demuxer lands after the start (`VideoFile._seek`).
 SEEK_BACK = 1.0
+#: Transfer characteristics (FFmpeg's AVColorTransferCharacteristic) of HDR video, which is not tone-mapped.
+HDR_TRANSFERS = {16: "PQ, SMPTE ST 2084", 18: "HLG, ARIB STD-B67"}
 
 #: Standard input, as FFmpeg names it (the command line's ``-``).
 STDIN = "pipe:0"
@@ -416,6 +418,8 @@ class VideoFile(_Source):
         not say).
     has_audio : bool
         Whether the file has an audio stream.
+    audio_tracks : int
+        How many: the outputs carry the first.
     audio : AudioFeed or None
         Its packets, with ``carry_audio``.
     end_time : float or None
@@ -482,6 +486,7 @@ class VideoFile(_Source):
         if start is None and duration is None:
             self.frame_count = stream.frames or None
         self.has_audio = bool(self._container.streams.audio)
+        self.audio_tracks = len(self._container.streams.audio)
         self.audio = AudioFeed(self._container.streams.audio[0]) if carry_audio and self.has_audio else None
         picture = self._container.format.name == "image2" or self._container.format.name.endswith("_pipe")
         self.endless = "://" in self.path and not self._container.duration and not picture
@@ -537,6 +542,10 @@ class VideoFile(_Source):
         if aspect and aspect != 1:  # pixels wider or taller than square (anamorphic video): made square, as
             width = max(1, round(first.width * aspect))  # players show them (FFmpeg: scale=iw*sar:ih)
             self.scale((width, first.height) if _quarter_turns(first) % 2 == 0 else (first.height, width))
+        if first.color_trc in HDR_TRANSFERS:
+            log.warning("%s is HDR (%s): its colours are quantized as they are, not tone-mapped, and will "
+                        "look washed out; tone-map it to SDR first (ffmpeg -vf zscale=t=linear,tonemap=hable,"
+                        "zscale=t=bt709:m=bt709:p=bt709,format=yuv420p)", self._named, HDR_TRANSFERS[first.color_trc])
 
     def _seek(self, target: float, origin: float) -> None:
         """Seek to the keyframe at or before ``target`` (seconds, the file's clock). Where the demuxer lands
@@ -904,9 +913,10 @@ def _upright(image: np.ndarray, orientation: int) -> np.ndarray:
     return np.ascontiguousarray(turned[orientation])
 
 
-def read_image(path: str, max_pixels: int = MAX_PIXELS) -> np.ndarray:
+def read_image(path: str, max_pixels: int = MAX_PIXELS, *, opaque: bool = False) -> np.ndarray:
     """Decode the picture in ``path`` as an ``(H, W, 3) uint8`` RGB frame, refusing one over ``max_pixels``
-    (checked in the header before decoding where the format allows).
+    (checked in the header before decoding where the format allows). Transparency is flattened on white;
+    with ``opaque``, the ``(N, 3)`` colours of the pixels that are not wholly transparent instead.
 
     Raises
     ------
@@ -951,7 +961,11 @@ def read_image(path: str, max_pixels: int = MAX_PIXELS) -> np.ndarray:
     _check_limit("image", path, image.shape[1], image.shape[0], max_pixels)
     if image.ndim == 3 and image.shape[2] in (3, 4):
         image = cv2.cvtColor(image, cv2.COLOR_BGR2RGB if image.shape[2] == 3 else cv2.COLOR_BGRA2RGBA)
-    return to_rgb8(image)
+    rgb = to_rgb8(image)
+    if not opaque:
+        return rgb
+    shown = image[..., 3] > 0 if image.ndim == 3 and image.shape[2] == 4 else np.ones(rgb.shape[:2], bool)
+    return rgb[shown]
 
 
 def gif_loop(path) -> int | None:

@@ -401,6 +401,28 @@ def test_audio_a_format_cannot_hold_is_left_out_with_a_note(tmp_path, clip, caps
         assert "note" not in capsys.readouterr().err
 
 
+def test_an_input_of_two_audio_tracks_is_said_to_give_the_first(tmp_path, capsys):
+    path = tmp_path / "two.mkv"
+    with av.open(str(path), "w") as out:
+        video = out.add_stream("libx264", rate=10)
+        video.width, video.height, video.pix_fmt = 32, 32, "yuv420p"
+        tracks = [out.add_stream("aac", rate=48000) for _ in range(2)]
+        for track in tracks:
+            track.layout = "stereo"
+        for i in range(5):
+            out.mux(video.encode(av.VideoFrame.from_ndarray(np.full((32, 32, 3), 40 * i, np.uint8), format="rgb24")))
+        out.mux(video.encode(None))
+        for track in tracks:
+            silence = av.AudioFrame.from_ndarray(np.zeros((2, 1024), np.float32), format="fltp", layout="stereo")
+            silence.sample_rate, silence.pts = 48000, 0
+            out.mux(track.encode(silence))
+            out.mux(track.encode(None))
+    assert main(["transcode", str(path), str(tmp_path / "out.mkv"), "-k", "4"]) == 0
+    assert "the input has 2 audio tracks and the output carries the first" in capsys.readouterr().err
+    with av.open(str(tmp_path / "out.mkv")) as written:
+        assert len(written.streams.audio) == 1
+
+
 def test_preview_without_a_display_says_what_to_do(monkeypatch, capsys):
     monkeypatch.delenv("DISPLAY", raising=False)
     assert main(["preview", "test"]) == 1

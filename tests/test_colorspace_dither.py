@@ -55,13 +55,15 @@ def test_blue_noise_is_a_permutation_with_little_low_frequency_energy():
     assert w[(f > 0) & (f < 0.1)].mean() > 0.5 * w[f > 0.3].mean()
 
 
+@pytest.mark.parametrize("space", ["rgb", "oklab"])
 @pytest.mark.parametrize("dither", ["floyd-steinberg", "sierra-lite", "bayer", "bluenoise"])
 @pytest.mark.parametrize("level", [32, 128, 200])
-def test_dither_keeps_the_average_level(dither, level):
-    """Black and white dithered over flat gray: the share of white tracks the gray level."""
+def test_dither_keeps_the_average_level(dither, level, space):
+    """Black and white dithered over flat gray: the share of white tracks the gray level (a fixed palette under
+    an ordered dither is matched in sRGB: OKLab's midpoints made a grey of 32 a pattern of mean 96)."""
     from livequant import Palette, Quantizer
 
-    q = Quantizer(palette=Palette([(0, 0, 0), (255, 255, 255)]), dither=dither, color_space="rgb")
+    q = Quantizer(palette=Palette([(0, 0, 0), (255, 255, 255)]), dither=dither, color_space=space)
     out = q.quantize(np.full((256, 300, 3), level, np.uint8))
     assert abs(out.mean() - level) < 0.06 * 255
     # Mixed, not flat: both colours appear in every 16-pixel-wide band.
@@ -80,6 +82,26 @@ def test_ordered_dither_in_oklab_leaves_a_flat_dark_palette_colour_flat(dither):
     out = Quantizer(palette=palette, dither=dither).quantize(frame)
     assert (out[:, :32] == 0).all()
     assert len(np.unique(out[:, 32:].reshape(-1, 3), axis=0)) == 5  # the ramp still dithers over all five
+
+
+@pytest.mark.parametrize("space", ["oklab", "rgb"])
+@pytest.mark.parametrize("dither", ["bayer", "bluenoise"])
+def test_ordered_dither_shows_the_palettes_own_colours_exactly(dither, space):
+    """Flat areas of a palette's own colours stay flat (a sixth of NES tiles speckled, up to 62% of one), and a
+    frame of few colours fitted exactly is shown exactly (a 6-colour cartoon at 16 colours: 10% of it moved)."""
+    from livequant import Quantizer, presets
+
+    for name in ("gameboy", "nes", "pico8", "c64"):
+        colors = presets.get(name).colors
+        tiles = np.repeat(np.repeat(colors[:, None, None, :], 16, 1), 16, 2).reshape(-1, 16, 3)
+        np.testing.assert_array_equal(Quantizer(palette=name, dither=dither, color_space=space).quantize(tiles), tiles)
+    six = np.array([[0, 0, 0], [255, 255, 255], [200, 30, 40], [30, 160, 60], [40, 60, 200], [240, 220, 30]], np.uint8)
+    cartoon = six[(np.arange(96)[:, None] // 16 + np.arange(128)[None, :] // 16) % 6]
+    q = Quantizer(16, dither=dither, color_space=space)
+    for _ in range(2):
+        np.testing.assert_array_equal(q.quantize(cartoon), cartoon)
+    ramp = np.repeat(np.linspace(0, 255, 128)[None, :, None], 32, 0).repeat(3, 2).astype(np.uint8)
+    assert len(np.unique(Quantizer(palette="gray4", dither=dither).quantize(ramp)[:, 40:56])) > 1  # still dithers
 
 
 def test_offsets_in_rgb_are_plain_sums_and_in_oklab_follow_lightness():

@@ -148,6 +148,22 @@ def test_settle_never_takes_a_change_that_costs_error():
     assert fitter(2, stability=0.0).settle(NEW, worse, SAMPLES, moving).tolist() == [False, False]
 
 
+@pytest.mark.parametrize("still_levels, moved", [(3, True), (10, False)])
+def test_a_fit_lets_pixels_that_creep_since_the_last_fit_move_their_slot(still_levels, moved):
+    old = np.array([[0, 0, 0], [100, 100, 100]], np.uint8)
+    previous = Fit(old, to_space(old, "rgb"), 0.0)
+    gray = lambda level, n: np.full((n, 3), level, np.uint8)  # noqa: E731
+    # Black stays; the grey slot's pixels crept 6 levels apart since the last fit (each frame's step under
+    # the still threshold, as in a zoom), and new content came into it.
+    samples = np.concatenate([gray(0, 100), gray(94, 100), gray(106, 100), gray(130, 200)])
+    since = np.concatenate([gray(0, 100), gray(100, 200), gray(200, 200)])
+    still = np.arange(500) < 300
+    fitter2 = PaletteFitter(2, color_space="rgb", sample_size=500, seed=0, stability=100.0, still_levels=still_levels)
+    colors = fitter2.fit(samples, previous=previous, still=still, since=since).colors
+    assert colors[0].tolist() == [0, 0, 0]
+    assert (colors[1].tolist() == [115] * 3) if moved else (colors[1].tolist() == [100] * 3)
+
+
 @pytest.mark.parametrize("space", ["rgb", "oklab"])
 def test_keep_close_takes_back_nearby_colours_within_its_error_allowance(rng, space):
     centres = np.array([[40, 40, 40], [120, 60, 30], [200, 200, 210], [250, 240, 120]], np.float64)

@@ -197,6 +197,15 @@ def test_truecolour_png_gives_its_colours_in_order_of_first_appearance(tmp_path)
     assert Palette.from_file(tmp_path / "t.png").colors.tolist() == [[200, 10, 10], [9, 9, 9], [10, 200, 10]]
 
 
+def test_a_pictures_wholly_transparent_pixels_are_no_colour_of_its_palette(tmp_path):
+    bgra = np.zeros((2, 4, 4), np.uint8)  # OpenCV's order
+    bgra[0] = [(0, 0, 255, 255), (0, 255, 0, 255), (255, 0, 0, 128), (30, 20, 10, 255)]  # one half transparent
+    bgra[1] = (7, 7, 7, 0)  # a transparent row: no colour (flattened on white, it became #ffffff)
+    assert cv2.imwrite(str(tmp_path / "swatch.png"), bgra)
+    assert Palette.from_file(tmp_path / "swatch.png").to_hex()[:2] == ["#ff0000", "#00ff00"]
+    assert len(Palette.from_file(tmp_path / "swatch.png")) == 4
+
+
 def test_photo_png_with_too_many_colours_points_to_extraction(tmp_path):
     rgb = np.random.default_rng(0).integers(0, 256, (32, 32, 3), dtype=np.uint8)
     write_rgb_png(tmp_path / "photo.png", rgb)

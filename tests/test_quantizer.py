@@ -210,6 +210,7 @@ def test_the_default_hold_is_finer_for_large_palettes():
     assert q.hold.threshold == 2 and q.track.fitter.unseen_levels == 1
     q.configure(n_colors=256)
     assert q.hold.threshold == 1 and q.track.fitter.unseen_levels == 0
+    assert q.track.fitter.still_levels == q.track.still_levels == 1  # still as the hold counts it
     assert Quantizer(256, hold=0).track.fitter.unseen_levels == 0
     q.configure(palette=coarse)
     assert q.hold.threshold == 3
@@ -305,6 +306,22 @@ def test_configure_changes_settings_live():
     frozen = q.palette
     q.quantize(255 - frame)
     assert q.palette == frozen
+
+
+def test_configure_that_fails_changes_nothing():
+    q = Quantizer(16)
+    q.quantize(smooth_frame(seed=8))
+    with pytest.raises(ValueError, match="nope"):
+        q.configure(n_colors=8, dither="bayer", palette="nope")
+    assert (q.n_colors, q.dither, len(q.palette)) == (16, "none", 16)
+
+
+def test_a_fixed_palette_is_matched_for_the_dither_it_is_given_later():
+    frame = smooth_frame(seed=8)
+    q = Quantizer(palette="gray4")
+    q.quantize(frame)
+    q.configure(dither="bayer")  # ordered: matched in sRGB from now on (`fixed_space`)
+    np.testing.assert_array_equal(q.quantize(frame), Quantizer(palette="gray4", dither="bayer").quantize(frame))
 
 
 @pytest.mark.parametrize(

@@ -4,6 +4,7 @@ import gc
 import re
 import subprocess
 import sys
+from fractions import Fraction
 from pathlib import Path
 
 import av
@@ -12,6 +13,7 @@ import numpy as np
 import pytest
 
 from conftest import SURROUND_TONES, channel_tones, send_wm_delete, surround_clip
+from livequant import presets
 from livequant.errors import SinkError
 from livequant.sinks import AnimationWriter, GifWriter, ImageWriter, Preview, VideoWriter
 
@@ -65,16 +67,34 @@ def test_video_round_trip(tmp_path, make_qframe, suffix):
     assert not list(tmp_path.glob(".*"))  # no partial file left behind
 
 
-def test_yuv_output_is_tagged_bt709_and_decodes_to_the_palette_colours(tmp_path, make_qframe):
-    path = tmp_path / "tagged.mp4"
-    qframe = make_qframe(np.repeat(np.repeat(np.arange(4).reshape(2, 2), 32, 0), 32, 1))  # four flat squares
-    with VideoWriter(path, 10, crf=10) as sink:
+@pytest.mark.parametrize("name, codec, matrix", [
+    ("tagged.mp4", None, 1), ("tagged.webm", None, 1), ("hevc.mp4", "libx265", 1),
+    ("vp8.webm", "libvpx", 5),  # VP8 cannot name its matrix and decoders take BT.601 (BT.470BG)
+])
+def test_yuv_output_is_tagged_with_its_matrix_and_decodes_to_the_palette_colours(tmp_path, make_qframe, name,
+                                                                                 codec, matrix):
+    path = tmp_path / name
+    colors = presets.get("pico8").colors  # saturated colours show a wrong matrix most
+    qframe = make_qframe(np.repeat(np.repeat(np.arange(16).reshape(4, 4), 32, 0), 32, 1), colors=colors)
+    with VideoWriter(path, 10, codec=codec) as sink:
         sink.write(qframe)
     with av.open(str(path)) as container:
         frame = next(container.decode(video=0))
-        assert (frame.colorspace, frame.color_range) == (1, 1)  # BT.709, limited range
+        assert (frame.colorspace, frame.color_range) == (matrix, 1)  # limited range
         rgb = frame.to_ndarray(format="rgb24").astype(int)
-    assert np.abs(rgb[8:24, 8:24] - qframe.rgb[8:24, 8:24]).max() <= 3
+    centres = (slice(8, None, 32), slice(8, None, 32))
+    assert np.abs(rgb[centres] - qframe.rgb[centres]).max() <= 6  # a wrong matrix is 10-27 off
+
+
+@pytest.mark.parametrize("name, tag", [("out.mp4", "avc1"), ("out.mov", "avc1"), ("hevc.mp4", "hvc1")])
+def test_mp4_and_mov_put_their_index_first_and_tag_hevc_for_apple_players(tmp_path, make_qframe, name, tag):
+    path = tmp_path / name
+    with VideoWriter(path, 10, codec="libx265" if "hevc" in name else None) as sink:
+        _write(sink, make_qframe, 3)
+    data = path.read_bytes()
+    assert 0 < data.index(b"moov") < data.index(b"mdat")  # "faststart": plays while it downloads, reads from a pipe
+    with av.open(str(path)) as container:
+        assert container.streams.video[0].codec_context.codec_tag == tag
 
 
 @pytest.mark.parametrize("suffix", [".mkv", ".mp4", ".webm"])
@@ -166,6 +186,43 @@ def test_audio_is_copied_and_cut_to_the_video(tmp_path, make_qframe, clip):
     codec, seconds = _audio_seconds(path)
     assert codec == "aac" and 0.9 < seconds < 1.1
     assert len(_decode(path)[0]) == 12
+
+
+def _clicks(path: Path, seconds: float = 1.0) -> None:
+    """An MP4 of black frames and AAC sound (FFmpeg's encoder: a priming packet ending at 0) with a 10 ms click
+    at 0 s and at 0.5 s."""
+    with av.open(str(path), "w") as out:
+        video, sound = out.add_stream("libx264", rate=30), out.add_stream("aac", rate=48000)
+        video.width = video.height = 64
+        video.pix_fmt, sound.layout = "yuv420p", "stereo"
+        for i in range(round(30 * seconds)):
+            frame = av.VideoFrame.from_ndarray(np.zeros((64, 64, 3), np.uint8), format="rgb24")
+            frame.pts, frame.time_base = i, Fraction(1, 30)
+            out.mux(video.encode(frame))
+        out.mux(video.encode(None))
+        signal = np.zeros((2, round(48000 * seconds)), np.float32)
+        signal[:, :480] = signal[:, 24000:24480] = 0.9
+        for start in range(0, signal.shape[1], 1024):
+            frame = av.AudioFrame.from_ndarray(np.ascontiguousarray(signal[:, start:start + 1024]), format="fltp",
+                                               layout="stereo")
+            frame.sample_rate, frame.pts, frame.time_base = 48000, start, Fraction(1, 48000)
+            out.mux(sound.encode(frame))
+        out.mux(sound.encode(None))
+
+
+def _samples(path: Path) -> np.ndarray:
+    with av.open(str(path)) as container:
+        return np.concatenate([f.to_ndarray()[0] for f in container.decode(audio=0)])
+
+
+@pytest.mark.parametrize("start", [0.0, 0.5])
+def test_copied_sound_keeps_the_packet_its_first_one_decodes_from(tmp_path, make_qframe, start):
+    source, path = tmp_path / "clicks.mp4", tmp_path / "out.mp4"
+    _clicks(source)
+    with VideoWriter(path, 30, audio_from=source) as sink:
+        _write(sink, make_qframe, 6, start=start)  # from 0 s (after AAC's priming packet) or 0.5 s (a cut)
+    sound = _samples(path)
+    assert np.abs(sound[:480]).max() == pytest.approx(np.abs(_samples(source)[:480]).max(), abs=0.05)  # the click
 
 
 def test_audio_follows_a_late_start(tmp_path, make_qframe, clip):
@@ -369,6 +426,8 @@ def test_png_is_written_with_a_palette_and_exact_colours(tmp_path, make_qframe):
         sink.write(qframe)  # a plain path keeps the last frame
     data = path.read_bytes()
     assert data[24:26] == b"\x08\x03"  # IHDR: bit depth 8, colour type 3 (palette)
+    aspect = data.find(b"pHYs")
+    assert aspect < 0 or data[aspect + 4:aspect + 12] == bytes([0, 0, 0, 1] * 2)  # square pixels (it said 0:1)
     np.testing.assert_array_equal(cv2.cvtColor(cv2.imread(str(path)), cv2.COLOR_BGR2RGB), qframe.rgb)
 
 

@@ -25,6 +25,22 @@ def _check_frames(frames, size):
 # VideoFile
 
 
+@pytest.mark.parametrize("transfer, hdr", [(16, True), (18, True), (1, False)])  # PQ, HLG, BT.709
+def test_hdr_video_is_said_not_to_be_tone_mapped(tmp_path, caplog, transfer, hdr):
+    path = tmp_path / "hdr.mkv"
+    with av.open(str(path), "w") as out:
+        video = out.add_stream("libx264", rate=10)
+        video.width, video.height, video.pix_fmt = 32, 32, "yuv420p"
+        video.codec_context.color_trc = transfer
+        for i in range(3):
+            frame = av.VideoFrame.from_ndarray(np.full((32, 32, 3), 60 * i, np.uint8), format="rgb24")
+            out.mux(video.encode(frame))
+        out.mux(video.encode(None))
+    with caplog.at_level("WARNING", logger="livequant"), VideoFile(path) as source:
+        assert len(list(source)) == 3
+    assert ("is HDR" in caplog.text and "tone-map" in caplog.text) == hdr
+
+
 def test_video_file_reads_every_frame_with_its_time(clip):
     with VideoFile(clip.path) as src:
         assert (src.fps, src.frame_count, src.size, src.has_audio, src.live) == (12.0, 24, (64, 48), True, False)
