@@ -469,7 +469,7 @@ def cases(folder: Path) -> list[Case]:
               quick=False)
     image("odd-33x21.jpg", "ok", label="image to '.gif'", out="{out}.gif", size=(33, 21), frames=1, quick=False)
     holds = {".mp4": {"libx264", "libx264rgb", "libvpx-vp9", "ffv1", "mpeg4"},
-             ".mov": {"libx264", "libx264rgb", "mpeg4", "gif"},  # FFmpeg's mov muxer refuses VP9
+             ".mov": {"libx264", "libx264rgb", "mpeg4"},  # FFmpeg's mov muxer refuses VP9; gif (rgb8) is refused
              ".mkv": {"libx264", "libx264rgb", "libvpx-vp9", "ffv1", "mpeg4"},
              ".webm": {"libvpx-vp9"}}
     for suffix, codecs in holds.items():
