@@ -27,10 +27,9 @@ import numpy as np
 
 __all__ = [
     "BITS", "BLOCK", "EXACT_BUCKETS", "LEVELS", "SCAN_ENTRIES", "SHIFT", "cell_histogram", "changed_pixels",
-    "count_colors", "diffuse_frame", "distinct_colors", "exact_buckets", "index_pixels", "kmeans_plusplus", "lzw_encode",
-    "map_words",
-    "map_words_held", "nearest_neighbours", "nearest_sorted", "nearest_sorted_serial", "transparent_codes",
-    "used_entries",
+    "count_colors", "diffuse_frame", "distinct_colors", "exact_buckets", "index_pixels", "kmeans_plusplus",
+    "lzw_encode", "map_words", "map_words_held", "nearest_neighbours", "nearest_sorted", "nearest_sorted_serial",
+    "transparent_codes", "used_entries",
 ]
 
 BITS = 7  # the table is filled in cells, 2**BITS a side ...
@@ -596,14 +595,14 @@ def map_words_held(pixels, table, generation, cells, ranked, packed, offsets, sh
             else:
                 p0, p1, p2, p3 = _pixels(pixels, g)
                 q0, q1, q2, q3 = _pixels(reference, g)
-                i0, q0 = _held_index(p0, q0, held & 0xFF, o0, shifted, exact, threshold, weight, table, generation, cells,
-                                     ranked, packed, shown)
-                i1, q1 = _held_index(p1, q1, (held >> 8) & 0xFF, o1, shifted, exact, threshold, weight, table, generation,
+                i0, q0 = _held_index(p0, q0, held & 0xFF, o0, shifted, exact, threshold, weight, table, generation,
                                      cells, ranked, packed, shown)
-                i2, q2 = _held_index(p2, q2, (held >> 16) & 0xFF, o2, shifted, exact, threshold, weight, table, generation,
+                i1, q1 = _held_index(p1, q1, (held >> 8) & 0xFF, o1, shifted, exact, threshold, weight, table,
+                                     generation, cells, ranked, packed, shown)
+                i2, q2 = _held_index(p2, q2, (held >> 16) & 0xFF, o2, shifted, exact, threshold, weight, table,
+                                     generation, cells, ranked, packed, shown)
+                i3, q3 = _held_index(p3, q3, held >> 24, o3, shifted, exact, threshold, weight, table, generation,
                                      cells, ranked, packed, shown)
-                i3, q3 = _held_index(p3, q3, held >> 24, o3, shifted, exact, threshold, weight, table, generation, cells,
-                                     ranked, packed, shown)
                 _store(reference, g, q0, q1, q2, q3)
             _store_indices(out_idx, g, i0, i1, i2, i3)
             _store(out_rgb, g, np.intp(packed[i0]), np.intp(packed[i1]), np.intp(packed[i2]), np.intp(packed[i3]))

@@ -721,8 +721,9 @@ class VideoWriter(_EncoderSink):
         context = self._stream.codec_context
         context.time_base = self._time_base = _CODEC_TIME_BASES.get(self.codec, _VIDEO_TIME_BASE)
         self._yuv = not fmt.is_rgb
+        self._matrix, tag = _MATRICES.get(self.codec, _BT709)
         if self._yuv:  # convert with a matrix and tag it so (`_MATRICES`); untagged is ambiguous
-            context.colorspace = _MATRICES.get(self.codec, _BT709)[1]
+            context.colorspace = tag
             context.color_primaries = context.color_trc = 1  # BT.709, which sRGB shares
             context.color_range = 1  # limited ("MPEG") range
         if self.codec == "libx265" and self.path.suffix.lower() in (".mp4", ".mov"):
@@ -797,8 +798,7 @@ class VideoWriter(_EncoderSink):
             rgb = np.pad(rgb, ((0, self._pad[0]), (0, self._pad[1]), (0, 0)), mode="edge")
         frame = av.VideoFrame.from_ndarray(rgb, format="rgb24")
         if self._yuv:
-            matrix = _MATRICES.get(self.codec, _BT709)[0]
-            frame = frame.reformat(format=self.pix_fmt, dst_colorspace=matrix, dst_color_range="MPEG")
+            frame = frame.reformat(format=self.pix_fmt, dst_colorspace=self._matrix, dst_color_range="MPEG")
         return frame
 
     def _write(self, qframe: QuantizedFrame) -> None:

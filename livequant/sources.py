@@ -545,7 +545,8 @@ class VideoFile(_Source):
         if first.color_trc in HDR_TRANSFERS:
             log.warning("%s is HDR (%s): its colours are quantized as they are, not tone-mapped, and will "
                         "look washed out; tone-map it to SDR first (ffmpeg -vf zscale=t=linear,tonemap=hable,"
-                        "zscale=t=bt709:m=bt709:p=bt709,format=yuv420p)", self._named, HDR_TRANSFERS[first.color_trc])
+                        "zscale=t=bt709:m=bt709:p=bt709,format=yuv420p)", self._named,
+                        HDR_TRANSFERS[first.color_trc])
 
     def _seek(self, target: float, origin: float) -> None:
         """Seek to the keyframe at or before ``target`` (seconds, the file's clock). Where the demuxer lands
@@ -964,8 +965,7 @@ def read_image(path: str, max_pixels: int = MAX_PIXELS, *, opaque: bool = False)
     rgb = to_rgb8(image)
     if not opaque:
         return rgb
-    shown = image[..., 3] > 0 if image.ndim == 3 and image.shape[2] == 4 else np.ones(rgb.shape[:2], bool)
-    return rgb[shown]
+    return rgb[image[..., 3] > 0] if image.ndim == 3 and image.shape[2] == 4 else rgb.reshape(-1, 3)
 
 
 def gif_loop(path) -> int | None:
