@@ -23,6 +23,7 @@ from livequant.demo import SETTINGS
 from livequant.palette import Palette
 
 REPO = Path(__file__).resolve().parents[1]
+WINDOW_WAIT_S = 120  # a preview window opens after the imports and the first frame: a minute on a slow machine
 
 
 def _decode(path):
@@ -687,7 +688,7 @@ def _shown(shot: np.ndarray, frame_height: int = 480, strip: int = 16):
     return shot[top : black[0] + frame_height], shot[black[0] + frame_height : black[0] + frame_height + strip]
 
 
-def _wait_for(condition, seconds: float = 5.0):
+def _wait_for(condition, seconds: float = 30.0):
     """Poll ``condition()`` until it returns something other than None, or ``seconds`` pass (None)."""
     deadline = time.monotonic() + seconds
     while (value := condition()) is None and time.monotonic() < deadline:
@@ -724,10 +725,10 @@ def test_preview_window_shows_the_quantized_picture_and_takes_keys(xdisplay, tmp
 
     try:
         found = subprocess.run(["xdotool", "search", "--sync", "--name", "^livequant$"], capture_output=True,
-                               text=True, timeout=10)
+                               text=True, timeout=WINDOW_WAIT_S)
         window = found.stdout.split()[0]
         # the first frame waits for the imports and the first palette fit: seconds on a busy machine
-        assert len(_wait_for(palette_shown, 12) or ()) == 8, "the window does not show an 8-colour picture"
+        assert len(_wait_for(palette_shown, 60) or ()) == 8, "the window does not show an 8-colour picture"
         for colours in (4, 2):
             key("minus")
             assert _wait_for(lambda: palette_shown() if len(palette_shown() or ()) == colours else None), \
@@ -739,7 +740,7 @@ def test_preview_window_shows_the_quantized_picture_and_takes_keys(xdisplay, tmp
         assert len(_colors(plain)) <= 2 and len(_colors(dithered)) <= 2
         assert _busy(dithered) > 2 * _busy(plain)
         key("q")
-        assert process.wait(timeout=5) == 0
+        assert process.wait(timeout=60) == 0
     finally:
         if process.poll() is None:
             process.kill()
@@ -754,7 +755,7 @@ def _preview_to_the_end(*args, cwd, quit_after: float | None = None) -> tuple[in
     try:
         if quit_after is not None:
             found = subprocess.run(["xdotool", "search", "--sync", "--name", "^livequant$"], capture_output=True,
-                                   text=True, timeout=20)
+                                   text=True, timeout=WINDOW_WAIT_S)
             time.sleep(quit_after)
             assert process.poll() is None, "the preview ended by itself"
             subprocess.run(["xdotool", "key", "--window", found.stdout.split()[0], "q"], check=True,
@@ -783,9 +784,10 @@ def test_preview_plays_pictures_at_the_rate_asked(xdisplay, tmp_path):
 @pytest.mark.gui
 @pytest.mark.skipif(shutil.which("xdotool") is None, reason="xdotool is not installed")
 def test_preview_of_a_picture_stays_until_closed(xdisplay, tmp_path, photo):
-    """It showed the picture as one frame and ended at once: the keys had nothing to act on."""
-    frames, _, _ = _preview_to_the_end(photo, "-k", "4", cwd=tmp_path, quit_after=2)
-    assert frames > 1
+    """It showed the picture as one frame and ended at once: the keys had nothing to act on. (Frames read again
+    while one was still being quantized count as dropped: a slow machine shows fewer of them.)"""
+    frames, _, dropped = _preview_to_the_end(photo, "-k", "4", cwd=tmp_path, quit_after=2)
+    assert frames + dropped > 1
 
 
 @pytest.mark.gui
@@ -803,7 +805,7 @@ def test_preview_of_a_slow_source_stops_at_once(xdisplay, tmp_path, stop, status
     process = _livequant("preview", "test", "--size", "160x120", "--fps", str(1 / 30), "-k", "4", cwd=tmp_path)
     try:
         found = subprocess.run(["xdotool", "search", "--sync", "--name", "^livequant$"], capture_output=True,
-                               text=True, timeout=20)
+                               text=True, timeout=WINDOW_WAIT_S)
         window = found.stdout.split()[0]
         time.sleep(3)  # the first frame is shown; the next is 27 s away
         if stop == "q":
@@ -812,7 +814,7 @@ def test_preview_of_a_slow_source_stops_at_once(xdisplay, tmp_path, stop, status
             send_wm_delete(int(window))
         else:
             process.send_signal(signal.SIGINT)
-        assert process.wait(timeout=10) == status
+        assert process.wait(timeout=20) == status  # the next frame is 27 s away
     finally:
         if process.poll() is None:
             process.kill()

@@ -5,6 +5,7 @@ import gc
 import threading
 import time
 
+import numpy as np
 import pytest
 
 from livequant.pipeline import run
@@ -13,6 +14,8 @@ from livequant.sources import TestPattern
 
 FRAMES = 20_000
 RATE = 120.0  # frames a second the stand-in camera delivers; the pipeline drops what it cannot take
+SAMPLE_EVERY_S = 20.0  # memory and fits sampled this often: 8 points over the run
+MAX_STALL_S = 10.0  # the longest the pipeline may go without quantizing a frame
 
 
 def rss_mb() -> float:
@@ -48,12 +51,15 @@ class _Null:
 
 @pytest.mark.slow
 def test_20000_live_frames_keep_memory_flat_and_leave_no_thread():
+    """How many of the frames are quantized is the machine's speed (a benchmark's business); that the pipeline
+    keeps quantizing, fitting and holding its memory for the whole run is this test's."""
     threads_before = set(threading.enumerate())
-    curve = []
+    curve, quantized_at = [], []
 
     def sample(qframe, stats) -> None:
-        if stats.frames % 2000 == 0:
-            curve.append((stats.frames, round(rss_mb(), 1), quantizer.stats["fits"]))
+        quantized_at.append(time.monotonic())
+        if not curve or quantized_at[-1] - curve[-1][0] >= SAMPLE_EVERY_S:
+            curve.append((quantized_at[-1], stats.frames, round(rss_mb(), 1), quantizer.stats["fits"]))
 
     pictures = [frame for frame, _ in TestPattern((854, 480), fps=RATE, frames=120)]  # 1 s of motion, made once
     with Quantizer(16, background=True, dither="bayer") as quantizer:
@@ -61,18 +67,21 @@ def test_20000_live_frames_keep_memory_flat_and_leave_no_thread():
         gc.collect()
         start = rss_mb()
         fits_before = quantizer.stats["fits"]
+        began = time.monotonic()
         stats = run(_Camera(pictures, FRAMES, RATE), quantizer, [_Null()], on_frame=sample)
+        ended = time.monotonic()
         fits = quantizer.stats["fits"] - fits_before
         gc.collect()
         end = rss_mb()
     print(f"\nsoak: {FRAMES} frames offered at 854x480, {stats.frames} quantized, {stats.dropped} dropped, "
           f"{fits} fits in the worker, {stats.refits} of them landed, {stats.fps:.0f} fps over {stats.seconds:.0f} s; "
           f"RSS {start:.1f} MB after warm-up, {end:.1f} MB at the end ({end - start:+.1f} MB); "
-          f"(frame, RSS, fits so far): {curve}")
+          f"(frames, RSS, fits so far) every {SAMPLE_EVERY_S:.0f} s: {[point[1:] for point in curve]}")
     assert stats.frames + stats.dropped == FRAMES
-    assert stats.frames >= FRAMES // 2, "the pipeline fell far behind a 120 fps camera"
+    # Quantized all along: no stall anywhere between the first frame offered and the last.
+    assert max(np.diff([began, *quantized_at, ended])) < MAX_STALL_S
     # The worker kept fitting all along. How many of its fits change a colour is the stability trade-off's call:
     # on a background that stays still and sprites that loop every second, that can be none for minutes.
-    assert fits > FRAMES // 100 and curve[-1][2] > curve[-2][2]
+    assert fits > len(curve) and curve[-1][3] > curve[-2][3]
     assert end - start < 50
     assert set(threading.enumerate()) <= threads_before
