@@ -545,7 +545,7 @@ _FORKS.set_forkserver_preload(["corpus", "livequant.__main__", "livequant.cli", 
                                "scipy.optimize", "scipy.spatial.distance", "tqdm"])
 
 
-def _command(argv: list[str], cwd: Path, stdout: str, stderr: str) -> None:
+def _command(argv: list[str], cwd: Path, stdout: Path, stderr: Path) -> None:
     """In the forked child: ``python -m livequant ARGV`` in ``cwd``, its output streams in files, under the
     memory limit."""
     _limit_memory()
@@ -569,8 +569,8 @@ def run(case: Case, out_dir: Path, inputs: Path | None = None, timeout: float = 
     before = snapshot(inputs) if inputs is not None else {}
     with tempfile.TemporaryDirectory() as streams:
         stderr = Path(streams, "stderr")
-        child = _FORKS.Process(target=_command, args=(case.argv(out_dir / "out"), out_dir, f"{streams}/stdout",
-                                                      str(stderr)))
+        child = _FORKS.Process(target=_command, args=(case.argv(out_dir / "out"), out_dir, Path(streams, "stdout"),
+                                                      stderr))
         child.start()
         child.join(timeout)
         if child.exitcode is None:
