@@ -458,7 +458,7 @@ def test_pattern_moves_and_is_deterministic():
 
 def test_pattern_at_1080p_moves_over_a_still_background():
     frames = [f for f, _ in TestPattern((1920, 1080), frames=3)]
-    assert all(f.shape == (1080, 1920, 3) and f.dtype == np.uint8 and f.flags.c_contiguous for f in frames)
+    _check_frames(frames, (1920, 1080))
     for before, after in zip(frames, frames[1:]):
         moved = (before != after).any(axis=2).mean()
         assert 0.001 < moved < 0.1, moved  # the shapes and the counter move (0.9% here), the rest stays
