@@ -39,21 +39,25 @@ import glob
 import hashlib
 import json
 import logging
+import multiprocessing.forkserver
 import os
 import re
 import shutil
 import signal
 import sys
 import tempfile
+import threading
 import time
 from dataclasses import dataclass
 from itertools import islice
+from multiprocessing import resource_tracker
 from pathlib import Path
 
 import cv2  # noqa: F401  # before av: see livequant/sinks.py
 import av  # isort: skip
 import dask
 from distributed import Client, KilledWorker, LocalCluster, WorkerPlugin, as_completed, get_worker
+from distributed.utils import get_mp_context
 from tqdm import tqdm
 
 from livequant import __version__
@@ -597,7 +601,10 @@ def run_batch(items: list[Item], outdir, options: argparse.Namespace, settings: 
     settings : dict
         What decides the output bytes; its `settings_hash` goes in the manifest.
     workers : int, optional
-        Worker processes of the local cluster (default: the cores).
+        Worker processes of the local cluster (default: the cores). They
+        are forked from multiprocessing's fork server, started with Ctrl-C
+        blocked if none runs yet in this process (other processes forked
+        from it later keep Ctrl-C blocked too).
     scheduler : str, optional
         Address of a running Dask scheduler to use instead of a local cluster.
     resume : bool
@@ -674,32 +681,63 @@ def _client(workers: int | None, scheduler: str | None):
         with client:
             yield client
         return
-    with _interrupts_held():
-        with dask.config.set({"distributed.scheduler.allowed-failures": ALLOWED_FAILURES}):
-            cluster = LocalCluster(n_workers=workers or os.cpu_count() or 1, threads_per_worker=1, processes=True,
-                                   dashboard_address=":0", silence_logs=logging.CRITICAL)  # None: port 8787,
-            # with a warning where another program has it
+    with _interrupts_held() as interrupted, dask.config.set({
+            "distributed.scheduler.allowed-failures": ALLOWED_FAILURES,
+            "distributed.worker.multiprocessing-method": "forkserver"}):
+        _start_forkserver_deaf_to_interrupts()
+        cluster = LocalCluster(n_workers=workers or os.cpu_count() or 1, threads_per_worker=1, processes=True,
+                               dashboard_address=":0", silence_logs=logging.CRITICAL)  # None: port 8787,
+        # with a warning where another program has it
         with contextlib.ExitStack() as on_failure:
             on_failure.callback(cluster.close)
             client = on_failure.enter_context(Client(cluster))
             client.register_plugin(_IgnoreInterrupts())
             on_failure.pop_all()
     with cluster, client:
+        if interrupted:
+            raise KeyboardInterrupt
         yield client
 
 
 @contextlib.contextmanager
 def _interrupts_held():
-    """Hold Ctrl-C while a local cluster and its client start, and take it after: inside the start it left a
-    half-made cluster that Dask's exit hook failed on, or a client never closed, each with a traceback.
+    """Hold Ctrl-C while a local cluster and its client start: inside the start it left a half-made cluster
+    that Dask's exit hook failed on, or a client never closed, each with a traceback.
 
-    Worker processes that take it while they import still print one (a
-    terminal sends it to them too): ignoring it here, a disposition they
-    would inherit, lost it for this process too, as other threads took it.
+    Yields a list that is not empty once a Ctrl-C came: the caller takes it
+    when the cluster is up. Blocking the signal in this thread held nothing:
+    Dask's threads took it, and Python raised it here all the same. Outside
+    the main thread, or where Ctrl-C is not Python's usual handler, nothing
+    is held.
     """
+    caught = []
+    holding = (threading.current_thread() is threading.main_thread()
+               and signal.getsignal(signal.SIGINT) is signal.default_int_handler)
+    if holding:
+        signal.signal(signal.SIGINT, lambda signum, frame: caught.append(signum))
+    try:
+        yield caught
+    finally:
+        if holding:
+            signal.signal(signal.SIGINT, signal.default_int_handler)
+
+
+def _start_forkserver_deaf_to_interrupts() -> None:
+    """Start multiprocessing's fork server, from which the local workers are forked, with Ctrl-C blocked.
+
+    A terminal's Ctrl-C reaches the workers too, and while they imported,
+    before `_IgnoreInterrupts` ran, each printed a traceback. A process
+    inherits the signal mask of the thread that starts it (Python's resource
+    tracker starts so, bpo-33613): the server keeps Ctrl-C blocked, and so
+    do the workers forked from it. Here it is blocked only while the server
+    starts, and a Ctrl-C meanwhile is taken after. A server already running
+    (started elsewhere in this process) is used as it is.
+    """
+    get_mp_context()  # the modules Dask preloads in the server
+    resource_tracker.ensure_running()  # first: starting its process unblocks Ctrl-C in this thread
     blocked = signal.pthread_sigmask(signal.SIG_BLOCK, [signal.SIGINT])
     try:
-        yield
+        multiprocessing.forkserver.ensure_running()
     finally:
         signal.pthread_sigmask(signal.SIG_SETMASK, blocked)
 

@@ -556,6 +556,7 @@ def _command(argv: list[str], cwd: Path, stdout: Path, stderr: Path) -> None:
         os.dup2(opened, fd)
         os.close(opened)
     signal.signal(signal.SIGINT, signal.default_int_handler)
+    signal.pthread_sigmask(signal.SIG_UNBLOCK, [signal.SIGINT])  # a server a batch started keeps it blocked
     sys.argv = ["livequant", *argv]
     from livequant.__main__ import console
 

@@ -241,7 +241,7 @@ def test_a_killed_worker_loses_nothing(tmp_path):
     deadline = time.monotonic() + 300
     while not any(out.rglob("*partial*")) and time.monotonic() < deadline and run.poll() is None:
         time.sleep(0.05)  # a worker is writing an output
-    workers = [p for p in psutil.Process(run.pid).children(recursive=True) if "spawn_main" in " ".join(p.cmdline())]
+    workers = _workers(psutil.Process(run.pid))
     assert run.poll() is None and workers, "the batch ended before a worker could be killed"
     os.kill(workers[0].pid, signal.SIGKILL)
     _, err = run.communicate(timeout=600)
@@ -336,20 +336,75 @@ def test_ctrl_c_from_a_terminal_stops_the_batch_without_a_traceback(tmp_path):
     for name in "abcd":
         write_clip(inputs / f"{name}.mp4", size=(320, 240), frames=150)
     out = tmp_path / "out"
-    process = subprocess.Popen([sys.executable, "-m", "livequant", "batch", str(inputs), "-o", str(out),
-                                "--workers", "2", "-q"], stderr=subprocess.PIPE, text=True, start_new_session=True,
-                               preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
+    process = _start_batch(inputs, out)
     deadline = time.monotonic() + 120
     while not _task_started(out) and time.monotonic() < deadline:  # the workers have imported and work
         time.sleep(0.1)
     time.sleep(1.5)
+    _interrupt_and_check(process, out)
+    taken.close()
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("started", [1, 2])
+def test_ctrl_c_while_the_workers_start_stops_the_batch_without_a_traceback(tmp_path, started):
+    """Ctrl-C as soon as the first, or the second, of the processes behind the workers runs (the workers, or
+    the fork server they come from): each worker took it while it imported and printed a traceback, about 100
+    lines in all."""
+    inputs = tmp_path / "in"
+    inputs.mkdir()
+    write_clip(inputs / "a.mp4", size=(160, 120), frames=30)
+    out = tmp_path / "out"
+    process = _start_batch(inputs, out)
+    deadline = time.monotonic() + 120
+    while len(_worker_processes(psutil.Process(process.pid))) < started:
+        assert time.monotonic() < deadline, f"{started} worker processes not started within 120 s"
+        time.sleep(0.005)
+    _interrupt_and_check(process, out)
+
+
+def _start_batch(inputs: Path, out: Path) -> subprocess.Popen:
+    """``livequant batch INPUTS -o OUT`` on two workers, in a process group of its own, Ctrl-C at its default."""
+    return subprocess.Popen([sys.executable, "-m", "livequant", "batch", str(inputs), "-o", str(out),
+                             "--workers", "2", "-q"], stderr=subprocess.PIPE, text=True, start_new_session=True,
+                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
+
+
+def _interrupt_and_check(process: subprocess.Popen, out: Path) -> None:
+    """Ctrl-C as a terminal sends it, to the batch's whole process group: it ends with exit status 130 and the
+    one line "interrupted", leaving no output, no partial file and no process behind."""
     os.killpg(process.pid, signal.SIGINT)
     _, err = process.communicate(timeout=60)
-    taken.close()
     assert process.returncode == 130 and err.strip() == "interrupted", err
     assert not _hidden(out) and not list(out.glob("*.mp4"))
     time.sleep(1)
     assert not [p for p in psutil.process_iter(["pid"]) if _in_group(p, process.pid)]
+
+
+def _worker_processes(parent: psutil.Process) -> list[psutil.Process]:
+    """The processes multiprocessing started under ``parent`` for the workers (not its resource tracker): the
+    workers, and the fork server they are forked from."""
+    found = []
+    for process in parent.children(recursive=True):
+        try:
+            line = " ".join(process.cmdline())
+        except psutil.Error:  # gone meanwhile
+            continue
+        if "multiprocessing" in line and "resource_tracker" not in line:
+            found.append(process)
+    return found
+
+
+def _workers(parent: psutil.Process) -> list[psutil.Process]:
+    """The worker processes under ``parent``: those of `_worker_processes` that started none of the others."""
+    behind = _worker_processes(parent)
+    parents = set()
+    for process in behind:
+        try:
+            parents.add(process.ppid())
+        except psutil.Error:
+            pass
+    return [p for p in behind if p.pid not in parents]
 
 
 def _task_started(out: Path) -> bool:
