@@ -336,7 +336,7 @@ def _parser() -> argparse.ArgumentParser:
     p.set_defaults(func=_batch)
 
     p = command("image", "Quantize a still image",
-                "PNG output is an 8-bit palette PNG with the exact colours, GIF output a still GIF.\n"
+                "PNG output is an indexed PNG of the palette's exact colours, GIF output a still GIF.\n"
                 "Transparent pixels are flattened on white.", _presets_epilog())
     p.add_argument("input", help="image file (.png .jpg .bmp .tif .webp ...), URL, or - (standard input)")
     p.add_argument("output", help="output image (.png and .gif keep the exact palette); - for standard output "

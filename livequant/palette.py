@@ -21,6 +21,7 @@ import numpy as np
 
 from livequant.errors import SinkError, SourceError, appeared_meanwhile, write_hint
 from livequant.files import move_into_place, partial_file
+from livequant.png import SIGNATURE, indexed_png
 
 __all__ = ["MAX_COLORS", "Palette", "SUFFIXES", "file_format"]
 
@@ -28,7 +29,6 @@ MAX_COLORS = 256
 _HEX = re.compile(r"#?([0-9a-f]{6})", re.IGNORECASE)
 _ARGB = re.compile(r"[0-9a-f]{8}", re.IGNORECASE)  # Paint.NET .txt: AARRGGBB
 _GPL_ROW = re.compile(r"\s*(\d{1,3})\s+(\d{1,3})\s+(\d{1,3})(?:\s.*)?", re.ASCII)
-_PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 _SWATCH = 16  # side of one swatch square in pixels, and squares per row
 
 
@@ -252,27 +252,18 @@ def _write_hex(palette: Palette, name: str) -> bytes:
     return "".join(code[1:] + "\n" for code in palette.to_hex()).encode()
 
 
-def _png_chunk(kind: bytes, body: bytes) -> bytes:
-    return struct.pack(">I", len(body)) + kind + body + struct.pack(">I", zlib.crc32(kind + body))
-
-
 def _write_png(palette: Palette, name: str) -> bytes:
     k = len(palette)
     columns = min(k, _SWATCH)
     cells = np.full(-(-k // columns) * columns, k - 1, np.uint8)  # spare cells repeat the last colour
     cells[:k] = np.arange(k)
-    image = np.kron(cells.reshape(-1, columns), np.ones((_SWATCH, _SWATCH), np.uint8))
-    rows = np.hstack([np.zeros((len(image), 1), np.uint8), image])  # filter byte 0 before each row
-    header = struct.pack(">IIBBBBB", image.shape[1], image.shape[0], 8, 3, 0, 0, 0)  # 8-bit indexed
-    chunks = [(b"IHDR", header), (b"PLTE", palette.colors.tobytes()),
-              (b"IDAT", zlib.compress(rows.tobytes(), 9)), (b"IEND", b"")]
-    return _PNG_SIGNATURE + b"".join(_png_chunk(kind, body) for kind, body in chunks)
+    return indexed_png(np.kron(cells.reshape(-1, columns), np.ones((_SWATCH, _SWATCH), np.uint8)), palette.colors)
 
 
 def _read_png(data: bytes):
-    if not data.startswith(_PNG_SIGNATURE):
+    if not data.startswith(SIGNATURE):
         raise ValueError("it does not start with the PNG signature")
-    chunks, pos = {}, len(_PNG_SIGNATURE)
+    chunks, pos = {}, len(SIGNATURE)
     while pos < len(data) and b"IEND" not in chunks:
         length, kind = int.from_bytes(data[pos:pos + 4], "big"), data[pos + 4:pos + 8]
         body, crc = data[pos + 8:pos + 8 + length], data[pos + 8 + length:pos + 12 + length]

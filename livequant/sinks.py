@@ -32,6 +32,7 @@ from livequant.files import move_into_place, partial_file
 from livequant.frames import FpsCounter, QuantizedFrame, check_fps, check_frame
 from livequant.gif import GifEncoder
 from livequant.palette import Palette
+from livequant.png import indexed_png
 from livequant.sources import SEQUENCE_NUMBER, AudioFeed, quiet_opencv
 
 __all__ = ["AnimationWriter", "CRF_RANGES", "GifWriter", "ImageWriter", "MAX_LOOP", "NUMBERED", "OneBehind", "Preview",
@@ -115,15 +116,6 @@ def _check_same_size(qframe: QuantizedFrame, size: tuple[int, int], sink) -> Non
                         "give every frame the first one's size (livequant.adapters.adapt(source, size=...))")
 
 
-def _pal8(qframe: QuantizedFrame) -> av.VideoFrame:
-    """A ``pal8`` frame: the index map plus the palette as the ``(256, 4)`` ARGB array PyAV wants."""
-    colors = np.asarray(qframe.palette.colors, np.uint8)
-    argb = np.zeros((256, 4), np.uint8)
-    argb[:, 0] = 255
-    argb[: len(colors), 1:] = colors
-    return av.VideoFrame.from_ndarray((np.ascontiguousarray(qframe.indices, np.uint8), argb), format="pal8")
-
-
 def _encoded(suffix: str, bgr: np.ndarray) -> bytes | None:
     """``bgr`` encoded by OpenCV as a ``suffix`` image, or None where OpenCV cannot (in memory: OpenCV never
     sees a file name, which it mishandles when the name is not UTF-8)."""
@@ -138,15 +130,11 @@ def _encoded(suffix: str, bgr: np.ndarray) -> bytes | None:
 
 
 def _write_still(path: Path, qframe: QuantizedFrame, name: Path | None = None) -> None:
-    """Write one frame to ``path`` (errors name ``name``, the output the user asked for): an 8-bit palette PNG
-    for ``.png``, else whatever OpenCV encodes for the suffix."""
+    """Write one frame to ``path`` (errors name ``name``, the output the user asked for): an indexed PNG of
+    the palette's colours for ``.png`` (`livequant.png`), else whatever OpenCV encodes for the suffix."""
     suffix = path.suffix.lower()
     if suffix == ".png":
-        png = av.CodecContext.create("png", "w")
-        png.width, png.height, png.pix_fmt = qframe.indices.shape[1], qframe.indices.shape[0], "pal8"
-        png.sample_aspect_ratio = Fraction(1, 1)  # square pixels (unset, FFmpeg wrote an aspect of 0:1)
-        packets = png.encode(_pal8(qframe)) + png.encode(None)
-        path.write_bytes(b"".join(bytes(p) for p in packets))
+        path.write_bytes(indexed_png(qframe.indices, qframe.palette.colors))
         return
     data = _encoded(suffix, cv2.cvtColor(qframe.rgb, cv2.COLOR_RGB2BGR))
     if data is None:

@@ -34,6 +34,7 @@ import numpy as np
 from livequant.errors import SourceError
 from livequant.frames import check_count, check_fps, flatten_alpha, to_rgb8
 from livequant.mailbox import END, Mailbox
+from livequant.png import SIGNATURE as PNG_SIGNATURE
 
 __all__ = ["AUDIO_READ_ON", "AudioFeed", "IMAGE_SUFFIXES", "Images", "MAX_PIXELS", "Pacer", "Reconnecting",
            "SEQUENCE_NUMBER", "STDIN", "TestPattern", "VideoFile", "Webcam", "damage_note", "gif_loop", "is_animated",
@@ -83,8 +84,6 @@ HDR_TRANSFERS = {16: "PQ, SMPTE ST 2084", 18: "HLG, ARIB STD-B67"}
 
 #: Standard input, as FFmpeg names it (the command line's ``-``).
 STDIN = "pipe:0"
-#: The first bytes of every PNG file.
-PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 
 
 def is_pipe(path) -> bool:

@@ -418,17 +418,24 @@ def test_gif_follows_a_changing_palette_with_256_colours(tmp_path, make_qframe, 
 # ImageWriter
 
 
-def test_png_is_written_with_a_palette_and_exact_colours(tmp_path, make_qframe):
+@pytest.mark.parametrize("k, depth", [(1, 1), (2, 1), (3, 2), (4, 2), (5, 4), (16, 4), (17, 8), (256, 8)])
+def test_png_holds_the_palette_as_it_is_at_the_fewest_bits_a_pixel(tmp_path, make_qframe, k, depth):
+    """One PLTE entry per palette colour (FFmpeg's encoder wrote 256 entries at 8 bits whatever K: a pixel-art
+    tool imported 252 black colours with a Game Boy picture), each pixel in 1, 2, 4 or 8 bits; widths that
+    leave part of a byte, and the picture exactly, read back by OpenCV and by FFmpeg."""
     path = tmp_path / "still.png"
-    qframe = make_qframe(_indices(0, 7, 9))
+    colors = np.random.default_rng(k).integers(0, 256, (k, 3)).astype(np.uint8)
+    qframe = make_qframe(_indices(0, 7, 9, k=k), colors)
     with ImageWriter(path) as sink:
-        sink.write(make_qframe(_indices(1, 7, 9)))
+        sink.write(make_qframe(_indices(1, 7, 9, k=k), colors))
         sink.write(qframe)  # a plain path keeps the last frame
     data = path.read_bytes()
-    assert data[24:26] == b"\x08\x03"  # IHDR: bit depth 8, colour type 3 (palette)
-    aspect = data.find(b"pHYs")
-    assert aspect < 0 or data[aspect + 4:aspect + 12] == bytes([0, 0, 0, 1] * 2)  # square pixels (it said 0:1)
+    assert data[24:26] == bytes([depth, 3])  # IHDR: bit depth, colour type 3 (palette)
+    plte = data.find(b"PLTE")
+    assert int.from_bytes(data[plte - 4:plte], "big") == 3 * k
+    np.testing.assert_array_equal(data[plte + 4:plte + 4 + 3 * k], colors.tobytes())
     np.testing.assert_array_equal(cv2.cvtColor(cv2.imread(str(path)), cv2.COLOR_BGR2RGB), qframe.rgb)
+    np.testing.assert_array_equal(_decode(path)[0][0], qframe.rgb)
 
 
 @pytest.mark.parametrize("pattern", ["seq_{:03d}.png", "seq_%03d.jpg"])
