@@ -42,8 +42,8 @@ from livequant.quantizer import Quantizer, quantize
 from livequant.report import QualityReport, check_path
 from livequant.sinks import (MAX_LOOP, NUMBERED, VIDEO_SUFFIXES, GifWriter, ImageWriter, Preview, VideoWriter,
                              check_target, numbered_files)
-from livequant.sources import (IMAGE_SUFFIXES, MAX_PIXELS, STDIN, Images, Reconnecting, TestPattern, VideoFile, Webcam,
-                               damage_note, is_animated, is_picture_sequence, is_pipe, list_cameras)
+from livequant.sources import (IMAGE_SUFFIXES, MAX_PIXELS, STDIN, Images, Looping, Reconnecting, TestPattern, VideoFile,
+                               Webcam, damage_note, gif_loop, is_animated, is_picture_sequence, is_pipe, list_cameras)
 
 __all__ = ["PreviewKeys", "main"]
 
@@ -269,6 +269,9 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--reconnect", action="store_true",
                    help="if the camera stops delivering frames, try to reopen it once a second for up to 30 s, "
                         "showing the last frame meanwhile, instead of ending")
+    p.add_argument("--loop", type=_number(int, -1, MAX_LOOP), metavar="N",
+                   help="how often a video, pictures or an animation plays: 0 until the window closes, -1 once, "
+                        "N > 0 repeats N times (default: as often as a GIF says, else once)")
     _add_max_pixels(p)
     _add_colour_options(p, video=True)
     p.set_defaults(func=_preview)
@@ -629,6 +632,9 @@ def _preview(args) -> int:
     if args.reconnect and not args.source.isdigit():
         raise UsageError(f"--reconnect reopens a camera that stops, and '{args.source}' is not one (a camera is an "
                          "index such as 0); leave out --reconnect")
+    if args.loop is not None and (args.source.isdigit() or args.source == "test" or is_pipe(args.source)):
+        kind = "standard input, which can be read once" if is_pipe(args.source) else "a live source"
+        raise UsageError(f"--loop plays a file again, and '{args.source}' is {kind}; leave out --loop")
     if args.source.isdigit():
         def camera():
             return Webcam(int(args.source), size=args.size, fps=args.fps)
@@ -639,11 +645,19 @@ def _preview(args) -> int:
     elif (Path(args.source).suffix.lower() in IMAGE_SUFFIXES and not is_picture_sequence(args.source)
           and not is_animated(args.source)):
         # a still, shown over and over until the window closes, so the keys act on it
+        if args.loop is not None:
+            raise UsageError(f"--loop plays a file again, and '{args.source}' is a picture, shown until the window "
+                             "closes; leave out --loop")
         source = adapt(Images(args.source, fps=args.fps or 10.0, max_pixels=args.max_pixels, repeat=True),
                        size=args.size, paced=True)
     else:  # a video or pictures: shown at their own pace, dropping frames when quantizing falls behind
-        video = _open_video(args.source, args.fps, args.max_pixels)
-        source = adapt(video, size=args.size, fps=None if is_picture_sequence(args.source) else args.fps, paced=True)
+        def video():
+            return _open_video(args.source, args.fps, args.max_pixels)
+
+        loop = next((n for n in (args.loop, gif_loop(args.source)) if n is not None), -1)
+        played = video() if loop == -1 else Looping(video, loop)
+        source = adapt(played, size=args.size, fps=None if is_picture_sequence(args.source) else args.fps,
+                       paced=True)
     with source, make_quantizer(args, background=True) as quantizer:
         keys = PreviewKeys(quantizer, args.palette)
         with Preview("livequant", on_key=keys, status=keys.status) as window:

@@ -36,7 +36,7 @@ from livequant.frames import check_count, check_fps, flatten_alpha, to_rgb8
 from livequant.mailbox import END, Mailbox
 from livequant.png import SIGNATURE as PNG_SIGNATURE
 
-__all__ = ["AUDIO_READ_ON", "AudioFeed", "IMAGE_SUFFIXES", "Images", "MAX_PIXELS", "Pacer", "Reconnecting",
+__all__ = ["AUDIO_READ_ON", "AudioFeed", "IMAGE_SUFFIXES", "Images", "Looping", "MAX_PIXELS", "Pacer", "Reconnecting",
            "SEQUENCE_NUMBER", "STDIN", "TestPattern", "VideoFile", "Webcam", "damage_note", "gif_loop", "is_animated",
            "is_picture_sequence", "is_pipe", "list_cameras", "open_source", "read_image", "resize"]
 
@@ -1201,6 +1201,72 @@ class TestPattern(_Source):
     def stop(self) -> None:
         """End a live pattern's frames now, from another thread (`livequant.pipeline.run` does when it stops)."""
         self._pacer.stop()
+
+
+class Looping(_Source):
+    """A file played again from its start when it ends, as an animation loops.
+
+    Each play is a new source from ``opener()``. Times never go back: each
+    play's frames follow on from when the play before ended (its `end_time`,
+    else its last frame's time plus one frame at its rate).
+
+    Parameters
+    ----------
+    opener : callable
+        Returns an open source that ends, such as ``lambda: VideoFile("anim.gif")``; called once here.
+    loop : int
+        As the sinks' ``loop`` (and a GIF's own count, `gif_loop`): 0 plays until the stream is closed,
+        n > 0 repeats n times (n + 1 plays), -1 plays once.
+    """
+
+    def __init__(self, opener, loop: int = 0):
+        if isinstance(loop, bool) or not isinstance(loop, int) or loop < -1:
+            raise ValueError(f"loop must be 0 (forever), a number of repeats, or -1 (once), got {loop!r}")
+        self._opener, self._loop = opener, loop
+        self._source = opener()
+        self.path, self.size, self.fps = self._source.path, self._source.size, self._source.fps
+        self.end_time = None
+        self._undecodable = self._damaged = 0
+        self._closed = False
+
+    @property
+    def undecodable(self) -> int:
+        """Frames that could not be decoded, over all plays."""
+        return self._undecodable + getattr(self._source, "undecodable", 0)
+
+    @property
+    def damaged(self) -> int:
+        """Frames the decoder patched over errors, over all plays."""
+        return self._damaged + getattr(self._source, "damaged", 0)
+
+    def __iter__(self):
+        shift, plays = 0.0, 0
+        total = {-1: 1, 0: None}.get(self._loop, self._loop + 1)  # None: until closed
+        while True:
+            first = last = None
+            for frame, t in self._source:
+                first = t if first is None else first
+                last = t
+                yield frame, shift + t - first
+            plays += 1
+            if self._closed:
+                return
+            ended = getattr(self._source, "end_time", None)
+            if first is None or plays == total:  # a play of no frames would loop for nothing
+                self.end_time = None if ended is None or first is None else shift + ended - first
+                return
+            if ended is None or ended <= last:
+                ended = last + 1 / (self.fps or 25.0)
+            shift += ended - first
+            self._undecodable += getattr(self._source, "undecodable", 0)
+            self._damaged += getattr(self._source, "damaged", 0)
+            self._source.close()
+            self._source = self._opener()
+
+    def close(self) -> None:
+        """Close the play in progress; no other starts."""
+        self._closed = True
+        self._source.close()
 
 
 class Reconnecting(_Source):

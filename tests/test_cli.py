@@ -21,6 +21,7 @@ from livequant import __version__, presets
 from livequant.cli import main
 from livequant.demo import SETTINGS
 from livequant.palette import Palette
+from livequant.sinks import GifWriter
 
 REPO = Path(__file__).resolve().parents[1]
 WINDOW_WAIT_S = 120  # a preview window opens after the imports and the first frame: a minute on a slow machine
@@ -337,6 +338,10 @@ def test_existing_output_is_left_alone_without_y(tmp_path, clip, capsys):
     (["transcode", "{clip}", "{tmp}/out.mp4", "--loop", "1"], 2, "--loop applies to animations"),
     (["preview", "{clip}", "--reconnect"], 2, "--reconnect reopens a camera that stops, and '.*clip.mp4' is not one"),
     (["preview", "test", "--reconnect"], 2, "'test' is not one .*; leave out --reconnect"),
+    (["preview", "test", "--loop", "0"], 2, "--loop plays a file again, and 'test' is a live source; leave out"),
+    (["preview", "0", "--loop", "2"], 2, "'0' is a live source"),
+    (["preview", "-", "--loop", "0"], 2, "is standard input, which can be read once; leave out --loop"),
+    (["preview", "{tmp}/still.png", "--loop", "0"], 2, "is a picture, shown until the window closes; leave out"),
     (["transcode", "{clip}", "{tmp}/out.gif", "--loop", "65535"], 2, "--loop: must be in -1..65534"),
 ])
 def test_errors_are_one_line_with_a_status(tmp_path, clip, capsys, args, status, message):
@@ -788,6 +793,29 @@ def test_preview_of_a_picture_stays_until_closed(xdisplay, tmp_path, photo):
     while one was still being quantized count as dropped: a slow machine shows fewer of them.)"""
     frames, _, dropped = _preview_to_the_end(photo, "-k", "4", cwd=tmp_path, quit_after=2)
     assert frames + dropped > 1
+
+
+@pytest.mark.gui
+@pytest.mark.skipif(shutil.which("xdotool") is None, reason="xdotool is not installed")
+def test_preview_of_a_looping_gif_plays_until_closed(xdisplay, tmp_path, make_qframe):
+    """A GIF that loops forever (4 frames, 0.4 s) played once and the window closed: it loops as a browser
+    shows it now, until q."""
+    path = tmp_path / "anim.gif"
+    with GifWriter(path, loop=0) as sink:
+        for i in range(4):
+            sink.write(make_qframe(np.full((16, 16), i), time=i / 10))
+    frames, _, dropped = _preview_to_the_end(path, "-k", "4", cwd=tmp_path, quit_after=2)
+    assert frames + dropped > 8
+
+
+@pytest.mark.gui
+def test_preview_loop_plays_pictures_again_then_ends(xdisplay, tmp_path):
+    """--loop 2: three plays of six pictures at 12 fps, every frame read, then the preview ends by itself."""
+    for i in range(6):
+        cv2.imwrite(str(tmp_path / f"pic{i}.png"), np.full((24, 32, 3), 40 * i, np.uint8))
+    frames, _, dropped = _preview_to_the_end(tmp_path / "pic*.png", "--fps", "12", "--loop", "2", "-k", "4",
+                                             cwd=tmp_path)
+    assert frames + dropped == 18
 
 
 @pytest.mark.gui

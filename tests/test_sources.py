@@ -14,7 +14,7 @@ import pytest
 from conftest import garble_pictures, write_clip
 from livequant.errors import SourceError
 from livequant.sinks import GifWriter
-from livequant.sources import Images, TestPattern, VideoFile, Webcam, gif_loop, open_source
+from livequant.sources import Images, Looping, TestPattern, VideoFile, Webcam, gif_loop, open_source
 
 
 def _check_frames(frames, size):
@@ -312,6 +312,50 @@ def test_gif_loop_walks_the_blocks_up_to_the_first_image(tmp_path, data, expecte
 def test_gif_loop_is_none_for_what_is_not_a_gif_file(tmp_path, clip):
     for what in (clip.path, tmp_path, tmp_path / "missing.gif", "https://example.com/a.gif", 0):
         assert gif_loop(what) is None, what
+
+
+# Looping
+
+
+def _four_frames(path, make_qframe):
+    """A GIF of 4 frames 0.1 s apart, each a different grey."""
+    with GifWriter(path) as sink:
+        for i in range(4):
+            sink.write(make_qframe(np.full((4, 4), i), time=i / 10))
+    return path
+
+
+@pytest.mark.parametrize("loop, plays", [(-1, 1), (1, 2), (2, 3)])
+def test_looping_plays_again_with_times_that_follow_on(tmp_path, make_qframe, loop, plays):
+    path = _four_frames(tmp_path / "a.gif", make_qframe)
+    with Looping(lambda: VideoFile(path), loop) as source:
+        got = list(source)
+    assert [int(frame[0, 0, 0]) for frame, _ in got] == [int(f[0, 0, 0]) for f, _ in got[:4]] * plays
+    np.testing.assert_allclose([t for _, t in got], np.arange(4 * plays) / 10, atol=1e-3)
+    assert source.end_time == pytest.approx(0.4 * plays, abs=1e-3)
+
+
+def test_looping_forever_stops_when_closed(tmp_path, make_qframe):
+    path = _four_frames(tmp_path / "a.gif", make_qframe)
+    opened = []
+
+    def opener():
+        opened.append(VideoFile(path))
+        return opened[-1]
+
+    source = Looping(opener)
+    frames = iter(source)
+    times = [t for _, t in itertools.islice(frames, 10)]
+    np.testing.assert_allclose(times, np.arange(10) / 10, atol=1e-3)
+    source.close()
+    assert list(frames) == [] and len(opened) == 3  # the play in progress ends, and no other starts
+
+
+@pytest.mark.parametrize("loop", [-2, 1.5, True, "0"])
+def test_looping_refuses_a_loop_that_is_not_one(tmp_path, make_qframe, loop):
+    path = _four_frames(tmp_path / "a.gif", make_qframe)
+    with pytest.raises(ValueError, match="loop must be"):
+        Looping(lambda: VideoFile(path), loop)
 
 
 # Webcam, driven by a video file since there is no camera here
