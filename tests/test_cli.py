@@ -733,7 +733,7 @@ def test_preview_window_shows_the_quantized_picture_and_takes_keys(xdisplay, tmp
                                text=True, timeout=WINDOW_WAIT_S)
         window = found.stdout.split()[0]
         # the first frame waits for the imports and the first palette fit: seconds on a busy machine
-        assert len(_wait_for(palette_shown, 60) or ()) == 8, "the window does not show an 8-colour picture"
+        assert len(_wait_for(palette_shown, WINDOW_WAIT_S) or ()) == 8, "the window does not show an 8-colour picture"
         for colours in (4, 2):
             key("minus")
             assert _wait_for(lambda: palette_shown() if len(palette_shown() or ()) == colours else None), \
