@@ -16,7 +16,7 @@ import zlib
 
 import numpy as np
 
-__all__ = ["SIGNATURE", "chunk", "indexed_png"]
+__all__ = ["SIGNATURE", "indexed_png"]
 
 #: The eight bytes every PNG file starts with.
 SIGNATURE = b"\x89PNG\r\n\x1a\n"
@@ -25,7 +25,7 @@ SIGNATURE = b"\x89PNG\r\n\x1a\n"
 COMPRESSION = 6
 
 
-def chunk(kind: bytes, body: bytes) -> bytes:
+def _chunk(kind: bytes, body: bytes) -> bytes:
     """One PNG chunk: length, ``kind``, ``body`` and CRC."""
     return struct.pack(">I", len(body)) + kind + body + struct.pack(">I", zlib.crc32(kind + body))
 
@@ -53,6 +53,6 @@ def indexed_png(indices: np.ndarray, colors: np.ndarray) -> bytes:
     packed = np.bitwise_or.reduce(padded.reshape(height, -1, per_byte) << shifts, axis=2).astype(np.uint8)
     rows = np.hstack([np.zeros((height, 1), np.uint8), packed])  # filter type 0 (none) before each row
     header = struct.pack(">IIBBBBB", width, height, depth, 3, 0, 0, 0)  # indexed colour
-    return SIGNATURE + b"".join(chunk(kind, body) for kind, body in (
+    return SIGNATURE + b"".join(_chunk(kind, body) for kind, body in (
         (b"IHDR", header), (b"PLTE", np.ascontiguousarray(colors, np.uint8).tobytes()),
         (b"IDAT", zlib.compress(rows.tobytes(), COMPRESSION)), (b"IEND", b"")))
