@@ -531,6 +531,7 @@ class AudioTrack:
 
     def _timed_items(self):
         """Yield ``(start, end, packet_or_frame)`` in input order, and None where no packet is there yet."""
+        ends = None  # where the decoded sound so far ends
         for packet in self._packets:
             if packet is None:
                 yield None
@@ -545,19 +546,29 @@ class AudioTrack:
             except av.error.FFmpegError:
                 continue  # a broken audio packet is a short gap, not a failure
             for frame in frames:
-                yield frame.time, frame.time + frame.samples / frame.sample_rate, frame
+                start = frame.time
+                if ends is not None and abs(start - ends) <= frame.time_base:
+                    start = ends  # it follows on from the one before, its time rounded (Matroska's: to 1 ms)
+                ends = start + frame.samples / frame.sample_rate
+                yield start, ends, frame
 
     def mux_until(self, limit: float, offset: float) -> None:
-        """Mux what starts before ``limit``, shifted by ``-offset``; drop what ends before ``offset``, but for
-        the last copied packet before it: the decoder's lead-in to the first one kept (AAC's priming packet,
-        which ends at 0 in files FFmpeg or a phone wrote; the packet before a ``--start`` cut)."""
+        """Mux what comes before ``limit``, shifted by ``-offset``; drop what ends before ``offset``.
+
+        Copied packets go whole: those that start before ``limit``, and the
+        last one that ends before ``offset``, the decoder's lead-in to the first
+        one kept (AAC's priming packet, which ends at 0 in files FFmpeg or a
+        phone wrote; the packet before a ``--start`` cut). Decoded sound is cut
+        at the sample at ``offset``, and what goes on past ``limit`` waits for
+        the next call, or is cut at `finish`'s end.
+        """
         while True:
             item = self._pending or next(self._items, None)
             self._pending = None
             if item is None:
                 return
             start, end, obj = item
-            if start >= limit:
+            if start >= limit or (not self._copy and end > limit):
                 self._pending = item
                 return
             if end <= offset:
@@ -569,9 +580,24 @@ class AudioTrack:
             if self._copy:
                 self._mux_copy(obj, offset)
             else:
-                obj.pts -= round(offset / obj.time_base)
-                for frame in self._resampler.resample(obj):
-                    self._output.mux(self._dst.encode(frame))
+                self._encode_span(obj, start, end, offset)
+
+    def _encode_span(self, frame: av.AudioFrame, start: float, stop: float, offset: float) -> None:
+        """Encode decoded ``frame``, which starts at ``start``, from ``offset`` to ``stop``, shifted by
+        ``-offset``."""
+        rate = frame.sample_rate
+        first = max(0, round((offset - start) * rate))
+        count = min(frame.samples, round((stop - start) * rate)) - first
+        if count <= 0:
+            return
+        if count < frame.samples:
+            width = 1 if frame.format.is_planar else frame.layout.nb_channels  # packed: channels interleaved
+            part = np.ascontiguousarray(frame.to_ndarray()[:, first * width:(first + count) * width])
+            frame = av.AudioFrame.from_ndarray(part, format=frame.format.name, layout=frame.layout)
+            frame.sample_rate = rate
+        frame.pts, frame.time_base = round((start - offset) * rate) + first, Fraction(1, rate)
+        for encoded in self._resampler.resample(frame):
+            self._output.mux(self._dst.encode(encoded))
 
     def _mux_copy(self, packet: av.Packet, offset: float) -> None:
         """Mux a copied ``packet`` shifted by ``-offset``."""
@@ -583,9 +609,12 @@ class AudioTrack:
         self._output.mux(packet)
 
     def finish(self, end: float, offset: float) -> None:
-        """Mux the rest up to ``end`` (the video's end) and flush the encoder."""
+        """Mux the rest up to ``end`` (the video's end; decoded sound is cut there) and flush the encoder."""
         self.mux_until(end, offset)
         if not self._copy:
+            if self._pending is not None and self._pending[0] < end:
+                start, _, frame = self._pending
+                self._encode_span(frame, start, end, offset)
             for frame in self._resampler.resample(None):
                 self._output.mux(self._dst.encode(frame))
             self._output.mux(self._dst.encode(None))

@@ -188,11 +188,11 @@ def test_audio_is_copied_and_cut_to_the_video(tmp_path, make_qframe, clip):
     assert len(_decode(path)[0]) == 12
 
 
-def _clicks(path: Path, seconds: float = 1.0) -> None:
-    """An MP4 of black frames and AAC sound (FFmpeg's encoder: a priming packet ending at 0) with a 10 ms click
-    at 0 s and at 0.5 s."""
+def _clicks(path: Path, seconds: float = 1.0, codec: str = "aac") -> None:
+    """A file of black frames and 48 kHz stereo sound (AAC by default, FFmpeg's encoder: a priming packet ending
+    at 0) with a 10 ms click at 0 s and at 0.5 s."""
     with av.open(str(path), "w") as out:
-        video, sound = out.add_stream("libx264", rate=30), out.add_stream("aac", rate=48000)
+        video, sound = out.add_stream("libx264", rate=30), out.add_stream(codec, rate=48000)
         video.width = video.height = 64
         video.pix_fmt, sound.layout = "yuv420p", "stereo"
         for i in range(round(30 * seconds)):
@@ -202,9 +202,13 @@ def _clicks(path: Path, seconds: float = 1.0) -> None:
         out.mux(video.encode(None))
         signal = np.zeros((2, round(48000 * seconds)), np.float32)
         signal[:, :480] = signal[:, 24000:24480] = 0.9
-        for start in range(0, signal.shape[1], 1024):
-            frame = av.AudioFrame.from_ndarray(np.ascontiguousarray(signal[:, start:start + 1024]), format="fltp",
-                                               layout="stereo")
+        step = sound.codec_context.frame_size or 1024
+        for start in range(0, signal.shape[1], step):
+            part = signal[:, start:start + step]
+            frame = (av.AudioFrame.from_ndarray(np.ascontiguousarray(part), format="fltp", layout="stereo")
+                     if sound.format.name == "fltp" else
+                     av.AudioFrame.from_ndarray(np.round(part.T.reshape(1, -1) * 32767).astype(np.int16),
+                                                format="s16", layout="stereo"))
             frame.sample_rate, frame.pts, frame.time_base = 48000, start, Fraction(1, 48000)
             out.mux(sound.encode(frame))
         out.mux(sound.encode(None))
@@ -223,6 +227,24 @@ def test_copied_sound_keeps_the_packet_its_first_one_decodes_from(tmp_path, make
         _write(sink, make_qframe, 6, start=start)  # from 0 s (after AAC's priming packet) or 0.5 s (a cut)
     sound = _samples(path)
     assert np.abs(sound[:480]).max() == pytest.approx(np.abs(_samples(source)[:480]).max(), abs=0.05)  # the click
+
+
+@pytest.mark.parametrize(("codec", "source_suffix", "suffix", "encoded", "padding"), [
+    ("aac", ".mp4", ".webm", "opus", 0),  # WebM takes no AAC
+    ("flac", ".mkv", ".mov", "aac", 1024),  # times in Matroska are whole milliseconds; AAC ends on a whole frame
+])
+def test_re_encoded_sound_starts_and_ends_at_the_samples_the_video_does(tmp_path, make_qframe, codec, source_suffix,
+                                                                       suffix, encoded, padding):
+    """Decoded sound went out in whole decoded frames: a cut at 0.5 s began 9 ms early with sound from before it
+    and ran 24 ms past the video."""
+    source, path = tmp_path / f"clicks{source_suffix}", tmp_path / f"out{suffix}"
+    _clicks(source, codec=codec)
+    with VideoWriter(path, 30, audio_from=source) as sink:
+        _write(sink, make_qframe, 6, fps=30, start=0.5)  # 0.5 s to 0.7 s of the source: the click at 0.5 first
+    assert _audio_seconds(path)[0] == encoded
+    sound = _samples(path)
+    assert 9600 <= len(sound) <= 9600 + padding + 48
+    assert np.flatnonzero(np.abs(sound) > 0.45)[0] <= 48  # the click, within 1 ms of the start
 
 
 def test_audio_follows_a_late_start(tmp_path, make_qframe, clip):
