@@ -394,7 +394,9 @@ class VideoFile(_Source):
     start : float, optional
         Seconds from the file's start (`origin`), as FFmpeg's ``-ss``. The
         frame showing then comes first, timed at ``origin + start`` even when
-        it began before.
+        it began before; unless less than half of it is left to show, when
+        the next frame comes first, timed there (a start 1 ms before a frame
+        starts on that frame).
     duration : float, optional
         Seconds to read from ``start`` (or from the first frame).
     fps : float, optional
@@ -672,21 +674,25 @@ class VideoFile(_Source):
 
     def _from(self, start):
         """`_timed` from ``start`` on (all of it when None). The frame showing at ``start`` comes first: one
-        before it, which shows until the next frame (or its own end, or the stream's), is moved to ``start``."""
+        before it, which shows until the next frame (or its own end, or the stream's), is moved to ``start``;
+        if less than half of it is left to show, the next frame is, in its place."""
         timed = self._timed()
         if start is None:
             yield from timed
             return
-        before = None  # the last frame before the start, and when it ends
+        before = None  # the last frame before the start, when it starts and when it ends
         for frame, t, until in timed:
             if t >= start - 1e-6:
                 if before is not None and t > start + 1e-6:
-                    yield before[0], float(start), t
+                    if t - start >= (t - before[1]) / 2:
+                        yield before[0], float(start), t
+                    else:
+                        t = float(start)
                 yield frame, t, until
                 break
-            before = frame, until
+            before = frame, t, until
         else:  # no frame from the start on: the last one may still show then
-            ends = [] if before is None else [e for e in (before[1], self._stream_end) if e is not None]
+            ends = [] if before is None else [e for e in (before[2], self._stream_end) if e is not None]
             if ends and min(ends) > start + 1e-6:
                 yield before[0], float(start), min(ends)
             return

@@ -170,6 +170,17 @@ def test_a_start_between_two_video_frames_shows_the_earlier_one_from_the_start(c
     assert np.array_equal(frames[0], eleventh) and src.end_time == pytest.approx(1.45)
 
 
+def test_a_start_just_before_a_frame_starts_on_that_frame(clip):
+    """The frame showing at 0.99 s was timed there and showed for 10 ms: a first frame of 1 ms after
+    ``--start 1.0323`` on a 30 fps clip."""
+    with VideoFile(clip.path) as src:
+        twelfth = [frame for frame, _ in src][12]  # 12/12 s
+    with VideoFile(clip.path, start=0.99, duration=0.5) as src:
+        frames, times = zip(*src)
+    np.testing.assert_allclose(times, [0.99, *np.arange(13, 18) / 12], atol=1e-3)
+    assert np.array_equal(frames[0], twelfth) and src.end_time == pytest.approx(1.49)
+
+
 def test_a_start_in_an_old_x264_444_file_decodes_the_frames_played_from_the_beginning(shared_data):
     """cockatoo.mp4 is x264 build 142, 4:4:4: FFmpeg's decoder needs the build (from the first frame's SEI)
     to decode it; started at a seek without it, every frame came out green."""
