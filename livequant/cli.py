@@ -43,7 +43,7 @@ from livequant.report import QualityReport, check_path
 from livequant.sinks import (MAX_LOOP, NUMBERED, VIDEO_SUFFIXES, GifWriter, ImageWriter, Preview, VideoWriter,
                              check_target, numbered_files)
 from livequant.sources import (IMAGE_SUFFIXES, MAX_PIXELS, STDIN, Images, Looping, Reconnecting, TestPattern, VideoFile,
-                               Webcam, damage_note, gif_loop, is_animated, is_picture_sequence, is_pipe, list_cameras)
+                               Webcam, damage_note, is_animated, is_picture_sequence, is_pipe, list_cameras, loop_count)
 
 __all__ = ["PreviewKeys", "main"]
 
@@ -654,7 +654,7 @@ def _preview(args) -> int:
         def video():
             return _open_video(args.source, args.fps, args.max_pixels)
 
-        loop = next((n for n in (args.loop, gif_loop(args.source)) if n is not None), -1)
+        loop = next((n for n in (args.loop, loop_count(args.source)) if n is not None), -1)
         played = video() if loop == -1 else Looping(video, loop)
         source = adapt(played, size=args.size, fps=None if is_picture_sequence(args.source) else args.fps,
                        paced=True)

@@ -14,7 +14,7 @@ from pathlib import Path
 from livequant.errors import UsageError
 from livequant.quantizer import Quantizer
 from livequant.sinks import VIDEO_SUFFIXES, AnimationWriter, GifWriter, ImageWriter, VideoWriter
-from livequant.sources import IMAGE_SUFFIXES, gif_loop, megapixels
+from livequant.sources import IMAGE_SUFFIXES, loop_count, megapixels
 
 __all__ = ["animation_loop", "carries_audio", "check_size", "frame_size", "make_quantizer", "open_output"]
 
@@ -68,9 +68,9 @@ def make_quantizer(args, **extra) -> Quantizer:
 
 
 def animation_loop(args) -> int:
-    """How often an animation plays (the sinks' ``loop``): as --loop says, else as often as an input GIF does
-    (`livequant.sources.gif_loop`), else forever (0)."""
-    return next((n for n in (getattr(args, "loop", None), gif_loop(args.input)) if n is not None), 0)
+    """How often an animation plays (the sinks' ``loop``): as --loop says, else as often as an input GIF, APNG
+    or animated WebP does (`livequant.sources.loop_count`), else forever (0)."""
+    return next((n for n in (getattr(args, "loop", None), loop_count(args.input)) if n is not None), 0)
 
 
 def _is_picture(suffix: str) -> bool:

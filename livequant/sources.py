@@ -37,8 +37,8 @@ from livequant.mailbox import END, Mailbox
 from livequant.png import SIGNATURE as PNG_SIGNATURE
 
 __all__ = ["AUDIO_READ_ON", "AudioFeed", "IMAGE_SUFFIXES", "Images", "Looping", "MAX_PIXELS", "Pacer", "Reconnecting",
-           "SEQUENCE_NUMBER", "STDIN", "TestPattern", "VideoFile", "Webcam", "damage_note", "gif_loop", "is_animated",
-           "is_picture_sequence", "is_pipe", "list_cameras", "open_source", "read_image", "resize"]
+           "SEQUENCE_NUMBER", "STDIN", "TestPattern", "VideoFile", "Webcam", "damage_note", "is_animated",
+           "is_picture_sequence", "is_pipe", "list_cameras", "loop_count", "open_source", "read_image", "resize"]
 
 log = logging.getLogger("livequant")
 
@@ -973,40 +973,60 @@ def read_image(path: str, max_pixels: int = MAX_PIXELS, *, opaque: bool = False)
     return rgb[image[..., 3] > 0] if image.ndim == 3 and image.shape[2] == 4 else rgb.reshape(-1, 3)
 
 
-def gif_loop(path) -> int | None:
-    """How often the GIF file ``path`` plays, as the sinks' ``loop`` says it (see `livequant.sinks.GifWriter`).
+def loop_count(path) -> int | None:
+    """How often the animated picture file ``path`` plays, as the sinks' ``loop`` says it (see
+    `livequant.sinks.GifWriter`): 0 loops forever, n > 0 repeats n times, -1 plays once.
 
-    Read from the file's blocks (header, screen descriptor, global colour table, then extensions) up to the
-    first image: a NETSCAPE2.0 (or ANIMEXTS1.0) application extension's loop count, where 0 loops forever
-    and n > 0 repeats n times, is the same number in the sinks' convention; a GIF without one plays once.
+    A GIF's NETSCAPE2.0 (or ANIMEXTS1.0) application extension before its first image holds the same number
+    (a GIF without one plays once); an APNG's acTL chunk and a WebP's ANIM chunk hold how many times it plays
+    (0: forever).
 
     Returns
     -------
     int or None
-        0 (loops forever), n > 0 (repeats n times) or -1 (plays once); None for a camera index, a URL, a
-        file that is not a GIF or cannot be read, or a GIF whose blocks break off before its first image.
+        None for a camera index, a URL, a pipe, a file that is not a GIF, APNG or animated WebP or cannot be
+        read, or a GIF whose blocks break off before its first image.
     """
     if isinstance(path, int) or is_pipe(path):  # a camera, as `open_source` takes it (`open` would take it for a
         return None  # descriptor); a pipe, which this would read from, or wait on for a writer
     try:
         with open(path, "rb") as f:
-            head = f.read(13)  # signature, version, then the logical screen descriptor
-            if len(head) < 13 or head[:6] not in (b"GIF87a", b"GIF89a"):
+            head = f.read(13)  # a GIF's signature, version, then its logical screen descriptor
+            if head[:6] in (b"GIF87a", b"GIF89a") and len(head) == 13:
+                return _gif_loop(f, head)
+            if not _is_chunked(head):
                 return None
-            if head[10] & 0x80:  # a global colour table of 2 ** (n + 1) RGB entries
-                f.seek(3 << ((head[10] & 7) + 1), os.SEEK_CUR)
-            while (introducer := f.read(1)) == b"\x21":  # an extension: its label, then its sub-blocks
-                label = f.read(1)
-                blocks = _gif_sub_blocks(f)
-                if blocks is None:
-                    return None
-                if label == b"\xff" and blocks and blocks[0] in (b"NETSCAPE2.0", b"ANIMEXTS1.0"):
-                    for block in blocks[1:]:
-                        if len(block) == 3 and block[0] == 1:  # the loop sub-block: 1, then a uint16 count
-                            return int.from_bytes(block[1:], "little")
-            return -1 if introducer in (b"\x2c", b"\x3b") else None  # an image, or the trailer
+            data = head + f.read()
     except (OSError, ValueError):  # no such file, a URL, a folder; a name with a NUL
         return None
+    for kind, body in _chunks(data):
+        if kind == b"acTL" and len(body) == 8:  # frames, then plays
+            plays = struct.unpack(">I", body[4:])[0]
+        elif kind == b"ANIM" and len(body) == 6:  # background colour, then plays
+            plays = struct.unpack("<H", body[4:])[0]
+        elif kind in (b"IDAT", b"ANMF"):  # an image before any animation control: a still
+            return None
+        else:
+            continue
+        return 0 if plays == 0 else plays - 1 if plays > 1 else -1
+    return None
+
+
+def _gif_loop(f, head: bytes) -> int | None:
+    """`loop_count` of a GIF file, ``f`` just after its 13-byte ``head``: read from its blocks (global colour
+    table, then extensions) up to the first image."""
+    if head[10] & 0x80:  # a global colour table of 2 ** (n + 1) RGB entries
+        f.seek(3 << ((head[10] & 7) + 1), os.SEEK_CUR)
+    while (introducer := f.read(1)) == b"\x21":  # an extension: its label, then its sub-blocks
+        label = f.read(1)
+        blocks = _gif_sub_blocks(f)
+        if blocks is None:
+            return None
+        if label == b"\xff" and blocks and blocks[0] in (b"NETSCAPE2.0", b"ANIMEXTS1.0"):
+            for block in blocks[1:]:
+                if len(block) == 3 and block[0] == 1:  # the loop sub-block: 1, then a uint16 count
+                    return int.from_bytes(block[1:], "little")
+    return -1 if introducer in (b"\x2c", b"\x3b") else None  # an image, or the trailer
 
 
 def is_animated(path) -> bool:
@@ -1221,7 +1241,7 @@ class Looping(_Source):
     opener : callable
         Returns an open source that ends, such as ``lambda: VideoFile("anim.gif")``; called once here.
     loop : int
-        As the sinks' ``loop`` (and a GIF's own count, `gif_loop`): 0 plays until the stream is closed,
+        As the sinks' ``loop`` (and an animation's own count, `loop_count`): 0 plays until the stream is closed,
         n > 0 repeats n times (n + 1 plays), -1 plays once.
     """
 

@@ -467,7 +467,7 @@ def test_chunked_equals_sequential_on_a_clip_with_cuts(tmp_path, cluster, rng, t
 @pytest.mark.parametrize("loop", [-1, 3])
 def test_a_chunked_gif_plays_as_often_as_the_gif_it_came_from(tmp_path, cluster, make_qframe, loop):
     from livequant.sinks import GifWriter
-    from livequant.sources import gif_loop
+    from livequant.sources import loop_count
 
     (tmp_path / "in").mkdir()
     source = tmp_path / "in" / "plays.gif"
@@ -478,7 +478,7 @@ def test_a_chunked_gif_plays_as_often_as_the_gif_it_came_from(tmp_path, cluster,
     assert main(["batch", str(source), "-o", str(out), "--to", "gif", "--chunk-seconds", "1",
                  "--scheduler", cluster, "-q"]) == 0
     assert _manifest(out)[-1]["chunks"] >= 2
-    assert gif_loop(out / "plays.gif") == loop  # the join's GIF muxer wrote its own loop count (forever)
+    assert loop_count(out / "plays.gif") == loop  # the join's GIF muxer wrote its own loop count (forever)
 
 
 @pytest.mark.slow

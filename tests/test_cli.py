@@ -374,24 +374,34 @@ def test_a_palette_file_is_an_input_no_output_replaces(tmp_path, clip, capsys):
 
 @pytest.mark.parametrize("loop", [-1, 3])
 def test_a_gif_plays_as_often_as_the_gif_it_came_from(tmp_path, clip, loop):
-    from livequant.sources import gif_loop
+    from livequant.sources import loop_count
 
     source, out = tmp_path / f"in{loop}.gif", tmp_path / f"out{loop}.gif"
     assert main(["transcode", str(clip.path), str(source), "-q"]) == 0
-    assert gif_loop(source) == 0  # from a video: loops forever
+    assert loop_count(source) == 0  # from a video: loops forever
     data = source.read_bytes().replace(b"NETSCAPE2.0\x03\x01\x00\x00", b"NETSCAPE2.0\x03\x01\x03\x00")
     source.write_bytes(data.replace(b"\x21\xff\x0bNETSCAPE2.0\x03\x01\x03\x00\x00", b"") if loop < 0 else data)
-    assert gif_loop(source) == loop
+    assert loop_count(source) == loop
     assert main(["transcode", str(source), str(out), "-k", "4", "-q"]) == 0
-    assert gif_loop(out) == loop
+    assert loop_count(out) == loop
+
+
+def test_a_gif_plays_as_often_as_the_apng_it_came_from(tmp_path, clip):
+    """An APNG's count was not read: the GIF looped forever. (FFmpeg here decodes no animated WebP.)"""
+    from livequant.sources import loop_count
+
+    source, out = tmp_path / "in.apng", tmp_path / "out.gif"
+    assert main(["transcode", str(clip.path), str(source), "--loop", "2", "-q"]) == 0
+    assert main(["transcode", str(source), str(out), "-k", "4", "-q"]) == 0
+    assert loop_count(out) == 2
 
 
 @pytest.mark.parametrize("loop", ["-1", "0", "65534"])
 def test_loop_sets_how_often_an_animation_plays(tmp_path, clip, loop):
-    from livequant.sources import gif_loop
+    from livequant.sources import loop_count
 
     assert main(["transcode", str(clip.path), str(tmp_path / "out.gif"), "--loop", loop, "-q"]) == 0
-    assert gif_loop(tmp_path / "out.gif") == int(loop)
+    assert loop_count(tmp_path / "out.gif") == int(loop)
     assert main(["transcode", str(clip.path), str(tmp_path / "out.webp"), "--loop", loop, "-q"]) == 0
     data = (tmp_path / "out.webp").read_bytes()
     anim = data.index(b"ANIM")

@@ -13,8 +13,8 @@ import pytest
 
 from conftest import garble_pictures, write_clip
 from livequant.errors import SourceError
-from livequant.sinks import GifWriter
-from livequant.sources import Images, Looping, TestPattern, VideoFile, Webcam, gif_loop, open_source
+from livequant.sinks import AnimationWriter, GifWriter
+from livequant.sources import Images, Looping, TestPattern, VideoFile, Webcam, loop_count, open_source
 
 
 def _check_frames(frames, size):
@@ -261,16 +261,33 @@ def test_real_footage_decodes_completely(shared_data, name, frames, size):
     _check_frames([f for f, _ in decoded], size)
 
 
-# gif_loop
+# loop_count
 
 
 @pytest.mark.parametrize("loop", [-1, 0, 3])
-def test_gif_loop_reads_the_loop_gif_writer_wrote(tmp_path, make_qframe, loop):
-    path = tmp_path / "out.gif"
-    with GifWriter(path, loop=loop) as sink:
+@pytest.mark.parametrize("suffix", [".gif", ".webp", ".apng"])
+def test_loop_count_reads_the_loop_the_writers_wrote(tmp_path, make_qframe, loop, suffix):
+    """APNG and WebP counts were not read: a looping one played once in the preview, and became a GIF that
+    looped forever whatever it said."""
+    path = tmp_path / f"out{suffix}"
+    with (GifWriter(path, loop=loop) if suffix == ".gif" else AnimationWriter(path, loop=loop)) as sink:
         for i in range(2):
             sink.write(make_qframe(np.full((4, 4), i), time=i / 10))
-    assert gif_loop(path) == loop
+    assert loop_count(path) == loop
+
+
+@pytest.mark.parametrize(("suffix", "chunk"), [(".apng", b"acTL"), (".webp", b"ANIM")])
+def test_loop_count_of_a_still_or_a_broken_animation_is_none(tmp_path, make_qframe, suffix, chunk):
+    path = tmp_path / f"out{suffix}"
+    with AnimationWriter(path, loop=2) as sink:
+        for i in range(2):
+            sink.write(make_qframe(np.full((4, 4), i), time=i / 10))
+    data = path.read_bytes()
+    assert loop_count(path) == 2
+    path.write_bytes(data.replace(chunk, b"xxxx"))  # no animation control before the images: a still
+    assert loop_count(path) is None
+    path.write_bytes(data[:data.index(chunk) + 8])  # cut inside the chunk
+    assert loop_count(path) is None
 
 
 def _netscape(count: int, name: bytes = b"NETSCAPE2.0") -> bytes:
@@ -314,15 +331,15 @@ CONTROL = b"\x21\xf9\x04\x00\x0a\x00\x00\x00"  # a graphic control extension: 1/
     pytest.param(b"", None, id="empty"),
     pytest.param(b"\x89PNG\r\n\x1a\n" + bytes(40), None, id="PNG"),
 ])
-def test_gif_loop_walks_the_blocks_up_to_the_first_image(tmp_path, data, expected):
+def test_loop_count_walks_a_gif_s_blocks_up_to_the_first_image(tmp_path, data, expected):
     (tmp_path / "in.gif").write_bytes(data)
-    assert gif_loop(tmp_path / "in.gif") == expected
-    assert gif_loop(str(tmp_path / "in.gif")) == expected
+    assert loop_count(tmp_path / "in.gif") == expected
+    assert loop_count(str(tmp_path / "in.gif")) == expected
 
 
-def test_gif_loop_is_none_for_what_is_not_a_gif_file(tmp_path, clip):
+def test_loop_count_is_none_for_what_is_not_an_animation_file(tmp_path, clip):
     for what in (clip.path, tmp_path, tmp_path / "missing.gif", "https://example.com/a.gif", 0):
-        assert gif_loop(what) is None, what
+        assert loop_count(what) is None, what
 
 
 # Looping
