@@ -25,6 +25,7 @@ import sys
 import tempfile
 import threading
 import time
+import zlib
 from pathlib import Path
 
 import cv2  # before av: PyAV's bundled libxcb loaded first makes OpenCV windows hang (PyAV#978)
@@ -33,6 +34,7 @@ import numpy as np
 
 from livequant.errors import SourceError
 from livequant.frames import check_count, check_fps, flatten_alpha, to_rgb8
+from livequant.icc import srgb_transform, to_srgb
 from livequant.mailbox import END, Mailbox
 from livequant.png import SIGNATURE as PNG_SIGNATURE
 
@@ -48,6 +50,8 @@ SEQUENCE_NUMBER = re.compile(r"%0?\d*d")
 MAX_PIXELS = 100_000_000
 """Default limit on the pixels of one picture (100 megapixels, 10000 x 10000): a file claiming more is
 refused before it is decoded, so a small malicious file (a decompression bomb) cannot exhaust memory."""
+#: The largest ICC profile read from a PNG (profiles are kilobytes; this bounds what a crafted one unpacks to).
+MAX_PROFILE_BYTES = 1 << 24
 
 
 def megapixels(pixels: float) -> str:
@@ -859,6 +863,60 @@ def _image_size(path: str) -> tuple[int, int] | None:
     return None
 
 
+def _in_srgb(path: str, data: bytes, rgb: np.ndarray) -> np.ndarray:
+    """``rgb``, decoded from the file bytes ``data``, converted to sRGB from the ICC profile they embed, if any
+    (`livequant.icc`); with a warning, as it is where the profile cannot be read."""
+    profile = _embedded_profile(data)
+    if profile is None:
+        return rgb
+    try:
+        transform = srgb_transform(profile)
+    except ValueError as e:
+        log.warning("image '%s' embeds an ICC profile, but %s; its colours are taken as sRGB", path, e)
+        return rgb
+    return to_srgb(rgb, transform)
+
+
+def _embedded_profile(data: bytes) -> bytes | None:
+    """The ICC profile a PNG (iCCP chunk), WebP (ICCP chunk) or JPEG (APP2 segments) file's bytes ``data``
+    embed; None if none, or if it is damaged."""
+    if data[:2] == b"\xff\xd8":
+        parts = {body[12]: body[14:] for marker, body in _jpeg_segments(data)
+                 if marker == 0xE2 and body[:12] == b"ICC_PROFILE\0" and len(body) > 14}  # sequence number, count
+        return b"".join(parts[n] for n in sorted(parts)) or None
+    for kind, body in _chunks(data):
+        if kind == b"ICCP":
+            return body
+        if kind == b"iCCP":  # a name, NUL, the compression method (0: zlib), the compressed profile
+            named = body.find(b"\0")
+            if named < 0 or body[named + 1:named + 2] != b"\0":
+                return None
+            try:
+                return zlib.decompressobj().decompress(body[named + 2:], MAX_PROFILE_BYTES) or None
+            except zlib.error:
+                return None
+        if kind in (b"IDAT", b"VP8 ", b"VP8L", b"ANMF"):  # the picture: a profile comes before it
+            return None
+    return None
+
+
+def _jpeg_segments(data: bytes):
+    """``(marker, body)`` of each segment of a JPEG file's bytes before its first scan."""
+    at = 2
+    while at + 4 <= len(data) and data[at] == 0xFF:
+        marker = data[at + 1]
+        if marker == 0xFF:  # a fill byte
+            at += 1
+            continue
+        if marker in (0xD9, 0xDA):  # the end, or the first scan: no header segment follows
+            return
+        length = struct.unpack(">H", data[at + 2:at + 4])[0]
+        if length < 2:
+            return
+        yield marker, data[at + 4:at + 2 + length]
+        at += 2 + length
+
+
 def _exif_orientation(data: bytes) -> int:
     """The EXIF orientation (1-8; 1: as stored) of a PNG (its eXIf chunk) or WebP (its EXIF chunk) file's
     bytes; 1 where there is none or it cannot be read."""
@@ -967,7 +1025,7 @@ def read_image(path: str, max_pixels: int = MAX_PIXELS, *, opaque: bool = False)
     _check_limit("image", path, image.shape[1], image.shape[0], max_pixels)
     if image.ndim == 3 and image.shape[2] in (3, 4):
         image = cv2.cvtColor(image, cv2.COLOR_BGR2RGB if image.shape[2] == 3 else cv2.COLOR_BGRA2RGBA)
-    rgb = to_rgb8(image)
+    rgb = _in_srgb(path, raw, to_rgb8(image))
     if not opaque:
         return rgb
     return rgb[image[..., 3] > 0] if image.ndim == 3 and image.shape[2] == 4 else rgb.reshape(-1, 3)

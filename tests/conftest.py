@@ -89,6 +89,36 @@ def write_clip(path: Path, *, size=(64, 48), fps=12, frames=24, times=None, audi
 SURROUND_TONES = [500, 700, 900, 80, 1100, 1300]
 
 
+#: Adobe RGB (1998)'s primaries adapted to D50, as its ICC profile holds them (X, Y, Z of red, green, blue).
+ADOBE_RGB_COLORANTS = ((0.6097, 0.3111, 0.0195), (0.2053, 0.6257, 0.0609), (0.1492, 0.0632, 0.7446))
+#: Adobe RGB's tone curve: a gamma of 563/256 (2.2).
+ADOBE_RGB_GAMMA = 563 / 256
+
+
+def icc_profile(colorants=ADOBE_RGB_COLORANTS, gamma: float = ADOBE_RGB_GAMMA, name: str = "test RGB") -> bytes:
+    """An ICC v2 display profile of an RGB space: its ``colorants`` (D50 XYZ of red, green, blue) and one
+    ``gamma`` for every channel."""
+    def s15(x: float) -> bytes:
+        return struct.pack(">i", round(x * 65536))
+
+    def xyz(values) -> bytes:
+        return b"XYZ " + bytes(4) + b"".join(s15(v) for v in values)
+
+    text = name.encode() + b"\0"
+    curve = b"curv" + bytes(4) + struct.pack(">IH", 1, round(gamma * 256)) + bytes(2)
+    tags = {b"desc": b"desc" + bytes(4) + struct.pack(">I", len(text)) + text + bytes(78),
+            b"wtpt": xyz((0.9642, 1.0, 0.8249)), b"rXYZ": xyz(colorants[0]), b"gXYZ": xyz(colorants[1]),
+            b"bXYZ": xyz(colorants[2]), b"rTRC": curve, b"gTRC": curve, b"bTRC": curve, b"cprt": b"text" + bytes(5)}
+    at, table, body = 128 + 4 + 12 * len(tags), b"", b""
+    for signature, data in tags.items():
+        data += bytes(-len(data) % 4)
+        table += struct.pack(">4sII", signature, at + len(body), len(data))
+        body += data
+    header = (struct.pack(">I4sI", 128 + 4 + len(table) + len(body), bytes(4), 0x02100000) + b"mntrRGB XYZ "
+              + bytes(12) + b"acsp" + bytes(28) + s15(0.9642) + s15(1.0) + s15(0.8249) + bytes(48))
+    return header + struct.pack(">I", len(tags)) + table + body
+
+
 def surround_clip(path, codec, layout):
     """A 1 s 10 fps clip with ``codec`` audio in ``layout``: channel i a sine of ``SURROUND_TONES[i]`` Hz."""
     with av.open(str(path), "w") as out:

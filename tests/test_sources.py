@@ -11,10 +11,11 @@ import cv2
 import numpy as np
 import pytest
 
-from conftest import garble_pictures, write_clip
+from conftest import ADOBE_RGB_COLORANTS, ADOBE_RGB_GAMMA, garble_pictures, icc_profile, write_clip
 from livequant.errors import SourceError
 from livequant.sinks import AnimationWriter, GifWriter
-from livequant.sources import Images, Looping, TestPattern, VideoFile, Webcam, loop_count, open_source
+from livequant.sources import (Images, Looping, TestPattern, VideoFile, Webcam, loop_count, open_source,
+                               read_image)
 
 
 def _check_frames(frames, size):
@@ -513,6 +514,62 @@ def test_unreadable_images_raise_source_error(tmp_path):
         Images(tmp_path / "nope.png")
     with pytest.raises(SourceError, match=r"no images match"):
         Images(str(tmp_path / "*.jpg"))
+
+
+# ICC profiles (read_image, and so Images)
+
+#: sRGB's primaries adapted to D50, as its ICC profile holds them: the columns are red, green and blue's XYZ.
+SRGB_D50 = np.array([[0.4361, 0.3851, 0.1431], [0.2225, 0.7169, 0.0606], [0.0139, 0.0971, 0.7141]])
+#: Colours inside both Adobe RGB's and sRGB's gamuts.
+TAGGED = np.array([[120, 150, 100], [200, 80, 60], [60, 90, 200], [128, 128, 128]], np.uint8)
+
+
+def _adobe_rgb_in_srgb(rgb: np.ndarray) -> np.ndarray:
+    """Adobe RGB values as sRGB ones, from the colorants and curve of `icc_profile`, worked out here."""
+    xyz = (rgb / 255) ** ADOBE_RGB_GAMMA @ np.array(ADOBE_RGB_COLORANTS)
+    linear = np.clip(np.linalg.solve(SRGB_D50, xyz.T).T, 0, 1)
+    return 255 * np.where(linear <= 0.0031308, 12.92 * linear, 1.055 * linear ** (1 / 2.4) - 0.055)
+
+
+def _tagged_picture(path, profile: bytes) -> None:
+    """Four 8x8 blocks of the `TAGGED` colours, with ``profile`` embedded (Pillow: lossless, JPEG at 4:4:4)."""
+    from PIL import Image
+
+    blocks = np.repeat(np.repeat(TAGGED[None], 8, axis=0), 8, axis=1)
+    options = {".jpg": {"quality": 100, "subsampling": 0}, ".webp": {"lossless": True}}.get(path.suffix, {})
+    Image.fromarray(blocks).save(path, icc_profile=profile, **options)
+
+
+@pytest.mark.parametrize("suffix", [".png", ".jpg", ".webp"])
+def test_a_picture_in_adobe_rgb_is_read_as_the_srgb_colours_it_means(tmp_path, suffix):
+    """Its values were taken as sRGB: greens and reds came out dull, as a colour-managed viewer does not show
+    them (ICC profiles of stills were neither read nor written)."""
+    path = tmp_path / f"adobe{suffix}"
+    _tagged_picture(path, icc_profile())
+    with Images(path) as source:
+        (frame, _), = list(source)
+    shown = frame[4, 4::8].astype(float)
+    np.testing.assert_allclose(shown, _adobe_rgb_in_srgb(TAGGED), atol=2)
+    assert np.abs(shown - TAGGED).max() > 10  # far from the values as they are
+
+
+@pytest.mark.parametrize("suffix", [".png", ".jpg"])
+def test_a_picture_tagged_srgb_is_read_as_it_is(tmp_path, suffix):
+    from PIL import ImageCms
+
+    tagged, plain = tmp_path / f"tagged{suffix}", tmp_path / f"plain{suffix}"
+    _tagged_picture(tagged, ImageCms.ImageCmsProfile(ImageCms.createProfile("sRGB")).tobytes())
+    _tagged_picture(plain, b"")
+    assert np.array_equal(read_image(str(tagged)), read_image(str(plain)))
+
+
+def test_a_picture_whose_profile_cannot_be_read_is_taken_as_srgb_with_a_warning(tmp_path, caplog):
+    path = tmp_path / "broken.png"
+    _tagged_picture(path, icc_profile()[:100])  # cut inside the header
+    with caplog.at_level("WARNING", logger="livequant"):
+        frame = read_image(str(path))
+    assert np.array_equal(frame[4, 4::8], TAGGED)
+    assert "embeds an ICC profile, but LittleCMS cannot read it" in caplog.text and "taken as sRGB" in caplog.text
 
 
 # TestPattern
