@@ -458,9 +458,10 @@ class VideoFile(_Source):
             raise SourceError(cause)
         # FFmpeg decodes a first frame to probe the stream; the limit stops it allocating a bomb's frame.
         limit = {"max_pixels": str(max_pixels)}
+        apng = _animation(self.path) == "apng"
         try:
             self._container = av.open(self.path, options=limit | self._sequence_options(fps),
-                                      format="apng" if _animation(self.path) == "apng" else None,  # else one frame
+                                      format="apng" if apng else None,  # else one frame
                                       metadata_errors="replace")
         except av.error.FFmpegError as e:
             raise SourceError(f"cannot open {self._named}: {e.strerror}; {_open_hint(self.path, e)}") from e
@@ -543,6 +544,11 @@ class VideoFile(_Source):
         first = self._first[0]
         self.size = (first.width, first.height) if _quarter_turns(first) % 2 == 0 else (first.height, first.width)
         self._scaled = False
+        picture = self.path if apng else _first_picture(self.path) if is_picture_sequence(self.path) else None
+        self._transform = None  # to sRGB, from the pictures' ICC profile: the first one's for a sequence
+        if picture is not None:
+            with contextlib.suppress(OSError), open(picture, "rb") as f:
+                self._transform = _profile_transform(picture, f.read())
         aspect = stream.sample_aspect_ratio or context.sample_aspect_ratio
         if aspect and aspect != 1:  # pixels wider or taller than square (anamorphic video): made square, as
             width = max(1, round(first.width * aspect))  # players show them (FFmpeg: scale=iw*sar:ih)
@@ -595,7 +601,7 @@ class VideoFile(_Source):
         self._scaled = True
 
     def _rgb(self, frame: av.VideoFrame) -> np.ndarray:
-        """A decoded frame as an RGB array: scaled, alpha flattened on white, turned upright."""
+        """A decoded frame as an RGB array: scaled, alpha flattened on white, turned upright, in sRGB."""
         turns = _quarter_turns(frame)
         options = {}
         if self._scaled:
@@ -606,7 +612,7 @@ class VideoFile(_Source):
             rgb = frame.to_ndarray(format="rgb24", **options)  # may be a padded, strided view
         if turns:
             rgb = np.rot90(rgb, turns)
-        return np.ascontiguousarray(rgb)
+        return to_srgb(np.ascontiguousarray(rgb), self._transform)
 
     def _decoded(self):
         packets = frames = 0
@@ -863,18 +869,26 @@ def _image_size(path: str) -> tuple[int, int] | None:
     return None
 
 
-def _in_srgb(path: str, data: bytes, rgb: np.ndarray) -> np.ndarray:
-    """``rgb``, decoded from the file bytes ``data``, converted to sRGB from the ICC profile they embed, if any
-    (`livequant.icc`); with a warning, as it is where the profile cannot be read."""
+def _profile_transform(path: str, data: bytes):
+    """The conversion to sRGB of the ICC profile that the picture file ``path``'s bytes ``data`` embed
+    (`livequant.icc.srgb_transform`); None where there is none or nothing to convert, and, with a warning, where
+    the profile cannot be read."""
     profile = _embedded_profile(data)
     if profile is None:
-        return rgb
+        return None
     try:
-        transform = srgb_transform(profile)
+        return srgb_transform(profile)
     except ValueError as e:
         log.warning("image '%s' embeds an ICC profile, but %s; its colours are taken as sRGB", path, e)
-        return rgb
-    return to_srgb(rgb, transform)
+        return None
+
+
+def _first_picture(path: str) -> str | None:
+    """The first file of a picture sequence (`is_picture_sequence`) in the order FFmpeg plays it; None if none."""
+    if SEQUENCE_NUMBER.search(path) is None:
+        return min(glob.glob(path), default=None)
+    first = _first_number(path)
+    return None if first is None else SEQUENCE_NUMBER.sub(lambda number: number.group(0) % first, path, count=1)
 
 
 def _embedded_profile(data: bytes) -> bytes | None:
@@ -1025,7 +1039,7 @@ def read_image(path: str, max_pixels: int = MAX_PIXELS, *, opaque: bool = False)
     _check_limit("image", path, image.shape[1], image.shape[0], max_pixels)
     if image.ndim == 3 and image.shape[2] in (3, 4):
         image = cv2.cvtColor(image, cv2.COLOR_BGR2RGB if image.shape[2] == 3 else cv2.COLOR_BGRA2RGBA)
-    rgb = _in_srgb(path, raw, to_rgb8(image))
+    rgb = to_srgb(to_rgb8(image), _profile_transform(path, raw))
     if not opaque:
         return rgb
     return rgb[image[..., 3] > 0] if image.ndim == 3 and image.shape[2] == 4 else rgb.reshape(-1, 3)

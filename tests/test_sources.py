@@ -553,6 +553,26 @@ def test_a_picture_in_adobe_rgb_is_read_as_the_srgb_colours_it_means(tmp_path, s
     assert np.abs(shown - TAGGED).max() > 10  # far from the values as they are
 
 
+@pytest.mark.parametrize("name", ["%02d.png", "*.png", "anim.apng"])
+def test_tagged_pictures_read_as_a_video_are_converted_as_a_still_is(tmp_path, name):
+    """Numbered pictures and APNGs go through FFmpeg, which does not convert: ``transcode 'frames/*.png'``
+    showed other colours than ``preview`` of the same pictures."""
+    from PIL import Image
+
+    still, folder = tmp_path / "still.png", tmp_path / "frames"
+    _tagged_picture(still, icc_profile())
+    picture = Image.open(still)
+    folder.mkdir()
+    if name.endswith(".apng"):
+        picture.save(folder / name, save_all=True, append_images=[picture.copy()], icc_profile=icc_profile())
+    else:
+        for i in (3, 4):  # a sequence not numbered from 0
+            picture.save(folder / f"{i:02d}.png", icc_profile=icc_profile())
+    with VideoFile(str(folder / name)) as source:
+        frames = [frame for frame, _ in source]
+    assert len(frames) == 2 and all(np.array_equal(frame, read_image(str(still))) for frame in frames)
+
+
 @pytest.mark.parametrize("suffix", [".png", ".jpg"])
 def test_a_picture_tagged_srgb_is_read_as_it_is(tmp_path, suffix):
     from PIL import ImageCms
