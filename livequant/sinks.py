@@ -45,8 +45,9 @@ MAX_LOOP = 65534
 CRF_RANGES = {"libx264": 51, "libx264rgb": 51, "libx265": 51, "libvpx-vp9": 63, "libsvtav1": 63}
 #: A number's place in an image-sequence pattern: ``{}``, ``{:04d}``, ``%d`` or ``%04d``.
 NUMBERED = re.compile(r"\{[^{}]*\}|" + SEQUENCE_NUMBER.pattern)  # Python's {} or FFmpeg's %04d
-_VIDEO_TIME_BASE = Fraction(1, 90000)
-#: Encoders that refuse 1/90000: MPEG-4 part 2 takes time-base denominators up to 65535.
+#: Ticks a second of video time at least (MPEG's 90 kHz clock); see ``_video_time_base``.
+_VIDEO_TICKS = 90000
+#: Encoders that refuse a time base that fine: MPEG-4 part 2 takes time-base denominators up to 65535.
 _CODEC_TIME_BASES = {"mpeg4": Fraction(1, 60000)}
 _BLACK = (np.zeros((64, 64, 3), np.uint8), np.zeros((64, 64), np.uint8), Palette(np.zeros((1, 3), np.uint8)))
 
@@ -620,6 +621,18 @@ class AudioTrack:
             self._output.mux(self._dst.encode(None))
 
 
+def _video_time_base(codec: str, rate: Fraction) -> Fraction:
+    """The time base of ``codec`` video at the nominal frame ``rate``: 1 / ``_VIDEO_TICKS``, or the nearest finer
+    one in which a frame lasts a whole number of ticks; the encoder's own where it takes no such one.
+
+    23.976 fps (24000/1001) gets 1/96000, 4004 ticks a frame: at 1/90000 frames lasted 3753 and 3754 ticks in
+    turn, which editors may take for a variable frame rate.
+    """
+    if codec in _CODEC_TIME_BASES:
+        return _CODEC_TIME_BASES[codec]
+    return Fraction(1, rate.numerator * -(-_VIDEO_TICKS // rate.numerator))
+
+
 class VideoWriter(_EncoderSink):
     """Encode quantized frames to a video file with PyAV.
 
@@ -664,8 +677,6 @@ class VideoWriter(_EncoderSink):
     SinkError
         If the output cannot be written, or the audio cannot go into it.
     """
-
-    _min_step = 90  # 1 ms at 1/90000 s
 
     def __init__(self, path, fps: float, *, codec=None, crf=None, lossless=False, audio_from=None,
                  overwrite=False, pix_fmt=None, inputs=()):
@@ -736,7 +747,8 @@ class VideoWriter(_EncoderSink):
         self._stream.width, self._stream.height = width + self._pad[1], height + self._pad[0]
         self._stream.pix_fmt = self.pix_fmt
         context = self._stream.codec_context
-        context.time_base = self._time_base = _CODEC_TIME_BASES.get(self.codec, _VIDEO_TIME_BASE)
+        context.time_base = self._time_base = _video_time_base(self.codec, rate)
+        self._min_step = round(self._time_base.denominator / 1000 / self._time_base.numerator)  # 1 ms
         self._yuv = not fmt.is_rgb
         self._matrix, tag = _MATRICES.get(self.codec, _BT709)
         if self._yuv:  # convert with a matrix and tag it so (`_MATRICES`); untagged is ambiguous
