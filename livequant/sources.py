@@ -892,8 +892,10 @@ def _first_picture(path: str) -> str | None:
 
 
 def _embedded_profile(data: bytes) -> bytes | None:
-    """The ICC profile a PNG (iCCP chunk), WebP (ICCP chunk) or JPEG (APP2 segments) file's bytes ``data``
-    embed; None if none, or if it is damaged."""
+    """The ICC profile a PNG (iCCP chunk), WebP (ICCP chunk), JPEG (APP2 segments) or TIFF (tag 34675) file's
+    bytes ``data`` embed; None if none, or if it is damaged."""
+    if data[:4] in (b"II*\0", b"MM\0*"):
+        return _tiff_profile(data)
     if data[:2] == b"\xff\xd8":
         parts = {body[12]: body[14:] for marker, body in _jpeg_segments(data)
                  if marker == 0xE2 and body[:12] == b"ICC_PROFILE\0" and len(body) > 14}  # sequence number, count
@@ -971,17 +973,38 @@ def _tiff_orientation(exif: bytes) -> int:
     """Tag 0x0112 of the first directory of EXIF data (a TIFF header, after "Exif\\0\\0" where written); 1 if
     absent or malformed."""
     exif = exif[6:] if exif[:6] == b"Exif\x00\x00" else exif
-    order = {b"II": "<", b"MM": ">"}.get(exif[:2])
+    entry = _tiff_entry(exif, 0x0112)
+    value = None if entry is None else struct.unpack(entry[0] + "H", entry[3][:2])[0]
+    return value if value is not None and 1 <= value <= 8 else 1
+
+
+def _tiff_profile(tiff: bytes) -> bytes | None:
+    """The ICC profile of a TIFF file's bytes (tag 34675 of its first directory: the profile's bytes, at an
+    offset from the file's start); None if none, or if it is malformed."""
+    entry = _tiff_entry(tiff, 34675)
+    if entry is None:
+        return None
+    order, _, count, value = entry
+    at = struct.unpack(order + "I", value)[0]
+    return tiff[at:at + count] if count > 4 and at + count <= len(tiff) else None
+
+
+def _tiff_entry(tiff: bytes, tag: int) -> tuple[str, int, int, bytes] | None:
+    """``(byte order, type, count, value or offset)`` of ``tag`` in the first directory of TIFF data; None if it is
+    absent or the data is malformed."""
+    order = {b"II": "<", b"MM": ">"}.get(tiff[:2])
+    if order is None:
+        return None
     try:
-        directory = struct.unpack(order + "I", exif[4:8])[0]
-        for n in range(struct.unpack(order + "H", exif[directory:directory + 2])[0]):
-            entry = directory + 2 + 12 * n
-            if struct.unpack(order + "H", exif[entry:entry + 2])[0] == 0x0112:
-                value = struct.unpack(order + "H", exif[entry + 8:entry + 10])[0]
-                return value if 1 <= value <= 8 else 1
-    except (TypeError, struct.error):  # no byte order; cut short
-        return 1
-    return 1
+        directory = struct.unpack(order + "I", tiff[4:8])[0]
+        for n in range(struct.unpack(order + "H", tiff[directory:directory + 2])[0]):
+            found, kind, count = struct.unpack(order + "HHI", tiff[directory + 2 + 12 * n:directory + 10 + 12 * n])
+            value = tiff[directory + 10 + 12 * n:directory + 14 + 12 * n]
+            if found == tag and len(value) == 4:
+                return order, kind, count, value
+    except struct.error:  # cut short
+        return None
+    return None
 
 
 def _upright(image: np.ndarray, orientation: int) -> np.ndarray:

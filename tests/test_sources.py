@@ -540,7 +540,7 @@ def _tagged_picture(path, profile: bytes) -> None:
     Image.fromarray(blocks).save(path, icc_profile=profile, **options)
 
 
-@pytest.mark.parametrize("suffix", [".png", ".jpg", ".webp"])
+@pytest.mark.parametrize("suffix", [".png", ".jpg", ".webp", ".tif"])
 def test_a_picture_in_adobe_rgb_is_read_as_the_srgb_colours_it_means(tmp_path, suffix):
     """Its values were taken as sRGB: greens and reds came out dull, as a colour-managed viewer does not show
     them (ICC profiles of stills were neither read nor written)."""
