@@ -46,7 +46,6 @@ import shutil
 import signal
 import sys
 import tempfile
-import threading
 import time
 from dataclasses import dataclass
 from itertools import islice
@@ -66,6 +65,7 @@ from livequant.errors import LivequantError, UsageError, appeared_meanwhile
 from livequant.files import move_into_place
 from livequant.frames import QuantizedFrame
 from livequant.gif import split_file_parts
+from livequant.interrupts import interrupts_held
 from livequant.options import animation_loop, frame_size, make_quantizer, open_output
 from livequant.pipeline import end_at, run
 from livequant.report import QualityReport, still_change
@@ -681,7 +681,7 @@ def _client(workers: int | None, scheduler: str | None):
         with client:
             yield client
         return
-    with _interrupts_held() as interrupted, dask.config.set({
+    with interrupts_held() as interrupted, dask.config.set({
             "distributed.scheduler.allowed-failures": ALLOWED_FAILURES,
             "distributed.worker.multiprocessing-method": "forkserver"}):
         _start_forkserver_deaf_to_interrupts()
@@ -697,29 +697,6 @@ def _client(workers: int | None, scheduler: str | None):
         if interrupted:
             raise KeyboardInterrupt
         yield client
-
-
-@contextlib.contextmanager
-def _interrupts_held():
-    """Hold Ctrl-C while a local cluster and its client start: inside the start it left a half-made cluster
-    that Dask's exit hook failed on, or a client never closed, each with a traceback.
-
-    Yields a list that is not empty once a Ctrl-C came: the caller takes it
-    when the cluster is up. Blocking the signal in this thread held nothing:
-    Dask's threads took it, and Python raised it here all the same. Outside
-    the main thread, or where Ctrl-C is not Python's usual handler, nothing
-    is held.
-    """
-    caught = []
-    holding = (threading.current_thread() is threading.main_thread()
-               and signal.getsignal(signal.SIGINT) is signal.default_int_handler)
-    if holding:
-        signal.signal(signal.SIGINT, lambda signum, frame: caught.append(signum))
-    try:
-        yield caught
-    finally:
-        if holding:
-            signal.signal(signal.SIGINT, signal.default_int_handler)
 
 
 def _start_forkserver_deaf_to_interrupts() -> None:

@@ -35,6 +35,7 @@ from livequant.dither import DITHERS
 from livequant.errors import LivequantError, SinkError, SourceError, UsageError, appeared_meanwhile, write_failed
 from livequant.fit import PaletteFitter
 from livequant.frames import QuantizedFrame
+from livequant.interrupts import interrupts_held
 from livequant.options import carries_audio, check_size, frame_size, make_quantizer, open_output
 from livequant.palette import Palette, file_format
 from livequant.pipeline import run
@@ -587,7 +588,10 @@ def _transcode_file(args) -> int:
 
 
 def _batch(args) -> int:
-    from livequant import batch  # Dask loads only for this command
+    with interrupts_held() as interrupted:  # see `interrupts_held`
+        from livequant import batch  # Dask loads only for this command
+    if interrupted:
+        raise KeyboardInterrupt
 
     if args.to and f".{args.to.lstrip('.').lower()}" not in batch.OUTPUT_SUFFIXES:
         names = " ".join(sorted(suffix.lstrip(".") for suffix in batch.OUTPUT_SUFFIXES))

@@ -17,9 +17,9 @@ COMPUTE = {"colorspace", "icc", "palette", "png", "presets", "fit", "track", "ke
 # The one place compute reaches into I/O, imported only when used: a palette file that is a truecolour PNG (a picture,
 # not an indexed swatch) is decoded by `sources.read_image`, which owns the decoder and the pixel limit.
 ON_DEMAND = {("palette", "sources")}
-# Shared by every layer, on the standard library alone: the errors, and writing a file whole or not at all (a
-# palette file is written as the outputs are).
-SHARED = {"errors", "files"}
+# Shared by every layer, on the standard library alone: the errors, writing a file whole or not at all (a
+# palette file is written as the outputs are), and holding Ctrl-C off.
+SHARED = {"errors", "files", "interrupts"}
 
 
 def _imports(module: str) -> list[tuple[str, int]]:
