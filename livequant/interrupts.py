@@ -19,10 +19,9 @@ def interrupts_held():
     all the same. Outside the main thread, or where Ctrl-C is not Python's
     usual handler, nothing is held.
 
-    A KeyboardInterrupt raised inside an import (Dask's) was caught and
-    reported, yet CPython then ended the process by SIGINT (status -2, not
-    130): 8 of 120 Ctrl-Cs 0.45-0.69 s into ``livequant batch``, none with
-    the import held.
+    A KeyboardInterrupt raised inside Dask's import was caught and reported,
+    yet the process then ended by SIGINT (status -2, not 130): 8 of 120
+    Ctrl-Cs 0.45-0.69 s into ``livequant batch``, none with the import held.
     """
     caught = []
     holding = (threading.current_thread() is threading.main_thread()
