@@ -39,8 +39,8 @@ def _decode_all(path) -> tuple[int, int]:
 
 
 def test_a_ctrl_c_while_held_is_recorded_and_python_s_handler_put_back():
-    """Held so for ``batch``'s import of Dask: raised inside that import, CPython ended the process by SIGINT
-    after livequant had caught it and said "interrupted" (8 of 120 Ctrl-Cs 0.45-0.69 s in)."""
+    """Held so for ``batch``'s import of Dask: raised inside that import, the process ended by SIGINT after
+    livequant had caught it and said "interrupted" (8 of 120 Ctrl-Cs 0.45-0.69 s in)."""
     before = signal.signal(signal.SIGINT, signal.default_int_handler)  # a test runner may have set another
     try:
         with interrupts_held() as interrupted:
