@@ -268,9 +268,11 @@ class OneBehind:
     An MP4 or MOV stream plays until the earlier of two ends that its muxer takes from the packets: the
     last packet's decode time plus its duration, and the latest presentation time plus duration. With
     B-frames the last packet is not the last frame shown, and packets copied from another MP4 carry
-    decode-time steps as durations, so the stream comes out short. `finish` gives the last packet a
-    duration that takes both ends to at least the end asked, one of them exactly; other containers take
-    the end from presentation times and durations, and keep theirs.
+    decode-time steps as durations, so the stream comes out short. `finish` gives the last packet the
+    duration that takes the decode end exactly to the end asked, or, where the packets before it do not
+    show until then, the one that takes its own presentation there; so a constant rate keeps every
+    frame's duration (the table of decode-time steps then says so). Other containers take the end from
+    presentation times and durations, and keep theirs.
 
     A lone packet is decoded when it is shown: its decode time is set to its presentation time (libx265
     leaves a lone frame's unset, which the MP4 muxer refuses or keeps as nonsense).
@@ -281,12 +283,16 @@ class OneBehind:
         self._held: av.Packet | None = None
         self._first_dts = None
         self._alone = True  # no packet muxed yet
+        self._shown_until = None  # the latest presentation time plus duration of the packets muxed
 
     def mux(self, packet: av.Packet) -> None:
         """Mux the packet before ``packet``; hold ``packet``."""
         self._first_dts = packet.dts if self._first_dts is None else self._first_dts
         if self._held is not None:
-            self._out.mux(self._held)
+            held = self._held
+            if held.pts is not None and held.duration:
+                self._shown_until = max(self._shown_until or held.pts, held.pts + held.duration)
+            self._out.mux(held)
             self._alone = False
         self._held = packet
 
@@ -299,7 +305,10 @@ class OneBehind:
             self._held.dts = self._first_dts = self._held.pts
         if end is not None and self._out.format.name in ("mp4", "mov"):
             held = self._held
-            held.duration = max(end - held.dts + self._first_dts, end - held.pts, 1)
+            duration = end - held.dts + self._first_dts
+            if max(self._shown_until or held.pts, held.pts + duration) < end:
+                duration = end - held.pts
+            held.duration = max(duration, 1)
         self._out.mux(self._held)
         self._held = None
 
