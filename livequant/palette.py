@@ -289,7 +289,7 @@ def _picture_colors(path: Path) -> np.ndarray:
     # `livequant.Palette` loads neither OpenCV nor FFmpeg: compute's one reach into I/O (see tests/test_layout.py).
     from livequant.sources import read_image
 
-    pixels = read_image(str(path), opaque=True)
+    pixels = read_image(str(path), opaque=True, managed=False)  # the values, as an indexed PNG's table
     unique, first = np.unique(pixels, axis=0, return_index=True)
     if len(unique) > MAX_COLORS:
         raise ValueError(f"it has {len(unique)} distinct colours, more than {MAX_COLORS}")

@@ -1014,10 +1014,12 @@ def _upright(image: np.ndarray, orientation: int) -> np.ndarray:
     return np.ascontiguousarray(turned[orientation])
 
 
-def read_image(path: str, max_pixels: int = MAX_PIXELS, *, opaque: bool = False) -> np.ndarray:
+def read_image(path: str, max_pixels: int = MAX_PIXELS, *, opaque: bool = False, managed: bool = True) -> np.ndarray:
     """Decode the picture in ``path`` as an ``(H, W, 3) uint8`` RGB frame, refusing one over ``max_pixels``
     (checked in the header before decoding where the format allows). Transparency is flattened on white;
-    with ``opaque``, the ``(N, 3)`` colours of the pixels that are not wholly transparent instead.
+    with ``opaque``, the ``(N, 3)`` colours of the pixels that are not wholly transparent instead. With
+    ``managed``, colours tagged with another RGB profile than sRGB are converted to sRGB (`livequant.icc`);
+    without, the values are taken as they are (a palette file's colours, as an indexed PNG's table is).
 
     Raises
     ------
@@ -1062,7 +1064,9 @@ def read_image(path: str, max_pixels: int = MAX_PIXELS, *, opaque: bool = False)
     _check_limit("image", path, image.shape[1], image.shape[0], max_pixels)
     if image.ndim == 3 and image.shape[2] in (3, 4):
         image = cv2.cvtColor(image, cv2.COLOR_BGR2RGB if image.shape[2] == 3 else cv2.COLOR_BGRA2RGBA)
-    rgb = to_srgb(to_rgb8(image), _profile_transform(path, raw))
+    rgb = to_rgb8(image)
+    if managed:
+        rgb = to_srgb(rgb, _profile_transform(path, raw))
     if not opaque:
         return rgb
     return rgb[image[..., 3] > 0] if image.ndim == 3 and image.shape[2] == 4 else rgb.reshape(-1, 3)

@@ -10,6 +10,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from conftest import icc_profile
 from livequant import presets
 from livequant.errors import SinkError, SourceError
 from livequant.palette import Palette
@@ -131,6 +132,20 @@ def test_png_swatch_is_an_image_of_16_pixel_squares(tmp_path):
         row, column = divmod(i, 16)
         square = image[row * 16:row * 16 + 16, column * 16:column * 16 + 16]
         assert (square == color).all()
+
+
+@pytest.mark.parametrize("indexed", [False, True])
+def test_a_png_palette_keeps_its_values_whatever_profile_it_is_tagged_with(tmp_path, indexed):
+    """A palette file holds colour values, as an indexed PNG's table does: a truecolour one tagged Adobe RGB
+    is not converted to sRGB, as a picture is (`livequant.icc`)."""
+    from PIL import Image
+
+    colors = np.array([[200, 40, 30], [20, 180, 60], [30, 60, 210], [250, 250, 250]], np.uint8)
+    picture = Image.fromarray(np.repeat(colors[None], 4, axis=0))
+    picture = picture.quantize(4, method=Image.Quantize.MEDIANCUT) if indexed else picture
+    picture.save(tmp_path / "tagged.png", icc_profile=icc_profile())
+    assert sorted(map(tuple, Palette.from_file(tmp_path / "tagged.png").colors.tolist())) == sorted(
+        map(tuple, colors.tolist()))
 
 
 def test_save_refuses_to_overwrite_when_asked(tmp_path):
