@@ -970,14 +970,30 @@ def _animated_webp(still: bytes, width: int, height: int, duration: int, plays: 
                        + _riff_chunk(b"ANIM", b"\xff" * 4 + plays.to_bytes(2, "little")) + frames)
 
 
+def _webp_ending_at(data: bytes, end: int) -> bytes:
+    """An animated WebP file's bytes with its last frame shown until ``end`` ms after the first frame starts
+    (libwebp gives it the mean frame's duration); as they are where it starts at or after ``end``."""
+    pos, start, last, duration = 12, 0, None, 0
+    while pos + 8 <= len(data):
+        tag, size = data[pos : pos + 4], int.from_bytes(data[pos + 4 : pos + 8], "little")
+        if tag == b"ANMF":  # its position, size, duration (3 bytes, ms), flags, then the frame
+            start, last = start + duration, pos
+            duration = int.from_bytes(data[pos + 20 : pos + 23], "little")
+        pos += 8 + size + (size & 1)
+    if last is None or start >= end:
+        return data
+    return data[: last + 20] + min(end - start, 0xFFFFFF).to_bytes(3, "little") + data[last + 23 :]
+
+
 class AnimationWriter(_EncoderSink):
     """Write an animated WebP (``.webp``) or APNG (``.apng``) with PyAV's libwebp_anim and apng encoders.
 
     WebP is lossless unless ``quality`` is given (then lossy, 0..100, larger
     is better); APNG is always lossless. Frame times set the frame durations
     (in 1/1000 s); the last frame lasts until `end_at` says, else as long as
-    the one before it (APNG) or the mean frame (WebP). To end there, an APNG
-    gets one more frame, a repeat of the last (WebP merges it into that one).
+    the one before it. To end there, an APNG gets one more frame, a repeat of
+    the last; a WebP's last frame is given that duration in the file (libwebp
+    gives it the mean frame's).
     Frames that repeat the one before are merged into it in WebP; where that
     leaves one frame of several, libwebp writes a still picture, which is
     written as a one-frame animation instead, so the duration stays. A lone
@@ -1042,19 +1058,23 @@ class AnimationWriter(_EncoderSink):
         return frame if self.pix_fmt == "rgb24" else frame.reformat(format=self.pix_fmt)
 
     def _encode(self, frame: av.VideoFrame | None) -> None:
-        """Encode ``frame``; at the end (None) of a WebP of several frames that libwebp has made a still
-        picture (every frame the same), mux it as an animation that lasts as long as they do."""
+        """Encode ``frame``; at the end (None) of a WebP of several frames, end its last frame when the
+        animation should end, and where libwebp has made a still picture (every frame the same), mux it as
+        an animation that lasts as long as they do."""
         if frame is not None or self._format != "webp" or self.frames < 2:
             super()._encode(frame)
             return
         for packet in self._stream.encode(None):
             data = bytes(packet)
             if data[12:16] != b"VP8X" or not data[20] & 0x02:  # no animation flag
-                animated = av.Packet(_animated_webp(data, self._stream.width, self._stream.height, self._ends,
-                                                    self._plays))
-                animated.pts, animated.dts, animated.time_base = packet.pts, packet.dts, packet.time_base
-                animated.stream = packet.stream
-                packet = animated
+                written = _animated_webp(data, self._stream.width, self._stream.height, self._ends, self._plays)
+            else:
+                written = data if self._ends is None else _webp_ending_at(data, self._ends)
+            if written != data:
+                ended = av.Packet(written)
+                ended.pts, ended.dts, ended.time_base = packet.pts, packet.dts, packet.time_base
+                ended.stream = packet.stream
+                packet = ended
             self._muxer.mux(packet)
 
     def _finish(self) -> None:
@@ -1069,23 +1089,14 @@ class AnimationWriter(_EncoderSink):
         super()._finish()
 
     def _repeat_at(self, end: int) -> int | None:
-        """The time (ms) at which a repeat of the last frame makes the animation end at ``end``; None where it
-        ends there anyway, or cannot.
-
-        Neither format takes the last frame's duration from its packet: the apng muxer repeats the delay
-        before it, and libwebp gives it the mean duration of the frames (merging a repeated frame into the
-        frame before it).
-        """
-        last, count = self._last_pts, self.frames
-        if count < 2:
-            return None  # a still picture
-        if self._format == "apng":
-            ends, at = last + self._interval, (last + end) // 2
-        else:  # the first frame is at 0 ms
-            guess = round(count * end / (count + 1))
-            ends, at = last + last // (count - 1), min((guess - 1, guess, guess + 1),
-                                                       key=lambda at: abs(at + at // count - end))
-        return at if abs(ends - end) > 1 and at > last else None
+        """The time (ms) at which a repeat of the last frame makes an APNG end at ``end`` (the apng muxer
+        repeats the delay before the last frame, whatever its packet says); None where it ends there anyway,
+        for a still picture, and for WebP (`_encode` writes the last frame's duration into the file)."""
+        last = self._last_pts
+        if self._format != "apng" or self.frames < 2:
+            return None
+        at = (last + end) // 2
+        return at if abs(last + self._interval - end) > 1 and at > last else None
 
 
 class ImageWriter(_FileSink):
