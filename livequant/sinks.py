@@ -948,18 +948,26 @@ def _riff_chunk(tag: bytes, body: bytes) -> bytes:
     return tag + len(body).to_bytes(4, "little") + body + bytes(len(body) & 1)
 
 
+def _webp_chunks(data: bytes):
+    """``(tag, start, end)`` of each chunk of a WebP file's bytes: its header at ``start``, its body at
+    ``start + 8``, the next chunk at ``end`` (the body is padded to even)."""
+    pos = 12
+    while pos + 8 <= len(data):
+        size = int.from_bytes(data[pos + 4 : pos + 8], "little")
+        yield data[pos : pos + 4], pos, pos + 8 + size + (size & 1)
+        pos += 8 + size + (size & 1)
+
+
 def _animated_webp(still: bytes, width: int, height: int, duration: int, plays: int) -> bytes:
     """The picture of a still WebP file as an animated WebP that shows it for ``duration`` ms and plays
     ``plays`` times (0: forever); a picture shown longer than an ANMF chunk can say (about 4.6 hours) is
     shown in several frames."""
-    pos, flags, picture = 12, 0, b""
-    while pos < len(still):
-        tag, size = still[pos : pos + 4], int.from_bytes(still[pos + 4 : pos + 8], "little")
+    flags, picture = 0, b""
+    for tag, start, end in _webp_chunks(still):
         if tag == b"VP8X":
-            flags = still[pos + 8] & 0x10  # alpha
+            flags = still[start + 8] & 0x10  # alpha
         elif tag in (b"ALPH", b"VP8 ", b"VP8L"):
-            picture += still[pos : pos + 8 + size + (size & 1)]
-        pos += 8 + size + (size & 1)
+            picture += still[start:end]
     canvas = (width - 1).to_bytes(3, "little") + (height - 1).to_bytes(3, "little")
     frames = b""
     while duration > 0:
@@ -973,14 +981,12 @@ def _animated_webp(still: bytes, width: int, height: int, duration: int, plays: 
 def _webp_ending_at(data: bytes, end: int) -> bytes:
     """An animated WebP file's bytes with its last frame shown until ``end`` ms after the first frame starts
     (libwebp gives it the mean frame's duration); as they are where it starts at or after ``end``."""
-    pos, start, last, duration = 12, 0, None, 0
-    while pos + 8 <= len(data):
-        tag, size = data[pos : pos + 4], int.from_bytes(data[pos + 4 : pos + 8], "little")
-        if tag == b"ANMF":  # its position, size, duration (3 bytes, ms), flags, then the frame
-            start, last = start + duration, pos
-            duration = int.from_bytes(data[pos + 20 : pos + 23], "little")
-        pos += 8 + size + (size & 1)
-    if last is None or start >= end:
+    frames = [pos for tag, pos, _ in _webp_chunks(data) if tag == b"ANMF"]  # body: position, size, duration (ms)
+    if not frames:
+        return data
+    last = frames[-1]
+    start = sum(int.from_bytes(data[pos + 20 : pos + 23], "little") for pos in frames[:-1])
+    if start >= end:
         return data
     return data[: last + 20] + min(end - start, 0xFFFFFF).to_bytes(3, "little") + data[last + 23 :]
 

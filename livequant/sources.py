@@ -974,7 +974,7 @@ def _tiff_orientation(exif: bytes) -> int:
     absent or malformed."""
     exif = exif[6:] if exif[:6] == b"Exif\x00\x00" else exif
     entry = _tiff_entry(exif, 0x0112)
-    value = None if entry is None else struct.unpack(entry[0] + "H", entry[3][:2])[0]
+    value = None if entry is None else struct.unpack(entry[0] + "H", entry[2][:2])[0]
     return value if value is not None and 1 <= value <= 8 else 1
 
 
@@ -984,13 +984,13 @@ def _tiff_profile(tiff: bytes) -> bytes | None:
     entry = _tiff_entry(tiff, 34675)
     if entry is None:
         return None
-    order, _, count, value = entry
+    order, count, value = entry
     at = struct.unpack(order + "I", value)[0]
     return tiff[at:at + count] if count > 4 and at + count <= len(tiff) else None
 
 
-def _tiff_entry(tiff: bytes, tag: int) -> tuple[str, int, int, bytes] | None:
-    """``(byte order, type, count, value or offset)`` of ``tag`` in the first directory of TIFF data; None if it is
+def _tiff_entry(tiff: bytes, tag: int) -> tuple[str, int, bytes] | None:
+    """``(byte order, count, value or offset)`` of ``tag`` in the first directory of TIFF data; None if it is
     absent or the data is malformed."""
     order = {b"II": "<", b"MM": ">"}.get(tiff[:2])
     if order is None:
@@ -998,10 +998,10 @@ def _tiff_entry(tiff: bytes, tag: int) -> tuple[str, int, int, bytes] | None:
     try:
         directory = struct.unpack(order + "I", tiff[4:8])[0]
         for n in range(struct.unpack(order + "H", tiff[directory:directory + 2])[0]):
-            found, kind, count = struct.unpack(order + "HHI", tiff[directory + 2 + 12 * n:directory + 10 + 12 * n])
+            found, _, count = struct.unpack(order + "HHI", tiff[directory + 2 + 12 * n:directory + 10 + 12 * n])
             value = tiff[directory + 10 + 12 * n:directory + 14 + 12 * n]
             if found == tag and len(value) == 4:
-                return order, kind, count, value
+                return order, count, value
     except struct.error:  # cut short
         return None
     return None
