@@ -487,7 +487,8 @@ class AudioTrack:
     """An input's audio stream, carried into an output alongside the video.
 
     Stream copy when the output container accepts the codec, else decoded and
-    re-encoded (Opus for WebM, AAC otherwise) with every channel kept: a layout
+    re-encoded (Opus for WebM, AAC otherwise, or the container's own codec
+    where it takes no AAC: MP2 in MPEG-PS) with every channel kept: a layout
     the encoder cannot keep raises `SinkError` rather than being mixed down.
     Times are on the input's clock; ``offset`` (the first video frame's time)
     becomes zero in the output.
@@ -503,6 +504,8 @@ class AudioTrack:
         The output's suffix, which picks the encoder when the codec cannot be copied.
     copy : bool
         Copy the packets where the container takes the codec.
+    own_codec : bool
+        Re-encode with the container's default audio codec instead of AAC.
 
     Attributes
     ----------
@@ -510,7 +513,7 @@ class AudioTrack:
         The input's audio stream.
     """
 
-    def __init__(self, stream, packets, output, suffix: str, copy: bool = True):
+    def __init__(self, stream, packets, output, suffix: str, copy: bool = True, own_codec: bool = False):
         self.stream = stream
         self._packets = packets
         self._copy = self.copies(stream, output, copy)
@@ -518,7 +521,11 @@ class AudioTrack:
         if self._copy:
             self._dst = output.add_stream_from_template(self.stream)
         else:
-            codec, rate = ("libopus", 48000) if suffix == ".webm" else ("aac", self.stream.rate)
+            codec, rate = ("libopus", 48000) if suffix == ".webm" else (
+                output.default_audio_codec if own_codec else "aac", self.stream.rate)
+            rates = av.Codec(codec, "w").audio_rates
+            if rates and rate not in rates:  # MP2 codes 16-48 kHz
+                rate = min(rates, key=lambda r: abs(r - rate))
             given = _named(self.stream.layout)
             layout = _encoded_layout(codec, rate, given)
             if layout is None:
@@ -635,10 +642,13 @@ def _video_time_base(codec: str, rate: Fraction) -> Fraction:
     one in which a frame lasts a whole number of ticks; the encoder's own where it takes no such one.
 
     23.976 fps (24000/1001) gets 1/96000, 4004 ticks a frame: at 1/90000 frames lasted 3753 and 3754 ticks in
-    turn, which editors may take for a variable frame rate.
+    turn, which editors may take for a variable frame rate. Encoders that list the frame rates they take (MPEG-1
+    and MPEG-2 video, which code the rate in the stream) take one frame as the time base, and no other.
     """
     if codec in _CODEC_TIME_BASES:
         return _CODEC_TIME_BASES[codec]
+    if av.Codec(codec, "w").frame_rates:
+        return 1 / rate
     return Fraction(1, rate.numerator * -(-_VIDEO_TICKS // rate.numerator))
 
 
@@ -703,6 +713,7 @@ class VideoWriter(_EncoderSink):
         self._audio_in = None
         self._audio = None
         self._copy_audio = True
+        self._own_audio_codec = False  # re-encode with the container's codec, not AAC (`AudioTrack`)
         try:
             if audio_from is not None and not self._fed:
                 self._open_audio()
@@ -749,6 +760,13 @@ class VideoWriter(_EncoderSink):
             raise ValueError(f"FFmpeg knows no video format for '{self.path.suffix}' files ('{self.path}'); "
                              "use .mp4, .mov, .mkv or .webm") from None
         rate = Fraction(self.fps).limit_denominator(1001)
+        rates = av.Codec(self.codec, "w").frame_rates
+        if rates:  # it codes one of these in the stream (MPEG-1 and -2 video): 23.976 is 24000/1001 there
+            nearest = min(rates, key=lambda r: abs(r - rate))
+            rate = Fraction(nearest.numerator, nearest.denominator) if abs(nearest - rate) < 1e-4 * rate else rate
+        if rates and rate not in rates:
+            raise ValueError(f"{self.codec} cannot encode {float(rate):.4g} fps; add --fps {float(nearest):.5g} (the "
+                             "nearest frame rate it takes), or choose another --codec")
         try:
             self._stream = self._out.add_stream(self.codec, rate=rate, options=self._options)
         except ValueError:  # PyAV asks FFmpeg: "'webm' format does not support 'libx264' codec"
@@ -757,7 +775,7 @@ class VideoWriter(_EncoderSink):
         self._stream.pix_fmt = self.pix_fmt
         context = self._stream.codec_context
         context.time_base = self._time_base = _video_time_base(self.codec, rate)
-        self._min_step = round(self._time_base.denominator / 1000 / self._time_base.numerator)  # 1 ms
+        self._min_step = max(round(self._time_base.denominator / 1000 / self._time_base.numerator), 1)  # 1 ms
         self._yuv = not fmt.is_rgb
         self._matrix, tag = _MATRICES.get(self.codec, _BT709)
         if self._yuv:  # convert with a matrix and tag it so (`_MATRICES`); untagged is ambiguous
@@ -768,7 +786,8 @@ class VideoWriter(_EncoderSink):
             context.codec_tag = "hvc1"  # Apple's players take HEVC tagged so, FFmpeg's default hev1 not
         if audio and self._audio_from is not None:
             stream, packets = self._audio_stream(trial)
-            self._audio = AudioTrack(stream, packets, self._out, self.path.suffix.lower(), copy=self._copy_audio)
+            self._audio = AudioTrack(stream, packets, self._out, self.path.suffix.lower(), copy=self._copy_audio,
+                                     own_codec=self._own_audio_codec)
 
     def _trial(self, audio: bool) -> str:
         """Write the output with one black 64x64 frame and 0.1 s of the audio (of a feed's, copies of those
@@ -798,13 +817,17 @@ class VideoWriter(_EncoderSink):
         """Open the output once before any frame, so what FFmpeg refuses (a codec the container cannot hold,
         an encoder option, audio the container cannot take) fails now, naming its cause, not after the job.
 
-        Audio the container cannot hold as it is (such as 5.1 PCM in MP4) is re-encoded instead. The trial's
+        Audio the container cannot hold as it is (such as 5.1 PCM in MP4) is re-encoded instead, with the
+        container's own codec where it takes no AAC. The trial's
         video is read back: FFmpeg writes some codecs into containers that cannot name them (FFV1 in MPEG-TS).
         """
         outcome = self._trial(audio=True)
         if outcome == "refused" and self._audio_from is not None:
             self._copy_audio = False
             outcome = self._trial(audio=True)
+            if outcome == "refused":  # a container that takes no AAC (MPEG-PS)
+                self._own_audio_codec = True
+                outcome = self._trial(audio=True)
             if outcome == "refused" and self._trial(audio=False) == "taken":
                 src, _ = self._audio_stream()
                 what = f"{src.codec_context.name}, {src.layout.name}"

@@ -13,6 +13,7 @@ import subprocess
 import sys
 import threading
 import time
+from fractions import Fraction
 from pathlib import Path
 
 import av
@@ -654,8 +655,9 @@ def test_a_huge_preview_size_is_refused_before_the_pattern_is_built():
     ("x.mov", "gif", "gif stores video as rgb8"),  # 3-3-2 bits: colours moved 54 levels
     # FFmpeg writes FFV1 into MPEG-TS, which has no name for it: nothing reads the video back
     ("x.ts", "ffv1", "a .ts file cannot hold ffv1 video ('{tmp}/x.ts'); write .mp4 or .mkv"),
-    ("x.mpg", "mpeg2video", "cannot encode '{tmp}/x.mpg' with mpeg2video (yuv420p): FFmpeg refused it; try another "
-                            "--codec, or write .mp4 .mov .mkv .webm"),
+    # H.263 codes five picture sizes only
+    ("x.avi", "h263", "cannot encode '{tmp}/x.avi' with h263 (yuv420p): FFmpeg refused it; try another --codec, or "
+                      "write .mp4 .mov .mkv .webm"),
     ("x", "libx264", "cannot tell the video format of '{tmp}/x' from its suffix"),
     ("x.gif", "libx264", "--codec and --crf apply to video outputs"),
 ])
@@ -664,6 +666,41 @@ def test_codec_and_container_mismatches_are_refused_before_any_frame(clip, tmp_p
     err = capsys.readouterr().err
     assert message.format(tmp=tmp_path) in err and err.count("\n") == 1 and "partial" not in err
     assert list(tmp_path.iterdir()) == []
+
+
+@pytest.mark.parametrize(("out", "codec"), [("x.mpg", "mpeg2video"), ("x.mkv", "mpeg2video"), ("x.mp4", "mpeg2video"),
+                                            ("x.mpg", "mpeg1video")])
+def test_mpeg_video_takes_its_frame_rates_in_frame_steps(tmp_path, out, codec):
+    """MPEG-1 and -2 video code the frame rate and take no time base but one frame: at 1/90000 FFmpeg refused
+    them at every rate."""
+    source = write_clip(tmp_path / "in.mp4", fps=Fraction(30000, 1001), frames=30, size=(64, 48))
+    assert main(["transcode", str(source.path), str(tmp_path / out), "--codec", codec, "-q"]) == 0
+    with av.open(str(tmp_path / out)) as written:
+        stream = written.streams.video[0]
+        assert stream.codec_context.name == codec and stream.average_rate == Fraction(30000, 1001)
+        times = [float(frame.time) for frame in written.decode(stream)]
+    assert np.allclose(np.subtract(times, times[0]), np.arange(30) * 1001 / 30000, atol=6e-4)  # Matroska: 1 ms
+
+
+def test_a_frame_rate_mpeg_1_cannot_code_is_refused_naming_one_it_can(clip, tmp_path, capsys):
+    out = tmp_path / "x.mpg"
+    assert main(["transcode", str(clip.path), str(out), "--codec", "mpeg1video", "--fps", "20"]) == 2
+    assert capsys.readouterr().err == ("livequant: error: mpeg1video cannot encode 20 fps; add --fps 23.976 (the "
+                                       "nearest frame rate it takes), or choose another --codec\n")
+    assert not out.exists()
+    assert main(["transcode", str(clip.path), str(out), "--codec", "mpeg1video", "--fps", "23.976", "-q"]) == 0
+    with av.open(str(out)) as written:
+        assert written.streams.video[0].average_rate == Fraction(24000, 1001)
+
+
+def test_a_container_that_takes_no_aac_gets_the_sound_in_its_own_codec(clip, tmp_path):
+    """MPEG-PS takes no AAC: the sound was refused ("use --no-audio"); it is MP2 there."""
+    out = tmp_path / "x.mpg"
+    assert main(["transcode", str(clip.path), str(out), "--codec", "mpeg2video", "-q"]) == 0
+    with av.open(str(out)) as written:
+        assert written.streams.audio[0].codec_context.name == "mp2"
+        frames = list(written.decode(audio=0))
+    assert abs(sum(frame.samples for frame in frames) / frames[0].sample_rate - 2.0) <= 1152 / 44100
 
 
 @pytest.mark.parametrize(("out", "codec", "decoded"), [("x.ts", "libx264", "h264"), ("x.avi", "mpeg4", "mpeg4")])
