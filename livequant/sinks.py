@@ -54,9 +54,14 @@ _BLACK = (np.zeros((64, 64, 3), np.uint8), np.zeros((64, 64), np.uint8), Palette
 
 VIDEO_SUFFIXES = (".mp4", ".mov", ".mkv", ".webm")
 #: The YUV matrix to convert with and tag, by encoder: BT.709, as players assume for HD, except where the
-#: bitstream cannot say and decoders assume BT.601 (VP8: FFmpeg's decoder reports BT.470BG whatever the tag).
-_MATRICES = {"libvpx": ("ITU601", 5)}
+#: bitstream cannot say and decoders assume BT.601 (VP8: FFmpeg's decoder reports BT.470BG whatever the tag;
+#: Motion JPEG, as JFIF says).
+_MATRICES = {"libvpx": ("ITU601", 5), "mjpeg": ("ITU601", 5)}
 _BT709 = ("ITU709", 1)
+#: Encoders whose YUV is full range: JPEG's (JFIF: BT.601, 0-255; FFmpeg refuses limited range there).
+_FULL_RANGE = {"mjpeg"}
+#: 8-bit RGB layouts, in the order taken for an encoder that is lossless only (`_encoder`).
+_RGB_FORMATS = ("rgb24", "bgr24", "gbrp", "bgra", "rgba", "bgr0")
 _CONTAINERS = {suffix: av.open(io.BytesIO(), "w", format=name)  # what each can hold
                for suffix, name in zip(VIDEO_SUFFIXES, ("mp4", "mov", "matroska", "webm"))}
 
@@ -413,10 +418,6 @@ def _encoder(suffix: str, codec: str | None, crf: float | None, lossless: bool) 
     if codec is None:
         lossless_codec = {".mkv": "ffv1", ".webm": "libvpx-vp9"}.get(suffix, "libx264rgb")
         codec = lossless_codec if lossless else "libvpx-vp9" if suffix == ".webm" else "libx264"
-    if lossless and codec not in ("ffv1", "libx264rgb", "libvpx-vp9"):
-        raise ValueError(f"--lossless needs an encoder that keeps every RGB pixel, and {codec} does not; use "
-                         "--codec ffv1 (.mkv), libx264rgb (.mp4 .mov .mkv) or libvpx-vp9 (.webm .mkv), or leave "
-                         "out --codec")
     if lossless and crf is not None:
         raise ValueError("--crf sets the quality of lossy video and --lossless keeps every pixel; leave out one")
     top = CRF_RANGES.get(codec)
@@ -432,6 +433,11 @@ def _encoder(suffix: str, codec: str | None, crf: float | None, lossless: bool) 
     if found.type != "video":
         raise ValueError(f"codec '{codec}' is an {found.type} encoder, not a video one; try libx264, libvpx-vp9, ffv1")
     formats = [f.name for f in found.video_formats or ()]
+    lossless_only = found.lossless and not found.lossy  # FFV1, PNG, QuickTime RLE, Ut Video, raw video, ...
+    if lossless and not (lossless_only or codec in ("libx264rgb", "libvpx-vp9")):
+        raise ValueError(f"--lossless needs an encoder that keeps every RGB pixel, and {codec} does not; use "
+                         "--codec ffv1 (.mkv), libx264rgb (.mp4 .mov .mkv) or libvpx-vp9 (.webm .mkv), or leave "
+                         "out --codec")
     if codec in ("libx264", "libx264rgb"):
         quality = {"qp": "0"} if lossless else {"crf": f"{20 if crf is None else crf:g}"}
         return codec, "rgb24" if codec == "libx264rgb" else "yuv420p", {"preset": "veryfast", **quality}
@@ -442,6 +448,9 @@ def _encoder(suffix: str, codec: str | None, crf: float | None, lossless: bool) 
     if codec == "ffv1":
         return codec, "bgr0", {}
     pix_fmt = "yuv420p" if "yuv420p" in formats or not formats else formats[0]
+    rgb = [f for f in _RGB_FORMATS if f in formats] if formats else ["rgba"]  # raw video: RGBA reads back in
+    if lossless_only and rgb:  # every container here, RGB24 not in Matroska; 4:2:0 would lose colours
+        pix_fmt = rgb[0]
     depths = [c.bits for c in av.VideoFormat(pix_fmt).components]
     if len(depths) < 3 or min(depths) < 8:  # the GIF encoder's rgb8 (3-3-2 bits) moved colours 54 levels
         raise ValueError(f"{codec} stores video as {pix_fmt}, which cannot hold the palette's colours; choose "
@@ -778,10 +787,11 @@ class VideoWriter(_EncoderSink):
         self._min_step = max(round(self._time_base.denominator / 1000 / self._time_base.numerator), 1)  # 1 ms
         self._yuv = not fmt.is_rgb
         self._matrix, tag = _MATRICES.get(self.codec, _BT709)
+        self._range = "JPEG" if self.codec in _FULL_RANGE else "MPEG"
         if self._yuv:  # convert with a matrix and tag it so (`_MATRICES`); untagged is ambiguous
             context.colorspace = tag
             context.color_primaries = context.color_trc = 1  # BT.709, which sRGB shares
-            context.color_range = 1  # limited ("MPEG") range
+            context.color_range = 2 if self._range == "JPEG" else 1  # full, or limited ("MPEG") range
         if self.codec == "libx265" and self.path.suffix.lower() in (".mp4", ".mov"):
             context.codec_tag = "hvc1"  # Apple's players take HEVC tagged so, FFmpeg's default hev1 not
         if audio and self._audio_from is not None:
@@ -859,7 +869,7 @@ class VideoWriter(_EncoderSink):
             rgb = np.pad(rgb, ((0, self._pad[0]), (0, self._pad[1]), (0, 0)), mode="edge")
         frame = av.VideoFrame.from_ndarray(rgb, format="rgb24")
         if self._yuv:
-            frame = frame.reformat(format=self.pix_fmt, dst_colorspace=self._matrix, dst_color_range="MPEG")
+            frame = frame.reformat(format=self.pix_fmt, dst_colorspace=self._matrix, dst_color_range=self._range)
         return frame
 
     def _write(self, qframe: QuantizedFrame) -> None:

@@ -67,12 +67,13 @@ def test_video_round_trip(tmp_path, make_qframe, suffix):
     assert not list(tmp_path.glob(".*"))  # no partial file left behind
 
 
-@pytest.mark.parametrize("name, codec, matrix", [
-    ("tagged.mp4", None, 1), ("tagged.webm", None, 1), ("hevc.mp4", "libx265", 1),
-    ("vp8.webm", "libvpx", 5),  # VP8 cannot name its matrix and decoders take BT.601 (BT.470BG)
+@pytest.mark.parametrize("name, codec, matrix, color_range", [
+    ("tagged.mp4", None, 1, 1), ("tagged.webm", None, 1, 1), ("hevc.mp4", "libx265", 1, 1),  # limited range
+    ("vp8.webm", "libvpx", 5, 1),  # VP8 cannot name its matrix and decoders take BT.601 (BT.470BG)
+    ("mjpeg.mov", "mjpeg", 5, 2),  # JFIF: BT.601, full range (FFmpeg refused Motion JPEG in limited range)
 ])
 def test_yuv_output_is_tagged_with_its_matrix_and_decodes_to_the_palette_colours(tmp_path, make_qframe, name,
-                                                                                 codec, matrix):
+                                                                                 codec, matrix, color_range):
     path = tmp_path / name
     colors = presets.get("pico8").colors  # saturated colours show a wrong matrix most
     qframe = make_qframe(np.repeat(np.repeat(np.arange(16).reshape(4, 4), 32, 0), 32, 1), colors=colors)
@@ -80,7 +81,7 @@ def test_yuv_output_is_tagged_with_its_matrix_and_decodes_to_the_palette_colours
         sink.write(qframe)
     with av.open(str(path)) as container:
         frame = next(container.decode(video=0))
-        assert (frame.colorspace, frame.color_range) == (matrix, 1)  # limited range
+        assert (frame.colorspace, frame.color_range) == (matrix, color_range)
         rgb = frame.to_ndarray(format="rgb24").astype(int)
     centres = (slice(8, None, 32), slice(8, None, 32))
     assert np.abs(rgb[centres] - qframe.rgb[centres]).max() <= 6  # a wrong matrix is 10-27 off
@@ -101,6 +102,21 @@ def test_mp4_and_mov_put_their_index_first_and_tag_hevc_for_apple_players(tmp_pa
 def test_lossless_keeps_every_pixel_at_odd_sizes(tmp_path, make_qframe, suffix):
     path = tmp_path / f"out{suffix}"
     with VideoWriter(path, 10, lossless=True) as sink:
+        _write(sink, make_qframe, 3, size=(47, 65))
+    frames, _ = _decode(path)
+    assert len(frames) == 3
+    np.testing.assert_array_equal(frames[2], make_qframe(_indices(2, 47, 65)).rgb)
+
+
+@pytest.mark.parametrize(("name", "codec"), [("raw.avi", "rawvideo"), ("raw.mkv", "rawvideo"), ("raw.mov", "rawvideo"),
+                                             ("png.mov", "png"), ("rle.mov", "qtrle"), ("ut.avi", "utvideo"),
+                                             ("huff.avi", "huffyuv"), ("magic.avi", "magicyuv")])
+@pytest.mark.parametrize("lossless", [False, True])
+def test_lossless_only_encoders_keep_every_pixel(tmp_path, make_qframe, name, codec, lossless):
+    """They were given 4:2:0 YUV where they take it (raw video 2-5 levels off, Ut Video and MagicYUV too),
+    RGB24 raw video in AVI came back with red and blue swapped, and ``lossless`` refused them."""
+    path = tmp_path / name
+    with VideoWriter(path, 10, codec=codec, lossless=lossless) as sink:
         _write(sink, make_qframe, 3, size=(47, 65))
     frames, _ = _decode(path)
     assert len(frames) == 3
