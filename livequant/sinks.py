@@ -49,7 +49,7 @@ NUMBERED = re.compile(r"\{[^{}]*\}|" + SEQUENCE_NUMBER.pattern)  # Python's {} o
 _VIDEO_TICKS = 90000
 #: Encoders that refuse a time base that fine: MPEG-4 part 2 takes time-base denominators up to 65535.
 _CODEC_TIME_BASES = {"mpeg4": Fraction(1, 60000)}
-_BLACK = (np.zeros((64, 64, 3), np.uint8), np.zeros((64, 64), np.uint8), Palette(np.zeros((1, 3), np.uint8)))
+_BLACK = (np.zeros((128, 256, 3), np.uint8), np.zeros((128, 256), np.uint8), Palette(np.zeros((1, 3), np.uint8)))
 
 
 VIDEO_SUFFIXES = (".mp4", ".mov", ".mkv", ".webm")
@@ -456,6 +456,8 @@ def _encoder(suffix: str, codec: str | None, crf: float | None, lossless: bool) 
         raise ValueError(f"{codec} stores video as {pix_fmt}, which cannot hold the palette's colours; choose "
                          f"another --codec{', or write a .gif file' if codec == 'gif' else ''}")
     options = {} if crf is None else {"crf": f"{crf:g}"}
+    if codec == "dnxhd":  # DNxHD's own profile takes a few broadcast sizes and bit rates; DNxHR HQ any from 256x120
+        options["profile"] = "dnxhr_hq"
     if codec == "libx265":  # x265 prints its info lines itself, whatever FFmpeg's log level
         options["x265-params"] = "log-level=error"
     if codec == "libsvtav1":  # so does SVT-AV1, to the level its library reads from the environment
@@ -800,11 +802,11 @@ class VideoWriter(_EncoderSink):
                                      own_codec=self._own_audio_codec)
 
     def _trial(self, audio: bool) -> str:
-        """Write the output with one black 64x64 frame and 0.1 s of the audio (of a feed's, copies of those
+        """Write the output with one black 256x128 frame (DNxHR's least is 256x120) and 0.1 s of the audio (of a feed's, copies of those
         waiting), and read its video back: "taken", "unreadable" (FFmpeg wrote it but reads no video back) or
         "refused"."""
         try:
-            self._start(64, 64, audio, trial=True)
+            self._start(*_BLACK[1].shape, audio, trial=True)
             frame = self._frame(QuantizedFrame(*_BLACK))
             frame.pts, frame.time_base = 0, self._time_base
             muxer = OneBehind(self._out)
@@ -862,6 +864,17 @@ class VideoWriter(_EncoderSink):
 
     def _open(self, height: int, width: int) -> None:
         self._start(height, width, audio=True)
+        level = av.logging.get_level()
+        av.logging.set_level(av.logging.ERROR)  # PyAV keeps FFmpeg's reason only while a level is set
+        try:  # now, not at the first packet: what the trial's frame passed, this size may not (DNxHR under 256x120)
+            with av.logging.Capture():
+                self._stream.codec_context.open()
+        except av.error.FFmpegError as e:
+            why = e.log[2].strip() if e.log else e.strerror
+            raise SinkError(f"cannot encode '{self.path}' with {self.codec} at {width}x{height}: {why}; resize with "
+                            "--width or --scale, or choose another --codec") from None
+        finally:
+            av.logging.set_level(level)
 
     def _frame(self, qframe: QuantizedFrame) -> av.VideoFrame:
         rgb = qframe.rgb

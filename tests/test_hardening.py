@@ -693,6 +693,22 @@ def test_a_frame_rate_mpeg_1_cannot_code_is_refused_naming_one_it_can(clip, tmp_
         assert written.streams.video[0].average_rate == Fraction(24000, 1001)
 
 
+def test_dnxhd_is_dnxhr_and_a_size_it_cannot_code_is_refused_with_ffmpegs_reason(tmp_path, capsys):
+    """DNxHD's own profile takes a few broadcast sizes only and was refused at all of them (the trial frame was
+    64x64); a size the trial passes and the encoder does not said "Invalid argument; check the disk"."""
+    source = write_clip(tmp_path / "in.mp4", size=(320, 240))
+    assert main(["transcode", str(source.path), str(tmp_path / "x.mov"), "--codec", "dnxhd", "-q"]) == 0
+    with av.open(str(tmp_path / "x.mov")) as written:
+        assert written.streams.video[0].codec_context.profile == "DNXHR HQ"
+        assert sum(1 for _ in written.decode(video=0)) == source.frames
+    small = tmp_path / "small.mov"
+    assert main(["transcode", str(source.path), str(small), "--codec", "dnxhd", "--width", "64"]) == 1
+    assert capsys.readouterr().err == (f"livequant: error: cannot encode '{small}' with dnxhd at 64x48: Input "
+                                       "dimensions too small, input must be at least 256x120; resize with --width "
+                                       "or --scale, or choose another --codec\n")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["in.mp4", "x.mov"]
+
+
 def test_a_container_that_takes_no_aac_gets_the_sound_in_its_own_codec(clip, tmp_path):
     """MPEG-PS takes no AAC: the sound was refused ("use --no-audio"); it is MP2 there."""
     out = tmp_path / "x.mpg"
