@@ -127,9 +127,15 @@ def _encoded(suffix: str, bgr: np.ndarray) -> bytes | None:
     sees a file name, which it mishandles when the name is not UTF-8)."""
     if not suffix.isascii():
         return None
+    params = []
+    if suffix == ".avif":  # quality 100 keeps every pixel; OpenCV's default, 95, made 1,486 colours of 8
+        quality = getattr(cv2, "IMWRITE_AVIF_QUALITY", None)
+        if quality is None:
+            return None
+        params = [quality, 100]
     try:
         with quiet_opencv():
-            ok, data = cv2.imencode(suffix, bgr)
+            ok, data = cv2.imencode(suffix, bgr, params)
     except cv2.error:
         return None
     return data.tobytes() if ok else None

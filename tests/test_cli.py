@@ -170,6 +170,15 @@ def test_image_writes_a_still_gif_with_the_png_s_pixels(tmp_path, photo):
     np.testing.assert_array_equal(frames[0], cv2.cvtColor(cv2.imread(str(tmp_path / "still.png")), cv2.COLOR_BGR2RGB))
 
 
+@pytest.mark.parametrize("suffix", [".avif", ".webp", ".bmp", ".tif", ".ppm"])
+def test_image_formats_keep_the_pngs_pixels(tmp_path, photo, suffix):
+    """AVIF was written at OpenCV's default quality, lossy: 6 colours came out as hundreds."""
+    for name in ("still.png", f"still{suffix}"):
+        assert main(["image", str(photo), str(tmp_path / name), "-k", "6", "-q"]) == 0
+    written = cv2.imread(str(tmp_path / f"still{suffix}"))
+    np.testing.assert_array_equal(written, cv2.imread(str(tmp_path / "still.png")))
+
+
 def test_image_writes_a_palette_png(tmp_path, photo):
     out = tmp_path / "small.png"
     assert main(["image", str(photo), str(out), "-k", "5", "--dither", "bluenoise"]) == 0
