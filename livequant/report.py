@@ -3,8 +3,8 @@
 `QualityReport` is a sink: give it to `livequant.pipeline.run` beside the
 output (it compares each `~livequant.frames.QuantizedFrame` with its
 ``source``), or call ``write(qframe)`` yourself, or pass it as ``on_frame``.
-``save(path)`` writes the figures as ``.json`` or draws them as ``.png``
-(which needs matplotlib: ``pip install 'livequant[report]'``).
+``save(path)`` writes the figures as ``.json`` or draws them as ``.png``,
+``.svg`` or ``.pdf`` (which needs matplotlib: ``pip install 'livequant[report]'``).
 
 The figures follow ../shared/quality/metrics.py: per-frame PSNR, mean
 CIEDE2000 (sRGB -> CIELAB D65, as scikit-image's ``rgb2lab``), and static-region
@@ -34,7 +34,7 @@ __all__ = ["QualityReport", "ciede2000", "srgb_to_lab", "still_change"]
 
 #: An input pixel is static when every channel changed by less than this (metrics.STATIC_THRESHOLD).
 STATIC_THRESHOLD = 2
-_SUFFIXES = (".json", ".png")
+_PICTURES = (".png", ".svg", ".pdf")  # matplotlib draws each, by the suffix
 _EXTRA = "pip install 'livequant[report]'"
 
 _XYZ_FROM_RGB = np.array([[0.412453, 0.357580, 0.180423],
@@ -111,12 +111,12 @@ def _finite(value: float) -> float | None:
 
 
 def check_path(path) -> Path:
-    """Raise `ValueError` unless ``path`` is a report this machine can write (``.json``, or ``.png`` with
-    matplotlib installed); return it as a `Path`."""
+    """Raise `ValueError` unless ``path`` is a report this machine can write (``.json``, or a picture,
+    ``.png`` ``.svg`` ``.pdf``, with matplotlib installed); return it as a `Path`."""
     path = Path(path)
-    if path.suffix.lower() not in _SUFFIXES:
-        raise ValueError(f"a report is .json (the figures) or .png (the picture), got '{path}'")
-    if path.suffix.lower() == ".png":
+    if path.suffix.lower() != ".json" and path.suffix.lower() not in _PICTURES:
+        raise ValueError(f"a report is .json (the figures) or .png .svg .pdf (the picture), got '{path}'")
+    if path.suffix.lower() in _PICTURES:
         try:
             import matplotlib  # noqa: F401
         except ImportError:
@@ -253,7 +253,8 @@ class QualityReport:
                 "frames": frames}
 
     def save(self, path, *, overwrite: bool = True) -> Path:
-        """Write the report: ``.json`` the figures, ``.png`` the palette timeline with PSNR and flicker below.
+        """Write the report: ``.json`` the figures, ``.png`` ``.svg`` ``.pdf`` the palette timeline with PSNR and
+        flicker below.
 
         The file is written to a new partial file beside ``path`` first and moved into place when complete;
         without ``overwrite``, a file at ``path`` stays and `FileExistsError` is raised.

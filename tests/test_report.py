@@ -158,11 +158,23 @@ def test_transcode_and_image_draw_a_png_report(tmp_path, make_clip):
     assert data["totals"]["frames"] == 1 and data["frames"][0]["flicker"] is None and data["totals"]["psnr"] > 10
 
 
+@pytest.mark.parametrize(("suffix", "opening"), [(".svg", b"<?xml"), (".pdf", b"%PDF")])
+def test_a_report_is_drawn_as_svg_or_pdf(tmp_path, make_clip, suffix, opening):
+    """Vector pictures for a page: the report took .png only."""
+    pytest.importorskip("matplotlib")
+    clip = make_clip("clip.mp4", frames=6)
+    picture = tmp_path / f"report{suffix}"
+    assert main(["transcode", str(clip.path), str(tmp_path / "out.gif"), "--report", str(picture), "-q"]) == 0
+    data = picture.read_bytes()
+    assert data.startswith(opening) and len(data) > 10_000  # the timeline, two plots, their text
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["clip.mp4", "out.gif", picture.name]
+
+
 def test_report_errors_are_one_line_and_come_before_any_work(tmp_path, make_clip, capsys, monkeypatch):
     clip = make_clip("clip.mp4", frames=4)
     out = tmp_path / "out.gif"
     assert main(["transcode", str(clip.path), str(out), "--report", str(tmp_path / "r.txt")]) == 2
-    assert "a report is .json (the figures) or .png (the picture)" in capsys.readouterr().err
+    assert "a report is .json (the figures) or .png .svg .pdf (the picture)" in capsys.readouterr().err
     monkeypatch.setitem(sys.modules, "matplotlib", None)  # as if it were not installed
     assert main(["transcode", str(clip.path), str(out), "--report", str(tmp_path / "r.png")]) == 2
     err = capsys.readouterr().err
