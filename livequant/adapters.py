@@ -146,6 +146,16 @@ class _Enlarged:
         if hasattr(self._sink, "end_at"):
             self._sink.end_at(time)
 
+    @property
+    def quit_requested(self) -> bool:
+        """Whether the sink asks to stop (a preview window closed, see `livequant.pipeline.run`)."""
+        return getattr(self._sink, "quit_requested", False)
+
+    def idle(self) -> None:
+        """Keep the sink responsive while no frame comes (a window reads its keys)."""
+        if hasattr(self._sink, "idle"):
+            self._sink.idle()
+
     def write(self, qframe: QuantizedFrame) -> None:
         h, w = qframe.indices.shape
         size = (w * self._factor, h * self._factor)

@@ -36,7 +36,7 @@ from livequant.errors import LivequantError, SinkError, SourceError, UsageError,
 from livequant.fit import PaletteFitter
 from livequant.frames import QuantizedFrame
 from livequant.interrupts import interrupts_held
-from livequant.options import carries_audio, check_size, frame_size, make_quantizer, open_output
+from livequant.options import carries_audio, check_size, frame_size, make_quantizer, open_output, pixel_blocks
 from livequant.palette import Palette, file_format
 from livequant.pipeline import run
 from livequant.quantizer import Quantizer, quantize
@@ -175,8 +175,12 @@ def _add_size_options(parser: argparse.ArgumentParser) -> None:
     scale = group.add_mutually_exclusive_group()
     scale.add_argument("--scale", type=_number(float, above=0), metavar="F", help="resize by F, keeping the aspect")
     scale.add_argument("--width", type=_number(int, 2), metavar="W", help="resize to W pixels wide, keeping the aspect")
-    group.add_argument("--pixelate", type=_number(int, 2), metavar="N",
-                       help="the pixel-art look: shrink N times, quantize, enlarge N times with hard pixel edges")
+    _add_pixelate(group)
+
+
+def _add_pixelate(parser) -> None:
+    parser.add_argument("--pixelate", type=_number(int, 2), metavar="N",
+                        help="the pixel-art look: shrink N times, quantize, enlarge N times with hard pixel edges")
 
 
 def _add_encoding_options(parser: argparse.ArgumentParser) -> None:
@@ -273,6 +277,7 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--loop", type=_number(int, -1, MAX_LOOP), metavar="N",
                    help="how often a video, pictures or an animation plays: 0 until the window closes, -1 once, "
                         "N > 0 repeats N times (default: as often as a GIF says, else once)")
+    _add_pixelate(p)
     _add_max_pixels(p)
     _add_colour_options(p, video=True)
     p.set_defaults(func=_preview)
@@ -662,10 +667,14 @@ def _preview(args) -> int:
         played = video() if loop == -1 else Looping(video, loop)
         source = adapt(played, size=args.size, fps=None if is_picture_sequence(args.source) else args.fps,
                        paced=True)
+    shown = source.size
+    size, n = pixel_blocks(shown, args.pixelate or 1, args.max_pixels)
+    if n > 1:
+        source = adapt(source, size=size)
     with source, make_quantizer(args, background=True) as quantizer:
         keys = PreviewKeys(quantizer, args.palette)
         with Preview("livequant", on_key=keys, status=keys.status) as window:
-            stats = run(source, quantizer, [window])
+            stats = run(source, quantizer, [enlarge(window, n, shown)])
     print(f"{_count(stats.frames, 'frame')} at {stats.fps:.1f} fps, {stats.dropped} dropped, "
           f"{stats.latency_ms:.0f} ms from frame to quantized", file=sys.stderr)
     return 0

@@ -16,7 +16,8 @@ from livequant.quantizer import Quantizer
 from livequant.sinks import VIDEO_SUFFIXES, AnimationWriter, GifWriter, ImageWriter, VideoWriter
 from livequant.sources import IMAGE_SUFFIXES, loop_count, megapixels
 
-__all__ = ["animation_loop", "carries_audio", "check_size", "frame_size", "make_quantizer", "open_output"]
+__all__ = ["animation_loop", "carries_audio", "check_size", "frame_size", "make_quantizer", "open_output",
+           "pixel_blocks"]
 
 
 def check_size(option: str, width: float, height: float, max_pixels: int) -> None:
@@ -47,15 +48,21 @@ def frame_size(size, args) -> tuple[tuple[int, int], int, tuple[int, int]]:
     if option:
         check_size(option, *target, args.max_pixels)
         target = (max(1, round(target[0])), max(1, round(target[1])))
-    n = args.pixelate or 1
-    if n == 1:
-        return tuple(target), 1, tuple(target)
-    if n > min(target):
-        fix = f"use at most {min(target)}" if min(target) >= 2 else "leave out --pixelate (it takes 2 or more)"
-        raise UsageError(f"--pixelate {n} makes blocks larger than the {target[0]}x{target[1]} frame; {fix}")
-    blocks = (-(-target[0] // n), -(-target[1] // n))
-    check_size(f"--pixelate {n}", blocks[0] * n, blocks[1] * n, args.max_pixels)
+    blocks, n = pixel_blocks(target, args.pixelate or 1, args.max_pixels)
     return blocks, n, tuple(target)
+
+
+def pixel_blocks(size, n: int, max_pixels: int) -> tuple[tuple[int, int], int]:
+    """``(size to quantize at, n)`` for --pixelate ``n`` of frames shown at ``size`` ``(width, height)``: 1/n
+    of it, rounded up (the enlarged frame is cut to ``size``); ``size`` itself for 1."""
+    if n == 1:
+        return tuple(size), 1
+    if n > min(size):
+        fix = f"use at most {min(size)}" if min(size) >= 2 else "leave out --pixelate (it takes 2 or more)"
+        raise UsageError(f"--pixelate {n} makes blocks larger than the {size[0]}x{size[1]} frame; {fix}")
+    blocks = (-(-size[0] // n), -(-size[1] // n))
+    check_size(f"--pixelate {n}", blocks[0] * n, blocks[1] * n, max_pixels)
+    return blocks, n
 
 
 def make_quantizer(args, **extra) -> Quantizer:

@@ -328,6 +328,8 @@ def test_existing_output_is_left_alone_without_y(tmp_path, clip, capsys):
     (["image", "{tmp}/missing.png", "{tmp}/out.png"], 1, "missing.png': no such file"),
     (["palette", "{clip}", "-o", "{tmp}/p.xyz"], 2, "unknown palette file type '.xyz'"),
     (["preview", "{tmp}/missing.mp4"], 1, "missing.mp4'"),
+    (["preview", "test", "--size", "32x16", "--pixelate", "20"], 2,
+     "--pixelate 20 makes blocks larger than the 32x16 frame; use at most 16"),
     (["frobnicate"], 2, "invalid choice: 'frobnicate'"),
     # an option that would do nothing, or the opposite of what it says
     (["transcode", "{clip}", "{tmp}/out.gif", "--palette", "gameboy", "-k", "8"], 2,
@@ -765,6 +767,31 @@ def test_preview_window_shows_the_quantized_picture_and_takes_keys(xdisplay, tmp
         assert _busy(dithered) > 2 * _busy(plain)
         key("q")
         assert process.wait(timeout=60) == 0
+    finally:
+        if process.poll() is None:
+            process.kill()
+        print(process.communicate()[1])  # shown if the test fails
+
+
+@pytest.mark.gui
+@pytest.mark.skipif(shutil.which("xdotool") is None, reason="xdotool is not installed")
+def test_preview_pixelate_shows_blocks_and_quits_on_q(xdisplay, tmp_path):
+    """The retro look live: `preview` took no --pixelate (transcode's only)."""
+    process = _livequant("preview", "test", "--size", "320x240", "--pixelate", "8", "-k", "8", cwd=tmp_path)
+    try:
+        found = subprocess.run(["xdotool", "search", "--sync", "--name", "^livequant$"], capture_output=True,
+                               text=True, timeout=WINDOW_WAIT_S)
+        window = found.stdout.split()[0]
+        snapshot = None
+        while snapshot is None and process.poll() is None:  # s before the first frame saves nothing
+            subprocess.run(["xdotool", "key", "--window", window, "s"], check=True, capture_output=True)
+            snapshot = _wait_for(lambda: next(tmp_path.glob("livequant-snapshot-1.png"), None), 1.0)
+        picture = _wait_for(lambda: cv2.imread(str(snapshot)))
+        assert picture.shape == (240, 320, 3)
+        blocks = picture.reshape(30, 8, 40, 8, 3)
+        assert (blocks == blocks[:, :1, :, :1]).all() and 2 < len(_colors(picture)) <= 8
+        subprocess.run(["xdotool", "key", "--window", window, "q"], check=True, capture_output=True)
+        assert process.wait(timeout=60) == 0  # q reaches the window through the enlarging sink
     finally:
         if process.poll() is None:
             process.kill()
