@@ -223,8 +223,8 @@ def _add_report_option(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--report", metavar="FILE",
                         help="write a quality report of the quantized frames, before encoding (a lossy video's "
                              "own loss and frames an animation leaves out are not in it): .json (PSNR, CIEDE2000 and "
-                             "flicker per frame, refits, scene cuts, each palette) or .png .svg .pdf (a palette timeline with "
-                             "PSNR and flicker; needs matplotlib: pip install 'livequant[report]')")
+                             "flicker per frame, refits, scene cuts, each palette) or .png .svg .pdf (a palette "
+                             "timeline with PSNR and flicker; needs matplotlib: pip install 'livequant[report]')")
 
 
 def _add_animation_options(parser: argparse.ArgumentParser) -> None:

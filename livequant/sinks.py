@@ -454,8 +454,10 @@ def _encoder(suffix: str, codec: str | None, crf: float | None, lossless: bool) 
     if codec == "ffv1":
         return codec, "bgr0", {}
     pix_fmt = "yuv420p" if "yuv420p" in formats or not formats else formats[0]
-    rgb = [f for f in _RGB_FORMATS if f in formats] if formats else ["rgba"]  # raw video: RGBA reads back in
-    if lossless_only and rgb:  # every container here, RGB24 not in Matroska; 4:2:0 would lose colours
+    # RGB where the encoder keeps every pixel (4:2:0 would lose colours); raw video as RGBA, the one RGB layout
+    # that Matroska, AVI and MOV all read back
+    rgb = [f for f in _RGB_FORMATS if f in formats] if formats else ["rgba"]
+    if lossless_only and rgb:
         pix_fmt = rgb[0]
     depths = [c.bits for c in av.VideoFormat(pix_fmt).components]
     if len(depths) < 3 or min(depths) < 8:  # the GIF encoder's rgb8 (3-3-2 bits) moved colours 54 levels
@@ -808,9 +810,9 @@ class VideoWriter(_EncoderSink):
                                      own_codec=self._own_audio_codec)
 
     def _trial(self, audio: bool) -> str:
-        """Write the output with one black 256x128 frame (DNxHR's least is 256x120) and 0.1 s of the audio (of a feed's, copies of those
-        waiting), and read its video back: "taken", "unreadable" (FFmpeg wrote it but reads no video back) or
-        "refused"."""
+        """Write the output with one black 256x128 frame (DNxHR's least is 256x120) and 0.1 s of the audio (of
+        a feed's, copies of those waiting), and read its video back: "taken", "unreadable" (FFmpeg wrote it but
+        reads no video back) or "refused"."""
         try:
             self._start(*_BLACK[1].shape, audio, trial=True)
             frame = self._frame(QuantizedFrame(*_BLACK))
