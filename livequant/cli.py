@@ -278,6 +278,9 @@ def _parser() -> argparse.ArgumentParser:
                    help="how often a video, pictures or an animation plays: 0 until the window closes, -1 once, "
                         "N > 0 repeats N times (default: as often as a GIF says, else once)")
     _add_pixelate(p)
+    p.add_argument("--record", metavar="FILE", help="also write what the window shows to FILE, without sound: "
+                   f"{' '.join(VIDEO_SUFFIXES)} video, or a .gif .webp .apng animation")
+    p.add_argument("-y", "--overwrite", action="store_true", help="replace the --record file if it exists")
     _add_max_pixels(p)
     _add_colour_options(p, video=True)
     p.set_defaults(func=_preview)
@@ -667,17 +670,31 @@ def _preview(args) -> int:
         played = video() if loop == -1 else Looping(video, loop)
         source = adapt(played, size=args.size, fps=None if is_picture_sequence(args.source) else args.fps,
                        paced=True)
-    shown = source.size
-    size, n = pixel_blocks(shown, args.pixelate or 1, args.max_pixels)
-    if n > 1:
-        source = adapt(source, size=size)
-    with source, make_quantizer(args, background=True) as quantizer:
-        keys = PreviewKeys(quantizer, args.palette)
-        with Preview("livequant", on_key=keys, status=keys.status) as window:
-            stats = run(source, quantizer, [enlarge(window, n, shown)])
+    with source:
+        shown = source.size
+        size, n = pixel_blocks(shown, args.pixelate or 1, args.max_pixels)
+        played = adapt(source, size=size) if n > 1 else source
+        with _recorder(args, source) as recorder, make_quantizer(args, background=True) as quantizer:
+            keys = PreviewKeys(quantizer, args.palette)
+            with Preview("livequant", on_key=keys, status=keys.status) as window:
+                sinks = [enlarge(window, n, shown)] + ([enlarge(recorder, n, shown)] if recorder else [])
+                stats = run(played, quantizer, sinks)
     print(f"{_count(stats.frames, 'frame')} at {stats.fps:.1f} fps, {stats.dropped} dropped, "
           f"{stats.latency_ms:.0f} ms from frame to quantized", file=sys.stderr)
     return 0
+
+
+def _recorder(args, source):
+    """The sink `preview --record` writes what the window shows to, without sound (a null context without
+    --record); it checks the file before the window opens."""
+    if args.record is None:
+        return contextlib.nullcontext()
+    if Path(args.record).suffix.lower() not in TRANSCODE_FORMATS:
+        raise UsageError(f"--record writes a video or an animation ({' '.join(TRANSCODE_FORMATS)}), not "
+                         f"'{args.record}' (s in the window saves a picture); give one of those suffixes")
+    options = argparse.Namespace(output=args.record, input=args.source, fps=args.fps, codec=None, crf=None,
+                                 lossless=False, loop=None, no_audio=True, overwrite=args.overwrite)
+    return open_output(options, source, [args.source] if Path(args.source).is_file() else [])
 
 
 class PreviewKeys:

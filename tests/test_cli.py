@@ -330,6 +330,9 @@ def test_existing_output_is_left_alone_without_y(tmp_path, clip, capsys):
     (["preview", "{tmp}/missing.mp4"], 1, "missing.mp4'"),
     (["preview", "test", "--size", "32x16", "--pixelate", "20"], 2,
      "--pixelate 20 makes blocks larger than the 32x16 frame; use at most 16"),
+    (["preview", "test", "--record", "{tmp}/x.png"], 2,
+     r"--record writes a video or an animation \(.gif .mp4 .mov .mkv .webm .webp .apng\), not '.*x.png' \(s in"),
+    (["preview", "test", "--record", "{clip}"], 1, "output '.*clip.mp4' exists; use -y to overwrite"),
     (["frobnicate"], 2, "invalid choice: 'frobnicate'"),
     # an option that would do nothing, or the opposite of what it says
     (["transcode", "{clip}", "{tmp}/out.gif", "--palette", "gameboy", "-k", "8"], 2,
@@ -775,9 +778,10 @@ def test_preview_window_shows_the_quantized_picture_and_takes_keys(xdisplay, tmp
 
 @pytest.mark.gui
 @pytest.mark.skipif(shutil.which("xdotool") is None, reason="xdotool is not installed")
-def test_preview_pixelate_shows_blocks_and_quits_on_q(xdisplay, tmp_path):
-    """The retro look live: `preview` took no --pixelate (transcode's only)."""
-    process = _livequant("preview", "test", "--size", "320x240", "--pixelate", "8", "-k", "8", cwd=tmp_path)
+def test_preview_pixelate_shows_blocks_records_them_and_quits_on_q(xdisplay, tmp_path):
+    """The retro look live, and kept: `preview` took no --pixelate (transcode's only) and wrote nothing."""
+    process = _livequant("preview", "test", "--size", "320x240", "--pixelate", "8", "-k", "8", "--record",
+                         "live.mp4", cwd=tmp_path)
     try:
         found = subprocess.run(["xdotool", "search", "--sync", "--name", "^livequant$"], capture_output=True,
                                text=True, timeout=WINDOW_WAIT_S)
@@ -795,7 +799,12 @@ def test_preview_pixelate_shows_blocks_and_quits_on_q(xdisplay, tmp_path):
     finally:
         if process.poll() is None:
             process.kill()
-        print(process.communicate()[1])  # shown if the test fails
+        err = process.communicate()[1]
+        print(err)  # shown if the test fails
+    shown = int(re.search(r"^(\d+) frames? at", err, re.M).group(1))
+    recorded, times, types = _decode(tmp_path / "live.mp4")
+    assert types == ["video"] and len(recorded) == shown and recorded[0].shape == (240, 320, 3)
+    assert times == sorted(times) and times[-1] > 0
 
 
 def _preview_to_the_end(*args, cwd, quit_after: float | None = None) -> tuple[int, float, int]:
