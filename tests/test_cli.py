@@ -807,6 +807,26 @@ def test_preview_pixelate_shows_blocks_records_them_and_quits_on_q(xdisplay, tmp
     assert times == sorted(times) and times[-1] > 0
 
 
+@pytest.mark.gui
+@pytest.mark.skipif(shutil.which("xdotool") is None, reason="xdotool is not installed")
+def test_ctrl_c_ends_a_recorded_preview_with_the_recording_complete(xdisplay, tmp_path):
+    """As Ctrl-C ends a live stream's transcode: the frames shown so far make a whole file, and the exit is 130."""
+    process = _livequant("preview", "test", "--size", "160x120", "--record", "live.gif", cwd=tmp_path)
+    try:
+        subprocess.run(["xdotool", "search", "--sync", "--name", "^livequant$"], capture_output=True, text=True,
+                       timeout=WINDOW_WAIT_S)
+        time.sleep(2)
+        process.send_signal(signal.SIGINT)
+        assert process.wait(timeout=60) == 130
+    finally:
+        if process.poll() is None:
+            process.kill()
+        print(process.communicate()[1])  # shown if the test fails
+    frames, _, _ = _decode(tmp_path / "live.gif")
+    assert len(frames) >= 2 and frames[0].shape == (120, 160, 3)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["live.gif"]
+
+
 def _preview_to_the_end(*args, cwd, quit_after: float | None = None) -> tuple[int, float, int]:
     """Run ``livequant preview ARGS`` until its source ends, or with ``quit_after``, until q is pressed that
     many seconds after its window opened (it must still be running then): ``(frames shown, fps, frames
