@@ -681,6 +681,8 @@ def _preview(args) -> int:
                 stats = run(played, quantizer, sinks)
     print(f"{_count(stats.frames, 'frame')} at {stats.fps:.1f} fps, {stats.dropped} dropped, "
           f"{stats.latency_ms:.0f} ms from frame to quantized", file=sys.stderr)
+    if recorder is not None:
+        print(f"wrote {_count(recorder.frames, 'frame')} to {args.record}", file=sys.stderr)
     return 0
 
 

@@ -802,6 +802,7 @@ def test_preview_pixelate_shows_blocks_records_them_and_quits_on_q(xdisplay, tmp
         err = process.communicate()[1]
         print(err)  # shown if the test fails
     shown = int(re.search(r"^(\d+) frames? at", err, re.M).group(1))
+    assert f"wrote {shown} frames to live.mp4" in err
     recorded, times, types = _decode(tmp_path / "live.mp4")
     assert types == ["video"] and len(recorded) == shown and recorded[0].shape == (240, 320, 3)
     assert times == sorted(times) and times[-1] > 0
