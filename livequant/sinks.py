@@ -454,11 +454,9 @@ def _encoder(suffix: str, codec: str | None, crf: float | None, lossless: bool) 
     if codec == "ffv1":
         return codec, "bgr0", {}
     pix_fmt = "yuv420p" if "yuv420p" in formats or not formats else formats[0]
-    # RGB where the encoder keeps every pixel (4:2:0 would lose colours); raw video as RGBA, the one RGB layout
-    # that Matroska, AVI and MOV all read back
-    rgb = [f for f in _RGB_FORMATS if f in formats] if formats else ["rgba"]
-    if lossless_only and rgb:
-        pix_fmt = rgb[0]
+    if lossless_only:  # RGB, where 4:2:0 would lose colours; raw video (no list) as RGBA, the one RGB layout
+        # that Matroska, AVI and MOV all read back
+        pix_fmt = next((f for f in _RGB_FORMATS if f in formats), pix_fmt) if formats else "rgba"
     depths = [c.bits for c in av.VideoFormat(pix_fmt).components]
     if len(depths) < 3 or min(depths) < 8:  # the GIF encoder's rgb8 (3-3-2 bits) moved colours 54 levels
         raise ValueError(f"{codec} stores video as {pix_fmt}, which cannot hold the palette's colours; choose "
@@ -782,10 +780,10 @@ class VideoWriter(_EncoderSink):
         rates = av.Codec(self.codec, "w").frame_rates
         if rates:  # it codes one of these in the stream (MPEG-1 and -2 video): 23.976 is 24000/1001 there
             nearest = min(rates, key=lambda r: abs(r - rate))
-            rate = Fraction(nearest.numerator, nearest.denominator) if abs(nearest - rate) < 1e-4 * rate else rate
-        if rates and rate not in rates:
-            raise ValueError(f"{self.codec} cannot encode {float(rate):.4g} fps; add --fps {float(nearest):.5g} (the "
-                             "nearest frame rate it takes), or choose another --codec")
+            if abs(nearest - rate) >= 1e-4 * rate:
+                raise ValueError(f"{self.codec} cannot encode {float(rate):.4g} fps; add --fps {float(nearest):.5g} "
+                                 "(the nearest frame rate it takes), or choose another --codec")
+            rate = Fraction(nearest.numerator, nearest.denominator)
         try:
             self._stream = self._out.add_stream(self.codec, rate=rate, options=self._options)
         except ValueError:  # PyAV asks FFmpeg: "'webm' format does not support 'libx264' codec"
