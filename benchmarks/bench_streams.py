@@ -35,10 +35,17 @@ measured in the same run.
    answer to dither crawl: only the box around what changed is dithered again). Quality as in part 5, plus
    PSNR of both frames blurred (Gaussian, sigma 1.2 px: the colour a dither pattern shows from a little way
    off); file size, wall time.
+7. Transparency: a sticker made here (an APNG of RGBA frames: a spinning rainbow star with anti-aliased
+   edges and a soft-edged ball, over a clear canvas) to a GIF at K=64: livequant against FFmpeg two-pass
+   (palettegen over the RGBA frames, ``reserve_transparent=1``; paletteuse ``alpha_threshold=128``) and
+   gifski ``-Q 90`` (fed the RGBA frames as PNG files). Each decoded frame and the source, both cut at alpha
+   128 (all a GIF can show) and put on mid-grey, compared as in part 5; and the share of pixels that show or
+   not as the source's alpha says.
 
 Wall and CPU times are of this process (all its threads); the machine is shared, so the load average is
 printed before and after each part. ``--quick`` uses the first 3 s of the clip, one round, shorter clips.
-$BENCH_PARTS picks parts by name (default: all): ``BENCH_PARTS=outputs`` runs part 5 alone, ``dither`` part 6.
+$BENCH_PARTS picks parts by name (default: all): ``BENCH_PARTS=outputs`` runs part 5 alone, ``dither`` part 6,
+``alpha`` part 7.
 
 Run: python benchmarks/bench_streams.py [--quick]
 """
@@ -824,6 +831,149 @@ def bench_outputs(tmp: Path, quick: bool, targets: Targets, metrics) -> None:
     bench_report_cost(clips, tmp, targets)
 
 
+#: Part 7's sticker: size, frames, rate; the palette size; the grey the frames are put on to be compared.
+STICKER_SIZE, STICKER_FRAMES, STICKER_FPS, STICKER_K, GREY = (320, 320), 48, 24, 64, 128
+
+
+def sticker_frame(i: int) -> np.ndarray:
+    """Frame ``i`` of the sticker, ``(H, W, 4)`` RGBA: a spinning rainbow star with a 1-pixel anti-aliased
+    edge, and a ball with a 6-pixel soft edge bouncing along the bottom, over a clear canvas."""
+    w, h = STICKER_SIZE
+    y, x = np.mgrid[:h, :w].astype(np.float32)
+    turn = 2 * np.pi * i / STICKER_FRAMES
+    r, theta = np.hypot(x - w / 2, y - h * 0.4), np.arctan2(y - h * 0.4, x - w / 2)
+    star = np.clip(90 + 30 * np.cos(5 * (theta - turn)) - r + 0.5, 0, 1)
+    hsv = np.dstack([((theta - turn) / (2 * np.pi) * 180) % 180, 160 + 95 * np.clip(r / 120, 0, 1),
+                     255 - 100 * np.clip(r / 120, 0, 1)]).astype(np.uint8)
+    colour = cv2.cvtColor(hsv, cv2.COLOR_HSV2RGB).astype(np.float32)
+    bx, by = 40 + 240 * i / STICKER_FRAMES, h - 40 - 60 * abs(np.sin(3 * turn))
+    d = np.hypot(x - bx, y - by)
+    ball = np.clip((28 - d) / 6, 0, 1)
+    ball_colour = np.dstack([60 + 0 * d, 120 + 100 * np.clip(1 - d / 28, 0, 1), 230 + 0 * d])
+    colour = np.where(ball[..., None] > star[..., None], ball_colour, colour)
+    alpha = np.maximum(star, ball) * 255
+    return np.dstack([colour, alpha]).round().clip(0, 255).astype(np.uint8)
+
+
+def make_sticker(path: Path) -> None:
+    """The sticker as a lossless APNG of RGBA frames."""
+    with av.open(str(path), "w", format="apng") as out:
+        stream = out.add_stream("apng", rate=STICKER_FPS)
+        stream.width, stream.height, stream.pix_fmt = *STICKER_SIZE, "rgba"
+        for i in range(STICKER_FRAMES):
+            frame = av.VideoFrame.from_ndarray(sticker_frame(i), format="rgba")
+            frame.pts = i
+            for packet in stream.encode(frame):
+                out.mux(packet)
+        for packet in stream.encode(None):
+            out.mux(packet)
+
+
+def ffmpeg_two_pass_alpha(frames: list[np.ndarray], dst: Path) -> Run:
+    """FFmpeg's transparent GIF: ``palettegen`` (``reserve_transparent=1``) over every RGBA frame, then
+    ``paletteuse`` (no dither, ``alpha_threshold=128``) on each, through PyAV's gif encoder."""
+    start_cpu, start = cpu_seconds(), time.perf_counter()
+    h, w = frames[0].shape[:2]
+    gen = av.filter.Graph()
+    gen_in = gen.add_buffer(width=w, height=h, format="rgba", time_base=Fraction(1, STICKER_FPS))
+    palettegen = gen.add("palettegen", max_colors=str(STICKER_K), reserve_transparent="1")
+    gen_out = gen.add("buffersink")
+    gen_in.link_to(palettegen)
+    palettegen.link_to(gen_out)
+    gen.configure()
+    for pts, rgba in enumerate(frames):
+        frame = av.VideoFrame.from_ndarray(rgba, format="rgba")
+        frame.pts = pts
+        gen.vpush(frame)
+    gen.vpush(None)
+    palette = gen.vpull()
+    use = av.filter.Graph()
+    use_in = use.add_buffer(width=w, height=h, format="bgra", time_base=Fraction(1, STICKER_FPS))
+    use_palette = use.add_buffer(width=16, height=16, format="bgra", time_base=Fraction(1, STICKER_FPS))
+    paletteuse = use.add("paletteuse", dither="none", alpha_threshold="128")
+    use_out = use.add("buffersink")
+    use_in.link_to(paletteuse, 0, 0)
+    use_palette.link_to(paletteuse, 0, 1)
+    paletteuse.link_to(use_out)
+    use.configure()
+    palette.pts = 0
+    use.vpush(palette, at=1)
+    use.vpush(None, at=1)
+    gif = GifOut(dst, (w, h))
+    for pts, rgba in enumerate(frames):
+        frame = av.VideoFrame.from_ndarray(cv2.cvtColor(rgba, cv2.COLOR_RGBA2BGRA), format="bgra")
+        frame.pts = pts
+        use.vpush(frame, at=0)
+        gif.write(use.vpull(), pts / STICKER_FPS)
+    gif.close()
+    return Run(time.perf_counter() - start, cpu_seconds() - start_cpu, {"frames": gif.frames})
+
+
+def gifski_rgba(binary: Path, frames: list[np.ndarray], dst: Path, tmp: Path) -> Run:
+    """gifski ``-Q 90`` on RGBA frames written as PNG files (not counted in its time)."""
+    folder = tmp / "gifski-rgba"
+    folder.mkdir(exist_ok=True)
+    for i, rgba in enumerate(frames):
+        cv2.imwrite(str(folder / f"{i:05d}.png"), cv2.cvtColor(rgba, cv2.COLOR_RGBA2BGRA))
+    argv = [str(binary), "-Q", "90", "-r", str(STICKER_FPS), "-q", "-o", str(dst),
+            *sorted(str(p) for p in folder.iterdir())]
+    usage_before = resource.getrusage(resource.RUSAGE_CHILDREN)
+    start = time.perf_counter()
+    subprocess.run(argv, check=True, capture_output=True)
+    wall = time.perf_counter() - start
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return Run(wall, usage.ru_utime + usage.ru_stime - usage_before.ru_utime - usage_before.ru_stime,
+               {"frames": len(frames)})
+
+
+def on_grey(rgba: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """``(rgb, shows)``: an RGBA frame cut at alpha 128 and put on mid-grey, and which pixels show."""
+    shows = rgba[..., 3] >= 128
+    return np.where(shows[..., None], rgba[..., :3], np.uint8(GREY)), shows
+
+
+def bench_transparency(tmp: Path, targets: Targets, metrics) -> None:
+    print(f"## 7. Transparency: a sticker made here ({STICKER_SIZE[0]}x{STICKER_SIZE[1]}, {STICKER_FRAMES} "
+          f"frames at {STICKER_FPS} fps, RGBA APNG) to a GIF at K={STICKER_K}")
+    sticker = tmp / "sticker.apng"
+    make_sticker(sticker)
+    frames = [sticker_frame(i) for i in range(STICKER_FRAMES)]
+    livequant_cli("transcode", str(sticker), str(tmp / "warm.gif"), "-k", "16", "-y", "-q")  # compiled kernels
+    load("before part 7")
+    runs = {"livequant": (livequant_cli("transcode", str(sticker), str(tmp / "lq-alpha.gif"), "-k", str(STICKER_K),
+                                        "-y", "-q"), tmp / "lq-alpha.gif"),
+            f"FFmpeg two-pass ({STICKER_K - 1} colours + transparent)": (
+                ffmpeg_two_pass_alpha(frames, tmp / "ffmpeg-alpha.gif"), tmp / "ffmpeg-alpha.gif")}
+    gifski = gifski_binary()
+    if gifski is not None:
+        runs["gifski -Q 90 (own 256-colour palettes)"] = (gifski_rgba(gifski, frames, tmp / "gifski-alpha.gif", tmp),
+                                                          tmp / "gifski-alpha.gif")
+    load("after part 7's encoding")
+    rows, agreement = [], {}
+    for name, (run_, path) in runs.items():
+        with Image.open(path) as image:
+            decoded = []
+            for i in range(image.n_frames):
+                image.seek(i)
+                decoded.append(np.array(image.convert("RGBA")))
+        video = metrics.VideoMetrics(de_max_pixels=DE_PIXELS)
+        same = []
+        for source, out in zip(frames, decoded):
+            (ref, ref_shows), (shown, shows) = on_grey(source), on_grey(out)
+            video.update(ref, shown)
+            same.append(float((ref_shows == shows).mean()))
+        quality = video.summary()
+        agreement[name] = min(same) if len(decoded) == len(frames) else 0.0
+        rows.append([name, run_.wall, run_.cpu, path.stat().st_size / 1e6, quality["psnr"], quality["de2000"],
+                     quality["flicker"], len(decoded), agreement[name]])
+    print("quality of each decoded frame against the source's, both cut at alpha 128 and put on grey; 'shows as "
+          "the source' is the lowest share of a frame's pixels that show or not as the source's alpha says")
+    print_table(["output", "wall s", "CPU s", "MB", "PSNR dB", "dE2000", "flicker", "frames", "shows as the source"],
+                rows)
+    targets.check("transparency: every pixel of every GIF frame shows or not as the source's alpha >= 128 says",
+                  agreement["livequant"] == 1.0, f"lowest share of a frame {agreement['livequant']:.4f}")
+
+
 def bench_report_cost(clips: dict, tmp: Path, targets: Targets) -> None:
     """``--report`` (JSON) against the same transcode without: wall and CPU times, alternating, and the
     report's own CPU time (its thread's) over the run's wall time (steadier on a shared machine)."""
@@ -949,7 +1099,7 @@ def main() -> None:
     metrics = load_metrics()
     print_machine()
     targets = Targets()
-    parts = os.environ.get("BENCH_PARTS", "mp4,gif,preview,memory,outputs,dither").split(",")
+    parts = os.environ.get("BENCH_PARTS", "mp4,gif,preview,memory,outputs,dither,alpha").split(",")
     with tempfile.TemporaryDirectory(prefix="livequant-bench-") as folder:
         tmp = Path(folder)
         if "mp4" in parts:
@@ -964,6 +1114,8 @@ def main() -> None:
             bench_outputs(tmp, args.quick, targets, metrics)
         if "dither" in parts:
             bench_dithered_gifs(tmp, args.quick, targets, metrics)
+        if "alpha" in parts:
+            bench_transparency(tmp, targets, metrics)
     values = [x for _, x in LOADS]
     print(f"1-min load average over the run: {min(values):.2f} to {max(values):.2f} (median "
           f"{statistics.median(values):.2f}) on {len(os.sched_getaffinity(0))} cores; "

@@ -9,7 +9,7 @@ from __future__ import annotations
 import cv2  # before av (through sources): PyAV's bundled libxcb loaded first makes OpenCV windows hang (PyAV#978)
 
 from livequant.frames import QuantizedFrame, check_fps
-from livequant.sources import Pacer, VideoFile, resize
+from livequant.sources import Images, Pacer, VideoFile, resize, resize_opaque
 
 __all__ = ["adapt", "enlarge"]
 
@@ -25,7 +25,9 @@ def adapt(source, *, size=None, fps=None, paced: bool = False):
     size : (int, int), optional
         ``(W, H)`` to resize to with swscale (area averaging when shrinking); a
         `~livequant.sources.VideoFile` resizes in its decoder, so no full-size
-        RGB frame is made. The result's ``size`` is this size.
+        RGB frame is made, and `~livequant.sources.Images` as it reads (both
+        with their transparency, where they keep it). The result's ``size`` is
+        this size.
     fps : float, optional
         Constant output rate: tick ``n`` at ``t0 + n / fps`` shows the newest
         frame at or before it, so frames are dropped or repeated.
@@ -34,7 +36,8 @@ def adapt(source, *, size=None, fps=None, paced: bool = False):
         result is then ``live`` (a slow consumer makes `run` drop frames).
 
     Both go by the frames' times: a frame without one (None) comes ``1 / source.fps`` after the frame before
-    (the first at 0), and without a ``source.fps`` it is a `ValueError`.
+    (the first at 0), and without a ``source.fps`` it is a `ValueError`. A source's ``(frame, time, opaque)``
+    triples (transparency kept) stay triples, the mask resized with the frame.
 
     Returns
     -------
@@ -51,7 +54,7 @@ class _Adapted:
         self._size = None  # resized here, for sources without a decoder that can
         if size is not None:
             self.size = (int(size[0]), int(size[1]))
-            if isinstance(source, VideoFile):
+            if isinstance(source, (VideoFile, Images)):
                 source.scale(self.size)
             else:
                 self._size = self.size
@@ -72,14 +75,15 @@ class _Adapted:
         if self._fps or self._paced:
             frames = _timed(frames, getattr(self._source, "fps", None))
         if self._size is not None:
-            frames = ((resize(frame, self._size), t) for frame, t in frames)
+            frames = ((resize(frame, self._size), t, *(resize_opaque(o, self._size) for o in opaque))
+                      for frame, t, *opaque in frames)
         if self._fps:
             frames = _retime(frames, self._fps, lambda: getattr(self._source, "end_time", None))
         pacer = self._pacer = Pacer()
-        for frame, t in frames:
-            if self._paced and not pacer.wait(t):
+        for item in frames:
+            if self._paced and not pacer.wait(item[1]):
                 return
-            yield frame, t
+            yield item
 
     def stop(self) -> None:
         """End the frames now, from another thread: a paced wait ends at once (`livequant.pipeline.run` calls
@@ -93,34 +97,34 @@ class _Adapted:
 def _timed(frames, fps: float | None):
     """``frames`` with each missing time (None) set ``1 / fps`` after the time before, the first at 0."""
     last = None
-    for n, (frame, t) in enumerate(frames, 1):
+    for n, (frame, t, *opaque) in enumerate(frames, 1):
         if t is None:
             if not fps or fps <= 0:
                 raise ValueError(f"frame {n} of the source has no time, and re-timing or pacing goes by frame "
                                  "times; yield (frame, seconds) pairs, or give the source an fps attribute")
             t = 0.0 if last is None else last + 1 / fps
         last = t
-        yield frame, t
+        yield frame, t, *opaque
 
 
 def _retime(frames, fps: float, end_time):
-    """Yield ``(frame, t0 + n / fps)`` for n = 0, 1, ...: each tick shows the newest frame at or before it;
-    the last frame lasts until ``end_time()`` (asked once the frames ran out), or when that is None as long
-    as the interval before it."""
+    """Yield ``(frame, t0 + n / fps)`` for n = 0, 1, ... (with the frame's ``opaque`` after it, for triples):
+    each tick shows the newest frame at or before it; the last frame lasts until ``end_time()`` (asked once the
+    frames ran out), or when that is None as long as the interval before it."""
     n, previous, t0, last, interval = 0, None, None, None, 1 / fps
-    for frame, t in frames:
+    for frame, t, *opaque in frames:
         t0 = t if t0 is None else t0
         while previous is not None and t0 + n / fps < t - 1e-6:
-            yield previous, t0 + n / fps
+            yield previous[0], t0 + n / fps, *previous[1]
             n += 1
         interval = t - last if last is not None else interval
-        previous, last = frame, t
+        previous, last = (frame, opaque), t
     if previous is None:
         return
     end = end_time()
     end = last + interval if end is None or end <= last else end
     while t0 + n / fps < end - 1e-6:
-        yield previous, t0 + n / fps
+        yield previous[0], t0 + n / fps, *previous[1]
         n += 1
 
 
@@ -159,9 +163,12 @@ class _Enlarged:
     def write(self, qframe: QuantizedFrame) -> None:
         h, w = qframe.indices.shape
         size = (w * self._factor, h * self._factor)
-        indices = cv2.resize(qframe.indices, size, interpolation=cv2.INTER_NEAREST_EXACT)
-        rgb = cv2.resize(qframe.rgb, size, interpolation=cv2.INTER_NEAREST_EXACT)  # 13x faster than colors[indices]
+        # 13x faster than colors[indices]
+        planes = [cv2.resize(plane, size, interpolation=cv2.INTER_NEAREST_EXACT)
+                  for plane in (qframe.indices, qframe.rgb, qframe.opaque) if plane is not None]
         if self._size is not None:
             width, height = self._size
-            indices, rgb = indices[:height, :width].copy(), rgb[:height, :width].copy()  # C-contiguous
-        self._sink.write(QuantizedFrame(rgb, indices, qframe.palette, qframe.time))
+            planes = [plane[:height, :width].copy() for plane in planes]  # C-contiguous
+        indices, rgb, *opaque = planes
+        self._sink.write(QuantizedFrame(rgb, indices, qframe.palette, qframe.time,
+                                        opaque=opaque[0].view(bool) if opaque else None))

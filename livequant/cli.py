@@ -36,7 +36,8 @@ from livequant.errors import LivequantError, SinkError, SourceError, UsageError,
 from livequant.fit import PaletteFitter
 from livequant.frames import QuantizedFrame
 from livequant.interrupts import interrupts_held
-from livequant.options import carries_audio, check_size, frame_size, make_quantizer, open_output, pixel_blocks
+from livequant.options import (ALPHA_OUTPUTS, carries_audio, check_size, frame_size, make_quantizer, open_output,
+                               pixel_blocks, transparency)
 from livequant.palette import Palette, file_format
 from livequant.pipeline import run
 from livequant.quantizer import Quantizer, quantize
@@ -170,6 +171,22 @@ def _flag(name: str) -> str:
     return {"colors": "-k/--colors"}.get(name, "--" + name.replace("_", "-"))
 
 
+def _colour(text: str) -> tuple[int, int, int]:
+    """A colour option: white, black or a hex code (#rrggbb)."""
+    named = {"white": "#ffffff", "black": "#000000"}.get(text.lower(), text)
+    try:
+        return tuple(Palette.from_hex([named]).colors[0].tolist())
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"'{text}' is not a colour; give white, black or a hex code such as "
+                                         "'#20a0ff'") from None
+
+
+def _add_background_option(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--background", type=_colour, metavar="COLOUR",
+                        help="flatten transparent pixels on COLOUR: white, black or #rrggbb (default: keep them "
+                             f"where the output holds transparency, {' '.join(ALPHA_OUTPUTS)}, else white)")
+
+
 def _add_size_options(parser: argparse.ArgumentParser) -> None:
     group = parser.add_argument_group("size")
     scale = group.add_mutually_exclusive_group()
@@ -290,8 +307,9 @@ def _parser() -> argparse.ArgumentParser:
                 f"(animated WebP, lossless unless --quality), .apng (animated PNG, lossless), .png/.jpg (one\n"
                 f"picture: an input of one frame, or one file per frame with a pattern such as frame-%04d.png),\n"
                 f".mp4 .mov .mkv .webm a video with the input's audio (another container with --codec).\n"
-                f"Transparent pixels are flattened on white; frames that cannot be decoded are skipped and\n"
-                f"counted.\n\n{_EXACT_COLOURS}",
+                f"Transparency is kept in .gif .webp .apng .png .tif (a GIF then holds 255 colours a frame and\n"
+                f"the transparent one) and flattened on white elsewhere or on --background; frames that cannot\n"
+                f"be decoded are skipped and counted.\n\n{_EXACT_COLOURS}",
                 _presets_epilog())
     p.add_argument("input", help="video file or URL, - (standard input: MKV, MPEG-TS, or MP4 with its index "
                    "first), or pictures: numbered, frames/%%04d.png, or a quoted glob, 'frames/*.png' (played at "
@@ -309,6 +327,7 @@ def _parser() -> argparse.ArgumentParser:
     group.add_argument("--duration", type=_number(float, above=0), metavar="SECONDS", help="transcode this long")
     _add_encoding_options(p)
     _add_animation_options(p)
+    _add_background_option(p)
     _add_output_flags(p, "replace the output if it exists", "no progress or summary on stderr")
     p.set_defaults(func=_transcode)
 
@@ -349,12 +368,14 @@ def _parser() -> argparse.ArgumentParser:
 
     p = command("image", "Quantize a still image",
                 "PNG output is an indexed PNG of the palette's exact colours, GIF output a still GIF.\n"
-                "Transparent pixels are flattened on white.", _presets_epilog())
+                "Transparency is kept in .png .gif .webp .tif and flattened on white elsewhere or on\n"
+                "--background.", _presets_epilog())
     p.add_argument("input", help="image file (.png .jpg .bmp .tif .webp ...), URL, or - (standard input)")
     p.add_argument("output", help="output image (.png and .gif keep the exact palette); - for standard output "
                    "(with --to)")
     _add_standard_output(p, "png, gif, jpg, ...")
     _add_colour_options(p, video=False)
+    _add_background_option(p)
     _add_size_options(p)
     _add_report_option(p)
     _add_output_flags(p, "replace the output if it exists", "no summary on stderr")
@@ -463,10 +484,11 @@ def _save_report(report: QualityReport | None, args) -> None:
             print(f"wrote {args.report}: {report.summary()}", file=sys.stderr)
 
 
-def _open_video(path: str, fps: float | None, max_pixels: int, carry_audio: bool = False, **timing) -> VideoFile:
-    """``path`` as a `VideoFile`; pictures (numbered or a glob) play at ``fps`` (else FFmpeg's 25), a video at
-    its own times. With ``carry_audio``, a URL's or standard input's sound is demuxed with the video."""
-    return VideoFile(path, **timing, fps=fps if is_picture_sequence(path) else None, max_pixels=max_pixels,
+def _open_video(path: str, fps: float | None, max_pixels: int, carry_audio: bool = False, **options) -> VideoFile:
+    """``path`` as a `VideoFile` (``options``: its start, duration, alpha, background); pictures (numbered or a
+    glob) play at ``fps`` (else FFmpeg's 25), a video at its own times. With ``carry_audio``, a URL's or standard
+    input's sound is demuxed with the video."""
+    return VideoFile(path, **options, fps=fps if is_picture_sequence(path) else None, max_pixels=max_pixels,
                      carry_audio=carry_audio and _streamed(path))
 
 
@@ -477,7 +499,7 @@ def _streamed(path: str) -> bool:
 
 def _global_palette(args, timing: dict) -> Palette:
     """``--gif-palette global``: one palette fitted to frames sampled over the input (a first reading)."""
-    with _open_video(args.input, args.fps, args.max_pixels, **timing) as video:
+    with _open_video(args.input, args.fps, args.max_pixels, **timing, **transparency(args)) as video:
         if video.endless and "duration" not in timing:
             raise UsageError(f"--gif-palette global reads the input through before writing, and '{args.input}' "
                              "does not say how long it lasts (a live stream?); add --duration, or leave out "
@@ -556,7 +578,8 @@ def _transcode_file(args) -> int:
     report = _report(args, inputs)
     sink = None
     try:
-        with _open_video(args.input, args.fps, args.max_pixels, carries_audio(args), **timing) as source:
+        with _open_video(args.input, args.fps, args.max_pixels, carries_audio(args), **timing,
+                         **transparency(args)) as source:
             size, n, shown = frame_size(source.size, args)
             with open_output(args, source, inputs) as sink:
                 if getattr(source, "has_audio", False) and not (args.no_audio or args.quiet or
@@ -767,17 +790,18 @@ def _image_file(args) -> int:
     streamed = _streamed(args.input)
     if not streamed and is_animated(args.input):
         raise _not_one_picture(args, "is animated")
-    with sink, (VideoFile if streamed else Images)(args.input, max_pixels=args.max_pixels) as image:
+    with sink, (VideoFile if streamed else Images)(args.input, max_pixels=args.max_pixels,
+                                                   **transparency(args)) as image:
         if not streamed and image.frame_count > 1:
             raise _one_picture_only(args, f"matches {image.frame_count} pictures")
         size, n, shown = frame_size(image.size, args)
         frames = list(itertools.islice(adapt(image, size=size), 2))
         if len(frames) > 1:
             raise _not_one_picture(args, "is a video")
-        frame = frames[0][0]
+        frame, _, *opaque = frames[0]
         rgb = quantize(frame, args.colors, palette=args.palette, dither=args.dither,
                        color_space=args.color_space, dither_strength=args.dither_strength)
-        qframe = _indexed(rgb)
+        qframe = dataclasses.replace(_indexed(rgb), opaque=opaque[0] if opaque else None)
         enlarge(sink, n, shown).write(qframe)
     if not args.quiet:
         lossy = " before JPEG's compression, which adds others" if suffix in (".jpg", ".jpeg") else ""
@@ -810,12 +834,16 @@ def _count(n: int, thing: str) -> str:
 
 def _sampled_pixels(source, most: int) -> np.ndarray:
     """Pixels of frames spread over ``source`` (every ``stride``-th frame, the stride doubling to keep at most
-    ``most``), each thinned so that all of them hold about 4 megapixels; ``(N, 1, 3)``, frames of any size."""
+    ``most``), each thinned so that all of them hold about 4 megapixels; ``(N, 1, 3)``, frames of any size.
+    Transparent pixels (a source's ``opaque`` masks) are left out."""
     kept, stride = [], 1
-    for index, (frame, _) in enumerate(source):
+    for index, (frame, _, *opaque) in enumerate(source):
         if index % stride == 0:
             step = max(1, round(math.sqrt(frame.shape[0] * frame.shape[1] * most / 4e6)))
-            kept.append(frame[::step, ::step].reshape(-1, 3))
+            shown = frame[::step, ::step]
+            if opaque and opaque[0] is not None:
+                shown = shown[opaque[0][::step, ::step]]
+            kept.append(shown.reshape(-1, 3))
             if len(kept) > most:
                 kept, stride = kept[::2], stride * 2
     return np.concatenate(kept)[:, None]

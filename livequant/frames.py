@@ -19,7 +19,14 @@ import numpy as np
 if TYPE_CHECKING:
     from livequant.palette import Palette
 
-__all__ = ["FpsCounter", "QuantizedFrame", "Sink", "Source", "check_fps", "check_frame", "flatten_alpha", "to_rgb8"]
+__all__ = ["ALPHA_CUT", "FpsCounter", "QuantizedFrame", "Sink", "Source", "WHITE", "check_fps", "check_frame",
+           "flatten_alpha", "split_alpha", "to_rgb8"]
+
+#: A pixel of at least this alpha shows, with its own colour; one under it is transparent. GIF's transparency is
+#: all or nothing; FFmpeg's ``paletteuse`` cuts at 128 too.
+ALPHA_CUT = 128
+#: Where transparent pixels are flattened, unless told otherwise.
+WHITE = (255, 255, 255)
 
 
 def check_fps(fps) -> None:
@@ -73,7 +80,7 @@ def check_frame(frame: object, name: str = "frame") -> np.ndarray:
     return np.ascontiguousarray(frame)
 
 
-def flatten_alpha(rgba: np.ndarray, background: tuple[int, int, int] = (255, 255, 255)) -> np.ndarray:
+def flatten_alpha(rgba: np.ndarray, background: tuple[int, int, int] = WHITE) -> np.ndarray:
     """Composite an ``(H, W, 4) uint8`` RGBA image over a solid background.
 
     Returns
@@ -86,7 +93,32 @@ def flatten_alpha(rgba: np.ndarray, background: tuple[int, int, int] = (255, 255
     return np.ascontiguousarray(out.astype(np.uint8))
 
 
-def to_rgb8(image: np.ndarray, background: tuple[int, int, int] = (255, 255, 255)) -> np.ndarray:
+def split_alpha(rgba: np.ndarray) -> tuple[np.ndarray, np.ndarray | None]:
+    """Split an ``(H, W, 4) uint8`` RGBA image into a frame and the pixels that show: ``(rgb, opaque)``.
+
+    A pixel of alpha at least `ALPHA_CUT` shows, with its own colour (not
+    blended with a background). The others take the colours of those that
+    show, in turn in scan order, so a palette fitted to the frame sees the
+    colours that show in the same proportions, and spends no entry on
+    transparency; with none that shows, they are white.
+
+    Returns
+    -------
+    rgb : (H, W, 3) uint8 ndarray
+    opaque : (H, W) bool ndarray or None
+        True where the pixel shows; None when every pixel does.
+    """
+    opaque = rgba[..., 3] >= ALPHA_CUT
+    rgb = np.ascontiguousarray(rgba[..., :3])
+    if opaque.all():
+        return rgb, None
+    shown = rgb[opaque]
+    hidden = ~opaque
+    rgb[hidden] = shown[np.arange(hidden.sum()) % len(shown)] if len(shown) else 255
+    return rgb, opaque
+
+
+def to_rgb8(image: np.ndarray, background: tuple[int, int, int] = WHITE) -> np.ndarray:
     """Convert a decoded image of common layouts to the frame format.
 
     Accepts gray ``(H, W)``, ``(H, W, 1)``, RGB ``(H, W, 3)`` and RGBA
@@ -142,6 +174,10 @@ class QuantizedFrame:
     palette_lag : int
         Frames from the one the palette was fitted on to this one: 0 when
         fitted on this very frame (files), more for live sources.
+    opaque : (H, W) bool ndarray or None
+        Which pixels show (True) and which are transparent (`split_alpha`);
+        None: all show. Sinks that hold transparency (GIF, animated WebP and
+        PNG, PNG and WebP pictures) keep it; the others show ``rgb``.
     """
 
     rgb: np.ndarray
@@ -151,6 +187,7 @@ class QuantizedFrame:
     source: np.ndarray | None = None
     event: str = ""
     palette_lag: int = 0
+    opaque: np.ndarray | None = None
 
 
 class Source(Protocol):
@@ -174,7 +211,8 @@ class Source(Protocol):
     live: bool
 
     def __iter__(self) -> Iterator[tuple[np.ndarray, float]]:
-        """Yield ``(frame, time)``: an ``(H, W, 3) uint8`` RGB frame and its time in seconds."""
+        """Yield ``(frame, time)``: an ``(H, W, 3) uint8`` RGB frame and its time in seconds; a source that
+        keeps transparency yields ``(frame, time, opaque)``, ``opaque`` as `split_alpha` gives it."""
 
     def close(self) -> None:
         """Release the device or file; iteration ends."""

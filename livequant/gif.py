@@ -14,7 +14,11 @@
 - with the global colour table (the first frame's palette) when every colour
   the frame needs is in it, else with a local table of just those colours.
 
-Every frame is drawn over the previous one (disposal "do not dispose").
+Every frame is drawn over the previous one (disposal "do not dispose"),
+except where frames have transparent pixels of their own (``opaque``): a
+frame whose pixels the next one shows transparent is cleared after it
+(disposal "restore to background", its rectangle grown to cover them), so
+each frame is encoded once the next one has come.
 
 Frame delays come from the frame times, rounded to GIF's 1/100 s. Players show
 a delay under 2/100 s (`MIN_DELAY`) as 10/100 s, so a frame that would follow
@@ -34,11 +38,18 @@ from livequant.kernels import changed_pixels, lzw_encode, transparent_codes, use
 __all__ = ["GifEncoder", "MIN_DELAY", "split_file_parts"]
 
 MIN_DELAY = 2  # 1/100 s: players show a shorter delay as 10/100 s
+_CLEAR = np.uint32(1 << 24)  # what the canvas holds where it shows nothing: no 0xRRGGBB colour
 
 
 def _bits(n: int) -> int:
     """Bits for a colour table of ``n`` entries (tables hold 2..256)."""
     return max(1, int(n - 1).bit_length())
+
+
+def _disposal(clear: np.ndarray | None) -> int:
+    """What becomes of a frame that must ``clear`` these pixels once shown: 2, its rectangle is cleared; else 1,
+    it stays under the next."""
+    return 2 if clear is not None and clear.any() else 1
 
 
 def _table_bytes(packed: np.ndarray, bits: int) -> bytes:
@@ -98,7 +109,8 @@ class GifEncoder:
         0 loops forever, -1 plays once (no NETSCAPE2.0 extension), n > 0 repeats n times.
     local_tables : bool
         Give every frame a colour table of its own, so its image can be copied
-        into another GIF (``livequant batch`` joins chunks so).
+        into another GIF (``livequant batch`` joins chunks of frames without
+        transparency so).
     """
 
     def __init__(self, width: int, height: int, colors: np.ndarray, loop: int = 0, local_tables: bool = False):
@@ -117,9 +129,11 @@ class GifEncoder:
         self.dropped = 0  # frames left out: under MIN_DELAY after the one before, or before the end
         self._t0: float | None = None
         self._times: tuple[float | None, float | None] = (None, None)  # the last two frame times given, kept or not
-        # (start in 1/100 s, image, transparent index) of the last two frames kept: a frame's delay is known at
-        # the next one, and at `end` the last may be left out, the one before then lasting until the end
-        self._held: list[tuple[int, bytes, int | None]] = []
+        # (start in 1/100 s, image, transparent index, disposal) of the last two frames encoded: a frame's delay
+        # is known at the next one, and at `end` the last may be left out, the one before then lasting until the end
+        self._held: list[tuple[int, bytes, int | None, int]] = []
+        # (start, indices, colors, opaque) of the last frame kept, encoded once the next one says what it clears
+        self._pending: tuple | None = None
 
     def header(self) -> bytes:
         """Signature, screen descriptor, global colour table and (unless ``loop`` is -1) the loop extension."""
@@ -131,9 +145,10 @@ class GifEncoder:
         return data
 
     @staticmethod
-    def control(delay: int, transparent: int | None) -> bytes:
-        """The graphic control extension: ``delay`` in 1/100 s, the transparent index (None: none)."""
-        flags = (1 << 2) | (transparent is not None)  # disposal 1: keep the frame, draw the next over it
+    def control(delay: int, transparent: int | None, disposal: int = 1) -> bytes:
+        """The graphic control extension: ``delay`` in 1/100 s, the transparent index (None: none), and what
+        becomes of the frame before the next is drawn: 1 it stays, 2 its rectangle is cleared."""
+        flags = (disposal << 2) | (transparent is not None)
         return bytes([0x21, 0xF9, 4, flags]) + min(delay, 65535).to_bytes(2, "little") + \
             bytes([transparent or 0, 0])
 
@@ -146,7 +161,8 @@ class GifEncoder:
             self._mapping_key = key
         return self._mapping
 
-    def image(self, indices: np.ndarray, colors: np.ndarray) -> tuple[bytes, int | None]:
+    def image(self, indices: np.ndarray, colors: np.ndarray, opaque: np.ndarray | None = None,
+              clear: np.ndarray | None = None) -> tuple[bytes, int | None]:
         """Encode one frame; returns ``(image bytes, transparent index or None)`` for `control`.
 
         Parameters
@@ -155,41 +171,76 @@ class GifEncoder:
             Palette index of each pixel.
         colors : (K, 3) uint8 ndarray
             The frame's palette.
+        opaque : (H, W) bool ndarray, optional
+            Which pixels show; the others are transparent (None: all show).
+        clear : (H, W) bool ndarray, optional
+            Pixels to clear once the frame has been shown: the frame's rectangle
+            grows to cover them, and where any is true, `control` must be given
+            disposal 2.
+
+        Raises
+        ------
+        ValueError
+            If the frame has transparent pixels and needs all 256 colours of
+            its palette, which leaves GIF no index for transparency.
         """
         packed = pack_rgb(np.asarray(colors, np.uint8))
+        if opaque is not None:  # transparent pixels take an entry of their own, after the palette's
+            indices = np.where(opaque, indices, np.uint16(len(packed)))
+            packed = np.append(packed, _CLEAR)
+        first_clear = self._canvas is None and opaque is not None
+        if first_clear:  # nothing shows yet: drawn over a clear canvas
+            self._canvas = np.full(indices.shape, _CLEAR)
         if self._canvas is None:
             shown, changed = packed[indices], None
             top, bottom, left, right = 0, self.height, 0, self.width
         else:
             shown, changed = changed_pixels(indices, packed, self._canvas)
-            rows, cols = np.flatnonzero(changed.any(axis=1)), np.flatnonzero(changed.any(axis=0))
+            covered = changed if clear is None else changed | clear
+            rows, cols = np.flatnonzero(covered.any(axis=1)), np.flatnonzero(covered.any(axis=0))
             if rows.size:
                 top, bottom, left, right = rows[0], rows[-1] + 1, cols[0], cols[-1] + 1
             else:  # nothing changed: one unchanged pixel
                 top, bottom, left, right = 0, 1, 0, 1
                 changed[0, 0] = True
             changed = changed[top:bottom, left:right]
+        disposal = _disposal(clear)
         self._canvas = shown
+        if disposal == 2:
+            shown[top:bottom, left:right] = _CLEAR
         region = indices[top:bottom, left:right]
+        clear_index = None if opaque is None else len(packed) - 1  # the entry of transparent pixels
         needed = (np.bincount(region.ravel(), minlength=len(packed)) > 0 if changed is None
                   else used_entries(region, changed, len(packed)))
+        # decoders start from a clear canvas, and clear to it, where the frame's control block has a transparent
+        # index (FFmpeg: else the background colour)
+        clear_needed = (clear_index is not None and bool((region == clear_index).any())) or first_clear or \
+            disposal == 2
+        if clear_index is not None:
+            needed[clear_index] = False
         to_global = self._to_global(packed)
-        if not self.local_only and (to_global[needed] >= 0).all():
+        free = np.ones(1 << self._global_bits, bool)
+        free[to_global[needed]] = False
+        if not self.local_only and (to_global[needed] >= 0).all() and (free.any() or not clear_needed):
             lut, bits, table = to_global.copy(), self._global_bits, None
-            free = np.ones(1 << bits, bool)
-            free[to_global[needed]] = False
         else:  # a local table of the colours this frame needs
             used = np.flatnonzero(needed)
+            if clear_needed and len(used) == 256:
+                raise ValueError("a frame has transparent pixels and uses all 256 colours of its palette, and GIF "
+                                 "needs an index for transparency: use -k 255 or fewer, or flatten with "
+                                 "--background")
             lut = np.full(len(packed), -1, np.int32)  # -1: not in the table (some unchanged pixels' colours)
             lut[used] = np.arange(len(used))
-            bits = _bits(len(used) + (changed is not None and len(used) < 256))
+            bits = _bits(len(used) + ((changed is not None or clear_needed) and len(used) < 256))
             free = np.arange(1 << bits) >= len(used)
             table = packed[used]
             self.local_tables += 1
         transparent = None
         min_code_size = max(2, bits)
-        if changed is not None and free.any() and not changed.all():
+        if (clear_needed or (changed is not None and not changed.all())) and free.any():
             transparent = int(np.flatnonzero(free)[-1])
+            if clear_index is not None:
+                lut[clear_index] = transparent
             choices = transparent_codes(region, changed, lut, transparent)
             compressed = min((lzw_encode(codes.ravel(), min_code_size) for codes in choices), key=len)
             self.transparent_frames += 1
@@ -203,16 +254,16 @@ class GifEncoder:
         data += bytes([min_code_size]) + _sub_blocks(compressed)
         return data, transparent
 
-    def add(self, indices: np.ndarray, colors: np.ndarray, time: float) -> bytes:
+    def add(self, indices: np.ndarray, colors: np.ndarray, time: float, opaque: np.ndarray | None = None) -> bytes:
         """Take the frame shown from ``time`` (seconds); return the bytes now complete, maybe none.
 
-        A frame is held back until two more have come (or `end`): its delay is known at the next one, and
-        the last but one may yet have to last until the end. A frame under `MIN_DELAY` after the last one kept
-        is left out (counted in ``dropped``).
+        A frame is encoded once the next has come (which says what it must clear) and held back until one
+        more has: its delay is known at the next one, and the last but one may yet have to last until the
+        end. A frame under `MIN_DELAY` after the last one kept is left out (counted in ``dropped``).
 
         Parameters
         ----------
-        indices, colors : ndarray
+        indices, colors, opaque : ndarray
             The frame, as `image` takes it.
         time : float
             When the frame is shown, in seconds; the first frame's time is the start.
@@ -221,11 +272,25 @@ class GifEncoder:
         if self._t0 is None:
             self._t0 = time
         start = self._ticks(time)
-        if self._held and start < self._held[-1][0] + MIN_DELAY:
+        if self._pending is not None and start < self._pending[0] + MIN_DELAY:
             self.dropped += 1
             return b""
-        self._held.append((start, *self.image(indices, colors)))
         self.frames += 1
+        data = self._encode_pending(opaque)
+        self._pending = (start, indices, colors, opaque)
+        return data
+
+    def _encode_pending(self, next_opaque: np.ndarray | None) -> bytes:
+        """Encode the frame kept last, clearing what the next frame (``next_opaque``) shows transparent; the
+        bytes of the frame before it, now complete."""
+        if self._pending is None:
+            return b""
+        start, indices, colors, opaque = self._pending
+        self._pending = None
+        clear = None
+        if next_opaque is not None:
+            clear = ~next_opaque if opaque is None else opaque & ~next_opaque
+        self._held.append((start, *self.image(indices, colors, opaque, clear), _disposal(clear)))
         if len(self._held) < 3:
             return b""
         return self._shown(self._held.pop(0), until=self._held[0][0])
@@ -236,6 +301,7 @@ class GifEncoder:
         The last frame lasts until ``end_time`` (seconds) when it is later than that frame's time, else as
         long as the interval before it (0.1 s after a lone frame).
         """
+        data = self._encode_pending(None)
         before, last = self._times
         if end_time is None or end_time <= last:
             end_time = last + (last - before if before is not None else 0.1)
@@ -244,8 +310,8 @@ class GifEncoder:
             self._held.pop()  # too close to the end: the frame before lasts until then
             self.frames -= 1
             self.dropped += 1
-        ends = [start for start, _, _ in self._held[1:]] + [max(end, self._held[-1][0] + MIN_DELAY)]
-        data = b"".join(self._shown(held, until) for held, until in zip(self._held, ends))
+        ends = [held[0] for held in self._held[1:]] + [max(end, self._held[-1][0] + MIN_DELAY)]
+        data += b"".join(self._shown(held, until) for held, until in zip(self._held, ends))
         self._held = []
         return data + b";"
 
@@ -253,7 +319,7 @@ class GifEncoder:
         """``time`` in 1/100 s since the first frame."""
         return round((time - self._t0) * 100)
 
-    def _shown(self, held: tuple[int, bytes, int | None], until: int) -> bytes:
+    def _shown(self, held: tuple[int, bytes, int | None, int], until: int) -> bytes:
         """A held frame's control extension and image, shown from its start ``until`` (1/100 s)."""
-        start, image, transparent = held
-        return self.control(until - start, transparent) + image
+        start, image, transparent, disposal = held
+        return self.control(until - start, transparent, disposal) + image

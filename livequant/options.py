@@ -12,12 +12,13 @@ import math
 from pathlib import Path
 
 from livequant.errors import UsageError
+from livequant.frames import WHITE
 from livequant.quantizer import Quantizer
-from livequant.sinks import VIDEO_SUFFIXES, AnimationWriter, GifWriter, ImageWriter, VideoWriter
+from livequant.sinks import ALPHA_PICTURES, VIDEO_SUFFIXES, AnimationWriter, GifWriter, ImageWriter, VideoWriter
 from livequant.sources import IMAGE_SUFFIXES, loop_count, megapixels
 
-__all__ = ["animation_loop", "carries_audio", "check_size", "frame_size", "make_quantizer", "open_output",
-           "pixel_blocks"]
+__all__ = ["ALPHA_OUTPUTS", "animation_loop", "carries_audio", "check_size", "frame_size", "keeps_alpha",
+           "make_quantizer", "open_output", "pixel_blocks", "transparency"]
 
 
 def check_size(option: str, width: float, height: float, max_pixels: int) -> None:
@@ -90,6 +91,21 @@ def carries_audio(args) -> bool:
     return not (args.no_audio or _is_picture(Path(args.output).suffix.lower()))
 
 
+#: Outputs that keep transparency: animations, and pictures (`livequant.sinks.ALPHA_PICTURES`).
+ALPHA_OUTPUTS = (".gif", ".webp", ".apng", *ALPHA_PICTURES)
+
+
+def keeps_alpha(args) -> bool:
+    """Whether the output of ``args`` keeps the input's transparency: one that holds it, without --background."""
+    return getattr(args, "background", None) is None and Path(args.output).suffix.lower() in ALPHA_OUTPUTS
+
+
+def transparency(args) -> dict:
+    """A source's options for transparency: kept (``alpha``) where `keeps_alpha`, else flattened on
+    ``background`` (--background, else white)."""
+    return {"alpha": keeps_alpha(args), "background": getattr(args, "background", None) or WHITE}
+
+
 def open_output(args, source, inputs):
     """The sink for the suffix of ``args.output``; it checks the output (exists, folder, not one of
     ``inputs``, codec and container) before any work. An animation plays as `animation_loop` says."""
@@ -119,7 +135,8 @@ def open_output(args, source, inputs):
         if suffix == ".gif":
             return GifWriter(args.output, loop=loop, overwrite=args.overwrite, inputs=inputs)
         if animation:
-            return AnimationWriter(args.output, loop=loop, quality=quality, overwrite=args.overwrite, inputs=inputs)
+            return AnimationWriter(args.output, loop=loop, quality=quality, overwrite=args.overwrite, inputs=inputs,
+                                   alpha=getattr(source, "has_alpha", False))
         if picture:
             return ImageWriter(args.output, overwrite=args.overwrite, inputs=inputs, one_frame=True)
         audio = None  # a file's sound is read from it again; a pipe's or a URL's comes demuxed with the video

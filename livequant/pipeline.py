@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import collections
 import contextlib
+import dataclasses
 import signal
 import statistics
 import threading
@@ -121,7 +122,7 @@ def _start(name: str, target, *args) -> threading.Thread:
 
 
 def _timed(source, stats: Stats):
-    """``(frame, time, arrival)`` from ``source``, timing each read."""
+    """``(frame, time, opaque, arrival)`` from ``source``, timing each read (``opaque`` None from pairs)."""
     frames = iter(source)
     try:
         while True:
@@ -131,10 +132,15 @@ def _timed(source, stats: Stats):
             if item is None:
                 return
             stats._add("read", arrival - start)
-            if not (isinstance(item, tuple) and len(item) == 2):
+            if not (isinstance(item, tuple) and len(item) in (2, 3)):
                 raise TypeError(f"a source must yield (frame, time) pairs, got {type(item).__name__}; pair each "
                                 "frame with its time in seconds")
-            yield (*item, arrival)
+            frame, t, *opaque = item
+            opaque = opaque[0] if opaque else None
+            if opaque is not None and (getattr(opaque, "dtype", None) != bool or opaque.shape != frame.shape[:2]):
+                raise ValueError("a source's third item, opaque, must be None or an (H, W) bool array as large as "
+                                 "its frame; see livequant.frames.split_alpha")
+            yield frame, t, opaque, arrival
     finally:
         close = getattr(frames, "close", None)
         if close is not None:
@@ -142,9 +148,9 @@ def _timed(source, stats: Stats):
 
 
 def _planned(inbox: Mailbox, quantizer):
-    """``(frame, time, arrival, step)``: each frame with the palette the track gives it, in order."""
-    for frame, t, arrival in inbox:
-        yield frame, t, arrival, quantizer.plan(frame)
+    """``(frame, time, opaque, arrival, step)``: each frame with the palette the track gives it, in order."""
+    for frame, t, opaque, arrival in inbox:
+        yield frame, t, opaque, arrival, quantizer.plan(frame)
 
 
 def _write_all(inbox: Mailbox, sinks, stats: Stats) -> None:
@@ -226,7 +232,8 @@ def run(source, quantizer, sinks, *, max_frames: int | None = None, on_frame=Non
     ----------
     source : iterable of ((H, W, 3) uint8 ndarray, float)
         An open source from `livequant.sources`, or anything yielding
-        ``(frame, time)`` pairs. A true ``source.live`` drops stale frames and
+        ``(frame, time)`` pairs, or ``(frame, time, opaque)`` triples whose
+        mask (`livequant.frames.split_alpha`) goes on to the sinks. A true ``source.live`` drops stale frames and
         calls `Quantizer.process` (create the quantizer with
         ``background=True`` so a frame never waits for a fit); otherwise the
         palette track runs ahead and the output equals the synchronous one.
@@ -283,11 +290,13 @@ def _run(source, quantizer, sinks: list, max_frames: int | None, on_frame, caugh
                 break
             begin = time.perf_counter()
             if live:
-                frame, t, arrival = item
+                frame, t, opaque, arrival = item
                 qframe = quantizer.process(frame, t)
             else:
-                frame, t, arrival, step = item
+                frame, t, opaque, arrival, step = item
                 qframe = quantizer.apply(frame, step, t)
+            if opaque is not None:
+                qframe = dataclasses.replace(qframe, opaque=opaque)
             done = time.perf_counter()
             stats._add("quantize", done - begin)
             stats._add("latency", done - arrival)

@@ -12,6 +12,7 @@ plays up to the last frame written); any other exception removes it.
 
 from __future__ import annotations
 
+import contextlib
 import io
 import logging
 import os
@@ -35,8 +36,8 @@ from livequant.palette import Palette
 from livequant.png import indexed_png
 from livequant.sources import SEQUENCE_NUMBER, AudioFeed, quiet_opencv
 
-__all__ = ["AnimationWriter", "CRF_RANGES", "GifWriter", "ImageWriter", "MAX_LOOP", "NUMBERED", "OneBehind", "Preview",
-           "VideoWriter", "check_target", "numbered_files"]
+__all__ = ["ALPHA_PICTURES", "AnimationWriter", "CRF_RANGES", "GifWriter", "ImageWriter", "MAX_LOOP", "NUMBERED",
+           "OneBehind", "Preview", "VideoWriter", "check_target", "numbered_files"]
 
 log = logging.getLogger("livequant")
 #: The most repeats an animation's loop count holds (GIF and WebP store the plays in 16 bits).
@@ -122,6 +123,10 @@ def _check_same_size(qframe: QuantizedFrame, size: tuple[int, int], sink) -> Non
                         "give every frame the first one's size (livequant.adapters.adapt(source, size=...))")
 
 
+#: Picture suffixes whose files keep transparency (`_write_still`).
+ALPHA_PICTURES = (".png", ".webp", ".tif", ".tiff")
+
+
 def _encoded(suffix: str, bgr: np.ndarray) -> bytes | None:
     """``bgr`` encoded by OpenCV as a ``suffix`` image, or None where OpenCV cannot (in memory: OpenCV never
     sees a file name, which it mishandles when the name is not UTF-8)."""
@@ -143,12 +148,16 @@ def _encoded(suffix: str, bgr: np.ndarray) -> bytes | None:
 
 def _write_still(path: Path, qframe: QuantizedFrame, name: Path | None = None) -> None:
     """Write one frame to ``path`` (errors name ``name``, the output the user asked for): an indexed PNG of
-    the palette's colours for ``.png`` (`livequant.png`), else whatever OpenCV encodes for the suffix."""
+    the palette's colours for ``.png`` (`livequant.png`), else whatever OpenCV encodes for the suffix; with
+    its transparency (`QuantizedFrame.opaque`) where the format holds it (PNG, WebP, TIFF; a PNG of 256
+    colours and transparent pixels is RGBA)."""
     suffix = path.suffix.lower()
-    if suffix == ".png":
-        path.write_bytes(indexed_png(qframe.indices, qframe.palette.colors))
-        return
-    data = _encoded(suffix, cv2.cvtColor(qframe.rgb, cv2.COLOR_RGB2BGR))
+    data = indexed_png(qframe.indices, qframe.palette.colors, qframe.opaque) if suffix == ".png" else None
+    if data is None:
+        bgr = cv2.cvtColor(qframe.rgb, cv2.COLOR_RGB2BGR)
+        if qframe.opaque is not None and suffix in ALPHA_PICTURES:
+            bgr = np.dstack([bgr, qframe.opaque.view(np.uint8) * np.uint8(255)])
+        data = _encoded(suffix, bgr)
     if data is None:
         raise SinkError(f"cannot write image '{name or path}': OpenCV cannot encode this picture as {suffix}; "
                         "write .png instead")
@@ -914,7 +923,8 @@ class GifWriter(_FileSink):
     """Write an animated GIF straight from the palette indices (no second quantization).
 
     Each frame is cropped to the rectangle that changed, its unchanged pixels
-    are transparent, and it carries a local colour table only when it needs
+    are transparent (as are its own transparent pixels, `QuantizedFrame.opaque`:
+    a GIF then holds 255 colours a frame), and it carries a local colour table only when it needs
     colours the global table (the first frame's palette) lacks. Frame delays
     come from the frame times, rounded to GIF's 1/100 s; a frame under 2/100 s
     after the last one kept is left out (counted in ``dropped``), as players
@@ -968,10 +978,20 @@ class GifWriter(_FileSink):
             self._file = open(self._tmp, "wb")
             self._file.write(self._gif.header())
         _check_same_size(qframe, (self._gif.height, self._gif.width), self)
-        self._file.write(self._gif.add(qframe.indices, qframe.palette.colors, qframe.time))
+        with self._encoding():
+            self._file.write(self._gif.add(qframe.indices, qframe.palette.colors, qframe.time, qframe.opaque))
+
+    @contextlib.contextmanager
+    def _encoding(self):
+        """Within, the encoder's refusal of a frame (transparency and 256 colours) is a `SinkError`."""
+        try:
+            yield
+        except ValueError as e:
+            raise SinkError(f"cannot write '{self.path}': {e}") from None
 
     def _finish(self) -> None:
-        self._file.write(self._gif.end(self._end))
+        with self._encoding():
+            self._file.write(self._gif.end(self._end))
         self._file.close()
         self.frames, self.dropped = self._gif.frames, self._gif.dropped
 
@@ -1072,6 +1092,9 @@ class AnimationWriter(_EncoderSink):
     fps : float, optional
         Frame rate for frames without a time: each shows ``1 / fps`` after
         the one before. Without it such frames are an error.
+    alpha : bool
+        Keep the frames' transparency (`QuantizedFrame.opaque`): an APNG then
+        has an alpha channel (a WebP always has one).
 
     Raises
     ------
@@ -1082,7 +1105,7 @@ class AnimationWriter(_EncoderSink):
     _FORMATS = {".webp": ("webp", "libwebp_anim", "bgra", "loop"), ".apng": ("apng", "apng", "rgb24", "plays")}
 
     def __init__(self, path, *, loop: int = 0, quality: float | None = None, overwrite: bool = False, inputs=(),
-                 fps: float | None = None):
+                 fps: float | None = None, alpha: bool = False):
         _check_loop(loop)
         self.fps = _optional_fps(fps)
         suffix = Path(path).suffix.lower()
@@ -1092,6 +1115,9 @@ class AnimationWriter(_EncoderSink):
             raise ValueError(f"quality applies to .webp only, 0..100, got {quality} for '{path}'; "
                              "APNG and GIF are lossless")
         self._format, self.codec, self.pix_fmt, loop_option = self._FORMATS[suffix]
+        self.alpha = bool(alpha)
+        if self.alpha and self.pix_fmt == "rgb24":
+            self.pix_fmt = "rgba"
         try:
             av.Codec(self.codec, "w")
         except av.codec.codec.UnknownCodecError:
@@ -1112,8 +1138,15 @@ class AnimationWriter(_EncoderSink):
         self._stream.codec_context.time_base = Fraction(1, 1000)
 
     def _frame(self, qframe: QuantizedFrame) -> av.VideoFrame:
-        frame = av.VideoFrame.from_ndarray(qframe.rgb, format="rgb24")
-        return frame if self.pix_fmt == "rgb24" else frame.reformat(format=self.pix_fmt)
+        if qframe.opaque is not None and not self.alpha:
+            raise SinkError(f"frame {self.frames + 1} has transparent pixels, and '{self.path}' was opened without "
+                            "alpha; open it with alpha=True to keep them")
+        if qframe.opaque is None:
+            frame = av.VideoFrame.from_ndarray(qframe.rgb, format="rgb24")
+        else:
+            rgba = np.dstack([qframe.rgb, qframe.opaque.view(np.uint8) * np.uint8(255)])
+            frame = av.VideoFrame.from_ndarray(rgba, format="rgba")
+        return frame if frame.format.name == self.pix_fmt else frame.reformat(format=self.pix_fmt)
 
     def _encode(self, frame: av.VideoFrame | None) -> None:
         """Encode ``frame``; at the end (None) of a WebP of several frames, end its last frame when the

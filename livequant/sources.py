@@ -33,7 +33,7 @@ import av  # isort: skip
 import numpy as np
 
 from livequant.errors import SourceError
-from livequant.frames import check_count, check_fps, flatten_alpha, to_rgb8
+from livequant.frames import ALPHA_CUT, WHITE, check_count, check_fps, flatten_alpha, split_alpha, to_rgb8
 from livequant.icc import srgb_transform, to_srgb
 from livequant.mailbox import END, Mailbox
 from livequant.png import SIGNATURE as PNG_SIGNATURE
@@ -383,7 +383,7 @@ class VideoFile(_Source):
 
     Every frame is kept (none dropped) with its true timestamp, so variable
     frame rate survives; rotation metadata is applied; transparent pixels are
-    flattened on white. Frames that fail to
+    flattened on ``background``, or kept with ``alpha``. Frames that fail to
     decode are skipped and counted in ``undecodable``: packets the decoder
     refuses as they come, and, once the whole file is read, packets that gave
     no picture and frames the file's index lists but its data lacks (a
@@ -414,6 +414,12 @@ class VideoFile(_Source):
         Demux the first audio stream with the video into ``audio``, for an
         output to carry (standard input and URLs, which cannot be read
         again for it). Set only when something takes the packets.
+    alpha : bool
+        Keep transparency: yield ``(frame, time, opaque)`` triples, as
+        `livequant.frames.split_alpha` splits each frame (``opaque`` None for
+        a frame that shows whole, and for every frame of a stream without alpha).
+    background : (int, int, int)
+        The colour transparent pixels are flattened on without ``alpha``.
 
     Attributes
     ----------
@@ -423,6 +429,9 @@ class VideoFile(_Source):
         not say).
     has_audio : bool
         Whether the file has an audio stream.
+    has_alpha : bool
+        With ``alpha``, whether its frames may have transparent pixels (a
+        pixel format with alpha or a palette: every GIF).
     audio_tracks : int
         How many: the outputs carry the first.
     audio : AudioFeed or None
@@ -437,7 +446,8 @@ class VideoFile(_Source):
     """
 
     def __init__(self, path_or_url, start: float | None = None, duration: float | None = None, *,
-                 fps: float | None = None, max_pixels: int = MAX_PIXELS, carry_audio: bool = False):
+                 fps: float | None = None, max_pixels: int = MAX_PIXELS, carry_audio: bool = False,
+                 alpha: bool = False, background: tuple[int, int, int] = WHITE):
         for name, value in (("start", start), ("duration", duration)):
             if value is not None and (isinstance(value, bool) or not isinstance(value, numbers.Real)):
                 raise TypeError(f"{name} must be a number of seconds, got {value!r}")
@@ -544,6 +554,8 @@ class VideoFile(_Source):
         first = self._first[0]
         self.size = (first.width, first.height) if _quarter_turns(first) % 2 == 0 else (first.height, first.width)
         self._scaled = False
+        self.alpha, self.background = bool(alpha), tuple(background)
+        self.has_alpha = self.alpha and _has_alpha(first)
         picture = self.path if apng else _first_picture(self.path) if is_picture_sequence(self.path) else None
         self._transform = None  # to sRGB, from the pictures' ICC profile: the first one's for a sequence
         if picture is not None:
@@ -601,18 +613,29 @@ class VideoFile(_Source):
         self._scaled = True
 
     def _rgb(self, frame: av.VideoFrame) -> np.ndarray:
-        """A decoded frame as an RGB array: scaled, alpha flattened on white, turned upright, in sRGB."""
+        """A decoded frame as an RGB array: scaled, alpha flattened on `background`, turned upright, in sRGB."""
         turns = _quarter_turns(frame)
         options = {}
         if self._scaled:
             options = _scale_options((frame.width, frame.height), self.size if turns % 2 == 0 else self.size[::-1])
-        if frame.format.has_palette or any(c.is_alpha for c in frame.format.components):
-            rgb = flatten_alpha(frame.to_ndarray(format="rgba", **options))
+        if _has_alpha(frame):
+            rgb = flatten_alpha(frame.to_ndarray(format="rgba", **options), self.background)
         else:
             rgb = frame.to_ndarray(format="rgb24", **options)  # may be a padded, strided view
         if turns:
             rgb = np.rot90(rgb, turns)
         return to_srgb(np.ascontiguousarray(rgb), self._transform)
+
+    def _split(self, frame: av.VideoFrame) -> tuple[np.ndarray, np.ndarray | None]:
+        """A decoded frame as ``(rgb, opaque)`` (`split_alpha`): turned upright, scaled with its alpha
+        (`resize_rgba`), split, in sRGB."""
+        if not _has_alpha(frame):
+            return self._rgb(frame), None
+        rgba = np.rot90(frame.to_ndarray(format="rgba"), _quarter_turns(frame))
+        if self._scaled:
+            rgba = resize_rgba(rgba, self.size)
+        rgb, opaque = split_alpha(rgba)
+        return to_srgb(rgb, self._transform), opaque
 
     def _decoded(self):
         packets = frames = 0
@@ -733,7 +756,11 @@ class VideoFile(_Source):
                               "read it again")
         first, self._first = self._first, None
         for frame, t in itertools.chain([first], self._frames):
-            yield self._rgb(frame), t
+            if self.alpha:
+                rgb, opaque = self._split(frame)
+                yield rgb, t, opaque
+            else:
+                yield self._rgb(frame), t
 
     def close(self) -> None:
         """Close the file."""
@@ -742,6 +769,11 @@ class VideoFile(_Source):
         if self.audio is not None:
             self.audio.finished = True
         self._container.close()
+
+
+def _has_alpha(frame: av.VideoFrame) -> bool:
+    """Whether ``frame``'s pixel format can make a pixel transparent: it has alpha or a palette."""
+    return frame.format.has_palette or any(c.is_alpha for c in frame.format.components)
 
 
 def _quarter_turns(frame: av.VideoFrame) -> int:
@@ -770,6 +802,34 @@ def resize(frame: np.ndarray, size) -> np.ndarray:
     if not options:
         return frame
     return np.ascontiguousarray(av.VideoFrame.from_ndarray(frame, format="rgb24").to_ndarray(**options))
+
+
+def resize_rgba(rgba: np.ndarray, size) -> np.ndarray:
+    """An ``(H, W, 4) uint8`` RGBA image resized to ``size`` ``(W, H)`` as `resize` does, with its colours
+    weighed by their alpha (premultiplied), so that a transparent pixel's colour never bleeds into an edge."""
+    old = (rgba.shape[1], rgba.shape[0])
+    if tuple(old) == tuple(size):
+        return rgba
+    shrink = size[0] * size[1] < old[0] * old[1]
+    alpha = rgba[..., 3:].astype(np.float32)
+    weighed = np.concatenate([rgba[..., :3] * alpha, alpha], axis=2)
+    scaled = cv2.resize(weighed, tuple(size), interpolation=cv2.INTER_AREA if shrink else cv2.INTER_LINEAR)
+    coverage = scaled[..., 3:]
+    colours = scaled[..., :3] / np.maximum(coverage, 1e-6)
+    return np.ascontiguousarray(np.dstack([colours, coverage]).round().clip(0, 255).astype(np.uint8))
+
+
+def resize_opaque(opaque: np.ndarray | None, size) -> np.ndarray | None:
+    """A frame's ``opaque`` mask (`livequant.frames.split_alpha`) resized to ``size`` ``(W, H)`` as `resize`
+    resizes the frame: a pixel shows where at least `ALPHA_CUT` of it did."""
+    if opaque is None:
+        return None
+    options = _scale_options((opaque.shape[1], opaque.shape[0]), size)
+    if not options:
+        return opaque
+    coverage = av.VideoFrame.from_ndarray(opaque.view(np.uint8) * np.uint8(255), format="gray").to_ndarray(**options)
+    shown = coverage >= ALPHA_CUT
+    return None if shown.all() else np.ascontiguousarray(shown)
 
 
 def _x264_build(container, stream) -> int | None:
@@ -1014,18 +1074,43 @@ def _upright(image: np.ndarray, orientation: int) -> np.ndarray:
     return np.ascontiguousarray(turned[orientation])
 
 
-def read_image(path: str, max_pixels: int = MAX_PIXELS, *, opaque: bool = False, managed: bool = True) -> np.ndarray:
+def read_image(path: str, max_pixels: int = MAX_PIXELS, *, opaque: bool = False, managed: bool = True,
+               background: tuple[int, int, int] = WHITE) -> np.ndarray:
     """Decode the picture in ``path`` as an ``(H, W, 3) uint8`` RGB frame, refusing one over ``max_pixels``
-    (checked in the header before decoding where the format allows). Transparency is flattened on white;
-    with ``opaque``, the ``(N, 3)`` colours of the pixels that are not wholly transparent instead. With
-    ``managed``, colours tagged with another RGB profile than sRGB are converted to sRGB (`livequant.icc`);
-    without, the values are taken as they are (a palette file's colours, as an indexed PNG's table is).
+    (checked in the header before decoding where the format allows). Transparency is flattened on
+    ``background``; with ``opaque``, the ``(N, 3)`` colours of the pixels that are not wholly transparent
+    instead. With ``managed``, colours tagged with another RGB profile than sRGB are converted to sRGB
+    (`livequant.icc`); without, the values are taken as they are (a palette file's colours, as an indexed PNG's
+    table is).
 
     Raises
     ------
     SourceError
         If the file is missing, damaged, not a picture OpenCV reads, or over the limit.
     """
+    image, transform = _decoded_image(path, max_pixels, managed)
+    rgb = to_srgb(to_rgb8(image, background), transform)
+    if not opaque:
+        return rgb
+    return rgb[image[..., 3] > 0] if image.ndim == 3 and image.shape[2] == 4 else rgb.reshape(-1, 3)
+
+
+def read_image_alpha(path: str, max_pixels: int = MAX_PIXELS, size=None) -> tuple[np.ndarray, np.ndarray | None]:
+    """Decode the picture in ``path`` as `read_image` does, keeping its transparency: ``(rgb, opaque)`` as
+    `livequant.frames.split_alpha` gives them (``opaque`` None for a picture without alpha), resized to
+    ``size`` ``(W, H)`` if given (`resize_rgba`)."""
+    image, transform = _decoded_image(path, max_pixels, managed=True)
+    if not (image.ndim == 3 and image.shape[2] == 4):
+        rgb = to_srgb(to_rgb8(image), transform)
+        return (rgb if size is None else resize(rgb, size)), None
+    rgba = np.concatenate([to_rgb8(image[..., :3]), to_rgb8(image[..., 3])[..., :1]], axis=2)
+    rgb, shown = split_alpha(rgba if size is None else resize_rgba(rgba, size))
+    return to_srgb(rgb, transform), shown
+
+
+def _decoded_image(path: str, max_pixels: int, managed: bool):
+    """``(image, transform)``: the picture in ``path`` as OpenCV decodes it, upright, channels in RGB(A) order,
+    and the transform of its colours to sRGB (None: none, or not ``managed``); see `read_image`."""
     if cause := _not_a_file("image", path):
         raise SourceError(cause)
     if not os.path.isfile(path):
@@ -1064,12 +1149,7 @@ def read_image(path: str, max_pixels: int = MAX_PIXELS, *, opaque: bool = False,
     _check_limit("image", path, image.shape[1], image.shape[0], max_pixels)
     if image.ndim == 3 and image.shape[2] in (3, 4):
         image = cv2.cvtColor(image, cv2.COLOR_BGR2RGB if image.shape[2] == 3 else cv2.COLOR_BGRA2RGBA)
-    rgb = to_rgb8(image)
-    if managed:
-        rgb = to_srgb(rgb, _profile_transform(path, raw))
-    if not opaque:
-        return rgb
-    return rgb[image[..., 3] > 0] if image.ndim == 3 and image.shape[2] == 4 else rgb.reshape(-1, 3)
+    return image, _profile_transform(path, raw) if managed else None
 
 
 def loop_count(path) -> int | None:
@@ -1200,7 +1280,7 @@ class Images(_Source):
     ----------
     paths_or_glob : str, os.PathLike or sequence of them
         A file, a glob pattern (``"frames/*.png"``, sorted by name) or a list of files.
-        Alpha is flattened over white and 16-bit images are scaled to 8 bits.
+        16-bit images are scaled to 8 bits.
     fps : float
         Rate at which the sequence plays: frame ``i`` has time ``i / fps``.
     max_pixels : int
@@ -1209,9 +1289,19 @@ class Images(_Source):
     repeat : bool
         Start again after the last image, for ever (a live preview of a still
         keeps showing it, so its keys act on it); ``frame_count`` is then None.
+    alpha : bool
+        Keep transparency: yield ``(frame, time, opaque)`` triples (`read_image_alpha`).
+    background : (int, int, int)
+        The colour transparent pixels are flattened on without ``alpha``.
+
+    Attributes
+    ----------
+    has_alpha : bool
+        With ``alpha``, whether the first picture has transparent pixels.
     """
 
-    def __init__(self, paths_or_glob, fps: float = 10.0, *, max_pixels: int = MAX_PIXELS, repeat: bool = False):
+    def __init__(self, paths_or_glob, fps: float = 10.0, *, max_pixels: int = MAX_PIXELS, repeat: bool = False,
+                 alpha: bool = False, background: tuple[int, int, int] = WHITE):
         check_fps(fps)
         _check_max_pixels(max_pixels)
         self._max_pixels = max_pixels
@@ -1230,13 +1320,32 @@ class Images(_Source):
         self.fps = float(fps)
         self.repeat = bool(repeat)
         self.frame_count = None if repeat else len(paths)
-        self._first = read_image(paths[0], max_pixels)
-        self.size = (self._first.shape[1], self._first.shape[0])
+        self.alpha, self.background = bool(alpha), tuple(background)
+        self._size = None  # resized to, with alpha
+        self._first = self._read(paths[0])
+        self.has_alpha = self.alpha and self._first[1] is not None
+        self.size = (self._first[0].shape[1], self._first[0].shape[0])
+
+    def scale(self, size) -> None:
+        """Scale the pictures to ``size`` ``(W, H)``: with ``alpha``, with their transparency (`resize_rgba`);
+        without, as `resize` does."""
+        self.size = (int(size[0]), int(size[1]))
+        self._size = self.size
+        self._first = None  # read again, scaled
+
+    def _read(self, path: str) -> tuple[np.ndarray, np.ndarray | None]:
+        if self.alpha:
+            return read_image_alpha(path, self._max_pixels, self._size)
+        rgb = read_image(path, self._max_pixels, background=self.background)
+        return (rgb if self._size is None else resize(rgb, self._size)), None
 
     def __iter__(self):
         for i in itertools.count() if self.repeat else range(len(self._paths)):
             n = i % len(self._paths)
-            yield (self._first if n == 0 else read_image(self._paths[n], self._max_pixels)), i / self.fps
+            if n == 0 and self._first is None:
+                self._first = self._read(self._paths[0])
+            rgb, opaque = self._first if n == 0 else self._read(self._paths[n])
+            yield (rgb, i / self.fps, opaque) if self.alpha else (rgb, i / self.fps)
 
 
 class Pacer:

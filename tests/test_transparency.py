@@ -1,0 +1,260 @@
+"""Transparency: kept from input to output where both hold it (GIF, animated WebP and PNG, PNG, WebP and TIFF
+pictures), flattened elsewhere or on --background, never a palette entry spent on it."""
+
+import av
+import cv2
+import numpy as np
+import pytest
+from PIL import Image
+
+from livequant import run
+from livequant.cli import main
+from livequant.frames import ALPHA_CUT, split_alpha
+from livequant.gif import GifEncoder
+from livequant.png import indexed_png
+from livequant.quantizer import Quantizer
+from livequant.sources import resize_rgba
+from livequant.sinks import GifWriter
+
+RED, BLUE, GREEN = (220, 30, 30), (30, 40, 210), (0, 255, 0)
+
+
+def _sprite_frames(n: int = 6, size=(48, 32)) -> list[np.ndarray]:
+    """RGBA frames: a red square moving right over a clear canvas, a blue bar that shows on every other frame,
+    and green under alpha 0 wherever nothing shows (no palette should take it)."""
+    w, h = size
+    frames = []
+    for i in range(n):
+        rgba = np.zeros((h, w, 4), np.uint8)
+        rgba[..., :3] = GREEN
+        rgba[4:16, 4 + 5 * i : 16 + 5 * i] = (*RED, 255)
+        if i % 2 == 0:
+            rgba[24:28, :] = (*BLUE, 255)
+        rgba[20, 2] = (*RED, ALPHA_CUT)  # just shows
+        rgba[20, 4] = (*RED, ALPHA_CUT - 1)  # just does not
+        frames.append(rgba)
+    return frames
+
+
+def _gif_of(frames, path) -> None:
+    """``frames`` (RGBA) as a GIF, each pixel the index of its colour (the frames have few)."""
+    rgb = [split_alpha(f) for f in frames]
+    colors = np.unique(np.concatenate([c.reshape(-1, 3) for c, _ in rgb]), axis=0)
+    encoder = GifEncoder(frames[0].shape[1], frames[0].shape[0], colors)
+    data = encoder.header()
+    for i, (c, opaque) in enumerate(rgb):
+        lookup = {tuple(color): k for k, color in enumerate(colors.tolist())}
+        indices = np.array([lookup[tuple(p)] for p in c.reshape(-1, 3).tolist()], np.uint8).reshape(c.shape[:2])
+        data += encoder.add(indices, colors, i * 0.1, opaque)
+    path.write_bytes(data + encoder.end())
+
+
+def _decoded_rgba(path) -> list[np.ndarray]:
+    with av.open(str(path)) as container:
+        return [f.to_ndarray(format="rgba") for f in container.decode(video=0)]
+
+
+def _pillow_rgba(path) -> list[np.ndarray]:
+    with Image.open(path) as image:
+        frames = []
+        for i in range(getattr(image, "n_frames", 1)):
+            image.seek(i)
+            frames.append(np.array(image.convert("RGBA")))
+        return frames
+
+
+def _shows(rgba: np.ndarray) -> np.ndarray:
+    return rgba[..., 3] >= ALPHA_CUT
+
+
+# ------------------------------------------------------------------ compute
+
+def test_split_alpha_fills_hidden_pixels_with_the_colours_that_show_in_their_proportions():
+    rgba = np.zeros((30, 40, 4), np.uint8)
+    rgba[:5, :8] = (10, 20, 30, 255)  # 40 pixels
+    rgba[20:, 30:] = (200, 0, 0, ALPHA_CUT)  # 100, just showing
+    rgba[10, 10] = (1, 2, 3, ALPHA_CUT - 1)  # just hidden
+    rgb, opaque = split_alpha(rgba)
+    assert opaque.sum() == 140 and not opaque[10, 10]
+    assert (rgb[:5, :8] == (10, 20, 30)).all() and (rgb[20:, 30:] == (200, 0, 0)).all()  # their own, not blended
+    colours, counts = np.unique(rgb.reshape(-1, 3), axis=0, return_counts=True)
+    assert colours.tolist() == [[10, 20, 30], [200, 0, 0]]
+    assert abs(counts[0] / counts.sum() - 40 / 140) < 0.03  # a fit sees what shows, as it shows (to a part-round)
+    assert rgba[10, 10, 0] == 1  # the input is left as it was
+    rgba[..., 3] = 255
+    assert split_alpha(rgba)[1] is None
+    rgba[..., 3] = 0
+    rgb, opaque = split_alpha(rgba)
+    assert not opaque.any() and (rgb == 255).all()
+
+
+def test_scaling_weighs_colours_by_alpha():
+    """Shrinking a red square's edge over transparent green gives red, never a blend with the green."""
+    rgba = np.zeros((8, 8, 4), np.uint8)
+    rgba[..., :3] = GREEN
+    rgba[:, :5] = (*RED, 255)
+    small = resize_rgba(rgba, (4, 4))
+    assert (small[:, :2, :3] == RED).all() and (small[:, 2, :3] == RED).all()  # the edge column: half covered
+    assert (small[:, 2, 3] == 128).all() and (small[:, 3, 3] == 0).all()
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_gif_frames_show_what_was_given_where_pixels_come_and_go(seed, tmp_path):
+    """Pixels that show, turn transparent (drawn once, then cleared) and show again, over palettes that change;
+    FFmpeg and Pillow decode every frame as given."""
+    rng = np.random.default_rng(seed)
+    h, w = 20, 30
+    frames = []
+    for i in range(10):
+        colors = rng.integers(0, 256, (int(rng.choice([3, 8, 200])), 3)).astype(np.uint8)
+        if i and rng.random() < 0.4:  # the same palette and pixels as the frame before, less some
+            colors, indices = frames[-1][0], frames[-1][1].copy()
+        else:
+            indices = rng.integers(0, len(colors), (h, w)).astype(np.uint8)
+        opaque = rng.random((h, w)) < rng.choice([0.0, 0.3, 0.9, 1.0])
+        y, x = rng.integers(0, h), rng.integers(0, w)
+        opaque[y : y + 6, x : x + 9] = True
+        frames.append((colors, indices, None if opaque.all() else opaque))
+    encoder = GifEncoder(w, h, frames[0][0])
+    data = encoder.header()
+    for i, (colors, indices, opaque) in enumerate(frames):
+        data += encoder.add(indices, colors, i * 0.1, opaque)
+    path = tmp_path / "a.gif"
+    path.write_bytes(data + encoder.end())
+    for decoded in (_decoded_rgba(path), _pillow_rgba(path)):
+        assert len(decoded) == len(frames)
+        for rgba, (colors, indices, opaque) in zip(decoded, frames):
+            shows = np.ones((h, w), bool) if opaque is None else opaque
+            assert (_shows(rgba) == shows).all()
+            assert (rgba[..., :3][shows] == colors[indices][shows]).all()
+
+
+def test_a_gif_frame_of_256_colours_and_transparent_pixels_is_refused():
+    colors = np.array([(i, 255 - i, i // 2) for i in range(256)], np.uint8)
+    indices = np.vstack([np.arange(256, dtype=np.uint8).reshape(16, 16), np.zeros((1, 16), np.uint8)])
+    opaque = np.ones((17, 16), bool)
+    opaque[0, 0] = False  # entry 0 still shows in the last row
+    encoder = GifEncoder(16, 17, colors)
+    encoder.add(indices, colors, 0.0, opaque)
+    with pytest.raises(ValueError, match="255 or fewer"):
+        encoder.end()
+    indices[-1] = 1  # entry 0 unused: it can be the transparent one
+    encoder = GifEncoder(16, 17, colors)
+    encoder.add(indices, colors, 0.0, opaque)
+    assert encoder.end()
+
+
+def test_indexed_png_marks_transparent_pixels_in_its_table(tmp_path):
+    colors = np.array([RED, BLUE], np.uint8)
+    indices = np.array([[0, 1, 0], [1, 0, 1]], np.uint8)
+    opaque = np.array([[True, False, True], [True, True, False]])
+    path = tmp_path / "a.png"
+    path.write_bytes(indexed_png(indices, colors, opaque))
+    bgra = cv2.imread(str(path), cv2.IMREAD_UNCHANGED)
+    assert ((bgra[..., 3] == 255) == opaque).all() and set(np.unique(bgra[..., 3])) == {0, 255}
+    assert (bgra[..., 2::-1][opaque] == colors[indices][opaque]).all()
+    assert indexed_png(np.zeros((2, 2), np.uint8), np.zeros((256, 3), np.uint8), opaque[:, :2]) is None
+
+
+def test_a_source_of_triples_carries_its_masks_to_the_sinks(tmp_path):
+    frames = [split_alpha(f) for f in _sprite_frames()]
+    path = tmp_path / "a.gif"
+    with Quantizer(4) as quantizer, GifWriter(path) as sink:
+        run([(rgb, i / 10, opaque) for i, (rgb, opaque) in enumerate(frames)], quantizer, [sink])
+    for rgba, (_, opaque) in zip(_decoded_rgba(path), frames, strict=True):
+        assert (_shows(rgba) == opaque).all()
+    bad = [(frames[0][0], 0.0, np.ones((2, 2), bool))]
+    with Quantizer(4) as quantizer, pytest.raises(ValueError, match="opaque"):
+        run(bad, quantizer, [_Nowhere()])
+
+
+class _Nowhere:
+    interactive = False
+
+    def write(self, qframe) -> None:
+        pass
+
+
+# ------------------------------------------------------------- command line
+
+@pytest.fixture
+def sprite_gif(tmp_path):
+    path = tmp_path / "sprite.gif"
+    _gif_of(_sprite_frames(), path)
+    return path
+
+
+@pytest.mark.parametrize("suffix", [".gif", ".apng", ".webp"])
+def test_transcode_keeps_transparency_in_animations(sprite_gif, tmp_path, suffix):
+    out = tmp_path / f"out{suffix}"
+    assert main(["transcode", str(sprite_gif), str(out), "-k", "4", "-q"]) == 0
+    expected = [split_alpha(f) for f in _sprite_frames()]
+    decoded = _pillow_rgba(out) if suffix == ".webp" else _decoded_rgba(out)  # FFmpeg decodes no animated WebP
+    assert len(decoded) == len(expected)
+    for rgba, (rgb, opaque) in zip(decoded, expected):
+        assert (_shows(rgba) == opaque).all()
+        shown = rgba[..., :3][opaque].astype(int)
+        assert np.abs(shown - rgb[opaque]).max() <= 2  # red and blue, as they were
+        assert not (np.abs(rgba[..., :3][opaque].astype(int) - GREEN).sum(axis=1) < 60).any()
+
+
+def test_a_palette_spends_no_entry_on_transparent_pixels(tmp_path):
+    picture = tmp_path / "sprite.png"
+    cv2.imwrite(str(picture), cv2.cvtColor(_sprite_frames()[0], cv2.COLOR_RGBA2BGRA))
+    out = tmp_path / "out.png"
+    assert main(["image", str(picture), str(out), "-k", "2", "-q"]) == 0
+    rgba = _pillow_rgba(out)[0]
+    assert (_shows(rgba) == split_alpha(_sprite_frames()[0])[1]).all()
+    assert {tuple(c) for c in rgba[_shows(rgba)][:, :3].tolist()} == {RED, BLUE}
+
+
+@pytest.mark.parametrize(("output", "background", "expected"), [
+    ("out.jpg", [], (255, 255, 255)), ("out.png", ["--background", "black"], (0, 0, 0)),
+    ("out.gif", ["--background", "#20a0ff"], (0x20, 0xA0, 0xFF))])
+def test_pictures_are_flattened_where_the_output_or_the_user_says(tmp_path, output, background, expected):
+    picture = tmp_path / "sprite.png"
+    cv2.imwrite(str(picture), cv2.cvtColor(_sprite_frames()[0], cv2.COLOR_RGBA2BGRA))
+    out = tmp_path / output
+    assert main(["image", str(picture), str(out), "-k", "4", "-q", *background]) == 0
+    rgba = _pillow_rgba(out)[0]
+    assert _shows(rgba).all()
+    assert np.abs(rgba[30, 40, :3].astype(int) - expected).max() <= 3  # a pixel that was transparent
+
+
+def test_video_outputs_flatten_on_white_or_the_background(sprite_gif, tmp_path):
+    out = tmp_path / "out.mkv"
+    assert main(["transcode", str(sprite_gif), str(out), "-k", "4", "-q", "--lossless"]) == 0
+    assert (_decoded_rgba(out)[0][30, 40, :3] == 255).all()
+    assert main(["transcode", str(sprite_gif), str(out), "-k", "4", "-q", "--lossless", "-y",
+                 "--background", "black"]) == 0
+    assert (_decoded_rgba(out)[0][30, 40, :3] == 0).all()
+
+
+def test_transparency_survives_scaling_and_pixelation(sprite_gif, tmp_path):
+    for options, size, red in ((["--scale", "2"], (64, 96), (20, 20)), (["--pixelate", "2"], (32, 48), (10, 10))):
+        out = tmp_path / "out.gif"
+        assert main(["transcode", str(sprite_gif), str(out), "-k", "4", "-q", "-y", *options]) == 0
+        first = _decoded_rgba(out)[0]
+        assert first.shape[:2] == size
+        assert _shows(first)[red] and not _shows(first)[-1, -1]  # the red square shows, the corner does not
+
+
+def test_256_colours_with_transparency_in_a_gif_is_an_error_naming_the_fix(tmp_path, capsys):
+    rng = np.random.default_rng(0)
+    rgba = rng.integers(0, 256, (64, 64, 4)).astype(np.uint8)
+    rgba[..., 3] = 255
+    rgba[:8, :8, 3] = 0
+    picture = tmp_path / "noise.png"
+    cv2.imwrite(str(picture), cv2.cvtColor(rgba, cv2.COLOR_RGBA2BGRA))
+    out = tmp_path / "out.gif"
+    assert main(["image", str(picture), str(out), "-k", "256", "-q"]) == 1
+    assert "-k 255 or fewer" in capsys.readouterr().err and not out.exists()
+    assert main(["image", str(picture), str(out), "-k", "255", "-q"]) == 0
+    assert main(["image", str(picture), str(tmp_path / "out.png"), "-k", "256", "-q"]) == 0  # RGBA PNG
+    png = _pillow_rgba(tmp_path / "out.png")[0]
+    assert not _shows(png)[:8, :8].any() and _shows(png)[8:].all()
+
+
+def test_a_background_that_is_no_colour_is_a_usage_error(sprite_gif, tmp_path, capsys):
+    assert main(["transcode", str(sprite_gif), str(tmp_path / "out.gif"), "--background", "teal-ish"]) == 2
+    assert "is not a colour" in capsys.readouterr().err
