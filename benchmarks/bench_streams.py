@@ -348,40 +348,54 @@ class GifOut:
         self.out.close()
 
 
+def palettegen(frames, fmt: str, size: tuple[int, int], **options) -> av.VideoFrame:
+    """FFmpeg's first pass: ``palettegen`` (``options``) over ``frames`` (arrays in ``fmt``, ``size`` (W, H)):
+    its 16 x 16 ``bgra`` palette, the transparent slot (if reserved) with alpha 0."""
+    graph = av.filter.Graph()
+    source = graph.add_buffer(width=size[0], height=size[1], format=fmt, time_base=Fraction(1, 30))
+    gen = graph.add("palettegen", **options)
+    sink = graph.add("buffersink")
+    source.link_to(gen)
+    gen.link_to(sink)
+    graph.configure()
+    for pts, array in enumerate(frames):
+        frame = av.VideoFrame.from_ndarray(array, format=fmt)
+        frame.pts = pts
+        graph.vpush(frame)
+    graph.vpush(None)
+    return graph.vpull()
+
+
+def paletteuse(size: tuple[int, int], palette: av.VideoFrame, **options) -> av.filter.Graph:
+    """FFmpeg's second pass: a ``paletteuse`` (``options``) graph of ``palette``; push ``bgra`` frames of ``size``
+    (W, H) at 0, pull ``pal8`` ones."""
+    graph = av.filter.Graph()
+    source = graph.add_buffer(width=size[0], height=size[1], format="bgra", time_base=Fraction(1, 30))
+    palette_in = graph.add_buffer(width=16, height=16, format="bgra", time_base=Fraction(1, 30))
+    use = graph.add("paletteuse", **options)
+    sink = graph.add("buffersink")
+    source.link_to(use, 0, 0)
+    palette_in.link_to(use, 0, 1)
+    use.link_to(sink)
+    graph.configure()
+    palette.pts = 0
+    graph.vpush(palette, at=1)
+    graph.vpush(None, at=1)
+    return graph
+
+
 def ffmpeg_two_pass(src: Path, dst: Path, seconds: float | None, reserve_transparent: int, colors: int = K,
                     dither: str = "none", diff_mode: str = "none") -> Run:
     """``palettegen`` over every frame, then ``paletteuse`` (``dither``, ``diff_mode``) on every frame, into a
     GIF."""
     start_cpu, start = cpu_seconds(), time.perf_counter()
     frames = decoded(src, seconds)
-    first, t = next(frames)
-    h, w = first.shape[:2]
-    gen = av.filter.Graph()
-    gen_in = gen.add_buffer(width=w, height=h, format="rgb24", time_base=Fraction(1, 30))
-    palettegen = gen.add("palettegen", max_colors=str(colors), reserve_transparent=str(reserve_transparent))
-    gen_out = gen.add("buffersink")
-    gen_in.link_to(palettegen)
-    palettegen.link_to(gen_out)
-    gen.configure()
-    for pts, rgb in enumerate(itertools.chain([first], (rgb for rgb, _ in frames))):
-        frame = av.VideoFrame.from_ndarray(rgb, format="rgb24")
-        frame.pts = pts
-        gen.vpush(frame)
-    gen.vpush(None)
-    palette = gen.vpull()  # 16 x 16 bgra, the transparent slot (if reserved) with alpha 0
-    use = av.filter.Graph()
-    use_in = use.add_buffer(width=w, height=h, format="bgra", time_base=Fraction(1, 30))
-    use_palette = use.add_buffer(width=16, height=16, format="bgra", time_base=Fraction(1, 30))
-    paletteuse = use.add("paletteuse", dither=dither, diff_mode=diff_mode)
-    use_out = use.add("buffersink")
-    use_in.link_to(paletteuse, 0, 0)
-    use_palette.link_to(paletteuse, 0, 1)
-    paletteuse.link_to(use_out)
-    use.configure()
-    palette.pts = 0
-    use.vpush(palette, at=1)
-    use.vpush(None, at=1)
-    gif = GifOut(dst, (w, h))
+    first, _ = next(frames)
+    size = (first.shape[1], first.shape[0])
+    palette = palettegen(itertools.chain([first], (rgb for rgb, _ in frames)), "rgb24", size,
+                         max_colors=str(colors), reserve_transparent=str(reserve_transparent))
+    use = paletteuse(size, palette, dither=dither, diff_mode=diff_mode)
+    gif = GifOut(dst, size)
     for pts, (rgb, t) in enumerate(decoded(src, seconds)):
         frame = bgra_frame(rgb)
         frame.pts = pts
@@ -654,11 +668,21 @@ def cuts_frame(i: int) -> np.ndarray:
 
 def make_cuts_clip(path: Path) -> None:
     """The scene-cut clip, H.264 crf 16 (near-lossless)."""
-    with av.open(str(path), "w") as out:
-        video = out.add_stream("libx264", rate=CUTS_FPS, options={"crf": "16", "preset": "veryfast"})
-        video.width, video.height, video.pix_fmt = *CUTS_SIZE, "yuv420p"
-        for i in range(3 * CUTS_SCENE_SECONDS * CUTS_FPS):
-            frame = av.VideoFrame.from_ndarray(cuts_frame(i), format="rgb24")
+    frames = (cuts_frame(i) for i in range(3 * CUTS_SCENE_SECONDS * CUTS_FPS))
+    encode(path, frames, "libx264", CUTS_FPS, "yuv420p", options={"crf": "16", "preset": "veryfast"})
+
+
+def encode(path: Path, frames, codec: str, fps: int, pix_fmt: str, options: dict | None = None,
+           container: str | None = None) -> None:
+    """``frames`` (RGB, or RGBA for an RGBA ``pix_fmt``) encoded with ``codec`` at ``fps`` into ``path``."""
+    fmt = "rgba" if pix_fmt == "rgba" else "rgb24"
+    with av.open(str(path), "w", format=container) as out:
+        video = None
+        for i, array in enumerate(frames):
+            if video is None:
+                video = out.add_stream(codec, rate=fps, options=options or {})
+                video.width, video.height, video.pix_fmt = array.shape[1], array.shape[0], pix_fmt
+            frame = av.VideoFrame.from_ndarray(array, format=fmt)
             frame.pts = i
             for packet in video.encode(frame):
                 out.mux(packet)
@@ -668,27 +692,43 @@ def make_cuts_clip(path: Path) -> None:
 
 def gifski_run(binary: Path, src: Path, dst: Path, seconds: float | None, tmp: Path) -> tuple[Run, float]:
     """gifski ``-Q 90`` on the source frames written as PNG files: its run, and the seconds writing the PNGs took."""
-    folder = tmp / "gifski-frames"
+    start = time.perf_counter()
+    times = []
+
+    def frames():
+        for rgb, t in decoded(src, seconds):
+            times.append(t)
+            yield cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR)
+
+    pictures = png_files(frames(), tmp / "gifski-frames")
+    png_seconds = time.perf_counter() - start
+    fps = (len(times) - 1) / (times[-1] - times[0]) if len(times) > 1 else 10.0
+    h, w = cv2.imread(str(pictures[0])).shape[:2]
+    return gifski(binary, pictures, dst, fps, "-W", str(w), "-H", str(h)), png_seconds
+
+
+def png_files(frames, folder: Path) -> list[Path]:
+    """``frames`` (BGR or BGRA arrays) written as numbered PNG files into ``folder``, emptied first."""
     folder.mkdir(exist_ok=True)
     for old in folder.iterdir():
         old.unlink()
-    start = time.perf_counter()
-    times = []
-    for i, (rgb, t) in enumerate(decoded(src, seconds)):
-        cv2.imwrite(str(folder / f"{i:05d}.png"), cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR))
-        times.append(t)
-    png_seconds = time.perf_counter() - start
-    fps = (len(times) - 1) / (times[-1] - times[0]) if len(times) > 1 else 10.0
-    h, w = rgb.shape[:2]
-    argv = [str(binary), "-Q", "90", "-r", f"{fps:.4f}", "-W", str(w), "-H", str(h), "-q", "-o", str(dst),
-            *sorted(str(p) for p in folder.iterdir())]
+    paths = []
+    for i, frame in enumerate(frames):
+        paths.append(folder / f"{i:05d}.png")
+        cv2.imwrite(str(paths[-1]), frame)
+    return paths
+
+
+def gifski(binary: Path, pictures: list[Path], dst: Path, fps: float, *options: str) -> Run:
+    """gifski ``-Q 90`` on ``pictures`` at ``fps``: its wall and CPU time."""
+    argv = [str(binary), "-Q", "90", "-r", f"{fps:.4f}", *options, "-q", "-o", str(dst), *map(str, pictures)]
     usage_before = resource.getrusage(resource.RUSAGE_CHILDREN)
     start = time.perf_counter()
     subprocess.run(argv, check=True, capture_output=True)
     wall = time.perf_counter() - start
     usage = resource.getrusage(resource.RUSAGE_CHILDREN)
     cpu = usage.ru_utime + usage.ru_stime - usage_before.ru_utime - usage_before.ru_stime
-    return Run(wall, cpu, {"frames": len(times)}), png_seconds
+    return Run(wall, cpu, {"frames": len(pictures)})
 
 
 def shown_quality(metrics, src: Path, animation: Path, seconds: float | None, blurred: bool = False) -> dict:
@@ -857,49 +897,17 @@ def sticker_frame(i: int) -> np.ndarray:
 
 def make_sticker(path: Path) -> None:
     """The sticker as a lossless APNG of RGBA frames."""
-    with av.open(str(path), "w", format="apng") as out:
-        stream = out.add_stream("apng", rate=STICKER_FPS)
-        stream.width, stream.height, stream.pix_fmt = *STICKER_SIZE, "rgba"
-        for i in range(STICKER_FRAMES):
-            frame = av.VideoFrame.from_ndarray(sticker_frame(i), format="rgba")
-            frame.pts = i
-            for packet in stream.encode(frame):
-                out.mux(packet)
-        for packet in stream.encode(None):
-            out.mux(packet)
+    encode(path, (sticker_frame(i) for i in range(STICKER_FRAMES)), "apng", STICKER_FPS, "rgba", container="apng")
 
 
 def ffmpeg_two_pass_alpha(frames: list[np.ndarray], dst: Path) -> Run:
     """FFmpeg's transparent GIF: ``palettegen`` (``reserve_transparent=1``) over every RGBA frame, then
     ``paletteuse`` (no dither, ``alpha_threshold=128``) on each, through PyAV's gif encoder."""
     start_cpu, start = cpu_seconds(), time.perf_counter()
-    h, w = frames[0].shape[:2]
-    gen = av.filter.Graph()
-    gen_in = gen.add_buffer(width=w, height=h, format="rgba", time_base=Fraction(1, STICKER_FPS))
-    palettegen = gen.add("palettegen", max_colors=str(STICKER_K), reserve_transparent="1")
-    gen_out = gen.add("buffersink")
-    gen_in.link_to(palettegen)
-    palettegen.link_to(gen_out)
-    gen.configure()
-    for pts, rgba in enumerate(frames):
-        frame = av.VideoFrame.from_ndarray(rgba, format="rgba")
-        frame.pts = pts
-        gen.vpush(frame)
-    gen.vpush(None)
-    palette = gen.vpull()
-    use = av.filter.Graph()
-    use_in = use.add_buffer(width=w, height=h, format="bgra", time_base=Fraction(1, STICKER_FPS))
-    use_palette = use.add_buffer(width=16, height=16, format="bgra", time_base=Fraction(1, STICKER_FPS))
-    paletteuse = use.add("paletteuse", dither="none", alpha_threshold="128")
-    use_out = use.add("buffersink")
-    use_in.link_to(paletteuse, 0, 0)
-    use_palette.link_to(paletteuse, 0, 1)
-    paletteuse.link_to(use_out)
-    use.configure()
-    palette.pts = 0
-    use.vpush(palette, at=1)
-    use.vpush(None, at=1)
-    gif = GifOut(dst, (w, h))
+    size = (frames[0].shape[1], frames[0].shape[0])
+    palette = palettegen(frames, "rgba", size, max_colors=str(STICKER_K), reserve_transparent="1")
+    use = paletteuse(size, palette, dither="none", alpha_threshold="128")
+    gif = GifOut(dst, size)
     for pts, rgba in enumerate(frames):
         frame = av.VideoFrame.from_ndarray(cv2.cvtColor(rgba, cv2.COLOR_RGBA2BGRA), format="bgra")
         frame.pts = pts
@@ -911,19 +919,8 @@ def ffmpeg_two_pass_alpha(frames: list[np.ndarray], dst: Path) -> Run:
 
 def gifski_rgba(binary: Path, frames: list[np.ndarray], dst: Path, tmp: Path) -> Run:
     """gifski ``-Q 90`` on RGBA frames written as PNG files (not counted in its time)."""
-    folder = tmp / "gifski-rgba"
-    folder.mkdir(exist_ok=True)
-    for i, rgba in enumerate(frames):
-        cv2.imwrite(str(folder / f"{i:05d}.png"), cv2.cvtColor(rgba, cv2.COLOR_RGBA2BGRA))
-    argv = [str(binary), "-Q", "90", "-r", str(STICKER_FPS), "-q", "-o", str(dst),
-            *sorted(str(p) for p in folder.iterdir())]
-    usage_before = resource.getrusage(resource.RUSAGE_CHILDREN)
-    start = time.perf_counter()
-    subprocess.run(argv, check=True, capture_output=True)
-    wall = time.perf_counter() - start
-    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
-    return Run(wall, usage.ru_utime + usage.ru_stime - usage_before.ru_utime - usage_before.ru_stime,
-               {"frames": len(frames)})
+    pictures = png_files((cv2.cvtColor(rgba, cv2.COLOR_RGBA2BGRA) for rgba in frames), tmp / "gifski-rgba")
+    return gifski(binary, pictures, dst, STICKER_FPS)
 
 
 def on_grey(rgba: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
