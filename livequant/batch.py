@@ -66,7 +66,7 @@ from livequant.files import move_into_place
 from livequant.frames import QuantizedFrame
 from livequant.gif import split_file_parts
 from livequant.interrupts import interrupts_held
-from livequant.options import animation_loop, frame_size, make_quantizer, open_output
+from livequant.options import animation_loop, frame_size, make_quantizer, open_output, transparency
 from livequant.pipeline import end_at, run
 from livequant.report import QualityReport, still_change
 from livequant.sinks import VIDEO_SUFFIXES as VIDEO_OUTPUTS
@@ -359,9 +359,12 @@ def encode_task(source_path: str, output: str, options: argparse.Namespace, key:
     shutil.rmtree(output.parent, ignore_errors=True)  # what a worker that died here left
     output.parent.mkdir(parents=True)
     start = None if chunk is None else chunk.start
-    with VideoFile(source_path, start=start, max_pixels=options.max_pixels) as source:
+    task_options = _task_options(options, source_path, output, audio=chunk is None)
+    kept = transparency(task_options)
+    if chunk is not None:  # files whose transparency is kept are not cut into chunks (`_Run`)
+        kept["alpha"] = False
+    with VideoFile(source_path, start=start, max_pixels=options.max_pixels, **kept) as source:
         size, n, shown = frame_size(source.size, options)
-        task_options = _task_options(options, source_path, output, audio=chunk is None)
         sink = (GifWriter(output, loop=animation_loop(task_options), overwrite=True, local_palettes=True)
                 if chunk and output.suffix == ".gif" else open_output(task_options, source, [source_path]))
         report = QualityReport() if options.report and chunk is None else None
@@ -412,22 +415,29 @@ def report_path(output: Path, kind: str) -> Path:
     return output.with_name(f"{output.name}.report.{kind}")
 
 
-def plan_task(source_path: str, options: argparse.Namespace, chunk_seconds: float,
+def plan_task(source_path: str, options: argparse.Namespace, chunk_seconds: float, suffix: str,
               replay_seconds: float = REPLAY_SECONDS) -> tuple[list[Chunk], str]:
     """Decode a file once, find its scene cuts and keyframes, and plan its chunks; returns them and what
-    to tell of its damaged frames (`damage_note`)."""
+    to tell of its damaged frames (`damage_note`). No chunks for a file with transparent pixels that its output
+    (of ``suffix``) keeps: a GIF frame clears what the next one shows transparent, which a chunk's last frame
+    cannot know."""
     times = []
-    with VideoFile(source_path, max_pixels=options.max_pixels) as source:
+    transparent = []
+    task_options = _task_options(options, source_path, Path("out").with_suffix(suffix), audio=False)
+    with VideoFile(source_path, max_pixels=options.max_pixels, **transparency(task_options)) as source:
         size, _, _ = frame_size(source.size, options)
         fps = source.fps or 25.0
 
         def frames():
-            for frame, t in adapt(source, size=size):
+            for frame, t, *opaque in adapt(source, size=size):
                 times.append(t)
+                transparent.append(bool(opaque) and opaque[0] is not None)
                 yield frame
 
         cuts = scene_cuts(frames(), n_colors=options.colors)  # the sample size and seed the Quantizer uses
     damage = damage_note(source.undecodable, source.damaged)
+    if any(transparent):
+        return [], damage
     keyframes = []
     with av.open(source_path) as container:
         stream = container.streams.video[0]
@@ -752,8 +762,8 @@ class _Run:
             output.parent.mkdir(parents=True, exist_ok=True)
             file = self.files[item.name] = _File(item, output, probe[0] if probe else 0, _fingerprint(item.input))
             if probe and chunk_seconds and probe[1] > 1.5 * chunk_seconds and output.suffix.lower() in JOINABLE:
-                self._submit(item.name, "plan", None, plan_task, file.source, options, chunk_seconds, replay_seconds,
-                             priority=probe[0])
+                self._submit(item.name, "plan", None, plan_task, file.source, options, chunk_seconds, output.suffix,
+                             replay_seconds, priority=probe[0])
             else:
                 self._submit(item.name, "whole", None, encode_task, file.source,
                              str(self._temp(item.name, "whole", output.name)), options, item.name, str(work),
@@ -811,6 +821,11 @@ class _Run:
         file.seconds += seconds
         if what == "plan":
             (file.chunks, file.damage), file.pieces = result, {}
+            if not file.chunks:  # it has transparent pixels that its output keeps: encoded whole (`plan_task`)
+                self._submit(name, "whole", None, encode_task, file.source,
+                             str(self._temp(name, "whole", file.output.name)), self.options, name, str(self.work),
+                             priority=file.expected)
+                return
             suffix = file.output.suffix
             for i, chunk in enumerate(file.chunks):
                 piece = self._temp(name, f"chunk{i:05d}", f"piece{suffix}")

@@ -361,6 +361,7 @@ def _parser() -> argparse.ArgumentParser:
                         "`livequant transcode --help`); files are then transcoded whole, not cut into chunks, "
                         "since the report measures the flicker between every pair of frames")
     _add_colour_options(p, video=True)
+    _add_background_option(p)
     _add_size_options(p)
     _add_encoding_options(p)
     _add_output_flags(p, "replace outputs that exist", "no progress bar")

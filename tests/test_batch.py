@@ -567,3 +567,33 @@ def test_seams_inside_a_shot_are_the_sequential_frames_and_flicker_no_more_than_
     median = float(np.median(flicker))
     for seam in seams:
         assert flicker[seam - 1] <= median, (seam, flicker[seam - 1], median)
+
+
+@pytest.mark.slow
+def test_batch_keeps_transparency_and_encodes_such_a_file_whole(tmp_path, cluster):
+    """A 4 s sticker GIF, which 1 s chunks would cut, comes out whole with every frame's transparency; an
+    opaque GIF beside it is still cut into chunks."""
+    from livequant.gif import GifEncoder
+
+    (tmp_path / "in").mkdir()
+    colors = np.array([(0, 0, 0), (220, 30, 30), (30, 40, 210), (240, 240, 240)], np.uint8)
+    masks = []
+    for name, clear in (("sticker.gif", True), ("plain.gif", False)):
+        encoder = GifEncoder(64, 48, colors)
+        data = encoder.header()
+        for i in range(40):  # 4 shots of 1 s
+            indices = np.full((48, 64), 1 + (i // 10) % 3, np.uint8)
+            opaque = np.zeros((48, 64), bool)
+            opaque[8:40, i : i + 20] = True
+            data += encoder.add(indices, colors, i / 10, opaque if clear else None)
+            if clear:
+                masks.append(opaque)
+        (tmp_path / "in" / name).write_bytes(data + encoder.end())
+    out = tmp_path / "out"
+    assert main(["batch", str(tmp_path / "in"), "-o", str(out), "--to", "gif", "--chunk-seconds", "1",
+                 "--scheduler", cluster, "-q"]) == 0
+    done = {record["input"].rsplit("/", 1)[-1]: record for record in _manifest(out) if record.get("status") == "done"}
+    assert done["sticker.gif"]["chunks"] == 1 and done["plain.gif"]["chunks"] >= 2
+    with av.open(str(out / "sticker.gif")) as gif:
+        shown = [frame.to_ndarray(format="rgba")[..., 3] >= 128 for frame in gif.decode(video=0)]
+    assert len(shown) == len(masks) and all((a == b).all() for a, b in zip(shown, masks))
