@@ -92,7 +92,7 @@ def carries_audio(args) -> bool:
 
 
 #: Outputs that keep transparency: animations, and pictures (`livequant.sinks.ALPHA_PICTURES`).
-ALPHA_OUTPUTS = (".gif", ".webp", ".apng", *ALPHA_PICTURES)
+ALPHA_OUTPUTS = (".gif", ".apng", *ALPHA_PICTURES)
 
 
 def keeps_alpha(args) -> bool:
