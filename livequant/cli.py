@@ -383,7 +383,8 @@ def _parser() -> argparse.ArgumentParser:
     p.set_defaults(func=_image)
 
     p = command("palette", "Extract a palette from an image or a video",
-                "A video is sampled at frames spread over its length. The colours are printed as hex codes.")
+                "A video is sampled at frames spread over its length; transparent pixels are left out. The\n"
+                "colours are printed as hex codes.")
     p.add_argument("input", help="image or video file, URL, or - (standard input)")
     p.add_argument("-o", "--output", metavar="FILE",
                    help="also save the palette: the suffix picks the format: .gpl .act .json .hex .txt .png")
@@ -872,16 +873,18 @@ def _extract_palette(args) -> int:
     picture = (Path(args.input).suffix.lower() in IMAGE_SUFFIXES and not _streamed(args.input)
                and not is_animated(args.input))
     if picture and not numbered_files(args.input):
-        with Images(args.input, max_pixels=args.max_pixels) as source:  # every image of a glob
+        with Images(args.input, max_pixels=args.max_pixels, alpha=True) as source:  # every image of a glob
             pixels = _sampled_pixels(source, most=source.frame_count)
     else:
-        with VideoFile(args.input, max_pixels=args.max_pixels) as video:
+        with VideoFile(args.input, max_pixels=args.max_pixels, alpha=True) as video:
             if video.endless:
                 raise UsageError(f"`livequant palette` reads its input through, and '{args.input}' does not say how "
                                  "long it lasts (a live stream?); save a stretch of it first: `livequant transcode "
                                  f"'{args.input}' clip.mkv --lossless --duration 10`")
             pixels = _sampled_pixels(video, most=32)
         _warn_damage(video.undecodable, video.damaged)
+    if not len(pixels):
+        raise UsageError(f"'{args.input}' is wholly transparent: no colour shows to fit a palette to")
     name = "" if output is None else os.fsencode(output.stem).decode(errors="replace")  # a palette's name is text
     palette = _fit_palette(pixels, args, name)
     print(" ".join(palette.to_hex()))

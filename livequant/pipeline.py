@@ -233,10 +233,11 @@ def run(source, quantizer, sinks, *, max_frames: int | None = None, on_frame=Non
     source : iterable of ((H, W, 3) uint8 ndarray, float)
         An open source from `livequant.sources`, or anything yielding
         ``(frame, time)`` pairs, or ``(frame, time, opaque)`` triples whose
-        mask (`livequant.frames.split_alpha`) goes on to the sinks. A true ``source.live`` drops stale frames and
-        calls `Quantizer.process` (create the quantizer with
-        ``background=True`` so a frame never waits for a fit); otherwise the
-        palette track runs ahead and the output equals the synchronous one.
+        mask (`livequant.frames.split_alpha`) goes on to the sinks. A true
+        ``source.live`` drops stale frames and calls `Quantizer.process`
+        (create the quantizer with ``background=True`` so a frame never waits
+        for a fit); otherwise the palette track runs ahead and the output
+        equals the synchronous one.
     quantizer : livequant.quantizer.Quantizer
     sinks : sequence of sinks
         Objects with ``write(qframe)``; see `livequant.sinks`. A writer thread

@@ -924,8 +924,9 @@ class GifWriter(_FileSink):
 
     Each frame is cropped to the rectangle that changed, its unchanged pixels
     are transparent (as are its own transparent pixels, `QuantizedFrame.opaque`:
-    a GIF then holds 255 colours a frame), and it carries a local colour table only when it needs
-    colours the global table (the first frame's palette) lacks. Frame delays
+    a GIF then holds 255 colours a frame), and it carries a local colour
+    table only when it needs colours the global table (the first frame's
+    palette) lacks. Frame delays
     come from the frame times, rounded to GIF's 1/100 s; a frame under 2/100 s
     after the last one kept is left out (counted in ``dropped``), as players
     show shorter delays as 10/100 s. The last frame lasts until `end_at` says

@@ -208,6 +208,17 @@ def test_a_palette_spends_no_entry_on_transparent_pixels(tmp_path):
     assert {tuple(c) for c in rgba[_shows(rgba)][:, :3].tolist()} == {RED, BLUE}
 
 
+def test_the_palette_command_fits_the_pixels_that_show(sprite_gif, tmp_path, capsys):
+    picture = tmp_path / "sprite.png"
+    cv2.imwrite(str(picture), cv2.cvtColor(_sprite_frames()[0], cv2.COLOR_RGBA2BGRA))
+    for source in (picture, sprite_gif):
+        assert main(["palette", str(source), "-k", "4"]) == 0
+        assert set(capsys.readouterr().out.split()) == {"#dc1e1e", "#1e28d2"}  # red and blue, no green or white
+    cv2.imwrite(str(picture), np.zeros((8, 8, 4), np.uint8))
+    assert main(["palette", str(picture)]) == 2
+    assert "wholly transparent" in capsys.readouterr().err
+
+
 @pytest.mark.parametrize(("output", "background", "expected"), [
     ("out.jpg", [], (255, 255, 255)), ("out.png", ["--background", "black"], (0, 0, 0)),
     ("out.gif", ["--background", "#20a0ff"], (0x20, 0xA0, 0xFF))])
