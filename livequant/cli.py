@@ -203,8 +203,9 @@ def _add_pixelate(parser) -> None:
 def _add_encoding_options(parser: argparse.ArgumentParser) -> None:
     group = parser.add_argument_group("video encoding")
     group.add_argument("--crf", type=_number(float, 0), help="quality: lower is better and larger, 0..51 for "
-                       "H.264 and H.265, 0..63 for VP9 and AV1 (libsvtav1); other encoders take none (default: 20 "
-                       "for H.264, 32 for VP9)")
+                       "H.264 and H.265, 0..63 for VP9 and AV1 (libsvtav1), the quantizer 1..31 for MPEG-4 part 2, "
+                       "MPEG-1/2 and Motion JPEG (FFmpeg's -q:v); other encoders take none (default: 20 for H.264, "
+                       "32 for VP9, 3 for the quantizer)")
     group.add_argument("--codec", help="FFmpeg encoder, such as libx264, libvpx-vp9, ffv1 (default: by suffix)")
     group.add_argument("--lossless", action="store_true", help="keep every pixel exact: FFV1 in .mkv, VP9 in "
                        ".webm, libx264rgb otherwise (larger files); with --codec, one of those three")

@@ -36,14 +36,25 @@ from livequant.palette import Palette
 from livequant.png import indexed_png
 from livequant.sources import SEQUENCE_NUMBER, AudioFeed, quiet_opencv
 
-__all__ = ["ALPHA_PICTURES", "AnimationWriter", "CRF_RANGES", "GifWriter", "ImageWriter", "MAX_LOOP", "NUMBERED",
-           "OneBehind", "Preview", "VideoWriter", "check_target", "numbered_files"]
+__all__ = ["ALPHA_PICTURES", "AnimationWriter", "CRF_RANGES", "DEFAULT_QUANTIZER", "GifWriter", "ImageWriter",
+           "MAX_LOOP", "NUMBERED", "OneBehind", "Preview", "QUANTIZER_ENCODERS", "VideoWriter", "check_target",
+           "numbered_files"]
 
 log = logging.getLogger("livequant")
 #: The most repeats an animation's loop count holds (GIF and WebP store the plays in 16 bits).
 MAX_LOOP = 65534
-#: The encoders that take --crf, and the largest each takes (lower is better; the smallest is 0).
-CRF_RANGES = {"libx264": 51, "libx264rgb": 51, "libx265": 51, "libvpx-vp9": 63, "libsvtav1": 63}
+#: Encoders that code each frame at a quantizer scale (FFmpeg's ``-q:v``, 1..31) and have no constant rate
+#: factor: MPEG-4 part 2, MPEG-1/2, Motion JPEG and their kin. Left to FFmpeg's rate control they get 200 kb/s
+#: (cockatoo at 720p: 3.3 levels off a pixel on average in MPEG-4, against 1.5 for H.264 at CRF 20).
+QUANTIZER_ENCODERS = ("mpeg4", "msmpeg4v2", "msmpeg4", "mpeg1video", "mpeg2video", "mjpeg", "h263", "h263p", "flv",
+                      "wmv1", "wmv2")
+#: Their quantizer unless --crf says: 3 took cockatoo's first 2 s at 720p to 1.72 levels off in MPEG-4 (0.94 MB;
+#: 2: 1.56, 1.39 MB; 4: 1.87, 0.73 MB), 1.64 in MPEG-2, 1.44 in Motion JPEG; H.264 at CRF 20 1.53 (0.48 MB).
+DEFAULT_QUANTIZER = 3
+#: The encoders that take --crf, and its range for each (lower is better and larger): a constant rate factor,
+#: or for `QUANTIZER_ENCODERS` the quantizer.
+CRF_RANGES = {"libx264": (0, 51), "libx264rgb": (0, 51), "libx265": (0, 51), "libvpx-vp9": (0, 63),
+              "libsvtav1": (0, 63), **{codec: (1, 31) for codec in QUANTIZER_ENCODERS}}
 #: A number's place in an image-sequence pattern: ``{}``, ``{:04d}``, ``%d`` or ``%04d``.
 NUMBERED = re.compile(r"\{[^{}]*\}|" + SEQUENCE_NUMBER.pattern)  # Python's {} or FFmpeg's %04d
 #: Ticks a second of video time at least (MPEG's 90 kHz clock); see ``_video_time_base``.
@@ -435,12 +446,16 @@ def _encoder(suffix: str, codec: str | None, crf: float | None, lossless: bool) 
         codec = lossless_codec if lossless else "libvpx-vp9" if suffix == ".webm" else "libx264"
     if lossless and crf is not None:
         raise ValueError("--crf sets the quality of lossy video and --lossless keeps every pixel; leave out one")
-    top = CRF_RANGES.get(codec)
-    if crf is not None and top is None:
-        raise ValueError(f"--crf sets the quality of {', '.join(CRF_RANGES)} and {codec} takes none; leave out "
-                         "--crf, or choose one of those with --codec")
-    if crf is not None and crf > top:
-        raise ValueError(f"--crf {crf:g} is out of {codec}'s range 0..{top}; use a value in it (lower is better)")
+    crf_range = CRF_RANGES.get(codec)
+    if crf is not None and crf_range is None:
+        raise ValueError(f"--crf sets the quality of libx264, libx265, libvpx-vp9, libsvtav1 and "
+                         f"{', '.join(QUANTIZER_ENCODERS)}, and {codec} takes none; leave out --crf, or choose one of "
+                         "those with --codec")
+    if crf is not None and not crf_range[0] <= crf <= crf_range[1]:
+        raise ValueError(f"--crf {crf:g} is out of {codec}'s range {crf_range[0]}..{crf_range[1]}; use a value in "
+                         "it (lower is better)")
+    if crf is not None and codec in QUANTIZER_ENCODERS and crf != int(crf):
+        raise ValueError(f"--crf sets {codec}'s quantizer, a whole number 1..31, not {crf:g}; round it")
     try:
         found = av.Codec(codec, "w")
     except av.codec.codec.UnknownCodecError:
@@ -471,6 +486,9 @@ def _encoder(suffix: str, codec: str | None, crf: float | None, lossless: bool) 
         raise ValueError(f"{codec} stores video as {pix_fmt}, which cannot hold the palette's colours; choose "
                          f"another --codec{', or write a .gif file' if codec == 'gif' else ''}")
     options = {} if crf is None else {"crf": f"{crf:g}"}
+    if codec in QUANTIZER_ENCODERS:  # the quantizer held at one value, whatever the rate control asks
+        quantizer = f"{DEFAULT_QUANTIZER if crf is None else int(crf)}"
+        options = {"qmin": quantizer, "qmax": quantizer}
     if codec == "dnxhd":  # DNxHD's own profile takes a few broadcast sizes and bit rates; DNxHR HQ any from 256x120
         options["profile"] = "dnxhr_hq"
     if codec == "libx265":  # x265 prints its info lines itself, whatever FFmpeg's log level

@@ -647,3 +647,28 @@ def test_preview_starts_quietly(xdisplay):
     done = subprocess.run([sys.executable, "-c", show], capture_output=True, text=True, timeout=120)
     assert done.returncode == 0, done.stderr
     assert done.stderr == ""
+
+
+@pytest.mark.parametrize(("codec", "suffix"), [("mpeg4", ".mp4"), ("mpeg2video", ".mpg"), ("mjpeg", ".avi")])
+def test_quantizer_encoders_code_at_a_quantizer_that_crf_sets(tmp_path, codec, suffix):
+    """MPEG-4 part 2, MPEG-2 and Motion JPEG have no CRF; FFmpeg's rate control alone gave them 200 kb/s. They code
+    at quantizer 3 unless --crf sets another: a lower one is larger and closer to the quantized frames."""
+    from conftest import write_clip
+    from livequant.cli import main
+
+    clip = write_clip(tmp_path / "in.mp4", size=(640, 360), frames=12).path
+    exact = tmp_path / "exact.mkv"
+    assert main(["transcode", str(clip), str(exact), "--lossless", "-k", "64", "-q"]) == 0
+    with av.open(str(exact)) as container:
+        reference = [f.to_ndarray(format="rgb24").astype(int) for f in container.decode(video=0)]
+    error, size = {}, {}
+    for crf in ("2", None, "31"):
+        out = tmp_path / f"{crf}{suffix}"
+        assert main(["transcode", str(clip), str(out), "--codec", codec, "-k", "64", "-q",
+                     *(["--crf", crf] if crf else [])]) == 0
+        with av.open(str(out)) as container:
+            frames = [f.to_ndarray(format="rgb24") for f in container.decode(video=0)]
+        error[crf] = np.mean([np.abs(a - b).mean() for a, b in zip(reference, frames, strict=True)])
+        size[crf] = out.stat().st_size
+    assert size["2"] > size[None] > size["31"]
+    assert error["2"] < error[None] < error["31"] and error[None] < 2.5
