@@ -134,6 +134,9 @@ def _check_same_size(qframe: QuantizedFrame, size: tuple[int, int], sink) -> Non
                         "give every frame the first one's size (livequant.adapters.adapt(source, size=...))")
 
 
+#: Sound codecs an MPEG-TS file carries as they are: FFmpeg's muxer takes them, while PyAV lists only MPEG-2's own
+#: as what the format holds.
+TS_SOUND = frozenset({"aac", "mp3", "mp2", "ac3", "eac3", "opus"})
 #: Picture suffixes whose files keep transparency (`_write_still`).
 ALPHA_PICTURES = (".png", ".webp", ".tif", ".tiff")
 
@@ -588,6 +591,8 @@ class AudioTrack:
     @staticmethod
     def copies(stream, output, copy: bool = True) -> bool:
         """Whether a track of ``stream`` into ``output`` copies its packets (else decodes and re-encodes them)."""
+        if output.format.name == "mpegts":
+            return copy and stream.codec_context.codec.canonical_name in TS_SOUND
         return copy and stream.codec_context.name in output.supported_codecs
 
     def _timed_items(self):

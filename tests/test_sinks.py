@@ -282,6 +282,21 @@ def test_re_encoded_sound_starts_and_ends_at_the_samples_the_video_does(tmp_path
     assert np.flatnonzero(np.abs(sound) > 0.45)[0] <= 48  # the click, within 1 ms of the start
 
 
+@pytest.mark.parametrize("codec", ["ac3", "aac"])
+def test_mpeg_ts_carries_the_sound_as_it_is(tmp_path, make_qframe, codec):
+    """PyAV lists only MPEG-2's own codecs as what MPEG-TS holds, so AC-3, AAC and MP3 were re-encoded to AAC."""
+    source, path = tmp_path / "clicks.mkv", tmp_path / "out.ts"
+    _clicks(source, codec=codec)
+    with VideoWriter(path, 30, audio_from=source, codec="libx264") as sink:
+        _write(sink, make_qframe, 15, fps=30)
+    with av.open(str(source)) as original, av.open(str(path)) as written:
+        kept = [bytes(p) for p in original.demux(audio=0) if p.size][:8]
+        copied = [bytes(p) for p in written.demux(audio=0) if p.size][:8]
+        assert written.streams.audio[0].codec_context.codec.canonical_name == codec
+    assert all(old in new for old, new in zip(kept, copied))  # the same frames (an ADTS header before AAC's)
+    assert 0.45 <= _audio_seconds(path)[1] <= 0.6
+
+
 def test_audio_follows_a_late_start(tmp_path, make_qframe, clip):
     path = tmp_path / "late_audio.mkv"
     with VideoWriter(path, 12, audio_from=clip.path) as sink:
