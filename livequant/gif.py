@@ -111,13 +111,20 @@ class GifEncoder:
         Give every frame a colour table of its own, so its image can be copied
         into another GIF (``livequant batch`` joins chunks of frames without
         transparency so).
+    alpha : bool
+        The frames may have transparent pixels: the first frame's control
+        block names a transparent index even where that frame has none, where
+        its table has room (Pillow decodes the frames after a first without one
+        as opaque).
     """
 
-    def __init__(self, width: int, height: int, colors: np.ndarray, loop: int = 0, local_tables: bool = False):
+    def __init__(self, width: int, height: int, colors: np.ndarray, loop: int = 0, local_tables: bool = False,
+                 alpha: bool = False):
         if not (1 <= width <= 65535 and 1 <= height <= 65535):
             raise ValueError(f"GIF pictures are at most 65535 x 65535 pixels, got {width} x {height}")
         self.width, self.height, self.loop = width, height, loop
         self.local_only = local_tables
+        self.alpha = alpha
         self._global = pack_rgb(np.asarray(colors, np.uint8))
         self._global_bits = _bits(len(self._global))
         self._canvas: np.ndarray | None = None  # (H, W) uint32 colours the viewer shows now
@@ -188,7 +195,8 @@ class GifEncoder:
         if opaque is not None:  # transparent pixels take an entry of their own, after the palette's
             indices = np.where(opaque, indices, np.uint16(len(packed)))
             packed = np.append(packed, _CLEAR)
-        first_clear = self._canvas is None and opaque is not None
+        first = self._canvas is None
+        first_clear = first and opaque is not None
         if first_clear:  # nothing shows yet: drawn over a clear canvas
             self._canvas = np.full(indices.shape, _CLEAR)
         if self._canvas is None:
@@ -237,14 +245,15 @@ class GifEncoder:
             self.local_tables += 1
         transparent = None
         min_code_size = max(2, bits)
-        if (clear_needed or (changed is not None and not changed.all())) and free.any():
+        if (clear_needed or (first and self.alpha) or (changed is not None and not changed.all())) and free.any():
             transparent = int(np.flatnonzero(free)[-1])
             if clear_index is not None:
                 lut[clear_index] = transparent
+            self.transparent_frames += 1
+        if transparent is not None and changed is not None:
             choices = transparent_codes(region, changed, lut, transparent)
             compressed = min((lzw_encode(codes.ravel(), min_code_size) for codes in choices), key=len)
-            self.transparent_frames += 1
-        else:
+        else:  # every pixel drawn (a first frame, cleared after it where the next shows transparent pixels)
             compressed = lzw_encode(lut[region].astype(np.uint8).ravel(), min_code_size)
         data = bytes([0x2C]) + b"".join(int(v).to_bytes(2, "little") for v in (left, top, right - left, bottom - top))
         if table is None:

@@ -133,7 +133,8 @@ def open_output(args, source, inputs):
             raise ValueError(f"--quality applies to animated WebP (.webp) only, not '{args.output}'")
         loop = animation_loop(args)
         if suffix == ".gif":
-            return GifWriter(args.output, loop=loop, overwrite=args.overwrite, inputs=inputs)
+            return GifWriter(args.output, loop=loop, overwrite=args.overwrite, inputs=inputs,
+                             alpha=getattr(source, "has_alpha", False))
         if animation:
             return AnimationWriter(args.output, loop=loop, quality=quality, overwrite=args.overwrite, inputs=inputs,
                                    alpha=getattr(source, "has_alpha", False))

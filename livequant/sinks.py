@@ -973,14 +973,18 @@ class GifWriter(_FileSink):
     fps : float, optional
         Frame rate for frames without a time: each shows ``1 / fps`` after
         the one before. Without it such frames are an error.
+    alpha : bool
+        The frames may have transparent pixels (see `livequant.gif.GifEncoder`);
+        they are kept either way.
     """
 
     def __init__(self, path, *, loop: int = 0, overwrite: bool = False, inputs=(), local_palettes: bool = False,
-                 fps: float | None = None):
+                 fps: float | None = None, alpha: bool = False):
         _check_loop(loop)
         self.fps = _optional_fps(fps)
         self.loop = loop
         self.local_palettes = local_palettes
+        self.alpha = alpha
         self.dropped = 0
         super().__init__(path, overwrite, inputs)
         self._file = None
@@ -996,7 +1000,7 @@ class GifWriter(_FileSink):
             height, width = qframe.indices.shape
             try:
                 self._gif = GifEncoder(width, height, qframe.palette.colors, self.loop,
-                                       local_tables=self.local_palettes)
+                                       local_tables=self.local_palettes, alpha=self.alpha)
             except ValueError as e:
                 raise SinkError(f"cannot write '{self.path}': {e}; resize with --width or --scale") from None
             self._file = open(self._tmp, "wb")

@@ -114,8 +114,10 @@ def test_gif_frames_show_what_was_given_where_pixels_come_and_go(seed, tmp_path)
         opaque = rng.random((h, w)) < rng.choice([0.0, 0.3, 0.9, 1.0])
         y, x = rng.integers(0, h), rng.integers(0, w)
         opaque[y : y + 6, x : x + 9] = True
+        if i == 0 and seed % 2 == 0:  # a first frame that shows whole, cleared where the next does not
+            opaque[:] = True
         frames.append((colors, indices, None if opaque.all() else opaque))
-    encoder = GifEncoder(w, h, frames[0][0])
+    encoder = GifEncoder(w, h, frames[0][0], alpha=True)
     data = encoder.header()
     for i, (colors, indices, opaque) in enumerate(frames):
         data += encoder.add(indices, colors, i * 0.1, opaque)
@@ -196,6 +198,26 @@ def test_transcode_keeps_transparency_in_animations(sprite_gif, tmp_path, suffix
         shown = rgba[..., :3][opaque].astype(int)
         assert np.abs(shown - rgb[opaque]).max() <= 2  # red and blue, as they were
         assert not (np.abs(rgba[..., :3][opaque].astype(int) - GREEN).sum(axis=1) < 60).any()
+
+
+def test_an_animation_that_turns_transparent_after_a_whole_first_frame(tmp_path):
+    """A first frame that shows whole is cleared where the next one shows transparent pixels; it names a transparent
+    index all the same, without which Pillow decodes every later frame as opaque."""
+    frames = _sprite_frames()
+    frames[0][..., 3] = 255
+    source = tmp_path / "in.apng"
+    with av.open(str(source), "w", format="apng") as out:
+        stream = out.add_stream("apng", rate=10)
+        stream.width, stream.height, stream.pix_fmt = frames[0].shape[1], frames[0].shape[0], "rgba"
+        for i, rgba in enumerate(frames):
+            frame = av.VideoFrame.from_ndarray(rgba, format="rgba")
+            frame.pts = i
+            out.mux(stream.encode(frame))
+        out.mux(stream.encode(None))
+    out = tmp_path / "out.gif"
+    assert main(["transcode", str(source), str(out), "-k", "4", "-q"]) == 0
+    for decoded in (_decoded_rgba(out), _pillow_rgba(out)):
+        assert [(_shows(rgba) == (f[..., 3] >= ALPHA_CUT)).all() for rgba, f in zip(decoded, frames)] == [True] * 6
 
 
 def test_a_palette_spends_no_entry_on_transparent_pixels(tmp_path):
