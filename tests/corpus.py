@@ -379,6 +379,10 @@ def cases(folder: Path) -> list[Case]:
     video("variable-rate.mp4", "ok", frames=8)
     video("rotated-90.mp4", "ok", frames=6, size=(48, 64))
     video("alpha.mov", "ok", frames=4, size=(34, 22))
+    for suffix in (".gif", ".apng"):  # transparency kept
+        video("alpha.mov", "ok", frames=4, size=(33, 21), out=f"{{out}}{suffix}",
+              label=f"transcode alpha.mov to {suffix}")
+    video("alpha.mov", "error", "--background", "teal-ish", names="teal-ish", label="transcode --background teal-ish")
     video("whole.mp4", "error", "--max-pixels", "1000", names=limit, label="transcode --max-pixels 1000")
 
     for name in ("empty.png", "text.png", "folder.png", "missing.png", "truncated.png", "zero-length-segment.jpg"):
