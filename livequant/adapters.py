@@ -9,7 +9,7 @@ from __future__ import annotations
 import cv2  # before av (through sources): PyAV's bundled libxcb loaded first makes OpenCV windows hang (PyAV#978)
 
 from livequant.frames import QuantizedFrame, check_fps
-from livequant.sources import Images, Pacer, VideoFile, resize, resize_opaque
+from livequant.sources import AnimatedWebP, Images, Pacer, VideoFile, resize, resize_opaque
 
 __all__ = ["adapt", "enlarge"]
 
@@ -54,7 +54,7 @@ class _Adapted:
         self._size = None  # resized here, for sources without a decoder that can
         if size is not None:
             self.size = (int(size[0]), int(size[1]))
-            if isinstance(source, (VideoFile, Images)):
+            if isinstance(source, (VideoFile, Images, AnimatedWebP)):
                 source.scale(self.size)
             else:
                 self._size = self.size

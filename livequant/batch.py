@@ -71,7 +71,7 @@ from livequant.pipeline import end_at, run
 from livequant.report import QualityReport, still_change
 from livequant.sinks import VIDEO_SUFFIXES as VIDEO_OUTPUTS
 from livequant.sinks import AudioTrack, GifWriter, OneBehind, check_target, muxer_options
-from livequant.sources import VideoFile, damage_note
+from livequant.sources import VideoFile, damage_note, open_video
 from livequant.track import scene_cuts
 
 __all__ = ["BatchError", "Chunk", "Item", "find_inputs", "plan_chunks", "run_batch", "settings_hash"]
@@ -363,7 +363,7 @@ def encode_task(source_path: str, output: str, options: argparse.Namespace, key:
     kept = transparency(task_options)
     if chunk is not None:  # files whose transparency is kept are not cut into chunks (`_Run`)
         kept["alpha"] = False
-    with VideoFile(source_path, start=start, max_pixels=options.max_pixels, **kept) as source:
+    with open_video(source_path, start=start, max_pixels=options.max_pixels, **kept) as source:
         size, n, shown = frame_size(source.size, options)
         sink = (GifWriter(output, loop=animation_loop(task_options), overwrite=True, local_palettes=True)
                 if chunk and output.suffix == ".gif" else open_output(task_options, source, [source_path]))

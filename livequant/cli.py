@@ -45,7 +45,8 @@ from livequant.report import QualityReport, check_path
 from livequant.sinks import (MAX_LOOP, NUMBERED, VIDEO_SUFFIXES, GifWriter, ImageWriter, Preview, VideoWriter,
                              check_target, numbered_files)
 from livequant.sources import (IMAGE_SUFFIXES, MAX_PIXELS, STDIN, Images, Looping, Reconnecting, TestPattern, VideoFile,
-                               Webcam, damage_note, is_animated, is_picture_sequence, is_pipe, list_cameras, loop_count)
+                               Webcam, damage_note, is_animated, is_picture_sequence, is_pipe, list_cameras, loop_count,
+                               open_video)
 
 __all__ = ["PreviewKeys", "main"]
 
@@ -487,12 +488,13 @@ def _save_report(report: QualityReport | None, args) -> None:
             print(f"wrote {args.report}: {report.summary()}", file=sys.stderr)
 
 
-def _open_video(path: str, fps: float | None, max_pixels: int, carry_audio: bool = False, **options) -> VideoFile:
-    """``path`` as a `VideoFile` (``options``: its start, duration, alpha, background); pictures (numbered or a
+def _open_video(path: str, fps: float | None, max_pixels: int, carry_audio: bool = False, **options):
+    """``path`` as a `VideoFile`, or an `AnimatedWebP` (`open_video`; ``options``: its start, duration, alpha,
+    background); pictures (numbered or a
     glob) play at ``fps`` (else FFmpeg's 25), a video at its own times. With ``carry_audio``, a URL's or standard
     input's sound is demuxed with the video."""
-    return VideoFile(path, **options, fps=fps if is_picture_sequence(path) else None, max_pixels=max_pixels,
-                     carry_audio=carry_audio and _streamed(path))
+    return open_video(path, **options, fps=fps if is_picture_sequence(path) else None, max_pixels=max_pixels,
+                      carry_audio=carry_audio and _streamed(path))
 
 
 def _streamed(path: str) -> bool:
@@ -877,7 +879,7 @@ def _extract_palette(args) -> int:
         with Images(args.input, max_pixels=args.max_pixels, alpha=True) as source:  # every image of a glob
             pixels = _sampled_pixels(source, most=source.frame_count)
     else:
-        with VideoFile(args.input, max_pixels=args.max_pixels, alpha=True) as video:
+        with open_video(args.input, max_pixels=args.max_pixels, alpha=True) as video:
             if video.endless:
                 raise UsageError(f"`livequant palette` reads its input through, and '{args.input}' does not say how "
                                  "long it lasts (a live stream?); save a stretch of it first: `livequant transcode "

@@ -38,9 +38,10 @@ from livequant.icc import srgb_transform, to_srgb
 from livequant.mailbox import END, Mailbox
 from livequant.png import SIGNATURE as PNG_SIGNATURE
 
-__all__ = ["AUDIO_READ_ON", "AudioFeed", "IMAGE_SUFFIXES", "Images", "Looping", "MAX_PIXELS", "Pacer", "Reconnecting",
-           "SEQUENCE_NUMBER", "STDIN", "TestPattern", "VideoFile", "Webcam", "damage_note", "is_animated",
-           "is_picture_sequence", "is_pipe", "list_cameras", "loop_count", "open_source", "read_image", "resize"]
+__all__ = ["AUDIO_READ_ON", "AnimatedWebP", "AudioFeed", "IMAGE_SUFFIXES", "Images", "Looping", "MAX_PIXELS", "Pacer",
+           "Reconnecting", "SEQUENCE_NUMBER", "STDIN", "TestPattern", "VideoFile", "Webcam", "damage_note",
+           "is_animated", "is_picture_sequence", "is_pipe", "list_cameras", "loop_count", "open_source", "open_video",
+           "read_image", "read_image_alpha", "resize", "resize_opaque", "resize_rgba"]
 
 log = logging.getLogger("livequant")
 
@@ -538,8 +539,8 @@ class VideoFile(_Source):
                                   f"{megapixels(max_pixels)} megapixels; if you trust the file, raise the limit with "
                                   "--max-pixels")
             if self.undecodable and self.path.lower().endswith(".webp"):
-                raise SourceError(f"cannot read {self._named}: FFmpeg here cannot decode animated WebP; "
-                                  "convert it to .gif or .mp4 first (`livequant image` reads a still WebP)")
+                raise SourceError(f"cannot read {self._named}: FFmpeg here cannot decode animated WebP; open it "
+                                  "with livequant.sources.open_video (an AnimatedWebP, through Pillow)")
             cause = "no frame could be decoded" if self.undecodable else "no frames"
             where = f" from {start:g} s on" if start else ""
             if start and not self.undecodable and length:
@@ -1348,6 +1349,95 @@ class Images(_Source):
             yield (rgb, i / self.fps, opaque) if self.alpha else (rgb, i / self.fps)
 
 
+class AnimatedWebP(_Source):
+    """The frames of an animated WebP file, decoded with Pillow (FFmpeg here decodes none), each at its time.
+
+    It reads as a `VideoFile` does, without sound: ``start`` and ``duration``
+    in seconds, ``alpha`` (``(frame, time, opaque)`` triples) or ``background``,
+    and `scale`. A frame Pillow cannot decode ends the frames there, counted in
+    ``undecodable``.
+
+    Attributes
+    ----------
+    has_alpha : bool
+        With ``alpha``, true: WebP frames are RGBA.
+    end_time : float or None
+        Once the frames have run out: when the last one stops showing.
+    """
+
+    has_audio, audio, audio_tracks, endless, origin = False, None, 0, False, 0.0
+
+    def __init__(self, path, start: float | None = None, duration: float | None = None, *,
+                 max_pixels: int = MAX_PIXELS, alpha: bool = False, background: tuple[int, int, int] = WHITE):
+        from PIL import Image, UnidentifiedImageError
+
+        _check_max_pixels(max_pixels)
+        self.path = os.fspath(path)
+        try:
+            self._image = Image.open(self.path)
+        except (OSError, UnidentifiedImageError) as e:
+            raise SourceError(f"cannot read animation '{self.path}': {e}; is the file complete?") from None
+        try:
+            _check_limit("animation", self.path, *self._image.size, max_pixels)
+        except SourceError:
+            self._image.close()
+            raise
+        self.size = self._image.size
+        self.frame_count = getattr(self._image, "n_frames", 1)
+        self.start, self.duration = start, duration
+        self.alpha, self.background = bool(alpha), tuple(background)
+        self.has_alpha = self.alpha
+        self.end_time: float | None = None
+        self._size = None  # scaled to
+        self._image.load()  # a frame's duration is known once it is decoded
+        first = self._image.info.get("duration") or 0
+        self.fps = 1000 / first if first > 0 else None  # the first frame's rate
+
+    def scale(self, size) -> None:
+        """Scale the frames to ``size`` ``(W, H)``, with their transparency (`resize_rgba`)."""
+        self.size = self._size = (int(size[0]), int(size[1]))
+
+    def __iter__(self):
+        start = self.start or 0.0
+        end = None if self.duration is None else start + self.duration
+        t = 0.0
+        for i in range(self.frame_count):
+            if end is not None and t >= end - 1e-6:
+                break
+            try:
+                self._image.seek(i)
+                rgba = np.asarray(self._image.convert("RGBA"))
+            except (OSError, ValueError):
+                self.undecodable += self.frame_count - i
+                break
+            until = t + (self._image.info.get("duration") or 0) / 1000
+            if until > start + 1e-6 or (until == t and t >= start):
+                if self._size is not None:
+                    rgba = resize_rgba(rgba, self._size)
+                shown = max(t, start)
+                self.end_time = until if end is None else min(until, end)
+                if self.alpha:
+                    rgb, opaque = split_alpha(rgba)
+                    yield rgb, shown, opaque
+                else:
+                    yield flatten_alpha(rgba, self.background), shown
+            t = until
+
+    def close(self) -> None:
+        """Close the file."""
+        self._image.close()
+
+
+def open_video(path, **kw) -> VideoFile | AnimatedWebP:
+    """A `VideoFile` of ``path``, or for an animated WebP file (which FFmpeg here cannot decode) an
+    `AnimatedWebP`: keyword arguments go to it (``fps`` and ``carry_audio`` only to a `VideoFile`)."""
+    if _animation(path) != "webp":
+        return VideoFile(path, **kw)
+    kw.pop("carry_audio", None)
+    kw.pop("fps", None)
+    return AnimatedWebP(path, **kw)
+
+
 class Pacer:
     """Waits until each frame's time comes in real time; `stop` ends a wait at once.
 
@@ -1619,7 +1709,7 @@ def open_source(spec, **kw) -> _Source:
     """Open a source from a command-line style ``spec``.
 
     ``"test"`` gives a `TestPattern`, an int or digit string a `Webcam`, a
-    picture `Images`, anything else a `VideoFile`: a video, or pictures
+    picture `Images`, an animated WebP `AnimatedWebP`, anything else a `VideoFile`: a video, or pictures
     numbered or matched by a glob (`is_picture_sequence`: ``frames/%04d.png``,
     ``frames/*.png``), played at ``fps`` (FFmpeg's 25 unless given).
     Keyword arguments go to the source's constructor.
@@ -1633,4 +1723,4 @@ def open_source(spec, **kw) -> _Source:
         return TestPattern(**kw)
     if Path(text).suffix.lower() in IMAGE_SUFFIXES and not is_picture_sequence(text) and not is_animated(text):
         return Images(text, **kw)
-    return VideoFile(text, **kw)
+    return open_video(text, **kw)

@@ -750,12 +750,17 @@ def test_encoder_settings_the_encoder_cannot_honour_are_refused(clip, tmp_path, 
     assert list(tmp_path.iterdir()) == []
 
 
-def test_an_animated_webp_input_is_refused_saying_why(clip, tmp_path, capsys):
+def test_an_animated_webp_input_is_read_with_pillow_and_a_damaged_one_refused(clip, tmp_path, capsys):
+    """FFmpeg here decodes no animated WebP; it was refused ("convert it to .gif or .mp4 first")."""
     animation = tmp_path / "in.webp"
     assert main(["transcode", str(clip.path), str(animation), "--duration", "0.5", "-q"]) == 0
-    assert main(["transcode", str(animation), str(tmp_path / "out.mp4")]) == 1
-    assert "FFmpeg here cannot decode animated WebP; convert it to .gif or .mp4 first" in capsys.readouterr().err
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["in.webp"]
+    assert main(["transcode", str(animation), str(tmp_path / "out.mp4"), "-q"]) == 0
+    with av.open(str(clip.path)) as original, av.open(str(tmp_path / "out.mp4")) as written:
+        expected = [round(float(f.time), 3) for f in original.decode(video=0) if f.time < 0.5 - 1e-6]
+        assert [round(float(f.time), 3) for f in written.decode(video=0)] == expected
+    animation.write_bytes(animation.read_bytes()[: animation.stat().st_size // 2])
+    assert main(["transcode", str(animation), str(tmp_path / "cut.mp4")]) == 1
+    assert "cannot read animation" in capsys.readouterr().err and not (tmp_path / "cut.mp4").exists()
 
 
 def test_a_start_past_the_end_says_how_long_the_input_is(clip, tmp_path, capsys):

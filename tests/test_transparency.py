@@ -291,3 +291,22 @@ def test_256_colours_with_transparency_in_a_gif_is_an_error_naming_the_fix(tmp_p
 def test_a_background_that_is_no_colour_is_a_usage_error(sprite_gif, tmp_path, capsys):
     assert main(["transcode", str(sprite_gif), str(tmp_path / "out.gif"), "--background", "teal-ish"]) == 2
     assert "is not a colour" in capsys.readouterr().err
+
+
+def test_an_animated_webp_sticker_keeps_its_transparency_and_times(tmp_path):
+    """FFmpeg here decodes no animated WebP (the stickers of chat apps); Pillow does, frame by frame."""
+    frames = _sprite_frames()
+    source = tmp_path / "sticker.webp"
+    pictures = [Image.fromarray(rgba, "RGBA") for rgba in frames]
+    pictures[0].save(source, save_all=True, append_images=pictures[1:], duration=[100, 50, 150, 100, 50, 100],
+                     lossless=True, loop=0)
+    out = tmp_path / "out.gif"
+    assert main(["transcode", str(source), str(out), "-k", "4", "-q"]) == 0
+    with av.open(str(out)) as gif:
+        decoded = [(f.to_ndarray(format="rgba"), round(float(f.time), 2)) for f in gif.decode(video=0)]
+    assert [t for _, t in decoded] == [0.0, 0.1, 0.15, 0.3, 0.4, 0.45]
+    assert all((_shows(rgba) == (f[..., 3] >= ALPHA_CUT)).all() for (rgba, _), f in zip(decoded, frames))
+    assert main(["transcode", str(source), str(out), "-k", "4", "-q", "-y", "--start", "0.12", "--duration",
+                 "0.2"]) == 0
+    with av.open(str(out)) as gif:  # 0.12-0.15 of the second frame, the third, 0.3-0.32 of the fourth
+        assert [round(float(f.time), 2) for f in gif.decode(video=0)] == [0.0, 0.03, 0.18]
