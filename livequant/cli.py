@@ -298,7 +298,8 @@ def _parser() -> argparse.ArgumentParser:
                         "N > 0 repeats N times (default: as often as a GIF says, else once)")
     _add_pixelate(p)
     p.add_argument("--record", metavar="FILE", help="also write what the window shows to FILE, without sound: "
-                   f"{' '.join(VIDEO_SUFFIXES)} video, or a .gif .webp .apng animation")
+                   f"{' '.join(VIDEO_SUFFIXES)} video, or a .gif .webp .apng animation (which keep the input's "
+                   "transparency; the window shows it on white)")
     p.add_argument("-y", "--overwrite", action="store_true", help="replace the --record file if it exists")
     _add_max_pixels(p)
     _add_colour_options(p, video=True)
@@ -688,11 +689,11 @@ def _preview(args) -> int:
         if args.loop is not None:
             raise UsageError(f"--loop plays a file again, and '{args.source}' is a picture, shown until the window "
                              "closes; leave out --loop")
-        source = adapt(Images(args.source, fps=args.fps or 10.0, max_pixels=args.max_pixels, repeat=True),
-                       size=args.size, paced=True)
+        source = adapt(Images(args.source, fps=args.fps or 10.0, max_pixels=args.max_pixels, repeat=True,
+                              alpha=True), size=args.size, paced=True)
     else:  # a video or pictures: shown at their own pace, dropping frames when quantizing falls behind
-        def video():
-            return _open_video(args.source, args.fps, args.max_pixels)
+        def video():  # transparency kept for --record; the window shows it on white
+            return _open_video(args.source, args.fps, args.max_pixels, alpha=True)
 
         loop = next((n for n in (args.loop, loop_count(args.source)) if n is not None), -1)
         played = video() if loop == -1 else Looping(video, loop)

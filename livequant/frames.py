@@ -20,7 +20,7 @@ if TYPE_CHECKING:
     from livequant.palette import Palette
 
 __all__ = ["ALPHA_CUT", "FpsCounter", "QuantizedFrame", "Sink", "Source", "WHITE", "check_fps", "check_frame",
-           "flatten_alpha", "split_alpha", "to_rgb8"]
+           "flatten_alpha", "on_background", "split_alpha", "to_rgb8"]
 
 #: A pixel of at least this alpha shows, with its own colour; one under it is transparent. GIF's transparency is
 #: all or nothing; FFmpeg's ``paletteuse`` cuts at 128 too.
@@ -118,6 +118,16 @@ def split_alpha(rgba: np.ndarray) -> tuple[np.ndarray, np.ndarray | None]:
     return rgb, opaque
 
 
+def on_background(rgb: np.ndarray, opaque: np.ndarray | None, background: tuple[int, int, int] = WHITE) -> np.ndarray:
+    """``rgb`` with the pixels ``opaque`` leaves out (`split_alpha`) in ``background``: what a frame shows where
+    its transparency cannot be kept; ``rgb`` itself where ``opaque`` is None."""
+    if opaque is None:
+        return rgb
+    shown = rgb.copy()
+    shown[~opaque] = background
+    return shown
+
+
 def to_rgb8(image: np.ndarray, background: tuple[int, int, int] = WHITE) -> np.ndarray:
     """Convert a decoded image of common layouts to the frame format.
 
@@ -177,7 +187,8 @@ class QuantizedFrame:
     opaque : (H, W) bool ndarray or None
         Which pixels show (True) and which are transparent (`split_alpha`);
         None: all show. Sinks that hold transparency (GIF, animated WebP and
-        PNG, PNG and WebP pictures) keep it; the others show ``rgb``.
+        PNG, PNG, WebP and TIFF pictures) keep it; the others show it on white
+        (`on_background`).
     """
 
     rgb: np.ndarray

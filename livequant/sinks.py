@@ -30,7 +30,7 @@ import numpy as np
 
 from livequant.errors import SinkError, appeared_meanwhile, write_failed
 from livequant.files import move_into_place, partial_file
-from livequant.frames import FpsCounter, QuantizedFrame, check_fps, check_frame
+from livequant.frames import FpsCounter, QuantizedFrame, check_fps, check_frame, on_background
 from livequant.gif import GifEncoder
 from livequant.palette import Palette
 from livequant.png import indexed_png
@@ -168,8 +168,9 @@ def _write_still(path: Path, qframe: QuantizedFrame, name: Path | None = None) -
     suffix = path.suffix.lower()
     data = indexed_png(qframe.indices, qframe.palette.colors, qframe.opaque) if suffix == ".png" else None
     if data is None:
-        bgr = cv2.cvtColor(qframe.rgb, cv2.COLOR_RGB2BGR)
-        if qframe.opaque is not None and suffix in ALPHA_PICTURES:
+        keep = qframe.opaque is not None and suffix in ALPHA_PICTURES
+        bgr = cv2.cvtColor(qframe.rgb if keep else on_background(qframe.rgb, qframe.opaque), cv2.COLOR_RGB2BGR)
+        if keep:
             bgr = np.dstack([bgr, qframe.opaque.view(np.uint8) * np.uint8(255)])
         data = _encoded(suffix, bgr)
     if data is None:
@@ -915,7 +916,7 @@ class VideoWriter(_EncoderSink):
             av.logging.set_level(level)
 
     def _frame(self, qframe: QuantizedFrame) -> av.VideoFrame:
-        rgb = qframe.rgb
+        rgb = on_background(qframe.rgb, qframe.opaque)
         if any(self._pad):
             rgb = np.pad(rgb, ((0, self._pad[0]), (0, self._pad[1]), (0, 0)), mode="edge")
         frame = av.VideoFrame.from_ndarray(rgb, format="rgb24")
@@ -1122,7 +1123,7 @@ class AnimationWriter(_EncoderSink):
         the one before. Without it such frames are an error.
     alpha : bool
         Keep the frames' transparency (`QuantizedFrame.opaque`): an APNG then
-        has an alpha channel (a WebP always has one).
+        has an alpha channel (a WebP always has one); without, it shows on white.
 
     Raises
     ------
@@ -1166,11 +1167,8 @@ class AnimationWriter(_EncoderSink):
         self._stream.codec_context.time_base = Fraction(1, 1000)
 
     def _frame(self, qframe: QuantizedFrame) -> av.VideoFrame:
-        if qframe.opaque is not None and not self.alpha:
-            raise SinkError(f"frame {self.frames + 1} has transparent pixels, and '{self.path}' was opened without "
-                            "alpha; open it with alpha=True to keep them")
-        if qframe.opaque is None:
-            frame = av.VideoFrame.from_ndarray(qframe.rgb, format="rgb24")
+        if qframe.opaque is None or not self.alpha:
+            frame = av.VideoFrame.from_ndarray(on_background(qframe.rgb, qframe.opaque), format="rgb24")
         else:
             rgba = np.dstack([qframe.rgb, qframe.opaque.view(np.uint8) * np.uint8(255)])
             frame = av.VideoFrame.from_ndarray(rgba, format="rgba")
@@ -1432,10 +1430,11 @@ class Preview:
             return False
 
     def _compose(self, qframe: QuantizedFrame) -> np.ndarray:
-        """The window image (BGR): frame(s) scaled up to >= 480 px wide, HUD on top, palette strip below."""
-        rgb = check_frame(qframe.rgb, "qframe.rgb")
+        """The window image (BGR): frame(s) scaled up to >= 480 px wide, transparency on white, HUD on top,
+        palette strip below."""
+        rgb = on_background(check_frame(qframe.rgb, "qframe.rgb"), qframe.opaque)
         if self.show_source and qframe.source is not None and qframe.source.shape == rgb.shape:
-            rgb = np.hstack([qframe.source, rgb])
+            rgb = np.hstack([on_background(qframe.source, qframe.opaque), rgb])
         scale = -(-480 // rgb.shape[1])
         if scale > 1:
             rgb = cv2.resize(rgb, None, fx=scale, fy=scale, interpolation=cv2.INTER_NEAREST)

@@ -1549,6 +1549,7 @@ class Looping(_Source):
         self._opener, self._loop = opener, loop
         self._source = opener()
         self.path, self.size, self.fps = self._source.path, self._source.size, self._source.fps
+        self.has_alpha = getattr(self._source, "has_alpha", False)
         self.end_time = None
         self._undecodable = self._damaged = 0
         self._closed = False
@@ -1568,10 +1569,10 @@ class Looping(_Source):
         total = {-1: 1, 0: None}.get(self._loop, self._loop + 1)  # None: until closed
         while True:
             first = last = None
-            for frame, t in self._source:
+            for frame, t, *opaque in self._source:  # (frame, time) or, keeping transparency, (frame, time, opaque)
                 first = t if first is None else first
                 last = t
-                yield frame, shift + t - first
+                yield frame, shift + t - first, *opaque
             plays += 1
             if self._closed:
                 return

@@ -830,6 +830,27 @@ def test_ctrl_c_ends_a_recorded_preview_with_the_recording_complete(xdisplay, tm
     assert sorted(p.name for p in tmp_path.iterdir()) == ["live.gif"]
 
 
+@pytest.mark.gui
+def test_a_recorded_preview_keeps_the_transparency_the_window_shows_on_white(xdisplay, tmp_path):
+    """`preview --record out.gif` of a sticker: its source was flattened on white, so the recording was too."""
+    from livequant.gif import GifEncoder
+
+    colors = np.array([(220, 30, 30), (30, 40, 210)], np.uint8)
+    masks = []
+    encoder = GifEncoder(48, 32, colors)
+    data = encoder.header()
+    for i in range(6):
+        opaque = np.zeros((32, 48), bool)
+        opaque[4:20, 4 + 5 * i : 20 + 5 * i] = True
+        masks.append(opaque)
+        data += encoder.add(np.full((32, 48), i % 2, np.uint8), colors, i / 5, opaque)
+    (tmp_path / "sticker.gif").write_bytes(data + encoder.end())
+    _preview_to_the_end("sticker.gif", "--loop", "-1", "-k", "2", "--record", "live.gif", cwd=tmp_path)
+    with av.open(str(tmp_path / "live.gif")) as gif:
+        shown = [frame.to_ndarray(format="rgba")[..., 3] >= 128 for frame in gif.decode(video=0)]
+    assert shown and all(any((mask == expected).all() for expected in masks) for mask in shown)
+
+
 def _preview_to_the_end(*args, cwd, quit_after: float | None = None) -> tuple[int, float, int]:
     """Run ``livequant preview ARGS`` until its source ends, or with ``quit_after``, until q is pressed that
     many seconds after its window opened (it must still be running then): ``(frames shown, fps, frames

@@ -310,3 +310,26 @@ def test_an_animated_webp_sticker_keeps_its_transparency_and_times(tmp_path):
                  "0.2"]) == 0
     with av.open(str(out)) as gif:  # 0.12-0.15 of the second frame, the third, 0.3-0.32 of the fourth
         assert [round(float(f.time), 2) for f in gif.decode(video=0)] == [0.0, 0.03, 0.18]
+
+
+@pytest.mark.parametrize("suffix", [".mkv", ".apng", ".bmp"])
+def test_sinks_that_cannot_keep_transparency_show_it_on_white(tmp_path, suffix):
+    """A frame with transparent pixels (from a source opened with alpha) to a sink that holds none: white there,
+    not the colours a fit saw in their place."""
+    from livequant.frames import QuantizedFrame
+    from livequant.palette import Palette
+    from livequant.sinks import AnimationWriter, ImageWriter, VideoWriter
+
+    colors = np.array([RED, BLUE], np.uint8)
+    indices = np.zeros((24, 32), np.uint8)
+    indices[:, 16:] = 1
+    opaque = np.ones((24, 32), bool)
+    opaque[:, 24:] = False
+    qframe = QuantizedFrame(colors[indices], indices, Palette(colors), 0.0, opaque=opaque)
+    path = tmp_path / f"out{suffix}"
+    sinks = {".mkv": lambda: VideoWriter(path, 10, lossless=True), ".apng": lambda: AnimationWriter(path, fps=10),
+             ".bmp": lambda: ImageWriter(path)}
+    with sinks[suffix]() as sink:
+        sink.write(qframe)
+    rgb = _pillow_rgba(path)[0][..., :3] if suffix == ".bmp" else _decoded_rgba(path)[0][..., :3]
+    assert (rgb[:, 24:] == 255).all() and (rgb[:, :16] == RED).all() and (rgb[:, 16:24] == BLUE).all()
