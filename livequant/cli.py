@@ -491,9 +491,8 @@ def _save_report(report: QualityReport | None, args) -> None:
 
 def _open_video(path: str, fps: float | None, max_pixels: int, carry_audio: bool = False, **options):
     """``path`` as a `VideoFile`, or an `AnimatedWebP` (`open_video`; ``options``: its start, duration, alpha,
-    background); pictures (numbered or a
-    glob) play at ``fps`` (else FFmpeg's 25), a video at its own times. With ``carry_audio``, a URL's or standard
-    input's sound is demuxed with the video."""
+    background); pictures (numbered or a glob) play at ``fps`` (else FFmpeg's 25), a video at its own times.
+    With ``carry_audio``, a URL's or standard input's sound is demuxed with the video."""
     return open_video(path, **options, fps=fps if is_picture_sequence(path) else None, max_pixels=max_pixels,
                       carry_audio=carry_audio and _streamed(path))
 

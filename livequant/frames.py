@@ -20,7 +20,7 @@ if TYPE_CHECKING:
     from livequant.palette import Palette
 
 __all__ = ["ALPHA_CUT", "FpsCounter", "QuantizedFrame", "Sink", "Source", "WHITE", "check_fps", "check_frame",
-           "flatten_alpha", "on_background", "split_alpha", "to_rgb8"]
+           "flatten_alpha", "join_alpha", "on_background", "split_alpha", "to_rgb8"]
 
 #: A pixel of at least this alpha shows, with its own colour; one under it is transparent. GIF's transparency is
 #: all or nothing; FFmpeg's ``paletteuse`` cuts at 128 too.
@@ -116,6 +116,12 @@ def split_alpha(rgba: np.ndarray) -> tuple[np.ndarray, np.ndarray | None]:
     hidden = ~opaque
     rgb[hidden] = shown[np.arange(hidden.sum()) % len(shown)] if len(shown) else 255
     return rgb, opaque
+
+
+def join_alpha(rgb: np.ndarray, opaque: np.ndarray) -> np.ndarray:
+    """The ``(H, W, 4) uint8`` RGBA image of a frame and the pixels that show (`split_alpha` the other way):
+    alpha 255 where ``opaque``, else 0."""
+    return np.dstack([rgb, opaque.view(np.uint8) * np.uint8(255)])
 
 
 def on_background(rgb: np.ndarray, opaque: np.ndarray | None, background: tuple[int, int, int] = WHITE) -> np.ndarray:

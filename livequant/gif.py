@@ -220,32 +220,32 @@ class GifEncoder:
         clear_index = None if opaque is None else len(packed) - 1  # the entry of transparent pixels
         needed = (np.bincount(region.ravel(), minlength=len(packed)) > 0 if changed is None
                   else used_entries(region, changed, len(packed)))
-        # decoders start from a clear canvas, and clear to it, where the frame's control block has a transparent
-        # index (FFmpeg: else the background colour)
-        clear_needed = (clear_index is not None and bool((region == clear_index).any())) or first_clear or \
+        # a transparent index: for transparent pixels, and because decoders start from a clear canvas, and clear
+        # to it, where the frame's control block has one (FFmpeg: else the background colour)
+        index_needed = (clear_index is not None and bool((region == clear_index).any())) or first_clear or \
             disposal == 2
         if clear_index is not None:
             needed[clear_index] = False
         to_global = self._to_global(packed)
         free = np.ones(1 << self._global_bits, bool)
         free[to_global[needed]] = False
-        if not self.local_only and (to_global[needed] >= 0).all() and (free.any() or not clear_needed):
+        if not self.local_only and (to_global[needed] >= 0).all() and (free.any() or not index_needed):
             lut, bits, table = to_global.copy(), self._global_bits, None
         else:  # a local table of the colours this frame needs
             used = np.flatnonzero(needed)
-            if clear_needed and len(used) == 256:
+            if index_needed and len(used) == 256:
                 raise ValueError("a frame has transparent pixels and uses all 256 colours of its palette, and GIF "
                                  "needs an index for transparency: use -k 255 or fewer, or flatten with "
                                  "--background")
             lut = np.full(len(packed), -1, np.int32)  # -1: not in the table (some unchanged pixels' colours)
             lut[used] = np.arange(len(used))
-            bits = _bits(len(used) + ((changed is not None or clear_needed) and len(used) < 256))
+            bits = _bits(len(used) + ((changed is not None or index_needed) and len(used) < 256))
             free = np.arange(1 << bits) >= len(used)
             table = packed[used]
             self.local_tables += 1
         transparent = None
         min_code_size = max(2, bits)
-        if (clear_needed or (first and self.alpha) or (changed is not None and not changed.all())) and free.any():
+        if (index_needed or (first and self.alpha) or (changed is not None and not changed.all())) and free.any():
             transparent = int(np.flatnonzero(free)[-1])
             if clear_index is not None:
                 lut[clear_index] = transparent

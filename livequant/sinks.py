@@ -30,7 +30,7 @@ import numpy as np
 
 from livequant.errors import SinkError, appeared_meanwhile, write_failed
 from livequant.files import move_into_place, partial_file
-from livequant.frames import FpsCounter, QuantizedFrame, check_fps, check_frame, on_background
+from livequant.frames import FpsCounter, QuantizedFrame, check_fps, check_frame, join_alpha, on_background
 from livequant.gif import GifEncoder
 from livequant.palette import Palette
 from livequant.png import indexed_png
@@ -168,10 +168,10 @@ def _write_still(path: Path, qframe: QuantizedFrame, name: Path | None = None) -
     suffix = path.suffix.lower()
     data = indexed_png(qframe.indices, qframe.palette.colors, qframe.opaque) if suffix == ".png" else None
     if data is None:
-        keep = qframe.opaque is not None and suffix in ALPHA_PICTURES
-        bgr = cv2.cvtColor(qframe.rgb if keep else on_background(qframe.rgb, qframe.opaque), cv2.COLOR_RGB2BGR)
-        if keep:
-            bgr = np.dstack([bgr, qframe.opaque.view(np.uint8) * np.uint8(255)])
+        if qframe.opaque is not None and suffix in ALPHA_PICTURES:
+            bgr = cv2.cvtColor(join_alpha(qframe.rgb, qframe.opaque), cv2.COLOR_RGBA2BGRA)
+        else:
+            bgr = cv2.cvtColor(on_background(qframe.rgb, qframe.opaque), cv2.COLOR_RGB2BGR)
         data = _encoded(suffix, bgr)
     if data is None:
         raise SinkError(f"cannot write image '{name or path}': OpenCV cannot encode this picture as {suffix}; "
@@ -1170,8 +1170,7 @@ class AnimationWriter(_EncoderSink):
         if qframe.opaque is None or not self.alpha:
             frame = av.VideoFrame.from_ndarray(on_background(qframe.rgb, qframe.opaque), format="rgb24")
         else:
-            rgba = np.dstack([qframe.rgb, qframe.opaque.view(np.uint8) * np.uint8(255)])
-            frame = av.VideoFrame.from_ndarray(rgba, format="rgba")
+            frame = av.VideoFrame.from_ndarray(join_alpha(qframe.rgb, qframe.opaque), format="rgba")
         return frame if frame.format.name == self.pix_fmt else frame.reformat(format=self.pix_fmt)
 
     def _encode(self, frame: av.VideoFrame | None) -> None:
