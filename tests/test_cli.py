@@ -741,12 +741,30 @@ def test_preview_window_shows_the_quantized_picture_and_takes_keys(xdisplay, tmp
     def key(name: str) -> None:  # one at a time: keys pressed within one frame may be lost by OpenCV
         subprocess.run(["xdotool", "key", "--window", window, name], check=True, capture_output=True)
 
+    last = {"seen": "no screenshot taken"}  # what the window showed last, for a failure's message
+
     def palette_shown():
         """The colours of the palette strip, if the picture uses only those; else None."""
-        shown = _shown(_screenshot(xdisplay, window))
-        if shown is None or not _colors(shown[0]) <= _colors(shown[1]) or shown[0].mean() < 20:
+        shot = _screenshot(xdisplay, window)
+        shown = _shown(shot)
+        cv2.imwrite(str(tmp_path / "last-screenshot.png"), cv2.cvtColor(shot, cv2.COLOR_RGB2BGR))
+        if shown is None:
+            last["seen"] = f"no picture below a HUD bar in a {shot.shape[1]}x{shot.shape[0]} window"
+            return None
+        picture, strip = map(_colors, shown)
+        last["seen"] = (f"{len(strip)} colours in the strip, {len(picture - strip)} of the picture's {len(picture)} "
+                        f"not among them, mean level {shown[0].mean():.0f}")
+        if not picture <= strip or shown[0].mean() < 20:
             return None  # not there yet, or black
-        return _colors(shown[1])
+        return strip
+
+    def showing(colours: int):
+        """The strip's colours once it has ``colours`` of them and the picture uses only those."""
+        strip = palette_shown()
+        return strip if strip is not None and len(strip) == colours else None
+
+    def failed(what: str) -> str:
+        return f"{what}; last seen: {last['seen']} (screenshot: {tmp_path / 'last-screenshot.png'})"
 
     def snapshot(number: int) -> np.ndarray:
         key("s")
@@ -759,11 +777,12 @@ def test_preview_window_shows_the_quantized_picture_and_takes_keys(xdisplay, tmp
                                text=True, timeout=WINDOW_WAIT_S)
         window = found.stdout.split()[0]
         # the first frame waits for the imports and the first palette fit: seconds on a busy machine
-        assert len(_wait_for(palette_shown, WINDOW_WAIT_S) or ()) == 8, "the window does not show an 8-colour picture"
+        assert _wait_for(lambda: showing(8), WINDOW_WAIT_S), \
+            failed("the window does not show an 8-colour picture")
         for colours in (4, 2):
             key("minus")
-            assert _wait_for(lambda: palette_shown() if len(palette_shown() or ()) == colours else None), \
-                f"- did not go to {colours} colours"
+            assert _wait_for(lambda: showing(colours)), \
+                failed(f"- did not go to {colours} colours")
         plain = snapshot(1)
         key("d")  # none -> bayer
         time.sleep(0.3)
