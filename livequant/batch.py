@@ -71,7 +71,7 @@ from livequant.pipeline import end_at, run
 from livequant.report import QualityReport, still_change
 from livequant.sinks import VIDEO_SUFFIXES as VIDEO_OUTPUTS
 from livequant.sinks import AudioTrack, GifWriter, OneBehind, check_target, muxer_options
-from livequant.sources import VideoFile, damage_note, open_video
+from livequant.sources import VideoFile, damage_note, is_animated, open_video
 from livequant.track import scene_cuts
 
 __all__ = ["BatchError", "Chunk", "Item", "find_inputs", "plan_chunks", "run_batch", "settings_hash"]
@@ -79,6 +79,8 @@ __all__ = ["BatchError", "Chunk", "Item", "find_inputs", "plan_chunks", "run_bat
 #: Suffixes of the files taken from a folder.
 VIDEO_SUFFIXES = frozenset({".mp4", ".m4v", ".mov", ".mkv", ".webm", ".avi", ".gif", ".mpg", ".mpeg", ".ts",
                             ".flv", ".wmv", ".ogv"})
+#: Suffixes of picture files taken from a folder when they are animated (`is_animated`); stills are left out.
+ANIMATION_SUFFIXES = frozenset({".webp", ".png", ".apng"})
 #: Output suffixes batch writes: --to's, else each input's own.
 OUTPUT_SUFFIXES = frozenset({*VIDEO_OUTPUTS, ".gif", ".webp", ".apng"})
 MANIFEST = "livequant-manifest.jsonl"
@@ -181,10 +183,10 @@ def _expand(spec: str):
     path = Path(spec)
     if path.is_dir():
         outputs = {manifest.parent for manifest in path.rglob(MANIFEST)} - {path}  # earlier batches' folders
-        found = sorted(p for p in path.rglob("*") if p.is_file() and p.suffix.lower() in VIDEO_SUFFIXES
-                       and not outputs.intersection(p.parents))
+        found = sorted(p for p in path.rglob("*") if p.is_file() and _is_video(p) and not outputs.intersection(p.parents))
         if not found:
-            raise BatchError(f"folder '{spec}' holds no video files ({' '.join(sorted(VIDEO_SUFFIXES))})")
+            raise BatchError(f"folder '{spec}' holds no video files ({' '.join(sorted(VIDEO_SUFFIXES))}) and no "
+                             f"animated {' '.join(sorted(ANIMATION_SUFFIXES))} pictures")
         return [(p, p.relative_to(path)) for p in found]
     if path.is_file():
         return [(path, path.name)]
@@ -196,6 +198,12 @@ def _expand(spec: str):
             raise BatchError(f"no files match '{spec}'")
         return [(p, p.relative_to(fixed) if fixed != Path(".") else p) for p in found]
     raise BatchError(f"input '{spec}' is not a file, a folder or a glob that matches files; check the path")
+
+
+def _is_video(path: Path) -> bool:
+    """Whether a folder's file is taken: a video by its suffix, or an animated picture."""
+    suffix = path.suffix.lower()
+    return suffix in VIDEO_SUFFIXES or (suffix in ANIMATION_SUFFIXES and is_animated(path))
 
 
 def settings_hash(settings: dict) -> str:

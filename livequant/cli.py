@@ -343,7 +343,8 @@ def _parser() -> argparse.ArgumentParser:
                 "parallel and joined without re-encoding. OUTDIR/livequant-manifest.jsonl records each file\n"
                 f"done or failed; --resume skips what is done with the same settings.\n\n{_EXACT_COLOURS}",
                 _presets_epilog())
-    p.add_argument("inputs", nargs="+", metavar="INPUT", help="video files, folders or globs (quoted)")
+    p.add_argument("inputs", nargs="+", metavar="INPUT",
+                   help="video files, folders (their videos and animated pictures) or globs (quoted)")
     p.add_argument("-o", "--output", required=True, type=Path, metavar="OUTDIR", help="folder for the outputs")
     p.add_argument("--to", metavar="SUFFIX", help="output format: mp4, webm, mkv, gif, ... (default: each "
                    "input's own)")

@@ -16,7 +16,7 @@ import numpy as np
 import psutil
 import pytest
 
-from conftest import garble_pictures, gif_blocks, write_clip
+from conftest import clip_frame, garble_pictures, gif_blocks, write_clip
 from livequant.batch import MANIFEST, BatchError, find_inputs, plan_chunks
 from livequant.cli import main
 from livequant.quantizer import Quantizer
@@ -85,6 +85,33 @@ def test_inputs_keep_relative_names_and_clashes_are_refused(tmp_path):
         find_inputs([str(tmp_path / "*.webm")])
     with pytest.raises(BatchError, match="is a URL, and batch quantizes files .*; use `livequant transcode URL"):
         find_inputs(["https://example.com/film.mp4"])
+
+
+def test_a_folder_gives_its_videos_and_animated_pictures_and_leaves_its_stills(tmp_path, capsys):
+    """Stickers (animated WebP, APNG named .png or .apng) are videos to batch; stills beside them are not."""
+    from PIL import Image
+
+    pictures = [Image.fromarray(clip_frame(i, 48, 32)) for i in range(5)]
+    folder = tmp_path / "in"
+    (folder / "deep").mkdir(parents=True)
+    for name in ("sticker.webp", "deep/spinner.png", "badge.apng"):
+        pictures[0].save(folder / name, save_all=True, append_images=pictures[1:], duration=100, loop=0,
+                         **({"lossless": True} if name.endswith(".webp") else {}))
+    for name in ("still.png", "still.webp", "deep/one.apng"):
+        pictures[0].save(folder / name, **({"format": "PNG"} if name.endswith(".apng") else {}))
+    write_clip(folder / "clip.mp4", size=(48, 32), frames=3)
+    names = [i.name for i in find_inputs([folder], to="gif")]
+    assert names == ["badge.gif", "clip.gif", "deep/spinner.gif", "sticker.gif"]
+    for name in ("clip.mp4", "sticker.webp", "deep/spinner.png", "badge.apng"):
+        (folder / name).unlink()
+    with pytest.raises(BatchError, match=r"holds no video files \(.*\) and no animated .apng .png .webp pictures"):
+        find_inputs([folder])
+
+    pictures[0].save(folder / "sticker.webp", save_all=True, append_images=pictures[1:], duration=100, lossless=True)
+    assert main(["batch", str(folder), "-o", str(tmp_path / "out"), "--to", "gif", "--workers", "1", "-q"]) == 0
+    with Image.open(tmp_path / "out" / "sticker.gif") as gif:
+        assert gif.n_frames == 5
+    assert sorted(p.name for p in (tmp_path / "out").rglob("*.gif")) == ["sticker.gif"]
 
 
 def test_earlier_outputs_are_not_inputs_and_an_output_that_is_an_input_is_refused(tmp_path, capsys):
