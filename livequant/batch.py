@@ -183,7 +183,8 @@ def _expand(spec: str):
     path = Path(spec)
     if path.is_dir():
         outputs = {manifest.parent for manifest in path.rglob(MANIFEST)} - {path}  # earlier batches' folders
-        found = sorted(p for p in path.rglob("*") if p.is_file() and _is_video(p) and not outputs.intersection(p.parents))
+        found = sorted(p for p in path.rglob("*")
+                       if p.is_file() and _is_video(p) and not outputs.intersection(p.parents))
         if not found:
             raise BatchError(f"folder '{spec}' holds no video files ({' '.join(sorted(VIDEO_SUFFIXES))}) and no "
                              f"animated {' '.join(sorted(ANIMATION_SUFFIXES))} pictures")
