@@ -299,7 +299,7 @@ def _parser() -> argparse.ArgumentParser:
     _add_pixelate(p)
     p.add_argument("--record", metavar="FILE", help="also write what the window shows to FILE, without sound: "
                    f"{' '.join(VIDEO_SUFFIXES)} video, or a .gif .webp .apng animation (which keep the input's "
-                   "transparency; the window shows it on white)")
+                   "transparency; the window shows it on a checkerboard)")
     p.add_argument("-y", "--overwrite", action="store_true", help="replace the --record file if it exists")
     _add_max_pixels(p)
     _add_colour_options(p, video=True)
@@ -692,7 +692,7 @@ def _preview(args) -> int:
         source = adapt(Images(args.source, fps=args.fps or 10.0, max_pixels=args.max_pixels, repeat=True,
                               alpha=True), size=args.size, paced=True)
     else:  # a video or pictures: shown at their own pace, dropping frames when quantizing falls behind
-        def video():  # transparency kept for --record; the window shows it on white
+        def video():  # transparency kept for --record; the window shows it on a checkerboard
             return _open_video(args.source, args.fps, args.max_pixels, alpha=True)
 
         loop = next((n for n in (args.loop, loop_count(args.source)) if n is not None), -1)

@@ -19,14 +19,16 @@ import numpy as np
 if TYPE_CHECKING:
     from livequant.palette import Palette
 
-__all__ = ["ALPHA_CUT", "FpsCounter", "QuantizedFrame", "Sink", "Source", "WHITE", "check_fps", "check_frame",
-           "flatten_alpha", "join_alpha", "on_background", "split_alpha", "to_rgb8"]
+__all__ = ["ALPHA_CUT", "CHECKER_GREYS", "FpsCounter", "QuantizedFrame", "Sink", "Source", "WHITE", "check_fps",
+           "check_frame", "flatten_alpha", "join_alpha", "on_background", "on_checkerboard", "split_alpha", "to_rgb8"]
 
 #: A pixel of at least this alpha shows, with its own colour; one under it is transparent. GIF's transparency is
 #: all or nothing; FFmpeg's ``paletteuse`` cuts at 128 too.
 ALPHA_CUT = 128
 #: Where transparent pixels are flattened, unless told otherwise.
 WHITE = (255, 255, 255)
+#: The light and dark squares behind transparent pixels on screen (`on_checkerboard`), as image editors show them.
+CHECKER_GREYS = ((204, 204, 204), (153, 153, 153))
 
 
 def check_fps(fps) -> None:
@@ -134,6 +136,17 @@ def on_background(rgb: np.ndarray, opaque: np.ndarray | None, background: tuple[
     return shown
 
 
+def on_checkerboard(rgb: np.ndarray, opaque: np.ndarray | None, square: int = 8) -> np.ndarray:
+    """``rgb`` with the pixels ``opaque`` leaves out on a checkerboard of `CHECKER_GREYS`, squares of ``square``
+    pixels from the top left: how a window shows transparency. ``rgb`` itself where ``opaque`` is None."""
+    if opaque is None:
+        return rgb
+    rows, cols = np.indices(opaque.shape)
+    dark = (rows // square + cols // square) % 2 == 1
+    greys = np.asarray(CHECKER_GREYS, np.uint8)
+    return np.where(opaque[..., None], rgb, greys[dark.astype(np.intp)])
+
+
 def to_rgb8(image: np.ndarray, background: tuple[int, int, int] = WHITE) -> np.ndarray:
     """Convert a decoded image of common layouts to the frame format.
 
@@ -194,7 +207,7 @@ class QuantizedFrame:
         Which pixels show (True) and which are transparent (`split_alpha`);
         None: all show. Sinks that hold transparency (GIF, animated WebP and
         PNG, PNG, WebP and TIFF pictures) keep it; the others show it on white
-        (`on_background`).
+        (`on_background`), the preview window on a checkerboard (`on_checkerboard`).
     """
 
     rgb: np.ndarray

@@ -30,7 +30,8 @@ import numpy as np
 
 from livequant.errors import SinkError, appeared_meanwhile, write_failed
 from livequant.files import move_into_place, partial_file
-from livequant.frames import FpsCounter, QuantizedFrame, check_fps, check_frame, join_alpha, on_background
+from livequant.frames import (FpsCounter, QuantizedFrame, check_fps, check_frame, join_alpha, on_background,
+                              on_checkerboard)
 from livequant.gif import GifEncoder
 from livequant.palette import Palette
 from livequant.png import indexed_png
@@ -1429,14 +1430,17 @@ class Preview:
             return False
 
     def _compose(self, qframe: QuantizedFrame) -> np.ndarray:
-        """The window image (BGR): frame(s) scaled up to >= 480 px wide, transparency on white, HUD on top,
-        palette strip below."""
-        rgb = on_background(check_frame(qframe.rgb, "qframe.rgb"), qframe.opaque)
+        """The window image (BGR): frame(s) scaled up to >= 480 px wide, transparency on a checkerboard, HUD on
+        top, palette strip below."""
+        rgb, opaque = check_frame(qframe.rgb, "qframe.rgb"), qframe.opaque
         if self.show_source and qframe.source is not None and qframe.source.shape == rgb.shape:
-            rgb = np.hstack([on_background(qframe.source, qframe.opaque), rgb])
+            rgb = np.hstack([qframe.source, rgb])
+            opaque = None if opaque is None else np.hstack([opaque, opaque])
         scale = -(-480 // rgb.shape[1])
         if scale > 1:
             rgb = cv2.resize(rgb, None, fx=scale, fy=scale, interpolation=cv2.INTER_NEAREST)
+            opaque = None if opaque is None else opaque.repeat(scale, axis=0).repeat(scale, axis=1)
+        rgb = on_checkerboard(rgb, opaque)
         colors = np.asarray(qframe.palette.colors, np.uint8)
         width = rgb.shape[1]
         strip = np.broadcast_to(colors[np.arange(width) * len(colors) // width], (16, width, 3))

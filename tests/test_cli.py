@@ -870,6 +870,47 @@ def test_a_recorded_preview_keeps_the_transparency_the_window_shows_on_white(xdi
     assert shown and all(any((mask == expected).all() for expected in masks) for mask in shown)
 
 
+@pytest.mark.gui
+@pytest.mark.skipif(shutil.which("xdotool") is None, reason="xdotool is not installed")
+@pytest.mark.skipif("x11grab" not in av.formats_available, reason="PyAV's FFmpeg has no x11grab")
+def test_the_preview_window_shows_transparency_on_a_checkerboard(xdisplay, tmp_path):
+    """A sticker's clear pixels show grey squares of 8 window pixels (they showed white, like its own white)."""
+    from livequant.frames import CHECKER_GREYS
+    from livequant.gif import GifEncoder
+
+    colors = np.array([(220, 30, 30), (30, 40, 210)], np.uint8)
+    encoder = GifEncoder(48, 32, colors)
+    data = encoder.header()
+    for i in range(4):
+        opaque = np.zeros((32, 48), bool)
+        opaque[4:20, 4 + 5 * i : 20 + 5 * i] = True
+        data += encoder.add(np.full((32, 48), i % 2, np.uint8), colors, i / 5, opaque)
+    (tmp_path / "sticker.gif").write_bytes(data + encoder.end())
+    process = _livequant("preview", "sticker.gif", "--loop", "0", "-k", "2", cwd=tmp_path)  # until q
+    greys = {tuple(g) for g in CHECKER_GREYS}
+
+    def picture():
+        shown = _shown(_screenshot(xdisplay, window), frame_height=320)  # 48x32 shown 10x
+        return None if shown is None or not greys <= _colors(shown[0]) else shown[0]
+
+    try:
+        found = subprocess.run(["xdotool", "search", "--sync", "--name", "^livequant$"], capture_output=True,
+                               text=True, timeout=WINDOW_WAIT_S)
+        window = found.stdout.split()[0]
+        shown = _wait_for(picture, WINDOW_WAIT_S)
+        assert shown is not None, "the window shows no checkerboard"
+        assert _colors(shown) <= greys | {tuple(c) for c in colors.tolist()}
+        row = shown[250 - 23]  # the picture's row 250 (below the HUD's 23), clear from end to end
+        dark = (np.arange(480) // 8 + 250 // 8) % 2
+        assert (row == np.asarray(CHECKER_GREYS)[dark]).all()
+        subprocess.run(["xdotool", "key", "--window", window, "q"], check=True, capture_output=True)
+        assert process.wait(timeout=60) == 0
+    finally:
+        if process.poll() is None:
+            process.kill()
+        print(process.communicate()[1])  # shown if the test fails
+
+
 def _preview_to_the_end(*args, cwd, quit_after: float | None = None) -> tuple[int, float, int]:
     """Run ``livequant preview ARGS`` until its source ends, or with ``quit_after``, until q is pressed that
     many seconds after its window opened (it must still be running then): ``(frames shown, fps, frames

@@ -312,6 +312,20 @@ def test_an_animated_webp_sticker_keeps_its_transparency_and_times(tmp_path):
         assert [round(float(f.time), 2) for f in gif.decode(video=0)] == [0.0, 0.03, 0.18]
 
 
+def test_a_checkerboard_shows_behind_transparent_pixels_only():
+    from livequant.frames import CHECKER_GREYS, on_checkerboard
+
+    rgb = np.full((20, 24, 3), RED, np.uint8)
+    opaque = np.ones((20, 24), bool)
+    opaque[:, 12:] = False
+    shown = on_checkerboard(rgb, opaque, square=4)
+    assert (shown[:, :12] == RED).all() and shown.shape == rgb.shape and shown.dtype == np.uint8
+    light, dark = (np.asarray(g, np.uint8) for g in CHECKER_GREYS)
+    assert (shown[0:4, 12:16] == dark).all() and (shown[0:4, 16:20] == light).all()  # squares from the top left
+    assert (shown[4:8, 12:16] == light).all() and (shown[4:8, 16:20] == dark).all()
+    assert on_checkerboard(rgb, None) is rgb
+
+
 @pytest.mark.parametrize("suffix", [".mkv", ".apng", ".bmp"])
 def test_sinks_that_cannot_keep_transparency_show_it_on_white(tmp_path, suffix):
     """A frame with transparent pixels (from a source opened with alpha) to a sink that holds none: white there,
