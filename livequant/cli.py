@@ -796,6 +796,8 @@ def _image_file(args) -> int:
     streamed = _streamed(args.input)
     if not streamed and is_animated(args.input):
         raise _not_one_picture(args, "is animated")
+    if not streamed and Path(args.input).suffix.lower() not in IMAGE_SUFFIXES and _is_video(args.input):
+        raise _not_one_picture(args, "is a video")
     with sink, (VideoFile if streamed else Images)(args.input, max_pixels=args.max_pixels,
                                                    **transparency(args)) as image:
         if not streamed and image.frame_count > 1:
@@ -818,6 +820,15 @@ def _image_file(args) -> int:
         _save_report(report, args)
     _done()
     return 0
+
+
+def _is_video(path: str) -> bool:
+    """Whether FFmpeg opens the file ``path`` as a video (`livequant image` was given one)."""
+    try:
+        with VideoFile(path):
+            return True
+    except SourceError:
+        return False
 
 
 def _not_one_picture(args, what: str) -> UsageError:

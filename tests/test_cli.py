@@ -287,6 +287,18 @@ def test_an_animated_picture_is_an_animation_to_every_command(tmp_path, capsys, 
     assert capsys.readouterr().out.split() == ["#000000", "#787878", "#f0f0f0"]
 
 
+def test_a_video_to_image_is_one_line_naming_transcode(tmp_path, capsys):
+    """`image clip.mp4 one.png` said the file was "not an image, or a format OpenCV cannot read"."""
+    clip = write_clip(tmp_path / "clip.mp4", frames=3).path
+    assert main(["image", str(clip), str(tmp_path / "one.png")]) == 2
+    assert _error(capsys) == (f"livequant: error: '{clip}' is a video, and `livequant image` quantizes one "
+                              f"picture; use `livequant transcode '{clip}' '{tmp_path / 'one.gif'}'`\n")
+    assert not (tmp_path / "one.png").exists()
+    (tmp_path / "notes.dat").write_text("not a picture")
+    assert main(["image", str(tmp_path / "notes.dat"), str(tmp_path / "one.png")]) == 1
+    assert "not an image, or a format OpenCV cannot read" in _error(capsys)
+
+
 # demo
 
 
