@@ -910,7 +910,7 @@ class VideoWriter(_EncoderSink):
             with av.logging.Capture():
                 self._stream.codec_context.open()
         except av.error.FFmpegError as e:
-            why = e.log[2].strip() if e.log else e.strerror
+            why = (e.log[2].strip() if e.log else e.strerror).rstrip(".")
             raise SinkError(f"cannot encode '{self.path}' with {self.codec} at {width}x{height}: {why}; resize with "
                             "--width or --scale, or choose another --codec") from None
         finally:

@@ -713,6 +713,12 @@ def test_dnxhd_is_dnxhr_and_a_size_it_cannot_code_is_refused_with_ffmpegs_reason
     assert capsys.readouterr().err == (f"livequant: error: cannot encode '{small}' with dnxhd at 64x48: Input "
                                        "dimensions too small, input must be at least 256x120; resize with --width "
                                        "or --scale, or choose another --codec\n")
+    if "libx265" in av.codecs_available:  # FFmpeg's reason ends in a full stop, the line goes on after it
+        tiny = tmp_path / "tiny.mkv"
+        assert main(["transcode", str(source.path), str(tiny), "--codec", "libx265", "--width", "2"]) == 1
+        assert capsys.readouterr().err == (f"livequant: error: cannot encode '{tiny}' with libx265 at 2x2: Image "
+                                           "size is too small (2x2); resize with --width or --scale, or choose "
+                                           "another --codec\n")
     assert sorted(p.name for p in tmp_path.iterdir()) == ["in.mp4", "x.mov"]
 
 
