@@ -1,6 +1,7 @@
 """Built-in palettes of classic hardware, each with the source of its values.
 
-Names are case-insensitive; ``"grayN"`` (N in 2..256) gives N evenly spaced
+Names are found whatever their case, spaces, hyphens and underscores ("PICO-8" is
+``"pico8"``); ``"grayN"`` (N in 2..256) gives N evenly spaced
 grays, and ``"cga"`` is an alias of ``"cga1-high"``.
 """
 
@@ -83,6 +84,15 @@ _GRAY_NAMES = ("gray2", "gray4", "gray8", "gray16")
 _GRAY = re.compile(r"gr[ae]y(\d{1,4})")
 
 
+def _squashed(name: str) -> str:
+    """``name`` in lower case without spaces, hyphens and underscores ("PICO-8" -> "pico8"; a path stays one)."""
+    return re.sub(r"[\s_-]", "", name.lower())
+
+
+#: Each name squashed (`_squashed`), so "PICO-8", "Game Boy" and "zx_spectrum" find theirs.
+_BY_SQUASHED = {_squashed(name): _ALIASES.get(name, name) for name in [*_PRESETS, *_ALIASES]}
+
+
 def names() -> list[str]:
     """Return the preset names, in a stable order (``grayN`` for a few N)."""
     return [*_PRESETS, *_GRAY_NAMES]
@@ -95,7 +105,7 @@ def descriptions() -> dict[str, str]:
 
 
 def get(name: str) -> Palette:
-    """Return the preset palette called ``name`` (case-insensitive).
+    """Return the preset palette called ``name`` (case, spaces, hyphens and underscores aside: "PICO-8").
 
     Raises
     ------
@@ -104,8 +114,8 @@ def get(name: str) -> Palette:
     """
     if not isinstance(name, str):
         raise TypeError(f"preset name must be a str, got {type(name).__name__}")
-    key = name.strip().lower()
-    key = _ALIASES.get(key, key)
+    key = _squashed(name)
+    key = _BY_SQUASHED.get(key, key)
     if key in _PRESETS:
         return Palette.from_hex(_PRESETS[key][1], name=key)
     gray = _GRAY.fullmatch(key)

@@ -342,6 +342,13 @@ def test_zx_spectrum_has_black_once_and_bright_white():
 
 def test_get_is_case_insensitive_and_lists_known_names_when_unknown():
     assert presets.get(" PICO8 ") == presets.get("pico8")
+    # as people write them: "pico-8" was unknown
+    assert presets.get("PICO-8") == presets.get("pico_8") == presets.get("pico8")
+    assert presets.get("Game Boy") == presets.get("gameboy") and presets.get("ZX Spectrum").name == "zx-spectrum"
+    assert presets.get("cga 1 high").name == "cga1-high" and presets.get("gray-16") == presets.grayscale(16)
+    assert resolve("pico-8").name == "pico8"
+    with pytest.raises(ValueError, match="unknown palette preset './gameboy'"):  # a path stays a path
+        presets.get("./gameboy")
     with pytest.raises(ValueError, match=r"unknown palette preset 'amiga'; known: gameboy, .*pico8.*grayN"):
         presets.get("amiga")
     with pytest.raises(TypeError, match="preset name must be a str"):
