@@ -69,7 +69,8 @@ def check_frame(frame: object, name: str = "frame") -> np.ndarray:
         If the shape is not ``(H, W, 3)`` with ``H, W >= 1``.
     """
     if not isinstance(frame, np.ndarray):
-        raise TypeError(f"{name} must be a numpy uint8 array (H, W, 3), got {type(frame).__name__}")
+        pillow = "; a Pillow image: numpy.asarray(image.convert('RGB'))" if hasattr(frame, "getbands") else ""
+        raise TypeError(f"{name} must be a numpy uint8 array (H, W, 3), got {type(frame).__name__}{pillow}")
     if frame.dtype != np.uint8:
         raise TypeError(
             f"{name} must be uint8 RGB (H, W, 3), got dtype {frame.dtype}; "

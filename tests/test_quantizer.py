@@ -476,8 +476,14 @@ def test_few_distinct_colours_are_not_merged_badly(space, k):
      ),
     (np.zeros((8, 8, 3), np.float32), TypeError, r"got dtype float32; convert with livequant\.frames\.to_rgb8\(\)"),
     ([[0]], TypeError, r"^frame must be a numpy uint8 array \(H, W, 3\), got list$"),
-], ids=["gray", "rgba", "empty", "float", "list"])
+    ("pillow", TypeError, r"got Image; a Pillow image: numpy\.asarray\(image\.convert\('RGB'\)\)$"),
+], ids=["gray", "rgba", "empty", "float", "list", "pillow"])
 def test_a_frame_of_the_wrong_kind_is_named_with_its_fix(frame, error, message):
+    if isinstance(frame, str):  # made here: Pillow is imported where it is used
+        from PIL import Image
+
+        frame = Image.new("RGBA", (8, 8))
+        assert Quantizer(4).process(np.asarray(frame.convert("RGB"))).rgb.shape == (8, 8, 3)  # the fix named works
     with pytest.raises(error, match=message):
         Quantizer(4).process(frame)
     if "to_rgb8" in message:  # the fix named works
