@@ -270,7 +270,8 @@ class Webcam(_Source):
             cap = cv2.VideoCapture(index_or_path)
         if not cap.isOpened():
             raise SourceError(
-                f"cannot open {self._name}: no such device; list cameras with `livequant preview --list-cameras`"
+                f"cannot open {self._name}: no such device; list cameras with `livequant preview --list-cameras`, "
+                "or play the built-in test pattern with `livequant preview test`"
             )
         if size is not None:
             cap.set(cv2.CAP_PROP_FRAME_WIDTH, size[0])

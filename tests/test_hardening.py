@@ -426,7 +426,8 @@ def test_a_missing_camera_is_one_line_with_or_without_reconnect(capsys):
     assert main(["preview", "7", "--reconnect"]) == 1
     err = capsys.readouterr().err
     assert err == "livequant: error: cannot open camera 7: no such device; list cameras with " \
-                  "`livequant preview --list-cameras`\n"
+                  "`livequant preview --list-cameras`, or play the built-in test pattern with " \
+                  "`livequant preview test`\n"
     assert main(["preview", "--help"]) == 0
     assert "--reconnect" in capsys.readouterr().out
 

@@ -435,7 +435,8 @@ def test_close_stops_the_reader_thread(clip):
 
 
 def test_missing_camera_points_to_the_list():
-    hint = r"cannot open camera 7: no such device; list cameras with `livequant preview --list-cameras`"
+    hint = (r"cannot open camera 7: no such device; list cameras with `livequant preview --list-cameras`, or play "
+            r"the built-in test pattern with `livequant preview test`$")
     with pytest.raises(SourceError, match=hint):
         Webcam(7)
 
