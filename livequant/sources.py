@@ -879,6 +879,9 @@ def _open_hint(path: str, error: Exception) -> str:
         return "check the URL"
     if "://" in path:
         return "check the URL, and that the server is up and reachable"
+    if isinstance(error, FileNotFoundError) and (path == "test" or path.isdigit()):
+        return (f"the test pattern and cameras are sources of `livequant preview {path} --record out.gif`, which "
+                "needs a display; `livequant demo` writes examples with neither")
     if isinstance(error, FileNotFoundError):
         return "check the path"
     if getattr(error, "errno", None) == errno.ELOOP:

@@ -422,6 +422,20 @@ def test_reconnect_gives_up_after_its_tries(tmp_path, clip):
     assert _livequant_threads() == []
 
 
+@pytest.mark.parametrize("source", ["test", "0"])
+def test_the_test_pattern_or_a_camera_given_to_transcode_names_preview(tmp_path, monkeypatch, capsys, source):
+    """`transcode test out.gif` (no file 'test' here) said "check the path"; a file of that name is read."""
+    monkeypatch.chdir(tmp_path)
+    assert main(["transcode", source, "out.gif"]) == 1
+    assert capsys.readouterr().err == (
+        f"livequant: error: cannot open video '{source}': No such file or directory; the test pattern and cameras "
+        f"are sources of `livequant preview {source} --record out.gif`, which needs a display; `livequant demo` "
+        "writes examples with neither\n")
+    write_clip(tmp_path / "clip.mp4", frames=2).path.rename(tmp_path / source)
+    assert main(["transcode", source, "out.gif", "-q"]) == 0
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted([source, "out.gif"])
+
+
 def test_a_missing_camera_is_one_line_with_or_without_reconnect(capsys):
     assert main(["preview", "7", "--reconnect"]) == 1
     err = capsys.readouterr().err
