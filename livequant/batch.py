@@ -428,8 +428,8 @@ def plan_task(source_path: str, options: argparse.Namespace, chunk_seconds: floa
               replay_seconds: float = REPLAY_SECONDS) -> tuple[list[Chunk], str]:
     """Decode a file once, find its scene cuts and keyframes, and plan its chunks; returns them and what
     to tell of its damaged frames (`damage_note`). No chunks for a file with transparent pixels that its output
-    (of ``suffix``) keeps: a GIF frame clears what the next one shows transparent, which a chunk's last frame
-    cannot know."""
+    (of ``suffix``) keeps, read up to its first such frame: a GIF frame clears what the next one shows
+    transparent, which a chunk's last frame cannot know."""
     times = []
     transparent = []
     task_options = _task_options(options, source_path, Path("out").with_suffix(suffix), audio=False)
@@ -441,6 +441,8 @@ def plan_task(source_path: str, options: argparse.Namespace, chunk_seconds: floa
             for frame, t, *opaque in adapt(source, size=size):
                 times.append(t)
                 transparent.append(bool(opaque) and opaque[0] is not None)
+                if transparent[-1]:
+                    return  # encoded whole: nothing more to plan
                 yield frame
 
         cuts = scene_cuts(frames(), n_colors=options.colors)  # the sample size and seed the Quantizer uses
