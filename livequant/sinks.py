@@ -13,6 +13,8 @@ plays up to the last frame written); any other exception removes it.
 from __future__ import annotations
 
 import contextlib
+import ctypes
+import ctypes.util
 import io
 import logging
 import os
@@ -35,7 +37,7 @@ from livequant.frames import (FpsCounter, QuantizedFrame, check_fps, check_frame
 from livequant.gif import GifEncoder
 from livequant.palette import Palette
 from livequant.png import indexed_png
-from livequant.sources import SEQUENCE_NUMBER, AudioFeed, quiet_opencv
+from livequant.sources import SEQUENCE_NUMBER, AudioFeed, c_stderr, quiet_opencv
 
 __all__ = ["ALPHA_PICTURES", "AnimationWriter", "CRF_RANGES", "DEFAULT_QUANTIZER", "GifWriter", "ImageWriter",
            "MAX_LOOP", "NUMBERED", "OneBehind", "Preview", "QUANTIZER_ENCODERS", "VideoWriter", "check_target",
@@ -1326,6 +1328,9 @@ def _check_display() -> None:
         cause = "no display ($DISPLAY is not set)"
     elif not _x_server_answers(display):
         cause = f"no X server answers on $DISPLAY={display}"
+    elif not _x_server_lets_in(display):
+        cause = (f"the X server on $DISPLAY={display} refused the connection (no authorization it takes: check "
+                 "$XAUTHORITY, as after sudo or su; or it has too many clients)")
     else:
         return
     raise SinkError(f"cannot open a preview window: {cause}; use `livequant transcode` to write a file instead")
@@ -1349,6 +1354,26 @@ def _x_server_answers(display: str) -> bool:
     except OSError:
         return False
     return True
+
+
+def _x_server_lets_in(display: str) -> bool:
+    """Whether the X server ``display`` names completes a connection's setup with this process, with the
+    authorization $XAUTHORITY holds (libxcb, as Qt connects): one that refuses made Qt abort the process.
+    True where libxcb is not found."""
+    name = ctypes.util.find_library("xcb")
+    if name is None:
+        return True
+    xcb = ctypes.CDLL(name)
+    xcb.xcb_connect.restype = ctypes.c_void_p
+    xcb.xcb_connect.argtypes = [ctypes.c_char_p, ctypes.c_void_p]
+    xcb.xcb_connection_has_error.argtypes = [ctypes.c_void_p]
+    xcb.xcb_disconnect.argtypes = [ctypes.c_void_p]
+    with c_stderr():  # libxcb prints the server's reason for refusing
+        connection = xcb.xcb_connect(display.encode(), None)
+    try:
+        return xcb.xcb_connection_has_error(connection) == 0
+    finally:
+        xcb.xcb_disconnect(connection)
 
 
 def _quiet_qt() -> None:

@@ -39,7 +39,7 @@ from livequant.mailbox import END, Mailbox
 from livequant.png import SIGNATURE as PNG_SIGNATURE
 
 __all__ = ["AUDIO_READ_ON", "AnimatedWebP", "AudioFeed", "IMAGE_SUFFIXES", "Images", "Looping", "MAX_PIXELS", "Pacer",
-           "Reconnecting", "SEQUENCE_NUMBER", "STDIN", "TestPattern", "VideoFile", "Webcam", "damage_note",
+           "Reconnecting", "SEQUENCE_NUMBER", "STDIN", "TestPattern", "VideoFile", "Webcam", "c_stderr", "damage_note",
            "is_animated", "is_picture_sequence", "is_pipe", "list_cameras", "loop_count", "open_source", "open_video",
            "read_image", "read_image_alpha", "resize", "resize_opaque", "resize_rgba"]
 
@@ -198,8 +198,8 @@ def quiet_opencv():
 
 
 @contextlib.contextmanager
-def _c_stderr():
-    """Collect what C libraries (libpng, libjpeg) print on file descriptor 2 meanwhile.
+def c_stderr():
+    """Collect what C libraries (libpng, libjpeg, libxcb) print on file descriptor 2 meanwhile.
 
     Yields a list that receives the text once the block ends; nothing is collected where fd 2 is closed.
     """
@@ -1139,7 +1139,7 @@ def _decoded_image(path: str, max_pixels: int, managed: bool):
     jpeg = raw[:2] == b"\xff\xd8"
     flags = cv2.IMREAD_ANYDEPTH | cv2.IMREAD_ANYCOLOR if jpeg else cv2.IMREAD_UNCHANGED
     try:  # the decoders' own messages become the cause in the one-line error, or a warning
-        with quiet_opencv(), _c_stderr() as said:
+        with quiet_opencv(), c_stderr() as said:
             image = cv2.imdecode(data, flags)
     except cv2.error as e:  # OpenCV's own size limit, a broken header
         raise SourceError(f"cannot read image '{path}': OpenCV refused it ({e.err}); is it a valid image?") from e

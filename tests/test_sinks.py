@@ -2,6 +2,7 @@
 
 import gc
 import re
+import shutil
 import subprocess
 import sys
 from fractions import Fraction
@@ -563,6 +564,39 @@ def test_preview_on_a_display_nobody_answers_says_what_to_do():
     if port > 6000:
         done = preview(f"127.0.0.1:{port - 6000}")
         assert done.returncode == 1 and "no X server answers on $DISPLAY=127.0.0.1:" in done.stderr
+
+
+@pytest.mark.gui
+@pytest.mark.skipif(shutil.which("Xvfb") is None, reason="Xvfb is not installed")
+def test_preview_on_a_display_that_refuses_us_says_what_to_do(tmp_path):
+    """An X server that lets in only those with a cookie of its own (``-auth``), which this process lacks (as after
+    sudo: $DISPLAY kept, $XAUTHORITY not): Qt aborted the process (exit 134, five lines); now one line, exit 1."""
+    import os
+    import secrets
+    import struct
+
+    def field(data: bytes) -> bytes:
+        return struct.pack(">H", len(data)) + data
+
+    cookies = tmp_path / "cookies"  # an Xauthority file of one entry: any display, MIT-MAGIC-COOKIE-1
+    cookies.write_bytes(struct.pack(">H", 0xFFFF) + field(b"") + field(b"") + field(b"MIT-MAGIC-COOKIE-1")
+                        + field(secrets.token_bytes(16)))
+    read_fd, write_fd = os.pipe()
+    server = subprocess.Popen(["Xvfb", "-displayfd", str(write_fd), "-auth", str(cookies), "-nolisten", "tcp"],
+                              pass_fds=(write_fd,), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    os.close(write_fd)
+    with os.fdopen(read_fd) as r:
+        display = f":{r.readline().strip()}"
+    try:
+        done = subprocess.run([sys.executable, "-m", "livequant", "preview", "test"], capture_output=True, text=True,
+                              timeout=60, env={**os.environ, "DISPLAY": display, "XAUTHORITY": str(tmp_path / "none")})
+    finally:
+        server.terminate()
+        server.wait()
+    assert done.returncode == 1 and done.stderr.strip().splitlines() == [
+        f"livequant: error: cannot open a preview window: the X server on $DISPLAY={display} refused the connection "
+        "(no authorization it takes: check $XAUTHORITY, as after sudo or su; or it has too many clients); use "
+        "`livequant transcode` to write a file instead"]
 
 
 @pytest.mark.gui
