@@ -21,6 +21,7 @@ import os
 import re
 import socket
 import sys
+import time
 import weakref
 from dataclasses import replace
 from fractions import Fraction
@@ -1317,22 +1318,30 @@ class ImageWriter(_FileSink):
 
 #: Seconds to wait for an X server to take a connection before calling the display dead.
 X_CONNECT_SECONDS = 2.0
+#: Connection setups tried, this many seconds apart, before the server is taken to refuse this process.
+X_CONNECT_TRIES, X_RETRY_SECONDS = 5, 0.05
 
 
-def _check_display() -> None:
-    """Raise `SinkError` where no window can open (Qt would abort the process instead)."""
+@contextlib.contextmanager
+def _display_held():
+    """Raise `SinkError` where no window can open (Qt would abort the process instead); else hold a connection to
+    the X server while the block opens the window: a server resets when its last client leaves (Xvfb as xvfb-run
+    starts it), and a connection made during the reset fails (145 of 2,000 here), which Qt answers by aborting."""
     display = os.environ.get("DISPLAY")
     if not sys.platform.startswith("linux"):
+        yield
         return
     if not display:
         cause = "no display ($DISPLAY is not set)"
     elif not _x_server_answers(display):
         cause = f"no X server answers on $DISPLAY={display}"
-    elif not _x_server_lets_in(display):
+    else:
+        with _x_connection(display) as let_in:
+            if let_in:
+                yield
+                return
         cause = (f"the X server on $DISPLAY={display} refused the connection (no authorization it takes: check "
                  "$XAUTHORITY, as after sudo or su; or it has too many clients)")
-    else:
-        return
     raise SinkError(f"cannot open a preview window: {cause}; use `livequant transcode` to write a file instead")
 
 
@@ -1356,22 +1365,29 @@ def _x_server_answers(display: str) -> bool:
     return True
 
 
-def _x_server_lets_in(display: str) -> bool:
-    """Whether the X server ``display`` names completes a connection's setup with this process, with the
-    authorization $XAUTHORITY holds (libxcb, as Qt connects): one that refuses made Qt abort the process.
-    True where libxcb is not found."""
+@contextlib.contextmanager
+def _x_connection(display: str):
+    """A connection to the X server ``display`` names, set up with the authorization $XAUTHORITY holds (libxcb,
+    as Qt connects) and held while the block runs; yields whether the server let this process in (one that
+    refuses made Qt abort the process). True, and no connection, where libxcb is not found."""
     name = ctypes.util.find_library("xcb")
     if name is None:
-        return True
+        yield True
+        return
     xcb = ctypes.CDLL(name)
     xcb.xcb_connect.restype = ctypes.c_void_p
     xcb.xcb_connect.argtypes = [ctypes.c_char_p, ctypes.c_void_p]
     xcb.xcb_connection_has_error.argtypes = [ctypes.c_void_p]
     xcb.xcb_disconnect.argtypes = [ctypes.c_void_p]
-    with c_stderr():  # libxcb prints the server's reason for refusing
-        connection = xcb.xcb_connect(display.encode(), None)
+    for attempt in range(X_CONNECT_TRIES):  # a server resetting (its last client just left) refuses a moment
+        with c_stderr():  # libxcb prints the server's reason for refusing
+            connection = xcb.xcb_connect(display.encode(), None)
+        if xcb.xcb_connection_has_error(connection) == 0 or attempt == X_CONNECT_TRIES - 1:
+            break
+        xcb.xcb_disconnect(connection)
+        time.sleep(X_RETRY_SECONDS)
     try:
-        return xcb.xcb_connection_has_error(connection) == 0
+        yield xcb.xcb_connection_has_error(connection) == 0
     finally:
         xcb.xcb_disconnect(connection)
 
@@ -1408,7 +1424,6 @@ class Preview:
     interactive = True
 
     def __init__(self, title: str = "livequant", on_key=None, status=None, show_source: bool = False):
-        _check_display()
         _quiet_qt()
         self.title = title
         self.on_key = on_key
@@ -1419,10 +1434,11 @@ class Preview:
         self._rate = 0.0
         self._last = None
         self._closed = False
-        try:
-            cv2.namedWindow(title, cv2.WINDOW_AUTOSIZE)
-        except cv2.error as e:
-            raise SinkError(f"cannot open a preview window: {e.err}; use `livequant transcode` instead") from e
+        with _display_held():
+            try:
+                cv2.namedWindow(title, cv2.WINDOW_AUTOSIZE)
+            except cv2.error as e:
+                raise SinkError(f"cannot open a preview window: {e.err}; use `livequant transcode` instead") from e
 
     def __enter__(self):
         return self
