@@ -823,10 +823,11 @@ def _image_file(args) -> int:
 
 
 def _is_video(path: str) -> bool:
-    """Whether FFmpeg opens the file ``path`` as a video (`livequant image` was given one)."""
+    """Whether FFmpeg reads the file ``path`` as a video of two frames or more (`livequant image` was given one;
+    FFmpeg reads an AVIF or HEIF still as a video of one frame)."""
     try:
-        with VideoFile(path):
-            return True
+        with VideoFile(path) as video:
+            return len(list(itertools.islice(video, 2))) > 1
     except SourceError:
         return False
 

@@ -297,6 +297,9 @@ def test_a_video_to_image_is_one_line_naming_transcode(tmp_path, capsys):
     (tmp_path / "notes.dat").write_text("not a picture")
     assert main(["image", str(tmp_path / "notes.dat"), str(tmp_path / "one.png")]) == 1
     assert "not an image, or a format OpenCV cannot read" in _error(capsys)
+    if cv2.haveImageWriter(".avif"):  # a still FFmpeg reads as a video of one frame, OpenCV as a picture
+        cv2.imwrite(str(tmp_path / "still.avif"), np.full((16, 16, 3), 90, np.uint8))
+        assert main(["image", str(tmp_path / "still.avif"), str(tmp_path / "one.png"), "-q"]) == 0
 
 
 # demo
