@@ -13,6 +13,7 @@ import collections
 import contextlib
 import errno
 import glob
+import io
 import itertools
 import logging
 import math
@@ -53,6 +54,9 @@ MAX_PIXELS = 100_000_000
 refused before it is decoded, so a small malicious file (a decompression bomb) cannot exhaust memory."""
 #: The largest ICC profile read from a PNG (profiles are kilobytes; this bounds what a crafted one unpacks to).
 MAX_PROFILE_BYTES = 1 << 24
+#: The largest chunk read whole when looking for an APNG's or WebP's animation controls (acTL, ANIM: 8 and 6
+#: bytes); larger ones (the images) are skipped, so a folder's large still pictures are not read through.
+CONTROL_BYTES = 64
 
 
 def megapixels(pixels: float) -> str:
@@ -1011,27 +1015,28 @@ def _is_chunked(head: bytes) -> bool:
 
 def _chunks(data: bytes):
     """``(type, data)`` of each chunk of a PNG or WebP file's bytes; none for other files."""
-    if data[:8] == PNG_SIGNATURE:
-        return _png_chunks(data)
-    return _riff_chunks(data) if _is_chunked(data) else iter(())
+    return _file_chunks(io.BytesIO(data), data[:12]) if _is_chunked(data) else iter(())
 
 
-def _png_chunks(data: bytes):
-    """``(type, data)`` of each chunk of a PNG file's bytes: length, type, data, CRC."""
-    at = 8
-    while at + 8 <= len(data):
-        length = struct.unpack(">I", data[at:at + 4])[0]
-        yield data[at + 4:at + 8], data[at + 8:at + 8 + length]
-        at += 12 + length
-
-
-def _riff_chunks(data: bytes):
-    """``(type, data)`` of each chunk of a RIFF (WebP) file's bytes: type, length, data padded to even."""
-    at = 12
-    while at + 8 <= len(data):
-        length = struct.unpack("<I", data[at + 4:at + 8])[0]
-        yield data[at:at + 4], data[at + 8:at + 8 + length]
-        at += 8 + length + (length & 1)
+def _file_chunks(f, head: bytes, most: int | None = None):
+    """``(type, data)`` of each chunk of an open PNG or WebP file that starts with ``head``: PNG's length, type,
+    data, CRC; RIFF's type, length, data padded to even. The data of a chunk over ``most`` bytes is skipped
+    (``b""``): an animation's controls are a few bytes, its images are not read."""
+    png = head[:8] == PNG_SIGNATURE
+    f.seek(8 if png else 12)
+    while len(header := f.read(8)) == 8:
+        if png:
+            length, kind, after = struct.unpack(">I", header[:4])[0], header[4:], 4
+        else:
+            kind, length = header[:4], struct.unpack("<I", header[4:])[0]
+            after = length & 1
+        if most is None or length <= most:
+            body = f.read(length)
+            yield kind, body
+            f.seek(after, os.SEEK_CUR)
+        else:
+            yield kind, b""
+            f.seek(length + after, os.SEEK_CUR)
 
 
 def _tiff_orientation(exif: bytes) -> int:
@@ -1180,19 +1185,18 @@ def loop_count(path) -> int | None:
                 return _gif_loop(f, head)
             if not _is_chunked(head):
                 return None
-            data = head + f.read()
+            for kind, body in _file_chunks(f, head, CONTROL_BYTES):
+                if kind == b"acTL" and len(body) == 8:  # frames, then plays
+                    plays = struct.unpack(">I", body[4:])[0]
+                elif kind == b"ANIM" and len(body) == 6:  # background colour, then plays
+                    plays = struct.unpack("<H", body[4:])[0]
+                elif kind in (b"IDAT", b"ANMF"):  # an image before any animation control: a still
+                    return None
+                else:
+                    continue
+                return 0 if plays == 0 else plays - 1 if plays > 1 else -1
     except (OSError, ValueError):  # no such file, a URL, a folder; a name with a NUL
         return None
-    for kind, body in _chunks(data):
-        if kind == b"acTL" and len(body) == 8:  # frames, then plays
-            plays = struct.unpack(">I", body[4:])[0]
-        elif kind == b"ANIM" and len(body) == 6:  # background colour, then plays
-            plays = struct.unpack("<H", body[4:])[0]
-        elif kind in (b"IDAT", b"ANMF"):  # an image before any animation control: a still
-            return None
-        else:
-            continue
-        return 0 if plays == 0 else plays - 1 if plays > 1 else -1
     return None
 
 
@@ -1231,16 +1235,15 @@ def _animation(path) -> str | None:
                 return "gif" if _gif_images(f, head) > 1 else None
             if not _is_chunked(head):
                 return None
-            data = head + f.read()
+            frames = 0
+            for kind, body in _file_chunks(f, head, CONTROL_BYTES):
+                if kind == b"acTL":  # an APNG's: frames, plays; before the first image data
+                    return "apng" if len(body) == 8 and struct.unpack(">I", body[:4])[0] > 1 else None
+                if kind == b"IDAT":
+                    return None
+                frames += kind == b"ANMF"
     except (OSError, ValueError):
         return None
-    frames = 0
-    for kind, body in _chunks(data):
-        if kind == b"acTL":  # an APNG's: frames, plays; before the first image data
-            return "apng" if len(body) == 8 and struct.unpack(">I", body[:4])[0] > 1 else None
-        if kind == b"IDAT":
-            return None
-        frames += kind == b"ANMF"
     return "webp" if frames > 1 else None
 
 
