@@ -184,7 +184,7 @@ def _expand(spec: str):
     if path.is_dir():
         outputs = {manifest.parent for manifest in path.rglob(MANIFEST)} - {path}  # earlier batches' folders
         found = sorted(p for p in path.rglob("*")
-                       if p.is_file() and _is_video(p) and not outputs.intersection(p.parents))
+                       if p.is_file() and _taken_from_folder(p) and not outputs.intersection(p.parents))
         if not found:
             raise BatchError(f"folder '{spec}' holds no video files ({' '.join(sorted(VIDEO_SUFFIXES))}) and no "
                              f"animated {' '.join(sorted(ANIMATION_SUFFIXES))} pictures")
@@ -201,7 +201,7 @@ def _expand(spec: str):
     raise BatchError(f"input '{spec}' is not a file, a folder or a glob that matches files; check the path")
 
 
-def _is_video(path: Path) -> bool:
+def _taken_from_folder(path: Path) -> bool:
     """Whether a folder's file is taken: a video by its suffix, or an animated picture."""
     suffix = path.suffix.lower()
     return suffix in VIDEO_SUFFIXES or (suffix in ANIMATION_SUFFIXES and is_animated(path))

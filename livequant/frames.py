@@ -142,10 +142,9 @@ def on_checkerboard(rgb: np.ndarray, opaque: np.ndarray | None, square: int = 8)
     pixels from the top left: how a window shows transparency. ``rgb`` itself where ``opaque`` is None."""
     if opaque is None:
         return rgb
-    rows, cols = np.indices(opaque.shape)
-    dark = (rows // square + cols // square) % 2 == 1
-    greys = np.asarray(CHECKER_GREYS, np.uint8)
-    return np.where(opaque[..., None], rgb, greys[dark.astype(np.intp)])
+    h, w = opaque.shape
+    dark = (np.arange(h)[:, None] // square + np.arange(w)[None, :] // square) % 2  # 0 light, 1 dark
+    return np.where(opaque[..., None], rgb, np.asarray(CHECKER_GREYS, np.uint8)[dark])
 
 
 def to_rgb8(image: np.ndarray, background: tuple[int, int, int] = WHITE) -> np.ndarray:

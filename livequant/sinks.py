@@ -1382,12 +1382,13 @@ def _x_connection(display: str):
     for attempt in range(X_CONNECT_TRIES):  # a server resetting (its last client just left) refuses a moment
         with c_stderr():  # libxcb prints the server's reason for refusing
             connection = xcb.xcb_connect(display.encode(), None)
-        if xcb.xcb_connection_has_error(connection) == 0 or attempt == X_CONNECT_TRIES - 1:
+        let_in = xcb.xcb_connection_has_error(connection) == 0
+        if let_in or attempt == X_CONNECT_TRIES - 1:
             break
         xcb.xcb_disconnect(connection)
         time.sleep(X_RETRY_SECONDS)
     try:
-        yield xcb.xcb_connection_has_error(connection) == 0
+        yield let_in
     finally:
         xcb.xcb_disconnect(connection)
 
