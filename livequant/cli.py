@@ -807,9 +807,10 @@ def _image_file(args) -> int:
         if len(frames) > 1:
             raise _not_one_picture(args, "is a video")
         frame, _, *opaque = frames[0]
+        opaque = opaque[0] if opaque else None
         rgb = quantize(frame, args.colors, palette=args.palette, dither=args.dither,
-                       color_space=args.color_space, dither_strength=args.dither_strength)
-        qframe = dataclasses.replace(_indexed(rgb), opaque=opaque[0] if opaque else None)
+                       color_space=args.color_space, dither_strength=args.dither_strength, opaque=opaque)
+        qframe = dataclasses.replace(_indexed(rgb), opaque=opaque)
         enlarge(sink, n, shown).write(qframe)
     if not args.quiet:
         lossy = " before JPEG's compression, which adds others" if suffix in (".jpg", ".jpeg") else ""

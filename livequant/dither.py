@@ -126,6 +126,8 @@ REGISTRY = {
 DITHERS = tuple(REGISTRY)
 #: Levels each channel's error moves towards zero before error diffusion passes it on (0 if it is closer).
 ERROR_SHRINK = 1.5
+#: `diffuse_frame`'s ``opaque`` when every pixel shows.
+EVERY_PIXEL_SHOWS = np.zeros((0, 0), dtype=bool)
 
 
 def is_diffusion(dither: str) -> bool:
@@ -164,7 +166,7 @@ def _passed_errors(strength: float) -> np.ndarray:
 def diffuse(
     frame: np.ndarray, table: LookupTable, dither: str, strength: float, out_idx: np.ndarray, out_rgb: np.ndarray,
     *, hold: int = -1, weight: float = -1.0, reference: np.ndarray | None = None, previous: np.ndarray | None = None,
-    shown: LookupTable | None = None, out_reference: np.ndarray | None = None,
+    shown: LookupTable | None = None, out_reference: np.ndarray | None = None, opaque: np.ndarray | None = None,
 ) -> None:
     """Error-diffusion dither of ``frame`` into ``out_idx`` and ``out_rgb`` (in place).
 
@@ -192,6 +194,9 @@ def diffuse(
         The table of the palette ``previous`` indexes (default: ``table``).
     out_reference : (H, W, 3) uint8 ndarray, optional
         Receives the reference for the next frame: ``reference`` where held, ``frame`` elsewhere.
+    opaque : (H, W) bool ndarray, optional
+        False where a pixel is transparent (`livequant.frames.split_alpha`):
+        it neither takes nor passes on error. Default: every pixel shows.
     """
     weights = np.array(REGISTRY[dither].weights, dtype=np.float32)
     if hold < 0:
@@ -199,4 +204,5 @@ def diffuse(
         previous = np.zeros((1, 1), np.uint8)
     diffuse_frame(frame, table.coarse, table.generation, table.cells, table.ranked, table.colors, weights,
                   _passed_errors(float(strength)), hold, np.float32(weight), reference, previous,
-                  (table if shown is None else shown).colors, out_idx, out_rgb, out_reference)
+                  (table if shown is None else shown).colors, EVERY_PIXEL_SHOWS if opaque is None else opaque,
+                  out_idx, out_rgb, out_reference)

@@ -20,7 +20,8 @@ if TYPE_CHECKING:
     from livequant.palette import Palette
 
 __all__ = ["ALPHA_CUT", "CHECKER_GREYS", "FpsCounter", "QuantizedFrame", "Sink", "Source", "WHITE", "check_fps",
-           "check_frame", "flatten_alpha", "join_alpha", "on_background", "on_checkerboard", "split_alpha", "to_rgb8"]
+           "check_frame", "check_opaque", "flatten_alpha", "join_alpha", "on_background", "on_checkerboard",
+           "split_alpha", "to_rgb8"]
 
 #: A pixel of at least this alpha shows, with its own colour; one under it is transparent. GIF's transparency is
 #: all or nothing; FFmpeg's ``paletteuse`` cuts at 128 too.
@@ -81,6 +82,23 @@ def check_frame(frame: object, name: str = "frame") -> np.ndarray:
         fix = "; convert gray or RGBA with livequant.frames.to_rgb8()" if convertible else ""
         raise ValueError(f"{name} must be uint8 RGB of shape (H, W, 3), got shape {frame.shape}{fix}")
     return np.ascontiguousarray(frame)
+
+
+def check_opaque(opaque: object, frame: np.ndarray, name: str = "opaque") -> np.ndarray | None:
+    """Return ``opaque`` if it is None or an ``(H, W) bool`` array as large as ``frame``, else raise `ValueError`.
+
+    Returns
+    -------
+    (H, W) bool ndarray or None
+        The same mask, made C-contiguous if it was not.
+    """
+    if opaque is None:
+        return None
+    if not isinstance(opaque, np.ndarray) or opaque.dtype != bool or opaque.shape != frame.shape[:2]:
+        got = f"{opaque.dtype} {opaque.shape}" if isinstance(opaque, np.ndarray) else type(opaque).__name__
+        raise ValueError(f"{name} must be None or an (H, W) bool array as large as its frame, got {got}; "
+                         "see livequant.frames.split_alpha")
+    return np.ascontiguousarray(opaque)
 
 
 def flatten_alpha(rgba: np.ndarray, background: tuple[int, int, int] = WHITE) -> np.ndarray:

@@ -610,7 +610,7 @@ def map_words_held(pixels, table, generation, cells, ranked, packed, offsets, sh
 
 @nb.njit(parallel=True, nogil=True, cache=True)
 def diffuse_frame(frame, coarse, generation, cells, ranked, colors, weights, passed, threshold, weight, reference,
-                  previous, shown, out_idx, out_rgb, out_reference):  # pragma: no cover - compiled
+                  previous, shown, opaque, out_idx, out_rgb, out_reference):  # pragma: no cover - compiled
     """Serpentine error diffusion through the coarse table, in parallel stripes (see `livequant.dither`).
 
     ``frame`` is ``(H, W, 3) uint8``; ``coarse, generation, cells, ranked`` and
@@ -634,8 +634,14 @@ def diffuse_frame(frame, coarse, generation, cells, ranked, colors, weights, pas
     ``out_reference`` gets the reference of every pixel (its value where it
     was chosen). The inputs are only read, so stripes running over
     another's rows agree. With ``threshold < 0`` those four are not used.
+
+    Where ``opaque`` (``(H, W) bool``, or ``(0, 0)`` when every pixel shows) is
+    False the pixel is transparent: it is mapped at its own value and neither
+    takes nor passes on error, so what it was filled with does not reach the
+    pixels that show.
     """
     h, w = frame.shape[0], frame.shape[1]
+    every_pixel_shows = opaque.shape[0] == 0
     right, down_left, down, down_right = weights[0], weights[1], weights[2], weights[3]
     n_stripes = (h + STRIPE_ROWS - 1) // STRIPE_ROWS
     for s in nb.prange(n_stripes):
@@ -651,9 +657,13 @@ def diffuse_frame(frame, coarse, generation, cells, ranked, colors, weights, pas
             pr0 = pg0 = pb0 = np.float32(0.0)  # next row at x - step: complete after this pixel
             pr1 = pg1 = pb1 = np.float32(0.0)  # next row at x
             for _ in range(w):
-                r = min(max(np.intp(frame[y, x, 0] + cur[x + 1, 0] + cr + np.float32(0.5)), 0), 255)
-                g = min(max(np.intp(frame[y, x, 1] + cur[x + 1, 1] + cg + np.float32(0.5)), 0), 255)
-                b = min(max(np.intp(frame[y, x, 2] + cur[x + 1, 2] + cb + np.float32(0.5)), 0), 255)
+                shows = every_pixel_shows or opaque[y, x]
+                if shows:
+                    r = min(max(np.intp(frame[y, x, 0] + cur[x + 1, 0] + cr + np.float32(0.5)), 0), 255)
+                    g = min(max(np.intp(frame[y, x, 1] + cur[x + 1, 1] + cg + np.float32(0.5)), 0), 255)
+                    b = min(max(np.intp(frame[y, x, 2] + cur[x + 1, 2] + cb + np.float32(0.5)), 0), 255)
+                else:
+                    r, g, b = np.intp(frame[y, x, 0]), np.intp(frame[y, x, 1]), np.intp(frame[y, x, 2])
                 still = threshold >= 0
                 for c in range(3):
                     still = still and abs(np.intp(frame[y, x, c]) - np.intp(reference[y, x, c])) <= threshold
@@ -677,9 +687,9 @@ def diffuse_frame(frame, coarse, generation, cells, ranked, colors, weights, pas
                         out_reference[y, x, 0], out_reference[y, x, 1] = source[y, x, 0], source[y, x, 1]
                         out_reference[y, x, 2] = source[y, x, 2]
                     out_rgb[y, x, 0], out_rgb[y, x, 1], out_rgb[y, x, 2] = colors[i, 0], colors[i, 1], colors[i, 2]
-                er = passed[r - np.intp(colors[i, 0]) + 255]
-                eg = passed[g - np.intp(colors[i, 1]) + 255]
-                eb = passed[b - np.intp(colors[i, 2]) + 255]
+                er = passed[r - np.intp(colors[i, 0]) + 255] if shows else np.float32(0.0)
+                eg = passed[g - np.intp(colors[i, 1]) + 255] if shows else np.float32(0.0)
+                eb = passed[b - np.intp(colors[i, 2]) + 255] if shows else np.float32(0.0)
                 cr, cg, cb = er * right, eg * right, eb * right
                 nxt[x + 1 - step, 0] = pr0 + er * down_left
                 nxt[x + 1 - step, 1] = pg0 + eg * down_left

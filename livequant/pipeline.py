@@ -26,14 +26,13 @@ from __future__ import annotations
 
 import collections
 import contextlib
-import dataclasses
 import signal
 import statistics
 import threading
 import time
 from dataclasses import dataclass, field
 
-from livequant.frames import FpsCounter, check_count
+from livequant.frames import FpsCounter, check_count, check_opaque
 
 from livequant.mailbox import END, Mailbox
 
@@ -136,10 +135,7 @@ def _timed(source, stats: Stats):
                 raise TypeError(f"a source must yield (frame, time) pairs, got {type(item).__name__}; pair each "
                                 "frame with its time in seconds")
             frame, t, *opaque = item
-            opaque = opaque[0] if opaque else None
-            if opaque is not None and (getattr(opaque, "dtype", None) != bool or opaque.shape != frame.shape[:2]):
-                raise ValueError("a source's third item, opaque, must be None or an (H, W) bool array as large as "
-                                 "its frame; see livequant.frames.split_alpha")
+            opaque = check_opaque(opaque[0] if opaque else None, frame, "a source's third item, opaque,")
             yield frame, t, opaque, arrival
     finally:
         close = getattr(frames, "close", None)
@@ -292,12 +288,10 @@ def _run(source, quantizer, sinks: list, max_frames: int | None, on_frame, caugh
             begin = time.perf_counter()
             if live:
                 frame, t, opaque, arrival = item
-                qframe = quantizer.process(frame, t)
+                qframe = quantizer.process(frame, t, opaque)
             else:
                 frame, t, opaque, arrival, step = item
-                qframe = quantizer.apply(frame, step, t)
-            if opaque is not None:
-                qframe = dataclasses.replace(qframe, opaque=opaque)
+                qframe = quantizer.apply(frame, step, t, opaque)
             done = time.perf_counter()
             stats._add("quantize", done - begin)
             stats._add("latency", done - arrival)

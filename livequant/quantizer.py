@@ -19,7 +19,7 @@ import numpy as np
 from livequant.colorspace import COLOR_SPACES, working_space
 from livequant.dither import DITHERS, REGISTRY, diffuse, is_diffusion, ordered_offsets
 from livequant.fit import PaletteFitter
-from livequant.frames import QuantizedFrame, check_frame
+from livequant.frames import QuantizedFrame, check_frame, check_opaque
 from livequant.lookup import build_table, map_pixels, map_pixels_held, nearest_exact
 from livequant.palette import Palette
 from livequant.presets import resolve
@@ -179,22 +179,23 @@ class TemporalHold:
         self._indices, self._step = out_idx, step
 
     def diffuse(self, frame: np.ndarray, step: PaletteStep, dither: str, strength: float, out_idx: np.ndarray,
-                out_rgb: np.ndarray) -> None:
+                out_rgb: np.ndarray, opaque: np.ndarray | None = None) -> None:
         """Error-diffuse ``frame`` with ``step``'s table into ``out_idx`` and ``out_rgb``, holding still pixels.
 
         A still pixel keeps its index and passes on the error of its colour, so
         the dither pattern of a still region stays put; on a new palette's first
         frame it moves as under `map`, judged at its value with the error
-        carried to it. The hold starts again where `map`'s does.
+        carried to it. The hold starts again where `map`'s does. Transparent
+        pixels (False in ``opaque``) neither take nor pass on error.
         """
         if not self.diffusion_threshold or self._starts_again(step, out_idx):
-            diffuse(frame, step.table, dither, strength, out_idx, out_rgb)
+            diffuse(frame, step.table, dither, strength, out_idx, out_rgb, opaque=opaque)
             reference = frame.copy()
         else:
             reference = np.empty_like(frame)
             diffuse(frame, step.table, dither, strength, out_idx, out_rgb, hold=self.diffusion_threshold,
                     weight=self._weight(step), reference=self._reference, previous=self._indices,
-                    shown=self._step.table, out_reference=reference)
+                    shown=self._step.table, out_reference=reference, opaque=opaque)
         self._reference, self._indices, self._step = reference, out_idx, step
 
     def _weight(self, step: PaletteStep) -> float:
@@ -342,7 +343,8 @@ class Quantizer:
         """
         return self.process(frame).indices
 
-    def process(self, frame: np.ndarray, time: float | None = None) -> QuantizedFrame:
+    def process(self, frame: np.ndarray, time: float | None = None, opaque: np.ndarray | None = None
+                ) -> QuantizedFrame:
         """Quantize one frame and return colours, indices and the palette used.
 
         Parameters
@@ -352,6 +354,10 @@ class Quantizer:
             Presentation time in seconds, passed through to the result: the
             file writers time the frame by it. Without it they show the frame
             ``1 / fps`` after the one before.
+        opaque : (H, W) bool ndarray, optional
+            False where the pixel is transparent (`livequant.frames.split_alpha`),
+            passed through to the result for the writers; error diffusion
+            carries no error through those pixels.
 
         Returns
         -------
@@ -364,7 +370,7 @@ class Quantizer:
             step = self.track.step_live(frame, self._next_index(), self.frozen)
         else:
             step = self.plan(frame)
-        return self.apply(frame, step, time)
+        return self.apply(frame, step, time, opaque)
 
     def plan(self, frame: np.ndarray) -> PaletteStep:
         """The palette the next frame is mapped with, refitting first if the track says so.
@@ -379,19 +385,22 @@ class Quantizer:
             return self.track.current
         return self.track.step(check_frame(frame), index)
 
-    def apply(self, frame: np.ndarray, step: PaletteStep, time: float | None = None) -> QuantizedFrame:
+    def apply(self, frame: np.ndarray, step: PaletteStep, time: float | None = None,
+              opaque: np.ndarray | None = None) -> QuantizedFrame:
         """Map ``frame`` with the palette of ``step`` (from `plan`): dither, temporal hold.
+        ``time`` and ``opaque`` as for `process`.
 
         Returns
         -------
         QuantizedFrame
         """
         frame = check_frame(frame)
+        opaque = check_opaque(opaque, frame)
         self.frames += 1
         indices = np.empty(frame.shape[:2], np.uint8)
         out_rgb = np.empty_like(frame)
         if is_diffusion(self.dither):
-            self.hold.diffuse(frame, step, self.dither, self.dither_strength, indices, out_rgb)
+            self.hold.diffuse(frame, step, self.dither, self.dither_strength, indices, out_rgb, opaque)
         else:
             self.hold.map(frame, step, self._ordered_offsets(step), indices, out_rgb)
         event = "" if step is self._last_step else step.event
@@ -399,7 +408,7 @@ class Quantizer:
             self._lag = self.frames - 1 - step.fitted_on if step.fitted_on >= 0 else 0
         self._last_step = step
         return QuantizedFrame(rgb=out_rgb, indices=indices, palette=step.palette, time=time, source=frame,
-                              event=event, palette_lag=self._lag)
+                              event=event, palette_lag=self._lag, opaque=opaque)
 
     def configure(self, *, n_colors=None, dither=None, palette=None, frozen=None) -> None:
         """Change settings between frames, from the thread that calls `process`.
@@ -513,6 +522,7 @@ def quantize(
     seed: int = 0,
     locked=None,
     dither_strength: float = 1.0,
+    opaque: np.ndarray | None = None,
 ) -> np.ndarray:
     """Quantize one still image at best quality.
 
@@ -528,12 +538,16 @@ def quantize(
         As for `Quantizer`.
     sample_size : int
         Pixels sampled for the fit.
+    opaque : (H, W) bool ndarray, optional
+        As for `Quantizer.process`: error diffusion carries no error through
+        transparent pixels.
 
     Returns
     -------
     (H, W, 3) uint8 ndarray
     """
     image = check_frame(image, "image")
+    opaque = check_opaque(opaque, image)
     _check_options(n_colors, dither, color_space, dither_strength, 0, 0, sample_size, seed=seed)
     locked = _locked_colors(locked, n_colors, palette)
     adaptive = palette is None
@@ -553,4 +567,4 @@ def quantize(
     q = Quantizer(palette=palette, dither=dither, color_space=color_space, dither_strength=dither_strength, hold=0)
     if adaptive:  # a palette fitted to the picture lies close together: matched where it was fitted
         q._use_fixed(palette, working_space(color_space, len(palette)))
-    return q.quantize(image)
+    return q.process(image, opaque=opaque).rgb

@@ -12,7 +12,7 @@ from livequant.cli import main
 from livequant.frames import ALPHA_CUT, split_alpha
 from livequant.gif import GifEncoder
 from livequant.png import indexed_png
-from livequant.quantizer import Quantizer
+from livequant.quantizer import Quantizer, quantize
 from livequant.sources import resize_rgba
 from livequant.sinks import GifWriter
 
@@ -86,6 +86,45 @@ def test_split_alpha_fills_hidden_pixels_with_the_colours_that_show_in_their_pro
     rgba[..., 3] = 0
     rgb, opaque = split_alpha(rgba)
     assert not opaque.any() and (rgb == 255).all()
+
+
+def _disc_over(fill, size=(64, 48)) -> tuple[np.ndarray, np.ndarray]:
+    """A colour gradient showing in a disc, ``fill`` where nothing shows: ``(rgb, opaque)``."""
+    w, h = size
+    yy, xx = np.mgrid[:h, :w]
+    opaque = (yy - h / 2) ** 2 + (xx - w / 2) ** 2 < (0.4 * h) ** 2
+    rgb = np.empty((h, w, 3), np.uint8)
+    rgb[..., 0], rgb[..., 1], rgb[..., 2] = xx * 255 // w, yy * 255 // h, 128
+    rgb[~opaque] = fill
+    return rgb, opaque
+
+
+@pytest.mark.parametrize("dither", ["floyd-steinberg", "sierra-lite"])
+def test_error_diffusion_carries_no_error_through_transparent_pixels(dither):
+    """What fills the transparent pixels does not reach the pixels that show: not on a first frame, not on
+    a held one, not in a still picture."""
+    green, magenta = _disc_over(GREEN), _disc_over((255, 0, 255))
+    opaque = green[1]
+    assert (green[0][opaque] == magenta[0][opaque]).all() and (green[0] != magenta[0]).any()
+    shown = []
+    for first, second in [(green, green), (magenta, magenta), (green, magenta)]:
+        quantizer = Quantizer(palette="pico-8", dither=dither)
+        frames = [quantizer.process(rgb, opaque=mask) for rgb, mask in (first, second)]
+        assert frames[1].opaque is second[1]
+        shown.append([f.rgb[opaque] for f in frames])
+    for frames in shown[1:]:
+        assert all((a == b).all() for a, b in zip(frames, shown[0], strict=True))
+    still = [quantize(rgb, palette="pico-8", dither=dither, opaque=mask)[opaque] for rgb, mask in (green, magenta)]
+    assert (still[0] == still[1]).all() and (still[0] == shown[0][0]).all()
+    unmasked = [Quantizer(palette="pico-8", dither=dither).process(rgb).rgb[opaque] for rgb, _ in (green, magenta)]
+    assert (unmasked[0] != unmasked[1]).any()  # without the mask, the fill shows
+
+
+def test_a_mask_that_does_not_fit_its_frame_is_refused_naming_it():
+    rgb, opaque = _disc_over(GREEN)
+    for bad in (opaque[:, :-1], opaque.astype(np.uint8), "all"):
+        with pytest.raises(ValueError, match="opaque must be None or an \\(H, W\\) bool array"):
+            Quantizer(4).process(rgb, opaque=bad)
 
 
 def test_scaling_weighs_colours_by_alpha():
