@@ -33,6 +33,7 @@ import cv2  # before av: PyAV's bundled libxcb loaded first makes OpenCV windows
 import av  # isort: skip
 import numpy as np
 
+from livequant import hdr
 from livequant.errors import SourceError
 from livequant.frames import ALPHA_CUT, WHITE, check_count, check_fps, flatten_alpha, split_alpha, to_rgb8
 from livequant.icc import srgb_transform, to_srgb
@@ -88,8 +89,6 @@ AUDIO_READ_ON = 5.0
 CUT_SHORT_SECONDS = 0.5
 #: Seconds before a --start to seek to first where the demuxer lands after the start (`VideoFile._seek`).
 SEEK_BACK = 1.0
-#: Transfer characteristics (FFmpeg's AVColorTransferCharacteristic) of HDR video, which is not tone-mapped.
-HDR_TRANSFERS = {16: "PQ, SMPTE ST 2084", 18: "HLG, ARIB STD-B67"}
 
 #: Standard input, as FFmpeg names it (the command line's ``-``).
 STDIN = "pipe:0"
@@ -571,11 +570,9 @@ class VideoFile(_Source):
         if aspect and aspect != 1:  # pixels wider or taller than square (anamorphic video): made square, as
             width = max(1, round(first.width * aspect))  # players show them (FFmpeg: scale=iw*sar:ih)
             self.scale((width, first.height) if _quarter_turns(first) % 2 == 0 else (first.height, width))
-        if first.color_trc in HDR_TRANSFERS:
-            log.warning("%s is HDR (%s): its colours are quantized as they are, not tone-mapped, and will "
-                        "look washed out; tone-map it to SDR first (ffmpeg -vf zscale=t=linear,tonemap=hable,"
-                        "zscale=t=bt709:m=bt709:p=bt709,format=yuv420p)", self._named,
-                        HDR_TRANSFERS[first.color_trc])
+        self._transfer = first.color_trc if first.color_trc in hdr.TRANSFERS else None  # HDR: tone-mapped
+        if self._transfer is not None:
+            log.info("%s is HDR (%s): tone-mapped to SDR", self._named, hdr.TRANSFERS[self._transfer])
 
     def _seek(self, target: float, origin: float) -> None:
         """Seek to the keyframe at or before ``target`` (seconds, the file's clock). Where the demuxer lands
@@ -626,6 +623,8 @@ class VideoFile(_Source):
             options = _scale_options((frame.width, frame.height), self.size if turns % 2 == 0 else self.size[::-1])
         if _has_alpha(frame):
             rgb = flatten_alpha(frame.to_ndarray(format="rgba", **options), self.background)
+        elif self._transfer is not None:
+            rgb = hdr.to_sdr(frame.to_ndarray(format="rgb48le", **options), self._transfer)
         else:
             rgb = frame.to_ndarray(format="rgb24", **options)  # may be a padded, strided view
         if turns:

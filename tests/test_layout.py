@@ -12,8 +12,8 @@ import livequant
 
 PACKAGE = Path(livequant.__file__).parent
 MODULES = sorted(path.stem for path in PACKAGE.glob("*.py") if path.stem not in ("__init__", "__main__"))
-COMPUTE = {"colorspace", "icc", "palette", "png", "presets", "fit", "track", "kernels", "lookup", "dither", "quantizer",
-           "frames"}
+COMPUTE = {"colorspace", "icc", "hdr", "palette", "png", "presets", "fit", "track", "kernels", "lookup", "dither",
+           "quantizer", "frames"}
 # The one place compute reaches into I/O, imported only when used: a palette file that is a truecolour PNG (a picture,
 # not an indexed swatch) is decoded by `sources.read_image`, which owns the decoder and the pixel limit.
 ON_DEMAND = {("palette", "sources")}

@@ -13,6 +13,7 @@ import pytest
 
 from conftest import ADOBE_RGB_COLORANTS, ADOBE_RGB_GAMMA, garble_pictures, icc_profile, write_clip
 from livequant.errors import SourceError
+from livequant.hdr import HLG, PQ, to_sdr
 from livequant.sinks import AnimationWriter, GifWriter
 from livequant.sources import (Images, Looping, TestPattern, VideoFile, Webcam, loop_count, open_source,
                                read_image)
@@ -26,20 +27,67 @@ def _check_frames(frames, size):
 # VideoFile
 
 
-@pytest.mark.parametrize("transfer, hdr", [(16, True), (18, True), (1, False)])  # PQ, HLG, BT.709
-def test_hdr_video_is_said_not_to_be_tone_mapped(tmp_path, caplog, transfer, hdr):
-    path = tmp_path / "hdr.mkv"
+#: BT.2100 code values (0..1) of HDR reference white, 203 nits (BT.2408), and of 1000 nits.
+REFERENCE_WHITE = {PQ: 0.5806, HLG: 0.75}
+THOUSAND_NITS = {PQ: 0.7518, HLG: 1.0}
+
+
+def _bt2100_file(path, transfer: int, patches) -> None:
+    """Two frames of 10-bit BT.2020 video (FFV1) tagged with ``transfer``, of vertical stripes of the R'G'B'
+    code values (0..1) ``patches``."""
+    width = 16 * len(patches)
+    rgb = np.repeat(np.round(np.array(patches) * 65535).astype(np.uint16), 16, axis=0)[None].repeat(16, axis=0)
     with av.open(str(path), "w") as out:
-        video = out.add_stream("libx264", rate=10)
-        video.width, video.height, video.pix_fmt = 32, 32, "yuv420p"
-        video.codec_context.color_trc = transfer
+        video = out.add_stream("ffv1", rate=10)
+        video.width, video.height, video.pix_fmt = width, 16, "yuv444p10le"
+        context = video.codec_context
+        context.color_trc, context.color_primaries, context.colorspace, context.color_range = transfer, 9, 9, 1
+        for _ in range(2):
+            frame = av.VideoFrame.from_ndarray(rgb, format="rgb48le").reformat(
+                format="yuv444p10le", dst_colorspace="bt2020", dst_color_range=1)
+            frame.colorspace, frame.color_range = 9, 1
+            out.mux(video.encode(frame))
+        out.mux(video.encode(None))
+
+
+@pytest.mark.parametrize("transfer", [PQ, HLG])
+def test_hdr_video_is_tone_mapped_to_sdr(tmp_path, caplog, transfer):
+    """Black stays black, HDR reference white comes out a light grey (the same for PQ and HLG, as BT.2408 has
+    them the same light), 1000 nits white, and BT.2020's green the most saturated sRGB green."""
+    white, peak = REFERENCE_WHITE[transfer], THOUSAND_NITS[transfer]
+    patches = [(0, 0, 0), (white,) * 3, (peak,) * 3, (0, white, 0)]
+    _bt2100_file(tmp_path / "hdr.mkv", transfer, patches)
+    with caplog.at_level("INFO", logger="livequant"), VideoFile(tmp_path / "hdr.mkv") as source:
+        frames = [frame for frame, _ in source]
+    assert len(frames) == 2 and "tone-mapped" in caplog.text
+    shown = frames[0][8, 8::16].astype(int)
+    assert (shown[0] <= 1).all() and (shown[2] >= 254).all()
+    assert (abs(shown[1] - 231) <= 2).all()  # 80% of white's light
+    assert shown[3][1] >= 250 and shown[3][[0, 2]].max() <= 3  # read as it is: (0, 150, 0)-ish and dull
+
+
+def test_sdr_video_is_read_as_it_is(tmp_path, caplog):
+    path = tmp_path / "sdr.mkv"
+    with av.open(str(path), "w") as out:
+        video = out.add_stream("libx264rgb", rate=10)
+        video.width, video.height, video.pix_fmt = 32, 32, "rgb24"
+        video.codec_context.color_trc = 1  # BT.709
         for i in range(3):
             frame = av.VideoFrame.from_ndarray(np.full((32, 32, 3), 60 * i, np.uint8), format="rgb24")
             out.mux(video.encode(frame))
         out.mux(video.encode(None))
-    with caplog.at_level("WARNING", logger="livequant"), VideoFile(path) as source:
-        assert len(list(source)) == 3
-    assert ("is HDR" in caplog.text and "tone-map" in caplog.text) == hdr
+    with caplog.at_level("INFO", logger="livequant"), VideoFile(path) as source:
+        assert [int(frame[0, 0, 0]) for frame, _ in source] == [0, 60, 120]
+    assert "HDR" not in caplog.text
+
+
+def test_the_tone_curve_keeps_order_and_ends():
+    ramp = np.arange(0, 65536, 64, dtype=np.uint16)
+    for transfer in (PQ, HLG):
+        levels = to_sdr(np.repeat(ramp[:, None], 3, axis=1)[None], transfer)[0, :, 0].astype(int)
+        assert levels[0] == 0 and levels[-1] == 255 and (np.diff(levels) >= 0).all()
+    with pytest.raises(ValueError, match="not HDR"):
+        to_sdr(ramp[:3].reshape(1, 1, 3), 1)
 
 
 def test_video_file_reads_every_frame_with_its_time(clip):

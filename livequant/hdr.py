@@ -1,0 +1,127 @@
+"""HDR video (PQ, HLG) as an SDR screen shows it: tone-mapped to sRGB at the input edge.
+
+A BT.2100 signal is taken to linear light (PQ's EOTF; HLG's inverse OETF, then its OOTF for a display of
+`PEAK_NITS`), relative to HDR reference white (`REFERENCE_WHITE_NITS`, BT.2408), and from BT.2020 to BT.709
+primaries. Its luminance is then tone-mapped: up to `KNEE` of reference white as it is, above it compressed
+(an extended Reinhard curve, its slope 1 at the knee) so that `PEAK_NITS` comes out white; each colour keeps
+its hue (its channels scaled by its luminance's change; where one still lies above white, all dimmed until
+none does, which keeps its saturation) and is encoded as sRGB. Read as they are, such frames came out washed out
+and dim.
+"""
+
+from __future__ import annotations
+
+import functools
+
+import numba as nb
+import numpy as np
+
+__all__ = ["HLG", "PQ", "TRANSFERS", "to_sdr"]
+
+#: FFmpeg's AVColorTransferCharacteristic of the HDR signals tone-mapped here, and their names.
+PQ, HLG = 16, 18
+TRANSFERS = {PQ: "PQ, SMPTE ST 2084", HLG: "HLG, ARIB STD-B67"}
+#: HDR reference white (diffuse white, BT.2408): a PQ signal of 58%, an HLG one of 75%.
+REFERENCE_WHITE_NITS = 203.0
+#: The peak taken to come out white: HLG's reference display, and what most HDR10 video is mastered at (a PQ
+#: signal above it comes out white too).
+PEAK_NITS = 1000.0
+#: Luminance up to this share of reference white is kept; above it is compressed (reference white comes out at
+#: 80% of white's light, 91% of its sRGB level).
+KNEE = 0.6
+#: HLG's OOTF: display light is ``PEAK_NITS * Ys ** (HLG_GAMMA - 1) * E`` for scene light E (BT.2100, at 1000 nits).
+HLG_GAMMA = 1.2
+#: Linear BT.2020 RGB to linear BT.709 RGB (BT.2087).
+BT2020_TO_BT709 = np.array([[1.6605, -0.5876, -0.0728],
+                            [-0.1246, 1.1329, -0.0083],
+                            [-0.0182, -0.1006, 1.1187]], dtype=np.float32)
+#: Luma weights of BT.2020 and BT.709 RGB.
+BT2020_LUMA = np.array([0.2627, 0.6780, 0.0593], dtype=np.float32)
+BT709_LUMA = np.array([0.2126, 0.7152, 0.0722], dtype=np.float32)
+#: Steps of the table that encodes linear light as sRGB.
+SRGB_STEPS = 4096
+
+
+def to_sdr(rgb: np.ndarray, transfer: int) -> np.ndarray:
+    """An HDR frame as an SDR screen shows it.
+
+    Parameters
+    ----------
+    rgb : (H, W, 3) uint16 ndarray
+        The signal's R'G'B' (BT.2020 primaries), full range 0..65535.
+    transfer : {PQ, HLG}
+
+    Returns
+    -------
+    (H, W, 3) uint8 ndarray
+        sRGB.
+    """
+    out = np.empty(rgb.shape, np.uint8)
+    peak = np.float32(PEAK_NITS / REFERENCE_WHITE_NITS)
+    _tone_map(rgb, _linear_light(transfer), transfer == HLG, BT2020_TO_BT709, BT2020_LUMA, BT709_LUMA, peak,
+              np.float32(KNEE), _srgb_levels(), out)
+    return out
+
+
+@functools.cache
+def _linear_light(transfer: int) -> np.ndarray:
+    """Light of each 16-bit code value, ``(65536,) float32``: PQ's display light relative to reference white;
+    HLG's scene light (0..1), before its OOTF."""
+    e = np.arange(65536, dtype=np.float64) / 65535
+    if transfer == PQ:
+        m1, m2, c1, c2, c3 = 2610 / 16384, 2523 / 4096 * 128, 3424 / 4096, 2413 / 4096 * 32, 2392 / 4096 * 32
+        p = e ** (1 / m2)
+        light = 10000 * (np.maximum(p - c1, 0) / (c2 - c3 * p)) ** (1 / m1) / REFERENCE_WHITE_NITS
+    elif transfer == HLG:
+        a, b, c = 0.17883277, 0.28466892, 0.55991073
+        light = np.where(e <= 0.5, e * e / 3, (np.exp((e - c) / a) + b) / 12)
+    else:
+        raise ValueError(f"transfer {transfer} is not HDR: expected {PQ} (PQ) or {HLG} (HLG)")
+    table = light.astype(np.float32)
+    table.flags.writeable = False
+    return table
+
+
+@functools.cache
+def _srgb_levels() -> np.ndarray:
+    """sRGB level of each step of linear light 0..1, ``(SRGB_STEPS,) uint8``."""
+    v = np.linspace(0.0, 1.0, SRGB_STEPS)
+    encoded = np.where(v <= 0.0031308, 12.92 * v, 1.055 * v ** (1 / 2.4) - 0.055)
+    table = np.rint(encoded * 255).astype(np.uint8)
+    table.flags.writeable = False
+    return table
+
+
+@nb.njit(parallel=True, nogil=True, cache=True)
+def _tone_map(rgb, light, hlg, matrix, luma_in, luma_out, peak, knee, levels, out):  # pragma: no cover - compiled
+    """`to_sdr`'s work, a row at a time in parallel: ``light`` maps each code value to linear light, ``levels``
+    each of its steps of 0..1 to an sRGB level."""
+    h, w = rgb.shape[0], rgb.shape[1]
+    span = peak - knee  # the luminance above the knee, and its extent once compressed
+    room = np.float32(1.0) - knee
+    stretch = span / room
+    last = levels.shape[0] - 1
+    for y in nb.prange(h):
+        for x in range(w):
+            r, g, b = light[rgb[y, x, 0]], light[rgb[y, x, 1]], light[rgb[y, x, 2]]
+            if hlg:
+                ys = luma_in[0] * r + luma_in[1] * g + luma_in[2] * b
+                gain = peak * ys ** np.float32(HLG_GAMMA - 1.0) if ys > 0 else np.float32(0.0)
+                r, g, b = r * gain, g * gain, b * gain
+            r, g, b = (matrix[0, 0] * r + matrix[0, 1] * g + matrix[0, 2] * b,
+                       matrix[1, 0] * r + matrix[1, 1] * g + matrix[1, 2] * b,
+                       matrix[2, 0] * r + matrix[2, 1] * g + matrix[2, 2] * b)
+            r, g, b = max(r, np.float32(0.0)), max(g, np.float32(0.0)), max(b, np.float32(0.0))
+            lum = luma_out[0] * r + luma_out[1] * g + luma_out[2] * b
+            mapped = lum
+            if lum > knee:
+                t = (lum - knee) / room
+                mapped = min(knee + room * t * (1 + t / (stretch * stretch)) / (1 + t), np.float32(1.0))
+            scale = mapped / lum if lum > 0 else np.float32(0.0)
+            r, g, b = r * scale, g * scale, b * scale
+            top = max(r, g, b)
+            if top > 1:  # a channel above white: the colour dimmed until none is, keeping its hue and saturation
+                r, g, b = r / top, g / top, b / top
+            out[y, x, 0] = levels[min(max(np.intp(r * last + np.float32(0.5)), 0), last)]
+            out[y, x, 1] = levels[min(max(np.intp(g * last + np.float32(0.5)), 0), last)]
+            out[y, x, 2] = levels[min(max(np.intp(b * last + np.float32(0.5)), 0), last)]
