@@ -12,20 +12,23 @@ and dim.
 from __future__ import annotations
 
 import functools
+import struct
 
 import numba as nb
 import numpy as np
 
-__all__ = ["HLG", "PQ", "TRANSFERS", "to_sdr"]
+__all__ = ["HLG", "PQ", "TRANSFERS", "content_peak", "to_sdr"]
 
 #: FFmpeg's AVColorTransferCharacteristic of the HDR signals tone-mapped here, and their names.
 PQ, HLG = 16, 18
 TRANSFERS = {PQ: "PQ, SMPTE ST 2084", HLG: "HLG, ARIB STD-B67"}
 #: HDR reference white (diffuse white, BT.2408): a PQ signal of 58%, an HLG one of 75%.
 REFERENCE_WHITE_NITS = 203.0
-#: The peak taken to come out white: HLG's reference display, and what most HDR10 video is mastered at (a PQ
-#: signal above it comes out white too).
+#: The peak that comes out white: HLG's reference display; for PQ the default where the video does not say
+#: its own (`content_peak`), what most HDR10 video is mastered at. Light above it comes out white too.
 PEAK_NITS = 1000.0
+#: A PQ video's own peak is believed within these nits (MaxCLL is 0 where unknown, and sometimes wrong).
+TRUSTED_PEAKS = (400.0, 10000.0)
 #: Luminance up to this share of reference white is kept; above it is compressed (reference white comes out at
 #: 80% of white's light, 91% of its sRGB level).
 KNEE = 0.6
@@ -42,7 +45,7 @@ BT709_LUMA = np.array([0.2126, 0.7152, 0.0722], dtype=np.float32)
 SRGB_STEPS = 4096
 
 
-def to_sdr(rgb: np.ndarray, transfer: int) -> np.ndarray:
+def to_sdr(rgb: np.ndarray, transfer: int, peak_nits: float = PEAK_NITS) -> np.ndarray:
     """An HDR frame as an SDR screen shows it.
 
     Parameters
@@ -50,6 +53,8 @@ def to_sdr(rgb: np.ndarray, transfer: int) -> np.ndarray:
     rgb : (H, W, 3) uint16 ndarray
         The signal's R'G'B' (BT.2020 primaries), full range 0..65535.
     transfer : {PQ, HLG}
+    peak_nits : float
+        PQ light that comes out white (`content_peak`); HLG's is `PEAK_NITS`.
 
     Returns
     -------
@@ -57,10 +62,33 @@ def to_sdr(rgb: np.ndarray, transfer: int) -> np.ndarray:
         sRGB.
     """
     out = np.empty(rgb.shape, np.uint8)
-    peak = np.float32(PEAK_NITS / REFERENCE_WHITE_NITS)
+    peak = np.float32((PEAK_NITS if transfer == HLG else peak_nits) / REFERENCE_WHITE_NITS)
     _tone_map(rgb, _linear_light(transfer), transfer == HLG, BT2020_TO_BT709, BT2020_LUMA, BT709_LUMA, peak,
               np.float32(KNEE), _srgb_levels(), out)
     return out
+
+
+def content_peak(light_level: bytes | None, mastering: bytes | None) -> float:
+    """The brightest light, in nits, a PQ video says it holds: its MaxCLL, else its mastering display's peak,
+    else `PEAK_NITS`; a figure outside `TRUSTED_PEAKS` is passed over.
+
+    Parameters
+    ----------
+    light_level : bytes or None
+        FFmpeg's AVContentLightMetadata (MaxCLL, MaxFALL: two native unsigned ints).
+    mastering : bytes or None
+        FFmpeg's AVMasteringDisplayMetadata (10 rationals, then has_primaries and has_luminance).
+    """
+    claims = []
+    if light_level is not None and len(light_level) >= 8:
+        claims.append(float(struct.unpack_from("=I", light_level)[0]))
+    if mastering is not None and len(mastering) >= 88:
+        values = struct.unpack_from("=22i", mastering)
+        numerator, denominator, has_luminance = values[18], values[19], values[21]
+        if has_luminance and denominator > 0:
+            claims.append(numerator / denominator)
+    low, high = TRUSTED_PEAKS
+    return next((nits for nits in claims if low <= nits <= high), PEAK_NITS)
 
 
 @functools.cache

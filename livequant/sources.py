@@ -89,6 +89,8 @@ AUDIO_READ_ON = 5.0
 CUT_SHORT_SECONDS = 0.5
 #: Seconds before a --start to seek to first where the demuxer lands after the start (`VideoFile._seek`).
 SEEK_BACK = 1.0
+#: The side data of an HDR10 frame that say its peak (`livequant.hdr.content_peak`), in the order it takes them.
+HDR_SIDE_DATA = (av.sidedata.sidedata.Type.CONTENT_LIGHT_LEVEL, av.sidedata.sidedata.Type.MASTERING_DISPLAY_METADATA)
 
 #: Standard input, as FFmpeg names it (the command line's ``-``).
 STDIN = "pipe:0"
@@ -572,7 +574,11 @@ class VideoFile(_Source):
             self.scale((width, first.height) if _quarter_turns(first) % 2 == 0 else (first.height, width))
         self._transfer = first.color_trc if first.color_trc in hdr.TRANSFERS else None  # HDR: tone-mapped
         if self._transfer is not None:
-            log.info("%s is HDR (%s): tone-mapped to SDR", self._named, hdr.TRANSFERS[self._transfer])
+            side_data = first.side_data
+            self._peak = hdr.PEAK_NITS if self._transfer == hdr.HLG else hdr.content_peak(
+                *(_bytes_or_none(side_data.get(kind)) for kind in HDR_SIDE_DATA))
+            log.info("%s is HDR (%s): tone-mapped to SDR, %.0f nits and above shown white", self._named,
+                     hdr.TRANSFERS[self._transfer], self._peak)
 
     def _seek(self, target: float, origin: float) -> None:
         """Seek to the keyframe at or before ``target`` (seconds, the file's clock). Where the demuxer lands
@@ -624,7 +630,7 @@ class VideoFile(_Source):
         if _has_alpha(frame):
             rgb = flatten_alpha(frame.to_ndarray(format="rgba", **options), self.background)
         elif self._transfer is not None:
-            rgb = hdr.to_sdr(frame.to_ndarray(format="rgb48le", **options), self._transfer)
+            rgb = hdr.to_sdr(frame.to_ndarray(format="rgb48le", **options), self._transfer, self._peak)
         else:
             rgb = frame.to_ndarray(format="rgb24", **options)  # may be a padded, strided view
         if turns:
@@ -779,6 +785,11 @@ class VideoFile(_Source):
 def _has_alpha(frame: av.VideoFrame) -> bool:
     """Whether ``frame``'s pixel format can make a pixel transparent: it has alpha or a palette."""
     return frame.format.has_palette or any(c.is_alpha for c in frame.format.components)
+
+
+def _bytes_or_none(side_data) -> bytes | None:
+    """The bytes of a frame's side data (`av.sidedata.SideData`), or None where it has none of that kind."""
+    return None if side_data is None else bytes(side_data)
 
 
 def _quarter_turns(frame: av.VideoFrame) -> int:

@@ -13,7 +13,7 @@ import pytest
 
 from conftest import ADOBE_RGB_COLORANTS, ADOBE_RGB_GAMMA, garble_pictures, icc_profile, write_clip
 from livequant.errors import SourceError
-from livequant.hdr import HLG, PQ, to_sdr
+from livequant.hdr import HLG, PEAK_NITS, PQ, content_peak, to_sdr
 from livequant.sinks import AnimationWriter, GifWriter
 from livequant.sources import (Images, Looping, TestPattern, VideoFile, Webcam, loop_count, open_source,
                                read_image)
@@ -64,6 +64,50 @@ def test_hdr_video_is_tone_mapped_to_sdr(tmp_path, caplog, transfer):
     assert (shown[0] <= 1).all() and (shown[2] >= 254).all()
     assert (abs(shown[1] - 231) <= 2).all()  # 80% of white's light
     assert shown[3][1] >= 250 and shown[3][[0, 2]].max() <= 3  # read as it is: (0, 150, 0)-ish and dull
+
+
+def _pq_code(nits: float) -> float:
+    """PQ's code value (0..1) for ``nits`` (SMPTE ST 2084's inverse EOTF)."""
+    m1, m2, c1, c2, c3 = 2610 / 16384, 2523 / 4096 * 128, 3424 / 4096, 2413 / 4096 * 32, 2392 / 4096 * 32
+    y = (nits / 10000) ** m1
+    return ((c1 + c2 * y) / (1 + c3 * y)) ** m2
+
+
+def test_hdr10_video_is_tone_mapped_to_its_own_peak(tmp_path, caplog):
+    """A PQ video that says its brightest pixel is 4000 nits (MaxCLL) shows 1000 and 2000 nits apart and under
+    white, where one that says nothing shows 1000 nits and above white."""
+    assert abs(_pq_code(203) - REFERENCE_WHITE[PQ]) < 1e-3 and abs(_pq_code(1000) - THOUSAND_NITS[PQ]) < 1e-3
+    patches = [(_pq_code(nits),) * 3 for nits in (1000, 2000, 4000)]
+    path = tmp_path / "hdr10.mkv"
+    rgb = np.repeat(np.round(np.array(patches) * 65535).astype(np.uint16), 16, axis=0)[None].repeat(16, axis=0)
+    params = "log-level=error:hdr10=1:max-cll=4000,400"
+    with av.open(str(path), "w") as out:
+        video = out.add_stream("libx265", rate=10, options={"x265-params": params})
+        video.width, video.height, video.pix_fmt = rgb.shape[1], 16, "yuv420p10le"
+        context = video.codec_context
+        context.color_trc, context.color_primaries, context.colorspace, context.color_range = PQ, 9, 9, 1
+        frame = av.VideoFrame.from_ndarray(rgb, format="rgb48le").reformat(
+            format="yuv420p10le", dst_colorspace="bt2020", dst_color_range=1)
+        out.mux(video.encode(frame))
+        out.mux(video.encode(None))
+    with caplog.at_level("INFO", logger="livequant"), VideoFile(path) as source:
+        shown = next(iter(source))[0][8, 8::16, 1].astype(int)
+    assert "4000 nits" in caplog.text
+    assert shown[0] <= 252 and shown[0] < shown[1] <= shown[2] and shown[2] >= 254
+    _bt2100_file(tmp_path / "unsaid.mkv", PQ, patches)
+    with VideoFile(tmp_path / "unsaid.mkv") as source:
+        assert (next(iter(source))[0][8, 8::16] >= 254).all()
+
+
+def test_a_pq_video_s_peak_is_its_maxcll_else_its_mastering_display_s():
+    light = struct.pack("=II", 4000, 400)
+    mastering = struct.pack("=22i", *[1] * 18, 2000, 1, 1, 1)  # max luminance 2000/1, has_luminance
+    assert content_peak(light, mastering) == 4000
+    assert content_peak(struct.pack("=II", 0, 0), mastering) == 2000  # MaxCLL 0: unknown
+    assert content_peak(None, mastering) == 2000
+    assert content_peak(None, struct.pack("=22i", *[1] * 18, 2000, 1, 1, 0)) == PEAK_NITS  # no luminance said
+    assert content_peak(struct.pack("=II", 50, 0), None) == PEAK_NITS  # not believed
+    assert content_peak(None, None) == PEAK_NITS
 
 
 def test_sdr_video_is_read_as_it_is(tmp_path, caplog):
