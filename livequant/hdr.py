@@ -36,6 +36,8 @@ KNEE = 0.6
 HLG_GAMMA = 1.2
 #: Steps of the table of ``Ys ** (HLG_GAMMA - 1)`` over 0..1 (a power per pixel took HLG 28 ms a 720p frame, PQ 15).
 HLG_GAIN_STEPS = 65536
+#: `_tone_map`'s gains for PQ, which has no OOTF to apply.
+NO_GAINS = np.zeros(0, np.float32)
 #: Linear BT.2020 RGB to linear BT.709 RGB (BT.2087).
 BT2020_TO_BT709 = np.array([[1.6605, -0.5876, -0.0728],
                             [-0.1246, 1.1329, -0.0083],
@@ -45,7 +47,6 @@ BT2020_LUMA = np.array([0.2627, 0.6780, 0.0593], dtype=np.float32)
 BT709_LUMA = np.array([0.2126, 0.7152, 0.0722], dtype=np.float32)
 #: Steps of the table that encodes linear light as sRGB.
 SRGB_STEPS = 4096
-NO_GAINS = np.zeros(0, np.float32)
 
 
 def to_sdr(rgb: np.ndarray, transfer: int, peak_nits: float = PEAK_NITS) -> np.ndarray:
