@@ -9,8 +9,8 @@ from __future__ import annotations
 
 import numpy as np
 
-__all__ = ["COLOR_SPACES", "channel_curve", "from_space", "kernel_coefficients", "oklab_to_srgb", "pack_rgb",
-           "squared_norms", "srgb_to_oklab", "to_space", "unique_rgb", "working_space"]
+__all__ = ["COLOR_SPACES", "channel_curve", "from_space", "kernel_coefficients", "linear_to_srgb", "oklab_to_srgb",
+           "pack_rgb", "squared_norms", "srgb_to_oklab", "to_space", "unique_rgb", "working_space"]
 
 #: The colour spaces a user chooses between.
 COLOR_SPACES = ("oklab", "rgb")
@@ -65,7 +65,8 @@ def _srgb_to_linear(c: np.ndarray) -> np.ndarray:
     return np.where(c <= 0.04045, c / 12.92, ((c + 0.055) / 1.055) ** 2.4)
 
 
-def _linear_to_srgb(c: np.ndarray) -> np.ndarray:
+def linear_to_srgb(c: np.ndarray) -> np.ndarray:
+    """sRGB levels (0-255, float) of linear light ``c`` (clipped to 0-1)."""
     c = np.clip(c, 0.0, 1.0)
     return 255.0 * np.where(c <= 0.0031308, 12.92 * c, 1.055 * c ** (1 / 2.4) - 0.055)
 
@@ -108,7 +109,7 @@ def srgb_to_oklab(rgb: np.ndarray) -> np.ndarray:
 def oklab_to_srgb(lab: np.ndarray) -> np.ndarray:
     """Convert OKLab colours to sRGB on the 0-255 scale (float64, clipped to the gamut)."""
     lms = np.asarray(lab, dtype=np.float64) @ _OKLAB_TO_LMS.T
-    return _linear_to_srgb((lms**3) @ _LMS_TO_LINEAR.T)
+    return linear_to_srgb((lms**3) @ _LMS_TO_LINEAR.T)
 
 
 def channel_curve(color_space: str) -> np.ndarray:

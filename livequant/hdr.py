@@ -17,6 +17,8 @@ import struct
 import numba as nb
 import numpy as np
 
+from livequant.colorspace import linear_to_srgb
+
 __all__ = ["HLG", "PQ", "TRANSFERS", "content_peak", "to_sdr"]
 
 #: FFmpeg's AVColorTransferCharacteristic of the HDR signals tone-mapped here, and their names.
@@ -125,9 +127,7 @@ def _hlg_gains() -> np.ndarray:
 @functools.cache
 def _srgb_levels() -> np.ndarray:
     """sRGB level of each step of linear light 0..1, ``(SRGB_STEPS,) uint8``."""
-    v = np.linspace(0.0, 1.0, SRGB_STEPS)
-    encoded = np.where(v <= 0.0031308, 12.92 * v, 1.055 * v ** (1 / 2.4) - 0.055)
-    table = np.rint(encoded * 255).astype(np.uint8)
+    table = np.rint(linear_to_srgb(np.linspace(0.0, 1.0, SRGB_STEPS))).astype(np.uint8)
     table.flags.writeable = False
     return table
 
@@ -138,9 +138,8 @@ def _tone_map(rgb, light, gains, matrix, luma_in, luma_out, peak, knee, levels, 
     (HLG; empty for PQ) each step of scene luminance to its OOTF's gain, ``levels`` each step of 0..1 to an sRGB
     level."""
     h, w = rgb.shape[0], rgb.shape[1]
-    span = peak - knee  # the luminance above the knee, and its extent once compressed
-    room = np.float32(1.0) - knee
-    stretch = span / room
+    room = np.float32(1.0) - knee  # what is left above the knee once compressed
+    stretch = (peak - knee) / room  # the knee-to-peak span, in units of that room
     last = levels.shape[0] - 1
     hlg, top_gain = gains.shape[0] > 0, gains.shape[0] - 1
     for y in nb.prange(h):

@@ -687,9 +687,11 @@ def diffuse_frame(frame, coarse, generation, cells, ranked, colors, weights, pas
                         out_reference[y, x, 0], out_reference[y, x, 1] = source[y, x, 0], source[y, x, 1]
                         out_reference[y, x, 2] = source[y, x, 2]
                     out_rgb[y, x, 0], out_rgb[y, x, 1], out_rgb[y, x, 2] = colors[i, 0], colors[i, 1], colors[i, 2]
-                er = passed[r - np.intp(colors[i, 0]) + 255] if shows else np.float32(0.0)
-                eg = passed[g - np.intp(colors[i, 1]) + 255] if shows else np.float32(0.0)
-                eb = passed[b - np.intp(colors[i, 2]) + 255] if shows else np.float32(0.0)
+                er = passed[r - np.intp(colors[i, 0]) + 255]
+                eg = passed[g - np.intp(colors[i, 1]) + 255]
+                eb = passed[b - np.intp(colors[i, 2]) + 255]
+                if not shows:
+                    er = eg = eb = np.float32(0.0)
                 cr, cg, cb = er * right, eg * right, eb * right
                 nxt[x + 1 - step, 0] = pr0 + er * down_left
                 nxt[x + 1 - step, 1] = pg0 + eg * down_left
