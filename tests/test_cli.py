@@ -715,13 +715,22 @@ with av.open(sys.argv[5], format="x11grab", options=options) as grab:
 
 
 def _screenshot(display: str, window: str) -> np.ndarray:
-    """The window's pixels, RGB, grabbed from the X server with FFmpeg's x11grab (in PyAV's FFmpeg)."""
+    """The window's pixels, RGB, grabbed from the X server with FFmpeg's x11grab (in PyAV's FFmpeg).
+
+    A window not painted at all (every pixel black, not even the toolbar) is then unmapped and mapped again, as
+    a person would minimise and restore it: with no window manager, the Qt 5.15 in opencv-python now and then
+    loses the window's MapNotify on a busy machine (3 windows of 12 beside three busy processes here, none of 12
+    on an idle machine) and then never paints it, though it shows frames at full rate (CI of e4dd8ea)."""
     geometry = subprocess.run(["xdotool", "getwindowgeometry", "--shell", window], capture_output=True, text=True,
                               check=True).stdout
     g = dict(line.split("=") for line in geometry.split())
     grab = subprocess.run([sys.executable, "-c", _GRAB, g["WIDTH"], g["HEIGHT"], g["X"], g["Y"], f"{display}.0"],
                           capture_output=True, check=True, timeout=10)
-    return np.frombuffer(grab.stdout, np.uint8).reshape(int(g["HEIGHT"]), int(g["WIDTH"]), 3)
+    shot = np.frombuffer(grab.stdout, np.uint8).reshape(int(g["HEIGHT"]), int(g["WIDTH"]), 3)
+    if not shot.any():
+        for action in ("windowunmap", "windowmap"):
+            subprocess.run(["xdotool", action, "--sync", window], check=True, capture_output=True, timeout=10)
+    return shot
 
 
 def _shown(shot: np.ndarray, frame_height: int = 480, strip: int = 16):
