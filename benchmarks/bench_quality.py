@@ -47,7 +47,8 @@ taught holds.
 With ``--tune``: for trying a change to the defaults, issue 11's checks in a
 minute or two: the panel's goal rows at K = 16 and 64 (where goals are
 missed) and, as a check, the hold-out's floor at K = 16; the peers' scores
-are kept in benchmarks/.tune-cache/ by the first run (about 5 minutes).
+and the hold-out's clips are kept in benchmarks/.tune-cache/ by the first
+run (about 4 minutes).
 
 Run: python benchmarks/bench_quality.py [--quick] [--panel | --holdout | --dither | --tune]
 """
@@ -282,7 +283,7 @@ PANEL_REAL = {"cockatoo.mp4": (640, 360), "realshort.mp4": None, "newtonscradle.
 PANEL_FRAMES, QUICK_PANEL_FRAMES = 36, 24  # 36: realshort and newtonscradle's length; the machine is shared
 PANEL_KS, QUICK_PANEL_KS = (16, 64, 256), (64,)
 TUNE_KS = (16, 64)  # `--tune`: where the goals are missed; K=256 meets every one but the infeasible
-TUNE_CACHE = Path(__file__).parent / ".tune-cache"  # `--tune`'s peers' scores (not in git)
+TUNE_CACHE = Path(__file__).parent / ".tune-cache"  # `--tune`'s peers' scores and hold-out clips (not in git)
 PANEL_SIZE = (320, 180)  # (W, H) of the generated clips
 PANEL_METHODS = (*LIVEQUANT, MBK, FFMPEG, LIQ)
 PEERS = (MBK, FFMPEG, LIQ)
@@ -728,7 +729,10 @@ def holdout_floor(clips: list[PanelClip], ks, metrics, ffmpeg_scores) -> None:
     for clip in clips:
         scored = Clip(clip.name, clip.frames, metrics)
         for k in ks:
-            score = lambda method: scored.score(VIDEO[method](scored.size, k))  # noqa: E731
+
+            def score(method: str, k: int = k) -> dict:
+                return scored.score(VIDEO[method](scored.size, k))
+
             ffmpeg = ffmpeg_scores(clip, k, score)
             for name in LIVEQUANT:
                 ours = score(name)
