@@ -650,7 +650,7 @@ class VideoFile(_Source):
 
     def _decoded(self):
         packets = frames = 0
-        last = None  # the time of the last frame decoded
+        first = last = None  # the times of the first and the last frame decoded
         for packet in self._demuxed():
             # after a seek, packets before the first keyframe give no picture: not damage
             packets += bool(packet.size) and not packet.is_discard and (frames > 0 or not self._seeked)
@@ -663,13 +663,14 @@ class VideoFile(_Source):
             frames += len(decoded)
             if decoded and decoded[-1].time is not None:
                 last = decoded[-1].time
+                first = decoded[0].time if first is None else first
             yield from decoded
-        # The end: count packets that gave no picture, frames the index promises but the file lacks, and those
-        # the file's length promises after the last one (a file cut short).
+        # The end: count packets that gave no picture, frames the index promises but the file lacks, and, in a
+        # file cut short, those its length promises but it did not show (with B-frames, some before the last)
         lacking = 0
-        if self._length is not None and frames and self.fps:
-            gap = self._length - last - 1 / self.fps
-            lacking = round(gap * self.fps) if gap > max(CUT_SHORT_SECONDS, 2 / self.fps) else 0
+        if self._length is not None and first is not None and self.fps:
+            if self._length - last - 1 / self.fps > max(CUT_SHORT_SECONDS, 2 / self.fps):
+                lacking = round((self._length - first) * self.fps) - frames
         self.undecodable = max(self.undecodable, max(packets, self.frame_count or 0) - frames, lacking)
 
     def _demuxed(self):
