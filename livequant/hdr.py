@@ -7,6 +7,10 @@ primaries. Its luminance is then tone-mapped: up to `KNEE` of reference white as
 its hue (its channels scaled by its luminance's change; where one still lies above white, all dimmed until
 none does, which keeps its saturation) and is encoded as sRGB. Read as they are, such frames came out washed out
 and dim.
+
+SDR video in BT.2020 primaries (`BT2020`) is taken to BT.709's the same way, with no tone curve: from the light of
+a BT.1886 screen (`SCREEN_GAMMA`) and back. Read as it is, it came out dull (BT.2020's red at code value 200 as
+sRGB's (200, 40, 40) rather than (246, 0, 18)).
 """
 
 from __future__ import annotations
@@ -19,7 +23,7 @@ import numpy as np
 
 from livequant.colorspace import linear_to_srgb
 
-__all__ = ["HLG", "PQ", "TRANSFERS", "content_peak", "to_sdr"]
+__all__ = ["BT2020", "HLG", "PQ", "TRANSFERS", "bt2020_to_bt709", "content_peak", "to_sdr"]
 
 #: FFmpeg's AVColorTransferCharacteristic of the HDR signals tone-mapped here, and their names.
 PQ, HLG = 16, 18
@@ -49,6 +53,13 @@ BT2020_LUMA = np.array([0.2627, 0.6780, 0.0593], dtype=np.float32)
 BT709_LUMA = np.array([0.2126, 0.7152, 0.0722], dtype=np.float32)
 #: Steps of the table that encodes linear light as sRGB.
 SRGB_STEPS = 4096
+#: FFmpeg's AVColorPrimaries of BT.2020: SDR video in them is converted to BT.709's (`bt2020_to_bt709`).
+BT2020 = 9
+#: SDR video's R'G'B' is the light of a BT.1886 screen raised to 1 / this.
+SCREEN_GAMMA = 2.4
+#: Steps of the table that encodes linear light as R'G'B' for that screen (a power: near black it needs finer
+#: steps than sRGB's curve, whose foot is straight; 65536 keep every level within half a level).
+SCREEN_STEPS = 65536
 
 
 def to_sdr(rgb: np.ndarray, transfer: int, peak_nits: float = PEAK_NITS) -> np.ndarray:
@@ -71,6 +82,27 @@ def to_sdr(rgb: np.ndarray, transfer: int, peak_nits: float = PEAK_NITS) -> np.n
     peak = np.float32((PEAK_NITS if transfer == HLG else peak_nits) / REFERENCE_WHITE_NITS)
     _tone_map(rgb, _linear_light(transfer), _hlg_gains() if transfer == HLG else NO_GAINS, BT2020_TO_BT709,
               BT2020_LUMA, BT709_LUMA, peak, np.float32(KNEE), _srgb_levels(), out)
+    return out
+
+
+def bt2020_to_bt709(rgb: np.ndarray) -> np.ndarray:
+    """An SDR frame in BT.2020 primaries as a screen of BT.709 primaries shows it.
+
+    Parameters
+    ----------
+    rgb : (H, W, 3) uint16 ndarray
+        The signal's R'G'B', full range 0..65535.
+
+    Returns
+    -------
+    (H, W, 3) uint8 ndarray
+        R'G'B' in BT.709 primaries: the same light through the same transfer, where it fits; a colour outside
+        BT.709 keeps its hue (its negative channels 0, and dimmed where one lies above white).
+    """
+    out = np.empty(rgb.shape, np.uint8)
+    no_curve = np.float32(1.0)  # a peak at white: the tone curve is the identity up to white
+    _tone_map(rgb, _screen_light(), NO_GAINS, BT2020_TO_BT709, BT2020_LUMA, BT709_LUMA, no_curve, np.float32(KNEE),
+              _screen_levels(), out)
     return out
 
 
@@ -117,6 +149,23 @@ def _linear_light(transfer: int) -> np.ndarray:
 
 
 @functools.cache
+def _screen_light() -> np.ndarray:
+    """A BT.1886 screen's light (0..1) for each 16-bit code value, ``(65536,) float32``."""
+    table = (np.arange(65536, dtype=np.float64) / 65535) ** SCREEN_GAMMA
+    table = table.astype(np.float32)
+    table.flags.writeable = False
+    return table
+
+
+@functools.cache
+def _screen_levels() -> np.ndarray:
+    """The 8-bit code value of each step of that screen's light 0..1, ``(SCREEN_STEPS,) uint8``."""
+    table = np.rint(255 * np.linspace(0.0, 1.0, SCREEN_STEPS) ** (1 / SCREEN_GAMMA)).astype(np.uint8)
+    table.flags.writeable = False
+    return table
+
+
+@functools.cache
 def _hlg_gains() -> np.ndarray:
     """``Ys ** (HLG_GAMMA - 1)`` at each step of scene luminance 0..1, ``(HLG_GAIN_STEPS,) float32``."""
     table = (np.linspace(0.0, 1.0, HLG_GAIN_STEPS) ** (HLG_GAMMA - 1)).astype(np.float32)
@@ -135,7 +184,7 @@ def _srgb_levels() -> np.ndarray:
 @nb.njit(parallel=True, nogil=True, cache=True)
 def _tone_map(rgb, light, gains, matrix, luma_in, luma_out, peak, knee, levels, out):  # pragma: no cover - compiled
     """`to_sdr`'s work, a row at a time in parallel: ``light`` maps each code value to linear light, ``gains``
-    (HLG; empty for PQ) each step of scene luminance to its OOTF's gain, ``levels`` each step of 0..1 to an sRGB
+    (HLG; empty for PQ) each step of scene luminance to its OOTF's gain, ``levels`` each step of 0..1 to an 8-bit
     level."""
     h, w = rgb.shape[0], rgb.shape[1]
     room = np.float32(1.0) - knee  # what is left above the knee once compressed

@@ -579,6 +579,9 @@ class VideoFile(_Source):
                 *(_bytes_or_none(side_data.get(kind)) for kind in HDR_SIDE_DATA))
             log.info("%s is HDR (%s): tone-mapped to SDR, %.0f nits and above shown white", self._named,
                      hdr.TRANSFERS[self._transfer], self._peak)
+        self._wide_gamut = self._transfer is None and first.color_primaries == hdr.BT2020
+        if self._wide_gamut:
+            log.info("%s is in BT.2020 primaries: converted to BT.709's", self._named)
 
     def _seek(self, target: float, origin: float) -> None:
         """Seek to the keyframe at or before ``target`` (seconds, the file's clock). Where the demuxer lands
@@ -631,6 +634,8 @@ class VideoFile(_Source):
             rgb = flatten_alpha(frame.to_ndarray(format="rgba", **options), self.background)
         elif self._transfer is not None:
             rgb = hdr.to_sdr(frame.to_ndarray(format="rgb48le", **options), self._transfer, self._peak)
+        elif self._wide_gamut:
+            rgb = hdr.bt2020_to_bt709(frame.to_ndarray(format="rgb48le", **options))
         else:
             rgb = frame.to_ndarray(format="rgb24", **options)  # may be a padded, strided view
         if turns:

@@ -13,7 +13,7 @@ import pytest
 
 from conftest import ADOBE_RGB_COLORANTS, ADOBE_RGB_GAMMA, garble_pictures, icc_profile, write_clip
 from livequant.errors import SourceError
-from livequant.hdr import HLG, PEAK_NITS, PQ, content_peak, to_sdr
+from livequant.hdr import HLG, PEAK_NITS, PQ, bt2020_to_bt709, content_peak, to_sdr
 from livequant.sinks import AnimationWriter, GifWriter
 from livequant.sources import (Images, Looping, TestPattern, VideoFile, Webcam, loop_count, open_source,
                                read_image)
@@ -32,9 +32,9 @@ REFERENCE_WHITE = {PQ: 0.5806, HLG: 0.75}
 THOUSAND_NITS = {PQ: 0.7518, HLG: 1.0}
 
 
-def _bt2100_file(path, transfer: int, patches) -> None:
-    """Two frames of 10-bit BT.2020 video (FFV1) tagged with ``transfer``, of vertical stripes of the R'G'B'
-    code values (0..1) ``patches``."""
+def _bt2020_file(path, transfer: int, patches) -> None:
+    """Two frames of 10-bit video in BT.2020 primaries (FFV1) tagged with ``transfer``, of vertical stripes of
+    the R'G'B' code values (0..1) ``patches``."""
     width = 16 * len(patches)
     rgb = np.repeat(np.round(np.array(patches) * 65535).astype(np.uint16), 16, axis=0)[None].repeat(16, axis=0)
     with av.open(str(path), "w") as out:
@@ -56,7 +56,7 @@ def test_hdr_video_is_tone_mapped_to_sdr(tmp_path, caplog, transfer):
     them the same light), 1000 nits white, and BT.2020's green the most saturated sRGB green."""
     white, peak = REFERENCE_WHITE[transfer], THOUSAND_NITS[transfer]
     patches = [(0, 0, 0), (white,) * 3, (peak,) * 3, (0, white, 0)]
-    _bt2100_file(tmp_path / "hdr.mkv", transfer, patches)
+    _bt2020_file(tmp_path / "hdr.mkv", transfer, patches)
     with caplog.at_level("INFO", logger="livequant"), VideoFile(tmp_path / "hdr.mkv") as source:
         frames = [frame for frame, _ in source]
     assert len(frames) == 2 and "tone-mapped" in caplog.text
@@ -94,7 +94,7 @@ def test_hdr10_video_is_tone_mapped_to_its_own_peak(tmp_path, caplog):
         shown = next(iter(source))[0][8, 8::16, 1].astype(int)
     assert "4000 nits" in caplog.text
     assert shown[0] <= 252 and shown[0] < shown[1] <= shown[2] and shown[2] >= 254
-    _bt2100_file(tmp_path / "unsaid.mkv", PQ, patches)
+    _bt2020_file(tmp_path / "unsaid.mkv", PQ, patches)
     with VideoFile(tmp_path / "unsaid.mkv") as source:
         assert (next(iter(source))[0][8, 8::16] >= 254).all()
 
@@ -123,6 +123,26 @@ def test_sdr_video_is_read_as_it_is(tmp_path, caplog):
     with caplog.at_level("INFO", logger="livequant"), VideoFile(path) as source:
         assert [int(frame[0, 0, 0]) for frame, _ in source] == [0, 60, 120]
     assert "HDR" not in caplog.text
+
+
+def test_sdr_video_in_bt2020_primaries_is_shown_in_bt709_s(tmp_path, caplog):
+    """Greys stay as they are; BT.2020's red, read as it is a dull sRGB red, comes out as saturated as it is."""
+    patches = [(0, 0, 0), (0.5, 0.5, 0.5), (1, 1, 1), (0.8, 0.2, 0.2)]
+    _bt2020_file(tmp_path / "wide.mkv", 1, patches)  # the BT.709 transfer, as such video has
+    with caplog.at_level("INFO", logger="livequant"), VideoFile(tmp_path / "wide.mkv") as source:
+        shown = next(iter(source))[0][8, 8::16].astype(int)
+    assert "BT.2020 primaries" in caplog.text and "HDR" not in caplog.text
+    assert shown[0].max() <= 1 and (abs(shown[1] - 128) <= 1).all() and shown[2].min() >= 254
+    assert (abs(shown[3] - (251, 0, 39)) <= 2).all()  # BT.2087's matrix in light; read as it is: (204, 51, 51)
+
+
+def test_bt2020_to_bt709_keeps_greys_and_takes_primaries_to_the_gamut_s_edge():
+    levels = np.arange(256, dtype=np.uint16) * 257
+    greys = bt2020_to_bt709(np.repeat(levels[:, None], 3, axis=1)[None])[0]
+    assert (np.abs(greys.astype(int) - np.arange(256)[:, None]) <= 1).all()
+    primaries = bt2020_to_bt709(np.eye(3, dtype=np.uint16)[None] * 65535)[0]
+    assert (primaries[1] == (0, 255, 0)).all()  # BT.2020's green lies outside BT.709: its most saturated green
+    assert primaries[0][0] == 255 and primaries[2][2] == 255 and primaries[0][1:].max() <= 40
 
 
 def test_the_tone_curve_keeps_order_and_ends():
