@@ -448,6 +448,7 @@ class Quantizer:
         elif palette is not None:  # "adaptive"
             self._fixed = None
             self.track.restart()
+            self.track.warm_up()
         size = self._palette_size()  # another size can hold by another threshold and weight
         if (self.hold.threshold, self.hold.weight) != (self._hold_levels(size), hold_weight(size, self.stability)):
             self.hold = self._new_hold()
@@ -476,7 +477,10 @@ class Quantizer:
             unseen_levels=max(hold - 1, 0),  # a move the hold would hide from a pixel
             still_levels=max(hold, 1),
         )
-        return PaletteTrack(fitter, self.refit_every, fitter.still_levels, background=self.background)
+        track = PaletteTrack(fitter, self.refit_every, fitter.still_levels, background=self.background)
+        if self._fixed is None:
+            track.warm_up()
+        return track
 
     def _palette_size(self) -> int:
         """Colours of the palette in use: the fixed one's, else ``n_colors``."""

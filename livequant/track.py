@@ -321,6 +321,17 @@ class PaletteTrack:
         self._executor = ThreadPoolExecutor(1, thread_name_prefix="livequant-refit") if background else None
         self._closed = False  # the worker was stopped (`close`)
         self._pending: tuple[Future, _Job] | None = None
+        self._rough_error = 0.0  # the rough palette's error on the samples it was made from
+        self._warming = False  # `warm_up` was called
+        self._dropped_stale = False  # a first fit older than the rough palette in force (`_beaten_by_rough`)
+
+    def warm_up(self) -> None:
+        """Have the worker run a fresh, a warm and a jump refit on made-up frames before the stream's first fit
+        (once; nothing is kept): the imports and the compiled kernels' first calls they take, 1-2 s in a fresh
+        process (scikit-learn's import most of it), then hold up no fit of the stream's."""
+        if self._executor is not None and not self._warming:
+            self._warming = True
+            self._executor.submit(self._refit_made_up_frames)
 
     def restart(self) -> None:
         """Start afresh on the next frame (a new palette size, back from a fixed palette)."""
@@ -348,22 +359,66 @@ class PaletteTrack:
             future, job = self._pending
             self._pending = None
             try:
-                self._land(job, future.result())
+                outcome = future.result()
+                if not self._beaten_by_rough(outcome):
+                    self._land(job, outcome)
             except Exception as error:
                 self._failed(error)
         if frozen and self.current is not None:
             return self.current
         job = self._plan(frame, index)
         if job is None or self._pending is not None:
+            if self._pending is not None and self.current.fit is None:
+                self._follow_roughly(self._last_samples, index)
             return self.current
         if self.fitter.whole_frame:  # the worker reads it while the caller may reuse its buffer
             job = replace(job, frame=frame.copy())
         if self.current is None:
-            colors = self.fitter.rough(job.samples)
-            self.current = PaletteStep(Palette(colors, name="adaptive"), build_table(colors, self.fitter.color_space),
-                                       None, fresh=True, fitted_on=index)
+            self._show_rough(job.samples, index)
         self._pending = (self._executor.submit(self._refit, job), job)
         return self.current
+
+    def _show_rough(self, samples: np.ndarray, index: int) -> None:
+        """Put a rough palette of ``samples`` (frame ``index``'s) in force, to show until the first fit lands."""
+        colors = self.fitter.rough(samples)
+        self.current = PaletteStep(Palette(colors, name="adaptive"), build_table(colors, self.fitter.color_space),
+                                   None, fresh=True, fitted_on=index)
+        self._rough_error = self._rough_fit_error(samples[::4])
+
+    def _rough_fit_error(self, samples: np.ndarray) -> float:
+        colors = self.current.palette.colors
+        return self._mapped_error(samples, lookup_pixels(samples, self.current.table),
+                                  to_space(colors, self.fitter.color_space))
+
+    def _follow_roughly(self, samples: np.ndarray, index: int) -> None:
+        """While the first fit runs, make the rough palette again from frame ``index``'s ``samples`` once its
+        error has drifted as far as a refit's (`RefitPolicy`): in a fresh process the first fit waits for the
+        worker's `warm_up`, or else for the imports."""
+        reference = max(self._rough_error, self.policy.floor)
+        if self._rough_fit_error(samples[::4]) > (1 + self.policy.drift) * reference:
+            self._show_rough(samples, index)
+
+    def _beaten_by_rough(self, outcome: _Outcome) -> bool:
+        """Whether the rough palette in force fits the newest frame better than ``outcome``'s, the first fit,
+        made from an older frame (it waited for the warm-up): it is dropped, and the next frame starts a fit of
+        its own. Once only: where the picture moves faster than fits land, a later one is always older."""
+        if self.current.fit is not None or outcome.fit is None or self._dropped_stale:
+            return False
+        samples = self._last_samples[::4]
+        fitted = self._mapped_error(samples, lookup_pixels(samples, outcome.table), outcome.fit.centres)
+        self._dropped_stale = fitted > self._rough_fit_error(samples)
+        return self._dropped_stale
+
+    def _refit_made_up_frames(self) -> None:
+        """`warm_up`'s work."""
+        ramp = np.linspace(0, 255, 64, dtype=np.float32)
+        base = np.stack(np.broadcast_arrays(ramp[:, None], ramp[None, :], 128.0), axis=2)
+        frames = [np.ascontiguousarray(np.clip(base + shift, 0, 255).astype(np.uint8)) for shift in (0, 8, 96)]
+        first, moved, jumped = (self.fitter.sample(frame) for frame in frames)
+        fresh = self._refit(_Job("fresh", first, None, None, None, None, 0, frames[0])).fit
+        still = np.abs(moved.astype(np.int16) - first).max(axis=1) <= self.still_levels
+        self._refit(_Job("warm", moved, fresh, still, first, first, 1, frames[1], check=True))
+        self._refit(_Job("jump", jumped, fresh, still, None, None, 2, frames[2]))
 
     def close(self) -> None:
         """Stop the worker thread, if any."""

@@ -163,6 +163,29 @@ def test_a_live_source_first_frame_does_not_wait_for_the_fit():
     assert np.abs(later.rgb.astype(int) - frame).mean() < np.abs(first.rgb.astype(int) - frame).mean()
 
 
+def test_a_live_palette_follows_the_picture_until_its_first_fit_lands():
+    """The first fit waits for the warm-up (1-2 s in a fresh process; each fit slowed to 0.2 s here) and lands
+    long after the frame it was made from: meanwhile the rough palette is made again as the picture moves, and
+    that fit, older than the rough palette in force and fitting the newest frame worse, is dropped for one of a
+    newer frame (which trails by its own 0.2 s)."""
+    y, x = np.mgrid[:48, :64]
+    frame = np.zeros((48, 64, 3), np.uint8)
+    frame[..., 0], frame[..., 1] = np.where(x < 32, 200, 0), np.where(x < 32, 0, 150) + y
+    roughs, deadline = set(), time.monotonic() + 30
+    with Quantizer(8, background=True) as quantizer:
+        quantizer.track.fitter = SlowFits(quantizer.track.fitter, 0.2)
+        for i in range(256):
+            frame[..., 2] = i  # the blue of the whole picture climbs a level a frame
+            shown = quantizer.quantize(frame)
+            assert np.abs(shown.astype(int) - frame).mean() < 15, f"frame {i} shown with a stale palette"
+            if quantizer.track.current.fit is None:
+                roughs.add(quantizer.track.current.fitted_on)
+            elif i >= 60 or time.monotonic() > deadline:
+                break
+            time.sleep(0.01)
+    assert quantizer.stats["refits"] >= 1 and len(roughs) >= 3
+
+
 def test_a_live_track_needs_its_worker():
     track = Quantizer(4).track
     assert isinstance(track, PaletteTrack)
