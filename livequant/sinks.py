@@ -438,8 +438,13 @@ class _EncoderSink(_FileSink):
 
 def muxer_options(suffix: str) -> dict[str, str]:
     """FFmpeg muxer options for a video file of ``suffix``: MP4 and MOV put their index first ("faststart"),
-    so the file plays while it downloads and can be read from a pipe."""
-    return {"movflags": "+faststart"} if suffix.lower() in (".mp4", ".mov") else {}
+    so the file plays while it downloads and can be read from a pipe. AVI, which counts frames and has no edit
+    list, keeps the video's times as they are: shifted by the audio's lead-in (AAC's 1,024 samples before 0),
+    the first frame lasted two frames' time and every later one came a frame late."""
+    suffix = suffix.lower()
+    if suffix in (".mp4", ".mov"):
+        return {"movflags": "+faststart"}
+    return {"avoid_negative_ts": "disabled"} if suffix == ".avi" else {}
 
 
 def _encoder(suffix: str, codec: str | None, crf: float | None, lossless: bool) -> tuple[str, str, dict]:
@@ -589,6 +594,7 @@ class AudioTrack:
             self._dst.layout = layout
             self._resampler = av.AudioResampler(format=self._dst.format, layout=self._dst.layout, rate=self._dst.rate)
         self._output = output
+        self._suffix = suffix
         self._items = self._timed_items()
         self._pending = None
         self._lead_in: av.Packet | None = None  # the last copied packet before the output's start
@@ -646,7 +652,8 @@ class AudioTrack:
                 self._lead_in = obj if self._copy else None
                 continue
             if self._lead_in is not None:
-                self._mux_copy(self._lead_in, offset)
+                if self._suffix != ".avi":
+                    self._mux_copy(self._lead_in, offset)
                 self._lead_in = None
             if self._copy:
                 self._mux_copy(obj, offset)
@@ -668,7 +675,15 @@ class AudioTrack:
             frame.sample_rate = rate
         frame.pts, frame.time_base = round((start - offset) * rate) + first, Fraction(1, rate)
         for encoded in self._resampler.resample(frame):
-            self._output.mux(self._dst.encode(encoded))
+            self._mux_encoded(self._dst.encode(encoded))
+
+    def _mux_encoded(self, packets: list[av.Packet]) -> None:
+        """Mux the encoder's ``packets``; in AVI, which has no edit list to skip it, not its lead-in (AAC's
+        priming packet, which ends at 0): its sound played first, 21 ms late all through."""
+        for packet in packets:
+            if self._suffix == ".avi" and packet.pts is not None and packet.pts + packet.duration <= 0:
+                continue
+            self._output.mux(packet)
 
     def _mux_copy(self, packet: av.Packet, offset: float) -> None:
         """Mux a copied ``packet`` shifted by ``-offset``."""
@@ -687,22 +702,25 @@ class AudioTrack:
                 start, _, frame = self._pending
                 self._encode_span(frame, start, end, offset)
             for frame in self._resampler.resample(None):
-                self._output.mux(self._dst.encode(frame))
-            self._output.mux(self._dst.encode(None))
+                self._mux_encoded(self._dst.encode(frame))
+            self._mux_encoded(self._dst.encode(None))
 
 
-def _video_time_base(codec: str, rate: Fraction) -> Fraction:
-    """The time base of ``codec`` video at the nominal frame ``rate``: 1 / ``_VIDEO_TICKS``, or the nearest finer
-    one in which a frame lasts a whole number of ticks; the encoder's own where it takes no such one.
+def _video_time_base(codec: str, rate: Fraction, suffix: str) -> Fraction:
+    """The time base of ``codec`` video at the nominal frame ``rate`` in a file of ``suffix``: 1 /
+    ``_VIDEO_TICKS``, or the nearest finer one in which a frame lasts a whole number of ticks; the encoder's own
+    where it takes no such one.
 
     23.976 fps (24000/1001) gets 1/96000, 4004 ticks a frame: at 1/90000 frames lasted 3753 and 3754 ticks in
     turn, which editors may take for a variable frame rate. Encoders that list the frame rates they take (MPEG-1
-    and MPEG-2 video, which code the rate in the stream) take one frame as the time base, and no other.
+    and MPEG-2 video, which code the rate in the stream) take one frame as the time base, and no other; so does
+    AVI, which counts frames (its header's frame rate is one over the time base: at MPEG-4's 1/60000 a 25 fps
+    file said 600 fps, and 1,200 frames for 50, 23 of every 24 of them empty).
     """
+    if suffix == ".avi" or av.Codec(codec, "w").frame_rates:
+        return 1 / rate
     if codec in _CODEC_TIME_BASES:
         return _CODEC_TIME_BASES[codec]
-    if av.Codec(codec, "w").frame_rates:
-        return 1 / rate
     return Fraction(1, rate.numerator * -(-_VIDEO_TICKS // rate.numerator))
 
 
@@ -828,7 +846,7 @@ class VideoWriter(_EncoderSink):
         self._stream.width, self._stream.height = width + self._pad[1], height + self._pad[0]
         self._stream.pix_fmt = self.pix_fmt
         context = self._stream.codec_context
-        context.time_base = self._time_base = _video_time_base(self.codec, rate)
+        context.time_base = self._time_base = _video_time_base(self.codec, rate, self.path.suffix.lower())
         self._min_step = max(round(self._time_base.denominator / 1000 / self._time_base.numerator), 1)  # 1 ms
         self._yuv = not fmt.is_rgb
         self._matrix, tag = _MATRICES.get(self.codec, _BT709)
@@ -1169,6 +1187,7 @@ class AnimationWriter(_EncoderSink):
         self._stream = self._out.add_stream(self.codec, options=self._options)
         self._stream.width, self._stream.height, self._stream.pix_fmt = width, height, self.pix_fmt
         self._stream.codec_context.time_base = Fraction(1, 1000)
+        self._stream.codec_context.sample_aspect_ratio = Fraction(1, 1)  # APNG's pHYs said 0:1 (unknown) else
 
     def _frame(self, qframe: QuantizedFrame) -> av.VideoFrame:
         if qframe.opaque is None or not self.alpha:

@@ -152,6 +152,18 @@ def test_a_sink_dropped_without_closing_leaves_no_partial_file(tmp_path, make_qf
     assert list(tmp_path.iterdir()) == []
 
 
+@pytest.mark.parametrize("name", ["out.png", "out.apng"])
+def test_pngs_say_their_pixels_are_square_or_nothing(tmp_path, make_qframe, name):
+    """FFmpeg's PNG and APNG encoders write the stream's pixel aspect into pHYs: unset, 0:1."""
+    from PIL import Image
+
+    path = tmp_path / name
+    with ImageWriter(path) if name == "out.png" else AnimationWriter(path) as sink:
+        _write(sink, make_qframe, 1 if name == "out.png" else 2)
+    with Image.open(path) as picture:
+        assert picture.info.get("aspect", (1, 1)) == (1, 1)
+
+
 def test_odd_sizes_are_padded_to_even_for_yuv420p(tmp_path, make_qframe):
     path = tmp_path / "odd.mp4"
     with VideoWriter(path, 10) as sink:
@@ -281,6 +293,25 @@ def test_re_encoded_sound_starts_and_ends_at_the_samples_the_video_does(tmp_path
     sound = _samples(path)
     assert 9600 <= len(sound) <= 9600 + padding + 48
     assert np.flatnonzero(np.abs(sound) > 0.45)[0] <= 48  # the click, within 1 ms of the start
+
+
+@pytest.mark.parametrize(("codec", "source_suffix"), [("aac", ".mp4"), ("libopus", ".mkv")])  # copied; to AAC
+def test_an_avi_says_its_frame_rate_and_count_and_keeps_its_sound_in_step(tmp_path, make_qframe, codec,
+                                                                         source_suffix):
+    """AVI counts frames, its header's rate one over the time base: at MPEG-4's 1/60000 a 30 fps file said 600 fps
+    and 20 times its frames, most of them empty; and it has no edit list, so AAC's priming packet played first,
+    the sound 21 ms late all through."""
+    source, path = tmp_path / f"clicks{source_suffix}", tmp_path / "out.avi"
+    _clicks(source, codec=codec)
+    with VideoWriter(path, 30, audio_from=source, codec="mpeg4") as sink:
+        _write(sink, make_qframe, 30, fps=30)
+    with av.open(str(path)) as written:
+        video = written.streams.video[0]
+        assert (video.average_rate, video.frames) == (30, 30)
+        assert [round(frame.time * 30, 3) for frame in written.decode(video=0)] == list(range(30))
+        assert written.streams.audio[0].codec_context.name == "aac"
+    sound = _samples(path)
+    assert abs(np.flatnonzero(np.abs(sound[12000:]) > 0.45)[0] + 12000 - 24000) <= 48  # the click at 0.5 s, to 1 ms
 
 
 @pytest.mark.parametrize("codec", ["ac3", "aac"])
