@@ -498,6 +498,12 @@ def _open_video(path: str, fps: float | None, max_pixels: int, carry_audio: bool
                       carry_audio=carry_audio and _streamed(path))
 
 
+def _is_still(path: str) -> bool:
+    """Whether ``path`` is one picture file (not numbered ones, a glob, an animation, a URL or a pipe)."""
+    return (Path(path).suffix.lower() in IMAGE_SUFFIXES and not _streamed(path)
+            and not is_picture_sequence(path) and not is_animated(path))
+
+
 def _streamed(path: str) -> bool:
     """Whether ``path`` is a URL or standard input, which FFmpeg reads (a picture there too)."""
     return "://" in path or is_pipe(path)
@@ -581,6 +587,11 @@ def _transcode_file(args) -> int:
     if args.gif_palette == "global" and is_pipe(args.input):
         raise UsageError("--gif-palette global reads the input twice, and a pipe can be read once; leave out "
                          "--gif-palette global, or give a file")
+    timed = [flag for flag, value in (("--duration", args.duration), ("--fps", args.fps)) if value is not None]
+    if timed and _is_still(args.input):
+        raise UsageError(f"{' and '.join(timed)} time{'s' if len(timed) == 1 else ''} a video or an animation, and "
+                         f"'{args.input}' is one picture (one frame out); leave {'it' if len(timed) == 1 else 'them'} "
+                         "out, or give numbered pictures ('frames/%04d.png') to play as a video")
     report = _report(args, inputs)
     sink = None
     try:
@@ -683,8 +694,7 @@ def _preview(args) -> int:
         source = Reconnecting(camera) if args.reconnect else camera()
     elif args.source == "test":
         source = TestPattern(size=args.size or (640, 360), fps=args.fps or 30.0, live=True)
-    elif (Path(args.source).suffix.lower() in IMAGE_SUFFIXES and not is_picture_sequence(args.source)
-          and not is_animated(args.source)):
+    elif _is_still(args.source):
         # a still, shown over and over until the window closes, so the keys act on it
         if args.loop is not None:
             raise UsageError(f"--loop plays a file again, and '{args.source}' is a picture, shown until the window "

@@ -127,7 +127,8 @@ def open_output(args, source, inputs):
     if not picture and args.codec is None and suffix not in VIDEO_SUFFIXES:
         raise UsageError(f"cannot tell what to write from the suffix of '{args.output}'; use "
                          f"{' '.join(VIDEO_SUFFIXES)} for video, .gif .webp .apng for animations, or .png .jpg for "
-                         "pictures")
+                         "pictures; another container FFmpeg writes takes --codec with an encoder it holds (.avi: "
+                         "--codec mpeg4)")
     try:
         if quality is not None and suffix != ".webp":
             raise ValueError(f"--quality applies to animated WebP (.webp) only, not '{args.output}'")

@@ -524,7 +524,7 @@ class VideoFile(_Source):
         whole = start is None and duration is None and not picture and not is_pipe(self.path)
         said = self._container.duration and not self.has_audio
         lasts = self.origin + self._container.duration / 1e6 if said else None
-        self._length = (self._stream_end or lasts) if whole else None
+        self._length = (self._stream_end or _tagged_end(stream) or lasts) if whole else None
         target = None if start is None else self.origin + start  # --start counts from the file's start, as -ss
         if self._seeked:
             try:
@@ -1132,6 +1132,17 @@ def read_image_alpha(path: str, max_pixels: int = MAX_PIXELS, size=None) -> tupl
     rgba = np.concatenate([to_rgb8(image[..., :3]), to_rgb8(image[..., 3])[..., :1]], axis=2)
     rgb, shown = split_alpha(rgba if size is None else resize_rgba(rgba, size))
     return to_srgb(rgb, transform), shown
+
+
+def _tagged_end(stream) -> float | None:
+    """When ``stream``'s last frame ends, as a Matroska or WebM file's track tag says (``DURATION``,
+    ``HH:MM:SS.nnnnnnnnn``, which FFmpeg's muxer writes and a cut leaves in the header); None where none is."""
+    hours, _, rest = stream.metadata.get("DURATION", "").partition(":")
+    minutes, _, seconds = rest.partition(":")
+    try:
+        return int(hours) * 3600 + int(minutes) * 60 + float(seconds)
+    except ValueError:
+        return None
 
 
 def _decoded_image(path: str, max_pixels: int, managed: bool):

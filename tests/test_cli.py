@@ -374,6 +374,10 @@ def test_existing_output_is_left_alone_without_y(tmp_path, clip, capsys):
     (["preview", "-", "--loop", "0"], 2, "is standard input, which can be read once; leave out --loop"),
     (["preview", "{tmp}/still.png", "--loop", "0"], 2, "is a picture, shown until the window closes; leave out"),
     (["transcode", "{clip}", "{tmp}/out.gif", "--loop", "65535"], 2, "--loop: must be in -1..65534"),
+    (["transcode", "{tmp}/still.png", "{tmp}/out.gif", "--duration", "2"], 2,
+     r"--duration times a video or an animation, and '.*still.png' is one picture \(one frame out\); leave it out"),
+    (["transcode", "{tmp}/still.jpg", "{tmp}/out.mp4", "--duration", "2", "--fps", "5"], 2,
+     "--duration and --fps time a video or an animation, .* leave them out, or give numbered pictures"),
 ])
 def test_errors_are_one_line_with_a_status(tmp_path, clip, capsys, args, status, message):
     args = [a.format(clip=clip.path, tmp=tmp_path) for a in args]

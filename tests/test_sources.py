@@ -218,9 +218,11 @@ def test_a_start_inside_a_frame_shows_that_frame_from_the_start(tmp_path, start,
     assert shown == expected and all(type(t) is float for t, _ in shown) and src.end_time == end
 
 
-def test_a_file_cut_short_counts_the_frames_its_header_promises(tmp_path):
-    """The first half of a 2 s MKV gave its first second and said nothing; the whole file counts none."""
-    clip = write_clip(tmp_path / "whole.mkv", size=(64, 48), frames=50, fps=25)
+@pytest.mark.parametrize("audio_seconds", [None, 2.0])
+def test_a_file_cut_short_counts_the_frames_its_header_promises(tmp_path, audio_seconds):
+    """The first half of a 2 s MKV gave its first second and said nothing; the whole file counts none. With
+    sound, the file's length is the sound's too: the video track's own (Matroska's DURATION tag) counts."""
+    clip = write_clip(tmp_path / "whole.mkv", size=(64, 48), frames=50, fps=25, audio_seconds=audio_seconds)
     data = clip.path.read_bytes()
     (tmp_path / "half.mkv").write_bytes(data[: len(data) // 2])
     with VideoFile(clip.path) as whole:
