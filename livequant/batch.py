@@ -61,7 +61,7 @@ from tqdm import tqdm
 
 from livequant import __version__
 from livequant.adapters import adapt, enlarge
-from livequant.errors import LivequantError, UsageError, appeared_meanwhile
+from livequant.errors import LivequantError, SourceError, UsageError, appeared_meanwhile
 from livequant.files import move_into_place
 from livequant.frames import QuantizedFrame
 from livequant.gif import split_file_parts
@@ -570,7 +570,14 @@ def _timed(function, *args):
 
 
 def _probe(path: Path) -> tuple[int, float] | None:
-    """``(frames, seconds)`` of a video from its header, or None if the header does not tell."""
+    """``(frames, seconds)`` of a video from its header, or None if the header does not tell; for an animated
+    WebP, which FFmpeg here cannot read, its frames and 0 s (it is encoded whole)."""
+    if path.suffix.lower() == ".webp" and is_animated(path):
+        try:
+            with open_video(path) as animation:
+                return animation.frame_count, 0.0
+        except SourceError:
+            return None  # the task opens it again and says what is wrong
     try:
         with av.open(str(path)) as container:
             stream = container.streams.video[0]

@@ -395,7 +395,7 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("-k", "--colors", type=_number(int, 1, 256), default=16, metavar="K",
                    help="number of colours, 1..256 (default: 16)")
     p.add_argument("--color-space", choices=COLOR_SPACES, default="oklab", help="oklab (perceptual) or rgb")
-    _add_output_flags(p, "replace the output if it exists")
+    _add_output_flags(p, "replace the output if it exists", "no summary on stderr (the colours still print)")
     p.set_defaults(func=_extract_palette)
 
     p = command("demo", "Quantize a built-in scene a few ways: MP4, GIF and a contact sheet",
@@ -917,7 +917,8 @@ def _extract_palette(args) -> int:
     print(" ".join(palette.to_hex()))
     if output is not None:
         palette.save(output, overwrite=args.overwrite)
-        print(f"wrote {output}: {_count(len(palette), 'colour')}", file=sys.stderr)
+        if not args.quiet:
+            print(f"wrote {output}: {_count(len(palette), 'colour')}", file=sys.stderr)
     return 0
 
 

@@ -215,7 +215,11 @@ def _read_act(data: bytes):
     count = int.from_bytes(data[768:770], "big") if len(data) == 772 else 256
     if not 1 <= count <= 256:
         raise ValueError(f"its colour count is {count}")
-    return np.frombuffer(data, np.uint8, count * 3).reshape(count, 3), None
+    colors = np.frombuffer(data, np.uint8, count * 3).reshape(count, 3)
+    if len(data) == 768:  # no count: black to the end is padding, or black once (the same nearest colours)
+        coloured = np.flatnonzero(colors.any(axis=1))
+        colors = colors[: min(coloured[-1] + 2 if len(coloured) else 1, 256)]
+    return colors, None
 
 
 def _write_act(palette: Palette, name: str) -> bytes:

@@ -231,6 +231,8 @@ def test_palette_without_a_file_is_printed_only(tmp_path, photo, capsys):
     assert err == "" and list(tmp_path.iterdir()) == [photo]
     assert main(["palette", str(photo), "-o", str(tmp_path / "p.gpl"), "-k", "6"]) == 0
     assert capsys.readouterr().out == out  # the same colours as when saved
+    assert main(["palette", str(photo), "-o", str(tmp_path / "p.gpl"), "-k", "6", "-y", "-q"]) == 0
+    assert capsys.readouterr() == (out, "")  # -q: no summary, as other commands take it
     assert main(["palette", str(photo), "-y"]) == 2
     assert "-y replaces the palette file given with -o, and there is none; leave out -y" in capsys.readouterr().err
 

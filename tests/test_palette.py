@@ -190,6 +190,16 @@ def test_act_without_and_with_the_count_trailer(tmp_path):
     assert four.colors.tolist() == [[0, 1, 2], [3, 4, 5], [6, 7, 8], [9, 10, 11]]
 
 
+def test_act_without_a_count_ends_where_its_black_padding_starts(tmp_path):
+    """Three colours padded with black to 768 bytes read as 256 entries, 253 of them black (palettes of more
+    than 64 colours are matched in another working space); the padding is one black now, the same nearest
+    colours."""
+    (tmp_path / "three.act").write_bytes(bytes([255, 0, 0, 0, 255, 0, 9, 9, 9]).ljust(768, b"\0"))
+    assert Palette.from_file(tmp_path / "three.act").to_hex() == ["#ff0000", "#00ff00", "#090909", "#000000"]
+    (tmp_path / "black.act").write_bytes(bytes(768))
+    assert Palette.from_file(tmp_path / "black.act").to_hex() == ["#000000"]
+
+
 def test_json_object_as_lospec_exports_it(tmp_path):
     path = tmp_path / "l.json"
     path.write_text(json.dumps({"name": "Lospec", "author": "", "colors": ["0f380f", "9bbc0f"]}))
