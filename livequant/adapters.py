@@ -85,6 +85,11 @@ class _Adapted:
                 return
             yield item
 
+    def resync(self) -> None:
+        """Pace the frames after the one last given from now (`livequant.pipeline.run` calls this, from the
+        reader's thread, once the first frame is shown)."""
+        self._pacer.resync()
+
     def stop(self) -> None:
         """End the frames now, from another thread: a paced wait ends at once (`livequant.pipeline.run` calls
         this when it stops)."""

@@ -41,6 +41,10 @@ __all__ = ["Stats", "end_at", "run"]
 _WINDOW = 2048  # frames over which the per-stage medians are taken
 _AHEAD = 8  # frames the palette track may run ahead of the frame loop
 _POLL = 0.1  # seconds the frame loop waits for a frame before it looks for a signal again
+#: A live frame waits for its refit up to half its interval less this, what showing and mapping it may take:
+#: at 25 fps and faster, never; a slide shown for a second, up to 0.48 s (it was shown in the slide before's
+#: palette, the fit landing 1 ms after).
+SHOW_MARGIN = 0.02
 
 
 @dataclass
@@ -141,6 +145,21 @@ def _timed(source, stats: Stats):
         close = getattr(frames, "close", None)
         if close is not None:
             close()
+
+
+def _after_the_first_shown(items, shown: threading.Event, source):
+    """``items``, holding back the second until the first is ``shown``; a paced source (`resync`) then paces the
+    rest from there. A file previewed from a fresh process lost its first 0.6-0.8 s: paced while the window
+    opened and the first frame was quantized, those frames were dropped as stale."""
+    items = iter(items)
+    for item in items:
+        yield item
+        break
+    shown.wait()
+    resync = getattr(source, "resync", None)
+    if resync is not None:
+        resync()
+    yield from items
 
 
 def _planned(inbox: Mailbox, quantizer):
@@ -266,7 +285,9 @@ def _run(source, quantizer, sinks: list, max_frames: int | None, on_frame, caugh
     stats = Stats()
     refits_before = quantizer.stats["refits"]
     frames = Mailbox(1 if live else 4, keep_newest=live)
-    threads = [_start("reader", frames.fill, _timed(source, stats))]
+    first_shown = threading.Event()
+    items = _after_the_first_shown(_timed(source, stats), first_shown, source) if live else _timed(source, stats)
+    threads = [_start("reader", frames.fill, items)]
     planned = None
     if not live:
         planned = Mailbox(_AHEAD)
@@ -278,6 +299,7 @@ def _run(source, quantizer, sinks: list, max_frames: int | None, on_frame, caugh
         threads.append(_start("writer", _write_all, written, sinks, stats))
     inbox = frames if planned is None else planned
     start = time.perf_counter()
+    shown_at = None  # the time of the live frame before
     ran_out = False  # the source ended (not max_frames, a quit or a signal)
     try:
         while max_frames is None or stats.frames < max_frames:
@@ -288,7 +310,8 @@ def _run(source, quantizer, sinks: list, max_frames: int | None, on_frame, caugh
             begin = time.perf_counter()
             if live:
                 frame, t, opaque, arrival = item
-                qframe = quantizer.process(frame, t, opaque)
+                qframe = quantizer.process(frame, t, opaque, wait=_fit_wait(t, shown_at))
+                shown_at = t
             else:
                 frame, t, opaque, arrival, step = item
                 qframe = quantizer.apply(frame, step, t, opaque)
@@ -301,6 +324,7 @@ def _run(source, quantizer, sinks: list, max_frames: int | None, on_frame, caugh
                 _write(sinks, qframe, stats)
             else:
                 written.put(qframe)
+            first_shown.set()
             stats.frames += 1
             stats._tick(time.perf_counter())
             stats.dropped = frames.dropped + getattr(source, "dropped", 0)
@@ -309,6 +333,7 @@ def _run(source, quantizer, sinks: list, max_frames: int | None, on_frame, caugh
             if _quit_requested(sinks):
                 break
     finally:
+        first_shown.set()  # the reader may be holding the second frame back
         frames.cancel()
         if hasattr(source, "stop"):
             source.stop()  # a paced source's wait for its next frame ends now
@@ -329,6 +354,14 @@ def _run(source, quantizer, sinks: list, max_frames: int | None, on_frame, caugh
     if end is not None:
         end_at(sinks, end)
     return stats
+
+
+def _fit_wait(t: float | None, before: float | None) -> float:
+    """How long a live frame at ``t`` may wait for its refit: half the time since the frame ``before``, less
+    `SHOW_MARGIN` (none at 25 fps and faster, or where either time is not known)."""
+    if t is None or before is None:
+        return 0.0
+    return max(0.0, (t - before) / 2 - SHOW_MARGIN)
 
 
 def end_at(sinks, time: float) -> None:

@@ -51,6 +51,11 @@ def _is_integer(value) -> bool:
     return isinstance(value, (int, np.integer)) and not isinstance(value, bool)
 
 
+def _check_time(time) -> None:
+    if time is not None and (not _is_number(time) or not math.isfinite(time)):
+        raise ValueError(f"time must be a finite number of seconds or None, got {time!r}")
+
+
 def _is_number(value) -> bool:
     return isinstance(value, (int, float, np.integer, np.floating)) and not isinstance(value, bool)
 
@@ -343,8 +348,8 @@ class Quantizer:
         """
         return self.process(frame).indices
 
-    def process(self, frame: np.ndarray, time: float | None = None, opaque: np.ndarray | None = None
-                ) -> QuantizedFrame:
+    def process(self, frame: np.ndarray, time: float | None = None, opaque: np.ndarray | None = None, *,
+                wait: float = 0.0) -> QuantizedFrame:
         """Quantize one frame and return colours, indices and the palette used.
 
         Parameters
@@ -358,16 +363,19 @@ class Quantizer:
             False where the pixel is transparent (`livequant.frames.split_alpha`),
             passed through to the result for the writers; error diffusion
             carries no error through those pixels.
+        wait : float, optional
+            With ``background``, the seconds the frame may wait for a refit in
+            the worker to land (`run` gives a slow source's frames up to half
+            their interval).
 
         Returns
         -------
         QuantizedFrame
         """
         frame = check_frame(frame)
-        if time is not None and (not _is_number(time) or not math.isfinite(time)):
-            raise ValueError(f"time must be a finite number of seconds or None, got {time!r}")
+        _check_time(time)  # before the track moves on
         if self.background and self._fixed is None:
-            step = self.track.step_live(frame, self._next_index(), self.frozen)
+            step = self.track.step_live(frame, self._next_index(), self.frozen, wait)
         else:
             step = self.plan(frame)
         return self.apply(frame, step, time, opaque)
@@ -395,6 +403,7 @@ class Quantizer:
         QuantizedFrame
         """
         frame = check_frame(frame)
+        _check_time(time)
         opaque = check_opaque(opaque, frame)
         self.frames += 1
         indices = np.empty(frame.shape[:2], np.uint8)

@@ -1482,12 +1482,19 @@ class Pacer:
     def __init__(self):
         self._stopped = threading.Event()
         self._clock = None
+        self._last: float | None = None  # the time last waited for
 
     def wait(self, t: float) -> bool:
         """Sleep until time ``t`` of the stream comes; False if `stop` was called (at once, not at ``t``)."""
         now = time.monotonic()
         self._clock = now - t if self._clock is None else self._clock
+        self._last = t
         return not self._stopped.wait(max(0.0, self._clock + t - now))
+
+    def resync(self) -> None:
+        """The time last waited for comes now: later ones count from here."""
+        if self._last is not None:
+            self._clock = time.monotonic() - self._last
 
     def stop(self) -> None:
         """End the wait under way, and every later one, at once."""

@@ -54,6 +54,7 @@ from __future__ import annotations
 import logging
 import time
 from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import wait as wait_for
 from dataclasses import dataclass, replace
 
 import numpy as np
@@ -345,38 +346,48 @@ class PaletteTrack:
             self._run(job)
         return self.current
 
-    def step_live(self, frame: np.ndarray, index: int, frozen: bool = False) -> PaletteStep:
+    def step_live(self, frame: np.ndarray, index: int, frozen: bool = False, wait: float = 0.0) -> PaletteStep:
         """The newest finished palette for frame ``index``, the next one; fits run in the worker.
 
         Until the first fit lands, a rough palette (`PaletteFitter.rough`,
         a few milliseconds) is shown. ``frozen`` keeps the palette in force
-        and starts no fit.
+        and starts no fit. The frame waits up to ``wait`` seconds for a fit
+        in the worker to land (a slow source has the time: a slide shown for
+        a second was shown in the slide before's palette).
         """
         if self._executor is None:
             raise RuntimeError("this Quantizer is closed; make a new one" if self._closed else
                                "step_live needs a track created with background=True")
-        if self._pending is not None and self._pending[0].done():
-            future, job = self._pending
-            self._pending = None
-            try:
-                outcome = future.result()
-                if not self._beaten_by_rough(outcome):
-                    self._land(job, outcome)
-            except Exception as error:
-                self._failed(error)
+        self._land_finished()
         if frozen and self.current is not None:
             return self.current
         job = self._plan(frame, index)
         if job is None or self._pending is not None:
             if self._pending is not None and self.current.fit is None:
                 self._follow_roughly(self._last_samples, index)
-            return self.current
-        if self.fitter.whole_frame:  # the worker reads it while the caller may reuse its buffer
-            job = replace(job, frame=frame.copy())
-        if self.current is None:
-            self._show_rough(job.samples, index)
-        self._pending = (self._executor.submit(self._refit, job), job)
+        else:
+            if self.fitter.whole_frame:  # the worker reads it while the caller may reuse its buffer
+                job = replace(job, frame=frame.copy())
+            if self.current is None:
+                self._show_rough(job.samples, index)
+            self._pending = (self._executor.submit(self._refit, job), job)
+        if wait > 0 and self._pending is not None:
+            wait_for([self._pending[0]], timeout=wait)
+            self._land_finished()
         return self.current
+
+    def _land_finished(self) -> None:
+        """Land the fit the worker has finished, if any."""
+        if self._pending is None or not self._pending[0].done():
+            return
+        future, job = self._pending
+        self._pending = None
+        try:
+            outcome = future.result()
+            if not self._beaten_by_rough(outcome):
+                self._land(job, outcome)
+        except Exception as error:
+            self._failed(error)
 
     def _show_rough(self, samples: np.ndarray, index: int) -> None:
         """Put a rough palette of ``samples`` (frame ``index``'s) in force, to show until the first fit lands."""

@@ -269,3 +269,26 @@ def test_enlarge_repeats_pixels(make_qframe):
     assert qframe.indices.tolist() == np.repeat(np.repeat([[0, 1], [2, 3]], 3, 0), 3, 1).tolist()
     np.testing.assert_array_equal(qframe.rgb, qframe.palette.colors[qframe.indices])
     assert qframe.time == 0.5 and enlarge(sink, 1) is sink
+
+
+def test_a_time_that_is_no_number_is_refused_in_one_line():
+    """A file source's times went to the writers unchecked: "cannot convert float NaN to integer"."""
+    for bad in (float("nan"), float("inf")):
+        with pytest.raises(ValueError, match="time must be a finite number of seconds or None"):
+            run(Frames([0.0, bad]), Quantizer(8), [Collect()])
+
+
+def test_a_paced_file_is_paced_from_when_its_first_frame_shows(clip):
+    """A window that takes 0.5 s to show the first frame (a fresh process: the window, the first kernels' calls)
+    made a paced 12 fps file drop the 6 frames paced meanwhile; the second now waits for the first to show."""
+
+    class SlowToOpen(Window):
+        def write(self, qframe) -> None:
+            if not self.qframes:
+                time.sleep(0.5)
+            super().write(qframe)
+
+    window = SlowToOpen(quit_after=clip.frames)
+    with adapt(VideoFile(clip.path), paced=True) as source, Quantizer(4, background=True) as quantizer:
+        stats = run(source, quantizer, [window])
+    assert stats.dropped <= 3, stats  # 16 of 24 before

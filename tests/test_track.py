@@ -186,6 +186,23 @@ def test_a_live_palette_follows_the_picture_until_its_first_fit_lands():
     assert quantizer.stats["refits"] >= 1 and len(roughs) >= 3
 
 
+def test_a_live_frame_waits_for_its_refit_as_long_as_it_is_told():
+    """Slides: with no time to wait, each is shown in the palette of the one before (its refit lands for the next
+    frame); a slow source's frame may wait (`run` gives it half its interval) and shows its own."""
+    slides = [np.full((40, 60, 3), colour, np.uint8) for colour in [(255, 0, 0), (0, 255, 0), (0, 0, 255), (9, 9, 9)]]
+    for wait, expected in ((0.0, [0, 1, 2]), (5.0, [1, 2, 3])):
+        with Quantizer(16, background=True) as quantizer:
+            deadline = time.monotonic() + 60
+            while not quantizer.stats["refits"] and time.monotonic() < deadline:  # the first fit, after the warm-up
+                quantizer.process(slides[0])
+                time.sleep(0.05)
+            shown = []
+            for slide in slides[1:]:
+                shown.append(quantizer.process(slide, wait=wait).rgb[0, 0].tolist())
+                time.sleep(0.3)  # a slide's time: its refit lands
+        assert shown == [slides[i][0, 0].tolist() for i in expected]
+
+
 def test_a_live_track_needs_its_worker():
     track = Quantizer(4).track
     assert isinstance(track, PaletteTrack)
