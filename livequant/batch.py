@@ -162,7 +162,7 @@ def find_inputs(specs, *, to: str | None = None, outdir=None) -> list[Item]:
                     raise BatchError(f"input '{spec}' is inside the output folder '{outdir}'; move it out, or give "
                                      "another output folder")
                 continue
-            name = Path(name).with_suffix(f".{to.lstrip('.')}") if to else Path(name)
+            name = Path(name).with_suffix(f".{to.lstrip('.').lower()}") if to else Path(name)
             item = Item(path, name.as_posix())
             if item.name in seen and seen[item.name].input.resolve() != path.resolve():
                 raise BatchError(f"'{seen[item.name].input}' and '{path}' would both write '{item.name}'; "

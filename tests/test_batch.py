@@ -78,6 +78,7 @@ def test_inputs_keep_relative_names_and_clashes_are_refused(tmp_path):
         (tmp_path / name).write_bytes(b"")
     names = [i.name for i in find_inputs([tmp_path / "a", tmp_path / "b.mkv"], to="gif")]
     assert names == ["deep/y.gif", "x.gif", "b.gif"]
+    assert [i.name for i in find_inputs([tmp_path / "b.mkv"], to=".GIF")] == ["b.gif"]  # was b.GIF
     assert [i.name for i in find_inputs([str(tmp_path / "*" / "x.mp4")])] == ["a/x.mp4", "c/x.mp4"]
     with pytest.raises(BatchError, match="would both write 'x.mp4'"):
         find_inputs([tmp_path / "a" / "x.mp4", tmp_path / "c" / "x.mp4"])
