@@ -594,7 +594,7 @@ class AudioTrack:
             self._dst.layout = layout
             self._resampler = av.AudioResampler(format=self._dst.format, layout=self._dst.layout, rate=self._dst.rate)
         self._output = output
-        self._suffix = suffix
+        self._keeps_lead_in = suffix != ".avi"  # AVI has no edit list to skip it (`_mux`)
         self._items = self._timed_items()
         self._pending = None
         self._lead_in: av.Packet | None = None  # the last copied packet before the output's start
@@ -652,8 +652,7 @@ class AudioTrack:
                 self._lead_in = obj if self._copy else None
                 continue
             if self._lead_in is not None:
-                if self._suffix != ".avi":
-                    self._mux_copy(self._lead_in, offset)
+                self._mux_copy(self._lead_in, offset)
                 self._lead_in = None
             if self._copy:
                 self._mux_copy(obj, offset)
@@ -675,15 +674,14 @@ class AudioTrack:
             frame.sample_rate = rate
         frame.pts, frame.time_base = round((start - offset) * rate) + first, Fraction(1, rate)
         for encoded in self._resampler.resample(frame):
-            self._mux_encoded(self._dst.encode(encoded))
+            self._mux(self._dst.encode(encoded))
 
-    def _mux_encoded(self, packets: list[av.Packet]) -> None:
-        """Mux the encoder's ``packets``; in AVI, which has no edit list to skip it, not its lead-in (AAC's
-        priming packet, which ends at 0): its sound played first, 21 ms late all through."""
+    def _mux(self, packets: list[av.Packet]) -> None:
+        """Mux ``packets``; in AVI, which has no edit list to skip it, not a lead-in (a packet that ends at or
+        before 0: AAC's priming packet, the one before a cut): its sound played first, 21 ms late all through."""
         for packet in packets:
-            if self._suffix == ".avi" and packet.pts is not None and packet.pts + packet.duration <= 0:
-                continue
-            self._output.mux(packet)
+            if self._keeps_lead_in or packet.pts is None or packet.pts + packet.duration > 0:
+                self._output.mux(packet)
 
     def _mux_copy(self, packet: av.Packet, offset: float) -> None:
         """Mux a copied ``packet`` shifted by ``-offset``."""
@@ -692,7 +690,7 @@ class AudioTrack:
         if packet.dts is not None:
             packet.dts -= shift
         packet.stream = self._dst
-        self._output.mux(packet)
+        self._mux([packet])
 
     def finish(self, end: float, offset: float) -> None:
         """Mux the rest up to ``end`` (the video's end; decoded sound is cut there) and flush the encoder."""
@@ -702,8 +700,8 @@ class AudioTrack:
                 start, _, frame = self._pending
                 self._encode_span(frame, start, end, offset)
             for frame in self._resampler.resample(None):
-                self._mux_encoded(self._dst.encode(frame))
-            self._mux_encoded(self._dst.encode(None))
+                self._mux(self._dst.encode(frame))
+            self._mux(self._dst.encode(None))
 
 
 def _video_time_base(codec: str, rate: Fraction, suffix: str) -> Fraction:

@@ -394,19 +394,14 @@ class PaletteTrack:
         colors = self.fitter.rough(samples)
         self.current = PaletteStep(Palette(colors, name="adaptive"), build_table(colors, self.fitter.color_space),
                                    None, fresh=True, fitted_on=index)
-        self._rough_error = self._rough_fit_error(samples[::4])
-
-    def _rough_fit_error(self, samples: np.ndarray) -> float:
-        colors = self.current.palette.colors
-        return self._mapped_error(samples, lookup_pixels(samples, self.current.table),
-                                  to_space(colors, self.fitter.color_space))
+        self._rough_error = self._error(samples[::4], self.current)
 
     def _follow_roughly(self, samples: np.ndarray, index: int) -> None:
         """While the first fit runs, make the rough palette again from frame ``index``'s ``samples`` once its
         error has drifted as far as a refit's (`RefitPolicy`): in a fresh process the first fit waits for the
         worker's `warm_up`, or else for the imports."""
         reference = max(self._rough_error, self.policy.floor)
-        if self._rough_fit_error(samples[::4]) > (1 + self.policy.drift) * reference:
+        if self._error(samples[::4], self.current) > (1 + self.policy.drift) * reference:
             self._show_rough(samples, index)
 
     def _beaten_by_rough(self, outcome: _Outcome) -> bool:
@@ -417,7 +412,7 @@ class PaletteTrack:
             return False
         samples = self._last_samples[::4]
         fitted = self._mapped_error(samples, lookup_pixels(samples, outcome.table), outcome.fit.centres)
-        self._dropped_stale = fitted > self._rough_fit_error(samples)
+        self._dropped_stale = fitted > self._error(samples, self.current)
         return self._dropped_stale
 
     def _refit_made_up_frames(self) -> None:
@@ -490,8 +485,10 @@ class PaletteTrack:
         return _Job(kind, samples, self.current.fit, still, since, before, index, frame, check)
 
     def _error(self, samples: np.ndarray, step: PaletteStep) -> float:
-        """Mean squared working-space distance of ``samples`` to the colours of ``step`` they map to."""
-        return self._mapped_error(samples, lookup_pixels(samples, step.table), step.fit.centres)
+        """Mean squared working-space distance of ``samples`` to the colours of ``step`` they map to (a rough
+        palette's, which has no fit, in the working space too)."""
+        centres = step.fit.centres if step.fit is not None else to_space(step.palette.colors, self.fitter.color_space)
+        return self._mapped_error(samples, lookup_pixels(samples, step.table), centres)
 
     def _mapped_error(self, samples: np.ndarray, mapped: np.ndarray, centres: np.ndarray) -> float:
         """Mean squared working-space distance of ``samples`` to the ``centres`` of index ``mapped``."""
