@@ -386,6 +386,16 @@ def test_a_fresh_fine_palette_scores_as_full_k_means_on_its_histogram(rng):
     assert error(fit.centres) < 1.05 * error(reference)
 
 
+@pytest.mark.parametrize("space, expected", [("oklab", (200, 40, 40)), ("rgb", (184, 40, 56))])
+def test_an_oklab_palette_minimises_the_mean_distance_and_an_rgb_one_the_mean_squared(space, expected):
+    frame = np.zeros((40, 40, 3), np.uint8)
+    frame[:] = (200, 40, 40)
+    frame[:4] = (40, 40, 200)  # a tenth blue
+    one = PaletteFitter(1, color_space=space, sample_size=4096, seed=0)
+    # oklab: the geometric median, the red (CIEDE2000 averages distances); rgb: the mean (PSNR, squared error)
+    assert np.abs(one.fit(one.sample(frame)).colors[0].astype(int) - expected).max() <= 1
+
+
 def reference_kmeans_plusplus(points, weights, k, trials, uniforms):
     """Greedy k-means++ written out in numpy, one seed at a time."""
     points = points.astype(np.float64)

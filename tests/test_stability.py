@@ -87,8 +87,9 @@ def test_a_slow_fade_is_tracked(space, k):
     moved_in = np.mean([np.abs(b.astype(np.int16) - a).mean() for a, b in zip(frames, frames[1:])])
     moved_out = np.mean([np.abs(b.astype(np.int16) - a).mean() for a, b in zip(outs, outs[1:])])
     assert moved_out > 0.6 * moved_in  # the output follows the fade (a frozen palette shows ~0)
-    last = frames[-1]
-    assert psnr(last, outs[-1]) >= psnr(last, Quantizer(k, color_space=space).quantize(last)) - 0.5
+    # The last frames, not the last one: a frame's gap to a fresh fit swings by 0.4 dB from one to the next.
+    gaps = [psnr(f, o) - psnr(f, Quantizer(k, color_space=space).quantize(f)) for f, o in zip(frames[-8:], outs[-8:])]
+    assert np.mean(gaps) >= -0.5
 
 
 @pytest.mark.parametrize("k", [64, 256])
