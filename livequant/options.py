@@ -48,7 +48,10 @@ def frame_size(size, args) -> tuple[tuple[int, int], int, tuple[int, int]]:
         target, option = (args.width, height * args.width / width), f"--width {args.width}"
     if option:
         check_size(option, *target, args.max_pixels)
-        target = (max(1, round(target[0])), max(1, round(target[1])))
+        if min(target) < 1:
+            raise UsageError(f"{option} makes {target[0]:.3g}x{target[1]:.3g} frames of {width}x{height}, "
+                             "under a pixel a side; use a larger value")
+        target = (round(target[0]), round(target[1]))
     blocks, n = pixel_blocks(target, args.pixelate or 1, args.max_pixels)
     return blocks, n, tuple(target)
 

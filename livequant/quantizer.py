@@ -305,6 +305,7 @@ class Quantizer:
         self._last_step: PaletteStep | None = None
         self._lag = 0  # of the palette in force: frames from the one it was fitted on to its first
         self._planned = 0  # frames planned; `frames` counts those applied
+        self._closed = False
 
     # ----------------------------------------------------------------- public
 
@@ -372,6 +373,7 @@ class Quantizer:
         -------
         QuantizedFrame
         """
+        self._check_open()
         frame = check_frame(frame)
         _check_time(time)  # before the track moves on
         if self.background and self._fixed is None:
@@ -386,6 +388,7 @@ class Quantizer:
         Call it on every frame, in order; `apply` may then run behind it (in
         another thread), in the same order, with the steps it returned.
         """
+        self._check_open()
         index = self._next_index()
         if self._fixed is not None:
             return self._fixed
@@ -402,6 +405,7 @@ class Quantizer:
         -------
         QuantizedFrame
         """
+        self._check_open()
         frame = check_frame(frame)
         _check_time(time)
         opaque = check_opaque(opaque, frame)
@@ -435,6 +439,7 @@ class Quantizer:
         frozen : bool, optional
             Stop (True) or resume (False) refitting the adaptive palette.
         """
+        self._check_open()
         _check_options(
             self.n_colors if n_colors is None else n_colors,
             self.dither if dither is None else dither,
@@ -463,8 +468,9 @@ class Quantizer:
             self.hold = self._new_hold()
 
     def close(self) -> None:
-        """Stop the background worker, if any."""
+        """Stop the background worker, if any; the quantizer takes no more frames or settings."""
         self.track.close()
+        self._closed = True
 
     def __enter__(self) -> Quantizer:
         return self
@@ -505,6 +511,10 @@ class Quantizer:
         diffusion = DIFFUSION_HOLD if self._hold_setting is None else int(self._hold_setting)
         size = self._palette_size()
         return TemporalHold(self._hold_levels(size), hold_weight(size, self.stability), diffusion)
+
+    def _check_open(self) -> None:
+        if self._closed:
+            raise RuntimeError("this Quantizer is closed; make a new one")
 
     def _next_index(self) -> int:
         self._planned += 1

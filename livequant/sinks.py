@@ -203,6 +203,7 @@ class _FileSink:
     timed = True
     fps: float | None = None
     _tmp: Path | None = None
+    _late_frame = "it is shown just after that one"  # what becomes of a frame timed before the one written last
 
     def __init__(self, path, overwrite: bool, inputs=()):
         self.path = Path(path)
@@ -217,6 +218,7 @@ class _FileSink:
         self._done = False
         self._end: float | None = None  # when the last frame stops showing (`end_at`); None: not said
         self._last_time: float | None = None  # the time the last frame written was shown at
+        self._out_of_order = False  # a frame timed before the one written last came, and was warned of
 
     @property
     def written(self) -> str:
@@ -247,6 +249,10 @@ class _FileSink:
         check_frame(qframe.rgb, "qframe.rgb")
         if qframe.time is None and self.timed:
             qframe = replace(qframe, time=self._untimed_frame_time())
+        elif self.timed and self._last_time is not None and qframe.time < self._last_time and not self._out_of_order:
+            self._out_of_order = True
+            log.warning(f"'{self.path}': a frame timed {qframe.time:.3f} s came after one timed {self._last_time:.3f} "
+                        f"s; {self._late_frame} (said once a file)")
         try:
             self._write(qframe)
         except SinkError:
@@ -998,6 +1004,8 @@ class GifWriter(_FileSink):
         The frames may have transparent pixels (see `livequant.gif.GifEncoder`);
         they are kept either way.
     """
+
+    _late_frame = "it is left out"
 
     def __init__(self, path, *, loop: int = 0, overwrite: bool = False, inputs=(), local_palettes: bool = False,
                  fps: float | None = None, alpha: bool = False):

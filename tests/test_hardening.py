@@ -648,8 +648,10 @@ def test_a_source_of_bare_frames_is_told_to_pair_them_with_times():
     (["--width", "200", "--max-pixels", "20000"], "--width 200 makes 200x150 frames (0.03 megapixels), over the "
                                                   "limit of 0.02 megapixels"),
     (["--pixelate", "49"], "--pixelate 49 makes blocks larger than the 64x48 frame; use at most 48"),
-    (["--scale", "0.02", "--pixelate", "2"], "--pixelate 2 makes blocks larger than the 1x1 frame; leave out "
+    (["--scale", "0.03", "--pixelate", "2"], "--pixelate 2 makes blocks larger than the 2x1 frame; leave out "
                                            "--pixelate (it takes 2 or more)"),  # it said "use at most 1"
+    (["--scale", "0.01"], "--scale 0.01 makes 0.64x0.48 frames of 64x48, under a pixel a side; use a larger "
+                          "value"),  # it made 1x1 frames, where --width 1 is refused
 ])
 def test_sizes_from_options_pass_the_pixel_limit_before_any_work(clip, tmp_path, capsys, args, message):
     assert main(["transcode", str(clip.path), str(tmp_path / "out.mp4"), *args]) == 2

@@ -353,12 +353,16 @@ def test_invalid_arguments_name_the_argument(kwargs, error, words):
             quantize(np.zeros((8, 8, 3), np.uint8), **{"n_colors": 4, **kwargs})
 
 
-def test_a_background_quantizer_used_after_close_says_it_is_closed():
-    q = Quantizer(4, background=True)
-    q.process(np.zeros((8, 8, 3), np.uint8), 0.0)
-    q.close()
-    with pytest.raises(RuntimeError, match="this Quantizer is closed; make a new one"):
-        q.process(np.zeros((8, 8, 3), np.uint8), 0.1)
+@pytest.mark.parametrize("background", [True, False])
+def test_a_quantizer_used_after_close_says_it_is_closed(background):
+    frame = np.zeros((8, 8, 3), np.uint8)
+    with Quantizer(4, background=background) as q:
+        step = q.plan(frame)
+    # a foreground quantizer went on after close, and configure(n_colors=) started a new worker
+    for use in (lambda: q.process(frame, 0.1), lambda: q.plan(frame), lambda: q.apply(frame, step),
+                lambda: q.configure(n_colors=8), lambda: q.quantize(frame)):
+        with pytest.raises(RuntimeError, match="this Quantizer is closed; make a new one"):
+            use()
 
 
 @pytest.mark.parametrize(

@@ -227,6 +227,21 @@ def test_first_frame_time_becomes_zero(tmp_path, make_qframe):
     np.testing.assert_allclose(_decode(path)[1], [0, 1 / 12, 2 / 12], atol=2e-3)
 
 
+@pytest.mark.parametrize(("writer", "suffix", "shown", "fate"), [
+    (VideoWriter, ".mkv", 4, "it is shown just after that one"),
+    (GifWriter, ".gif", 3, "it is left out"),
+])
+def test_a_frame_timed_before_the_one_written_last_is_told_of_once(tmp_path, make_qframe, caplog, writer, suffix,
+                                                                     shown, fate):
+    path = tmp_path / ("late" + suffix)
+    with caplog.at_level("WARNING", logger="livequant"), writer(path, fps=10) as sink:
+        for i, t in enumerate([0.0, 0.2, 0.1, 0.3]):  # were moved or dropped without a word
+            sink.write(make_qframe(_indices(i), time=t))
+    said = [r.getMessage() for r in caplog.records if "came after" in r.getMessage()]
+    assert said == [f"'{path}': a frame timed 0.100 s came after one timed 0.200 s; {fate} (said once a file)"]
+    assert len(_decode(path)[0]) == shown
+
+
 def test_audio_is_copied_and_cut_to_the_video(tmp_path, make_qframe, clip):
     path = tmp_path / "with_audio.mp4"
     with VideoWriter(path, 12, audio_from=clip.path) as sink:
