@@ -306,6 +306,7 @@ class Quantizer:
         self._lag = 0  # of the palette in force: frames from the one it was fitted on to its first
         self._planned = 0  # frames planned; `frames` counts those applied
         self._closed = False
+        self._earlier_stats: dict = {}  # `stats` of the tracks `configure` replaced
 
     # ----------------------------------------------------------------- public
 
@@ -321,8 +322,12 @@ class Quantizer:
     def stats(self) -> dict:
         """Counters: ``frames``, ``fits`` (fits finished, whether or not they changed a colour), ``refits``
         (palettes that landed), ``cuts`` (fresh starts after the first), ``recalls`` (earlier palettes
-        brought back), ``fit_ms`` (the last fit), ``refit_errors``."""
-        return {"frames": self.frames, **self.track.stats}
+        brought back), ``fit_ms`` (the last fit), ``refit_errors``; since the quantizer was made, over
+        every palette size `configure` set."""
+        now, earlier = self.track.stats, self._earlier_stats
+        counted = {name: value + earlier.get(name, 0) for name, value in now.items()}
+        counted["fit_ms"] = now["fit_ms"] if now["fits"] else earlier.get("fit_ms", 0.0)
+        return {"frames": self.frames, **counted}
 
     def quantize(self, frame: np.ndarray) -> np.ndarray:
         """Quantize one frame.
@@ -456,6 +461,7 @@ class Quantizer:
         if n_colors is not None and n_colors != self.n_colors:
             self.n_colors = int(n_colors)
             self.track.close()
+            self._earlier_stats = self.stats
             self.track = self._new_track()
         if fixed is not None:
             self._use_fixed(fixed)

@@ -106,6 +106,20 @@ def test_every_fit_is_counted_and_only_those_that_move_a_colour_are_refits(rng):
     assert 1 <= q.stats["refits"] < q.stats["fits"]
 
 
+def test_stats_count_over_every_palette_size_configure_sets():
+    frame = smooth_frame()
+    q = Quantizer(16, refit_every=1)
+    for i in range(6):
+        q.quantize(np.roll(frame, i, axis=1))
+    before = q.stats
+    q.configure(n_colors=8)  # the preview's keys do this: its run's refit count went negative
+    assert q.stats == before
+    for i in range(4):
+        q.quantize(np.roll(frame, i, axis=0))
+    after = q.stats
+    assert after["frames"] == 10 and after["fits"] == before["fits"] + 4 and after["refits"] > before["refits"]
+
+
 @pytest.mark.parametrize("dither", ["none", "bayer", "bayer2", "bayer4", "bluenoise", "floyd-steinberg", "sierra-lite"])
 def test_static_input_gives_identical_frames(dither):
     frame = smooth_frame(seed=2)
