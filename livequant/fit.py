@@ -136,13 +136,16 @@ SETTLED_STEPS = 2
 #: In ``"oklab"`` (palettes of up to `colorspace.LARGE_PALETTE` colours) each Lloyd step moves a centre towards
 #: its cluster's geometric median, not its mean: the mean distance, which CIEDE2000 averages, rather than the
 #: mean squared distance. Weiszfeld's weights, one over each point's distance to its centre, are capped at
-#: one over this distance (about a third of a level). On issue 11's panel (`--tune`) the oklab CIEDE2000
-#: margins to the best peer summed -0.140 -> -0.584 at K=16 (cockatoo +0.175 -> +0.037, the zoom +0.243 ->
-#: +0.145, the flash +0.036 -> +0.020; the pan +0.040 -> +0.102) and -0.373 -> -0.535 at K=64, the floor
-#: margin over FFmpeg's PSNR 0.10 dB less on average, the hold-out's floor on one more check (a zoom's
-#: flicker); weights of one over the distance's square root gained half as much. ``"oklab-large"`` and
+#: one over this distance (about four levels), so that points near a centre pull it as a mean would. On issue
+#: 11's panel (`--tune`) the oklab CIEDE2000 margins to the best peer summed -0.140 -> -0.412 at K=16 and
+#: -0.373 -> -0.458 at K=64, one more goal met (the pan at K=64), the floor on one more check of the
+#: hold-out at K=16 (a zoom's flicker) and at K=64 and 256 on the same; at K=32 and 8 (not tuned on) the
+#: floor as before but the flash's flicker at K=8 (0.84x -> 1.08x its bound). A cap of 1e-3 (a third of a
+#: level) snapped centres onto the exact colours of a frame of few (newtonscradle at K=32: 0.45 dB under
+#: FFmpeg per frame, a floor check lost) and lost another on the hold-out's bricks at K=64, for -0.584 and
+#: -0.535; weights of one over the distance's square root gained half as much. ``"oklab-large"`` and
 #: ``"rgb"`` (PSNR, squared error) keep the mean.
-MEDIAN_FLOOR = 1e-3
+MEDIAN_FLOOR = 0.01
 
 
 @functools.cache
