@@ -422,6 +422,14 @@ def _mark(ok: bool, value: str) -> str:
     return f"{value} {'met' if ok else 'NOT'}"
 
 
+def _times(value: float, bound: float) -> str:
+    """``value`` as a multiple of ``bound`` ("0.25x"); a bound of 0 (a peer with no flicker at all) gives "0x" or
+    "inf"."""
+    if bound:
+        return f"{value / bound:.2f}x"
+    return "0x" if value == 0 else "inf"
+
+
 def goal_rows(clip: PanelClip, k: int, r: dict[str, dict]) -> list[list]:
     """One row per livequant mode: each floor and goal of issue 11 as its margin and met / NOT."""
     ffmpeg, two, mbk = r[FFMPEG], r[TWO_PASS], r[MBK]
@@ -436,9 +444,9 @@ def goal_rows(clip: PanelClip, k: int, r: dict[str, dict]) -> list[list]:
         rows.append([
             clip.name, k, "rgb" if rgb else "oklab",
             _mark(ours["psnr"] >= ffmpeg["psnr"], f"{ours['psnr'] - ffmpeg['psnr']:+.2f} dB"),
-            _mark(ours["flicker"] <= ffmpeg["flicker"] / 4, f"{4 * ours['flicker'] / ffmpeg['flicker']:.2f}x"),
+            _mark(ours["flicker"] <= ffmpeg["flicker"] / 4, _times(ours["flicker"], ffmpeg["flicker"] / 4)),
             quality,
-            _mark(ours["flicker"] <= two["flicker"], f"{ours['flicker'] / two['flicker']:.2f}x"),
+            _mark(ours["flicker"] <= two["flicker"], _times(ours["flicker"], two["flicker"])),
             _mark(worst >= 0, f"{worst:+.2f} dB"),
             "" if np.isnan(after) else _mark(after >= -0.5, f"{after:+.2f} dB"),
         ])
@@ -739,7 +747,7 @@ def holdout_floor(clips: list[PanelClip], ks, metrics, ffmpeg_scores) -> None:
                 psnr = np.mean(np.minimum(ours["psnrs"], PSNR_CAP)) - np.mean(np.minimum(ffmpeg["psnrs"], PSNR_CAP))
                 floor = ffmpeg["flicker"] / 4
                 rows.append([clip.name, k, "rgb" if "rgb" in name else "oklab", _mark(psnr >= 0, f"{psnr:+.2f} dB"),
-                             _mark(ours["flicker"] <= floor, f"{ours['flicker'] / floor:.2f}x"),
+                             _mark(ours["flicker"] <= floor, _times(ours["flicker"], floor)),
                              f"{ours['de2000'] - ffmpeg['de2000']:+.3f}"])
         print_load(f"after {clip.name}")
     print_table(["clip", "K", "mode", "floor: PSNR - FFmpeg/frame", "floor: flicker / (FFmpeg/frame / 4)",
