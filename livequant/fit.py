@@ -939,16 +939,16 @@ def _lloyd_labelled(points: np.ndarray, weights: np.ndarray, centres: np.ndarray
                     fixed: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray | None]:
     """`_lloyd`, and each point's centre in its last step (None after no step)."""
     centres = centres.copy()
+    step_weights, weighted = weights, points * weights[:, None]
     previous = None
     for _ in range(steps):
         labels = nearest(points, centres, color_space, guess=previous).astype(np.intp)
         if previous is not None and np.array_equal(labels, previous):
             break
         previous = labels
-        step_weights = weights
         if color_space == "oklab":  # a step towards each cluster's geometric median (Weiszfeld's)
             step_weights = weights / np.maximum(np.sqrt(squared_norms(points - centres[labels])), MEDIAN_FLOOR)
-        weighted = points * step_weights[:, None]
+            weighted = points * step_weights[:, None]
         total = np.bincount(labels, weights=step_weights, minlength=len(centres))
         sums = _slot_sums(labels, weighted, len(centres))
         filled = total > 0 if fixed is None else (total > 0) & ~fixed
