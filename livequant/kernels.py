@@ -530,15 +530,18 @@ def _held_index(p, q, i, o, shifted, exact, threshold, weight, table, generation
     becomes its reference whether it moved or not.
     """
     d = max(abs((p & 0xFF) - (q & 0xFF)), abs(((p >> 8) & 0xFF) - ((q >> 8) & 0xFF)), abs((p >> 16) - (q >> 16)))
-    if d > threshold:
-        return _dithered_index(p, o, shifted, exact, table, generation, cells, ranked, packed), p
-    if weight >= 0:
-        best = _dithered_index(p, o, shifted, exact, table, generation, cells, ranked, packed)
-        was, kept, now = np.intp(shown[i]), np.intp(packed[i]), np.intp(packed[best])
-        if _distance2(p, kept) - _distance2(p, now) > weight * (_change(was, now) - _change(was, kept)):
-            return best, p
-        return i, p
-    return i, q
+    if weight < 0:
+        if d > threshold:
+            return _dithered_index(p, o, shifted, exact, table, generation, cells, ranked, packed), p
+        return i, q
+    # Weighed (a new palette's first frame): one lookup, and nothing to weigh where it keeps the index.
+    best = _dithered_index(p, o, shifted, exact, table, generation, cells, ranked, packed)
+    if best == i or d > threshold:
+        return best, p
+    was, kept, now = np.intp(shown[i]), np.intp(packed[i]), np.intp(packed[best])
+    if _distance2(p, kept) - _distance2(p, now) > weight * (_change(was, now) - _change(was, kept)):
+        return best, p
+    return i, p
 
 
 @nb.njit(inline="always")
