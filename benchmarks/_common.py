@@ -43,13 +43,16 @@ from livequant.colorspace import srgb_to_oklab, to_space  # noqa: E402
 SIZES = {"480p": (854, 480), "720p": (1280, 720), "1080p": (1920, 1080), "2160p": (3840, 2160)}
 
 
-def parse_args(description: str, flags: dict[str, str] | None = None) -> argparse.Namespace:
+def parse_args(description: str, flags: dict[str, str] | None = None,
+               options: dict[str, dict] | None = None) -> argparse.Namespace:
     """The benchmarks' command line: ``--quick`` for a short run, ``--threads`` to cap the threads,
-    and a benchmark's own on/off ``flags`` (name -> help)."""
+    a benchmark's own on/off ``flags`` (name -> help) and valued ``options`` (name -> `add_argument` keywords)."""
     parser = argparse.ArgumentParser(description=description)
     parser.add_argument("--quick", action="store_true", help="a short run: fewer sizes, frames and repeats")
     for name, text in (flags or {}).items():
         parser.add_argument(f"--{name}", action="store_true", help=text)
+    for name, keywords in (options or {}).items():
+        parser.add_argument(f"--{name}", **keywords)
     parser.add_argument("--threads", type=int, help="threads for numba and OpenMP/BLAS (default: one per core); "
                         "1 gives steadier timings on a busy machine")
     args = parser.parse_args()

@@ -48,14 +48,18 @@ With ``--tune``: for trying a change to the defaults, issue 11's checks in a
 minute or two: the panel's goal rows at K = 16 and 64 (where goals are
 missed) and, as a check, the hold-out's floor at K = 16; the peers' scores
 and the hold-out's clips are kept in benchmarks/.tune-cache/ by the first
-run (about 4 minutes).
+run (about 4 minutes). ``--ks``, ``--seeds`` and ``--options`` (JSON) run
+the checks at other palette sizes, over seeds, with other `Quantizer`
+options; ``--save`` and ``--against`` compare two runs.
 
-Run: python benchmarks/bench_quality.py [--quick] [--panel | --holdout | --dither | --tune]
+Run: python benchmarks/bench_quality.py [--quick] [--panel | --holdout | --dither | --tune [--ks 8,16,32]
+     [--seeds 0,1,2] [--options JSON] [--save F.json] [--against F.json]]
 """
 
 from __future__ import annotations
 
 import io
+import json
 import pickle
 import time
 from dataclasses import dataclass
@@ -283,6 +287,7 @@ PANEL_REAL = {"cockatoo.mp4": (640, 360), "realshort.mp4": None, "newtonscradle.
 PANEL_FRAMES, QUICK_PANEL_FRAMES = 36, 24  # 36: realshort and newtonscradle's length; the machine is shared
 PANEL_KS, QUICK_PANEL_KS = (16, 64, 256), (64,)
 TUNE_KS = (16, 64)  # `--tune`: where the goals are missed; K=256 meets every one but the infeasible
+TUNE_HOLDOUT_MAX_K = 32  # `--tune`: the hold-out's floor is checked at its palette sizes up to this (it binds at 16)
 TUNE_CACHE = Path(__file__).parent / ".tune-cache"  # `--tune`'s peers' scores and hold-out clips (not in git)
 PANEL_SIZE = (320, 180)  # (W, H) of the generated clips
 PANEL_METHODS = (*LIVEQUANT, MBK, FFMPEG, LIQ)
@@ -345,7 +350,8 @@ def generated_clips(n: int) -> list[PanelClip]:
     for (name, crop), start, stop in zip(shots, bounds, bounds[1:]):
         y, x, ch, cw = crop
         big = _photo(name, (y, x, ch, cw), (w + 40, h + 24))
-        frames += [_sensor(big[t // 2 % 24 : t // 2 % 24 + h, t % 40 : t % 40 + w], rng, 1.0) for t in range(stop - start)]
+        frames += [_sensor(big[t // 2 % 24 : t // 2 % 24 + h, t % 40 : t % 40 + w], rng, 1.0)
+                   for t in range(stop - start)]
     clips.append(PanelClip("gen: cut", frames, bounds[1:-1]))
 
     cat = _photo(*FADE_PICTURE)
@@ -384,11 +390,12 @@ def panel_clips(n: int) -> list[PanelClip]:
     return real + generated_clips(n)
 
 
-def panel_scores(clip: PanelClip, k: int, metrics, methods=PANEL_METHODS) -> dict[str, dict]:
-    """Every method of the panel on ``clip`` at palette size ``k``, streamed; FFmpeg two-pass; and for
-    livequant, ``after``: per event, PSNR over the `AFTER_CUT` frames from it minus a fresh start's."""
+def panel_scores(clip: PanelClip, k: int, metrics, methods=PANEL_METHODS, makers=VIDEO) -> dict[str, dict]:
+    """Every method of the panel on ``clip`` at palette size ``k``, streamed (``makers``: as `VIDEO`); FFmpeg
+    two-pass; and for livequant, ``after``: per event, PSNR over the `AFTER_CUT` frames from it minus a fresh
+    start's."""
     scored = Clip(clip.name, clip.frames, metrics)
-    results = {name: scored.score(VIDEO[name](scored.size, k)) for name in methods}
+    results = {name: scored.score(makers[name](scored.size, k)) for name in methods}
     results[TWO_PASS] = scored.two_pass(k)
     for x in results.values():
         x["psnrs"] = np.minimum(x["psnrs"], PSNR_CAP)
@@ -730,16 +737,21 @@ def holdout(quick: bool, metrics) -> None:
     holdout_floor(holdout_clips(n) + encoded_clips(n), ks, metrics, lambda clip, k, score: score(FFMPEG))
 
 
-def holdout_floor(clips: list[PanelClip], ks, metrics, ffmpeg_scores) -> None:
-    """Print the hold-out's floor rows and tallies; ``ffmpeg_scores(clip, k, score)`` gives FFmpeg per frame's
-    scores, where ``score(method)`` scores a method of `VIDEO` on the clip."""
+HOLDOUT_HEADER = ["clip", "K", "mode", "floor: PSNR - FFmpeg/frame", "floor: flicker / (FFmpeg/frame / 4)",
+                  "dE - FFmpeg/frame"]
+
+
+def holdout_floor(clips: list[PanelClip], ks, metrics, ffmpeg_scores, makers=VIDEO) -> list[list]:
+    """Print and return the hold-out's floor rows, and print the tallies; ``ffmpeg_scores(clip, k, score)``
+    gives FFmpeg per frame's scores, where ``score(method)`` scores a method of ``makers`` (as `VIDEO`) on the
+    clip."""
     rows = []
     for clip in clips:
         scored = Clip(clip.name, clip.frames, metrics)
         for k in ks:
 
             def score(method: str, k: int = k) -> dict:
-                return scored.score(VIDEO[method](scored.size, k))
+                return scored.score(makers[method](scored.size, k))
 
             ffmpeg = ffmpeg_scores(clip, k, score)
             for name in LIVEQUANT:
@@ -750,34 +762,122 @@ def holdout_floor(clips: list[PanelClip], ks, metrics, ffmpeg_scores) -> None:
                              _mark(ours["flicker"] <= floor, _times(ours["flicker"], floor)),
                              f"{ours['de2000'] - ffmpeg['de2000']:+.3f}"])
         print_load(f"after {clip.name}")
-    print_table(["clip", "K", "mode", "floor: PSNR - FFmpeg/frame", "floor: flicker / (FFmpeg/frame / 4)",
-                 "dE - FFmpeg/frame"], rows)
+    print_table(HOLDOUT_HEADER, rows)
     for mode in ("oklab", "rgb"):
         floors = [row[c].endswith("met") for row in rows if row[2] == mode for c in (3, 4)]
         print(f"{mode}: the floor met on {sum(floors)} of {len(floors)} checks")
+    return rows
 
 
-def tune(quick: bool, metrics) -> None:
-    """Issue 11's checks in a minute or two, for trying a change: the panel's goal rows at `TUNE_KS` and the
-    hold-out's floor at K=16, livequant scored afresh, the peers' scores kept in `TUNE_CACHE` from the
-    first run (delete it after changing the panel, the hold-out or a peer), and the hold-out's clips too:
-    libx264 here does not encode the same frames the same way twice in one process (the cartoon's second
-    encoding differs from its first in a few pixels; the first is the same from process to process)."""
+def tune(quick: bool, metrics, ks=TUNE_KS, seeds=(None,), options: dict | None = None) -> list[dict]:
+    """Issue 11's checks in a minute or two, for trying a change: the panel's goal rows at ``ks`` and the
+    hold-out's floor at those of them up to `TUNE_HOLDOUT_MAX_K`, livequant scored afresh with
+    `Quantizer` ``options`` (`tuned_makers`) on each of ``seeds`` (None: the default seed). Returns the
+    checks as records (`check_records`). The peers' scores are kept in `TUNE_CACHE` from the first run
+    (delete it after changing the panel, the hold-out or a peer), and the hold-out's clips too: libx264 here
+    does not encode the same frames the same way twice in one process (the cartoon's second encoding differs
+    from its first in a few pixels; the first is the same from process to process)."""
     n = QUICK_PANEL_FRAMES if quick else PANEL_FRAMES
     peers = [name for name in PANEL_METHODS if name not in LIVEQUANT]
-    for k in TUNE_KS:
-        goals = []
-        for clip in panel_clips(n):
-            r = _cached(f"panel-{n}-{k}-{clip.name}", lambda: panel_scores(clip, k, metrics, methods=peers))
-            ours = panel_scores(clip, k, metrics, methods=LIVEQUANT)
-            goals += goal_rows(clip, k, {**r, **{name: ours[name] for name in LIVEQUANT}})
-        marks = [cell.endswith("met") for row in goals for cell in row[3:] if cell]
-        print(f"K={k}: {sum(marks)} of {len(marks)} checks met")
-        print_table(GOAL_HEADER, goals)
     clips = _cached(f"holdout-clips-{n}", lambda: [(c.name, c.frames, c.events)
                                                     for c in holdout_clips(n) + encoded_clips(n)])
-    holdout_floor([PanelClip(*clip) for clip in clips], (16,), metrics,
-                  lambda clip, k, score: _cached(f"holdout-{n}-{k}-{clip.name}", lambda: score(FFMPEG)))
+    records = []
+    for seed in seeds:
+        makers = tuned_makers(options or {}, seed)
+        named = "" if seed is None else f"seed {seed}, "
+        for k in ks:
+            goals = []
+            for clip in panel_clips(n):
+                r = _cached(f"panel-{n}-{k}-{clip.name}", lambda: panel_scores(clip, k, metrics, methods=peers))
+                ours = panel_scores(clip, k, metrics, methods=LIVEQUANT, makers=makers)
+                goals += goal_rows(clip, k, {**r, **{name: ours[name] for name in LIVEQUANT}})
+            marks = [cell.endswith("met") for row in goals for cell in row[3:] if cell]
+            print(f"{named}K={k}: {sum(marks)} of {len(marks)} checks met")
+            print_table(GOAL_HEADER, goals)
+            records += check_records(goals, GOAL_HEADER, seed, "panel")
+        held_ks = [k for k in ks if k <= TUNE_HOLDOUT_MAX_K]
+        if held_ks:
+            print(f"{named}hold-out, K={', '.join(map(str, held_ks))}")
+            rows = holdout_floor([PanelClip(*clip) for clip in clips], held_ks, metrics,
+                                 lambda clip, k, score: _cached(f"holdout-{n}-{k}-{clip.name}", lambda: score(FFMPEG)),
+                                 makers=makers)
+            records += check_records(rows, HOLDOUT_HEADER[:5], seed, "hold-out")
+    return records
+
+
+def tuned_makers(options: dict, seed: int | None) -> dict:
+    """`VIDEO` with livequant's two modes made with `Quantizer` ``options``: keys are its keywords, or
+    "oklab" / "rgb" (a dict of keywords for that mode alone), or "max_k" (the options apply to palettes
+    of at most that many colours); and ``seed`` when not None."""
+    options = dict(options)
+    max_k = options.pop("max_k", 256)
+    own = {mode: options.pop(mode, {}) for mode in ("oklab", "rgb")}
+    per_mode = {mode: {**options, **own[mode]} for mode in own}
+    seeded = {} if seed is None else {"seed": seed}
+
+    def maker(mode: str):
+        space = {} if mode == "oklab" else {"color_space": "rgb"}
+        return lambda size, k: Quantizer(k, **space, **seeded, **(per_mode[mode] if k <= max_k else {})).quantize
+
+    return {**VIDEO, LIVEQUANT[0]: maker("oklab"), LIVEQUANT[1]: maker("rgb")}
+
+
+def check_records(rows: list[list], header: list[str], seed: int | None, kind: str) -> list[dict]:
+    """Rows of `goal_rows` or `holdout_floor` as records: ``seed``, ``set`` (``kind``), ``clip``, ``k``,
+    ``mode`` and ``checks``, column -> ``[value, met]`` (marked columns only)."""
+    records = []
+    for row in rows:
+        checks = {column: [cell.rsplit(" ", 1)[0], cell.endswith(" met")] for column, cell in zip(header[3:], row[3:])
+                  if cell.endswith((" met", " NOT"))}
+        records.append({"seed": seed, "set": kind, "clip": row[0], "k": row[1], "mode": row[2], "checks": checks})
+    return records
+
+
+def tune_summary(records: list[dict], title: str) -> dict[tuple, list]:
+    """Print, by K and mode over all seeds, the floor (panel and hold-out), the panel's goals and the sum of
+    the quality goal's margins (oklab dE or rgb dB); return those figures by ``(k, mode)``."""
+    totals: dict[tuple, list] = {}
+    for record in records:
+        figures = totals.setdefault((record["k"], record["mode"]), [0, 0, 0, 0, 0.0])
+        for column, (value, met) in record["checks"].items():
+            floor = column.startswith("floor")
+            if floor or record["set"] == "panel":
+                figures[0 if floor else 2] += met
+                figures[1 if floor else 3] += 1
+            if column == GOAL_HEADER[5]:
+                figures[4] += float(value.split()[0])
+    print(title)
+    print_table(["K", "mode", "floor met", "goals met", "quality margins summed"],
+                [[k, mode, f"{f[0]} of {f[1]}", f"{f[2]} of {f[3]}", f"{f[4]:+.3f}"]
+                 for (k, mode), f in sorted(totals.items())])
+    return totals
+
+
+def tune_report(records: list[dict], against: list[dict] | None) -> None:
+    """The summary of `tune`'s ``records``, the floor's misses, and with ``against`` (records of an earlier
+    run, saved with ``--save``) the checks met in one run and not in the other, and its summary over the
+    seeds, sizes and clips of this run."""
+    tune_summary(records, f"summary over {len({r['seed'] for r in records})} seed(s):")
+    misses = [[r["seed"], r["set"], r["clip"], r["k"], r["mode"], column, value]
+              for r in records for column, (value, met) in r["checks"].items()
+              if column.startswith("floor") and not met]
+    print(f"the floor's misses ({len(misses)}):")
+    print_table(["seed", "set", "clip", "K", "mode", "check", "value"], misses)
+    if against is None:
+        return
+    before = {(r["seed"], r["set"], r["clip"], r["k"], r["mode"]): r["checks"] for r in against}
+    changed = []
+    for r in records:
+        old = before.get((r["seed"], r["set"], r["clip"], r["k"], r["mode"]), {})
+        for column, (value, met) in r["checks"].items():
+            if column in old and old[column][1] != met:
+                changed.append([r["seed"], r["set"], r["clip"], r["k"], r["mode"], column, old[column][0], value,
+                                "now met" if met else "now NOT"])
+    print(f"met in one run and not in the other ({len(changed)} checks):")
+    print_table(["seed", "set", "clip", "K", "mode", "check", "before", "now", ""], changed)
+    shared = {(r["seed"], r["set"], r["clip"], r["k"], r["mode"]) for r in records}
+    tune_summary([r for r in against if (r["seed"], r["set"], r["clip"], r["k"], r["mode"]) in shared],
+                 "the earlier run's summary, on the same seeds, sizes and clips:")
 
 
 def _cached(name: str, compute):
@@ -867,11 +967,36 @@ def main() -> None:
                                                 "dither": "error diffusion on video: the hold against each frame "
                                                           "afresh and FFmpeg",
                                                 "tune": "issue 11's checks fast, for trying a change: goals at K=16 "
-                                                        "and 64, the hold-out's floor at 16, peers cached"})
+                                                        "and 64, the hold-out's floor at 16, peers cached"},
+                      {"ks": {"help": "--tune: palette sizes, e.g. 8,16,32 (default 16,64)"},
+                       "seeds": {"help": "--tune: Quantizer seeds, e.g. 0,1,2 (default: its default seed)"},
+                       "options": {"default": "{}", "help": "--tune: Quantizer options as JSON, e.g. "
+                                   "'{\"sample_size\": 16384, \"rgb\": {\"stability\": 12}, \"max_k\": 32}' "
+                                   "(\"oklab\" / \"rgb\": one mode's; \"max_k\": only up to that K)"},
+                       "save": {"help": "--tune: write the checks to this JSON file"},
+                       "against": {"help": "--tune: compare with the checks of an earlier run saved with --save"}})
+    tuning = (args.ks, args.seeds, args.options != "{}", args.save, args.against)
+    if any(tuning) and not args.tune:
+        raise SystemExit("--ks, --seeds, --options, --save and --against apply to --tune; add --tune")
+    try:
+        options = json.loads(args.options)
+    except json.JSONDecodeError as e:
+        raise SystemExit(f"--options is not JSON ({e}); give it as '{{\"stability\": 12}}'") from None
     print_machine()
     metrics = load_metrics()
-    if args.panel or args.holdout or args.dither or args.tune:
-        run = panel if args.panel else holdout if args.holdout else tune if args.tune else dither_panel
+    if args.tune:
+        seeds = [int(seed) for seed in args.seeds.split(",")] if args.seeds else [None]
+        ks = [int(k) for k in args.ks.split(",")] if args.ks else TUNE_KS
+        print(f"--tune at K={', '.join(map(str, ks))}, seeds {args.seeds or 'default'}, options {options}")
+        records = tune(args.quick, metrics, ks, seeds, options)
+        against = json.loads(Path(args.against).read_text()) if args.against else None
+        tune_report(records, against)
+        if args.save:
+            Path(args.save).write_text(json.dumps(records, indent=1))
+        print_load("at end")
+        return
+    if args.panel or args.holdout or args.dither:
+        run = panel if args.panel else holdout if args.holdout else dither_panel
         run(args.quick, metrics)
         print_load("at end")
         return
