@@ -489,3 +489,28 @@ def test_a_warm_refit_to_the_whole_frame_moves_free_slots_too(still_blue, monkey
     assert blue_slots(unmoved.colors) == 2
     assert blue_slots(after.colors) == (2 if still_blue else 1)
     assert after.error < unmoved.error if not still_blue else after.error == unmoved.error
+
+
+def test_a_warm_refit_of_256_colours_moves_slots_the_picture_left(monkeypatch):
+    # A gray still top half and a moving gradient below, fitted to the frame's histogram; three slots of the
+    # palette in force hold colours that have left the picture: free moves take them where the error is.
+    frame = np.full((96, 128, 3), 128, np.uint8)
+    y, x = np.mgrid[:48, :128]
+    frame[48:] = np.stack([x * 2, y * 5, 255 - x * 2], -1).astype(np.uint8)
+    fitter = PaletteFitter(256, color_space="rgb", sample_size=4096, seed=0)
+    samples, histogram = fitter.sample(frame), fitter.histogram(frame)
+    rows = sample_positions(*frame.shape[:2], 4096, 0) // frame.shape[1]
+    gradient = fitter.fit(samples[rows >= 48], histogram=fitter.histogram(frame[48:]))
+    left = np.array([[0, 0, 200], [0, 200, 0], [200, 0, 0]], np.uint8)
+    colors = np.concatenate([[[128, 128, 128]], left, gradient.colors[:252]]).astype(np.uint8)
+
+    def slots_left(palette):
+        return int(sum((palette == colour).all(axis=1).sum() for colour in left))
+
+    after = fitter.fit(samples, previous=as_fit(colors), still=rows < 48, histogram=histogram)
+    assert (after.colors == [128, 128, 128]).all(axis=1).any()  # the still background keeps its colour
+    assert slots_left(after.colors) == 3 - fit.FREE_RELOCATIONS
+    monkeypatch.setattr(fit, "FREE_RELOCATIONS", 0)
+    unmoved = fitter.fit(samples, previous=as_fit(colors), still=rows < 48, histogram=histogram)
+    assert slots_left(unmoved.colors) == 3
+    assert after.error < unmoved.error
