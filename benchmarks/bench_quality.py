@@ -287,7 +287,7 @@ PANEL_REAL = {"cockatoo.mp4": (640, 360), "realshort.mp4": None, "newtonscradle.
 PANEL_FRAMES, QUICK_PANEL_FRAMES = 36, 24  # 36: realshort and newtonscradle's length; the machine is shared
 PANEL_KS, QUICK_PANEL_KS = (16, 64, 256), (64,)
 TUNE_KS = (16, 64)  # `--tune`: where the goals are missed; K=256 meets every one but the infeasible
-TUNE_HOLDOUT_MAX_K = 32  # `--tune`: the hold-out's floor is checked at its palette sizes up to this (it binds at 16)
+TUNE_HOLDOUT_KS = (16,)  # `--tune` without `--ks`: the hold-out's floor binds at 16
 TUNE_CACHE = Path(__file__).parent / ".tune-cache"  # `--tune`'s peers' scores and hold-out clips (not in git)
 PANEL_SIZE = (320, 180)  # (W, H) of the generated clips
 PANEL_METHODS = (*LIVEQUANT, MBK, FFMPEG, LIQ)
@@ -769,9 +769,10 @@ def holdout_floor(clips: list[PanelClip], ks, metrics, ffmpeg_scores, makers=VID
     return rows
 
 
-def tune(quick: bool, metrics, ks=TUNE_KS, seeds=(None,), options: dict | None = None) -> list[dict]:
+def tune(quick: bool, metrics, ks=TUNE_KS, holdout_ks=TUNE_HOLDOUT_KS, seeds=(None,),
+         options: dict | None = None) -> list[dict]:
     """Issue 11's checks in a minute or two, for trying a change: the panel's goal rows at ``ks`` and the
-    hold-out's floor at those of them up to `TUNE_HOLDOUT_MAX_K`, livequant scored afresh with
+    hold-out's floor at ``holdout_ks``, livequant scored afresh with
     `Quantizer` ``options`` (`tuned_makers`) on each of ``seeds`` (None: the default seed). Returns the
     checks as records (`check_records`). The peers' scores are kept in `TUNE_CACHE` from the first run
     (delete it after changing the panel, the hold-out or a peer), and the hold-out's clips too: libx264 here
@@ -795,10 +796,9 @@ def tune(quick: bool, metrics, ks=TUNE_KS, seeds=(None,), options: dict | None =
             print(f"{named}K={k}: {sum(marks)} of {len(marks)} checks met")
             print_table(GOAL_HEADER, goals)
             records += check_records(goals, GOAL_HEADER, seed, "panel")
-        held_ks = [k for k in ks if k <= TUNE_HOLDOUT_MAX_K]
-        if held_ks:
-            print(f"{named}hold-out, K={', '.join(map(str, held_ks))}")
-            rows = holdout_floor([PanelClip(*clip) for clip in clips], held_ks, metrics,
+        if holdout_ks:
+            print(f"{named}hold-out, K={', '.join(map(str, holdout_ks))}")
+            rows = holdout_floor([PanelClip(*clip) for clip in clips], holdout_ks, metrics,
                                  lambda clip, k, score: _cached(f"holdout-{n}-{k}-{clip.name}", lambda: score(FFMPEG)),
                                  makers=makers)
             records += check_records(rows, HOLDOUT_HEADER[:5], seed, "hold-out")
@@ -833,9 +833,14 @@ def check_records(rows: list[list], header: list[str], seed: int | None, kind: s
     return records
 
 
-def tune_summary(records: list[dict], title: str) -> dict[tuple, list]:
+def _record_key(record: dict) -> tuple:
+    """What identifies a record of `check_records` across runs: seed, set, clip, K and mode."""
+    return record["seed"], record["set"], record["clip"], record["k"], record["mode"]
+
+
+def tune_summary(records: list[dict], title: str) -> None:
     """Print, by K and mode over all seeds, the floor (panel and hold-out), the panel's goals and the sum of
-    the quality goal's margins (oklab dE or rgb dB); return those figures by ``(k, mode)``."""
+    the quality goal's margins (oklab dE or rgb dB)."""
     totals: dict[tuple, list] = {}
     for record in records:
         figures = totals.setdefault((record["k"], record["mode"]), [0, 0, 0, 0, 0.0])
@@ -850,7 +855,6 @@ def tune_summary(records: list[dict], title: str) -> dict[tuple, list]:
     print_table(["K", "mode", "floor met", "goals met", "quality margins summed"],
                 [[k, mode, f"{f[0]} of {f[1]}", f"{f[2]} of {f[3]}", f"{f[4]:+.3f}"]
                  for (k, mode), f in sorted(totals.items())])
-    return totals
 
 
 def tune_report(records: list[dict], against: list[dict] | None) -> None:
@@ -865,18 +869,18 @@ def tune_report(records: list[dict], against: list[dict] | None) -> None:
     print_table(["seed", "set", "clip", "K", "mode", "check", "value"], misses)
     if against is None:
         return
-    before = {(r["seed"], r["set"], r["clip"], r["k"], r["mode"]): r["checks"] for r in against}
+    before = {_record_key(r): r["checks"] for r in against}
     changed = []
     for r in records:
-        old = before.get((r["seed"], r["set"], r["clip"], r["k"], r["mode"]), {})
+        old = before.get(_record_key(r), {})
         for column, (value, met) in r["checks"].items():
             if column in old and old[column][1] != met:
                 changed.append([r["seed"], r["set"], r["clip"], r["k"], r["mode"], column, old[column][0], value,
                                 "now met" if met else "now NOT"])
     print(f"met in one run and not in the other ({len(changed)} checks):")
     print_table(["seed", "set", "clip", "K", "mode", "check", "before", "now", ""], changed)
-    shared = {(r["seed"], r["set"], r["clip"], r["k"], r["mode"]) for r in records}
-    tune_summary([r for r in against if (r["seed"], r["set"], r["clip"], r["k"], r["mode"]) in shared],
+    shared = {_record_key(r) for r in records}
+    tune_summary([r for r in against if _record_key(r) in shared],
                  "the earlier run's summary, on the same seeds, sizes and clips:")
 
 
@@ -968,7 +972,8 @@ def main() -> None:
                                                           "afresh and FFmpeg",
                                                 "tune": "issue 11's checks fast, for trying a change: goals at K=16 "
                                                         "and 64, the hold-out's floor at 16, peers cached"},
-                      {"ks": {"help": "--tune: palette sizes, e.g. 8,16,32 (default 16,64)"},
+                      {"ks": {"help": "--tune: palette sizes of goals and hold-out, e.g. 8,16,32 (default: goals "
+                                      "at 16,64, the hold-out at 16)"},
                        "seeds": {"help": "--tune: Quantizer seeds, e.g. 0,1,2 (default: its default seed)"},
                        "options": {"default": "{}", "help": "--tune: Quantizer options as JSON, e.g. "
                                    "'{\"sample_size\": 16384, \"rgb\": {\"stability\": 12}, \"max_k\": 32}' "
@@ -982,14 +987,21 @@ def main() -> None:
         options = json.loads(args.options)
     except json.JSONDecodeError as e:
         raise SystemExit(f"--options is not JSON ({e}); give it as '{{\"stability\": 12}}'") from None
+    try:  # before the run, not after it
+        against = json.loads(Path(args.against).read_text()) if args.against else None
+    except (OSError, json.JSONDecodeError) as e:
+        raise SystemExit(f"--against {args.against}: cannot read it ({e}); give a file --save wrote") from None
+    if args.save and not Path(args.save).resolve().parent.is_dir():
+        raise SystemExit(f"--save {args.save}: no such folder; give a path in an existing folder")
     print_machine()
     metrics = load_metrics()
     if args.tune:
         seeds = [int(seed) for seed in args.seeds.split(",")] if args.seeds else [None]
         ks = [int(k) for k in args.ks.split(",")] if args.ks else TUNE_KS
-        print(f"--tune at K={', '.join(map(str, ks))}, seeds {args.seeds or 'default'}, options {options}")
-        records = tune(args.quick, metrics, ks, seeds, options)
-        against = json.loads(Path(args.against).read_text()) if args.against else None
+        holdout_ks = ks if args.ks else TUNE_HOLDOUT_KS
+        print(f"--tune at K={', '.join(map(str, ks))} (hold-out {', '.join(map(str, holdout_ks))}), seeds "
+              f"{args.seeds or 'default'}, options {options}")
+        records = tune(args.quick, metrics, ks, holdout_ks, seeds, options)
         tune_report(records, against)
         if args.save:
             Path(args.save).write_text(json.dumps(records, indent=1))
