@@ -58,6 +58,7 @@ Run: python benchmarks/bench_quality.py [--quick] [--panel | --holdout | --dithe
 
 from __future__ import annotations
 
+import collections
 import io
 import json
 import pickle
@@ -841,20 +842,20 @@ def _record_key(record: dict) -> tuple:
 def tune_summary(records: list[dict], title: str) -> None:
     """Print, by K and mode over all seeds, the floor (panel and hold-out), the panel's goals and the sum of
     the quality goal's margins (oklab dE or rgb dB)."""
-    totals: dict[tuple, list] = {}
+    totals: dict[tuple, collections.Counter] = collections.defaultdict(collections.Counter)
     for record in records:
-        figures = totals.setdefault((record["k"], record["mode"]), [0, 0, 0, 0, 0.0])
+        figures = totals[record["k"], record["mode"]]
         for column, (value, met) in record["checks"].items():
-            floor = column.startswith("floor")
-            if floor or record["set"] == "panel":
-                figures[0 if floor else 2] += met
-                figures[1 if floor else 3] += 1
+            kind = "floor" if column.startswith("floor") else "goals"
+            if kind == "floor" or record["set"] == "panel":
+                figures[kind] += 1
+                figures[f"{kind} met"] += met
             if column == GOAL_HEADER[5]:
-                figures[4] += float(value.split()[0])
+                figures["margins"] += float(value.split()[0])
     print(title)
     print_table(["K", "mode", "floor met", "goals met", "quality margins summed"],
-                [[k, mode, f"{f[0]} of {f[1]}", f"{f[2]} of {f[3]}", f"{f[4]:+.3f}"]
-                 for (k, mode), f in sorted(totals.items())])
+                [[k, mode, f"{f['floor met']} of {f['floor']}", f"{f['goals met']} of {f['goals']}",
+                  f"{f['margins']:+.3f}"] for (k, mode), f in sorted(totals.items())])
 
 
 def tune_report(records: list[dict], against: list[dict] | None) -> None:
@@ -862,7 +863,7 @@ def tune_report(records: list[dict], against: list[dict] | None) -> None:
     run, saved with ``--save``) the checks met in one run and not in the other, and its summary over the
     seeds, sizes and clips of this run."""
     tune_summary(records, f"summary over {len({r['seed'] for r in records})} seed(s):")
-    misses = [[r["seed"], r["set"], r["clip"], r["k"], r["mode"], column, value]
+    misses = [[*_record_key(r), column, value]
               for r in records for column, (value, met) in r["checks"].items()
               if column.startswith("floor") and not met]
     print(f"the floor's misses ({len(misses)}):")
@@ -875,8 +876,7 @@ def tune_report(records: list[dict], against: list[dict] | None) -> None:
         old = before.get(_record_key(r), {})
         for column, (value, met) in r["checks"].items():
             if column in old and old[column][1] != met:
-                changed.append([r["seed"], r["set"], r["clip"], r["k"], r["mode"], column, old[column][0], value,
-                                "now met" if met else "now NOT"])
+                changed.append([*_record_key(r), column, old[column][0], value, "now met" if met else "now NOT"])
     print(f"met in one run and not in the other ({len(changed)} checks):")
     print_table(["seed", "set", "clip", "K", "mode", "check", "before", "now", ""], changed)
     shared = {_record_key(r) for r in records}
