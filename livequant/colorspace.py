@@ -9,8 +9,8 @@ from __future__ import annotations
 
 import numpy as np
 
-__all__ = ["COLOR_SPACES", "channel_curve", "from_space", "kernel_coefficients", "lightness_curve", "linear_to_srgb",
-           "oklab_to_srgb", "pack_rgb", "squared_norms", "srgb_to_oklab", "to_space", "unique_rgb", "working_space"]
+__all__ = ["COLOR_SPACES", "channel_curve", "from_space", "kernel_coefficients", "linear_to_srgb", "oklab_to_srgb",
+           "pack_rgb", "squared_norms", "srgb_to_oklab", "to_space", "unique_rgb", "working_space"]
 
 #: The colour spaces a user chooses between.
 COLOR_SPACES = ("oklab", "rgb")
@@ -30,42 +30,6 @@ _OKLAB_WEIGHTS = {
     "oklab": np.array([LIGHTNESS_WEIGHT, 1.0, 1.0], dtype=np.float32),
     "oklab-large": np.array([LARGE_LIGHTNESS_WEIGHT, 1.0, 1.0], dtype=np.float32),
 }
-#: How far palettes of up to `LARGE_PALETTE` colours take lightness as CIEDE2000 weighs it (`lightness_curve`):
-#: 0 not at all, 1 fully. Issue 11's `--tune` checks at K = 8, 16, 32 and 64, seeds 0-2, against none: at 0.3
-#: the oklab CIEDE2000 margin to the best per-frame peer wider at every size (summed -4.36 -> -7.15), goals
-#: 165 -> 178 of 348, the floor 466 -> 467 of 504 (its PSNR margins within 0.03 dB on average at 16-64); at
-#: 0.6 goals 182, the floor 459 (pans over wood and bricks 0.05-0.15 dB under FFmpeg per frame). Larger
-#: palettes keep OKLab's own lightness: at K=256 it met no more goals and cost 0.1-0.2 dB.
-LIGHTNESS_CURVE_STRENGTH = 0.3
-#: `lightness_curve` is sampled this many steps apart over OKLab lightness 0-1, and read linearly between.
-CURVE_STEPS = 1024
-_CURVE_GRID = np.linspace(0.0, 1.0, CURVE_STEPS + 1)
-
-
-def lightness_curve(strength: float) -> np.ndarray:
-    """OKLab lightness 0-1 at `CURVE_STEPS` + 1 even steps, bent as CIEDE2000 weighs lightness differences.
-
-    The curve's slope is ``1 / S_L ** strength``, with CIEDE2000's ``S_L``
-    (1 at CIELAB L* = 50, 1.45 at L* = 20, 1.6 at L* = 90; L* of OKLab's
-    lightness L taken as 116 L - 16, as for greys): a step between two
-    dark or two light tones counts for less than one between mid tones. The
-    slope is at most 1, so no distance grows.
-    """
-    star = 116.0 * _CURVE_GRID - 16.0
-    weighting = 1.0 + 0.015 * (star - 50.0) ** 2 / np.sqrt(20.0 + (star - 50.0) ** 2)
-    slope = weighting ** -strength
-    return np.concatenate([[0.0], np.cumsum((slope[1:] + slope[:-1]) / 2 / CURVE_STEPS)])
-
-
-def _bend(lightness: np.ndarray, curve: np.ndarray) -> np.ndarray:
-    """``lightness`` through ``curve`` (`lightness_curve`), linear between its samples, as the kernels read it."""
-    steps = np.clip(lightness.astype(np.float64), 0.0, 1.0) * CURVE_STEPS
-    below = np.minimum(steps.astype(np.intp), CURVE_STEPS - 1)
-    return curve[below] + (curve[below + 1] - curve[below]) * (steps - below)
-
-
-#: OKLab working spaces: name -> the lightness curve, or None.
-_OKLAB_CURVES = {"oklab": lightness_curve(LIGHTNESS_CURVE_STRENGTH), "oklab-large": None}
 
 
 def working_space(color_space: str, n_colors: int) -> str:
@@ -166,54 +130,37 @@ def kernel_coefficients(values: np.ndarray, color_space: str) -> np.ndarray:
 
     Returns
     -------
-    (len(values) + 25 + CURVE_STEPS,) float64 ndarray
+    (len(values) + 22,) float64 ndarray
         First each of ``values`` as linear light (``"oklab"``) or as itself;
         then the two 3 x 3 matrices applied in turn, row by row (identities
-        for ``"rgb"``); the three weights applied last, in float32; 1 when
-        a cube root is taken between the matrices, else 0; 1 when the first
-        coordinate is taken through a lightness curve before its weight, else
-        0; a bound on how much the curve's slope changes per unit of
-        lightness (between steps); and the curve's samples (`lightness_curve`).
+        for ``"rgb"``); the three weights applied last, in float32; and 1 when
+        a cube root is taken between the matrices, else 0.
     """
     values = np.asarray(values, dtype=np.float64)
-    curve = _OKLAB_CURVES.get(color_space)
-    bent = [0.0, 0.0, np.zeros(CURVE_STEPS + 1)]
-    if curve is not None:
-        bent = [1.0, np.abs(np.diff(curve, 2)).max() * CURVE_STEPS * CURVE_STEPS, curve]
     if color_space in _OKLAB_WEIGHTS:
         weights = _OKLAB_WEIGHTS[color_space]
         parts = [_srgb_to_linear(values), _LINEAR_TO_LMS.ravel(), _LMS_TO_OKLAB.ravel(), weights, [1.0]]
     else:
         parts = [values, np.eye(3).ravel(), np.eye(3).ravel(), np.ones(3), [0.0]]
-    parts += [[bent[0]], [bent[1]], bent[2]]
     return np.concatenate([np.asarray(part, dtype=np.float64) for part in parts])
 
 
 def to_space(rgb: np.ndarray, color_space: str) -> np.ndarray:
     """sRGB (0-255) to the working space as float32.
 
-    ``"rgb"`` is sRGB itself; ``"oklab"`` is OKLab with lightness taken
-    through `lightness_curve` and weighted by `LIGHTNESS_WEIGHT`
-    (``"oklab-large"``: weighted by `LARGE_LIGHTNESS_WEIGHT`, no curve), so
+    ``"rgb"`` is sRGB itself; ``"oklab"`` is OKLab with lightness weighted by
+    `LIGHTNESS_WEIGHT` (``"oklab-large"``: `LARGE_LIGHTNESS_WEIGHT`), so
     Euclidean distance there is the matching metric.
     """
     if color_space in _OKLAB_WEIGHTS:
-        lab = srgb_to_oklab(rgb)
-        curve = _OKLAB_CURVES[color_space]
-        if curve is not None:
-            lab[..., 0] = _bend(lab[..., 0], curve)
-        return lab * _OKLAB_WEIGHTS[color_space]
+        return srgb_to_oklab(rgb) * _OKLAB_WEIGHTS[color_space]
     return np.asarray(rgb, dtype=np.float32)
 
 
 def from_space(values: np.ndarray, color_space: str) -> np.ndarray:
     """Working-space values back to ``(..., 3) uint8`` sRGB, rounded and clipped."""
     if color_space in _OKLAB_WEIGHTS:
-        lab = np.asarray(values, dtype=np.float64) / _OKLAB_WEIGHTS[color_space]
-        curve = _OKLAB_CURVES[color_space]
-        if curve is not None:
-            lab[..., 0] = np.interp(lab[..., 0], curve, _CURVE_GRID)
-        rgb = oklab_to_srgb(lab)
+        rgb = oklab_to_srgb(np.asarray(values, dtype=np.float64) / _OKLAB_WEIGHTS[color_space])
     else:
         rgb = np.asarray(values, dtype=np.float64)
     return np.clip(np.rint(rgb), 0, 255).astype(np.uint8)

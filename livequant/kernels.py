@@ -48,11 +48,9 @@ EXACT_BUCKETS = 1 << 16  # ordered dither: palette colours are filed under this 
 _CELL = LEVELS - 1  # one channel's cell bits, in place
 _SUB = (1 << SHIFT) - 1  # one channel's bits within a cell
 # A table's ``cells`` (`livequant.lookup.LookupTable`): each cell centre's value on the coefficients' scale (linear
-# light in OKLab), then each 8-bit level's, then the coefficients of `livequant.colorspace.kernel_coefficients`:
-# 22, whether a lightness curve is taken and its bound on slope changes, and the curve's samples.
+# light in OKLab), then each 8-bit level's, then the 22 coefficients of `livequant.colorspace.kernel_coefficients`.
 _LEVEL_VALUES = LEVELS
 _COEFFICIENTS = LEVELS + 256
-_CURVE = _COEFFICIENTS + 24
 
 
 # ---------------------------------------------------------------- one pixel
@@ -83,46 +81,13 @@ def _point(l0, l1, l2, c):  # pragma: no cover - compiled
 
 @nb.njit(inline="always")
 def _second_matrix(y0, y1, y2, c):  # pragma: no cover - compiled
-    """The second matrix, the lightness curve and the weights applied to ``y`` (float64), as float32
-    coordinates."""
+    """The second matrix and the weights applied to ``y`` (float64), as float32 coordinates."""
     m = _COEFFICIENTS
-    x0 = _lightness(y0, y1, y2, c)
-    if c[m + 22] > 0:
-        x0 = _curve(x0, c)
+    x0 = c[m + 9] * y0 + c[m + 10] * y1 + c[m + 11] * y2
     x1 = c[m + 12] * y0 + c[m + 13] * y1 + c[m + 14] * y2
     x2 = c[m + 15] * y0 + c[m + 16] * y1 + c[m + 17] * y2
     return (np.float32(x0) * np.float32(c[m + 18]), np.float32(x1) * np.float32(c[m + 19]),
             np.float32(x2) * np.float32(c[m + 20]))
-
-
-@nb.njit(inline="always")
-def _lightness(y0, y1, y2, c):  # pragma: no cover - compiled
-    """The second matrix's first row applied to ``y``: OKLab's lightness, before the curve."""
-    m = _COEFFICIENTS
-    return c[m + 9] * y0 + c[m + 10] * y1 + c[m + 11] * y2
-
-
-@nb.njit(inline="always")
-def _curve_step(lightness, c):  # pragma: no cover - compiled
-    """The lightness curve's samples' count less one, the step's index ``lightness`` falls in, and its place
-    along the curve's steps."""
-    steps = c.shape[0] - _CURVE - 1
-    t = min(max(lightness, 0.0), 1.0) * steps
-    return steps, min(np.intp(t), steps - 1), t
-
-
-@nb.njit(inline="always")
-def _curve(lightness, c):  # pragma: no cover - compiled
-    """``lightness`` through the curve (`livequant.colorspace.lightness_curve`), linear between its samples."""
-    _, i, t = _curve_step(lightness, c)
-    return c[_CURVE + i] + (c[_CURVE + i + 1] - c[_CURVE + i]) * (t - i)
-
-
-@nb.njit(inline="always")
-def _curve_slope(lightness, c):  # pragma: no cover - compiled
-    """The curve's slope at ``lightness``."""
-    steps, i, _ = _curve_step(lightness, c)
-    return (c[_CURVE + i + 1] - c[_CURVE + i]) * steps
 
 
 @nb.njit(inline="always")
@@ -179,18 +144,8 @@ def _cell_geometry(cell, c):  # pragma: no cover - compiled
         norm += (c[row] ** 2 + c[row + 1] ** 2 + c[row + 2] ** 2) * c[m + 18 + k] ** 2
     error = np.sqrt(norm * (off0 * off0 + off1 * off1 + off2 * off2))
     black = np.isnan(slope0) or np.isnan(slope1) or np.isnan(slope2)
-    j0, j1, j2 = (_jacobian_entry(c, 0, 0, slope0, slope1, slope2), _jacobian_entry(c, 0, 1, slope0, slope1, slope2),
-                  _jacobian_entry(c, 0, 2, slope0, slope1, slope2))
-    if c[m + 22] > 0 and not black:
-        # The curve's slope at the centre's lightness scales the first row; within reach ``R`` of it (the
-        # row's own reach plus the error, unweighted) the curve departs from that slope's line by at most its
-        # bound on slope changes times ``(R + one step) R``.
-        weight, steps = c[m + 18], c.shape[0] - _CURVE - 1
-        reach = (abs(j0) * w0 + abs(j1) * w1 + abs(j2) * w2 + error) / weight
-        slope = _curve_slope(_lightness(r0, r1, r2, c), c)
-        j0, j1, j2 = j0 * slope, j1 * slope, j2 * slope
-        error += weight * c[m + 23] * (reach + 1.0 / steps) * reach
-    jacobian = (j0, j1, j2, _jacobian_entry(c, 1, 0, slope0, slope1, slope2),
+    jacobian = (_jacobian_entry(c, 0, 0, slope0, slope1, slope2), _jacobian_entry(c, 0, 1, slope0, slope1, slope2),
+                _jacobian_entry(c, 0, 2, slope0, slope1, slope2), _jacobian_entry(c, 1, 0, slope0, slope1, slope2),
                 _jacobian_entry(c, 1, 1, slope0, slope1, slope2), _jacobian_entry(c, 1, 2, slope0, slope1, slope2),
                 _jacobian_entry(c, 2, 0, slope0, slope1, slope2), _jacobian_entry(c, 2, 1, slope0, slope1, slope2),
                 _jacobian_entry(c, 2, 2, slope0, slope1, slope2))
