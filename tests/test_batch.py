@@ -2,6 +2,7 @@
 
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -520,7 +521,11 @@ def test_a_chunked_file_with_damaged_frames_is_reported_once(tmp_path, cluster, 
     record = _manifest(out)[-1]
     warnings = [line for line in capsys.readouterr().err.splitlines() if line.startswith("livequant: warning: ")]
     assert record["chunks"] >= 2 and warnings == [f"livequant: warning: {source}: {record['warning']}"]
-    assert f"{video.damaged} frames had decoding errors" in record["warning"]
+    # FFmpeg's threaded H.264 decoder flags a garbled stream's frames corrupt a little differently from one
+    # decoding to the next (up to 3 of 40 frames here), so the planner's count is near this one, not equal:
+    # counted once over the file, not once a chunk.
+    damaged = int(re.search(r"(\d+) frames had decoding errors", record["warning"]).group(1))
+    assert video.damaged > 0 and abs(damaged - video.damaged) <= video.damaged / 4
 
 
 @pytest.mark.slow
