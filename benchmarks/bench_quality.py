@@ -802,7 +802,7 @@ def tune(quick: bool, metrics, ks=TUNE_KS, holdout_ks=TUNE_HOLDOUT_KS, seeds=(No
             rows = holdout_floor([PanelClip(*clip) for clip in clips], holdout_ks, metrics,
                                  lambda clip, k, score: _cached(f"holdout-{n}-{k}-{clip.name}", lambda: score(FFMPEG)),
                                  makers=makers)
-            records += check_records(rows, HOLDOUT_HEADER[:5], seed, "hold-out")
+            records += check_records(rows, HOLDOUT_HEADER, seed, "hold-out")
     return records
 
 
