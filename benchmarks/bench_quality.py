@@ -39,8 +39,10 @@ blurred (sigma 1.2 px) is the colour a dither shows from a little way off.
 With ``--holdout``: clips the defaults were not tuned on (pans and zooms of
 other pictures: scikit-image's, and ../shared/data's stills where present;
 and four made like the footage issue 11 keeps back, through H.264: a cartoon
-with cuts, a low-resolution talking head, a street pan, a wall with traffic)
-at K = 16, 64 and 256, livequant's defaults against the floor (FFmpeg per
+with cuts, a low-resolution talking head, a street pan, a wall with traffic;
+and eight kinds of footage added after the tuning, `footage_clips`: a sky,
+auto-exposure, a handheld camera, a webcam, a colour wheel, low light, flat
+art, later frames of cockatoo) at K = 16, 64 and 256, livequant's defaults against the floor (FFmpeg per
 frame). Keep it out of tuning: it is there to show whether what the panel
 taught holds.
 
@@ -730,12 +732,79 @@ def encoded_clips(n: int) -> list[PanelClip]:
     return clips
 
 
+def footage_clips(n: int) -> list[PanelClip]:
+    """Kinds of footage neither the panel nor the other hold-out clips have, ``n`` frames each (added
+    2026-12-06, sixth session, after every change above was made; `PANEL_SIZE` unless said):
+
+    - a sky: a smooth ramp from orange to blue under faint noise (sigma 0.7), a dark bird crossing;
+    - auto-exposure: retina brightening by 3% a frame over frames 8-20, steady before and after;
+    - a handheld camera: the motorcycle shaking by a random walk of up to 7 px;
+    - a webcam: the motorcycle still, a green ball crossing it;
+    - a colour wheel turning 3 degrees a frame;
+    - low light: coffee at a quarter of its brightness under strong noise (sigma 4), still;
+    - flat art: scikit-image's logo (anti-aliased, on white) sliding 2 px right and 1 down a frame, no noise;
+    - real footage: cockatoo's frames 200-235 at 480x270 (the panel has its first 36; skipped when absent).
+    """
+    rng = np.random.default_rng(101)
+    w, h = PANEL_SIZE
+    clips = []
+    rows = np.linspace(0, 1, h)[:, None, None]
+    sky = (np.array([250, 140, 60]) * (1 - rows) + np.array([40, 50, 120]) * rows) * np.ones((1, w, 1))
+    frames = []
+    for t in range(n):
+        image = sky.astype(np.float32)
+        cv2.ellipse(image, (10 + 9 * t, 60), (14, 4), 0, 0, 360, (20, 20, 25), -1, cv2.LINE_AA)
+        frames.append(_sensor(image, rng, 0.7))
+    clips.append(PanelClip("sky, a bird crossing", frames, []))
+
+    retina = resize(np.ascontiguousarray(skimage.data.retina()[200:1200, 100:1300]), (w, h)).astype(np.float32)
+    gains = [1 + 0.03 * min(max(t - 8, 0), 12) for t in range(n)]
+    clips.append(PanelClip("auto-exposure", [_sensor(np.minimum(retina * g, 255), rng, 1.0) for g in gains], []))
+
+    motorcycle = skimage.data.stereo_motorcycle()[0]
+    big = resize(np.ascontiguousarray(motorcycle), (w + 16, h + 16)).astype(np.float32)
+    shake = np.clip(np.cumsum(rng.normal(0, 1.5, (n, 2)), axis=0), -7, 7).astype(int) + 8
+    clips.append(PanelClip("handheld shake", [_sensor(big[y : y + h, x : x + w], rng, 1.5) for y, x in shake], []))
+
+    frames = []
+    for t in range(n):
+        image = big[8 : 8 + h, 8 : 8 + w].copy()
+        cv2.circle(image, (20 + 8 * t, int(90 + 30 * np.sin(t / 5))), 22, (40, 200, 90), -1, cv2.LINE_AA)
+        frames.append(_sensor(image, rng, 1.5))
+    clips.append(PanelClip("webcam, a ball crossing", frames, []))
+
+    wheel = skimage.data.colorwheel()
+    frames = []
+    for t in range(n):
+        turned = cv2.warpAffine(wheel, cv2.getRotationMatrix2D((185, 185), 3 * t, 1.0), (371, 370),
+                                borderValue=(255, 255, 255))
+        canvas = np.full((h, w, 3), 30, np.float32)
+        canvas[:, (w - h) // 2 : (w + h) // 2] = resize(np.ascontiguousarray(turned), (h, h))
+        frames.append(_sensor(canvas, rng, 1.0))
+    clips.append(PanelClip("colour wheel turning", frames, []))
+
+    coffee = _photo("coffee", (0, 0, 338, 600))
+    clips.append(PanelClip("low light, noisy", [_sensor(coffee * 0.25, rng, 4.0) for _ in range(n)], []))
+
+    logo = skimage.data.logo().astype(np.float32)
+    on_white = logo[..., :3] * logo[..., 3:] / 255 + 255 * (1 - logo[..., 3:] / 255)
+    big = resize(on_white, (w + 2 * n, h + n))
+    clips.append(PanelClip("flat art sliding", [np.ascontiguousarray(big[t : t + h, 2 * t : 2 * t + w].round()
+                                                                     .astype(np.uint8)) for t in range(n)], []))
+
+    if (DATA / "cockatoo.mp4").is_file():
+        frames = [resize(f, (480, 270)) for f in read_frames(DATA / "cockatoo.mp4", 200 + n)[200:]]
+        clips.append(PanelClip(f"cockatoo 200-{199 + n}, 480x270", frames, scene_cuts(frames)))
+    return clips
+
+
 def holdout(quick: bool, metrics) -> None:
-    """The floor of issue 11 on `holdout_clips` and `encoded_clips`: livequant's defaults against FFmpeg per
-    frame."""
+    """The floor of issue 11 on `holdout_clips`, `encoded_clips` and `footage_clips`: livequant's defaults
+    against FFmpeg per frame."""
     n, ks = (QUICK_PANEL_FRAMES, QUICK_PANEL_KS) if quick else (PANEL_FRAMES, PANEL_KS)
     print(f"hold-out: {n} frames a clip, {PANEL_SIZE[0]}x{PANEL_SIZE[1]}, no dither, streamed; not tuned on")
-    holdout_floor(holdout_clips(n) + encoded_clips(n), ks, metrics, lambda clip, k, score: score(FFMPEG))
+    clips = holdout_clips(n) + encoded_clips(n) + footage_clips(n)
+    holdout_floor(clips, ks, metrics, lambda clip, k, score: score(FFMPEG))
 
 
 HOLDOUT_HEADER = ["clip", "K", "mode", "floor: PSNR - FFmpeg/frame", "floor: flicker / (FFmpeg/frame / 4)",
@@ -782,7 +851,7 @@ def tune(quick: bool, metrics, ks=TUNE_KS, holdout_ks=TUNE_HOLDOUT_KS, seeds=(No
     n = QUICK_PANEL_FRAMES if quick else PANEL_FRAMES
     peers = [name for name in PANEL_METHODS if name not in LIVEQUANT]
     clips = _cached(f"holdout-clips-{n}", lambda: [(c.name, c.frames, c.events)
-                                                    for c in holdout_clips(n) + encoded_clips(n)])
+                                                    for c in holdout_clips(n) + encoded_clips(n) + footage_clips(n)])
     records = []
     for seed in seeds:
         makers = tuned_makers(options or {}, seed)
