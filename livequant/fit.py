@@ -123,9 +123,12 @@ DRAWN_STEPS = 24
 #: A warm palette can stay in a poor local minimum (one born on a near-black frame of a fade in ended 3-5 dB under
 #: a fresh fit): now and then (see `track.FRESH_CHECK_EVERY`) a rough fresh fit on this many draws per colour,
 #: `CHECK_STEPS` Lloyd steps, is compared with it (`PaletteFitter.beaten_afresh`), and when it has at most
-#: `CHECK_GAIN` of the error (0.5 dB), a full one too. About 7 ms a check at K=256 and 720p, 5% of planning
-#: cockatoo. A gain of 1 dB recovered less of a fade in.
-CHECK_DRAWS = 4
+#: `CHECK_GAIN` of the error (0.5 dB), a full one too. A gain of 1 dB recovered less of a fade in. On 4 draws a
+#: colour the rough fit at K=256 scored 0.9-1.7x the warm palette's error while a full fit scored 0.7-0.9x
+#: (a picture brightening by 3% a frame), so it missed palettes left 1.5-2 dB under a fresh fit; 16 draws
+#: found them (0.73-0.93x). 13 ms a check at K=256 and 720p (6.6 ms on 4 draws), 3 ms at K=64: planning
+#: cockatoo +4.5% and +1%.
+CHECK_DRAWS = 16
 CHECK_STEPS = 8
 CHECK_GAIN = 10 ** -0.05
 #: After a warm refit to a frame's histogram, the slots no pixel is nearest to move where the error is largest once
