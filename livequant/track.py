@@ -30,6 +30,11 @@ sees (a palette born on the near-black frames of a fade in ends 3-5 dB under
 a fresh fit): palettes fitted to the whole frame check now and then whether a
 rough fresh fit beats them clearly (`FRESH_CHECK_EVERY`), and if a full one
 does, start again from it, taking back close colours as on an error jump.
+When a drift ends (a fade, a lighting change: the samples moved one way since
+the fit before, and now do not), the first warm refit after it compares a full
+fresh fit without the rough one first: warm refits that followed a brightening
+picture ended 1.5 dB under a fresh fit and stayed there once it was still,
+where the rough fit did not see it.
 
 A scene cut is found from two consecutive frames alone (`is_scene_cut`), and
 forgets everything before it: the fit, the remembered palettes, the policy's
@@ -278,6 +283,7 @@ class _Job:
     index: int  # of the frame in the stream
     frame: np.ndarray  # the frame itself, for fits to the whole of it (`PaletteFitter.histogram`)
     check: bool = False  # a warm refit that also checks whether a fresh fit would clearly beat it
+    check_fully: bool = False  # the same with a full fresh fit, not gated by a rough one (a drift just ended)
 
 
 @dataclass(frozen=True, eq=False)
@@ -318,6 +324,7 @@ class PaletteTrack:
         self._started_on: np.ndarray | None = None  # those of the frame the palette last started afresh on
         self._restart = True
         self._warm_refits = 0  # in a row
+        self._drifting = False  # the last warm refit's samples had drifted one way since the fit before
         self._remembered: list[tuple[PaletteStep, float]] = []  # palettes before error jumps, their errors then
         self._executor = ThreadPoolExecutor(1, thread_name_prefix="livequant-refit") if background else None
         self._closed = False  # the worker was stopped (`close`)
@@ -471,7 +478,7 @@ class PaletteTrack:
         self._fitted_on = samples
         self._warm_refits = self._warm_refits + 1 if kind == "warm" else 0
         if kind != "warm":
-            self._started_on = samples
+            self._started_on, self._drifting = samples, False
         self._restart = False
         if kind == "fresh":
             return _Job(kind, samples, None, None, None, None, index, frame)
@@ -482,7 +489,10 @@ class PaletteTrack:
             return _Job(kind, samples, self.current.fit, still, None, None, index, frame)
         before = previous if still is not None else None
         check = self.fitter.whole_frame and visible and (far or self._warm_refits % FRESH_CHECK_EVERY == 0)
-        return _Job(kind, samples, self.current.fit, still, since, before, index, frame, check)
+        drifting = since is not None and drifts_one_way(samples.astype(np.float64) - since)
+        drift_ended, self._drifting = self._drifting and not drifting, drifting
+        return _Job(kind, samples, self.current.fit, still, since, before, index, frame, check,
+                    self.fitter.whole_frame and drift_ended)
 
     def _error(self, samples: np.ndarray, step: PaletteStep) -> float:
         """Mean squared working-space distance of ``samples`` to the colours of ``step`` they map to (a rough
@@ -524,7 +534,7 @@ class PaletteTrack:
         if matched:
             fit = self.fitter.fit(job.samples, previous=job.previous, still=job.still, since=job.since,
                                   before=job.before, histogram=histogram)
-            if job.check and self.fitter.beaten_afresh(job.samples, fit, histogram):
+            if job.check_fully or (job.check and self.fitter.beaten_afresh(job.samples, fit, histogram)):
                 fresh = self.fitter.keep_close(self.fitter.fit(job.samples, histogram=histogram),
                                                job.previous.colors, JUMP_KEEP, job.samples)
                 if fresh.error <= CHECK_GAIN * fit.error:

@@ -153,8 +153,9 @@ def test_a_flash_keeps_the_still_part_and_the_picture_comes_back_after_it(space,
 
 def test_a_palette_left_behind_by_a_brightening_picture_is_caught():
     # Auto-exposure: warm refits leave a palette of 256 where the darker picture had its colours, up to 2 dB under
-    # a fresh fit, and the fresh check must see it. Its rough fit on 4 draws a colour (before cd5376f) did not:
-    # -1.32 dB on average over frames 8-16, against -0.71 now.
+    # a fresh fit, and the fresh check must see it while the picture brightens (its rough fit on 4 draws a colour
+    # did not, before cd5376f: -1.33 dB on average over frames 8-16, -0.83 now) and once it has stopped (before
+    # the full check when a drift ends: -1.54 dB over frames 17-23, -0.54 now).
     data = pytest.importorskip("skimage.data")
     picture = cv2.resize(data.retina()[200:1200, 100:1300], (320, 180), interpolation=cv2.INTER_AREA)
     gains = [1 + 0.03 * min(max(t - 4, 0), 12) for t in range(24)]  # 3% a frame over frames 4-16
@@ -162,5 +163,5 @@ def test_a_palette_left_behind_by_a_brightening_picture_is_caught():
     frames = [noisy(np.minimum(picture * gain, 255), rng, 1.0) for gain in gains]
     q = Quantizer(256)
     outs = [q.quantize(f) for f in frames]
-    gaps = [psnr(f, out) - psnr(f, Quantizer(256).quantize(f)) for f, out in zip(frames[8:17], outs[8:17])]
-    assert np.mean(gaps) > -1.0
+    gaps = [psnr(f, out) - psnr(f, Quantizer(256).quantize(f)) for f, out in zip(frames, outs)]
+    assert np.mean(gaps[8:17]) > -1.1 and np.mean(gaps[17:]) > -1.0
