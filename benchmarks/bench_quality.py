@@ -798,13 +798,16 @@ def footage_clips(n: int) -> list[PanelClip]:
     return clips
 
 
+def all_holdout_clips(n: int) -> list[PanelClip]:
+    """Every hold-out clip: `holdout_clips`, `encoded_clips` and `footage_clips`."""
+    return holdout_clips(n) + encoded_clips(n) + footage_clips(n)
+
+
 def holdout(quick: bool, metrics) -> None:
-    """The floor of issue 11 on `holdout_clips`, `encoded_clips` and `footage_clips`: livequant's defaults
-    against FFmpeg per frame."""
+    """The floor of issue 11 on `all_holdout_clips`: livequant's defaults against FFmpeg per frame."""
     n, ks = (QUICK_PANEL_FRAMES, QUICK_PANEL_KS) if quick else (PANEL_FRAMES, PANEL_KS)
     print(f"hold-out: {n} frames a clip, {PANEL_SIZE[0]}x{PANEL_SIZE[1]}, no dither, streamed; not tuned on")
-    clips = holdout_clips(n) + encoded_clips(n) + footage_clips(n)
-    holdout_floor(clips, ks, metrics, lambda clip, k, score: score(FFMPEG))
+    holdout_floor(all_holdout_clips(n), ks, metrics, lambda clip, k, score: score(FFMPEG))
 
 
 HOLDOUT_HEADER = ["clip", "K", "mode", "floor: PSNR - FFmpeg/frame", "floor: flicker / (FFmpeg/frame / 4)",
@@ -850,8 +853,7 @@ def tune(quick: bool, metrics, ks=TUNE_KS, holdout_ks=TUNE_HOLDOUT_KS, seeds=(No
     from its first in a few pixels; the first is the same from process to process)."""
     n = QUICK_PANEL_FRAMES if quick else PANEL_FRAMES
     peers = [name for name in PANEL_METHODS if name not in LIVEQUANT]
-    clips = _cached(f"holdout-clips-{n}", lambda: [(c.name, c.frames, c.events)
-                                                    for c in holdout_clips(n) + encoded_clips(n) + footage_clips(n)])
+    clips = _cached(f"holdout-clips-{n}", lambda: [(c.name, c.frames, c.events) for c in all_holdout_clips(n)])
     records = []
     for seed in seeds:
         makers = tuned_makers(options or {}, seed)

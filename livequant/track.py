@@ -324,7 +324,7 @@ class PaletteTrack:
         self._started_on: np.ndarray | None = None  # those of the frame the palette last started afresh on
         self._restart = True
         self._warm_refits = 0  # in a row
-        self._drifting = False  # the last warm refit's samples had drifted one way since the fit before
+        self._drifting = False  # the last warm refit's samples drifted one way since the fit before (whole-frame fits)
         self._remembered: list[tuple[PaletteStep, float]] = []  # palettes before error jumps, their errors then
         self._executor = ThreadPoolExecutor(1, thread_name_prefix="livequant-refit") if background else None
         self._closed = False  # the worker was stopped (`close`)
@@ -489,10 +489,10 @@ class PaletteTrack:
             return _Job(kind, samples, self.current.fit, still, None, None, index, frame)
         before = previous if still is not None else None
         check = self.fitter.whole_frame and visible and (far or self._warm_refits % FRESH_CHECK_EVERY == 0)
-        drifting = since is not None and drifts_one_way(samples.astype(np.float64) - since)
+        drifting = (self.fitter.whole_frame and since is not None
+                    and drifts_one_way(samples.astype(np.float64) - since))
         drift_ended, self._drifting = self._drifting and not drifting, drifting
-        return _Job(kind, samples, self.current.fit, still, since, before, index, frame, check,
-                    self.fitter.whole_frame and drift_ended)
+        return _Job(kind, samples, self.current.fit, still, since, before, index, frame, check, drift_ended)
 
     def _error(self, samples: np.ndarray, step: PaletteStep) -> float:
         """Mean squared working-space distance of ``samples`` to the colours of ``step`` they map to (a rough
