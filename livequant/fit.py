@@ -400,7 +400,7 @@ class PaletteFitter:
             points, weights = points[keep], weights[keep]
         adaptive = self._cluster(points, weights, previous, steps, mini_batches=not from_histogram)
         centres = np.concatenate([locked, adaptive]).astype(np.float32)
-        colors, drift = from_space(centres, self.color_space), None
+        colors, drift, labels = from_space(centres, self.color_space), None, None
         if previous is not None and len(previous.colors) == len(colors):
             colors = self._match(previous, colors, centres)
             if still is not None:
@@ -426,8 +426,10 @@ class PaletteFitter:
                     flicker = FREE_MOVE_LARGE_FLICKER if large else FREE_MOVE_HISTOGRAM_FLICKER
                 with _threadpools().limit(limits=1, user_api="blas"):  # BLAS threads spinning after its small
                     # products slow the numba kernels that follow 3x on two cores
-                    colors = self._relocate_free(points, weights, colors, samples, pinning, gain, flicker, labels)
-            colors = self._fill_empty(points, weights, colors, EMPTY_SHARE if from_histogram else SAMPLE_EMPTY_SHARE)
+                    colors, labels = self._relocate_free(points, weights, colors, samples, pinning, gain, flicker,
+                                                         labels)
+            colors = self._fill_empty(points, weights, colors, EMPTY_SHARE if from_histogram else SAMPLE_EMPTY_SHARE,
+                                      labels)
             if drift is not None:  # what is left of the drift, for the slots that kept it
                 drift = np.where((colors == base).all(axis=1)[:, None], drift, 0.0)
         centres = to_space(colors, self.color_space)  # exactly the colours shown
@@ -546,8 +548,10 @@ class PaletteFitter:
         return Fit(colors=colors, centres=centres, error=self._error(samples, centres))
 
     def _relocate_free(self, points: np.ndarray, weights: np.ndarray, colors: np.ndarray, samples: np.ndarray,
-                       still: np.ndarray, gain: float, flicker_weight: float, guess: np.ndarray) -> np.ndarray:
-        """``colors`` after at most `FREE_RELOCATIONS` moves of a slot no ``still`` sample is nearest to.
+                       still: np.ndarray, gain: float, flicker_weight: float,
+                       guess: np.ndarray | None) -> tuple[np.ndarray, np.ndarray | None]:
+        """``colors`` after at most `FREE_RELOCATIONS` moves of a slot no ``still`` sample is nearest to, and
+        each point's centre among them (``guess`` where nothing was searched).
 
         As `_relocate`, the slot whose loss costs least (of those free) goes
         to the far side of the cluster of largest error, then Lloyd steps move
@@ -563,7 +567,7 @@ class PaletteFitter:
         free = np.bincount(now[still], minlength=len(centres)) == 0
         free[: len(self.locked)] = False
         if not free.any():
-            return colors
+            return colors, guess
         labels = nearest(points, centres, space, guess=guess)
         distance = squared_norms(points - centres[labels])
         error = float(weights @ distance)
@@ -606,9 +610,10 @@ class PaletteFitter:
             free[low] = False
             if not free.any():
                 break
-        return shown
+        return shown, labels
 
-    def _fill_empty(self, points: np.ndarray, weights: np.ndarray, colors: np.ndarray, share: float) -> np.ndarray:
+    def _fill_empty(self, points: np.ndarray, weights: np.ndarray, colors: np.ndarray, share: float,
+                    guess: np.ndarray | None = None) -> np.ndarray:
         """``colors`` with the adaptive slots that none of the frame's ``points`` is nearest to moved to where
         the error is largest, once they are at least ``share`` of the palette (`EMPTY_SHARE` for a frame's
         histogram, `SAMPLE_EMPTY_SHARE` for the sample).
@@ -616,11 +621,11 @@ class PaletteFitter:
         No pixel shows such a slot, so moving it shows nothing (a zoom leaves
         a fifth of a 256-colour palette so on issue 11's panel). They are
         refitted as `fit_around` refits the slots it does not keep
-        (`_refit_slots`).
+        (`_refit_slots`). ``guess``: each point's likely slot (see `nearest`).
         """
         space = self.color_space
         centres = to_space(colors, space)
-        empty = np.bincount(nearest(points, centres, space), minlength=len(centres)) == 0
+        empty = np.bincount(nearest(points, centres, space, guess=guess), minlength=len(centres)) == 0
         empty[: len(self.locked)] = False
         if empty.sum() < share * self.n_adaptive:
             return colors
