@@ -798,6 +798,73 @@ def footage_clips(n: int) -> list[PanelClip]:
     return clips
 
 
+def late_clips(n: int) -> list[PanelClip]:
+    """Six more kinds of footage, ``n`` frames each at `PANEL_SIZE` (added 2026-12-06, seventh session, before
+    the hold's threshold was made to weigh the noise against the palette's spacing, and first run after it):
+
+    - overcast: a grey-blue sky over dark roofs (brick, darkened), still, noise sigma 1.2;
+    - studio: coffee's cup sliding 1 px a frame over a light grey backdrop, low noise (sigma 0.5);
+    - night: rocket at 30% of its brightness, a warm light crossing, noise sigma 1.5;
+    - sunset: a warm horizon behind the camera's silhouette, panning 1 px a frame, noise sigma 0.6;
+    - video call: astronaut's face swaying over a still, blurred room (immunohistochemistry), noise sigma 1;
+    - slides: a slide drawn in code (title bar, text strokes, bars) breathing 2% in brightness, noise sigma 0.3.
+    """
+    rng = np.random.default_rng(202)
+    w, h = PANEL_SIZE
+    clips = []
+    rows = np.linspace(0, 1, h)[:, None, None]
+    overcast = (np.array([150, 160, 175]) * (1 - rows) + np.array([200, 205, 210]) * rows) * np.ones((1, w, 1))
+    brick = np.repeat(skimage.data.brick()[..., None], 3, axis=2).astype(np.float32)
+    overcast[2 * h // 3 :] = resize(brick, (w, h - 2 * h // 3)) * 0.35
+    clips.append(PanelClip("overcast, still", [_sensor(overcast, rng, 1.2) for _ in range(n)], []))
+
+    backdrop = (np.array([205, 205, 200]) * (1 - rows) + np.array([170, 170, 168]) * rows) * np.ones((1, w, 1))
+    cup = resize(np.ascontiguousarray(skimage.data.coffee()[20:330, 130:470]), (110, 100)).astype(np.float32)
+    frames = []
+    for t in range(n):
+        image = backdrop.astype(np.float32)
+        image[40:140, 60 + t : 170 + t] = cup
+        frames.append(_sensor(image, rng, 0.5))
+    clips.append(PanelClip("studio, a cup sliding", frames, []))
+
+    night = _photo("rocket", (0, 0, 427, 640)) * 0.3
+    yy, xx = np.mgrid[:h, :w].astype(np.float32)
+    frames = []
+    for t in range(n):
+        glow = np.exp(-((xx - 9 * t) ** 2 + (yy - 0.6 * h) ** 2) / (2 * 12.0**2))[..., None] * [230, 170, 80]
+        frames.append(_sensor(np.minimum(night + glow, 255), rng, 1.5))
+    clips.append(PanelClip("night, a light crossing", frames, []))
+
+    wide = w + n
+    cols = np.linspace(0, 1, wide)[None, :, None]
+    sunset = (np.array([255, 170, 90]) * (1 - rows) + np.array([120, 60, 90]) * rows) * (0.9 + 0.1 * cols)
+    camera = resize(np.ascontiguousarray(skimage.data.camera()), (wide, h))
+    sunset[camera < 60] = 25
+    clips.append(PanelClip("sunset pan", [_sensor(sunset[:, t : t + w], rng, 0.6) for t in range(n)], []))
+
+    room = cv2.GaussianBlur(_photo("immunohistochemistry"), (0, 0), 3)
+    face = resize(np.ascontiguousarray(skimage.data.astronaut()[20:320, 120:400]), (100, 110)).astype(np.float32)
+    frames = []
+    for t in range(n):
+        image = room.copy()
+        x = 110 + int(round(6 * np.sin(t / 4)))
+        image[h - 110 :, x : x + 100] = face
+        frames.append(_sensor(image, rng, 1.0))
+    clips.append(PanelClip("video call", frames, []))
+
+    slide = np.full((h, w, 3), 250, np.uint8)
+    slide[:28] = (30, 70, 140)
+    cv2.putText(slide, "Quarterly results", (10, 20), cv2.FONT_HERSHEY_SIMPLEX, 0.6, (255, 255, 255), 1, cv2.LINE_AA)
+    for line in range(4):
+        cv2.putText(slide, "- point number %d" % line, (14, 52 + 22 * line), cv2.FONT_HERSHEY_SIMPLEX, 0.45,
+                    (40, 40, 40), 1, cv2.LINE_AA)
+    for bar, color in enumerate([(220, 80, 60), (60, 160, 90), (240, 190, 40)]):
+        cv2.rectangle(slide, (200 + 36 * bar, 150 - 30 * (bar + 1)), (226 + 36 * bar, 150), color, -1)
+    clips.append(PanelClip("slides, breathing", [_sensor(slide * (1 + 0.02 * np.sin(t / 3)), rng, 0.3)
+                                                 for t in range(n)], []))
+    return clips
+
+
 def all_holdout_clips(n: int) -> list[PanelClip]:
     """Every hold-out clip: `holdout_clips`, `encoded_clips` and `footage_clips`."""
     return holdout_clips(n) + encoded_clips(n) + footage_clips(n)
