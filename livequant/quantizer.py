@@ -45,6 +45,17 @@ SMALL_PALETTE = 32
 #: instead of 0.98-1.17x, all checks 257 against 256 of 3 x 94; the hold-out's floor on 141 instead of 140 of 144.
 #: 8 put the flashing light under FFmpeg per frame's PSNR; at K=64 and 256, 4 gave no less flicker.
 SMALL_PALETTE_HOLD_WEIGHT = 4.0
+#: The default hold drops to 1 level on a frame whose noise would cost, held, about as much as the
+#: quantization: where its variance (per channel, from still pixels' change since the frame before) is at least
+#: this times the squared median spacing of the entries the picture uses over 12 (a uniform quantizer's error).
+#: A faint sky's ramp (sigma 0.8, entries 3 levels apart) is then followed, and a photograph under noise of
+#: sigma 1 whose entries lie 9 apart (the panel's flash) still held.
+NOISE_HOLD_RATIO = 0.45
+#: The noise is measured on every `NOISE_PROBE`-th pixel of every `NOISE_PROBE`-th row, on those that changed
+#: by at most `NOISE_STILL_LEVELS` in every channel, and smoothed over frames by `NOISE_SMOOTHING`.
+NOISE_PROBE = 8
+NOISE_STILL_LEVELS = 6
+NOISE_SMOOTHING = 0.25
 
 
 def _is_integer(value) -> bool:
@@ -115,6 +126,26 @@ def hold_weight(n_colors: int, stability: float) -> float:
     return stability / 3 * (SMALL_PALETTE_HOLD_WEIGHT if n_colors <= SMALL_PALETTE else 1.0)
 
 
+def still_noise(before: np.ndarray, after: np.ndarray) -> float | None:
+    """Variance per channel of the noise on two frames, from the pixels whose change lies within
+    `NOISE_STILL_LEVELS` of the median change in every channel (a lighting change moves them all): their
+    change's variance over 2. None for fewer than 64 such pixels."""
+    change = after.astype(np.int16) - before
+    still = np.abs(change - np.median(change, axis=(0, 1))).max(axis=2) <= NOISE_STILL_LEVELS
+    if np.count_nonzero(still) < 64:
+        return None
+    change = change[still].astype(np.float64)
+    return float(((change - change.mean(axis=0)) ** 2).mean() / 2)
+
+
+def entry_spacing(colors: np.ndarray) -> np.ndarray:
+    """Each colour's largest channel difference to its nearest other colour, ``(K,) float`` (inf for one)."""
+    colors = colors.astype(np.int16)
+    apart = np.abs(colors[:, None, :] - colors[None, :, :]).max(axis=2).astype(np.float64)
+    np.fill_diagonal(apart, np.inf)
+    return apart.min(axis=1)
+
+
 def default_hold(n_colors: int) -> int:
     """The temporal hold, in levels, for a palette of ``n_colors``: 3 up to 32 colours, 2 up to 64, 1 above
     (`HOLD_BY_SIZE`).
@@ -126,7 +157,9 @@ def default_hold(n_colors: int) -> int:
     and a switch shows only a small step. On issue 11's panel, 1 level gave
     K=256 0.1-0.5 dB more than 2 on every moving clip, with less flicker on
     all but the flashing light and the fade; at K=64 it put the flashing
-    light over its flicker bound (1.38x), and at K=16 so did 2 levels.
+    light over its flicker bound (1.38x), and at K=16 so did 2 levels. Where
+    the noise is large for the palette's spacing, `TemporalHold` lowers it
+    to 1 level frame by frame (`NOISE_HOLD_RATIO`).
     """
     return next(levels for size, levels in HOLD_BY_SIZE if n_colors <= size)
 
@@ -144,7 +177,9 @@ class TemporalHold:
     fresh palette (scene cut, first frame) starts the hold again, and an exact
     one (a frame of few colours, all in the palette) holds nothing: such a
     frame is shown as it is. Under error diffusion (`diffuse`) a still pixel
-    keeps its index and the error of its colour is passed on.
+    keeps its index and the error of its colour is passed on. With
+    ``follows_noise``, `map` holds within 1 level on a frame whose noise would
+    cost about as much as the quantization (`NOISE_HOLD_RATIO`).
 
     Parameters
     ----------
@@ -155,12 +190,16 @@ class TemporalHold:
         move on a new palette's first frame (`hold_weight`).
     diffusion_threshold : int, optional
         The same under error diffusion (default: ``threshold``).
+    follows_noise : bool
+        Lower ``threshold`` to 1 where the noise is large for the palette's spacing.
     """
 
-    def __init__(self, threshold: int, weight: float, diffusion_threshold: int | None = None):
+    def __init__(self, threshold: int, weight: float, diffusion_threshold: int | None = None,
+                 follows_noise: bool = False):
         self.threshold = threshold
         self.weight = weight
         self.diffusion_threshold = threshold if diffusion_threshold is None else diffusion_threshold
+        self.follows_noise = follows_noise
         self.reset()
 
     def reset(self) -> None:
@@ -168,6 +207,9 @@ class TemporalHold:
         self._indices: np.ndarray | None = None  # the previous frame's, handed out: only read
         self._reference: np.ndarray | None = None  # input values the held indices were chosen at
         self._step: PaletteStep | None = None  # the palette they index
+        self._probe: np.ndarray | None = None  # the previous frame's pixels that measure the noise
+        self._noise: float | None = None  # its variance, smoothed over frames
+        self._spacing: tuple[PaletteStep, np.ndarray] | None = None  # a palette's `entry_spacing`
 
     def map(self, frame: np.ndarray, step: PaletteStep, offsets: np.ndarray, out_idx: np.ndarray,
             out_rgb: np.ndarray) -> None:
@@ -175,11 +217,12 @@ class TemporalHold:
         if not self.threshold:
             map_pixels(frame, step.table, offsets, out_idx, out_rgb)
             return
+        threshold = self._threshold(frame) if self.follows_noise else self.threshold
         if self._starts_again(step, out_idx):
             map_pixels(frame, step.table, offsets, out_idx, out_rgb)
             self._reference = frame.copy()
         else:
-            map_pixels_held(frame, step.table, offsets, self.threshold, self._weight(step), self._reference,
+            map_pixels_held(frame, step.table, offsets, threshold, self._weight(step), self._reference,
                             self._indices, out_idx, out_rgb, shown=self._step.table)
         self._indices, self._step = out_idx, step
 
@@ -202,6 +245,27 @@ class TemporalHold:
                     weight=self._weight(step), reference=self._reference, previous=self._indices,
                     shown=self._step.table, out_reference=reference, opaque=opaque)
         self._reference, self._indices, self._step = reference, out_idx, step
+
+    def _threshold(self, frame: np.ndarray) -> int:
+        """This frame's hold: 1 level where the noise measured since the frame before, held, would cost about
+        as much as the quantization with the entries the previous frame used, else ``threshold``."""
+        if self.threshold <= 1:
+            return self.threshold
+        probe = frame[::NOISE_PROBE, ::NOISE_PROBE]
+        before, self._probe = self._probe, probe.copy()
+        if before is None or before.shape != probe.shape:
+            self._noise = None
+            return self.threshold
+        noise = still_noise(before, probe)
+        if noise is not None:
+            self._noise = noise if self._noise is None else self._noise + NOISE_SMOOTHING * (noise - self._noise)
+        if self._noise is None or self._indices is None:
+            return self.threshold
+        if self._spacing is None or self._spacing[0] is not self._step:
+            self._spacing = (self._step, entry_spacing(self._step.palette.colors))
+        used = self._indices[::NOISE_PROBE, ::NOISE_PROBE]
+        spacing = float(np.median(self._spacing[1][used])) if used.shape == probe.shape[:2] else np.inf
+        return 1 if 12 * self._noise >= NOISE_HOLD_RATIO * spacing**2 else self.threshold
 
     def _weight(self, step: PaletteStep) -> float:
         """How much error a still pixel must save per level of change shown to move, on a new palette's
@@ -516,7 +580,8 @@ class Quantizer:
         error diffusion, `DIFFUSION_HOLD`."""
         diffusion = DIFFUSION_HOLD if self._hold_setting is None else int(self._hold_setting)
         size = self._palette_size()
-        return TemporalHold(self._hold_levels(size), hold_weight(size, self.stability), diffusion)
+        return TemporalHold(self._hold_levels(size), hold_weight(size, self.stability), diffusion,
+                            follows_noise=self._hold_setting is None)
 
     def _check_open(self) -> None:
         if self._closed:

@@ -11,7 +11,7 @@ import cv2
 import numpy as np
 import pytest
 
-from livequant.quantizer import Quantizer
+from livequant.quantizer import Quantizer, still_noise
 
 H, W = 72, 112
 
@@ -165,3 +165,46 @@ def test_a_palette_left_behind_by_a_brightening_picture_is_caught():
     outs = [q.quantize(f) for f in frames]
     gaps = [psnr(f, out) - psnr(f, Quantizer(256).quantize(f)) for f, out in zip(frames, outs)]
     assert np.mean(gaps[8:17]) > -1.1 and np.mean(gaps[17:]) > -1.0
+
+
+def ramp() -> np.ndarray:
+    """A smooth sky (float): orange at the top to blue at the bottom."""
+    rows = np.linspace(0, 1, H)[:, None, None]
+    return (np.array([250, 140, 60]) * (1 - rows) + np.array([40, 50, 120]) * rows) * np.ones((1, W, 1))
+
+
+def streamed(frames: list[np.ndarray], **options) -> list[np.ndarray]:
+    with Quantizer(64, **options) as q:
+        return [q.quantize(f) for f in frames]
+
+
+@pytest.mark.parametrize("space", ["oklab", "rgb"])
+def test_faint_noise_on_a_smooth_ramp_is_followed_where_holding_it_would_cost_as_much_as_the_quantization(space):
+    """64 colours on a ramp lie a few levels apart: held, noise of sigma 0.7 costs as much as the quantization, so
+    the hold drops to 1 level (`NOISE_HOLD_RATIO`): 0.68 dB more than the 2-level hold here, still at a tenth of a
+    fresh palette's flicker."""
+    rng = np.random.default_rng(3)
+    frames = [noisy(ramp(), rng, 0.7) for _ in range(12)]
+    outs, held = streamed(frames, color_space=space), streamed(frames, color_space=space, hold=2)
+    gain = np.mean([psnr(f, o) - psnr(f, h) for f, o, h in zip(frames[2:], outs[2:], held[2:])])
+    assert gain > 0.4
+    fresh = [Quantizer(64, color_space=space).quantize(f) for f in frames]
+    assert flicker(frames, outs) < flicker(frames, fresh) / 5
+
+
+@pytest.mark.parametrize("space", ["oklab", "rgb"])
+def test_noise_on_a_picture_whose_entries_lie_far_apart_stays_held(space):
+    rng = np.random.default_rng(3)
+    frames = [noisy(scene(1), rng, 1.0) for _ in range(12)]
+    for out, held in zip(streamed(frames, color_space=space), streamed(frames, color_space=space, hold=2)):
+        np.testing.assert_array_equal(out, held)
+
+
+def test_the_noise_is_measured_on_still_pixels_whatever_the_picture_does_as_a_whole():
+    rng = np.random.default_rng(4)
+    base = scene(3)
+    before, after = noisy(base, rng, 1.0), noisy(base + 5, rng, 1.0)  # a lighting change of 5 levels
+    after[10:40, 20:70] = 255 - after[10:40, 20:70]  # and something moving
+    sigma2 = 1.0**2 + (1.0 / 2) ** 2  # luma and chroma parts, a channel
+    assert still_noise(before, after) == pytest.approx(sigma2, rel=0.1)
+    assert still_noise(before, 255 - before) is None  # nothing still
