@@ -42,8 +42,9 @@ and four made like the footage issue 11 keeps back, through H.264: a cartoon
 with cuts, a low-resolution talking head, a street pan, a wall with traffic;
 and eight kinds of footage added after the tuning, `footage_clips`: a sky,
 auto-exposure, a handheld camera, a webcam, a colour wheel, low light, flat
-art, later frames of cockatoo) at K = 16, 64 and 256, livequant's defaults against the floor (FFmpeg per
-frame). Keep it out of tuning: it is there to show whether what the panel
+art, later frames of cockatoo; and six more, `late_clips`: overcast, a studio
+shot, night, a sunset pan, a video call, slides) at K = 16, 64 and 256, livequant's defaults against the
+floor (FFmpeg per frame). Keep it out of tuning: it is there to show whether what the panel
 taught holds.
 
 With ``--tune``: for trying a change to the defaults, issue 11's checks in a
@@ -866,8 +867,8 @@ def late_clips(n: int) -> list[PanelClip]:
 
 
 def all_holdout_clips(n: int) -> list[PanelClip]:
-    """Every hold-out clip: `holdout_clips`, `encoded_clips` and `footage_clips`."""
-    return holdout_clips(n) + encoded_clips(n) + footage_clips(n)
+    """Every hold-out clip: `holdout_clips`, `encoded_clips`, `footage_clips` and `late_clips`."""
+    return holdout_clips(n) + encoded_clips(n) + footage_clips(n) + late_clips(n)
 
 
 def holdout(quick: bool, metrics) -> None:
