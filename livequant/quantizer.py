@@ -51,9 +51,11 @@ SMALL_PALETTE_HOLD_WEIGHT = 4.0
 #: A faint sky's ramp (sigma 0.8, entries 3 levels apart) is then followed, and a photograph under noise of
 #: sigma 1 whose entries lie 9 apart (the panel's flash) still held.
 NOISE_HOLD_RATIO = 0.45
-#: The noise is measured on every `NOISE_PROBE`-th pixel of every `NOISE_PROBE`-th row, on those that changed
-#: by at most `NOISE_STILL_LEVELS` in every channel, and smoothed over frames by `NOISE_SMOOTHING`.
+#: The noise is measured on every n-th pixel of every n-th row, n at least `NOISE_PROBE` and enough for at most
+#: `NOISE_PROBE_PIXELS` of them (0.5 ms at any size), on those whose change lies within `NOISE_STILL_LEVELS` of
+#: the median change in every channel, and smoothed over frames by `NOISE_SMOOTHING`.
 NOISE_PROBE = 8
+NOISE_PROBE_PIXELS = 4096
 NOISE_STILL_LEVELS = 6
 NOISE_SMOOTHING = 0.25
 
@@ -131,11 +133,12 @@ def still_noise(before: np.ndarray, after: np.ndarray) -> float | None:
     `NOISE_STILL_LEVELS` of the median change in every channel (a lighting change moves them all): their
     change's variance over 2. None for fewer than 64 such pixels."""
     change = after.astype(np.int16) - before
-    still = np.abs(change - np.median(change, axis=(0, 1))).max(axis=2) <= NOISE_STILL_LEVELS
+    change -= np.median(change.reshape(-1, 3), axis=0).astype(np.int16)
+    far = np.abs(change)
+    still = np.maximum(np.maximum(far[..., 0], far[..., 1]), far[..., 2]) <= NOISE_STILL_LEVELS  # axis=2: slower
     if np.count_nonzero(still) < 64:
         return None
-    change = change[still].astype(np.float64)
-    return float(((change - change.mean(axis=0)) ** 2).mean() / 2)
+    return float(change[still].var(axis=0).mean() / 2)
 
 
 def entry_spacing(colors: np.ndarray) -> np.ndarray:
@@ -251,7 +254,8 @@ class TemporalHold:
         as much as the quantization with the entries the previous frame used, else ``threshold``."""
         if self.threshold <= 1:
             return self.threshold
-        probe = frame[::NOISE_PROBE, ::NOISE_PROBE]
+        step = max(NOISE_PROBE, math.ceil(math.sqrt(frame.shape[0] * frame.shape[1] / NOISE_PROBE_PIXELS)))
+        probe = frame[::step, ::step]
         before, self._probe = self._probe, probe.copy()
         if before is None or before.shape != probe.shape:
             self._noise = None
@@ -263,7 +267,7 @@ class TemporalHold:
             return self.threshold
         if self._spacing is None or self._spacing[0] is not self._step:
             self._spacing = (self._step, entry_spacing(self._step.palette.colors))
-        used = self._indices[::NOISE_PROBE, ::NOISE_PROBE]
+        used = self._indices[::step, ::step]
         spacing = float(np.median(self._spacing[1][used])) if used.shape == probe.shape[:2] else np.inf
         return 1 if 12 * self._noise >= NOISE_HOLD_RATIO * spacing**2 else self.threshold
 
@@ -313,8 +317,9 @@ class Quantizer:
     hold : int, optional
         Temporal hold threshold in levels: a pixel that changed by at most
         this much keeps its palette index. 0 turns it off; None (the
-        default) takes `default_hold` of the palette's size, and
-        `DIFFUSION_HOLD` under error diffusion.
+        default) takes `default_hold` of the palette's size, lowered to 1
+        on frames whose noise it would cost too much to hold
+        (`NOISE_HOLD_RATIO`), and `DIFFUSION_HOLD` under error diffusion.
     stability : float
         How much flicker on still regions weighs against error when a refit
         moves a palette colour; 0 takes every refit as it is.
