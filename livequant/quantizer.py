@@ -133,8 +133,7 @@ def still_noise(before: np.ndarray, after: np.ndarray) -> float | None:
     `NOISE_STILL_LEVELS` of the median change in every channel (a lighting change moves them all): their
     change's variance over 2. None for fewer than 64 such pixels."""
     change = after.astype(np.int16) - before
-    change -= np.median(change.reshape(-1, 3), axis=0).astype(np.int16)
-    far = np.abs(change)
+    far = np.abs(change - np.median(change.reshape(-1, 3), axis=0))
     still = np.maximum(np.maximum(far[..., 0], far[..., 1]), far[..., 2]) <= NOISE_STILL_LEVELS  # axis=2: slower
     if np.count_nonzero(still) < 64:
         return None
