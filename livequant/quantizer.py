@@ -52,7 +52,7 @@ SMALL_PALETTE_HOLD_WEIGHT = 4.0
 #: sigma 1 whose entries lie 9 apart (the panel's flash) still held.
 NOISE_HOLD_RATIO = 0.45
 #: The noise is measured on every n-th pixel of every n-th row, n at least `NOISE_PROBE` and enough for at most
-#: `NOISE_PROBE_PIXELS` of them (0.5 ms at any size), on those whose change lies within `NOISE_STILL_LEVELS` of
+#: `NOISE_PROBE_PIXELS` of them (about 1 ms a frame at any size), on those whose change lies within `NOISE_STILL_LEVELS` of
 #: the median change in every channel, and smoothed over frames by `NOISE_SMOOTHING`.
 NOISE_PROBE = 8
 NOISE_PROBE_PIXELS = 4096
@@ -253,8 +253,8 @@ class TemporalHold:
         as much as the quantization with the entries the previous frame used, else ``threshold``."""
         if self.threshold <= 1:
             return self.threshold
-        step = max(NOISE_PROBE, math.ceil(math.sqrt(frame.shape[0] * frame.shape[1] / NOISE_PROBE_PIXELS)))
-        probe = frame[::step, ::step]
+        stride = max(NOISE_PROBE, math.ceil(math.sqrt(frame.shape[0] * frame.shape[1] / NOISE_PROBE_PIXELS)))
+        probe = frame[::stride, ::stride]
         before, self._probe = self._probe, probe.copy()
         if before is None or before.shape != probe.shape:
             self._noise = None
@@ -266,7 +266,7 @@ class TemporalHold:
             return self.threshold
         if self._spacing is None or self._spacing[0] is not self._step:
             self._spacing = (self._step, entry_spacing(self._step.palette.colors))
-        used = self._indices[::step, ::step]
+        used = self._indices[::stride, ::stride]
         spacing = float(np.median(self._spacing[1][used])) if used.shape == probe.shape[:2] else np.inf
         return 1 if 12 * self._noise >= NOISE_HOLD_RATIO * spacing**2 else self.threshold
 
