@@ -733,6 +733,12 @@ def encoded_clips(n: int) -> list[PanelClip]:
     return clips
 
 
+def _vertical_ramp(top, bottom, size) -> np.ndarray:
+    """A picture of ``size`` (W, H) fading row by row from colour ``top`` to ``bottom``, float64."""
+    rows = np.linspace(0, 1, size[1])[:, None, None]
+    return (np.array(top) * (1 - rows) + np.array(bottom) * rows) * np.ones((1, size[0], 1))
+
+
 def footage_clips(n: int) -> list[PanelClip]:
     """Kinds of footage neither the panel nor the other hold-out clips have, ``n`` frames each (added
     2026-12-06, sixth session, after every change above was made; `PANEL_SIZE` unless said):
@@ -749,8 +755,7 @@ def footage_clips(n: int) -> list[PanelClip]:
     rng = np.random.default_rng(101)
     w, h = PANEL_SIZE
     clips = []
-    rows = np.linspace(0, 1, h)[:, None, None]
-    sky = (np.array([250, 140, 60]) * (1 - rows) + np.array([40, 50, 120]) * rows) * np.ones((1, w, 1))
+    sky = _vertical_ramp((250, 140, 60), (40, 50, 120), (w, h))
     frames = []
     for t in range(n):
         image = sky.astype(np.float32)
@@ -813,13 +818,12 @@ def late_clips(n: int) -> list[PanelClip]:
     rng = np.random.default_rng(202)
     w, h = PANEL_SIZE
     clips = []
-    rows = np.linspace(0, 1, h)[:, None, None]
-    overcast = (np.array([150, 160, 175]) * (1 - rows) + np.array([200, 205, 210]) * rows) * np.ones((1, w, 1))
+    overcast = _vertical_ramp((150, 160, 175), (200, 205, 210), (w, h))
     brick = np.repeat(skimage.data.brick()[..., None], 3, axis=2).astype(np.float32)
     overcast[2 * h // 3 :] = resize(brick, (w, h - 2 * h // 3)) * 0.35
     clips.append(PanelClip("overcast, still", [_sensor(overcast, rng, 1.2) for _ in range(n)], []))
 
-    backdrop = (np.array([205, 205, 200]) * (1 - rows) + np.array([170, 170, 168]) * rows) * np.ones((1, w, 1))
+    backdrop = _vertical_ramp((205, 205, 200), (170, 170, 168), (w, h))
     cup = resize(np.ascontiguousarray(skimage.data.coffee()[20:330, 130:470]), (110, 100)).astype(np.float32)
     frames = []
     for t in range(n):
@@ -838,7 +842,7 @@ def late_clips(n: int) -> list[PanelClip]:
 
     wide = w + n
     cols = np.linspace(0, 1, wide)[None, :, None]
-    sunset = (np.array([255, 170, 90]) * (1 - rows) + np.array([120, 60, 90]) * rows) * (0.9 + 0.1 * cols)
+    sunset = _vertical_ramp((255, 170, 90), (120, 60, 90), (wide, h)) * (0.9 + 0.1 * cols)
     camera = resize(np.ascontiguousarray(skimage.data.camera()), (wide, h))
     sunset[camera < 60] = 25
     clips.append(PanelClip("sunset pan", [_sensor(sunset[:, t : t + w], rng, 0.6) for t in range(n)], []))

@@ -46,6 +46,7 @@ __all__ = [
     "nearest",
     "nearest_exact",
     "nearest_reference",
+    "nearest_spacing",
 ]
 
 NO_OFFSETS = np.zeros((1, 1), np.int16)
@@ -196,12 +197,16 @@ def _spread(colors: np.ndarray, color_space: str) -> float:
     """
     if len(colors) < 2:
         return 0.0
-    points = channel_curve(color_space)[colors].astype(np.float32)
+    return float(np.median(nearest_spacing(channel_curve(color_space)[colors].astype(np.float32))))
+
+
+def nearest_spacing(points: np.ndarray) -> np.ndarray:
+    """Each of ``(K, 3)`` points' largest channel difference to its nearest other point, ``(K,)`` (inf for one)."""
     distances = np.abs(points[:, None, 0] - points[None, :, 0])  # channel by channel: a table is built each refit
     for channel in (1, 2):
         np.maximum(distances, np.abs(points[:, None, channel] - points[None, :, channel]), out=distances)
     np.fill_diagonal(distances, np.inf)  # each colour's distance to itself
-    return float(np.median(distances.min(axis=1)))
+    return distances.min(axis=1)
 
 
 def build_table(colors: np.ndarray, color_space: str) -> LookupTable:

@@ -20,7 +20,7 @@ from livequant.colorspace import COLOR_SPACES, working_space
 from livequant.dither import DITHERS, REGISTRY, diffuse, is_diffusion, ordered_offsets
 from livequant.fit import PaletteFitter
 from livequant.frames import QuantizedFrame, check_frame, check_opaque
-from livequant.lookup import build_table, map_pixels, map_pixels_held, nearest_exact
+from livequant.lookup import build_table, map_pixels, map_pixels_held, nearest_exact, nearest_spacing
 from livequant.palette import Palette
 from livequant.presets import resolve
 from livequant.track import PaletteStep, PaletteTrack, default_sample_size
@@ -52,8 +52,8 @@ SMALL_PALETTE_HOLD_WEIGHT = 4.0
 #: sigma 1 whose entries lie 9 apart (the panel's flash) still held.
 NOISE_HOLD_RATIO = 0.45
 #: The noise is measured on every n-th pixel of every n-th row, n at least `NOISE_PROBE` and enough for at most
-#: `NOISE_PROBE_PIXELS` of them (about 1 ms a frame at any size), on those whose change lies within `NOISE_STILL_LEVELS` of
-#: the median change in every channel, and smoothed over frames by `NOISE_SMOOTHING`.
+#: `NOISE_PROBE_PIXELS` of them (about 1 ms a frame at any size), on those whose change lies within
+#: `NOISE_STILL_LEVELS` of the median change in every channel, and smoothed over frames by `NOISE_SMOOTHING`.
 NOISE_PROBE = 8
 NOISE_PROBE_PIXELS = 4096
 NOISE_STILL_LEVELS = 6
@@ -140,14 +140,6 @@ def still_noise(before: np.ndarray, after: np.ndarray) -> float | None:
     return float(change[still].var(axis=0).mean() / 2)
 
 
-def entry_spacing(colors: np.ndarray) -> np.ndarray:
-    """Each colour's largest channel difference to its nearest other colour, ``(K,) float`` (inf for one)."""
-    colors = colors.astype(np.int16)
-    apart = np.abs(colors[:, None, :] - colors[None, :, :]).max(axis=2).astype(np.float64)
-    np.fill_diagonal(apart, np.inf)
-    return apart.min(axis=1)
-
-
 def default_hold(n_colors: int) -> int:
     """The temporal hold, in levels, for a palette of ``n_colors``: 3 up to 32 colours, 2 up to 64, 1 above
     (`HOLD_BY_SIZE`).
@@ -211,7 +203,7 @@ class TemporalHold:
         self._step: PaletteStep | None = None  # the palette they index
         self._probe: np.ndarray | None = None  # the previous frame's pixels that measure the noise
         self._noise: float | None = None  # its variance, smoothed over frames
-        self._spacing: tuple[PaletteStep, np.ndarray] | None = None  # a palette's `entry_spacing`
+        self._spacing: tuple[PaletteStep, np.ndarray] | None = None  # a palette's `nearest_spacing`
 
     def map(self, frame: np.ndarray, step: PaletteStep, offsets: np.ndarray, out_idx: np.ndarray,
             out_rgb: np.ndarray) -> None:
@@ -265,7 +257,7 @@ class TemporalHold:
         if self._noise is None or self._indices is None:
             return self.threshold
         if self._spacing is None or self._spacing[0] is not self._step:
-            self._spacing = (self._step, entry_spacing(self._step.palette.colors))
+            self._spacing = (self._step, nearest_spacing(self._step.palette.colors.astype(np.float32)))
         used = self._indices[::stride, ::stride]
         spacing = float(np.median(self._spacing[1][used])) if used.shape == probe.shape[:2] else np.inf
         return 1 if 12 * self._noise >= NOISE_HOLD_RATIO * spacing**2 else self.threshold
