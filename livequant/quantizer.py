@@ -248,18 +248,17 @@ class TemporalHold:
         stride = max(NOISE_PROBE, math.ceil(math.sqrt(frame.shape[0] * frame.shape[1] / NOISE_PROBE_PIXELS)))
         probe = frame[::stride, ::stride]
         before, self._probe = self._probe, probe.copy()
-        if before is None or before.shape != probe.shape:
+        if before is None or self._indices.shape != frame.shape[:2]:  # the first frame, or one of another size
             self._noise = None
             return self.threshold
         noise = still_noise(before, probe)
         if noise is not None:
             self._noise = noise if self._noise is None else self._noise + NOISE_SMOOTHING * (noise - self._noise)
-        if self._noise is None or self._indices is None:
+        if self._noise is None:
             return self.threshold
         if self._spacing is None or self._spacing[0] is not self._step:
             self._spacing = (self._step, nearest_spacing(self._step.palette.colors.astype(np.float32)))
-        used = self._indices[::stride, ::stride]
-        spacing = float(np.median(self._spacing[1][used])) if used.shape == probe.shape[:2] else np.inf
+        spacing = float(np.median(self._spacing[1][self._indices[::stride, ::stride]]))
         return 1 if 12 * self._noise >= NOISE_HOLD_RATIO * spacing**2 else self.threshold
 
     def _weight(self, step: PaletteStep) -> float:
