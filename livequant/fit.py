@@ -103,9 +103,17 @@ PIN_SHARE = 0.5
 HISTOGRAM_COLORS = 32
 #: `PaletteFitter.histogram` gathers at most about this many pixels of a frame (640x360 whole, 720p every other).
 HISTOGRAM_PIXELS = 1 << 18
-#: A frame whose colours fill fewer of the table's cells than the palette has slots (the cells merge colours 1
-#: level apart: a 362-colour screen recording made 204) is clustered colour by colour, if it has at most this many.
-EXACT_HISTOGRAM_COLORS = 4096
+#: A frame whose colours fill fewer than `EXACT_CELLS_PER_SLOT` of the table's cells a slot is clustered colour by
+#: colour, if it has at most `EXACT_HISTOGRAM_COLORS`. The cells merge colours 1 level apart (a 362-colour screen
+#: recording made 204), and where a slot holds a cell or two a cell's own spread is most of the error: a fresh
+#: palette of 256 on issue 11's hold-out lost to full k-means on the pixels 2.1 dB on the overcast sky (465 cells),
+#: 6.4 dB on the slides (524), 0.75 on the flat art (883), 0.5 on the sunset (1,008), fitted colour by colour
+#: 0.1 dB at most; at 4-8 cells a slot (K=64 and 128 on those) -0.1 to +0.4 dB. In the stream (`--tune --ks
+#: 64,256`, K=256): the hold-out's overcast +1.0 / +1.1 dB (oklab / rgb), flat art +0.6 / +0.2, sunset +0.3 /
+#: +0.2, slides +0.7 / +0.4 at less flicker, the sky +0.1 / -0.06; at K=64 -0.11 to +0.40; no check gained or lost,
+#: every panel row as before. 0-4 ms more a frame on such pictures at 720p (9-20 ms).
+EXACT_HISTOGRAM_COLORS = 8192
+EXACT_CELLS_PER_SLOT = 8
 #: Most Lloyd iterations of a fresh fit to a frame's histogram, after those on draws from it (`DRAWN_STEPS`; they
 #: stop once converged).
 HISTOGRAM_STEPS = 8
@@ -293,8 +301,8 @@ class PaletteFitter:
 
         Every pixel up to `HISTOGRAM_PIXELS`; above, every ``step``-th pixel
         of every ``step``-th row, the smallest step that keeps within it.
-        Where fewer cells than the palette's adaptive slots are met, and the
-        pixels have at most `EXACT_HISTOGRAM_COLORS` colours, each colour.
+        Where fewer cells than `EXACT_CELLS_PER_SLOT` per adaptive slot are met,
+        and the pixels have at most `EXACT_HISTOGRAM_COLORS` colours, each colour.
         None for palettes of at most `HISTOGRAM_COLORS` colours: they are
         fitted to the sample.
 
@@ -315,7 +323,7 @@ class PaletteFitter:
         cells, counts = np.empty(size, np.int32), np.zeros(size, np.uint32)
         sums = np.zeros((size, 3), np.uint32)
         n = cell_histogram(frame, step, self._cell_rows, cells, counts, sums)
-        if n < self.n_adaptive:  # the palette could not be filled from the cells: its colours, if few enough
+        if n < EXACT_CELLS_PER_SLOT * self.n_adaptive:  # too few cells for the palette: its colours, if few enough
             found, exact_counts = np.empty((EXACT_HISTOGRAM_COLORS, 3), np.uint8), np.zeros(EXACT_HISTOGRAM_COLORS,
                                                                                              np.int64)
             distinct = count_colors(frame[::step, ::step].reshape(-1, 3), EXACT_HISTOGRAM_COLORS, found, exact_counts)
