@@ -130,11 +130,11 @@ HISTOGRAM_STEPS = 8
 #: next frame while refits pay (`livequant.track.CHASE_GAIN`). On issue 11's panel 2 steps scored within 0.1 dB
 #: of 8 (pan -0.04 to -0.1, zoom -0.07), and kept the GIF of cockatoo at K=256 faster than FFmpeg's (4 did not).
 WARM_HISTOGRAM_STEPS = 2
-#: A fresh fit to a frame's histogram starts on this many draws per colour from it, each pixel equally likely
-#: (`PaletteFitter._drawn_centres`): k-means++ seeds, then `DRAWN_STEPS` Lloyd steps, then `HISTOGRAM_STEPS` on
-#: every point. MiniBatchKMeans there (its seeds drawn from the histogram's colours, rare or not) left K=256
-#: 0.1-0.4 dB short on issue 11's panel (pan, cockatoo) and took 1.6x as long as seeding on the draws; 24 + 8
-#: steps scored as 32 on every point (within 0.06 dB) in 0.6x the time (80 ms at 720p).
+#: A fresh fit to a frame's histogram of more than `FULL_FIT_POINTS` starts on this many draws per colour from it,
+#: each pixel equally likely (`PaletteFitter._drawn_centres`): k-means++ seeds, then `DRAWN_STEPS` Lloyd steps,
+#: then `HISTOGRAM_STEPS` on every point. MiniBatchKMeans there (its seeds drawn from the histogram's colours, rare
+#: or not) left K=256 0.1-0.4 dB short on issue 11's panel (pan, cockatoo) and took 1.6x as long as seeding on the
+#: draws; 24 + 8 steps scored as 32 on every point (within 0.06 dB) in 0.6x the time (80 ms at 720p).
 SEED_DRAWS = 32
 DRAWN_STEPS = 24
 #: A warm palette can stay in a poor local minimum (one born on a near-black frame of a fade in ended 3-5 dB under
