@@ -116,13 +116,13 @@ HISTOGRAM_PIXELS = 1 << 18
 #: colour, if it has at most `EXACT_HISTOGRAM_COLORS`. The cells merge colours 1 level apart (a 362-colour screen
 #: recording made 204), and where a slot holds a cell or two a cell's own spread is most of the error: a fresh
 #: palette of 256 on issue 11's hold-out lost to full k-means on the pixels 2.1 dB on the overcast sky (465 cells),
-#: 6.4 dB on the slides (524), 0.75 on the flat art (883), 0.5 on the sunset (1,008), fitted colour by colour
-#: 0.1 dB at most; at 4-8 cells a slot (K=64 and 128 on those) -0.1 to +0.4 dB. In the stream (`--tune --ks
-#: 64,256`, K=256): the hold-out's overcast +1.0 / +1.1 dB (oklab / rgb), flat art +0.6 / +0.2, sunset +0.3 /
-#: +0.2, slides +0.7 / +0.4 at less flicker, the sky +0.1 / -0.06; at K=64 -0.11 to +0.40; no check gained or lost,
-#: every panel row as before. 0-4 ms more a frame on such pictures at 720p (9-20 ms).
+#: 6.4 dB on the slides (524), 0.75 on the flat art (883), 0.5 on the sunset (1,008). In the stream (`--tune --ks
+#: 64,256`, with `FULL_FIT_POINTS`, against neither, K=256, oklab / rgb): the overcast sky +1.05 / +1.15 dB, flat
+#: art +0.77 / +0.35, sunset +0.39 / +0.32, slides +0.65 / +0.42, sky +0.19 / +0.04; K=64 as before. 8 cells a
+#: slot put the slides at K=64 (512-550 cells a frame as they breathe) on both sides of the line from frame to
+#: frame, 1 dB lost on seeds 1 and 2. 0-4 ms more a frame on such pictures at 720p (9-20 ms).
 EXACT_HISTOGRAM_COLORS = 8192
-EXACT_CELLS_PER_SLOT = 8
+EXACT_CELLS_PER_SLOT = 4
 #: Most Lloyd iterations of a fresh fit to a frame's histogram, after those on draws from it (`DRAWN_STEPS`; they
 #: stop once converged).
 HISTOGRAM_STEPS = 8
