@@ -41,6 +41,7 @@ __all__ = ["Fit", "PaletteFitter", "drifts_one_way", "sample_positions"]
 #: 4-5 ms more a fresh fit of such a frame (9 -> 13 ms at K=16).
 FEW_COLORS = 1024
 FEW_COLOR_STARTS = 16
+FEW_COLOR_STEPS = 100
 #: A fresh fit to a frame's histogram (palettes of more than `HISTOGRAM_COLORS`) of at most this many colours or
 #: cells is full k-means too, from `FULL_FIT_STARTS` starts above `FEW_COLORS` points; larger histograms are seeded
 #: on draws by pixel count (`DRAWN_STEPS`), and no slot is relocated after. A picture of few colours loses most to
@@ -50,7 +51,6 @@ FEW_COLOR_STARTS = 16
 #: fit (the draws 10-26 ms; 16 starts 90-400).
 FULL_FIT_POINTS = 8192
 FULL_FIT_STARTS = 2
-FEW_COLOR_STEPS = 100
 #: A fresh fit to the samples then moves, at most this many times, the slot whose loss costs least into the
 #: cluster with the largest error, split along its widest axis, while each move saves `RELOCATION_GAIN` of the
 #: error (`_relocate`: Patane and Russo's ELBG). K-means stops in local minima where a large mass of like colours
