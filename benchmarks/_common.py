@@ -37,7 +37,6 @@ from PIL import Image  # noqa: E402
 from threadpoolctl import threadpool_limits  # noqa: E402
 
 import livequant  # noqa: E402
-from livequant.colorspace import srgb_to_oklab, to_space  # noqa: E402
 
 #: Frame sizes (width, height) by name.
 SIZES = {"480p": (854, 480), "720p": (1280, 720), "1080p": (1920, 1080), "2160p": (3840, 2160)}
@@ -190,23 +189,7 @@ class Targets:
         print()
 
 
-# ------------------------------------------------------------------ references
-
-
-def nearest_share(frame: np.ndarray, out: np.ndarray, colors: np.ndarray, space: str, n: int = 4096) -> float:
-    """Share of ``n`` sampled pixels whose output colour is an exact nearest palette colour in ``space``.
-
-    ``space``: ``"rgb"``, ``"oklab"`` (plain OKLab, as FFmpeg's paletteuse measures) or
-    ``"ours"`` (livequant's OKLab working space, lightness at half weight).
-    """
-    rng = np.random.default_rng(0)
-    pick = rng.choice(frame.shape[0] * frame.shape[1], min(n, frame.shape[0] * frame.shape[1]), replace=False)
-    pixels, shown = frame.reshape(-1, 3)[pick], out.reshape(-1, 3)[pick]
-    convert = {"rgb": lambda c: c, "oklab": srgb_to_oklab, "ours": lambda c: to_space(c, "oklab")}[space]
-    p, s, c = (convert(x).astype(np.float64) for x in (pixels, shown, colors))
-    best = ((p[:, None, :] - c[None, :, :]) ** 2).sum(axis=2).min(axis=1)
-    got = ((p - s) ** 2).sum(axis=1)
-    return float(np.mean(got <= best * (1 + 1e-6) + 1e-12))
+# ------------------------------------------------------------------ FFmpeg palettegen and paletteuse, Pillow
 
 
 def palette_frame(colors: np.ndarray) -> av.VideoFrame:

@@ -130,8 +130,6 @@ class GifEncoder:
         self._canvas: np.ndarray | None = None  # (H, W) uint32 colours the viewer shows now
         self._mapping_key: bytes | None = None
         self._mapping: np.ndarray | None = None
-        self.local_tables = 0  # frames written with a local colour table
-        self.transparent_frames = 0  # frames using a transparent index
         self.frames = 0  # frames kept
         self.dropped = 0  # frames left out: under MIN_DELAY after the one before, or before the end
         self._t0: float | None = None
@@ -242,14 +240,12 @@ class GifEncoder:
             bits = _bits(len(used) + ((changed is not None or index_needed) and len(used) < 256))
             free = np.arange(1 << bits) >= len(used)
             table = packed[used]
-            self.local_tables += 1
         transparent = None
         min_code_size = max(2, bits)
         if (index_needed or (first and self.alpha) or (changed is not None and not changed.all())) and free.any():
             transparent = int(np.flatnonzero(free)[-1])
             if clear_index is not None:
                 lut[clear_index] = transparent
-            self.transparent_frames += 1
         if transparent is not None and changed is not None:
             choices = transparent_codes(region, changed, lut, transparent)
             compressed = min((lzw_encode(codes.ravel(), min_code_size) for codes in choices), key=len)

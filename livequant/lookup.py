@@ -49,7 +49,6 @@ __all__ = [
     "nearest_spacing",
 ]
 
-NO_OFFSETS = np.zeros((1, 1), np.int16)
 #: A table's memory is reused by this many tables in turn before it is zeroed (an entry's high byte).
 GENERATIONS = 255
 #: At most this many dead tables' memory is kept for new ones (the GIF of cockatoo at K=256 held 3 tables at once).

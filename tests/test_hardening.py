@@ -448,10 +448,6 @@ def test_a_missing_camera_is_one_line_with_or_without_reconnect(capsys):
 
 # ------------------------------------------------------------------ round two (issue 8)
 
-def _digest(path: Path) -> bytes:
-    return path.read_bytes()
-
-
 def test_an_input_named_like_a_temporary_file_is_kept(tmp_path, clip, capsys):
     source = tmp_path / ".big.partial.mp4"  # the name the partial file of big.mp4 used to have
     source.write_bytes(clip.path.read_bytes())
