@@ -718,10 +718,10 @@ class PaletteFitter:
         warm = previous is not None and len(previous.centres) - n_locked == k
         if warm and not mini_batches:
             return _lloyd(points, weights, previous.centres[n_locked:], steps, self.color_space)
-        few = FEW_COLORS if mini_batches else FULL_FIT_POINTS
-        if not warm and not mini_batches and len(points) > few:
+        full_fit_points = FEW_COLORS if mini_batches else FULL_FIT_POINTS  # fresh fits up to these are full k-means
+        if not warm and not mini_batches and len(points) > full_fit_points:
             return _lloyd(points, weights, self._drawn_centres(points, weights), steps, self.color_space)
-        if not warm and len(points) <= few:
+        if not warm and len(points) <= full_fit_points:
             centres = self._best_of_starts(points, weights)  # already run to convergence
         else:
             from sklearn.cluster import MiniBatchKMeans

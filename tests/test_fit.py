@@ -387,6 +387,13 @@ def test_a_fresh_fine_palette_scores_as_full_k_means_on_its_histogram(rng):
     assert error(fit.centres) < 1.05 * error(reference)
 
 
+def rounded_palette_error(frame: np.ndarray, colours: np.ndarray) -> float:
+    """Mean squared RGB error of ``frame`` mapped to ``colours`` rounded to uint8, each pixel to its nearest."""
+    pixels = to_space(frame.reshape(-1, 3), "rgb")
+    centres = to_space(np.clip(np.rint(colours), 0, 255).astype(np.uint8), "rgb")
+    return float(((pixels - centres[nearest(pixels, centres, "rgb")]) ** 2).sum(axis=1).mean())
+
+
 def test_a_fine_palette_fits_each_colour_of_a_smooth_noisy_picture_its_cells_would_blur(rng):
     """An overcast sky, a ramp of 15 levels under sensor noise (sigma 1.2), fills some 300 of the table's cells,
     about one a slot of 256: fitted to the cells' means a palette had 1.87x full k-means' error (a cell's own
@@ -399,13 +406,8 @@ def test_a_fine_palette_fits_each_colour_of_a_smooth_noisy_picture_its_cells_wou
     assert len(colors) == len(unique)
     fit = fine.fit(fine.sample(frame), histogram=(colors, counts))
     reference = KMeans(256, n_init=1, random_state=0).fit(unique.astype(np.float32), sample_weight=unique_counts)
-    pixels = to_space(frame.reshape(-1, 3), "rgb")
 
-    def error(colours):
-        centres = to_space(np.clip(np.rint(colours), 0, 255).astype(np.uint8), "rgb")
-        return ((pixels - centres[nearest(pixels, centres, "rgb")]) ** 2).sum(axis=1).mean()
-
-    assert error(fit.colors) < 1.1 * error(reference.cluster_centers_)
+    assert rounded_palette_error(frame, fit.colors) < 1.1 * rounded_palette_error(frame, reference.cluster_centers_)
 
 
 def test_a_fine_palette_of_a_screen_recording_gives_rare_text_colours_their_slots():
@@ -422,13 +424,8 @@ def test_a_fine_palette_of_a_screen_recording_gives_rare_text_colours_their_slot
     assert fit.FEW_COLORS < len(colors) <= fit.FULL_FIT_POINTS
     palette = fine.fit(fine.sample(frame), histogram=(colors, counts)).colors
     reference = KMeans(256, n_init=1, random_state=0).fit(colors, sample_weight=counts).cluster_centers_
-    pixels = to_space(frame.reshape(-1, 3), "rgb")
 
-    def error(colours):
-        centres = to_space(np.clip(np.rint(colours), 0, 255).astype(np.uint8), "rgb")
-        return ((pixels - centres[nearest(pixels, centres, "rgb")]) ** 2).sum(axis=1).mean()
-
-    assert error(palette) <= error(reference)
+    assert rounded_palette_error(frame, palette) <= rounded_palette_error(frame, reference)
 
 
 @pytest.mark.parametrize("space, expected", [("oklab", (200, 40, 40)), ("rgb", (184, 40, 56))])
