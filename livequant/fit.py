@@ -369,7 +369,7 @@ class PaletteFitter:
             if _same_bits(samples, known_samples) and _same_bits(centres, known_centres):
                 return points, labels
         points = to_space(samples, self.color_space)
-        labels = nearest(points, centres, self.color_space)
+        labels = nearest(points, centres)
         self._measured = (samples.copy(), centres.copy(), points, labels)
         return points, labels
 
@@ -417,7 +417,7 @@ class PaletteFitter:
             points, weights = points[keep], weights[keep]
         adaptive = self._cluster(points, weights, previous, steps, mini_batches=not from_histogram)
         centres = np.concatenate([locked, adaptive]).astype(np.float32)
-        colors, drift, labels = from_space(centres, self.color_space), None, None
+        colors, drift = from_space(centres, self.color_space), None
         if previous is not None and len(previous.colors) == len(colors):
             colors = self._match(previous, colors, centres)
             if still is not None:
@@ -432,7 +432,7 @@ class PaletteFitter:
                 adopt[: len(self.locked)] = False
                 centres = to_space(np.where(adopt[:, None], colors, base), self.color_space)
                 steps = SETTLED_STEPS if from_histogram else self.refine_steps
-                centres, labels = _lloyd_labelled(points, weights, centres, steps, self.color_space, fixed=~adopt)
+                centres = _lloyd(points, weights, centres, steps, self.color_space, fixed=~adopt)
                 colors = np.where(adopt[:, None], from_space(centres, self.color_space), base)
                 unseen = np.abs(colors.astype(np.int16) - base).max(axis=1) <= self.unseen_levels
                 colors = np.where(unseen[:, None], base, colors)
@@ -443,10 +443,8 @@ class PaletteFitter:
                     flicker = FREE_MOVE_LARGE_FLICKER if large else FREE_MOVE_HISTOGRAM_FLICKER
                 with _threadpools().limit(limits=1, user_api="blas"):  # BLAS threads spinning after its small
                     # products slow the numba kernels that follow 3x on two cores
-                    colors, labels = self._relocate_free(points, weights, colors, samples, pinning, gain, flicker,
-                                                         labels)
-            colors = self._fill_empty(points, weights, colors, EMPTY_SHARE if from_histogram else SAMPLE_EMPTY_SHARE,
-                                      labels)
+                    colors = self._relocate_free(points, weights, colors, samples, pinning, gain, flicker)
+            colors = self._fill_empty(points, weights, colors, EMPTY_SHARE if from_histogram else SAMPLE_EMPTY_SHARE)
             if drift is not None:  # what is left of the drift, for the slots that kept it
                 drift = np.where((colors == base).all(axis=1)[:, None], drift, 0.0)
         centres = to_space(colors, self.color_space)  # exactly the colours shown
@@ -494,7 +492,7 @@ class PaletteFitter:
         if not drifts_one_way(moved[steady]):
             return None
         space = self.color_space
-        now = nearest(to_space(samples, space), to_space(old, space), space)
+        now = nearest(to_space(samples, space), to_space(old, space))
         moved *= steady[:, None]
         count = np.bincount(now, weights=steady.astype(np.float64), minlength=len(old))
         n = np.maximum(count, 1)[:, None]
@@ -549,7 +547,7 @@ class PaletteFitter:
         """
         space = self.color_space
         n_slots = len(previous.colors)
-        usage = np.bincount(nearest(to_space(samples[still], space), previous.centres, space), minlength=n_slots)
+        usage = np.bincount(nearest(to_space(samples[still], space), previous.centres), minlength=n_slots)
         kept = usage >= PIN_SHARE * len(samples) / n_slots
         kept[: len(self.locked)] = True
         if not kept.any():
@@ -565,18 +563,15 @@ class PaletteFitter:
         return Fit(colors=colors, centres=centres, error=self._error(samples, centres))
 
     def _relocate_free(self, points: np.ndarray, weights: np.ndarray, colors: np.ndarray, samples: np.ndarray,
-                       still: np.ndarray, gain: float, flicker_weight: float,
-                       guess: np.ndarray | None) -> tuple[np.ndarray, np.ndarray | None]:
-        """``colors`` after at most `FREE_RELOCATIONS` moves of a slot no ``still`` sample is nearest to, and
-        each point's centre among them (``guess`` where nothing was searched).
+                       still: np.ndarray, gain: float, flicker_weight: float) -> np.ndarray:
+        """``colors`` after at most `FREE_RELOCATIONS` moves of a slot no ``still`` sample is nearest to.
 
         As `_relocate`, the slot whose loss costs least (of those free) goes
         to the far side of the cluster of largest error, then Lloyd steps move
         it alone; a move is kept when it saves ``gain`` of the error on
         ``points`` and, in squared RGB error on ``samples``, more than
         ``flicker_weight`` times ``stability`` times the flicker it puts on
-        the still samples it takes (their mean per-channel change). ``guess``:
-        each point's centre before the last Lloyd step (see `nearest`).
+        the still samples it takes (their mean per-channel change).
         """
         space = self.color_space
         centres = to_space(colors, space)
@@ -584,8 +579,8 @@ class PaletteFitter:
         free = np.bincount(now[still], minlength=len(centres)) == 0
         free[: len(self.locked)] = False
         if not free.any():
-            return colors, guess
-        labels = nearest(points, centres, space, guess=guess)
+            return colors
+        labels = nearest(points, centres)
         distance = squared_norms(points - centres[labels])
         error = float(weights @ distance)
         shown, pixels = colors.copy(), samples.astype(np.int32)
@@ -627,10 +622,9 @@ class PaletteFitter:
             free[low] = False
             if not free.any():
                 break
-        return shown, labels
+        return shown
 
-    def _fill_empty(self, points: np.ndarray, weights: np.ndarray, colors: np.ndarray, share: float,
-                    guess: np.ndarray | None = None) -> np.ndarray:
+    def _fill_empty(self, points: np.ndarray, weights: np.ndarray, colors: np.ndarray, share: float) -> np.ndarray:
         """``colors`` with the adaptive slots that none of the frame's ``points`` is nearest to moved to where
         the error is largest, once they are at least ``share`` of the palette (`EMPTY_SHARE` for a frame's
         histogram, `SAMPLE_EMPTY_SHARE` for the sample).
@@ -638,11 +632,11 @@ class PaletteFitter:
         No pixel shows such a slot, so moving it shows nothing (a zoom leaves
         a fifth of a 256-colour palette so on issue 11's panel). They are
         refitted as `fit_around` refits the slots it does not keep
-        (`_refit_slots`). ``guess``: each point's likely slot (see `nearest`).
+        (`_refit_slots`).
         """
         space = self.color_space
         centres = to_space(colors, space)
-        empty = np.bincount(nearest(points, centres, space, guess=guess), minlength=len(centres)) == 0
+        empty = np.bincount(nearest(points, centres), minlength=len(centres)) == 0
         empty[: len(self.locked)] = False
         if empty.sum() < share * self.n_adaptive:
             return colors
@@ -697,7 +691,7 @@ class PaletteFitter:
         points = to_space(samples[::4], space)  # a quarter, as the track measures the palette in force
 
         def error(centres: np.ndarray) -> float:
-            return float(squared_norms(points - centres[nearest(points, centres, space)]).mean())
+            return float(squared_norms(points - centres[nearest(points, centres)]).mean())
 
         return error(rough) <= CHECK_GAIN * error(fit.centres)
 
@@ -779,8 +773,8 @@ class PaletteFitter:
         points = samples.astype(np.int32)
         space = self.color_space
         old_centres, sample_points = to_space(old, space), to_space(samples, space)
-        now = nearest(sample_points, old_centres, space)
-        then = nearest(sample_points, to_space(new, space), space, guess=now)
+        now = nearest(sample_points, old_centres)
+        then = nearest(sample_points, to_space(new, space))
         saved = squared_norms(points - old[now]) - squared_norms(points - new[then])
         gain = np.bincount(then, weights=saved, minlength=len(new))
         if before is not None:
@@ -813,7 +807,7 @@ def _refit_slots(points: np.ndarray, weights: np.ndarray, centres: np.ndarray, s
     iterations move only them.
     """
     kept = centres[~slots]
-    distance = squared_norms(points - kept[nearest(points, kept, color_space)])
+    distance = squared_norms(points - kept[nearest(points, kept)])
     seeded = centres.copy()
     for slot in np.flatnonzero(slots):
         pick = int(np.argmax(weights * distance))
@@ -967,17 +961,11 @@ def _lloyd(
     geometric median (see `MEDIAN_FLOOR`). Emptied and ``fixed`` centres stay
     where they are.
     """
-    return _lloyd_labelled(points, weights, centres, steps, color_space, fixed)[0]
-
-
-def _lloyd_labelled(points: np.ndarray, weights: np.ndarray, centres: np.ndarray, steps: int, color_space: str,
-                    fixed: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray | None]:
-    """`_lloyd`, and each point's centre in its last step (None after no step)."""
     centres = centres.copy()
     step_weights, weighted = weights, points * weights[:, None]
     previous = None
     for _ in range(steps):
-        labels = nearest(points, centres, color_space, guess=previous).astype(np.intp)
+        labels = nearest(points, centres).astype(np.intp)
         if previous is not None and np.array_equal(labels, previous):
             break
         previous = labels
@@ -988,4 +976,4 @@ def _lloyd_labelled(points: np.ndarray, weights: np.ndarray, centres: np.ndarray
         sums = _slot_sums(labels, weighted, len(centres))
         filled = total > 0 if fixed is None else (total > 0) & ~fixed
         centres[filled] = (sums[filled] / total[filled, None]).astype(np.float32)
-    return centres, previous
+    return centres

@@ -28,7 +28,7 @@ import numpy as np
 __all__ = [
     "BITS", "BLOCK", "EXACT_BUCKETS", "LEVELS", "SCAN_ENTRIES", "SHIFT", "cell_histogram", "changed_pixels",
     "count_colors", "diffuse_frame", "distinct_colors", "exact_buckets", "index_pixels", "kmeans_plusplus",
-    "lzw_encode", "map_words", "map_words_held", "nearest_neighbours", "nearest_sorted", "nearest_sorted_serial",
+    "lzw_encode", "map_words", "map_words_held", "nearest_centres", "nearest_centres_serial",
     "transparent_codes", "used_entries",
 ]
 
@@ -718,82 +718,45 @@ def index_pixels(pixels, table, generation, cells, ranked, out):  # pragma: no c
 
 
 @nb.njit(inline="always")
-def _nearest_point(points, i, ranked, keys, axis, centres, neighbours, reach, guess):  # pragma: no cover - compiled
-    """Index of the centre nearest to ``points[i]`` (ties: lowest index).
+def _scan_nearest(p0, p1, p2, columns, gaps):  # pragma: no cover - compiled
+    """Index of the nearest of the centres ``columns`` (``(3, K)``, a row a coordinate) to ``(p0, p1, p2)``,
+    ties: the lowest index; ``gaps``: ``(K,) float32`` scratch.
 
-    Given a ``guess`` (empty: none), only centres less than twice the
-    point's distance from the guessed one can be nearer (the triangle
-    inequality): the guess's ``neighbours`` (its nearest other centres in
-    order, their squared distances ``reach``) are checked while within that,
-    with a margin for rounding. A point near its guess (after a Lloyd step
-    moved the centres a little) checks none or a few; one whose candidates
-    run past the listed neighbours, and any point without a guess, walks
-    (`_walk_nearest`).
+    Every centre is measured, in two loops LLVM turns into vector code (256 centres: about 45 ns a point
+    here, where a search pruned along one axis took 150-220): the squared distances, then the least of
+    their bit patterns with the index below them. Non-negative floats order as their bits do, so that
+    integer minimum is the nearest centre, and among equals the lowest index.
     """
-    p0, p1, p2 = points[i, 0], points[i, 1], points[i, 2]
-    if guess.shape[0]:
-        g = np.intp(guess[i])
-        e0, e1, e2 = p0 - centres[g, 0], p1 - centres[g, 1], p2 - centres[g, 2]
-        best, best_i = e0 * e0 + e1 * e1 + e2 * e2, g
-        bound = np.float32(4.0) * best * np.float32(1.001) + np.float32(1e-9)
-        listed = neighbours.shape[1]
-        m = 0
-        while m < listed and reach[g, m] <= bound:
-            j = np.intp(neighbours[g, m])
-            e0, e1, e2 = p0 - centres[j, 0], p1 - centres[j, 1], p2 - centres[j, 2]
-            dist = e0 * e0 + e1 * e1 + e2 * e2
-            if dist < best or (dist == best and j < best_i):
-                best, best_i = dist, j
-            m += 1
-        if m < listed or listed == centres.shape[0] - 1:
-            return best_i
-    return _walk_nearest(p0, p1, p2, p0 * axis[0] + p1 * axis[1] + p2 * axis[2], keys, ranked, 0.0)[0]
-
-
-@nb.njit(nogil=True, cache=True)
-def nearest_neighbours(centres, listed, neighbours, reach):  # pragma: no cover - compiled
-    """For each of ``(K, 3) float32`` centres, its ``listed`` nearest others in order (ties: lower index first)
-    into ``neighbours`` and their squared distances into ``reach`` (both ``(K, listed)``, ``reach`` all inf).
-    On the calling thread: a fraction of a millisecond, less than waking the others."""
-    k = centres.shape[0]
-    for c in range(k):
-        c0, c1, c2 = centres[c, 0], centres[c, 1], centres[c, 2]
-        count = 0
-        for j in range(k):
-            e0, e1, e2 = c0 - centres[j, 0], c1 - centres[j, 1], c2 - centres[j, 2]
-            gap = e0 * e0 + e1 * e1 + e2 * e2
-            if j == c or gap >= reach[c, listed - 1]:
-                continue
-            slot = min(count, listed - 1)  # insert in order, the farthest falling off the end
-            while slot > 0 and reach[c, slot - 1] > gap:
-                reach[c, slot], neighbours[c, slot] = reach[c, slot - 1], neighbours[c, slot - 1]
-                slot -= 1
-            reach[c, slot], neighbours[c, slot] = gap, j
-            count = min(count + 1, listed)
+    k = columns.shape[1]
+    for j in range(k):
+        e0, e1, e2 = p0 - columns[0, j], p1 - columns[1, j], p2 - columns[2, j]
+        gaps[j] = e0 * e0 + e1 * e1 + e2 * e2
+    bits = gaps.view(np.int32)
+    least = np.int64(0x7FFFFFFFFFFFFFFF)
+    for j in range(k):
+        least = min(least, (np.int64(bits[j]) << 16) | j)
+    return least & 0xFFFF
 
 
 @nb.njit(parallel=True, nogil=True, cache=True)
-def nearest_sorted(points, ranked, keys, axis, centres, neighbours, reach, guess, out):  # pragma: no cover - compiled
-    """Index of the nearest centre for each point (ties: lowest index), exact; the points split over threads.
-
-    ``ranked`` holds the centres as rows ``(x, y, z, index)`` in order of
-    ``keys``, their projections on ``axis`` (computed as a point's is:
-    ``x * axis[0] + y * axis[1] + z * axis[2]`` in float32); each point's
-    search walks out from its own (`_walk_nearest`), or starts from its
-    guess (`_nearest_point`).
-    """
-    for i in nb.prange(points.shape[0]):
-        out[i] = _nearest_point(points, i, ranked, keys, axis, centres, neighbours, reach, guess)
+def nearest_centres(points, columns, out):  # pragma: no cover - compiled
+    """Index of the nearest of the centres ``columns`` (``(3, K) float32``, a row a coordinate) to each of
+    ``(N, 3) float32`` points (ties: the lowest index), exact; the points split over threads."""
+    chunk = 1024
+    for c in nb.prange((points.shape[0] + chunk - 1) // chunk):
+        gaps = np.empty(columns.shape[1], np.float32)
+        for i in range(c * chunk, min(points.shape[0], (c + 1) * chunk)):
+            out[i] = _scan_nearest(points[i, 0], points[i, 1], points[i, 2], columns, gaps)
 
 
 @nb.njit(nogil=True, cache=True)
-def nearest_sorted_serial(points, ranked, keys, axis, centres, neighbours, reach, guess,
-                          out):  # pragma: no cover - compiled
-    """`nearest_sorted` on the calling thread: for a few thousand points (a fit's samples), waking the
+def nearest_centres_serial(points, columns, out):  # pragma: no cover - compiled
+    """`nearest_centres` on the calling thread: for a few thousand points (a fit's samples), waking the
     other threads costs more than it saves, and on a busy machine a parallel region waits for its
     slowest thread."""
+    gaps = np.empty(columns.shape[1], np.float32)
     for i in range(points.shape[0]):
-        out[i] = _nearest_point(points, i, ranked, keys, axis, centres, neighbours, reach, guess)
+        out[i] = _scan_nearest(points[i, 0], points[i, 1], points[i, 2], columns, gaps)
 
 
 @nb.njit(nogil=True, cache=True)

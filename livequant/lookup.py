@@ -31,9 +31,8 @@ from livequant.kernels import (
     index_pixels,
     map_words,
     map_words_held,
-    nearest_neighbours,
-    nearest_sorted,
-    nearest_sorted_serial,
+    nearest_centres,
+    nearest_centres_serial,
 )
 
 __all__ = [
@@ -54,13 +53,9 @@ GENERATIONS = 255
 #: At most this many dead tables' memory is kept for new ones (the GIF of cockatoo at K=256 held 3 tables at once).
 SPARE_TABLES = 2
 _SPARE_TABLES: list[tuple[np.ndarray, np.ndarray, int]] = []
-NO_NEIGHBOURS, NO_REACH, NO_GUESS = np.zeros((0, 1), np.uint16), np.zeros((0, 1), np.float32), np.zeros(0, np.uint16)
-#: `nearest` from a guess checks at most this many of the guessed centre's neighbours before it walks: at
-#: K=256 a warm Lloyd step's point had 3-5 within reach on average, 1-7% more than 16 (realshort, cockatoo).
-LISTED_NEIGHBOURS = 16
-#: `nearest` splits the points over threads from this many on (a 256-colour fit's samples and histogram:
-#: the GIF of cockatoo at K=256 took 3.7 s instead of 4.3); fewer (smaller palettes' samples) run on one thread.
-PARALLEL_POINTS = 1 << 14
+#: `nearest` splits the points over threads from this many on (realshort's GIF at K=256, its fits' 285 searches:
+#: 153 ms against 180 from 16,384 and 227 on one thread); fewer (smaller palettes' samples) run on one thread.
+PARALLEL_POINTS = 1 << 13
 
 
 @dataclass(frozen=True, eq=False)
@@ -138,53 +133,23 @@ def _shifted(color_space: str) -> np.ndarray:
     return out
 
 
-def _projection_axis(color_space: str) -> np.ndarray:
-    """A unit vector along which palette entries are sorted to prune the search."""
-    if color_space != "rgb":
-        return np.array([1.0, 0.0, 0.0], dtype=np.float32)  # lightness
-    return np.full(3, 1 / np.sqrt(3), dtype=np.float32)  # gray axis
-
-
-def nearest(points: np.ndarray, centres: np.ndarray, color_space: str, guess: np.ndarray | None = None) -> np.ndarray:
+def nearest(points: np.ndarray, centres: np.ndarray) -> np.ndarray:
     """Index of the nearest of ``centres`` to each of ``points`` (exact; ties: the lowest index).
 
     Parameters
     ----------
     points : (N, 3) float32 ndarray
     centres : (K, 3) float32 ndarray
-        Both in the working space ``color_space``.
-    guess : (N,) integer ndarray, optional
-        A likely answer for each point (its centre before a Lloyd step moved
-        the centres a little): the search checks only the guessed centre's
-        neighbours that could be nearer (`kernels.nearest_neighbours`). The
-        answer is the same.
+        Both in one working space.
 
     Returns
     -------
     (N,) uint16 ndarray
     """
-    axis = _projection_axis(color_space)
-    centres = np.ascontiguousarray(centres, np.float32)
-    keys = centres[:, 0] * axis[0] + centres[:, 1] * axis[1] + centres[:, 2] * axis[2]  # as the kernels key a point
-    order = np.argsort(keys, kind="stable")
-    ranked = np.column_stack([centres[order], order.astype(np.float32)])
-    if guess is None:
-        neighbours, reach, guess = NO_NEIGHBOURS, NO_REACH, NO_GUESS
-    else:
-        (neighbours, reach), guess = _neighbours(centres), np.asarray(guess, np.uint16)
     out = np.empty(points.shape[0], dtype=np.uint16)
-    search = nearest_sorted if len(points) >= PARALLEL_POINTS else nearest_sorted_serial
-    search(points, ranked, keys[order], axis, centres, neighbours, reach, guess, out)
+    search = nearest_centres if len(points) >= PARALLEL_POINTS else nearest_centres_serial
+    search(np.ascontiguousarray(points, np.float32), np.ascontiguousarray(np.asarray(centres, np.float32).T), out)
     return out
-
-
-def _neighbours(centres: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Each centre's `LISTED_NEIGHBOURS` nearest others (all others, in smaller palettes), nearest first, and
-    their squared distances: ``(K, L) uint16`` and ``(K, L) float32``."""
-    listed = max(min(LISTED_NEIGHBOURS, len(centres) - 1), 1)
-    neighbours, reach = np.zeros((len(centres), listed), np.uint16), np.full((len(centres), listed), np.inf, np.float32)
-    nearest_neighbours(centres, listed, neighbours, reach)
-    return neighbours, reach
 
 
 def _spread(colors: np.ndarray, color_space: str) -> float:
@@ -388,7 +353,7 @@ def nearest_exact(frame: np.ndarray, colors: np.ndarray, color_space: str) -> np
     (H, W) uint8 ndarray
     """
     distinct, inverse, _ = unique_rgb(frame.reshape(-1, 3))
-    index = nearest(to_space(distinct, color_space), to_space(colors, color_space), color_space)
+    index = nearest(to_space(distinct, color_space), to_space(colors, color_space))
     return index[inverse].astype(np.uint8).reshape(frame.shape[:2])
 
 

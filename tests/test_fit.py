@@ -294,7 +294,7 @@ def test_a_frame_of_few_colours_a_level_apart_fills_a_fine_palette(rng, space):
     assert len(colors_met) == 362 and counts.sum() == frame.shape[0] * frame.shape[1]
     palette = fitter.fit(fitter.sample(frame), histogram=(colors_met, counts)).colors
     assert len(np.unique(palette, axis=0)) == 256
-    error = np.abs(palette[nearest(to_space(frame.reshape(-1, 3), space), to_space(palette, space), space)].astype(int)
+    error = np.abs(palette[nearest(to_space(frame.reshape(-1, 3), space), to_space(palette, space))].astype(int)
                    - frame.reshape(-1, 3)).max(axis=1)
     assert (error <= 1).all() and (error == 0).mean() > 0.7  # 150 of 181 pairs share a slot: those lose 1 level
 
@@ -347,8 +347,8 @@ def test_a_fine_palette_moves_the_slots_no_pixel_uses_any_more():
     still = np.zeros(len(samples), bool)
     after = fine.fit(samples, previous=before, still=still, histogram=fine.histogram(frame))
     pixels = to_space(frame.reshape(-1, 3), "rgb")
-    assert (np.bincount(nearest(pixels, before.centres, "rgb"), minlength=128) == 0).sum() > 30
-    assert np.bincount(nearest(pixels, after.centres, "rgb"), minlength=128).min() > 0
+    assert (np.bincount(nearest(pixels, before.centres), minlength=128) == 0).sum() > 30
+    assert np.bincount(nearest(pixels, after.centres), minlength=128).min() > 0
     red = before.colors[:, 0] > 0
     assert (after.colors[red] == before.colors[red]).all(axis=1).mean() > 0.9  # the still red ramp keeps its colours
 
@@ -364,7 +364,7 @@ def test_a_palette_fitted_to_the_sample_moves_its_slots_no_sample_uses_once_a_qu
     after = coarse.fit(dark, previous=previous, still=np.zeros(4000, bool))
     assert (after.colors[16 - left :] == bright).all(axis=1).any() != moved
     if moved:  # every slot serves the picture again
-        assert np.bincount(nearest(to_space(dark, "rgb"), after.centres, "rgb"), minlength=16).min() > 0
+        assert np.bincount(nearest(to_space(dark, "rgb"), after.centres), minlength=16).min() > 0
 
 
 def test_a_fresh_fine_palette_scores_as_full_k_means_on_its_histogram(rng):
@@ -381,7 +381,7 @@ def test_a_fresh_fine_palette_scores_as_full_k_means_on_its_histogram(rng):
 
     def error(centres):
         centres = centres.astype(np.float32)
-        return ((pixels - centres[nearest(pixels, centres, "rgb")]) ** 2).sum(axis=1).mean()
+        return ((pixels - centres[nearest(pixels, centres)]) ** 2).sum(axis=1).mean()
 
     # seeds drawn from the histogram's colours, rare or not (MiniBatchKMeans), scored 1.2-1.3x the reference
     assert error(fit.centres) < 1.05 * error(reference)
@@ -391,7 +391,7 @@ def rounded_palette_error(frame: np.ndarray, colours: np.ndarray) -> float:
     """Mean squared RGB error of ``frame`` mapped to ``colours`` rounded to uint8, each pixel to its nearest."""
     pixels = to_space(frame.reshape(-1, 3), "rgb")
     centres = to_space(np.clip(np.rint(colours), 0, 255).astype(np.uint8), "rgb")
-    return float(((pixels - centres[nearest(pixels, centres, "rgb")]) ** 2).sum(axis=1).mean())
+    return float(((pixels - centres[nearest(pixels, centres)]) ** 2).sum(axis=1).mean())
 
 
 def test_a_fine_palette_fits_each_colour_of_a_smooth_noisy_picture_its_cells_would_blur(rng):

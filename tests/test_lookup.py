@@ -112,35 +112,29 @@ def test_nearest_exact_matches_reference(space, rng):
 
 @pytest.mark.parametrize("k", [2, 16, 256])
 def test_nearest_breaks_exact_ties_to_the_lowest_index(k, rng):
-    """Two centres 5 levels either side of a point along the grey axis, which the search walks: their
-    projected gaps round differently in float32, and the tie must still go to the lower index."""
+    """Two centres 5 levels either side of a point: the tie goes to the lower index, wherever the two sit."""
     point = np.array([[189.0, 235.0, 247.0]], np.float32)
     for low, high in [(0, k - 1), (k - 1, 0)]:
         centres = rng.integers(0, 120, (k, 3)).astype(np.float32)  # the others all farther
         centres[low], centres[high] = point[0] - 5, point[0] + 5
-        assert nearest(point, centres, "rgb")[0] == 0
+        assert nearest(point, centres)[0] == 0
 
 
 @pytest.mark.parametrize("space", SPACES)
-@pytest.mark.parametrize("k", [1, 2, 16, 256])
-def test_nearest_gives_the_same_answer_from_any_guess(space, k, rng):
-    """Guesses from centres before a small move (mostly right), random ones (mostly wrong), twin centres, and
-    points on a midpoint between two centres guessed to the higher index (a tie: the lower index wins)."""
+@pytest.mark.parametrize("k", [1, 2, 16, 255, 256])
+def test_nearest_is_the_float32_brute_force_argmin(space, k, rng):
+    """Each point's centre is the first minimum of its float32 squared distances, computed as the kernel does:
+    on random colours, on the centres themselves (twins among them: the lower index), and on midpoints."""
     colors = rng.integers(0, 256, (k, 3), dtype=np.uint8)
-    colors[k // 2] = colors[0]  # twins: no room around either
+    colors[k // 2] = colors[0]  # twins
     centres = to_space(colors, space)
     pixels = rng.integers(0, 256, (20_000, 3), dtype=np.uint8)  # over `PARALLEL_POINTS`: the threaded kernel too
     points = np.concatenate([to_space(pixels, space), centres, (centres[:1] + centres[-1:]) / 2])
-    moved = centres + rng.normal(0, 0.002 if space != "rgb" else 2, centres.shape).astype(np.float32)
-    plain = nearest(points, moved, space)
-    before = nearest(points, centres, space)
-    guesses = [before, rng.integers(0, k, len(points)), np.full(len(points), k - 1)]
-    for guess in guesses:
-        np.testing.assert_array_equal(nearest(points, moved, space, guess=guess), plain)
-    for few in (points[:5000], points[-3:]):  # under `PARALLEL_POINTS`: the serial kernel
-        np.testing.assert_array_equal(nearest(few, moved, space, guess=np.full(len(few), k - 1)),
-                                      nearest(few, moved, space))
-    assert (before == nearest(points, centres, space, guess=before)).all()
+    gaps = points[:, None, :] - centres[None, :, :]
+    expected = (gaps[..., 0] * gaps[..., 0] + gaps[..., 1] * gaps[..., 1] + gaps[..., 2] * gaps[..., 2]).argmin(axis=1)
+    np.testing.assert_array_equal(nearest(points, centres), expected)
+    for few in (slice(0, 5000), slice(-k - 1, None)):  # under `PARALLEL_POINTS`: the serial kernel
+        np.testing.assert_array_equal(nearest(points[few], centres), expected[few])
 
 
 @settings(max_examples=40, deadline=None)
