@@ -33,7 +33,7 @@ from __future__ import annotations
 import numpy as np
 
 from livequant.colorspace import pack_rgb
-from livequant.kernels import changed_pixels, lzw_encode, transparent_codes, used_entries
+from livequant.kernels import changed_pixels, lzw_encode, lzw_encode_lossy, transparent_codes, used_entries
 
 __all__ = ["GifEncoder", "MIN_DELAY", "split_file_parts"]
 
@@ -44,6 +44,16 @@ _CLEAR = np.uint32(1 << 24)  # what the canvas holds where it shows nothing: no 
 def _bits(n: int) -> int:
     """Bits for a colour table of ``n`` entries (tables hold 2..256)."""
     return max(1, int(n - 1).bit_length())
+
+
+def _within(shown: np.ndarray, canvas: np.ndarray, levels: float) -> np.ndarray:
+    """Where packed colours ``shown`` and ``canvas`` are both colours (not `_CLEAR`) within ``levels`` of each other
+    (Euclidean, RGB)."""
+    gaps = np.zeros(shown.shape, np.int32)
+    for shift in (16, 8, 0):
+        gap = ((shown >> shift) & 255).astype(np.int32) - ((canvas >> shift) & 255).astype(np.int32)
+        gaps += gap * gap
+    return (gaps <= levels**2) & (shown < _CLEAR) & (canvas < _CLEAR)
 
 
 def _disposal(clear: np.ndarray | None) -> int:
@@ -116,15 +126,23 @@ class GifEncoder:
         block names a transparent index even where that frame has none, where
         its table has room (Pillow decodes the frames after a first without one
         as opaque).
+    lossy : float
+        How far (Euclidean distance in RGB levels) a pixel may be shown from
+        its colour where that lets LZW match a longer string: by another
+        colour of the table, or by what the canvas shows there already (the
+        transparent index). 0: every pixel exactly (`lzw_encode_lossy`).
     """
 
     def __init__(self, width: int, height: int, colors: np.ndarray, loop: int = 0, local_tables: bool = False,
-                 alpha: bool = False):
+                 alpha: bool = False, lossy: float = 0.0):
         if not (1 <= width <= 65535 and 1 <= height <= 65535):
             raise ValueError(f"GIF pictures are at most 65535 x 65535 pixels, got {width} x {height}")
         self.width, self.height, self.loop = width, height, loop
         self.local_only = local_tables
         self.alpha = alpha
+        self.lossy = lossy
+        self._near_key: bytes | None = None
+        self._near: tuple[np.ndarray, np.ndarray] | None = None
         self._global = pack_rgb(np.asarray(colors, np.uint8))
         self._global_bits = _bits(len(self._global))
         self._canvas: np.ndarray | None = None  # (H, W) uint32 colours the viewer shows now
@@ -202,6 +220,10 @@ class GifEncoder:
             top, bottom, left, right = 0, self.height, 0, self.width
         else:
             shown, changed = changed_pixels(indices, packed, self._canvas)
+            if self.lossy:  # what is shown already stays where it is within `lossy` of the frame's colour
+                kept = changed & _within(shown, self._canvas, self.lossy)
+                changed &= ~kept
+                shown[kept] = self._canvas[kept]
             covered = changed if clear is None else changed | clear
             rows, cols = np.flatnonzero(covered.any(axis=1)), np.flatnonzero(covered.any(axis=0))
             if rows.size:
@@ -211,9 +233,6 @@ class GifEncoder:
                 changed[0, 0] = True
             changed = changed[top:bottom, left:right]
         disposal = _disposal(clear)
-        self._canvas = shown
-        if disposal == 2:
-            shown[top:bottom, left:right] = _CLEAR
         region = indices[top:bottom, left:right]
         clear_index = None if opaque is None else len(packed) - 1  # the entry of transparent pixels
         needed = (np.bincount(region.ravel(), minlength=len(packed)) > 0 if changed is None
@@ -224,10 +243,16 @@ class GifEncoder:
             disposal == 2
         if clear_index is not None:
             needed[clear_index] = False
+        # lossy: pixels kept within `lossy` show through the transparent index, or snap back to their colour
+        lossy_index = self.lossy and changed is not None and not changed.all()
+        if lossy_index and not index_needed and needed.sum() == 256:  # room for it: one colour's pixels moved
+            region = self._without_one_colour(region, changed, packed, needed)
+            shown[top:bottom, left:right] = np.where(changed, packed[region], shown[top:bottom, left:right])
+        wants_index = index_needed or (lossy_index and needed.sum() < 256)  # a local table would have room
         to_global = self._to_global(packed)
         free = np.ones(1 << self._global_bits, bool)
         free[to_global[needed]] = False
-        if not self.local_only and (to_global[needed] >= 0).all() and (free.any() or not index_needed):
+        if not self.local_only and (to_global[needed] >= 0).all() and (free.any() or not wants_index):
             lut, bits, table = to_global.copy(), self._global_bits, None
         else:  # a local table of the colours this frame needs
             used = np.flatnonzero(needed)
@@ -248,9 +273,21 @@ class GifEncoder:
                 lut[clear_index] = transparent
         if transparent is not None and changed is not None:
             choices = transparent_codes(region, changed, lut, transparent)
-            compressed = min((lzw_encode(codes.ravel(), min_code_size) for codes in choices), key=len)
         else:  # every pixel drawn (a first frame, cleared after it where the next shows transparent pixels)
-            compressed = lzw_encode(lut[region].astype(np.uint8).ravel(), min_code_size)
+            choices = (lut[region].astype(np.uint8),)
+        box = (slice(top, bottom), slice(left, right))
+        if self.lossy:
+            canvas = None if self._canvas is None else self._canvas[box]
+            codes_colours = self._global if table is None else table
+            compressed, region_shown = min((self._lossy_codes(codes, region, changed, lut, codes_colours, transparent,
+                                                              min_code_size, shown[box], canvas)
+                                            for codes in choices), key=lambda encoded: len(encoded[0]))
+            shown[box] = region_shown
+        else:
+            compressed = min((lzw_encode(codes.ravel(), min_code_size) for codes in choices), key=len)
+        self._canvas = shown
+        if disposal == 2:
+            shown[box] = _CLEAR
         data = bytes([0x2C]) + b"".join(int(v).to_bytes(2, "little") for v in (left, top, right - left, bottom - top))
         if table is None:
             data += b"\x00"
@@ -258,6 +295,67 @@ class GifEncoder:
             data += bytes([0x80 | (bits - 1)]) + _table_bytes(table, bits)
         data += bytes([min_code_size]) + _sub_blocks(compressed)
         return data, transparent
+
+    def _lossy_codes(self, codes: np.ndarray, region: np.ndarray, changed: np.ndarray | None, lut: np.ndarray,
+                     codes_colours: np.ndarray, transparent: int | None, min_code_size: int, shown: np.ndarray,
+                     canvas: np.ndarray | None) -> tuple[np.ndarray, np.ndarray]:
+        """LZW of a frame's ``codes`` (for its pixels ``region``), each pixel free to take a code within `lossy`
+        of its colour in ``shown`` (`lzw_encode_lossy`), or to keep what ``canvas`` shows; a pixel not
+        ``changed`` only the latter. Returns the LZW bytes and what the frame then shows there."""
+        near_start, near_codes = self._near_lists(codes_colours, transparent)
+        own = lut[region].astype(np.int32)
+        own[own == (-1 if transparent is None else transparent)] = -1  # transparent pixels stay so
+        if changed is not None:
+            own[~changed] = -1  # a still pixel shows what it showed: no flicker
+        if transparent is None or canvas is None:
+            canvas_ok = np.zeros(region.shape, bool)
+        else:  # showing the canvas: the transparent index
+            canvas_ok = _within(shown, canvas, self.lossy)
+        chosen = np.empty(codes.size, np.uint8)
+        compressed = lzw_encode_lossy(codes.ravel(), min_code_size, own.ravel(), near_start, near_codes,
+                                      canvas_ok.ravel(), transparent or 0, chosen)
+        chosen = chosen.reshape(region.shape)
+        colours = codes_colours[np.minimum(chosen, len(codes_colours) - 1)]
+        if transparent is not None:  # the canvas shows through, or nothing where the pixel is transparent
+            through = shown if canvas is None else np.where(shown == _CLEAR, _CLEAR, canvas)
+            colours = np.where(chosen == transparent, through, colours)
+        shown = colours
+        return compressed, shown
+
+    def _without_one_colour(self, region: np.ndarray, changed: np.ndarray, packed: np.ndarray,
+                            needed: np.ndarray) -> np.ndarray:
+        """``region`` with the ``changed`` pixels of one ``needed`` colour moved to another within `lossy`: the
+        colour whose pixels lose least so (fewest pixels times squared distance), which ``needed`` then drops.
+        ``region`` as it was where no colour is that close."""
+        rgb = np.stack([packed >> 16, (packed >> 8) & 255, packed & 255], axis=1).astype(np.float64)
+        gaps = ((rgb[:, None, :] - rgb[None, :, :]) ** 2).sum(axis=2)
+        gaps[:, ~needed] = np.inf
+        np.fill_diagonal(gaps, np.inf)
+        nearest = gaps.argmin(axis=1)
+        loss = np.bincount(region[changed], minlength=len(packed)) * gaps[np.arange(len(packed)), nearest]
+        loss[~needed | (gaps.min(axis=1) > self.lossy**2)] = np.inf
+        drop = int(np.argmin(loss))
+        if not np.isfinite(loss[drop]):
+            return region
+        needed[drop] = False
+        return np.where(changed & (region == drop), nearest[drop], region).astype(region.dtype)
+
+    def _near_lists(self, codes_colours: np.ndarray, transparent: int | None) -> tuple[np.ndarray, np.ndarray]:
+        """For each code of a colour table (``codes_colours``, packed), the codes of the colours within `lossy`
+        of its colour, nearest first (itself first), without ``transparent``: ``(starts, codes)``, code ``c``'s
+        list ``codes[starts[c]:starts[c + 1]]`` (cached per table)."""
+        key = codes_colours.tobytes() + bytes([255 if transparent is None else transparent])
+        if key != self._near_key:
+            rgb = np.stack([codes_colours >> 16, (codes_colours >> 8) & 255, codes_colours & 255], axis=1)
+            gaps = ((rgb[:, None, :].astype(np.float64) - rgb[None, :, :]) ** 2).sum(axis=2)
+            if transparent is not None and transparent < len(rgb):
+                gaps[:, transparent] = np.inf
+            order = np.argsort(gaps, axis=1, kind="stable")
+            within = np.take_along_axis(gaps, order, axis=1) <= self.lossy**2
+            starts = np.concatenate([[0], np.cumsum(within.sum(axis=1))]).astype(np.int32)
+            self._near = starts, order[within].astype(np.int32)
+            self._near_key = key
+        return self._near
 
     def add(self, indices: np.ndarray, colors: np.ndarray, time: float, opaque: np.ndarray | None = None) -> bytes:
         """Take the frame shown from ``time`` (seconds); return the bytes now complete, maybe none.

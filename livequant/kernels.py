@@ -28,7 +28,7 @@ import numpy as np
 __all__ = [
     "BITS", "BLOCK", "EXACT_BUCKETS", "LEVELS", "SCAN_ENTRIES", "SHIFT", "cell_histogram", "changed_pixels",
     "count_colors", "diffuse_frame", "distinct_colors", "exact_buckets", "index_pixels", "kmeans_plusplus",
-    "lzw_encode", "map_words", "map_words_held", "nearest_centres", "nearest_centres_serial",
+    "lzw_encode", "lzw_encode_lossy", "map_words", "map_words_held", "nearest_centres", "nearest_centres_serial",
     "transparent_codes", "used_entries",
 ]
 
@@ -955,6 +955,30 @@ def lzw_encode(pixels, min_code_size):  # pragma: no cover - compiled
     `LZW_HASH_SLOTS` (linear probing), which stays in cache where the direct table (2 MB at 8 bits)
     would not. A clear resets only the entries made.
     """
+    none = np.zeros(0, np.int32)
+    return _lzw(pixels, min_code_size, none, none, none, np.zeros(0, np.bool_), 0, pixels)
+
+
+@nb.njit(nogil=True, cache=True)
+def lzw_encode_lossy(pixels, min_code_size, own, near_start, near_codes, canvas_ok, transparent,
+                     chosen):  # pragma: no cover - compiled
+    """`lzw_encode`, where a pixel may take another code that continues the string being matched.
+
+    Pixel ``i`` may take, besides ``pixels[i]``, ``transparent`` where ``canvas_ok[i]`` (what is shown there
+    stays), then the codes ``near_codes[near_start[c]:near_start[c + 1]]`` of its own colour's code
+    ``c = own[i]`` (none where -1), nearest first. A pixel takes the first of those that the dictionary holds
+    after the string so far;
+    where none, the string ends and the pixel starts the next with its own code. The codes written go to
+    ``chosen`` (1-D uint8, as ``pixels``).
+    """
+    return _lzw(pixels, min_code_size, own, near_start, near_codes, canvas_ok, transparent, chosen)
+
+
+@nb.njit(inline="always")
+def _lzw(pixels, min_code_size, own, near_start, near_codes, canvas_ok, transparent,
+         chosen):  # pragma: no cover - compiled
+    """`lzw_encode_lossy`; without ``own`` entries, `lzw_encode` (``chosen`` is then not written)."""
+    lossy = own.shape[0] > 0
     clear = 1 << min_code_size
     end = clear + 1
     hashed = min_code_size > LZW_DIRECT_CODE_SIZE
@@ -967,14 +991,23 @@ def lzw_encode(pixels, min_code_size):  # pragma: no cover - compiled
     next_code = end + 1
     n_out, bits, n_bits = _put_code(out, 0, np.int64(0), 0, clear, size)
     prefix = np.int64(pixels[0])
+    if lossy:
+        chosen[0] = pixels[0]
     for i in range(1, pixels.size):
         pixel = pixels[i]
         key = (prefix << min_code_size) | pixel
-        slot = ((key * 2654435761) >> 16) & mask if hashed else key  # Knuth's multiplicative hash
-        code = codes[slot]
-        while hashed and code >= 0 and keys[code] != key:
-            slot = (slot + 1) & mask
-            code = codes[slot]
+        slot, code = _lzw_entry(codes, keys, key, mask, hashed)
+        if code < 0 and lossy:
+            c = own[i]
+            first, last = (near_start[c], near_start[c + 1]) if c >= 0 else (0, 0)
+            for m in range(first - canvas_ok[i], last):
+                alternative = near_codes[m] if m >= first else transparent
+                found = _lzw_entry(codes, keys, (prefix << min_code_size) | alternative, mask, hashed)[1]
+                if found >= 0:
+                    pixel, code = alternative, found
+                    break
+        if lossy:
+            chosen[i] = pixel
         if code >= 0:
             prefix = np.int64(code)
             continue
@@ -999,3 +1032,15 @@ def lzw_encode(pixels, min_code_size):  # pragma: no cover - compiled
         out[n_out] = bits & 255
         n_out += 1
     return out[:n_out]
+
+
+@nb.njit(inline="always")
+def _lzw_entry(codes, keys, key, mask, hashed):  # pragma: no cover - compiled
+    """Where LZW's dictionary ``codes`` holds ``key`` (prefix code, pixel), or the free entry it would take, and
+    its code there (-1: not held)."""
+    slot = ((key * 2654435761) >> 16) & mask if hashed else key  # Knuth's multiplicative hash
+    code = codes[slot]
+    while hashed and code >= 0 and keys[code] != key:
+        slot = (slot + 1) & mask
+        code = codes[slot]
+    return slot, code

@@ -135,10 +135,13 @@ def open_output(args, source, inputs):
     try:
         if quality is not None and suffix != ".webp":
             raise ValueError(f"--quality applies to animated WebP (.webp) only, not '{args.output}'")
+        lossy = getattr(args, "gif_lossy", 0.0)
+        if lossy and suffix != ".gif":
+            raise ValueError(f"--gif-lossy applies to GIF (.gif) only, not '{args.output}'; leave it out")
         loop = animation_loop(args)
         if suffix == ".gif":
             return GifWriter(args.output, loop=loop, overwrite=args.overwrite, inputs=inputs,
-                             alpha=getattr(source, "has_alpha", False))
+                             alpha=getattr(source, "has_alpha", False), lossy=lossy)
         if animation:
             return AnimationWriter(args.output, loop=loop, quality=quality, overwrite=args.overwrite, inputs=inputs,
                                    alpha=getattr(source, "has_alpha", False))

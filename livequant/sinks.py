@@ -1003,17 +1003,21 @@ class GifWriter(_FileSink):
     alpha : bool
         The frames may have transparent pixels (see `livequant.gif.GifEncoder`);
         they are kept either way.
+    lossy : float
+        How far a pixel may be shown from its colour for a smaller file (RGB
+        levels; 0: exact; see `livequant.gif.GifEncoder`).
     """
 
     _late_frame = "it is left out"
 
     def __init__(self, path, *, loop: int = 0, overwrite: bool = False, inputs=(), local_palettes: bool = False,
-                 fps: float | None = None, alpha: bool = False):
+                 fps: float | None = None, alpha: bool = False, lossy: float = 0.0):
         _check_loop(loop)
         self.fps = _optional_fps(fps)
         self.loop = loop
         self.local_palettes = local_palettes
         self.alpha = alpha
+        self.lossy = lossy
         self.dropped = 0
         super().__init__(path, overwrite, inputs)
         self._file = None
@@ -1029,7 +1033,7 @@ class GifWriter(_FileSink):
             height, width = qframe.indices.shape
             try:
                 self._gif = GifEncoder(width, height, qframe.palette.colors, self.loop,
-                                       local_tables=self.local_palettes, alpha=self.alpha)
+                                       local_tables=self.local_palettes, alpha=self.alpha, lossy=self.lossy)
             except ValueError as e:
                 raise SinkError(f"cannot write '{self.path}': {e}; resize with --width or --scale") from None
             self._file = open(self._tmp, "wb")

@@ -268,6 +268,63 @@ def test_lzw_round_trips_through_two_decoders_past_4096_codes(tmp_path, rng, n_c
     assert len(lzw_encode(np.zeros(1, np.uint8), 2)) > 0
 
 
+def _gif_bytes(qframes, lossy):
+    encoder = GifEncoder(qframes[0].indices.shape[1], qframes[0].indices.shape[0], qframes[0].palette.colors,
+                         lossy=lossy)
+    data = encoder.header() + b"".join(encoder.add(q.indices, q.palette.colors, q.time) for q in qframes)
+    return data + encoder.end()
+
+
+def _noisy_pan(n: int, height: int = 72, width: int = 96, seed: int = 0) -> list[np.ndarray]:
+    """A diagonal colour ramp panning right a pixel a frame, under sensor-like noise (sigma 2 levels)."""
+    rng = np.random.default_rng(seed)
+    y, x = np.mgrid[:height, : width + n]
+    scene = np.dstack([x * 2, y * 3, (x + y) * 1.5]) % 256
+    return [np.clip(scene[:, i : i + width] + rng.normal(0, 2, (height, width, 3)), 0, 255).astype(np.uint8)
+            for i in range(n)]
+
+
+@pytest.mark.parametrize("levels", [8.0, 16.0])
+def test_a_lossy_gif_shows_every_pixel_within_its_levels_in_a_smaller_file(tmp_path, levels):
+    """Decoded frame by frame, each pixel of the lossy GIF lies within ``levels`` (RGB distance) of the exact
+    GIF's, the file is smaller, and still pixels stay still: the encoder's picture of what is shown is right."""
+    with Quantizer(256) as quantizer:
+        qframes = [quantizer.process(frame, time=i / 10) for i, frame in enumerate(_noisy_pan(12))]
+    paths = {}
+    for lossy in (0.0, levels):
+        paths[lossy] = tmp_path / f"lossy-{lossy:g}.gif"
+        paths[lossy].write_bytes(_gif_bytes(qframes, lossy))
+    exact, _ = _pyav_frames(paths[0.0])
+    lossy, _ = _pyav_frames(paths[levels])
+    assert len(lossy) == len(exact) == len(qframes)
+    for q, want, got in zip(qframes, exact, lossy):
+        np.testing.assert_array_equal(want, q.rgb)
+        assert np.sqrt(((got.astype(np.int32) - want) ** 2).sum(axis=2)).max() <= levels
+    assert paths[levels].stat().st_size < 0.97 * paths[0.0].stat().st_size
+    still = [(got != before).any(axis=2) & (want == want_before).all(axis=2)
+             for before, got, want_before, want in zip(lossy, lossy[1:], exact, exact[1:])]
+    assert not any(moved.any() for moved in still)  # what the exact GIF holds still, the lossy one does too
+
+
+def test_a_lossy_gif_frees_an_index_for_transparency_when_changed_pixels_use_all_256_colours(tmp_path, rng):
+    """Half the picture changes, through all 256 greys: without a free index every pixel would be drawn. Lossy
+    moves the pixels of one grey to the next (1 level a channel), and the rest shows through the transparent
+    index."""
+    grays = Palette(np.repeat(np.arange(256, dtype=np.uint8)[:, None], 3, axis=1))
+    first = rng.permutation(np.arange(64 * 64) % 256).reshape(64, 64).astype(np.uint8)
+    second = first.copy()
+    second[:32] = rng.permutation(np.arange(32 * 64) % 256).reshape(32, 64)
+    qframes = [QuantizedFrame(grays.colors[i], i, grays, t) for t, i in enumerate([first, second])]
+    for lossy, transparent in ((0.0, None), (2.0, True)):
+        path = tmp_path / f"grays-{lossy:g}.gif"
+        path.write_bytes(_gif_bytes(qframes, lossy))
+        _, images = gif_blocks(path.read_bytes())
+        assert (images[1][5] is not None) == bool(transparent)
+        frames, _ = _pyav_frames(path)
+        assert np.abs(frames[1].astype(int) - qframes[1].rgb).max() <= lossy
+        np.testing.assert_array_equal(frames[1][32:], frames[0][32:])  # the still half shows through
+
+
 def test_gif_refuses_pictures_over_65535_pixels_wide(tmp_path):
     indices = np.zeros((1, 65536), np.uint8)
     palette = Palette(np.array([[0, 0, 0]], np.uint8))
@@ -428,6 +485,7 @@ def test_transcode_gif_with_a_global_palette_has_one_colour_table(tmp_path, clip
     (["{clip}", "{tmp}/out.gif", "--quality", "80"], 2, "--quality applies to animated WebP (.webp) only"),
     (["{clip}", "{tmp}/out.apng", "--quality", "80"], 2, "--quality applies to animated WebP"),
     (["{clip}", "{tmp}/out.gif", "--gif-palette", "global", "--palette", "pico8"], 2, "leave out --palette"),
+    (["{clip}", "{tmp}/out.mp4", "--gif-lossy", "8"], 2, "--gif-lossy applies to GIF (.gif) only"),
 ])
 def test_outputs_that_cannot_hold_the_animation_are_refused(tmp_path, clip, capsys, argv, status, message):
     argv = [a.format(clip=clip.path, tmp=tmp_path) for a in argv]
