@@ -33,7 +33,8 @@ from __future__ import annotations
 import numpy as np
 
 from livequant.colorspace import pack_rgb
-from livequant.kernels import changed_pixels, lzw_encode, lzw_encode_lossy, transparent_codes, used_entries
+from livequant.kernels import (changed_pixels, colours_within, lzw_encode, lzw_encode_lossy, transparent_codes,
+                               used_entries)
 
 __all__ = ["GifEncoder", "MIN_DELAY", "split_file_parts"]
 
@@ -44,16 +45,6 @@ _CLEAR = np.uint32(1 << 24)  # what the canvas holds where it shows nothing: no 
 def _bits(n: int) -> int:
     """Bits for a colour table of ``n`` entries (tables hold 2..256)."""
     return max(1, int(n - 1).bit_length())
-
-
-def _within(shown: np.ndarray, canvas: np.ndarray, levels: float) -> np.ndarray:
-    """Where packed colours ``shown`` and ``canvas`` are both colours (not `_CLEAR`) within ``levels`` of each other
-    (Euclidean, RGB)."""
-    gaps = np.zeros(shown.shape, np.int32)
-    for shift in (16, 8, 0):
-        gap = ((shown >> shift) & 255).astype(np.int32) - ((canvas >> shift) & 255).astype(np.int32)
-        gaps += gap * gap
-    return (gaps <= levels**2) & (shown < _CLEAR) & (canvas < _CLEAR)
 
 
 def _disposal(clear: np.ndarray | None) -> int:
@@ -141,8 +132,8 @@ class GifEncoder:
         self.local_only = local_tables
         self.alpha = alpha
         self.lossy = lossy
-        self._near_key: bytes | None = None
-        self._near: tuple[np.ndarray, np.ndarray] | None = None
+        self._gaps_key: bytes | None = None
+        self._gaps: np.ndarray | None = None
         self._global = pack_rgb(np.asarray(colors, np.uint8))
         self._global_bits = _bits(len(self._global))
         self._canvas: np.ndarray | None = None  # (H, W) uint32 colours the viewer shows now
@@ -221,7 +212,7 @@ class GifEncoder:
         else:
             shown, changed = changed_pixels(indices, packed, self._canvas)
             if self.lossy:  # what is shown already stays where it is within `lossy` of the frame's colour
-                kept = changed & _within(shown, self._canvas, self.lossy)
+                kept = changed & colours_within(shown, self._canvas, self.lossy**2)
                 changed &= ~kept
                 shown[kept] = self._canvas[kept]
             covered = changed if clear is None else changed | clear
@@ -278,11 +269,9 @@ class GifEncoder:
         box = (slice(top, bottom), slice(left, right))
         if self.lossy:
             canvas = None if self._canvas is None else self._canvas[box]
-            codes_colours = self._global if table is None else table
-            compressed, region_shown = min((self._lossy_codes(codes, region, changed, lut, codes_colours, transparent,
-                                                              min_code_size, shown[box], canvas)
-                                            for codes in choices), key=lambda encoded: len(encoded[0]))
-            shown[box] = region_shown
+            compressed, shown[box] = self._lossy_image(choices, region, changed, lut,
+                                                       self._global if table is None else table, transparent, bits,
+                                                       shown[box], canvas)
         else:
             compressed = min((lzw_encode(codes.ravel(), min_code_size) for codes in choices), key=len)
         self._canvas = shown
@@ -296,13 +285,13 @@ class GifEncoder:
         data += bytes([min_code_size]) + _sub_blocks(compressed)
         return data, transparent
 
-    def _lossy_codes(self, codes: np.ndarray, region: np.ndarray, changed: np.ndarray | None, lut: np.ndarray,
-                     codes_colours: np.ndarray, transparent: int | None, min_code_size: int, shown: np.ndarray,
-                     canvas: np.ndarray | None) -> tuple[np.ndarray, np.ndarray]:
-        """LZW of a frame's ``codes`` (for its pixels ``region``), each pixel free to take a code within `lossy`
-        of its colour in ``shown`` (`lzw_encode_lossy`), or to keep what ``canvas`` shows; a pixel not
-        ``changed`` only the latter. Returns the LZW bytes and what the frame then shows there."""
-        near_start, near_codes = self._near_lists(codes_colours, transparent)
+    def _lossy_image(self, choices: tuple[np.ndarray, ...], region: np.ndarray, changed: np.ndarray | None,
+                     lut: np.ndarray, codes_colours: np.ndarray, transparent: int | None, bits: int,
+                     shown: np.ndarray, canvas: np.ndarray | None) -> tuple[np.ndarray, np.ndarray]:
+        """The smallest LZW of a frame's ``choices`` of codes (for its pixels ``region``), each pixel free to
+        take a code within `lossy` of its colour in ``shown`` (`lzw_encode_lossy`) or to keep what ``canvas``
+        shows; a pixel not ``changed`` only the latter. Returns the LZW bytes and what the frame then shows
+        there."""
         own = lut[region].astype(np.int32)
         own[own == (-1 if transparent is None else transparent)] = -1  # transparent pixels stay so
         if changed is not None:
@@ -310,17 +299,21 @@ class GifEncoder:
         if transparent is None or canvas is None:
             canvas_ok = np.zeros(region.shape, bool)
         else:  # showing the canvas: the transparent index
-            canvas_ok = _within(shown, canvas, self.lossy)
-        chosen = np.empty(codes.size, np.uint8)
-        compressed = lzw_encode_lossy(codes.ravel(), min_code_size, own.ravel(), near_start, near_codes,
-                                      canvas_ok.ravel(), transparent or 0, chosen)
-        chosen = chosen.reshape(region.shape)
+            canvas_ok = colours_within(shown, canvas, self.lossy**2)
+        gaps = self._code_gaps(codes_colours, transparent, bits)
+        best = None
+        for codes in choices:
+            chosen = np.empty(codes.size, np.uint8)
+            compressed = lzw_encode_lossy(codes.ravel(), max(2, bits), own.ravel(), gaps, int(self.lossy**2),
+                                          canvas_ok.ravel(), transparent or 0, chosen)
+            if best is None or len(compressed) < len(best[0]):
+                best = compressed, chosen.reshape(region.shape)
+        compressed, chosen = best
         colours = codes_colours[np.minimum(chosen, len(codes_colours) - 1)]
         if transparent is not None:  # the canvas shows through, or nothing where the pixel is transparent
             through = shown if canvas is None else np.where(shown == _CLEAR, _CLEAR, canvas)
             colours = np.where(chosen == transparent, through, colours)
-        shown = colours
-        return compressed, shown
+        return compressed, colours
 
     def _without_one_colour(self, region: np.ndarray, changed: np.ndarray, packed: np.ndarray,
                             needed: np.ndarray) -> np.ndarray:
@@ -340,22 +333,20 @@ class GifEncoder:
         needed[drop] = False
         return np.where(changed & (region == drop), nearest[drop], region).astype(region.dtype)
 
-    def _near_lists(self, codes_colours: np.ndarray, transparent: int | None) -> tuple[np.ndarray, np.ndarray]:
-        """For each code of a colour table (``codes_colours``, packed), the codes of the colours within `lossy`
-        of its colour, nearest first (itself first), without ``transparent``: ``(starts, codes)``, code ``c``'s
-        list ``codes[starts[c]:starts[c + 1]]`` (cached per table)."""
-        key = codes_colours.tobytes() + bytes([255 if transparent is None else transparent])
-        if key != self._near_key:
+    def _code_gaps(self, codes_colours: np.ndarray, transparent: int | None, bits: int) -> np.ndarray:
+        """Squared RGB distances between the codes of a table of ``2**bits`` (``codes_colours`` packed, then
+        padding), ``(2**bits, 2**bits) int32``; to padding and to ``transparent``, more than any `lossy` allows
+        (cached per table)."""
+        key = codes_colours.tobytes() + bytes([bits, 255 if transparent is None else transparent])
+        if key != self._gaps_key:
+            n = len(codes_colours)
             rgb = np.stack([codes_colours >> 16, (codes_colours >> 8) & 255, codes_colours & 255], axis=1)
-            gaps = ((rgb[:, None, :].astype(np.float64) - rgb[None, :, :]) ** 2).sum(axis=2)
-            if transparent is not None and transparent < len(rgb):
-                gaps[:, transparent] = np.inf
-            order = np.argsort(gaps, axis=1, kind="stable")
-            within = np.take_along_axis(gaps, order, axis=1) <= self.lossy**2
-            starts = np.concatenate([[0], np.cumsum(within.sum(axis=1))]).astype(np.int32)
-            self._near = starts, order[within].astype(np.int32)
-            self._near_key = key
-        return self._near
+            gaps = np.full((1 << bits, 1 << bits), 1 << 30, np.int32)
+            gaps[:n, :n] = ((rgb[:, None, :].astype(np.int32) - rgb[None, :, :].astype(np.int32)) ** 2).sum(axis=2)
+            if transparent is not None:
+                gaps[:, transparent] = 1 << 30
+            self._gaps, self._gaps_key = gaps, key
+        return self._gaps
 
     def add(self, indices: np.ndarray, colors: np.ndarray, time: float, opaque: np.ndarray | None = None) -> bytes:
         """Take the frame shown from ``time`` (seconds); return the bytes now complete, maybe none.

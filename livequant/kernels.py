@@ -27,7 +27,8 @@ import numpy as np
 
 __all__ = [
     "BITS", "BLOCK", "EXACT_BUCKETS", "LEVELS", "SCAN_ENTRIES", "SHIFT", "cell_histogram", "changed_pixels",
-    "count_colors", "diffuse_frame", "distinct_colors", "exact_buckets", "index_pixels", "kmeans_plusplus",
+    "colours_within", "count_colors", "diffuse_frame", "distinct_colors", "exact_buckets", "index_pixels",
+    "kmeans_plusplus",
     "lzw_encode", "lzw_encode_lossy", "map_words", "map_words_held", "nearest_centres", "nearest_centres_serial",
     "transparent_codes", "used_entries",
 ]
@@ -955,29 +956,33 @@ def lzw_encode(pixels, min_code_size):  # pragma: no cover - compiled
     `LZW_HASH_SLOTS` (linear probing), which stays in cache where the direct table (2 MB at 8 bits)
     would not. A clear resets only the entries made.
     """
-    none = np.zeros(0, np.int32)
-    return _lzw(pixels, min_code_size, none, none, none, np.zeros(0, np.bool_), 0, pixels)
+    return _lzw(pixels, min_code_size, np.zeros(0, np.int32), np.zeros((0, 0), np.int32), 0, np.zeros(0, np.bool_),
+                0, pixels)
 
 
 @nb.njit(nogil=True, cache=True)
-def lzw_encode_lossy(pixels, min_code_size, own, near_start, near_codes, canvas_ok, transparent,
+def lzw_encode_lossy(pixels, min_code_size, own, gaps, bound, canvas_ok, transparent,
                      chosen):  # pragma: no cover - compiled
     """`lzw_encode`, where a pixel may take another code that continues the string being matched.
 
-    Pixel ``i`` may take, besides ``pixels[i]``, ``transparent`` where ``canvas_ok[i]`` (what is shown there
-    stays), then the codes ``near_codes[near_start[c]:near_start[c + 1]]`` of its own colour's code
-    ``c = own[i]`` (none where -1), nearest first. A pixel takes the first of those that the dictionary holds
-    after the string so far;
-    where none, the string ends and the pixel starts the next with its own code. The codes written go to
-    ``chosen`` (1-D uint8, as ``pixels``).
+    Where the string so far followed by ``pixels[i]`` is not in the dictionary, pixel ``i`` takes
+    ``transparent`` where ``canvas_ok[i]`` (what is shown there stays) and the dictionary holds that, else
+    the code nearest to its own colour's code ``own[i]`` (none where -1) among those the dictionary holds
+    after the string, within ``bound`` of it in ``gaps`` (``(n, n)``, squared distances between the
+    table's codes); where none, the string ends and the pixel starts the next with its own code. The codes
+    written go to ``chosen`` (1-D uint8, as ``pixels``).
     """
-    return _lzw(pixels, min_code_size, own, near_start, near_codes, canvas_ok, transparent, chosen)
+    return _lzw(pixels, min_code_size, own, gaps, bound, canvas_ok, transparent, chosen)
 
 
 @nb.njit(inline="always")
-def _lzw(pixels, min_code_size, own, near_start, near_codes, canvas_ok, transparent,
-         chosen):  # pragma: no cover - compiled
-    """`lzw_encode_lossy`; without ``own`` entries, `lzw_encode` (``chosen`` is then not written)."""
+def _lzw(pixels, min_code_size, own, gaps, bound, canvas_ok, transparent, chosen):  # pragma: no cover - compiled
+    """`lzw_encode_lossy`; without ``own`` entries, `lzw_encode` (``chosen`` is then not written).
+
+    For the lossy search each code keeps its pixel and its place among its prefix's children
+    (``first_child``, ``next_sibling``): the strings one pixel longer are walked there, a few, not
+    looked up for every code within reach.
+    """
     lossy = own.shape[0] > 0
     clear = 1 << min_code_size
     end = clear + 1
@@ -986,6 +991,8 @@ def _lzw(pixels, min_code_size, own, near_start, near_codes, canvas_ok, transpar
     mask = codes.size - 1
     keys = np.empty(LZW_CODES, np.int64)  # each code's (prefix, pixel) key
     slots = np.empty(LZW_CODES, np.int64)  # each code's entry in ``codes``
+    first_child = np.full(LZW_CODES if lossy else 0, -1, np.int16)
+    next_sibling = np.empty(LZW_CODES if lossy else 0, np.int16)
     out = np.empty(2 * pixels.size + 16, np.uint8)
     size = min_code_size + 1
     next_code = end + 1
@@ -994,18 +1001,23 @@ def _lzw(pixels, min_code_size, own, near_start, near_codes, canvas_ok, transpar
     if lossy:
         chosen[0] = pixels[0]
     for i in range(1, pixels.size):
-        pixel = pixels[i]
+        pixel = np.int64(pixels[i])
         key = (prefix << min_code_size) | pixel
         slot, code = _lzw_entry(codes, keys, key, mask, hashed)
         if code < 0 and lossy:
+            if canvas_ok[i]:
+                code = _lzw_entry(codes, keys, (prefix << min_code_size) | transparent, mask, hashed)[1]
+                if code >= 0:
+                    pixel = np.int64(transparent)
             c = own[i]
-            first, last = (near_start[c], near_start[c + 1]) if c >= 0 else (0, 0)
-            for m in range(first - canvas_ok[i], last):
-                alternative = near_codes[m] if m >= first else transparent
-                found = _lzw_entry(codes, keys, (prefix << min_code_size) | alternative, mask, hashed)[1]
-                if found >= 0:
-                    pixel, code = alternative, found
-                    break
+            if code < 0 and c >= 0:
+                nearest = bound + 1
+                child = first_child[prefix]
+                while child >= 0:
+                    q = keys[child] & (clear - 1)
+                    if gaps[c, q] < nearest:
+                        nearest, code, pixel = gaps[c, q], np.int64(child), q
+                    child = next_sibling[child]
         if lossy:
             chosen[i] = pixel
         if code >= 0:
@@ -1018,20 +1030,38 @@ def _lzw(pixels, min_code_size, own, near_start, near_codes, canvas_ok, transpar
             codes[slot] = next_code
             keys[next_code] = key
             slots[next_code] = slot
+            if lossy:
+                next_sibling[next_code] = first_child[prefix]
+                first_child[prefix] = next_code
             next_code += 1
         else:
             n_out, bits, n_bits = _put_code(out, n_out, bits, n_bits, clear, size)
             for c in range(end + 1, LZW_CODES):
                 codes[slots[c]] = -1
+            first_child[:] = -1
             size = min_code_size + 1
             next_code = end + 1
-        prefix = np.int64(pixel)
+        prefix = pixel
     n_out, bits, n_bits = _put_code(out, n_out, bits, n_bits, prefix, size)
     n_out, bits, n_bits = _put_code(out, n_out, bits, n_bits, end, size)
     if n_bits:
         out[n_out] = bits & 255
         n_out += 1
     return out[:n_out]
+
+
+@nb.njit(nogil=True, cache=True)
+def colours_within(a, b, bound):  # pragma: no cover - compiled
+    """Where packed colours ``a`` and ``b`` (``0xRRGGBB``; ``1 << 24`` or more: no colour) are both colours,
+    their squared RGB distance at most ``bound``: ``(H, W) bool``."""
+    h, w = a.shape
+    out = np.empty((h, w), np.bool_)
+    for y in range(h):
+        for x in range(w):
+            p, q = np.int64(a[y, x]), np.int64(b[y, x])
+            d0, d1, d2 = (p >> 16) - (q >> 16), ((p >> 8) & 255) - ((q >> 8) & 255), (p & 255) - (q & 255)
+            out[y, x] = p < (1 << 24) and q < (1 << 24) and d0 * d0 + d1 * d1 + d2 * d2 <= bound
+    return out
 
 
 @nb.njit(inline="always")
