@@ -47,6 +47,13 @@ def _bits(n: int) -> int:
     return max(1, int(n - 1).bit_length())
 
 
+def _squared_gaps(packed: np.ndarray) -> np.ndarray:
+    """Squared RGB distances between packed colours (``0xRRGGBB``; `_CLEAR` counts as red 256), ``(n, n)
+    int32``."""
+    rgb = np.stack([packed >> 16, (packed >> 8) & 255, packed & 255], axis=1).astype(np.int32)
+    return ((rgb[:, None, :] - rgb[None, :, :]) ** 2).sum(axis=2)
+
+
 def _disposal(clear: np.ndarray | None) -> int:
     """What becomes of a frame that must ``clear`` these pixels once shown: 2, its rectangle is cleared; else 1,
     it stays under the next."""
@@ -235,7 +242,7 @@ class GifEncoder:
         if clear_index is not None:
             needed[clear_index] = False
         # lossy: pixels kept within `lossy` show through the transparent index, or snap back to their colour
-        lossy_index = self.lossy and changed is not None and not changed.all()
+        lossy_index = self.lossy > 0 and changed is not None and not changed.all()
         if lossy_index and not index_needed and needed.sum() == 256:  # room for it: one colour's pixels moved
             region = self._without_one_colour(region, changed, packed, needed)
             shown[top:bottom, left:right] = np.where(changed, packed[region], shown[top:bottom, left:right])
@@ -320,8 +327,7 @@ class GifEncoder:
         """``region`` with the ``changed`` pixels of one ``needed`` colour moved to another within `lossy`: the
         colour whose pixels lose least so (fewest pixels times squared distance), which ``needed`` then drops.
         ``region`` as it was where no colour is that close."""
-        rgb = np.stack([packed >> 16, (packed >> 8) & 255, packed & 255], axis=1).astype(np.float64)
-        gaps = ((rgb[:, None, :] - rgb[None, :, :]) ** 2).sum(axis=2)
+        gaps = _squared_gaps(packed).astype(np.float64)
         gaps[:, ~needed] = np.inf
         np.fill_diagonal(gaps, np.inf)
         nearest = gaps.argmin(axis=1)
@@ -340,9 +346,8 @@ class GifEncoder:
         key = codes_colours.tobytes() + bytes([bits, 255 if transparent is None else transparent])
         if key != self._gaps_key:
             n = len(codes_colours)
-            rgb = np.stack([codes_colours >> 16, (codes_colours >> 8) & 255, codes_colours & 255], axis=1)
             gaps = np.full((1 << bits, 1 << bits), 1 << 30, np.int32)
-            gaps[:n, :n] = ((rgb[:, None, :].astype(np.int32) - rgb[None, :, :].astype(np.int32)) ** 2).sum(axis=2)
+            gaps[:n, :n] = _squared_gaps(codes_colours)
             if transparent is not None:
                 gaps[:, transparent] = 1 << 30
             self._gaps, self._gaps_key = gaps, key
