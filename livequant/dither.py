@@ -202,7 +202,7 @@ def diffuse(
     if hold < 0:
         reference = out_reference = np.zeros((1, 1, 3), np.uint8)
         previous = np.zeros((1, 1), np.uint8)
-    diffuse_frame(frame, table.coarse, table.generation, table.cells, table.ranked, table.colors, weights,
+    diffuse_frame(frame, table.coarse, table.generation, table.cells, table.columns, table.colors, weights,
                   _passed_errors(float(strength)), hold, np.float32(weight), reference, previous,
                   (table if shown is None else shown).colors, EVERY_PIXEL_SHOWS if opaque is None else opaque,
                   out_idx, out_rgb, out_reference)

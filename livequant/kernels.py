@@ -26,7 +26,7 @@ import numba as nb
 import numpy as np
 
 __all__ = [
-    "BITS", "BLOCK", "EXACT_BUCKETS", "LEVELS", "SCAN_ENTRIES", "SHIFT", "cell_histogram", "changed_pixels",
+    "BITS", "BLOCK", "EXACT_BUCKETS", "LEVELS", "SHIFT", "cell_histogram", "changed_pixels",
     "colours_within", "count_colors", "diffuse_frame", "distinct_colors", "exact_buckets", "index_pixels",
     "kmeans_plusplus",
     "lzw_encode", "lzw_encode_lossy", "map_words", "map_words_held", "nearest_centres", "nearest_centres_serial",
@@ -38,7 +38,6 @@ LEVELS = 1 << BITS
 SHIFT = 8 - BITS  # ... each 2**SHIFT levels wide
 BLOCK = 1 << (3 * SHIFT)  # colours in a cell
 CHUNKS = 64  # parallel work units per frame
-SCAN_ENTRIES = 64  # a cell's entry is found by scanning palettes this small, by a pruned search in larger ones
 STRIPE_ROWS = 64  # error diffusion: rows per parallel stripe
 WARMUP_ROWS = 8  # error diffusion: rows run above a stripe to warm its error field
 LZW_CODES = 4096  # GIF's LZW dictionary holds at most this many codes
@@ -191,60 +190,20 @@ def _black_radius(widths, c):  # pragma: no cover - compiled
 
 
 @nb.njit(inline="always")
-def _walk_nearest(x0, x1, x2, key, keys, ranked, margin):  # pragma: no cover - compiled
-    """``ranked[:, 3]`` (the palette index) of the row of ``ranked`` nearest to ``(x0, x1, x2)``, ties to the
-    lowest index; that row; its squared distance; and the second smallest squared distance, where it is within
-    ``margin`` of the nearest's distance (else some larger value).
-
-    The rows are in order of ``keys`` (their projection on some axis; ``key``: the point's). The search walks
-    out from the point's key and stops once the key gap alone exceeds the best distance found plus ``margin``,
-    with a margin for rounding, so exact ties are all met: exact, and it prunes most rows.
-    """
-    k = ranked.shape[0]
-    lo, hi = -1, k
-    while hi - lo > 1:  # hi: the first row at or beyond the point's key
-        middle = (lo + hi) // 2
-        if keys[middle] < key:
-            lo = middle
-        else:
-            hi = middle
-    best = second = np.float32(np.inf)
-    best_i, best_row = k, k
-    while lo >= 0 or hi < k:
-        below = key - keys[lo] if lo >= 0 else np.float32(np.inf)
-        above = keys[hi] - key if hi < k else np.float32(np.inf)
-        if below <= above:
-            row, gap, lo = lo, below, lo - 1
-        else:
-            row, gap, hi = hi, above, hi + 1
-        if gap > margin and (gap - margin) * (gap - margin) > best * np.float32(1.00001) + np.float32(1e-9):
-            break
-        dist = _distance_to_row(x0, x1, x2, ranked, row)
-        j = np.intp(ranked[row, 3])
-        if dist < best or (dist == best and j < best_i):
-            second = best
-            best, best_i, best_row = dist, j, row
-        elif dist < second:
-            second = dist
-    return best_i, best_row, best, second
-
-
-@nb.njit(inline="always")
-def _distance_to_row(x0, x1, x2, ranked, row):  # pragma: no cover - compiled
-    e0, e1, e2 = x0 - ranked[row, 0], x1 - ranked[row, 1], x2 - ranked[row, 2]
+def _distance_to_row(x0, x1, x2, columns, row):  # pragma: no cover - compiled
+    e0, e1, e2 = x0 - columns[0, row], x1 - columns[1, row], x2 - columns[2, row]
     return e0 * e0 + e1 * e1 + e2 * e2
 
 
 @nb.njit(inline="always")
-def _nearest_of(x0, x1, x2, ranked, candidates, n):  # pragma: no cover - compiled
-    """The palette index nearest to ``(x0, x1, x2)`` among rows ``candidates[:n]`` of ``ranked`` (ties: the
-    lowest), its squared distance, and the second smallest."""
+def _nearest_of(x0, x1, x2, columns, candidates, n):  # pragma: no cover - compiled
+    """The palette index nearest to ``(x0, x1, x2)`` among ``candidates[:n]`` (ties: the lowest), its squared
+    distance, and the second smallest."""
     best = second = np.float32(np.inf)
-    best_i = ranked.shape[0]
+    best_i = columns.shape[1]
     for m in range(n):
-        row = candidates[m]
-        dist = _distance_to_row(x0, x1, x2, ranked, row)
-        j = np.intp(ranked[row, 3])
+        j = candidates[m]
+        dist = _distance_to_row(x0, x1, x2, columns, j)
         if dist < best or (dist == best and j < best_i):
             second = best
             best, best_i = dist, j
@@ -254,7 +213,7 @@ def _nearest_of(x0, x1, x2, ranked, candidates, n):  # pragma: no cover - compil
 
 
 @nb.njit(nogil=True, cache=True)
-def _fill_cell(cells, cell, ranked, table, generation):  # pragma: no cover - compiled
+def _fill_cell(cells, cell, columns, table, generation):  # pragma: no cover - compiled
     """Write each colour of ``cell`` its nearest palette index (ties: the lowest), with ``generation`` in the
     high byte, at its own place in ``table`` (its packed value).
 
@@ -276,8 +235,8 @@ def _fill_cell(cells, cell, ranked, table, generation):  # pragma: no cover - co
             radius = max(radius, e0 * e0 + e1 * e1 + e2 * e2)
         radius = np.sqrt(radius) + error
     margin = np.float32(2.0 * radius * 1.001 + 2e-6)
-    k = ranked.shape[0]
-    nearest_i, nearest_row, best, second = _nearest_to_centre(x0, x1, x2, ranked, margin)
+    gaps = np.empty(columns.shape[1] + 1, np.float32)
+    nearest_i, best, second = _nearest_to_centre(x0, x1, x2, columns, gaps)
     corner = ((cell & _CELL) << SHIFT) | (((cell >> BITS) & _CELL) << (8 + SHIFT)) | (
         (cell >> (2 * BITS)) << (16 + SHIFT))
     reach = np.sqrt(best) + margin
@@ -285,20 +244,15 @@ def _fill_cell(cells, cell, ranked, table, generation):  # pragma: no cover - co
     if second > within:  # no other entry within reach
         _fill_block(table, corner, (generation << 8) | nearest_i)
         return
-    first, last = 0, k
-    if k > SCAN_ENTRIES:
-        first = np.searchsorted(ranked[:, 0], x0 - reach * np.float32(1.00001) - np.float32(1e-6))
-        last = np.searchsorted(ranked[:, 0], x0 + reach * np.float32(1.00001) + np.float32(1e-6), side="right")
-    candidates = np.empty(max(last - first, 1), np.intp)
-    candidates[0] = nearest_row
+    candidates = np.empty(columns.shape[1], np.intp)
+    candidates[0] = nearest_i
     n = 1
-    n0, n1, n2 = ranked[nearest_row, 0], ranked[nearest_row, 1], ranked[nearest_row, 2]
-    for row in range(first, last):
-        dist = _distance_to_row(x0, x1, x2, ranked, row)
-        if row != nearest_row and dist <= within:
-            gap = np.sqrt(_distance_to_row(n0, n1, n2, ranked, row))
-            if dist - best <= margin * gap * np.float32(1.00001) + np.float32(1e-9):  # the bisector passes near
-                candidates[n] = row
+    n0, n1, n2 = columns[0, nearest_i], columns[1, nearest_i], columns[2, nearest_i]
+    for j in range(columns.shape[1]):
+        if j != nearest_i and gaps[j] <= within:
+            gap = np.sqrt(_distance_to_row(n0, n1, n2, columns, j))
+            if gaps[j] - best <= margin * gap * np.float32(1.00001) + np.float32(1e-9):  # the bisector passes near
+                candidates[n] = j
                 n += 1
     if n == 1:
         _fill_block(table, corner, (generation << 8) | nearest_i)
@@ -308,12 +262,12 @@ def _fill_cell(cells, cell, ranked, table, generation):  # pragma: no cover - co
         found = False
         if not black:
             e0, e1, e2 = _corner(jacobian, low, high, sub)
-            j, closest, runner_up = _nearest_of(x0 + np.float32(e0), x1 + np.float32(e1), x2 + np.float32(e2), ranked,
+            j, closest, runner_up = _nearest_of(x0 + np.float32(e0), x1 + np.float32(e1), x2 + np.float32(e2), columns,
                                                 candidates, n)
             found = np.sqrt(runner_up) - np.sqrt(closest) > 2.0 * error * 1.001 + 2e-6
         if not found:
             p0, p1, p2 = _colour_point(p, c)
-            j = _nearest_of(p0, p1, p2, ranked, candidates, n)[0]
+            j = _nearest_of(p0, p1, p2, columns, candidates, n)[0]
         table[p] = (generation << 8) | j
 
 
@@ -325,55 +279,50 @@ def _fill_block(table, corner, entry):  # pragma: no cover - compiled
 
 
 @nb.njit(inline="always")
-def _index(p, table, generation, cells, ranked):  # pragma: no cover - compiled
+def _index(p, table, generation, cells, columns):  # pragma: no cover - compiled
     """Palette index of packed pixel ``p``: one table load and, for a colour not known yet (its entry's high byte
     is not ``generation``), a rarely taken branch that fills in its cell (`_fill_cell`)."""
     entry = np.intp(table[p])
     if entry >> 8 != generation:
-        _fill_cell(cells, _cell(p), ranked, table, generation)
+        _fill_cell(cells, _cell(p), columns, table, generation)
         entry = np.intp(table[p])
     return entry & 0xFF
 
 
 @nb.njit(inline="always")
-def _coarse_index(p, coarse, generation, cells, ranked):  # pragma: no cover - compiled
+def _coarse_index(p, coarse, generation, cells, columns):  # pragma: no cover - compiled
     """Palette index nearest to the centre of packed pixel ``p``'s cell: ``coarse``'s entry for the cell, the
     index in the low byte and ``generation`` in the high byte once known (`_nearest_centre`, written back)."""
     cell = _cell(p)
     entry = np.intp(coarse[cell])
     if entry >> 8 == generation:
         return entry & 0xFF
-    i = _nearest_centre(cells, cell, ranked)
+    i = _nearest_centre(cells, cell, columns)
     coarse[cell] = (generation << 8) | i
     return i
 
 
 @nb.njit(nogil=True, cache=True)
-def _nearest_centre(cells, cell, ranked):  # pragma: no cover - compiled
+def _nearest_centre(cells, cell, columns):  # pragma: no cover - compiled
     """Index of the palette entry nearest to the centre of ``cell`` (ties: the lowest index)."""
     c = cells
     x0, x1, x2 = _point(c[cell & _CELL], c[(cell >> BITS) & _CELL], c[cell >> (2 * BITS)], c)
-    return _nearest_to_centre(x0, x1, x2, ranked, np.float32(0.0))[0]
+    return _nearest_to_centre(x0, x1, x2, columns, np.empty(columns.shape[1] + 1, np.float32))[0]
 
 
 @nb.njit(inline="always")
-def _nearest_to_centre(x0, x1, x2, ranked, margin):  # pragma: no cover - compiled
-    """`_walk_nearest`'s answers for a cell centre: palettes of up to `SCAN_ENTRIES` are scanned (``ranked`` in
-    palette order, so the row is the index); larger ones, in order of the first coordinate, are walked out
-    from the centre's."""
-    k = ranked.shape[0]
-    if k > SCAN_ENTRIES:
-        return _walk_nearest(x0, x1, x2, x0, ranked[:, 0], ranked, margin)
-    best = second = np.float32(np.inf)
-    nearest = k
-    for row in range(k):
-        dist = _distance_to_row(x0, x1, x2, ranked, row)
-        if dist < best:
-            second = best
-            best, nearest = dist, row
-        elif dist < second:
-            second = dist
-    return nearest, nearest, best, second
+def _nearest_to_centre(x0, x1, x2, columns, gaps):  # pragma: no cover - compiled
+    """The palette index nearest to ``(x0, x1, x2)`` (ties: the lowest), its squared distance and the second
+    smallest (inf for a palette of one); ``gaps`` (``(K + 1,) float32`` scratch) is left holding every entry's
+    squared distance. Every entry is measured, in loops LLVM turns into vector code, as in `_scan_nearest`."""
+    k = columns.shape[1]
+    nearest = _scan_nearest(x0, x1, x2, columns, gaps)
+    bits = gaps.view(np.int32)
+    runner_up = np.int32(0x7F800000)  # inf
+    for j in range(k):
+        runner_up = min(runner_up, bits[j] if j != nearest else np.int32(0x7F800000))
+    bits[k] = runner_up
+    return nearest, gaps[nearest], gaps[k]
 
 
 @nb.njit(inline="always")
@@ -410,15 +359,15 @@ def exact_buckets(packed, out):  # pragma: no cover - compiled
 
 
 @nb.njit(inline="always")
-def _dithered_index(p, o, shifted, exact, table, generation, cells, ranked, packed):  # pragma: no cover - compiled
+def _dithered_index(p, o, shifted, exact, table, generation, cells, columns, packed):  # pragma: no cover - compiled
     """Palette index of packed pixel ``p`` with ordered-dither offset ``o``; a pixel that is exactly a palette
     colour (its bucket in ``exact`` marked, and the table's entry for it that colour) keeps it: flat areas of
     the palette's own colours (a black bar, graphics) stay flat."""
     if o and exact[_bucket(p)]:
-        i = _index(p, table, generation, cells, ranked)
+        i = _index(p, table, generation, cells, columns)
         if packed[i] == p:
             return i
-    return _index(_offset(p, o, shifted) if o else p, table, generation, cells, ranked)
+    return _index(_offset(p, o, shifted) if o else p, table, generation, cells, columns)
 
 
 @nb.njit(inline="always")
@@ -456,7 +405,7 @@ def _chunk(n, c, chunks):  # pragma: no cover - compiled
 
 
 @nb.njit(parallel=True, nogil=True, cache=True)
-def map_words(pixels, table, generation, cells, ranked, packed, offsets, shifted, exact, width, start, out_idx,
+def map_words(pixels, table, generation, cells, columns, packed, offsets, shifted, exact, width, start, out_idx,
               out_rgb):  # pragma: no cover - compiled
     """Map a frame through the table, four pixels at a time, writing indices and colours.
 
@@ -464,7 +413,7 @@ def map_words(pixels, table, generation, cells, ranked, packed, offsets, shifted
     ----------
     pixels : (3 * G,) uint32
         ``4 * G`` RGB pixels read as words.
-    table, generation, cells, ranked, packed : arrays of a `livequant.lookup.LookupTable`
+    table, generation, cells, columns, packed : arrays of a `livequant.lookup.LookupTable`
     offsets : (M, M) int16, M a power of two
         Ordered-dither offsets, -255..255, for all three channels, tiled over
         the frame; ``(1, 1)`` for none.
@@ -491,8 +440,8 @@ def map_words(pixels, table, generation, cells, ranked, packed, offsets, shifted
         if wrap == 0:
             for g in range(g0, g1):
                 p0, p1, p2, p3 = _pixels(pixels, g)
-                i0, i1 = _index(p0, table, generation, cells, ranked), _index(p1, table, generation, cells, ranked)
-                i2, i3 = _index(p2, table, generation, cells, ranked), _index(p3, table, generation, cells, ranked)
+                i0, i1 = _index(p0, table, generation, cells, columns), _index(p1, table, generation, cells, columns)
+                i2, i3 = _index(p2, table, generation, cells, columns), _index(p3, table, generation, cells, columns)
                 _store_indices(out_idx, g, i0, i1, i2, i3)
                 _store(out_rgb, g, np.intp(packed[i0]), np.intp(packed[i1]), np.intp(packed[i2]), np.intp(packed[i3]))
         else:
@@ -500,10 +449,10 @@ def map_words(pixels, table, generation, cells, ranked, packed, offsets, shifted
             for g in range(g0, g1):
                 p0, p1, p2, p3 = _pixels(pixels, g)
                 o0, o1, o2, o3, x, y = _offsets4(offsets, wrap, x, y, width)
-                i0 = _dithered_index(p0, o0, shifted, exact, table, generation, cells, ranked, packed)
-                i1 = _dithered_index(p1, o1, shifted, exact, table, generation, cells, ranked, packed)
-                i2 = _dithered_index(p2, o2, shifted, exact, table, generation, cells, ranked, packed)
-                i3 = _dithered_index(p3, o3, shifted, exact, table, generation, cells, ranked, packed)
+                i0 = _dithered_index(p0, o0, shifted, exact, table, generation, cells, columns, packed)
+                i1 = _dithered_index(p1, o1, shifted, exact, table, generation, cells, columns, packed)
+                i2 = _dithered_index(p2, o2, shifted, exact, table, generation, cells, columns, packed)
+                i3 = _dithered_index(p3, o3, shifted, exact, table, generation, cells, columns, packed)
                 _store_indices(out_idx, g, i0, i1, i2, i3)
                 _store(out_rgb, g, np.intp(packed[i0]), np.intp(packed[i1]), np.intp(packed[i2]), np.intp(packed[i3]))
 
@@ -518,7 +467,7 @@ def _distance2(p, q):  # pragma: no cover - compiled
 
 
 @nb.njit(inline="always")
-def _held_index(p, q, i, o, shifted, exact, threshold, weight, table, generation, cells, ranked, packed,
+def _held_index(p, q, i, o, shifted, exact, threshold, weight, table, generation, cells, columns, packed,
                 shown):  # pragma: no cover - compiled
     """Pixel ``p``'s index under the temporal hold, and the reference value it was chosen at.
 
@@ -533,10 +482,10 @@ def _held_index(p, q, i, o, shifted, exact, threshold, weight, table, generation
     d = max(abs((p & 0xFF) - (q & 0xFF)), abs(((p >> 8) & 0xFF) - ((q >> 8) & 0xFF)), abs((p >> 16) - (q >> 16)))
     if weight < 0:
         if d > threshold:
-            return _dithered_index(p, o, shifted, exact, table, generation, cells, ranked, packed), p
+            return _dithered_index(p, o, shifted, exact, table, generation, cells, columns, packed), p
         return i, q
     # Weighed (a new palette's first frame): one lookup, and nothing to weigh where it keeps the index.
-    best = _dithered_index(p, o, shifted, exact, table, generation, cells, ranked, packed)
+    best = _dithered_index(p, o, shifted, exact, table, generation, cells, columns, packed)
     if best == i or d > threshold:
         return best, p
     was, kept, now = np.intp(shown[i]), np.intp(packed[i]), np.intp(packed[best])
@@ -552,7 +501,7 @@ def _change(a, b):  # pragma: no cover - compiled
 
 
 @nb.njit(parallel=True, nogil=True, cache=True)
-def map_words_held(pixels, table, generation, cells, ranked, packed, offsets, shifted, exact, width, start, threshold,
+def map_words_held(pixels, table, generation, cells, columns, packed, offsets, shifted, exact, width, start, threshold,
                    weight, reference, previous, shown, out_idx, out_rgb):  # pragma: no cover - compiled
     """`map_words` with temporal hold: still pixels keep their previous index.
 
@@ -568,7 +517,7 @@ def map_words_held(pixels, table, generation, cells, ranked, packed, offsets, sh
 
     Parameters
     ----------
-    pixels, table, generation, cells, ranked, packed, offsets, shifted, exact, width, start, out_idx, out_rgb
+    pixels, table, generation, cells, columns, packed, offsets, shifted, exact, width, start, out_idx, out_rgb
         As for `map_words`.
     threshold : int
         Largest per-channel change, in levels, that counts as still.
@@ -600,24 +549,24 @@ def map_words_held(pixels, table, generation, cells, ranked, packed, offsets, sh
                 p0, p1, p2, p3 = _pixels(pixels, g)
                 q0, q1, q2, q3 = _pixels(reference, g)
                 i0, q0 = _held_index(p0, q0, held & 0xFF, o0, shifted, exact, threshold, weight, table, generation,
-                                     cells, ranked, packed, shown)
+                                     cells, columns, packed, shown)
                 i1, q1 = _held_index(p1, q1, (held >> 8) & 0xFF, o1, shifted, exact, threshold, weight, table,
-                                     generation, cells, ranked, packed, shown)
+                                     generation, cells, columns, packed, shown)
                 i2, q2 = _held_index(p2, q2, (held >> 16) & 0xFF, o2, shifted, exact, threshold, weight, table,
-                                     generation, cells, ranked, packed, shown)
+                                     generation, cells, columns, packed, shown)
                 i3, q3 = _held_index(p3, q3, held >> 24, o3, shifted, exact, threshold, weight, table, generation,
-                                     cells, ranked, packed, shown)
+                                     cells, columns, packed, shown)
                 _store(reference, g, q0, q1, q2, q3)
             _store_indices(out_idx, g, i0, i1, i2, i3)
             _store(out_rgb, g, np.intp(packed[i0]), np.intp(packed[i1]), np.intp(packed[i2]), np.intp(packed[i3]))
 
 
 @nb.njit(parallel=True, nogil=True, cache=True)
-def diffuse_frame(frame, coarse, generation, cells, ranked, colors, weights, passed, threshold, weight, reference,
+def diffuse_frame(frame, coarse, generation, cells, columns, colors, weights, passed, threshold, weight, reference,
                   previous, shown, opaque, out_idx, out_rgb, out_reference):  # pragma: no cover - compiled
     """Serpentine error diffusion through the coarse table, in parallel stripes (see `livequant.dither`).
 
-    ``frame`` is ``(H, W, 3) uint8``; ``coarse, generation, cells, ranked`` and
+    ``frame`` is ``(H, W, 3) uint8``; ``coarse, generation, cells, columns`` and
     ``colors`` are arrays of a `livequant.lookup.LookupTable`; ``weights`` are the shares of the error
     passed right, down-left, down and down-right; ``passed`` (``(511,) float32``)
     is the error passed on for each channel's error -255..255, at ``error + 255``
@@ -672,9 +621,9 @@ def diffuse_frame(frame, coarse, generation, cells, ranked, colors, weights, pas
                 for c in range(3):
                     still = still and abs(np.intp(frame[y, x, c]) - np.intp(reference[y, x, c])) <= threshold
                 p = r | (g << 8) | (b << 16)
-                i = np.intp(previous[y, x]) if still else _coarse_index(p, coarse, generation, cells, ranked)
+                i = np.intp(previous[y, x]) if still else _coarse_index(p, coarse, generation, cells, columns)
                 if still and weight >= 0:
-                    best = _coarse_index(p, coarse, generation, cells, ranked)
+                    best = _coarse_index(p, coarse, generation, cells, columns)
                     h0, h1, h2 = np.intp(colors[i, 0]), np.intp(colors[i, 1]), np.intp(colors[i, 2])
                     b0, b1, b2 = np.intp(colors[best, 0]), np.intp(colors[best, 1]), np.intp(colors[best, 2])
                     s0, s1, s2 = np.intp(shown[i, 0]), np.intp(shown[i, 1]), np.intp(shown[i, 2])
@@ -711,11 +660,11 @@ def diffuse_frame(frame, coarse, generation, cells, ranked, colors, weights, pas
 
 
 @nb.njit(nogil=True, cache=True)
-def index_pixels(pixels, table, generation, cells, ranked, out):  # pragma: no cover - compiled
+def index_pixels(pixels, table, generation, cells, columns, out):  # pragma: no cover - compiled
     """Table index of each of ``(N, 3) uint8`` pixels, on the calling thread (a few thousand samples)."""
     for n in range(pixels.shape[0]):
         p = np.intp(pixels[n, 0]) | (np.intp(pixels[n, 1]) << 8) | (np.intp(pixels[n, 2]) << 16)
-        out[n] = _index(p, table, generation, cells, ranked)
+        out[n] = _index(p, table, generation, cells, columns)
 
 
 @nb.njit(inline="always")

@@ -25,7 +25,6 @@ from livequant.colorspace import channel_curve, kernel_coefficients, to_space, u
 from livequant.kernels import (
     EXACT_BUCKETS,
     LEVELS,
-    SCAN_ENTRIES,
     SHIFT,
     exact_buckets,
     index_pixels,
@@ -81,10 +80,9 @@ class LookupTable:
         and of every 8-bit level on each channel: the kernels compute a cell
         centre's or a colour's working-space coordinates from it (shared by
         all tables in one space).
-    ranked : (K, 4) float32 ndarray
-        The palette in the working space, rows ``(x, y, z, index)``; in order
-        of ``x`` for palettes of more than `SCAN_ENTRIES` colours, which the
-        kernels search out from a cell centre's ``x`` (smaller ones are scanned).
+    columns : (3, K) float32 ndarray
+        The palette in the working space, a row a coordinate (the kernels
+        measure every entry, in vector code).
     packed : (K,) uint32 ndarray
         The colours as ``r | g << 8 | b << 16``, as the kernels write them.
     spread : float
@@ -104,7 +102,7 @@ class LookupTable:
     coarse: np.ndarray
     generation: int
     cells: np.ndarray
-    ranked: np.ndarray
+    columns: np.ndarray
     packed: np.ndarray
     spread: float
     shifted: np.ndarray
@@ -188,17 +186,14 @@ def build_table(colors: np.ndarray, color_space: str) -> LookupTable:
     LookupTable
     """
     colors = np.ascontiguousarray(colors, dtype=np.uint8)
-    centres = to_space(colors, color_space)
+    columns = np.ascontiguousarray(to_space(colors, color_space).T, np.float32)
     colours, cells, generation = _table_memory()
     c = colors.astype(np.uint32)
     packed = c[:, 0] | (c[:, 1] << 8) | (c[:, 2] << 16)
-    ranked = np.column_stack([centres, np.arange(len(colors))]).astype(np.float32)
     exact = np.zeros(EXACT_BUCKETS, np.uint8)
     exact_buckets(packed, exact)
-    if len(colors) > SCAN_ENTRIES:
-        ranked = ranked[np.argsort(centres[:, 0], kind="stable")]
     table = LookupTable(colors=colors, table=colours, coarse=cells, generation=generation,
-                        cells=_cell_coefficients(color_space), ranked=ranked, packed=packed,
+                        cells=_cell_coefficients(color_space), columns=columns, packed=packed,
                         spread=_spread(colors, color_space), shifted=_shifted(color_space), exact=exact)
     weakref.finalize(table, _spare, colours, cells, generation)
     return table
@@ -299,7 +294,7 @@ def map_pixels(frame: np.ndarray, table: LookupTable, offsets: np.ndarray, out_i
     width = frame.shape[1]
 
     def call(start, pixels, indices, colours):
-        map_words(pixels, table.table, table.generation, table.cells, table.ranked, table.packed, offsets,
+        map_words(pixels, table.table, table.generation, table.cells, table.columns, table.packed, offsets,
                   table.shifted, table.exact, width, start, indices, colours)
 
     _by_words(call, (frame,), (out_idx, out_rgb))
@@ -331,7 +326,7 @@ def map_pixels_held(frame: np.ndarray, table: LookupTable, offsets: np.ndarray, 
     shown_colors = (table if shown is None else shown).packed
 
     def call(start, pixels, held, references, indices, colours):
-        map_words_held(pixels, table.table, table.generation, table.cells, table.ranked, table.packed, offsets,
+        map_words_held(pixels, table.table, table.generation, table.cells, table.columns, table.packed, offsets,
                        table.shifted, table.exact, width, start, threshold, weight, references, held, shown_colors,
                        indices, colours)
 
@@ -341,7 +336,7 @@ def map_pixels_held(frame: np.ndarray, table: LookupTable, offsets: np.ndarray, 
 def lookup_pixels(pixels: np.ndarray, table: LookupTable) -> np.ndarray:
     """Table index of each of ``(N, 3) uint8`` pixels, ``(N,) uint8``, on the calling thread."""
     out = np.empty(len(pixels), np.uint8)
-    index_pixels(np.ascontiguousarray(pixels), table.table, table.generation, table.cells, table.ranked, out)
+    index_pixels(np.ascontiguousarray(pixels), table.table, table.generation, table.cells, table.columns, out)
     return out
 
 
