@@ -26,9 +26,8 @@ import numba as nb
 import numpy as np
 
 __all__ = [
-    "BITS", "BLOCK", "EXACT_BUCKETS", "LEVELS", "SHIFT", "cell_histogram", "changed_pixels",
-    "colours_within", "count_colors", "diffuse_frame", "distinct_colors", "exact_buckets", "index_pixels",
-    "kmeans_plusplus",
+    "BITS", "BLOCK", "EXACT_BUCKETS", "LEVELS", "SHIFT", "cell_histogram", "changed_pixels", "colours_within",
+    "count_colors", "diffuse_frame", "distinct_colors", "exact_buckets", "index_pixels", "kmeans_plusplus",
     "lzw_encode", "lzw_encode_lossy", "map_words", "map_words_held", "nearest_centres", "nearest_centres_serial",
     "transparent_codes", "used_entries",
 ]
