@@ -66,7 +66,7 @@ from livequant.files import move_into_place
 from livequant.frames import QuantizedFrame
 from livequant.gif import split_file_parts
 from livequant.interrupts import interrupts_held
-from livequant.options import animation_loop, frame_size, make_quantizer, open_output, transparency
+from livequant.options import animation_loop, frame_size, global_palette, make_quantizer, open_output, transparency
 from livequant.pipeline import end_at, run
 from livequant.report import QualityReport, still_change
 from livequant.sinks import VIDEO_SUFFIXES as VIDEO_OUTPUTS
@@ -372,13 +372,17 @@ def encode_task(source_path: str, output: str, options: argparse.Namespace, key:
     kept = transparency(task_options)
     if chunk is not None:  # files whose transparency is kept are not cut into chunks (`_Run`)
         kept["alpha"] = False
+    if options.gif_palette == "global":  # files are then not cut into chunks (`livequant.cli`)
+        with open_video(source_path, max_pixels=options.max_pixels, **kept) as video:
+            task_options.palette = global_palette(task_options, video)
     with open_video(source_path, start=start, max_pixels=options.max_pixels, **kept) as source:
         size, n, shown = frame_size(source.size, options)
-        sink = (GifWriter(output, loop=animation_loop(task_options), overwrite=True, local_palettes=True)
+        sink = (GifWriter(output, loop=animation_loop(task_options), overwrite=True, local_palettes=True,
+                          lossy=options.gif_lossy)
                 if chunk and output.suffix == ".gif" else open_output(task_options, source, [source_path]))
         report = QualityReport() if options.report and chunk is None else None
         reporter = _Reporter(key, work)
-        with make_quantizer(options) as quantizer, sink:
+        with make_quantizer(task_options) as quantizer, sink:
             frames = adapt(source, size=size)
             sinks = [enlarge(sink, n, shown)] + ([report] if report else [])
             if chunk is not None:

@@ -29,15 +29,14 @@ import numpy as np
 
 from livequant import __version__, presets
 from livequant.adapters import adapt, enlarge
-from livequant.colorspace import COLOR_SPACES, unique_rgb, working_space
+from livequant.colorspace import COLOR_SPACES, unique_rgb
 from livequant.demo import SETTINGS, run_demo
 from livequant.dither import DITHERS
 from livequant.errors import LivequantError, SinkError, SourceError, UsageError, appeared_meanwhile, write_failed
-from livequant.fit import PaletteFitter
 from livequant.frames import QuantizedFrame
 from livequant.interrupts import interrupts_held
-from livequant.options import (ALPHA_OUTPUTS, carries_audio, check_size, frame_size, make_quantizer, open_output,
-                               pixel_blocks, transparency)
+from livequant.options import (ALPHA_OUTPUTS, carries_audio, check_size, fit_palette, frame_size, global_palette,
+                               make_quantizer, open_output, pixel_blocks, sampled_pixels, transparency)
 from livequant.palette import Palette, file_format
 from livequant.pipeline import run
 from livequant.quantizer import Quantizer, quantize
@@ -246,8 +245,8 @@ def _add_report_option(parser: argparse.ArgumentParser) -> None:
                              "timeline with PSNR and flicker; needs matplotlib: pip install 'livequant[report]')")
 
 
-def _add_animation_options(parser: argparse.ArgumentParser) -> None:
-    group = parser.add_argument_group("animated outputs (.gif .webp .apng) and the report")
+def _add_animation_options(parser: argparse.ArgumentParser, *, report: bool = True) -> None:
+    group = parser.add_argument_group("animated outputs (.gif .webp .apng)" + (" and the report" if report else ""))
     group.add_argument("--quality", type=_number(float, 0, 100), metavar="Q",
                        help="lossy animated WebP at quality Q, 0..100 (default: lossless)")
     group.add_argument("--loop", type=_number(int, -1, MAX_LOOP), metavar="N",
@@ -262,7 +261,8 @@ def _add_animation_options(parser: argparse.ArgumentParser) -> None:
                             "shows already, up to LEVELS away (RGB distance, 0..442) where that lets LZW pack it "
                             "with the pixels before it: smaller files for a little error, as gifsicle --lossy "
                             "(default: 0, every pixel exact)")
-    _add_report_option(group)
+    if report:
+        _add_report_option(group)
 
 
 def _presets_epilog() -> str:
@@ -345,7 +345,8 @@ def _parser() -> argparse.ArgumentParser:
                 "of --workers processes runs here; --scheduler uses a running Dask cluster (`dask scheduler`,\n"
                 "`dask worker` on each machine, the paths on a shared filesystem). Files longer than 1.5 x\n"
                 "--chunk-seconds are cut at scene cuts (and long shots at keyframes) into chunks encoded in\n"
-                "parallel and joined without re-encoding. OUTDIR/livequant-manifest.jsonl records each file\n"
+                "parallel and joined without re-encoding (not with --report or --gif-palette global, which\n"
+                "measure or fit over the whole file). OUTDIR/livequant-manifest.jsonl records each file\n"
                 f"done or failed; --resume skips what is done with the same settings.\n\n{_EXACT_COLOURS}",
                 _presets_epilog())
     p.add_argument("inputs", nargs="+", metavar="INPUT",
@@ -373,6 +374,7 @@ def _parser() -> argparse.ArgumentParser:
     _add_background_option(p)
     _add_size_options(p)
     _add_encoding_options(p)
+    _add_animation_options(p, report=False)
     _add_output_flags(p, "replace outputs that exist", "no progress bar")
     p.set_defaults(func=_batch)
 
@@ -521,7 +523,7 @@ def _global_palette(args, timing: dict) -> Palette:
             raise UsageError(f"--gif-palette global reads the input through before writing, and '{args.input}' "
                              "does not say how long it lasts (a live stream?); add --duration, or leave out "
                              "--gif-palette global")
-        return _fit_palette(_sampled_pixels(video, most=32), args)
+        return global_palette(args, video)
 
 
 #: What `livequant transcode` and `livequant image` write to standard output (``--to``).
@@ -579,6 +581,11 @@ def _output_name(args, name) -> str:
     return f"standard output ({args.to.lower().lstrip('.')})" if args.to else str(name)
 
 
+def _check_gif_palette(args) -> None:
+    if args.gif_palette == "global" and args.palette is not None:
+        raise UsageError("--gif-palette global fits its own palette; leave out --palette")
+
+
 def _transcode(args) -> int:
     with _standard_output(args, TRANSCODE_FORMATS):
         return _transcode_file(args)
@@ -587,8 +594,7 @@ def _transcode(args) -> int:
 def _transcode_file(args) -> int:
     inputs = _read_files(args)
     timing = {k: v for k, v in (("start", args.start), ("duration", args.duration)) if v is not None}
-    if args.gif_palette == "global" and args.palette is not None:
-        raise UsageError("--gif-palette global fits its own palette; leave out --palette")
+    _check_gif_palette(args)
     if args.gif_palette == "global" and is_pipe(args.input):
         raise UsageError("--gif-palette global reads the input twice, and a pipe can be read once; leave out "
                          "--gif-palette global, or give a file")
@@ -651,9 +657,11 @@ def _batch(args) -> int:
         raise UsageError(f"--to takes one of {names}, got {args.to!r}")
     items = batch.find_inputs(args.inputs, to=args.to, outdir=args.output)
     options = argparse.Namespace(**{k: v for k, v in vars(args).items() if k != "func"})
+    _check_gif_palette(args)
     settings = {k: getattr(args, k) for k in ("colors", "dither", "dither_strength", "color_space", "refit_every",
                                               "stability", "scale", "width", "pixelate", "crf", "codec",
-                                              "lossless", "no_audio")}
+                                              "lossless", "no_audio", "quality", "loop", "gif_palette",
+                                              "gif_lossy")}
     settings["palette"] = None if args.palette is None else args.palette.to_hex()
     settings["report"] = args.report
     if args.report:
@@ -661,9 +669,10 @@ def _batch(args) -> int:
             check_path(f"report.{args.report}")  # a .png report needs matplotlib
         except ValueError as e:
             raise UsageError(str(e).replace("'report.png'", "--report png")) from None
+    whole = args.report or args.gif_palette == "global"  # each measured, or fitted, over the whole file
     failures, warnings = batch.run_batch(items, args.output, options, settings, workers=args.workers,
                                          scheduler=args.scheduler, resume=args.resume, overwrite=args.overwrite,
-                                         chunk_seconds=0 if args.report else args.chunk_seconds,
+                                         chunk_seconds=0 if whole else args.chunk_seconds,
                                          replay_seconds=args.replay_seconds, quiet=args.quiet)
     for line in warnings:
         print(f"livequant: warning: {line}", file=sys.stderr)
@@ -866,31 +875,6 @@ def _count(n: int, thing: str) -> str:
     return f"{n} {thing}" if n == 1 else f"{n} {thing}s"
 
 
-def _sampled_pixels(source, most: int) -> np.ndarray:
-    """Pixels of frames spread over ``source`` (every ``stride``-th frame, the stride doubling to keep at most
-    ``most``), each thinned so that all of them hold about 4 megapixels; ``(N, 1, 3)``, frames of any size.
-    Transparent pixels (a source's ``opaque`` masks) are left out."""
-    kept, stride = [], 1
-    for index, (frame, _, *opaque) in enumerate(source):
-        if index % stride == 0:
-            step = max(1, round(math.sqrt(frame.shape[0] * frame.shape[1] * most / 4e6)))
-            shown = frame[::step, ::step]
-            if opaque and opaque[0] is not None:
-                shown = shown[opaque[0][::step, ::step]]
-            kept.append(shown.reshape(-1, 3))
-            if len(kept) > most:
-                kept, stride = kept[::2], stride * 2
-    return np.concatenate(kept)[:, None]
-
-
-def _fit_palette(pixels: np.ndarray, args, name: str = "") -> Palette:
-    """A palette of ``args.colors`` in ``args.color_space`` fitted carefully (64K samples, 30 refinement steps,
-    seed 0) to ``pixels``."""
-    fitter = PaletteFitter(args.colors, color_space=working_space(args.color_space, args.colors), sample_size=65536,
-                           seed=0, refine_steps=30)
-    return Palette(fitter.fit(fitter.sample(pixels)).colors, name=name)
-
-
 def _extract_palette(args) -> int:
     output = None if args.output is None else Path(args.output)
     if output is None and args.overwrite:
@@ -906,19 +890,19 @@ def _extract_palette(args) -> int:
                and not is_animated(args.input))
     if picture and not numbered_files(args.input):
         with Images(args.input, max_pixels=args.max_pixels, alpha=True) as source:  # every image of a glob
-            pixels = _sampled_pixels(source, most=source.frame_count)
+            pixels = sampled_pixels(source, most=source.frame_count)
     else:
         with open_video(args.input, max_pixels=args.max_pixels, alpha=True) as video:
             if video.endless:
                 raise UsageError(f"`livequant palette` reads its input through, and '{args.input}' does not say how "
                                  "long it lasts (a live stream?); save a stretch of it first: `livequant transcode "
                                  f"'{args.input}' clip.mkv --lossless --duration 10`")
-            pixels = _sampled_pixels(video, most=32)
+            pixels = sampled_pixels(video, most=32)
         _warn_damage(video.undecodable, video.damaged)
     if not len(pixels):
         raise UsageError(f"'{args.input}' is wholly transparent: no colour shows to fit a palette to")
     name = "" if output is None else os.fsencode(output.stem).decode(errors="replace")  # a palette's name is text
-    palette = _fit_palette(pixels, args, name)
+    palette = fit_palette(pixels, args, name)
     print(" ".join(palette.to_hex()))
     if output is not None:
         palette.save(output, overwrite=args.overwrite)

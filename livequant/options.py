@@ -1,4 +1,5 @@
-"""What the command-line options make: the size frames are quantized at, the quantizer and the output.
+"""What the command-line options make: the size frames are quantized at, the palette fitted ahead, the quantizer
+and the output.
 
 Shared by the ``livequant`` commands (`livequant.cli`) and by the tasks of
 ``livequant batch`` (`livequant.batch`), which run on Dask workers from the
@@ -11,14 +12,20 @@ from __future__ import annotations
 import math
 from pathlib import Path
 
+import numpy as np
+
+from livequant.colorspace import working_space
 from livequant.errors import UsageError
+from livequant.fit import PaletteFitter
 from livequant.frames import WHITE
+from livequant.palette import Palette
 from livequant.quantizer import Quantizer
 from livequant.sinks import ALPHA_PICTURES, VIDEO_SUFFIXES, AnimationWriter, GifWriter, ImageWriter, VideoWriter
 from livequant.sources import IMAGE_SUFFIXES, loop_count, megapixels
 
-__all__ = ["ALPHA_OUTPUTS", "animation_loop", "carries_audio", "check_size", "frame_size", "keeps_alpha",
-           "make_quantizer", "open_output", "pixel_blocks", "transparency"]
+__all__ = ["ALPHA_OUTPUTS", "animation_loop", "carries_audio", "check_size", "fit_palette", "frame_size",
+           "global_palette", "keeps_alpha", "make_quantizer", "open_output", "pixel_blocks", "sampled_pixels",
+           "transparency"]
 
 
 def check_size(option: str, width: float, height: float, max_pixels: int) -> None:
@@ -76,6 +83,41 @@ def make_quantizer(args, **extra) -> Quantizer:
     if hasattr(args, "refit_every"):
         options.update(refit_every=args.refit_every, stability=args.stability)
     return Quantizer(**options, **extra)
+
+
+def sampled_pixels(source, most: int) -> np.ndarray:
+    """Pixels of frames spread over ``source`` (every ``stride``-th frame, the stride doubling to keep at most
+    ``most``), each thinned so that all of them hold about 4 megapixels; ``(N, 1, 3)``, frames of any size.
+    Transparent pixels (a source's ``opaque`` masks) are left out."""
+    kept, stride = [], 1
+    for index, (frame, _, *opaque) in enumerate(source):
+        if index % stride == 0:
+            step = max(1, round(math.sqrt(frame.shape[0] * frame.shape[1] * most / 4e6)))
+            shown = frame[::step, ::step]
+            if opaque and opaque[0] is not None:
+                shown = shown[opaque[0][::step, ::step]]
+            kept.append(shown.reshape(-1, 3))
+            if len(kept) > most:
+                kept, stride = kept[::2], stride * 2
+    return np.concatenate(kept)[:, None]
+
+
+def fit_palette(pixels: np.ndarray, args, name: str = "") -> Palette:
+    """A palette of ``args.colors`` in ``args.color_space`` fitted carefully (64K samples, 30 refinement steps,
+    seed 0) to ``pixels``."""
+    fitter = PaletteFitter(args.colors, color_space=working_space(args.color_space, args.colors), sample_size=65536,
+                           seed=0, refine_steps=30)
+    return Palette(fitter.fit(fitter.sample(pixels)).colors, name=name)
+
+
+def global_palette(args, video) -> Palette:
+    """--gif-palette global: one palette (`fit_palette`) for frames sampled over the whole of ``video``, a
+    reading of the input before the one that is written."""
+    pixels = sampled_pixels(video, most=32)
+    if not len(pixels):
+        raise UsageError(f"'{args.input}' is wholly transparent: no colour shows to fit a palette to; leave out "
+                         "--gif-palette global")
+    return fit_palette(pixels, args)
 
 
 def animation_loop(args) -> int:

@@ -21,7 +21,7 @@ from conftest import clip_frame, garble_pictures, gif_blocks, write_clip
 from livequant.batch import MANIFEST, BatchError, find_inputs, plan_chunks
 from livequant.cli import main
 from livequant.quantizer import Quantizer
-from livequant.sources import VideoFile
+from livequant.sources import VideoFile, loop_count
 
 REPO = Path(__file__).resolve().parents[1]
 METRICS = REPO.parent / "shared" / "quality"
@@ -313,6 +313,49 @@ def test_an_output_another_program_writes_meanwhile_is_kept(tmp_path, cluster, c
 
 # ------------------------------------------------------------------ chunks
 
+@pytest.mark.parametrize("options, refused", [
+    (["--to", "mp4", "--gif-lossy", "8"], "--gif-lossy applies to GIF (.gif) only, not '{out}/a.mp4'; leave it out"),
+    (["--to", "mp4", "--loop", "2"], "--loop applies to animations (.gif .webp .apng), not to '{out}/a.mp4'; leave "
+                                     "it out"),
+    (["--to", "gif", "--quality", "80"], "--quality applies to animated WebP (.webp) only, not '{out}/a.gif'"),
+    (["--to", "gif", "--gif-palette", "global", "--palette", "pico8"], "--gif-palette global fits its own palette; "
+                                                                        "leave out --palette"),
+])
+def test_animation_options_an_output_cannot_take_stop_the_batch_before_any_work(tmp_path, capsys, options, refused):
+    clip = write_clip(tmp_path / "a.mp4", size=(32, 32), frames=2).path
+    out = tmp_path / "out"
+    assert main(["batch", str(clip), "-o", str(out), *options, "-q"]) == 2
+    assert capsys.readouterr().err == f"livequant: error: {refused.format(out=out)}\n"
+    assert not out.exists()
+
+
+@pytest.mark.slow
+def test_batch_writes_lossy_and_global_palette_gifs_as_transcode_does(tmp_path, cluster, rng):
+    """--gif-lossy and --loop reach the chunks of a long file; --gif-palette global fits one palette to each
+    file, which is then written whole, and makes the frames `livequant transcode` makes with it."""
+    shots = [(14, 0), (12, 60), (15, 120), (10, 170)]
+    (tmp_path / "in").mkdir()
+    source = _write(tmp_path / "in" / "cuts.mp4", [f for n, hue in shots for f in _shot(n, hue, rng)], gop=5)
+    lossy, exact = tmp_path / "lossy", tmp_path / "exact"
+    for out, extra in ((lossy, ["--gif-lossy", "16", "--loop", "2"]), (exact, [])):
+        assert main(["batch", str(source), "-o", str(out), "--to", "gif", "--chunk-seconds", "1.5", *extra,
+                     "--scheduler", cluster, "-q"]) == 0
+        assert _manifest(out)[-1]["chunks"] >= 3
+    shown, wanted = (np.stack(_decode(out / "cuts.gif")).astype(int) for out in (lossy, exact))
+    assert shown.shape == wanted.shape and np.sqrt(((shown - wanted) ** 2).sum(-1)).max() <= 16
+    assert (lossy / "cuts.gif").stat().st_size < (exact / "cuts.gif").stat().st_size
+    assert loop_count(lossy / "cuts.gif") == 2 and loop_count(exact / "cuts.gif") == 0
+
+    out = tmp_path / "global"
+    assert main(["batch", str(source), "-o", str(out), "--to", "gif", "--chunk-seconds", "1.5", "--gif-palette",
+                 "global", "-k", "8", "--scheduler", cluster, "-q"]) == 0
+    assert _manifest(out)[-1]["chunks"] == 1
+    assert main(["transcode", str(source), str(tmp_path / "one.gif"), "--gif-palette", "global", "-k", "8", "-q"]) == 0
+    frames, alone = _decode(out / "cuts.gif"), _decode(tmp_path / "one.gif")
+    assert len(frames) == len(alone) and all(np.array_equal(a, b) for a, b in zip(frames, alone))
+    assert len(np.unique(np.concatenate(frames).reshape(-1, 3), axis=0)) <= 8
+
+
 @pytest.fixture(scope="module")
 def cluster():
     from distributed import LocalCluster
@@ -496,7 +539,6 @@ def test_chunked_equals_sequential_on_a_clip_with_cuts(tmp_path, cluster, rng, t
 @pytest.mark.parametrize("loop", [-1, 3])
 def test_a_chunked_gif_plays_as_often_as_the_gif_it_came_from(tmp_path, cluster, make_qframe, loop):
     from livequant.sinks import GifWriter
-    from livequant.sources import loop_count
 
     (tmp_path / "in").mkdir()
     source = tmp_path / "in" / "plays.gif"

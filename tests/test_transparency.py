@@ -282,6 +282,21 @@ def test_the_palette_command_fits_the_pixels_that_show(sprite_gif, tmp_path, cap
     assert "wholly transparent" in capsys.readouterr().err
 
 
+def test_a_global_palette_is_fitted_to_the_pixels_that_show(sprite_gif, tmp_path, capsys):
+    out = tmp_path / "out.gif"
+    assert main(["transcode", str(sprite_gif), str(out), "--gif-palette", "global", "-k", "4", "-q"]) == 0
+    shown = np.concatenate([rgba[_shows(rgba)][:, :3] for rgba in _pillow_rgba(out)])
+    assert {tuple(c) for c in shown.tolist()} == {RED, BLUE}
+    written = out.read_bytes()
+    (tmp_path / "clear").mkdir()
+    for i in range(3):
+        cv2.imwrite(str(tmp_path / "clear" / f"{i}.png"), np.zeros((8, 8, 4), np.uint8))
+    assert main(["transcode", str(tmp_path / "clear" / "%d.png"), str(out), "--gif-palette", "global", "-y"]) == 2
+    assert capsys.readouterr().err == (f"livequant: error: '{tmp_path / 'clear' / '%d.png'}' is wholly transparent: no "
+                                       "colour shows to fit a palette to; leave out --gif-palette global\n")
+    assert out.read_bytes() == written
+
+
 @pytest.mark.parametrize(("output", "background", "expected"), [
     ("out.jpg", [], (255, 255, 255)), ("out.png", ["--background", "black"], (0, 0, 0)),
     ("out.gif", ["--background", "#20a0ff"], (0x20, 0xA0, 0xFF))])
