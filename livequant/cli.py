@@ -257,9 +257,10 @@ def _add_animation_options(parser: argparse.ArgumentParser, *, report: bool = Tr
                             "fitted to frames sampled from the whole input, then used for every frame (offline: "
                             "reads the input twice)")
     group.add_argument("--gif-lossy", type=_number(float, 0, 442), default=0.0, metavar="LEVELS",
-                       help="GIF: a pixel may show another colour of the frame's table, or keep the colour it "
-                            "shows already, up to LEVELS away (RGB distance, 0..442) where that lets LZW pack it "
-                            "with the pixels before it: smaller files for a little error, as gifsicle --lossy "
+                       help="GIF: a pixel may keep the colour it shows already up to LEVELS away (RGB distance, "
+                            "0..442), and show another colour of the frame's table where that lets LZW pack it with "
+                            "the pixels before it, at most LEVELS away and no farther than its neighbours' colours "
+                            "are (flat areas stay exact): smaller files for a little error, as gifsicle --lossy "
                             "(default: 0, every pixel exact)")
     if report:
         _add_report_option(group)

@@ -33,8 +33,8 @@ from __future__ import annotations
 import numpy as np
 
 from livequant.colorspace import pack_rgb
-from livequant.kernels import (changed_pixels, colours_within, lzw_encode, lzw_encode_lossy, transparent_codes,
-                               used_entries)
+from livequant.kernels import (NO_GAP, changed_pixels, colour_gaps, lzw_encode, lzw_encode_lossy, neighbour_gaps,
+                               transparent_codes, used_entries)
 
 __all__ = ["GifEncoder", "MIN_DELAY", "split_file_parts"]
 
@@ -126,9 +126,13 @@ class GifEncoder:
         as opaque).
     lossy : float
         How far (Euclidean distance in RGB levels) a pixel may be shown from
-        its colour where that lets LZW match a longer string: by another
-        colour of the table, or by what the canvas shows there already (the
-        transparent index). 0: every pixel exactly (`lzw_encode_lossy`).
+        its colour: a pixel keeps what the canvas shows there within that (it
+        is not drawn), and where that lets LZW match a longer string a pixel
+        drawn may show another colour of the table, or what the canvas shows
+        (the transparent index), no farther from its colour than the farthest
+        of its 8 neighbours' colours is (`lzw_encode_lossy`, `neighbour_gaps`):
+        a stray colour shows on a flat area, and is lost in a busy one. 0:
+        every pixel exactly.
     """
 
     def __init__(self, width: int, height: int, colors: np.ndarray, loop: int = 0, local_tables: bool = False,
@@ -219,7 +223,7 @@ class GifEncoder:
         else:
             shown, changed = changed_pixels(indices, packed, self._canvas)
             if self.lossy:  # what is shown already stays where it is within `lossy` of the frame's colour
-                kept = changed & colours_within(shown, self._canvas, self.lossy**2)
+                kept = changed & (colour_gaps(shown, self._canvas) <= self.lossy**2)
                 changed &= ~kept
                 shown[kept] = self._canvas[kept]
             covered = changed if clear is None else changed | clear
@@ -232,6 +236,10 @@ class GifEncoder:
             changed = changed[top:bottom, left:right]
         disposal = _disposal(clear)
         region = indices[top:bottom, left:right]
+        if self.lossy:  # how far each pixel may be shown from its colour by another code: its neighbours count too
+            y0, x0 = max(top - 1, 0), max(left - 1, 0)
+            around = neighbour_gaps(packed[indices[y0:bottom + 1, x0:right + 1]], int(self.lossy**2))
+            reach = np.ascontiguousarray(around[top - y0:bottom - y0, left - x0:right - x0])
         clear_index = None if opaque is None else len(packed) - 1  # the entry of transparent pixels
         needed = (np.bincount(region.ravel(), minlength=len(packed)) > 0 if changed is None
                   else used_entries(region, changed, len(packed)))
@@ -278,7 +286,7 @@ class GifEncoder:
             canvas = None if self._canvas is None else self._canvas[box]
             compressed, shown[box] = self._lossy_image(choices, region, changed, lut,
                                                        self._global if table is None else table, transparent, bits,
-                                                       shown[box], canvas)
+                                                       shown[box], canvas, reach)
         else:
             compressed = min((lzw_encode(codes.ravel(), min_code_size) for codes in choices), key=len)
         self._canvas = shown
@@ -294,11 +302,12 @@ class GifEncoder:
 
     def _lossy_image(self, choices: tuple[np.ndarray, ...], region: np.ndarray, changed: np.ndarray | None,
                      lut: np.ndarray, codes_colours: np.ndarray, transparent: int | None, bits: int,
-                     shown: np.ndarray, canvas: np.ndarray | None) -> tuple[np.ndarray, np.ndarray]:
+                     shown: np.ndarray, canvas: np.ndarray | None,
+                     reach: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """The smallest LZW of a frame's ``choices`` of codes (for its pixels ``region``), each pixel free to
-        take a code within `lossy` of its colour in ``shown`` (`lzw_encode_lossy`) or to keep what ``canvas``
-        shows; a pixel not ``changed`` only the latter. Returns the LZW bytes and what the frame then shows
-        there."""
+        take a code within ``reach`` (squared, a pixel) of its colour in ``shown`` (`lzw_encode_lossy`) or to
+        keep what ``canvas`` shows within that; a pixel not ``changed`` only the latter. Returns the LZW bytes
+        and what the frame then shows there."""
         own = lut[region].astype(np.int32)
         own[own == (-1 if transparent is None else transparent)] = -1  # transparent pixels stay so
         if changed is not None:
@@ -306,12 +315,12 @@ class GifEncoder:
         if transparent is None or canvas is None:
             canvas_ok = np.zeros(region.shape, bool)
         else:  # showing the canvas: the transparent index
-            canvas_ok = colours_within(shown, canvas, self.lossy**2)
+            canvas_ok = colour_gaps(shown, canvas) <= reach
         gaps = self._code_gaps(codes_colours, transparent, bits)
         best = None
         for codes in choices:
             chosen = np.empty(codes.size, np.uint8)
-            compressed = lzw_encode_lossy(codes.ravel(), max(2, bits), own.ravel(), gaps, int(self.lossy**2),
+            compressed = lzw_encode_lossy(codes.ravel(), max(2, bits), own.ravel(), gaps, reach.ravel(),
                                           canvas_ok.ravel(), transparent or 0, chosen)
             if best is None or len(compressed) < len(best[0]):
                 best = compressed, chosen.reshape(region.shape)
@@ -326,7 +335,8 @@ class GifEncoder:
                             needed: np.ndarray) -> np.ndarray:
         """``region`` with the ``changed`` pixels of one ``needed`` colour moved to another within `lossy`: the
         colour whose pixels lose least so (fewest pixels times squared distance), which ``needed`` then drops.
-        ``region`` as it was where no colour is that close."""
+        ``region`` as it was where no colour is that close. (Within `lossy` only, not within the pixels'
+        neighbours' reach: without the index that frees, every pixel kept would be drawn.)"""
         gaps = _squared_gaps(packed).astype(np.float64)
         gaps[:, ~needed] = np.inf
         np.fill_diagonal(gaps, np.inf)
@@ -346,10 +356,10 @@ class GifEncoder:
         key = codes_colours.tobytes() + bytes([bits, 255 if transparent is None else transparent])
         if key != self._gaps_key:
             n = len(codes_colours)
-            gaps = np.full((1 << bits, 1 << bits), 1 << 30, np.int32)
+            gaps = np.full((1 << bits, 1 << bits), NO_GAP, np.int32)
             gaps[:n, :n] = _squared_gaps(codes_colours)
             if transparent is not None:
-                gaps[:, transparent] = 1 << 30
+                gaps[:, transparent] = NO_GAP
             self._gaps, self._gaps_key = gaps, key
         return self._gaps
 

@@ -26,10 +26,10 @@ import numba as nb
 import numpy as np
 
 __all__ = [
-    "BITS", "BLOCK", "EXACT_BUCKETS", "LEVELS", "SHIFT", "cell_histogram", "changed_pixels", "colours_within",
+    "BITS", "BLOCK", "EXACT_BUCKETS", "LEVELS", "NO_GAP", "SHIFT", "cell_histogram", "changed_pixels", "colour_gaps",
     "count_colors", "diffuse_frame", "distinct_colors", "exact_buckets", "index_pixels", "kmeans_plusplus",
     "lzw_encode", "lzw_encode_lossy", "map_words", "map_words_held", "nearest_centres", "nearest_centres_serial",
-    "transparent_codes", "used_entries",
+    "neighbour_gaps", "transparent_codes", "used_entries",
 ]
 
 BITS = 7  # the table is filled in cells, 2**BITS a side ...
@@ -43,6 +43,7 @@ LZW_CODES = 4096  # GIF's LZW dictionary holds at most this many codes
 LZW_DIRECT_CODE_SIZE = 6  # LZW: pixels of up to this many bits index the dictionary directly
 LZW_HASH_SLOTS = 1 << 13  # LZW: the hash table's entries above that (a power of two, twice LZW_CODES)
 EXACT_BUCKETS = 1 << 16  # ordered dither: palette colours are filed under this many hashes (`exact_buckets`)
+NO_GAP = 1 << 30  # `colour_gaps` where a pixel shows no colour: farther than any two colours are
 
 _CELL = LEVELS - 1  # one channel's cell bits, in place
 _SUB = (1 << SHIFT) - 1  # one channel's bits within a cell
@@ -904,8 +905,8 @@ def lzw_encode(pixels, min_code_size):  # pragma: no cover - compiled
     `LZW_HASH_SLOTS` (linear probing), which stays in cache where the direct table (2 MB at 8 bits)
     would not. A clear resets only the entries made.
     """
-    return _lzw(pixels, min_code_size, np.zeros(0, np.int32), np.zeros((0, 0), np.int32), 0, np.zeros(0, np.bool_),
-                0, pixels)
+    return _lzw(pixels, min_code_size, np.zeros(0, np.int32), np.zeros((0, 0), np.int32), np.zeros(0, np.int32),
+                np.zeros(0, np.bool_), 0, pixels)
 
 
 @nb.njit(nogil=True, cache=True)
@@ -916,7 +917,7 @@ def lzw_encode_lossy(pixels, min_code_size, own, gaps, bound, canvas_ok, transpa
     Where the string so far followed by ``pixels[i]`` is not in the dictionary, pixel ``i`` takes
     ``transparent`` where ``canvas_ok[i]`` (what is shown there stays) and the dictionary holds that, else
     the code nearest to its own colour's code ``own[i]`` (none where -1) among those the dictionary holds
-    after the string, within ``bound`` of it in ``gaps`` (``(n, n)``, squared distances between the
+    after the string, within ``bound[i]`` of it in ``gaps`` (``(n, n)``, squared distances between the
     table's codes); where none, the string ends and the pixel starts the next with its own code. The codes
     written go to ``chosen`` (1-D uint8, as ``pixels``).
     """
@@ -959,7 +960,7 @@ def _lzw(pixels, min_code_size, own, gaps, bound, canvas_ok, transparent, chosen
                     pixel = np.int64(transparent)
             c = own[i]
             if code < 0 and c >= 0:
-                nearest = bound + 1
+                nearest = bound[i] + 1
                 child = first_child[prefix]
                 while child >= 0:
                     q = keys[child] & (clear - 1)
@@ -999,17 +1000,43 @@ def _lzw(pixels, min_code_size, own, gaps, bound, canvas_ok, transparent, chosen
 
 
 @nb.njit(nogil=True, cache=True)
-def colours_within(a, b, bound):  # pragma: no cover - compiled
-    """Where packed colours ``a`` and ``b`` (``0xRRGGBB``; ``1 << 24`` or more: no colour) are both colours,
-    their squared RGB distance at most ``bound``: ``(H, W) bool``."""
+def colour_gaps(a, b):  # pragma: no cover - compiled
+    """Squared RGB distances between packed colours ``a`` and ``b`` (``(H, W)``, ``0xRRGGBB``; ``1 << 24`` or
+    more: no colour), ``(H, W) int32``; `NO_GAP` where either is no colour."""
     h, w = a.shape
-    out = np.empty((h, w), np.bool_)
+    out = np.empty((h, w), np.int32)
     for y in range(h):
         for x in range(w):
             p, q = np.int64(a[y, x]), np.int64(b[y, x])
-            d0, d1, d2 = (p >> 16) - (q >> 16), ((p >> 8) & 255) - ((q >> 8) & 255), (p & 255) - (q & 255)
-            out[y, x] = p < (1 << 24) and q < (1 << 24) and d0 * d0 + d1 * d1 + d2 * d2 <= bound
+            out[y, x] = _gap(p, q) if p < (1 << 24) and q < (1 << 24) else NO_GAP
     return out
+
+
+@nb.njit(nogil=True, cache=True)
+def neighbour_gaps(colours, most):  # pragma: no cover - compiled
+    """For each pixel of packed ``colours`` (``(H, W)``, ``0xRRGGBB``; ``1 << 24`` or more: no colour), the
+    squared RGB distance to the farthest colour among its 8 neighbours, at most ``most``: ``(H, W) int32`` (0
+    where the pixel, or every neighbour, is no colour)."""
+    h, w = colours.shape
+    out = np.zeros((h, w), np.int32)
+    for y in range(h):
+        for x in range(w):
+            p, far = np.int64(colours[y, x]), 0
+            if p < (1 << 24):
+                for v in range(max(0, y - 1), min(h, y + 2)):
+                    for u in range(max(0, x - 1), min(w, x + 2)):
+                        q = np.int64(colours[v, u])
+                        if q < (1 << 24):
+                            far = max(far, _gap(p, q))
+            out[y, x] = min(far, most)
+    return out
+
+
+@nb.njit(inline="always")
+def _gap(p, q):  # pragma: no cover - compiled
+    """Squared RGB distance between packed colours ``p`` and ``q``."""
+    d0, d1, d2 = (p >> 16) - (q >> 16), ((p >> 8) & 255) - ((q >> 8) & 255), (p & 255) - (q & 255)
+    return d0 * d0 + d1 * d1 + d2 * d2
 
 
 @nb.njit(inline="always")

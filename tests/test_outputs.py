@@ -306,6 +306,27 @@ def test_a_lossy_gif_shows_every_pixel_within_its_levels_in_a_smaller_file(tmp_p
     assert not any(moved.any() for moved in still)  # what the exact GIF holds still, the lossy one does too
 
 
+def test_a_lossy_gif_keeps_flat_areas_exact_and_strays_no_farther_than_the_neighbours(tmp_path, rng):
+    """A stray colour shows on a flat area and is lost in a busy one: a pixel drawn may take another code no
+    farther from its colour than its farthest neighbour's colour is. Flat bands of greys 4 levels apart beside
+    noise: the bands stay exact but at their edges, and the noise packs smaller."""
+    grays = Palette(np.repeat(np.arange(256, dtype=np.uint8)[:, None], 3, axis=1))
+    indices = np.repeat(100 + 4 * (np.arange(48) // 12), 64).reshape(48, 64).T.copy().astype(np.uint8)
+    indices = np.concatenate([indices, rng.integers(100, 140, (64, 48), dtype=np.uint8)], axis=1)
+    qframes = [QuantizedFrame(grays.colors[indices], indices, grays, 0.0)]
+    path = tmp_path / "bands.gif"
+    path.write_bytes(_gif_bytes(qframes, 24.0))
+    shown = _pyav_frames(path)[0][0][..., 0].astype(int)
+    wanted = indices.astype(int)
+    padded = np.pad(wanted, 1, mode="edge")
+    farthest = np.max([np.abs(padded[1 + dy:65 + dy, 1 + dx:97 + dx] - wanted)
+                       for dy in (-1, 0, 1) for dx in (-1, 0, 1)], axis=0) * np.sqrt(3)
+    assert (np.abs(shown - wanted) * np.sqrt(3) <= farthest).all()
+    assert (shown[farthest == 0] == wanted[farthest == 0]).all() and (farthest == 0).sum() > 1000
+    assert (shown[:, 48:] != wanted[:, 48:]).mean() > 0.1  # the noise took other codes
+    assert path.stat().st_size < 0.9 * len(_gif_bytes(qframes, 0.0))
+
+
 def test_a_lossy_gif_frees_an_index_for_transparency_when_changed_pixels_use_all_256_colours(tmp_path, rng):
     """Half the picture changes, through all 256 greys: without a free index every pixel would be drawn. Lossy
     moves the pixels of one grey to the next (1 level a channel), and the rest shows through the transparent
