@@ -33,7 +33,7 @@ from __future__ import annotations
 import numpy as np
 
 from livequant.colorspace import pack_rgb
-from livequant.kernels import (NO_GAP, changed_pixels, colour_gaps, lzw_encode, lzw_encode_lossy, neighbour_gaps,
+from livequant.kernels import (changed_pixels, colours_within, lzw_encode, lzw_encode_lossy, neighbour_gaps,
                                transparent_codes, used_entries)
 
 __all__ = ["GifEncoder", "MIN_DELAY", "split_file_parts"]
@@ -130,7 +130,8 @@ class GifEncoder:
         is not drawn), and where that lets LZW match a longer string a pixel
         drawn may show another colour of the table, or what the canvas shows
         (the transparent index), no farther from its colour than the farthest
-        of its 8 neighbours' colours is (`lzw_encode_lossy`, `neighbour_gaps`):
+        of its 8 neighbours' colours is, a transparent one counting as far
+        (`lzw_encode_lossy`, `neighbour_gaps`):
         a stray colour shows on a flat area, and is lost in a busy one. 0:
         every pixel exactly.
     """
@@ -215,15 +216,18 @@ class GifEncoder:
             packed = np.append(packed, _CLEAR)
         first = self._canvas is None
         first_clear = first and opaque is not None
+        most = int(self.lossy**2)  # squared RGB distances are whole
         if first_clear:  # nothing shows yet: drawn over a clear canvas
             self._canvas = np.full(indices.shape, _CLEAR)
         if self._canvas is None:
             shown, changed = packed[indices], None
+            reach = neighbour_gaps(shown, most) if self.lossy else None
             top, bottom, left, right = 0, self.height, 0, self.width
         else:
             shown, changed = changed_pixels(indices, packed, self._canvas)
             if self.lossy:  # what is shown already stays where it is within `lossy` of the frame's colour
-                kept = changed & (colour_gaps(shown, self._canvas) <= self.lossy**2)
+                reach = neighbour_gaps(shown, most)  # the frame's own colours: before that
+                kept = changed & colours_within(shown, self._canvas, np.broadcast_to(np.int32(most), shown.shape))
                 changed &= ~kept
                 shown[kept] = self._canvas[kept]
             covered = changed if clear is None else changed | clear
@@ -236,10 +240,6 @@ class GifEncoder:
             changed = changed[top:bottom, left:right]
         disposal = _disposal(clear)
         region = indices[top:bottom, left:right]
-        if self.lossy:  # how far each pixel may be shown from its colour by another code: its neighbours count too
-            y0, x0 = max(top - 1, 0), max(left - 1, 0)
-            around = neighbour_gaps(packed[indices[y0:bottom + 1, x0:right + 1]], int(self.lossy**2))
-            reach = np.ascontiguousarray(around[top - y0:bottom - y0, left - x0:right - x0])
         clear_index = None if opaque is None else len(packed) - 1  # the entry of transparent pixels
         needed = (np.bincount(region.ravel(), minlength=len(packed)) > 0 if changed is None
                   else used_entries(region, changed, len(packed)))
@@ -286,7 +286,7 @@ class GifEncoder:
             canvas = None if self._canvas is None else self._canvas[box]
             compressed, shown[box] = self._lossy_image(choices, region, changed, lut,
                                                        self._global if table is None else table, transparent, bits,
-                                                       shown[box], canvas, reach)
+                                                       shown[box], canvas, np.ascontiguousarray(reach[box]))
         else:
             compressed = min((lzw_encode(codes.ravel(), min_code_size) for codes in choices), key=len)
         self._canvas = shown
@@ -315,7 +315,7 @@ class GifEncoder:
         if transparent is None or canvas is None:
             canvas_ok = np.zeros(region.shape, bool)
         else:  # showing the canvas: the transparent index
-            canvas_ok = colour_gaps(shown, canvas) <= reach
+            canvas_ok = colours_within(shown, canvas, reach)
         gaps = self._code_gaps(codes_colours, transparent, bits)
         best = None
         for codes in choices:
@@ -356,10 +356,10 @@ class GifEncoder:
         key = codes_colours.tobytes() + bytes([bits, 255 if transparent is None else transparent])
         if key != self._gaps_key:
             n = len(codes_colours)
-            gaps = np.full((1 << bits, 1 << bits), NO_GAP, np.int32)
+            gaps = np.full((1 << bits, 1 << bits), 1 << 30, np.int32)
             gaps[:n, :n] = _squared_gaps(codes_colours)
             if transparent is not None:
-                gaps[:, transparent] = NO_GAP
+                gaps[:, transparent] = 1 << 30
             self._gaps, self._gaps_key = gaps, key
         return self._gaps
 

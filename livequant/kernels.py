@@ -26,7 +26,7 @@ import numba as nb
 import numpy as np
 
 __all__ = [
-    "BITS", "BLOCK", "EXACT_BUCKETS", "LEVELS", "NO_GAP", "SHIFT", "cell_histogram", "changed_pixels", "colour_gaps",
+    "BITS", "BLOCK", "EXACT_BUCKETS", "LEVELS", "SHIFT", "cell_histogram", "changed_pixels", "colours_within",
     "count_colors", "diffuse_frame", "distinct_colors", "exact_buckets", "index_pixels", "kmeans_plusplus",
     "lzw_encode", "lzw_encode_lossy", "map_words", "map_words_held", "nearest_centres", "nearest_centres_serial",
     "neighbour_gaps", "transparent_codes", "used_entries",
@@ -43,7 +43,6 @@ LZW_CODES = 4096  # GIF's LZW dictionary holds at most this many codes
 LZW_DIRECT_CODE_SIZE = 6  # LZW: pixels of up to this many bits index the dictionary directly
 LZW_HASH_SLOTS = 1 << 13  # LZW: the hash table's entries above that (a power of two, twice LZW_CODES)
 EXACT_BUCKETS = 1 << 16  # ordered dither: palette colours are filed under this many hashes (`exact_buckets`)
-NO_GAP = 1 << 30  # `colour_gaps` where a pixel shows no colour: farther than any two colours are
 
 _CELL = LEVELS - 1  # one channel's cell bits, in place
 _SUB = (1 << SHIFT) - 1  # one channel's bits within a cell
@@ -1000,36 +999,49 @@ def _lzw(pixels, min_code_size, own, gaps, bound, canvas_ok, transparent, chosen
 
 
 @nb.njit(nogil=True, cache=True)
-def colour_gaps(a, b):  # pragma: no cover - compiled
-    """Squared RGB distances between packed colours ``a`` and ``b`` (``(H, W)``, ``0xRRGGBB``; ``1 << 24`` or
-    more: no colour), ``(H, W) int32``; `NO_GAP` where either is no colour."""
+def colours_within(a, b, bound):  # pragma: no cover - compiled
+    """Where packed colours ``a`` and ``b`` (``(H, W)``, ``0xRRGGBB``; ``1 << 24`` or more: no colour) are both
+    colours, their squared RGB distance at most ``bound`` (``(H, W)``, a bound a pixel): ``(H, W) bool``."""
     h, w = a.shape
-    out = np.empty((h, w), np.int32)
+    out = np.empty((h, w), np.bool_)
     for y in range(h):
         for x in range(w):
             p, q = np.int64(a[y, x]), np.int64(b[y, x])
-            out[y, x] = _gap(p, q) if p < (1 << 24) and q < (1 << 24) else NO_GAP
+            out[y, x] = p < (1 << 24) and q < (1 << 24) and _gap(p, q) <= bound[y, x]
     return out
 
 
-@nb.njit(nogil=True, cache=True)
+@nb.njit(parallel=True, nogil=True, cache=True)
 def neighbour_gaps(colours, most):  # pragma: no cover - compiled
     """For each pixel of packed ``colours`` (``(H, W)``, ``0xRRGGBB``; ``1 << 24`` or more: no colour), the
-    squared RGB distance to the farthest colour among its 8 neighbours, at most ``most``: ``(H, W) int32`` (0
-    where the pixel, or every neighbour, is no colour)."""
+    squared RGB distance to the farthest colour among its 8 neighbours, at most ``most``: ``(H, W) int32``. A
+    neighbour that shows no colour counts as ``most`` away (an edge). Each row and its neighbours are unpacked
+    into channels first, so that they are measured in vector code (a 720p frame: 21 ms packed, 6 so)."""
     h, w = colours.shape
-    out = np.zeros((h, w), np.int32)
-    for y in range(h):
+    out = np.empty((h, w), np.int32)
+    for y in nb.prange(h):
+        here, there = np.empty((3, w), np.int32), np.empty((3, w), np.int32)
+        _unpack_row(colours[y], here)
+        far = np.zeros(w, np.int32)
+        for v in range(max(0, y - 1), min(h, y + 2)):
+            _unpack_row(colours[v], there)
+            for du in range(-1, 2):
+                for x in range(max(0, -du), min(w, w - du)):
+                    d0, d1 = here[0, x] - there[0, x + du], here[1, x] - there[1, x + du]
+                    d2 = here[2, x] - there[2, x + du]
+                    far[x] = max(far[x], d0 * d0 + d1 * d1 + d2 * d2)
         for x in range(w):
-            p, far = np.int64(colours[y, x]), 0
-            if p < (1 << 24):
-                for v in range(max(0, y - 1), min(h, y + 2)):
-                    for u in range(max(0, x - 1), min(w, x + 2)):
-                        q = np.int64(colours[v, u])
-                        if q < (1 << 24):
-                            far = max(far, _gap(p, q))
-            out[y, x] = min(far, most)
+            out[y, x] = min(far[x], most)
     return out
+
+
+@nb.njit(inline="always")
+def _unpack_row(row, out):  # pragma: no cover - compiled
+    """Packed colours ``row`` as channels ``out`` (``(3, W)``); no colour as a red far beyond any colour's."""
+    for x in range(row.shape[0]):
+        p = np.int64(row[x])
+        out[0, x] = p >> 16 if p < (1 << 24) else 1 << 12
+        out[1, x], out[2, x] = (p >> 8) & 255, p & 255
 
 
 @nb.njit(inline="always")

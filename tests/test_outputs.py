@@ -15,7 +15,7 @@ from livequant.cli import main
 from livequant.errors import SinkError
 from livequant.frames import QuantizedFrame
 from livequant.gif import GifEncoder, split_file_parts
-from livequant.kernels import lzw_encode, transparent_codes
+from livequant.kernels import lzw_encode, neighbour_gaps, transparent_codes
 from livequant.palette import Palette
 from livequant.sinks import AnimationWriter, GifWriter, VideoWriter
 
@@ -325,6 +325,22 @@ def test_a_lossy_gif_keeps_flat_areas_exact_and_strays_no_farther_than_the_neigh
     assert (shown[farthest == 0] == wanted[farthest == 0]).all() and (farthest == 0).sum() > 1000
     assert (shown[:, 48:] != wanted[:, 48:]).mean() > 0.1  # the noise took other codes
     assert path.stat().st_size < 0.9 * len(_gif_bytes(qframes, 0.0))
+
+
+def test_neighbour_gaps_are_the_farthest_neighbours_squared_distances(rng):
+    colours = rng.integers(0, 1 << 24, (9, 13)).astype(np.uint32)
+    colours[rng.random((9, 13)) < 0.2] = 1 << 24  # no colour: counts as far
+    rgb = np.stack([colours >> 16, (colours >> 8) & 255, colours & 255], axis=-1).astype(np.int64)
+    for most in (50, 1 << 20):
+        want = np.zeros((9, 13), np.int64)
+        for y, x in np.ndindex(9, 13):
+            for v, u in np.ndindex(3, 3):
+                v, u = y + v - 1, x + u - 1
+                if 0 <= v < 9 and 0 <= u < 13:
+                    far = most if colours[v, u] >> 24 else ((rgb[y, x] - rgb[v, u]) ** 2).sum()
+                    want[y, x] = max(want[y, x], far)
+        shows = colours < 1 << 24  # a pixel that shows no colour has no reach to speak of
+        np.testing.assert_array_equal(neighbour_gaps(colours, most)[shows], np.minimum(want, most)[shows])
 
 
 def test_a_lossy_gif_frees_an_index_for_transparency_when_changed_pixels_use_all_256_colours(tmp_path, rng):
