@@ -179,7 +179,8 @@ def open_output(args, source, inputs):
             raise ValueError(f"--quality applies to animated WebP (.webp) only, not '{args.output}'")
         lossy = getattr(args, "gif_lossy", 0.0)
         if lossy and suffix != ".gif":
-            raise ValueError(f"--gif-lossy applies to GIF (.gif) only, not '{args.output}'; leave it out")
+            raise ValueError(f"--gif-lossy applies to GIF (.gif) only, not '{args.output}'; write a .gif, or leave it "
+                             "out")
         loop = animation_loop(args)
         if suffix == ".gif":
             return GifWriter(args.output, loop=loop, overwrite=args.overwrite, inputs=inputs,

@@ -314,7 +314,8 @@ def test_an_output_another_program_writes_meanwhile_is_kept(tmp_path, cluster, c
 # ------------------------------------------------------------------ chunks
 
 @pytest.mark.parametrize("options, refused", [
-    (["--to", "mp4", "--gif-lossy", "8"], "--gif-lossy applies to GIF (.gif) only, not '{out}/a.mp4'; leave it out"),
+    (["--to", "mp4", "--gif-lossy", "8"], "--gif-lossy applies to GIF (.gif) only, not '{out}/a.mp4'; write a .gif, "
+                                            "or leave it out"),
     (["--to", "mp4", "--loop", "2"], "--loop applies to animations (.gif .webp .apng), not to '{out}/a.mp4'; leave "
                                      "it out"),
     (["--to", "gif", "--quality", "80"], "--quality applies to animated WebP (.webp) only, not '{out}/a.gif'"),
