@@ -583,6 +583,7 @@ def _output_name(args, name) -> str:
 
 
 def _check_gif_palette(args) -> None:
+    """Refuse --palette with --gif-palette global, which fits its own."""
     if args.gif_palette == "global" and args.palette is not None:
         raise UsageError("--gif-palette global fits its own palette; leave out --palette")
 
@@ -656,9 +657,9 @@ def _batch(args) -> int:
     if args.to and f".{args.to.lstrip('.').lower()}" not in batch.OUTPUT_SUFFIXES:
         names = " ".join(sorted(suffix.lstrip(".") for suffix in batch.OUTPUT_SUFFIXES))
         raise UsageError(f"--to takes one of {names}, got {args.to!r}")
+    _check_gif_palette(args)
     items = batch.find_inputs(args.inputs, to=args.to, outdir=args.output)
     options = argparse.Namespace(**{k: v for k, v in vars(args).items() if k != "func"})
-    _check_gif_palette(args)
     settings = {k: getattr(args, k) for k in ("colors", "dither", "dither_strength", "color_space", "refit_every",
                                               "stability", "scale", "width", "pixelate", "crf", "codec",
                                               "lossless", "no_audio", "quality", "loop", "gif_palette",

@@ -131,9 +131,8 @@ class GifEncoder:
         drawn may show another colour of the table, or what the canvas shows
         (the transparent index), no farther from its colour than the farthest
         of its 8 neighbours' colours is, a transparent one counting as far
-        (`lzw_encode_lossy`, `neighbour_gaps`):
-        a stray colour shows on a flat area, and is lost in a busy one. 0:
-        every pixel exactly.
+        (`lzw_encode_lossy`, `neighbour_gaps`): a stray colour shows on a flat
+        area, and is lost in a busy one. 0: every pixel exactly.
     """
 
     def __init__(self, width: int, height: int, colors: np.ndarray, loop: int = 0, local_tables: bool = False,
