@@ -551,8 +551,9 @@ class PaletteTrack:
                 else:
                     fit = self.fitter.keep_close(fit, job.previous.colors, JUMP_KEEP, job.samples)
         table = build_table(fit.colors, self.fitter.color_space)
-        mapped = lookup_pixels(job.samples, table)  # fills the table cells the frames will need here, not later
-        shown = self._mapped_error(job.samples[::4], mapped[::4], fit.centres)
+        if self._executor is not None:  # live: the table cells the frames will need are filled here, not later
+            lookup_pixels(job.samples, table)  # (a file's frames fill them on the mapping threads, which have room)
+        shown = self._mapped_error(job.samples[::4], lookup_pixels(job.samples[::4], table), fit.centres)
         return _Outcome(fit, table, fit.error, shown, time.perf_counter() - start, matched)
 
     def _run(self, job: _Job) -> None:
