@@ -346,6 +346,13 @@ def test_batch_writes_lossy_and_global_palette_gifs_as_transcode_does(tmp_path, 
     assert shown.shape == wanted.shape and np.sqrt(((shown - wanted) ** 2).sum(-1)).max() <= 16
     assert (lossy / "cuts.gif").stat().st_size < (exact / "cuts.gif").stat().st_size
     assert loop_count(lossy / "cuts.gif") == 2 and loop_count(exact / "cuts.gif") == 0
+    # --resume redoes a file written with other animation options, and only then
+    again = ["batch", str(source), "-o", str(exact), "--to", "gif", "--chunk-seconds", "1.5", "--resume",
+             "--scheduler", cluster, "-q"]
+    assert main([*again, "--gif-lossy", "16", "--loop", "2"]) == 0
+    assert (exact / "cuts.gif").read_bytes() == (lossy / "cuts.gif").read_bytes()
+    written = (exact / "cuts.gif").stat().st_mtime_ns
+    assert main([*again, "--gif-lossy", "16", "--loop", "2"]) == 0 and (exact / "cuts.gif").stat().st_mtime_ns == written
 
     out = tmp_path / "global"
     assert main(["batch", str(source), "-o", str(out), "--to", "gif", "--chunk-seconds", "1.5", "--gif-palette",
