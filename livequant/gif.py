@@ -225,7 +225,7 @@ class GifEncoder:
         else:
             shown, changed = changed_pixels(indices, packed, self._canvas)
             if self.lossy:  # what is shown already stays where it is within `lossy` of the frame's colour
-                reach = neighbour_gaps(shown, most)  # the frame's own colours: before that
+                reach = neighbour_gaps(shown, most)  # from the frame's own colours, before kept pixels change them
                 kept = changed & colours_within(shown, self._canvas, np.broadcast_to(np.int32(most), shown.shape))
                 changed &= ~kept
                 shown[kept] = self._canvas[kept]
