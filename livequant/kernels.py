@@ -1007,7 +1007,7 @@ def colours_within(a, b, bound):  # pragma: no cover - compiled
     for y in range(h):
         for x in range(w):
             p, q = np.int64(a[y, x]), np.int64(b[y, x])
-            out[y, x] = p < (1 << 24) and q < (1 << 24) and _gap(p, q) <= bound[y, x]
+            out[y, x] = p < (1 << 24) and q < (1 << 24) and _distance2(p, q) <= bound[y, x]
     return out
 
 
@@ -1042,13 +1042,6 @@ def _unpack_row(row, out):  # pragma: no cover - compiled
         p = np.int64(row[x])
         out[0, x] = p >> 16 if p < (1 << 24) else 1 << 12
         out[1, x], out[2, x] = (p >> 8) & 255, p & 255
-
-
-@nb.njit(inline="always")
-def _gap(p, q):  # pragma: no cover - compiled
-    """Squared RGB distance between packed colours ``p`` and ``q``."""
-    d0, d1, d2 = (p >> 16) - (q >> 16), ((p >> 8) & 255) - ((q >> 8) & 255), (p & 255) - (q & 255)
-    return d0 * d0 + d1 * d1 + d2 * d2
 
 
 @nb.njit(inline="always")

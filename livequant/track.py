@@ -551,9 +551,11 @@ class PaletteTrack:
                 else:
                     fit = self.fitter.keep_close(fit, job.previous.colors, JUMP_KEEP, job.samples)
         table = build_table(fit.colors, self.fitter.color_space)
-        if self._executor is not None:  # live: the table cells the frames will need are filled here, not later
-            lookup_pixels(job.samples, table)  # (a file's frames fill them on the mapping threads, which have room)
-        shown = self._mapped_error(job.samples[::4], lookup_pixels(job.samples[::4], table), fit.centres)
+        # live: every sample's cell is filled here, not when a frame meets it; a file's frames fill theirs on the
+        # mapping threads, which have room, and only the quarter of the samples measured is looked up
+        every = 1 if self._executor is not None else 4
+        mapped = lookup_pixels(job.samples[::every], table)
+        shown = self._mapped_error(job.samples[::4], mapped[::4 // every], fit.centres)
         return _Outcome(fit, table, fit.error, shown, time.perf_counter() - start, matched)
 
     def _run(self, job: _Job) -> None:
