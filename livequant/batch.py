@@ -61,7 +61,7 @@ from tqdm import tqdm
 
 from livequant import __version__
 from livequant.adapters import adapt, enlarge
-from livequant.errors import LivequantError, SourceError, UsageError, appeared_meanwhile
+from livequant.errors import LivequantError, SourceError, UsageError, appeared_meanwhile, write_failed
 from livequant.files import move_into_place
 from livequant.frames import QuantizedFrame
 from livequant.gif import split_file_parts
@@ -690,8 +690,11 @@ def run_batch(items: list[Item], outdir, options: argparse.Namespace, settings: 
             print(f"nothing to do: all {len(items)} outputs are done", flush=True)
         return [], []
     _check_encoding(todo, outdir, options)
-    outdir.mkdir(parents=True, exist_ok=True)
-    work = Path(tempfile.mkdtemp(dir=outdir.absolute(), prefix=".livequant-batch-"))  # workers run elsewhere
+    try:
+        outdir.mkdir(parents=True, exist_ok=True)
+        work = Path(tempfile.mkdtemp(dir=outdir.absolute(), prefix=".livequant-batch-"))  # workers run elsewhere
+    except OSError as e:
+        raise write_failed("write to the folder", outdir, e) from None
     try:
         with _client(workers, scheduler) as client:
             return _Run(client, todo, outdir, work, options, digest, chunk_seconds, replay_seconds, quiet,

@@ -35,8 +35,8 @@ from livequant.dither import DITHERS
 from livequant.errors import LivequantError, SinkError, SourceError, UsageError, appeared_meanwhile, write_failed
 from livequant.frames import QuantizedFrame
 from livequant.interrupts import interrupts_held
-from livequant.options import (ALPHA_OUTPUTS, carries_audio, check_size, fit_palette, frame_size, global_palette,
-                               make_quantizer, open_output, pixel_blocks, sampled_pixels, transparency)
+from livequant.options import (ALPHA_OUTPUTS, ANIMATIONS, carries_audio, check_size, fit_palette, frame_size,
+                               global_palette, make_quantizer, open_output, pixel_blocks, sampled_pixels, transparency)
 from livequant.palette import Palette, file_format
 from livequant.pipeline import run
 from livequant.quantizer import Quantizer, quantize
@@ -708,8 +708,10 @@ def _preview(args) -> int:
             return Webcam(int(args.source), size=args.size, fps=args.fps)
 
         source = Reconnecting(camera) if args.reconnect else camera()
+        loop = 0
     elif args.source == "test":
         source = TestPattern(size=args.size or (640, 360), fps=args.fps or 30.0, live=True)
+        loop = 0
     elif _is_still(args.source):
         # a still, shown over and over until the window closes, so the keys act on it
         if args.loop is not None:
@@ -717,6 +719,7 @@ def _preview(args) -> int:
                              "closes; leave out --loop")
         source = adapt(Images(args.source, fps=args.fps or 10.0, max_pixels=args.max_pixels, repeat=True,
                               alpha=True), size=args.size, paced=True)
+        loop = 0
     else:  # a video or pictures: shown at their own pace, dropping frames when quantizing falls behind
         def video():  # transparency kept for --record; the window shows it on a checkerboard
             return _open_video(args.source, args.fps, args.max_pixels, alpha=True)
@@ -729,7 +732,7 @@ def _preview(args) -> int:
         shown = source.size
         size, n = pixel_blocks(shown, args.pixelate or 1, args.max_pixels)
         played = adapt(source, size=size) if n > 1 else source
-        with _recorder(args, source) as recorder, make_quantizer(args, background=True) as quantizer:
+        with _recorder(args, source, loop) as recorder, make_quantizer(args, background=True) as quantizer:
             keys = PreviewKeys(quantizer, args.palette)
             with Preview("livequant", on_key=keys, status=keys.status) as window:
                 sinks = [enlarge(window, n, shown)] + ([enlarge(recorder, n, shown)] if recorder else [])
@@ -741,16 +744,19 @@ def _preview(args) -> int:
     return 0
 
 
-def _recorder(args, source):
+def _recorder(args, source, loop: int):
     """The sink `preview --record` writes what the window shows to, without sound (a null context without
-    --record); it checks the file before the window opens."""
+    --record); it checks the file before the window opens. An animation holds every play the window showed:
+    it plays once, or forever where the window played the source so (``loop`` 0: a live source, a still, a
+    file that loops forever)."""
     if args.record is None:
         return contextlib.nullcontext()
     if Path(args.record).suffix.lower() not in TRANSCODE_FORMATS:
         raise UsageError(f"--record writes a video or an animation ({' '.join(TRANSCODE_FORMATS)}), not "
                          f"'{args.record}' (s in the window saves a picture); give one of those suffixes")
+    plays = None if Path(args.record).suffix.lower() not in ANIMATIONS else 0 if loop == 0 else -1
     options = argparse.Namespace(output=args.record, input=args.source, fps=args.fps, codec=None, crf=None,
-                                 lossless=False, loop=None, no_audio=True, overwrite=args.overwrite)
+                                 lossless=False, loop=plays, no_audio=True, overwrite=args.overwrite)
     return open_output(options, source, [args.source] if Path(args.source).is_file() else [])
 
 

@@ -33,6 +33,8 @@ def write_hint(error: BaseException) -> str:
         return "free some space (or lift the file size limit), or write to another disk"
     if code in (errno.EACCES, errno.EPERM, errno.EROFS):
         return "write to a folder you have permission to write to"
+    if code == errno.ENOTDIR:
+        return "a part of the path is a file, not a folder: write elsewhere"
     return "check the disk and the folder"
 
 

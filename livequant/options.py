@@ -23,7 +23,7 @@ from livequant.quantizer import Quantizer
 from livequant.sinks import ALPHA_PICTURES, VIDEO_SUFFIXES, AnimationWriter, GifWriter, ImageWriter, VideoWriter
 from livequant.sources import IMAGE_SUFFIXES, loop_count, megapixels
 
-__all__ = ["ALPHA_OUTPUTS", "animation_loop", "carries_audio", "check_size", "fit_palette", "frame_size",
+__all__ = ["ALPHA_OUTPUTS", "ANIMATIONS", "animation_loop", "carries_audio", "check_size", "fit_palette", "frame_size",
            "global_palette", "keeps_alpha", "make_quantizer", "open_output", "pixel_blocks", "sampled_pixels",
            "transparency"]
 
@@ -128,7 +128,7 @@ def animation_loop(args) -> int:
 
 def _is_picture(suffix: str) -> bool:
     """Whether `open_output` writes a picture or an animation (no sound) for an output of ``suffix``."""
-    return suffix in (".gif", ".webp", ".apng") or suffix in IMAGE_SUFFIXES
+    return suffix in ANIMATIONS or suffix in IMAGE_SUFFIXES
 
 
 def carries_audio(args) -> bool:
@@ -136,6 +136,8 @@ def carries_audio(args) -> bool:
     return not (args.no_audio or _is_picture(Path(args.output).suffix.lower()))
 
 
+#: The animations `open_output` writes, which play as often as --loop says.
+ANIMATIONS = (".gif", ".webp", ".apng")
 #: Outputs that keep transparency: animations, and pictures (`livequant.sinks.ALPHA_PICTURES`).
 ALPHA_OUTPUTS = (".gif", ".apng", *ALPHA_PICTURES)
 
@@ -158,7 +160,7 @@ def open_output(args, source, inputs):
     animation = suffix in (".webp", ".apng")  # .webp is a picture to `livequant image`, an animation here
     picture = _is_picture(suffix)
     quality = getattr(args, "quality", None)
-    if getattr(args, "loop", None) is not None and suffix not in (".gif", ".webp", ".apng"):
+    if getattr(args, "loop", None) is not None and suffix not in ANIMATIONS:
         raise UsageError(f"--loop applies to animations (.gif .webp .apng), not to '{args.output}'; leave it out")
     if picture and (args.codec or args.crf is not None):
         raise UsageError(f"--codec and --crf apply to video outputs ({' '.join(VIDEO_SUFFIXES)}), not to "

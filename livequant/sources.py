@@ -89,6 +89,8 @@ AUDIO_READ_ON = 5.0
 CUT_SHORT_SECONDS = 0.5
 #: Seconds before a --start to seek to first where the demuxer lands after the start (`VideoFile._seek`).
 SEEK_BACK = 1.0
+#: Browsers show a GIF frame whose delay is under 2/100 s for 1/10 s (`livequant.gif.MIN_DELAY`).
+GIF_SHORTEST_DELAY, GIF_SHORT_DELAY_SHOWN = 0.02, 0.1
 #: The side data of an HDR10 frame that say its peak (`livequant.hdr.content_peak`), in the order it takes them.
 HDR_SIDE_DATA = (av.sidedata.sidedata.Type.CONTENT_LIGHT_LEVEL, av.sidedata.sidedata.Type.MASTERING_DISPLAY_METADATA)
 
@@ -120,12 +122,35 @@ def _is_glob(path: str) -> bool:
     return any(c in path for c in "*?[") and not os.path.isfile(path)
 
 
-def _first_number(pattern: str) -> int | None:
-    """The lowest number among the files that numbered pictures ``pattern`` names; None if there are none."""
+def _numbered(pattern: str, number: int) -> str:
+    """The file numbered pictures ``pattern`` name ``number``: ``frame-%04d.png``, 7: ``frame-0007.png``."""
+    return SEQUENCE_NUMBER.sub(lambda spec: spec.group(0) % number, pattern, count=1)
+
+
+def _numbers(pattern: str) -> list[int]:
+    """The numbers of the files that numbered pictures ``pattern`` names, in order."""
     head, tail = SEQUENCE_NUMBER.split(pattern, maxsplit=1)
     named = re.compile(re.escape(head) + r"(\d+)" + re.escape(tail))
     found = (named.fullmatch(name) for name in glob.glob(glob.escape(head) + "*" + glob.escape(tail)))
-    return min((int(match.group(1)) for match in found if match), default=None)
+    return sorted({int(match.group(1)) for match in found if match and _numbered(pattern, int(match.group(1)))
+                   == match.group(0)})
+
+
+def _first_number(pattern: str) -> int | None:
+    """The lowest number among the files that numbered pictures ``pattern`` names; None if there are none."""
+    return min(_numbers(pattern), default=None)
+
+
+def _sequence_gap(pattern: str) -> str | None:
+    """Why numbered pictures ``pattern`` cannot be read whole: FFmpeg stops at the first number missing and
+    leaves out the pictures after it. None when they run without a gap (or there are none)."""
+    numbers = _numbers(pattern)
+    for expected, number in enumerate(numbers, start=numbers[0] if numbers else 0):
+        if number != expected:
+            after = len(numbers) - (expected - numbers[0])
+            return (f"cannot read the pictures '{pattern}' whole: '{_numbered(pattern, expected)}' is missing, and "
+                    f"the {after} numbered after it would be left out; number them without a gap")
+    return None
 
 
 def _pictures_in(folder: str) -> str | None:
@@ -163,10 +188,11 @@ def damage_note(undecodable: int, damaged: int) -> str:
     """What a user is told of a source's ``undecodable`` and ``damaged`` frames ("" when there are none)."""
     said = []
     if undecodable:
-        said.append(f"{undecodable} frame{'s' if undecodable != 1 else ''} could not be decoded and were skipped")
+        said.append("1 frame could not be decoded and was skipped" if undecodable == 1 else
+                    f"{undecodable} frames could not be decoded and were skipped")
     if damaged:
-        said.append(f"{damaged} frame{'s' if damaged != 1 else ''} had decoding errors and are shown as the "
-                    "decoder patched them")
+        said.append("1 frame had decoding errors and is shown as the decoder patched it" if damaged == 1 else
+                    f"{damaged} frames had decoding errors and are shown as the decoder patched them")
     return f"{' and '.join(said)}; the input may be damaged" if said else ""
 
 
@@ -471,7 +497,8 @@ class VideoFile(_Source):
                 raise ValueError(f"fps sets the rate of pictures ('frames/%04d.png', 'frames/*.png'), not of "
                                  f"'{self.path}', which keeps its own times; retime it with "
                                  "livequant.adapters.adapt(source, fps=...)")
-        if cause := _not_a_file("video", self.path):
+        if cause := _not_a_file("video", self.path) or (
+                is_picture_sequence(self.path) and SEQUENCE_NUMBER.search(self.path) and _sequence_gap(self.path)):
             raise SourceError(cause)
         # FFmpeg decodes a first frame to probe the stream; the limit stops it allocating a bomb's frame.
         limit = {"max_pixels": str(max_pixels)}
@@ -499,7 +526,8 @@ class VideoFile(_Source):
         except SourceError:
             self._container.close()
             raise
-        self._seeked = bool(start) and not is_pipe(self.path)  # a pipe is read up to the start
+        self._gif = context.name == "gif"  # retimed as browsers show it (`_timed`), so read from its start
+        self._seeked = bool(start) and not is_pipe(self.path) and not self._gif  # a pipe is read up to the start
         build = _x264_build(self._container, stream) if self._seeked else None  # it reads a packet
         context.options = limit if build is None else {**limit, "x264_build": str(build)}
         stream.thread_type = "AUTO"
@@ -677,6 +705,9 @@ class VideoFile(_Source):
             if self._length - last - 1 / self.fps > max(CUT_SHORT_SECONDS, 2 / self.fps):
                 lacking = round((self._length - first) * self.fps) - frames
         self.undecodable = max(self.undecodable, max(packets, self.frame_count or 0) - frames, lacking)
+        if self._gif and not is_pipe(self.path):  # FFmpeg shows a GIF's last image patched where its data ends
+            images, cut_short = _gif_cut_short(self.path)
+            self.damaged += cut_short and images == frames
 
     def _demuxed(self):
         """The stream's packets; a read error (a damaged file, a dropped connection) ends them, counted as
@@ -716,11 +747,21 @@ class VideoFile(_Source):
         self.audio.finished = True
 
     def _timed(self):
-        """``(frame, time, until)`` for each decoded frame: ``until`` is when it stops showing, if the file says."""
+        """``(frame, time, until)`` for each decoded frame: ``until`` is when it stops showing, if the file says.
+
+        A GIF's frame of 1/100 s shows for `GIF_SHORT_DELAY_SHOWN`, as browsers show it (FFmpeg does so for
+        a delay of 0 only), and the frames after it later.
+        """
+        late = 0.0  # seconds such GIF frames have added so far
         for index, frame in enumerate(self._decoded()):
-            t = frame.time if frame.time is not None else index / (self.fps or 1.0)
-            until = t + float(frame.duration * frame.time_base) if frame.duration and frame.time_base else None
-            yield frame, t, until
+            t = (frame.time if frame.time is not None else index / (self.fps or 1.0)) + late
+            shows = float(frame.duration * frame.time_base) if frame.duration and frame.time_base else None
+            if self._gif and shows is not None and shows < GIF_SHORTEST_DELAY:
+                late += GIF_SHORT_DELAY_SHOWN - shows
+                if self._stream_end is not None:
+                    self._stream_end += GIF_SHORT_DELAY_SHOWN - shows
+                shows = GIF_SHORT_DELAY_SHOWN
+            yield frame, t, None if shows is None else t + shows
 
     def _from(self, start):
         """`_timed` from ``start`` on (all of it when None). The frame showing at ``start`` comes first: one
@@ -973,7 +1014,7 @@ def _first_picture(path: str) -> str | None:
     if SEQUENCE_NUMBER.search(path) is None:
         return min(glob.glob(path), default=None)
     first = _first_number(path)
-    return None if first is None else SEQUENCE_NUMBER.sub(lambda number: number.group(0) % first, path, count=1)
+    return None if first is None else _numbered(path, first)
 
 
 def _embedded_profile(data: bytes) -> bytes | None:
@@ -1259,7 +1300,7 @@ def _animation(path) -> str | None:
         with open(path, "rb") as f:
             head = f.read(13)
             if head[:6] in (b"GIF87a", b"GIF89a"):
-                return "gif" if _gif_images(f, head) > 1 else None
+                return "gif" if _gif_images(f, head, most=2)[0] > 1 else None
             if not _is_chunked(head):
                 return None
             frames = 0
@@ -1274,12 +1315,13 @@ def _animation(path) -> str | None:
     return "webp" if frames > 1 else None
 
 
-def _gif_images(f, head: bytes) -> int:
-    """Images in a GIF file (2 once a second is met), ``f`` just after its 13-byte ``head``."""
+def _gif_images(f, head: bytes, most: int | None = None) -> tuple[int, bool]:
+    """Images in a GIF file, ``f`` just after its 13-byte ``head`` (counted up to ``most``), and whether the
+    file breaks off inside the last one counted (its data cut short)."""
     if head[10] & 0x80:  # a global colour table
         f.seek(3 << ((head[10] & 7) + 1), os.SEEK_CUR)
     images = 0
-    while images < 2 and (introducer := f.read(1)) in (b"\x21", b"\x2c"):
+    while (most is None or images < most) and (introducer := f.read(1)) in (b"\x21", b"\x2c"):
         if introducer == b"\x21":  # an extension: its label, then its sub-blocks
             f.read(1)
         else:  # an image: its descriptor, local colour table, LZW code size, then its data's sub-blocks
@@ -1291,8 +1333,17 @@ def _gif_images(f, head: bytes) -> int:
             f.read(1)
             images += 1
         if _gif_sub_blocks(f) is None:
-            break
-    return images
+            return images, introducer == b"\x2c"
+    return images, False
+
+
+def _gif_cut_short(path: str) -> tuple[int, bool]:
+    """`_gif_images` of the whole GIF file ``path`` ((0, False) if it cannot be read)."""
+    try:
+        with open(path, "rb") as f:
+            return _gif_images(f, f.read(13))
+    except OSError:
+        return 0, False
 
 
 def _gif_sub_blocks(f) -> list[bytes] | None:

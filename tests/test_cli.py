@@ -257,6 +257,23 @@ def test_palette_from_pictures_numbered_or_globbed(tmp_path, capsys, pattern):
     assert sorted(Palette.from_file(out).to_hex()) == ["#000000", "#3c3c3c", "#787878", "#b4b4b4"]
 
 
+def test_numbered_pictures_with_a_gap_are_refused_naming_the_missing_one(tmp_path, capsys):
+    """FFmpeg stops at the first missing number: 2 of 5 pictures were written and nothing said."""
+    _grey_pictures(tmp_path, n=5)
+    (tmp_path / "shot003.png").unlink()
+    out = tmp_path / "out.gif"
+    assert main(["transcode", str(tmp_path / "shot%03d.png"), str(out), "--fps", "5"]) == 1
+    assert _error(capsys) == (f"livequant: error: cannot read the pictures '{tmp_path}/shot%03d.png' whole: "
+                              f"'{tmp_path}/shot003.png' is missing, and the 2 numbered after it would be left out; "
+                              "number them without a gap\n")
+    assert not out.exists()
+    (tmp_path / "shot005.png").rename(tmp_path / "shot003.png")  # 1, 2, 3, 4 and a shot5.png %03d does not name
+    cv2.imwrite(str(tmp_path / "shot5.png"), np.zeros((12, 16, 3), np.uint8))
+    assert main(["transcode", str(tmp_path / "shot%03d.png"), str(out), "--fps", "5", "-q"]) == 0
+    with av.open(str(out)) as written:
+        assert sum(1 for _ in written.decode(video=0)) == 4
+
+
 @pytest.mark.parametrize(("pattern", "what"), [("shot*.png", "matches 4 pictures"),
                                               ("shot%03d.png", "names numbered pictures")])
 def test_image_of_many_pictures_is_refused_with_the_command_for_all(tmp_path, capsys, pattern, what):
@@ -862,7 +879,10 @@ def test_preview_pixelate_shows_blocks_records_them_and_quits_on_q(xdisplay, tmp
 @pytest.mark.gui
 @pytest.mark.skipif(shutil.which("xdotool") is None, reason="xdotool is not installed")
 def test_ctrl_c_ends_a_recorded_preview_with_the_recording_complete(xdisplay, tmp_path):
-    """As Ctrl-C ends a live stream's transcode: the frames shown so far make a whole file, and the exit is 130."""
+    """As Ctrl-C ends a live stream's transcode: the frames shown so far make a whole file, and the exit is 130;
+    it loops forever, as the window would have gone on."""
+    from livequant.sources import loop_count
+
     process = _livequant("preview", "test", "--size", "160x120", "--record", "live.gif", cwd=tmp_path)
     try:
         subprocess.run(["xdotool", "search", "--sync", "--name", "^livequant$"], capture_output=True, text=True,
@@ -875,7 +895,7 @@ def test_ctrl_c_ends_a_recorded_preview_with_the_recording_complete(xdisplay, tm
             process.kill()
         print(process.communicate()[1])  # shown if the test fails
     frames, _, _ = _decode(tmp_path / "live.gif")
-    assert len(frames) >= 2 and frames[0].shape == (120, 160, 3)
+    assert len(frames) >= 2 and frames[0].shape == (120, 160, 3) and loop_count(tmp_path / "live.gif") == 0
     assert sorted(p.name for p in tmp_path.iterdir()) == ["live.gif"]
 
 
@@ -898,6 +918,21 @@ def test_a_recorded_preview_keeps_the_transparency_the_window_shows_on_white(xdi
     with av.open(str(tmp_path / "live.gif")) as gif:
         shown = [frame.to_ndarray(format="rgba")[..., 3] >= 128 for frame in gif.decode(video=0)]
     assert shown and all(any((mask == expected).all() for expected in masks) for mask in shown)
+
+
+@pytest.mark.gui
+def test_a_recorded_preview_of_an_animation_that_plays_three_times_holds_them_and_plays_once(xdisplay, tmp_path):
+    """The recording held the three plays and still said to repeat twice, as its source does: nine plays."""
+    from PIL import Image
+
+    from livequant.sources import loop_count
+
+    frames = [Image.fromarray(np.full((16, 16, 3), 80 * i, np.uint8)) for i in range(3)]
+    frames[0].save(tmp_path / "thrice.gif", save_all=True, append_images=frames[1:], duration=100, loop=2)
+    assert loop_count(tmp_path / "thrice.gif") == 2
+    shown, _, _ = _preview_to_the_end("thrice.gif", "-k", "4", "--record", "live.gif", cwd=tmp_path)
+    recorded, _, _ = _decode(tmp_path / "live.gif")
+    assert shown == len(recorded) == 9 and loop_count(tmp_path / "live.gif") == -1
 
 
 @pytest.mark.gui

@@ -218,6 +218,36 @@ def test_a_start_inside_a_frame_shows_that_frame_from_the_start(tmp_path, start,
     assert shown == expected and all(type(t) is float for t, _ in shown) and src.end_time == end
 
 
+@pytest.mark.parametrize(("start", "expected"), [(None, [(0.0, 0), (0.1, 1), (0.2, 2), (0.25, 3)]),
+                                                 (0.15, [(0.15, 1), (0.2, 2), (0.25, 3)])])
+def test_gif_frames_of_a_hundredth_of_a_second_show_for_a_tenth_as_browsers_show_them(tmp_path, start, expected):
+    """Delays of 1/100 s were read as such (frames a browser shows for 1/10 s flashed past, and a GIF written
+    from them dropped them); FFmpeg reads a delay of 0 as 1/10 s itself."""
+    from PIL import Image
+
+    frames = [Image.fromarray(np.full((8, 8, 3), 60 * i, np.uint8)) for i in range(4)]
+    frames[0].save(tmp_path / "a.gif", save_all=True, append_images=frames[1:], duration=[10, 0, 50, 10], loop=0)
+    with VideoFile(tmp_path / "a.gif", start=start) as src:
+        shown = [(t, int(frame[0, 0, 0]) // 60) for frame, t in src]
+    assert shown == pytest.approx(expected)
+    assert src.end_time == pytest.approx(0.35)
+
+
+def test_a_gif_cut_short_inside_its_last_image_counts_that_frame_damaged(tmp_path, rng):
+    """FFmpeg shows such an image patched where its data ends (a third of its pixels wrong here), and nothing
+    said so; a GIF that only lacks its trailer is whole."""
+    from PIL import Image
+
+    frames = [Image.fromarray(rng.integers(0, 256, (32, 32, 3), np.uint8)) for _ in range(3)]
+    frames[0].save(tmp_path / "whole.gif", save_all=True, append_images=frames[1:], duration=100, loop=0)
+    data = (tmp_path / "whole.gif").read_bytes()
+    (tmp_path / "cut.gif").write_bytes(data[: len(data) * 9 // 10])
+    (tmp_path / "no-trailer.gif").write_bytes(data[:-1])
+    for name, damaged in (("whole.gif", 0), ("cut.gif", 1), ("no-trailer.gif", 0)):
+        with VideoFile(tmp_path / name) as src:
+            assert sum(1 for _ in src) == 3 and (src.damaged, src.undecodable) == (damaged, 0), name
+
+
 @pytest.mark.parametrize("audio_seconds", [None, 2.0])
 def test_a_file_cut_short_counts_the_frames_its_header_promises(tmp_path, audio_seconds):
     """The first half of a 2 s MKV gave its first second and said nothing; the whole file counts none. With
