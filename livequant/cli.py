@@ -867,8 +867,9 @@ def _is_video(path: str) -> bool:
 
 def _not_one_picture(args, what: str) -> UsageError:
     """The error for `livequant image` given a video or an animation (``what`` the input is)."""
-    return UsageError(f"'{args.input}' {what}, and `livequant image` quantizes one picture; use `livequant "
-                      f"transcode '{args.input}' '{Path(args.output).with_suffix('.gif')}'`")
+    given = "-" if args.input == STDIN else args.input
+    return UsageError(f"'{given}' {what}, and `livequant image` quantizes one picture; use `livequant "
+                      f"transcode '{given}' '{Path(args.output).with_suffix('.gif')}'`")
 
 
 def _one_picture_only(args, what: str) -> UsageError:
@@ -888,6 +889,10 @@ def _extract_palette(args) -> int:
     if output is None and args.overwrite:
         raise UsageError("-y replaces the palette file given with -o, and there is none; leave out -y")
     if output is not None:
+        if args.output == "-" or output.is_dir():
+            where = "standard output" if args.output == "-" else f"'{output}', a folder"
+            raise UsageError(f"-o names the palette file to write, not {where}; the colours are printed either way: "
+                             "give -o a file name (.gpl .act .json .hex .txt .png), or leave it out")
         try:
             file_format(output)  # is the suffix a palette format? Checked before any work
         except ValueError as e:

@@ -96,6 +96,8 @@ HDR_SIDE_DATA = (av.sidedata.sidedata.Type.CONTENT_LIGHT_LEVEL, av.sidedata.side
 
 #: Standard input, as FFmpeg names it (the command line's ``-``).
 STDIN = "pipe:0"
+#: What the errors for standard input say of animations, which FFmpeg here cannot read from a pipe.
+PIPED_ANIMATIONS = "an animated PNG or WebP cannot come through a pipe: give the file"
 
 
 def is_pipe(path) -> bool:
@@ -141,6 +143,16 @@ def _first_number(pattern: str) -> int | None:
     return min(_numbers(pattern), default=None)
 
 
+def _sequence_problem(path: str) -> str | None:
+    """Why the pictures ``path`` names cannot be read (None: they can, or it names none): a glob pattern that
+    matches no file, or numbered pictures with a gap (`_sequence_gap`)."""
+    if not is_picture_sequence(path):
+        return None
+    if SEQUENCE_NUMBER.search(path) is not None:
+        return _sequence_gap(path)
+    return None if glob.glob(path) else f"cannot read the pictures '{path}': no file matches; check the pattern"
+
+
 def _sequence_gap(pattern: str) -> str | None:
     """Why numbered pictures ``pattern`` cannot be read whole: FFmpeg stops at the first number missing and
     leaves out the pictures after it. None when they run without a gap (or there are none)."""
@@ -181,7 +193,24 @@ def _not_a_file(kind: str, path: str) -> str | None:
         return f"cannot read {kind} '{path}': it is a directory; give a file{also}"
     if os.path.isfile(path) and os.path.getsize(path) == 0:
         return f"cannot read {kind} '{path}': the file is empty (0 bytes)"
+    if os.path.isfile(path) and (pages := _tiff_pages(path)) > 1:  # (not a pipe: that would read from it)
+        return (f"cannot read {kind} '{path}': it is a TIFF of {pages} pages, and a picture file is one picture "
+                "to livequant; save the pages as pictures of their own (page-%03d.png) and give those")
     return None
+
+
+def _tiff_pages(path: str) -> int:
+    """The pages (images) of the TIFF file ``path``; 0 for any other file and one that cannot be read."""
+    from PIL import Image, UnidentifiedImageError
+
+    try:
+        with open(path, "rb") as f:
+            if f.read(4) not in (b"II*\0", b"MM\0*"):
+                return 0
+            with Image.open(f) as tiff:
+                return getattr(tiff, "n_frames", 1)
+    except (OSError, ValueError, UnidentifiedImageError, SyntaxError):  # Pillow's damaged-file errors
+        return 0
 
 
 def damage_note(undecodable: int, damaged: int) -> str:
@@ -497,8 +526,7 @@ class VideoFile(_Source):
                 raise ValueError(f"fps sets the rate of pictures ('frames/%04d.png', 'frames/*.png'), not of "
                                  f"'{self.path}', which keeps its own times; retime it with "
                                  "livequant.adapters.adapt(source, fps=...)")
-        if cause := _not_a_file("video", self.path) or (
-                is_picture_sequence(self.path) and SEQUENCE_NUMBER.search(self.path) and _sequence_gap(self.path)):
+        if cause := _not_a_file("video", self.path) or _sequence_problem(self.path):
             raise SourceError(cause)
         # FFmpeg decodes a first frame to probe the stream; the limit stops it allocating a bomb's frame.
         limit = {"max_pixels": str(max_pixels)}
@@ -572,7 +600,7 @@ class VideoFile(_Source):
                 raise SourceError(f"cannot read {self._named}: no frame could be decoded within the limit of "
                                   f"{megapixels(max_pixels)} megapixels; if you trust the file, raise the limit with "
                                   "--max-pixels")
-            if self.undecodable and self.path.lower().endswith(".webp"):
+            if self.undecodable and _animation(self.path) == "webp":
                 raise SourceError(f"cannot read {self._named}: FFmpeg here cannot decode animated WebP; open it "
                                   "with livequant.sources.open_video (an AnimatedWebP, through Pillow)")
             cause = "no frame could be decoded" if self.undecodable else "no frames"
@@ -581,10 +609,10 @@ class VideoFile(_Source):
                 raise SourceError(f"cannot read {self._named}: no frames from {start:g} s on (it lasts "
                                   f"{length / 1e6:.2f} s); start earlier, or check that the file is complete")
             if is_pipe(self.path):
-                raise SourceError(f"cannot read video from '{self.path}': {cause}{where}; a pipe cannot be seeked, "
-                                  "so MP4 and MOV read from one need their index first (ffmpeg -movflags "
-                                  "+faststart); pipe MKV or MPEG-TS instead (ffmpeg ... -f matroska -), or give the "
-                                  "file")
+                raise SourceError(f"cannot read {self._named}: {cause}{where}; a pipe cannot be seeked, so MP4 "
+                                  "and MOV read from one need their index first (ffmpeg -movflags +faststart): pipe "
+                                  "MKV or MPEG-TS instead (ffmpeg ... -f matroska -), or give the file; "
+                                  f"{PIPED_ANIMATIONS}")
             raise SourceError(f"cannot read {self._named}: {cause}{where}; is the file complete?")
         first = self._first[0]
         self.size = (first.width, first.height) if _quarter_turns(first) % 2 == 0 else (first.height, first.width)
@@ -933,7 +961,8 @@ def _declared_size(path: str, max_pixels: int) -> tuple[int, int]:
 def _open_hint(path: str, error: Exception) -> str:
     """What to do about an FFmpeg error opening ``path``."""
     if path == STDIN:
-        return "send a video into it: MKV, MPEG-TS, or MP4 with its index first (ffmpeg -movflags +faststart)"
+        return ("send a picture or a video into it (MKV, MPEG-TS, or MP4 with its index first: ffmpeg -movflags "
+                f"+faststart); {PIPED_ANIMATIONS}")
     if "://" in path and isinstance(error, av.error.InvalidDataError):
         return "what the server sent is not a video FFmpeg reads; check that the URL leads to the video itself"
     if "://" in path and isinstance(error, av.error.HTTPClientError):

@@ -257,6 +257,24 @@ def test_palette_from_pictures_numbered_or_globbed(tmp_path, capsys, pattern):
     assert sorted(Palette.from_file(out).to_hex()) == ["#000000", "#3c3c3c", "#787878", "#b4b4b4"]
 
 
+@pytest.mark.parametrize("command", ["image", "transcode", "palette"])
+def test_a_tiff_of_many_pages_is_refused_by_every_command(tmp_path, capsys, command):
+    """Its first page was quantized and the others left out without a word; a TIFF of one page is a picture."""
+    from PIL import Image
+
+    pages = [Image.fromarray(np.full((12, 16, 3), 70 * i, np.uint8)) for i in range(3)]
+    pages[0].save(tmp_path / "scan.tif", save_all=True, append_images=pages[1:])
+    pages[0].save(tmp_path / "one.tif")
+    out = tmp_path / ("out.hex" if command == "palette" else "out.png")
+    argv = [command, str(tmp_path / "scan.tif")] + (["-o", str(out)] if command == "palette" else [str(out)])
+    assert main(argv) == 1
+    assert _error(capsys).endswith(f"'{tmp_path}/scan.tif': it is a TIFF of 3 pages, and a picture file is one "
+                                   "picture to livequant; save the pages as pictures of their own (page-%03d.png) "
+                                   "and give those\n")
+    assert not out.exists()
+    assert main([arg.replace("scan.tif", "one.tif") for arg in argv] + ["-k", "2", "-q"]) == 0 and out.exists()
+
+
 def test_numbered_pictures_with_a_gap_are_refused_naming_the_missing_one(tmp_path, capsys):
     """FFmpeg stops at the first missing number: 2 of 5 pictures were written and nothing said."""
     _grey_pictures(tmp_path, n=5)
@@ -359,6 +377,11 @@ def test_existing_output_is_left_alone_without_y(tmp_path, clip, capsys):
     (["transcode", "{clip}", "{tmp}/out.mp4", "--scale", "2", "--width", "9"], 2, "not allowed with"),
     (["image", "{tmp}/missing.png", "{tmp}/out.png"], 1, "missing.png': no such file"),
     (["palette", "{clip}", "-o", "{tmp}/p.xyz"], 2, "unknown palette file type '.xyz'"),
+    (["palette", "{clip}", "-o", "-"], 2, "-o names the palette file to write, not standard output; the colours are "
+                                          "printed either way: give -o a file name"),
+    (["palette", "{clip}", "-o", "{tmp}"], 2, "-o names the palette file to write, not '.*', a folder;"),
+    (["transcode", "{tmp}/none/*.png", "{tmp}/out.gif"], 1,
+     "cannot read the pictures '.*none/\\*.png': no file matches; check the pattern"),
     (["preview", "{tmp}/missing.mp4"], 1, "missing.mp4'"),
     (["preview", "test", "--size", "32x16", "--pixelate", "20"], 2,
      "--pixelate 20 makes blocks larger than the 32x16 frame; use at most 16"),
@@ -612,10 +635,15 @@ def test_standard_input_is_read_as_a_pipe(tmp_path, make_clip, rng, capsys):
     for name in ("grey.ts", "late.mkv"):
         (tmp_path / name).unlink()
     (tmp_path / "text.txt").write_text("not a video\n")
-    assert piped(tmp_path / "text.txt", "palette", "-") == (1, "", (  # it named FFmpeg's 'pipe:0'
-        "livequant: error: cannot open standard input: Invalid data found when processing input; send a video "
-        "into it: MKV, MPEG-TS, or MP4 with its index first (ffmpeg -movflags +faststart)\n"))
+    for command in ("palette", "image"):  # it named FFmpeg's 'pipe:0'; asked `image` for a video
+        assert piped(tmp_path / "text.txt", command, "-", *(["out.png"] if command == "image" else [])) == (1, "", (
+            "livequant: error: cannot open standard input: Invalid data found when processing input; send a "
+            "picture or a video into it (MKV, MPEG-TS, or MP4 with its index first: ffmpeg -movflags +faststart); "
+            "an animated PNG or WebP cannot come through a pipe: give the file\n"))
     (tmp_path / "text.txt").unlink()
+    assert piped(mkv.path, "image", "-", "out.png") == (2, "", (  # it showed '-' as 'pipe:0'
+        "livequant: error: '-' is a video, and `livequant image` quantizes one picture; use `livequant transcode '-' "
+        "'out.gif'`\n"))
     cv2.imwrite(str(tmp_path / "photo.png"), clip_frame(3, 96, 64))
     assert piped(tmp_path / "photo.png", "image", "-", "piped.png", "-k", "6", "-q") == (0, "", "")
     assert main(["image", str(tmp_path / "photo.png"), str(tmp_path / "file.png"), "-k", "6", "-q"]) == 0
