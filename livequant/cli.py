@@ -410,11 +410,13 @@ def _parser() -> argparse.ArgumentParser:
                 "Needs no camera and no download. Writes into DIR (created if missing) NAME.mp4 and NAME.gif\n"
                 f"for each NAME of {', '.join(stem for stem, _, _ in SETTINGS)},\n"
                 "and contact-sheet.png (the original beside each version). Running it again replaces these\n"
-                "files and touches nothing else in DIR.")
+                "files and touches nothing else in DIR; files of these names it did not write stay, unless -y.")
     p.add_argument("-o", "--output", type=Path, default=Path("livequant-demo"), metavar="DIR",
                    help="folder for the files (default: ./livequant-demo)")
     p.add_argument("--frames", type=_number(int, 1, 9000), default=45, metavar="N",
                    help="length of the scene in frames at 15 fps, 1..9000 (default: 45)")
+    p.add_argument("-y", "--overwrite", action="store_true",
+                   help="replace files of the demo's names in DIR that it did not write")
     p.set_defaults(func=_demo)
     return parser
 
@@ -634,6 +636,8 @@ def _transcode_file(args) -> int:
             raise
         done = (f"wrote {_count(sink.frames, 'frame')} to {_output_name(args, sink.written)}" if sink.finished
                 else f"nothing written to {_output_name(args, sink.path)}")
+        if sink.finished and getattr(sink, "kept", None):
+            done += f"; '{sink.kept}', which -y replaces with a whole output only, is left as it was"
         print(f"{'terminated' if isinstance(stop, _Terminated) else 'interrupted'}: {done}", file=sys.stderr)
         _done()
         return 143 if isinstance(stop, _Terminated) else 130
@@ -930,7 +934,7 @@ def _demo(args) -> int:
         raise UsageError(f"demo output '{args.output}': '{existing}' is a file, not a folder; give a folder name "
                           "with -o (it is created if missing)")
     start = time.perf_counter()
-    run_demo(args.output, args.frames)
+    run_demo(args.output, args.frames, overwrite=args.overwrite)
     print(f"done in {time.perf_counter() - start:.1f} s; open {args.output / 'contact-sheet.png'} first")
     return 0
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import functools
 import math
+import os
 from pathlib import Path
 
 import cv2
@@ -22,6 +23,8 @@ from livequant.sinks import GifWriter, VideoWriter
 
 __all__ = ["SETTINGS", "Scene", "run_demo"]
 
+#: The file that marks a folder the demo has written to: it replaces its own files there.
+FOLDER_MARK = ".livequant-demo"
 #: ``(file stem, label, Quantizer options)`` for each version the demo makes.
 SETTINGS = (
     ("adaptive16", "adaptive K=16", {"n_colors": 16}),
@@ -163,10 +166,12 @@ def _keep(shown: dict, label: str, qframe, stats) -> None:
         shown[stats.frames - 1].append((label, qframe.rgb))
 
 
-def run_demo(out_dir, frames: int = 45, *, size=(480, 270), fps: float = 15.0, report=print) -> list[Path]:
+def run_demo(out_dir, frames: int = 45, *, size=(480, 270), fps: float = 15.0, report=print,
+             overwrite: bool = False) -> list[Path]:
     """Quantize the `Scene` with each of `SETTINGS` to MP4 and GIF and write a contact sheet.
 
-    Files of the same names in ``out_dir`` are replaced; nothing else there is touched.
+    The demo's files in ``out_dir`` are replaced, once it has marked the folder its own (`FOLDER_MARK`); a file
+    of the same name there before is not (`SinkError`) unless ``overwrite``. Nothing else there is touched.
 
     Parameters
     ----------
@@ -180,6 +185,8 @@ def run_demo(out_dir, frames: int = 45, *, size=(480, 270), fps: float = 15.0, r
         Frame rate of the clip.
     report : callable
         Called with a line of text after each file is written.
+    overwrite : bool
+        Replace files of the demo's names in a folder the demo has not written to.
 
     Returns
     -------
@@ -191,6 +198,15 @@ def run_demo(out_dir, frames: int = 45, *, size=(480, 270), fps: float = 15.0, r
         out.mkdir(parents=True, exist_ok=True)
     except OSError as e:
         raise write_failed("create the folder", out, e) from e
+    names = [f"{stem}{suffix}" for stem, _, _ in SETTINGS for suffix in (".mp4", ".gif")] + ["contact-sheet.png"]
+    if not (overwrite or (out / FOLDER_MARK).exists()):
+        if taken := next((out / name for name in names if os.path.lexists(out / name)), None):
+            raise SinkError(f"'{taken}' exists and the demo did not write it; give the demo another folder with -o, "
+                            "or use -y to overwrite")
+    try:
+        (out / FOLDER_MARK).touch()
+    except OSError as e:
+        raise write_failed("write to the folder", out, e) from e
     scene = Scene(size, fps, frames)
     picks = sorted({0, frames // 2, frames - 1})
     shown = {i: [("original", scene.frame(i / fps))] for i in picks}

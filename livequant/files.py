@@ -4,11 +4,12 @@ into place when complete. Used by every file sink and by the quality report."""
 from __future__ import annotations
 
 import errno
+import itertools
 import os
 import tempfile
 from pathlib import Path
 
-__all__ = ["move_into_place", "partial_file"]
+__all__ = ["move_beside", "move_into_place", "partial_file"]
 
 
 def partial_file(path: Path) -> Path:
@@ -50,3 +51,15 @@ def move_into_place(tmp: Path, path: Path, *, replace: bool = True) -> None:
         os.unlink(tmp)
         return
     raise FileExistsError(errno.EEXIST, "it appeared while this was being written", str(path))
+
+
+def move_beside(tmp: Path, path: Path, tag: str) -> Path:
+    """Rename the finished ``tmp`` beside ``path`` without replacing any file: ``out.TAG.mp4``, else
+    ``out.TAG-2.mp4``, ``out.TAG-3.mp4`` ...; returns the name it took."""
+    for n in itertools.count(1):
+        beside = path.with_name(f"{path.stem}.{tag}{'' if n == 1 else f'-{n}'}{path.suffix}")
+        try:
+            move_into_place(tmp, beside, replace=False)
+        except FileExistsError:
+            continue
+        return beside

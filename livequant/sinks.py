@@ -7,7 +7,8 @@ hidden file beside the target (``.name.XXXXXXXX.partial.mp4``, see
 inputs (the same file by device and inode, however it is spelled) is refused
 before anything is written. Leaving
 the ``with`` block normally or by ``KeyboardInterrupt`` finishes the file (it
-plays up to the last frame written); any other exception removes it.
+plays up to the last frame written; cut short, it goes beside a file that was
+there instead of replacing it); any other exception removes it.
 """
 
 from __future__ import annotations
@@ -32,7 +33,7 @@ import av  # isort: skip
 import numpy as np
 
 from livequant.errors import SinkError, appeared_meanwhile, write_failed
-from livequant.files import move_into_place, partial_file
+from livequant.files import move_beside, move_into_place, partial_file
 from livequant.frames import (FpsCounter, QuantizedFrame, check_fps, check_frame, join_alpha, on_background,
                               on_checkerboard)
 from livequant.gif import GifEncoder
@@ -210,7 +211,9 @@ class _FileSink:
         self._inputs = tuple(inputs)
         self._overwrite = overwrite
         check_target(self.path, overwrite, self._inputs)
+        self.kept: Path | None = None  # the file -y would have replaced, left as it was by an interrupt
         if not getattr(self, "_pattern", None):
+            self._replacing = os.path.lexists(self.path)
             self._tmp = _partial(self.path)
             weakref.finalize(self, self._tmp.unlink, missing_ok=True)  # a sink dropped unclosed leaves nothing
         self.frames = 0
@@ -235,7 +238,7 @@ class _FileSink:
 
     def __exit__(self, exc_type, exc, tb) -> None:
         if exc_type is None or (issubclass(exc_type, KeyboardInterrupt) and self.frames):
-            self.close()
+            self.close(cut_short=exc_type is not None)
         else:
             self.abort()
 
@@ -271,10 +274,12 @@ class _FileSink:
                             "pass each frame's time (Quantizer.process(frame, time)) or the writer's fps=")
         return self._last_time + 1 / self.fps
 
-    def close(self) -> None:
+    def close(self, cut_short: bool = False) -> None:
         """Finish the output and move it into place; raises `SinkError` if no frame was written.
 
-        If finishing fails or is interrupted (a second Ctrl-C), the partial file is removed.
+        Output ``cut_short`` (by an interrupt) never replaces a file: where one was there (-y), it stays and
+        the output goes beside it (`livequant.files.move_beside`), named in ``path`` (the file kept in
+        ``kept``). If finishing fails or is interrupted (a second Ctrl-C), the partial file is removed.
         """
         if self._done:
             return
@@ -283,7 +288,9 @@ class _FileSink:
             raise SinkError(f"nothing was written to '{self.path}': no frames arrived")
         try:
             self._finish()
-            if self._tmp is not None:
+            if self._tmp is not None and cut_short and self._replacing:
+                self.kept, self.path = self.path, move_beside(self._tmp, self.path, "interrupted")
+            elif self._tmp is not None:
                 move_into_place(self._tmp, self.path, replace=self._overwrite)
         except BaseException as e:
             self.abort()

@@ -346,11 +346,24 @@ def test_demo_writes_its_files(tmp_path, capsys):
     assert main(["demo", "-o", str(tmp_path / "demo"), "--frames", "3"]) == 0
     names = {p.name for p in (tmp_path / "demo").iterdir()}
     assert names == {f"{stem}{suffix}" for stem, _, _ in SETTINGS for suffix in (".mp4", ".gif")} | {
-        "contact-sheet.png"}
+        "contact-sheet.png", ".livequant-demo"}
     sheet = cv2.imread(str(tmp_path / "demo" / "contact-sheet.png"))
     assert sheet.shape[1] > 5 * 480 and sheet.shape[0] > 3 * 270  # 5 columns, 3 frames
     assert len(_decode(tmp_path / "demo" / "gameboy-bayer.gif")[0]) == 3
     assert "contact-sheet.png" in capsys.readouterr().out
+    assert main(["demo", "-o", str(tmp_path / "demo"), "--frames", "2", "-y"]) == 0  # again: its own files replaced
+    assert len(_decode(tmp_path / "demo" / "gameboy-bayer.gif")[0]) == 2
+
+
+def test_demo_leaves_a_file_it_did_not_write_unless_y(tmp_path, capsys):
+    """A folder's contact-sheet.png (the user's) was replaced without a word."""
+    (tmp_path / "contact-sheet.png").write_bytes(b"mine")
+    assert main(["demo", "-o", str(tmp_path), "--frames", "1"]) == 1
+    assert _error(capsys) == (f"livequant: error: '{tmp_path}/contact-sheet.png' exists and the demo did not write "
+                              "it; give the demo another folder with -o, or use -y to overwrite\n")
+    assert [p.name for p in tmp_path.iterdir()] == ["contact-sheet.png"]
+    assert main(["demo", "-o", str(tmp_path), "--frames", "1", "-y"]) == 0
+    assert cv2.imread(str(tmp_path / "contact-sheet.png")) is not None
 
 
 # errors

@@ -419,6 +419,30 @@ def test_keyboard_interrupt_leaves_a_playable_file(tmp_path, make_qframe, clip):
     assert not list(tmp_path.glob(".*"))
 
 
+@pytest.mark.parametrize("suffix", [".mp4", ".gif"])
+def test_an_interrupted_output_never_replaces_a_file_but_goes_beside_it(tmp_path, make_qframe, suffix):
+    """With -y (overwrite) a Ctrl-C replaced the user's file with the frames written so far; a finished output
+    replaces it, as asked."""
+    path = tmp_path / f"mine{suffix}"
+    path.write_bytes(b"mine")
+
+    def open_sink(path, overwrite):
+        return GifWriter(path, overwrite=overwrite) if suffix == ".gif" else VideoWriter(path, 12, overwrite=overwrite)
+
+    for n, frames in ((1, 5), (2, 3)):
+        with pytest.raises(KeyboardInterrupt), open_sink(path, overwrite=True) as sink:
+            _write(sink, make_qframe, frames)
+            raise KeyboardInterrupt
+        beside = tmp_path / f"mine.interrupted{'' if n == 1 else '-2'}{suffix}"
+        assert (sink.path, sink.kept) == (beside, path) and len(_decode(beside)[0]) == frames
+        assert path.read_bytes() == b"mine"
+    with open_sink(path, overwrite=True) as sink:
+        _write(sink, make_qframe, 4)
+    assert len(_decode(path)[0]) == 4 and sink.kept is None
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted(
+        [path.name, f"mine.interrupted{suffix}", f"mine.interrupted-2{suffix}"])
+
+
 def test_other_exceptions_leave_no_file(tmp_path, make_qframe):
     path = tmp_path / "failed.mp4"
     with pytest.raises(RuntimeError), VideoWriter(path, 12) as sink:
