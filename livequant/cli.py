@@ -467,7 +467,8 @@ def _expected_frames(source, args) -> int | None:
     if source.frame_count and not args.fps:
         return source.frame_count
     rate = args.fps or source.fps
-    length = source.frame_count / source.fps if source.frame_count and source.fps else None
+    length = (source.frame_count / source.fps if source.frame_count and source.fps
+              else getattr(source, "seconds_left", None))
     seconds = min(filter(None, (args.duration, length)), default=None)  # --duration may outlast the input
     return round(seconds * rate) if seconds and rate and math.isfinite(seconds * rate) else None
 
@@ -622,6 +623,10 @@ def _transcode_file(args) -> int:
                 elif getattr(source, "audio_tracks", 0) > 1 and not (args.no_audio or args.quiet):
                     print(f"livequant: note: the input has {source.audio_tracks} audio tracks and the output carries "
                           "the first (for another, pick it with ffmpeg -map first; -q silences this)", file=sys.stderr)
+                if (is_pipe(args.input) and getattr(source, "codec", None) == "gif" and args.loop is None
+                        and Path(args.output).suffix.lower() in ANIMATIONS and not args.quiet):
+                    print("livequant: note: how often a GIF read from standard input plays cannot be read, so the "
+                          "output loops forever; --loop N sets it (-q silences this)", file=sys.stderr)
                 if args.gif_palette == "global":
                     args.palette = _global_palette(args, timing)
                 with make_quantizer(args) as quantizer:

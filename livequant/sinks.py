@@ -157,6 +157,8 @@ def _encoded(suffix: str, bgr: np.ndarray) -> bytes | None:
         if quality is None:
             return None
         params = [quality, 100]
+    if suffix == ".jp2":  # 1000 keeps every pixel; OpenCV's default made 31,602 colours of 16 at 512x512
+        params = [cv2.IMWRITE_JPEG2000_COMPRESSION_X1000, 1000]
     try:
         with quiet_opencv():
             ok, data = cv2.imencode(suffix, bgr, params)
@@ -1286,7 +1288,7 @@ class ImageWriter(_FileSink):
     def __init__(self, path, overwrite: bool = False, inputs=(), *, one_frame: bool = False):
         text = os.fspath(path)
         suffix = Path(text).suffix.lower()
-        if suffix != ".png" and _encoded(suffix, np.zeros((16, 16, 3), np.uint8)) is None:
+        if suffix != ".png" and _encoded(suffix, np.zeros((64, 64, 3), np.uint8)) is None:  # .jp2 needs 32x32
             raise ValueError(f"cannot write '{text}': OpenCV here cannot write colour pictures as "
                              f"'{suffix or 'no suffix'}'; use .png, .jpg, .bmp, .tif, .webp or .ppm")
         self._pattern = text if NUMBERED.search(text) else None

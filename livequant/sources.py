@@ -507,6 +507,11 @@ class VideoFile(_Source):
     endless : bool
         Whether the input may never end: a URL whose container does not say
         how long it lasts and that is not a picture (a live stream).
+    seconds_left : float or None
+        How long the file lasts from ``start`` on, as its container says
+        (None where it does not).
+    codec : str
+        FFmpeg's name of the video codec (``"h264"``, ``"gif"``, ...).
     """
 
     def __init__(self, path_or_url, start: float | None = None, duration: float | None = None, *,
@@ -556,7 +561,8 @@ class VideoFile(_Source):
         except SourceError:
             self._container.close()
             raise
-        self._gif = context.name == "gif"  # retimed as browsers show it (`_timed`), so read from its start
+        self.codec = context.name
+        self._gif = self.codec == "gif"  # retimed as browsers show it (`_timed`), so read from its start
         self._seeked = bool(start) and not is_pipe(self.path) and not self._gif  # a pipe is read up to the start
         build = _x264_build(self._container, stream) if self._seeked else None  # it reads a packet
         context.options = limit if build is None else {**limit, "x264_build": str(build)}
@@ -571,6 +577,8 @@ class VideoFile(_Source):
         self.audio = AudioFeed(self._container.streams.audio[0]) if carry_audio and self.has_audio else None
         picture = self._container.format.name == "image2" or self._container.format.name.endswith("_pipe")
         self.endless = "://" in self.path and not self._container.duration and not picture
+        lasts = self._container.duration / 1e6 if self._container.duration else None
+        self.seconds_left = None if lasts is None else max(lasts - (start or 0.0), 0.0)
         self.end_time = None
         # where the stream's picture ends, as its container says (an MP4's edit list): with B-frames a frame's
         # duration is a decode-time step, not how long it shows

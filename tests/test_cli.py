@@ -170,9 +170,10 @@ def test_image_writes_a_still_gif_with_the_png_s_pixels(tmp_path, photo):
     np.testing.assert_array_equal(frames[0], cv2.cvtColor(cv2.imread(str(tmp_path / "still.png")), cv2.COLOR_BGR2RGB))
 
 
-@pytest.mark.parametrize("suffix", [".avif", ".webp", ".bmp", ".tif", ".ppm"])
+@pytest.mark.parametrize("suffix", [".avif", ".webp", ".bmp", ".tif", ".ppm", ".jp2"])
 def test_image_formats_keep_the_pngs_pixels(tmp_path, photo, suffix):
-    """AVIF was written at OpenCV's default quality, lossy: 6 colours came out as hundreds."""
+    """AVIF was written at OpenCV's default quality, lossy: 6 colours came out as hundreds. JPEG 2000 was
+    refused (OpenCV cannot write the 16x16 picture the check tried), and at OpenCV's default, lossy too."""
     for name in ("still.png", f"still{suffix}"):
         assert main(["image", str(photo), str(tmp_path / name), "-k", "6", "-q"]) == 0
     written = cv2.imread(str(tmp_path / f"still{suffix}"))
@@ -587,6 +588,8 @@ def test_a_named_pipe_is_read_once_as_standard_input_is(tmp_path, make_clip):
 
 def test_standard_input_is_read_as_a_pipe(tmp_path, make_clip, rng, capsys):
     """`-` reads standard input (FFmpeg's pipe:0), once and without seeking."""
+    from livequant.sources import loop_count
+
     mkv = make_clip("piped.mkv", frames=12, audio_seconds=1.0)
 
     def piped(path, *args):
@@ -657,6 +660,14 @@ def test_standard_input_is_read_as_a_pipe(tmp_path, make_clip, rng, capsys):
     assert piped(mkv.path, "image", "-", "out.png") == (2, "", (  # it showed '-' as 'pipe:0'
         "livequant: error: '-' is a video, and `livequant image` quantizes one picture; use `livequant transcode '-' "
         "'out.gif'`\n"))
+    assert main(["transcode", str(mkv.path), str(tmp_path / "thrice.gif"), "--loop", "2", "-k", "4", "-q"]) == 0
+    for loop, note in ((None, True), ("2", False)):  # a pipe's GIF loops forever, said (it was silent)
+        status, _, err = piped(tmp_path / "thrice.gif", "transcode", "-", "again.gif", "-y",
+                               *(["--loop", loop] if loop else []))
+        assert status == 0 and ("how often a GIF read from standard input plays cannot be read" in err) == note
+        assert loop_count(tmp_path / "again.gif") == (int(loop) if loop else 0)
+    for name in ("thrice.gif", "again.gif"):
+        (tmp_path / name).unlink()
     cv2.imwrite(str(tmp_path / "photo.png"), clip_frame(3, 96, 64))
     assert piped(tmp_path / "photo.png", "image", "-", "piped.png", "-k", "6", "-q") == (0, "", "")
     assert main(["image", str(tmp_path / "photo.png"), str(tmp_path / "file.png"), "-k", "6", "-q"]) == 0

@@ -187,6 +187,7 @@ def test_a_video_file_read_again_says_so(clip):
 def test_start_and_duration_select_a_window(clip, start, duration, expected):
     with VideoFile(clip.path, start=start, duration=duration) as src:
         times = [t for _, t in src]
+        assert src.seconds_left == pytest.approx(2.0 - (start or 0.0), abs=0.1)  # what is left, whatever duration
     np.testing.assert_allclose(times, expected, atol=1e-3)
 
 
