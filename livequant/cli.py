@@ -34,6 +34,7 @@ from livequant.demo import SETTINGS, run_demo
 from livequant.dither import DITHERS
 from livequant.errors import LivequantError, SinkError, SourceError, UsageError, appeared_meanwhile, write_failed
 from livequant.frames import QuantizedFrame
+from livequant.gif import MAX_LOSSY
 from livequant.interrupts import interrupts_held
 from livequant.options import (ALPHA_OUTPUTS, ANIMATIONS, carries_audio, check_size, fit_palette, frame_size,
                                global_palette, make_quantizer, open_output, pixel_blocks, sampled_pixels, transparency)
@@ -256,7 +257,7 @@ def _add_animation_options(parser: argparse.ArgumentParser, *, report: bool = Tr
                        help="track: the palette follows the video as it goes (default); global: one palette "
                             "fitted to frames sampled from the whole input, then used for every frame (offline: "
                             "reads the input twice)")
-    group.add_argument("--gif-lossy", type=_number(float, 0, 442), default=0.0, metavar="LEVELS",
+    group.add_argument("--gif-lossy", type=_number(float, 0, MAX_LOSSY), default=0.0, metavar="LEVELS",
                        help="GIF: a pixel may keep the colour it shows already up to LEVELS away (RGB distance, "
                             "0..442), and show another colour of the frame's table where that lets LZW pack it with "
                             "the pixels before it, at most LEVELS away and no farther than its neighbours' colours "

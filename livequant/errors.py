@@ -35,6 +35,8 @@ def write_hint(error: BaseException) -> str:
         return "write to a folder you have permission to write to"
     if code == errno.ENOTDIR:
         return "a part of the path is a file, not a folder: write elsewhere"
+    if code is not None and code not in errno.errorcode:  # FFmpeg's own codes: its encoder or muxer refused
+        return "FFmpeg's encoder refused the frames: try another output format or --codec"
     return "check the disk and the folder"
 
 

@@ -129,6 +129,9 @@ def split_alpha(rgba: np.ndarray) -> tuple[np.ndarray, np.ndarray | None]:
     opaque : (H, W) bool ndarray or None
         True where the pixel shows; None when every pixel does.
     """
+    rgba = np.asarray(rgba)
+    if rgba.ndim != 3 or rgba.shape[2] != 4 or rgba.dtype != np.uint8:
+        raise ValueError(f"split_alpha takes an (H, W, 4) uint8 RGBA image, got {rgba.dtype} of shape {rgba.shape}")
     opaque = rgba[..., 3] >= ALPHA_CUT
     rgb = np.ascontiguousarray(rgba[..., :3])
     if opaque.all():

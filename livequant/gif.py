@@ -30,15 +30,26 @@ under 2/100 s, it is left out and the frame before lasts until the end.
 
 from __future__ import annotations
 
+import numbers
+
 import numpy as np
 
 from livequant.colorspace import pack_rgb
 from livequant.kernels import (changed_pixels, colours_within, lzw_encode, lzw_encode_lossy, neighbour_gaps,
                                transparent_codes, used_entries)
 
-__all__ = ["GifEncoder", "MIN_DELAY", "split_file_parts"]
+__all__ = ["GifEncoder", "MAX_LOSSY", "MIN_DELAY", "check_lossy", "split_file_parts"]
 
 MIN_DELAY = 2  # 1/100 s: players show a shorter delay as 10/100 s
+MAX_LOSSY = 442  # RGB levels: past the farthest two colours are (255 * sqrt(3))
+
+
+def check_lossy(lossy) -> float:
+    """``lossy`` (`GifEncoder`'s) as a float; `ValueError` unless a number of RGB levels in 0..`MAX_LOSSY`."""
+    if isinstance(lossy, bool) or not isinstance(lossy, numbers.Real) or not 0 <= lossy <= MAX_LOSSY:
+        raise ValueError(f"lossy is how far a pixel may be shown from its colour, in RGB levels 0..{MAX_LOSSY} "
+                         f"(0: exact), got {lossy!r}")
+    return float(lossy)
 _CLEAR = np.uint32(1 << 24)  # what the canvas holds where it shows nothing: no 0xRRGGBB colour
 
 
@@ -142,7 +153,7 @@ class GifEncoder:
         self.width, self.height, self.loop = width, height, loop
         self.local_only = local_tables
         self.alpha = alpha
-        self.lossy = lossy
+        self.lossy = check_lossy(lossy)
         self._gaps_key: bytes | None = None
         self._gaps: np.ndarray | None = None
         self._global = pack_rgb(np.asarray(colors, np.uint8))

@@ -278,7 +278,8 @@ class Quantizer:
     Parameters
     ----------
     n_colors : int
-        Palette size K, 1..256 (ignored for a fixed ``palette``).
+        Palette size K, 1..256 (unused while ``palette`` is fixed, and checked all the same: `configure` may
+        turn the palette adaptive).
     palette : Palette, str or path, optional
         A fixed palette: a `Palette`, a preset name (see `livequant.presets`)
         or a palette file. ``None`` fits an adaptive palette to the frames.
@@ -342,6 +343,8 @@ class Quantizer:
         background: bool = False,
     ):
         _check_options(n_colors, dither, color_space, dither_strength, hold, refit_every, sample_size, stability, seed)
+        if not isinstance(background, (bool, np.bool_)):
+            raise ValueError(f"background must be True or False, got {background!r}")
         self._locked = _locked_colors(locked, n_colors, palette)
         self.n_colors = int(n_colors)
         self.dither = dither
@@ -351,7 +354,7 @@ class Quantizer:
         self.seed = seed
         self.dither_strength = float(dither_strength)
         self.stability = float(stability)
-        self.background = background
+        self.background = bool(background)
         self.frozen = False
         self.frames = 0
         self._hold_setting = hold
@@ -440,6 +443,8 @@ class Quantizer:
         self._check_open()
         frame = check_frame(frame)
         _check_time(time)  # before the track moves on
+        if not _is_number(wait) or not wait >= 0:
+            raise ValueError(f"wait must be a number of seconds >= 0, got {wait!r}")
         if self.background and self._fixed is None:
             step = self.track.step_live(frame, self._next_index(), self.frozen, wait)
         else:
@@ -470,6 +475,8 @@ class Quantizer:
         QuantizedFrame
         """
         self._check_open()
+        if not isinstance(step, PaletteStep):
+            raise TypeError(f"apply takes the PaletteStep that plan returned for the frame, got {type(step).__name__}")
         frame = check_frame(frame)
         _check_time(time)
         opaque = check_opaque(opaque, frame)
@@ -510,6 +517,8 @@ class Quantizer:
             self.color_space, self.dither_strength, self._hold_setting, self.refit_every, self.sample_size,
         )
         fixed = None if palette is None or palette == "adaptive" else resolve(palette)  # may raise: before any change
+        if frozen is not None and not isinstance(frozen, (bool, np.bool_)):
+            raise ValueError(f"frozen must be True or False, got {frozen!r}")
         if frozen is not None:
             self.frozen = bool(frozen)
         if dither is not None:
@@ -637,7 +646,10 @@ def quantize(
     """
     image = check_frame(image, "image")
     opaque = check_opaque(opaque, image)
-    _check_options(n_colors, dither, color_space, dither_strength, 0, 0, sample_size, seed=seed)
+    _check_options(n_colors, dither, color_space, dither_strength, 0, 0, 1 if sample_size is None else sample_size,
+                   seed=seed)  # None is a Quantizer's default, and no size here
+    if sample_size is None:
+        raise ValueError("sample_size must be a positive integer, got None")
     locked = _locked_colors(locked, n_colors, palette)
     adaptive = palette is None
     if adaptive:

@@ -1,6 +1,6 @@
 """A palette taken from a photo and saved for GIMP (Windows > Dockable Dialogs > Palettes, then import).
 
-    python samples/palette_from_photo.py photo.jpg -k 8 -o photo.gpl
+    python samples/palette_from_photo.py --source photo.jpg -k 8 -o photo.gpl
     python samples/palette_from_photo.py --source test -o test.gpl   # a frame of the test pattern
 """
 

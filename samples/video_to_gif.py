@@ -1,6 +1,6 @@
 """A video to an animated GIF in a fixed palette read from a GIMP .gpl file.
 
-    python samples/video_to_gif.py in.mp4 --palette mine.gpl -o out.gif
+    python samples/video_to_gif.py --source in.mp4 --palette mine.gpl -o out.gif
     python samples/video_to_gif.py --source test -o out.gif   # test pattern, PICO-8 palette
 """
 

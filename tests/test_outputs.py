@@ -487,6 +487,15 @@ def test_bad_animation_arguments(tmp_path, path, options, error):
         AnimationWriter(tmp_path / path, **options)
 
 
+@pytest.mark.parametrize("lossy", [-20, 443, float("nan"), "8", True])
+def test_a_gif_s_lossy_outside_0_to_442_levels_is_refused(tmp_path, lossy):
+    """-20 wrote a GIF as lossy as 20, '8' failed on the second frame and NaN on the first."""
+    with pytest.raises(ValueError, match=r"lossy is how far a pixel may be shown from its colour, in RGB levels "
+                                         r"0\.\.442 \(0: exact\), got "):
+        GifWriter(tmp_path / "out.gif", lossy=lossy)
+    assert not list(tmp_path.iterdir())
+
+
 # through the command line
 
 

@@ -11,7 +11,7 @@ from hypothesis.extra.numpy import arrays
 
 import livequant
 from livequant import Palette, Quantizer, presets, quantize
-from livequant.frames import to_rgb8
+from livequant.frames import split_alpha, to_rgb8
 
 DITHERS = livequant.DITHERS
 frames = arrays(np.uint8, st.tuples(st.integers(1, 40), st.integers(1, 40), st.just(3)))
@@ -328,6 +328,27 @@ def test_configure_that_fails_changes_nothing():
     with pytest.raises(ValueError, match="nope"):
         q.configure(n_colors=8, dither="bayer", palette="nope")
     assert (q.n_colors, q.dither, len(q.palette)) == (16, "none", 16)
+
+
+def test_arguments_of_the_wrong_kind_are_named_where_they_are_given():
+    """Each failed deep inside (an AttributeError from apply, a TypeError from the track or the sampler) or, for
+    the flags, was taken as true."""
+    frame = smooth_frame(seed=8)
+    with pytest.raises(TypeError, match="^apply takes the PaletteStep that plan returned for the frame, got NoneType"):
+        Quantizer(4).apply(frame, None)
+    with pytest.raises(ValueError, match=r"^wait must be a number of seconds >= 0, got 'x'$"):
+        Quantizer(4, background=True).process(frame, wait="x")
+    with pytest.raises(ValueError, match=r"^frozen must be True or False, got 'no'$"):
+        Quantizer(4).configure(frozen="no")
+    with pytest.raises(ValueError, match=r"^background must be True or False, got 'no'$"):
+        Quantizer(4, background="no")
+    with pytest.raises(ValueError, match=r"^sample_size must be a positive integer, got None$"):
+        quantize(frame, 4, sample_size=None)
+    with pytest.raises(ValueError, match=r"^split_alpha takes an \(H, W, 4\) uint8 RGBA image, got uint8 of shape "):
+        split_alpha(frame)
+    q = Quantizer(4)
+    q.configure(frozen=np.True_)
+    assert q.frozen is True
 
 
 def test_a_fixed_palette_is_matched_for_the_dither_it_is_given_later():

@@ -16,6 +16,7 @@ import pytest
 from conftest import SURROUND_TONES, channel_tones, send_wm_delete, surround_clip
 from livequant import presets
 from livequant.errors import SinkError
+from livequant.quantizer import Quantizer
 from livequant.sinks import AnimationWriter, GifWriter, ImageWriter, Preview, VideoWriter
 
 
@@ -107,6 +108,31 @@ def test_lossless_keeps_every_pixel_at_odd_sizes(tmp_path, make_qframe, suffix):
     frames, _ = _decode(path)
     assert len(frames) == 3
     np.testing.assert_array_equal(frames[2], make_qframe(_indices(2, 47, 65)).rgb)
+
+
+@pytest.mark.parametrize("crf", ["20", float("nan"), True])
+def test_a_crf_that_is_not_a_number_is_named(tmp_path, crf):
+    """'20' failed deep inside with "'<=' not supported"."""
+    with pytest.raises(ValueError, match=r"^crf must be a number \(lower is better\), got "):
+        VideoWriter(tmp_path / "out.mp4", 10, crf=crf)
+    assert not list(tmp_path.iterdir())
+
+
+def test_lossless_webm_keeps_every_pixel_of_a_clip_libvpx_failed_on(tmp_path):
+    """With libvpx's default lag (frames held back for alt-ref frames), lossless VP9 failed at the end of this
+    clip ("Invalid data found"), and nothing was written; 6 of 60 such clips failed."""
+    rng = np.random.default_rng(1)
+    base = rng.integers(0, 256, (48, 64, 3), dtype=np.uint8)
+    quantizer, qframes = Quantizer(16), []
+    for i in range(12):
+        frame = np.roll(base, i * 3, axis=1)
+        frame[:8, :8] = i * 20
+        qframes.append(quantizer.process(frame, i / 10))
+    with VideoWriter(tmp_path / "out.webm", 10, lossless=True) as sink:
+        for qframe in qframes:
+            sink.write(qframe)
+    frames, _ = _decode(tmp_path / "out.webm")
+    assert len(frames) == 12 and all(np.array_equal(a, q.rgb) for a, q in zip(frames, qframes, strict=True))
 
 
 @pytest.mark.parametrize(("name", "codec"), [("raw.avi", "rawvideo"), ("raw.mkv", "rawvideo"), ("raw.mov", "rawvideo"),
