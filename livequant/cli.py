@@ -240,8 +240,9 @@ def _add_max_pixels(parser: argparse.ArgumentParser) -> None:
 
 def _add_report_option(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--report", metavar="FILE",
-                        help="write a quality report of the quantized frames, before encoding (a lossy video's "
-                             "own loss and frames an animation leaves out are not in it): .json (PSNR, CIEDE2000 and "
+                        help="write a quality report of every quantized frame, before encoding (so not of a lossy "
+                             "video's own loss; frames a GIF leaves out, under 2/100 s apart, are in it; with "
+                             "--pixelate, the frames before they are enlarged): .json (PSNR, CIEDE2000 and "
                              "flicker per frame, refits, scene cuts, each palette) or .png .svg .pdf (a palette "
                              "timeline with PSNR and flicker; needs matplotlib: pip install 'livequant[report]')")
 

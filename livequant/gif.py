@@ -378,7 +378,9 @@ class GifEncoder:
 
         A frame is encoded once the next has come (which says what it must clear) and held back until one
         more has: its delay is known at the next one, and the last but one may yet have to last until the
-        end. A frame under `MIN_DELAY` after the last one kept is left out (counted in ``dropped``).
+        end. Of two frames under `MIN_DELAY` apart one is left out (counted in ``dropped``): the first, whose
+        place the second takes (it is on screen longer), unless the second is transparent where the first
+        is not (the frame before was cleared for the first only); then the second.
 
         Parameters
         ----------
@@ -393,6 +395,10 @@ class GifEncoder:
         start = self._ticks(time)
         if self._pending is not None and start < self._pending[0] + MIN_DELAY:
             self.dropped += 1
+            first_shows = self._pending[3]
+            newly_clear = None if opaque is None else ~opaque if first_shows is None else first_shows & ~opaque
+            if newly_clear is None or not newly_clear.any():  # what the frame before was cleared for still holds
+                self._pending = (self._pending[0], indices, colors, opaque)  # on screen longer: shown in its place
             return b""
         self.frames += 1
         data = self._encode_pending(opaque)

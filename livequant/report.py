@@ -238,8 +238,10 @@ class QualityReport:
         t = self.totals()
         psnr = "exact" if t["frames"] and t["exact_frames"] == t["frames"] else f"{t['psnr_finite']:.2f} dB"
         flicker = "" if math.isnan(t["flicker"]) else f", flicker {t['flicker']:.3f} on static pixels (0-255)"
-        return (f"{t['frames']} frame{'s' if t['frames'] != 1 else ''}: PSNR {psnr}, CIEDE2000 {t['de2000']:.2f}"
-                f"{flicker}, {t['refits']} refits, {t['scene_cuts']} scene cuts")
+        counts = (f"{n} {thing}{'' if n == 1 else 's'}" for n, thing in
+                  ((t["frames"], "frame"), (t["refits"], "refit"), (t["scene_cuts"], "scene cut")))
+        frames, refits, cuts = counts
+        return f"{frames}: PSNR {psnr}, CIEDE2000 {t['de2000']:.2f}{flicker}, {refits}, {cuts}"
 
     def as_dict(self) -> dict:
         """Everything `save` writes as JSON (nan and inf become None)."""

@@ -993,9 +993,9 @@ class GifWriter(_FileSink):
     a GIF then holds 255 colours a frame), and it carries a local colour
     table only when it needs colours the global table (the first frame's
     palette) lacks. Frame delays
-    come from the frame times, rounded to GIF's 1/100 s; a frame under 2/100 s
-    after the last one kept is left out (counted in ``dropped``), as players
-    show shorter delays as 10/100 s. The last frame lasts until `end_at` says
+    come from the frame times, rounded to GIF's 1/100 s; of two frames under
+    2/100 s apart one is left out (counted in ``dropped``; the second shows in
+    the first's place), as players show shorter delays as 10/100 s. The last frame lasts until `end_at` says
     (`livequant.pipeline.run` passes the source's end on), else as long as
     the interval before it. See `livequant.gif.GifEncoder`.
 
@@ -1040,7 +1040,7 @@ class GifWriter(_FileSink):
         self._gif = None
 
     def write(self, qframe: QuantizedFrame) -> None:
-        """Append one quantized frame, or leave it out if it would follow the last one kept within 2/100 s."""
+        """Append one quantized frame; within 2/100 s of the last one kept, one of the two is left out."""
         super().write(qframe)
         self.frames, self.dropped = self._gif.frames, self._gif.dropped
 

@@ -835,6 +835,7 @@ class VideoFile(_Source):
             if end is None and duration is not None:
                 end = t + duration
             if end is not None and t >= end - 1e-6:
+                last_end = end  # the frame before shows until this one, which starts at the end or later
                 break
             self.damaged += frame.is_corrupt  # shown, patched: counted (those before the start are not shown)
             last_end = until

@@ -320,6 +320,7 @@ class PaletteTrack:
         self.current: PaletteStep | None = None
         self.stats = {"fits": 0, "refits": 0, "cuts": 0, "recalls": 0, "fit_ms": 0.0, "refit_errors": 0}
         self._last_samples: np.ndarray | None = None  # the previous frame's
+        self._last_frame: np.ndarray | None = None  # the frame `step` was given last
         self._fitted_on: np.ndarray | None = None  # those of the last refit
         self._started_on: np.ndarray | None = None  # those of the frame the palette last started afresh on
         self._restart = True
@@ -347,7 +348,16 @@ class PaletteTrack:
         self._pending = None
 
     def step(self, frame: np.ndarray, index: int) -> PaletteStep:
-        """The palette for frame ``index`` of the stream, the next one; fits first if the policy says so."""
+        """The palette for frame ``index`` of the stream, the next one; fits first if the policy says so.
+
+        A frame given again (the same array, its samples as they were: a source re-timed to more frames a
+        second repeats it) keeps the palette, so that it shows the same picture again; an array refilled with
+        another picture does not.
+        """
+        if (frame is self._last_frame and self.current is not None
+                and np.array_equal(self.fitter.sample(frame), self._last_samples)):
+            return self.current
+        self._last_frame = frame
         job = self._plan(frame, index)
         if job is not None:
             self._run(job)

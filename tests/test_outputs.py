@@ -243,6 +243,24 @@ def test_gif_delays_are_at_least_2_100_s_and_add_up_to_the_duration(times, delay
     assert (encoder.frames, encoder.dropped) == (len(delays), len(times) - len(delays))
 
 
+@pytest.mark.parametrize(("transparent", "shown"), [(False, [0, 2, 3]), (True, [0, 1, 3])])
+def test_of_two_gif_frames_under_2_100_s_apart_the_second_takes_the_place_of_the_first(tmp_path, transparent,
+                                                                                          shown):
+    """Frame 1 was on screen 1/100 s and frame 2 for 14/100: frame 1 was kept for both, and frame 2 never showed.
+    Unless frame 2 is transparent where frame 1 is not: frame 0 was cleared for frame 1 only."""
+    colors = np.array([[200, 0, 0], [0, 200, 0], [0, 0, 200], [200, 200, 0]], np.uint8)
+    clear = np.ones((4, 4), bool)
+    clear[0, 0] = not transparent
+    encoder = GifEncoder(4, 4, colors, alpha=True)
+    data = encoder.header()
+    for i, t in enumerate([0.0, 0.1, 0.11, 0.25]):
+        data += encoder.add(np.full((4, 4), i, np.uint8), colors, t, clear if i == 2 else None)
+    (tmp_path / "out.gif").write_bytes(data + encoder.end(0.35))
+    frames, durations = _pillow_frames(tmp_path / "out.gif")
+    assert [int(np.argmax((colors == frame[1, 1]).all(axis=1))) for frame in frames] == shown
+    assert durations == [100, 150, 100] and (encoder.frames, encoder.dropped) == (3, 1)
+
+
 @pytest.mark.parametrize(("end_time", "last"), [(None, 10), (1.3, 100), (0.3, 10), (0.32, 2)])
 def test_a_gif_s_last_frame_lasts_until_the_end_time_given(end_time, last):
     """Until a later end time (at least 2/100 s), else as long as the interval before it."""

@@ -124,7 +124,7 @@ def test_palette_changes_refits_and_scene_cuts():
     assert timeline.shape == (2, 6, 3)
     np.testing.assert_array_equal(timeline[:, 4], c)
     np.testing.assert_array_equal(timeline[:, 2], b)
-    assert "1 refits, 1 scene cuts" in told.summary()
+    assert "1 refit, 1 scene cut" in told.summary()
 
 
 def test_transcode_writes_a_json_report(tmp_path, make_clip):
