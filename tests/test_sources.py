@@ -219,6 +219,27 @@ def test_a_start_inside_a_frame_shows_that_frame_from_the_start(tmp_path, start,
     assert shown == expected and all(type(t) is float for t, _ in shown) and src.end_time == end
 
 
+@pytest.mark.parametrize(("start", "duration", "end"), [(0.0, 1.15, 1.15), (0.3, 0.85, 1.15), (0.35, 0.5, 0.85)])
+def test_a_duration_that_ends_inside_a_long_frame_lasts_to_its_end(tmp_path, start, duration, end):
+    """The last frame lasted as long as the file's rate guessed (0.1 s): a VFR file with --duration 1.2
+    came out 1.0 s long."""
+    times = [0.0, 0.3, 0.9, 1.2]
+    with av.open(str(tmp_path / "vfr.mkv"), "w") as out:
+        stream = out.add_stream("ffv1", rate=10)
+        stream.width, stream.height, stream.pix_fmt = 16, 16, "bgr0"
+        stream.codec_context.time_base = Fraction(1, 1000)
+        for i, t in enumerate(times):
+            frame = av.VideoFrame.from_ndarray(np.full((16, 16, 3), 60 * i, np.uint8), format="rgb24")
+            frame = frame.reformat(format="bgr0")
+            frame.pts, frame.time_base = round(t * 1000), Fraction(1, 1000)
+            out.mux(stream.encode(frame))
+        out.mux(stream.encode(None))
+    with VideoFile(tmp_path / "vfr.mkv", start=start, duration=duration) as src:
+        shown = [t for _, t in src]
+    assert src.end_time == pytest.approx(end) and shown == pytest.approx([t for t in times if start <= t < end]
+                                                                         or [start])
+
+
 @pytest.mark.parametrize(("start", "expected"), [(None, [(0.0, 0), (0.1, 1), (0.2, 2), (0.25, 3)]),
                                                  (0.15, [(0.15, 1), (0.2, 2), (0.25, 3)])])
 def test_gif_frames_of_a_hundredth_of_a_second_show_for_a_tenth_as_browsers_show_them(tmp_path, start, expected):
