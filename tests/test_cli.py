@@ -982,9 +982,9 @@ def test_a_recorded_preview_of_an_animation_that_plays_three_times_holds_them_an
     frames = [Image.fromarray(np.full((16, 16, 3), 80 * i, np.uint8)) for i in range(3)]
     frames[0].save(tmp_path / "thrice.gif", save_all=True, append_images=frames[1:], duration=100, loop=2)
     assert loop_count(tmp_path / "thrice.gif") == 2
-    shown, _, _ = _preview_to_the_end("thrice.gif", "-k", "4", "--record", "live.gif", cwd=tmp_path)
-    recorded, _, _ = _decode(tmp_path / "live.gif")
-    assert shown == len(recorded) == 9 and loop_count(tmp_path / "live.gif") == -1
+    shown, _, dropped = _preview_to_the_end("thrice.gif", "-k", "4", "--record", "live.gif", cwd=tmp_path)
+    recorded, _, _ = _decode(tmp_path / "live.gif")  # a live preview drops frames when it falls behind (CI)
+    assert shown == len(recorded) and shown + dropped == 9 and loop_count(tmp_path / "live.gif") == -1
 
 
 @pytest.mark.gui
