@@ -32,7 +32,8 @@ from livequant.adapters import adapt, enlarge
 from livequant.colorspace import COLOR_SPACES, unique_rgb
 from livequant.demo import SETTINGS, run_demo
 from livequant.dither import DITHERS
-from livequant.errors import LivequantError, SinkError, SourceError, UsageError, appeared_meanwhile, write_failed
+from livequant.errors import (LivequantError, SinkError, SourceError, UsageError, appeared_meanwhile, counted,
+                              write_failed)
 from livequant.frames import QuantizedFrame
 from livequant.gif import MAX_LOSSY
 from livequant.interrupts import interrupts_held
@@ -641,7 +642,7 @@ def _transcode_file(args) -> int:
     except KeyboardInterrupt as stop:
         if sink is None:
             raise
-        done = (f"wrote {_count(sink.frames, 'frame')} to {_output_name(args, sink.written)}" if sink.finished
+        done = (f"wrote {counted(sink.frames, 'frame')} to {_output_name(args, sink.written)}" if sink.finished
                 else f"nothing written to {_output_name(args, sink.path)}")
         if sink.finished and getattr(sink, "kept", None):
             done += f"; '{sink.kept}', which -y replaces with a whole output only, is left as it was"
@@ -652,7 +653,7 @@ def _transcode_file(args) -> int:
     if not args.quiet:
         dropped = getattr(sink, "dropped", 0)
         shown = f" ({dropped} under 2/100 s apart left out: GIF players show at most 50 fps)" if dropped else ""
-        print(f"wrote {_count(sink.frames, 'frame')} to {_output_name(args, sink.written)}{shown} in "
+        print(f"wrote {counted(sink.frames, 'frame')} to {_output_name(args, sink.written)}{shown} in "
               f"{stats.seconds:.1f} s ({stats.fps:.1f} fps)", file=sys.stderr)
     _save_report(report, args)
     _done()
@@ -748,10 +749,10 @@ def _preview(args) -> int:
             with Preview("livequant", on_key=keys, status=keys.status) as window:
                 sinks = [enlarge(window, n, shown)] + ([enlarge(recorder, n, shown)] if recorder else [])
                 stats = run(played, quantizer, sinks)
-    print(f"{_count(stats.frames, 'frame')} at {stats.fps:.1f} fps, {stats.dropped} dropped, "
+    print(f"{counted(stats.frames, 'frame')} at {stats.fps:.1f} fps, {stats.dropped} dropped, "
           f"{stats.latency_ms:.0f} ms from frame to quantized", file=sys.stderr)
     if recorder is not None:
-        print(f"wrote {_count(recorder.frames, 'frame')} to {args.record}", file=sys.stderr)
+        print(f"wrote {counted(recorder.frames, 'frame')} to {args.record}", file=sys.stderr)
     return 0
 
 
@@ -857,7 +858,7 @@ def _image_file(args) -> int:
         enlarge(sink, n, shown).write(qframe)
     if not args.quiet:
         lossy = " before JPEG's compression, which adds others" if suffix in (".jpg", ".jpeg") else ""
-        print(f"wrote {_output_name(args, sink.path)}: {_count(len(qframe.palette), 'colour')}{lossy}",
+        print(f"wrote {_output_name(args, sink.path)}: {counted(len(qframe.palette), 'colour')}{lossy}",
               file=sys.stderr)
     if report is not None:
         report.write(dataclasses.replace(qframe, source=frame))
@@ -888,11 +889,6 @@ def _one_picture_only(args, what: str) -> UsageError:
     out = Path(args.output)
     return UsageError(f"'{args.input}' {what} and `livequant image` quantizes one; name one, or quantize them all "
                       f"with `livequant transcode '{args.input}' '{out.with_name(out.stem + '-%04d' + out.suffix)}'`")
-
-
-def _count(n: int, thing: str) -> str:
-    """``n`` things, in words: "1 colour", "2 colours"."""
-    return f"{n} {thing}" if n == 1 else f"{n} {thing}s"
 
 
 def _extract_palette(args) -> int:
@@ -931,7 +927,7 @@ def _extract_palette(args) -> int:
     if output is not None:
         palette.save(output, overwrite=args.overwrite)
         if not args.quiet:
-            print(f"wrote {output}: {_count(len(palette), 'colour')}", file=sys.stderr)
+            print(f"wrote {output}: {counted(len(palette), 'colour')}", file=sys.stderr)
     return 0
 
 

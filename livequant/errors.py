@@ -1,4 +1,4 @@
-"""Exceptions raised by livequant.
+"""Exceptions raised by livequant, and the wording its messages and summaries share.
 
 Every error a user can cause is a `LivequantError`; its message names the
 value or file, the cause, and what to do next. The CLI prints it on one line.
@@ -6,8 +6,8 @@ value or file, the cause, and what to do next. The CLI prints it on one line.
 
 import errno
 
-__all__ = ["LivequantError", "SinkError", "SourceError", "UsageError", "appeared_meanwhile", "write_failed",
-           "write_hint"]
+__all__ = ["LivequantError", "SinkError", "SourceError", "UsageError", "appeared_meanwhile", "counted",
+           "write_failed", "write_hint"]
 
 
 class LivequantError(Exception):
@@ -51,3 +51,8 @@ def appeared_meanwhile(path, what: str = "output") -> SinkError:
     being written: it is kept."""
     return SinkError(f"{what} '{path}' appeared while this was being written (another program made it) and is "
                      "kept; write another name, or use -y to overwrite")
+
+
+def counted(n: int, thing: str) -> str:
+    """``n`` things, in words: "1 colour", "2 colours"."""
+    return f"{n} {thing}" if n == 1 else f"{n} {thing}s"

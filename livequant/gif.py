@@ -42,6 +42,7 @@ __all__ = ["GifEncoder", "MAX_LOSSY", "MIN_DELAY", "check_lossy", "split_file_pa
 
 MIN_DELAY = 2  # 1/100 s: players show a shorter delay as 10/100 s
 MAX_LOSSY = 442  # RGB levels: past the farthest two colours are (255 * sqrt(3))
+_CLEAR = np.uint32(1 << 24)  # what the canvas holds where it shows nothing: no 0xRRGGBB colour
 
 
 def check_lossy(lossy) -> float:
@@ -50,7 +51,6 @@ def check_lossy(lossy) -> float:
         raise ValueError(f"lossy is how far a pixel may be shown from its colour, in RGB levels 0..{MAX_LOSSY} "
                          f"(0: exact), got {lossy!r}")
     return float(lossy)
-_CLEAR = np.uint32(1 << 24)  # what the canvas holds where it shows nothing: no 0xRRGGBB colour
 
 
 def _bits(n: int) -> int:

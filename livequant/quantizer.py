@@ -646,10 +646,9 @@ def quantize(
     """
     image = check_frame(image, "image")
     opaque = check_opaque(opaque, image)
-    _check_options(n_colors, dither, color_space, dither_strength, 0, 0, 1 if sample_size is None else sample_size,
-                   seed=seed)  # None is a Quantizer's default, and no size here
-    if sample_size is None:
+    if sample_size is None:  # a Quantizer's "default"; `_check_options` lets it through
         raise ValueError("sample_size must be a positive integer, got None")
+    _check_options(n_colors, dither, color_space, dither_strength, 0, 0, sample_size, seed=seed)
     locked = _locked_colors(locked, n_colors, palette)
     adaptive = palette is None
     if adaptive:

@@ -26,7 +26,7 @@ from pathlib import Path
 
 import numpy as np
 
-from livequant.errors import LivequantError
+from livequant.errors import LivequantError, counted
 from livequant.files import move_into_place, partial_file
 from livequant.frames import QuantizedFrame
 
@@ -238,10 +238,8 @@ class QualityReport:
         t = self.totals()
         psnr = "exact" if t["frames"] and t["exact_frames"] == t["frames"] else f"{t['psnr_finite']:.2f} dB"
         flicker = "" if math.isnan(t["flicker"]) else f", flicker {t['flicker']:.3f} on static pixels (0-255)"
-        counts = (f"{n} {thing}{'' if n == 1 else 's'}" for n, thing in
-                  ((t["frames"], "frame"), (t["refits"], "refit"), (t["scene_cuts"], "scene cut")))
-        frames, refits, cuts = counts
-        return f"{frames}: PSNR {psnr}, CIEDE2000 {t['de2000']:.2f}{flicker}, {refits}, {cuts}"
+        return (f"{counted(t['frames'], 'frame')}: PSNR {psnr}, CIEDE2000 {t['de2000']:.2f}{flicker}, "
+                f"{counted(t['refits'], 'refit')}, {counted(t['scene_cuts'], 'scene cut')}")
 
     def as_dict(self) -> dict:
         """Everything `save` writes as JSON (nan and inf become None)."""

@@ -744,7 +744,7 @@ class VideoFile(_Source):
                 lacking = round((self._length - first) * self.fps) - frames
         self.undecodable = max(self.undecodable, max(packets, self.frame_count or 0) - frames, lacking)
         if self._gif and not is_pipe(self.path):  # FFmpeg shows a GIF's last image patched where its data ends
-            images, cut_short = _gif_cut_short(self.path)
+            images, cut_short = _whole_gif_images(self.path)
             self.damaged += cut_short and images == frames
 
     def _demuxed(self):
@@ -1377,8 +1377,9 @@ def _gif_images(f, head: bytes, most: int | None = None) -> tuple[int, bool]:
     return images, False
 
 
-def _gif_cut_short(path: str) -> tuple[int, bool]:
-    """`_gif_images` of the whole GIF file ``path`` ((0, False) if it cannot be read)."""
+def _whole_gif_images(path: str) -> tuple[int, bool]:
+    """`_gif_images` of the whole GIF file ``path``: its images, and whether it breaks off inside the last
+    ((0, False) if it cannot be read)."""
     try:
         with open(path, "rb") as f:
             return _gif_images(f, f.read(13))
