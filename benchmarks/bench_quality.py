@@ -35,6 +35,10 @@ with every frame diffused afresh (what it did before), and FFmpeg two-pass
 with the same dither, on every frame and with ``diff_mode=rectangle``
 (only the box around what changed is dithered again). PSNR of the frames
 blurred (sigma 1.2 px) is the colour a dither shows from a little way off.
+Then the retro palettes (CGA, PICO-8, Game Boy: colours far apart) with
+Floyd-Steinberg on the panel's clips and on still photographs under sensor
+noise: the default hold, a hold of 1 level and each frame afresh, with the
+share of pixels that change from one frame to the next (the crawl).
 
 With ``--holdout``: clips the defaults were not tuned on (pans and zooms of
 other pictures: scikit-image's, and ../shared/data's stills where present;
@@ -212,9 +216,10 @@ class Clip:
     def score(self, quantize, setup_ms: float = 0.0, blurred: bool = False) -> dict:
         """Stream the clip through ``quantize``: the metrics summary, plus ``ms``, the mean per frame
         (``setup_ms`` spread over the frames), ``p50``, the median frame, ``psnrs``, each frame's PSNR, and with
-        ``blurred``, ``blurred``: the mean `blurred_psnr`."""
+        ``blurred``, ``blurred``: the mean `blurred_psnr`; ``changed``: the share of pixels whose colour changed
+        from one frame to the next, mean over pairs."""
         video = self.metrics.VideoMetrics(de_max_pixels=DE_PIXELS)
-        spent, psnrs, blurs = [], [], []
+        spent, psnrs, blurs, changed, before = [], [], [], [], None
         for frame, lab in zip(self.frames, self.labs):
             start = time.perf_counter()
             out = quantize(frame)
@@ -223,8 +228,11 @@ class Clip:
             psnrs.append(self.metrics.psnr(frame, out))
             if blurred:
                 blurs.append(blurred_psnr(self.metrics, frame, out))
+            if before is not None:
+                changed.append(np.count_nonzero((out != before).any(axis=2)) / (out.shape[0] * out.shape[1]))
+            before = out
         result = {**video.summary(), "ms": (setup_ms + sum(spent)) / len(spent), "p50": float(np.median(spent)),
-                  "psnrs": psnrs}
+                  "psnrs": psnrs, "changed": float(np.mean(changed)) if changed else 0.0}
         if blurred:
             result["blurred"] = float(np.mean(np.minimum(blurs, PSNR_CAP)))
         return result
@@ -557,13 +565,17 @@ def panel_sweep(clips: list[PanelClip], results: dict, k: int, metrics, quick: b
 
 DITHER_KS, QUICK_DITHER_KS = (16, 64), (16,)
 HELD, AFRESH = "livequant (hold, the default)", "livequant, each frame afresh"
+ONE_LEVEL = "livequant, hold of 1 level"
+#: Fixed palettes whose colours lie far apart, for `retro_panel`.
+RETRO_PRESETS, RETRO_DITHER = ("cga", "pico8", "gameboy"), "floyd-steinberg"
+STILL_NOISY, STILL_NOISE_SIGMAS = "still: ", (1, 2)
 FFMPEG_DITHERED, FFMPEG_RECTANGLE = "FFmpeg two-pass", "FFmpeg two-pass, diff_mode=rectangle"
 
 
-def diffused_afresh(k: int, dither: str):
-    """livequant's quantize with the hold forgotten before every frame: each frame diffused afresh, the same
-    palettes as with the hold."""
-    quantizer = Quantizer(k, dither=dither)
+def diffused_afresh(dither: str, **options):
+    """livequant's quantize (a `Quantizer` of ``options``) with the hold forgotten before every frame: each
+    frame diffused afresh, the same palettes as with the hold."""
+    quantizer = Quantizer(dither=dither, **options)
 
     def quantize(frame: np.ndarray) -> np.ndarray:
         quantizer.hold.reset()
@@ -584,7 +596,7 @@ def dither_panel(quick: bool, metrics) -> None:
             for clip in clips:
                 scored = Clip(clip.name, clip.frames, metrics)
                 r = {HELD: scored.score(Quantizer(k, dither=dither).quantize, blurred=True),
-                     AFRESH: scored.score(diffused_afresh(k, dither), blurred=True),
+                     AFRESH: scored.score(diffused_afresh(dither, n_colors=k), blurred=True),
                      FFMPEG_DITHERED: scored.two_pass(k, ffmpeg_name, blurred=True),
                      FFMPEG_RECTANGLE: scored.two_pass(k, ffmpeg_name, "rectangle", blurred=True)}
                 rows += [[clip.name, name, x["psnr"], x["blurred"], x["de2000"], x["flicker"], x["ms"]]
@@ -600,6 +612,49 @@ def dither_panel(quick: bool, metrics) -> None:
           "clips (blurred PSNR, dB), flicker ratios' geometric mean and worst clip")
     print_table(["dither", "K", "blurred - afresh", "flicker / afresh", "worst", "blurred - FFmpeg rect.",
                  "flicker / FFmpeg rect.", "worst"], summary)
+    retro_panel(clips, metrics)
+
+
+def retro_panel(clips: list[PanelClip], metrics) -> None:
+    """`RETRO_DITHER` with `RETRO_PRESETS` (colours far apart) on the panel's clips and `still_noisy_clips`:
+    the default hold (it covers the noise there), a hold of 1 level, and each frame afresh."""
+    n = len(clips[0].frames)
+    clips = clips + still_noisy_clips(n)
+    print(f"error diffusion ({RETRO_DITHER}) with fixed palettes of far-apart colours; changed: the share of "
+          "pixels whose colour changes from one frame to the next, mean over pairs")
+    summary = []
+    for preset in RETRO_PRESETS:
+        rows, held, afresh = [], [], []
+        for clip in clips:
+            scored = Clip(clip.name, clip.frames, metrics)
+            r = {HELD: scored.score(Quantizer(palette=preset, dither=RETRO_DITHER).quantize, blurred=True),
+                 ONE_LEVEL: scored.score(Quantizer(palette=preset, dither=RETRO_DITHER, hold=1).quantize, blurred=True),
+                 AFRESH: scored.score(diffused_afresh(RETRO_DITHER, palette=preset), blurred=True)}
+            rows += [[clip.name, name, x["blurred"], x["flicker"], 100 * x["changed"], x["ms"]] for name, x in r.items()]
+            held.append(r[HELD])
+            afresh.append(r[AFRESH])
+            if clip.name.startswith(STILL_NOISY):
+                summary.append([preset, clip.name, *(100 * r[name]["changed"] for name in (HELD, ONE_LEVEL, AFRESH))])
+        print(f"palette {preset}")
+        print_table(["clip", "method", "blurred dB", "flicker", "changed %", "ms/frame"], rows)
+        print_load(f"after {preset}")
+        blurred, flicker, worst = _dither_margins(held, afresh)
+        print(f"{preset}, the default hold against each frame afresh over all clips: blurred {blurred:+.2f} dB "
+              f"(median), flicker x{flicker:.2f} (geometric mean), worst clip x{worst:.2f}")
+    print("still scenes under sensor noise: pixels changed a frame, %")
+    print_table(["palette", "clip", HELD, ONE_LEVEL, AFRESH], summary)
+
+
+def still_noisy_clips(n: int) -> list[PanelClip]:
+    """``n`` frames of two still photographs under sensor-like noise of each of `STILL_NOISE_SIGMAS`."""
+    rng = np.random.default_rng(11)
+    clips = []
+    for name in ("coffee", "astronaut"):
+        picture = _photo(name)
+        for sigma in STILL_NOISE_SIGMAS:
+            clips.append(PanelClip(f"{STILL_NOISY}{name}, sigma {sigma:g}",
+                                   [_sensor(picture, rng, sigma) for _ in range(n)], []))
+    return clips
 
 
 def _dither_margins(ours: list[dict], theirs: list[dict]) -> list[float]:

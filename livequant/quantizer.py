@@ -36,6 +36,18 @@ HOLD_BY_SIZE = ((32, 3), (64, 2), (256, 1))
 #: 1 level K=16 -0.01 dB at 0.11x the flicker, K=64 -0.06 dB at 0.21x, K=256 -0.10 dB at 0.25x; the ordered
 #: path's levels (3, 2) -0.06 dB at 0.09x (K=16) and -0.17 dB at 0.18x (K=64).
 DIFFUSION_HOLD = 1
+#: Under error diffusion the default hold follows the noise where the palette's colours lie far apart: a still
+#: pixel keeps its index while its channels stay within `DIFFUSION_NOISE_COVER` standard deviations of a
+#: channel's change between two frames, up to `DIFFUSION_SPACING_SHARE` of the median spacing of the entries the
+#: picture uses (a drift that far is small next to their errors), and at least `DIFFUSION_HOLD`. Re-diffused, a
+#: level of noise moves the pattern by whole entries: a still scene under sensor noise of sigma 1 changed 22-24%
+#: of its pixels a frame with CGA's colours, 19-21% with PICO-8's, 10-12% with 16 fitted ones; held so, 0-0.2%
+#: (`bench_quality.py --dither`). On issue 11's panel (Floyd-Steinberg, against each frame afresh): K=16 blurred
+#: PSNR -0.10 dB (1 level: -0.01) at 0.06x the flicker (0.08x), the worst clip 0.23x (0.40x); K=64 -0.03 dB
+#: (-0.01) at 0.17x (0.18x), the worst 0.26x (0.45x). A share of 0.15 kept half the crawl at K=16; without the
+#: share the hold cost K=64 0.7 dB.
+DIFFUSION_NOISE_COVER = 3.5
+DIFFUSION_SPACING_SHARE = 0.25
 #: Up to this many colours, a still pixel weighs the change it would show `SMALL_PALETTE_HOLD_WEIGHT` times
 #: as much as the fitter does (`hold_weight`).
 SMALL_PALETTE = 32
@@ -173,7 +185,9 @@ class TemporalHold:
     frame is shown as it is. Under error diffusion (`diffuse`) a still pixel
     keeps its index and the error of its colour is passed on. With
     ``follows_noise``, `map` holds within 1 level on a frame whose noise would
-    cost about as much as the quantization (`NOISE_HOLD_RATIO`).
+    cost about as much as the quantization (`NOISE_HOLD_RATIO`), and `diffuse`
+    holds within the noise where the palette's entries lie far apart
+    (`DIFFUSION_NOISE_COVER`).
 
     Parameters
     ----------
@@ -185,7 +199,8 @@ class TemporalHold:
     diffusion_threshold : int, optional
         The same under error diffusion (default: ``threshold``).
     follows_noise : bool
-        Lower ``threshold`` to 1 where the noise is large for the palette's spacing.
+        Lower ``threshold`` to 1 where the noise is large for the palette's spacing, and raise
+        ``diffusion_threshold`` to cover the noise where it is small for it.
     """
 
     def __init__(self, threshold: int, weight: float, diffusion_threshold: int | None = None,
@@ -230,12 +245,13 @@ class TemporalHold:
         carried to it. The hold starts again where `map`'s does. Transparent
         pixels (False in ``opaque``) neither take nor pass on error.
         """
-        if not self.diffusion_threshold or self._starts_again(step, out_idx):
+        threshold = self._diffusion_threshold(frame) if self.follows_noise else self.diffusion_threshold
+        if not threshold or self._starts_again(step, out_idx):
             diffuse(frame, step.table, dither, strength, out_idx, out_rgb, opaque=opaque)
             reference = frame.copy()
         else:
             reference = np.empty_like(frame)
-            diffuse(frame, step.table, dither, strength, out_idx, out_rgb, hold=self.diffusion_threshold,
+            diffuse(frame, step.table, dither, strength, out_idx, out_rgb, hold=threshold,
                     weight=self._weight(step), reference=self._reference, previous=self._indices,
                     shown=self._step.table, out_reference=reference, opaque=opaque)
         self._reference, self._indices, self._step = reference, out_idx, step
@@ -245,21 +261,45 @@ class TemporalHold:
         as much as the quantization with the entries the previous frame used, else ``threshold``."""
         if self.threshold <= 1:
             return self.threshold
-        stride = max(NOISE_PROBE, math.ceil(math.sqrt(frame.shape[0] * frame.shape[1] / NOISE_PROBE_PIXELS)))
+        noise = self._measure_noise(frame)
+        if noise is None:
+            return self.threshold
+        return 1 if 12 * noise >= NOISE_HOLD_RATIO * self._used_spacing(frame) ** 2 else self.threshold
+
+    def _diffusion_threshold(self, frame: np.ndarray) -> int:
+        """This frame's hold under error diffusion: `DIFFUSION_NOISE_COVER` deviations of the noise measured
+        since the frame before, up to `DIFFUSION_SPACING_SHARE` of the entries' spacing, at least
+        ``diffusion_threshold``."""
+        noise = self._measure_noise(frame) if self.diffusion_threshold else None
+        if noise is None:
+            return self.diffusion_threshold
+        cover = math.ceil(DIFFUSION_NOISE_COVER * math.sqrt(2 * noise))
+        return max(self.diffusion_threshold, int(min(cover, DIFFUSION_SPACING_SHARE * self._used_spacing(frame))))
+
+    def _probe_stride(self, frame: np.ndarray) -> int:
+        """Every how many pixels and rows the noise and the spacing are measured (`NOISE_PROBE_PIXELS`)."""
+        return max(NOISE_PROBE, math.ceil(math.sqrt(frame.shape[0] * frame.shape[1] / NOISE_PROBE_PIXELS)))
+
+    def _measure_noise(self, frame: np.ndarray) -> float | None:
+        """The noise's variance per channel since the frame before, smoothed over frames (`still_noise`);
+        None on the first frame, one of another size, or where too few pixels are still."""
+        stride = self._probe_stride(frame)
         probe = frame[::stride, ::stride]
         before, self._probe = self._probe, probe.copy()
-        if before is None or self._indices.shape != frame.shape[:2]:  # the first frame, or one of another size
+        if before is None or self._indices is None or self._indices.shape != frame.shape[:2]:
             self._noise = None
-            return self.threshold
+            return None
         noise = still_noise(before, probe)
         if noise is not None:
             self._noise = noise if self._noise is None else self._noise + NOISE_SMOOTHING * (noise - self._noise)
-        if self._noise is None:
-            return self.threshold
+        return self._noise
+
+    def _used_spacing(self, frame: np.ndarray) -> float:
+        """The median `nearest_spacing` of the entries the previous frame showed, over the noise's probe."""
         if self._spacing is None or self._spacing[0] is not self._step:
             self._spacing = (self._step, nearest_spacing(self._step.palette.colors.astype(np.float32)))
-        spacing = float(np.median(self._spacing[1][self._indices[::stride, ::stride]]))
-        return 1 if 12 * self._noise >= NOISE_HOLD_RATIO * spacing**2 else self.threshold
+        stride = self._probe_stride(frame)
+        return float(np.median(self._spacing[1][self._indices[::stride, ::stride]]))
 
     def _weight(self, step: PaletteStep) -> float:
         """How much error a still pixel must save per level of change shown to move, on a new palette's
@@ -310,7 +350,9 @@ class Quantizer:
         this much keeps its palette index. 0 turns it off; None (the
         default) takes `default_hold` of the palette's size, lowered to 1
         on frames whose noise it would cost too much to hold
-        (`NOISE_HOLD_RATIO`), and `DIFFUSION_HOLD` under error diffusion.
+        (`NOISE_HOLD_RATIO`), and under error diffusion `DIFFUSION_HOLD`,
+        raised to cover the noise where the palette's colours lie far apart
+        (`DIFFUSION_NOISE_COVER`).
     stability : float
         How much flicker on still regions weighs against error when a refit
         moves a palette colour; 0 takes every refit as it is.

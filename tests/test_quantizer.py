@@ -164,6 +164,32 @@ def test_error_diffusion_holds_still_pixels_under_noise(dither):
     assert held_tone < 1.2 * plain_tone + 0.5, (held_tone, plain_tone)
 
 
+@pytest.mark.parametrize("preset", ["cga", "pico8", "gameboy"])
+def test_error_diffusion_with_far_apart_colours_keeps_a_noisy_still_scene_still(preset):
+    """A retro palette's colours lie far apart: re-diffused, sensor noise of sigma 1 moves the dither pattern by
+    whole colours (a webcam's still scene crawls), and a hold of 1 level does not stop it. The default hold
+    covers the noise there, so the scene stays still; a change of the light larger than the noise is still
+    dithered afresh, and the picture's tone goes where a fresh diffusion of the new light takes it."""
+    base = smooth_frame(seed=4).astype(np.float32)
+    rng = np.random.default_rng(0)
+
+    def noisy(shift):
+        return np.clip(np.rint(base + shift + rng.normal(0, 1.0, base.shape)), 0, 255).astype(np.uint8)
+
+    def changed(hold):
+        q = Quantizer(palette=preset, dither="floyd-steinberg", hold=hold)
+        outs = [q.quantize(noisy(0)) for _ in range(8)]
+        return np.mean([np.any(a != b, axis=2).mean() for a, b in zip(outs[3:], outs[4:])]), q, outs[-1]
+
+    held, q, still = changed(None)
+    assert held < 0.005 and changed(1)[0] > 0.03, (held, changed(1)[0])
+    lit = noisy(24)
+    out = q.quantize(lit)
+    assert np.any(out != still, axis=2).mean() > 0.2
+    fresh = float(Quantizer(palette=preset, dither="floyd-steinberg").quantize(lit).mean())
+    assert abs(float(out.mean()) - fresh) < 0.2 * abs(float(still.mean()) - fresh), (out.mean(), still.mean(), fresh)
+
+
 def test_error_diffusion_redithers_what_moves_and_keeps_the_rest():
     """Half the picture changes level: that half is dithered afresh to its new level, the other keeps its pattern."""
     palette = Palette([(0, 0, 0), (255, 255, 255)])
