@@ -230,6 +230,7 @@ class TemporalHold:
         if self._starts_again(step, out_idx):
             map_pixels(frame, step.table, offsets, out_idx, out_rgb)
             self._reference = frame.copy()
+            self._noise = None  # measured afresh from here, as by a hold that starts on this frame
         else:
             map_pixels_held(frame, step.table, offsets, threshold, self._weight(step), self._reference,
                             self._indices, out_idx, out_rgb, shown=self._step.table)
@@ -249,6 +250,7 @@ class TemporalHold:
         if not threshold or self._starts_again(step, out_idx):
             diffuse(frame, step.table, dither, strength, out_idx, out_rgb, opaque=opaque)
             reference = frame.copy()
+            self._noise = None  # measured afresh from here, as by a hold that starts on this frame
         else:
             reference = np.empty_like(frame)
             diffuse(frame, step.table, dither, strength, out_idx, out_rgb, hold=threshold,

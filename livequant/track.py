@@ -38,7 +38,8 @@ where the rough fit did not see it.
 
 A scene cut is found from two consecutive frames alone (`is_scene_cut`), and
 forgets everything before it: the fit, the remembered palettes, the policy's
-clock and baseline, and the temporal hold. So the frames from a cut onwards
+clock, baseline and last error, and the temporal hold with the noise it
+measured. So the frames from a cut onwards
 do not depend on what came before it, and a chunk of a film that starts at a
 cut (`scene_cuts`) reproduces the sequential output exactly.
 
@@ -217,6 +218,11 @@ class RefitPolicy:
         if error > (1 + self.drift) * reference or (self.refit_every and self.frames_since >= self.refit_every):
             return "warm"
         return "keep"
+
+    def restart(self) -> None:
+        """Forget the frames before a fresh start (a scene cut, the first frame): no error to measure the
+        fresh palette's gain against, as in a track that starts there."""
+        self.error_before = 0.0
 
     def fitted(self, error: float, shown: float | None = None) -> None:
         """Record a refit attempt whose resulting palette has ``error``.
@@ -460,6 +466,7 @@ class PaletteTrack:
         if self._restart or self.current is None or self.current.fit is None or is_scene_cut(previous, samples):
             kind = "fresh"
             self._remembered.clear()
+            self.policy.restart()
         elif self.fitter.exact(samples):  # few colours: refit exactly when one is missing
             kind = "warm" if self._error(samples, self.current) > 0 else "keep"
         else:
