@@ -41,10 +41,10 @@ DIFFUSION_HOLD = 1
 #: channel's change between two frames, up to `DIFFUSION_SPACING_SHARE` of the median spacing of the entries the
 #: picture uses (a drift that far is small next to their errors), and at least `DIFFUSION_HOLD`. Re-diffused, a
 #: level of noise moves the pattern by whole entries: a still scene under sensor noise of sigma 1 changed 22-24%
-#: of its pixels a frame with CGA's colours, 19-21% with PICO-8's, 10-12% with 16 fitted ones; held so, 0-0.2%
+#: of its pixels a frame with CGA's colours, 19-21% with PICO-8's, 12-17% with 16 fitted ones; held so, 0%
 #: (`bench_quality.py --dither`). On issue 11's panel (Floyd-Steinberg, against each frame afresh): K=16 blurred
-#: PSNR -0.10 dB (1 level: -0.01) at 0.06x the flicker (0.08x), the worst clip 0.23x (0.40x); K=64 -0.03 dB
-#: (-0.01) at 0.17x (0.18x), the worst 0.26x (0.45x). A share of 0.15 kept half the crawl at K=16; without the
+#: PSNR -0.11 dB (1 level: -0.01) at 0.07x the flicker (0.08x), the worst clip 0.23x (0.40x); K=64 -0.04 dB
+#: (-0.01) at 0.17x (0.18x), the worst 0.32x (0.45x). A share of 0.15 kept half the crawl at K=16; without the
 #: share the hold cost K=64 0.7 dB.
 DIFFUSION_NOISE_COVER = 3.5
 DIFFUSION_SPACING_SHARE = 0.25
