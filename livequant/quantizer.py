@@ -230,7 +230,7 @@ class TemporalHold:
         if self._starts_again(step, out_idx):
             map_pixels(frame, step.table, offsets, out_idx, out_rgb)
             self._reference = frame.copy()
-            self._noise = None  # measured afresh from here, as by a hold that starts on this frame
+            self._forget_noise(step)
         else:
             map_pixels_held(frame, step.table, offsets, threshold, self._weight(step), self._reference,
                             self._indices, out_idx, out_rgb, shown=self._step.table)
@@ -250,7 +250,7 @@ class TemporalHold:
         if not threshold or self._starts_again(step, out_idx):
             diffuse(frame, step.table, dither, strength, out_idx, out_rgb, opaque=opaque)
             reference = frame.copy()
-            self._noise = None  # measured afresh from here, as by a hold that starts on this frame
+            self._forget_noise(step)
         else:
             reference = np.empty_like(frame)
             diffuse(frame, step.table, dither, strength, out_idx, out_rgb, hold=threshold,
@@ -277,6 +277,12 @@ class TemporalHold:
             return self.diffusion_threshold
         cover = math.ceil(DIFFUSION_NOISE_COVER * math.sqrt(2 * noise))
         return max(self.diffusion_threshold, int(min(cover, DIFFUSION_SPACING_SHARE * self._used_spacing(frame))))
+
+    def _forget_noise(self, step: PaletteStep) -> None:
+        """On a fresh palette's first frame (a scene cut), measure the noise afresh from here, as a hold that
+        starts on this frame does (a frame shown exactly keeps what was measured)."""
+        if step.fresh:
+            self._noise = None
 
     def _probe_stride(self, frame: np.ndarray) -> int:
         """Every how many pixels and rows the noise and the spacing are measured (`NOISE_PROBE_PIXELS`)."""
