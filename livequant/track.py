@@ -76,6 +76,7 @@ log = logging.getLogger("livequant")
 
 #: Histogram bins per channel for the scene-cut test.
 CUT_BINS = 8
+CUT_BIN_WIDTH = 256 // CUT_BINS
 #: Share of the samples that must change histogram bin for a scene cut.
 CUT_DISTANCE = 0.5
 #: The refit policy compares errors with at least that of a change of this many levels a channel.
@@ -112,25 +113,33 @@ FRESH_CHECK_EVERY = 4
 def is_scene_cut(previous: np.ndarray, samples: np.ndarray) -> bool:
     """Whether two consecutive frames' samples lie across a scene cut.
 
-    Compares the colour histograms (8 bins a channel) of the two sample sets:
-    a cut when more than `CUT_DISTANCE` of the samples would have to move to
-    another bin (total variation distance). Motion, noise, pans and slow fades
-    move few samples between bins; a new shot moves most of them.
+    A cut when `histogram_distance` exceeds `CUT_DISTANCE` on the bins and on
+    bins shifted by half their width. Motion, noise, pans and slow fades move
+    few samples between bins; a new shot moves most of them. A flat backdrop
+    at a bin's edge (a UI's grey #E0E0E0) crosses it with a change of one
+    level, and lies mid-bin on the shifted bins.
 
     Parameters
     ----------
     previous, samples : (N, 3) uint8 ndarray
         Pixels sampled from the previous and the current frame.
     """
-    shift = 8 - int(np.log2(CUT_BINS))
-    bins = CUT_BINS**3
+    return all(histogram_distance(previous, samples, offset) > CUT_DISTANCE for offset in (0, CUT_BIN_WIDTH // 2))
+
+
+def histogram_distance(before: np.ndarray, after: np.ndarray, offset: int = 0) -> float:
+    """The share of the samples that would have to move to another bin to turn the colour histogram of
+    ``before`` into that of ``after`` (total variation distance; `CUT_BINS` bins a channel, starting
+    ``offset`` levels below 0)."""
+    per_channel = CUT_BINS + 1  # with an offset, the top values fall in one more
+    shift = CUT_BIN_WIDTH.bit_length() - 1
 
     def histogram(pixels: np.ndarray) -> np.ndarray:
-        p = pixels.astype(np.int32) >> shift
-        codes = (p[:, 0] * CUT_BINS + p[:, 1]) * CUT_BINS + p[:, 2]
-        return np.bincount(codes, minlength=bins) / max(len(pixels), 1)
+        p = (pixels.astype(np.int32) + offset) >> shift
+        codes = (p[:, 0] * per_channel + p[:, 1]) * per_channel + p[:, 2]
+        return np.bincount(codes, minlength=per_channel**3) / max(len(pixels), 1)
 
-    return 0.5 * np.abs(histogram(previous) - histogram(samples)).sum() > CUT_DISTANCE
+    return 0.5 * float(np.abs(histogram(before) - histogram(after)).sum())
 
 
 def scene_cuts(frames, *, n_colors: int = 16, sample_size: int | None = None, seed: int = 0) -> list[int]:
@@ -475,7 +484,7 @@ class PaletteTrack:
             visible = error > self.policy.floor
             started_on = self._started_on
             if (kind == "warm" and started_on is not None and started_on.shape == samples.shape
-                    and is_scene_cut(started_on, samples)):
+                    and histogram_distance(started_on, samples) > CUT_DISTANCE):  # on the bins alone, as tuned
                 if drifts_one_way(samples.astype(np.float64) - started_on):
                     far = True  # a fade: followed, but check whether starting again would be better
                 else:

@@ -132,6 +132,13 @@ def test_scene_cut_test_ignores_motion_noise_and_fades(rng):
     assert not is_scene_cut(base, shot_frame(5).reshape(-1, 3))  # the disc moved
     assert not is_scene_cut(base, (base * 0.97).astype(np.uint8))  # a step of a fade
     assert is_scene_cut(base, shot_frame(CUT).reshape(-1, 3))
+    # a slide on a #E0E0E0 backdrop (224, a bin's edge) that an encoder made a level darker: the same scene
+    slide = np.full((96, 128, 3), 224, np.uint8)
+    slide[10:40, 10:110] = rng.integers(0, 256, (30, 100, 3))
+    darker = slide.copy()
+    darker[slide == 224] = 223
+    assert not is_scene_cut(slide.reshape(-1, 3), darker.reshape(-1, 3))
+    assert is_scene_cut(slide.reshape(-1, 3), (255 - slide).reshape(-1, 3))
 
 
 def test_events_mark_new_palettes():
