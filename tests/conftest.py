@@ -57,14 +57,17 @@ class Clip:
 
 
 def write_clip(path: Path, *, size=(64, 48), fps=12, frames=24, times=None, audio_seconds=None, rotation=0,
-               codec="libx264", pix_fmt="yuv420p") -> Clip:
+               codec="libx264", pix_fmt="yuv420p", gop=None) -> Clip:
     """Write a clip with PyAV: ``clip_frame`` pictures at ``times`` (default ``i / fps``), and a stereo
-    440 Hz AAC tone of ``audio_seconds`` when given; ``rotation`` sets the display matrix."""
+    440 Hz AAC tone of ``audio_seconds`` when given; ``rotation`` sets the display matrix; ``gop``, the
+    frames from one keyframe to the next (the encoder's default: None)."""
     times = [i / fps for i in range(frames)] if times is None else times
     with av.open(str(path), "w") as out:
         video = out.add_stream(codec, rate=fps)
         video.width, video.height, video.pix_fmt = size[0], size[1], pix_fmt
         video.codec_context.time_base = Fraction(1, 90000)
+        if gop:
+            video.codec_context.gop_size = gop
         if rotation:
             video.set_display_rotation(rotation)
         audio = out.add_stream("aac", rate=44100) if audio_seconds else None
