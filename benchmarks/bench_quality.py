@@ -630,7 +630,8 @@ def retro_panel(clips: list[PanelClip], metrics) -> None:
             r = {HELD: scored.score(Quantizer(palette=preset, dither=RETRO_DITHER).quantize, blurred=True),
                  ONE_LEVEL: scored.score(Quantizer(palette=preset, dither=RETRO_DITHER, hold=1).quantize, blurred=True),
                  AFRESH: scored.score(diffused_afresh(RETRO_DITHER, palette=preset), blurred=True)}
-            rows += [[clip.name, name, x["blurred"], x["flicker"], 100 * x["changed"], x["ms"]] for name, x in r.items()]
+            rows += [[clip.name, name, x["blurred"], x["flicker"], 100 * x["changed"], x["ms"]]
+                     for name, x in r.items()]
             held.append(r[HELD])
             afresh.append(r[AFRESH])
             if clip.name.startswith(STILL_NOISY):

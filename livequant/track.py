@@ -74,7 +74,7 @@ __all__ = ["PaletteStep", "PaletteTrack", "RefitPolicy", "is_scene_cut", "scene_
 
 log = logging.getLogger("livequant")
 
-#: Histogram bins per channel for the scene-cut test.
+#: Histogram bins per channel for the scene-cut test, and their width in levels.
 CUT_BINS = 8
 CUT_BIN_WIDTH = 256 // CUT_BINS
 #: Share of the samples that must change histogram bin for a scene cut.
