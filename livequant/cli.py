@@ -26,6 +26,7 @@ import time
 from pathlib import Path
 
 import numpy as np
+from numba.core.event import Listener, install_listener
 
 from livequant import __version__, presets
 from livequant.adapters import adapt, enlarge
@@ -966,6 +967,24 @@ class _Warnings(logging.Handler):
         print(f"livequant: warning: {record.getMessage()}", file=sys.stderr)
 
 
+class _CompileNotice(Listener):
+    """Says once, on stderr, that livequant's kernels are being compiled: on the first run on a machine
+    (numba's cache empty) a transcode waited 30-60 s for its first frame, with nothing else to show."""
+
+    def __init__(self):
+        super().__init__()
+        self.said = False
+
+    def on_start(self, event) -> None:
+        if not self.said and event.data["dispatcher"].py_func.__module__.startswith("livequant."):
+            self.said = True
+            print("livequant: note: compiling the pixel kernels for this machine: the first run only, up to a "
+                  "minute (then they are cached)", file=sys.stderr, flush=True)
+
+    def on_end(self, event) -> None:
+        pass
+
+
 def main(argv: list[str] | None = None) -> int:
     """Run the ``livequant`` command line.
 
@@ -994,7 +1013,9 @@ def main(argv: list[str] | None = None) -> int:
         for name in ("input", "source"):  # `-`: standard input, as FFmpeg names it
             if getattr(args, name, None) == "-":
                 setattr(args, name, STDIN)
-        return args.func(args)
+        quiet = getattr(args, "quiet", False)
+        with contextlib.nullcontext() if quiet else install_listener("numba:compile", _CompileNotice()):
+            return args.func(args)
     except UsageError as e:
         print(f"livequant: error: {e}", file=sys.stderr)
         return 2

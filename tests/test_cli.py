@@ -367,6 +367,16 @@ def test_demo_leaves_a_file_it_did_not_write_unless_y(tmp_path, capsys):
     assert cv2.imread(str(tmp_path / "contact-sheet.png")) is not None
 
 
+def test_a_first_run_says_once_that_it_compiles_the_kernels(tmp_path, photo):
+    """The first run on a machine waited 30-60 s with a progress bar at 0 and an ETA of minutes, unexplained."""
+    env = {**os.environ, "NUMBA_CACHE_DIR": str(tmp_path / "kernels")}  # an empty cache: a first run
+    argv = [sys.executable, "-m", "livequant", "palette", str(photo), "-k", "2"]
+    first, again = (subprocess.run(argv, env=env, capture_output=True, text=True, timeout=300) for _ in range(2))
+    assert first.returncode == again.returncode == 0 and first.stdout == again.stdout != ""
+    assert first.stderr.count("compiling the pixel kernels") == 1
+    assert again.stderr == ""  # compiled once, cached
+
+
 # errors
 
 
