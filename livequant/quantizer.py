@@ -16,7 +16,7 @@ import math
 
 import numpy as np
 
-from livequant.colorspace import COLOR_SPACES, working_space
+from livequant.colorspace import COLOR_SPACES, largest_channel, working_space
 from livequant.dither import DITHERS, REGISTRY, diffuse, is_diffusion, ordered_offsets
 from livequant.fit import PaletteFitter
 from livequant.frames import QuantizedFrame, check_frame, check_opaque
@@ -146,7 +146,7 @@ def still_noise(before: np.ndarray, after: np.ndarray) -> float | None:
     change's variance over 2. None for fewer than 64 such pixels."""
     change = after.astype(np.int16) - before
     far = np.abs(change - np.median(change.reshape(-1, 3), axis=0))
-    still = np.maximum(np.maximum(far[..., 0], far[..., 1]), far[..., 2]) <= NOISE_STILL_LEVELS  # axis=2: slower
+    still = largest_channel(far) <= NOISE_STILL_LEVELS
     if np.count_nonzero(still) < 64:
         return None
     return float(change[still].var(axis=0).mean() / 2)

@@ -26,6 +26,7 @@ from pathlib import Path
 
 import numpy as np
 
+from livequant.colorspace import largest_channel
 from livequant.errors import LivequantError, counted
 from livequant.files import move_into_place, partial_file
 from livequant.frames import QuantizedFrame
@@ -100,7 +101,7 @@ def still_change(source_before: np.ndarray, source: np.ndarray, output_before: n
         less than `STATIC_THRESHOLD` in every channel, and how many such pixels there are (their mean
         change per channel, ``change / (3 * pixels)``, is the static-region flicker).
     """
-    still = np.abs(source.astype(np.int16) - source_before).max(axis=-1) < STATIC_THRESHOLD
+    still = largest_channel(np.abs(source.astype(np.int16) - source_before)) < STATIC_THRESHOLD
     change = np.abs(output[still].astype(np.int16) - output_before[still]).sum(dtype=np.int64)
     return int(change), int(np.count_nonzero(still))
 

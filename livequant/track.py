@@ -65,7 +65,7 @@ from dataclasses import dataclass, replace
 
 import numpy as np
 
-from livequant.colorspace import squared_norms, to_space
+from livequant.colorspace import largest_channel, squared_norms, to_space
 from livequant.fit import CHECK_GAIN, Fit, PaletteFitter, drifts_one_way
 from livequant.lookup import LookupTable, build_table, lookup_pixels
 from livequant.palette import Palette
@@ -454,7 +454,7 @@ class PaletteTrack:
         frames = [np.ascontiguousarray(np.clip(base + shift, 0, 255).astype(np.uint8)) for shift in (0, 8, 96)]
         first, moved, jumped = (self.fitter.sample(frame) for frame in frames)
         fresh = self._refit(_Job("fresh", first, None, None, None, None, 0, frames[0])).fit
-        still = np.abs(moved.astype(np.int16) - first).max(axis=1) <= self.still_levels
+        still = largest_channel(np.abs(moved.astype(np.int16) - first)) <= self.still_levels
         self._refit(_Job("warm", moved, fresh, still, first, first, 1, frames[1], check=True))
         self._refit(_Job("jump", jumped, fresh, still, None, None, 2, frames[2]))
 
@@ -510,7 +510,7 @@ class PaletteTrack:
             return _Job(kind, samples, None, None, None, None, index, frame)
         still = None
         if previous is not None and previous.shape == samples.shape:
-            still = np.abs(samples.astype(np.int16) - previous).max(axis=1) <= self.still_levels
+            still = largest_channel(np.abs(samples.astype(np.int16) - previous)) <= self.still_levels
         if kind == "jump":
             return _Job(kind, samples, self.current.fit, still, None, None, index, frame)
         before = previous if still is not None else None
