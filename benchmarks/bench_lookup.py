@@ -89,13 +89,14 @@ def ours(frames: tuple[np.ndarray, np.ndarray], colors: np.ndarray) -> dict[str,
 
     diffused = [frames[0].copy(), np.empty(frame.shape[:2], np.uint8), np.empty_like(frame),
                 np.empty(frame.shape[:2], np.uint8)]  # reference, indices, and the next ones
-    diffuse(diffused[0], table, "floyd-steinberg", 1.0, diffused[1], out_rgb)
+    errors = np.empty(frame.shape, np.int16)  # each index's error when chosen: read where held, written elsewhere
+    diffuse(diffused[0], table, "floyd-steinberg", 1.0, diffused[1], out_rgb, errors=errors)
 
     def held_diffusion() -> None:
         turn[0] ^= 1
         reference, indices, next_reference, next_indices = diffused
         diffuse(frames[turn[0]], table, "floyd-steinberg", 1.0, next_indices, out_rgb, hold=DIFFUSION_HOLD,
-                reference=reference, previous=indices, out_reference=next_reference)
+                reference=reference, previous=indices, out_reference=next_reference, errors=errors)
         diffused[:] = next_reference, next_indices, reference, indices
 
     calls = {}

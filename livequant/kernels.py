@@ -562,7 +562,8 @@ def map_words_held(pixels, table, generation, cells, columns, packed, offsets, s
 
 @nb.njit(parallel=True, nogil=True, cache=True)
 def diffuse_frame(frame, coarse, generation, cells, columns, colors, weights, passed, threshold, weight, reference,
-                  previous, shown, opaque, out_idx, out_rgb, out_reference):  # pragma: no cover - compiled
+                  previous, shown, errors, drift, opaque, out_idx, out_rgb,
+                  out_reference):  # pragma: no cover - compiled
     """Serpentine error diffusion through the coarse table, in parallel stripes (see `livequant.dither`).
 
     ``frame`` is ``(H, W, 3) uint8``; ``coarse, generation, cells, columns`` and
@@ -576,7 +577,15 @@ def diffuse_frame(frame, coarse, generation, cells, columns, colors, weights, pa
     With ``threshold >= 0``, a pixel whose channels all differ from
     ``reference`` (``(H, W, 3) uint8``, the input values its index was
     chosen at) by at most ``threshold`` keeps its index from ``previous``
-    (``(H, W) uint8``), and the error of the colour it keeps is passed on;
+    (``(H, W) uint8``) and passes on its error with what reaches it, while
+    that stays within ``drift`` levels (a channel) of the error it passed
+    when its index was chosen (``errors``, ``(H, W, 3) int16``, before the
+    kernel's shares) plus its own change since; beyond, that error: what
+    pixels chosen again pass on does not drift on through the still part
+    (it did, with nothing to absorb it, into streaks of far colours). Every
+    other pixel writes its error there, for the frame after (a held pixel's
+    stays; with ``errors`` of shape ``(0, 0, 3)`` none is kept, and a held
+    pixel passes on what reaches it);
     with ``weight >= 0`` (the frame after a palette change) it moves to the
     best entry for its value with the error carried to it, when the squared
     RGB error that saves exceeds ``weight`` times the summed channel change
@@ -585,7 +594,9 @@ def diffuse_frame(frame, coarse, generation, cells, columns, colors, weights, pa
     index counts as chosen again at its value.
     ``out_reference`` gets the reference of every pixel (its value where it
     was chosen). The inputs are only read, so stripes running over
-    another's rows agree. With ``threshold < 0`` those four are not used.
+    another's rows agree (``errors`` is read only where held, and written only
+    where not, which every stripe decides alike). With ``threshold < 0`` no
+    pixel is held.
 
     Where ``opaque`` (``(H, W) bool``, or ``(0, 0)`` when every pixel shows) is
     False the pixel is transparent: it is mapped at its own value and neither
@@ -594,6 +605,7 @@ def diffuse_frame(frame, coarse, generation, cells, columns, colors, weights, pa
     """
     h, w = frame.shape[0], frame.shape[1]
     every_pixel_shows = opaque.shape[0] == 0
+    keeps_errors = errors.shape[0] > 0
     right, down_left, down, down_right = weights[0], weights[1], weights[2], weights[3]
     n_stripes = (h + STRIPE_ROWS - 1) // STRIPE_ROWS
     for s in nb.prange(n_stripes):
@@ -639,11 +651,18 @@ def diffuse_frame(frame, coarse, generation, cells, columns, colors, weights, pa
                         out_reference[y, x, 0], out_reference[y, x, 1] = source[y, x, 0], source[y, x, 1]
                         out_reference[y, x, 2] = source[y, x, 2]
                     out_rgb[y, x, 0], out_rgb[y, x, 1], out_rgb[y, x, 2] = colors[i, 0], colors[i, 1], colors[i, 2]
-                er = passed[r - np.intp(colors[i, 0]) + 255]
-                eg = passed[g - np.intp(colors[i, 1]) + 255]
-                eb = passed[b - np.intp(colors[i, 2]) + 255]
+                e0, e1, e2 = r - np.intp(colors[i, 0]), g - np.intp(colors[i, 1]), b - np.intp(colors[i, 2])
+                if still and keeps_errors:  # drifted from the error passed when chosen (with its own change since)?
+                    f0 = np.intp(errors[y, x, 0]) + np.intp(frame[y, x, 0]) - np.intp(reference[y, x, 0])
+                    f1 = np.intp(errors[y, x, 1]) + np.intp(frame[y, x, 1]) - np.intp(reference[y, x, 1])
+                    f2 = np.intp(errors[y, x, 2]) + np.intp(frame[y, x, 2]) - np.intp(reference[y, x, 2])
+                    if max(abs(e0 - f0), abs(e1 - f1), abs(e2 - f2)) > drift:
+                        e0, e1, e2 = min(max(f0, -255), 255), min(max(f1, -255), 255), min(max(f2, -255), 255)
                 if not shows:
-                    er = eg = eb = np.float32(0.0)
+                    e0 = e1 = e2 = 0
+                if keeps_errors and not still and y >= y0:
+                    errors[y, x, 0], errors[y, x, 1], errors[y, x, 2] = e0, e1, e2
+                er, eg, eb = passed[e0 + 255], passed[e1 + 255], passed[e2 + 255]
                 cr, cg, cb = er * right, eg * right, eb * right
                 nxt[x + 1 - step, 0] = pr0 + er * down_left
                 nxt[x + 1 - step, 1] = pg0 + eg * down_left

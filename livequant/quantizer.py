@@ -183,7 +183,8 @@ class TemporalHold:
     fresh palette (scene cut, first frame) starts the hold again, and an exact
     one (a frame of few colours, all in the palette) holds nothing: such a
     frame is shown as it is. Under error diffusion (`diffuse`) a still pixel
-    keeps its index and the error of its colour is passed on. With
+    keeps its index and passes on its error, up to `livequant.dither.HELD_DRIFT`
+    from the one it passed when that was chosen. With
     ``follows_noise``, `map` holds within 1 level on a frame whose noise would
     cost about as much as the quantization (`NOISE_HOLD_RATIO`), and `diffuse`
     holds within the noise where the palette's entries lie far apart
@@ -219,10 +220,12 @@ class TemporalHold:
         self._probe: np.ndarray | None = None  # the previous frame's pixels that measure the noise
         self._noise: float | None = None  # its variance, smoothed over frames
         self._spacing: tuple[PaletteStep, np.ndarray] | None = None  # a palette's `nearest_spacing`
+        self._errors: np.ndarray | None = None  # under error diffusion: the error each index passed when chosen
 
     def map(self, frame: np.ndarray, step: PaletteStep, offsets: np.ndarray, out_idx: np.ndarray,
             out_rgb: np.ndarray) -> None:
         """Map ``frame`` with ``step``'s table into ``out_idx`` and ``out_rgb``, holding still pixels."""
+        self._errors = None  # no error diffused: a diffusion after this starts again
         if not self.threshold:
             map_pixels(frame, step.table, offsets, out_idx, out_rgb)
             return
@@ -240,22 +243,28 @@ class TemporalHold:
                 out_rgb: np.ndarray, opaque: np.ndarray | None = None) -> None:
         """Error-diffuse ``frame`` with ``step``'s table into ``out_idx`` and ``out_rgb``, holding still pixels.
 
-        A still pixel keeps its index and passes on the error of its colour, so
-        the dither pattern of a still region stays put; on a new palette's first
-        frame it moves as under `map`, judged at its value with the error
-        carried to it. The hold starts again where `map`'s does. Transparent
-        pixels (False in ``opaque``) neither take nor pass on error.
+        A still pixel keeps its index and passes on its error, up to
+        `livequant.dither.HELD_DRIFT` from the one it passed when that was
+        chosen, so the dither pattern of a still region stays put and what
+        pixels chosen again pass on does not drift on through it; on a new
+        palette's first frame it moves as under
+        `map`, judged at its value with the error carried to it. The hold
+        starts again where `map`'s does. Transparent pixels (False in
+        ``opaque``) neither take nor pass on error.
         """
         threshold = self._diffusion_threshold(frame) if self.follows_noise else self.diffusion_threshold
-        if not threshold or self._starts_again(step, out_idx):
-            diffuse(frame, step.table, dither, strength, out_idx, out_rgb, opaque=opaque)
+        if not threshold or self._errors is None or self._starts_again(step, out_idx):
+            if threshold and (self._errors is None or self._errors.shape != frame.shape):
+                self._errors = np.empty(frame.shape, np.int16)  # read where held, written elsewhere
+            diffuse(frame, step.table, dither, strength, out_idx, out_rgb, opaque=opaque,
+                    errors=self._errors if threshold else None)
             reference = frame.copy()
             self._forget_noise(step)
         else:
             reference = np.empty_like(frame)
             diffuse(frame, step.table, dither, strength, out_idx, out_rgb, hold=threshold,
                     weight=self._weight(step), reference=self._reference, previous=self._indices,
-                    shown=self._step.table, out_reference=reference, opaque=opaque)
+                    shown=self._step.table, out_reference=reference, opaque=opaque, errors=self._errors)
         self._reference, self._indices, self._step = reference, out_idx, step
 
     def _threshold(self, frame: np.ndarray) -> int:
