@@ -9,8 +9,8 @@ so its error field starts warm and no seam shows (the kernel is
 previous frame (`livequant.quantizer.TemporalHold`), passing on the error
 that reaches it, up to `HELD_DRIFT` from what reached it when that was
 chosen: re-diffused, sensor noise changes the pattern over whole still
-regions. Each channel's error moves `ERROR_SHRINK`
-levels towards zero before it is passed on: errors of a level or so, which
+regions. Each channel's error moves `ERROR_SHRINK` levels towards zero
+before it is passed on: errors of a level or so, which
 nobody sees, would otherwise scatter stray pixels over areas a fitted palette
 matches closely (FFmpeg's integer shares drop errors under about 2 levels).
 `REGISTRY` names every dither once, with its kind and what it applies.

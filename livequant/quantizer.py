@@ -184,10 +184,10 @@ class TemporalHold:
     one (a frame of few colours, all in the palette) holds nothing: such a
     frame is shown as it is. Under error diffusion (`diffuse`) a still pixel
     keeps its index and passes on its error, up to `livequant.dither.HELD_DRIFT`
-    from the one it passed when that was chosen. With
-    ``follows_noise``, `map` holds within 1 level on a frame whose noise would
-    cost about as much as the quantization (`NOISE_HOLD_RATIO`), and `diffuse`
-    holds within the noise where the palette's entries lie far apart
+    from the one it passed when that was chosen. With ``follows_noise``, `map`
+    holds within 1 level on a frame whose noise would cost about as much as
+    the quantization (`NOISE_HOLD_RATIO`), and `diffuse` holds within the
+    noise where the palette's entries lie far apart
     (`DIFFUSION_NOISE_COVER`).
 
     Parameters
@@ -247,10 +247,10 @@ class TemporalHold:
         `livequant.dither.HELD_DRIFT` from the one it passed when that was
         chosen, so the dither pattern of a still region stays put and what
         pixels chosen again pass on does not drift on through it; on a new
-        palette's first frame it moves as under
-        `map`, judged at its value with the error carried to it. The hold
-        starts again where `map`'s does. Transparent pixels (False in
-        ``opaque``) neither take nor pass on error.
+        palette's first frame it moves as under `map`, judged at its value
+        with the error carried to it. The hold starts again where `map`'s
+        does. Transparent pixels (False in ``opaque``) neither take nor pass
+        on error.
         """
         threshold = self._diffusion_threshold(frame) if self.follows_noise else self.diffusion_threshold
         if not threshold or self._errors is None or self._starts_again(step, out_idx):
