@@ -40,6 +40,12 @@ Floyd-Steinberg on the panel's clips and on still photographs under sensor
 noise: the default hold, a hold of 1 level and each frame afresh, with the
 share of pixels that change from one frame to the next (the crawl).
 
+With ``--spaces``: why the default oklab mode flickers more than rgb where it
+does (issue 11 asked): over the panel at K = 16, 64 and 256, each space's
+flicker split by the frames where a new palette lands and the others, how
+far a moved slot moves, what still pixels that took another index show, and
+flicker and palette slots by the pixels' lightness.
+
 With ``--holdout``: clips the defaults were not tuned on (pans and zooms of
 other pictures: scikit-image's, and ../shared/data's stills where present;
 and four made like the footage issue 11 keeps back, through H.264: a cartoon
@@ -59,7 +65,7 @@ run (about 4 minutes). ``--ks``, ``--seeds`` and ``--options`` (JSON) run
 the checks at other palette sizes, over seeds, with other `Quantizer`
 options; ``--save`` and ``--against`` compare two runs.
 
-Run: python benchmarks/bench_quality.py [--quick] [--panel | --holdout | --dither | --tune [--ks 8,16,32]
+Run: python benchmarks/bench_quality.py [--quick] [--panel | --holdout | --dither | --spaces | --tune [--ks 8,16,32]
      [--seeds 0,1,2] [--options JSON] [--save F.json] [--against F.json]]
 """
 
@@ -613,6 +619,73 @@ def dither_panel(quick: bool, metrics) -> None:
     print_table(["dither", "K", "blurred - afresh", "flicker / afresh", "worst", "blurred - FFmpeg rect.",
                  "flicker / FFmpeg rect.", "worst"], summary)
     retro_panel(clips, metrics)
+
+
+LUMA = np.array([0.299, 0.587, 0.114])
+LUMA_BANDS = (0, 64, 128, 192, 256)
+
+
+def space_flicker(quick: bool, metrics) -> None:
+    """Why oklab flickers more than rgb where it does: each space's flicker on the frames where a new palette
+    lands and on the others, how far a moved slot moves (RGB levels), what the still pixels that took another
+    index show, and flicker and slots by the pixels' lightness (luma bands)."""
+    n, ks = (QUICK_PANEL_FRAMES, QUICK_PANEL_KS) if quick else (PANEL_FRAMES, PANEL_KS)
+    rows, bands = [], []
+    for clip in panel_clips(n):
+        for k in ks:
+            for space in ("oklab", "rgb"):
+                x = _space_run(clip.frames, Quantizer(k, color_space=space), metrics)
+                rows.append([clip.name, k, space, *(f"{x[key]:.3f}" for key in ("flicker", "landing", "between",
+                                                                                 "reindexed")),
+                             f"{x['changes']} / {x['fits']}", f"{x['move']:.1f}"])
+                bands.append([clip.name, k, space, *(f"{v:.3f}" for v in x["band_flicker"]),
+                              *(f"{v:.1f}" for v in x["band_slots"])])
+    print(f"oklab against rgb: livequant's defaults in each space on the panel ({n} frames a clip). Flicker "
+          "(pooled over still pixels, as the metric) split by the frames where a new palette lands and the others "
+          "(each part over all still pixels: they add up); 'reindexed': the part of the landing frames' flicker from "
+          "still pixels that took another index; frames whose palette changed (recalls of an earlier palette "
+          "too) and fits run; a moved slot's mean change a channel, RGB levels")
+    print_table(["clip", "K", "space", "flicker", "on landings", "between", "reindexed", "palette changes / fits",
+                 "move"], rows)
+    edges = [f"{a}-{b - 1}" for a, b in zip(LUMA_BANDS, LUMA_BANDS[1:])]
+    print("by the input's luma: flicker of the still pixels in each band, and palette slots in each band (mean over "
+          "frames)")
+    print_table(["clip", "K", "space", *(f"flicker {e}" for e in edges), *(f"slots {e}" for e in edges)], bands)
+
+
+def _space_run(frames: list[np.ndarray], quantizer: Quantizer, metrics) -> dict:
+    """`space_flicker`'s figures for one clip through one quantizer."""
+    still_pixels = 0
+    landing = between = reindexed = 0.0
+    band_sums, band_pixels, slots = np.zeros(4), np.zeros(4), np.zeros(4)
+    moves, changes, before = [], 0, None
+    for t, frame in enumerate(frames):
+        out = quantizer.process(frame)
+        slots += np.histogram(out.palette.colors @ LUMA, LUMA_BANDS)[0] / len(frames)
+        if before is not None:
+            still = np.abs(frame.astype(np.int16) - frames[t - 1]).max(axis=2) < metrics.STATIC_THRESHOLD
+            change = np.abs(out.rgb.astype(np.int16) - before.rgb).sum(axis=2)[still] / 3.0
+            still_pixels += int(still.sum())
+            old, new = before.palette.colors.astype(np.int16), out.palette.colors.astype(np.int16)
+            if np.array_equal(old, new):
+                between += change.sum()
+            else:
+                changes += 1
+                landing += change.sum()
+                reindexed += change[(out.indices != before.indices)[still]].sum()
+                if len(old) == len(new):
+                    moved = np.abs(new - old).max(axis=1) > 0
+                    moves.append(np.abs(new - old)[moved].mean())
+            band = np.digitize(frame[still] @ LUMA, LUMA_BANDS[1:-1])
+            band_sums += np.bincount(band, weights=change, minlength=4)
+            band_pixels += np.bincount(band, minlength=4)
+        before = out
+    per_pixel = 1 / max(still_pixels, 1)
+    return {"flicker": (landing + between) * per_pixel, "landing": landing * per_pixel,
+            "between": between * per_pixel, "reindexed": reindexed * per_pixel, "changes": changes,
+            "fits": quantizer.stats["fits"], "move": float(np.mean(moves)) if moves else 0.0,
+            "band_flicker": [float(v) for v in band_sums / np.maximum(band_pixels, 1)],
+            "band_slots": [float(v) for v in slots]}
 
 
 def retro_panel(clips: list[PanelClip], metrics) -> None:
@@ -1169,6 +1242,8 @@ def main() -> None:
                                                 "holdout": "issue 11's floor on clips nothing was tuned on",
                                                 "dither": "error diffusion on video: the hold against each frame "
                                                           "afresh and FFmpeg",
+                                                "spaces": "why oklab flickers more than rgb where it does: "
+                                                          "flicker split by palette landings and by lightness",
                                                 "tune": "issue 11's checks fast, for trying a change: goals at K=16 "
                                                         "and 64, the hold-out's floor at 16, peers cached"},
                       {"ks": {"help": "--tune: palette sizes of goals and hold-out, e.g. 8,16,32 (default: goals "
@@ -1206,8 +1281,8 @@ def main() -> None:
             Path(args.save).write_text(json.dumps(records, indent=1))
         print_load("at end")
         return
-    if args.panel or args.holdout or args.dither:
-        run = panel if args.panel else holdout if args.holdout else dither_panel
+    if args.panel or args.holdout or args.dither or args.spaces:
+        run = panel if args.panel else holdout if args.holdout else dither_panel if args.dither else space_flicker
         run(args.quick, metrics)
         print_load("at end")
         return
