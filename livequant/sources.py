@@ -59,6 +59,9 @@ MAX_PROFILE_BYTES = 1 << 24
 #: The largest chunk read whole when looking for an APNG's or WebP's animation controls (acTL, ANIM: 8 and 6
 #: bytes); larger ones (the images) are skipped, so a folder's large still pictures are not read through.
 CONTROL_BYTES = 64
+#: `av.open`'s arguments for a file's metadata: PyAV before 19 decodes it strictly unless told (a tag in another
+#: encoding than UTF-8 failed the open); 19 reads it as UTF-8 with surrogateescape and has no such argument.
+_METADATA = {"metadata_errors": "replace"} if int(av.__version__.split(".")[0]) < 19 else {}
 
 
 def megapixels(pixels: float) -> str:
@@ -540,8 +543,8 @@ class VideoFile(_Source):
         apng = _animation(self.path) == "apng"
         try:
             self._container = av.open(self.path, options=limit | self._sequence_options(fps),
-                                      format="apng" if apng else None,  # else one frame
-                                      metadata_errors="replace")
+                                      format="apng" if apng else None,  # an APNG read as PNG: one frame
+                                      **_METADATA)
         except av.error.FFmpegError as e:
             raise SourceError(f"cannot open {self._named}: {e.strerror}; {_open_hint(self.path, e)}") from e
         if not self._container.streams.video:
@@ -962,7 +965,7 @@ def _declared_size(path: str, max_pixels: int) -> tuple[int, int]:
     """
     try:
         with av.open(path, options={"max_pixels": str(max_pixels), "codec_whitelist": "none"},
-                     metadata_errors="replace") as container:
+                     **_METADATA) as container:
             context = container.streams.video[0].codec_context
             return context.width, context.height
     except (av.error.FFmpegError, IndexError):
