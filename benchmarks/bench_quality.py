@@ -112,6 +112,7 @@ from threadpoolctl import threadpool_limits
 
 import livequant
 from livequant import Quantizer
+from livequant.colorspace import largest_channel
 from livequant.sources import read_image
 from livequant.track import scene_cuts
 
@@ -661,9 +662,9 @@ def _space_run(frames: list[np.ndarray], quantizer: Quantizer, metrics) -> dict:
     moves, changes, before = [], 0, None
     for t, frame in enumerate(frames):
         out = quantizer.process(frame)
-        slots += np.histogram(out.palette.colors @ LUMA, LUMA_BANDS)[0] / len(frames)
+        slots += np.bincount(_luma_band(out.palette.colors), minlength=4) / len(frames)
         if before is not None:
-            still = np.abs(frame.astype(np.int16) - frames[t - 1]).max(axis=2) < metrics.STATIC_THRESHOLD
+            still = largest_channel(np.abs(frame.astype(np.int16) - frames[t - 1])) < metrics.STATIC_THRESHOLD
             change = np.abs(out.rgb.astype(np.int16) - before.rgb).sum(axis=2)[still] / 3.0
             still_pixels += int(still.sum())
             old, new = before.palette.colors.astype(np.int16), out.palette.colors.astype(np.int16)
@@ -676,7 +677,7 @@ def _space_run(frames: list[np.ndarray], quantizer: Quantizer, metrics) -> dict:
                 if len(old) == len(new):
                     moved = np.abs(new - old).max(axis=1) > 0
                     moves.append(np.abs(new - old)[moved].mean())
-            band = np.digitize(frame[still] @ LUMA, LUMA_BANDS[1:-1])
+            band = _luma_band(frame[still])
             band_sums += np.bincount(band, weights=change, minlength=4)
             band_pixels += np.bincount(band, minlength=4)
         before = out
@@ -686,6 +687,11 @@ def _space_run(frames: list[np.ndarray], quantizer: Quantizer, metrics) -> dict:
             "fits": quantizer.stats["fits"], "move": float(np.mean(moves)) if moves else 0.0,
             "band_flicker": [float(v) for v in band_sums / np.maximum(band_pixels, 1)],
             "band_slots": [float(v) for v in slots]}
+
+
+def _luma_band(colors: np.ndarray) -> np.ndarray:
+    """Which of `LUMA_BANDS` each of ``(N, 3)`` RGB colours' luma falls in, 0 to 3."""
+    return np.digitize(colors @ LUMA, LUMA_BANDS[1:-1])
 
 
 def retro_panel(clips: list[PanelClip], metrics) -> None:

@@ -43,11 +43,11 @@ def _bt2020_file(path, transfer: int, patches) -> None:
         video = out.add_stream("ffv1", rate=10)
         video.width, video.height, video.pix_fmt = width, 16, "yuv444p10le"
         context = video.codec_context
-        context.color_trc, context.color_primaries, context.colorspace, context.color_range = transfer, 9, 9, 1
+        context.color_trc, context.color_primaries, context.colorspace, context.color_range = transfer, 9, BT2020, 1
         for _ in range(2):
             frame = av.VideoFrame.from_ndarray(rgb, format="rgb48le").reformat(
                 format="yuv444p10le", dst_colorspace=BT2020, dst_color_range=1)
-            frame.colorspace, frame.color_range = 9, 1
+            frame.colorspace, frame.color_range = BT2020, 1
             out.mux(video.encode(frame))
         out.mux(video.encode(None))
 
@@ -87,7 +87,7 @@ def test_hdr10_video_is_tone_mapped_to_its_own_peak(tmp_path, caplog):
         video = out.add_stream("libx265", rate=10, options={"x265-params": params})
         video.width, video.height, video.pix_fmt = rgb.shape[1], 16, "yuv420p10le"
         context = video.codec_context
-        context.color_trc, context.color_primaries, context.colorspace, context.color_range = PQ, 9, 9, 1
+        context.color_trc, context.color_primaries, context.colorspace, context.color_range = PQ, 9, BT2020, 1
         frame = av.VideoFrame.from_ndarray(rgb, format="rgb48le").reformat(
             format="yuv420p10le", dst_colorspace=BT2020, dst_color_range=1)
         out.mux(video.encode(frame))
@@ -253,8 +253,8 @@ def test_gif_frames_of_a_hundredth_of_a_second_show_for_a_tenth_as_browsers_show
     frames[0].save(tmp_path / "a.gif", save_all=True, append_images=frames[1:], duration=[10, 0, 50, 10], loop=0)
     with VideoFile(tmp_path / "a.gif", start=start) as src:
         shown = [(t, int(frame[0, 0, 0]) // 60) for frame, t in src]
-    times, frames = zip(*expected)
-    assert [t for t, _ in shown] == pytest.approx(times) and [i for _, i in shown] == list(frames)
+    times, pictures = zip(*expected)
+    assert [t for t, _ in shown] == pytest.approx(times) and [i for _, i in shown] == list(pictures)
     assert src.end_time == pytest.approx(0.35)
 
 
