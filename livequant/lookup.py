@@ -30,6 +30,7 @@ from livequant.kernels import (
     index_pixels,
     map_words,
     map_words_held,
+    map_words_weighed,
     nearest_centres,
     nearest_centres_serial,
 )
@@ -326,9 +327,12 @@ def map_pixels_held(frame: np.ndarray, table: LookupTable, offsets: np.ndarray, 
     shown_colors = (table if shown is None else shown).packed
 
     def call(start, pixels, held, references, indices, colours):
-        map_words_held(pixels, table.table, table.generation, table.cells, table.columns, table.packed, offsets,
-                       table.shifted, table.exact, width, start, threshold, weight, references, held, shown_colors,
-                       indices, colours)
+        leading = (table.table, table.generation, table.cells, table.columns, table.packed, offsets, table.shifted,
+                   table.exact, width, start, threshold)
+        if weight < 0:
+            map_words_held(pixels, *leading, references, held, indices, colours)
+        else:
+            map_words_weighed(pixels, *leading, weight, references, held, shown_colors, indices, colours)
 
     _by_words(call, (frame, previous), (reference, out_idx, out_rgb))
 
