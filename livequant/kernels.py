@@ -19,11 +19,13 @@ three words, and write indices and colours the same way: a quarter of the
 loads and stores of a byte at a time. A pixel is then one ``int``
 ``r | g << 8 | b << 16`` (little-endian byte order).
 
-Their loops run over views that start at 0 (a chunk's or a block's slice): numba
-wraps a negative index around, and only where LLVM can see an index is never
-negative (a loop from 0) does it drop that check and turn a loop into vector
-code (the temporal hold's test of every pixel took 2.2 ns a pixel in a loop
-from a chunk's start, 0.45 from 0).
+Their loops run over views that start at 0 (a chunk's or a block's slice), and
+an index that cannot be negative but is computed from one that could (a dither
+offset plus 255) is made unsigned (``np.uintp``): numba wraps a negative index
+around, and only where LLVM can see an index is never negative does it drop
+that check, and turn a loop into vector code (the temporal hold's test of every
+pixel took 2.2 ns a pixel in a loop from a chunk's start, 0.45 from 0; ordered
+dither's offsets unsigned, 6-16% less a pixel).
 """
 
 from __future__ import annotations
@@ -379,7 +381,7 @@ def _dithered_index(p, o, shifted, exact, table, generation, cells, columns, pac
 @nb.njit(inline="always")
 def _offset(p, o, shifted):  # pragma: no cover - compiled
     """Packed pixel ``p`` with ordered-dither offset ``o`` on each channel: ``shifted[o + 255, value]``."""
-    row = o + 255
+    row = np.uintp(o + 255)
     return np.intp(shifted[row, p & 0xFF]) | (np.intp(shifted[row, (p >> 8) & 0xFF]) << 8) | (
         np.intp(shifted[row, p >> 16]) << 16)
 
@@ -388,16 +390,16 @@ def _offset(p, o, shifted):  # pragma: no cover - compiled
 def _offsets4(offsets, wrap, x, y, width):  # pragma: no cover - compiled
     """The ordered-dither offsets of four pixels from ``(x, y)`` on, and the position after them."""
     if x + 4 < width:  # all in this row, and the next group too
-        row = offsets[y & wrap]
-        return (np.intp(row[x & wrap]), np.intp(row[(x + 1) & wrap]), np.intp(row[(x + 2) & wrap]),
-                np.intp(row[(x + 3) & wrap]), x + 4, y)
-    o0 = np.intp(offsets[y & wrap, x & wrap])
+        row = offsets[np.uintp(y & wrap)]
+        return (np.intp(row[np.uintp(x & wrap)]), np.intp(row[np.uintp((x + 1) & wrap)]), np.intp(row[np.uintp((x + 2) & wrap)]),
+                np.intp(row[np.uintp((x + 3) & wrap)]), x + 4, y)
+    o0 = np.intp(offsets[np.uintp(y & wrap), np.uintp(x & wrap)])
     x, y = (x + 1, y) if x + 1 < width else (0, y + 1)
-    o1 = np.intp(offsets[y & wrap, x & wrap])
+    o1 = np.intp(offsets[np.uintp(y & wrap), np.uintp(x & wrap)])
     x, y = (x + 1, y) if x + 1 < width else (0, y + 1)
-    o2 = np.intp(offsets[y & wrap, x & wrap])
+    o2 = np.intp(offsets[np.uintp(y & wrap), np.uintp(x & wrap)])
     x, y = (x + 1, y) if x + 1 < width else (0, y + 1)
-    o3 = np.intp(offsets[y & wrap, x & wrap])
+    o3 = np.intp(offsets[np.uintp(y & wrap), np.uintp(x & wrap)])
     x, y = (x + 1, y) if x + 1 < width else (0, y + 1)
     return o0, o1, o2, o3, x, y
 
