@@ -387,19 +387,24 @@ def _offset(p, o, shifted):  # pragma: no cover - compiled
 
 
 @nb.njit(inline="always")
+def _tile(offsets, wrap, x, y):  # pragma: no cover - compiled
+    """The ordered-dither offset at ``(x, y)``: the tile ``offsets`` repeated over the frame."""
+    return np.intp(offsets[np.uintp(y & wrap), np.uintp(x & wrap)])
+
+
+@nb.njit(inline="always")
 def _offsets4(offsets, wrap, x, y, width):  # pragma: no cover - compiled
     """The ordered-dither offsets of four pixels from ``(x, y)`` on, and the position after them."""
     if x + 4 < width:  # all in this row, and the next group too
-        row = offsets[np.uintp(y & wrap)]
-        return (np.intp(row[np.uintp(x & wrap)]), np.intp(row[np.uintp((x + 1) & wrap)]), np.intp(row[np.uintp((x + 2) & wrap)]),
-                np.intp(row[np.uintp((x + 3) & wrap)]), x + 4, y)
-    o0 = np.intp(offsets[np.uintp(y & wrap), np.uintp(x & wrap)])
+        return (_tile(offsets, wrap, x, y), _tile(offsets, wrap, x + 1, y), _tile(offsets, wrap, x + 2, y),
+                _tile(offsets, wrap, x + 3, y), x + 4, y)
+    o0 = _tile(offsets, wrap, x, y)
     x, y = (x + 1, y) if x + 1 < width else (0, y + 1)
-    o1 = np.intp(offsets[np.uintp(y & wrap), np.uintp(x & wrap)])
+    o1 = _tile(offsets, wrap, x, y)
     x, y = (x + 1, y) if x + 1 < width else (0, y + 1)
-    o2 = np.intp(offsets[np.uintp(y & wrap), np.uintp(x & wrap)])
+    o2 = _tile(offsets, wrap, x, y)
     x, y = (x + 1, y) if x + 1 < width else (0, y + 1)
-    o3 = np.intp(offsets[np.uintp(y & wrap), np.uintp(x & wrap)])
+    o3 = _tile(offsets, wrap, x, y)
     x, y = (x + 1, y) if x + 1 < width else (0, y + 1)
     return o0, o1, o2, o3, x, y
 
