@@ -28,7 +28,7 @@ import numpy as np
 from threadpoolctl import ThreadpoolController
 
 from livequant.colorspace import from_space, largest_channel, pack_rgb, squared_norms, to_space, unique_rgb
-from livequant.kernels import LEVELS, cell_histogram, count_colors, distinct_colors, kmeans_plusplus
+from livequant.kernels import LEVELS, cell_histogram, count_colors, distinct_colors, kmeans_plusplus, lloyd_sums
 from livequant.lookup import nearest
 
 __all__ = ["Fit", "PaletteFitter", "drifts_one_way", "sample_positions"]
@@ -962,18 +962,15 @@ def _lloyd(
     where they are.
     """
     centres = centres.copy()
-    step_weights, weighted = weights, points * weights[:, None]
+    floor = points.dtype.type(MEDIAN_FLOOR if color_space == "oklab" else 0)  # oklab: towards geometric medians
     previous = None
     for _ in range(steps):
         labels = nearest(points, centres).astype(np.intp)
         if previous is not None and np.array_equal(labels, previous):
             break
         previous = labels
-        if color_space == "oklab":  # a step towards each cluster's geometric median (Weiszfeld's)
-            step_weights = weights / np.maximum(np.sqrt(squared_norms(points - centres[labels])), MEDIAN_FLOOR)
-            weighted = points * step_weights[:, None]
-        total = np.bincount(labels, weights=step_weights, minlength=len(centres))
-        sums = _slot_sums(labels, weighted, len(centres))
+        total, sums = np.zeros(len(centres)), np.zeros((len(centres), 3))
+        lloyd_sums(points, weights, centres, labels, floor, total, sums)
         filled = total > 0 if fixed is None else (total > 0) & ~fixed
         centres[filled] = (sums[filled] / total[filled, None]).astype(np.float32)
     return centres

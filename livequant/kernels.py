@@ -36,7 +36,7 @@ import numpy as np
 __all__ = [
     "BITS", "BLOCK", "EXACT_BUCKETS", "HELD_BLOCK", "LEVELS", "SHIFT", "cell_histogram", "changed_pixels",
     "colours_within", "count_colors", "diffuse_frame", "distinct_colors", "exact_buckets", "index_pixels",
-    "kmeans_plusplus", "lzw_encode", "lzw_encode_lossy", "map_words", "map_words_held", "map_words_weighed",
+    "kmeans_plusplus", "lloyd_sums", "lzw_encode", "lzw_encode_lossy", "map_words", "map_words_held", "map_words_weighed",
     "nearest_centres", "nearest_centres_serial", "neighbour_gaps", "transparent_codes", "used_entries",
 ]
 
@@ -837,6 +837,25 @@ def _squared_gap(points, i, j):  # pragma: no cover - compiled
     """Squared distance between rows ``i`` and ``j`` of ``points``."""
     d0, d1, d2 = points[i, 0] - points[j, 0], points[i, 1] - points[j, 1], points[i, 2] - points[j, 2]
     return d0 * d0 + d1 * d1 + d2 * d2
+
+
+@nb.njit(nogil=True, cache=True)
+def lloyd_sums(points, weights, centres, labels, floor, totals, sums):  # pragma: no cover - compiled
+    """One weighted Lloyd step's per-centre weight ``totals`` and weighted coordinate ``sums`` (float64, zeroed):
+    point ``i`` goes to centre ``labels[i]``. With ``floor > 0``, a step towards each cluster's geometric median:
+    each weight divided by the point's distance to its centre, at least ``floor`` (Weiszfeld's). Points are
+    summed in order in numpy's types, so the sums equal numpy's ``bincount`` of the same weights, bit for bit.
+    """
+    for i in range(points.shape[0]):
+        j = labels[i]
+        w = weights[i]
+        if floor > 0:
+            d0, d1, d2 = points[i, 0] - centres[j, 0], points[i, 1] - centres[j, 1], points[i, 2] - centres[j, 2]
+            w = w / max(np.sqrt(d0 * d0 + d1 * d1 + d2 * d2), floor)
+        totals[j] += w
+        sums[j, 0] += points[i, 0] * w
+        sums[j, 1] += points[i, 1] * w
+        sums[j, 2] += points[i, 2] * w
 
 
 @nb.njit(nogil=True, cache=True)
