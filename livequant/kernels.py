@@ -36,8 +36,9 @@ import numpy as np
 __all__ = [
     "BITS", "BLOCK", "EXACT_BUCKETS", "HELD_BLOCK", "LEVELS", "SHIFT", "cell_histogram", "changed_pixels",
     "colours_within", "count_colors", "diffuse_frame", "distinct_colors", "exact_buckets", "index_pixels",
-    "kmeans_plusplus", "lloyd_sums", "lzw_encode", "lzw_encode_lossy", "map_words", "map_words_held", "map_words_weighed",
-    "nearest_centres", "nearest_centres_serial", "neighbour_gaps", "transparent_codes", "used_entries",
+    "kmeans_plusplus", "lloyd_sums", "lzw_encode", "lzw_encode_lossy", "map_words", "map_words_held",
+    "map_words_weighed", "nearest_centres", "nearest_centres_serial", "neighbour_gaps", "transparent_codes",
+    "used_entries",
 ]
 
 BITS = 7  # the table is filled in cells, 2**BITS a side ...
