@@ -8,7 +8,7 @@ from sklearn.cluster import KMeans
 from livequant import fit
 from livequant.colorspace import to_space
 from livequant.fit import Fit, PaletteFitter, sample_positions
-from livequant.kernels import kmeans_plusplus
+from livequant.kernels import kmeans_plusplus, lloyd_sums
 from livequant.lookup import nearest
 from livequant.track import RefitPolicy
 
@@ -560,3 +560,22 @@ def test_a_warm_refit_of_256_colours_moves_slots_the_picture_left(monkeypatch):
     unmoved = fitter.fit(samples, previous=as_fit(colors), still=rows < 48, histogram=histogram)
     assert slots_left(unmoved.colors) == 3
     assert after.error < unmoved.error
+
+
+@pytest.mark.parametrize("weights_type", [np.float64, np.float32, np.int64])
+@pytest.mark.parametrize("floor", [0.0, fit.MEDIAN_FLOOR])
+def test_lloyd_sums_equal_numpy_s_bit_for_bit(rng, weights_type, floor):
+    """A Lloyd step's compiled sums are numpy's bincounts of the same weights, to the bit, so palettes do not
+    depend on which computes them; with a floor, each weight over the point's distance to its centre."""
+    points = (rng.random((3000, 3)) * 100).astype(np.float32)
+    weights = (rng.random(3000) * 40 + 1).astype(weights_type)
+    centres = points[rng.choice(3000, 20, replace=False)] + np.float32(0.25)
+    labels = nearest(points, centres).astype(np.intp)
+    step = weights
+    if floor:
+        step = weights / np.maximum(np.sqrt(((points - centres[labels]) ** 2).sum(axis=1)), np.float32(floor))
+    totals, sums = np.zeros(20), np.zeros((20, 3))
+    lloyd_sums(points, weights, centres, labels, np.float32(floor), totals, sums)
+    assert totals.tobytes() == np.bincount(labels, weights=step, minlength=20).tobytes()
+    expected = [np.bincount(labels, weights=(points * step[:, None])[:, c], minlength=20) for c in range(3)]
+    assert sums.tobytes() == np.stack(expected, axis=1).tobytes()
