@@ -945,17 +945,23 @@ class VideoWriter(_EncoderSink):
 
     def _open(self, height: int, width: int) -> None:
         self._start(height, width, audio=True)
+        # PyAV keeps FFmpeg's reason only while a level is set. Its level goes back to PANIC (as quiet as None,
+        # its default), never to None: set_level(None) races with FFmpeg's decoding threads logging (a traceback
+        # from PyAV's callback on stderr). Capturing every thread's logs keeps theirs off stderr meanwhile.
         level = av.logging.get_level()
-        av.logging.set_level(av.logging.ERROR)  # PyAV keeps FFmpeg's reason only while a level is set
+        context = self._stream.codec_context
         try:  # now, not at the first packet: what the trial's frame passed, this size may not (DNxHR under 256x120)
-            with av.logging.Capture():
-                self._stream.codec_context.open()
+            with av.logging.Capture(local=False) as logs:
+                av.logging.set_level(av.logging.ERROR)
+                try:
+                    context.open()
+                finally:
+                    av.logging.set_level(av.logging.PANIC if level is None else level)
         except av.error.FFmpegError as e:
-            why = (e.log[2].strip() if e.log else e.strerror).rstrip(".")
+            reasons = [message for _, name, message in logs if name == context.name] or [e.strerror]
+            why = reasons[-1].strip().rstrip(".")
             raise SinkError(f"cannot encode '{self.path}' with {self.codec} at {width}x{height}: {why}; resize with "
                             "--width or --scale, or choose another --codec") from None
-        finally:
-            av.logging.set_level(level)
 
     def _frame(self, qframe: QuantizedFrame) -> av.VideoFrame:
         rgb = on_background(qframe.rgb, qframe.opaque)

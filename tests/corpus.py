@@ -214,6 +214,13 @@ def _cut_pictures(stream: bytes, first: int, count: int) -> bytes:
     return b"".join(units)
 
 
+def write_cut_h264(path: Path) -> None:
+    """An H.264 elementary stream of 48 frames with the back half of pictures 14 to 17 cut away (see
+    `_cut_pictures`): its decoder logs errors from FFmpeg's threads."""
+    _h264(path, format="h264")
+    path.write_bytes(_cut_pictures(path.read_bytes(), 14, 4))
+
+
 def _size_change_ts(path: Path) -> None:
     """An MPEG-TS whose picture changes from 64x48 to 48x64 half way (as a broadcast may): two streams cat'ed."""
     parts = []
@@ -283,8 +290,7 @@ def write_inputs(folder: Path) -> None:
         (folder / f"truncated-{percent}.mp4").write_bytes(whole[: len(whole) * percent // 100])
         (folder / f"faststart-truncated-{percent}.mp4").write_bytes(fast[: len(fast) * percent // 100])
     _h264(folder / "stream.h264", format="h264")  # an Annex B elementary stream, no container
-    raw = (folder / "stream.h264").read_bytes()
-    (folder / "cut.h264").write_bytes(_cut_pictures(raw, 14, 4))
+    write_cut_h264(folder / "cut.h264")
     _audio_only(folder / "audio-only.m4a")
     _png_video_bomb(folder / "bomb.mov")
 

@@ -5,6 +5,7 @@ import re
 import shutil
 import subprocess
 import sys
+import threading
 from fractions import Fraction
 from pathlib import Path
 
@@ -14,6 +15,7 @@ import numpy as np
 import pytest
 
 from conftest import SURROUND_TONES, channel_tones, send_wm_delete, surround_clip
+from corpus import write_cut_h264
 from livequant import presets
 from livequant.errors import SinkError
 from livequant.quantizer import Quantizer
@@ -148,6 +150,34 @@ def test_lossless_only_encoders_keep_every_pixel(tmp_path, make_qframe, name, co
     frames, _ = _decode(path)
     assert len(frames) == 3
     np.testing.assert_array_equal(frames[2], make_qframe(_indices(2, 47, 65)).rgb)
+
+
+def test_opening_an_encoder_keeps_a_decoders_messages_off_stderr(tmp_path, make_qframe, capfd):
+    """Opening an encoder set PyAV's log level for FFmpeg's reason: a damaged stream's decoder logging in that
+    moment reached stderr, and setting the level back to None (PyAV's default) raced with FFmpeg's threads
+    logging, a traceback from PyAV's callback (a damaged stream's transcode, one run in a few hundred)."""
+    write_cut_h264(tmp_path / "cut.h264")
+    av.logging.set_level(None)
+    stop = threading.Event()
+
+    def decode_damaged():
+        while not stop.is_set():
+            with av.open(str(tmp_path / "cut.h264")) as container:
+                container.streams.video[0].thread_type = "AUTO"
+                for _ in container.decode(video=0):
+                    pass
+
+    thread = threading.Thread(target=decode_damaged)
+    thread.start()
+    try:
+        for i in range(20):
+            with VideoWriter(tmp_path / f"{i}.mp4", 12) as sink:
+                _write(sink, make_qframe, 1)
+    finally:
+        stop.set()
+        thread.join()
+    assert capfd.readouterr().err == ""
+    assert av.logging.get_level() == av.logging.PANIC  # as quiet as None, and safe to set while FFmpeg logs
 
 
 @pytest.mark.parametrize("name", ["out.mp4", "out.mkv", "out.gif", "out.apng", "out.webp"])
