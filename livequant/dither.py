@@ -24,7 +24,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from livequant.kernels import diffuse_frame
+from livequant.kernels import diffuse_frame, parallel_launch
 from livequant.lookup import LookupTable
 
 __all__ = ["DITHERS", "Dither", "REGISTRY", "bayer_matrix", "blue_noise", "diffuse", "is_diffusion", "ordered_offsets"]
@@ -220,7 +220,8 @@ def diffuse(
     if hold < 0:
         reference = out_reference = np.zeros((1, 1, 3), np.uint8)
         previous = np.zeros((1, 1), np.uint8)
-    diffuse_frame(frame, table.coarse, table.generation, table.cells, table.columns, table.colors, weights,
-                  _passed_errors(float(strength)), hold, np.float32(weight), reference, previous,
-                  (table if shown is None else shown).colors, NO_ERRORS if errors is None else errors, HELD_DRIFT,
-                  EVERY_PIXEL_SHOWS if opaque is None else opaque, out_idx, out_rgb, out_reference)
+    with parallel_launch():
+        diffuse_frame(frame, table.coarse, table.generation, table.cells, table.columns, table.colors, weights,
+                      _passed_errors(float(strength)), hold, np.float32(weight), reference, previous,
+                      (table if shown is None else shown).colors, NO_ERRORS if errors is None else errors,
+                      HELD_DRIFT, EVERY_PIXEL_SHOWS if opaque is None else opaque, out_idx, out_rgb, out_reference)

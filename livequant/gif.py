@@ -36,7 +36,7 @@ import numpy as np
 
 from livequant.colorspace import pack_rgb
 from livequant.kernels import (changed_pixels, colours_within, lzw_encode, lzw_encode_lossy, neighbour_gaps,
-                               transparent_codes, used_entries)
+                               parallel_launch, transparent_codes, used_entries)
 
 __all__ = ["GifEncoder", "MAX_LOSSY", "MIN_DELAY", "check_lossy", "split_file_parts"]
 
@@ -93,6 +93,12 @@ def _sub_blocks(data: np.ndarray) -> bytes:
         blocks[full * 256 + 1 : -1] = data[full * 255 :]
     blocks[-1] = 0
     return blocks.tobytes()
+
+
+def _reach(shown: np.ndarray, most: int) -> np.ndarray:
+    """`neighbour_gaps` of ``shown`` within ``most``, launched in turn (see `parallel_launch`)."""
+    with parallel_launch():
+        return neighbour_gaps(shown, most)
 
 
 def split_file_parts(data: bytes) -> tuple[bytes, bytes]:
@@ -231,12 +237,12 @@ class GifEncoder:
             self._canvas = np.full(indices.shape, _CLEAR)
         if self._canvas is None:
             shown, changed = packed[indices], None
-            reach = neighbour_gaps(shown, most) if self.lossy else None
+            reach = _reach(shown, most) if self.lossy else None
             top, bottom, left, right = 0, self.height, 0, self.width
         else:
             shown, changed = changed_pixels(indices, packed, self._canvas)
             if self.lossy:  # what is shown already stays where it is within `lossy` of the frame's colour
-                reach = neighbour_gaps(shown, most)  # from the frame's own colours, before kept pixels change them
+                reach = _reach(shown, most)  # from the frame's own colours, before kept pixels change them
                 kept = changed & colours_within(shown, self._canvas, np.broadcast_to(np.int32(most), shown.shape))
                 changed &= ~kept
                 shown[kept] = self._canvas[kept]

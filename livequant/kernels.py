@@ -30,6 +30,9 @@ dither's offsets unsigned, 6-16% less a pixel).
 
 from __future__ import annotations
 
+import contextlib
+import threading
+
 import numba as nb
 import numpy as np
 
@@ -37,8 +40,8 @@ __all__ = [
     "BITS", "BLOCK", "EXACT_BUCKETS", "HELD_BLOCK", "LEVELS", "SHIFT", "cell_histogram", "changed_pixels",
     "colours_within", "count_colors", "diffuse_frame", "distinct_colors", "exact_buckets", "index_pixels",
     "kmeans_plusplus", "lloyd_sums", "lzw_encode", "lzw_encode_lossy", "map_words", "map_words_held",
-    "map_words_weighed", "nearest_centres", "nearest_centres_serial", "neighbour_gaps", "transparent_codes",
-    "used_entries",
+    "map_words_weighed", "nearest_centres", "nearest_centres_serial", "neighbour_gaps", "parallel_launch",
+    "transparent_codes", "used_entries",
 ]
 
 BITS = 7  # the table is filled in cells, 2**BITS a side ...
@@ -60,6 +63,25 @@ _SUB = (1 << SHIFT) - 1  # one channel's bits within a cell
 # light in OKLab), then each 8-bit level's, then the 22 coefficients of `livequant.colorspace.kernel_coefficients`.
 _LEVEL_VALUES = LEVELS
 _COEFFICIENTS = LEVELS + 256
+
+# Numba's workqueue threading layer, the one it falls back on where neither OpenMP (libgomp) nor TBB loads (a slim
+# container image has no libgomp), aborts the process when two threads launch parallel kernels at once, as the
+# planner and the frames' mapping do. Under it, launches take turns.
+_LAUNCH_TURNS = threading.Lock()
+_launches_threadsafe: bool | None = None  # known once a launch has loaded a layer
+
+
+@contextlib.contextmanager
+def parallel_launch():
+    """Wrap a call of a ``parallel=True`` kernel: one thread at a time under numba's workqueue layer (it is
+    not thread safe), no waiting under OpenMP or TBB once the first launch has shown which layer loaded."""
+    global _launches_threadsafe
+    if _launches_threadsafe:
+        yield
+        return
+    with _LAUNCH_TURNS:
+        yield
+        _launches_threadsafe = nb.threading_layer() != "workqueue"
 
 
 # ---------------------------------------------------------------- one pixel

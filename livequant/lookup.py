@@ -33,6 +33,7 @@ from livequant.kernels import (
     map_words_weighed,
     nearest_centres,
     nearest_centres_serial,
+    parallel_launch,
 )
 
 __all__ = [
@@ -146,8 +147,12 @@ def nearest(points: np.ndarray, centres: np.ndarray) -> np.ndarray:
     (N,) uint16 ndarray
     """
     out = np.empty(points.shape[0], dtype=np.uint16)
-    search = nearest_centres if len(points) >= PARALLEL_POINTS else nearest_centres_serial
-    search(np.ascontiguousarray(points, np.float32), np.ascontiguousarray(np.asarray(centres, np.float32).T), out)
+    points, columns = np.ascontiguousarray(points, np.float32), np.ascontiguousarray(np.asarray(centres, np.float32).T)
+    if len(points) < PARALLEL_POINTS:
+        nearest_centres_serial(points, columns, out)
+        return out
+    with parallel_launch():
+        nearest_centres(points, columns, out)
     return out
 
 
@@ -298,7 +303,8 @@ def map_pixels(frame: np.ndarray, table: LookupTable, offsets: np.ndarray, out_i
         map_words(pixels, table.table, table.generation, table.cells, table.columns, table.packed, offsets,
                   table.shifted, table.exact, width, start, indices, colours)
 
-    _by_words(call, (frame,), (out_idx, out_rgb))
+    with parallel_launch():
+        _by_words(call, (frame,), (out_idx, out_rgb))
 
 
 def map_pixels_held(frame: np.ndarray, table: LookupTable, offsets: np.ndarray, threshold: int, weight: float,
@@ -334,7 +340,8 @@ def map_pixels_held(frame: np.ndarray, table: LookupTable, offsets: np.ndarray, 
         else:
             map_words_weighed(pixels, *leading, weight, references, held, shown_colors, indices, colours)
 
-    _by_words(call, (frame, previous), (reference, out_idx, out_rgb))
+    with parallel_launch():
+        _by_words(call, (frame, previous), (reference, out_idx, out_rgb))
 
 
 def lookup_pixels(pixels: np.ndarray, table: LookupTable) -> np.ndarray:

@@ -377,6 +377,19 @@ def test_a_first_run_says_once_that_it_compiles_the_kernels(tmp_path, photo):
     assert again.stderr == ""  # compiled once, cached
 
 
+
+@pytest.mark.parametrize("colors", ["16", "256"])
+def test_runs_where_numba_has_only_its_workqueue_threading_layer(tmp_path, colors):
+    """Where neither libgomp nor TBB loads (a slim container image), numba falls back on its workqueue layer,
+    which aborted the process (SIGABRT) when the planner and the mapping launched parallel kernels at once."""
+    source = write_clip(tmp_path / "in.mp4", size=(320, 240), frames=24)
+    out = tmp_path / "out.gif"
+    argv = [sys.executable, "-m", "livequant", "transcode", str(source.path), str(out), "-k", colors, "-q"]
+    done = subprocess.run(argv, env={**os.environ, "NUMBA_THREADING_LAYER": "workqueue"}, capture_output=True,
+                          text=True, timeout=300)
+    assert (done.returncode, done.stderr) == (0, "")
+    assert len(_decode(out)[0]) == source.frames
+
 # errors
 
 
