@@ -318,6 +318,26 @@ class _FileSink:
         """Free resources without finishing the output."""
 
 
+def _refusal_logged(context: av.codec.context.CodecContext) -> str | None:
+    """FFmpeg's reason for refusing to open ``context``, read from its log on a second try; None if it gave none.
+
+    PyAV logs nothing unless a level is set, and a level left set hangs a run: an FFmpeg decoding thread
+    that logs waits for the GIL while the GIL's holder, freeing that decoder, waits for the thread. So the
+    level is set only for this try, on the way to an error, and every thread's logs are captured meanwhile.
+    """
+    level = av.logging.get_level()
+    with av.logging.Capture(local=False) as logs:
+        av.logging.set_level(av.logging.ERROR)
+        try:
+            context.open()
+        except av.error.FFmpegError:
+            pass
+        finally:
+            av.logging.set_level(level)
+    reasons = [message for _, name, message in logs if name == context.name]
+    return reasons[-1].strip().rstrip(".") if reasons else None
+
+
 class OneBehind:
     """Mux a stream's packets into ``container`` one behind, so that its last packet can end the stream.
 
@@ -945,21 +965,11 @@ class VideoWriter(_EncoderSink):
 
     def _open(self, height: int, width: int) -> None:
         self._start(height, width, audio=True)
-        # PyAV keeps FFmpeg's reason only while a level is set. Its level goes back to PANIC (as quiet as None,
-        # its default), never to None: set_level(None) races with FFmpeg's decoding threads logging (a traceback
-        # from PyAV's callback on stderr). Capturing every thread's logs keeps theirs off stderr meanwhile.
-        level = av.logging.get_level()
         context = self._stream.codec_context
         try:  # now, not at the first packet: what the trial's frame passed, this size may not (DNxHR under 256x120)
-            with av.logging.Capture(local=False) as logs:
-                av.logging.set_level(av.logging.ERROR)
-                try:
-                    context.open()
-                finally:
-                    av.logging.set_level(av.logging.PANIC if level is None else level)
+            context.open()
         except av.error.FFmpegError as e:
-            reasons = [message for _, name, message in logs if name == context.name] or [e.strerror]
-            why = reasons[-1].strip().rstrip(".")
+            why = _refusal_logged(context) or e.strerror.rstrip(".")
             raise SinkError(f"cannot encode '{self.path}' with {self.codec} at {width}x{height}: {why}; resize with "
                             "--width or --scale, or choose another --codec") from None
 
