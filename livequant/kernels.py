@@ -65,7 +65,7 @@ _LEVEL_VALUES = LEVELS
 _COEFFICIENTS = LEVELS + 256
 
 # Numba's workqueue threading layer, the one it falls back on where neither OpenMP (libgomp) nor TBB loads (a slim
-# container image has no libgomp), aborts the process when two threads launch parallel kernels at once, as the
+# container image may have no libgomp), aborts the process when two threads launch parallel kernels at once, as the
 # planner and the frames' mapping do. Under it, launches take turns.
 _LAUNCH_TURNS = threading.Lock()
 _launches_threadsafe: bool | None = None  # known once a launch has loaded a layer

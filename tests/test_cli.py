@@ -377,7 +377,6 @@ def test_a_first_run_says_once_that_it_compiles_the_kernels(tmp_path, photo):
     assert again.stderr == ""  # compiled once, cached
 
 
-
 @pytest.mark.parametrize("colors", ["16", "256"])
 def test_runs_where_numba_has_only_its_workqueue_threading_layer(tmp_path, colors):
     """Where neither libgomp nor TBB loads (a slim container image), numba falls back on its workqueue layer,
@@ -389,6 +388,7 @@ def test_runs_where_numba_has_only_its_workqueue_threading_layer(tmp_path, color
                           text=True, timeout=300)
     assert (done.returncode, done.stderr) == (0, "")
     assert len(_decode(out)[0]) == source.frames
+
 
 # errors
 
