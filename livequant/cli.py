@@ -40,7 +40,7 @@ from livequant.gif import MAX_LOSSY
 from livequant.interrupts import interrupts_held
 from livequant.options import (ALPHA_OUTPUTS, ANIMATIONS, carries_audio, check_size, fit_palette, frame_size,
                                global_palette, make_quantizer, open_output, pixel_blocks, sampled_pixels, transparency)
-from livequant.palette import Palette, file_format
+from livequant.palette import SUFFIXES as PALETTE_SUFFIXES, Palette, file_format
 from livequant.pipeline import run
 from livequant.quantizer import Quantizer, quantize
 from livequant.report import QualityReport, check_path
@@ -66,6 +66,7 @@ _EXAMPLES = """examples:
   livequant transcode in.mp4 out.mp4 --palette gameboy --pixelate 4
   livequant image photo.jpg small.png --palette pico8 --dither floyd-steinberg
   livequant palette photo.jpg -o photo.gpl -k 8
+  livequant palette pico8 -o pico8.gpl            a preset, in GIMP's format
   livequant batch clips/ -o out/ --to gif -k 32   every video of clips/, on all cores
 
 `livequant COMMAND --help` describes each command."""
@@ -398,15 +399,18 @@ def _parser() -> argparse.ArgumentParser:
     _add_output_flags(p, "replace the output if it exists", "no summary on stderr")
     p.set_defaults(func=_image)
 
-    p = command("palette", "Extract a palette from an image or a video",
+    p = command("palette", "Extract a palette from an image or a video, or convert one",
                 "A video is sampled at frames spread over its length; transparent pixels are left out. The\n"
-                "colours are printed as hex codes.")
-    p.add_argument("input", help="image or video file, URL, or - (standard input)")
+                "colours are printed as hex codes. A preset or a palette file (.gpl .act .json .hex .txt) is\n"
+                "printed as it is, and saved in the format -o asks for: `livequant palette pico8 -o pico8.gpl`.",
+                _presets_epilog())
+    p.add_argument("input", help="image or video file, URL, or - (standard input); or a palette to convert: a "
+                                 "preset or a palette file")
     p.add_argument("-o", "--output", metavar="FILE",
                    help="also save the palette: the suffix picks the format: .gpl .act .json .hex .txt .png")
-    p.add_argument("-k", "--colors", type=_number(int, 1, 256), default=16, metavar="K",
+    p.add_argument("-k", "--colors", type=_number(int, 1, 256), metavar="K",
                    help="number of colours, 1..256 (default: 16)")
-    p.add_argument("--color-space", choices=COLOR_SPACES, default="oklab", help="oklab (perceptual) or rgb")
+    p.add_argument("--color-space", choices=COLOR_SPACES, help="oklab (perceptual, the default) or rgb")
     _add_output_flags(p, "replace the output if it exists", "no summary on stderr (the colours still print)")
     p.set_defaults(func=_extract_palette)
 
@@ -907,6 +911,17 @@ def _extract_palette(args) -> int:
             raise UsageError(str(e)) from None
         # the input itself, a folder there, or a file for a folder, or -y missing
         check_target(output, args.overwrite, _input_files(args.input))
+    name = "" if output is None else os.fsencode(output.stem).decode(errors="replace")  # a palette's name is text
+    given = _given_palette(args.input)
+    if given is not None:
+        for option, flag in (("colors", "-k"), ("color_space", "--color-space")):
+            if getattr(args, option) is not None:
+                raise UsageError(f"{flag} applies to a palette fitted to a picture, and '{args.input}' is a "
+                                 f"palette already; leave out {flag}")
+        _print_and_save(Palette(given.colors, name=name or given.name), output, args)
+        return 0
+    args.colors = 16 if args.colors is None else args.colors
+    args.color_space = args.color_space or "oklab"
     picture = (Path(args.input).suffix.lower() in IMAGE_SUFFIXES and not _streamed(args.input)
                and not is_animated(args.input))
     if picture and not numbered_files(args.input):
@@ -922,14 +937,32 @@ def _extract_palette(args) -> int:
         _warn_damage(video.undecodable, video.damaged)
     if not len(pixels):
         raise UsageError(f"'{args.input}' is wholly transparent: no colour shows to fit a palette to")
-    name = "" if output is None else os.fsencode(output.stem).decode(errors="replace")  # a palette's name is text
-    palette = fit_palette(pixels, args, name)
+    _print_and_save(fit_palette(pixels, args, name), output, args)
+    return 0
+
+
+def _given_palette(text: str) -> Palette | None:
+    """The palette ``text`` names for `livequant palette` to convert: a preset that is not a file there, or a
+    palette file other than a PNG swatch (a PNG is a picture to fit to); None for anything else."""
+    if not os.path.exists(text):
+        with contextlib.suppress(ValueError):
+            return presets.get(text)
+    suffix = Path(text).suffix.lower()
+    if suffix in PALETTE_SUFFIXES and suffix not in IMAGE_SUFFIXES:
+        try:
+            return Palette.from_file(text)
+        except ValueError as e:  # not that format inside
+            raise UsageError(str(e)) from None
+    return None
+
+
+def _print_and_save(palette: Palette, output: Path | None, args) -> None:
+    """Print ``palette``'s colours as hex codes and, given ``output``, save it there."""
     print(" ".join(palette.to_hex()))
     if output is not None:
         palette.save(output, overwrite=args.overwrite)
         if not args.quiet:
             print(f"wrote {output}: {counted(len(palette), 'colour')}", file=sys.stderr)
-    return 0
 
 
 def _demo(args) -> int:

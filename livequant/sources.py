@@ -218,6 +218,12 @@ def _tiff_pages(path: str) -> int:
         return 0
 
 
+def _past_the_end(named: str, start: float, length: int) -> str:
+    """The message for a ``start`` (seconds) at or past the end of ``named``, which lasts ``length`` microseconds."""
+    return (f"cannot read {named}: no frames from {start:g} s on (it lasts {length / 1e6:.2f} s); start earlier, "
+            "or check that the file is complete")
+
+
 def damage_note(undecodable: int, damaged: int) -> str:
     """What a user is told of a source's ``undecodable`` and ``damaged`` frames ("" when there are none)."""
     said = []
@@ -599,7 +605,10 @@ class VideoFile(_Source):
             try:
                 self._seek(target, self.origin)
             except (av.error.FFmpegError, OverflowError) as e:
+                length = self._container.duration  # microseconds, where the container says
                 self._container.close()
+                if length and start >= length / 1e6:  # numbered pictures: FFmpeg refuses a seek past their end
+                    raise SourceError(_past_the_end(self._named, start, length)) from e
                 raise SourceError(f"cannot seek to {start:g} s in {self._named}: "
                                   f"{getattr(e, 'strerror', None) or 'too far'}; try without --start") from e
         self._packets = None  # the demuxer, once reading starts
@@ -619,8 +628,7 @@ class VideoFile(_Source):
             cause = "no frame could be decoded" if self.undecodable else "no frames"
             where = f" from {start:g} s on" if start else ""
             if start and not self.undecodable and length:
-                raise SourceError(f"cannot read {self._named}: no frames from {start:g} s on (it lasts "
-                                  f"{length / 1e6:.2f} s); start earlier, or check that the file is complete")
+                raise SourceError(_past_the_end(self._named, start, length))
             if is_pipe(self.path):
                 raise SourceError(f"cannot read {self._named}: {cause}{where}; a pipe cannot be seeked, so MP4 "
                                   "and MOV read from one need their index first (ffmpeg -movflags +faststart): pipe "

@@ -244,6 +244,36 @@ def test_palette_from_a_video(tmp_path, clip, capsys):
     assert len(Palette.from_file(out)) == 4
 
 
+@pytest.mark.parametrize(("given", "suffix"), [("pico8", ".gpl"), ("pico8", ".act"), ("gray4", ".png"),
+                                               ("file", ".json"), ("file", ".hex")])
+def test_palette_converts_a_preset_or_a_palette_file(tmp_path, capsys, given, suffix):
+    """`livequant palette pico8 -o pico8.gpl` said "cannot open video 'pico8'": a preset or a palette file
+    comes out as it is, colour for colour, in the format -o asks for."""
+    expected = presets.get("gray4" if given == "gray4" else "pico8")
+    source = given
+    if given == "file":
+        source = str(tmp_path / "mine.gpl")
+        expected.save(source)
+    out = tmp_path / f"converted{suffix}"
+    assert main(["palette", source, "-o", str(out), "-q"]) == 0
+    assert capsys.readouterr().out.split() == expected.to_hex() == Palette.from_file(out).to_hex()
+
+
+@pytest.mark.parametrize("option", [["-k", "4"], ["--color-space", "rgb"]])
+def test_converting_a_palette_refuses_the_options_of_a_fit(tmp_path, capsys, option):
+    assert main(["palette", "gameboy", *option]) == 2
+    assert _error(capsys).strip() == (f"livequant: error: {option[0]} applies to a palette fitted to a picture, and "
+                              f"'gameboy' is a palette already; leave out {option[0]}")
+
+
+def test_a_damaged_palette_file_to_convert_says_what_is_wrong(tmp_path, capsys):
+    damaged = tmp_path / "damaged.gpl"
+    damaged.write_text("garbage\n")
+    assert main(["palette", str(damaged), "-o", str(tmp_path / "out.hex")]) == 2
+    assert "damaged.gpl is not a valid GIMP palette: the first line is not 'GIMP Palette'" in _error(capsys)
+    assert not (tmp_path / "out.hex").exists()
+
+
 def _grey_pictures(folder, n=4):
     for i in range(n):
         cv2.imwrite(str(folder / f"shot{i + 1:03d}.png"), np.full((12, 16, 3), 60 * i, np.uint8))

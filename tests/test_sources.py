@@ -822,6 +822,16 @@ def test_pictures_play_at_the_rate_given_numbered_from_their_first_number(tmp_pa
     np.testing.assert_allclose(read_times, times, atol=1e-6)  # FFmpeg's rate is 25 unless told
 
 
+@pytest.mark.parametrize("pattern", ["frame_%04d.png", "frame_*.png"])
+@pytest.mark.parametrize("start", [0.5, 3.0])
+def test_a_start_past_numbered_pictures_says_how_long_they_last(tmp_path, pattern, start):
+    """FFmpeg refuses to seek past their end: that said "cannot seek ...: Invalid argument"."""
+    _numbered_pictures(tmp_path)
+    with pytest.raises(SourceError, match=rf"^cannot read video '.*': no frames from {start:g} s on \(it lasts "
+                                          r"0\.50 s\); start earlier"):
+        VideoFile(str(tmp_path / pattern), start=start, fps=8)
+
+
 def test_fps_is_for_numbered_pictures_only(clip):
     with pytest.raises(ValueError, match=r"^fps sets the rate of pictures \('frames/%04d\.png', 'frames/\*\.png'\), "
                                          r"not of '.*', which keeps its own times; retime it with livequant\.adapters"):
