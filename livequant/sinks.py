@@ -26,6 +26,7 @@ import socket
 import sys
 import time
 import weakref
+import zlib
 from dataclasses import replace
 from fractions import Fraction
 from pathlib import Path
@@ -1156,15 +1157,36 @@ def _webp_ending_at(data: bytes, end: int) -> bytes:
     return data[: last + 20] + min(end - start, 0xFFFFFF).to_bytes(3, "little") + data[last + 23 :]
 
 
+def _set_last_apng_delay(path: Path, milliseconds: int) -> None:
+    """Show the last frame of the APNG file ``path`` for ``milliseconds``: its frame control chunk (fcTL) is
+    rewritten in place, delay and checksum. FFmpeg's apng muxer gives it the delay of the frame before, and
+    reads its ``final_delay`` option before the last frame's duration is known."""
+    with open(path, "r+b") as f:
+        f.seek(8)  # the PNG signature
+        last = None
+        while header := f.read(8):
+            length, kind = int.from_bytes(header[:4], "big"), header[4:]
+            if kind == b"fcTL":
+                last = f.tell() - 8
+            f.seek(length + 4, os.SEEK_CUR)  # the data and its CRC
+        if last is None:
+            return
+        f.seek(last + 8)
+        control = bytearray(f.read(26))  # sequence, width, height, x, y (4 bytes each), delay, its unit, ops
+        unit = next(u for u in (1000, 100, 10, 1) if round(milliseconds * u / 1000) <= 0xFFFF or u == 1)
+        control[20:24] = min(round(milliseconds * unit / 1000), 0xFFFF).to_bytes(2, "big") + unit.to_bytes(2, "big")
+        f.seek(last + 8)
+        f.write(control + zlib.crc32(b"fcTL" + control).to_bytes(4, "big"))
+
+
 class AnimationWriter(_EncoderSink):
     """Write an animated WebP (``.webp``) or APNG (``.apng``) with PyAV's libwebp_anim and apng encoders.
 
     WebP is lossless unless ``quality`` is given (then lossy, 0..100, larger
     is better); APNG is always lossless. Frame times set the frame durations
     (in 1/1000 s); the last frame lasts until `end_at` says, else as long as
-    the one before it. To end there, an APNG gets one more frame, a repeat of
-    the last; a WebP's last frame is given that duration in the file (libwebp
-    gives it the mean frame's).
+    the one before it: that duration is written into the file's last frame
+    (FFmpeg's apng muxer gives it the one before's, libwebp the mean frame's).
     Frames that repeat the one before are merged into it in WebP; where that
     leaves one frame of several, libwebp writes a still picture, which is
     written as a one-frame animation instead, so the duration stays. A lone
@@ -1261,23 +1283,9 @@ class AnimationWriter(_EncoderSink):
     def _finish(self) -> None:
         wanted = self._last_duration()
         self._ends = None if wanted is None else self._last_pts + wanted
-        repeat_at = None if wanted is None else self._repeat_at(self._ends)
-        if repeat_at is not None:
-            repeat = av.VideoFrame.from_ndarray(self._held.to_ndarray(), format=self.pix_fmt)
-            repeat.time_base, repeat.pts = self._held.time_base, repeat_at
-            self._encode(self._held)
-            self._held = repeat
         super()._finish()
-
-    def _repeat_at(self, end: int) -> int | None:
-        """The time (ms) at which a repeat of the last frame makes an APNG end at ``end`` (the apng muxer
-        repeats the delay before the last frame, whatever its packet says); None where it ends there anyway,
-        for a still picture, and for WebP (`_encode` writes the last frame's duration into the file)."""
-        last = self._last_pts
-        if self._format != "apng" or self.frames < 2:
-            return None
-        at = (last + end) // 2
-        return at if abs(last + self._interval - end) > 1 and at > last else None
+        if self._format == "apng" and self.frames > 1 and wanted is not None:
+            _set_last_apng_delay(self._tmp, wanted)
 
 
 class ImageWriter(_FileSink):
