@@ -21,7 +21,6 @@ palette (a preset palette, ``--help``, an error) should not wait for.
 from __future__ import annotations
 
 import functools
-import warnings
 from dataclasses import dataclass
 
 import numpy as np
@@ -719,7 +718,6 @@ class PaletteFitter:
             centres = self._best_of_starts(points, weights)  # already run to convergence
         else:
             from sklearn.cluster import MiniBatchKMeans
-            from sklearn.exceptions import ConvergenceWarning
 
             kmeans = MiniBatchKMeans(
                 n_clusters=k,
@@ -732,8 +730,7 @@ class PaletteFitter:
             )
             # One thread: the batches are small, and OpenMP workers spinning beside
             # numba's threads made a 25 ms fit take 2 s on a busy 2-core machine.
-            with warnings.catch_warnings(), _threadpools().limit(limits=1):
-                warnings.simplefilter("ignore", ConvergenceWarning)  # duplicate points can empty a cluster
+            with _threadpools().limit(limits=1):
                 kmeans.fit(points, sample_weight=weights)
             centres = _lloyd(points, weights, kmeans.cluster_centers_.astype(np.float32), steps, self.color_space)
         if warm:
