@@ -607,7 +607,8 @@ class VideoFile(_Source):
             except (av.error.FFmpegError, OverflowError) as e:
                 length = self._container.duration  # microseconds, where the container says
                 self._container.close()
-                if length and start >= length / 1e6:  # numbered pictures: FFmpeg refuses a seek past their end
+                past = isinstance(e, av.error.FFmpegError) and length and start >= length / 1e6
+                if past:  # numbered pictures: FFmpeg refuses a seek past their end
                     raise SourceError(_past_the_end(self._named, start, length)) from e
                 raise SourceError(f"cannot seek to {start:g} s in {self._named}: "
                                   f"{getattr(e, 'strerror', None) or 'too far'}; try without --start") from e
