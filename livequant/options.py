@@ -21,7 +21,8 @@ from livequant.frames import WHITE
 from livequant.palette import Palette
 from livequant.quantizer import Quantizer
 from livequant.sinks import ALPHA_PICTURES, VIDEO_SUFFIXES, AnimationWriter, GifWriter, ImageWriter, VideoWriter
-from livequant.sources import IMAGE_SUFFIXES, loop_count, megapixels
+from livequant.sources import IMAGE_SUFFIXES, loop_count
+from livequant.sources.base import megapixels
 
 __all__ = ["ALPHA_OUTPUTS", "ANIMATIONS", "animation_loop", "carries_audio", "check_size", "fit_palette", "frame_size",
            "global_palette", "keeps_alpha", "make_quantizer", "open_output", "pixel_blocks", "sampled_pixels",

@@ -11,7 +11,10 @@ import pytest
 import livequant
 
 PACKAGE = Path(livequant.__file__).parent
-MODULES = sorted(path.stem for path in PACKAGE.glob("*.py") if path.stem not in ("__init__", "__main__"))
+# Dotted names under livequant: a module ("cli"), a package ("sources", its __init__) and a package's modules
+# ("sources.video"). The rules below are between stages: a package's modules belong to its stage.
+MODULES = sorted(".".join(path.relative_to(PACKAGE).with_suffix("").parts).removesuffix(".__init__")
+                 for path in PACKAGE.rglob("*.py") if path.name != "__main__.py" and path != PACKAGE / "__init__.py")
 COMPUTE = {"colorspace", "icc", "hdr", "palette", "png", "presets", "fit", "track", "kernels", "lookup", "dither",
            "quantizer", "frames"}
 # The one place compute reaches into I/O, imported only when used: a palette file that is a truecolour PNG (a picture,
@@ -22,10 +25,21 @@ ON_DEMAND = {("palette", "sources")}
 SHARED = {"errors", "files", "interrupts"}
 
 
+def _path(module: str) -> Path:
+    """The source file of ``module`` (a dotted name under livequant)."""
+    path = PACKAGE.joinpath(*module.split("."))
+    return path / "__init__.py" if path.is_dir() else path.with_suffix(".py")
+
+
+def _stage(module: str) -> str:
+    """The stage ``module`` belongs to: its package's name, or its own."""
+    return module.split(".")[0]
+
+
 def _imports(module: str) -> list[tuple[str, int]]:
     """``(imported module, line)`` for each import in ``module``'s source, nested ones included; imports under
     ``if TYPE_CHECKING:`` are left out (they never run)."""
-    tree = ast.parse((PACKAGE / f"{module}.py").read_text())
+    tree = ast.parse(_path(module).read_text())
     skipped = {id(node) for block in ast.walk(tree) if isinstance(block, ast.If)
                and isinstance(block.test, ast.Name) and block.test.id == "TYPE_CHECKING"
                for statement in block.body for node in ast.walk(statement)}
@@ -43,8 +57,14 @@ def _imports(module: str) -> list[tuple[str, int]]:
 
 
 def _package_deps(module: str) -> set[str]:
-    names = {name.split(".")[1] for name, _ in _imports(module) if name.startswith("livequant.")}
-    return {name for name in names if name in MODULES and name != module}
+    """The modules of the package that ``module`` imports (the longest dotted name each import names)."""
+    deps = set()
+    for name, _ in _imports(module):
+        parts = name.split(".")[1:] if name.startswith("livequant.") else []
+        found = next((".".join(parts[:n]) for n in range(len(parts), 0, -1) if ".".join(parts[:n]) in MODULES), None)
+        if found is not None and found != module:
+            deps.add(found)
+    return deps
 
 
 def test_the_package_exports_a_sorted_all_whose_names_resolve():
@@ -58,20 +78,29 @@ def test_the_package_exports_a_sorted_all_whose_names_resolve():
 def test_each_module_exports_a_sorted_all_whose_names_resolve(module):
     mod = importlib.import_module(f"livequant.{module}")
     exported = getattr(mod, "__all__", None)
-    assert exported is not None, f"livequant/{module}.py has no __all__"
+    assert exported is not None, f"{_path(module)} has no __all__"
     assert exported == sorted(exported)
     assert [name for name in exported if not hasattr(mod, name)] == []
 
 
 def test_compute_modules_import_neither_opencv_nor_pyav():
-    found = [f"livequant/{module}.py:{line} imports {name}" for module in sorted(COMPUTE & set(MODULES))
+    found = [f"{_path(module)}:{line} imports {name}" for module in MODULES if _stage(module) in COMPUTE
              for name, line in _imports(module) if name.split(".")[0] in ("cv2", "av")]
     assert found == []
 
 
 def test_compute_modules_import_only_compute_modules():
-    found = [f"livequant/{module}.py imports livequant.{dep}" for module in sorted(COMPUTE & set(MODULES))
-             for dep in sorted(_package_deps(module) - COMPUTE - SHARED) if (module, dep) not in ON_DEMAND]
+    found = [f"{_path(module)} imports livequant.{dep}" for module in MODULES if _stage(module) in COMPUTE
+             for dep in sorted(_package_deps(module)) if _stage(dep) not in COMPUTE | SHARED
+             and (_stage(module), _stage(dep)) not in ON_DEMAND]
+    assert found == []
+
+
+def test_no_module_imports_another_s_private_names():
+    """A name another module needs has a public home (STYLE.md); ``_name`` stays in its module."""
+    found = [f"{_path(module)}:{line} imports {name}" for module in MODULES for name, line in _imports(module)
+             if name.startswith("livequant.") and name.split(".")[-1].startswith("_")
+             and not name.split(".")[-1].startswith("__")]
     assert found == []
 
 
@@ -130,3 +159,13 @@ def test_the_shared_modules_use_the_standard_library_alone():
     found = [f"livequant/{module}.py imports {name}" for module in sorted(SHARED)
              for name, _ in _imports(module) if name.split(".")[0] not in sys.stdlib_module_names | {"__future__"}]
     assert found == []
+
+
+def test_the_install_ships_every_package():
+    """pyproject.toml lists the packages setuptools installs: a package left out is missing from `pip install .`
+    (the tests and the demo, run from the clone, would not notice)."""
+    import tomllib
+
+    listed = tomllib.loads((PACKAGE.parent / "pyproject.toml").read_text())["tool"]["setuptools"]["packages"]
+    found = sorted(".".join(path.parent.relative_to(PACKAGE.parent).parts) for path in PACKAGE.rglob("__init__.py"))
+    assert sorted(listed) == found

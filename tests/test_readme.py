@@ -29,5 +29,8 @@ def test_python_example_runs(tmp_path, monkeypatch, rng):
 
 def test_how_it_works_names_every_module():
     section = README.read_text().split("## How it works", 1)[1].split("\n## ", 1)[0]
-    modules = sorted(path.name for path in (README.parent / "livequant").glob("*.py"))
+    package = README.parent / "livequant"
+    # a module as `cli.py`; a package's modules as `sources/video.py`, and the package itself as `sources/`
+    modules = sorted(path.name if path.parent == package else
+                     str(path.relative_to(package)).removesuffix("__init__.py") for path in package.rglob("*.py"))
     assert [name for name in modules if f"`{name}`" not in section] == []
