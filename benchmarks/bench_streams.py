@@ -54,6 +54,7 @@ Run: python benchmarks/bench_streams.py [--quick]
 from __future__ import annotations
 
 import contextlib
+import inspect
 import io
 import itertools
 import json
@@ -90,6 +91,7 @@ from _common import (
 )
 
 import livequant.cli
+import livequant.cli.transcode
 from livequant import Quantizer
 from livequant.pipeline import run
 from livequant.sinks import VideoWriter
@@ -159,7 +161,8 @@ def cpu_seconds() -> float:
     return usage.ru_utime + usage.ru_stime
 
 
-#: The `Stats` of each `run` the CLI makes in this process: ``livequant.cli.run`` is wrapped to keep them.
+#: The `Stats` of each `run` the transcode command makes in this process: ``livequant.cli.transcode.run`` is
+#: wrapped to keep them.
 STATS: list = []
 
 
@@ -169,7 +172,7 @@ def _recording_run(*args, **kwargs):
     return stats
 
 
-livequant.cli.run = _recording_run
+livequant.cli.transcode.run = _recording_run
 
 
 def livequant_cli(*argv: str) -> Run:
@@ -468,7 +471,7 @@ def bench_mp4(clip: Path, tmp: Path, quick: bool, targets: Targets) -> None:
     load("before MP4")
     palette = tmp / "k64.gpl"
     livequant_cli("palette", str(clip), "-o", str(palette), "-k", str(K), "-y")
-    assert livequant.cli._DEFAULTS["refit_every"] == 3, "the defaults changed: rename the rows"
+    assert inspect.signature(Quantizer).parameters["refit_every"].default == 3, "the defaults changed: rename the rows"
     options = {  # name: CLI options, numba threads of the frame loop (None: as it is)
         DEFAULTS: ((), None),
         "livequant --refit-every 10": (("--refit-every", "10"), None),
