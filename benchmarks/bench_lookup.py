@@ -5,7 +5,7 @@ resized with area interpolation to each size; the palette is fitted once per K
 on frame 60 and every method maps to that same palette. Only the mapping is
 timed, through the calls the Quantizer makes: ``lookup.map_pixels`` (no dither,
 Bayer, blue noise), ``dither.diffuse`` (Floyd-Steinberg, Sierra Lite; and
-Floyd-Steinberg with the temporal hold, `quantizer.DIFFUSION_HOLD` levels, as
+Floyd-Steinberg with the temporal hold, `hold.DIFFUSION_HOLD` levels, as
 video is diffused) and ``lookup.map_pixels_held`` (temporal hold, threshold 3:
 the default video path up to 32 colours). The held methods alternate frames 59
 and 60, so each call sees the change between two real frames. Ours runs with ``numba.set_num_threads(1)`` and ``(2)``, interleaved
@@ -41,8 +41,8 @@ from _common import (
 
 from livequant.dither import diffuse, ordered_offsets
 from livequant.fit import PaletteFitter
+from livequant.hold import DIFFUSION_HOLD
 from livequant.lookup import build_table, map_pixels, map_pixels_held
-from livequant.quantizer import DIFFUSION_HOLD
 
 OURS = ("none", "bayer", "bluenoise", "floyd-steinberg", "sierra-lite", "held", "floyd-steinberg held")
 #: Our method -> the reference it is compared with.

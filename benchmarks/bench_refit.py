@@ -36,8 +36,8 @@ from sklearn.cluster import MiniBatchKMeans
 from livequant import Palette, Quantizer
 from livequant.colorspace import to_space
 from livequant.fit import Fit, PaletteFitter
+from livequant.hold import default_hold
 from livequant.lookup import build_table, lookup_pixels
-from livequant.quantizer import default_hold
 
 #: The Quantizer's default weight of flicker against error in a warm refit.
 STABILITY = quantizer_default("stability")

@@ -6,7 +6,7 @@ Error diffusion (Floyd-Steinberg, Sierra Lite) runs serpentine in horizontal
 stripes processed in parallel; each stripe first runs over a few rows above it
 so its error field starts warm and no seam shows (the kernel is
 `livequant.kernels.diffuse_frame`). A still pixel can keep its index from the
-previous frame (`livequant.quantizer.TemporalHold`), passing on the error
+previous frame (`livequant.hold.TemporalHold`), passing on the error
 that reaches it, up to `HELD_DRIFT` from what reached it when that was
 chosen: re-diffused, sensor noise changes the pattern over whole still
 regions. Each channel's error moves `ERROR_SHRINK` levels towards zero

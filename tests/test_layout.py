@@ -16,7 +16,7 @@ PACKAGE = Path(livequant.__file__).parent
 MODULES = sorted(".".join(path.relative_to(PACKAGE).with_suffix("").parts).removesuffix(".__init__")
                  for path in PACKAGE.rglob("*.py") if path.name != "__main__.py" and path != PACKAGE / "__init__.py")
 COMPUTE = {"colorspace", "icc", "hdr", "palette", "png", "presets", "fit", "track", "kernels", "lookup", "dither",
-           "quantizer", "frames"}
+           "hold", "quantizer", "frames"}
 # The one place compute reaches into I/O, imported only when used: a palette file that is a truecolour PNG (a picture,
 # not an indexed swatch) is decoded by `sources.read_image`, which owns the decoder and the pixel limit.
 ON_DEMAND = {("palette", "sources")}

@@ -226,7 +226,7 @@ def test_error_diffusion_under_a_new_palette_moves_pixels_whose_slot_went_far(rn
     """On a new palette's first frame a held pixel whose slot's colour went far takes the best entry, as the
     ordered path's pixels do; one whose slot barely moved keeps it."""
     from livequant.lookup import build_table
-    from livequant.quantizer import TemporalHold
+    from livequant.hold import TemporalHold
     from livequant.track import PaletteStep
 
     def step(colors):
@@ -285,7 +285,7 @@ def test_small_palettes_weigh_the_change_a_still_pixel_shows_more():
     9 levels shown per channel); one of 16, whose errors are larger everywhere, keeps it (`hold_weight`).
     Changing the palette's size with a hold given changes the weight too."""
     from livequant.lookup import build_table
-    from livequant.quantizer import TemporalHold, hold_weight
+    from livequant.hold import TemporalHold, hold_weight
     from livequant.track import PaletteStep
 
     def step(greys):

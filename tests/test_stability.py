@@ -11,7 +11,8 @@ import cv2
 import numpy as np
 import pytest
 
-from livequant.quantizer import Quantizer, still_noise
+from livequant.hold import still_noise
+from livequant.quantizer import Quantizer
 
 H, W = 72, 112
 
