@@ -875,3 +875,31 @@ def test_the_sound_demuxed_with_the_video_ends_with_it(tmp_path):
     assert times[0] == 2.0 and times[-1] == pytest.approx(2.9)
     assert sound[0] <= 2.0 and sound[-1] >= 3.0  # covers the video
     assert sound[-1] < 4.0 and sound == sorted(sound)  # the decoder reads a few frames ahead, not to 10 s
+
+
+@pytest.mark.parametrize("pages", [1, 2, 5])
+def test_a_tiff_s_pages_are_counted_as_pillow_counts_them(tmp_path, pages):
+    from PIL import Image
+
+    from livequant.sources.images import not_a_file
+
+    frames = [Image.fromarray(np.full((8, 12, 3), 40 * i, np.uint8)) for i in range(pages)]
+    frames[0].save(tmp_path / "scan.tif", save_all=True, append_images=frames[1:])
+    with Image.open(tmp_path / "scan.tif") as tiff:
+        assert tiff.n_frames == pages
+    said = not_a_file("image", str(tmp_path / "scan.tif"))
+    assert said is None if pages == 1 else f"it is a TIFF of {pages} pages" in said
+
+
+@pytest.mark.parametrize("order", [b"II", b"MM"])
+@pytest.mark.parametrize("last_points_to", [0, 8, 14, 20, 1 << 30])
+def test_a_tiff_s_chain_of_directories_that_loops_or_leaves_the_file_ends_the_count(tmp_path, order, last_points_to):
+    """Three empty directories at 8, 14 and 20 (a count of 0 entries, then the next one's offset), the last
+    pointing nowhere (0), back to the first or the second, to itself, or past the end: counted once each."""
+    from livequant.sources.images import not_a_file
+
+    fmt = "<" if order == b"II" else ">"
+    head = order + struct.pack(fmt + "HI", 42, 8)
+    directories = b"".join(struct.pack(fmt + "HI", 0, following) for following in (14, 20, last_points_to))
+    (tmp_path / "chain.tif").write_bytes(head + directories)
+    assert "it is a TIFF of 3 pages" in not_a_file("image", str(tmp_path / "chain.tif"))

@@ -11,7 +11,6 @@ import logging
 import os
 import re
 import struct
-import warnings
 import zlib
 
 import cv2
@@ -25,11 +24,14 @@ from livequant.sources.base import MAX_PIXELS, BaseSource, c_stderr, check_limit
 from livequant.sources.scaling import resize, resize_rgba
 from livequant.sources.sequences import is_glob, pictures_in
 
-__all__ = ["Images", "MAX_PROFILE_BYTES", "file_chunks", "is_chunked", "not_a_file", "profile_transform", "read_image",
-           "read_image_alpha"]
+__all__ = ["Images", "MAX_PROFILE_BYTES", "MAX_TIFF_PAGES", "file_chunks", "is_chunked", "not_a_file",
+           "profile_transform", "read_image", "read_image_alpha"]
 
 log = logging.getLogger("livequant")
 
+#: The most pages of a TIFF file counted (`not_a_file` refuses more than one; a crafted chain of directories could
+#: hold millions).
+MAX_TIFF_PAGES = 10_000
 #: The largest ICC profile read from a PNG (profiles are kilobytes; this bounds what a crafted one unpacks to).
 MAX_PROFILE_BYTES = 1 << 24
 
@@ -51,17 +53,27 @@ def not_a_file(kind: str, path: str) -> str | None:
 
 
 def _tiff_pages(path: str) -> int:
-    """The pages (images) of the TIFF file ``path``; 0 for any other file and one that cannot be read."""
-    from PIL import Image
-
+    """The pages (images) of the TIFF file ``path``: its image file directories, counted along their chain up to
+    `MAX_TIFF_PAGES` (a chain that loops or leaves the file ends there); 0 for any other file and one that cannot
+    be read."""
     try:
-        with open(path, "rb") as f, warnings.catch_warnings():
-            if f.read(4) not in (b"II*\0", b"MM\0*"):
+        with open(path, "rb") as f:
+            head = f.read(8)
+            order = {b"II*\0": "<", b"MM\0*": ">"}.get(head[:4])
+            if order is None or len(head) < 8:
                 return 0
-            warnings.simplefilter("ignore")  # Pillow's on damaged tags: the decoder says what is wrong next
-            with Image.open(f) as tiff:
-                return getattr(tiff, "n_frames", 1)
-    except Exception:  # noqa: BLE001 - a damaged file, in whatever way Pillow's parser fails on it
+            at, seen = struct.unpack(order + "I", head[4:])[0], set()
+            while at and at not in seen and len(seen) < MAX_TIFF_PAGES:
+                f.seek(at)
+                count = f.read(2)
+                if len(count) < 2:  # past the end: no directory there
+                    break
+                seen.add(at)
+                f.seek(12 * struct.unpack(order + "H", count)[0], os.SEEK_CUR)  # its entries, then the next's offset
+                after = f.read(4)
+                at = struct.unpack(order + "I", after)[0] if len(after) == 4 else 0
+            return len(seen)
+    except OSError:
         return 0
 
 
