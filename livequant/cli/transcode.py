@@ -4,7 +4,6 @@
 
 from __future__ import annotations
 
-import argparse
 import math
 import sys
 from pathlib import Path
@@ -143,7 +142,6 @@ def batch_command(args) -> int:
         raise UsageError(f"--to takes one of {names}, got {args.to!r}")
     check_gif_palette(args)
     items = batch.find_inputs(args.inputs, to=args.to, outdir=args.output)
-    options = argparse.Namespace(**vars(args))
     settings = {k: getattr(args, k) for k in ("colors", "dither", "dither_strength", "color_space", "refit_every",
                                               "stability", "scale", "width", "pixelate", "crf", "codec",
                                               "lossless", "no_audio", "quality", "loop", "gif_palette",
@@ -156,7 +154,7 @@ def batch_command(args) -> int:
         except ValueError as e:
             raise UsageError(str(e).replace("'report.png'", "--report png")) from None
     whole = args.report or args.gif_palette == "global"  # each measured, or fitted, over the whole file
-    failures, warnings = batch.run_batch(items, args.output, options, settings, workers=args.workers,
+    failures, warnings = batch.run_batch(items, args.output, args, settings, workers=args.workers,
                                          scheduler=args.scheduler, resume=args.resume, overwrite=args.overwrite,
                                          chunk_seconds=0 if whole else args.chunk_seconds,
                                          replay_seconds=args.replay_seconds, quiet=args.quiet)
